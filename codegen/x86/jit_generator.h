@@ -1,0 +1,38 @@
+// The one base of every x86 generator: an Xbyak::CodeGenerator that knows its kernel's name,
+// is writable while emitting and read+execute afterwards (W^X), and can dump its bytes for
+// disassembly (LOWBIT_DUMP_X86=dir writes dir/<name>.bin; see docs/architecture.md).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <xbyak/xbyak.h>
+
+namespace lowbit::x86 {
+
+class JitGenerator : public Xbyak::CodeGenerator {
+ public:
+  explicit JitGenerator(std::string name, std::size_t max_code_bytes = std::size_t{1} << 20);
+  JitGenerator(const JitGenerator&) = delete;
+  JitGenerator& operator=(const JitGenerator&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  // Ends emission: makes the code read+execute and dumps it when LOWBIT_DUMP_X86 is set.
+  void finalize();
+
+  // Address of an entry point recorded with entry_offset() during emission.
+  template <class Function>
+  Function function_at(std::size_t offset) const {
+    return reinterpret_cast<Function>(const_cast<uint8_t*>(getCode()) + offset);
+  }
+
+ protected:
+  // Offset of the next instruction, to be used as an entry point. Entries start 64-byte aligned.
+  std::size_t entry_offset();
+
+ private:
+  std::string name_;
+};
+
+}  // namespace lowbit::x86

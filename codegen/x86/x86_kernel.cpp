@@ -1,0 +1,122 @@
+#include "codegen/x86/x86_kernel.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "lowbit/half.h"
+#include "lowbit/native_layout.h"
+
+namespace lowbit::x86 {
+namespace {
+
+// Below this many activation elements, preparing them on the calling thread is cheaper
+// than waking the pool.
+constexpr int64_t parallel_prepare_elements = int64_t{1} << 18;
+
+struct Scratch {
+  std::vector<float> sums;
+  std::vector<float> x_fp32;
+};
+
+Scratch& thread_scratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
+    : desc_(desc), variant_(variant), name_(variant_name(desc, variant)) {
+  program_ = Avx512FloatGenerator().emit(desc, variant);
+  int cap = ThreadPool::instance().size();
+  if (max_threads > 0) cap = std::min(cap, max_threads);
+  threads_ = std::max(1, std::min(variant.threads, cap));
+}
+
+nlohmann::json X86Kernel::variant_json() const { return to_json(variant_); }
+
+void X86Kernel::prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums,
+                             float* x_fp32) const {
+  const int64_t k_size = desc_.k;
+  const int64_t groups = desc_.group_count();
+  const int64_t group_size = desc_.group_size();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    for (int64_t group = 0; group < groups; ++group) {
+      float sum = 0.0f;
+      for (int64_t k = group * group_size; k < (group + 1) * group_size; ++k) {
+        float value = load_as_float(args.x, desc_.act, row * k_size + k);
+        if (x_fp32) x_fp32[row * k_size + k] = value;
+        sum += value;
+      }
+      sums[row * groups + group] = sum;
+    }
+  }
+}
+
+void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
+                           int64_t panel_end) const {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const int64_t x_row_bytes = desc_.k * (variant_.isa == X86Isa::avx512_bf16 ? 2 : 4);
+  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
+  const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
+  const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
+  const auto* qweight = static_cast<const uint8_t*>(args.weights.qweight);
+  const auto* scales = static_cast<const uint16_t*>(args.weights.scales);
+  const auto* zeros = static_cast<const uint16_t*>(args.weights.zeros);
+
+  for (int64_t panel = panel_begin; panel < panel_end; panel += variant_.n_panels) {
+    const int panels = static_cast<int>(std::min<int64_t>(variant_.n_panels, panel_end - panel));
+    const bool holds_last_panel = panel + panels == geometry.panels;
+    BlockArgs block{};
+    block.qweight = qweight + panel * geometry.panel_bytes;
+    block.scales = scales + panel * table_panel;
+    block.zeros = zeros ? zeros + panel * table_panel : nullptr;
+    block.bias = args.bias ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
+                           : nullptr;
+    block.last_panel_mask = holds_last_panel && tail_columns ? (1u << tail_columns) - 1 : 0xffffu;
+    for (int64_t row = 0; row < args.m; row += variant_.m_rows) {
+      const int rows = static_cast<int>(std::min<int64_t>(variant_.m_rows, args.m - row));
+      block.x = static_cast<const uint8_t*>(x) + row * x_row_bytes;
+      block.group_sums = sums + row * geometry.groups;
+      block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
+      program_->block(panels, rows)(&block);
+    }
+  }
+}
+
+void X86Kernel::run(const RunArgs& args) const {
+  check_run_args(desc_, args);
+  const int64_t rows = args.m;
+  const bool needs_fp32_x = variant_.isa == X86Isa::avx512_fma && desc_.act != DType::fp32;
+  Scratch& scratch = thread_scratch();
+  scratch.sums.resize(static_cast<std::size_t>(rows * desc_.group_count()));
+  if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));
+  float* sums = scratch.sums.data();
+  float* x_fp32 = needs_fp32_x ? scratch.x_fp32.data() : nullptr;
+
+  ThreadPool& pool = ThreadPool::instance();
+  if (rows * desc_.k >= parallel_prepare_elements && threads_ > 1) {
+    const int tasks = static_cast<int>(std::min<int64_t>(threads_, rows));
+    pool.run(tasks, [&](int task) {
+      prepare_rows(args, rows * task / tasks, rows * (task + 1) / tasks, sums, x_fp32);
+    });
+  } else {
+    prepare_rows(args, 0, rows, sums, x_fp32);
+  }
+  const void* x = needs_fp32_x ? static_cast<const void*>(x_fp32) : args.x;
+
+  // Whole register blocks of panels per thread, as even as the block count allows.
+  const int64_t panels = native_geometry(desc_).panels;
+  const int64_t blocks = (panels + variant_.n_panels - 1) / variant_.n_panels;
+  const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
+  pool.run(tasks, [&](int task) {
+    const int64_t first_block = blocks * task / tasks;
+    const int64_t end_block = blocks * (task + 1) / tasks;
+    run_panels(args, x, sums, first_block * variant_.n_panels,
+               std::min(panels, end_block * variant_.n_panels));
+  });
+}
+
+}  // namespace lowbit::x86

@@ -1,0 +1,40 @@
+// An x86 kernel: the generated block functions of one (descriptor, variant), and the
+// launcher that prepares activations and spreads register blocks over the thread pool.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "codegen/x86/avx512_float_generator.h"
+#include "codegen/x86/x86_variant.h"
+#include "lowbit/kernel.h"
+
+namespace lowbit::x86 {
+
+class X86Kernel final : public Kernel {
+ public:
+  // max_threads caps variant.threads (0: no cap beyond the pool).
+  X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads = 0);
+
+  const OpDesc& desc() const override { return desc_; }
+  const std::string& name() const override { return name_; }
+  nlohmann::json variant_json() const override;
+  void run(const RunArgs& args) const override;
+
+  const X86Variant& variant() const { return variant_; }
+
+ private:
+  // Per-group sums of x (and x as fp32 for the FMA flavour when act is not fp32) for rows
+  // [row_begin, row_end), into the calling thread's scratch.
+  void prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums, float* x_fp32) const;
+  void run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
+                  int64_t panel_end) const;
+
+  OpDesc desc_;
+  X86Variant variant_;
+  std::string name_;
+  int threads_ = 1;
+  std::unique_ptr<Avx512FloatProgram> program_;
+};
+
+}  // namespace lowbit::x86

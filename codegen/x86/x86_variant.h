@@ -1,0 +1,46 @@
+// The *how* of an x86 kernel: which instruction flavour, the register block, unrolling and
+// threads. Searched by the tuner, stored in the cache as JSON, named for the CLI.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lowbit/descriptor.h"
+#include "lowbit/fields.h"
+
+namespace lowbit::x86 {
+
+// avx512_fma: weights dequantized to fp32 lanes, vfmadd231ps against fp32 activations.
+// avx512_bf16: weights turned into bf16 pairs, vdpbf16ps against bf16 activation pairs
+//              (exact products, fp32 sums); needs bf16 activations and AVX512_BF16.
+enum class X86Isa { avx512_fma, avx512_bf16 };
+
+struct X86Variant {
+  X86Isa isa = X86Isa::avx512_fma;
+  int n_panels = 1;   // 16-column panels per register block (N tile = 16 * n_panels)
+  int m_rows = 1;     // activation rows per register block
+  int k_unroll = 1;   // 4-k steps unrolled in the inner loop
+  int threads = 1;    // worker threads (capped by the caller's option and the pool)
+
+  bool operator==(const X86Variant&) const = default;
+
+  static constexpr auto fields() {
+    return std::tuple{field("isa", &X86Variant::isa), field("n_panels", &X86Variant::n_panels),
+                      field("m_rows", &X86Variant::m_rows), field("k_unroll", &X86Variant::k_unroll),
+                      field("threads", &X86Variant::threads)};
+  }
+};
+
+std::string_view to_string(X86Isa isa);
+
+// Complete, parseable name, e.g. "x86_avx512bf16_w4g128_n4m1k2_t2".
+std::string variant_name(const OpDesc& desc, const X86Variant& variant);
+
+nlohmann::json to_json(const X86Variant& variant);
+// Throws InvalidArgument naming the field when the JSON is not a variant of this version.
+X86Variant variant_from_json(const nlohmann::json& json);
+
+}  // namespace lowbit::x86

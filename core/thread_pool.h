@@ -1,0 +1,54 @@
+// A persistent pool of worker threads: kernels split their work over it without creating
+// threads per call. One call runs at a time (callers from several threads are serialised);
+// workers spin briefly after a call before sleeping, so back-to-back kernel calls (a decode
+// loop) pay no wake-up latency.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lowbit {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // The process-wide pool, one thread per usable physical core.
+  static ThreadPool& instance();
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs task(i) for i in [0, count) on min(count, size()) threads, the caller taking part;
+  // returns when every task has finished. An exception from a task is rethrown here.
+  void run(int count, const std::function<void(int)>& task);
+
+ private:
+  void worker_loop(int worker_index);
+  void execute_tasks();
+
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;  // one run() at a time
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  // Between calls next_task_ rests at `idle_task_index`, so a worker that wakes late and
+  // claims a task index sees nothing left to do.
+  static constexpr int idle_task_index = 1 << 30;
+  std::atomic<int> next_task_{idle_task_index};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<const std::function<void(int)>*> task_{nullptr};
+  std::atomic<int> task_count_{0};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,26 @@
+// Accepted normalised error ||out - ref||_2 / ||ref||_2 of a kernel against the reference,
+// per output dtype. Every test and every tuning candidate uses these; the reasoning:
+//
+// compute=float kernels multiply exactly (bf16 x bf16 and small integers are exact in fp32)
+// and sum in fp32. With the +128 offset of the int4 kernels, a group's partial sums are
+// about 17x larger than its contribution (128+8 over a typical |q-z| of 8), so fp32 rounding
+// (2^-24 per add, random-walk growth over a group of at most a few hundred adds) costs up to
+// ~1e-5 relative; 1e-4 leaves a 10x margin for fp32 output.
+// Rounding the output to bf16 adds at most 2^-9 relative per element (8 significant bits,
+// round to nearest); fp16 at most 2^-12. The bounds below are those plus the fp32 margin.
+#pragma once
+
+#include "lowbit/descriptor.h"
+
+namespace lowbit {
+
+inline double tolerance(const OpDesc& desc) {
+  switch (desc.out) {
+    case DType::fp32: return 1e-4;
+    case DType::bf16: return 2.0 / 512 + 1e-4;   // 2^-9 bound, doubled for the output norm
+    case DType::fp16: return 2.0 / 4096 + 1e-4;  // 2^-12 bound, doubled
+  }
+  return 0;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,34 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace lowbit {
+namespace {
+
+TEST(ThreadPool, RunsEveryTaskOnceAcrossManyCalls) {
+  ThreadPool pool(3);
+  for (int call = 0; call < 2000; ++call) {
+    const int count = 1 + call % 7;
+    std::vector<std::atomic<int>> hits(count);
+    pool.run(count, [&](int task) { hits[task].fetch_add(1); });
+    for (int task = 0; task < count; ++task) ASSERT_EQ(hits[task].load(), 1) << "call " << call;
+  }
+}
+
+TEST(ThreadPool, RethrowsTaskErrors) {
+  ThreadPool pool(2);
+  EXPECT_THROW(pool.run(4, [](int task) {
+    if (task == 2) throw std::runtime_error("task failed");
+  }),
+               std::runtime_error);
+  std::atomic<int> sum{0};
+  pool.run(4, [&](int task) { sum += task; });
+  EXPECT_EQ(sum.load(), 6);
+}
+
+}  // namespace
+}  // namespace lowbit
