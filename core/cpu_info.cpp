@@ -1,13 +1,13 @@
 #include "lowbit/cpu_info.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <utility>
 #include <xbyak/xbyak_util.h>
 
@@ -36,11 +36,17 @@ const std::vector<std::pair<std::string_view, XbyakCpu::Type>>& isa_table() {
   return table;
 }
 
+// First line of a small sysfs file. Plain read(2): an ifstream costs ~20 us per file, and
+// get_kernel's cold path reads a dozen of these.
 std::string read_line(const std::string& path) {
-  std::ifstream file(path);
-  std::string line;
-  std::getline(file, line);
-  return line;
+  int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (descriptor < 0) return {};
+  char buffer[256];
+  ssize_t length = ::read(descriptor, buffer, sizeof(buffer));
+  ::close(descriptor);
+  if (length <= 0) return {};
+  std::string line(buffer, static_cast<std::size_t>(length));
+  return line.substr(0, line.find('\n'));
 }
 
 // sysfs sizes look like "32K", "1024K", "32768K" (or "16M").
@@ -69,21 +75,68 @@ std::vector<int> usable_cpus() {
   return cpus;
 }
 
-void read_topology(CpuInfo& info) {
-  std::vector<int> cpus = usable_cpus();
-  std::set<std::pair<std::string, std::string>> cores;
-  for (int cpu : cpus) {
-    std::string base = fmt::format("/sys/devices/system/cpu/cpu{}/topology/", cpu);
-    cores.emplace(read_line(base + "physical_package_id"), read_line(base + "core_id"));
+// Hardware threads per core from the first usable CPU's sibling list ("0-1", "0,64", "3"):
+// one file, where reading every CPU's core id would cost two files per CPU.
+int threads_per_core(int cpu) {
+  std::string siblings = read_line(fmt::format("/sys/devices/system/cpu/cpu{}/topology/thread_siblings_list", cpu));
+  if (siblings.empty()) return 1;
+  int count = 0;
+  std::size_t start = 0;
+  while (start < siblings.size()) {
+    std::size_t end = siblings.find(',', start);
+    std::string range = siblings.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::size_t dash = range.find('-');
+    try {
+      count += dash == std::string::npos ? 1 : std::stoi(range.substr(dash + 1)) - std::stoi(range.substr(0, dash)) + 1;
+    } catch (const std::exception&) {
+      return 1;
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
   }
-  info.logical_cpus = static_cast<int>(cpus.size());
-  info.physical_cores = static_cast<int>(cores.size());
-  if (info.logical_cpus == 0) info.logical_cpus = 1;
-  if (info.physical_cores == 0) info.physical_cores = info.logical_cpus;
+  return std::max(1, count);
+}
 
-  int first = cpus.empty() ? 0 : cpus.front();
+std::vector<int> read_topology(CpuInfo& info) {
+  std::vector<int> cpus = usable_cpus();
+  info.logical_cpus = std::max(1, static_cast<int>(cpus.size()));
+  info.physical_cores = std::max(1, info.logical_cpus / threads_per_core(cpus.empty() ? 0 : cpus.front()));
+  return cpus;
+}
+
+// Cache sizes from cpuid's deterministic cache parameters: leaf 4 on Intel, 0x8000001D on
+// AMD (same register layout). Returns false when the leaf is missing, so sysfs is read instead.
+bool read_caches_from_cpuid(CpuInfo& info) {
+  uint32_t registers[4] = {};
+  uint32_t leaf = 0;
+  if (info.vendor == "GenuineIntel") {
+    Xbyak::util::Cpu::getCpuid(0, registers);
+    if (registers[0] >= 4) leaf = 4;
+  } else if (info.vendor == "AuthenticAMD" || info.vendor == "HygonGenuine") {
+    Xbyak::util::Cpu::getCpuid(0x80000000u, registers);
+    if (registers[0] >= 0x8000001Du) leaf = 0x8000001Du;
+  }
+  if (leaf == 0) return false;
+  for (uint32_t index = 0; index < 8; ++index) {
+    Xbyak::util::Cpu::getCpuidEx(leaf, index, registers);
+    const uint32_t type = registers[0] & 0x1f;  // 0: no more caches, 1: data, 2: instruction, 3: unified
+    if (type == 0) break;
+    const uint32_t level = (registers[0] >> 5) & 0x7;
+    const int64_t ways = ((registers[1] >> 22) & 0x3ff) + 1;
+    const int64_t partitions = ((registers[1] >> 12) & 0x3ff) + 1;
+    const int64_t line = (registers[1] & 0xfff) + 1;
+    const int64_t sets = static_cast<int64_t>(registers[2]) + 1;
+    const int64_t size = ways * partitions * line * sets;
+    if (level == 1 && type == 1) info.l1d_bytes = size;
+    if (level == 2) info.l2_bytes = size;
+    if (level == 3) info.l3_bytes = size;
+  }
+  return info.l2_bytes > 0;
+}
+
+void read_caches_from_sysfs(CpuInfo& info, int cpu) {
   for (int index = 0; index < 8; ++index) {
-    std::string base = fmt::format("/sys/devices/system/cpu/cpu{}/cache/index{}/", first, index);
+    std::string base = fmt::format("/sys/devices/system/cpu/cpu{}/cache/index{}/", cpu, index);
     std::string level = read_line(base + "level");
     if (level.empty()) break;
     std::string type = read_line(base + "type");
@@ -116,7 +169,8 @@ CpuInfo detect() {
   while (!info.brand.empty() && info.brand.back() == ' ') info.brand.pop_back();
   for (const auto& [name, type] : isa_table())
     if (cpu.has(type)) info.isa.emplace_back(name);
-  read_topology(info);
+  std::vector<int> cpus = read_topology(info);
+  if (!read_caches_from_cpuid(info)) read_caches_from_sysfs(info, cpus.empty() ? 0 : cpus.front());
   return info;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "lowbit/cpu_info.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
 
@@ -30,7 +31,9 @@ Scratch& thread_scratch() {
 X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)) {
   program_ = Avx512FloatGenerator().emit(desc, variant);
-  int cap = ThreadPool::instance().size();
+  // The pool has one thread per usable core; asking cpu_info() rather than the pool keeps
+  // building a kernel from starting threads (get_kernel's cache-hit path stays short).
+  int cap = std::max(1, cpu_info().physical_cores);
   if (max_threads > 0) cap = std::min(cap, max_threads);
   threads_ = std::max(1, std::min(variant.threads, cap));
 }

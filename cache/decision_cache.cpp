@@ -1,0 +1,529 @@
+#include "cache/decision_cache.h"
+
+#include <fmt/format.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "cache/sqlite.h"
+#include "lowbit/errors.h"
+
+namespace lowbit::cache {
+namespace {
+
+// Every value the table holds is one of these C++ types; each maps to one SQLite type.
+using Member = std::variant<std::string Decision::*, double Decision::*, int Decision::*>;
+
+// What store() demands of a field before writing it.
+enum class Rule { any, non_empty, json_object, non_negative };
+
+struct Field {
+  std::string_view name;  // the column's name
+  Member member;
+  bool key;  // part of the primary key; the key's order is the order here
+  Rule rule;
+};
+
+// The one list of Decision's fields. The table's columns, the CREATE TABLE, INSERT and SELECT
+// texts, binding, row reading and validation are all derived from it. A field added to
+// Decision but not here fails the round-trip test, whose Decision compares every member.
+constexpr std::array<Field, 11> fields{{
+    {"descriptor", &Decision::descriptor, true, Rule::non_empty},
+    {"fingerprint", &Decision::fingerprint, true, Rule::non_empty},
+    {"generator_version", &Decision::generator_version, true, Rule::non_empty},
+    {"variant_name", &Decision::variant_name, false, Rule::non_empty},
+    {"variant_json", &Decision::variant_json, false, Rule::json_object},
+    {"median_us", &Decision::median_us, false, Rule::non_negative},
+    {"rel_err", &Decision::rel_err, false, Rule::non_negative},
+    {"candidates", &Decision::candidates, false, Rule::non_negative},
+    {"protocol", &Decision::protocol, false, Rule::non_empty},
+    {"source_json", &Decision::source_json, false, Rule::json_object},
+    {"created_at", &Decision::created_at, false, Rule::any},
+}};
+
+constexpr std::string_view table_name = "decisions";
+constexpr auto busy_timeout = std::chrono::milliseconds(5000);
+
+template <typename Value>
+using MemberValue = std::remove_cvref_t<decltype(std::declval<Decision&>().*std::declval<Value>())>;
+
+std::string_view sql_type(const Member& member) {
+  return std::visit(
+      [](auto pointer) -> std::string_view {
+        using Value = MemberValue<decltype(pointer)>;
+        if constexpr (std::is_same_v<Value, std::string>)
+          return "TEXT";
+        else if constexpr (std::is_same_v<Value, double>)
+          return "REAL";
+        else
+          return "INTEGER";
+      },
+      member);
+}
+
+std::string column_list() {
+  std::string text;
+  for (const Field& field : fields) {
+    if (!text.empty()) text += ", ";
+    text += field.name;
+  }
+  return text;
+}
+
+std::string key_list() {
+  std::string text;
+  for (const Field& field : fields) {
+    if (!field.key) continue;
+    if (!text.empty()) text += ", ";
+    text += field.name;
+  }
+  return text;
+}
+
+const std::string& create_table_sql() {
+  static const std::string text = [] {
+    std::string columns;
+    for (const Field& field : fields) {
+      columns += fmt::format("  {} {} NOT NULL,\n", field.name, sql_type(field.member));
+    }
+    return fmt::format("CREATE TABLE {} (\n{}  PRIMARY KEY ({})\n)", table_name, columns,
+                       key_list());
+  }();
+  return text;
+}
+
+const std::string& insert_sql() {
+  // REPLACE deletes the old row of the key and inserts the new one; the table has no
+  // triggers or foreign keys that could notice the difference from an UPDATE.
+  static const std::string text = [] {
+    std::string parameters;
+    for (std::size_t index = 1; index <= fields.size(); ++index) {
+      parameters += fmt::format("{}?{}", index > 1 ? ", " : "", index);
+    }
+    return fmt::format("INSERT OR REPLACE INTO {} ({}) VALUES ({})", table_name, column_list(),
+                       parameters);
+  }();
+  return text;
+}
+
+const std::string& select_sql() {
+  static const std::string text = fmt::format("SELECT {} FROM {}", column_list(), table_name);
+  return text;
+}
+
+const std::string& lookup_sql() {
+  // Parameters are numbered in key order, so bind_key() of a probe row fills them.
+  static const std::string text = [] {
+    std::string condition;
+    int parameter = 0;
+    for (const Field& field : fields) {
+      if (!field.key) continue;
+      condition +=
+          fmt::format("{}{} = ?{}", parameter > 0 ? " AND " : "", field.name, parameter + 1);
+      ++parameter;
+    }
+    return fmt::format("{} WHERE {}", select_sql(), condition);
+  }();
+  return text;
+}
+
+const std::string& list_sql() {
+  static const std::string text = fmt::format("{} ORDER BY {}", select_sql(), key_list());
+  return text;
+}
+
+void bind_field(Statement& statement, int index, const Decision& decision, const Field& field) {
+  std::visit(
+      [&](auto pointer) {
+        const auto& value = decision.*pointer;
+        using Value = MemberValue<decltype(pointer)>;
+        if constexpr (std::is_same_v<Value, std::string>)
+          statement.bind_text(index, value);
+        else if constexpr (std::is_same_v<Value, double>)
+          statement.bind_double(index, value);
+        else
+          statement.bind_int64(index, value);
+      },
+      field.member);
+}
+
+void bind_all(Statement& statement, const Decision& decision) {
+  int index = 1;
+  for (const Field& field : fields) bind_field(statement, index++, decision, field);
+}
+
+void bind_key(Statement& statement, const Decision& decision) {
+  int index = 1;
+  for (const Field& field : fields) {
+    if (field.key) bind_field(statement, index++, decision, field);
+  }
+}
+
+// Reads a row whose columns are column_list(), in that order.
+Decision read_row(const Statement& statement) {
+  Decision decision;
+  int index = 0;
+  for (const Field& field : fields) {
+    std::visit(
+        [&](auto pointer) {
+          auto& value = decision.*pointer;
+          using Value = MemberValue<decltype(pointer)>;
+          if constexpr (std::is_same_v<Value, std::string>)
+            value = statement.column_text(index);
+          else if constexpr (std::is_same_v<Value, double>)
+            value = statement.column_double(index);
+          else
+            value = static_cast<int>(statement.column_int64(index));
+        },
+        field.member);
+    ++index;
+  }
+  return decision;
+}
+
+void validate(const Decision& decision) {
+  for (const Field& field : fields) {
+    std::visit(
+        [&](auto pointer) {
+          const auto& value = decision.*pointer;
+          using Value = MemberValue<decltype(pointer)>;
+          const std::string name(field.name);
+          if constexpr (std::is_same_v<Value, std::string>) {
+            if (field.rule == Rule::non_empty && value.empty()) {
+              throw InvalidArgument(name, fmt::format("decision field '{}' is empty", name));
+            }
+            if (field.rule == Rule::json_object &&
+                !nlohmann::json::parse(value, nullptr, false).is_object()) {
+              throw InvalidArgument(
+                  name, fmt::format("decision field '{}' is not a JSON object: '{}'", name, value));
+            }
+          } else if (field.rule == Rule::non_negative) {
+            // A NaN would be stored as NULL by SQLite and then break the NOT NULL constraint.
+            if (!(std::isfinite(static_cast<double>(value)) && value >= 0)) {
+              throw InvalidArgument(
+                  name, fmt::format("decision field '{}' must be finite and non-negative, not {}",
+                                    name, value));
+            }
+          }
+        },
+        field.member);
+  }
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  std::array<char, 32> text{};
+  const std::size_t size = std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return std::string(text.data(), size);
+}
+
+// Why a file is not used; thrown inside open() and turned into its one warning there.
+struct Unusable {
+  std::string problem;  // completes "cache '<path>' ...", e.g. "does not exist"
+};
+
+std::string query_text(const Database& database, const std::string& sql) {
+  Statement statement(database, sql);
+  return statement.step() == StepResult::row ? statement.column_text(0) : std::string();
+}
+
+// Throws Unusable when the file's identity names another program or a newer lowbit.
+void check_identity(std::int64_t id, std::int64_t version) {
+  if (id != 0 && id != application_id) {
+    throw Unusable{
+        fmt::format("belongs to another program (application_id 0x{:08X}; lowbit's is 0x{:08X})",
+                    static_cast<std::uint32_t>(id), application_id)};
+  }
+  if (id == application_id && version > schema_version) {
+    throw Unusable{fmt::format(
+        "was written by a newer lowbit (schema version {}; this build reads version {})", version,
+        schema_version)};
+  }
+}
+
+// Judges an existing file by its 100-byte header before SQLite opens it. SQLite only notices a
+// non-database at its first read, and opening a WAL database, even read-only, creates its
+// -wal and -shm files; a foreign file is better left without either. The header can be stale
+// while a WAL holds newer pages, so inspect() asks SQLite the same questions again.
+void check_header(const std::filesystem::path& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  if (error || size == 0) return;  // unreadable: SQLite reports it; empty: a blank database
+  constexpr std::string_view signature("SQLite format 3\0", 16);
+  std::array<unsigned char, 100> header{};
+  std::ifstream file(path, std::ios::binary);
+  file.read(reinterpret_cast<char*>(header.data()), header.size());
+  if (file.gcount() != static_cast<std::streamsize>(header.size()) ||
+      std::string_view(reinterpret_cast<const char*>(header.data()), signature.size()) !=
+          signature) {
+    throw Unusable{"is not an SQLite database"};
+  }
+  // The file format stores both as 4-byte big-endian signed integers.
+  const auto big_endian = [&](std::size_t offset) {
+    const std::uint32_t bits =
+        std::uint32_t{header[offset]} << 24 | std::uint32_t{header[offset + 1]} << 16 |
+        std::uint32_t{header[offset + 2]} << 8 | std::uint32_t{header[offset + 3]};
+    return static_cast<std::int64_t>(static_cast<std::int32_t>(bits));
+  };
+  constexpr std::size_t user_version_offset = 60;
+  constexpr std::size_t application_id_offset = 68;
+  check_identity(big_endian(application_id_offset), big_endian(user_version_offset));
+}
+
+enum class State { blank, current };
+
+// Decides whether the connected file is lowbit's current schema or a blank file that may
+// become one; throws Unusable otherwise. Only reads.
+// full_check runs PRAGMA quick_check (reads every page). Writers run it before they add to a
+// file; readers skip it to keep get_kernel's cache hit under a millisecond: a damaged page
+// they touch makes the lookup fail, which is a warning and a miss all the same.
+State inspect(const Database& database, bool full_check) {
+  // One statement reads one snapshot. Read one by one, the three could straddle another
+  // process's schema creation and show its tables without its application_id.
+  Statement identity(database,
+                     "SELECT id.application_id, version.user_version, "
+                     "(SELECT count(*) FROM sqlite_master) "
+                     "FROM pragma_application_id AS id, pragma_user_version AS version");
+  try {
+    if (identity.step() != StepResult::row) throw Unusable{"has no readable header"};
+  } catch (const CacheError& error) {
+    if ((error.code() & 0xff) == SQLITE_NOTADB) throw Unusable{"is not an SQLite database"};
+    throw;
+  }
+  const std::int64_t id = identity.column_int64(0);
+  const std::int64_t version = identity.column_int64(1);
+  const std::int64_t objects = identity.column_int64(2);
+  identity.reset();  // ends the read, so the checks below may see a newer snapshot
+  check_identity(id, version);
+  if (objects == 0 && version == 0) return State::blank;
+  if (id == 0)
+    throw Unusable{"is an SQLite database of another program (no lowbit application_id)"};
+  if (version != schema_version) {
+    throw Unusable{fmt::format("has lowbit's application_id but schema version {}", version)};
+  }
+  // quick_check reads every page (the cache is small) but skips the costly index cross-checks
+  // of integrity_check; it answers one row "ok" or rows describing the damage.
+  if (full_check) {
+    const std::string check = query_text(database, "PRAGMA quick_check");
+    if (check != "ok") throw Unusable{fmt::format("is damaged (PRAGMA quick_check: {})", check)};
+  }
+  try {
+    Statement probe(database, list_sql());
+  } catch (const CacheError& error) {
+    throw Unusable{fmt::format("lacks the decisions table of schema version {} ({})",
+                               schema_version, error.sqlite_message())};
+  }
+  return State::current;
+}
+
+void create_schema(Database& database) {
+  database.exec(fmt::format("PRAGMA application_id = {}", application_id));
+  database.exec(fmt::format("PRAGMA user_version = {}", schema_version));
+  database.exec(create_table_sql());
+}
+
+// WAL lets readers go on while one process writes. The mode is stored in the file, so only
+// the first opener changes it. Where WAL is impossible (no shared memory, e.g. some network
+// file systems) SQLite keeps its rollback journal, which is slower but just as safe.
+void prefer_wal(Database& database) {
+  // The switch needs every other connection off the file for a moment, and SQLite answers
+  // SQLITE_BUSY at once instead of calling the busy handler (the switching connection already
+  // holds a read lock, and waiting while holding one could deadlock). Hence the retries; if
+  // others keep the file busy the whole time, a later open will switch it.
+  const auto deadline = std::chrono::steady_clock::now() + busy_timeout;
+  while (query_text(database, "PRAGMA journal_mode") != "wal") {
+    try {
+      query_text(database, "PRAGMA journal_mode = WAL");
+      return;
+    } catch (const CacheError& error) {
+      const int primary = error.code() & 0xff;
+      if (primary != SQLITE_BUSY && primary != SQLITE_LOCKED) throw;
+      if (std::chrono::steady_clock::now() > deadline) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+std::unique_ptr<Database> open_read_only(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Unusable{"does not exist"};
+  if (std::filesystem::is_directory(path)) throw Unusable{"is a directory"};
+  check_header(path);
+  auto database = std::make_unique<Database>(path, SQLITE_OPEN_READONLY);
+  database->set_busy_timeout(busy_timeout);
+  if (inspect(*database, false) == State::blank) throw Unusable{"is empty and was opened read-only"};
+  return database;
+}
+
+std::unique_ptr<Database> open_read_write(const std::string& path) {
+  const std::filesystem::path file(path);
+  std::error_code error;
+  if (file.has_parent_path()) {
+    std::filesystem::create_directories(file.parent_path(), error);
+    if (error) {
+      throw Unusable{fmt::format("cannot create its directory '{}': {}",
+                                 file.parent_path().string(), error.message())};
+    }
+  }
+  bool needs_schema = true;
+  if (std::filesystem::exists(file)) {
+    if (std::filesystem::is_directory(file)) throw Unusable{"is a directory"};
+    check_header(file);
+    // Judge an existing file through a read-only connection first: a writable connection
+    // that reads a foreign WAL database can checkpoint that database's WAL into it on close.
+    Database probe(path, SQLITE_OPEN_READONLY);
+    probe.set_busy_timeout(busy_timeout);
+    needs_schema = inspect(probe, true) == State::blank;
+  }
+  auto database = std::make_unique<Database>(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  database->set_busy_timeout(busy_timeout);
+  if (needs_schema) {
+    // Several processes may find the same blank file; the write lock makes one of them create
+    // the schema and the others find it done when their turn comes.
+    Transaction transaction(*database);
+    if (inspect(*database, true) == State::blank) create_schema(*database);
+    transaction.commit();
+  }
+  prefer_wal(*database);
+  // In WAL mode NORMAL loses at most the last commits on power loss, never consistency;
+  // a lost decision is only re-tuned.
+  database->exec("PRAGMA synchronous = NORMAL");
+  return database;
+}
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+std::string password_home() {
+  const long suggested = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::string buffer(suggested > 0 ? static_cast<std::size_t>(suggested) : 16384, '\0');
+  passwd entry{};
+  passwd* result = nullptr;
+  if (getpwuid_r(getuid(), &entry, buffer.data(), buffer.size(), &result) != 0 ||
+      result == nullptr || result->pw_dir == nullptr) {
+    return "";
+  }
+  return result->pw_dir;
+}
+
+}  // namespace
+
+DecisionCache::DecisionCache(std::string path, OpenMode mode)
+    : path_(std::move(path)), mode_(mode) {}
+
+DecisionCache::~DecisionCache() = default;
+DecisionCache::DecisionCache(DecisionCache&& other) noexcept = default;
+DecisionCache& DecisionCache::operator=(DecisionCache&& other) noexcept = default;
+
+DecisionCache DecisionCache::open(const std::string& path, OpenMode mode) {
+  DecisionCache cache(path, mode);
+  try {
+    cache.database_ = mode == OpenMode::read_only ? open_read_only(path) : open_read_write(path);
+  } catch (const Unusable& unusable) {
+    warn(fmt::format("cache '{}' {}; it is ignored (lookups miss, nothing is stored)", path,
+                     unusable.problem));
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; the cache is ignored (lookups miss, nothing is stored)", error.what()));
+  } catch (const std::filesystem::filesystem_error& error) {
+    warn(
+        fmt::format("cache '{}' cannot be examined: {}; it is ignored (lookups miss, nothing is "
+                    "stored)",
+                    path, error.what()));
+  }
+  return cache;
+}
+
+bool DecisionCache::usable() const { return database_ != nullptr; }
+
+const std::string& DecisionCache::path() const { return path_; }
+
+OpenMode DecisionCache::mode() const { return mode_; }
+
+std::optional<Decision> DecisionCache::lookup(const std::string& descriptor,
+                                              const std::string& fingerprint,
+                                              const std::string& generator_version) const {
+  if (!database_) return std::nullopt;
+  Decision key;
+  key.descriptor = descriptor;
+  key.fingerprint = fingerprint;
+  key.generator_version = generator_version;
+  try {
+    // Preparing per call costs microseconds; a lookup happens once per problem shape.
+    Statement statement(*database_, lookup_sql());
+    bind_key(statement, key);
+    if (statement.step() == StepResult::row) return read_row(statement);
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; treated as a miss", error.what()));
+  }
+  return std::nullopt;
+}
+
+bool DecisionCache::store(const Decision& decision) {
+  validate(decision);
+  if (mode_ == OpenMode::read_only || !database_) {
+    if (!warned_store_refused_) {
+      warn(fmt::format("cache '{}' is {}; decisions are not stored", path_,
+                       mode_ == OpenMode::read_only ? "open read-only" : "unusable"));
+      warned_store_refused_ = true;
+    }
+    return false;
+  }
+  Decision row = decision;
+  if (row.created_at.empty()) row.created_at = utc_now();
+  try {
+    Transaction transaction(*database_);
+    Statement statement(*database_, insert_sql());
+    bind_all(statement, row);
+    statement.step();
+    transaction.commit();
+    return true;
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; the decision for '{}' is not stored", error.what(), row.descriptor));
+    return false;
+  }
+}
+
+std::vector<Decision> DecisionCache::list() const {
+  std::vector<Decision> rows;
+  if (!database_) return rows;
+  try {
+    Statement statement(*database_, list_sql());
+    while (statement.step() == StepResult::row) rows.push_back(read_row(statement));
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; listing only {} rows", error.what(), rows.size()));
+  }
+  return rows;
+}
+
+std::string default_cache_path() {
+  if (std::string path = environment("LOWBIT_CACHE"); !path.empty()) return path;
+  // The XDG base-directory specification says a relative XDG_CACHE_HOME is invalid and ignored.
+  if (std::string xdg = environment("XDG_CACHE_HOME"); !xdg.empty() && xdg.front() == '/') {
+    return (std::filesystem::path(xdg) / "lowbit" / "cache.sqlite").string();
+  }
+  std::string home = environment("HOME");
+  if (home.empty()) home = password_home();
+  if (home.empty()) {
+    throw Error("cannot choose a cache path: set LOWBIT_CACHE, XDG_CACHE_HOME or HOME");
+  }
+  return (std::filesystem::path(home) / ".cache" / "lowbit" / "cache.sqlite").string();
+}
+
+}  // namespace lowbit::cache

@@ -1,0 +1,90 @@
+// The tuning-decision cache: which variant won for a problem descriptor on one device, kept in
+// an SQLite file shared by every process of the user. docs/cache.md describes the file format.
+//
+// Thread-safety rule: a DecisionCache is used by one thread at a time (it owns one SQLite
+// connection). Threads and processes that share a file each open their own DecisionCache;
+// SQLite's file locks keep their writes whole.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lowbit::cache {
+
+class Database;
+
+// One row of the cache. The order of the members is the order of the table's columns;
+// decision_cache.cpp lists them once more, in the one table every SQL text is derived from.
+struct Decision {
+  std::string descriptor;         // canonical descriptor text, e.g. "m=1,n=4096,k=4096,bits=4,..."
+  std::string fingerprint;        // hard device fingerprint text (never crosses machines)
+  std::string generator_version;  // e.g. "x86:1"; a different generator version is a miss
+  std::string variant_name;       // e.g. "x86_avx512bf16_w4g128_n4m1k2_t2"
+  std::string variant_json;       // the variant's parameters as a JSON object text
+  double median_us = 0;           // median time of the winner
+  double rel_err = 0;             // winner's ||out-ref||/||ref||
+  int candidates = 0;             // how many candidates were timed
+  std::string protocol;           // measurement protocol id, e.g. "rotate-median:1"
+  std::string source_json;        // provenance (full fingerprint, lowbit version): JSON object
+  std::string created_at;         // ISO-8601 UTC; filled by store() when empty
+
+  bool operator==(const Decision&) const = default;
+};
+
+enum class OpenMode { read_write, read_only };
+
+// The file's identity: PRAGMA application_id (ASCII "LOWB") and PRAGMA user_version.
+inline constexpr int application_id = 0x4C4F5742;
+inline constexpr int schema_version = 1;
+
+class DecisionCache {
+ public:
+  // Never throws for a missing, corrupt or foreign file: the problem is reported once through
+  // lowbit::warn and the cache behaves as empty (lookups miss, stores return false).
+  // read_write creates the file and its parent directories if missing; read_only never
+  // creates or writes the database (SQLite may still create the -wal/-shm companion files it
+  // needs to read a WAL database beside a writer).
+  static DecisionCache open(const std::string& path, OpenMode mode);
+
+  ~DecisionCache();
+  DecisionCache(DecisionCache&& other) noexcept;
+  DecisionCache& operator=(DecisionCache&& other) noexcept;
+  DecisionCache(const DecisionCache&) = delete;
+  DecisionCache& operator=(const DecisionCache&) = delete;
+
+  // False when the file could not be used; every lookup then misses.
+  bool usable() const;
+  const std::string& path() const;
+  OpenMode mode() const;
+
+  // The decision for exactly this (descriptor, fingerprint, generator_version), if any.
+  // An SQLite failure (e.g. the disk vanished) is a warning and a miss.
+  std::optional<Decision> lookup(const std::string& descriptor, const std::string& fingerprint,
+                                 const std::string& generator_version) const;
+
+  // Inserts or replaces the row of the decision's key, filling created_at when empty.
+  // Returns false, with a warning, when the cache is read-only, unusable, or SQLite fails.
+  // Throws lowbit::InvalidArgument for a malformed decision (an empty key or name, JSON text
+  // that is not an object, a negative or non-finite number): that is the caller's bug.
+  bool store(const Decision& decision);
+
+  // Every row, ordered by descriptor, then fingerprint, then generator version.
+  std::vector<Decision> list() const;
+
+ private:
+  DecisionCache(std::string path, OpenMode mode);
+
+  std::string path_;
+  OpenMode mode_;
+  std::unique_ptr<Database> database_;  // null when the file is unusable
+  bool warned_store_refused_ = false;   // a refused store is reported once, not per call
+};
+
+// $LOWBIT_CACHE if set, else $XDG_CACHE_HOME/lowbit/cache.sqlite, else
+// $HOME/.cache/lowbit/cache.sqlite (the password database's home when HOME is unset).
+// Throws lowbit::Error when none of these names a directory.
+std::string default_cache_path();
+
+}  // namespace lowbit::cache

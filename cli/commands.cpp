@@ -1,0 +1,259 @@
+#include "cli/commands.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cache/decision_cache.h"
+#include "codegen/x86/registry.h"
+#include "lowbit/cpu_info.h"
+#include "lowbit/errors.h"
+#include "lowbit/kernel.h"
+#include "lowbit/native_layout.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+#include "runtime/decisions.h"
+#include "tuner/measure.h"
+#include "tuner/memory_bandwidth.h"
+#include "tuner/tuner.h"
+
+namespace lowbit::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<OpDesc> parse_all(const Options& options) {
+  std::vector<OpDesc> descs;
+  for (const std::string& text : options.descriptors) descs.push_back(parse_descriptor(text));
+  return descs;
+}
+
+GetOptions get_options(const Options& options) {
+  GetOptions get;
+  get.cache_path = options.db;
+  get.max_threads = options.threads;
+  get.on_miss = options.no_tune ? OnMiss::heuristic : OnMiss::tune;
+  get.progress = isatty(STDERR_FILENO) != 0;
+  return get;
+}
+
+void print_json(const nlohmann::json& json) { std::printf("%s\n", json.dump(2).c_str()); }
+
+std::string short_shape(const OpDesc& desc) {
+  return fmt::format("m={} {}x{} w{}g{} {}", desc.m, desc.n, desc.k, desc.bits, desc.group, to_string(desc.act));
+}
+
+// Bytes one call must read: the packed weights once (x and y are small beside them at the
+// M of a decode step; they are left out so the figure compares with read bandwidth).
+double weight_gbps(const OpDesc& desc, double microseconds) {
+  return static_cast<double>(native_weight_bytes(desc)) / (microseconds * 1e-6) / 1e9;
+}
+
+// A progress line per candidate on a terminal, one line per descriptor otherwise.
+class Progress {
+ public:
+  Progress(int total) : total_(total), terminal_(isatty(STDERR_FILENO) != 0) {}
+  void candidate(int index, const OpDesc& desc, int candidate, int count, const std::string& name) {
+    if (!terminal_) return;
+    const int width = 24;
+    int filled = count > 0 ? width * (candidate + 1) / count : width;
+    std::fprintf(stderr, "\r[%d/%d] %-40s [%s%s] %2d/%-2d %-36s", index + 1, total_, short_shape(desc).c_str(),
+                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), candidate + 1, count,
+                 name.c_str());
+    std::fflush(stderr);
+  }
+  void done(int index, const OpDesc& desc, double seconds, const std::string& winner) {
+    if (terminal_) std::fprintf(stderr, "\r%*s\r", 140, "");
+    std::fprintf(stderr, "[%d/%d] %s: %s (%.1f s)\n", index + 1, total_, short_shape(desc).c_str(), winner.c_str(),
+                 seconds);
+  }
+
+ private:
+  int total_;
+  bool terminal_;
+};
+
+}  // namespace
+
+int run_info(const Options& options) {
+  const CpuInfo& cpu = cpu_info();
+  OpDesc probe = parse_descriptor("m=1,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  x86::Validity x86_status = x86::supports(probe);
+  nlohmann::json backends = {
+      {"x86", {{"available", x86_status.ok}, {"reason", x86_status.ok ? "" : x86_status.reason},
+               {"generator_version", x86::generator_version()}}},
+      {"cuda", {{"available", false}, {"reason", "the CUDA backend is not built yet"}}}};
+  if (options.json) {
+    print_json({{"cpu", cpu.to_json()}, {"backends", backends}, {"lowbit_version", LOWBIT_VERSION},
+                {"default_cache", cache::default_cache_path()}});
+    return 0;
+  }
+  fmt::print("lowbit {}\n", LOWBIT_VERSION);
+  fmt::print("cpu          {} ({} family {} model {} stepping {})\n", cpu.brand, cpu.vendor, cpu.family, cpu.model,
+             cpu.stepping);
+  fmt::print("cores        {} physical, {} logical (usable by this process)\n", cpu.physical_cores, cpu.logical_cpus);
+  fmt::print("caches       L1d {} KiB, L2 {} KiB, L3 {} MiB\n", cpu.l1d_bytes >> 10, cpu.l2_bytes >> 10,
+             cpu.l3_bytes >> 20);
+  fmt::print("isa          {}\n", fmt::join(cpu.isa, " "));
+  fmt::print("fingerprint  {}\n", cpu.fingerprint());
+  fmt::print("backends     x86: {}; cuda: unavailable (the CUDA backend is not built yet)\n",
+             x86_status.ok ? "available (" + x86::generator_version() + ")" : "unavailable (" + x86_status.reason + ")");
+  fmt::print("cache        {}\n", cache::default_cache_path());
+  return 0;
+}
+
+int run_tune(const Options& options) {
+  std::vector<OpDesc> descs = parse_all(options);
+  GetOptions get = get_options(options);
+  cache::DecisionCache decisions = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
+  const tuner::ReadBandwidth bandwidth = tuner::measure_read_bandwidth(options.threads);
+  Progress progress(static_cast<int>(descs.size()));
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::size_t index = 0; index < descs.size(); ++index) {
+    const OpDesc& desc = descs[index];
+    tuner::TuneOptions tune_options;
+    tune_options.max_threads = options.threads;
+    tune_options.on_candidate = [&](int candidate, int count, const std::string& name) {
+      progress.candidate(static_cast<int>(index), desc, candidate, count, name);
+    };
+    auto start = Clock::now();
+    tuner::TuneResult result = tuner::tune(desc, tune_options);
+    bool stored = runtime::store_decision(decisions, desc, result);
+    progress.done(static_cast<int>(index), desc, std::chrono::duration<double>(Clock::now() - start).count(),
+                  result.winner->name());
+    double gbps = weight_gbps(desc, result.median_us);
+    rows.push_back({{"descriptor", to_string(desc)},
+                    {"variant", result.winner->name()},
+                    {"time_us", result.median_us},
+                    {"weight_gbps", gbps},
+                    {"read_bandwidth_fraction", gbps / bandwidth.gbps},
+                    {"reference_us", result.reference_us},
+                    {"speedup_vs_reference", result.reference_us / result.median_us},
+                    {"rel_err", result.rel_err},
+                    {"candidates", result.ranked.size()},
+                    {"tuned_rows", result.rows},
+                    {"stored", stored}});
+  }
+  if (options.json) {
+    print_json({{"mem_read_gbps", bandwidth.gbps}, {"db", decisions.path()}, {"results", rows}});
+    return 0;
+  }
+  fmt::print("memory read bandwidth: {:.1f} GB/s ({} threads, {} MiB buffer)\n", bandwidth.gbps, bandwidth.threads,
+             bandwidth.buffer_bytes >> 20);
+  fmt::print("{:<34} {:<34} {:>10} {:>9} {:>8} {:>10}\n", "shape", "variant", "time us", "weight GB/s", "% read bw",
+             "vs ref");
+  for (std::size_t index = 0; index < descs.size(); ++index) {
+    const nlohmann::json& row = rows[index];
+    fmt::print("{:<34} {:<34} {:>10.1f} {:>11.1f} {:>8.0f}% {:>9.0f}x\n", short_shape(descs[index]),
+               row["variant"].get<std::string>(), row["time_us"].get<double>(), row["weight_gbps"].get<double>(),
+               100 * row["read_bandwidth_fraction"].get<double>(), row["speedup_vs_reference"].get<double>());
+  }
+  fmt::print("stored in {}\n", decisions.path());
+  return 0;
+}
+
+int run_get(const Options& options) {
+  std::vector<OpDesc> descs = parse_all(options);
+  GetOptions get = get_options(options);
+  nlohmann::json rows = nlohmann::json::array();
+  for (const OpDesc& desc : descs) {
+    auto start = Clock::now();
+    ResolvedKernel resolved = get_kernel(desc, get);
+    double milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    rows.push_back({{"descriptor", to_string(desc)},
+                    {"source", std::string(to_string(resolved.source))},
+                    {"variant", resolved.kernel->name()},
+                    {"variant_params", resolved.kernel->variant_json()},
+                    {"median_us", resolved.median_us},
+                    {"get_kernel_ms", milliseconds}});
+  }
+  if (options.json) {
+    print_json(rows.size() == 1 ? rows[0] : rows);
+    return 0;
+  }
+  for (const auto& row : rows)
+    fmt::print("{}  {}  source={}  get_kernel_ms={:.3f}\n", row["descriptor"].get<std::string>(),
+               row["variant"].get<std::string>(), row["source"].get<std::string>(), row["get_kernel_ms"].get<double>());
+  return 0;
+}
+
+int run_bench(const Options& options) {
+  std::vector<OpDesc> descs = parse_all(options);
+  GetOptions get = get_options(options);
+  const tuner::ReadBandwidth bandwidth = tuner::measure_read_bandwidth(options.threads);
+  nlohmann::json rows = nlohmann::json::array();
+  for (const OpDesc& desc : descs) {
+    ResolvedKernel resolved = get_kernel(desc, get);
+    const int64_t m = desc.m > 0 ? desc.m : tuner::any_m_tuning_rows;
+    Problem problem = make_random_problem(desc, m, seed_for("bench " + to_string(desc)));
+    tuner::RotatedInputs inputs(problem);
+    tuner::Timing timing = tuner::time_kernel(*resolved.kernel, inputs);
+
+    auto reference_start = Clock::now();
+    std::vector<double> reference =
+        reference_matmul(desc, m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
+                         desc.eqscale ? problem.eq_scale.data() : nullptr);
+    double reference_us = std::chrono::duration<double, std::micro>(Clock::now() - reference_start).count();
+    RunArgs args = inputs.args(0);
+    resolved.kernel->run(args);
+    double rel_err = relative_error(args.y, desc.out, reference);
+
+    rows.push_back({{"descriptor", to_string(desc)},
+                    {"variant", resolved.kernel->name()},
+                    {"source", std::string(to_string(resolved.source))},
+                    {"m", m},
+                    {"time_us", timing.median_us},
+                    {"time_min_us", timing.min_us},
+                    {"repeats", timing.repeats},
+                    {"weight_bytes", native_weight_bytes(desc)},
+                    {"weight_gbps", weight_gbps(desc, timing.median_us)},
+                    {"mem_read_gbps", bandwidth.gbps},
+                    {"ref_time_us", reference_us},
+                    {"rel_err", rel_err},
+                    {"protocol", std::string(tuner::protocol_id)}});
+  }
+  if (options.json) {
+    print_json(rows.size() == 1 ? rows[0] : rows);
+    return 0;
+  }
+  for (const auto& row : rows)
+    fmt::print("{}\n  {}  {:.1f} us  weights {:.1f} GB/s of {:.1f} GB/s read  reference {:.0f} us  rel_err {:.2e}\n",
+               row["descriptor"].get<std::string>(), row["variant"].get<std::string>(), row["time_us"].get<double>(),
+               row["weight_gbps"].get<double>(), row["mem_read_gbps"].get<double>(), row["ref_time_us"].get<double>(),
+               row["rel_err"].get<double>());
+  return 0;
+}
+
+int run_show(const Options& options) {
+  GetOptions get = get_options(options);
+  cache::DecisionCache decisions = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_only);
+  if (!decisions.usable()) throw InvalidArgument("db", fmt::format("cannot read the cache file '{}'", decisions.path()));
+  nlohmann::json rows = nlohmann::json::array();
+  for (const cache::Decision& decision : decisions.list())
+    rows.push_back({{"descriptor", decision.descriptor},
+                    {"fingerprint", decision.fingerprint},
+                    {"generator_version", decision.generator_version},
+                    {"variant", decision.variant_name},
+                    {"variant_params", nlohmann::json::parse(decision.variant_json)},
+                    {"median_us", decision.median_us},
+                    {"rel_err", decision.rel_err},
+                    {"candidates", decision.candidates},
+                    {"protocol", decision.protocol},
+                    {"created_at", decision.created_at}});
+  if (options.json) {
+    print_json({{"db", decisions.path()}, {"decisions", rows}});
+    return 0;
+  }
+  fmt::print("{} decisions in {}\n", rows.size(), decisions.path());
+  for (const auto& row : rows)
+    fmt::print("{}\n  {}  {:.1f} us  {}  {}\n", row["descriptor"].get<std::string>(), row["variant"].get<std::string>(),
+               row["median_us"].get<double>(), row["generator_version"].get<std::string>(),
+               row["created_at"].get<std::string>());
+  return 0;
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,23 @@
+// The CLI's commands, one function each; main.cpp only parses arguments.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lowbit::cli {
+
+struct Options {
+  std::vector<std::string> descriptors;
+  std::string db;
+  int threads = 0;
+  bool json = false;
+  bool no_tune = false;
+};
+
+int run_info(const Options& options);
+int run_tune(const Options& options);
+int run_get(const Options& options);
+int run_bench(const Options& options);
+int run_show(const Options& options);
+
+}  // namespace lowbit::cli

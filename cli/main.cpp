@@ -1,0 +1,87 @@
+// lowbit: the command line of the library. Exit 0 on success, 2 on bad input (message on
+// stderr), 1 on any other failure. docs/cli.md documents every command.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cache/decision_cache.h"
+#include "cli/commands.h"
+#include "lowbit/errors.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit: generated, tuned and cached kernels for weight-only quantized matmul"};
+  app.require_subcommand(1);
+  lowbit::cli::Options options;
+
+  auto add_db = [&](CLI::App* command) {
+    command->add_option("--db", options.db, "cache file (default: $LOWBIT_CACHE, else the user cache directory)");
+  };
+  auto add_descs = [&](CLI::App* command) {
+    command->add_option("--desc", options.descriptors, "operator descriptor, e.g. m=1,n=4096,k=4096,bits=4,group=128")
+        ->required();
+  };
+  auto add_threads = [&](CLI::App* command) {
+    command->add_option("--threads", options.threads, "cap on worker threads (0: every core)")
+        ->check(CLI::NonNegativeNumber);
+  };
+
+  CLI::App* info = app.add_subcommand("info", "this machine's fingerprint and available backends");
+  info->add_flag("--json", options.json, "print JSON");
+
+  CLI::App* tune = app.add_subcommand("tune", "tune descriptors on this machine and store the winners");
+  add_descs(tune);
+  add_db(tune);
+  add_threads(tune);
+  tune->add_flag("--json", options.json, "print JSON");
+
+  CLI::App* get = app.add_subcommand("get", "resolve a kernel as an engine would (cache, tune or heuristic)");
+  add_descs(get);
+  add_db(get);
+  add_threads(get);
+  get->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
+  get->add_flag("--json", options.json, "print JSON");
+
+  CLI::App* bench = app.add_subcommand("bench", "time a descriptor's kernel against memory bandwidth and the reference");
+  add_descs(bench);
+  add_db(bench);
+  add_threads(bench);
+  bench->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
+  bench->add_flag("--json", options.json, "print JSON");
+
+  CLI::App* show = app.add_subcommand("show", "list the decisions of a cache file");
+  add_db(show);
+  show->add_flag("--json", options.json, "print JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForAllHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::ParseError& error) {
+    app.exit(error);
+    return 2;
+  }
+
+  try {
+    if (*info) return lowbit::cli::run_info(options);
+    if (*tune) return lowbit::cli::run_tune(options);
+    if (*get) return lowbit::cli::run_get(options);
+    if (*bench) return lowbit::cli::run_bench(options);
+    if (*show) return lowbit::cli::run_show(options);
+  } catch (const lowbit::InvalidArgument& error) {
+    std::fprintf(stderr, "lowbit: error: %s\n", error.what());
+    return 2;
+  } catch (const lowbit::Unsupported& error) {
+    std::fprintf(stderr, "lowbit: unsupported: %s\n", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "lowbit: failed: %s\n", error.what());
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,35 @@
+#include "runtime/decisions.h"
+
+#include <nlohmann/json.hpp>
+
+#include "codegen/x86/registry.h"
+#include "lowbit/cpu_info.h"
+#include "tuner/measure.h"
+
+namespace lowbit::runtime {
+
+std::string cache_path(const GetOptions& options) {
+  return options.cache_path.empty() ? cache::default_cache_path() : options.cache_path;
+}
+
+bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const tuner::TuneResult& result) {
+  cache::Decision decision;
+  decision.descriptor = to_string(desc);
+  decision.fingerprint = cpu_info().fingerprint();
+  decision.generator_version = x86::generator_version();
+  decision.variant_name = result.winner->name();
+  decision.variant_json = result.winner->variant_json().dump();
+  decision.median_us = result.median_us;
+  decision.rel_err = result.rel_err;
+  decision.candidates = static_cast<int>(result.ranked.size());
+  decision.protocol = std::string(tuner::protocol_id);
+  decision.source_json = nlohmann::json{{"cpu", cpu_info().to_json()},
+                                        {"lowbit_version", LOWBIT_VERSION},
+                                        {"tuned_rows", result.rows},
+                                        {"reference_us", result.reference_us},
+                                        {"top", tuner::top_candidates_json(result, 3)}}
+                             .dump();
+  return decisions.store(decision);
+}
+
+}  // namespace lowbit::runtime

@@ -1,0 +1,19 @@
+// Turning tuning results into cache rows, shared by get_kernel() and the CLI's tune command.
+#pragma once
+
+#include <string>
+
+#include "cache/decision_cache.h"
+#include "lowbit/kernel.h"
+#include "tuner/tuner.h"
+
+namespace lowbit::runtime {
+
+// options.cache_path, else $LOWBIT_CACHE, else the user cache directory.
+std::string cache_path(const GetOptions& options);
+
+// Stores the winner of result for desc on this machine (fingerprint, generator version,
+// protocol and the top candidates as provenance). Returns false when the cache refused it.
+bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const tuner::TuneResult& result);
+
+}  // namespace lowbit::runtime

@@ -1,0 +1,80 @@
+#include "tuner/memory_bandwidth.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include <xbyak/xbyak_util.h>
+
+#include "codegen/x86/jit_generator.h"
+#include "core/thread_pool.h"
+#include "lowbit/aligned_buffer.h"
+#include "lowbit/cpu_info.h"
+
+namespace lowbit::tuner {
+namespace {
+
+constexpr int repeats = 7;
+constexpr int64_t minimum_buffer_bytes = int64_t{256} << 20;
+
+// void read(const uint8_t* begin, uint64_t bytes): loads every byte, 512 bytes per iteration
+// (8 independent loads keep enough misses in flight). bytes is a multiple of 512.
+class StreamReadProgram : public x86::JitGenerator {
+ public:
+  explicit StreamReadProgram(bool avx512) : JitGenerator(avx512 ? "stream_read_avx512" : "stream_read_avx2", 4096) {
+    Xbyak::util::StackFrame frame(this, 2, 0, 0, false);  // closed explicitly before finalize()
+    const Xbyak::Reg64& cursor = frame.p[0];
+    const Xbyak::Reg64& bytes = frame.p[1];
+    Xbyak::Label loop;
+    Xbyak::Label done;
+    test(bytes, bytes);
+    jz(done, T_NEAR);
+    L(loop);
+    for (int i = 0; i < 8; ++i) {
+      if (avx512) {
+        vmovdqa64(Xbyak::Zmm(i), ptr[cursor + 64 * i]);
+      } else {
+        vmovdqa(Xbyak::Ymm(i), ptr[cursor + 32 * (2 * i)]);
+        vmovdqa(Xbyak::Ymm(8 + i), ptr[cursor + 32 * (2 * i + 1)]);
+      }
+    }
+    add(cursor, 512);
+    sub(bytes, 512);
+    jnz(loop, T_NEAR);
+    L(done);
+    vzeroupper();
+    frame.close();
+    finalize();
+  }
+  using Function = void (*)(const uint8_t*, uint64_t);
+  Function function() const { return function_at<Function>(0); }
+};
+
+}  // namespace
+
+ReadBandwidth measure_read_bandwidth(int threads) {
+  const CpuInfo& cpu = cpu_info();
+  ThreadPool& pool = ThreadPool::instance();
+  ReadBandwidth result;
+  result.threads = threads > 0 ? std::min(threads, pool.size()) : pool.size();
+  result.buffer_bytes = std::max<int64_t>(minimum_buffer_bytes, 8 * cpu.l3_bytes);
+  const int64_t chunk = result.buffer_bytes / result.threads / 512 * 512;
+  result.buffer_bytes = chunk * result.threads;
+  AlignedBuffer buffer(static_cast<std::size_t>(result.buffer_bytes));  // zero-filled: every page is backed
+
+  StreamReadProgram program(cpu.has("avx512f"));
+  auto read = program.function();
+  std::vector<double> seconds;
+  for (int repeat = 0; repeat < repeats + 1; ++repeat) {
+    auto start = std::chrono::steady_clock::now();
+    pool.run(result.threads, [&](int task) { read(buffer.data() + task * chunk, static_cast<uint64_t>(chunk)); });
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (repeat > 0) seconds.push_back(elapsed);  // the first pass warms TLBs and wakes the pool
+  }
+  std::sort(seconds.begin(), seconds.end());
+  result.repeats = repeats;
+  result.gbps = static_cast<double>(result.buffer_bytes) / seconds[seconds.size() / 2] / 1e9;
+  return result;
+}
+
+}  // namespace lowbit::tuner

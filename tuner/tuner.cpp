@@ -1,0 +1,103 @@
+#include "tuner/tuner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "codegen/x86/registry.h"
+#include "core/thread_pool.h"
+#include "lowbit/errors.h"
+#include "lowbit/half.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+#include "lowbit/tolerance.h"
+#include "tuner/measure.h"
+
+namespace lowbit::tuner {
+namespace {
+
+constexpr uint8_t poison = 0xff;  // NaN in every output dtype
+
+// Runs the kernel once on poisoned outputs and compares with the reference.
+CandidateResult verify(const Kernel& kernel, const Problem& problem, const std::vector<double>& reference) {
+  CandidateResult result;
+  result.name = kernel.name();
+  std::vector<uint8_t> out(static_cast<std::size_t>(problem.m * problem.desc.n * dtype_bytes(problem.desc.out)),
+                           poison);
+  RunArgs args;
+  args.x = problem.x.data();
+  args.weights = view(problem.packed);
+  args.bias = problem.desc.bias ? problem.bias.data() : nullptr;
+  args.eq_scale = problem.desc.eqscale ? problem.eq_scale.data() : nullptr;
+  args.y = out.data();
+  args.m = problem.m;
+  kernel.run(args);
+  result.rel_err = relative_error(out.data(), problem.desc.out, reference);
+  result.verified = result.rel_err <= tolerance(problem.desc);
+  if (!result.verified)
+    result.failure = fmt::format("relative error {:.3g} exceeds the tolerance {:.3g}", result.rel_err,
+                                 tolerance(problem.desc));
+  return result;
+}
+
+}  // namespace
+
+TuneResult tune(const OpDesc& desc, const TuneOptions& options) {
+  validate(desc);
+  x86::Validity served = x86::supports(desc);
+  if (!served) throw Unsupported(fmt::format("cannot tune {}: {}", to_string(desc), served.reason));
+  const int max_threads = options.max_threads > 0 ? options.max_threads : ThreadPool::instance().size();
+  std::vector<x86::X86Variant> variants = x86::candidates(desc, max_threads);
+  if (variants.empty()) throw Unsupported(fmt::format("no x86 candidate serves {}", to_string(desc)));
+
+  TuneResult result;
+  result.rows = desc.m > 0 ? desc.m : any_m_tuning_rows;
+  const Problem problem = make_random_problem(desc, result.rows, seed_for(to_string(desc)));
+  auto reference_start = std::chrono::steady_clock::now();
+  const std::vector<double> reference =
+      reference_matmul(desc, result.rows, problem.x.data(), problem.weights,
+                       desc.bias ? problem.bias.data() : nullptr, desc.eqscale ? problem.eq_scale.data() : nullptr);
+  result.reference_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - reference_start).count();
+  const RotatedInputs inputs(problem);
+
+  std::vector<std::pair<CandidateResult, std::shared_ptr<const Kernel>>> verified;
+  std::vector<CandidateResult> rejected;
+  for (std::size_t index = 0; index < variants.size(); ++index) {
+    std::shared_ptr<const Kernel> kernel = x86::build(desc, variants[index], max_threads);
+    if (options.on_candidate) options.on_candidate(static_cast<int>(index), static_cast<int>(variants.size()), kernel->name());
+    CandidateResult candidate = verify(*kernel, problem, reference);
+    if (!candidate.verified) {
+      warn(fmt::format("tuning {}: candidate {} rejected: {}", to_string(desc), candidate.name, candidate.failure));
+      rejected.push_back(candidate);
+      continue;
+    }
+    candidate.median_us = time_kernel(*kernel, inputs).median_us;
+    verified.emplace_back(candidate, std::move(kernel));
+  }
+  if (verified.empty())
+    throw Unsupported(fmt::format("tuning {}: every one of {} candidates failed verification (first: {}: {})",
+                                  to_string(desc), rejected.size(), rejected.front().name, rejected.front().failure));
+  std::stable_sort(verified.begin(), verified.end(),
+                   [](const auto& a, const auto& b) { return a.first.median_us < b.first.median_us; });
+  result.winner = verified.front().second;
+  result.median_us = verified.front().first.median_us;
+  result.rel_err = verified.front().first.rel_err;
+  for (auto& [candidate, kernel] : verified) result.ranked.push_back(candidate);
+  for (auto& candidate : rejected) result.ranked.push_back(candidate);
+  return result;
+}
+
+nlohmann::json top_candidates_json(const TuneResult& result, int count) {
+  nlohmann::json top = nlohmann::json::array();
+  for (const CandidateResult& candidate : result.ranked) {
+    if (static_cast<int>(top.size()) >= count || !candidate.verified) break;
+    top.push_back({{"name", candidate.name}, {"median_us", candidate.median_us}, {"rel_err", candidate.rel_err}});
+  }
+  return top;
+}
+
+}  // namespace lowbit::tuner

@@ -1,0 +1,50 @@
+// Tuner v0: enumerate a backend's candidates for a descriptor, verify each against the
+// reference on random inputs, time the verified ones with the measurement protocol, and
+// report the winner with the runners-up.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lowbit/descriptor.h"
+#include "lowbit/kernel.h"
+
+namespace lowbit::tuner {
+
+// M used to tune a descriptor with m=0 (any M): the middle of the decode/prefill range
+// until run-time dispatch by M bucket exists.
+constexpr int64_t any_m_tuning_rows = 16;
+
+struct CandidateResult {
+  std::string name;
+  double median_us = 0;
+  double rel_err = 0;
+  bool verified = false;
+  std::string failure;  // why it was rejected, when not verified
+};
+
+struct TuneResult {
+  std::shared_ptr<const Kernel> winner;
+  double median_us = 0;
+  double rel_err = 0;
+  double reference_us = 0;              // one run of the reference on the same inputs
+  std::vector<CandidateResult> ranked;  // verified candidates fastest first, then rejected ones
+  int64_t rows = 0;                     // M the candidates were timed at
+};
+
+struct TuneOptions {
+  int max_threads = 0;
+  // Called before each candidate with (index, count, candidate name).
+  std::function<void(int, int, const std::string&)> on_candidate;
+};
+
+// Throws Unsupported when no candidate exists or none passes verification.
+TuneResult tune(const OpDesc& desc, const TuneOptions& options = {});
+
+// The top `count` ranked candidates as JSON (name, median_us, rel_err).
+nlohmann::json top_candidates_json(const TuneResult& result, int count);
+
+}  // namespace lowbit::tuner
