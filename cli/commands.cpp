@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -25,9 +26,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Parses every --desc and checks that this machine serves it, before any slow work.
 std::vector<OpDesc> parse_all(const Options& options) {
   std::vector<OpDesc> descs;
   for (const std::string& text : options.descriptors) descs.push_back(parse_descriptor(text));
+  for (const OpDesc& desc : descs) runtime::require_served(desc);
   return descs;
 }
 
@@ -134,7 +137,8 @@ int run_tune(const Options& options) {
                     {"reference_us", result.reference_us},
                     {"speedup_vs_reference", result.reference_us / result.median_us},
                     {"rel_err", result.rel_err},
-                    {"candidates", result.ranked.size()},
+                    {"candidates", std::count_if(result.ranked.begin(), result.ranked.end(),
+                                                 [](const auto& candidate) { return candidate.verified; })},
                     {"tuned_rows", result.rows},
                     {"stored", stored}});
   }
@@ -176,7 +180,7 @@ int run_get(const Options& options) {
     return 0;
   }
   for (const auto& row : rows)
-    fmt::print("{}  {}  source={}  get_kernel_ms={:.3f}\n", row["descriptor"].get<std::string>(),
+    fmt::print("{:<28} {:<34} source={:<9} get_kernel_ms={:.3f}\n", short_shape(parse_descriptor(row["descriptor"].get<std::string>())),
                row["variant"].get<std::string>(), row["source"].get<std::string>(), row["get_kernel_ms"].get<double>());
   return 0;
 }

@@ -56,6 +56,17 @@ int main(int argc, char** argv) {
   add_db(show);
   show->add_flag("--json", options.json, "print JSON");
 
+  // CLI11 answers an unknown word with "A subcommand is required"; name the word instead.
+  auto is_command = [&](const char* word) {
+    for (const CLI::App* command : app.get_subcommands({}))
+      if (command->get_name() == word) return true;
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+    std::fprintf(stderr, "lowbit: error: unknown command '%s'; commands: info, tune, get, bench, show (see --help)\n",
+                 argv[1]);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {

@@ -1,12 +1,24 @@
 #include "runtime/decisions.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "codegen/x86/registry.h"
 #include "lowbit/cpu_info.h"
+#include "lowbit/errors.h"
 #include "tuner/measure.h"
 
 namespace lowbit::runtime {
+
+void require_served(const OpDesc& desc) {
+  if (desc.device.kind == DeviceKind::cuda)
+    throw Unsupported(fmt::format("device={}: the CUDA backend is not built yet; use device=cpu",
+                                  to_string(desc.device)));
+  x86::Validity served = x86::supports(desc);
+  if (!served) throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), served.reason));
+}
 
 std::string cache_path(const GetOptions& options) {
   return options.cache_path.empty() ? cache::default_cache_path() : options.cache_path;
@@ -21,7 +33,8 @@ bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const t
   decision.variant_json = result.winner->variant_json().dump();
   decision.median_us = result.median_us;
   decision.rel_err = result.rel_err;
-  decision.candidates = static_cast<int>(result.ranked.size());
+  decision.candidates = static_cast<int>(std::count_if(result.ranked.begin(), result.ranked.end(),
+                                                      [](const auto& candidate) { return candidate.verified; }));
   decision.protocol = std::string(tuner::protocol_id);
   decision.source_json = nlohmann::json{{"cpu", cpu_info().to_json()},
                                         {"lowbit_version", LOWBIT_VERSION},

@@ -9,6 +9,9 @@
 
 namespace lowbit::runtime {
 
+// Throws Unsupported, with the reason, when no backend on this machine serves desc.
+void require_served(const OpDesc& desc);
+
 // options.cache_path, else $LOWBIT_CACHE, else the user cache directory.
 std::string cache_path(const GetOptions& options);
 

@@ -32,15 +32,8 @@ ProcessCache& process_cache() {
 }
 
 std::string process_key(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
-  return fmt::format("{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache);
-}
-
-void check_served(const OpDesc& desc) {
-  if (desc.device.kind == DeviceKind::cuda)
-    throw Unsupported(fmt::format("device={} : the CUDA backend is not built yet; use device=cpu",
-                                  to_string(desc.device)));
-  x86::Validity served = x86::supports(desc);
-  if (!served) throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), served.reason));
+  return fmt::format("{}|{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache,
+                     options.on_miss == OnMiss::tune ? "tune" : "heuristic");
 }
 
 std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::DecisionCache& decisions,
@@ -65,7 +58,7 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
 
 ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
   validate(desc);
-  check_served(desc);
+  runtime::require_served(desc);
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path);
   ProcessCache& memory = process_cache();
@@ -106,9 +99,9 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
       resolved->median_us = result.median_us;
     }
   }
+  // Two threads that missed together both resolved; the first stored wins for both.
   std::lock_guard<std::mutex> lock(memory.mutex);
-  memory.kernels.emplace(key, *resolved);
-  return *resolved;
+  return memory.kernels.emplace(key, *resolved).first->second;
 }
 
 }  // namespace lowbit

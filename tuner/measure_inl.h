@@ -13,6 +13,7 @@ Timing time_callable(Callable&& callable, int warmup, int minimum_repeats, doubl
   for (int i = 0; i < warmup; ++i) callable(i);
   std::vector<double> microseconds;
   double total_seconds = 0;
+  maximum_repeats = std::max(maximum_repeats, 1);
   for (int i = 0; i < maximum_repeats; ++i) {
     auto start = std::chrono::steady_clock::now();
     callable(warmup + i);

@@ -58,7 +58,7 @@ ReadBandwidth measure_read_bandwidth(int threads) {
   ReadBandwidth result;
   result.threads = threads > 0 ? std::min(threads, pool.size()) : pool.size();
   result.buffer_bytes = std::max<int64_t>(minimum_buffer_bytes, 8 * cpu.l3_bytes);
-  const int64_t chunk = result.buffer_bytes / result.threads / 512 * 512;
+  const int64_t chunk = (result.buffer_bytes / result.threads + 511) / 512 * 512;  // round up: never below the minimum
   result.buffer_bytes = chunk * result.threads;
   AlignedBuffer buffer(static_cast<std::size_t>(result.buffer_bytes));  // zero-filled: every page is backed
 

@@ -1,0 +1,307 @@
+// The `lowbit` command, run as a separate process the way a user or a script runs it: exit
+// codes (0 success, 2 bad input, 1 other failure), JSON on stdout, messages on stderr.
+// Every test has its own mkdtemp directory for cache files and points LOWBIT_CACHE there.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lowbit/cpu_info.h"
+#include "lowbit/descriptor.h"
+
+extern char** environ;
+
+namespace lowbit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Small shapes: one tune takes well under a second.
+constexpr const char* small_a = "m=1,n=64,k=256,bits=4,group=128";
+constexpr const char* small_b = "m=1,n=128,k=512,bits=4,group=64,zero=none";
+
+bool cpu_serves_avx512() {
+  return cpu_info().has("avx512f") && cpu_info().has("avx512bw") && cpu_info().has("avx512vl");
+}
+
+#define SKIP_WITHOUT_AVX512() \
+  if (!cpu_serves_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL: the CLI cannot resolve kernels here"
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
+struct Outcome {
+  int exit_code = -1;  // -1: did not exit normally (signal)
+  std::string out;
+  std::string err;
+  std::string command;  // for failure messages
+};
+
+std::ostream& operator<<(std::ostream& stream, const Outcome& outcome) {
+  return stream << "\n$ " << outcome.command << "\nexit " << outcome.exit_code << "\n--- stdout\n"
+                << outcome.out << "--- stderr\n"
+                << outcome.err;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::path(::testing::TempDir()) / "lowbit_cli_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp failed for " << pattern;
+    directory_ = pattern;
+    // The children inherit this environment: warnings on, default cache inside the directory.
+    unsetenv("LOWBIT_QUIET");
+    const char* old = std::getenv("LOWBIT_CACHE");
+    if (old) old_cache_env_ = old;
+    setenv("LOWBIT_CACHE", (directory_ / "default.sqlite").c_str(), 1);
+  }
+  void TearDown() override {
+    if (old_cache_env_)
+      setenv("LOWBIT_CACHE", old_cache_env_->c_str(), 1);
+    else
+      unsetenv("LOWBIT_CACHE");
+    std::error_code ignored;
+    fs::remove_all(directory_, ignored);
+  }
+
+  std::string db(const std::string& name = "cache.sqlite") const { return (directory_ / name).string(); }
+
+  // Runs `lowbit arguments...` with stdout and stderr sent to files of the test directory
+  // (no pipes: nothing can fill up and block the child).
+  Outcome run(const std::vector<std::string>& arguments) {
+    Outcome outcome;
+    outcome.command = LOWBIT_EXECUTABLE;
+    for (const std::string& argument : arguments) outcome.command += " " + argument;
+    const fs::path out_path = directory_ / ("stdout." + std::to_string(runs_));
+    const fs::path err_path = directory_ / ("stderr." + std::to_string(runs_));
+    ++runs_;
+
+    std::vector<std::string> argv_strings{LOWBIT_EXECUTABLE};
+    argv_strings.insert(argv_strings.end(), arguments.begin(), arguments.end());
+    std::vector<char*> argv;
+    for (std::string& argument : argv_strings) argv.push_back(argument.data());
+    argv.push_back(nullptr);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, LOWBIT_EXECUTABLE, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) {
+      ADD_FAILURE() << "posix_spawn " << LOWBIT_EXECUTABLE << " failed: " << std::strerror(spawned);
+      return outcome;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) {
+        ADD_FAILURE() << "waitpid failed: " << std::strerror(errno);
+        return outcome;
+      }
+    }
+    if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
+    outcome.out = read_bytes(out_path);
+    outcome.err = read_bytes(err_path);
+    return outcome;
+  }
+
+  // Parses stdout as JSON, failing the test (not crashing) when it is not.
+  static nlohmann::json parse_json(const Outcome& outcome) {
+    nlohmann::json json = nlohmann::json::parse(outcome.out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(json.is_discarded()) << "stdout is not JSON" << outcome;
+    return json;
+  }
+
+  fs::path directory_;
+  std::optional<std::string> old_cache_env_;
+  int runs_ = 0;
+};
+
+TEST_F(CliTest, HelpExitsZeroAndListsTheCommands) {
+  const Outcome outcome = run({"--help"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  for (const char* command : {"info", "tune", "get", "bench", "show"})
+    EXPECT_NE(outcome.out.find(command), std::string::npos) << "help does not mention " << command << outcome;
+}
+
+TEST_F(CliTest, InfoJsonHasThisMachinesFingerprint) {
+  const Outcome outcome = run({"info", "--json"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  const nlohmann::json json = parse_json(outcome);
+  ASSERT_TRUE(json.is_object()) << outcome;
+  ASSERT_TRUE(json.contains("cpu")) << outcome;
+  ASSERT_TRUE(json["cpu"].contains("fingerprint")) << outcome;
+  ASSERT_TRUE(json["cpu"]["fingerprint"].is_string()) << outcome;
+  EXPECT_EQ(json["cpu"]["fingerprint"].get<std::string>(), cpu_info().fingerprint());
+  EXPECT_EQ(json.at("backends").at("x86").at("available").get<bool>(), cpu_serves_avx512()) << outcome;
+  EXPECT_EQ(json.at("default_cache").get<std::string>(), (directory_ / "default.sqlite").string());
+}
+
+TEST_F(CliTest, GetTunesOnceThenASecondProcessHitsTheCache) {
+  SKIP_WITHOUT_AVX512();
+  const Outcome first = run({"get", "--desc", small_a, "--db", db(), "--threads", "2", "--json"});
+  ASSERT_EQ(first.exit_code, 0) << first;
+  const nlohmann::json tuned = parse_json(first);
+  ASSERT_TRUE(tuned.is_object()) << first;
+  EXPECT_EQ(tuned.value("source", ""), "tuned") << first;
+  EXPECT_EQ(tuned.value("descriptor", ""), to_string(parse_descriptor(small_a))) << first;
+  ASSERT_TRUE(tuned.contains("variant") && tuned["variant"].is_string()) << first;
+  EXPECT_FALSE(tuned["variant"].get<std::string>().empty()) << first;
+
+  const Outcome second = run({"get", "--desc", small_a, "--db", db(), "--threads", "2", "--json"});
+  ASSERT_EQ(second.exit_code, 0) << second;
+  const nlohmann::json hit = parse_json(second);
+  ASSERT_TRUE(hit.is_object()) << second;
+  EXPECT_EQ(hit.value("source", ""), "cache") << second;
+  EXPECT_EQ(hit.value("variant", ""), tuned["variant"].get<std::string>()) << second;
+  EXPECT_EQ(hit.at("median_us"), tuned.at("median_us")) << "the hit reports the stored time" << second;
+  ASSERT_TRUE(hit.contains("get_kernel_ms")) << second;
+  ASSERT_TRUE(hit["get_kernel_ms"].is_number()) << second;
+  const double milliseconds = hit["get_kernel_ms"].get<double>();
+  // Recorded, not held to the 1 ms goal: CI machines are noisy. 50 ms would mean tuning.
+  RecordProperty("cache_hit_get_kernel_ms", std::to_string(milliseconds));
+  std::printf("cache-hit get_kernel: %.3f ms\n", milliseconds);
+  EXPECT_GE(milliseconds, 0);
+  EXPECT_LT(milliseconds, 50) << second;
+  EXPECT_TRUE(first.err.find("lowbit: warning:") == std::string::npos) << first;
+  EXPECT_TRUE(second.err.find("lowbit: warning:") == std::string::npos) << second;
+  EXPECT_FALSE(fs::exists(directory_ / "default.sqlite")) << "--db was not used";
+}
+
+TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {
+  SKIP_WITHOUT_AVX512();
+  const Outcome outcome =
+      run({"tune", "--desc", small_a, "--desc", small_b, "--db", db(), "--threads", "2", "--json"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  const nlohmann::json json = parse_json(outcome);
+  ASSERT_TRUE(json.is_object()) << outcome;
+  ASSERT_TRUE(json.contains("mem_read_gbps") && json["mem_read_gbps"].is_number()) << outcome;
+  EXPECT_GT(json["mem_read_gbps"].get<double>(), 0) << outcome;
+  ASSERT_TRUE(json.contains("results") && json["results"].is_array()) << outcome;
+  ASSERT_EQ(json["results"].size(), 2u) << outcome;
+  std::set<std::string> tuned;
+  const std::vector<std::string> expected{to_string(parse_descriptor(small_a)), to_string(parse_descriptor(small_b))};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const nlohmann::json& row = json["results"][i];
+    SCOPED_TRACE(row.dump());
+    EXPECT_EQ(row.at("descriptor").get<std::string>(), expected[i]);
+    EXPECT_FALSE(row.at("variant").get<std::string>().empty());
+    EXPECT_GT(row.at("time_us").get<double>(), 0);
+    EXPECT_GT(row.at("weight_gbps").get<double>(), 0);
+    EXPECT_TRUE(row.at("stored").get<bool>());
+    EXPECT_LT(row.at("rel_err").get<double>(), 1e-2);
+    tuned.insert(row["descriptor"].get<std::string>() + " " + row["variant"].get<std::string>());
+  }
+
+  const Outcome show = run({"show", "--db", db(), "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show;
+  const nlohmann::json listed = parse_json(show);
+  ASSERT_TRUE(listed.contains("decisions") && listed["decisions"].is_array()) << show;
+  std::set<std::string> shown;
+  for (const nlohmann::json& row : listed["decisions"]) {
+    shown.insert(row.at("descriptor").get<std::string>() + " " + row.at("variant").get<std::string>());
+    EXPECT_EQ(row.at("fingerprint").get<std::string>(), cpu_info().fingerprint()) << show;
+    EXPECT_TRUE(row.at("variant_params").is_object()) << show;
+  }
+  EXPECT_EQ(shown, tuned) << show;
+}
+
+TEST_F(CliTest, BenchReportsTimeBandwidthAndError) {
+  SKIP_WITHOUT_AVX512();
+  const Outcome outcome = run({"bench", "--desc", small_a, "--db", db(), "--threads", "2", "--json"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  const nlohmann::json json = parse_json(outcome);
+  ASSERT_TRUE(json.is_object()) << outcome;
+  for (const char* key : {"time_us", "weight_gbps", "mem_read_gbps", "ref_time_us", "rel_err"})
+    ASSERT_TRUE(json.contains(key) && json[key].is_number()) << "missing number " << key << outcome;
+  EXPECT_GT(json["time_us"].get<double>(), 0) << outcome;
+  EXPECT_GT(json["weight_gbps"].get<double>(), 0) << outcome;
+  EXPECT_GT(json["mem_read_gbps"].get<double>(), 0) << outcome;
+  EXPECT_GT(json["ref_time_us"].get<double>(), 0) << outcome;
+  EXPECT_GE(json["rel_err"].get<double>(), 0) << outcome;
+  EXPECT_LT(json["rel_err"].get<double>(), 1e-2) << outcome;
+  EXPECT_EQ(json.value("source", ""), "tuned") << outcome;
+  EXPECT_TRUE(fs::exists(db())) << "bench did not store the tuned decision";
+}
+
+TEST_F(CliTest, GarbageDbWarnsAndStillTunes) {
+  SKIP_WITHOUT_AVX512();
+  const std::string garbage(4096, 'G');
+  {
+    std::ofstream file(db(), std::ios::binary);
+    file << garbage;
+  }
+  const Outcome outcome = run({"get", "--desc", small_a, "--db", db(), "--threads", "2", "--json"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  EXPECT_NE(outcome.err.find("lowbit: warning:"), std::string::npos) << outcome;
+  EXPECT_NE(outcome.err.find(db()), std::string::npos) << "the warning does not name the file" << outcome;
+  const nlohmann::json json = parse_json(outcome);
+  EXPECT_EQ(json.value("source", ""), "tuned") << outcome;
+  EXPECT_EQ(read_bytes(db()), garbage) << "the foreign file was modified";
+}
+
+struct BadInput {
+  std::string name;
+  std::vector<std::string> arguments;  // "DB" stands for the test's cache file
+  std::string mention;                 // what stderr must contain
+  bool writes_nothing = true;          // false: the command may open (create) its --db first
+};
+
+// Names the case in test listings (ctest shows the printed parameter).
+void PrintTo(const BadInput& input, std::ostream* stream) { *stream << input.name; }
+
+class CliBadInput : public CliTest, public ::testing::WithParamInterface<BadInput> {};
+
+TEST_P(CliBadInput, ExitsTwoAndNamesTheProblem) {
+  std::vector<std::string> arguments = GetParam().arguments;
+  for (std::string& argument : arguments)
+    if (argument == "DB") argument = db();
+  const Outcome outcome = run(arguments);
+  EXPECT_EQ(outcome.exit_code, 2) << outcome;
+  EXPECT_NE(outcome.err.find(GetParam().mention), std::string::npos)
+      << "stderr does not mention '" << GetParam().mention << "'" << outcome;
+  EXPECT_TRUE(outcome.out.empty()) << "bad input printed a result" << outcome;
+  // Nothing was tuned or stored on the way to the error.
+  if (GetParam().writes_nothing) {
+    EXPECT_FALSE(fs::exists(db())) << outcome;
+  }
+  EXPECT_FALSE(fs::exists(directory_ / "default.sqlite")) << outcome;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CliBadInput,
+    ::testing::Values(BadInput{"GroupNotDividingK", {"get", "--desc", "n=64,k=100,group=128"}, "group"},
+                      BadInput{"BitsFive", {"get", "--desc", "bits=5,n=64,k=128"}, "bits"},
+                      BadInput{"UnknownDescriptorField", {"get", "--desc", "n=64,k=128,colour=red"}, "colour"},
+                      BadInput{"MissingK", {"get", "--desc", "n=64", "--db", "DB"}, "'k'"},
+                      BadInput{"NoDesc", {"get"}, "--desc"},
+                      // BUG (reported): main.cpp's require_subcommand(1) answers "A subcommand is
+                      // required" without naming the unknown word.
+                      BadInput{"UnknownCommand", {"frobnicate"}, "frobnicate"},
+                      BadInput{"NoCommand", {}, "subcommand"},
+                      BadInput{"UnsupportedBits8", {"get", "--desc", "n=64,k=128,bits=8", "--db", "DB"}, "bits=8"},
+                      BadInput{"UnsupportedCuda", {"get", "--desc", "n=64,k=128,device=cuda:0", "--db", "DB"}, "cuda"},
+                      BadInput{"TuneUnsupported", {"tune", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
+                               "compute=int8", /*writes_nothing=*/false},
+                      BadInput{"NegativeThreads", {"get", "--desc", "n=64,k=128", "--threads", "-1"}, "--threads"},
+                      BadInput{"ShowMissingDirectory", {"show", "--db", "/nonexistent/x.sqlite"}, "/nonexistent/x.sqlite"},
+                      BadInput{"ShowMissingFile", {"show", "--db", "DB"}, "cache.sqlite"}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace lowbit
