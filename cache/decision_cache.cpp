@@ -261,10 +261,11 @@ void check_identity(std::int64_t id, std::int64_t version) {
 // non-database at its first read, and opening a WAL database, even read-only, creates its
 // -wal and -shm files; a foreign file is better left without either. The header can be stale
 // while a WAL holds newer pages, so inspect() asks SQLite the same questions again.
-void check_header(const std::filesystem::path& path) {
+// Returns true when the header already names lowbit's current schema.
+bool check_header(const std::filesystem::path& path) {
   std::error_code error;
   const auto size = std::filesystem::file_size(path, error);
-  if (error || size == 0) return;  // unreadable: SQLite reports it; empty: a blank database
+  if (error || size == 0) return false;  // unreadable: SQLite reports it; empty: a blank database
   constexpr std::string_view signature("SQLite format 3\0", 16);
   std::array<unsigned char, 100> header{};
   std::ifstream file(path, std::ios::binary);
@@ -283,7 +284,10 @@ void check_header(const std::filesystem::path& path) {
   };
   constexpr std::size_t user_version_offset = 60;
   constexpr std::size_t application_id_offset = 68;
-  check_identity(big_endian(application_id_offset), big_endian(user_version_offset));
+  const std::int64_t id = big_endian(application_id_offset);
+  const std::int64_t version = big_endian(user_version_offset);
+  check_identity(id, version);
+  return id == application_id && version == schema_version;
 }
 
 enum class State { blank, current };
@@ -363,10 +367,14 @@ void prefer_wal(Database& database) {
 std::unique_ptr<Database> open_read_only(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Unusable{"does not exist"};
   if (std::filesystem::is_directory(path)) throw Unusable{"is a directory"};
-  check_header(path);
+  const bool header_is_current = check_header(path);
   auto database = std::make_unique<Database>(path, SQLITE_OPEN_READONLY);
   database->set_busy_timeout(busy_timeout);
-  if (inspect(*database, false) == State::blank) throw Unusable{"is empty and was opened read-only"};
+  // A header that names lowbit's current schema settles it: application_id is written with
+  // the schema and never unset. Skipping the query keeps a cache hit's open short; only a
+  // header still stale behind a WAL (a file created moments ago) needs SQLite's answer.
+  if (!header_is_current && inspect(*database, false) == State::blank)
+    throw Unusable{"is empty and was opened read-only"};
   return database;
 }
 
