@@ -20,7 +20,7 @@ class Database;
 struct Decision {
   std::string descriptor;         // canonical descriptor text, e.g. "m=1,n=4096,k=4096,bits=4,..."
   std::string fingerprint;        // hard device fingerprint text (never crosses machines)
-  std::string generator_version;  // e.g. "x86:1"; a different generator version is a miss
+  std::string generator_version;  // e.g. "x86_avx512_float@1"; a different generator version is a miss
   std::string variant_name;       // e.g. "x86_avx512bf16_w4g128_n4m1k2_t2"
   std::string variant_json;       // the variant's parameters as a JSON object text
   double median_us = 0;           // median time of the winner

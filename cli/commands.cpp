@@ -125,7 +125,7 @@ int run_tune(const Options& options) {
     };
     auto start = Clock::now();
     tuner::TuneResult result = tuner::tune(desc, tune_options);
-    bool stored = runtime::store_decision(decisions, desc, result);
+    bool stored = runtime::store_decision(decisions, desc, get, result);
     progress.done(static_cast<int>(index), desc, std::chrono::duration<double>(Clock::now() - start).count(),
                   result.winner->name());
     double gbps = weight_gbps(desc, result.median_us);
@@ -148,7 +148,7 @@ int run_tune(const Options& options) {
   }
   fmt::print("memory read bandwidth: {:.1f} GB/s ({} threads, {} MiB buffer)\n", bandwidth.gbps, bandwidth.threads,
              bandwidth.buffer_bytes >> 20);
-  fmt::print("{:<34} {:<34} {:>10} {:>9} {:>8} {:>10}\n", "shape", "variant", "time us", "weight GB/s", "% read bw",
+  fmt::print("{:<34} {:<34} {:>10} {:>11} {:>9} {:>10}\n", "shape", "variant", "time us", "weight GB/s", "% read bw",
              "vs ref");
   for (std::size_t index = 0; index < descs.size(); ++index) {
     const nlohmann::json& row = rows[index];
@@ -192,7 +192,7 @@ int run_bench(const Options& options) {
   nlohmann::json rows = nlohmann::json::array();
   for (const OpDesc& desc : descs) {
     ResolvedKernel resolved = get_kernel(desc, get);
-    const int64_t m = desc.m > 0 ? desc.m : tuner::any_m_tuning_rows;
+    const int64_t m = desc.m > 0 ? desc.m : any_m_rows;
     Problem problem = make_random_problem(desc, m, seed_for("bench " + to_string(desc)));
     tuner::RotatedInputs inputs(problem);
     tuner::Timing timing = tuner::time_kernel(*resolved.kernel, inputs);

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   };
   auto add_threads = [&](CLI::App* command) {
     command->add_option("--threads", options.threads, "cap on worker threads (0: every core)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0, 4096));
   };
 
   CLI::App* info = app.add_subcommand("info", "this machine's fingerprint and available backends");

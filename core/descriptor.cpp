@@ -93,7 +93,7 @@ void parse_value(std::string_view field, std::string_view text, Device& out) {
   if (text.substr(0, cuda_prefix.size()) == cuda_prefix) {
     int64_t index = -1;
     parse_value(field, text.substr(cuda_prefix.size()), index);
-    if (index < 0 || index > 1023) refuse(field, text, "allowed: cpu, cuda, cuda:N with N >= 0");
+    if (index < 0 || index > 1023) refuse(field, text, "allowed: cpu, cuda, cuda:N with 0 <= N <= 1023");
     out = Device{DeviceKind::cuda, static_cast<int>(index)};
     return;
   }

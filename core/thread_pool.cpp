@@ -61,8 +61,13 @@ void ThreadPool::worker_loop(int) {
 
 void ThreadPool::run(int count, const std::function<void(int)>& task) {
   if (count <= 0) return;
+  // One task runs on the caller without the pool: concurrent single-threaded callers overlap.
+  if (count == 1) {
+    task(0);
+    return;
+  }
   std::lock_guard<std::mutex> call_lock(call_mutex_);
-  if (count == 1 || workers_.empty()) {
+  if (workers_.empty()) {
     for (int i = 0; i < count; ++i) task(i);
     return;
   }

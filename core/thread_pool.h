@@ -1,5 +1,6 @@
 // A persistent pool of worker threads: kernels split their work over it without creating
-// threads per call. One call runs at a time (callers from several threads are serialised);
+// threads per call. One multi-task call runs at a time (callers from several threads are
+// serialised; a single-task call runs on its caller and never waits);
 // workers spin briefly after a call before sleeping, so back-to-back kernel calls (a decode
 // loop) pay no wake-up latency.
 #pragma once

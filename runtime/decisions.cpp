@@ -24,10 +24,23 @@ std::string cache_path(const GetOptions& options) {
   return options.cache_path.empty() ? cache::default_cache_path() : options.cache_path;
 }
 
-bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const tuner::TuneResult& result) {
+int thread_budget(const GetOptions& options) {
+  const int cores = std::max(1, cpu_info().physical_cores);
+  return options.max_threads > 0 ? std::min(options.max_threads, cores) : cores;
+}
+
+std::string decision_fingerprint(const GetOptions& options) {
+  const int budget = thread_budget(options);
+  if (budget < std::max(1, cpu_info().physical_cores))
+    return fmt::format("{};threads={}", cpu_info().fingerprint(), budget);
+  return cpu_info().fingerprint();
+}
+
+bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const GetOptions& options,
+                    const tuner::TuneResult& result) {
   cache::Decision decision;
   decision.descriptor = to_string(desc);
-  decision.fingerprint = cpu_info().fingerprint();
+  decision.fingerprint = decision_fingerprint(options);
   decision.generator_version = x86::generator_version();
   decision.variant_name = result.winner->name();
   decision.variant_json = result.winner->variant_json().dump();

@@ -15,8 +15,16 @@ void require_served(const OpDesc& desc);
 // options.cache_path, else $LOWBIT_CACHE, else the user cache directory.
 std::string cache_path(const GetOptions& options);
 
+// Worker threads a kernel may use under options: the cap, at most the usable cores.
+int thread_budget(const GetOptions& options);
+
+// The fingerprint decisions are keyed by: this CPU's, plus the thread cap when it is below the
+// core count, since a variant tuned on fewer threads is another measurement.
+std::string decision_fingerprint(const GetOptions& options);
+
 // Stores the winner of result for desc on this machine (fingerprint, generator version,
 // protocol and the top candidates as provenance). Returns false when the cache refused it.
-bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const tuner::TuneResult& result);
+bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const GetOptions& options,
+                    const tuner::TuneResult& result);
 
 }  // namespace lowbit::runtime

@@ -39,7 +39,7 @@ std::string process_key(const OpDesc& desc, const GetOptions& options, const std
 std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::DecisionCache& decisions,
                                          const GetOptions& options) {
   if (!decisions.usable()) return std::nullopt;
-  auto decision = decisions.lookup(to_string(desc), cpu_info().fingerprint(), x86::generator_version());
+  auto decision = decisions.lookup(to_string(desc), runtime::decision_fingerprint(options), x86::generator_version());
   if (!decision) return std::nullopt;
   try {
     ResolvedKernel resolved;
@@ -78,8 +78,7 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
-      resolved->kernel = x86::build(desc, x86::heuristic(desc, options.max_threads > 0 ? options.max_threads : 1 << 16),
-                                    options.max_threads);
+      resolved->kernel = x86::build(desc, x86::heuristic(desc, runtime::thread_budget(options)), options.max_threads);
       resolved->source = KernelSource::heuristic;
     } else {
       tuner::TuneOptions tune_options;
@@ -92,7 +91,7 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
       tuner::TuneResult result = tuner::tune(desc, tune_options);
       if (options.use_cache) {
         cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
-        runtime::store_decision(writer, desc, result);
+        runtime::store_decision(writer, desc, options, result);
       }
       resolved->kernel = result.winner;
       resolved->source = KernelSource::tuned;

@@ -54,7 +54,7 @@ TuneResult tune(const OpDesc& desc, const TuneOptions& options) {
   if (variants.empty()) throw Unsupported(fmt::format("no x86 candidate serves {}", to_string(desc)));
 
   TuneResult result;
-  result.rows = desc.m > 0 ? desc.m : any_m_tuning_rows;
+  result.rows = desc.m > 0 ? desc.m : any_m_rows;
   const Problem problem = make_random_problem(desc, result.rows, seed_for(to_string(desc)));
   auto reference_start = std::chrono::steady_clock::now();
   const std::vector<double> reference =

@@ -14,10 +14,6 @@
 
 namespace lowbit::tuner {
 
-// M used to tune a descriptor with m=0 (any M): the middle of the decode/prefill range
-// until run-time dispatch by M bucket exists.
-constexpr int64_t any_m_tuning_rows = 16;
-
 struct CandidateResult {
   std::string name;
   double median_us = 0;

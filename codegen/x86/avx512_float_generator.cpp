@@ -334,7 +334,7 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   // Register blocks: for each width, the tallest block that fits the registers and M. Taller
   // blocks reuse each weight load across more rows; shorter ones only repeat loads.
   std::vector<std::pair<int, int>> blocks;  // (n_panels, m_rows)
-  const int64_t m = desc.m == 0 ? 8 : desc.m;
+  const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
   for (int panels = 1; panels <= 4; ++panels) {
     int tallest = 1;
     for (int rows : {1, 2, 3, 4, 6, 8})
@@ -361,7 +361,8 @@ X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cp
     variant.m_rows = 1;
   } else {
     variant.n_panels = 2;
-    variant.m_rows = desc.m >= 4 || desc.m == 0 ? 4 : static_cast<int>(desc.m);
+    const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
+    variant.m_rows = static_cast<int>(std::min<int64_t>(m, 4));
   }
   variant.k_unroll = desc.group_size() >= 8 ? 2 : 1;
   variant.threads = std::max(1, std::min<int>(max_threads, static_cast<int>(geometry.panels)));

@@ -52,6 +52,10 @@ std::string to_string(Device device);
 
 constexpr int whole_k_group = -1;  // group=-1: one group spanning all of K
 
+// Rows used to size, tune and time kernels of a descriptor with m=0 (any M), until run-time
+// dispatch by M bucket exists: the middle of the decode-to-small-batch range.
+constexpr int64_t any_m_rows = 16;
+
 struct OpDesc {
   int64_t m = 0;  // rows of x; 0 = any (dispatch by M at run time)
   int64_t n = 0;  // output features (required)

@@ -39,7 +39,8 @@ struct NativeGeometry {
 };
 NativeGeometry native_geometry(const OpDesc& desc);
 
-// Owning packed weights. qweight is 64-byte aligned (kernels use aligned vector loads).
+// Owning packed weights. Each section starts 64-byte aligned, so a 32-byte block never
+// straddles a cache line (the kernels' loads need no alignment, but a split load costs).
 struct NativeWeights {
   NativeGeometry geometry;
   AlignedBuffer storage;  // qweight, then scales, then zeros (each 64-byte aligned)

@@ -27,6 +27,7 @@
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
+#include "runtime/decisions.h"
 #include "tuner/measure.h"
 
 namespace lowbit {
@@ -36,7 +37,6 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t guard_bytes = 256;
 constexpr uint8_t poison = 0xff;  // NaN in every output dtype: an unwritten output cannot pass
-constexpr int test_threads = 2;   // CI machines have 2 cores
 
 bool cpu_serves_avx512() {
   return cpu_info().has("avx512f") && cpu_info().has("avx512bw") && cpu_info().has("avx512vl");
@@ -147,7 +147,6 @@ class GetKernelTest : public ::testing::Test {
   GetOptions options(const std::string& name = "cache.sqlite") const {
     GetOptions get;
     get.cache_path = file(name).string();
-    get.max_threads = test_threads;
     return get;
   }
 
@@ -250,7 +249,7 @@ TEST_F(GetKernelTest, HeuristicOnMissStoresNothing) {
   EXPECT_EQ(resolved.source, KernelSource::heuristic);
   EXPECT_EQ(to_string(resolved.source), "heuristic");
   EXPECT_EQ(resolved.median_us, 0);
-  EXPECT_EQ(resolved.kernel->name(), x86::variant_name(desc, x86::heuristic(desc, test_threads)));
+  EXPECT_EQ(resolved.kernel->name(), x86::variant_name(desc, x86::heuristic(desc, runtime::thread_budget(GetOptions{}))));
   EXPECT_EQ(check_against_reference(*resolved.kernel, 4), "");
   cache::DecisionCache decisions = cache::DecisionCache::open(file().string(), cache::OpenMode::read_only);
   EXPECT_TRUE(decisions.list().empty());
@@ -445,6 +444,20 @@ TEST_F(GetKernelTest, ConcurrentFirstCallsShareOneKernel) {
   ASSERT_NE(kernels[1], nullptr);
   EXPECT_EQ(kernels[0].get(), later.kernel.get());
   EXPECT_EQ(kernels[1].get(), later.kernel.get());
+}
+
+TEST_F(GetKernelTest, ThreadCapIsPartOfTheDecisionKey) {
+  SKIP_WITHOUT_AVX512();
+  if (cpu_info().physical_cores < 2) GTEST_SKIP() << "one core: a thread cap of 1 changes nothing to key";
+  const OpDesc desc = parse_descriptor("m=1,n=96,k=256,bits=4,group=128,zero=int,act=bf16");
+  GetOptions capped = options();
+  capped.max_threads = 1;
+  EXPECT_EQ(get_kernel(desc, capped).source, KernelSource::tuned);
+  EXPECT_FALSE(stored_decision(file(), desc).has_value()) << "a 1-thread decision was stored under the uncapped key";
+  EXPECT_NE(runtime::decision_fingerprint(capped), cpu_info().fingerprint());
+  // An uncapped caller must not be served the 1-thread measurement.
+  EXPECT_EQ(get_kernel(desc, options()).source, KernelSource::tuned);
+  EXPECT_TRUE(stored_decision(file(), desc).has_value());
 }
 
 }  // namespace
