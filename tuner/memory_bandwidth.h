@@ -8,7 +8,7 @@
 namespace lowbit::tuner {
 
 struct ReadBandwidth {
-  double gbps = 0;            // best of the repeats (STREAM's convention), 1e9 bytes/s
+  double gbps = 0;            // median of the repeats, 1e9 bytes/s
   int64_t buffer_bytes = 0;
   int threads = 0;
   int repeats = 0;
