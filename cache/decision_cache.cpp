@@ -1,6 +1,7 @@
 #include "cache/decision_cache.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -11,7 +12,6 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
@@ -268,9 +268,11 @@ bool check_header(const std::filesystem::path& path) {
   if (error || size == 0) return false;  // unreadable: SQLite reports it; empty: a blank database
   constexpr std::string_view signature("SQLite format 3\0", 16);
   std::array<unsigned char, 100> header{};
-  std::ifstream file(path, std::ios::binary);
-  file.read(reinterpret_cast<char*>(header.data()), header.size());
-  if (file.gcount() != static_cast<std::streamsize>(header.size()) ||
+  // Plain read(2): this runs on every cache hit, and a cold ifstream costs more than the read.
+  const int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const ssize_t length = descriptor < 0 ? -1 : ::read(descriptor, header.data(), header.size());
+  if (descriptor >= 0) ::close(descriptor);
+  if (length != static_cast<ssize_t>(header.size()) ||
       std::string_view(reinterpret_cast<const char*>(header.data()), signature.size()) !=
           signature) {
     throw Unusable{"is not an SQLite database"};

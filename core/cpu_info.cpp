@@ -75,9 +75,21 @@ std::vector<int> usable_cpus() {
   return cpus;
 }
 
-// Hardware threads per core from the first usable CPU's sibling list ("0-1", "0,64", "3"):
-// one file, where reading every CPU's core id would cost two files per CPU.
-int threads_per_core(int cpu) {
+// Hardware threads per core from cpuid leaf 0xB (x2APIC topology; Intel, and AMD since Zen):
+// subleaf 0 is the SMT level and EBX[15:0] counts its logical processors. One cpuid costs
+// microseconds where a sysfs file costs tens of them, and get_kernel's cold path pays this.
+int threads_per_core_from_cpuid() {
+  uint32_t registers[4] = {};
+  Xbyak::util::Cpu::getCpuid(0, registers);
+  if (registers[0] < 0xB) return 0;
+  Xbyak::util::Cpu::getCpuidEx(0xB, 0, registers);
+  const uint32_t level_type = (registers[2] >> 8) & 0xff;  // 1 = SMT
+  const uint32_t logical = registers[1] & 0xffff;
+  return level_type == 1 && logical >= 1 && logical <= 8 ? static_cast<int>(logical) : 0;
+}
+
+// The same from the first usable CPU's sibling list in sysfs ("0-1", "0,64", "3").
+int threads_per_core_from_sysfs(int cpu) {
   std::string siblings = read_line(fmt::format("/sys/devices/system/cpu/cpu{}/topology/thread_siblings_list", cpu));
   if (siblings.empty()) return 1;
   int count = 0;
@@ -100,7 +112,9 @@ int threads_per_core(int cpu) {
 std::vector<int> read_topology(CpuInfo& info) {
   std::vector<int> cpus = usable_cpus();
   info.logical_cpus = std::max(1, static_cast<int>(cpus.size()));
-  info.physical_cores = std::max(1, info.logical_cpus / threads_per_core(cpus.empty() ? 0 : cpus.front()));
+  int smt = threads_per_core_from_cpuid();
+  if (smt == 0) smt = threads_per_core_from_sysfs(cpus.empty() ? 0 : cpus.front());
+  info.physical_cores = std::max(1, info.logical_cpus / smt);
   return cpus;
 }
 
