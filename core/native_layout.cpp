@@ -121,15 +121,7 @@ QuantizedWeights unpack_native(const OpDesc& desc, const WeightsView& packed) {
     throw InvalidArgument("weights", "packed weights are missing a buffer (qweight, scales, or zeros for "
                                      "zero=int/float)");
   const NativeGeometry g = native_geometry(desc);
-  QuantizedWeights weights;
-  weights.n = desc.n;
-  weights.k = desc.k;
-  weights.bits = desc.bits;
-  weights.group = desc.group;
-  weights.zero = desc.zero;
-  weights.q.assign(static_cast<std::size_t>(desc.n * desc.k), 0);
-  weights.scales.resize(static_cast<std::size_t>(desc.n * g.groups));
-  if (desc.zero != ZeroPoint::none) weights.zeros.resize(weights.scales.size());
+  QuantizedWeights weights = QuantizedWeights::allocate(desc);
   const auto* qweight = static_cast<const uint8_t*>(packed.qweight);
   for (int64_t panel = 0; panel < g.panels; ++panel) {
     for (int64_t step = 0; step < g.steps; ++step) {

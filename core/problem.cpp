@@ -27,27 +27,19 @@ Problem make_random_problem(const OpDesc& desc, int64_t m, uint64_t seed) {
   problem.x.resize(static_cast<std::size_t>(m * desc.k * dtype_bytes(desc.act)));
   for (int64_t i = 0; i < m * desc.k; ++i) store_from_float(problem.x.data(), desc.act, i, activation(generator));
 
+  problem.weights = QuantizedWeights::allocate(desc);
   QuantizedWeights& weights = problem.weights;
-  weights.n = desc.n;
-  weights.k = desc.k;
-  weights.bits = desc.bits;
-  weights.group = desc.group;
-  weights.zero = desc.zero;
   const int levels = 1 << desc.bits;
   std::uniform_int_distribution<int> code(0, levels - 1);
-  weights.q.resize(static_cast<std::size_t>(desc.n * desc.k));
   for (auto& value : weights.q) value = static_cast<uint8_t>(code(generator));
   // Scales around 1/sqrt(k) keep outputs O(1) whatever k is.
   const float scale_base = 1.0f / std::sqrt(static_cast<float>(desc.k)) / static_cast<float>(levels);
   std::uniform_real_distribution<float> scale_factor(0.5f, 1.5f);
-  weights.scales.resize(static_cast<std::size_t>(desc.n * desc.group_count()));
   for (auto& value : weights.scales) value = float_to_fp16(scale_base * scale_factor(generator));
   if (desc.zero == ZeroPoint::integer) {
-    weights.zeros.resize(weights.scales.size());
     for (auto& value : weights.zeros) value = float_to_fp16(static_cast<float>(code(generator)));
   } else if (desc.zero == ZeroPoint::floating) {
     std::uniform_real_distribution<float> zero(0.0f, static_cast<float>(levels - 1));
-    weights.zeros.resize(weights.scales.size());
     for (auto& value : weights.zeros) value = float_to_fp16(zero(generator));
   }
   problem.packed = pack_native(desc, weights);

@@ -25,6 +25,19 @@ uint16_t scale_to_fp16(float scale, int64_t row, int64_t group_index) {
 
 }  // namespace
 
+QuantizedWeights QuantizedWeights::allocate(const OpDesc& desc) {
+  QuantizedWeights weights;
+  weights.n = desc.n;
+  weights.k = desc.k;
+  weights.bits = desc.bits;
+  weights.group = desc.group;
+  weights.zero = desc.zero;
+  weights.q.assign(static_cast<std::size_t>(desc.n * desc.k), 0);
+  weights.scales.assign(static_cast<std::size_t>(desc.n * desc.group_count()), 0);
+  if (desc.zero != ZeroPoint::none) weights.zeros.assign(weights.scales.size(), 0);
+  return weights;
+}
+
 int64_t QuantizedWeights::group_count() const { return group == whole_k_group ? 1 : k / group; }
 int64_t QuantizedWeights::group_size() const { return group == whole_k_group ? k : group; }
 
@@ -47,18 +60,10 @@ QuantizedWeights quantize_rtn(const OpDesc& desc, const std::vector<float>& weig
   if (static_cast<int64_t>(weights.size()) != desc.n * desc.k)
     throw InvalidArgument("weights", fmt::format("weights have {} elements; n*k = {}*{} = {} expected",
                                                  weights.size(), desc.n, desc.k, desc.n * desc.k));
-  QuantizedWeights result;
-  result.n = desc.n;
-  result.k = desc.k;
-  result.bits = desc.bits;
-  result.group = desc.group;
-  result.zero = desc.zero;
+  QuantizedWeights result = QuantizedWeights::allocate(desc);
   const int64_t groups = desc.group_count();
   const int64_t size = desc.group_size();
   const int levels = 1 << desc.bits;
-  result.q.resize(static_cast<std::size_t>(desc.n * desc.k));
-  result.scales.resize(static_cast<std::size_t>(desc.n * groups));
-  if (desc.zero != ZeroPoint::none) result.zeros.resize(result.scales.size());
 
   for (int64_t row = 0; row < desc.n; ++row) {
     for (int64_t g = 0; g < groups; ++g) {

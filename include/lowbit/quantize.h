@@ -25,6 +25,9 @@ struct QuantizedWeights {
   std::vector<uint16_t> scales;  // [n][groups] fp16
   std::vector<uint16_t> zeros;   // [n][groups] fp16; empty for zero=none
 
+  // Shaped like desc (n, k, bits, group, zero), every code, scale and zero point 0.
+  static QuantizedWeights allocate(const OpDesc& desc);
+
   int64_t group_count() const;
   int64_t group_size() const;
   float scale(int64_t row, int64_t group_index) const;

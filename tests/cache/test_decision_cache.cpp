@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/test_support.h"
 #include "cache/decision_cache.h"
 #include "cache/sqlite.h"
 #include "lowbit/errors.h"
@@ -45,15 +46,6 @@ Decision sample_decision(int number) {
   return decision;
 }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream file(path, std::ios::binary);
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 std::vector<std::string> directory_entries(const fs::path& directory) {
   std::vector<std::string> names;
@@ -64,14 +56,9 @@ std::vector<std::string> directory_entries(const fs::path& directory) {
   return names;
 }
 
-int count_warnings(const std::string& text) {
-  int count = 0;
-  for (std::size_t at = text.find("lowbit: warning:"); at != std::string::npos;
-       at = text.find("lowbit: warning:", at + 1)) {
-    ++count;
-  }
-  return count;
-}
+using testing::count_warnings;
+using testing::read_bytes;
+using testing::write_bytes;
 
 std::int64_t query_integer(const Database& database, const std::string& sql) {
   Statement statement(database, sql);
@@ -79,28 +66,7 @@ std::int64_t query_integer(const Database& database, const std::string& sql) {
   return statement.column_int64(0);
 }
 
-// Sets (or unsets, for nullopt) an environment variable for one scope.
-class ScopedEnvironment {
- public:
-  ScopedEnvironment(std::string name, const std::optional<std::string>& value)
-      : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    apply(value);
-  }
-  ~ScopedEnvironment() { apply(old_); }
-  ScopedEnvironment(const ScopedEnvironment&) = delete;
-  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
- private:
-  void apply(const std::optional<std::string>& value) {
-    if (value)
-      setenv(name_.c_str(), value->c_str(), 1);
-    else
-      unsetenv(name_.c_str());
-  }
-  std::string name_;
-  std::optional<std::string> old_;
-};
+using testing::ScopedEnvironment;
 
 class DecisionCacheTest : public ::testing::Test {
  protected:

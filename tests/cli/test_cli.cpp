@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/test_support.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
@@ -31,17 +32,7 @@ namespace fs = std::filesystem;
 constexpr const char* small_a = "m=1,n=64,k=256,bits=4,group=128";
 constexpr const char* small_b = "m=1,n=128,k=512,bits=4,group=64,zero=none";
 
-bool cpu_serves_avx512() {
-  return cpu_info().has("avx512f") && cpu_info().has("avx512bw") && cpu_info().has("avx512vl");
-}
-
-#define SKIP_WITHOUT_AVX512() \
-  if (!cpu_serves_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL: the CLI cannot resolve kernels here"
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
+using testing::read_bytes;
 
 struct Outcome {
   int exit_code = -1;  // -1: did not exit normally (signal)
@@ -58,24 +49,12 @@ std::ostream& operator<<(std::ostream& stream, const Outcome& outcome) {
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::path(::testing::TempDir()) / "lowbit_cli_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp failed for " << pattern;
-    directory_ = pattern;
-    // The children inherit this environment: warnings on, default cache inside the directory.
-    unsetenv("LOWBIT_QUIET");
-    const char* old = std::getenv("LOWBIT_CACHE");
-    if (old) old_cache_env_ = old;
-    setenv("LOWBIT_CACHE", (directory_ / "default.sqlite").c_str(), 1);
-  }
-  void TearDown() override {
-    if (old_cache_env_)
-      setenv("LOWBIT_CACHE", old_cache_env_->c_str(), 1);
-    else
-      unsetenv("LOWBIT_CACHE");
-    std::error_code ignored;
-    fs::remove_all(directory_, ignored);
-  }
+  // The children inherit this environment: warnings on, default cache inside the directory.
+  void SetUp() override { unsetenv("LOWBIT_QUIET"); }
+
+  testing::TempDirectory temp_{"lowbit_cli"};
+  const fs::path& directory_ = temp_.path();
+  testing::ScopedEnvironment cache_env_{"LOWBIT_CACHE", (directory_ / "default.sqlite").string()};
 
   std::string db(const std::string& name = "cache.sqlite") const { return (directory_ / name).string(); }
 
@@ -127,8 +106,6 @@ class CliTest : public ::testing::Test {
     return json;
   }
 
-  fs::path directory_;
-  std::optional<std::string> old_cache_env_;
   int runs_ = 0;
 };
 
@@ -148,12 +125,12 @@ TEST_F(CliTest, InfoJsonHasThisMachinesFingerprint) {
   ASSERT_TRUE(json["cpu"].contains("fingerprint")) << outcome;
   ASSERT_TRUE(json["cpu"]["fingerprint"].is_string()) << outcome;
   EXPECT_EQ(json["cpu"]["fingerprint"].get<std::string>(), cpu_info().fingerprint());
-  EXPECT_EQ(json.at("backends").at("x86").at("available").get<bool>(), cpu_serves_avx512()) << outcome;
+  EXPECT_EQ(json.at("backends").at("x86").at("available").get<bool>(), testing::cpu_serves_avx512()) << outcome;
   EXPECT_EQ(json.at("default_cache").get<std::string>(), (directory_ / "default.sqlite").string());
 }
 
 TEST_F(CliTest, GetTunesOnceThenASecondProcessHitsTheCache) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const Outcome first = run({"get", "--desc", small_a, "--db", db(), "--threads", "2", "--json"});
   ASSERT_EQ(first.exit_code, 0) << first;
   const nlohmann::json tuned = parse_json(first);
@@ -184,7 +161,7 @@ TEST_F(CliTest, GetTunesOnceThenASecondProcessHitsTheCache) {
 }
 
 TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const Outcome outcome =
       run({"tune", "--desc", small_a, "--desc", small_b, "--db", db(), "--threads", "2", "--json"});
   ASSERT_EQ(outcome.exit_code, 0) << outcome;
@@ -224,7 +201,7 @@ TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {
 }
 
 TEST_F(CliTest, BenchReportsTimeBandwidthAndError) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const Outcome outcome = run({"bench", "--desc", small_a, "--db", db(), "--threads", "2", "--json"});
   ASSERT_EQ(outcome.exit_code, 0) << outcome;
   const nlohmann::json json = parse_json(outcome);
@@ -242,7 +219,7 @@ TEST_F(CliTest, BenchReportsTimeBandwidthAndError) {
 }
 
 TEST_F(CliTest, GarbageDbWarnsAndStillTunes) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const std::string garbage(4096, 'G');
   {
     std::ofstream file(db(), std::ios::binary);

@@ -28,32 +28,13 @@
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
 #include "runtime/decisions.h"
+#include "tests/support/test_support.h"
 #include "tuner/measure.h"
 
 namespace lowbit {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr std::size_t guard_bytes = 256;
-constexpr uint8_t poison = 0xff;  // NaN in every output dtype: an unwritten output cannot pass
-
-bool cpu_serves_avx512() {
-  return cpu_info().has("avx512f") && cpu_info().has("avx512bw") && cpu_info().has("avx512vl");
-}
-
-#define SKIP_WITHOUT_AVX512() \
-  if (!cpu_serves_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL: no x86 kernel can be resolved here"
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream file(path, std::ios::binary);
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 std::optional<cache::Decision> stored_decision(const fs::path& path, const OpDesc& desc) {
   if (!fs::exists(path)) return std::nullopt;  // read_only would warn about the missing file
@@ -85,61 +66,24 @@ void store_by_hand(const fs::path& path, const cache::Decision& decision) {
   ASSERT_TRUE(decisions.store(decision)) << path;
 }
 
-// Runs kernel at m rows on a random problem, outputs poisoned and guarded; returns a failure
-// message (empty on success) starting with the one-line reproducer.
 std::string check_against_reference(const Kernel& kernel, int64_t m) {
-  const OpDesc& desc = kernel.desc();
-  const std::string case_name = "get_kernel " + to_string(desc) + " " + kernel.name() + " m=" + std::to_string(m);
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(desc, m, seed);
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * guard_bytes, poison);
-  RunArgs args;
-  args.x = problem.x.data();
-  args.weights = view(problem.packed);
-  args.bias = desc.bias ? problem.bias.data() : nullptr;
-  args.y = buffer.data() + guard_bytes;
-  args.m = m;
-  kernel.run(args);
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < guard_bytes; ++i)
-    if (buffer[i] != poison || buffer[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
-  std::vector<double> reference =
-      reference_matmul(desc, m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr, nullptr);
-  const double error = relative_error(args.y, desc.out, reference);
-  if (!(error <= tolerance(desc)))
-    return where + ": relative error " + std::to_string(error) + " > tolerance " + std::to_string(tolerance(desc));
-  return {};
+  return testing::check_against_reference(
+      kernel, m, "get_kernel " + to_string(kernel.desc()) + " " + kernel.name() + " m=" + std::to_string(m));
 }
 
-int count_warnings(const std::string& text) {
-  int count = 0;
-  for (std::size_t at = text.find("lowbit: warning:"); at != std::string::npos; at = text.find("lowbit: warning:", at + 1))
-    ++count;
-  return count;
-}
+using testing::count_warnings;
+using testing::read_bytes;
+using testing::write_bytes;
 
 class GetKernelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    // Several tests expect a warning; lowbit::warn reads LOWBIT_QUIET once, at its first call.
-    unsetenv("LOWBIT_QUIET");
-    std::string pattern = (fs::path(::testing::TempDir()) / "lowbit_runtime_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << "mkdtemp failed for " << pattern;
-    directory_ = pattern;
-    // Whatever a test leaves to the default goes here, never to the user's cache.
-    const char* old = std::getenv("LOWBIT_CACHE");
-    if (old) old_cache_env_ = old;
-    setenv("LOWBIT_CACHE", default_file().c_str(), 1);
-  }
-  void TearDown() override {
-    if (old_cache_env_)
-      setenv("LOWBIT_CACHE", old_cache_env_->c_str(), 1);
-    else
-      unsetenv("LOWBIT_CACHE");
-    std::error_code ignored;
-    fs::remove_all(directory_, ignored);
-  }
+  // Several tests expect a warning; lowbit::warn reads LOWBIT_QUIET once, at its first call.
+  void SetUp() override { unsetenv("LOWBIT_QUIET"); }
+
+  testing::TempDirectory temp_{"lowbit_runtime"};
+  const fs::path& directory_ = temp_.path();
+  // Whatever a test leaves to the default goes here, never to the user's cache.
+  testing::ScopedEnvironment cache_env_{"LOWBIT_CACHE", (directory_ / "default.sqlite").string()};
 
   fs::path file(const std::string& name = "cache.sqlite") const { return directory_ / name; }
   fs::path default_file() const { return directory_ / "default.sqlite"; }
@@ -150,12 +94,10 @@ class GetKernelTest : public ::testing::Test {
     return get;
   }
 
-  fs::path directory_;
-  std::optional<std::string> old_cache_env_;
 };
 
 TEST_F(GetKernelTest, MissTunesAndStoresTheWinner) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=64,k=256,bits=4,group=128,zero=int,act=bf16");
   ASSERT_FALSE(fs::exists(file()));
   const ResolvedKernel resolved = get_kernel(desc, options());
@@ -187,7 +129,7 @@ TEST_F(GetKernelTest, MissTunesAndStoresTheWinner) {
 }
 
 TEST_F(GetKernelTest, SecondCallInTheProcessReturnsTheSameKernelObject) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=96,k=256,bits=4,group=64,zero=int,act=bf16");
   const ResolvedKernel first = get_kernel(desc, options());
   ASSERT_NE(first.kernel, nullptr);
@@ -202,7 +144,7 @@ TEST_F(GetKernelTest, SecondCallInTheProcessReturnsTheSameKernelObject) {
 }
 
 TEST_F(GetKernelTest, NewCachePathWithAStoredDecisionIsACacheHit) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=112,k=256,bits=4,group=128,zero=int,act=bf16");
   const ResolvedKernel tuned = get_kernel(desc, options("first.sqlite"));
   ASSERT_EQ(tuned.source, KernelSource::tuned);
@@ -219,7 +161,7 @@ TEST_F(GetKernelTest, NewCachePathWithAStoredDecisionIsACacheHit) {
 }
 
 TEST_F(GetKernelTest, HandStoredDecisionIsBuiltWithoutTiming) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=64,k=256,bits=4,group=128,zero=int,act=bf16,bias=1");
   // The FMA flavour with a 3-panel block: the tuner never times it for bf16 activations on a
   // CPU with AVX512_BF16, so getting it back proves the stored row was used.
@@ -237,7 +179,7 @@ TEST_F(GetKernelTest, HandStoredDecisionIsBuiltWithoutTiming) {
 }
 
 TEST_F(GetKernelTest, HeuristicOnMissStoresNothing) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=4,n=64,k=256,bits=4,group=128,zero=int,act=bf16");
   // An existing, empty cache file: the heuristic path must not add a row to it.
   { cache::DecisionCache created = cache::DecisionCache::open(file().string(), cache::OpenMode::read_write); }
@@ -263,7 +205,7 @@ TEST_F(GetKernelTest, HeuristicOnMissStoresNothing) {
 }
 
 TEST_F(GetKernelTest, HeuristicOnMissStillTakesAStoredDecision) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=48,k=256,bits=4,group=128,zero=int,act=bf16");
   const x86::X86Variant variant{x86::X86Isa::avx512_fma, 2, 1, 2, 1};
   store_by_hand(file(), hand_made_decision(desc, x86::variant_name(desc, variant), x86::to_json(variant).dump(), 3));
@@ -277,7 +219,7 @@ TEST_F(GetKernelTest, HeuristicOnMissStillTakesAStoredDecision) {
 // BUG (reported): the process map's key leaves out on_miss, so a heuristic answer given to one
 // caller is returned to a later caller that asked for tuning, which is never tuned or stored.
 TEST_F(GetKernelTest, TuneRequestAfterAHeuristicAnswerStillTunesAndStores) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=64,k=512,bits=4,group=128,zero=int,act=bf16");
   GetOptions heuristic = options();
   heuristic.on_miss = OnMiss::heuristic;
@@ -288,7 +230,7 @@ TEST_F(GetKernelTest, TuneRequestAfterAHeuristicAnswerStillTunesAndStores) {
 }
 
 TEST_F(GetKernelTest, UseCacheFalseReadsAndStoresNothing) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=64,k=256,bits=4,group=32,zero=none,act=bf16");
   // A stored decision that use_cache=false must not read.
   const x86::X86Variant variant{x86::X86Isa::avx512_fma, 1, 1, 1, 1};
@@ -350,7 +292,7 @@ TEST_F(GetKernelTest, FormatNoGeneratorServesIsUnsupported) {
 }
 
 TEST_F(GetKernelTest, StoredVariantThatCannotBeBuiltWarnsAndRetunes) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   struct Case {
     std::string descriptor;
     std::string variant_json;
@@ -381,7 +323,7 @@ TEST_F(GetKernelTest, StoredVariantThatCannotBeBuiltWarnsAndRetunes) {
 }
 
 TEST_F(GetKernelTest, GarbageCacheFileWarnsAndStillGivesAWorkingKernel) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=2,n=64,k=256,bits=4,group=128,zero=int,act=fp16,bias=1");
   std::string garbage;
   for (int i = 0; i < 200; ++i) garbage += "this is not an SQLite database " + std::to_string(i) + "\n";
@@ -398,7 +340,7 @@ TEST_F(GetKernelTest, GarbageCacheFileWarnsAndStillGivesAWorkingKernel) {
 }
 
 TEST_F(GetKernelTest, ResolvedKernelsMatchTheReference) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   // Tuned, fixed M, bf16 with bias.
   const OpDesc fixed = parse_descriptor("m=3,n=72,k=384,bits=4,group=128,zero=int,act=bf16,bias=1");
   const ResolvedKernel tuned = get_kernel(fixed, options());
@@ -406,7 +348,7 @@ TEST_F(GetKernelTest, ResolvedKernelsMatchTheReference) {
   EXPECT_EQ(check_against_reference(*tuned.kernel, 3), "");
   // A wrong M is refused for a fixed-M descriptor.
   Problem problem = make_random_problem(fixed, 3, seed_for("wrong m"));
-  std::vector<uint8_t> out(static_cast<std::size_t>(4 * fixed.n * 2), poison);
+  std::vector<uint8_t> out(static_cast<std::size_t>(4 * fixed.n * 2), testing::poison);
   RunArgs args;
   args.x = problem.x.data();
   args.weights = view(problem.packed);
@@ -428,7 +370,7 @@ TEST_F(GetKernelTest, ResolvedKernelsMatchTheReference) {
 // while the process map keeps only the first; the second caller's object is never handed out
 // again, so "the same descriptor gets the same object" fails for concurrent first calls.
 TEST_F(GetKernelTest, ConcurrentFirstCallsShareOneKernel) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=64,k=256,bits=4,group=128,zero=none,act=bf16,bias=1");
   std::shared_ptr<const Kernel> kernels[2];
   std::thread threads[2];
@@ -447,7 +389,7 @@ TEST_F(GetKernelTest, ConcurrentFirstCallsShareOneKernel) {
 }
 
 TEST_F(GetKernelTest, ThreadCapIsPartOfTheDecisionKey) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   if (cpu_info().physical_cores < 2) GTEST_SKIP() << "one core: a thread cap of 1 changes nothing to key";
   const OpDesc desc = parse_descriptor("m=1,n=96,k=256,bits=4,group=128,zero=int,act=bf16");
   GetOptions capped = options();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/test_support.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -23,13 +24,6 @@ namespace {
 
 constexpr uint8_t poison = 0xff;  // NaN in every output dtype
 constexpr int test_threads = 2;   // CI machines have 2 cores
-
-bool cpu_serves_avx512() {
-  return cpu_info().has("avx512f") && cpu_info().has("avx512bw") && cpu_info().has("avx512vl");
-}
-
-#define SKIP_WITHOUT_AVX512() \
-  if (!cpu_serves_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL: x86 kernels cannot be tuned here"
 
 TuneOptions small_options() {
   TuneOptions options;
@@ -98,7 +92,7 @@ double error_on_fresh_problem(const Kernel& kernel, const OpDesc& desc, int64_t 
 }
 
 TEST(Tuner, WinnerIsVerifiedAndRankedListIsSortedByTime) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=1,n=64,k=256,bits=4,group=128,zero=int,act=bf16,bias=1");
   std::vector<std::string> announced;
   int announced_count = -1;
@@ -129,7 +123,7 @@ TEST(Tuner, WinnerIsVerifiedAndRankedListIsSortedByTime) {
 }
 
 TEST(Tuner, AnyMDescriptorIsTunedAtTheDocumentedRowsAndServesOtherM) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   // m=0 (any M), fp32 in and out: the FMA flavour and the tightest tolerance.
   const OpDesc desc = parse_descriptor("m=0,n=80,k=256,bits=4,group=64,zero=float,act=fp32");
   const TuneResult result = tune(desc, small_options());
@@ -142,7 +136,7 @@ TEST(Tuner, AnyMDescriptorIsTunedAtTheDocumentedRowsAndServesOtherM) {
 }
 
 TEST(Tuner, TopCandidatesJsonListsTheFastestVerifiedInOrder) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=2,n=64,k=256,bits=4,group=32,zero=none,act=fp16");
   const TuneResult result = tune(desc, small_options());
   const int verified = expect_well_formed(desc, result);

@@ -14,50 +14,19 @@
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
+#include "tests/support/test_support.h"
 
 namespace lowbit::x86 {
 namespace {
 
-constexpr std::size_t guard_bytes = 256;
-constexpr uint8_t poison = 0xff;  // NaN in fp32, bf16 and fp16: an unwritten output cannot pass
-
-// Runs kernel on a fresh random problem and compares with the reference; returns a failure
-// message (empty on success) that starts with the one-line reproducer.
+// Builds an m=0 kernel (one kernel serves every m of a sweep) and checks it at m rows.
 std::string check_against_reference(const OpDesc& desc, const X86Variant& variant, int64_t m) {
-  const std::string case_name = to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m);
-  const uint64_t seed = seed_for(case_name);
   OpDesc run_desc = desc;
-  run_desc.m = 0;  // one kernel serves every m of the sweep
-  Problem problem = make_random_problem(run_desc, m, seed);
+  run_desc.m = 0;
   X86Kernel kernel(run_desc, variant);
-
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * guard_bytes, poison);
-  RunArgs args;
-  args.x = problem.x.data();
-  args.weights = view(problem.packed);
-  args.bias = desc.bias ? problem.bias.data() : nullptr;
-  args.y = buffer.data() + guard_bytes;
-  args.m = m;
-  kernel.run(args);
-
-  std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < guard_bytes; ++i)
-    if (buffer[i] != poison || buffer[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
-  std::vector<double> ref = reference_matmul(run_desc, m, problem.x.data(), problem.weights,
-                                             desc.bias ? problem.bias.data() : nullptr, nullptr);
-  double error = relative_error(args.y, desc.out, ref);
-  if (!(error <= tolerance(desc)))
-    return where + ": relative error " + std::to_string(error) + " > tolerance " + std::to_string(tolerance(desc));
-  return {};
+  return testing::check_against_reference(
+      kernel, m, to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m));
 }
-
-bool cpu_serves_avx512() {
-  return cpu_info().has("avx512f") && cpu_info().has("avx512bw") && cpu_info().has("avx512vl");
-}
-
-#define SKIP_WITHOUT_AVX512()                                                                   \
-  if (!cpu_serves_avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL: x86 kernels untested here"
 
 std::vector<X86Isa> flavours_for(const OpDesc& desc) {
   std::vector<X86Isa> flavours{X86Isa::avx512_fma};
@@ -66,7 +35,7 @@ std::vector<X86Isa> flavours_for(const OpDesc& desc) {
 }
 
 TEST(X86Kernels, EveryRegisterBlockAndUnrollAtOddShapes) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   // N=37: two whole panels and a 5-column tail; K=160: five groups of 32.
   OpDesc desc = parse_descriptor("n=37,k=160,bits=4,group=32,zero=int,act=bf16,bias=1");
   int checked = 0;
@@ -87,7 +56,7 @@ TEST(X86Kernels, EveryRegisterBlockAndUnrollAtOddShapes) {
 }
 
 TEST(X86Kernels, EveryFormatDtypeAndKTail) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   int checked = 0;
   for (const char* act : {"fp32", "bf16", "fp16"})
     for (const char* out : {"fp32", "bf16", "fp16"})
@@ -109,7 +78,7 @@ TEST(X86Kernels, EveryFormatDtypeAndKTail) {
 }
 
 TEST(X86Kernels, IssueShapesK8256N1000) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   for (const char* act : {"fp32", "bf16"})
     for (const char* group : {"32", "64", "-1"}) {
       OpDesc desc = parse_descriptor(std::string("n=1000,k=8256,bits=4,zero=int,group=") + group + ",act=" + act);
@@ -125,7 +94,7 @@ TEST(X86Kernels, IssueShapesK8256N1000) {
 }
 
 TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   for (const char* m : {"1", "16", "0"}) {
     OpDesc desc = parse_descriptor(std::string("m=") + m + ",n=4096,k=4096,group=128,act=bf16");
     std::vector<X86Variant> variants = candidates(desc, 2);
@@ -152,7 +121,7 @@ TEST(X86Kernels, RefusesWhatItDoesNotGenerate) {
 }
 
 TEST(X86Kernels, RunRefusesBadArguments) {
-  SKIP_WITHOUT_AVX512();
+  LOWBIT_SKIP_WITHOUT_AVX512();
   OpDesc desc = parse_descriptor("m=2,n=32,k=64,group=32,bias=1");
   Problem problem = make_random_problem(desc, 2, 5);
   X86Kernel kernel(desc, heuristic(desc, 1));
