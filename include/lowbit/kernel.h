@@ -21,6 +21,9 @@ struct RunArgs {
   const float* eq_scale = nullptr;  // [k]; required iff desc.eqscale
   void* y = nullptr;                // [m][n], desc.out, rows contiguous
   int64_t m = 0;                    // rows this call; must equal desc.m unless desc.m == 0
+  // device=cuda:N: pointers above are device pointers, and the kernel is launched on this
+  // CUstream / cudaStream_t (null: the legacy default stream) without synchronizing.
+  void* stream = nullptr;
 };
 
 class Kernel {

@@ -1,0 +1,142 @@
+// lowbit_cuda_bench: times lowbit's CUDA kernels on this GPU (CUDA events, L2 flushed by a
+// 512 MiB memset before every timed run, median of repeats) for every shape x M of a shape
+// file, trying every candidate variant, and prints JSON lines: the best variant's time, the
+// heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
+// torch baselines measured in the same call.
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/device_buffer.h"
+#include "codegen/cuda/gemv_generator.h"
+#include "lowbit/half.h"
+#include "lowbit/native_layout.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+#include "lowbit/tolerance.h"
+
+namespace {
+
+using lowbit::cuda::check;
+using lowbit::cuda::driver;
+
+constexpr std::size_t flush_bytes = std::size_t{512} << 20;
+
+struct Inputs {
+  lowbit::cuda::DeviceBuffer x;
+  lowbit::cuda::DeviceBuffer weights;
+  lowbit::cuda::DeviceBuffer y;
+  lowbit::RunArgs args;
+};
+
+Inputs upload(const lowbit::Problem& problem) {
+  const lowbit::OpDesc& desc = problem.desc;
+  Inputs inputs{lowbit::cuda::DeviceBuffer(problem.x.size()), lowbit::cuda::DeviceBuffer(problem.packed.storage.size()),
+                lowbit::cuda::DeviceBuffer(static_cast<std::size_t>(desc.m * desc.n * lowbit::dtype_bytes(desc.out))),
+                {}};
+  inputs.x.upload(problem.x.data(), problem.x.size());
+  inputs.weights.upload(problem.packed.storage.data(), problem.packed.storage.size());
+  auto* base = static_cast<uint8_t*>(inputs.weights.data());
+  inputs.args.x = inputs.x.data();
+  inputs.args.weights = {base, base + problem.packed.scales_offset,
+                         problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  inputs.args.y = inputs.y.data();
+  inputs.args.m = desc.m;
+  return inputs;
+}
+
+// Median microseconds of `repeats` runs, each after flushing L2.
+double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lowbit::cuda::DeviceBuffer& flush,
+                   int repeats) {
+  CUevent start = nullptr;
+  CUevent stop = nullptr;
+  check(driver().cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
+  check(driver().cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
+  for (int i = 0; i < 3; ++i) kernel.run(args);
+  std::vector<double> microseconds;
+  for (int i = 0; i < repeats; ++i) {
+    flush.fill(static_cast<uint8_t>(i));
+    check(driver().cuEventRecord(start, nullptr), "cuEventRecord");
+    kernel.run(args);
+    check(driver().cuEventRecord(stop, nullptr), "cuEventRecord");
+    check(driver().cuEventSynchronize(stop), "cuEventSynchronize");
+    float milliseconds = 0;
+    check(driver().cuEventElapsedTime(&milliseconds, start, stop), "cuEventElapsedTime");
+    microseconds.push_back(milliseconds * 1e3);
+  }
+  driver().cuEventDestroy(start);
+  driver().cuEventDestroy(stop);
+  std::sort(microseconds.begin(), microseconds.end());
+  return microseconds[microseconds.size() / 2];
+}
+
+// Runs once on poisoned outputs; the error against the reference (infinite if any is NaN).
+double check_error(const lowbit::Kernel& kernel, const lowbit::Problem& problem, const std::vector<double>& reference,
+                   Inputs& inputs) {
+  inputs.y.fill(0xff);
+  kernel.run(inputs.args);
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  std::vector<uint8_t> out = inputs.y.download();
+  return lowbit::relative_error(out.data(), problem.desc.out, reference);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]\n");
+    return 2;
+  }
+  int repeats = 50;
+  if (argc >= 4 && std::string(argv[2]) == "--repeats") repeats = std::stoi(argv[3]);
+  try {
+    const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
+    lowbit::cuda::make_current(0);
+    lowbit::cuda::DeviceBuffer flush(flush_bytes);
+    std::ifstream shapes(argv[1]);
+    std::string line;
+    lowbit::cuda::GemvGenerator generator;
+    while (std::getline(shapes, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      lowbit::OpDesc desc = lowbit::parse_descriptor(line);
+      lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
+      Inputs inputs = upload(problem);
+      const std::vector<double> reference =
+          lowbit::reference_matmul(desc, desc.m, problem.x.data(), problem.weights, nullptr, nullptr);
+      nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
+                            {"bytes", lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
+                                          desc.m * desc.n * lowbit::dtype_bytes(desc.out)}};
+      double best = 1e30;
+      std::string best_name;
+      double worst_error = 0;
+      for (const lowbit::cuda::CudaVariant& variant : generator.candidates(desc)) {
+        lowbit::cuda::CudaKernel kernel(desc, variant);
+        worst_error = std::max(worst_error, check_error(kernel, problem, reference, inputs));
+        const double microseconds = time_kernel(kernel, inputs.args, flush, repeats);
+        row["variants"][kernel.name()] = microseconds;
+        if (variant == generator.heuristic(desc)) row["heuristic_us"] = microseconds;
+        if (microseconds < best) {
+          best = microseconds;
+          best_name = kernel.name();
+        }
+      }
+      row["best_us"] = best;
+      row["best_variant"] = best_name;
+      row["max_rel_err"] = worst_error;
+      row["tolerance"] = lowbit::tolerance(desc);
+      std::printf("%s\n", row.dump().c_str());
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "lowbit_cuda_bench: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

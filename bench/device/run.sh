@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One call on the lent GPU machine (H100 + Xeon with AMX): build, run every test (the CUDA
+# kernels against the reference on the GPU too), benchmark lowbit's CUDA kernels against
+# torch's baselines in the same call, and record the x86 demo on the Xeon. Everything lands
+# in $OUT. Dependencies travel as extracted Debian packages in .deps/ (the machine reaches no
+# package registry): see docs/benchmarks.md for the command that sends it.
+set -uo pipefail
+OUT=${OUT:-/tmp/lowbit-device-out}
+mkdir -p "$OUT"
+deps="$PWD/.deps/usr"
+export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+jobs=$(nproc)
+
+{ date -u; nvidia-smi; g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1; lscpu; } \
+  > "$OUT/machine.txt" 2>&1
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
+  > "$OUT/build.log" 2>&1 &&
+  cmake --build build-device -j "$jobs" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+
+(cd build-device && ctest -j 8 --output-on-failure) > "$OUT/ctest.log" 2>&1
+grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
+
+build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_gemv.txt > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
+python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_gemv.txt > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
+python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" | tee "$OUT/cuda_table.txt"
+tail -3 "$OUT/lowbit_cuda.err" "$OUT/torch.err"
+
+{ build-device/cli/lowbit info; build-device/bench/lowbit_ceilings;
+  bash bench/demo.sh build-device; } > "$OUT/x86_demo.txt" 2>&1
+tail -22 "$OUT/x86_demo.txt"

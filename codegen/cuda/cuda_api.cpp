@@ -1,0 +1,184 @@
+#include "codegen/cuda/cuda_api.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+
+#include "lowbit/errors.h"
+
+namespace lowbit::cuda {
+namespace {
+
+void* open_first(const std::vector<std::string>& names, std::string& opened, std::string& failures) {
+  for (const std::string& name : names) {
+    if (void* handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+      opened = name;
+      return handle;
+    }
+    const char* error = dlerror();
+    failures += fmt::format("{}{}", failures.empty() ? "" : "; ", error ? error : name);
+  }
+  return nullptr;
+}
+
+Driver load_driver() {
+  Driver loaded;
+  std::string opened;
+  std::string failures;
+  void* handle = open_first({"libcuda.so.1", "libcuda.so"}, opened, failures);
+  if (handle == nullptr) {
+    loaded.reason = "the CUDA driver (libcuda.so.1) is not installed: " + failures;
+    return loaded;
+  }
+  bool complete = true;
+#define LOWBIT_RESOLVE(name)                                                                         \
+  loaded.name = reinterpret_cast<decltype(loaded.name)>(dlsym(handle, LOWBIT_CUDA_SYMBOL(name))); \
+  if (loaded.name == nullptr) {                                                                       \
+    complete = false;                                                                                 \
+    loaded.reason = fmt::format("libcuda lacks {}", LOWBIT_CUDA_SYMBOL(name));                       \
+  }
+  LOWBIT_DRIVER_FUNCTIONS(LOWBIT_RESOLVE)
+#undef LOWBIT_RESOLVE
+  if (!complete) return loaded;
+  CUresult result = loaded.cuInit(0);
+  if (result != CUDA_SUCCESS) {
+    const char* message = nullptr;
+    loaded.cuGetErrorString(result, &message);
+    loaded.reason = fmt::format("cuInit failed: {} (no GPU or driver not usable)", message ? message : "unknown");
+    return loaded;
+  }
+  int count = 0;
+  if (loaded.cuDeviceGetCount(&count) != CUDA_SUCCESS || count == 0) {
+    loaded.reason = "the CUDA driver sees no device";
+    return loaded;
+  }
+  loaded.available = true;
+  return loaded;
+}
+
+Nvrtc load_nvrtc() {
+  Nvrtc loaded;
+  std::string failures;
+  // The toolkit's soname first, then older majors, then the unversioned development link.
+  void* handle = open_first({"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so"},
+                            loaded.library, failures);
+  if (handle == nullptr) {
+    loaded.reason = "NVRTC (libnvrtc.so) is not installed: " + failures;
+    return loaded;
+  }
+  bool complete = true;
+#define LOWBIT_RESOLVE(name)                                                                         \
+  loaded.name = reinterpret_cast<decltype(loaded.name)>(dlsym(handle, LOWBIT_CUDA_SYMBOL(name))); \
+  if (loaded.name == nullptr) {                                                                       \
+    complete = false;                                                                                 \
+    loaded.reason = fmt::format("{} lacks {}", loaded.library, LOWBIT_CUDA_SYMBOL(name));          \
+  }
+  LOWBIT_NVRTC_FUNCTIONS(LOWBIT_RESOLVE)
+#undef LOWBIT_RESOLVE
+  loaded.available = complete;
+  return loaded;
+}
+
+}  // namespace
+
+const Driver& driver() {
+  static const Driver loaded = load_driver();
+  return loaded;
+}
+
+const Nvrtc& nvrtc() {
+  static const Nvrtc loaded = load_nvrtc();
+  return loaded;
+}
+
+void check(CUresult result, const char* what) {
+  if (result == CUDA_SUCCESS) return;
+  const char* message = nullptr;
+  if (driver().cuGetErrorString) driver().cuGetErrorString(result, &message);
+  throw Error(fmt::format("CUDA error in {}: {} ({})", what, message ? message : "unknown", static_cast<int>(result)));
+}
+
+std::string nvrtc_version() {
+  const Nvrtc& api = nvrtc();
+  if (!api.available) return "none";
+  int major = 0;
+  int minor = 0;
+  api.nvrtcVersion(&major, &minor);
+  return fmt::format("{}.{}", major, minor);
+}
+
+std::vector<char> compile_to_cubin(const std::string& source, const std::string& name, const std::string& arch) {
+  const Nvrtc& api = nvrtc();
+  if (!api.available) throw Unsupported("cannot compile CUDA: " + api.reason);
+  nvrtcProgram program = nullptr;
+  nvrtcResult created = api.nvrtcCreateProgram(&program, source.c_str(), (name + ".cu").c_str(), 0, nullptr, nullptr);
+  if (created != NVRTC_SUCCESS) throw Error(fmt::format("nvrtcCreateProgram: {}", api.nvrtcGetErrorString(created)));
+  const std::string arch_option = "--gpu-architecture=" + arch;
+  const char* options[] = {arch_option.c_str(), "--std=c++17", "-default-device", "--extra-device-vectorization"};
+  nvrtcResult compiled = api.nvrtcCompileProgram(program, static_cast<int>(std::size(options)), options);
+  size_t log_size = 0;
+  api.nvrtcGetProgramLogSize(program, &log_size);
+  std::string log(log_size, '\0');
+  if (log_size > 1) api.nvrtcGetProgramLog(program, log.data());
+  if (compiled != NVRTC_SUCCESS) {
+    api.nvrtcDestroyProgram(&program);
+    throw Error(fmt::format("NVRTC could not compile {} for {}: {}\n{}", name, arch, api.nvrtcGetErrorString(compiled),
+                            log));
+  }
+  size_t cubin_size = 0;
+  api.nvrtcGetCUBINSize(program, &cubin_size);
+  std::vector<char> cubin(cubin_size);
+  api.nvrtcGetCUBIN(program, cubin.data());
+  api.nvrtcDestroyProgram(&program);
+  return cubin;
+}
+
+std::string DeviceInfo::arch() const {
+  // sm_90a enables wgmma and setmaxnreg; its cubins run on sm_90 devices only, as intended.
+  return major == 9 && minor == 0 ? std::string("sm_90a") : fmt::format("sm_{}{}", major, minor);
+}
+
+std::string DeviceInfo::fingerprint() const { return fmt::format("cuda;sm_{}{};sms={}", major, minor, sm_count); }
+
+const DeviceInfo& device_info(int ordinal) {
+  static std::mutex mutex;
+  static std::map<int, DeviceInfo> known;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = known.find(ordinal);
+  if (found != known.end()) return found->second;
+  const Driver& api = driver();
+  if (!api.available) throw Unsupported("the CUDA backend is unavailable: " + api.reason);
+  int count = 0;
+  check(api.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  if (ordinal >= count)
+    throw Unsupported(fmt::format("device=cuda:{} does not exist: this machine has {} CUDA device(s)", ordinal, count));
+  CUdevice device = 0;
+  check(api.cuDeviceGet(&device, ordinal), "cuDeviceGet");
+  DeviceInfo info;
+  info.ordinal = ordinal;
+  char name[256] = {};
+  check(api.cuDeviceGetName(name, sizeof(name), device), "cuDeviceGetName");
+  info.name = name;
+  check(api.cuDeviceGetAttribute(&info.major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device), "attribute");
+  check(api.cuDeviceGetAttribute(&info.minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device), "attribute");
+  check(api.cuDeviceGetAttribute(&info.sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device), "attribute");
+  check(api.cuDeviceGetAttribute(&info.max_shared_per_block_optin,
+                                 CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device),
+        "attribute");
+  check(api.cuDeviceGetAttribute(&info.l2_bytes, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, device), "attribute");
+  return known.emplace(ordinal, info).first->second;
+}
+
+void make_current(int ordinal) {
+  const Driver& api = driver();
+  if (!api.available) throw Unsupported("the CUDA backend is unavailable: " + api.reason);
+  CUdevice device = 0;
+  check(api.cuDeviceGet(&device, ordinal), "cuDeviceGet");
+  CUcontext context = nullptr;
+  check(api.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  check(api.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+}
+
+}  // namespace lowbit::cuda

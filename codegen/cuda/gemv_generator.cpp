@@ -1,0 +1,81 @@
+#include "codegen/cuda/gemv_generator.h"
+
+#include <fmt/format.h>
+
+#include "codegen/cuda/embedded_templates.h"
+#include "lowbit/errors.h"
+
+namespace lowbit::cuda {
+namespace {
+
+int template_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::fp32: return 0;
+    case DType::bf16: return 1;
+    case DType::fp16: return 2;
+  }
+  return -1;
+}
+
+}  // namespace
+
+Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
+  auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
+  if (desc.device.kind != DeviceKind::cuda) return refuse("the CUDA generators serve device=cuda:N only");
+  if (arch_major < 8) return refuse("CUDA kernels need compute capability 8.0 or newer");
+  if (desc.bits != 4) return refuse(fmt::format("bits={} is not generated yet on CUDA (bits=4 is)", desc.bits));
+  if (desc.compute != Compute::floating) return refuse("compute=int8 is not generated on CUDA");
+  if (desc.eqscale) return refuse("eqscale=1 is not generated yet on CUDA");
+  if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
+  if (desc.m < 1 || desc.m > max_rows)
+    return refuse(fmt::format("m={}: the CUDA GEMV family serves m=1..{} (m=0 and larger M need the mma "
+                              "family, not built yet)",
+                              desc.m, max_rows));
+  if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8)
+    return refuse("warps must be 1, 2, 4 or 8");
+  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4) return refuse("unroll must be 1, 2 or 4");
+  return {};
+}
+
+std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
+  std::vector<CudaVariant> variants;
+  for (int warps : {2, 4, 8})
+    for (int unroll : {1, 2, 4}) {
+      CudaVariant variant{CudaFamily::gemv, warps, unroll};
+      if (is_valid(desc, variant, 9)) variants.push_back(variant);
+    }
+  return variants;
+}
+
+CudaVariant GemvGenerator::heuristic(const OpDesc&) const { return CudaVariant{CudaFamily::gemv, 4, 2}; }
+
+std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
+  const std::string& body = embedded_templates().at("gemv_int4.cuh");
+  const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
+  return fmt::format(
+      "{body}\n"
+      "// Instantiation for {descriptor}\n"
+      "struct LowbitConfig {{\n"
+      "  static constexpr int ROWS = {rows};\n"
+      "  static constexpr long long N = {n};\n"
+      "  static constexpr long long K = {k};\n"
+      "  static constexpr int GROUP = {group};\n"
+      "  static constexpr int ZERO = {zero};\n"
+      "  static constexpr int ACT = {act};\n"
+      "  static constexpr int OUT = {out};\n"
+      "  static constexpr bool HAS_BIAS = {bias};\n"
+      "  static constexpr int WARPS = {warps};\n"
+      "  static constexpr int UNROLL = {unroll};\n"
+      "}};\n"
+      "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const uint4* qweight,\n"
+      "    const unsigned short* scales, const unsigned short* zeros, const void* bias, void* y) {{\n"
+      "  lowbit_gemv::gemv_int4<LowbitConfig>(x, qweight, scales, zeros, bias, y);\n"
+      "}}\n",
+      fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("rows", desc.m),
+      fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("group", desc.group_size()), fmt::arg("zero", zero),
+      fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
+      fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("warps", variant.warps),
+      fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point));
+}
+
+}  // namespace lowbit::cuda

@@ -1,0 +1,201 @@
+// GEMV family for small M (1..8): int4 weights in lowbit's native layout, fp16/bf16
+// activations, fp32 accumulation. Compiled by NVRTC; codegen/cuda/gemv_generator.cpp writes
+// the Config and the extern "C" entry point, nothing else. Header-free on purpose: NVRTC
+// needs no include path, and every conversion below is one PTX instruction.
+//
+// Work split: one thread block per 16-column panel; its WARPS warps split the panel's K.
+// A warp reads 512 contiguous bytes per iteration (32 lanes x 16 bytes = 16 native 32-byte
+// blocks = 64 k), so loads are 16 bytes per lane and fully coalesced.
+// Lane l holds half (l & 1) of block (l >> 1): 8 columns x 4 k. Byte 2j+h of that half,
+// field f (4 bits, low first), is q[column j, k0 + 2f + h] (docs/layout.md).
+//
+// Dequantization without per-element int->float conversion: a nibble moved to bits 16..19
+// and OR-ed with 0x43000000 is the fp32 number 128 + q. Per lane and 4-k step:
+//   y[c] += s[c] * (sum_k x_k * (128 + q_kc) - (128 + z[c]) * sum_k x_k)
+// which is exact algebra; the +128 costs fp32 rounding of about 1e-5 relative (tolerance.h).
+
+namespace lowbit_gemv {
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+// [act dtype] -> fp32, and fp32 -> [out dtype] (round to nearest even).
+__device__ __forceinline__ float half_to_float(u16 bits) {
+  float value;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+  return value;
+}
+__device__ __forceinline__ float bf16_to_float(u16 bits) { return __uint_as_float(static_cast<u32>(bits) << 16); }
+__device__ __forceinline__ u16 float_to_half(float value) {
+  u16 bits;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+  return bits;
+}
+__device__ __forceinline__ u16 float_to_bf16(float value) {
+  u16 bits;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+  return bits;
+}
+
+enum DType { fp32 = 0, bf16 = 1, fp16 = 2 };
+enum Zero { zero_none = 0, zero_int = 1, zero_float = 2 };
+
+template <int dtype>
+__device__ __forceinline__ float load_element(const void* base, long long index) {
+  if (dtype == fp32) return static_cast<const float*>(base)[index];
+  const u16 bits = static_cast<const u16*>(base)[index];
+  return dtype == bf16 ? bf16_to_float(bits) : half_to_float(bits);
+}
+
+template <int dtype>
+__device__ __forceinline__ void store_element(void* base, long long index, float value) {
+  if (dtype == fp32) {
+    static_cast<float*>(base)[index] = value;
+  } else {
+    static_cast<u16*>(base)[index] = dtype == bf16 ? float_to_bf16(value) : float_to_half(value);
+  }
+}
+
+// 128 + (nibble of `word` starting at bit `shift`), as fp32.
+template <int shift>
+__device__ __forceinline__ float offset_code(u32 word) {
+  const u32 moved = shift <= 16 ? (word << (16 - shift)) : (word >> (shift - 16));
+  return __uint_as_float((moved & 0x000f0000u) | 0x43000000u);
+}
+
+// Config (generated): ROWS (M, 1..8), N, K, GROUP (k per group; K for group=-1), ZERO, ACT,
+// OUT, HAS_BIAS, WARPS (warps per block splitting K), UNROLL (iterations in flight).
+template <class Config>
+__device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint4* __restrict__ qweight,
+                                          const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                          const void* __restrict__ bias, void* __restrict__ y) {
+  constexpr int ROWS = Config::ROWS;
+  constexpr int WARPS = Config::WARPS;
+  constexpr int UNROLL = Config::UNROLL;
+  constexpr long long K = Config::K;
+  constexpr long long N = Config::N;
+  constexpr int GROUP = Config::GROUP;
+  constexpr long long GROUPS = K / GROUP;
+  constexpr long long STEPS = (K + 3) / 4;              // 4-k steps (32-byte blocks) per panel
+  constexpr long long ITERATIONS = (STEPS + 15) / 16;   // a warp iteration covers 16 steps
+  constexpr float MAGIC = 128.0f;
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const long long panel = blockIdx.x;
+  const int half = lane & 1;                    // columns 8*half .. 8*half+7 of the panel
+  const int step_in_iteration = lane >> 1;      // which of the iteration's 16 steps
+
+  // [ROWS][8] fp32: this lane's partial sums for its 8 columns.
+  float sum[ROWS][8];
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+    for (int c = 0; c < 8; ++c) sum[r][c] = 0.0f;
+
+  const uint4* panel_weights = qweight + panel * STEPS * 2;  // 2 x 16 bytes per step
+  const long long first = ITERATIONS * warp / WARPS;
+  const long long last = ITERATIONS * (warp + 1) / WARPS;
+
+  for (long long base = first; base < last; base += UNROLL) {
+    uint4 packed[UNROLL];
+    long long steps[UNROLL];
+    // Issue every load of the unrolled iterations before the first use.
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      steps[u] = (base + u) * 16 + step_in_iteration;
+      const bool valid = base + u < last && steps[u] < STEPS;
+      packed[u] = valid ? panel_weights[steps[u] * 2 + half] : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      if (base + u >= last || steps[u] >= STEPS) continue;
+      const long long k0 = steps[u] * 4;
+      const long long group = k0 / GROUP;
+      // [ROWS][4] fp32 activations of this step (0 past K), and their sum per row.
+      float xs[ROWS][4];
+      float x_sum[ROWS];
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) {
+        if (K % 4 == 0 && Config::ACT != fp32) {
+          // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for the 4 values.
+          const uint2 pair = *reinterpret_cast<const uint2*>(static_cast<const u16*>(x) + r * K + k0);
+          const u16 values[4] = {static_cast<u16>(pair.x), static_cast<u16>(pair.x >> 16),
+                                 static_cast<u16>(pair.y), static_cast<u16>(pair.y >> 16)};
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            xs[r][i] = Config::ACT == bf16 ? bf16_to_float(values[i]) : half_to_float(values[i]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) xs[r][i] = k0 + i < K ? load_element<Config::ACT>(x, r * K + k0 + i) : 0.0f;
+        }
+        x_sum[r] = (xs[r][0] + xs[r][1]) + (xs[r][2] + xs[r][3]);
+      }
+      const u32 words[4] = {packed[u].x, packed[u].y, packed[u].z, packed[u].w};
+      // The 8 scales (and zero points) of this lane's columns: one 16-byte load each; the
+      // tables are 64-byte aligned and each row of 16 is 32 bytes.
+      const long long table = (panel * GROUPS + group) * 16 + half * 8;
+      const uint4 scale_bits = *reinterpret_cast<const uint4*>(scales + table);
+      uint4 zero_bits = make_uint4(0, 0, 0, 0);
+      if (Config::ZERO != zero_none) zero_bits = *reinterpret_cast<const uint4*>(zeros + table);
+      const u32 scale_words[4] = {scale_bits.x, scale_bits.y, scale_bits.z, scale_bits.w};
+      const u32 zero_words[4] = {zero_bits.x, zero_bits.y, zero_bits.z, zero_bits.w};
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        // Word c/2 holds column c in its low (even c) or high (odd c) 16 bits:
+        // bits 0-3 k0, 4-7 k0+2, 8-11 k0+1, 12-15 k0+3 (plus 16 for the odd column).
+        const u32 word = words[c >> 1];
+        float w0, w1, w2, w3;
+        if ((c & 1) == 0) {
+          w0 = offset_code<0>(word); w2 = offset_code<4>(word); w1 = offset_code<8>(word); w3 = offset_code<12>(word);
+        } else {
+          w0 = offset_code<16>(word); w2 = offset_code<20>(word); w1 = offset_code<24>(word); w3 = offset_code<28>(word);
+        }
+        const float scale = half_to_float(static_cast<u16>(scale_words[c >> 1] >> (16 * (c & 1))));
+        float zero = 1 << 3;  // zero=none: implicit 2^(bits-1)
+        if (Config::ZERO != zero_none) zero = half_to_float(static_cast<u16>(zero_words[c >> 1] >> (16 * (c & 1))));
+        const float offset_zero = (MAGIC + zero) * scale;
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+          float dot = xs[r][0] * w0;
+          dot = fmaf(xs[r][1], w1, dot);
+          dot = fmaf(xs[r][2], w2, dot);
+          dot = fmaf(xs[r][3], w3, dot);
+          sum[r][c] = fmaf(scale, dot, sum[r][c]);
+          sum[r][c] = fmaf(-offset_zero, x_sum[r], sum[r][c]);
+        }
+      }
+    }
+  }
+
+  // Reduce over the 16 lanes of each half (xor offsets 2..16 keep lane & 1).
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+#pragma unroll
+      for (int offset = 2; offset < 32; offset <<= 1) sum[r][c] += __shfl_xor_sync(0xffffffffu, sum[r][c], offset);
+
+  // [WARPS][ROWS][16] fp32: each warp's totals, summed by the first 16 * ROWS threads.
+  __shared__ float partial[WARPS][ROWS][16];
+  if (lane < 2) {
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+      for (int c = 0; c < 8; ++c) partial[warp][r][half * 8 + c] = sum[r][c];
+  }
+  __syncthreads();
+  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
+    const int r = index / 16;
+    const int column = index % 16;
+    const long long n = panel * 16 + column;
+    if (n >= N) continue;
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) total += partial[w][r][column];
+    if (Config::HAS_BIAS) total += load_element<Config::ACT>(bias, n);
+    store_element<Config::OUT>(y, r * N + n, total);
+  }
+}
+
+}  // namespace lowbit_gemv
