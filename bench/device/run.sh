@@ -4,10 +4,14 @@
 # torch's baselines in the same call, and record the x86 demo on the Xeon. Everything lands
 # in $OUT. Dependencies travel as extracted Debian packages in .deps/ (the machine reaches no
 # package registry): see docs/benchmarks.md for the command that sends it.
+# Usage: bench/device/run.sh [SOURCE_DIR]  (default: this checkout; a committed snapshot made
+# with `git archive HEAD | tar -x -C .snapshot` keeps uncommitted edits out of the numbers)
 set -uo pipefail
+cd "${1:-.}" || exit 1
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
-deps="$PWD/.deps/usr"
+deps="$(cd "$(dirname "$0")/../.." && pwd)/.deps/usr"
+[ -d "$deps" ] || deps="$PWD/../.deps/usr"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 jobs=$(nproc)
 
