@@ -7,11 +7,10 @@
 # Usage: bench/device/run.sh [SOURCE_DIR]  (default: this checkout; a committed snapshot made
 # with `git archive HEAD | tar -x -C .snapshot` keeps uncommitted edits out of the numbers)
 set -uo pipefail
+deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
-deps="$(cd "$(dirname "$0")/../.." && pwd)/.deps/usr"
-[ -d "$deps" ] || deps="$PWD/../.deps/usr"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 jobs=$(nproc)
 
