@@ -9,6 +9,7 @@
 
 #include <xbyak/xbyak_util.h>
 
+#include "codegen/x86/code_conversion.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
@@ -21,10 +22,7 @@ using Xbyak::Reg64;
 using Xbyak::Ymm;
 using Xbyak::Zmm;
 
-constexpr int k_per_step = 4;            // int4: one 32-byte block = 16 columns x 4 k
-constexpr int step_bytes = 32;
-constexpr uint8_t and_or = 0xEA;         // vpternlogd truth table: (a & b) | c
-constexpr float magic_offset = 128.0f;   // 0x4300|q as bf16 and 0x43000000|q<<16 as fp32 are 128+q
+constexpr uint8_t and_or = 0xEA;  // vpternlogd truth table: (a & b) | c
 
 // Bytes of one x element as the kernel reads it: bf16 pairs, or fp32 after conversion.
 int kernel_x_bytes(X86Isa isa) { return isa == X86Isa::avx512_bf16 ? 2 : 4; }
@@ -32,21 +30,31 @@ int kernel_x_bytes(X86Isa isa) { return isa == X86Isa::avx512_bf16 ? 2 : 4; }
 bool fits_displacement(int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; }
 
 // Zmm numbering of one block: final sums, then group accumulators A and B, all
-// [row][panel]; temporaries and constants at the top of the register file.
+// [row][panel]; constants and temporaries at the top of the register file.
 struct Registers {
   int panels;
   int rows;
   Zmm sum(int row, int panel) const { return Zmm(row * panels + panel); }
   Zmm group_a(int row, int panel) const { return Zmm(rows * panels + row * panels + panel); }
   Zmm group_b(int row, int panel) const { return Zmm(2 * rows * panels + row * panels + panel); }
-  static Zmm temp0() { return Zmm(29); }
-  static Zmm temp1() { return Zmm(28); }
-  static Zmm temp2() { return Zmm(27); }
-  static Zmm low_mask() { return Zmm(31); }
-  static Zmm exponent() { return Zmm(30); }
+  static Zmm field_mask() { return Zmm(31); }  // the decoded field's bits, in both words
+  static Zmm exponent() { return Zmm(30); }    // bf16 bits of the magic base, in both words
+  static Zmm temp(int index) { return Zmm(29 - index); }  // temp(0..2); 3-bit: temp(0..4)
+  static Zmm high_bit_mask() { return Zmm(24); }           // 3-bit: the high plane's bit
 };
 
 }  // namespace
+
+struct Avx512FloatProgram::Block {
+  int panels;
+  int rows;
+  Registers reg;
+  Reg64 x;  // first row, first k of the current group's current step
+  Reg64 w;  // first panel, current step
+  int64_t panel_bytes;
+  int64_t x_row_bytes;
+  int k_per_step;  // native k_per_block
+};
 
 Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant)
     : JitGenerator(variant_name(desc, variant)), desc_(desc), variant_(variant) {
@@ -67,10 +75,10 @@ BlockFunction Avx512FloatProgram::block(int panels, int rows) const {
 void Avx512FloatProgram::emit_constants() {
   align(64);
   L(constants_);
-  // [0] 128.0f: the magic offset added to every code.
-  dd(std::bit_cast<uint32_t>(magic_offset));
-  // [1] 128 + 2^(bits-1): (128 + zero) for the implicit zero point of zero=none.
-  dd(std::bit_cast<uint32_t>(magic_offset + static_cast<float>(1 << (desc_.bits - 1))));
+  // [0] the code offset (code_conversion.h), added to int/float zero points.
+  dd(std::bit_cast<uint32_t>(code_offset(desc_.bits)));
+  // [1] offset + 2^(bits-1): (offset + zero) for the implicit zero point of zero=none.
+  dd(std::bit_cast<uint32_t>(code_offset(desc_.bits) + static_cast<float>(1 << (desc_.bits - 1))));
   // [2], [3]: round-to-nearest-even of fp32 -> bf16 by integer arithmetic (no AVX512_BF16).
   dd(1);
   dd(0x7fff);
@@ -79,37 +87,31 @@ void Avx512FloatProgram::emit_constants() {
 // One block function: rows x panels outputs, the whole of K.
 //
 // Register contract (per function): reads BlockArgs through the first argument; uses
-// zmm0..zmm(3*rows*panels-1) for sums and group accumulators, zmm27..31 as temporaries
-// and constants, k1 (all 16 columns), k2 (the last panel's columns), k3 (even words);
-// general registers through StackFrame (callee-saved ones are saved).
+// zmm0..zmm(3*rows*panels-1) for sums and group accumulators, zmm24..31 as temporaries and
+// constants (Registers), k1 (all 16 columns), k2 (the last panel's columns), k3 (even
+// words), k4 (odd words); general registers through StackFrame (callee-saved ones are saved).
 void Avx512FloatProgram::emit_block_function(int panels, int rows) {
-  const bool bf16_flavour = variant_.isa == X86Isa::avx512_bf16;
   const NativeGeometry geometry = native_geometry(desc_);
   const int64_t groups = geometry.groups;
-  const int64_t panel_bytes = geometry.panel_bytes;
-  const int64_t x_row_bytes = desc_.k * kernel_x_bytes(variant_.isa);
-  const int64_t x_step_bytes = k_per_step * kernel_x_bytes(variant_.isa);
-  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
-  const int64_t table_panel_bytes = groups * native_panel_width * 2;  // scales/zeros per panel
-  const int64_t sums_row_bytes = groups * 4;
-  const int64_t steps_per_group = desc_.group_size() / k_per_step;
-  const int k_tail = static_cast<int>(desc_.group_size() % k_per_step);  // only for group=-1
-  const Registers reg{panels, rows};
+  const int64_t x_step_bytes = geometry.k_per_block * kernel_x_bytes(variant_.isa);
+  const int64_t steps_per_group = desc_.group_size() / geometry.k_per_block;
+  const int k_tail = static_cast<int>(desc_.group_size() % geometry.k_per_block);  // only for group=-1
 
   Xbyak::util::StackFrame frame(this, 1, 8);
   const Reg64& args = frame.p[0];
-  const Reg64& x = frame.t[0];
-  const Reg64& w = frame.t[1];
   const Reg64& scales = frame.t[2];
   const Reg64& zeros = frame.t[3];
   const Reg64& sums = frame.t[4];
   const Reg64& group_counter = frame.t[5];
   const Reg64& step_counter = frame.t[6];
   const Reg64& scratch = frame.t[7];
+  const Block block{panels, rows, Registers{panels, rows}, frame.t[0], frame.t[1], geometry.panel_bytes,
+                    desc_.k * kernel_x_bytes(variant_.isa), static_cast<int>(geometry.k_per_block)};
+  const Registers& reg = block.reg;
 
-  mov(x, ptr[args + offsetof(BlockArgs, x)]);
+  mov(block.x, ptr[args + offsetof(BlockArgs, x)]);
   mov(sums, ptr[args + offsetof(BlockArgs, group_sums)]);
-  mov(w, ptr[args + offsetof(BlockArgs, qweight)]);
+  mov(block.w, ptr[args + offsetof(BlockArgs, qweight)]);
   mov(scales, ptr[args + offsetof(BlockArgs, scales)]);
   mov(zeros, ptr[args + offsetof(BlockArgs, zeros)]);
   mov(scratch.cvt32(), 0xffff);
@@ -117,91 +119,23 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
   kmovw(k2, ptr[args + offsetof(BlockArgs, last_panel_mask)]);
   mov(scratch.cvt32(), 0x55555555);
   kmovd(k3, scratch.cvt32());
-  mov(scratch.cvt32(), bf16_flavour ? 0x000f000f : 0x000f0000);
-  vpbroadcastd(Registers::low_mask(), scratch.cvt32());
-  mov(scratch.cvt32(), bf16_flavour ? 0x43004300 : 0x43000000);
-  vpbroadcastd(Registers::exponent(), scratch.cvt32());
+  mov(scratch.cvt32(), 0xaaaaaaaa);
+  kmovd(k4, scratch.cvt32());
+  if (desc_.bits != 8) {
+    // The low plane's mask (2/4-bit: the only plane) and the magic exponent; 3-bit adds its
+    // high plane's bit.
+    mov(scratch.cvt32(), both_words(field_mask(desc_.bits, desc_.bits == 3 ? 2 : desc_.bits, 0)));
+    vpbroadcastd(Registers::field_mask(), scratch.cvt32());
+    mov(scratch.cvt32(), both_words(magic_bf16(desc_.bits)));
+    vpbroadcastd(Registers::exponent(), scratch.cvt32());
+  }
+  if (desc_.bits == 3) {
+    mov(scratch.cvt32(), both_words(field_mask(3, 1, 2)));
+    vpbroadcastd(Registers::high_bit_mask(), scratch.cvt32());
+  }
 
   for (int row = 0; row < rows; ++row)
     for (int panel = 0; panel < panels; ++panel) vpxord(reg.sum(row, panel), reg.sum(row, panel), reg.sum(row, panel));
-
-  auto x_address = [&](int row, int64_t element) { return x + row * x_row_bytes + element * kernel_x_bytes(variant_.isa); };
-  auto weight_address = [&](int panel, int step) { return w + panel * panel_bytes + step * step_bytes; };
-
-  // Register contract: reads [w] step `step` of every panel and x; writes temp0..temp2 and the
-  // group accumulators. valid_k < 4 only for the last, partial step of K (group=-1).
-  auto emit_step = [&](int step, int valid_k) {
-    for (int panel = 0; panel < panels; ++panel) {
-      if (bf16_flavour) {
-        const Zmm pairs_low = Registers::temp0();   // (k0, k0+1) as bf16 128+q
-        const Zmm pairs_high = Registers::temp1();  // (k0+2, k0+3)
-        vpmovzxbw(pairs_low, ptr[weight_address(panel, step)]);
-        vpsrlw(pairs_high, pairs_low, 4);
-        vpternlogd(pairs_low, Registers::low_mask(), Registers::exponent(), and_or);
-        vpord(pairs_high, pairs_high, Registers::exponent());
-        for (int row = 0; row < rows; ++row) {
-          const int64_t k0 = step * k_per_step;
-          if (valid_k >= 2) {
-            vdpbf16ps(reg.group_a(row, panel), pairs_low, ptr_b[x_address(row, k0)]);
-          } else {
-            vpbroadcastw(Registers::temp2() | k3 | T_z, ptr[x_address(row, k0)]);
-            vdpbf16ps(reg.group_a(row, panel), pairs_low, Registers::temp2());
-          }
-          if (valid_k == 4) {
-            vdpbf16ps(reg.group_b(row, panel), pairs_high, ptr_b[x_address(row, k0 + 2)]);
-          } else if (valid_k == 3) {
-            vpbroadcastw(Registers::temp2() | k3 | T_z, ptr[x_address(row, k0 + 2)]);
-            vdpbf16ps(reg.group_b(row, panel), pairs_high, Registers::temp2());
-          }
-        }
-      } else {
-        // Dword j of the zero-extended bytes holds q(k0) in bits 0-3, q(k0+2) in 4-7,
-        // q(k0+1) in 16-19 and q(k0+3) in 20-23: shift each into bits 16-19, then OR the
-        // exponent of 128.0f to get the fp32 number 128+q.
-        const Zmm raw = Registers::temp2();
-        vpmovzxbw(raw, ptr[weight_address(panel, step)]);
-        struct Lane {
-          int k_offset;
-          int shift;  // >0: left, <0: right
-          bool into_a;
-        };
-        const Lane lanes[4] = {{0, 16, true}, {2, 12, false}, {3, -4, true}, {1, 0, false}};
-        for (const Lane& lane : lanes) {
-          if (lane.k_offset >= valid_k) continue;
-          Zmm value = lane.shift == 0 ? raw : (lane.k_offset % 2 == 0 ? Registers::temp0() : Registers::temp1());
-          if (lane.shift > 0) vpslld(value, raw, lane.shift);
-          if (lane.shift < 0) vpsrld(value, raw, -lane.shift);
-          vpternlogd(value, Registers::low_mask(), Registers::exponent(), and_or);
-          for (int row = 0; row < rows; ++row) {
-            const Zmm accumulator = lane.into_a ? reg.group_a(row, panel) : reg.group_b(row, panel);
-            vfmadd231ps(accumulator, value, ptr_b[x_address(row, step * k_per_step + lane.k_offset)]);
-          }
-        }
-      }
-    }
-  };
-
-  // Register contract: reads scales/zeros/sums at the current group, the group accumulators;
-  // updates the running sums; clobbers temp0..temp2.
-  auto emit_group_epilogue = [&]() {
-    for (int panel = 0; panel < panels; ++panel) {
-      const Zmm scale = Registers::temp0();
-      const Zmm offset_zero = Registers::temp1();  // (128 + zero) * scale
-      vcvtph2ps(scale, ptr[scales + panel * table_panel_bytes]);
-      if (desc_.zero == ZeroPoint::none) {
-        vbroadcastss(offset_zero, ptr[rip + constants_ + 4]);
-      } else {
-        vcvtph2ps(offset_zero, ptr[zeros + panel * table_panel_bytes]);
-        vaddps(offset_zero, offset_zero, ptr_b[rip + constants_]);
-      }
-      vmulps(offset_zero, offset_zero, scale);
-      for (int row = 0; row < rows; ++row) {
-        vaddps(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_b(row, panel));
-        vfmadd231ps(reg.sum(row, panel), reg.group_a(row, panel), scale);
-        vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * sums_row_bytes]);
-      }
-    }
-  };
 
   Xbyak::Label group_loop;
   mov(group_counter, groups);
@@ -218,35 +152,203 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
     Xbyak::Label step_loop;
     mov(step_counter, full_iterations);
     L(step_loop);
-    for (int step = 0; step < unroll; ++step) emit_step(step, k_per_step);
-    add(x, static_cast<uint32_t>(unroll * x_step_bytes));
-    add(w, static_cast<uint32_t>(unroll * step_bytes));
+    for (int step = 0; step < unroll; ++step) emit_step(block, step, block.k_per_step);
+    add(block.x, static_cast<uint32_t>(unroll * x_step_bytes));
+    add(block.w, static_cast<uint32_t>(unroll * geometry.step_bytes));
     dec(step_counter);
     jnz(step_loop, T_NEAR);
   }
-  for (int step = 0; step < leftover_steps; ++step) emit_step(step, k_per_step);
+  for (int step = 0; step < leftover_steps; ++step) emit_step(block, step, block.k_per_step);
   if (leftover_steps > 0) {
-    add(x, static_cast<uint32_t>(leftover_steps * x_step_bytes));
-    add(w, static_cast<uint32_t>(leftover_steps * step_bytes));
+    add(block.x, static_cast<uint32_t>(leftover_steps * x_step_bytes));
+    add(block.w, static_cast<uint32_t>(leftover_steps * geometry.step_bytes));
   }
-  if (k_tail > 0) emit_step(0, k_tail);
-  emit_group_epilogue();
+  if (k_tail > 0) emit_step(block, 0, k_tail);
+  // Register contract: reads scales/zeros/sums at the current group, the group accumulators;
+  // updates the running sums; clobbers temp(0), temp(1).
+  for (int panel = 0; panel < panels; ++panel) {
+    const int64_t table_panel_bytes = groups * native_panel_width * 2;  // scales/zeros per panel
+    const Zmm scale = Registers::temp(0);
+    const Zmm offset_zero = Registers::temp(1);  // (offset + zero) * scale
+    vcvtph2ps(scale, ptr[scales + panel * table_panel_bytes]);
+    if (desc_.zero == ZeroPoint::none) {
+      vbroadcastss(offset_zero, ptr[rip + constants_ + 4]);
+    } else {
+      vcvtph2ps(offset_zero, ptr[zeros + panel * table_panel_bytes]);
+      if (code_offset(desc_.bits) != 0) vaddps(offset_zero, offset_zero, ptr_b[rip + constants_]);
+    }
+    vmulps(offset_zero, offset_zero, scale);
+    for (int row = 0; row < rows; ++row) {
+      vaddps(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_b(row, panel));
+      vfmadd231ps(reg.sum(row, panel), reg.group_a(row, panel), scale);
+      vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * groups * 4]);
+    }
+  }
   add(scales, native_panel_width * 2);
   add(zeros, native_panel_width * 2);
   add(sums, 4);
   dec(group_counter);
   jnz(group_loop, T_NEAR);
 
-  // Epilogue: bias, conversion to the output dtype, masked stores (k2 on the last panel).
-  const Reg64& bias = scratch;
-  const Reg64& y = sums;  // sums is no longer needed
-  mov(bias, ptr[args + offsetof(BlockArgs, bias)]);
-  mov(y, ptr[args + offsetof(BlockArgs, y)]);
-  auto mask_of = [&](int panel) -> const Opmask& { return panel == panels - 1 ? k2 : k1; };
+  mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
+  mov(sums, ptr[args + offsetof(BlockArgs, y)]);  // sums is no longer needed
+  emit_output(block, scratch, sums);
+  vzeroupper();
+}
+
+// Register contract: reads one step of every panel of the block ([w], [x]); adds into the
+// group accumulators; clobbers the temporaries. valid_k < k_per_block only for the last,
+// partial step of K (group=-1): k beyond it are neither decoded nor read from x.
+void Avx512FloatProgram::emit_step(const Block& block, int step, int valid_k) {
+  for (int panel = 0; panel < block.panels; ++panel) {
+    switch (desc_.bits) {
+      case 3: decode_3bit(block, panel, step, valid_k); break;
+      case 8: decode_8bit(block, panel, step, valid_k); break;
+      default: decode_fields(block, panel, step, valid_k); break;
+    }
+  }
+}
+
+// 2- and 4-bit: one 32-byte block per step, field f of each word is the pair (k0+2f, k0+2f+1).
+//
+// Register contract: reads 32 bytes at the step; temp(0) holds the widened words, temp(1)
+// the shifted field; consume_pair may clobber temp(2). The field that needs no shift (4-bit:
+// 0, 2-bit: 2) is decoded last, in place in temp(0).
+void Avx512FloatProgram::decode_fields(const Block& block, int panel, int step, int valid_k) {
+  const int bits = desc_.bits;
+  const int fields = 8 / bits;
+  const Zmm words = Registers::temp(0);
+  vpmovzxbw(words, ptr[block.w + panel * block.panel_bytes + step * native_block_bytes]);
+  int in_place = -1;
+  for (int field = 0; field < fields; ++field) {
+    if (2 * field >= valid_k) continue;
+    const int shift = field_shift(bits, bits, field, 0);
+    if (shift == 0) {
+      in_place = field;
+      continue;
+    }
+    const Zmm pairs = Registers::temp(1);
+    if (shift > 0) vpsllw(pairs, words, shift);
+    if (shift < 0) vpsrlw(pairs, words, -shift);
+    vpternlogd(pairs, Registers::field_mask(), Registers::exponent(), and_or);
+    consume_pair(block, panel, step, field, pairs, Registers::temp(2), valid_k);
+  }
+  if (in_place >= 0) {
+    vpternlogd(words, Registers::field_mask(), Registers::exponent(), and_or);
+    consume_pair(block, panel, step, in_place, words, Registers::temp(2), valid_k);
+  }
+}
+
+// 3-bit: per 16 k, two 2-bit blocks of the low bits (pairs 0-3, then 4-7) and one 1-bit block
+// of the high bits (bit p of each word: pair p). Pair p is
+//   ((low_words >> ...) & low mask) | ((high_words << ...) & high bit) | exponent.
+//
+// Register contract: reads 96 bytes at the step; temp(0) high-plane words, temp(1) low-plane
+// words, temp(2) shifted high bit, temp(3) the pair; consume_pair may clobber temp(4);
+// reads high_bit_mask, field_mask, exponent.
+void Avx512FloatProgram::decode_3bit(const Block& block, int panel, int step, int valid_k) {
+  const Zmm high_words = Registers::temp(0);
+  const Zmm low_words = Registers::temp(1);
+  const Zmm high_bit = Registers::temp(2);
+  const Zmm pairs = Registers::temp(3);
+  auto shifted = [&](const Zmm& dst, const Zmm& src, int shift) {
+    if (shift > 0) vpsllw(dst, src, shift);
+    if (shift < 0) vpsrlw(dst, src, -shift);
+    if (shift == 0) vmovdqa64(dst, src);
+  };
+  const auto step_address = block.w + panel * block.panel_bytes + step * 3 * native_block_bytes;
+  vpmovzxbw(high_words, ptr[step_address + 2 * native_block_bytes]);
+  for (int pair = 0; pair < 8 && 2 * pair < valid_k; ++pair) {
+    if (pair % 4 == 0) vpmovzxbw(low_words, ptr[step_address + pair / 4 * native_block_bytes]);
+    shifted(high_bit, high_words, field_shift(3, 1, pair, 2));
+    vpternlogd(high_bit, Registers::high_bit_mask(), Registers::exponent(), and_or);
+    shifted(pairs, low_words, field_shift(3, 2, pair % 4, 0));
+    vpternlogd(pairs, Registers::field_mask(), high_bit, and_or);
+    consume_pair(block, panel, step, pair, pairs, Registers::temp(4), valid_k);
+  }
+}
+
+// 8-bit: one 32-byte block of 2 k per step; byte 2j+h is q[j, k0+h]. Codes are converted as
+// integers (code_conversion.h says why).
+//
+// Register contract: reads 32 bytes at the step; bf16 flavour: temp(0), temp(1) the codes as
+// fp32 (bytes 0-15, 16-31), then temp(0) the bf16 pairs, temp(2) spare; fma flavour: temp(0)
+// the widened words then the odd k, temp(1) the even k.
+void Avx512FloatProgram::decode_8bit(const Block& block, int panel, int step, int valid_k) {
+  const auto address = block.w + panel * block.panel_bytes + step * native_block_bytes;
+  if (variant_.isa == X86Isa::avx512_bf16) {
+    const Zmm low = Registers::temp(0);
+    const Zmm high = Registers::temp(1);
+    vpmovzxbd(low, ptr[address]);
+    vpmovzxbd(high, ptr[address + 16]);
+    vcvtdq2ps(low, low);
+    vcvtdq2ps(high, high);
+    vcvtne2ps2bf16(low, high, low);  // words 0-15 from the last operand: word i = byte i
+    consume_pair(block, panel, step, 0, low, Registers::temp(2), valid_k);
+    return;
+  }
+  const Zmm words = Registers::temp(0);
+  const Zmm even = Registers::temp(1);
+  vpmovzxbw(words, ptr[address]);  // dword j = q[j,k0] | q[j,k0+1] << 16
+  vmovdqu16(even | k3 | T_z, words);
+  vcvtdq2ps(even, even);
+  consume_single(block, panel, step * 2, false, even);
+  if (valid_k < 2) return;
+  vpsrld(words, words, 16);
+  vcvtdq2ps(words, words);
+  consume_single(block, panel, step * 2 + 1, true, words);
+}
+
+// Multiplies the decoded pair `pair` of one panel with x and adds it into the group
+// accumulators of every row: bf16 flavour, one vdpbf16ps per row (accumulator A or B by the
+// pair's parity within the unrolled body); fma flavour, the low halves (even k) into A and the
+// high halves (odd k) into B.
+//
+// Register contract: reads `pairs` (destroyed in the fma flavour) and x; may clobber `spare`.
+void Avx512FloatProgram::consume_pair(const Block& block, int panel, int step, int pair, const Zmm& pairs,
+                                      const Zmm& spare, int valid_k) {
+  const int k_offset = step * block.k_per_step + 2 * pair;
+  const bool partial = valid_k - 2 * pair == 1;  // only k_offset is inside K
+  if (variant_.isa == X86Isa::avx512_bf16) {
+    const bool chain_b = (step * block.k_per_step / 2 + pair) % 2 == 1;
+    for (int row = 0; row < block.rows; ++row) {
+      const Zmm accumulator = chain_b ? block.reg.group_b(row, panel) : block.reg.group_a(row, panel);
+      const auto x_pair = block.x + row * block.x_row_bytes + k_offset * 2;
+      if (partial) {
+        vpbroadcastw(spare | k3 | T_z, ptr[x_pair]);  // (x[k], 0): the padded partner meets 0
+        vdpbf16ps(accumulator, pairs, spare);
+      } else {
+        vdpbf16ps(accumulator, pairs, ptr_b[x_pair]);
+      }
+    }
+    return;
+  }
+  vpslld(spare, pairs, 16);
+  consume_single(block, panel, k_offset, false, spare);
+  if (partial) return;
+  vmovdqu16(pairs | k4 | T_z, pairs);
+  consume_single(block, panel, k_offset + 1, true, pairs);
+}
+
+// fma flavour: adds values * x[k_offset] into accumulator A (or B) of every row.
+// Register contract: reads `values` and x; writes the accumulators only.
+void Avx512FloatProgram::consume_single(const Block& block, int panel, int k_offset, bool chain_b,
+                                        const Zmm& values) {
+  for (int row = 0; row < block.rows; ++row) {
+    const Zmm accumulator = chain_b ? block.reg.group_b(row, panel) : block.reg.group_a(row, panel);
+    vfmadd231ps(accumulator, values, ptr_b[block.x + row * block.x_row_bytes + k_offset * 4]);
+  }
+}
+
+// Epilogue: bias, conversion to the output dtype, masked stores (k2 on the last panel).
+// Register contract: reads the running sums, [bias], writes [y]; clobbers temp(0), temp(1).
+void Avx512FloatProgram::emit_output(const Block& block, const Reg64& bias, const Reg64& y) {
+  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
+  auto mask_of = [&](int panel) -> const Opmask& { return panel == block.panels - 1 ? k2 : k1; };
   if (desc_.bias) {
     const int64_t bias_panel_bytes = native_panel_width * dtype_bytes(desc_.act);
-    for (int panel = 0; panel < panels; ++panel) {
-      const Zmm value = Registers::temp0();
+    for (int panel = 0; panel < block.panels; ++panel) {
+      const Zmm value = Registers::temp(0);
       auto address = ptr[bias + panel * bias_panel_bytes];
       switch (desc_.act) {
         case DType::fp32: vmovups(value | mask_of(panel) | T_z, address); break;
@@ -256,15 +358,16 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
           break;
         case DType::fp16: vcvtph2ps(value | mask_of(panel) | T_z, address); break;
       }
-      for (int row = 0; row < rows; ++row) vaddps(reg.sum(row, panel), reg.sum(row, panel), value);
+      for (int row = 0; row < block.rows; ++row)
+        vaddps(block.reg.sum(row, panel), block.reg.sum(row, panel), value);
     }
   }
   const int64_t y_panel_bytes = native_panel_width * dtype_bytes(desc_.out);
-  for (int row = 0; row < rows; ++row) {
-    for (int panel = 0; panel < panels; ++panel) {
+  for (int row = 0; row < block.rows; ++row) {
+    for (int panel = 0; panel < block.panels; ++panel) {
       auto address = ptr[y + row * y_row_bytes + panel * y_panel_bytes];
-      const Zmm value = reg.sum(row, panel);
-      const Ymm narrow = Ymm(Registers::temp0().getIdx());
+      const Zmm value = block.reg.sum(row, panel);
+      const Ymm narrow = Ymm(Registers::temp(0).getIdx());
       switch (desc_.out) {
         case DType::fp32: vmovups(address | mask_of(panel), value); break;
         case DType::fp16:
@@ -272,12 +375,12 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
           vmovdqu16(address | mask_of(panel), narrow);
           break;
         case DType::bf16:
-          if (bf16_flavour) {
+          if (variant_.isa == X86Isa::avx512_bf16) {
             vcvtneps2bf16(narrow, value);
             vmovdqu16(address | mask_of(panel), narrow);
           } else {
             // bits + 0x7fff + ((bits >> 16) & 1), then the high half: round to nearest even.
-            const Zmm rounded = Registers::temp1();
+            const Zmm rounded = Registers::temp(1);
             vpsrld(rounded, value, 16);
             vpandd(rounded, rounded, ptr_b[rip + constants_ + 8]);
             vpaddd(rounded, rounded, ptr_b[rip + constants_ + 12]);
@@ -289,13 +392,11 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
       }
     }
   }
-  vzeroupper();
 }
 
 Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
   if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
-  if (desc.bits != 4) return refuse(fmt::format("bits={} is not generated yet (x86 covers bits=4)", desc.bits));
   if (desc.compute != Compute::floating)
     return refuse("compute=int8 is not generated yet on x86 (compute=float is)");
   if (desc.eqscale) return refuse("eqscale=1 is not generated yet on x86");
@@ -306,10 +407,11 @@ Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& va
     if (!cpu.has("avx512_bf16")) return refuse("this CPU lacks avx512_bf16");
     if (desc.act != DType::bf16) return refuse("the avx512_bf16 flavour needs act=bf16");
   }
-  if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > max_block_cells)
+  const int cells = max_block_cells(desc.bits);
+  if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > cells)
     return refuse(fmt::format("register block {}x{} panels does not fit 32 zmm registers "
-                              "(n_panels*m_rows must be 1..{})",
-                              variant.m_rows, variant.n_panels, max_block_cells));
+                              "(n_panels*m_rows must be 1..{} for bits={})",
+                              variant.m_rows, variant.n_panels, cells, desc.bits));
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
   const NativeGeometry geometry = native_geometry(desc);
@@ -324,7 +426,7 @@ Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& va
 std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, const CpuInfo& cpu,
                                                          int max_threads) const {
   const NativeGeometry geometry = native_geometry(desc);
-  const int64_t steps_per_group = std::max<int64_t>(desc.group_size() / k_per_step, 1);
+  const int64_t steps_per_group = std::max<int64_t>(desc.group_size() / geometry.k_per_block, 1);
   std::vector<X86Isa> isas{X86Isa::avx512_fma};
   // With bf16 activations the pairwise dot product does half the instructions of the FMA
   // flavour and needs no conversion pass; where it exists it is the only one worth timing.
@@ -338,7 +440,7 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   for (int panels = 1; panels <= 4; ++panels) {
     int tallest = 1;
     for (int rows : {1, 2, 3, 4, 6, 8})
-      if (panels * rows <= max_block_cells && rows <= m) tallest = rows;
+      if (panels * rows <= max_block_cells(desc.bits) && rows <= m) tallest = rows;
     blocks.emplace_back(panels, tallest);
   }
   std::vector<X86Variant> variants;
@@ -364,7 +466,7 @@ X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cp
     const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
     variant.m_rows = static_cast<int>(std::min<int64_t>(m, 4));
   }
-  variant.k_unroll = desc.group_size() >= 8 ? 2 : 1;
+  variant.k_unroll = desc.group_size() >= 2 * geometry.k_per_block ? 2 : 1;
   variant.threads = std::max(1, std::min<int>(max_threads, static_cast<int>(geometry.panels)));
   return variant;
 }

@@ -1,16 +1,19 @@
-// AVX-512 float-compute generator (compute=float): int4 weights, any group size, fp32/bf16/
-// fp16 activations, fp32/bf16/fp16 output, optional bias. Two instruction flavours:
+// AVX-512 float-compute generator (compute=float): 2-, 3-, 4- and 8-bit weights, any group
+// size, zero none/int/float, fp32/bf16/fp16 activations, fp32/bf16/fp16 output, optional bias.
+// Two instruction flavours:
 //
-//   avx512_bf16: per 4-k step, 32 packed bytes of a 16-column panel are zero-extended to
-//     words, nibbles become bf16 numbers 128+q by OR-ing the exponent bits (0x4300|q), and
-//     vdpbf16ps multiplies them with broadcast bf16 pairs of x: products are exact, sums fp32.
-//   avx512_fma: the same bytes become fp32 numbers 128+q (0x43000000|q<<16), and
-//     vfmadd231ps multiplies them with broadcast fp32 x (bf16/fp16 x converted once per call).
+//   avx512_bf16: per step, the packed bytes of a 16-column panel are zero-extended to words
+//     and each bit field becomes a bf16 pair (offset+q, offset+q') by a shift and an OR of
+//     exponent bits (8-bit codes: an integer conversion); vdpbf16ps multiplies the pairs with
+//     broadcast bf16 pairs of x: products are exact, sums fp32.
+//   avx512_fma: the same pairs split into two fp32 vectors, and vfmadd231ps multiplies them
+//     with broadcast fp32 x (bf16/fp16 x converted once per call).
 //
-// The +128 bias and the zero point are removed once per group, with the group's sum of x:
-//   y += scale * (sum_k x*(128+q) - (128+zero) * sum_k x)
-// so the inner loop does no per-element dequantization arithmetic beyond two bit operations.
-// docs/architecture.md derives this; docs/layout.md gives the byte layout it reads.
+// The offset and the zero point are removed once per group, with the group's sum of x:
+//   y += scale * (sum_k x*(offset+q) - (offset+zero) * sum_k x)
+// so the inner loop does no per-element dequantization arithmetic beyond bit operations.
+// code_conversion.h gives the offsets per width; docs/architecture.md derives the math and
+// docs/layout.md gives the byte layout it reads.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +56,20 @@ class Avx512FloatProgram : public JitGenerator {
   BlockFunction block(int panels, int rows) const;  // 1 <= panels <= n_panels, 1 <= rows <= m_rows
 
  private:
+  struct Block;  // the shape and pointer registers of the block function being emitted
+
   void emit_block_function(int panels, int rows);
+  void emit_step(const Block& block, int step, int valid_k);
+  // Per-width decoders: each turns one step of one panel into pairs (or, 8-bit fma, single
+  // k vectors) and hands every one to consume_pair / consume_single.
+  void decode_fields(const Block& block, int panel, int step, int valid_k);  // 2- and 4-bit
+  void decode_3bit(const Block& block, int panel, int step, int valid_k);
+  void decode_8bit(const Block& block, int panel, int step, int valid_k);
+  void consume_pair(const Block& block, int panel, int step, int pair, const Xbyak::Zmm& pairs,
+                    const Xbyak::Zmm& spare, int valid_k);
+  void consume_single(const Block& block, int panel, int k_offset, bool chain_b, const Xbyak::Zmm& values);
+  void emit_group_epilogue(const Block& block);
+  void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);
   void emit_constants();
 
   OpDesc desc_;
@@ -65,7 +81,7 @@ class Avx512FloatProgram : public JitGenerator {
 class Avx512FloatGenerator {
  public:
   static constexpr std::string_view family = "x86_avx512_float";
-  static constexpr int version = 1;  // bump when emitted code changes: old cache entries miss
+  static constexpr int version = 2;  // bump when emitted code changes: old cache entries miss
 
   // Variants worth timing for desc on this CPU, pruned by the rules of is_valid and by
   // shape (no register block taller than M, threads that have work).
@@ -77,7 +93,8 @@ class Avx512FloatGenerator {
 };
 
 // Register budget: group accumulators A and B plus the running sum, per (row, panel), must
-// leave 5 of the 32 zmm registers for temporaries and constants.
-constexpr int max_block_cells = 9;
+// leave the temporaries and constants of the width's decoder: 5 of the 32 zmm registers
+// (3-bit: 8, for its second plane and mask), so 9 cells (3-bit: 8).
+constexpr int max_block_cells(int bits) { return bits == 3 ? 8 : 9; }
 
 }  // namespace lowbit::x86

@@ -273,7 +273,8 @@ INSTANTIATE_TEST_SUITE_P(
                       // required" without naming the unknown word.
                       BadInput{"UnknownCommand", {"frobnicate"}, "frobnicate"},
                       BadInput{"NoCommand", {}, "subcommand"},
-                      BadInput{"UnsupportedBits8", {"get", "--desc", "n=64,k=128,bits=8", "--db", "DB"}, "bits=8"},
+                      BadInput{"UnsupportedInt8", {"get", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
+                               "compute=int8"},
                       BadInput{"UnsupportedCuda", {"get", "--desc", "n=64,k=128,device=cuda:0", "--db", "DB"}, "cuda"},
                       BadInput{"TuneUnsupported", {"tune", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
                                "compute=int8", /*writes_nothing=*/false},

@@ -285,7 +285,7 @@ TEST_F(GetKernelTest, CudaDeviceIsUnsupported) {
 }
 
 TEST_F(GetKernelTest, FormatNoGeneratorServesIsUnsupported) {
-  for (const char* text : {"m=1,n=64,k=256,bits=8,group=128", "m=1,n=64,k=256,bits=4,compute=int8"}) {
+  for (const char* text : {"m=1,n=64,k=256,bits=4,compute=int8", "m=1,n=64,k=256,bits=8,compute=int8"}) {
     EXPECT_THROW(get_kernel(parse_descriptor(text), options()), Unsupported) << text;
   }
   EXPECT_FALSE(fs::exists(file()));

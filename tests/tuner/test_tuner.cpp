@@ -182,8 +182,7 @@ TEST_P(TunerRefuses, WithAnUnsupportedErrorThatSaysWhy) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, TunerRefuses,
-    ::testing::Values(RefusedCase{"Bits8", "m=1,n=64,k=256,bits=8,group=128", "bits=8"},
-                      RefusedCase{"ComputeInt8", "m=1,n=64,k=256,bits=4,group=128,compute=int8", "compute=int8"},
+    ::testing::Values(RefusedCase{"ComputeInt8", "m=1,n=64,k=256,bits=4,group=128,compute=int8", "compute=int8"},
                       RefusedCase{"Cuda", "m=1,n=64,k=256,bits=4,group=128,device=cuda:0", "device=cpu"}),
     [](const ::testing::TestParamInfo<RefusedCase>& info) { return info.param.name; });
 

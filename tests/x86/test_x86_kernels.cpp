@@ -34,63 +34,104 @@ std::vector<X86Isa> flavours_for(const OpDesc& desc) {
   return flavours;
 }
 
+constexpr int every_bits[] = {2, 3, 4, 8};
+
+// Sweeps every register block and unroll of each width at one odd shape.
+// N=37: two whole panels and a 5-column tail; K=160: five groups of 32 (3-bit: ten 16-k steps).
 TEST(X86Kernels, EveryRegisterBlockAndUnrollAtOddShapes) {
   LOWBIT_SKIP_WITHOUT_AVX512();
-  // N=37: two whole panels and a 5-column tail; K=160: five groups of 32.
-  OpDesc desc = parse_descriptor("n=37,k=160,bits=4,group=32,zero=int,act=bf16,bias=1");
   int checked = 0;
-  for (X86Isa isa : flavours_for(desc))
-    for (int panels = 1; panels <= 4; ++panels)
-      for (int rows = 1; panels * rows <= max_block_cells; ++rows)
-        for (int unroll : {1, 2, 3, 4, 8}) {
-          X86Variant variant{isa, panels, rows, unroll, 2};
-          ASSERT_TRUE(is_valid(desc, variant)) << is_valid(desc, variant).reason;
-          for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{rows - 1}, int64_t{rows}, int64_t{rows + 1}}) {
-            if (m < 1) continue;
-            std::string failure = check_against_reference(desc, variant, m);
-            ASSERT_TRUE(failure.empty()) << failure;
-            ++checked;
+  for (int bits : every_bits) {
+    OpDesc desc = parse_descriptor("n=37,k=160,group=32,zero=int,act=bf16,bias=1,bits=" + std::to_string(bits));
+    for (X86Isa isa : flavours_for(desc))
+      for (int panels = 1; panels <= 4; ++panels)
+        for (int rows = 1; panels * rows <= max_block_cells(bits); ++rows)
+          for (int unroll : {1, 2, 3, 4, 8}) {
+            X86Variant variant{isa, panels, rows, unroll, 2};
+            ASSERT_TRUE(is_valid(desc, variant)) << is_valid(desc, variant).reason;
+            for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{rows - 1}, int64_t{rows}, int64_t{rows + 1}}) {
+              if (m < 1) continue;
+              std::string failure = check_against_reference(desc, variant, m);
+              ASSERT_TRUE(failure.empty()) << failure;
+              ++checked;
+            }
           }
-        }
-  EXPECT_GT(checked, 100);
+  }
+  EXPECT_GT(checked, 400);
 }
 
+// Every dtype, zero point, group size and K tail of each width. The group=-1 K values leave
+// every remainder a width's step can have: 131/130/129/3 (4-bit: 3, 2, 1, 3), 143 and 141
+// (3-bit: 15 and 13; 2-bit: 7 and 5), and odd K for 8-bit.
 TEST(X86Kernels, EveryFormatDtypeAndKTail) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   int checked = 0;
-  for (const char* act : {"fp32", "bf16", "fp16"})
-    for (const char* out : {"fp32", "bf16", "fp16"})
-      for (const char* zero : {"none", "int", "float"})
-        for (const char* shape : {"group=32,k=96", "group=64,k=192", "group=128,k=256", "group=256,k=512",
-                                  "group=-1,k=131", "group=-1,k=130", "group=-1,k=129", "group=-1,k=3"})
-          for (const char* bias : {"0", "1"}) {
-            OpDesc desc = parse_descriptor(std::string("n=21,bits=4,") + shape + ",zero=" + zero + ",act=" + act +
-                                           ",out=" + out + ",bias=" + bias);
-            for (X86Isa isa : flavours_for(desc))
-              for (int64_t m : {1, 3}) {
-                X86Variant variant{isa, 2, 2, 2, 2};
-                std::string failure = check_against_reference(desc, variant, m);
-                ASSERT_TRUE(failure.empty()) << failure;
-                ++checked;
-              }
-          }
-  EXPECT_GT(checked, 800);
+  for (int bits : every_bits)
+    for (const char* act : {"fp32", "bf16", "fp16"})
+      for (const char* out : {"fp32", "bf16", "fp16"})
+        for (const char* zero : {"none", "int", "float"})
+          for (const char* shape : {"group=32,k=96", "group=64,k=192", "group=128,k=256", "group=256,k=512",
+                                    "group=-1,k=131", "group=-1,k=130", "group=-1,k=129", "group=-1,k=3",
+                                    "group=-1,k=143", "group=-1,k=141"})
+            for (const char* bias : {"0", "1"}) {
+              OpDesc desc = parse_descriptor("n=21,bits=" + std::to_string(bits) + "," + shape + ",zero=" + zero +
+                                             ",act=" + act + ",out=" + out + ",bias=" + bias);
+              for (X86Isa isa : flavours_for(desc))
+                for (int64_t m : {1, 3}) {
+                  X86Variant variant{isa, 2, 2, 2, 2};
+                  std::string failure = check_against_reference(desc, variant, m);
+                  ASSERT_TRUE(failure.empty()) << failure;
+                  ++checked;
+                }
+            }
+  EXPECT_GT(checked, 4000);
 }
 
+// Codes at the ends of their range, where an inexact conversion shows first: 8-bit codes 255
+// (256+q would round in bf16), every width's largest code against the largest zero point.
+TEST(X86Kernels, ExtremeCodesAreExact) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  for (int bits : every_bits) {
+    OpDesc desc = parse_descriptor("n=32,k=64,group=32,zero=int,act=bf16,out=fp32,bits=" + std::to_string(bits));
+    for (X86Isa isa : flavours_for(desc)) {
+      X86Kernel kernel(desc, X86Variant{isa, 1, 1, 1, 1});
+      Problem problem = make_random_problem(desc, 1, seed_for("extreme codes"));
+      const uint8_t top = static_cast<uint8_t>((1 << bits) - 1);
+      for (int64_t i = 0; i < desc.n * desc.k; ++i) problem.weights.q[i] = i % 3 == 0 ? 0 : top;
+      for (uint16_t& zero : problem.weights.zeros) zero = float_to_fp16(0.0f);
+      problem.packed = pack_native(desc, problem.weights);
+      std::vector<float> y(static_cast<std::size_t>(desc.n));
+      RunArgs args{problem.x.data(), view(problem.packed), nullptr, nullptr, y.data(), 1};
+      kernel.run(args);
+      const std::vector<double> reference =
+          reference_matmul(desc, 1, problem.x.data(), problem.weights, nullptr, nullptr);
+      EXPECT_LE(relative_error(y.data(), DType::fp32, reference), 1e-6) << "bits=" << bits << " " << to_string(isa);
+    }
+  }
+}
+
+// The K=8256 (not a multiple of 128), N=1000 (a 8-column tail) shape of a reported issue, once per
+// width and flavour, at the heuristic and the widest candidate.
 TEST(X86Kernels, IssueShapesK8256N1000) {
   LOWBIT_SKIP_WITHOUT_AVX512();
-  for (const char* act : {"fp32", "bf16"})
-    for (const char* group : {"32", "64", "-1"}) {
-      OpDesc desc = parse_descriptor(std::string("n=1000,k=8256,bits=4,zero=int,group=") + group + ",act=" + act);
-      for (int64_t m : {1, 3, 17}) {
-        OpDesc shaped = desc;
-        shaped.m = m;
-        for (X86Variant variant : {heuristic(shaped, 2), candidates(shaped, 2).back()}) {
-          std::string failure = check_against_reference(desc, variant, m);
-          ASSERT_TRUE(failure.empty()) << failure;
-        }
+  struct Case {
+    const char* format;
+    std::vector<int64_t> rows;
+  };
+  const Case cases[] = {{"bits=4,group=32,act=fp32", {1, 3, 17}}, {"bits=4,group=64,act=bf16", {1, 3, 17}},
+                        {"bits=4,group=-1,act=bf16", {1, 3, 17}}, {"bits=2,group=64,act=bf16", {1, 5}},
+                        {"bits=3,group=32,act=fp16", {1, 5}},     {"bits=8,group=-1,act=bf16", {1, 5}}};
+  for (const Case& test : cases) {
+    OpDesc desc = parse_descriptor(std::string("n=1000,k=8256,zero=int,") + test.format);
+    for (int64_t m : test.rows) {
+      OpDesc shaped = desc;
+      shaped.m = m;
+      for (X86Variant variant : {heuristic(shaped, 2), candidates(shaped, 2).back()}) {
+        std::string failure = check_against_reference(desc, variant, m);
+        ASSERT_TRUE(failure.empty()) << failure;
       }
     }
+  }
 }
 
 TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
@@ -108,8 +149,7 @@ TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
 }
 
 TEST(X86Kernels, RefusesWhatItDoesNotGenerate) {
-  for (const char* text : {"n=64,k=128,bits=8", "n=64,k=128,compute=int8", "n=64,k=128,eqscale=1",
-                           "n=64,k=128,device=cuda:0"}) {
+  for (const char* text : {"n=64,k=128,compute=int8", "n=64,k=128,eqscale=1", "n=64,k=128,device=cuda:0"}) {
     OpDesc desc = parse_descriptor(text);
     Validity validity = supports(desc);
     EXPECT_FALSE(validity.ok) << text;
