@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <chrono>
+#include <stdexcept>
 
 #include "lowbit/cpu_info.h"
 
@@ -30,10 +31,14 @@ ThreadPool& ThreadPool::instance() {
 
 void ThreadPool::execute_tasks() {
   for (;;) {
-    int index = next_task_.fetch_add(1);
-    if (index >= task_count_) return;
+    const uint64_t claim = claims_.fetch_add(1);
+    const uint32_t index = static_cast<uint32_t>(claim);
+    const uint32_t count = static_cast<uint32_t>(claim >> 32);
+    // Past the count: this call's tasks are all claimed (or this is a late claim on a call
+    // that has ended). Below it: a task of the running call, which cannot end before it does.
+    if (index >= count) return;
     try {
-      (*task_.load())(index);
+      (*task_.load())(static_cast<int>(index));
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
@@ -71,11 +76,11 @@ void ThreadPool::run(int count, const std::function<void(int)>& task) {
     for (int i = 0; i < count; ++i) task(i);
     return;
   }
+  if (count > max_tasks) throw std::invalid_argument("ThreadPool::run: more than max_tasks tasks");
   task_ = &task;
-  task_count_ = count;
   error_ = nullptr;
-  pending_.store(count, std::memory_order_relaxed);
-  next_task_.store(0);
+  pending_.store(count);
+  claims_.store(static_cast<uint64_t>(count) << 32);
   {
     std::lock_guard<std::mutex> lock(wake_mutex_);
     generation_.fetch_add(1, std::memory_order_release);
@@ -84,7 +89,6 @@ void ThreadPool::run(int count, const std::function<void(int)>& task) {
   execute_tasks();
   while (pending_.load(std::memory_order_acquire) != 0) {
   }
-  next_task_.store(idle_task_index);
   if (error_) std::rethrow_exception(error_);
 }
 

@@ -29,6 +29,8 @@ class ThreadPool {
 
   // Runs task(i) for i in [0, count) on min(count, size()) threads, the caller taking part;
   // returns when every task has finished. An exception from a task is rethrown here.
+  // count is at most max_tasks.
+  static constexpr int max_tasks = 1 << 20;
   void run(int count, const std::function<void(int)>& task);
 
  private:
@@ -40,14 +42,14 @@ class ThreadPool {
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  // Between calls next_task_ rests at `idle_task_index`, so a worker that wakes late and
-  // claims a task index sees nothing left to do.
-  static constexpr int idle_task_index = 1 << 30;
-  std::atomic<int> next_task_{idle_task_index};
+  // Task claims: [task count | next index 32 bits]. One fetch_add returns the count and the
+  // index together, so a worker that claims late (after its call ended and the next began)
+  // compares with its own call's count, never the next one's: a separate index and count
+  // could pair an old index with a new count and run a task twice (seen with 16 threads).
+  std::atomic<uint64_t> claims_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<const std::function<void(int)>*> task_{nullptr};
-  std::atomic<int> task_count_{0};
   std::mutex error_mutex_;
   std::exception_ptr error_;
 };

@@ -194,7 +194,8 @@ TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {
   std::set<std::string> shown;
   for (const nlohmann::json& row : listed["decisions"]) {
     shown.insert(row.at("descriptor").get<std::string>() + " " + row.at("variant").get<std::string>());
-    EXPECT_EQ(row.at("fingerprint").get<std::string>(), cpu_info().fingerprint()) << show;
+    // --threads 2 below the core count adds ";threads=2" to the key (docs/cache.md).
+    EXPECT_EQ(row.at("fingerprint").get<std::string>().rfind(cpu_info().fingerprint(), 0), 0u) << show;
     EXPECT_TRUE(row.at("variant_params").is_object()) << show;
   }
   EXPECT_EQ(shown, tuned) << show;

@@ -10,9 +10,11 @@ namespace lowbit {
 namespace {
 
 TEST(ThreadPool, RunsEveryTaskOnceAcrossManyCalls) {
-  ThreadPool pool(3);
-  for (int call = 0; call < 2000; ++call) {
-    const int count = 1 + call % 7;
+  // More workers than cores and task counts that change every call: a late worker of one call
+  // must never claim a task of the next (a 16-core machine once ran a task twice).
+  ThreadPool pool(8);
+  for (int call = 0; call < 20000; ++call) {
+    const int count = 1 + call % 13;
     std::vector<std::atomic<int>> hits(count);
     pool.run(count, [&](int task) { hits[task].fetch_add(1); });
     for (int task = 0; task < count; ++task) ASSERT_EQ(hits[task].load(), 1) << "call " << call;
