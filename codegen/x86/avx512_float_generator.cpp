@@ -399,13 +399,16 @@ Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& va
   if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
   if (desc.compute != Compute::floating)
     return refuse("compute=int8 is not generated yet on x86 (compute=float is)");
-  if (desc.eqscale) return refuse("eqscale=1 is not generated yet on x86");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by x86 kernels");
   for (const char* feature : {"avx512f", "avx512bw", "avx512vl"})
     if (!cpu.has(feature)) return refuse(fmt::format("this CPU lacks {}", feature));
   if (variant.isa == X86Isa::avx512_bf16) {
     if (!cpu.has("avx512_bf16")) return refuse("this CPU lacks avx512_bf16");
     if (desc.act != DType::bf16) return refuse("the avx512_bf16 flavour needs act=bf16");
+    // x * eq_scale would have to be rounded back to bf16 for vdpbf16ps: 2^-9 relative per
+    // element, about 1e-3 on outputs, ten times the fp32 tolerance. The fma flavour folds the
+    // scale into its fp32 conversion pass instead, exactly (one fp32 rounding).
+    if (desc.eqscale) return refuse("eqscale=1 is computed by the avx512_fma flavour (exact fp32 scaling)");
   }
   const int cells = max_block_cells(desc.bits);
   if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > cells)
@@ -430,7 +433,7 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   std::vector<X86Isa> isas{X86Isa::avx512_fma};
   // With bf16 activations the pairwise dot product does half the instructions of the FMA
   // flavour and needs no conversion pass; where it exists it is the only one worth timing.
-  if (desc.act == DType::bf16 && cpu.has("avx512_bf16")) isas = {X86Isa::avx512_bf16};
+  if (desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16")) isas = {X86Isa::avx512_bf16};
   const int threads = std::max(1, std::min<int>(max_threads, static_cast<int>(geometry.panels)));
 
   // Register blocks: for each width, the tallest block that fits the registers and M. Taller
@@ -457,7 +460,8 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
 X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const {
   const NativeGeometry geometry = native_geometry(desc);
   X86Variant variant;
-  variant.isa = desc.act == DType::bf16 && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16 : X86Isa::avx512_fma;
+  variant.isa = desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16
+                                                                                   : X86Isa::avx512_fma;
   if (desc.m == 1) {
     variant.n_panels = 4;
     variant.m_rows = 1;

@@ -1,5 +1,6 @@
 // AVX-512 float-compute generator (compute=float): 2-, 3-, 4- and 8-bit weights, any group
-// size, zero none/int/float, fp32/bf16/fp16 activations, fp32/bf16/fp16 output, optional bias.
+// size, zero none/int/float, fp32/bf16/fp16 activations, fp32/bf16/fp16 output, optional bias
+// and equalization scale (eqscale=1: the fma flavour, the scale folded into x's fp32 pass).
 // Two instruction flavours:
 //
 //   avx512_bf16: per step, the packed bytes of a 16-column panel are zero-extended to words

@@ -45,11 +45,13 @@ void X86Kernel::prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row
   const int64_t k_size = desc_.k;
   const int64_t groups = desc_.group_count();
   const int64_t group_size = desc_.group_size();
+  const float* eq_scale = desc_.eqscale ? args.eq_scale : nullptr;
   for (int64_t row = row_begin; row < row_end; ++row) {
     for (int64_t group = 0; group < groups; ++group) {
       float sum = 0.0f;
       for (int64_t k = group * group_size; k < (group + 1) * group_size; ++k) {
         float value = load_as_float(args.x, desc_.act, row * k_size + k);
+        if (eq_scale) value *= eq_scale[k];
         if (x_fp32) x_fp32[row * k_size + k] = value;
         sum += value;
       }
@@ -92,7 +94,8 @@ void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums
 void X86Kernel::run(const RunArgs& args) const {
   check_run_args(desc_, args);
   const int64_t rows = args.m;
-  const bool needs_fp32_x = variant_.isa == X86Isa::avx512_fma && desc_.act != DType::fp32;
+  // The equalization scale is folded into this conversion (the bf16 flavour refuses eqscale=1).
+  const bool needs_fp32_x = variant_.isa == X86Isa::avx512_fma && (desc_.act != DType::fp32 || desc_.eqscale);
   Scratch& scratch = thread_scratch();
   scratch.sums.resize(static_cast<std::size_t>(rows * desc_.group_count()));
   if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));

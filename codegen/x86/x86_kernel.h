@@ -24,8 +24,9 @@ class X86Kernel final : public Kernel {
   const X86Variant& variant() const { return variant_; }
 
  private:
-  // Per-group sums of x (and x as fp32 for the FMA flavour when act is not fp32) for rows
-  // [row_begin, row_end), into the calling thread's scratch.
+  // Per-group sums of x (and x as fp32 for the FMA flavour when act is not fp32 or eqscale=1)
+  // for rows [row_begin, row_end), into the calling thread's scratch; x is multiplied by the
+  // equalization scale here, in the same pass, when eqscale=1.
   void prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums, float* x_fp32) const;
   void run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                   int64_t panel_end) const;

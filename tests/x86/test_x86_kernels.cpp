@@ -30,7 +30,7 @@ std::string check_against_reference(const OpDesc& desc, const X86Variant& varian
 
 std::vector<X86Isa> flavours_for(const OpDesc& desc) {
   std::vector<X86Isa> flavours{X86Isa::avx512_fma};
-  if (desc.act == DType::bf16 && cpu_info().has("avx512_bf16")) flavours.push_back(X86Isa::avx512_bf16);
+  if (desc.act == DType::bf16 && !desc.eqscale && cpu_info().has("avx512_bf16")) flavours.push_back(X86Isa::avx512_bf16);
   return flavours;
 }
 
@@ -85,6 +85,39 @@ TEST(X86Kernels, EveryFormatDtypeAndKTail) {
                 }
             }
   EXPECT_GT(checked, 4000);
+}
+
+// eqscale=1: the launcher's one pass over x multiplies by the scale; every width, dtype and
+// zero point, a K tail, and the K=8256/N=1000 shape.
+TEST(X86Kernels, EqualizationScaleIsFused) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  int checked = 0;
+  for (int bits : every_bits)
+    for (const char* act : {"fp32", "bf16", "fp16"})
+      for (const char* out : {"fp32", "bf16"})
+        for (const char* shape : {"group=64,k=192,zero=int", "group=-1,k=141,zero=none", "group=32,k=96,zero=float"}) {
+          OpDesc desc = parse_descriptor("n=37,eqscale=1,bias=1,bits=" + std::to_string(bits) + "," + shape +
+                                         ",act=" + act + ",out=" + out);
+          for (X86Isa isa : flavours_for(desc))
+            for (int64_t m : {1, 4}) {
+              std::string failure = check_against_reference(desc, X86Variant{isa, 2, 3, 2, 2}, m);
+              ASSERT_TRUE(failure.empty()) << failure;
+              ++checked;
+            }
+        }
+  EXPECT_EQ(checked, 4 * 3 * 2 * 3 * 2);
+  OpDesc large = parse_descriptor("n=1000,k=8256,bits=4,group=64,zero=int,act=bf16,eqscale=1");
+  for (int64_t m : {1, 5}) {
+    OpDesc shaped = large;
+    shaped.m = m;
+    std::string failure = check_against_reference(large, heuristic(shaped, 2), m);
+    ASSERT_TRUE(failure.empty()) << failure;
+  }
+  // The bf16 flavour would round x * scale back to bf16; it refuses, and nothing offers it.
+  OpDesc bf16 = parse_descriptor("n=64,k=128,act=bf16,eqscale=1");
+  EXPECT_FALSE(is_valid(bf16, X86Variant{X86Isa::avx512_bf16, 1, 1, 1, 1}).ok);
+  for (const X86Variant& variant : candidates(bf16, 2)) EXPECT_EQ(variant.isa, X86Isa::avx512_fma);
+  EXPECT_EQ(heuristic(bf16, 2).isa, X86Isa::avx512_fma);
 }
 
 // Codes at the ends of their range, where an inexact conversion shows first: 8-bit codes 255
@@ -149,7 +182,7 @@ TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
 }
 
 TEST(X86Kernels, RefusesWhatItDoesNotGenerate) {
-  for (const char* text : {"n=64,k=128,compute=int8", "n=64,k=128,eqscale=1", "n=64,k=128,device=cuda:0"}) {
+  for (const char* text : {"n=64,k=128,compute=int8", "n=64,k=128,device=cuda:0"}) {
     OpDesc desc = parse_descriptor(text);
     Validity validity = supports(desc);
     EXPECT_FALSE(validity.ok) << text;
@@ -177,6 +210,14 @@ TEST(X86Kernels, RunRefusesBadArguments) {
   RunArgs no_zeros = args;
   no_zeros.weights.zeros = nullptr;
   EXPECT_THROW(kernel.run(no_zeros), InvalidArgument);
+  OpDesc scaled = desc;
+  scaled.eqscale = true;
+  X86Kernel scaled_kernel(scaled, heuristic(scaled, 1));
+  EXPECT_THROW(scaled_kernel.run(args), InvalidArgument);  // eq_scale is required iff eqscale=1
+  RunArgs with_scale = args;
+  std::vector<float> eq_scale(64, 1.5f);
+  with_scale.eq_scale = eq_scale.data();
+  EXPECT_NO_THROW(scaled_kernel.run(with_scale));
 }
 
 }  // namespace
