@@ -4,13 +4,11 @@
 // needs no include path, and every conversion below is one PTX instruction.
 //
 // Work split: one thread block per 16-column panel; its WARPS warps split the panel's K.
-// A warp reads 512 contiguous bytes per iteration (32 lanes x 16 bytes = 16 native 32-byte
-// blocks = 64 k), so loads are 16 bytes per lane and fully coalesced.
-// Lane l holds half (l & 1) of block (l >> 1): 8 columns x 4 k. Byte 2j+h of that half,
-// field f (4 bits, low first), is q[column j, k0 + 2f + h] (docs/layout.md).
+// A lane loads 16 bytes, half (l & 1) of a 32-byte block: 8 columns x 4 k. Byte 2j+h of that
+// half, field f (4 bits, low first), is q[column j, k0 + 2f + h] (docs/layout.md).
 //
 // Dequantization without per-element int->float conversion: a nibble moved to bits 16..19
-// and OR-ed with 0x43000000 is the fp32 number 128 + q. Per lane and 4-k step:
+// and OR-ed with 0x43000000 is the fp32 number 128 + q. Per lane and run of steps in a group:
 //   y[c] += s[c] * (sum_k x_k * (128 + q_kc) - (128 + z[c]) * sum_k x_k)
 // which is exact algebra; the +128 costs fp32 rounding of about 1e-5 relative (tolerance.h).
 
@@ -64,7 +62,13 @@ __device__ __forceinline__ float offset_code(u32 word) {
 }
 
 // Config (generated): ROWS (M, 1..8), N, K, GROUP (k per group; K for group=-1), ZERO, ACT,
-// OUT, HAS_BIAS, WARPS (warps per block splitting K), UNROLL (iterations in flight).
+// OUT, HAS_BIAS, WARPS (warps per block splitting K), UNROLL (steps whose loads are in flight
+// together).
+//
+// Lane mapping: the two lanes of a pair (l >> 1) read the two 16-byte halves of one 32-byte
+// block, so every load instruction uses whole 32-byte sectors; the block's WARPS * 16 pairs
+// each walk their own contiguous run of steps. Consecutive steps of a pair share a group, so
+// scales and zero points are applied once per group run instead of once per step.
 template <class Config>
 __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint4* __restrict__ qweight,
                                           const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -76,52 +80,81 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
   constexpr long long N = Config::N;
   constexpr int GROUP = Config::GROUP;
   constexpr long long GROUPS = K / GROUP;
-  constexpr long long STEPS = (K + 3) / 4;              // 4-k steps (32-byte blocks) per panel
-  constexpr long long ITERATIONS = (STEPS + 15) / 16;   // a warp iteration covers 16 steps
+  constexpr long long STEPS = (K + 3) / 4;  // 4-k steps (32-byte blocks) per panel
+  constexpr int PAIRS = WARPS * 16;
+  constexpr long long RUN = (STEPS + PAIRS - 1) / PAIRS;  // steps per pair
   constexpr float MAGIC = 128.0f;
 
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const long long panel = blockIdx.x;
-  const int half = lane & 1;                    // columns 8*half .. 8*half+7 of the panel
-  const int step_in_iteration = lane >> 1;      // which of the iteration's 16 steps
+  const int half = lane & 1;  // columns 8*half .. 8*half+7 of the panel
+  const int pair = warp * 16 + (lane >> 1);
+  const long long first_step = pair * RUN;
+  const long long end_step = first_step + RUN < STEPS ? first_step + RUN : STEPS;
 
-  // [ROWS][8] fp32: this lane's partial sums for its 8 columns.
+  // [ROWS][8] fp32 totals of this lane's 8 columns; [ROWS][8] dot products and [ROWS] x sums
+  // of the current group run, folded into the totals with the group's scale and zero point.
   float sum[ROWS][8];
+  float dot[ROWS][8];
+  float x_sum[ROWS];
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r)
+  for (int r = 0; r < ROWS; ++r) {
+    x_sum[r] = 0.0f;
 #pragma unroll
-    for (int c = 0; c < 8; ++c) sum[r][c] = 0.0f;
+    for (int c = 0; c < 8; ++c) sum[r][c] = dot[r][c] = 0.0f;
+  }
+  long long group = first_step * 4 / GROUP;
 
-  const uint4* panel_weights = qweight + panel * STEPS * 2;  // 2 x 16 bytes per step
-  const long long first = ITERATIONS * warp / WARPS;
-  const long long last = ITERATIONS * (warp + 1) / WARPS;
-
-  for (long long base = first; base < last; base += UNROLL) {
-    uint4 packed[UNROLL];
-    long long steps[UNROLL];
-    // Issue every load of the unrolled iterations before the first use.
+  // Folds the group run into the totals: sum += s * (dot - (128 + z) * x_sum).
+  auto fold_group = [&]() {
+    const long long table = (panel * GROUPS + group) * 16 + half * 8;
+    const uint4 scale_bits = *reinterpret_cast<const uint4*>(scales + table);
+    uint4 zero_bits = make_uint4(0, 0, 0, 0);
+    if (Config::ZERO != zero_none) zero_bits = *reinterpret_cast<const uint4*>(zeros + table);
+    const u32 scale_words[4] = {scale_bits.x, scale_bits.y, scale_bits.z, scale_bits.w};
+    const u32 zero_words[4] = {zero_bits.x, zero_bits.y, zero_bits.z, zero_bits.w};
 #pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      steps[u] = (base + u) * 16 + step_in_iteration;
-      const bool valid = base + u < last && steps[u] < STEPS;
-      packed[u] = valid ? panel_weights[steps[u] * 2 + half] : make_uint4(0, 0, 0, 0);
+    for (int c = 0; c < 8; ++c) {
+      const float scale = half_to_float(static_cast<u16>(scale_words[c >> 1] >> (16 * (c & 1))));
+      float zero = 1 << 3;  // zero=none: implicit 2^(bits-1)
+      if (Config::ZERO != zero_none) zero = half_to_float(static_cast<u16>(zero_words[c >> 1] >> (16 * (c & 1))));
+      const float offset_zero = MAGIC + zero;
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) {
+        sum[r][c] = fmaf(scale, fmaf(-offset_zero, x_sum[r], dot[r][c]), sum[r][c]);
+        dot[r][c] = 0.0f;
+      }
     }
 #pragma unroll
+    for (int r = 0; r < ROWS; ++r) x_sum[r] = 0.0f;
+  };
+
+  const uint4* panel_weights = qweight + panel * STEPS * 2;  // 2 x 16 bytes per step
+  for (long long base = first_step; base < end_step; base += UNROLL) {
+    uint4 packed[UNROLL];
+    // Issue every load of the unrolled steps before the first use.
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u)
+      packed[u] = base + u < end_step ? panel_weights[(base + u) * 2 + half] : make_uint4(0, 0, 0, 0);
+#pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      if (base + u >= last || steps[u] >= STEPS) continue;
-      const long long k0 = steps[u] * 4;
-      const long long group = k0 / GROUP;
-      // [ROWS][4] fp32 activations of this step (0 past K), and their sum per row.
+      const long long step = base + u;
+      if (step >= end_step) break;
+      const long long k0 = step * 4;
+      if (k0 / GROUP != group) {
+        fold_group();
+        group = k0 / GROUP;
+      }
+      // [ROWS][4] fp32 activations of this step (0 past K).
       float xs[ROWS][4];
-      float x_sum[ROWS];
 #pragma unroll
       for (int r = 0; r < ROWS; ++r) {
         if (K % 4 == 0 && Config::ACT != fp32) {
           // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for the 4 values.
-          const uint2 pair = *reinterpret_cast<const uint2*>(static_cast<const u16*>(x) + r * K + k0);
-          const u16 values[4] = {static_cast<u16>(pair.x), static_cast<u16>(pair.x >> 16),
-                                 static_cast<u16>(pair.y), static_cast<u16>(pair.y >> 16)};
+          const uint2 pair_bits = *reinterpret_cast<const uint2*>(static_cast<const u16*>(x) + r * K + k0);
+          const u16 values[4] = {static_cast<u16>(pair_bits.x), static_cast<u16>(pair_bits.x >> 16),
+                                 static_cast<u16>(pair_bits.y), static_cast<u16>(pair_bits.y >> 16)};
 #pragma unroll
           for (int i = 0; i < 4; ++i)
             xs[r][i] = Config::ACT == bf16 ? bf16_to_float(values[i]) : half_to_float(values[i]);
@@ -129,17 +162,9 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
 #pragma unroll
           for (int i = 0; i < 4; ++i) xs[r][i] = k0 + i < K ? load_element<Config::ACT>(x, r * K + k0 + i) : 0.0f;
         }
-        x_sum[r] = (xs[r][0] + xs[r][1]) + (xs[r][2] + xs[r][3]);
+        x_sum[r] += (xs[r][0] + xs[r][1]) + (xs[r][2] + xs[r][3]);
       }
       const u32 words[4] = {packed[u].x, packed[u].y, packed[u].z, packed[u].w};
-      // The 8 scales (and zero points) of this lane's columns: one 16-byte load each; the
-      // tables are 64-byte aligned and each row of 16 is 32 bytes.
-      const long long table = (panel * GROUPS + group) * 16 + half * 8;
-      const uint4 scale_bits = *reinterpret_cast<const uint4*>(scales + table);
-      uint4 zero_bits = make_uint4(0, 0, 0, 0);
-      if (Config::ZERO != zero_none) zero_bits = *reinterpret_cast<const uint4*>(zeros + table);
-      const u32 scale_words[4] = {scale_bits.x, scale_bits.y, scale_bits.z, scale_bits.w};
-      const u32 zero_words[4] = {zero_bits.x, zero_bits.y, zero_bits.z, zero_bits.w};
 #pragma unroll
       for (int c = 0; c < 8; ++c) {
         // Word c/2 holds column c in its low (even c) or high (odd c) 16 bits:
@@ -151,22 +176,17 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
         } else {
           w0 = offset_code<16>(word); w2 = offset_code<20>(word); w1 = offset_code<24>(word); w3 = offset_code<28>(word);
         }
-        const float scale = half_to_float(static_cast<u16>(scale_words[c >> 1] >> (16 * (c & 1))));
-        float zero = 1 << 3;  // zero=none: implicit 2^(bits-1)
-        if (Config::ZERO != zero_none) zero = half_to_float(static_cast<u16>(zero_words[c >> 1] >> (16 * (c & 1))));
-        const float offset_zero = (MAGIC + zero) * scale;
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
-          float dot = xs[r][0] * w0;
-          dot = fmaf(xs[r][1], w1, dot);
-          dot = fmaf(xs[r][2], w2, dot);
-          dot = fmaf(xs[r][3], w3, dot);
-          sum[r][c] = fmaf(scale, dot, sum[r][c]);
-          sum[r][c] = fmaf(-offset_zero, x_sum[r], sum[r][c]);
+          float value = fmaf(xs[r][0], w0, dot[r][c]);
+          value = fmaf(xs[r][1], w1, value);
+          value = fmaf(xs[r][2], w2, value);
+          dot[r][c] = fmaf(xs[r][3], w3, value);
         }
       }
     }
   }
+  if (first_step < end_step) fold_group();
 
   // Reduce over the 16 lanes of each half (xor offsets 2..16 keep lane & 1).
 #pragma unroll

@@ -15,7 +15,7 @@ enum class CudaFamily { gemv };
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K
-  int unroll = 2;  // warp iterations (512 bytes each) whose loads are in flight together
+  int unroll = 2;  // steps (16 bytes a lane) whose loads are in flight together
 
   bool operator==(const CudaVariant&) const = default;
 

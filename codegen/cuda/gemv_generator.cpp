@@ -33,21 +33,26 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
                               desc.m, max_rows));
   if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8)
     return refuse("warps must be 1, 2, 4 or 8");
-  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4) return refuse("unroll must be 1, 2 or 4");
+  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
+    return refuse("unroll must be 1, 2, 4 or 8");
   return {};
 }
 
 std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
   for (int warps : {2, 4, 8})
-    for (int unroll : {1, 2, 4}) {
+    for (int unroll : {2, 4, 8}) {
       CudaVariant variant{CudaFamily::gemv, warps, unroll};
       if (is_valid(desc, variant, 9)) variants.push_back(variant);
     }
   return variants;
 }
 
-CudaVariant GemvGenerator::heuristic(const OpDesc&) const { return CudaVariant{CudaFamily::gemv, 4, 2}; }
+// What the candidates' timings on an H100 favoured (docs/benchmarks.md): more warps and
+// loads in flight at M=1, where only bandwidth matters; fewer once M multiplies the work.
+CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
+  return desc.m == 1 ? CudaVariant{CudaFamily::gemv, 8, 4} : CudaVariant{CudaFamily::gemv, 4, 2};
+}
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
   const std::string& body = embedded_templates().at("gemv_int4.cuh");
