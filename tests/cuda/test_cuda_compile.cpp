@@ -65,7 +65,7 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   EXPECT_NE(generator.emit(desc, variant), generator.emit(desc, other));
   EXPECT_NE(generator.emit(desc, variant).find(to_string(desc)), std::string::npos);
   EXPECT_EQ(variant_from_json(to_json(variant)), variant);
-  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_gemv_w4g128_m1_w4u2");
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_gemv_w4g128_m1_w8u4");
 }
 
 TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
