@@ -12,7 +12,7 @@ namespace lowbit::cuda {
 namespace {
 
 nlohmann::json field_json(int value) { return value; }
-nlohmann::json field_json(CudaFamily) { return "gemv"; }
+nlohmann::json field_json(CudaFamily family) { return std::string(to_string(family)); }
 
 void read_field(const nlohmann::json& json, std::string_view name, int& value) {
   if (!json.is_number_integer())
@@ -21,17 +21,27 @@ void read_field(const nlohmann::json& json, std::string_view name, int& value) {
 }
 
 void read_field(const nlohmann::json& json, std::string_view name, CudaFamily& value) {
-  if (!json.is_string() || json.get<std::string>() != "gemv")
-    throw InvalidArgument(std::string(name), fmt::format("variant field '{}' must be \"gemv\"", name));
-  value = CudaFamily::gemv;
+  const std::string text = json.is_string() ? json.get<std::string>() : std::string();
+  for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+    if (text == to_string(family)) {
+      value = family;
+      return;
+    }
+  }
+  throw InvalidArgument(std::string(name),
+                        fmt::format("variant field '{}': '{}' is not a CUDA family (allowed: gemv, gemv_mma)", name, text));
 }
 
 }  // namespace
 
+std::string_view to_string(CudaFamily family) { return family == CudaFamily::gemv ? "gemv" : "gemv_mma"; }
+
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch) {
   std::string compact_arch = arch;
   compact_arch.erase(std::remove(compact_arch.begin(), compact_arch.end(), '_'), compact_arch.end());
-  return fmt::format("cuda_{}_gemv_w{}g{}_m{}_w{}u{}", compact_arch, desc.bits,
+  std::string family(to_string(variant.family));
+  family.erase(std::remove(family.begin(), family.end(), '_'), family.end());
+  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}", compact_arch, family, desc.bits,
                      desc.group == whole_k_group ? std::string("k") : std::to_string(desc.group), desc.m,
                      variant.warps, variant.unroll);
 }

@@ -10,7 +10,10 @@
 
 namespace lowbit::cuda {
 
-enum class CudaFamily { gemv };
+// gemv: CUDA-core FMAs (templates/gemv_int4.cuh); gemv_mma: tensor-core mma.sync with the
+// weights as the A operand (templates/gemv_mma_int4.cuh). Both serve M = 1..8.
+enum class CudaFamily { gemv, gemv_mma };
+std::string_view to_string(CudaFamily family);
 
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -25,7 +28,7 @@ struct CudaVariant {
   }
 };
 
-// Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2".
+// Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2".
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

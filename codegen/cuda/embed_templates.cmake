@@ -1,6 +1,7 @@
 # Writes OUTPUT: a C++ file defining lowbit::cuda::embedded_templates(), the text of every
-# CUDA template in INPUTS (a ;-separated list), keyed by file name. Run by the build (see
+# CUDA template in INPUTS (a |-separated list), keyed by file name. Run by the build (see
 # codegen/CMakeLists.txt) whenever a template changes.
+string(REPLACE "|" ";" INPUTS "${INPUTS}")
 set(body "")
 foreach(input IN LISTS INPUTS)
   file(READ "${input}" text)

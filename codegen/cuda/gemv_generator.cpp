@@ -31,6 +31,8 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
     return refuse(fmt::format("m={}: the CUDA GEMV family serves m=1..{} (m=0 and larger M need the mma "
                               "family, not built yet)",
                               desc.m, max_rows));
+  if (variant.family == CudaFamily::gemv_mma && desc.act == DType::fp32)
+    return refuse("the gemv_mma family needs act=bf16 or fp16 (tensor-core operands)");
   if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8)
     return refuse("warps must be 1, 2, 4 or 8");
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
@@ -40,11 +42,12 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
 
 std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
-  for (int warps : {2, 4, 8})
-    for (int unroll : {2, 4, 8}) {
-      CudaVariant variant{CudaFamily::gemv, warps, unroll};
-      if (is_valid(desc, variant, 9)) variants.push_back(variant);
-    }
+  for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
+    for (int warps : {2, 4, 8})
+      for (int unroll : {2, 4, 8}) {
+        CudaVariant variant{family, warps, unroll};
+        if (is_valid(desc, variant, 9)) variants.push_back(variant);
+      }
   return variants;
 }
 
@@ -55,7 +58,11 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
-  const std::string& body = embedded_templates().at("gemv_int4.cuh");
+  // The mma family reuses the FMA family's conversion helpers, so both files are emitted.
+  std::string body = embedded_templates().at("gemv_int4.cuh");
+  if (variant.family == CudaFamily::gemv_mma) body += embedded_templates().at("gemv_mma_int4.cuh");
+  const char* function = variant.family == CudaFamily::gemv_mma ? "gemv_mma_int4" : "gemv_int4";
+  const char* weight_type = variant.family == CudaFamily::gemv_mma ? "unsigned int" : "uint4";
   const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
   return fmt::format(
       "{body}\n"
@@ -72,15 +79,16 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int WARPS = {warps};\n"
       "  static constexpr int UNROLL = {unroll};\n"
       "}};\n"
-      "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const uint4* qweight,\n"
+      "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias, void* y) {{\n"
-      "  lowbit_gemv::gemv_int4<LowbitConfig>(x, qweight, scales, zeros, bias, y);\n"
+      "  lowbit_gemv::{function}<LowbitConfig>(x, static_cast<const {weight_type}*>(qweight), scales, zeros, bias, y);\n"
       "}}\n",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("rows", desc.m),
       fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("group", desc.group_size()), fmt::arg("zero", zero),
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("warps", variant.warps),
-      fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point));
+      fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
+      fmt::arg("function", function), fmt::arg("weight_type", weight_type));
 }
 
 }  // namespace lowbit::cuda

@@ -1,6 +1,7 @@
 // CUDA GEMV generator (small M, 1..8): int4 weights in the native layout, one block per
-// 16-column panel, warps splitting K, 16-byte coalesced loads, dequantization by exponent-bit
-// OR (templates/gemv_int4.cuh). candidates / is_valid / emit as every generator.
+// 16-column panel, warps splitting K, dequantization by exponent-bit OR. Two families:
+// CUDA-core FMAs (templates/gemv_int4.cuh) and tensor-core mma.sync (gemv_mma_int4.cuh).
+// candidates / is_valid / emit as every generator.
 #pragma once
 
 #include <string>
@@ -22,7 +23,7 @@ class GemvGenerator {
   static constexpr std::string_view family = "cuda_gemv";
   static constexpr int version = 1;
   static constexpr int max_rows = 8;
-  static constexpr const char* entry_point = "lowbit_gemv_int4";
+  static constexpr const char* entry_point = "lowbit_kernel";
 
   std::vector<CudaVariant> candidates(const OpDesc& desc) const;
   // arch_major: the device's compute capability major (8 = Ampere/Ada, 9 = Hopper).

@@ -94,11 +94,16 @@ TEST(CudaKernels, EveryFormatAndKTail) {
           for (const char* rows : {"1", "3"}) {
             OpDesc desc = parse_descriptor(std::string("n=37,bits=4,bias=1,device=cuda:0,") + shape + ",zero=" + zero +
                                            ",act=" + act + ",out=" + out + ",m=" + rows);
-            std::string failure = check_on_device(desc, generator.heuristic(desc));
-            ASSERT_TRUE(failure.empty()) << failure;
-            ++checked;
+            for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+              CudaVariant variant = generator.heuristic(desc);
+              variant.family = family;
+              if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
+              std::string failure = check_on_device(desc, variant);
+              ASSERT_TRUE(failure.empty()) << failure;
+              ++checked;
+            }
           }
-  EXPECT_EQ(checked, 324);
+  EXPECT_EQ(checked, 324 + 216);
 }
 
 TEST(CudaKernels, RunRefusesBadArguments) {

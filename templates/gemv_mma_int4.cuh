@@ -1,0 +1,167 @@
+// Tensor-core GEMV family for small M (1..8): int4 weights in lowbit's native layout, bf16 or
+// fp16 activations, mma.sync m16n8k16 with fp32 accumulation. Needs gemv_int4.cuh's helpers
+// (the generator emits both). Compiled by NVRTC; codegen/cuda/gemv_generator.cpp writes the
+// Config and the entry point.
+//
+// y^T = W x^T: the weights are the mma's A operand (16 output columns x 16 k, in registers),
+// x^T is B (16 k x 8 rows of x, unused rows zero), C is [16 columns][8 rows] in fp32.
+// Operand relabelling lets the native layout feed A with one 4-byte load per lane:
+//   lane (g = lane/4, t = lane%4) of a 16-k tile reads the word at byte 4g of step S+t
+//   (bytes 4g..4g+3 hold columns 2g and 2g+1, k0..k0+3 with k0 = 4(S+t)), and holds
+//   A row g   = column 2g,   A row g+8 = column 2g+1,
+//   A cols 2t, 2t+1 = k0, k0+1;  A cols 2t+8, 2t+9 = k0+2, k0+3.
+// Every row shares that k relabelling, so B row 2t (and 2t+1, 2t+8, 2t+9) is x at the same k.
+// A warp's load covers 4 contiguous 32-byte steps: 128 bytes, fully coalesced.
+//
+// Dequantization: a nibble OR-ed into 0x4300 (bf16) or 0x6400 (fp16) is the number MAGIC + q
+// (128 + q, 1024 + q), exact; products with x are exact in the fp32 accumulator. Per group:
+//   y[c][m] += s[c] * (C[c][m] - (MAGIC + z[c]) * sum_k x[m][k])
+// Two columns of one byte pair become one register with a byte permute and one LOP3.
+
+namespace lowbit_gemv {
+
+// Config (generated): ROWS (1..8), N, K, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
+// WARPS (warps per block splitting K), UNROLL (16-k tiles whose loads are in flight together).
+template <class Config>
+__device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const u32* __restrict__ qweight,
+                                              const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                              const void* __restrict__ bias, void* __restrict__ y) {
+  constexpr int ROWS = Config::ROWS;
+  constexpr int WARPS = Config::WARPS;
+  constexpr int UNROLL = Config::UNROLL;
+  constexpr long long K = Config::K;
+  constexpr long long N = Config::N;
+  constexpr int GROUP = Config::GROUP;
+  constexpr long long GROUPS = K / GROUP;
+  constexpr long long STEPS = (K + 3) / 4;         // 32-byte steps per panel
+  constexpr long long TILES = (STEPS + 3) / 4;     // 16-k mma tiles per panel
+  constexpr bool IS_BF16 = Config::ACT == bf16;
+  constexpr float MAGIC = IS_BF16 ? 128.0f : 1024.0f;
+  constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  const long long panel = blockIdx.x;
+  const long long first_tile = TILES * warp / WARPS;
+  const long long end_tile = TILES * (warp + 1) / WARPS;
+
+  float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // [column 2g, 2g+1] x [row 2t, 2t+1]
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};      // mma accumulator of the current group
+  float x_part = 0.0f;                          // this lane's share of sum_k x[row g][k] in the group
+  long long group = first_tile * 16 / GROUP;
+
+  // Folds the group's accumulator into the totals. Register contract: reads c, x_part; writes
+  // total; clears c and x_part. Every lane of the warp must call it together (shuffles).
+  auto fold_group = [&]() {
+    float x_sum = x_part;
+    x_sum += __shfl_xor_sync(0xffffffffu, x_sum, 1);
+    x_sum += __shfl_xor_sync(0xffffffffu, x_sum, 2);  // now sum over the 4 lanes of row g
+    const float x_sum_even = __shfl_sync(0xffffffffu, x_sum, (2 * t) * 4);      // row 2t
+    const float x_sum_odd = __shfl_sync(0xffffffffu, x_sum, (2 * t + 1) * 4);  // row 2t+1
+    const long long table = (panel * GROUPS + group) * 16 + 2 * g;
+    const u32 scale_pair = *reinterpret_cast<const u32*>(scales + table);
+    const float scale0 = half_to_float(static_cast<u16>(scale_pair));
+    const float scale1 = half_to_float(static_cast<u16>(scale_pair >> 16));
+    float zero0 = 1 << 3;  // zero=none: implicit 2^(bits-1)
+    float zero1 = 1 << 3;
+    if (Config::ZERO != zero_none) {
+      const u32 zero_pair = *reinterpret_cast<const u32*>(zeros + table);
+      zero0 = half_to_float(static_cast<u16>(zero_pair));
+      zero1 = half_to_float(static_cast<u16>(zero_pair >> 16));
+    }
+    total[0] = fmaf(scale0, fmaf(-(MAGIC + zero0), x_sum_even, c[0]), total[0]);
+    total[1] = fmaf(scale0, fmaf(-(MAGIC + zero0), x_sum_odd, c[1]), total[1]);
+    total[2] = fmaf(scale1, fmaf(-(MAGIC + zero1), x_sum_even, c[2]), total[2]);
+    total[3] = fmaf(scale1, fmaf(-(MAGIC + zero1), x_sum_odd, c[3]), total[3]);
+    c[0] = c[1] = c[2] = c[3] = 0.0f;
+    x_part = 0.0f;
+  };
+
+  const u32* panel_words = qweight + panel * STEPS * 8;  // 8 words per 32-byte step
+  const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
+  for (long long base = first_tile; base < end_tile; base += UNROLL) {
+    u32 words[UNROLL];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const long long step = (base + u) * 4 + t;
+      words[u] = base + u < end_tile && step < STEPS ? panel_words[step * 8 + g] : 0u;
+    }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      if (base + u >= end_tile) break;  // warp-uniform
+      if ((base + u) * 16 / GROUP != group) {
+        fold_group();
+        group = (base + u) * 16 / GROUP;
+      }
+      const long long k0 = ((base + u) * 4 + t) * 4;
+      // B: x[row g][k0 .. k0+3] as two pairs (zero for rows past M and k past K).
+      u32 b0 = 0;
+      u32 b1 = 0;
+      if (g < ROWS) {
+        if (K % 4 == 0) {
+          if (k0 < K) {
+            const uint2 pair = *reinterpret_cast<const uint2*>(x_row + k0);
+            b0 = pair.x;
+            b1 = pair.y;
+          }
+        } else {
+          const u32 v0 = k0 < K ? x_row[k0] : 0u;
+          const u32 v1 = k0 + 1 < K ? x_row[k0 + 1] : 0u;
+          const u32 v2 = k0 + 2 < K ? x_row[k0 + 2] : 0u;
+          const u32 v3 = k0 + 3 < K ? x_row[k0 + 3] : 0u;
+          b0 = v0 | v1 << 16;
+          b1 = v2 | v3 << 16;
+        }
+        const float x0 = IS_BF16 ? bf16_to_float(static_cast<u16>(b0)) : half_to_float(static_cast<u16>(b0));
+        const float x1 = IS_BF16 ? bf16_to_float(static_cast<u16>(b0 >> 16)) : half_to_float(static_cast<u16>(b0 >> 16));
+        const float x2 = IS_BF16 ? bf16_to_float(static_cast<u16>(b1)) : half_to_float(static_cast<u16>(b1));
+        const float x3 = IS_BF16 ? bf16_to_float(static_cast<u16>(b1 >> 16)) : half_to_float(static_cast<u16>(b1 >> 16));
+        x_part += (x0 + x1) + (x2 + x3);
+      }
+      // A: bytes [b0 b1 b2 b3] of the word; low nibbles are k0/k0+1, high nibbles k0+2/k0+3.
+      const u32 low_pair = __byte_perm(words[u], 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
+      const u32 high_pair = __byte_perm(words[u], 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
+      const u32 a0 = (low_pair & 0x000f000fu) | EXPONENT;
+      const u32 a1 = (high_pair & 0x000f000fu) | EXPONENT;
+      const u32 a2 = ((low_pair >> 4) & 0x000f000fu) | EXPONENT;
+      const u32 a3 = ((high_pair >> 4) & 0x000f000fu) | EXPONENT;
+      if (IS_BF16) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      }
+    }
+  }
+  if (first_tile < end_tile) fold_group();
+
+  // [WARPS][16 columns][8 rows] fp32: each warp's totals, summed by the block's threads.
+  __shared__ float partial[WARPS][16][8];
+  partial[warp][2 * g][2 * t] = total[0];
+  partial[warp][2 * g][2 * t + 1] = total[1];
+  partial[warp][2 * g + 1][2 * t] = total[2];
+  partial[warp][2 * g + 1][2 * t + 1] = total[3];
+  __syncthreads();
+  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
+    const int r = index / 16;
+    const int column = index % 16;
+    const long long n = panel * 16 + column;
+    if (n >= N) continue;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) sum += partial[w][column][r];
+    if (Config::HAS_BIAS) sum += load_element<Config::ACT>(bias, n);
+    store_element<Config::OUT>(y, r * N + n, sum);
+  }
+}
+
+}  // namespace lowbit_gemv
