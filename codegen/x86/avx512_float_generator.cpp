@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <bit>
 #include <cstddef>
-#include <limits>
 
 #include <xbyak/xbyak_util.h>
 
@@ -26,8 +25,6 @@ constexpr uint8_t and_or = 0xEA;  // vpternlogd truth table: (a & b) | c
 
 // Bytes of one x element as the kernel reads it: bf16 pairs, or fp32 after conversion.
 int kernel_x_bytes(X86Isa isa) { return isa == X86Isa::avx512_bf16 ? 2 : 4; }
-
-bool fits_displacement(int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; }
 
 // Zmm numbering of one block: final sums, then group accumulators A and B, all
 // [row][panel]; constants and temporaries at the top of the register file.
@@ -56,20 +53,10 @@ struct Avx512FloatProgram::Block {
   int k_per_step;  // native k_per_block
 };
 
-Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant)
-    : JitGenerator(variant_name(desc, variant)), desc_(desc), variant_(variant) {
-  entries_.resize(static_cast<std::size_t>(variant.n_panels * variant.m_rows));
-  for (int panels = 1; panels <= variant.n_panels; ++panels)
-    for (int rows = 1; rows <= variant.m_rows; ++rows) {
-      entries_[(panels - 1) * variant.m_rows + rows - 1] = entry_offset();
-      emit_block_function(panels, rows);
-    }
+Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
+  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
   emit_constants();
   finalize();
-}
-
-BlockFunction Avx512FloatProgram::block(int panels, int rows) const {
-  return function_at<BlockFunction>(entries_[(panels - 1) * variant_.m_rows + rows - 1]);
 }
 
 void Avx512FloatProgram::emit_constants() {
@@ -93,9 +80,6 @@ void Avx512FloatProgram::emit_constants() {
 void Avx512FloatProgram::emit_block_function(int panels, int rows) {
   const NativeGeometry geometry = native_geometry(desc_);
   const int64_t groups = geometry.groups;
-  const int64_t x_step_bytes = geometry.k_per_block * kernel_x_bytes(variant_.isa);
-  const int64_t steps_per_group = desc_.group_size() / geometry.k_per_block;
-  const int k_tail = static_cast<int>(desc_.group_size() % geometry.k_per_block);  // only for group=-1
 
   Xbyak::util::StackFrame frame(this, 1, 8);
   const Reg64& args = frame.p[0];
@@ -137,58 +121,40 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
   for (int row = 0; row < rows; ++row)
     for (int panel = 0; panel < panels; ++panel) vpxord(reg.sum(row, panel), reg.sum(row, panel), reg.sum(row, panel));
 
-  Xbyak::Label group_loop;
-  mov(group_counter, groups);
-  L(group_loop);
-  for (int row = 0; row < rows; ++row)
-    for (int panel = 0; panel < panels; ++panel) {
-      vpxord(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_a(row, panel));
-      vpxord(reg.group_b(row, panel), reg.group_b(row, panel), reg.group_b(row, panel));
-    }
-  const int64_t unroll = std::min<int64_t>(variant_.k_unroll, std::max<int64_t>(steps_per_group, 1));
-  const int64_t full_iterations = steps_per_group / unroll;
-  const int64_t leftover_steps = steps_per_group % unroll;
-  if (full_iterations > 0) {
-    Xbyak::Label step_loop;
-    mov(step_counter, full_iterations);
-    L(step_loop);
-    for (int step = 0; step < unroll; ++step) emit_step(block, step, block.k_per_step);
-    add(block.x, static_cast<uint32_t>(unroll * x_step_bytes));
-    add(block.w, static_cast<uint32_t>(unroll * geometry.step_bytes));
-    dec(step_counter);
-    jnz(step_loop, T_NEAR);
-  }
-  for (int step = 0; step < leftover_steps; ++step) emit_step(block, step, block.k_per_step);
-  if (leftover_steps > 0) {
-    add(block.x, static_cast<uint32_t>(leftover_steps * x_step_bytes));
-    add(block.w, static_cast<uint32_t>(leftover_steps * geometry.step_bytes));
-  }
-  if (k_tail > 0) emit_step(block, 0, k_tail);
+  auto zero_accumulators = [&]() {
+    for (int row = 0; row < rows; ++row)
+      for (int panel = 0; panel < panels; ++panel) {
+        vpxord(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_a(row, panel));
+        vpxord(reg.group_b(row, panel), reg.group_b(row, panel), reg.group_b(row, panel));
+      }
+  };
   // Register contract: reads scales/zeros/sums at the current group, the group accumulators;
-  // updates the running sums; clobbers temp(0), temp(1).
-  for (int panel = 0; panel < panels; ++panel) {
-    const int64_t table_panel_bytes = groups * native_panel_width * 2;  // scales/zeros per panel
-    const Zmm scale = Registers::temp(0);
-    const Zmm offset_zero = Registers::temp(1);  // (offset + zero) * scale
-    vcvtph2ps(scale, ptr[scales + panel * table_panel_bytes]);
-    if (desc_.zero == ZeroPoint::none) {
-      vbroadcastss(offset_zero, ptr[rip + constants_ + 4]);
-    } else {
-      vcvtph2ps(offset_zero, ptr[zeros + panel * table_panel_bytes]);
-      if (code_offset(desc_.bits) != 0) vaddps(offset_zero, offset_zero, ptr_b[rip + constants_]);
+  // updates the running sums; clobbers temp(0), temp(1); advances scales/zeros/sums a group.
+  auto group_epilogue = [&]() {
+    for (int panel = 0; panel < panels; ++panel) {
+      const int64_t table_panel_bytes = groups * native_panel_width * 2;  // scales/zeros per panel
+      const Zmm scale = Registers::temp(0);
+      const Zmm offset_zero = Registers::temp(1);  // (offset + zero) * scale
+      vcvtph2ps(scale, ptr[scales + panel * table_panel_bytes]);
+      if (desc_.zero == ZeroPoint::none) {
+        vbroadcastss(offset_zero, ptr[rip + constants_ + 4]);
+      } else {
+        vcvtph2ps(offset_zero, ptr[zeros + panel * table_panel_bytes]);
+        if (code_offset(desc_.bits) != 0) vaddps(offset_zero, offset_zero, ptr_b[rip + constants_]);
+      }
+      vmulps(offset_zero, offset_zero, scale);
+      for (int row = 0; row < rows; ++row) {
+        vaddps(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_b(row, panel));
+        vfmadd231ps(reg.sum(row, panel), reg.group_a(row, panel), scale);
+        vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * groups * 4]);
+      }
     }
-    vmulps(offset_zero, offset_zero, scale);
-    for (int row = 0; row < rows; ++row) {
-      vaddps(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_b(row, panel));
-      vfmadd231ps(reg.sum(row, panel), reg.group_a(row, panel), scale);
-      vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * groups * 4]);
-    }
-  }
-  add(scales, native_panel_width * 2);
-  add(zeros, native_panel_width * 2);
-  add(sums, 4);
-  dec(group_counter);
-  jnz(group_loop, T_NEAR);
+    add(scales, native_panel_width * 2);
+    add(zeros, native_panel_width * 2);
+    add(sums, 4);
+  };
+  emit_k_loop({block.x, block.w, group_counter, step_counter}, kernel_x_bytes(variant_.isa), zero_accumulators,
+              [&](int step, int valid_k) { emit_step(block, step, valid_k); }, group_epilogue);
 
   mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
   mov(sums, ptr[args + offsetof(BlockArgs, y)]);  // sums is no longer needed
@@ -396,12 +362,9 @@ void Avx512FloatProgram::emit_output(const Block& block, const Reg64& bias, cons
 
 Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
-  if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
-  if (desc.compute != Compute::floating)
-    return refuse("compute=int8 is not generated yet on x86 (compute=float is)");
-  if (desc.layout != Layout::native) return refuse("only layout=native is read by x86 kernels");
   for (const char* feature : {"avx512f", "avx512bw", "avx512vl"})
     if (!cpu.has(feature)) return refuse(fmt::format("this CPU lacks {}", feature));
+  if (!is_avx512(variant.isa)) return refuse("the AVX-512 generator emits avx512_fma and avx512_bf16 only");
   if (variant.isa == X86Isa::avx512_bf16) {
     if (!cpu.has("avx512_bf16")) return refuse("this CPU lacks avx512_bf16");
     if (desc.act != DType::bf16) return refuse("the avx512_bf16 flavour needs act=bf16");
@@ -410,31 +373,15 @@ Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& va
     // scale into its fp32 conversion pass instead, exactly (one fp32 rounding).
     if (desc.eqscale) return refuse("eqscale=1 is computed by the avx512_fma flavour (exact fp32 scaling)");
   }
-  const int cells = max_block_cells(desc.bits);
-  if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > cells)
-    return refuse(fmt::format("register block {}x{} panels does not fit 32 zmm registers "
-                              "(n_panels*m_rows must be 1..{} for bits={})",
-                              variant.m_rows, variant.n_panels, cells, desc.bits));
-  if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
-  if (variant.threads < 1) return refuse("threads must be >= 1");
-  const NativeGeometry geometry = native_geometry(desc);
-  const int64_t x_rows = static_cast<int64_t>(variant.m_rows) * desc.k * 4;
-  const int64_t y_rows = static_cast<int64_t>(variant.m_rows) * desc.n * 4;
-  if (!fits_displacement(geometry.panel_bytes * variant.n_panels) || !fits_displacement(x_rows) ||
-      !fits_displacement(y_rows))
-    return refuse("n or k is too large for 32-bit displacements in this register block");
-  return {};
+  return check_float_variant(desc, variant, max_block_cells(desc.bits), "32 zmm registers");
 }
 
 std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, const CpuInfo& cpu,
                                                          int max_threads) const {
-  const NativeGeometry geometry = native_geometry(desc);
-  const int64_t steps_per_group = std::max<int64_t>(desc.group_size() / geometry.k_per_block, 1);
   std::vector<X86Isa> isas{X86Isa::avx512_fma};
   // With bf16 activations the pairwise dot product does half the instructions of the FMA
   // flavour and needs no conversion pass; where it exists it is the only one worth timing.
   if (desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16")) isas = {X86Isa::avx512_bf16};
-  const int threads = std::max(1, std::min<int>(max_threads, static_cast<int>(geometry.panels)));
 
   // Register blocks: for each width, the tallest block that fits the registers and M. Taller
   // blocks reuse each weight load across more rows; shorter ones only repeat loads.
@@ -449,16 +396,14 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   std::vector<X86Variant> variants;
   for (X86Isa isa : isas)
     for (auto [panels, rows] : blocks)
-      for (int unroll : {1, 2, 4}) {
-        if (unroll > steps_per_group) continue;
-        X86Variant variant{isa, panels, rows, unroll, threads};
+      for (int unroll : candidate_unrolls(desc)) {
+        X86Variant variant{isa, panels, rows, unroll, variant_threads(desc, max_threads)};
         if (is_valid(desc, variant, cpu)) variants.push_back(variant);
       }
   return variants;
 }
 
 X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const {
-  const NativeGeometry geometry = native_geometry(desc);
   X86Variant variant;
   variant.isa = desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16
                                                                                    : X86Isa::avx512_fma;
@@ -470,15 +415,13 @@ X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cp
     const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
     variant.m_rows = static_cast<int>(std::min<int64_t>(m, 4));
   }
-  variant.k_unroll = desc.group_size() >= 2 * geometry.k_per_block ? 2 : 1;
-  variant.threads = std::max(1, std::min<int>(max_threads, static_cast<int>(geometry.panels)));
+  variant.k_unroll = heuristic_unroll(desc);
+  variant.threads = variant_threads(desc, max_threads);
   return variant;
 }
 
 std::unique_ptr<Avx512FloatProgram> Avx512FloatGenerator::emit(const OpDesc& desc, const X86Variant& variant) const {
-  Validity validity = is_valid(desc, variant, cpu_info());
-  if (!validity) throw Unsupported(fmt::format("cannot emit {}: {}", variant_name(desc, variant), validity.reason));
-  return std::make_unique<Avx512FloatProgram>(desc, variant);
+  return emit_valid<Avx512FloatProgram>(*this, desc, variant);
 }
 
 }  // namespace lowbit::x86

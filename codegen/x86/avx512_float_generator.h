@@ -22,39 +22,17 @@
 #include <string>
 #include <vector>
 
-#include "codegen/x86/jit_generator.h"
+#include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
 namespace lowbit::x86 {
 
-// What one generated block function reads: one register block of rows x panels.
-// Every pointer is already offset to the block's first row / first panel.
-struct BlockArgs {
-  const void* x;              // activations of the first row: bf16 (bf16 flavour) or fp32
-  const float* group_sums;    // [rows][groups]: sum of x over each group, as the kernel sees x
-  const uint8_t* qweight;     // first panel of the block (native layout)
-  const uint16_t* scales;     // fp16 [panel][group][16]
-  const uint16_t* zeros;      // fp16 [panel][group][16]; unused for zero=none
-  const void* bias;           // bias of the block's first column (act dtype), or null
-  void* y;                    // output of the first row, first column of the block
-  uint64_t last_panel_mask;   // bit j: column j of the block's last panel is inside N
-};
-using BlockFunction = void (*)(const BlockArgs*);
-
-struct Validity {
-  bool ok = true;
-  std::string reason;  // why not, when !ok
-  explicit operator bool() const { return ok; }
-};
-
-// The emitted code of one (descriptor, variant): a block function for every register
-// block shape up to the variant's, so that N and M tails run the same code family.
-class Avx512FloatProgram : public JitGenerator {
+// The emitted code of one (descriptor, variant).
+class Avx512FloatProgram : public BlockProgram {
  public:
   Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant);
-  BlockFunction block(int panels, int rows) const;  // 1 <= panels <= n_panels, 1 <= rows <= m_rows
 
  private:
   struct Block;  // the shape and pointer registers of the block function being emitted
@@ -73,9 +51,6 @@ class Avx512FloatProgram : public JitGenerator {
   void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);
   void emit_constants();
 
-  OpDesc desc_;
-  X86Variant variant_;
-  std::vector<std::size_t> entries_;  // [(panels-1) * m_rows + rows-1]
   Xbyak::Label constants_;
 };
 

@@ -2,33 +2,126 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "codegen/x86/avx2_float_generator.h"
+#include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/x86_kernel.h"
-#include "lowbit/cpu_info.h"
 #include "lowbit/errors.h"
 
 namespace lowbit::x86 {
+namespace {
 
-std::string generator_version() {
-  return fmt::format("{}@{}", Avx512FloatGenerator::family, Avx512FloatGenerator::version);
+// One registered generator: the ISA family that forces it, its version, and its questions.
+struct Generator {
+  std::string_view isa;  // the LOWBIT_ISA / GetOptions.isa value that selects it
+  std::string_view family;
+  int version;
+  X86Isa probe_isa;  // a flavour every CPU of the family runs, to ask whether desc is served
+  std::vector<X86Variant> (*candidates)(const OpDesc&, const CpuInfo&, int);
+  X86Variant (*heuristic)(const OpDesc&, const CpuInfo&, int);
+  Validity (*is_valid)(const OpDesc&, const X86Variant&, const CpuInfo&);
+};
+
+template <class G>
+Generator make_generator(std::string_view isa, X86Isa probe_isa) {
+  return {isa,
+          G::family,
+          G::version,
+          probe_isa,
+          [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().candidates(desc, cpu, threads); },
+          [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().heuristic(desc, cpu, threads); },
+          [](const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) {
+            return G().is_valid(desc, variant, cpu);
+          }};
 }
 
-Validity supports(const OpDesc& desc) {
-  // A variant every ISA flavour accepts tells whether the descriptor is served at all.
-  return Avx512FloatGenerator().is_valid(desc, X86Variant{}, cpu_info());
+// In order of preference. The AVX2 fallback only competes where AVX-512 does not serve: it does
+// the same work in registers half as wide, so timing it next to AVX-512 variants would only
+// lengthen tuning.
+const std::array<Generator, 2>& generators() {
+  static const std::array<Generator, 2> list{make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma),
+                                             make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma)};
+  return list;
 }
 
-std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads) {
-  return Avx512FloatGenerator().candidates(desc, cpu_info(), max_threads);
+// The generators `isa` allows (see registry.h for where it comes from).
+std::vector<const Generator*> allowed_generators(std::string_view isa) {
+  std::string_view field = "isa";
+  std::string requested(isa);
+  if (requested.empty()) {
+    const char* environment = std::getenv("LOWBIT_ISA");
+    requested = environment ? environment : "";
+    field = "LOWBIT_ISA";
+  }
+  std::vector<const Generator*> allowed;
+  for (const Generator& generator : generators())
+    if (requested.empty() || requested == generator.isa) allowed.push_back(&generator);
+  if (allowed.empty())
+    throw InvalidArgument(std::string(field), fmt::format("{}={} is not an x86 ISA family; allowed: avx2, avx512 "
+                                                          "(or empty: the best this CPU has)",
+                                                          field, requested));
+  return allowed;
 }
 
-X86Variant heuristic(const OpDesc& desc, int max_threads) {
-  return Avx512FloatGenerator().heuristic(desc, cpu_info(), max_threads);
+Validity probe(const Generator& generator, const OpDesc& desc, const CpuInfo& cpu) {
+  X86Variant variant;
+  variant.isa = generator.probe_isa;
+  return generator.is_valid(desc, variant, cpu);
+}
+
+// The first allowed generator that serves desc, or null.
+const Generator* serving_generator(const OpDesc& desc, std::string_view isa) {
+  for (const Generator* generator : allowed_generators(isa))
+    if (probe(*generator, desc, cpu_info())) return generator;
+  return nullptr;
+}
+
+const Generator* generator_of(X86Isa isa) { return &generators()[is_avx512(isa) ? 0 : 1]; }
+
+}  // namespace
+
+std::string generator_version(std::string_view isa) {
+  std::string version;
+  for (const Generator* generator : allowed_generators(isa))
+    version += fmt::format("{}{}@{}", version.empty() ? "" : "+", generator->family, generator->version);
+  return version;
+}
+
+Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu) {
+  const std::vector<const Generator*> allowed = allowed_generators(isa);
+  std::string reasons;
+  for (const Generator* generator : allowed) {
+    Validity validity = probe(*generator, desc, cpu);
+    if (validity) return validity;
+    if (allowed.size() == 1) {
+      validity.reason = fmt::format("{} kernels were asked for (isa={}), but {}", generator->isa,
+                                    isa.empty() ? "$LOWBIT_ISA" : std::string(isa), validity.reason);
+      return validity;
+    }
+    if (reasons.find(validity.reason) == std::string::npos)
+      reasons += fmt::format("{}{} ({})", reasons.empty() ? "" : "; ", validity.reason, generator->isa);
+  }
+  return Validity{false, reasons};
+}
+
+Validity supports(const OpDesc& desc, std::string_view isa) { return supports(desc, isa, cpu_info()); }
+
+std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads, std::string_view isa) {
+  const Generator* generator = serving_generator(desc, isa);
+  return generator ? generator->candidates(desc, cpu_info(), max_threads) : std::vector<X86Variant>{};
+}
+
+X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa) {
+  const Generator* generator = serving_generator(desc, isa);
+  if (!generator) throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), supports(desc, isa).reason));
+  return generator->heuristic(desc, cpu_info(), max_threads);
 }
 
 Validity is_valid(const OpDesc& desc, const X86Variant& variant) {
-  return Avx512FloatGenerator().is_valid(desc, variant, cpu_info());
+  return generator_of(variant.isa)->is_valid(desc, variant, cpu_info());
 }
 
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const X86Variant& variant, int max_threads) {

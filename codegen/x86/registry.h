@@ -1,34 +1,52 @@
 // The x86 backend's generators, and the map for adding one.
 //
 // Adding a kernel family (e.g. AVX512-VNNI int8, AMX):
-//   1. Write codegen/x86/<family>_generator.{h,cpp}: a Program class deriving JitGenerator
-//      that emits the code, and a generator with candidates / is_valid / emit / heuristic.
-//   2. Give the variant what it needs to name the family (X86Isa) and register the
-//      generator in registry.cpp: supports() asks each in turn, candidates() concatenates.
-//   3. Bump generator_version() so cached decisions made without the family are re-tuned.
+//   1. Write codegen/x86/<family>_generator.{h,cpp}: a Program class deriving BlockProgram
+//      (block_program.h: block functions, the K loop) that emits the code, and a generator
+//      with candidates / is_valid / emit / heuristic.
+//   2. Give the variant what it needs to name the family (X86Isa), build it in X86Kernel, and
+//      register the generator in registry.cpp (the `generators` list, in order of preference;
+//      an ISA family LOWBIT_ISA / GetOptions.isa can force).
+//   3. Bump the generator's version so cached decisions made without the family are re-tuned.
 //   4. Tests: tests/x86/ runs every candidate against the reference (test_x86_kernels.cpp).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "codegen/x86/avx512_float_generator.h"
+#include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
+#include "lowbit/cpu_info.h"
 #include "lowbit/kernel.h"
 
 namespace lowbit::x86 {
 
-// Identifies the code the x86 generators emit; part of every cache key.
-std::string generator_version();
+// Every function below that takes `isa` restricts the generators to one ISA family: `isa` is
+// GetOptions.isa / the CLI's --isa; empty means $LOWBIT_ISA, and empty or unset there means
+// every family, best first. Allowed values: "avx2", "avx512". Anything else throws
+// InvalidArgument naming "isa" (resp. "LOWBIT_ISA") and the allowed values.
 
-// Whether some generator serves desc on this CPU; the reason when not.
-Validity supports(const OpDesc& desc);
+// Identifies the code the allowed generators emit ("x86_avx512_float@2+x86_avx2_float@1";
+// one of them when an ISA is forced); part of every cache key, so a decision tuned under a
+// forced ISA is never served to a caller that did not force it, nor the other way round.
+std::string generator_version(std::string_view isa = {});
 
-std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads);
-X86Variant heuristic(const OpDesc& desc, int max_threads);
+// Whether some allowed generator serves desc on this CPU; the reason when not (for a forced
+// ISA the CPU lacks: which feature is missing).
+Validity supports(const OpDesc& desc, std::string_view isa = {});
+// The same with the CPU given, for tests.
+Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu);
+
+// The candidates and heuristic of the first allowed generator that serves desc: AVX-512 where
+// the CPU has it, else the AVX2 fallback.
+std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads, std::string_view isa = {});
+X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa = {});
+
+// Asks the generator of variant.isa (no restriction applies: a variant names its family).
 Validity is_valid(const OpDesc& desc, const X86Variant& variant);
 
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const X86Variant& variant, int max_threads);

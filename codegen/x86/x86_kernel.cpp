@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "codegen/x86/avx2_float_generator.h"
+#include "codegen/x86/avx512_float_generator.h"
 #include "core/thread_pool.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/half.h"
@@ -30,7 +32,10 @@ Scratch& thread_scratch() {
 
 X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)) {
-  program_ = Avx512FloatGenerator().emit(desc, variant);
+  if (is_avx512(variant.isa))
+    program_ = Avx512FloatGenerator().emit(desc, variant);
+  else
+    program_ = Avx2FloatGenerator().emit(desc, variant);
   // The pool has one thread per usable core; asking cpu_info() rather than the pool keeps
   // building a kernel from starting threads (get_kernel's cache-hit path stays short).
   int cap = std::max(1, cpu_info().physical_cores);
@@ -95,7 +100,7 @@ void X86Kernel::run(const RunArgs& args) const {
   check_run_args(desc_, args);
   const int64_t rows = args.m;
   // The equalization scale is folded into this conversion (the bf16 flavour refuses eqscale=1).
-  const bool needs_fp32_x = variant_.isa == X86Isa::avx512_fma && (desc_.act != DType::fp32 || desc_.eqscale);
+  const bool needs_fp32_x = variant_.isa != X86Isa::avx512_bf16 && (desc_.act != DType::fp32 || desc_.eqscale);
   Scratch& scratch = thread_scratch();
   scratch.sums.resize(static_cast<std::size_t>(rows * desc_.group_count()));
   if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "codegen/x86/avx512_float_generator.h"
+#include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/kernel.h"
 
@@ -24,7 +24,7 @@ class X86Kernel final : public Kernel {
   const X86Variant& variant() const { return variant_; }
 
  private:
-  // Per-group sums of x (and x as fp32 for the FMA flavour when act is not fp32 or eqscale=1)
+  // Per-group sums of x (and x as fp32 for the FMA flavours when act is not fp32 or eqscale=1)
   // for rows [row_begin, row_end), into the calling thread's scratch; x is multiplied by the
   // equalization scale here, in the same pass, when eqscale=1.
   void prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums, float* x_fp32) const;
@@ -35,7 +35,7 @@ class X86Kernel final : public Kernel {
   X86Variant variant_;
   std::string name_;
   int threads_ = 1;
-  std::unique_ptr<Avx512FloatProgram> program_;
+  std::unique_ptr<BlockProgram> program_;
 };
 
 }  // namespace lowbit::x86

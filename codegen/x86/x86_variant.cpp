@@ -9,8 +9,8 @@
 namespace lowbit::x86 {
 namespace {
 
-constexpr std::array<std::string_view, 2> isa_names{"avx512_fma", "avx512_bf16"};
-constexpr std::array<std::string_view, 2> isa_short_names{"avx512fma", "avx512bf16"};
+constexpr std::array<std::string_view, 3> isa_names{"avx512_fma", "avx512_bf16", "avx2_fma"};
+constexpr std::array<std::string_view, 3> isa_short_names{"avx512fma", "avx512bf16", "avx2fma"};
 
 void read_field(const nlohmann::json& json, std::string_view name, int& value) {
   if (!json.is_number_integer())
@@ -27,8 +27,8 @@ void read_field(const nlohmann::json& json, std::string_view name, X86Isa& value
     }
   }
   throw InvalidArgument(std::string(name), fmt::format("variant field '{}': '{}' is not an x86 ISA "
-                                                       "flavour (allowed: avx512_fma, avx512_bf16)",
-                                                       name, text));
+                                                       "flavour (allowed: {})",
+                                                       name, text, fmt::join(isa_names, ", ")));
 }
 
 nlohmann::json field_json(int value) { return value; }

@@ -16,13 +16,19 @@ namespace lowbit::x86 {
 // avx512_fma: weights dequantized to fp32 lanes, vfmadd231ps against fp32 activations.
 // avx512_bf16: weights turned into bf16 pairs, vdpbf16ps against bf16 activation pairs
 //              (exact products, fp32 sums); needs bf16 activations and AVX512_BF16.
-enum class X86Isa { avx512_fma, avx512_bf16 };
+// avx2_fma: the fallback for CPUs without AVX-512: as avx512_fma on ymm registers, each
+//           16-column panel as two 8-column halves (AVX2, FMA, F16C).
+enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma };
+
+// The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the first two
+// flavours, avx2 the third.
+inline bool is_avx512(X86Isa isa) { return isa != X86Isa::avx2_fma; }
 
 struct X86Variant {
   X86Isa isa = X86Isa::avx512_fma;
   int n_panels = 1;   // 16-column panels per register block (N tile = 16 * n_panels)
   int m_rows = 1;     // activation rows per register block
-  int k_unroll = 1;   // 4-k steps unrolled in the inner loop
+  int k_unroll = 1;   // steps (native k_per_block k each) unrolled in the inner loop
   int threads = 1;    // worker threads (capped by the caller's option and the pool)
 
   bool operator==(const X86Variant&) const = default;

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "codegen/x86/avx2_float_generator.h"
+#include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/registry.h"
 #include "codegen/x86/x86_kernel.h"
 #include "lowbit/cpu_info.h"
@@ -165,6 +167,127 @@ TEST(X86Kernels, IssueShapesK8256N1000) {
       }
     }
   }
+}
+
+bool cpu_serves_avx2() { return cpu_info().has("avx2") && cpu_info().has("fma") && cpu_info().has("f16c"); }
+
+#define LOWBIT_SKIP_WITHOUT_AVX2() \
+  if (!cpu_serves_avx2()) GTEST_SKIP() << "this CPU lacks AVX2/FMA/F16C: the AVX2 fallback cannot run here"
+
+// The AVX2 fallback runs on this machine whatever it has beyond AVX2: every register block and
+// unroll of each width at the odd shape.
+TEST(X86Avx2Kernels, EveryRegisterBlockAndUnrollAtOddShapes) {
+  LOWBIT_SKIP_WITHOUT_AVX2();
+  int checked = 0;
+  for (int bits : every_bits) {
+    OpDesc desc = parse_descriptor("n=37,k=160,group=32,zero=int,act=bf16,bias=1,bits=" + std::to_string(bits));
+    for (int panels = 1; panels <= 2; ++panels)
+      for (int rows = 1; panels * rows <= avx2_max_block_cells(bits); ++rows)
+        for (int unroll : {1, 2, 3, 4}) {
+          X86Variant variant{X86Isa::avx2_fma, panels, rows, unroll, 2};
+          ASSERT_TRUE(is_valid(desc, variant)) << is_valid(desc, variant).reason;
+          for (int64_t m : {1, 2, 3}) {
+            std::string failure = check_against_reference(desc, variant, m);
+            ASSERT_TRUE(failure.empty()) << failure;
+            ++checked;
+          }
+        }
+  }
+  EXPECT_EQ(checked, (3 + 3 + 3 + 1) * 4 * 3);
+}
+
+// Every dtype, zero point, bias and N/K tail of each width through the fallback. N=21 leaves a
+// 5-column tail (in the first half); N=29 a 13-column one (a whole half and 5 columns).
+TEST(X86Avx2Kernels, EveryFormatDtypeAndTail) {
+  LOWBIT_SKIP_WITHOUT_AVX2();
+  int checked = 0;
+  for (int bits : every_bits)
+    for (const char* act : {"fp32", "bf16", "fp16"})
+      for (const char* out : {"fp32", "bf16", "fp16"})
+        for (const char* zero : {"none", "int", "float"})
+          for (const char* shape : {"n=21,group=64,k=192", "n=29,group=-1,k=141", "n=32,group=-1,k=3"}) {
+            OpDesc desc = parse_descriptor("bits=" + std::to_string(bits) + "," + shape + ",zero=" + zero +
+                                           ",act=" + act + ",out=" + out + ",bias=1,eqscale=" +
+                                           (bits == 2 ? "1" : "0"));
+            X86Variant variant{X86Isa::avx2_fma, 1, bits == 3 ? 1 : 2, 2, 2};
+            std::string failure = check_against_reference(desc, variant, 3);
+            ASSERT_TRUE(failure.empty()) << failure;
+            ++checked;
+          }
+  EXPECT_EQ(checked, 4 * 3 * 3 * 3 * 3);
+}
+
+TEST(X86Avx2Kernels, IssueShapeK8256N1000) {
+  LOWBIT_SKIP_WITHOUT_AVX2();
+  OpDesc desc = parse_descriptor("n=1000,k=8256,bits=4,group=64,zero=int,act=bf16");
+  for (int64_t m : {1, 5})
+    for (X86Variant variant : {X86Variant{X86Isa::avx2_fma, 2, 1, 2, 2}, X86Variant{X86Isa::avx2_fma, 1, 2, 4, 2}}) {
+      std::string failure = check_against_reference(desc, variant, m);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+}
+
+// LOWBIT_ISA (or the isa argument, which GetOptions.isa and --isa fill) restricts the registry
+// to one family; unset, the AVX2 fallback only competes where AVX-512 does not serve.
+TEST(X86Registry, IsaForcesAFamily) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const OpDesc desc = parse_descriptor("m=1,n=4096,k=4096,group=128,act=bf16");
+  {
+    testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
+    EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx2_float@1");
+    for (const X86Variant& variant : candidates(desc, 2)) EXPECT_TRUE(is_avx512(variant.isa));
+    EXPECT_TRUE(is_avx512(heuristic(desc, 2).isa));
+  }
+  {
+    testing::ScopedEnvironment environment("LOWBIT_ISA", "avx2");
+    EXPECT_EQ(generator_version(), "x86_avx2_float@1");
+    EXPECT_TRUE(supports(desc)) << supports(desc).reason;
+    const std::vector<X86Variant> variants = candidates(desc, 2);
+    EXPECT_EQ(variants.size(), 6u);  // n1m1 and n2m1 (M=1), unroll 1, 2, 4
+    for (const X86Variant& variant : variants) {
+      EXPECT_EQ(variant.isa, X86Isa::avx2_fma);
+      EXPECT_TRUE(is_valid(desc, variant)) << variant_name(desc, variant);
+      EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+    }
+    EXPECT_EQ(variant_name(desc, heuristic(desc, 2)), "x86_avx2fma_w4g128_n2m1k2_t2");
+    // The argument wins over the environment.
+    EXPECT_TRUE(is_avx512(heuristic(desc, 2, "avx512").isa));
+    EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@2");
+  }
+  {
+    testing::ScopedEnvironment environment("LOWBIT_ISA", "sse4");
+    try {
+      supports(desc);
+      FAIL() << "LOWBIT_ISA=sse4 was accepted";
+    } catch (const InvalidArgument& error) {
+      EXPECT_EQ(error.field(), "LOWBIT_ISA");
+      EXPECT_NE(std::string(error.what()).find("allowed: avx2, avx512"), std::string::npos) << error.what();
+    }
+  }
+  try {
+    candidates(desc, 2, "neon");
+    FAIL() << "isa=neon was accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_EQ(error.field(), "isa") << error.what();
+  }
+}
+
+// A forced family the CPU lacks is refused with the missing feature; unforced, a CPU with only
+// AVX2 is served by the fallback.
+TEST(X86Registry, ForcedIsaTheCpuLacksIsRefusedWithTheReason) {
+  const OpDesc desc = parse_descriptor("m=1,n=64,k=128,group=64");
+  CpuInfo avx2_only = cpu_info();
+  avx2_only.isa = {"avx2", "fma", "f16c"};
+  const Validity forced = supports(desc, "avx512", avx2_only);
+  EXPECT_FALSE(forced.ok);
+  EXPECT_NE(forced.reason.find("lacks avx512f"), std::string::npos) << forced.reason;
+  EXPECT_TRUE(supports(desc, "", avx2_only).ok) << supports(desc, "", avx2_only).reason;
+  CpuInfo avx_only = cpu_info();
+  avx_only.isa = {"f16c"};
+  const Validity neither = supports(desc, "", avx_only);
+  EXPECT_FALSE(neither.ok);
+  EXPECT_NE(neither.reason.find("avx512f"), std::string::npos) << neither.reason;
+  EXPECT_NE(neither.reason.find("avx2"), std::string::npos) << neither.reason;
 }
 
 TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
