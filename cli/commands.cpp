@@ -30,7 +30,7 @@ using Clock = std::chrono::steady_clock;
 std::vector<OpDesc> parse_all(const Options& options) {
   std::vector<OpDesc> descs;
   for (const std::string& text : options.descriptors) descs.push_back(parse_descriptor(text));
-  for (const OpDesc& desc : descs) runtime::require_served(desc);
+  for (const OpDesc& desc : descs) runtime::require_served(desc, options.isa);
   return descs;
 }
 
@@ -39,6 +39,7 @@ GetOptions get_options(const Options& options) {
   get.cache_path = options.db;
   get.max_threads = options.threads;
   get.on_miss = options.no_tune ? OnMiss::heuristic : OnMiss::tune;
+  get.isa = options.isa;
   get.progress = isatty(STDERR_FILENO) != 0;
   return get;
 }
@@ -119,6 +120,7 @@ int run_tune(const Options& options) {
     const OpDesc& desc = descs[index];
     tuner::TuneOptions tune_options;
     tune_options.max_threads = options.threads;
+    tune_options.isa = options.isa;
     tune_options.on_candidate = [&](int candidate, int count, const std::string& name) {
       progress.candidate(static_cast<int>(index), desc, candidate, count, name);
     };

@@ -12,6 +12,7 @@ struct Options {
   int threads = 0;
   bool json = false;
   bool no_tune = false;
+  std::string isa;  // --isa: x86 ISA family (GetOptions.isa)
 };
 
 int run_info(const Options& options);

@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
     command->add_option("--desc", options.descriptors, "operator descriptor, e.g. m=1,n=4096,k=4096,bits=4,group=128")
         ->required();
   };
+  auto add_isa = [&](CLI::App* command) {
+    command->add_option("--isa", options.isa,
+                        "x86 ISA family to use: avx512 or avx2 (default: $LOWBIT_ISA, else the best this CPU has)");
+  };
   auto add_threads = [&](CLI::App* command) {
     command->add_option("--threads", options.threads, "cap on worker threads (0: every core)")
         ->check(CLI::Range(0, 4096));
@@ -36,12 +40,14 @@ int main(int argc, char** argv) {
   add_descs(tune);
   add_db(tune);
   add_threads(tune);
+  add_isa(tune);
   tune->add_flag("--json", options.json, "print JSON");
 
   CLI::App* get = app.add_subcommand("get", "resolve a kernel as an engine would (cache, tune or heuristic)");
   add_descs(get);
   add_db(get);
   add_threads(get);
+  add_isa(get);
   get->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
   get->add_flag("--json", options.json, "print JSON");
 
@@ -49,6 +55,7 @@ int main(int argc, char** argv) {
   add_descs(bench);
   add_db(bench);
   add_threads(bench);
+  add_isa(bench);
   bench->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
   bench->add_flag("--json", options.json, "print JSON");
 

@@ -12,11 +12,11 @@
 
 namespace lowbit::runtime {
 
-void require_served(const OpDesc& desc) {
+void require_served(const OpDesc& desc, const std::string& isa) {
   if (desc.device.kind == DeviceKind::cuda)
     throw Unsupported(fmt::format("device={}: the CUDA backend is not built yet; use device=cpu",
                                   to_string(desc.device)));
-  x86::Validity served = x86::supports(desc);
+  x86::Validity served = x86::supports(desc, isa);
   if (!served) throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), served.reason));
 }
 
@@ -41,7 +41,7 @@ bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const G
   cache::Decision decision;
   decision.descriptor = to_string(desc);
   decision.fingerprint = decision_fingerprint(options);
-  decision.generator_version = x86::generator_version();
+  decision.generator_version = x86::generator_version(options.isa);
   decision.variant_name = result.winner->name();
   decision.variant_json = result.winner->variant_json().dump();
   decision.median_us = result.median_us;

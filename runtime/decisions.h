@@ -9,8 +9,9 @@
 
 namespace lowbit::runtime {
 
-// Throws Unsupported, with the reason, when no backend on this machine serves desc.
-void require_served(const OpDesc& desc);
+// Throws Unsupported, with the reason, when no backend on this machine serves desc (with the
+// x86 ISA family `isa` when not empty: GetOptions.isa); InvalidArgument for an unknown isa.
+void require_served(const OpDesc& desc, const std::string& isa = {});
 
 // options.cache_path, else $LOWBIT_CACHE, else the user cache directory.
 std::string cache_path(const GetOptions& options);

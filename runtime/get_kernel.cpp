@@ -32,14 +32,15 @@ ProcessCache& process_cache() {
 }
 
 std::string process_key(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
-  return fmt::format("{}|{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache,
-                     options.on_miss == OnMiss::tune ? "tune" : "heuristic");
+  return fmt::format("{}|{}|{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache,
+                     options.on_miss == OnMiss::tune ? "tune" : "heuristic", x86::generator_version(options.isa));
 }
 
 std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::DecisionCache& decisions,
                                          const GetOptions& options) {
   if (!decisions.usable()) return std::nullopt;
-  auto decision = decisions.lookup(to_string(desc), runtime::decision_fingerprint(options), x86::generator_version());
+  auto decision = decisions.lookup(to_string(desc), runtime::decision_fingerprint(options),
+                                  x86::generator_version(options.isa));
   if (!decision) return std::nullopt;
   try {
     ResolvedKernel resolved;
@@ -58,7 +59,7 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
 
 ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
   validate(desc);
-  runtime::require_served(desc);
+  runtime::require_served(desc, options.isa);
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path);
   ProcessCache& memory = process_cache();
@@ -78,11 +79,13 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
-      resolved->kernel = x86::build(desc, x86::heuristic(desc, runtime::thread_budget(options)), options.max_threads);
+      resolved->kernel =
+          x86::build(desc, x86::heuristic(desc, runtime::thread_budget(options), options.isa), options.max_threads);
       resolved->source = KernelSource::heuristic;
     } else {
       tuner::TuneOptions tune_options;
       tune_options.max_threads = options.max_threads;
+      tune_options.isa = options.isa;
       if (options.progress)
         tune_options.on_candidate = [&](int index, int count, const std::string& name) {
           std::fprintf(stderr, "\rtuning %s  [%d/%d] %-40s", to_string(desc).c_str(), index + 1, count, name.c_str());

@@ -47,10 +47,10 @@ CandidateResult verify(const Kernel& kernel, const Problem& problem, const std::
 
 TuneResult tune(const OpDesc& desc, const TuneOptions& options) {
   validate(desc);
-  x86::Validity served = x86::supports(desc);
+  x86::Validity served = x86::supports(desc, options.isa);
   if (!served) throw Unsupported(fmt::format("cannot tune {}: {}", to_string(desc), served.reason));
   const int max_threads = options.max_threads > 0 ? options.max_threads : ThreadPool::instance().size();
-  std::vector<x86::X86Variant> variants = x86::candidates(desc, max_threads);
+  std::vector<x86::X86Variant> variants = x86::candidates(desc, max_threads, options.isa);
   if (variants.empty()) throw Unsupported(fmt::format("no x86 candidate serves {}", to_string(desc)));
 
   TuneResult result;

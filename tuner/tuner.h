@@ -33,6 +33,7 @@ struct TuneResult {
 
 struct TuneOptions {
   int max_threads = 0;
+  std::string isa;  // x86 ISA family, as GetOptions.isa (empty: $LOWBIT_ISA, else the best)
   // Called before each candidate with (index, count, candidate name).
   std::function<void(int, int, const std::string&)> on_candidate;
 };

@@ -160,6 +160,25 @@ TEST_F(CliTest, GetTunesOnceThenASecondProcessHitsTheCache) {
   EXPECT_FALSE(fs::exists(directory_ / "default.sqlite")) << "--db was not used";
 }
 
+// --isa avx2 runs the fallback on an AVX-512 machine: every command takes it, and what it tunes
+// is stored apart from the unforced decisions (another generator version).
+TEST_F(CliTest, IsaForcesTheAvx2Fallback) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const Outcome get = run({"get", "--desc", small_a, "--db", db(), "--isa", "avx2", "--no-tune", "--json"});
+  ASSERT_EQ(get.exit_code, 0) << get;
+  EXPECT_EQ(parse_json(get).value("variant", "").rfind("x86_avx2fma_w4g128_", 0), 0u) << get;
+  const Outcome tune = run({"tune", "--desc", small_b, "--db", db(), "--isa", "avx2", "--json"});
+  ASSERT_EQ(tune.exit_code, 0) << tune;
+  EXPECT_EQ(parse_json(tune)["results"][0].value("variant", "").rfind("x86_avx2fma_", 0), 0u) << tune;
+  const Outcome bench = run({"bench", "--desc", small_b, "--db", db(), "--isa", "avx2", "--json"});
+  ASSERT_EQ(bench.exit_code, 0) << bench;
+  EXPECT_EQ(parse_json(bench).value("source", ""), "cache") << bench;
+  const Outcome unforced = run({"get", "--desc", small_b, "--db", db(), "--no-tune", "--json"});
+  ASSERT_EQ(unforced.exit_code, 0) << unforced;
+  EXPECT_EQ(parse_json(unforced).value("source", ""), "heuristic") << "an avx2 decision served an unforced call"
+                                                                  << unforced;
+}
+
 TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   const Outcome outcome =
@@ -279,6 +298,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"UnsupportedCuda", {"get", "--desc", "n=64,k=128,device=cuda:0", "--db", "DB"}, "cuda"},
                       BadInput{"TuneUnsupported", {"tune", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
                                "compute=int8", /*writes_nothing=*/false},
+                      BadInput{"UnknownIsa", {"get", "--desc", "n=64,k=128", "--isa", "sse4", "--db", "DB"},
+                               "allowed: avx2, avx512"},
                       BadInput{"NegativeThreads", {"get", "--desc", "n=64,k=128", "--threads", "-1"}, "--threads"},
                       BadInput{"ShowMissingDirectory", {"show", "--db", "/nonexistent/x.sqlite"}, "/nonexistent/x.sqlite"},
                       BadInput{"ShowMissingFile", {"show", "--db", "DB"}, "cache.sqlite"}),

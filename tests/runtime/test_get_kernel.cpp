@@ -291,6 +291,28 @@ TEST_F(GetKernelTest, FormatNoGeneratorServesIsUnsupported) {
   EXPECT_FALSE(fs::exists(file()));
 }
 
+// GetOptions.isa forces the x86 family (here the AVX2 fallback on an AVX-512 machine) and
+// names itself in the error when it is not a family.
+TEST_F(GetKernelTest, IsaOptionForcesTheFamily) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const OpDesc desc = parse_descriptor("m=2,n=48,k=256,bits=8,group=64,zero=float,act=fp16");
+  GetOptions forced = options();
+  forced.on_miss = OnMiss::heuristic;
+  forced.isa = "avx2";
+  const ResolvedKernel resolved = get_kernel(desc, forced);
+  EXPECT_EQ(resolved.kernel->name().rfind("x86_avx2fma_w8g64_", 0), 0u) << resolved.kernel->name();
+  EXPECT_EQ(check_against_reference(*resolved.kernel, 2), "");
+  forced.isa = "avx512";
+  EXPECT_EQ(get_kernel(desc, forced).kernel->name().rfind("x86_avx512", 0), 0u);
+  forced.isa = "sse4";
+  try {
+    get_kernel(desc, forced);
+    FAIL() << "GetOptions.isa=sse4 was accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_EQ(error.field(), "isa") << error.what();
+  }
+}
+
 TEST_F(GetKernelTest, StoredVariantThatCannotBeBuiltWarnsAndRetunes) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   struct Case {
