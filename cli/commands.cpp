@@ -16,6 +16,7 @@
 #include "lowbit/native_layout.h"
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
+#include "runtime/cuda_backend.h"
 #include "runtime/decisions.h"
 #include "tuner/measure.h"
 #include "tuner/memory_bandwidth.h"
@@ -90,7 +91,7 @@ int run_info(const Options& options) {
   nlohmann::json backends = {
       {"x86", {{"available", x86_status.ok}, {"reason", x86_status.ok ? "" : x86_status.reason},
                {"generator_version", x86::generator_version()}}},
-      {"cuda", {{"available", false}, {"reason", "the CUDA backend is not built yet"}}}};
+      {"cuda", runtime::cuda_status()}};
   if (options.json) {
     print_json({{"cpu", cpu.to_json()}, {"backends", backends}, {"lowbit_version", LOWBIT_VERSION},
                 {"default_cache", cache::default_cache_path()}});
@@ -104,14 +105,29 @@ int run_info(const Options& options) {
              cpu.l3_bytes >> 20);
   fmt::print("isa          {}\n", fmt::join(cpu.isa, " "));
   fmt::print("fingerprint  {}\n", cpu.fingerprint());
-  fmt::print("backends     x86: {}; cuda: unavailable (the CUDA backend is not built yet)\n",
+  const nlohmann::json& cuda = backends["cuda"];
+  fmt::print("backends     x86: {}\n",
              x86_status.ok ? "available (" + x86::generator_version() + ")" : "unavailable (" + x86_status.reason + ")");
+  fmt::print("             cuda: {}\n", cuda["available"].get<bool>()
+                                            ? fmt::format("available ({}, {}, NVRTC {})", cuda["device"].get<std::string>(),
+                                                          cuda["arch"].get<std::string>(), cuda["nvrtc"].get<std::string>())
+                                            : "unavailable (" + cuda["reason"].get<std::string>() + ")");
   fmt::print("cache        {}\n", cache::default_cache_path());
   return 0;
 }
 
+// tune and bench time kernels on host buffers: CUDA descriptors go to lowbit_cuda_bench.
+void refuse_cuda(const std::vector<OpDesc>& descs, const char* command) {
+  for (const OpDesc& desc : descs)
+    if (desc.device.kind == DeviceKind::cuda)
+      throw Unsupported(fmt::format("lowbit {} times CPU kernels only; time CUDA kernels with lowbit_cuda_bench "
+                                    "(bench/cuda_bench.cpp): {}",
+                                    command, to_string(desc)));
+}
+
 int run_tune(const Options& options) {
   std::vector<OpDesc> descs = parse_all(options);
+  refuse_cuda(descs, "tune");
   GetOptions get = get_options(options);
   cache::DecisionCache decisions = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
   Progress progress(static_cast<int>(descs.size()));
@@ -190,6 +206,7 @@ int run_get(const Options& options) {
 
 int run_bench(const Options& options) {
   std::vector<OpDesc> descs = parse_all(options);
+  refuse_cuda(descs, "bench");
   GetOptions get = get_options(options);
   const tuner::ReadBandwidth bandwidth = tuner::measure_read_bandwidth(options.threads);
   nlohmann::json rows = nlohmann::json::array();

@@ -8,14 +8,17 @@
 #include "codegen/x86/registry.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/errors.h"
+#include "runtime/cuda_backend.h"
 #include "tuner/measure.h"
 
 namespace lowbit::runtime {
 
 void require_served(const OpDesc& desc, const std::string& isa) {
-  if (desc.device.kind == DeviceKind::cuda)
-    throw Unsupported(fmt::format("device={}: the CUDA backend is not built yet; use device=cpu",
-                                  to_string(desc.device)));
+  if (desc.device.kind == DeviceKind::cuda) {
+    const std::string refusal = cuda_refusal(desc);
+    if (!refusal.empty()) throw Unsupported(fmt::format("no CUDA kernel serves {}: {}", to_string(desc), refusal));
+    return;
+  }
   x86::Validity served = x86::supports(desc, isa);
   if (!served) throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), served.reason));
 }

@@ -15,6 +15,7 @@
 #include "lowbit/cpu_info.h"
 #include "lowbit/errors.h"
 #include "lowbit/kernel.h"
+#include "runtime/cuda_backend.h"
 #include "runtime/decisions.h"
 #include "tuner/tuner.h"
 
@@ -67,6 +68,13 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
     std::lock_guard<std::mutex> lock(memory.mutex);
     auto found = memory.kernels.find(key);
     if (found != memory.kernels.end()) return found->second;
+  }
+
+  if (desc.device.kind == DeviceKind::cuda) {
+    // CUDA kernels come from the heuristic until the tuner times them on the device.
+    ResolvedKernel resolved{runtime::build_cuda_heuristic(desc), KernelSource::heuristic, 0};
+    std::lock_guard<std::mutex> lock(memory.mutex);
+    return memory.kernels.emplace(key, resolved).first->second;
   }
 
   // Look up through a read-only connection (the cheapest open: no schema or journal-mode

@@ -14,6 +14,7 @@
 #include "codegen/cuda/gemv_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
+#include "lowbit/kernel.h"
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
@@ -34,12 +35,12 @@ DeviceBuffer upload(const T* data, std::size_t bytes) {
   return buffer;
 }
 
-// Builds the variant, runs it once on a random problem, compares with the reference.
-std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
-  const std::string case_name = to_string(desc) + " " + to_json(variant).dump();
+// Runs the kernel once on a random problem, compares with the reference.
+std::string check_on_device(const Kernel& kernel) {
+  const OpDesc& desc = kernel.desc();
+  const std::string case_name = to_string(desc) + " " + kernel.name();
   const uint64_t seed = seed_for(case_name);
   Problem problem = make_random_problem(desc, desc.m, seed);
-  CudaKernel kernel(desc, variant);
   DeviceBuffer x = upload(problem.x.data(), problem.x.size());
   DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
   DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
@@ -67,6 +68,10 @@ std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
   if (!(error <= tolerance(desc)))
     return where + ": relative error " + std::to_string(error) + " > " + std::to_string(tolerance(desc));
   return {};
+}
+
+std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
+  return check_on_device(CudaKernel(desc, variant));
 }
 
 TEST(CudaKernels, EveryGemvCandidateAtOddShapes) {
@@ -104,6 +109,15 @@ TEST(CudaKernels, EveryFormatAndKTail) {
             }
           }
   EXPECT_EQ(checked, 324 + 216);
+}
+
+TEST(CudaKernels, GetKernelServesCudaDescriptors) {
+  SKIP_WITHOUT_GPU();
+  OpDesc desc = parse_descriptor("m=2,n=1000,k=4096,group=128,zero=int,act=bf16,bias=1,device=cuda:0");
+  ResolvedKernel resolved = get_kernel(desc, GetOptions{});
+  EXPECT_EQ(resolved.source, KernelSource::heuristic);
+  std::string failure = check_on_device(*resolved.kernel);
+  EXPECT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaKernels, RunRefusesBadArguments) {
