@@ -5,13 +5,13 @@
 //
 // y^T = W x^T: the weights are the mma's A operand (16 output columns x 16 k, in registers),
 // x^T is B (16 k x 8 rows of x, unused rows zero), C is [16 columns][8 rows] in fp32.
-// Operand relabelling lets the native layout feed A with one 4-byte load per lane:
+// Operand relabelling lets the native layout feed A with one 4-byte word per lane:
 //   lane (g = lane/4, t = lane%4) of a 16-k tile reads the word at byte 4g of step S+t
 //   (bytes 4g..4g+3 hold columns 2g and 2g+1, k0..k0+3 with k0 = 4(S+t)), and holds
 //   A row g   = column 2g,   A row g+8 = column 2g+1,
 //   A cols 2t, 2t+1 = k0, k0+1;  A cols 2t+8, 2t+9 = k0+2, k0+3.
 // Every row shares that k relabelling, so B row 2t (and 2t+1, 2t+8, 2t+9) is x at the same k.
-// A warp's load covers 4 contiguous 32-byte steps: 128 bytes, fully coalesced.
+// A tile's words are 4 contiguous 32-byte steps (128 bytes); they are staged in shared memory.
 //
 // Dequantization: a nibble OR-ed into 0x4300 (bf16) or 0x6400 (fp16) is the number MAGIC + q
 // (128 + q, 1024 + q), exact; products with x are exact in the fp32 accumulator. Per group:
@@ -21,7 +21,7 @@
 namespace lowbit_gemv {
 
 // Config (generated): ROWS (1..8), N, K, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
-// WARPS (warps per block splitting K), UNROLL (16-k tiles whose loads are in flight together).
+// WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring, 4 tiles each).
 template <class Config>
 __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const u32* __restrict__ qweight,
                                               const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -79,23 +79,42 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
     x_part = 0.0f;
   };
 
-  const u32* panel_words = qweight + panel * STEPS * 8;  // 8 words per 32-byte step
-  const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
-  for (long long base = first_tile; base < end_tile; base += UNROLL) {
-    u32 words[UNROLL];
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const long long step = (base + u) * 4 + t;
-      words[u] = base + u < end_tile && step < STEPS ? panel_words[step * 8 + g] : 0u;
+  // Weights stream through shared memory: each warp copies chunks of 4 tiles (512 contiguous
+  // bytes, 16 per lane) with cp.async into a ring of UNROLL stages, UNROLL - 1 chunks ahead of
+  // the mma's, so many 16-byte loads are in flight while only 4-byte words feed the fragments.
+  constexpr int STAGES = UNROLL;
+  __shared__ __align__(16) u32 ring[WARPS][STAGES][128];  // [warp][stage][4 tiles x 4 steps x 8 words]
+  const unsigned char* panel_bytes = reinterpret_cast<const unsigned char*>(qweight) + panel * STEPS * 32;
+  const long long chunks = (end_tile - first_tile + 3) / 4;
+  auto issue_chunk = [&](long long chunk) {
+    if (chunk < chunks) {
+      const long long byte = (first_tile * 4 + chunk * 16) * 32 + lane * 16;  // this lane's 16 bytes
+      const int valid = byte + 16 <= STEPS * 32 ? 16 : 0;  // past the panel: zero-filled
+      const u32 target = static_cast<u32>(__cvta_generic_to_shared(&ring[warp][chunk % STAGES][lane * 4]));
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                   "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
     }
+    asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
+  };
 #pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      if (base + u >= end_tile) break;  // warp-uniform
-      if ((base + u) * 16 / GROUP != group) {
+  for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk(stage);
+
+  const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
+  for (long long chunk = 0; chunk < chunks; ++chunk) {
+    issue_chunk(chunk + STAGES - 1);
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `chunk` has landed
+    __syncwarp();
+    const u32* stage_words = ring[warp][chunk % STAGES];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const long long tile = first_tile + chunk * 4 + j;
+      if (tile >= end_tile) break;  // warp-uniform
+      if (tile * 16 / GROUP != group) {
         fold_group();
-        group = (base + u) * 16 / GROUP;
+        group = tile * 16 / GROUP;
       }
-      const long long k0 = ((base + u) * 4 + t) * 4;
+      const u32 word = stage_words[(j * 4 + t) * 8 + g];  // byte 4g of step 4j+t: conflict-free
+      const long long k0 = (tile * 4 + t) * 4;
       // B: x[row g][k0 .. k0+3] as two pairs (zero for rows past M and k past K).
       u32 b0 = 0;
       u32 b1 = 0;
@@ -121,8 +140,8 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
         x_part += (x0 + x1) + (x2 + x3);
       }
       // A: bytes [b0 b1 b2 b3] of the word; low nibbles are k0/k0+1, high nibbles k0+2/k0+3.
-      const u32 low_pair = __byte_perm(words[u], 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
-      const u32 high_pair = __byte_perm(words[u], 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
+      const u32 low_pair = __byte_perm(word, 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
+      const u32 high_pair = __byte_perm(word, 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
       const u32 a0 = (low_pair & 0x000f000fu) | EXPONENT;
       const u32 a1 = (high_pair & 0x000f000fu) | EXPONENT;
       const u32 a2 = ((low_pair >> 4) & 0x000f000fu) | EXPONENT;
@@ -141,7 +160,9 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
       }
     }
+    __syncwarp();  // every lane has read this stage before a later chunk refills it
   }
+  asm volatile("cp.async.wait_group 0;\n" ::);
   if (first_tile < end_tile) fold_group();
 
   // [WARPS][16 columns][8 rows] fp32: each warp's totals, summed by the block's threads.
