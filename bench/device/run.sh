@@ -6,6 +6,7 @@
 # package registry): see docs/benchmarks.md for the command that sends it.
 # Usage: bench/device/run.sh [SOURCE_DIR]  (default: this checkout; a committed snapshot made
 # with `git archive HEAD | tar -x -C .snapshot` keeps uncommitted edits out of the numbers)
+# LOWBIT_DEVICE_PARTS=cuda runs only the CUDA tests and benchmark (a shorter call).
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -20,7 +21,10 @@ cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps
   > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$jobs" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 
-(cd build-device && ctest -j 8 --output-on-failure) > "$OUT/ctest.log" 2>&1
+parts=${LOWBIT_DEVICE_PARTS:-all}
+filter=()
+[ "$parts" = cuda ] && filter=(-R "Cuda")
+(cd build-device && ctest -j 8 --output-on-failure "${filter[@]}") > "$OUT/ctest.log" 2>&1
 grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
 
 build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_gemv.txt > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
@@ -28,6 +32,7 @@ python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_gemv.txt > "
 python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" | tee "$OUT/cuda_table.txt"
 tail -3 "$OUT/lowbit_cuda.err" "$OUT/torch.err"
 
+[ "$parts" = cuda ] && exit 0
 { build-device/cli/lowbit info; build-device/bench/lowbit_ceilings;
   bash bench/demo.sh build-device; } > "$OUT/x86_demo.txt" 2>&1
 tail -22 "$OUT/x86_demo.txt"
