@@ -47,27 +47,40 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   const long long first_tile = TILES * warp / WARPS;
   const long long end_tile = TILES * (warp + 1) / WARPS;
 
+  // A fold run never spans more than 256 k: with fp16's offset of 1024 a whole-K group would
+  // make the accumulator's partial sums large enough to cost fp32 precision (seen: 1.1e-4 at
+  // K=4097). Runs shorter than a group share the group's scale and zero point.
+  constexpr long long FOLD = GROUP <= 256 ? GROUP : 256;
   float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // [column 2g, 2g+1] x [row 2t, 2t+1]
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};      // mma accumulator of the current group
   float x_part = 0.0f;                          // this lane's share of sum_k x[row g][k] in the group
-  long long group = first_tile * 16 / GROUP;
+  long long run = first_tile * 16 / FOLD;  // the current fold run
+  // The run's scales and zero points, loaded when the run starts so the load's latency hides
+  // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
+  u32 scale_pair = 0;
+  u32 zero_pair = 0;
+  auto load_group_tables = [&]() {
+    const long long group = run * FOLD / GROUP;
+    const long long table = (panel * GROUPS + group) * 16 + 2 * g;
+    scale_pair = *reinterpret_cast<const u32*>(scales + table);
+    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + table);
+  };
+  if (first_tile < end_tile) load_group_tables();
 
-  // Folds the group's accumulator into the totals. Register contract: reads c, x_part; writes
-  // total; clears c and x_part. Every lane of the warp must call it together (shuffles).
+  // Folds the run's accumulator into the totals. Register contract: reads c, x_part,
+  // scale_pair, zero_pair; writes total; clears c and x_part. Every lane of the warp calls it
+  // together (shuffles).
   auto fold_group = [&]() {
     float x_sum = x_part;
     x_sum += __shfl_xor_sync(0xffffffffu, x_sum, 1);
     x_sum += __shfl_xor_sync(0xffffffffu, x_sum, 2);  // now sum over the 4 lanes of row g
     const float x_sum_even = __shfl_sync(0xffffffffu, x_sum, (2 * t) * 4);      // row 2t
     const float x_sum_odd = __shfl_sync(0xffffffffu, x_sum, (2 * t + 1) * 4);  // row 2t+1
-    const long long table = (panel * GROUPS + group) * 16 + 2 * g;
-    const u32 scale_pair = *reinterpret_cast<const u32*>(scales + table);
     const float scale0 = half_to_float(static_cast<u16>(scale_pair));
     const float scale1 = half_to_float(static_cast<u16>(scale_pair >> 16));
     float zero0 = 1 << 3;  // zero=none: implicit 2^(bits-1)
     float zero1 = 1 << 3;
     if (Config::ZERO != zero_none) {
-      const u32 zero_pair = *reinterpret_cast<const u32*>(zeros + table);
       zero0 = half_to_float(static_cast<u16>(zero_pair));
       zero1 = half_to_float(static_cast<u16>(zero_pair >> 16));
     }
@@ -101,6 +114,24 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
 
   const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
   for (long long chunk = 0; chunk < chunks; ++chunk) {
+    // B for the chunk's 4 tiles: x[row g][k0 .. k0+3] as two pairs (zero for rows past M and k
+    // past K), loaded before waiting for the weights so the two latencies overlap.
+    uint2 x_pairs[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const long long k0 = ((first_tile + chunk * 4 + j) * 4 + t) * 4;
+      x_pairs[j] = make_uint2(0, 0);
+      if (g >= ROWS || first_tile + chunk * 4 + j >= end_tile) continue;
+      if (K % 4 == 0) {
+        if (k0 < K) x_pairs[j] = *reinterpret_cast<const uint2*>(x_row + k0);
+      } else {
+        const u32 v0 = k0 < K ? x_row[k0] : 0u;
+        const u32 v1 = k0 + 1 < K ? x_row[k0 + 1] : 0u;
+        const u32 v2 = k0 + 2 < K ? x_row[k0 + 2] : 0u;
+        const u32 v3 = k0 + 3 < K ? x_row[k0 + 3] : 0u;
+        x_pairs[j] = make_uint2(v0 | v1 << 16, v2 | v3 << 16);
+      }
+    }
     issue_chunk(chunk + STAGES - 1);
     asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `chunk` has landed
     __syncwarp();
@@ -109,30 +140,15 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
     for (int j = 0; j < 4; ++j) {
       const long long tile = first_tile + chunk * 4 + j;
       if (tile >= end_tile) break;  // warp-uniform
-      if (tile * 16 / GROUP != group) {
+      if (tile * 16 / FOLD != run) {
         fold_group();
-        group = tile * 16 / GROUP;
+        run = tile * 16 / FOLD;
+        load_group_tables();
       }
       const u32 word = stage_words[(j * 4 + t) * 8 + g];  // byte 4g of step 4j+t: conflict-free
-      const long long k0 = (tile * 4 + t) * 4;
-      // B: x[row g][k0 .. k0+3] as two pairs (zero for rows past M and k past K).
-      u32 b0 = 0;
-      u32 b1 = 0;
+      const u32 b0 = x_pairs[j].x;
+      const u32 b1 = x_pairs[j].y;
       if (g < ROWS) {
-        if (K % 4 == 0) {
-          if (k0 < K) {
-            const uint2 pair = *reinterpret_cast<const uint2*>(x_row + k0);
-            b0 = pair.x;
-            b1 = pair.y;
-          }
-        } else {
-          const u32 v0 = k0 < K ? x_row[k0] : 0u;
-          const u32 v1 = k0 + 1 < K ? x_row[k0 + 1] : 0u;
-          const u32 v2 = k0 + 2 < K ? x_row[k0 + 2] : 0u;
-          const u32 v3 = k0 + 3 < K ? x_row[k0 + 3] : 0u;
-          b0 = v0 | v1 << 16;
-          b1 = v2 | v3 << 16;
-        }
         const float x0 = IS_BF16 ? bf16_to_float(static_cast<u16>(b0)) : half_to_float(static_cast<u16>(b0));
         const float x1 = IS_BF16 ? bf16_to_float(static_cast<u16>(b0 >> 16)) : half_to_float(static_cast<u16>(b0 >> 16));
         const float x2 = IS_BF16 ? bf16_to_float(static_cast<u16>(b1)) : half_to_float(static_cast<u16>(b1));
