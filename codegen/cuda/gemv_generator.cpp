@@ -51,10 +51,14 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   return variants;
 }
 
-// What the candidates' timings on an H100 favoured (docs/benchmarks.md): more warps and
-// loads in flight at M=1, where only bandwidth matters; fewer once M multiplies the work.
+// What the candidates' timings on an H100 favoured (docs/benchmarks.md): the CUDA-core family
+// with many loads in flight at M=1, fewer warps at M=4, the tensor-core family from M=8 on
+// (it costs the same at every M, the CUDA-core family grows with M). Between the measured M
+// the nearer one decides.
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
-  return desc.m == 1 ? CudaVariant{CudaFamily::gemv, 8, 4} : CudaVariant{CudaFamily::gemv, 4, 2};
+  if (desc.m == 1) return CudaVariant{CudaFamily::gemv, 8, 4};
+  if (desc.m >= 6 && desc.act != DType::fp32) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  return CudaVariant{CudaFamily::gemv, 4, 2};
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
