@@ -280,4 +280,24 @@ int run_show(const Options& options) {
   return 0;
 }
 
+int run_compile(const Options& options) {
+  if (options.descriptors.size() != 1) throw InvalidArgument("desc", "lowbit compile takes exactly one --desc");
+  const OpDesc desc = parse_descriptor(options.descriptors.front());
+  if (desc.device.kind != DeviceKind::cuda)
+    throw InvalidArgument("device", "lowbit compile writes CUDA cubins: the descriptor needs device=cuda:N");
+  const runtime::CompiledCuda compiled = runtime::compile_cuda(desc, options.arch);
+  std::FILE* file = std::fopen(options.out.c_str(), "wb");
+  if (file == nullptr) throw InvalidArgument("out", fmt::format("cannot write '{}'", options.out));
+  const bool written = std::fwrite(compiled.cubin.data(), 1, compiled.cubin.size(), file) == compiled.cubin.size();
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !closed) throw Error(fmt::format("writing '{}' failed", options.out));
+  if (options.json) {
+    print_json({{"descriptor", to_string(desc)}, {"variant", compiled.variant_name}, {"arch", options.arch},
+                {"out", options.out}, {"bytes", compiled.cubin.size()}});
+  } else {
+    fmt::print("{} ({} bytes, {}) -> {}\n", compiled.variant_name, compiled.cubin.size(), options.arch, options.out);
+  }
+  return 0;
+}
+
 }  // namespace lowbit::cli

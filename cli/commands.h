@@ -12,6 +12,8 @@ struct Options {
   int threads = 0;
   bool json = false;
   bool no_tune = false;
+  std::string arch;
+  std::string out;
   std::string isa;  // --isa: x86 ISA family (GetOptions.isa)
 };
 
@@ -20,5 +22,6 @@ int run_tune(const Options& options);
 int run_get(const Options& options);
 int run_bench(const Options& options);
 int run_show(const Options& options);
+int run_compile(const Options& options);
 
 }  // namespace lowbit::cli

@@ -59,6 +59,12 @@ int main(int argc, char** argv) {
   bench->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
   bench->add_flag("--json", options.json, "print JSON");
 
+  CLI::App* compile = app.add_subcommand("compile", "compile a CUDA descriptor's kernel to a cubin (no GPU needed)");
+  add_descs(compile);
+  compile->add_option("--arch", options.arch, "CUDA architecture, e.g. sm_80, sm_89, sm_90a")->required();
+  compile->add_option("--out", options.out, "cubin file to write")->required();
+  compile->add_flag("--json", options.json, "print JSON");
+
   CLI::App* show = app.add_subcommand("show", "list the decisions of a cache file");
   add_db(show);
   show->add_flag("--json", options.json, "print JSON");
@@ -70,7 +76,7 @@ int main(int argc, char** argv) {
     return false;
   };
   if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-    std::fprintf(stderr, "lowbit: error: unknown command '%s'; commands: info, tune, get, bench, show (see --help)\n",
+    std::fprintf(stderr, "lowbit: error: unknown command '%s'; commands: info, tune, get, bench, show, compile (see --help)\n",
                  argv[1]);
     return 2;
   }
@@ -91,6 +97,7 @@ int main(int argc, char** argv) {
     if (*get) return lowbit::cli::run_get(options);
     if (*bench) return lowbit::cli::run_bench(options);
     if (*show) return lowbit::cli::run_show(options);
+    if (*compile) return lowbit::cli::run_compile(options);
   } catch (const lowbit::InvalidArgument& error) {
     std::fprintf(stderr, "lowbit: error: %s\n", error.what());
     return 2;

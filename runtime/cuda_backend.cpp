@@ -1,5 +1,6 @@
 #include "runtime/cuda_backend.h"
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "lowbit/errors.h"
@@ -30,6 +31,34 @@ std::shared_ptr<const Kernel> build_cuda_heuristic(const OpDesc& desc) {
   return std::make_shared<cuda::CudaKernel>(desc, cuda::GemvGenerator().heuristic(desc));
 }
 
+namespace {
+
+// "sm_90a" -> 9; throws InvalidArgument naming --arch otherwise.
+int arch_major(const std::string& arch) {
+  int major = 0;
+  int minor = 0;
+  char suffix = 0;
+  const int fields = std::sscanf(arch.c_str(), "sm_%1d%1d%c", &major, &minor, &suffix);
+  if (fields < 2 || (fields == 3 && suffix != 'a') || major < 5)
+    throw InvalidArgument("arch", "arch '" + arch + "' is not a CUDA architecture; expected sm_XY or sm_XYa, e.g. sm_80, sm_89, sm_90a");
+  return major;
+}
+
+}  // namespace
+
+CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch) {
+  const int major = arch_major(arch);
+  if (!cuda::nvrtc().available) throw Unsupported("cannot compile CUDA: " + cuda::nvrtc().reason);
+  cuda::GemvGenerator generator;
+  const cuda::CudaVariant variant = generator.heuristic(desc);
+  cuda::Validity validity = generator.is_valid(desc, variant, major);
+  if (!validity) throw Unsupported("no CUDA kernel serves " + to_string(desc) + " on " + arch + ": " + validity.reason);
+  CompiledCuda compiled;
+  compiled.variant_name = cuda::variant_name(desc, variant, arch);
+  compiled.cubin = cuda::compile_to_cubin(generator.emit(desc, variant), compiled.variant_name, arch);
+  return compiled;
+}
+
 nlohmann::json cuda_status() {
   nlohmann::json status = {{"available", false}, {"nvrtc", cuda::nvrtc_version()}};
   if (!cuda::nvrtc().available) {
@@ -55,6 +84,8 @@ std::string cuda_refusal(const OpDesc&) { return "this build of lowbit has no CU
 std::shared_ptr<const Kernel> build_cuda_heuristic(const OpDesc& desc) {
   throw Unsupported(cuda_refusal(desc));
 }
+
+CompiledCuda compile_cuda(const OpDesc& desc, const std::string&) { throw Unsupported(cuda_refusal(desc)); }
 
 nlohmann::json cuda_status() { return {{"available", false}, {"reason", cuda_refusal(OpDesc{})}}; }
 

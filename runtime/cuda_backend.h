@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -18,6 +19,15 @@ std::string cuda_refusal(const OpDesc& desc);
 // The heuristic CUDA variant for desc, compiled with NVRTC for this device and loaded.
 // (Tuning CUDA candidates is bench/cuda_bench.cpp's for now; get_kernel does not time them.)
 std::shared_ptr<const Kernel> build_cuda_heuristic(const OpDesc& desc);
+
+struct CompiledCuda {
+  std::string variant_name;
+  std::vector<char> cubin;
+};
+// Compiles desc's heuristic CUDA variant for arch ("sm_80", "sm_89", "sm_90a", ...) with NVRTC;
+// needs no GPU. Throws InvalidArgument for a malformed arch, Unsupported when NVRTC is missing
+// or no CUDA family serves desc on that arch.
+CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch);
 
 // {"available", "reason", "device", "arch", "nvrtc"} for `lowbit info`.
 nlohmann::json cuda_status();

@@ -112,8 +112,23 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, HelpExitsZeroAndListsTheCommands) {
   const Outcome outcome = run({"--help"});
   ASSERT_EQ(outcome.exit_code, 0) << outcome;
-  for (const char* command : {"info", "tune", "get", "bench", "show"})
+  for (const char* command : {"info", "tune", "get", "bench", "show", "compile"})
     EXPECT_NE(outcome.out.find(command), std::string::npos) << "help does not mention " << command << outcome;
+}
+
+TEST_F(CliTest, CompileWritesACubinWithoutAGpu) {
+  const std::string out = db("kernel.cubin");
+  const Outcome outcome =
+      run({"compile", "--desc", "m=1,n=1000,k=4096,group=64,device=cuda:0", "--arch", "sm_90a", "--out", out, "--json"});
+  if (outcome.exit_code == 2 && outcome.err.find("NVRTC") != std::string::npos)
+    GTEST_SKIP() << "NVRTC is not installed here" << outcome;
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  const std::string cubin = read_bytes(out);
+  ASSERT_GT(cubin.size(), 64u) << outcome;
+  EXPECT_EQ(cubin.substr(0, 4), std::string("\x7f" "ELF", 4)) << "not an ELF cubin";
+  const nlohmann::json json = parse_json(outcome);
+  EXPECT_EQ(json.at("bytes").get<std::size_t>(), cubin.size()) << outcome;
+  EXPECT_EQ(json.at("variant").get<std::string>().rfind("cuda_sm90a_", 0), 0u) << outcome;
 }
 
 TEST_F(CliTest, InfoJsonHasThisMachinesFingerprint) {
@@ -302,7 +317,13 @@ INSTANTIATE_TEST_SUITE_P(
                                "allowed: avx2, avx512"},
                       BadInput{"NegativeThreads", {"get", "--desc", "n=64,k=128", "--threads", "-1"}, "--threads"},
                       BadInput{"ShowMissingDirectory", {"show", "--db", "/nonexistent/x.sqlite"}, "/nonexistent/x.sqlite"},
-                      BadInput{"ShowMissingFile", {"show", "--db", "DB"}, "cache.sqlite"}),
+                      BadInput{"ShowMissingFile", {"show", "--db", "DB"}, "cache.sqlite"},
+                      BadInput{"CompileBadArch",
+                               {"compile", "--desc", "m=1,n=64,k=128,device=cuda:0", "--arch", "sm_9", "--out", "DB"},
+                               "sm_XY"},
+                      BadInput{"CompileCpuDescriptor",
+                               {"compile", "--desc", "m=1,n=64,k=128", "--arch", "sm_90a", "--out", "DB"},
+                               "device=cuda"}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace
