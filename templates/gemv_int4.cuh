@@ -61,6 +61,25 @@ __device__ __forceinline__ float offset_code(u32 word) {
   return __uint_as_float((moved & 0x000f0000u) | 0x43000000u);
 }
 
+// Sums a block's per-warp results, partial [WARPS][ROW_CAPACITY][16] fp32 in shared memory
+// (rows >= ROWS ignored), adds the bias and writes the panel's columns inside N to y. Called by
+// every thread of the block after the barrier that completes `partial`.
+template <class Config, int ROW_CAPACITY>
+__device__ __forceinline__ void store_panel(const float (*partial)[ROW_CAPACITY][16], const void* bias, void* y,
+                                            long long panel) {
+  for (int index = threadIdx.x; index < Config::ROWS * 16; index += Config::WARPS * 32) {
+    const int r = index / 16;
+    const int column = index % 16;
+    const long long n = panel * 16 + column;
+    if (n >= Config::N) continue;
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Config::WARPS; ++w) total += partial[w][r][column];
+    if (Config::HAS_BIAS) total += load_element<Config::ACT>(bias, n);
+    store_element<Config::OUT>(y, r * Config::N + n, total);
+  }
+}
+
 // Config (generated): ROWS (M, 1..8), N, K, GROUP (k per group; K for group=-1), ZERO, ACT,
 // OUT, HAS_BIAS, WARPS (warps per block splitting K), UNROLL (steps whose loads are in flight
 // together).
@@ -205,17 +224,7 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
       for (int c = 0; c < 8; ++c) partial[warp][r][half * 8 + c] = sum[r][c];
   }
   __syncthreads();
-  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
-    const int r = index / 16;
-    const int column = index % 16;
-    const long long n = panel * 16 + column;
-    if (n >= N) continue;
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; ++w) total += partial[w][r][column];
-    if (Config::HAS_BIAS) total += load_element<Config::ACT>(bias, n);
-    store_element<Config::OUT>(y, r * N + n, total);
-  }
+  store_panel<Config, ROWS>(partial, bias, y, panel);
 }
 
 }  // namespace lowbit_gemv

@@ -181,24 +181,14 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   asm volatile("cp.async.wait_group 0;\n" ::);
   if (first_tile < end_tile) fold_group();
 
-  // [WARPS][16 columns][8 rows] fp32: each warp's totals, summed by the block's threads.
-  __shared__ float partial[WARPS][16][8];
-  partial[warp][2 * g][2 * t] = total[0];
-  partial[warp][2 * g][2 * t + 1] = total[1];
-  partial[warp][2 * g + 1][2 * t] = total[2];
-  partial[warp][2 * g + 1][2 * t + 1] = total[3];
+  // [WARPS][8 rows][16 columns] fp32: each warp's totals (C's 8 columns are x's rows).
+  __shared__ float partial[WARPS][8][16];
+  partial[warp][2 * t][2 * g] = total[0];
+  partial[warp][2 * t + 1][2 * g] = total[1];
+  partial[warp][2 * t][2 * g + 1] = total[2];
+  partial[warp][2 * t + 1][2 * g + 1] = total[3];
   __syncthreads();
-  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
-    const int r = index / 16;
-    const int column = index % 16;
-    const long long n = panel * 16 + column;
-    if (n >= N) continue;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; ++w) sum += partial[w][column][r];
-    if (Config::HAS_BIAS) sum += load_element<Config::ACT>(bias, n);
-    store_element<Config::OUT>(y, r * N + n, sum);
-  }
+  store_panel<Config, 8>(partial, bias, y, panel);
 }
 
 }  // namespace lowbit_gemv

@@ -23,6 +23,14 @@ void* open_first(const std::vector<std::string>& names, std::string& opened, std
   return nullptr;
 }
 
+// Points slot at the library's symbol; on failure says which symbol the library lacks.
+template <class Function>
+bool resolve(void* handle, Function& slot, const char* symbol, const std::string& library, std::string& reason) {
+  slot = reinterpret_cast<Function>(dlsym(handle, symbol));
+  if (slot == nullptr) reason = fmt::format("{} lacks {}", library, symbol);
+  return slot != nullptr;
+}
+
 Driver load_driver() {
   Driver loaded;
   std::string opened;
@@ -33,12 +41,7 @@ Driver load_driver() {
     return loaded;
   }
   bool complete = true;
-#define LOWBIT_RESOLVE(name)                                                                         \
-  loaded.name = reinterpret_cast<decltype(loaded.name)>(dlsym(handle, LOWBIT_CUDA_SYMBOL(name))); \
-  if (loaded.name == nullptr) {                                                                       \
-    complete = false;                                                                                 \
-    loaded.reason = fmt::format("libcuda lacks {}", LOWBIT_CUDA_SYMBOL(name));                       \
-  }
+#define LOWBIT_RESOLVE(name) complete &= resolve(handle, loaded.name, LOWBIT_CUDA_SYMBOL(name), opened, loaded.reason);
   LOWBIT_DRIVER_FUNCTIONS(LOWBIT_RESOLVE)
 #undef LOWBIT_RESOLVE
   if (!complete) return loaded;
@@ -69,12 +72,8 @@ Nvrtc load_nvrtc() {
     return loaded;
   }
   bool complete = true;
-#define LOWBIT_RESOLVE(name)                                                                         \
-  loaded.name = reinterpret_cast<decltype(loaded.name)>(dlsym(handle, LOWBIT_CUDA_SYMBOL(name))); \
-  if (loaded.name == nullptr) {                                                                       \
-    complete = false;                                                                                 \
-    loaded.reason = fmt::format("{} lacks {}", loaded.library, LOWBIT_CUDA_SYMBOL(name));          \
-  }
+#define LOWBIT_RESOLVE(name) \
+  complete &= resolve(handle, loaded.name, LOWBIT_CUDA_SYMBOL(name), loaded.library, loaded.reason);
   LOWBIT_NVRTC_FUNCTIONS(LOWBIT_RESOLVE)
 #undef LOWBIT_RESOLVE
   loaded.available = complete;

@@ -7,34 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "lowbit/errors.h"
+#include "lowbit/fields_json.h"
 
 namespace lowbit::cuda {
-namespace {
-
-nlohmann::json field_json(int value) { return value; }
-nlohmann::json field_json(CudaFamily family) { return std::string(to_string(family)); }
-
-void read_field(const nlohmann::json& json, std::string_view name, int& value) {
-  if (!json.is_number_integer())
-    throw InvalidArgument(std::string(name), fmt::format("variant field '{}' must be an integer", name));
-  value = json.get<int>();
-}
-
-void read_field(const nlohmann::json& json, std::string_view name, CudaFamily& value) {
-  const std::string text = json.is_string() ? json.get<std::string>() : std::string();
-  for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
-    if (text == to_string(family)) {
-      value = family;
-      return;
-    }
-  }
-  throw InvalidArgument(std::string(name),
-                        fmt::format("variant field '{}': '{}' is not a CUDA family (allowed: gemv, gemv_mma)", name, text));
-}
-
-}  // namespace
-
-std::string_view to_string(CudaFamily family) { return family == CudaFamily::gemv ? "gemv" : "gemv_mma"; }
+std::string_view to_string(CudaFamily family) { return EnumNames<CudaFamily>::names[static_cast<std::size_t>(family)]; }
 
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch) {
   std::string compact_arch = arch;
@@ -46,22 +22,8 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                      variant.warps, variant.unroll);
 }
 
-nlohmann::json to_json(const CudaVariant& variant) {
-  nlohmann::json json = nlohmann::json::object();
-  for_each_field(variant, [&](std::string_view name, const auto& value) { json[std::string(name)] = field_json(value); });
-  return json;
-}
+nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(variant); }
 
-CudaVariant variant_from_json(const nlohmann::json& json) {
-  if (!json.is_object()) throw InvalidArgument("variant", "a CUDA variant must be a JSON object");
-  CudaVariant variant;
-  for_each_field(variant, [&](std::string_view name, auto& value) {
-    auto found = json.find(std::string(name));
-    if (found == json.end())
-      throw InvalidArgument(std::string(name), fmt::format("CUDA variant JSON lacks field '{}'", name));
-    read_field(*found, name, value);
-  });
-  return variant;
-}
+CudaVariant variant_from_json(const nlohmann::json& json) { return fields_from_json<CudaVariant>(json, "CUDA variant"); }
 
 }  // namespace lowbit::cuda

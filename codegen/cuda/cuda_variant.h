@@ -1,7 +1,9 @@
 // The *how* of a CUDA kernel. Searched by the tuner, stored in the cache as JSON.
 #pragma once
 
+#include <array>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -14,6 +16,15 @@ namespace lowbit::cuda {
 // weights as the A operand (templates/gemv_mma_int4.cuh). Both serve M = 1..8.
 enum class CudaFamily { gemv, gemv_mma };
 std::string_view to_string(CudaFamily family);
+
+}  // namespace lowbit::cuda
+
+template <>
+struct lowbit::EnumNames<lowbit::cuda::CudaFamily> {
+  static constexpr std::array<std::string_view, 2> names{"gemv", "gemv_mma"};
+};
+
+namespace lowbit::cuda {
 
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;

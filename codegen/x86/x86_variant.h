@@ -20,6 +20,15 @@ namespace lowbit::x86 {
 //           16-column panel as two 8-column halves (AVX2, FMA, F16C).
 enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma };
 
+}  // namespace lowbit::x86
+
+template <>
+struct lowbit::EnumNames<lowbit::x86::X86Isa> {
+  static constexpr std::array<std::string_view, 3> names{"avx512_fma", "avx512_bf16", "avx2_fma"};
+};
+
+namespace lowbit::x86 {
+
 // The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the first two
 // flavours, avx2 the third.
 inline bool is_avx512(X86Isa isa) { return isa != X86Isa::avx2_fma; }
