@@ -6,7 +6,8 @@
 # package registry): see docs/benchmarks.md for the command that sends it.
 # Usage: bench/device/run.sh [SOURCE_DIR]  (default: this checkout; a committed snapshot made
 # with `git archive HEAD | tar -x -C .snapshot` keeps uncommitted edits out of the numbers)
-# LOWBIT_DEVICE_PARTS=cuda runs only the CUDA tests and benchmark (a shorter call).
+# LOWBIT_DEVICE_PARTS=cuda runs only the CUDA tests and benchmark (a shorter call); =profile
+# adds Nsight Compute reports of two candidates (bench/device/profile.sh).
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -23,7 +24,7 @@ cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps
 
 parts=${LOWBIT_DEVICE_PARTS:-all}
 filter=()
-[ "$parts" = cuda ] && filter=(-R "Cuda")
+[ "$parts" != all ] && filter=(-R "Cuda")
 (cd build-device && ctest -j 8 --output-on-failure "${filter[@]}") > "$OUT/ctest.log" 2>&1
 grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
 
@@ -32,7 +33,11 @@ python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_gemv.txt > "
 python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" | tee "$OUT/cuda_table.txt"
 tail -3 "$OUT/lowbit_cuda.err" "$OUT/torch.err"
 
-[ "$parts" = cuda ] && exit 0
+if [ "$parts" = profile ]; then
+  bash bench/device/profile.sh m=8,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0 15 mma_m8
+  bash bench/device/profile.sh m=1,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0 1 gemv_m1
+fi
+[ "$parts" != all ] && exit 0
 { build-device/cli/lowbit info; build-device/bench/lowbit_ceilings;
   bash bench/demo.sh build-device; } > "$OUT/x86_demo.txt" 2>&1
 tail -22 "$OUT/x86_demo.txt"

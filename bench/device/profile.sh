@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Nsight Compute reports of chosen CUDA candidates, for the "why is it slow" questions in
+# docs/benchmarks.md. Run after run.sh built build-device (same call). Writes $OUT/ncu_*.txt.
+# Usage: bench/device/profile.sh DESCRIPTOR CANDIDATE_INDEX NAME
+#   CANDIDATE_INDEX: position in GemvGenerator::candidates (gemv w2u2=0 ... gemv_mma w8u8=17).
+set -uo pipefail
+descriptor=$1 index=$2 name=$3
+shapes=$(mktemp)
+echo "$descriptor" > "$shapes"
+# lowbit_cuda_bench launches each candidate 1 (check) + 3 (warm-up) + 10 (timed) times here.
+launches_per_candidate=14
+ncu --launch-skip $((index * launches_per_candidate + 4)) --launch-count 1 \
+  --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+  --section Occupancy --section LaunchStats --section SchedulerStats \
+  build-device/bench/lowbit_cuda_bench "$shapes" --repeats 10 > "$OUT/ncu_$name.txt" 2>&1
+grep -E "Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Warp|Stall|One or More Eligible" \
+  "$OUT/ncu_$name.txt" | head -30
