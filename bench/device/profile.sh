@@ -9,7 +9,7 @@ shapes=$(mktemp)
 echo "$descriptor" > "$shapes"
 # lowbit_cuda_bench launches each candidate 1 (check) + 3 (warm-up) + 10 (timed) times here.
 launches_per_candidate=14
-ncu --launch-skip $((index * launches_per_candidate + 4)) --launch-count 1 \
+ncu -k regex:lowbit_kernel --launch-skip $((index * launches_per_candidate + 4)) --launch-count 1 \
   --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
   --section Occupancy --section LaunchStats --section SchedulerStats \
   build-device/bench/lowbit_cuda_bench "$shapes" --repeats 10 > "$OUT/ncu_$name.txt" 2>&1
