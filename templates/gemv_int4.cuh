@@ -95,13 +95,15 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
   constexpr int ROWS = Config::ROWS;
   constexpr int WARPS = Config::WARPS;
   constexpr int UNROLL = Config::UNROLL;
-  constexpr long long K = Config::K;
+  // In-panel positions are 32-bit (the generator keeps K below 2^27): 64-bit index math costs
+  // several instructions per operation, and this loop is issue-bound.
+  constexpr int K = Config::K;
   constexpr long long N = Config::N;
   constexpr int GROUP = Config::GROUP;
-  constexpr long long GROUPS = K / GROUP;
-  constexpr long long STEPS = (K + 3) / 4;  // 4-k steps (32-byte blocks) per panel
+  constexpr int GROUPS = K / GROUP;
+  constexpr int STEPS = (K + 3) / 4;  // 4-k steps (32-byte blocks) per panel
   constexpr int PAIRS = WARPS * 16;
-  constexpr long long RUN = (STEPS + PAIRS - 1) / PAIRS;  // steps per pair
+  constexpr int RUN = (STEPS + PAIRS - 1) / PAIRS;  // steps per pair
   constexpr float MAGIC = 128.0f;
 
   const int lane = threadIdx.x & 31;
@@ -109,8 +111,8 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
   const long long panel = blockIdx.x;
   const int half = lane & 1;  // columns 8*half .. 8*half+7 of the panel
   const int pair = warp * 16 + (lane >> 1);
-  const long long first_step = pair * RUN;
-  const long long end_step = first_step + RUN < STEPS ? first_step + RUN : STEPS;
+  const int first_step = pair * RUN;
+  const int end_step = first_step + RUN < STEPS ? first_step + RUN : STEPS;
 
   // [ROWS][8] fp32 totals of this lane's 8 columns; [ROWS][8] dot products and [ROWS] x sums
   // of the current group run, folded into the totals with the group's scale and zero point.
@@ -123,7 +125,7 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
 #pragma unroll
     for (int c = 0; c < 8; ++c) sum[r][c] = dot[r][c] = 0.0f;
   }
-  long long group = first_step * 4 / GROUP;
+  int group = first_step * 4 / GROUP;
 
   // Folds the group run into the totals: sum += s * (dot - (128 + z) * x_sum).
   auto fold_group = [&]() {
@@ -150,7 +152,7 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
   };
 
   const uint4* panel_weights = qweight + panel * STEPS * 2;  // 2 x 16 bytes per step
-  for (long long base = first_step; base < end_step; base += UNROLL) {
+  for (int base = first_step; base < end_step; base += UNROLL) {
     uint4 packed[UNROLL];
     // Issue every load of the unrolled steps before the first use.
 #pragma unroll
@@ -158,9 +160,9 @@ __device__ __forceinline__ void gemv_int4(const void* __restrict__ x, const uint
       packed[u] = base + u < end_step ? panel_weights[(base + u) * 2 + half] : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const long long step = base + u;
+      const int step = base + u;
       if (step >= end_step) break;
-      const long long k0 = step * 4;
+      const int k0 = step * 4;
       if (k0 / GROUP != group) {
         fold_group();
         group = k0 / GROUP;

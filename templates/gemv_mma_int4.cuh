@@ -29,12 +29,13 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   constexpr int ROWS = Config::ROWS;
   constexpr int WARPS = Config::WARPS;
   constexpr int UNROLL = Config::UNROLL;
-  constexpr long long K = Config::K;
-  constexpr long long N = Config::N;
+  // In-panel positions are 32-bit (the generator keeps K below 2^27): 64-bit index math costs
+  // several instructions per operation, and this loop is issue-bound (ncu: SM 74 % busy).
+  constexpr int K = Config::K;
   constexpr int GROUP = Config::GROUP;
-  constexpr long long GROUPS = K / GROUP;
-  constexpr long long STEPS = (K + 3) / 4;         // 32-byte steps per panel
-  constexpr long long TILES = (STEPS + 3) / 4;     // 16-k mma tiles per panel
+  constexpr int GROUPS = K / GROUP;
+  constexpr int STEPS = (K + 3) / 4;         // 32-byte steps per panel
+  constexpr int TILES = (STEPS + 3) / 4;     // 16-k mma tiles per panel
   constexpr bool IS_BF16 = Config::ACT == bf16;
   constexpr float MAGIC = IS_BF16 ? 128.0f : 1024.0f;
   constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
@@ -44,23 +45,23 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   const int g = lane >> 2;
   const int t = lane & 3;
   const long long panel = blockIdx.x;
-  const long long first_tile = TILES * warp / WARPS;
-  const long long end_tile = TILES * (warp + 1) / WARPS;
+  const int first_tile = TILES * warp / WARPS;
+  const int end_tile = TILES * (warp + 1) / WARPS;
 
   // A fold run never spans more than 256 k: with fp16's offset of 1024 a whole-K group would
   // make the accumulator's partial sums large enough to cost fp32 precision (seen: 1.1e-4 at
   // K=4097). Runs shorter than a group share the group's scale and zero point.
-  constexpr long long FOLD = GROUP <= 256 ? GROUP : 256;
+  constexpr int FOLD = GROUP <= 256 ? GROUP : 256;
   float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // [column 2g, 2g+1] x [row 2t, 2t+1]
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};      // mma accumulator of the current group
   float x_part = 0.0f;                          // this lane's share of sum_k x[row g][k] in the group
-  long long run = first_tile * 16 / FOLD;  // the current fold run
+  int run = first_tile * 16 / FOLD;  // the current fold run
   // The run's scales and zero points, loaded when the run starts so the load's latency hides
   // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
   u32 scale_pair = 0;
   u32 zero_pair = 0;
   auto load_group_tables = [&]() {
-    const long long group = run * FOLD / GROUP;
+    const int group = run * FOLD / GROUP;
     const long long table = (panel * GROUPS + group) * 16 + 2 * g;
     scale_pair = *reinterpret_cast<const u32*>(scales + table);
     if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + table);
@@ -98,10 +99,10 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   constexpr int STAGES = UNROLL;
   __shared__ __align__(16) u32 ring[WARPS][STAGES][128];  // [warp][stage][4 tiles x 4 steps x 8 words]
   const unsigned char* panel_bytes = reinterpret_cast<const unsigned char*>(qweight) + panel * STEPS * 32;
-  const long long chunks = (end_tile - first_tile + 3) / 4;
-  auto issue_chunk = [&](long long chunk) {
+  const int chunks = (end_tile - first_tile + 3) / 4;
+  auto issue_chunk = [&](int chunk) {
     if (chunk < chunks) {
-      const long long byte = (first_tile * 4 + chunk * 16) * 32 + lane * 16;  // this lane's 16 bytes
+      const int byte = (first_tile * 4 + chunk * 16) * 32 + lane * 16;  // this lane's 16 bytes
       const int valid = byte + 16 <= STEPS * 32 ? 16 : 0;  // past the panel: zero-filled
       const u32 target = static_cast<u32>(__cvta_generic_to_shared(&ring[warp][chunk % STAGES][lane * 4]));
       asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
@@ -113,13 +114,13 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk(stage);
 
   const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
-  for (long long chunk = 0; chunk < chunks; ++chunk) {
+  for (int chunk = 0; chunk < chunks; ++chunk) {
     // B for the chunk's 4 tiles: x[row g][k0 .. k0+3] as two pairs (zero for rows past M and k
     // past K), loaded before waiting for the weights so the two latencies overlap.
     uint2 x_pairs[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const long long k0 = ((first_tile + chunk * 4 + j) * 4 + t) * 4;
+      const int k0 = ((first_tile + chunk * 4 + j) * 4 + t) * 4;
       x_pairs[j] = make_uint2(0, 0);
       if (g >= ROWS || first_tile + chunk * 4 + j >= end_tile) continue;
       if (K % 4 == 0) {
@@ -138,7 +139,7 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
     const u32* stage_words = ring[warp][chunk % STAGES];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const long long tile = first_tile + chunk * 4 + j;
+      const int tile = first_tile + chunk * 4 + j;
       if (tile >= end_tile) break;  // warp-uniform
       if (tile * 16 / FOLD != run) {
         fold_group();

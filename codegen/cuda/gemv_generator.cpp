@@ -31,6 +31,8 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
     return refuse(fmt::format("m={}: the CUDA GEMV family serves m=1..{} (m=0 and larger M need the mma "
                               "family, not built yet)",
                               desc.m, max_rows));
+  if (desc.k >= (int64_t{1} << 27))
+    return refuse(fmt::format("k={}: the CUDA GEMV families keep in-panel offsets in 32 bits (k < 2^27)", desc.k));
   if (variant.family == CudaFamily::gemv_mma && desc.act == DType::fp32)
     return refuse("the gemv_mma family needs act=bf16 or fp16 (tensor-core operands)");
   if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8)
