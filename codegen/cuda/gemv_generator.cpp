@@ -54,13 +54,11 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 }
 
 // What the candidates' timings on an H100 favoured (docs/benchmarks.md): the CUDA-core family
-// with many loads in flight at M=1, fewer warps at M=4, the tensor-core family from M=8 on
-// (it costs the same at every M, the CUDA-core family grows with M). Between the measured M
-// the nearer one decides.
+// with many loads in flight at M=1, the tensor-core family from M=4 on (it costs about the same
+// at every M, the CUDA-core family grows with M). Between measured M the nearer one decides.
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
-  if (desc.m == 1) return CudaVariant{CudaFamily::gemv, 8, 4};
-  if (desc.m >= 6 && desc.act != DType::fp32) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
-  return CudaVariant{CudaFamily::gemv, 4, 2};
+  if (desc.m <= 2 || desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
+  return CudaVariant{CudaFamily::gemv_mma, 8, 2};
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
