@@ -20,6 +20,22 @@
 
 namespace lowbit_gemv {
 
+// c += A . B for one m16n8k16 tile with fp32 accumulation; A and B bf16 (or fp16) pairs.
+template <bool IS_BF16>
+__device__ __forceinline__ void mma_16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  if (IS_BF16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
 // Config (generated): ROWS (1..8), N, K, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
 // WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring, 4 tiles each).
 template <class Config>
@@ -54,7 +70,11 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   constexpr int FOLD = GROUP <= 256 ? GROUP : 256;
   float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // [column 2g, 2g+1] x [row 2t, 2t+1]
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};      // mma accumulator of the current group
-  float x_part = 0.0f;                          // this lane's share of sum_k x[row g][k] in the group
+  // sum_k x[row][k] over the run, from a second mma whose A is all ones: lane (g, t) receives
+  // the sums of rows 2t and 2t+1 in x_sum[0], x_sum[1], exactly where c holds those rows. The
+  // tensor cores are idle at this M; the sums cost no conversion, addition or shuffle.
+  float x_sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  constexpr u32 ONES = IS_BF16 ? 0x3f803f80u : 0x3c003c00u;
   int run = first_tile * 16 / FOLD;  // the current fold run
   // The run's scales and zero points, loaded when the run starts so the load's latency hides
   // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
@@ -68,15 +88,11 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
   };
   if (first_tile < end_tile) load_group_tables();
 
-  // Folds the run's accumulator into the totals. Register contract: reads c, x_part,
-  // scale_pair, zero_pair; writes total; clears c and x_part. Every lane of the warp calls it
-  // together (shuffles).
+  // Folds the run's accumulator into the totals. Register contract: reads c, x_sum,
+  // scale_pair, zero_pair; writes total; clears c and x_sum.
   auto fold_group = [&]() {
-    float x_sum = x_part;
-    x_sum += __shfl_xor_sync(0xffffffffu, x_sum, 1);
-    x_sum += __shfl_xor_sync(0xffffffffu, x_sum, 2);  // now sum over the 4 lanes of row g
-    const float x_sum_even = __shfl_sync(0xffffffffu, x_sum, (2 * t) * 4);      // row 2t
-    const float x_sum_odd = __shfl_sync(0xffffffffu, x_sum, (2 * t + 1) * 4);  // row 2t+1
+    const float x_sum_even = x_sum[0];  // row 2t
+    const float x_sum_odd = x_sum[1];   // row 2t+1
     const float scale0 = half_to_float(static_cast<u16>(scale_pair));
     const float scale1 = half_to_float(static_cast<u16>(scale_pair >> 16));
     float zero0 = 1 << 3;  // zero=none: implicit 2^(bits-1)
@@ -90,7 +106,7 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
     total[2] = fmaf(scale1, fmaf(-(MAGIC + zero1), x_sum_even, c[2]), total[2]);
     total[3] = fmaf(scale1, fmaf(-(MAGIC + zero1), x_sum_odd, c[3]), total[3]);
     c[0] = c[1] = c[2] = c[3] = 0.0f;
-    x_part = 0.0f;
+    x_sum[0] = x_sum[1] = x_sum[2] = x_sum[3] = 0.0f;
   };
 
   // Weights stream through shared memory: each warp copies chunks of 4 tiles (512 contiguous
@@ -149,13 +165,6 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
       const u32 word = stage_words[(j * 4 + t) * 8 + g];  // byte 4g of step 4j+t: conflict-free
       const u32 b0 = x_pairs[j].x;
       const u32 b1 = x_pairs[j].y;
-      if (g < ROWS) {
-        const float x0 = IS_BF16 ? bf16_to_float(static_cast<u16>(b0)) : half_to_float(static_cast<u16>(b0));
-        const float x1 = IS_BF16 ? bf16_to_float(static_cast<u16>(b0 >> 16)) : half_to_float(static_cast<u16>(b0 >> 16));
-        const float x2 = IS_BF16 ? bf16_to_float(static_cast<u16>(b1)) : half_to_float(static_cast<u16>(b1));
-        const float x3 = IS_BF16 ? bf16_to_float(static_cast<u16>(b1 >> 16)) : half_to_float(static_cast<u16>(b1 >> 16));
-        x_part += (x0 + x1) + (x2 + x3);
-      }
       // A: bytes [b0 b1 b2 b3] of the word; low nibbles are k0/k0+1, high nibbles k0+2/k0+3.
       const u32 low_pair = __byte_perm(word, 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
       const u32 high_pair = __byte_perm(word, 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
@@ -163,19 +172,8 @@ __device__ __forceinline__ void gemv_mma_int4(const void* __restrict__ x, const 
       const u32 a1 = (high_pair & 0x000f000fu) | EXPONENT;
       const u32 a2 = ((low_pair >> 4) & 0x000f000fu) | EXPONENT;
       const u32 a3 = ((high_pair >> 4) & 0x000f000fu) | EXPONENT;
-      if (IS_BF16) {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-      } else {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-      }
+      mma_16816<IS_BF16>(c, a0, a1, a2, a3, b0, b1);
+      mma_16816<IS_BF16>(x_sum, ONES, ONES, ONES, ONES, b0, b1);
     }
     __syncwarp();  // every lane has read this stage before a later chunk refills it
   }
