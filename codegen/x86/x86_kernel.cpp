@@ -28,10 +28,44 @@ Scratch& thread_scratch() {
   return scratch;
 }
 
+// The activation dtypes as inline conversions, so the per-call pass over x has no dtype switch
+// per element (lowbit::load_as_float is for tests and the reference, not for a kernel's path).
+struct Fp32Activations {
+  static float load(const void* x, int64_t index) { return static_cast<const float*>(x)[index]; }
+};
+struct Bf16Activations {
+  static float load(const void* x, int64_t index) { return bf16_to_float(static_cast<const uint16_t*>(x)[index]); }
+};
+struct Fp16Activations {
+  static float load(const void* x, int64_t index) { return fp16_to_float(static_cast<const uint16_t*>(x)[index]); }
+};
+
+// Per-group sums of rows [row_begin, row_end) of x (times the equalization scale when given),
+// and x itself as fp32 when x_fp32 is not null.
+template <class Activations>
+void prepare_activation_rows(const OpDesc& desc, const void* x, const float* eq_scale, int64_t row_begin,
+                             int64_t row_end, float* sums, float* x_fp32) {
+  const int64_t k_size = desc.k;
+  const int64_t groups = desc.group_count();
+  const int64_t group_size = desc.group_size();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    for (int64_t group = 0; group < groups; ++group) {
+      float sum = 0.0f;
+      for (int64_t k = group * group_size; k < (group + 1) * group_size; ++k) {
+        float value = Activations::load(x, row * k_size + k);
+        if (eq_scale) value *= eq_scale[k];
+        if (x_fp32) x_fp32[row * k_size + k] = value;
+        sum += value;
+      }
+      sums[row * groups + group] = sum;
+    }
+  }
+}
+
 }  // namespace
 
 X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
-    : desc_(desc), variant_(variant), name_(variant_name(desc, variant)) {
+    : desc_(desc), variant_(variant), name_(variant_name(desc, variant)), geometry_(native_geometry(desc)) {
   if (is_avx512(variant.isa))
     program_ = Avx512FloatGenerator().emit(desc, variant);
   else
@@ -47,27 +81,23 @@ nlohmann::json X86Kernel::variant_json() const { return to_json(variant_); }
 
 void X86Kernel::prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums,
                              float* x_fp32) const {
-  const int64_t k_size = desc_.k;
-  const int64_t groups = desc_.group_count();
-  const int64_t group_size = desc_.group_size();
   const float* eq_scale = desc_.eqscale ? args.eq_scale : nullptr;
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    for (int64_t group = 0; group < groups; ++group) {
-      float sum = 0.0f;
-      for (int64_t k = group * group_size; k < (group + 1) * group_size; ++k) {
-        float value = load_as_float(args.x, desc_.act, row * k_size + k);
-        if (eq_scale) value *= eq_scale[k];
-        if (x_fp32) x_fp32[row * k_size + k] = value;
-        sum += value;
-      }
-      sums[row * groups + group] = sum;
-    }
+  switch (desc_.act) {
+    case DType::fp32:
+      prepare_activation_rows<Fp32Activations>(desc_, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
+      break;
+    case DType::bf16:
+      prepare_activation_rows<Bf16Activations>(desc_, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
+      break;
+    case DType::fp16:
+      prepare_activation_rows<Fp16Activations>(desc_, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
+      break;
   }
 }
 
 void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                            int64_t panel_end) const {
-  const NativeGeometry geometry = native_geometry(desc_);
+  const NativeGeometry& geometry = geometry_;
   const int64_t x_row_bytes = desc_.k * (variant_.isa == X86Isa::avx512_bf16 ? 2 : 4);
   const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
   const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
@@ -119,7 +149,7 @@ void X86Kernel::run(const RunArgs& args) const {
   const void* x = needs_fp32_x ? static_cast<const void*>(x_fp32) : args.x;
 
   // Whole register blocks of panels per thread, as even as the block count allows.
-  const int64_t panels = native_geometry(desc_).panels;
+  const int64_t panels = geometry_.panels;
   const int64_t blocks = (panels + variant_.n_panels - 1) / variant_.n_panels;
   const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
   pool.run(tasks, [&](int task) {

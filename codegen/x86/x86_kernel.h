@@ -8,6 +8,7 @@
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/kernel.h"
+#include "lowbit/native_layout.h"
 
 namespace lowbit::x86 {
 
@@ -34,6 +35,7 @@ class X86Kernel final : public Kernel {
   OpDesc desc_;
   X86Variant variant_;
   std::string name_;
+  NativeGeometry geometry_;  // of desc_, computed once
   int threads_ = 1;
   std::unique_ptr<BlockProgram> program_;
 };
