@@ -304,8 +304,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"UnknownDescriptorField", {"get", "--desc", "n=64,k=128,colour=red"}, "colour"},
                       BadInput{"MissingK", {"get", "--desc", "n=64", "--db", "DB"}, "'k'"},
                       BadInput{"NoDesc", {"get"}, "--desc"},
-                      // BUG (reported): main.cpp's require_subcommand(1) answers "A subcommand is
-                      // required" without naming the unknown word.
+                      // main.cpp names the unknown word itself (CLI11 alone would only say
+                      // "A subcommand is required").
                       BadInput{"UnknownCommand", {"frobnicate"}, "frobnicate"},
                       BadInput{"NoCommand", {}, "subcommand"},
                       BadInput{"UnsupportedInt8", {"get", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
