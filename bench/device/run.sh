@@ -7,7 +7,8 @@
 # Usage: bench/device/run.sh [SOURCE_DIR]  (default: this checkout; a committed snapshot made
 # with `git archive HEAD | tar -x -C .snapshot` keeps uncommitted edits out of the numbers)
 # LOWBIT_DEVICE_PARTS=cuda runs only the CUDA tests and benchmark (a shorter call); =profile
-# adds Nsight Compute reports of two candidates (bench/device/profile.sh).
+# adds Nsight Compute reports of two candidates (bench/device/profile.sh). LOWBIT_DEVICE_TESTS=REGEX
+# builds and runs only the ctest tests matching REGEX, then stops (a quick check while developing).
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -21,6 +22,13 @@ jobs=$(nproc)
 cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$jobs" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+
+if [ -n "${LOWBIT_DEVICE_TESTS:-}" ]; then
+  (cd build-device && ctest -j 8 --output-on-failure -R "$LOWBIT_DEVICE_TESTS") > "$OUT/ctest.log" 2>&1
+  status=$?
+  grep -E "tests passed|FAILED|Failed|Skipped|Not Run" "$OUT/ctest.log" | tail -30
+  exit $status
+fi
 
 parts=${LOWBIT_DEVICE_PARTS:-all}
 filter=()
