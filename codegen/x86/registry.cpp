@@ -8,15 +8,18 @@
 
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/avx512_float_generator.h"
+#include "codegen/x86/avx512_vnni_int8_generator.h"
 #include "codegen/x86/x86_kernel.h"
 #include "lowbit/errors.h"
 
 namespace lowbit::x86 {
 namespace {
 
-// One registered generator: the ISA family that forces it, its version, and its questions.
+// One registered generator: the ISA families that force it, its version, and its questions.
 struct Generator {
-  std::string_view isa;  // the LOWBIT_ISA / GetOptions.isa value that selects it
+  std::string_view isa;        // the LOWBIT_ISA / GetOptions.isa value that selects it
+  std::string_view also_isa;   // a second value that selects it (empty: none)
+  Compute compute;             // the one compute mode it serves
   std::string_view family;
   int version;
   X86Isa probe_isa;  // a flavour every CPU of the family runs, to ask whether desc is served
@@ -26,8 +29,10 @@ struct Generator {
 };
 
 template <class G>
-Generator make_generator(std::string_view isa, X86Isa probe_isa) {
+Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute, std::string_view also_isa = {}) {
   return {isa,
+          also_isa,
+          compute,
           G::family,
           G::version,
           probe_isa,
@@ -40,27 +45,40 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa) {
 
 // In order of preference. The AVX2 fallback only competes where AVX-512 does not serve: it does
 // the same work in registers half as wide, so timing it next to AVX-512 variants would only
-// lengthen tuning.
-const std::array<Generator, 2>& generators() {
-  static const std::array<Generator, 2> list{make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma),
-                                             make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma)};
+// lengthen tuning. Each generator computes one mode and refuses the other (is_valid), so a
+// descriptor only ever meets the generators of its compute mode.
+const std::array<Generator, 3>& generators() {
+  static const std::array<Generator, 3> list{
+      make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma, Compute::floating),
+      make_generator<Avx512VnniInt8Generator>("avx512_vnni", X86Isa::avx512_vnni, Compute::int8, "avx512"),
+      make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma, Compute::floating)};
   return list;
+}
+
+bool selects(const Generator& generator, std::string_view isa) {
+  return isa == generator.isa || (!generator.also_isa.empty() && isa == generator.also_isa);
+}
+
+// The ISA family asked for: the argument, else $LOWBIT_ISA (empty: none), and where it came from.
+struct RequestedIsa {
+  std::string_view field;
+  std::string value;
+};
+RequestedIsa requested_isa(std::string_view isa) {
+  if (!isa.empty()) return {"isa", std::string(isa)};
+  const char* environment = std::getenv("LOWBIT_ISA");
+  return {"LOWBIT_ISA", environment ? environment : ""};
 }
 
 // The generators `isa` allows (see registry.h for where it comes from).
 std::vector<const Generator*> allowed_generators(std::string_view isa) {
-  std::string_view field = "isa";
-  std::string requested(isa);
-  if (requested.empty()) {
-    const char* environment = std::getenv("LOWBIT_ISA");
-    requested = environment ? environment : "";
-    field = "LOWBIT_ISA";
-  }
+  const auto [field, requested] = requested_isa(isa);
   std::vector<const Generator*> allowed;
   for (const Generator& generator : generators())
-    if (requested.empty() || requested == generator.isa) allowed.push_back(&generator);
+    if (requested.empty() || selects(generator, requested)) allowed.push_back(&generator);
   if (allowed.empty())
-    throw InvalidArgument(std::string(field), fmt::format("{}={} is not an x86 ISA family; allowed: avx2, avx512 "
+    throw InvalidArgument(std::string(field), fmt::format("{}={} is not an x86 ISA family; allowed: avx2, avx512, "
+                                                          "avx512_vnni "
                                                           "(or empty: the best this CPU has)",
                                                           field, requested));
   return allowed;
@@ -72,14 +90,25 @@ Validity probe(const Generator& generator, const OpDesc& desc, const CpuInfo& cp
   return generator.is_valid(desc, variant, cpu);
 }
 
-// The first allowed generator that serves desc, or null.
-const Generator* serving_generator(const OpDesc& desc, std::string_view isa) {
+// The allowed generators of desc's compute mode: the tuner never crosses modes.
+std::vector<const Generator*> generators_for(const OpDesc& desc, std::string_view isa) {
+  std::vector<const Generator*> same_mode;
   for (const Generator* generator : allowed_generators(isa))
+    if (generator->compute == desc.compute) same_mode.push_back(generator);
+  return same_mode;
+}
+
+// The first allowed generator of desc's mode that serves desc, or null.
+const Generator* serving_generator(const OpDesc& desc, std::string_view isa) {
+  for (const Generator* generator : generators_for(desc, isa))
     if (probe(*generator, desc, cpu_info())) return generator;
   return nullptr;
 }
 
-const Generator* generator_of(X86Isa isa) { return &generators()[is_avx512(isa) ? 0 : 1]; }
+const Generator* generator_of(X86Isa isa) {
+  if (computes_int8(isa)) return &generators()[1];
+  return &generators()[is_avx512(isa) ? 0 : 2];
+}
 
 }  // namespace
 
@@ -91,12 +120,22 @@ std::string generator_version(std::string_view isa) {
 }
 
 Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu) {
-  const std::vector<const Generator*> allowed = allowed_generators(isa);
+  const std::vector<const Generator*> allowed = generators_for(desc, isa);
+  const std::string requested = requested_isa(isa).value;
+  if (allowed.empty()) {
+    std::string serving;
+    for (const Generator& generator : generators())
+      if (generator.compute == desc.compute)
+        serving += fmt::format("{}{}", serving.empty() ? "" : ", ", generator.isa);
+    return Validity{false, fmt::format("isa={} has no compute={} kernels (compute={} is served by isa {}; an AVX2 "
+                                       "int8 path is not generated yet)",
+                                       requested, to_string(desc.compute), to_string(desc.compute), serving)};
+  }
   std::string reasons;
   for (const Generator* generator : allowed) {
     Validity validity = probe(*generator, desc, cpu);
     if (validity) return validity;
-    if (allowed.size() == 1) {
+    if (allowed.size() == 1 && !requested.empty()) {
       validity.reason = fmt::format("{} kernels were asked for (isa={}), but {}", generator->isa,
                                     isa.empty() ? "$LOWBIT_ISA" : std::string(isa), validity.reason);
       return validity;

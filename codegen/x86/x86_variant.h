@@ -18,20 +18,25 @@ namespace lowbit::x86 {
 //              (exact products, fp32 sums); needs bf16 activations and AVX512_BF16.
 // avx2_fma: the fallback for CPUs without AVX-512: as avx512_fma on ymm registers, each
 //           16-column panel as two 8-column halves (AVX2, FMA, F16C).
-enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma };
+// avx512_vnni: compute=int8 only: x quantized to s8 per row and block, vpdpbusd against the
+//              unsigned weight codes (AVX512-VNNI).
+enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma, avx512_vnni };
 
 }  // namespace lowbit::x86
 
 template <>
 struct lowbit::EnumNames<lowbit::x86::X86Isa> {
-  static constexpr std::array<std::string_view, 3> names{"avx512_fma", "avx512_bf16", "avx2_fma"};
+  static constexpr std::array<std::string_view, 4> names{"avx512_fma", "avx512_bf16", "avx2_fma", "avx512_vnni"};
 };
 
 namespace lowbit::x86 {
 
-// The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the first two
-// flavours, avx2 the third.
+// The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the float
+// flavours avx512_fma and avx512_bf16 and the int8 flavour avx512_vnni, avx2 holds avx2_fma
+// (registry.h gives the rule per compute mode).
 inline bool is_avx512(X86Isa isa) { return isa != X86Isa::avx2_fma; }
+// The flavours of compute=int8 (the others compute=float); the tuner never crosses modes.
+inline bool computes_int8(X86Isa isa) { return isa == X86Isa::avx512_vnni; }
 
 struct X86Variant {
   X86Isa isa = X86Isa::avx512_fma;
