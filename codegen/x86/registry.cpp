@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/x86_kernel.h"
@@ -20,17 +22,30 @@ struct Generator {
   std::string_view family;
   int version;
   X86Isa probe_isa;  // a flavour every CPU of the family runs, to ask whether desc is served
+  int probe_rows;    // the probe's m_rows (AMX blocks are whole 16-row tiles)
+  // Whether the generators after it still compete where it serves (AMX: the AVX-512 kernels
+  // are timed beside it; AVX-512: the AVX2 fallback is not).
+  bool companion;
+  int64_t heuristic_from_rows;  // its heuristic is the no-tune choice from this M on (0: any M)
+  // A CPU feature without which the family emits nothing: unforced, it is then left out of
+  // generator_version, so that cache keys on CPUs without it do not change with its arrival.
+  std::string_view required_feature;
   std::vector<X86Variant> (*candidates)(const OpDesc&, const CpuInfo&, int);
   X86Variant (*heuristic)(const OpDesc&, const CpuInfo&, int);
   Validity (*is_valid)(const OpDesc&, const X86Variant&, const CpuInfo&);
 };
 
 template <class G>
-Generator make_generator(std::string_view isa, X86Isa probe_isa) {
+Generator make_generator(std::string_view isa, X86Isa probe_isa, int probe_rows = 1, bool companion = false,
+                         int64_t heuristic_from_rows = 0, std::string_view required_feature = {}) {
   return {isa,
           G::family,
           G::version,
           probe_isa,
+          probe_rows,
+          companion,
+          heuristic_from_rows,
+          required_feature,
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().candidates(desc, cpu, threads); },
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().heuristic(desc, cpu, threads); },
           [](const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) {
@@ -38,12 +53,15 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa) {
           }};
 }
 
-// In order of preference. The AVX2 fallback only competes where AVX-512 does not serve: it does
-// the same work in registers half as wide, so timing it next to AVX-512 variants would only
-// lengthen tuning.
-const std::array<Generator, 2>& generators() {
-  static const std::array<Generator, 2> list{make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma),
-                                             make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma)};
+// In order of preference. AMX is timed beside AVX-512 (its candidates start at
+// AmxBf16Generator::min_rows) and is the no-tune choice from one full tile of rows on. The AVX2
+// fallback only competes where AVX-512 does not serve: it does the same work in registers half
+// as wide, so timing it next to AVX-512 variants would only lengthen tuning.
+const std::array<Generator, 3>& generators() {
+  static const std::array<Generator, 3> list{
+      make_generator<AmxBf16Generator>("amx", X86Isa::amx_bf16, amx_tile_rows, true, amx_tile_rows, "amx_bf16"),
+      make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma),
+      make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma)};
   return list;
 }
 
@@ -60,7 +78,7 @@ std::vector<const Generator*> allowed_generators(std::string_view isa) {
   for (const Generator& generator : generators())
     if (requested.empty() || requested == generator.isa) allowed.push_back(&generator);
   if (allowed.empty())
-    throw InvalidArgument(std::string(field), fmt::format("{}={} is not an x86 ISA family; allowed: avx2, avx512 "
+    throw InvalidArgument(std::string(field), fmt::format("{}={} is not an x86 ISA family; allowed: avx2, avx512, amx "
                                                           "(or empty: the best this CPU has)",
                                                           field, requested));
   return allowed;
@@ -69,24 +87,37 @@ std::vector<const Generator*> allowed_generators(std::string_view isa) {
 Validity probe(const Generator& generator, const OpDesc& desc, const CpuInfo& cpu) {
   X86Variant variant;
   variant.isa = generator.probe_isa;
+  variant.m_rows = generator.probe_rows;
   return generator.is_valid(desc, variant, cpu);
 }
 
-// The first allowed generator that serves desc, or null.
-const Generator* serving_generator(const OpDesc& desc, std::string_view isa) {
-  for (const Generator* generator : allowed_generators(isa))
-    if (probe(*generator, desc, cpu_info())) return generator;
-  return nullptr;
+// The allowed generators that compete for desc: the first that serves it, with the companions
+// before it that serve it too.
+std::vector<const Generator*> serving_generators(const OpDesc& desc, std::string_view isa) {
+  std::vector<const Generator*> serving;
+  for (const Generator* generator : allowed_generators(isa)) {
+    if (!probe(*generator, desc, cpu_info())) continue;
+    serving.push_back(generator);
+    if (!generator->companion) break;
+  }
+  return serving;
 }
 
-const Generator* generator_of(X86Isa isa) { return &generators()[is_avx512(isa) ? 0 : 1]; }
+const Generator* generator_of(X86Isa isa) {
+  if (isa == X86Isa::amx_bf16) return &generators()[0];
+  return &generators()[is_avx512(isa) ? 1 : 2];
+}
 
 }  // namespace
 
 std::string generator_version(std::string_view isa) {
   std::string version;
-  for (const Generator* generator : allowed_generators(isa))
+  const std::vector<const Generator*> allowed = allowed_generators(isa);
+  const bool forced = allowed.size() == 1;
+  for (const Generator* generator : allowed) {
+    if (!forced && !generator->required_feature.empty() && !cpu_info().has(generator->required_feature)) continue;
     version += fmt::format("{}{}@{}", version.empty() ? "" : "+", generator->family, generator->version);
+  }
   return version;
 }
 
@@ -110,14 +141,24 @@ Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu) 
 Validity supports(const OpDesc& desc, std::string_view isa) { return supports(desc, isa, cpu_info()); }
 
 std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads, std::string_view isa) {
-  const Generator* generator = serving_generator(desc, isa);
-  return generator ? generator->candidates(desc, cpu_info(), max_threads) : std::vector<X86Variant>{};
+  std::vector<X86Variant> variants;
+  for (const Generator* generator : serving_generators(desc, isa)) {
+    std::vector<X86Variant> own = generator->candidates(desc, cpu_info(), max_threads);
+    variants.insert(variants.end(), own.begin(), own.end());
+  }
+  return variants;
 }
 
+// The first serving generator whose heuristic applies from desc's M on (m=0, any M, counts as
+// one row); the last serving one when none does (a forced family always answers).
 X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa) {
-  const Generator* generator = serving_generator(desc, isa);
-  if (!generator) throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), supports(desc, isa).reason));
-  return generator->heuristic(desc, cpu_info(), max_threads);
+  const std::vector<const Generator*> serving = serving_generators(desc, isa);
+  if (serving.empty())
+    throw Unsupported(fmt::format("no x86 kernel serves {}: {}", to_string(desc), supports(desc, isa).reason));
+  const int64_t m = std::max<int64_t>(desc.m, 1);
+  for (const Generator* generator : serving)
+    if (m >= generator->heuristic_from_rows) return generator->heuristic(desc, cpu_info(), max_threads);
+  return serving.back()->heuristic(desc, cpu_info(), max_threads);
 }
 
 Validity is_valid(const OpDesc& desc, const X86Variant& variant) {

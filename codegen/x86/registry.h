@@ -27,10 +27,10 @@ namespace lowbit::x86 {
 
 // Every function below that takes `isa` restricts the generators to one ISA family: `isa` is
 // GetOptions.isa / the CLI's --isa; empty means $LOWBIT_ISA, and empty or unset there means
-// every family, best first. Allowed values: "avx2", "avx512". Anything else throws
+// every family, best first. Allowed values: "amx", "avx2", "avx512". Anything else throws
 // InvalidArgument naming "isa" (resp. "LOWBIT_ISA") and the allowed values.
 
-// Identifies the code the allowed generators emit ("x86_avx512_float@2+x86_avx2_float@1";
+// Identifies the code the allowed generators emit ("x86_amx_bf16@1+x86_avx512_float@2+x86_avx2_float@1";
 // one of them when an ISA is forced); part of every cache key, so a decision tuned under a
 // forced ISA is never served to a caller that did not force it, nor the other way round.
 std::string generator_version(std::string_view isa = {});
@@ -41,8 +41,9 @@ Validity supports(const OpDesc& desc, std::string_view isa = {});
 // The same with the CPU given, for tests.
 Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu);
 
-// The candidates and heuristic of the first allowed generator that serves desc: AVX-512 where
-// the CPU has it, else the AVX2 fallback.
+// The candidates of the allowed generators that serve desc: AMX-BF16 (from
+// AmxBf16Generator::min_rows rows) beside AVX-512 where the CPU has them, else the AVX2
+// fallback. The heuristic: AMX from 16 rows on, else AVX-512, else AVX2 (a forced family's own).
 std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads, std::string_view isa = {});
 X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa = {});
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/avx512_float_generator.h"
 #include "core/thread_pool.h"
@@ -66,7 +67,9 @@ void prepare_activation_rows(const OpDesc& desc, const void* x, const float* eq_
 
 X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)), geometry_(native_geometry(desc)) {
-  if (is_avx512(variant.isa))
+  if (variant.isa == X86Isa::amx_bf16)
+    program_ = AmxBf16Generator().emit(desc, variant);
+  else if (is_avx512(variant.isa))
     program_ = Avx512FloatGenerator().emit(desc, variant);
   else
     program_ = Avx2FloatGenerator().emit(desc, variant);
@@ -98,7 +101,7 @@ void X86Kernel::prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row
 void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                            int64_t panel_end) const {
   const NativeGeometry& geometry = geometry_;
-  const int64_t x_row_bytes = desc_.k * (variant_.isa == X86Isa::avx512_bf16 ? 2 : 4);
+  const int64_t x_row_bytes = desc_.k * (reads_bf16_x(variant_.isa) ? 2 : 4);
   const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
   const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
   const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
@@ -129,8 +132,8 @@ void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums
 void X86Kernel::run(const RunArgs& args) const {
   check_run_args(desc_, args);
   const int64_t rows = args.m;
-  // The equalization scale is folded into this conversion (the bf16 flavour refuses eqscale=1).
-  const bool needs_fp32_x = variant_.isa != X86Isa::avx512_bf16 && (desc_.act != DType::fp32 || desc_.eqscale);
+  // The equalization scale is folded into this conversion (the bf16 flavours refuse eqscale=1).
+  const bool needs_fp32_x = !reads_bf16_x(variant_.isa) && (desc_.act != DType::fp32 || desc_.eqscale);
   Scratch& scratch = thread_scratch();
   scratch.sums.resize(static_cast<std::size_t>(rows * desc_.group_count()));
   if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));

@@ -10,7 +10,7 @@
 namespace lowbit::x86 {
 namespace {
 
-constexpr std::array<std::string_view, 3> isa_short_names{"avx512fma", "avx512bf16", "avx2fma"};
+constexpr std::array<std::string_view, 4> isa_short_names{"avx512fma", "avx512bf16", "avx2fma", "amxbf16"};
 
 }  // namespace
 
