@@ -64,7 +64,7 @@ int run(int argc, char** argv) {
       for (const std::string& isa : isas) {
         const lowbit::x86::Validity served = lowbit::x86::supports(desc, isa);
         if (!served) {
-          fmt::print("{:<34} {:>3} {:<7} not served: {}\n", lowbit::to_string(desc).substr(0, 34), thread_count, isa,
+          fmt::print("m={},n={},k={} {:>3} {:<7} not served: {}\n", desc.m, desc.n, desc.k, thread_count, isa,
                      served.reason);
           continue;
         }

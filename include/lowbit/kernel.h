@@ -51,7 +51,7 @@ struct GetOptions {
   bool use_cache = true;   // false: no cache read or write (tests, one-off runs)
   int max_threads = 0;     // 0: every usable core
   bool progress = false;   // print tuning progress to stderr
-  // x86 ISA family the kernels may use: "avx512" or "avx2" (e.g. to run the AVX2 fallback on
+  // x86 ISA family the kernels may use: "avx512", "avx2" or "amx" (e.g. to run the AVX2 fallback on
   // an AVX-512 machine). Empty: $LOWBIT_ISA, else the best this CPU has. An unknown value is
   // an InvalidArgument; a family the CPU lacks, Unsupported.
   std::string isa;
