@@ -19,7 +19,7 @@ jobs=$(nproc)
 
 { date -u; nvidia-smi; g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1; lscpu; } \
   > "$OUT/machine.txt" 2>&1
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$jobs" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 
