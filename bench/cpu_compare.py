@@ -1,4 +1,5 @@
-"""Joins lowbit's CPU timings (`lowbit bench --json`, a JSON array or one object) with torch's
+"""Joins lowbit's CPU timings (`lowbit bench --json`: a JSON array, one object, or JSON lines
+as bench/heuristic_vs_tuned.sh writes them, of which the "tuned" rows are taken) with torch's
 (cpu_torch_baselines.py, JSON lines) into a Markdown table. Speedups are baseline time over
 lowbit time: above 1 means lowbit is faster.
 Usage: python3 cpu_compare.py LOWBIT_JSON TORCH_JSONL"""
@@ -11,9 +12,14 @@ def descriptor_fields(text):
 
 
 def load_lowbit(path):
-    results = json.load(open(path))
+    text = open(path).read()
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError:  # JSON lines
+        results = [json.loads(line) for line in text.splitlines() if line.strip()]
     if isinstance(results, dict):
         results = [results]
+    results = [result for result in results if result.get("policy", "tuned") == "tuned"]
     rows = {}
     for result in results:
         fields = descriptor_fields(result["descriptor"])

@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -121,11 +120,10 @@ def sweep(shapes_file, threads):
 
 def torch_qparams(scales_fp16, zeros_fp16, bits):
     """lowbit's [n][groups] fp16 scales and zero points -> torch's [groups, n, 2] bf16."""
-    scales = scales_fp16.astype(np.float64)
-    zeros = zeros_fp16.astype(np.float64) if zeros_fp16 is not None else np.full_like(scales, 2 ** (bits - 1))
+    scales = scales_fp16.to(torch.float64)
+    zeros = zeros_fp16.to(torch.float64) if zeros_fp16 is not None else torch.full_like(scales, 2 ** (bits - 1))
     torch_zero = (8.0 - zeros) * scales  # (q - z) s = (q - 8) s + (8 - z) s
-    stacked = np.stack([scales.T, torch_zero.T], axis=-1)  # [groups, n, 2]
-    return torch.from_numpy(stacked.astype(np.float32)).to(torch.bfloat16).contiguous()
+    return torch.stack([scales.T, torch_zero.T], dim=-1).to(torch.bfloat16).contiguous()  # [groups, n, 2]
 
 
 def check(directory):
@@ -134,19 +132,20 @@ def check(directory):
     if meta["bits"] != 4 or meta["act"] != "bf16":
         raise SystemExit(f"{meta['descriptor']}: the check compares int4 weights with bf16 activations only")
 
-    def load(name, dtype, shape):
-        return np.fromfile(os.path.join(directory, name), dtype=dtype).reshape(shape)
+    def load(name, dtype, shape):  # raw little-endian files: torch alone reads them (no numpy)
+        with open(os.path.join(directory, name), "rb") as file:
+            return torch.frombuffer(bytearray(file.read()), dtype=dtype).reshape(shape)
 
-    x = torch.from_numpy(load("x.bin", np.uint16, (m, k)).view(np.int16)).view(torch.bfloat16)
-    codes = torch.from_numpy(load("q.bin", np.uint8, (n, k)).astype(np.int32))
-    scales = load("scales.bin", np.float16, (n, groups))
-    zeros = load("zeros.bin", np.float16, (n, groups)) if meta["has_zeros"] else None
-    reference = load("y_ref.bin", np.float64, (m, n))
+    x = load("x.bin", torch.bfloat16, (m, k))
+    codes = load("q.bin", torch.uint8, (n, k)).to(torch.int32)
+    scales = load("scales.bin", torch.float16, (n, groups))
+    zeros = load("zeros.bin", torch.float16, (n, groups)) if meta["has_zeros"] else None
+    reference = load("y_ref.bin", torch.float64, (m, n))
     packed, qparams = int4_weights(codes, torch_qparams(scales, zeros, meta["bits"]), group)
     with torch.inference_mode():
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, group, qparams).to(torch.float64).numpy()
-    finite = bool(np.isfinite(y).all())
-    rel_err = float(np.linalg.norm(y - reference) / np.linalg.norm(reference)) if finite else math.inf
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, group, qparams).to(torch.float64)
+    finite = bool(torch.isfinite(y).all())
+    rel_err = float(torch.linalg.norm(y - reference) / torch.linalg.norm(reference)) if finite else math.inf
     result = {"check": meta["descriptor"], "m": m, "rel_err": rel_err, "tolerance": CHECK_TOLERANCE,
               "passed": rel_err <= CHECK_TOLERANCE}
     print(json.dumps(result), flush=True)
