@@ -44,7 +44,8 @@ done
 rm -rf "$out_dir/check_problem"
 
 echo "== 2. torch baselines, $threads threads" >&2
-"$python" "$bench_dir/cpu_torch_baselines.py" "$shapes" --threads "$threads" > "$out_dir/torch.jsonl"
+# Also on stderr: a log that comes back from a timed-out device call still holds the rows.
+"$python" "$bench_dir/cpu_torch_baselines.py" "$shapes" --threads "$threads" | tee "$out_dir/torch.jsonl" >&2
 
 echo "== 3. lowbit: tuned and heuristic, $threads threads" >&2
 bash "$bench_dir/heuristic_vs_tuned.sh" "$build_dir" "$threads" "$out_dir/lowbit" "$shapes"

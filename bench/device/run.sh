@@ -32,12 +32,13 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   { build-device/cli/lowbit info; build-device/bench/lowbit_ceilings; } > "$OUT/cpu_machine.txt" 2>&1
   for m in 16 1; do
     for threads in 1 2 4 8 16; do
-      build-device/cli/lowbit bench --json --threads "$threads" --db "$OUT/threads.sqlite" \
+      build-device/cli/lowbit bench --json --threads "$threads" --db build-device/threads.sqlite \
         --desc "m=$m,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16" 2>> "$OUT/threads.err" |
         python3 -c "import json, sys; print(json.dumps(json.load(sys.stdin)))" >> "$OUT/threads.jsonl"
     done
   done
-  PYTHON=python3 bash bench/cpu_compare.sh build-device "$(nproc)" "$OUT/cpu_compare" > "$OUT/cpu_compare.log" 2>&1
+  # Outputs stay in build-device (the call returns few files); the log carries every row.
+  PYTHON=python3 bash bench/cpu_compare.sh build-device "$(nproc)" build-device/cpu_compare > "$OUT/cpu_compare.log" 2>&1
   tail -45 "$OUT/cpu_compare.log"
   exit 0
 fi
