@@ -6,6 +6,7 @@
 #include "lowbit/errors.h"
 
 #if LOWBIT_WITH_CUDA
+#include "codegen/cuda/cublaslt_api.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/gemv_generator.h"
@@ -61,6 +62,10 @@ CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch) {
 
 nlohmann::json cuda_status() {
   nlohmann::json status = {{"available", false}, {"nvrtc", cuda::nvrtc_version()}};
+  // cuBLASLt serves only the dequant_gemm fallback: its absence is reported, not fatal.
+  status["cublaslt"] = cuda::cublaslt().available
+                           ? cuda::cublaslt_version() + " (" + cuda::cublaslt().library + ")"
+                           : "unavailable: " + cuda::cublaslt().reason;
   if (!cuda::nvrtc().available) {
     status["reason"] = cuda::nvrtc().reason;
     return status;
