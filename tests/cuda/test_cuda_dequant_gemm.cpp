@@ -13,6 +13,7 @@
 #include "codegen/cuda/dequant_gemm_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "lowbit/errors.h"
+#include "lowbit/half.h"
 #include "lowbit/kernel.h"
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
