@@ -2,7 +2,9 @@
 // 512 MiB memset before every timed run, median of repeats) for every shape x M of a shape
 // file, trying every candidate variant, and prints JSON lines: the best variant's time, the
 // heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
-// torch baselines measured in the same call.
+// torch baselines measured in the same call. M above the GEMV families' 8 rows is timed with
+// the dequant_gemm fallback (dequantize + cuBLASLt; its workspace allocated here), which also
+// reports its dequantization pass alone (dequant_us, dequant_gbps: bytes read + written).
 // Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]
 #include <fmt/format.h>
 
@@ -14,6 +16,7 @@
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/dequant_gemm_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/gemv_generator.h"
 #include "lowbit/half.h"
@@ -52,19 +55,19 @@ Inputs upload(const lowbit::Problem& problem) {
   return inputs;
 }
 
-// Median microseconds of `repeats` runs, each after flushing L2.
-double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lowbit::cuda::DeviceBuffer& flush,
-                   int repeats) {
+// Median microseconds of `repeats` calls of launch(), each after flushing L2.
+template <class Launch>
+double time_launch(const Launch& launch, lowbit::cuda::DeviceBuffer& flush, int repeats) {
   CUevent start = nullptr;
   CUevent stop = nullptr;
   check(driver().cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
   check(driver().cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
-  for (int i = 0; i < 3; ++i) kernel.run(args);
+  for (int i = 0; i < 3; ++i) launch();
   std::vector<double> microseconds;
   for (int i = 0; i < repeats; ++i) {
     flush.fill(static_cast<uint8_t>(i));
     check(driver().cuEventRecord(start, nullptr), "cuEventRecord");
-    kernel.run(args);
+    launch();
     check(driver().cuEventRecord(stop, nullptr), "cuEventRecord");
     check(driver().cuEventSynchronize(stop), "cuEventSynchronize");
     float milliseconds = 0;
@@ -77,7 +80,13 @@ double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lo
   return microseconds[microseconds.size() / 2];
 }
 
-// Runs once on poisoned outputs; the error against the reference (infinite if any is NaN).
+double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lowbit::cuda::DeviceBuffer& flush,
+                   int repeats) {
+  return time_launch([&] { kernel.run(args); }, flush, repeats);
+}
+
+// Runs once on poisoned outputs; the error of the first reference rows against the reference
+// (infinite if any is NaN).
 double check_error(const lowbit::Kernel& kernel, const lowbit::Problem& problem, const std::vector<double>& reference,
                    Inputs& inputs) {
   inputs.y.fill(0xff);
@@ -108,29 +117,51 @@ int main(int argc, char** argv) {
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
       Inputs inputs = upload(problem);
+      // The reference of the first rows only: in double on one core, all of M=4096 would take minutes.
+      const int64_t checked_rows = std::min<int64_t>(desc.m, lowbit::cuda::GemvGenerator::max_rows);
       const std::vector<double> reference =
-          lowbit::reference_matmul(desc, desc.m, problem.x.data(), problem.weights, nullptr, nullptr);
+          lowbit::reference_matmul(desc, checked_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
                             {"bytes", lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
                                           desc.m * desc.n * lowbit::dtype_bytes(desc.out)}};
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
-      for (const lowbit::cuda::CudaVariant& variant : generator.candidates(desc)) {
-        lowbit::cuda::CudaKernel kernel(desc, variant);
-        worst_error = std::max(worst_error, check_error(kernel, problem, reference, inputs));
-        const double microseconds = time_kernel(kernel, inputs.args, flush, repeats);
-        row["variants"][kernel.name()] = microseconds;
-        if (variant == generator.heuristic(desc)) row["heuristic_us"] = microseconds;
-        if (microseconds < best) {
-          best = microseconds;
-          best_name = kernel.name();
+      if (desc.m > lowbit::cuda::GemvGenerator::max_rows) {
+        // dequant_gemm: its heuristic variant only (each variant costs an NVRTC compile).
+        lowbit::cuda::DequantGemmGenerator dequant_gemm;
+        lowbit::cuda::DequantGemmKernel kernel(desc, dequant_gemm.heuristic(desc));
+        lowbit::cuda::DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
+        inputs.args.workspace = workspace.data();
+        inputs.args.workspace_size = workspace.size();
+        worst_error = check_error(kernel, problem, reference, inputs);
+        best = time_kernel(kernel, inputs.args, flush, repeats);
+        best_name = kernel.name();
+        row["variants"][kernel.name()] = best;
+        row["heuristic_us"] = best;
+        const double dequant_us =
+            time_launch([&] { kernel.dequantize(inputs.args, workspace.data()); }, flush, repeats);
+        const double dequant_bytes = static_cast<double>(lowbit::native_weight_bytes(desc) + desc.n * desc.k * 2);
+        row["dequant_us"] = dequant_us;
+        row["dequant_gbps"] = dequant_bytes / (dequant_us * 1e-6) / 1e9;
+        row["tolerance"] = lowbit::dequantized_weights_tolerance(desc);
+      } else {
+        for (const lowbit::cuda::CudaVariant& variant : generator.candidates(desc)) {
+          lowbit::cuda::CudaKernel kernel(desc, variant);
+          worst_error = std::max(worst_error, check_error(kernel, problem, reference, inputs));
+          const double microseconds = time_kernel(kernel, inputs.args, flush, repeats);
+          row["variants"][kernel.name()] = microseconds;
+          if (variant == generator.heuristic(desc)) row["heuristic_us"] = microseconds;
+          if (microseconds < best) {
+            best = microseconds;
+            best_name = kernel.name();
+          }
         }
+        row["tolerance"] = lowbit::tolerance(desc);
       }
       row["best_us"] = best;
       row["best_variant"] = best_name;
       row["max_rel_err"] = worst_error;
-      row["tolerance"] = lowbit::tolerance(desc);
       std::printf("%s\n", row.dump().c_str());
       std::fflush(stdout);
     }

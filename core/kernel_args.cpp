@@ -5,7 +5,7 @@
 
 namespace lowbit {
 
-void check_run_args(const OpDesc& desc, const RunArgs& args) {
+void check_run_args(const OpDesc& desc, const RunArgs& args, std::size_t workspace_bytes) {
   if (args.m < 1) throw InvalidArgument("m", fmt::format("RunArgs.m is {}; it must be >= 1", args.m));
   if (desc.m != 0 && args.m != desc.m)
     throw InvalidArgument("m", fmt::format("RunArgs.m is {} but the kernel was built for m={} "
@@ -21,6 +21,15 @@ void check_run_args(const OpDesc& desc, const RunArgs& args) {
   if (desc.zero != ZeroPoint::none) require(args.weights.zeros, "weights.zeros", "the descriptor has zero=int/float");
   if (desc.bias) require(args.bias, "bias", "the descriptor has bias=1");
   if (desc.eqscale) require(args.eq_scale, "eq_scale", "the descriptor has eqscale=1");
+  if (workspace_bytes == 0) return;
+  if (args.workspace == nullptr)
+    throw InvalidArgument("workspace", fmt::format("RunArgs.workspace is null but this kernel needs {} bytes of "
+                                                   "workspace at m={} (Kernel::workspace_bytes(m))",
+                                                   workspace_bytes, args.m));
+  if (args.workspace_size < workspace_bytes)
+    throw InvalidArgument("workspace", fmt::format("RunArgs.workspace_size is {} bytes but this kernel needs {} "
+                                                   "bytes at m={} (Kernel::workspace_bytes(m))",
+                                                   args.workspace_size, workspace_bytes, args.m));
 }
 
 std::string_view to_string(KernelSource source) {

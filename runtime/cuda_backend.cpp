@@ -9,6 +9,7 @@
 #include "lowbit/errors.h"
 
 #if LOWBIT_WITH_CUDA
+#include "codegen/cuda/cublaslt_api.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/registry.h"
@@ -82,12 +83,11 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
   if (!validity)
     throw Unsupported(fmt::format("cannot build {}: {}", cuda::variant_name(desc, variant, device.arch()),
                                   validity.reason));
-  return std::make_shared<cuda::CudaKernel>(desc, variant,
-                                            obtain_cubin(desc, variant, device.arch(), reader, cache_path));
+  return cuda::load(desc, variant, obtain_cubin(desc, variant, device.arch(), reader, cache_path));
 }
 
 bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel) {
-  const auto* cuda_kernel = dynamic_cast<const cuda::CudaKernel*>(&kernel);
+  const auto* cuda_kernel = dynamic_cast<const cuda::ProgramKernel*>(&kernel);
   if (cuda_kernel == nullptr) return false;
   const std::string arch = cuda::device_info(kernel.desc().device.index).arch();
   return cache.store_artifact({cubin_key(cuda::emit(kernel.desc(), cuda_kernel->variant()), arch), kernel.name(),
@@ -123,6 +123,10 @@ CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch) {
 
 nlohmann::json cuda_status() {
   nlohmann::json status = {{"available", false}, {"nvrtc", cuda::nvrtc_version()}};
+  // cuBLASLt serves only the dequant_gemm fallback: its absence is reported, not fatal.
+  status["cublaslt"] = cuda::cublaslt().available
+                           ? cuda::cublaslt_version() + " (" + cuda::cublaslt().library + ")"
+                           : "unavailable: " + cuda::cublaslt().reason;
   if (!cuda::nvrtc().available) {
     status["reason"] = cuda::nvrtc().reason;
     return status;

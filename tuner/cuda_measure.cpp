@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/registry.h"
 #include "lowbit/half.h"
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
@@ -86,7 +88,16 @@ RunArgs DeviceInputs::args(int copy) const {
   args.bias = problem.desc.bias ? bias_.data() : nullptr;
   args.y = static_cast<uint8_t*>(output_.data()) + guard_bytes;
   args.m = problem.m;
+  args.workspace = workspace_ ? workspace_->data() : nullptr;
+  args.workspace_size = workspace_ ? workspace_->size() : 0;
   return args;
+}
+
+void DeviceInputs::reserve_workspace(std::size_t bytes) {
+  if (bytes > 0 && (!workspace_ || workspace_->size() < bytes)) {
+    workspace_.reset();  // frees the smaller one first
+    workspace_.emplace(bytes);
+  }
 }
 
 void DeviceInputs::poison_output() {
@@ -108,18 +119,20 @@ CandidateResult verify_cuda(const Kernel& kernel, DeviceInputs& inputs, const st
   const OpDesc& desc = kernel.desc();
   CandidateResult result;
   result.name = kernel.name();
+  const double bound = cuda::verification_tolerance(desc, cuda::variant_from_json(kernel.variant_json()));
+  inputs.reserve_workspace(kernel.workspace_bytes(desc.m));
   inputs.poison_output();
   kernel.run(inputs.args(0));
   check(driver().cuCtxSynchronize(), "cuCtxSynchronize");  // the tuner may wait; get_kernel's callers never do
   bool guards_intact = false;
   const std::vector<uint8_t> out = inputs.download_output(guards_intact);
   result.rel_err = relative_error(out.data(), desc.out, reference);
-  result.verified = guards_intact && result.rel_err <= tolerance(desc);
+  result.verified = guards_intact && result.rel_err <= bound;
   if (!guards_intact)
     result.failure = "wrote outside its output (guard bytes changed)";
   else if (!result.verified)
     result.failure =
-        fmt::format("relative error {:.3g} exceeds the tolerance {:.3g}", result.rel_err, tolerance(desc));
+        fmt::format("relative error {:.3g} exceeds the tolerance {:.3g}", result.rel_err, bound);
   return result;
 }
 

@@ -8,6 +8,7 @@
 // the median is reported.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "codegen/cuda/device_buffer.h"
@@ -27,6 +28,10 @@ class DeviceInputs {
   // Arguments for a run reading weight copy `copy` (outputs land between the guards).
   RunArgs args(int copy) const;
 
+  // Makes every later args() carry a workspace of at least `bytes` (Kernel::workspace_bytes):
+  // allocated here, before any timing, never per run.
+  void reserve_workspace(std::size_t bytes);
+
   // Poisons the output (NaN in every dtype) and paints the guards.
   void poison_output();
   // The output after a run, and whether the guards are as poison_output() left them.
@@ -38,11 +43,13 @@ class DeviceInputs {
   cuda::DeviceBuffer bias_;
   std::vector<cuda::DeviceBuffer> weights_;
   cuda::DeviceBuffer output_;  // [guard][m * n * out bytes][guard]
+  std::optional<cuda::DeviceBuffer> workspace_;  // only for kernels that ask for one
   std::size_t output_bytes_ = 0;
 };
 
-// Runs kernel once on copy 0 with a poisoned output, waits for it, checks the guards and
-// compares with the reference under lowbit/tolerance.h's tolerance.
+// Reserves the kernel's workspace, runs it once on copy 0 with a poisoned output, waits for it,
+// checks the guards and compares with the reference under the variant's verification
+// tolerance (codegen/cuda/registry.h).
 CandidateResult verify_cuda(const Kernel& kernel, DeviceInputs& inputs, const std::vector<double>& reference);
 
 // Times kernel under cuda-rotate-median:1. The kernel must have passed verify_cuda.

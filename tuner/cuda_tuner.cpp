@@ -77,7 +77,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
     std::shared_ptr<const Kernel> kernel;
     try {
       if (compiled[index].cubin.empty()) throw Error(compiled[index].error);
-      kernel = std::make_shared<cuda::CudaKernel>(desc, variants[index], std::move(compiled[index].cubin));
+      kernel = cuda::load(desc, variants[index], std::move(compiled[index].cubin));
     } catch (const Error& error) {
       // A candidate that does not compile or load is a generator bug; the others may still win.
       rejected.push_back(CandidateResult{name, 0, 0, false, error.what()});

@@ -10,7 +10,16 @@
 
 namespace lowbit::cuda {
 
-class CudaKernel final : public Kernel {
+// A CUDA kernel built from one NVRTC program of (desc, variant): what the cubin cache stores and
+// the tuner verifies, whatever runs around the program (CudaKernel: nothing; the dequant_gemm
+// fallback: a cuBLASLt GEMM).
+class ProgramKernel : public Kernel {
+ public:
+  virtual const std::vector<char>& cubin() const = 0;
+  virtual const CudaVariant& variant() const = 0;
+};
+
+class CudaKernel final : public ProgramKernel {
  public:
   // Compiles (NVRTC, for the device's exact arch) and loads. Throws Unsupported without a
   // usable device, Error with the NVRTC log when compilation fails.
@@ -28,8 +37,8 @@ class CudaKernel final : public Kernel {
   // Launches on args.stream; returns without waiting for the GPU.
   void run(const RunArgs& args) const override;
 
-  const std::vector<char>& cubin() const { return cubin_; }
-  const CudaVariant& variant() const { return variant_; }
+  const std::vector<char>& cubin() const override { return cubin_; }
+  const CudaVariant& variant() const override { return variant_; }
 
  private:
   void load();

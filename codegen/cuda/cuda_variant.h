@@ -13,15 +13,16 @@
 namespace lowbit::cuda {
 
 // gemv: CUDA-core FMAs (templates/gemv_int4.cuh); gemv_mma: tensor-core mma.sync with the
-// weights as the A operand (templates/gemv_mma_int4.cuh). Both serve M = 1..8.
-enum class CudaFamily { gemv, gemv_mma };
+// weights as the A operand (templates/gemv_mma_int4.cuh). Both serve M = 1..8. dequant_gemm:
+// dequantize to bf16/fp16 then a cuBLASLt GEMM, for large M (codegen/cuda/dequant_gemm_kernel.h).
+enum class CudaFamily { gemv, gemv_mma, dequant_gemm };
 std::string_view to_string(CudaFamily family);
 
 }  // namespace lowbit::cuda
 
 template <>
 struct lowbit::EnumNames<lowbit::cuda::CudaFamily> {
-  static constexpr std::array<std::string_view, 2> names{"gemv", "gemv_mma"};
+  static constexpr std::array<std::string_view, 3> names{"gemv", "gemv_mma", "dequant_gemm"};
 };
 
 namespace lowbit::cuda {

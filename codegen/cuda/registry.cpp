@@ -7,7 +7,9 @@
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/dequant_gemm_kernel.h"
 #include "lowbit/errors.h"
+#include "lowbit/tolerance.h"
 
 namespace lowbit::cuda {
 namespace {
@@ -22,9 +24,31 @@ struct Generator {
   CudaVariant (*heuristic)(const OpDesc&);
   Validity (*is_valid)(const OpDesc&, const CudaVariant&, int);
   std::string (*emit)(const OpDesc&, const CudaVariant&);
+  // Loads the cubin of emit(desc, variant) into the family's kernel.
+  std::shared_ptr<const ProgramKernel> (*load)(const OpDesc&, const CudaVariant&, std::vector<char>);
+  // The verification bound of its kernels (lowbit/tolerance.h).
+  double (*tolerance)(const OpDesc&);
 };
 
-template <class G>
+// Families whose whole kernel is the one NVRTC program, at the reference's tolerance.
+struct PlainProgram {
+  static std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant,
+                                                   std::vector<char> cubin) {
+    return std::make_shared<CudaKernel>(desc, variant, std::move(cubin));
+  }
+  static double tolerance(const OpDesc& desc) { return lowbit::tolerance(desc); }
+};
+
+// The fallback: its program dequantizes, cuBLASLt multiplies weights rounded to 16 bits.
+struct DequantGemmProgram {
+  static std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant,
+                                                   std::vector<char> cubin) {
+    return std::make_shared<DequantGemmKernel>(desc, variant, std::move(cubin));
+  }
+  static double tolerance(const OpDesc& desc) { return dequantized_weights_tolerance(desc); }
+};
+
+template <class G, class Program = PlainProgram>
 Generator make_generator(std::vector<CudaFamily> owns) {
   return {G::family,
           G::version,
@@ -34,13 +58,16 @@ Generator make_generator(std::vector<CudaFamily> owns) {
           [](const OpDesc& desc, const CudaVariant& variant, int arch_major) {
             return G().is_valid(desc, variant, arch_major);
           },
-          [](const OpDesc& desc, const CudaVariant& variant) { return G().emit(desc, variant); }};
+          [](const OpDesc& desc, const CudaVariant& variant) { return G().emit(desc, variant); },
+          &Program::load,
+          &Program::tolerance};
 }
 
 // In order of preference: the first whose heuristic serves a descriptor gives its heuristic.
 const std::vector<Generator>& generators() {
   static const std::vector<Generator> list{
       make_generator<GemvGenerator>({CudaFamily::gemv, CudaFamily::gemv_mma}),
+      make_generator<DequantGemmGenerator, DequantGemmProgram>({CudaFamily::dequant_gemm}),
   };
   return list;
 }
@@ -98,7 +125,15 @@ std::shared_ptr<const Kernel> build(const OpDesc& desc, const CudaVariant& varia
   const std::string name = variant_name(desc, variant, device.arch());
   Validity validity = is_valid(desc, variant, device.major);
   if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name, validity.reason));
-  return std::make_shared<CudaKernel>(desc, variant, compile_to_cubin(emit(desc, variant), name, device.arch()));
+  return load(desc, variant, compile_to_cubin(emit(desc, variant), name, device.arch()));
+}
+
+std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin) {
+  return owner(variant).load(desc, variant, std::move(cubin));
+}
+
+double verification_tolerance(const OpDesc& desc, const CudaVariant& variant) {
+  return owner(variant).tolerance(desc);
 }
 
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const nlohmann::json& variant) {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/gemv_generator.h"
 #include "lowbit/kernel.h"
@@ -50,5 +51,13 @@ std::string emit(const OpDesc& desc, const CudaVariant& variant);
 // Throws Unsupported without a usable device or when the variant is not valid there.
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const CudaVariant& variant);
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const nlohmann::json& variant);
+
+// Loads a cubin of emit(desc, variant) compiled earlier (the cache's, the tuner's) into the
+// owning family's kernel, without NVRTC. The caller has checked the variant's validity.
+std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin);
+
+// The bound a kernel of this variant is verified against: the reference's tolerance
+// (lowbit/tolerance.h), widened where the family rounds the weights (dequant_gemm).
+double verification_tolerance(const OpDesc& desc, const CudaVariant& variant);
 
 }  // namespace lowbit::cuda

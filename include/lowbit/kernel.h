@@ -1,6 +1,7 @@
 // A runnable kernel for one descriptor, and get_kernel(): the one call an engine makes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,7 +14,8 @@
 namespace lowbit {
 
 // Caller-owned buffers of one call. Nothing is allocated per call beyond small scratch
-// (per-group activation sums) that each calling thread keeps for reuse.
+// (per-group activation sums) that each calling thread keeps for reuse; a kernel that needs
+// more (Kernel::workspace_bytes(m) > 0) takes it from `workspace`.
 struct RunArgs {
   const void* x = nullptr;          // [m][k], desc.act, rows contiguous
   WeightsView weights;              // desc.layout (native: pack_native)
@@ -24,6 +26,11 @@ struct RunArgs {
   // device=cuda:N: pointers above are device pointers, and the kernel is launched on this
   // CUstream / cudaStream_t (null: the legacy default stream) without synchronizing.
   void* stream = nullptr;
+  // Scratch memory the caller owns, at least Kernel::workspace_bytes(m) bytes (same memory
+  // space as y: device memory for device=cuda:N), 256-byte aligned. Ignored by kernels that
+  // need none. The kernel may overwrite all of it; calls in flight at once need their own.
+  void* workspace = nullptr;
+  std::size_t workspace_size = 0;  // bytes at `workspace`
 };
 
 class Kernel {
@@ -35,10 +42,17 @@ class Kernel {
   virtual nlohmann::json variant_json() const = 0;
   // Computes y. Throws InvalidArgument when an argument is missing or m is wrong.
   virtual void run(const RunArgs& args) const = 0;
+  // Bytes of RunArgs.workspace a call with m rows needs (0: none). Constant for a kernel and
+  // m, so an engine sizes its scratch once per layer.
+  virtual std::size_t workspace_bytes(int64_t m) const {
+    (void)m;
+    return 0;
+  }
 };
 
-// Checks args against desc; shared by every backend.
-void check_run_args(const OpDesc& desc, const RunArgs& args);
+// Checks args against desc; shared by every backend. workspace_bytes: what the kernel needs
+// for args.m; a null or smaller RunArgs.workspace is an InvalidArgument naming both sizes.
+void check_run_args(const OpDesc& desc, const RunArgs& args, std::size_t workspace_bytes = 0);
 
 enum class KernelSource { cache, tuned, heuristic };
 std::string_view to_string(KernelSource source);

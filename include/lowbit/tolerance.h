@@ -58,4 +58,14 @@ inline double tolerance(const OpDesc& desc) {
   return 0;
 }
 
+// Kernels that round each dequantized weight s*(q-z) (times eq[k] with eqscale=1) to the
+// activation type before a 16-bit GEMM (CUDA dequant_gemm): one more rounding per weight, at
+// most 2^-8 relative in bf16 (8 significant bits) and 2^-11 in fp16, independent from weight to
+// weight, so the normalised output error grows by about that bound's rms (a third of it) and
+// at most by the bound itself, which is added to the output dtype's tolerance.
+inline double dequantized_weights_tolerance(const OpDesc& desc) {
+  const double weight_rounding = desc.act == DType::fp16 ? 2.0 / 4096 : 2.0 / 512;
+  return tolerance(desc) + weight_rounding;
+}
+
 }  // namespace lowbit

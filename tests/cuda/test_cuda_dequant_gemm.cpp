@@ -1,0 +1,223 @@
+// The dequantize-then-cuBLASLt fallback (CudaFamily::dequant_gemm) and the workspace API.
+// Everywhere: the workspace check of check_run_args, the family's refusals, and (with NVRTC)
+// every dequantization variant and format compiling for sm_80, sm_89 and sm_90a. On a GPU with
+// cuBLASLt: the fallback against the reference at odd shapes and every format, outputs
+// poisoned and guarded, workspace poisoned too (the kernel must not depend on its contents).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cublaslt_api.h"
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/dequant_gemm_kernel.h"
+#include "codegen/cuda/device_buffer.h"
+#include "lowbit/errors.h"
+#include "lowbit/half.h"
+#include "lowbit/kernel.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+#include "lowbit/tolerance.h"
+
+namespace lowbit::cuda {
+namespace {
+
+#define SKIP_WITHOUT_NVRTC() \
+  if (!nvrtc().available) GTEST_SKIP() << "NVRTC is not installed: " << nvrtc().reason
+#define SKIP_WITHOUT_GPU_AND_CUBLASLT()                                                  \
+  if (!driver().available) GTEST_SKIP() << "no usable CUDA device: " << driver().reason; \
+  if (!cublaslt().available) GTEST_SKIP() << "cuBLASLt is not usable: " << cublaslt().reason
+
+constexpr std::size_t guard_bytes = 256;
+constexpr uint8_t poison = 0xff;  // NaN in every output dtype
+
+const CudaVariant heuristic_variant{CudaFamily::dequant_gemm, 8, 2};
+
+bool looks_like_cubin(const std::vector<char>& cubin) {
+  return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
+}
+
+// Host pointers are enough: check_run_args only looks at presence and sizes.
+RunArgs complete_args(int64_t m) {
+  static const char placeholder[16] = {};
+  RunArgs args;
+  args.x = placeholder;
+  args.y = const_cast<char*>(placeholder);
+  args.weights = {placeholder, placeholder, placeholder};
+  args.m = m;
+  return args;
+}
+
+TEST(DequantGemmWorkspace, MissingOrSmallWorkspaceIsRefusedWithBothSizes) {
+  const OpDesc desc = parse_descriptor("m=4,n=64,k=128,group=64,zero=int");
+  RunArgs args = complete_args(4);
+  EXPECT_NO_THROW(check_run_args(desc, args));  // a kernel that needs no workspace
+  try {
+    check_run_args(desc, args, 4096);
+    FAIL() << "a null workspace was accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("null"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("4096"), std::string::npos) << error.what();
+  }
+  std::vector<char> scratch(4095);
+  args.workspace = scratch.data();
+  args.workspace_size = scratch.size();
+  try {
+    check_run_args(desc, args, 4096);
+    FAIL() << "a workspace one byte short was accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("4095"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("4096"), std::string::npos) << error.what();
+  }
+  args.workspace_size = 4096;  // the size is the caller's word; exactly enough passes
+  EXPECT_NO_THROW(check_run_args(desc, args, 4096));
+}
+
+TEST(DequantGemmValidity, RefusalsNameTheField) {
+  DequantGemmGenerator generator;
+  auto reason = [&](const char* text, int arch_major = 9) {
+    return generator.is_valid(parse_descriptor(text), heuristic_variant, arch_major).reason;
+  };
+  EXPECT_EQ(reason("m=256,n=64,k=128,act=bf16,device=cuda:0"), "");
+  EXPECT_NE(reason("m=0,n=64,k=128,act=bf16,device=cuda:0").find("exact m"), std::string::npos);
+  EXPECT_NE(reason("m=256,n=64,k=128,act=fp32,device=cuda:0").find("act=bf16 or fp16"), std::string::npos);
+  EXPECT_NE(reason("m=256,n=64,k=128,act=bf16,out=fp16,device=cuda:0").find("out=fp16"), std::string::npos);
+  EXPECT_NE(reason("m=256,n=64,k=128,act=bf16,out=fp32,bias=1,device=cuda:0").find("bias=1"), std::string::npos);
+  EXPECT_NE(reason("m=256,n=64,k=128,act=bf16,device=cuda:0", 7).find("8.0"), std::string::npos);
+  EXPECT_NE(reason("m=256,n=64,k=128,act=bf16").find("device=cuda"), std::string::npos);
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=256,n=64,k=128,act=bf16,device=cuda:0"),
+                                  CudaVariant{CudaFamily::gemv, 8, 2}, 9));
+  EXPECT_EQ(generator.candidates(parse_descriptor("m=256,n=64,k=128,act=bf16,device=cuda:0")).size(), 6u);
+  EXPECT_EQ(variant_name(parse_descriptor("m=1024,n=64,k=128,group=128,act=bf16,device=cuda:0"), heuristic_variant,
+                         "sm_90a"),
+            "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2");
+}
+
+TEST(DequantGemmCompile, EveryVariantAndFormatCompilesForEveryArch) {
+  SKIP_WITHOUT_NVRTC();
+  DequantGemmGenerator generator;
+  int compiled = 0;
+  const OpDesc base = parse_descriptor("m=256,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,device=cuda:0");
+  for (const CudaVariant& variant : generator.candidates(base))
+    for (const char* arch : {"sm_80", "sm_89", "sm_90a"}) {
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(base, variant), "dequantize", arch)));
+      ++compiled;
+    }
+  for (const char* bits : {"2", "3", "4", "8"})
+    for (const char* format : {"act=bf16,zero=int,group=128,k=4096", "act=fp16,zero=none,group=32,k=4096",
+                               "act=bf16,zero=float,group=-1,k=4099,eqscale=1"}) {
+      const OpDesc desc = parse_descriptor(std::string("m=256,n=1000,device=cuda:0,bits=") + bits + "," + format);
+      ASSERT_TRUE(generator.is_valid(desc, heuristic_variant, 9)) << to_string(desc);
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, heuristic_variant), "dequantize", "sm_90a")))
+          << to_string(desc);
+      ++compiled;
+    }
+  EXPECT_EQ(compiled, 6 * 3 + 12);
+}
+
+template <class T>
+DeviceBuffer upload(const T* data, std::size_t bytes) {
+  DeviceBuffer buffer(bytes);
+  if (bytes > 0) buffer.upload(data, bytes);
+  return buffer;
+}
+
+// One call on a random problem against the reference; an empty string when it passes.
+std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
+  DequantGemmKernel kernel(desc, variant);
+  const std::string case_name = to_string(desc) + " " + kernel.name();
+  const uint64_t seed = seed_for(case_name);
+  Problem problem = make_random_problem(desc, desc.m, seed);
+  DeviceBuffer x = upload(problem.x.data(), problem.x.size());
+  DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
+  DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
+  DeviceBuffer eq_scale = upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
+  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
+  DeviceBuffer y(out_bytes + 2 * guard_bytes);
+  y.fill(poison);
+  DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
+  workspace.fill(poison);
+  RunArgs args;
+  args.x = x.data();
+  auto* base = static_cast<uint8_t*>(weights.data());
+  args.weights = {base, base + problem.packed.scales_offset,
+                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  args.bias = desc.bias ? bias.data() : nullptr;
+  args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
+  args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
+  args.m = desc.m;
+  args.workspace = workspace.data();
+  args.workspace_size = workspace.size();
+  kernel.run(args);
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  std::vector<uint8_t> result = y.download();
+  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
+  for (std::size_t i = 0; i < guard_bytes; ++i)
+    if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
+  std::vector<double> reference =
+      reference_matmul(desc, desc.m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
+                       desc.eqscale ? problem.eq_scale.data() : nullptr);
+  const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
+  const double allowed = dequantized_weights_tolerance(desc);
+  if (!(error <= allowed)) return where + ": relative error " + std::to_string(error) + " > " + std::to_string(allowed);
+  return {};
+}
+
+TEST(CudaDequantGemm, OddShapesAgainstTheReference) {
+  SKIP_WITHOUT_GPU_AND_CUBLASLT();
+  DequantGemmGenerator generator;
+  // N=1000: 62 panels and an 8-column tail; K=4160: 65 groups of 64, not a multiple of 128.
+  // Every candidate at M=17; the heuristic at the other M (the reference at M=1000 costs seconds).
+  for (const char* rows : {"1", "17", "256", "1000"}) {
+    const OpDesc desc =
+        parse_descriptor(std::string("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0,m=") + rows);
+    std::vector<CudaVariant> variants{heuristic_variant};
+    if (desc.m == 17) variants = generator.candidates(desc);
+    for (const CudaVariant& variant : variants) {
+      std::string failure = check_on_device(desc, variant);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+  }
+}
+
+TEST(CudaDequantGemm, EveryFormatAndKTail) {
+  SKIP_WITHOUT_GPU_AND_CUBLASLT();
+  int checked = 0;
+  for (const char* bits : {"2", "3", "4", "8"})
+    for (const char* types : {"act=bf16,out=bf16,bias=1", "act=fp16,out=fp16,bias=1", "act=bf16,out=fp32",
+                              "act=fp16,out=fp32,eqscale=1"})
+      for (const char* zero : {"none", "int", "float"})
+        for (const char* shape : {"group=32,k=96,m=1", "group=128,k=384,m=17", "group=-1,k=131,m=17",
+                                  "group=-1,k=4098,m=3"}) {
+          const OpDesc desc = parse_descriptor(std::string("n=37,device=cuda:0,bits=") + bits + "," + types +
+                                               ",zero=" + zero + "," + shape);
+          std::string failure = check_on_device(desc, heuristic_variant);
+          ASSERT_TRUE(failure.empty()) << failure;
+          ++checked;
+        }
+  EXPECT_EQ(checked, 4 * 4 * 3 * 4);
+}
+
+TEST(CudaDequantGemm, RunRefusesSmallWorkspaceAndMisalignment) {
+  SKIP_WITHOUT_GPU_AND_CUBLASLT();
+  const OpDesc desc = parse_descriptor("m=17,n=64,k=128,group=64,act=bf16,device=cuda:0");
+  DequantGemmKernel kernel(desc, heuristic_variant);
+  ASSERT_GE(kernel.workspace_bytes(17), std::size_t{64 * 128 * 2});
+  DeviceBuffer buffer(kernel.workspace_bytes(17) + 512);
+  RunArgs args;
+  args.x = args.weights.qweight = args.weights.scales = args.weights.zeros = buffer.data();
+  args.y = buffer.data();
+  args.m = 17;
+  args.workspace = buffer.data();
+  args.workspace_size = kernel.workspace_bytes(17) - 1;
+  EXPECT_THROW(kernel.run(args), InvalidArgument);
+  args.workspace_size = kernel.workspace_bytes(17);
+  args.workspace = static_cast<uint8_t*>(buffer.data()) + 16;  // not 256-byte aligned
+  EXPECT_THROW(kernel.run(args), InvalidArgument);
+  args.workspace = buffer.data();
+  args.y = static_cast<uint8_t*>(buffer.data()) + 2;
+  EXPECT_THROW(kernel.run(args), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace lowbit::cuda
