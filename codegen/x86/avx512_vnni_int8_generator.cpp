@@ -10,6 +10,7 @@
 #include <xbyak/xbyak_util.h>
 
 #include "codegen/x86/activation_quantizer.h"
+#include "codegen/x86/int8_code_decoder.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
@@ -23,8 +24,6 @@ using Xbyak::Reg64;
 using Xbyak::Ymm;
 using Xbyak::Zmm;
 
-constexpr uint8_t or_and = 0xA8;  // vpternlogd truth table: (a | b) & c
-
 // Zmm numbering of one block: fp32 running sums, then int32 block accumulators, both
 // [row][panel]; masks and temporaries at the top of the register file.
 struct Registers {
@@ -35,18 +34,11 @@ struct Registers {
   static Zmm code_mask() { return Zmm(31); }       // the low-bit field of every byte
   static Zmm high_bit_mask() { return Zmm(30); }   // 3-bit: bit 2 of every byte
   static Zmm temp(int index) { return Zmm(29 - index); }  // temp(0..4)
+  static Int8DecoderRegisters decoder() {
+    return {code_mask(), high_bit_mask(), {temp(0), temp(1), temp(2), temp(3), temp(4)}};
+  }
 };
 static_assert(2 * int8_max_block_cells <= 24, "sums and accumulators must stay below the temporaries");
-
-// The masks of the code bytes: bits 0..width-1 of each byte (3-bit: the low plane's two).
-uint32_t code_mask(int bits) {
-  switch (bits) {
-    case 4: return 0x0f0f0f0f;
-    case 2:
-    case 3: return 0x03030303;
-    default: return 0;
-  }
-}
 
 }  // namespace
 
@@ -113,14 +105,7 @@ void Avx512VnniInt8Program::emit_block_function(int panels, int rows) {
   mov(scratch.cvt32(), 0xffff);
   kmovw(k1, scratch.cvt32());
   kmovw(k2, ptr[args + offsetof(BlockArgs, last_panel_mask)]);
-  if (desc_.bits != 8) {
-    mov(scratch.cvt32(), code_mask(desc_.bits));
-    vpbroadcastd(Registers::code_mask(), scratch.cvt32());
-  }
-  if (desc_.bits == 3) {
-    mov(scratch.cvt32(), 0x04040404);
-    vpbroadcastd(Registers::high_bit_mask(), scratch.cvt32());
-  }
+  Int8CodeDecoder(*this, desc_.bits, Registers::decoder()).emit_masks(scratch.cvt32());
   for (int row = 0; row < rows; ++row)
     for (int panel = 0; panel < panels; ++panel) vpxord(reg.sum(row, panel), reg.sum(row, panel), reg.sum(row, panel));
 
@@ -182,82 +167,20 @@ void Avx512VnniInt8Program::emit_steps(const Block& block, int64_t steps) {
 // Register contract: reads one step of every panel ([w]) and the rows' xq at the step ([x]);
 // adds into the accumulators; clobbers the temporaries. Codes past K are 0 (the packer's
 // padding) and so is xq past K (the launcher's), so the last, partial step needs no mask.
+// 8-bit: a step is 2 k, so each dword meets xq[k0..k0+3] with two codes and two zeros (xq is
+// padded for the read past K).
 void Avx512VnniInt8Program::emit_step(const Block& block, int step) {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const Int8CodeDecoder decoder(*this, desc_.bits, Registers::decoder());
   for (int panel = 0; panel < block.panels; ++panel) {
-    switch (desc_.bits) {
-      case 3: decode_3bit(block, panel, step); break;
-      case 8: decode_8bit(block, panel, step); break;
-      default: decode_fields(block, panel, step); break;
-    }
+    const int step_k = step * static_cast<int>(geometry.k_per_block);
+    const Xbyak::RegExp step_address = block.w + panel * block.panel_bytes + step * geometry.step_bytes;
+    auto consume_codes = [&](int k_offset, const Zmm& codes) { consume(block, panel, step_k + k_offset, codes); };
+    if (desc_.bits == 8)
+      decoder.decode_8bit_pair(step_address, consume_codes);
+    else
+      decoder.decode_step(step_address, consume_codes);
   }
-}
-
-// 2- and 4-bit: one 32-byte block per step; dword j of the zero-extended words holds bytes
-// 2j (even k) and 2j+1 (odd k) of column j, field f of each holding k0 + 2f + h. Quad p (k0+4p
-// .. k0+4p+3) is fields 2p (even, odd k) then 2p+1 (even, odd k), so its codes are
-//   ((dword >> 2*bits*p) | (dword << (16 - bits - 2*bits*p))) & (width mask in every byte):
-// the right shift brings field 2p of both bytes to bytes 0 and 1, the left shift field 2p+1 to
-// bytes 2 and 3, and the mask clears the rest (the words' upper halves are 0, so nothing
-// leaks into the other pair of bytes). 4-bit: one quad, (dword | dword << 12) & 0x0f0f0f0f.
-//
-// Register contract: reads 32 bytes at the step; temp(0) the dwords, temp(1) the codes,
-// temp(2) the right-shifted dwords.
-void Avx512VnniInt8Program::decode_fields(const Block& block, int panel, int step) {
-  const int bits = desc_.bits;
-  const int quads = 4 / bits;
-  const int k_per_step = 16 / bits;
-  const Zmm dwords = Registers::temp(0);
-  const Zmm codes = Registers::temp(1);
-  const Zmm low = Registers::temp(2);
-  vpmovzxwd(dwords, ptr[block.w + panel * block.panel_bytes + step * native_block_bytes]);
-  for (int quad = 0; quad < quads; ++quad) {
-    const int right = 2 * bits * quad;
-    vpslld(codes, dwords, 16 - bits - right);
-    if (right > 0) vpsrld(low, dwords, right);
-    vpternlogd(codes, right > 0 ? low : dwords, Registers::code_mask(), or_and);
-    consume(block, panel, step * k_per_step + 4 * quad, codes);
-  }
-}
-
-// 3-bit: per 16 k, two 2-bit blocks of the low bits (quads 0-1, then 2-3) decoded as above,
-// and a 1-bit block of the high bits: bit f of byte 2j+h is k0 + 2f + h, so quad p's high bits
-// are bits 2p, 8+2p (k0+4p, +1) and 2p+1, 9+2p (+2, +3) of the dword, which
-//   ((dword << (2 - 2p)) | (dword << (17 - 2p))) & 0x04040404
-// moves to bit 2 of bytes 0, 1, 2, 3 (a negative shift is to the right).
-//
-// Register contract: reads 96 bytes at the step; temp(0) high-plane dwords, temp(1) low-plane
-// dwords, temp(2) shifted bits, temp(3) high bits, temp(4) the codes.
-void Avx512VnniInt8Program::decode_3bit(const Block& block, int panel, int step) {
-  const Zmm high_dwords = Registers::temp(0);
-  const Zmm low_dwords = Registers::temp(1);
-  const Zmm shifted = Registers::temp(2);
-  const Zmm high_bits = Registers::temp(3);
-  const Zmm codes = Registers::temp(4);
-  const auto step_address = block.w + panel * block.panel_bytes + step * 3 * native_block_bytes;
-  vpmovzxwd(high_dwords, ptr[step_address + 2 * native_block_bytes]);
-  for (int quad = 0; quad < 4; ++quad) {
-    const int low_quad = quad % 2;
-    if (low_quad == 0) vpmovzxwd(low_dwords, ptr[step_address + quad / 2 * native_block_bytes]);
-    vpslld(codes, low_dwords, 14 - 4 * low_quad);
-    if (low_quad > 0) vpsrld(shifted, low_dwords, 4 * low_quad);
-    vpternlogd(codes, low_quad > 0 ? shifted : low_dwords, Registers::code_mask(), or_and);
-    const int shift = 2 - 2 * quad;
-    if (shift > 0) vpslld(shifted, high_dwords, shift);
-    if (shift < 0) vpsrld(shifted, high_dwords, -shift);
-    vpslld(high_bits, high_dwords, 17 - 2 * quad);
-    vpternlogd(high_bits, shift == 0 ? high_dwords : shifted, Registers::high_bit_mask(), or_and);
-    vpord(codes, codes, high_bits);
-    consume(block, panel, step * 16 + 4 * quad, codes);
-  }
-}
-
-// 8-bit: one 32-byte block of 2 k per step; dword j = (q[j,k0], q[j,k0+1], 0, 0), so the
-// broadcast xq[k0..k0+3] meets two codes and two zeros (xq is padded for the read past K).
-// Register contract: reads 32 bytes at the step; temp(0) the codes.
-void Avx512VnniInt8Program::decode_8bit(const Block& block, int panel, int step) {
-  const Zmm codes = Registers::temp(0);
-  vpmovzxwd(codes, ptr[block.w + panel * block.panel_bytes + step * native_block_bytes]);
-  consume(block, panel, step * 2, codes);
 }
 
 // Adds codes . xq[k_offset .. k_offset+3] (u8 x s8, four products per lane) into the

@@ -6,8 +6,8 @@
 //
 //   per step, the packed bytes of a 16-column panel are zero-extended to dwords (vpmovzxwd:
 //   dword j = bytes 2j, 2j+1 of the block) and two shifts and one vpternlogd turn them into
-//   four codes of column j as bytes in k order (docs/layout.md gives the bit places; the
-//   decoders below derive each width). vpdpbusd adds their products with the broadcast
+//   four codes of column j as bytes in k order (docs/layout.md gives the bit places;
+//   int8_code_decoder.cpp derives each width). vpdpbusd adds their products with the broadcast
 //   dword xq[k0..k0+3] into the block's int32 accumulator.
 //
 // Per activation block (the weight group, or 128 k for group=-1), exactly in int32:
@@ -40,12 +40,9 @@ class Avx512VnniInt8Program : public BlockProgram {
   void emit_block_function(int panels, int rows);
   // Emits `steps` steps of every panel (k_unroll at a time in a loop), advancing x and w.
   void emit_steps(const Block& block, int64_t steps);
+  // One step of every panel, decoded by Int8CodeDecoder (int8_code_decoder.h), each dword of
+  // four codes (in k order) handed to consume.
   void emit_step(const Block& block, int step);
-  // Per-width decoders of one step of one panel: each hands every dword of four codes (in k
-  // order, k0 + 4 * quad) to consume.
-  void decode_fields(const Block& block, int panel, int step);  // 2- and 4-bit
-  void decode_3bit(const Block& block, int panel, int step);
-  void decode_8bit(const Block& block, int panel, int step);
   void consume(const Block& block, int panel, int k_offset, const Xbyak::Zmm& codes);
   void emit_block_epilogue(const Block& block);
   void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/x86/amx_bf16_generator.h"
+#include "codegen/x86/amx_int8_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/avx512_vnni_int8_generator.h"
@@ -66,20 +67,25 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute
           }};
 }
 
-// In order of preference. AMX is timed beside AVX-512 (its candidates start at
-// AmxBf16Generator::min_rows) and is the no-tune choice from one full tile of rows on. The AVX2
-// fallback only competes where AVX-512 does not serve: it does the same work in registers half
-// as wide, so timing it next to AVX-512 variants would only lengthen tuning. Each generator
-// computes one mode and refuses the other (is_valid), so a descriptor only ever meets the
-// generators of its compute mode.
-const std::array<Generator, 4>& generators() {
-  static const std::array<Generator, 4> list{
+// In order of preference. Each AMX family is a companion of its mode's AVX-512 generator: timed
+// beside it (AMX-BF16 from AmxBf16Generator::min_rows, AMX-INT8 from one tile of rows on) and the
+// no-tune choice from one full tile of rows on. The AVX2 fallback only competes where AVX-512
+// does not serve: it does the same work in registers half as wide, so timing it next to AVX-512
+// variants would only lengthen tuning. Each generator computes one mode and refuses the other
+// (is_valid), so a descriptor only ever meets the generators of its compute mode.
+const std::array<Generator, 5>& generators() {
+  static const std::array<Generator, 5> list{
       make_generator<AmxBf16Generator>("amx", X86Isa::amx_bf16, Compute::floating,
                                        {.probe_rows = amx_tile_rows,
                                         .companion = true,
                                         .heuristic_from_rows = amx_tile_rows,
                                         .required_feature = "amx_bf16"}),
       make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma, Compute::floating),
+      make_generator<AmxInt8Generator>("amx", X86Isa::amx_int8, Compute::int8,
+                                       {.probe_rows = amx_tile_rows,
+                                        .companion = true,
+                                        .heuristic_from_rows = amx_tile_rows,
+                                        .required_feature = "amx_int8"}),
       make_generator<Avx512VnniInt8Generator>("avx512_vnni", X86Isa::avx512_vnni, Compute::int8,
                                               {.also_isa = "avx512"}),
       make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma, Compute::floating)};
@@ -147,8 +153,9 @@ const Generator* generator_of(X86Isa isa) {
     case X86Isa::amx_bf16: return &generators()[0];
     case X86Isa::avx512_fma:
     case X86Isa::avx512_bf16: return &generators()[1];
-    case X86Isa::avx512_vnni: return &generators()[2];
-    case X86Isa::avx2_fma: return &generators()[3];
+    case X86Isa::amx_int8: return &generators()[2];
+    case X86Isa::avx512_vnni: return &generators()[3];
+    case X86Isa::avx2_fma: return &generators()[4];
   }
   throw InvalidArgument("isa", "unknown x86 flavour");
 }
@@ -174,9 +181,9 @@ Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu) 
     for (const Generator& generator : generators())
       if (generator.compute == desc.compute)
         serving += fmt::format("{}{}", serving.empty() ? "" : ", ", generator.isa);
-    return Validity{false, fmt::format("isa={} has no compute={} kernels (compute={} is served by isa {}; an AVX2 "
-                                       "int8 path is not generated yet)",
-                                       requested, to_string(desc.compute), to_string(desc.compute), serving)};
+    const std::string_view not_yet = desc.compute == Compute::int8 ? "; an AVX2 int8 path is not generated yet" : "";
+    return Validity{false, fmt::format("isa={} has no compute={} kernels (compute={} is served by isa {}{})", requested,
+                                       to_string(desc.compute), to_string(desc.compute), serving, not_yet)};
   }
   std::string reasons;
   for (const Generator* generator : allowed) {

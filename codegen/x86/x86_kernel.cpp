@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "codegen/x86/amx_bf16_generator.h"
+#include "codegen/x86/amx_int8_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/activation_quantizer.h"
 #include "codegen/x86/avx512_float_generator.h"
@@ -71,7 +72,9 @@ void prepare_activation_rows(const OpDesc& desc, const void* x, const float* eq_
 
 X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)), geometry_(native_geometry(desc)) {
-  if (computes_int8(variant.isa))
+  if (variant.isa == X86Isa::amx_int8)
+    program_ = AmxInt8Generator().emit(desc, variant);
+  else if (computes_int8(variant.isa))
     program_ = Avx512VnniInt8Generator().emit(desc, variant);
   else if (variant.isa == X86Isa::amx_bf16)
     program_ = AmxBf16Generator().emit(desc, variant);

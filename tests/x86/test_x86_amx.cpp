@@ -109,7 +109,8 @@ TEST(X86Amx, LargerShapesEveryCandidate) {
 TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   LOWBIT_SKIP_WITHOUT_AMX();
   testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
-  EXPECT_EQ(generator_version(), "x86_amx_bf16@1+x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1");
+  EXPECT_EQ(generator_version(),
+            "x86_amx_bf16@1+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1");
   const OpDesc large = parse_descriptor("m=64,n=4096,k=4096,group=128,act=bf16");
   int amx = 0;
   int avx512 = 0;
@@ -126,7 +127,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   EXPECT_TRUE(is_avx512(heuristic(single, 4).isa));
   // Forced, AMX answers at any M; fp16 activations are served by nothing it emits.
   EXPECT_EQ(heuristic(single, 4, "amx").isa, X86Isa::amx_bf16);
-  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@1");
+  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@1+x86_amx_int8@1");
   EXPECT_FALSE(supports(parse_descriptor("m=64,n=64,k=128,act=fp16"), "amx").ok);
 }
 
@@ -211,7 +212,7 @@ TEST(X86Amx, ForcedAmxWithoutItIsRefused) {
       << forced.reason;
   if (!cpu_has_amx_bf16()) {
     testing::ScopedEnvironment environment("LOWBIT_ISA", "amx");
-    EXPECT_EQ(generator_version(), "x86_amx_bf16@1");
+    EXPECT_EQ(generator_version(), "x86_amx_bf16@1+x86_amx_int8@1");
     const Validity refused = supports(desc);
     EXPECT_FALSE(refused.ok);
     EXPECT_NE(refused.reason.find("isa=$LOWBIT_ISA"), std::string::npos) << refused.reason;
