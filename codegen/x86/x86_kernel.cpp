@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/activation_quantizer.h"
 #include "codegen/x86/avx512_float_generator.h"
@@ -112,6 +113,8 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)), geometry_(native_geometry(desc)) {
   if (computes_int8(variant.isa))
     program_ = Avx512VnniInt8Generator().emit(desc, variant);
+  else if (variant.isa == X86Isa::amx_bf16)
+    program_ = AmxBf16Generator().emit(desc, variant);
   else if (is_avx512(variant.isa))
     program_ = Avx512FloatGenerator().emit(desc, variant);
   else
@@ -127,7 +130,7 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
     x_element_bytes_ = 1;
     sums_per_row_ = layout.blocks * static_cast<int64_t>(sizeof(Int8BlockFactors) / sizeof(float));
   } else {
-    x_element_bytes_ = variant.isa == X86Isa::avx512_bf16 ? 2 : 4;
+    x_element_bytes_ = reads_bf16_x(variant.isa) ? 2 : 4;
     x_row_bytes_ = desc.k * x_element_bytes_;
     sums_per_row_ = program_->split().sum_chunks;
   }
@@ -254,8 +257,8 @@ std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArg
       quantize(0, rows);
     return {x_int8, reinterpret_cast<const float*>(factors)};
   }
-  // The equalization scale is folded into this conversion (the bf16 flavour refuses eqscale=1).
-  const bool needs_fp32_x = variant_.isa != X86Isa::avx512_bf16 && (desc_.act != DType::fp32 || desc_.eqscale);
+  // The equalization scale is folded into this conversion (the bf16 flavours refuse eqscale=1).
+  const bool needs_fp32_x = !reads_bf16_x(variant_.isa) && (desc_.act != DType::fp32 || desc_.eqscale);
   scratch.sums.resize(static_cast<std::size_t>(rows * sums_per_row_));
   if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));
   float* sums = scratch.sums.data();

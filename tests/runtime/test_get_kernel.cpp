@@ -421,7 +421,7 @@ TEST_F(GetKernelTest, ThreadCapIsPartOfTheDecisionKey) {
   capped.max_threads = 1;
   EXPECT_EQ(get_kernel(desc, capped).source, KernelSource::tuned);
   EXPECT_FALSE(stored_decision(file(), desc).has_value()) << "a 1-thread decision was stored under the uncapped key";
-  EXPECT_NE(runtime::decision_fingerprint(capped), cpu_info().fingerprint());
+  EXPECT_NE(runtime::decision_fingerprint(desc, capped), cpu_info().fingerprint());
   // An uncapped caller must not be served the 1-thread measurement.
   EXPECT_EQ(get_kernel(desc, options()).source, KernelSource::tuned);
   EXPECT_TRUE(stored_decision(file(), desc).has_value());

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
 #include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/avx512_vnni_int8_generator.h"
@@ -41,6 +42,7 @@ bool cpu_runs(X86Isa isa) {
     case X86Isa::avx512_bf16: return avx512 && cpu.has("avx512_bf16");
     case X86Isa::avx2_fma: return cpu.has("avx2") && cpu.has("fma") && cpu.has("f16c");
     case X86Isa::avx512_vnni: return avx512 && cpu.has("avx512_vnni");
+    case X86Isa::amx_bf16: return false;  // does not split K (refused: AmxRefusesSplitK)
   }
   return false;
 }
@@ -248,6 +250,18 @@ TEST(X86SplitK, CandidatesAndHeuristicSplitOnlyWhereThreadsWouldIdle) {
     const OpDesc small_n = parse_descriptor("m=1,n=64,k=4096,bits=4,group=128");
     EXPECT_GT(Avx2FloatGenerator().heuristic(small_n, cpu_info(), threads).split_k, 1);
   }
+}
+
+// AMX serves M >= 16, where row and panel blocks feed the threads: split_k > 1 is refused
+// (checked before the CPU's AMX permission, so a CPU given the features answers here).
+TEST(X86SplitK, AmxRefusesSplitK) {
+  CpuInfo cpu = cpu_info();
+  for (const char* feature : {"amx_tile", "amx_bf16", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"})
+    cpu.isa.emplace_back(feature);
+  const OpDesc desc = parse_descriptor("m=16,n=64,k=4096,bits=4,group=128,act=bf16");
+  const Validity validity = AmxBf16Generator().is_valid(desc, X86Variant{X86Isa::amx_bf16, 1, 16, 1, 2, 2}, cpu);
+  EXPECT_FALSE(validity);
+  EXPECT_EQ(validity.reason, "amx_bf16 does not split K: split_k must be 1");
 }
 
 TEST(X86SplitK, NameAndJson) {
