@@ -86,7 +86,8 @@ struct AmxBf16Program::Block : TileShape {
 };
 
 AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
-  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
+  // is_valid refuses split_k > 1, so the one range is the whole of K.
+  emit_block_functions([&](int panels, int rows, const KRange&) { emit_block_function(panels, rows); });
   emit_constants();
   finalize();
 }
@@ -418,6 +419,9 @@ Validity AmxBf16Generator::is_valid(const OpDesc& desc, const X86Variant& varian
                               "m_rows=32: 1..2)",
                               variant.n_panels, variant.m_rows));
   if (variant.k_unroll != 1) return refuse("amx_bf16 steps 32 k per tile product: k_unroll must be 1");
+  // Split-K is for small N at small M; AMX serves M >= 16, where blocks of rows and panels
+  // give the threads their work.
+  if (variant.split_k != 1) return refuse("amx_bf16 does not split K: split_k must be 1");
   Validity common = check_float_variant(desc, variant, amx_max_rows * 3, "8 tile registers");
   if (!common) return common;
   const AmxPermission& permission = request_amx_permission();

@@ -90,7 +90,8 @@ struct AmxInt8Program::Block : TileShape {
 };
 
 AmxInt8Program::AmxInt8Program(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
-  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
+  // is_valid refuses split_k > 1, so the one range is the whole of K.
+  emit_block_functions([&](int panels, int rows, const KRange&) { emit_block_function(panels, rows); });
   emit_constants();
   finalize();
 }
@@ -379,6 +380,8 @@ Validity AmxInt8Generator::is_valid(const OpDesc& desc, const X86Variant& varian
                               "m_rows=32: 1..2)",
                               variant.n_panels, variant.m_rows));
   if (variant.k_unroll != 1) return refuse("amx_int8 steps one chunk of k per tile product: k_unroll must be 1");
+  // As amx_bf16: AMX serves M >= 16, where blocks of rows and panels give the threads their work.
+  if (variant.split_k != 1) return refuse("amx_int8 does not split K: split_k must be 1");
   if (variant.threads < 1) return refuse("threads must be >= 1");
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
   const NativeGeometry geometry = native_geometry(desc);

@@ -51,7 +51,7 @@ struct Avx2FloatProgram::Block {
 };
 
 Avx2FloatProgram::Avx2FloatProgram(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
-  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
+  emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
   emit_constants();
   finalize();
 }
@@ -77,12 +77,13 @@ void Avx2FloatProgram::emit_constants() {
   for (int lane = 0; lane < 16; ++lane) dd(lane < 8 ? 0xffffffffu : 0);
 }
 
-// One block function: rows x panels outputs (each panel two 8-column halves), the whole of K.
+// One block function: rows x panels outputs (each panel two 8-column halves) over the k of
+// `range` (all of K, or a part of it written as fp32 partial sums).
 //
 // Register contract (per function): reads BlockArgs through the first argument; uses
 // ymm0..ymm(6*rows*panels-1) for sums and group accumulators, ymm11..15 as temporaries;
 // constants are memory operands; general registers through StackFrame.
-void Avx2FloatProgram::emit_block_function(int panels, int rows) {
+void Avx2FloatProgram::emit_block_function(int panels, int rows, const KRange& range) {
   const NativeGeometry geometry = native_geometry(desc_);
   Xbyak::util::StackFrame frame(this, 1, 8);
   const Reg64& args = frame.p[0];
@@ -116,11 +117,16 @@ void Avx2FloatProgram::emit_block_function(int panels, int rows) {
         }
       }
   };
-  emit_k_loop({block.x, block.w, group_counter, step_counter}, 4, zero_accumulators, emit_step,
+  emit_k_loop({block.x, block.w, group_counter, step_counter}, 4, range, zero_accumulators, emit_step,
               [&]() { emit_group_epilogue(block, scales, zeros, sums); });
 
   mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
   mov(sums, ptr[args + offsetof(BlockArgs, y)]);  // sums is no longer needed
+  if (range.partial) {
+    emit_partial_output(block, sums);
+    vzeroupper();
+    return;
+  }
   const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
   if (tail_columns == 0) {
     emit_output(block, scratch, sums, native_panel_width);
@@ -247,6 +253,7 @@ void Avx2FloatProgram::emit_group_epilogue(const Block& block, const Reg64& scal
                                            const Reg64& sums) {
   const int64_t groups = desc_.group_count();
   const int64_t table_panel_bytes = groups * native_panel_width * 2;  // scales/zeros per panel
+  const int64_t sum_chunks = split_.sum_chunks;                       // group_sums per row
   const Ymm scale = Registers::temp(0);
   const Ymm offset_zero = Registers::temp(1);  // (offset + zero) * scale
   const Ymm group_sum = Registers::temp(2);
@@ -265,7 +272,7 @@ void Avx2FloatProgram::emit_group_epilogue(const Block& block, const Reg64& scal
         const Ymm a = block.reg.group_a(row, panel, half);
         vaddps(a, a, block.reg.group_b(row, panel, half));
         vfmadd231ps(block.reg.sum(row, panel, half), a, scale);
-        vbroadcastss(group_sum, ptr[sums + row * groups * 4]);
+        vbroadcastss(group_sum, ptr[sums + row * sum_chunks * 4]);
         vfnmadd231ps(block.reg.sum(row, panel, half), offset_zero, group_sum);
       }
     }
@@ -360,6 +367,18 @@ void Avx2FloatProgram::emit_output(const Block& block, const Reg64& bias, const 
       }
 }
 
+// A part of a split K: the running sums as they are, all 16 columns of every panel (the
+// partial rows are padded to whole panels), no bias; the launcher reduces the parts.
+// Register contract: reads the running sums, writes [y]; clobbers nothing else.
+void Avx2FloatProgram::emit_partial_output(const Block& block, const Reg64& y) {
+  const int64_t row_bytes = split_.partial_row_floats * 4;
+  for (int row = 0; row < block.rows; ++row)
+    for (int panel = 0; panel < block.panels; ++panel)
+      for (int half = 0; half < 2; ++half)
+        vmovups(ptr[y + row * row_bytes + (panel * native_panel_width + half * half_width) * 4],
+                block.reg.sum(row, panel, half));
+}
+
 Validity Avx2FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {
   for (const char* feature : {"avx2", "fma", "f16c"})
     if (!cpu.has(feature)) return Validity{false, fmt::format("this CPU lacks {}", feature)};
@@ -374,8 +393,9 @@ std::vector<X86Variant> Avx2FloatGenerator::candidates(const OpDesc& desc, const
   for (auto [panels, rows] : {std::pair{1, 1}, std::pair{2, 1}, std::pair{1, 2}}) {
     if (rows > m) continue;
     for (int unroll : candidate_unrolls(desc)) {
-      X86Variant variant{X86Isa::avx2_fma, panels, rows, unroll, variant_threads(desc, max_threads)};
-      if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+      const X86Variant variant{X86Isa::avx2_fma, panels, rows, unroll, variant_threads(desc, max_threads)};
+      for (const X86Variant& split : with_splits(desc, variant, max_threads))
+        if (is_valid(desc, split, cpu)) variants.push_back(split);
     }
   }
   return variants;
@@ -389,7 +409,8 @@ X86Variant Avx2FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo&, int
   variant.n_panels = two_cells && desc.m == 1 ? 2 : 1;
   variant.m_rows = two_cells && desc.m != 1 ? 2 : 1;
   variant.k_unroll = heuristic_unroll(desc);
-  variant.threads = variant_threads(desc, max_threads);
+  variant.split_k = heuristic_split(desc, variant, max_threads);
+  variant.threads = split_threads(desc, variant, max_threads);
   return variant;
 }
 

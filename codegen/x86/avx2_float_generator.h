@@ -31,7 +31,7 @@ class Avx2FloatProgram : public BlockProgram {
  private:
   struct Block;  // the shape and pointer registers of the block function being emitted
 
-  void emit_block_function(int panels, int rows);
+  void emit_block_function(int panels, int rows, const KRange& range);
   // Per-width decoders of one half-panel of one step; each hands its pairs (or, 8-bit, its
   // single k vectors) to consume_pair / consume_single.
   void decode_fields(const Block& block, int panel, int half, int step, int valid_k);  // 2- and 4-bit
@@ -45,6 +45,7 @@ class Avx2FloatProgram : public BlockProgram {
                            const Xbyak::Reg64& sums);
   // tail_columns: columns of the block's last panel inside N (16: the whole panel).
   void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y, int tail_columns);
+  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
   // 32-byte splats (and the tail-mask table) after the code.

@@ -54,7 +54,7 @@ struct Avx512FloatProgram::Block {
 };
 
 Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
-  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
+  emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
   emit_constants();
   finalize();
 }
@@ -71,15 +71,17 @@ void Avx512FloatProgram::emit_constants() {
   dd(0x7fff);
 }
 
-// One block function: rows x panels outputs, the whole of K.
+// One block function: rows x panels outputs over the k of `range` (all of K, or a part of it
+// written as fp32 partial sums).
 //
 // Register contract (per function): reads BlockArgs through the first argument; uses
 // zmm0..zmm(3*rows*panels-1) for sums and group accumulators, zmm24..31 as temporaries and
 // constants (Registers), k1 (all 16 columns), k2 (the last panel's columns), k3 (even
 // words), k4 (odd words); general registers through StackFrame (callee-saved ones are saved).
-void Avx512FloatProgram::emit_block_function(int panels, int rows) {
+void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange& range) {
   const NativeGeometry geometry = native_geometry(desc_);
-  const int64_t groups = geometry.groups;
+  const int64_t groups = geometry.groups;  // of the scale table
+  const int64_t sum_chunks = split_.sum_chunks;  // of a row of group_sums
 
   Xbyak::util::StackFrame frame(this, 1, 8);
   const Reg64& args = frame.p[0];
@@ -146,19 +148,22 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows) {
       for (int row = 0; row < rows; ++row) {
         vaddps(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_b(row, panel));
         vfmadd231ps(reg.sum(row, panel), reg.group_a(row, panel), scale);
-        vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * groups * 4]);
+        vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * sum_chunks * 4]);
       }
     }
     add(scales, native_panel_width * 2);
     add(zeros, native_panel_width * 2);
     add(sums, 4);
   };
-  emit_k_loop({block.x, block.w, group_counter, step_counter}, kernel_x_bytes(variant_.isa), zero_accumulators,
-              [&](int step, int valid_k) { emit_step(block, step, valid_k); }, group_epilogue);
+  emit_k_loop({block.x, block.w, group_counter, step_counter}, kernel_x_bytes(variant_.isa), range,
+              zero_accumulators, [&](int step, int valid_k) { emit_step(block, step, valid_k); }, group_epilogue);
 
   mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
   mov(sums, ptr[args + offsetof(BlockArgs, y)]);  // sums is no longer needed
-  emit_output(block, scratch, sums);
+  if (range.partial)
+    emit_partial_output(block, sums);
+  else
+    emit_output(block, scratch, sums);
   vzeroupper();
 }
 
@@ -360,6 +365,16 @@ void Avx512FloatProgram::emit_output(const Block& block, const Reg64& bias, cons
   }
 }
 
+// A part of a split K: the running sums as they are, all 16 columns of every panel (the
+// partial rows are padded to whole panels), no bias; the launcher reduces the parts.
+// Register contract: reads the running sums, writes [y]; clobbers nothing else.
+void Avx512FloatProgram::emit_partial_output(const Block& block, const Reg64& y) {
+  const int64_t row_bytes = split_.partial_row_floats * 4;
+  for (int row = 0; row < block.rows; ++row)
+    for (int panel = 0; panel < block.panels; ++panel)
+      vmovups(ptr[y + row * row_bytes + panel * native_panel_width * 4], block.reg.sum(row, panel));
+}
+
 Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
   for (const char* feature : {"avx512f", "avx512bw", "avx512vl"})
@@ -397,8 +412,9 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   for (X86Isa isa : isas)
     for (auto [panels, rows] : blocks)
       for (int unroll : candidate_unrolls(desc)) {
-        X86Variant variant{isa, panels, rows, unroll, variant_threads(desc, max_threads)};
-        if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+        const X86Variant variant{isa, panels, rows, unroll, variant_threads(desc, max_threads)};
+        for (const X86Variant& split : with_splits(desc, variant, max_threads))
+          if (is_valid(desc, split, cpu)) variants.push_back(split);
       }
   return variants;
 }
@@ -416,7 +432,8 @@ X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cp
     variant.m_rows = static_cast<int>(std::min<int64_t>(m, 4));
   }
   variant.k_unroll = heuristic_unroll(desc);
-  variant.threads = variant_threads(desc, max_threads);
+  variant.split_k = heuristic_split(desc, variant, max_threads);
+  variant.threads = split_threads(desc, variant, max_threads);
   return variant;
 }
 

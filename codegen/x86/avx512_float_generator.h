@@ -37,7 +37,7 @@ class Avx512FloatProgram : public BlockProgram {
  private:
   struct Block;  // the shape and pointer registers of the block function being emitted
 
-  void emit_block_function(int panels, int rows);
+  void emit_block_function(int panels, int rows, const KRange& range);
   void emit_step(const Block& block, int step, int valid_k);
   // Per-width decoders: each turns one step of one panel into pairs (or, 8-bit fma, single
   // k vectors) and hands every one to consume_pair / consume_single.
@@ -49,6 +49,7 @@ class Avx512FloatProgram : public BlockProgram {
   void consume_single(const Block& block, int panel, int k_offset, bool chain_b, const Xbyak::Zmm& values);
   void emit_group_epilogue(const Block& block);
   void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);
+  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
   Xbyak::Label constants_;

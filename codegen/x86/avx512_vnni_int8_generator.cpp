@@ -58,7 +58,7 @@ struct Avx512VnniInt8Program::Block {
 
 Avx512VnniInt8Program::Avx512VnniInt8Program(const OpDesc& desc, const X86Variant& variant)
     : BlockProgram(desc, variant) {
-  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
+  emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
   emit_constants();
   finalize();
 }
@@ -74,14 +74,15 @@ void Avx512VnniInt8Program::emit_constants() {
   dd(0x7fff);
 }
 
-// One block function: rows x panels outputs, the whole of K.
+// One block function: rows x panels outputs over the k of `range` (all of K, or a part of it
+// written as fp32 partial sums; a part starts on an activation block).
 //
 // Register contract (per function): reads BlockArgs through the first argument (x: the
 // quantized rows; group_sums: the Int8BlockFactors of the first row); uses
 // zmm0..zmm(2*rows*panels-1) for sums and accumulators, zmm25..31 as masks and temporaries
 // (Registers), k1 (all 16 columns), k2 (the last panel's columns); general registers through
 // StackFrame (callee-saved ones are saved).
-void Avx512VnniInt8Program::emit_block_function(int panels, int rows) {
+void Avx512VnniInt8Program::emit_block_function(int panels, int rows, const KRange& range) {
   const NativeGeometry geometry = native_geometry(desc_);
   const Int8ActivationLayout layout = int8_activation_layout(desc_);
 
@@ -111,8 +112,9 @@ void Avx512VnniInt8Program::emit_block_function(int panels, int rows) {
 
   const int64_t block_k = int8_block_size(desc_);
   const int64_t steps_per_block = block_k / geometry.k_per_block;  // every k_per_block divides 32 and 128
-  const int64_t full_blocks = desc_.k / block_k;
-  const int64_t tail_steps = geometry.steps - full_blocks * steps_per_block;  // group=-1 only
+  const int64_t full_blocks = range.k / block_k;
+  const int64_t range_steps = (range.k + geometry.k_per_block - 1) / geometry.k_per_block;
+  const int64_t tail_steps = range_steps - full_blocks * steps_per_block;  // group=-1, last part only
   auto emit_activation_block = [&](int64_t steps) {
     for (int row = 0; row < rows; ++row)
       for (int panel = 0; panel < panels; ++panel)
@@ -132,7 +134,10 @@ void Avx512VnniInt8Program::emit_block_function(int panels, int rows) {
 
   mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
   mov(factors, ptr[args + offsetof(BlockArgs, y)]);  // factors are no longer needed
-  emit_output(block, scratch, factors);
+  if (range.partial)
+    emit_partial_output(block, factors);
+  else
+    emit_output(block, scratch, factors);
   vzeroupper();
 }
 
@@ -275,6 +280,16 @@ void Avx512VnniInt8Program::emit_output(const Block& block, const Reg64& bias, c
   }
 }
 
+// A part of a split K: the running sums as they are, all 16 columns of every panel (the
+// partial rows are padded to whole panels), no bias; the launcher reduces the parts.
+// Register contract: reads the running sums, writes [y]; clobbers nothing else.
+void Avx512VnniInt8Program::emit_partial_output(const Block& block, const Reg64& y) {
+  const int64_t row_bytes = split_.partial_row_floats * 4;
+  for (int row = 0; row < block.rows; ++row)
+    for (int panel = 0; panel < block.panels; ++panel)
+      vmovups(ptr[y + row * row_bytes + panel * native_panel_width * 4], block.reg.sum(row, panel));
+}
+
 Validity Avx512VnniInt8Generator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
   for (const char* feature : {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"})
@@ -291,6 +306,7 @@ Validity Avx512VnniInt8Generator::is_valid(const OpDesc& desc, const X86Variant&
                               variant.m_rows, variant.n_panels, int8_max_block_cells));
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
+  if (Validity split = check_split(desc, variant); !split) return split;
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
   const NativeGeometry geometry = native_geometry(desc);
   const int64_t x_rows = variant.m_rows * int8_activation_layout(desc).row_bytes;
@@ -318,8 +334,9 @@ std::vector<X86Variant> Avx512VnniInt8Generator::candidates(const OpDesc& desc, 
   std::vector<X86Variant> variants;
   for (auto [panels, rows] : blocks)
     for (int unroll : candidate_unrolls(desc)) {
-      X86Variant variant{X86Isa::avx512_vnni, panels, rows, unroll, variant_threads(desc, max_threads)};
-      if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+      const X86Variant variant{X86Isa::avx512_vnni, panels, rows, unroll, variant_threads(desc, max_threads)};
+      for (const X86Variant& split : with_splits(desc, variant, max_threads))
+        if (is_valid(desc, split, cpu)) variants.push_back(split);
     }
   return variants;
 }
@@ -336,7 +353,8 @@ X86Variant Avx512VnniInt8Generator::heuristic(const OpDesc& desc, const CpuInfo&
     variant.m_rows = static_cast<int>(std::min<int64_t>(m, 6));
   }
   variant.k_unroll = heuristic_unroll(desc);
-  variant.threads = variant_threads(desc, max_threads);
+  variant.split_k = heuristic_split(desc, variant, max_threads);
+  variant.threads = split_threads(desc, variant, max_threads);
   return variant;
 }
 

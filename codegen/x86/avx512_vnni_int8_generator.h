@@ -37,7 +37,7 @@ class Avx512VnniInt8Program : public BlockProgram {
  private:
   struct Block;  // the shape and pointer registers of the block function being emitted
 
-  void emit_block_function(int panels, int rows);
+  void emit_block_function(int panels, int rows, const KRange& range);
   // Emits `steps` steps of every panel (k_unroll at a time in a loop), advancing x and w.
   void emit_steps(const Block& block, int64_t steps);
   // One step of every panel, decoded by Int8CodeDecoder (int8_code_decoder.h), each dword of
@@ -46,6 +46,7 @@ class Avx512VnniInt8Program : public BlockProgram {
   void consume(const Block& block, int panel, int k_offset, const Xbyak::Zmm& codes);
   void emit_block_epilogue(const Block& block);
   void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);
+  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
   Xbyak::Label constants_;

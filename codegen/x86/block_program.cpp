@@ -6,8 +6,64 @@
 #include <limits>
 
 #include "lowbit/native_layout.h"
+#include "lowbit/reference.h"
 
 namespace lowbit::x86 {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Split units of K and the units of every part but the last, for split_k parts.
+struct SplitUnits {
+  int64_t unit_k;
+  int64_t units;
+  int64_t units_per_part;
+  int64_t parts;
+};
+SplitUnits split_units(const OpDesc& desc, const X86Variant& variant) {
+  SplitUnits cut{};
+  cut.unit_k = split_unit_k(desc, variant);
+  cut.units = ceil_div(desc.k, cut.unit_k);
+  cut.units_per_part = ceil_div(cut.units, std::max(variant.split_k, 1));
+  cut.parts = ceil_div(cut.units, cut.units_per_part);
+  return cut;
+}
+
+}  // namespace
+
+int64_t split_unit_k(const OpDesc& desc, const X86Variant& variant) {
+  if (computes_int8(variant.isa)) return int8_block_size(desc);
+  if (desc.group != whole_k_group) return desc.group_size();
+  // One group: cut between unrolled iterations, so that no part but the last has leftover steps.
+  return native_geometry(desc).k_per_block * std::max(variant.k_unroll, 1);
+}
+
+KSplit k_split(const OpDesc& desc, const X86Variant& variant) {
+  KSplit split;
+  split.parts = variant.split_k;
+  split.part_k =
+      variant.split_k == 1 ? desc.k : split_units(desc, variant).units_per_part * split_unit_k(desc, variant);
+  split.sum_k = desc.group == whole_k_group ? split.part_k : desc.group_size();
+  split.sum_chunks = ceil_div(desc.k, split.sum_k);
+  split.partial_row_floats = native_geometry(desc).panels * native_panel_width;
+  return split;
+}
+
+Validity check_split(const OpDesc& desc, const X86Variant& variant) {
+  auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
+  if (variant.split_k < 1) return refuse("split_k must be >= 1 (1: no split)");
+  if (variant.split_k == 1) return {};
+  const SplitUnits cut = split_units(desc, variant);
+  const std::string units = fmt::format("K={} is {} split unit(s) of {} k", desc.k, cut.units, cut.unit_k);
+  if (variant.split_k > cut.units)
+    return refuse(fmt::format("split_k={} is more parts than K has split units ({}); allowed: 1..{}",
+                              variant.split_k, units, cut.units));
+  if (cut.parts != variant.split_k)
+    return refuse(fmt::format("split_k={} cuts K into {} parts, not {} ({}, {} per part); choose a split_k for "
+                              "which ceil(units / split_k) units per part make exactly split_k parts",
+                              variant.split_k, cut.parts, variant.split_k, units, cut.units_per_part));
+  return {};
+}
 
 Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int max_cells,
                              std::string_view register_file) {
@@ -22,6 +78,7 @@ Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int 
                               variant.m_rows, variant.n_panels, register_file, max_cells, desc.bits));
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
+  if (Validity split = check_split(desc, variant); !split) return split;
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
   const NativeGeometry geometry = native_geometry(desc);
   const int64_t x_rows = static_cast<int64_t>(variant.m_rows) * desc.k * 4;
@@ -48,31 +105,80 @@ int heuristic_unroll(const OpDesc& desc) {
   return desc.group_size() >= 2 * native_geometry(desc).k_per_block ? 2 : 1;
 }
 
+std::vector<int> candidate_splits(const OpDesc& desc, const X86Variant& variant, int max_threads) {
+  std::vector<int> splits{1};
+  const int64_t blocks = ceil_div(native_geometry(desc).panels, std::max(variant.n_panels, 1));
+  if (blocks >= max_threads) return splits;
+  for (int split_k : {2, 3, 4, 6, 8}) {
+    X86Variant split = variant;
+    split.split_k = split_k;
+    if (!check_split(desc, split) || k_split(desc, split).part_k < min_part_k) continue;
+    splits.push_back(split_k);
+    if (blocks * split_k >= max_threads) break;
+  }
+  return splits;
+}
+
+int heuristic_split(const OpDesc& desc, const X86Variant& variant, int max_threads) {
+  // candidate_splits stops at the first split that gives every thread a work item.
+  return candidate_splits(desc, variant, max_threads).back();
+}
+
+int split_threads(const OpDesc& desc, const X86Variant& variant, int max_threads) {
+  const int64_t items = native_geometry(desc).panels * std::max(variant.split_k, 1);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads, items)));
+}
+
+std::vector<X86Variant> with_splits(const OpDesc& desc, const X86Variant& variant, int max_threads) {
+  std::vector<X86Variant> variants;
+  for (int split_k : candidate_splits(desc, variant, max_threads)) {
+    X86Variant split = variant;
+    split.split_k = split_k;
+    split.threads = split_threads(desc, split, max_threads);
+    variants.push_back(split);
+  }
+  return variants;
+}
+
 BlockProgram::BlockProgram(const OpDesc& desc, const X86Variant& variant)
-    : JitGenerator(variant_name(desc, variant)), desc_(desc), variant_(variant) {}
+    : JitGenerator(variant_name(desc, variant)), desc_(desc), variant_(variant), split_(k_split(desc, variant)) {}
 
-BlockFunction BlockProgram::block(int panels, int rows) const {
-  return function_at<BlockFunction>(entries_[(panels - 1) * variant_.m_rows + rows - 1]);
+BlockFunction BlockProgram::block(int panels, int rows, KPart part) const {
+  const int cells = variant_.n_panels * variant_.m_rows;
+  return function_at<BlockFunction>(
+      entries_[static_cast<std::size_t>(part) * cells + (panels - 1) * variant_.m_rows + rows - 1]);
 }
 
-void BlockProgram::emit_block_functions(const std::function<void(int, int)>& emit_block) {
-  entries_.resize(static_cast<std::size_t>(variant_.n_panels * variant_.m_rows));
-  for (int panels = 1; panels <= variant_.n_panels; ++panels)
-    for (int rows = 1; rows <= variant_.m_rows; ++rows) {
-      entries_[(panels - 1) * variant_.m_rows + rows - 1] = entry_offset();
-      emit_block(panels, rows);
-    }
+void BlockProgram::emit_block_functions(const std::function<void(int, int, const KRange&)>& emit_block) {
+  const int cells = variant_.n_panels * variant_.m_rows;
+  entries_.assign(static_cast<std::size_t>(3 * cells), 0);
+  auto emit_part = [&](KPart part, const KRange& range) {
+    for (int panels = 1; panels <= variant_.n_panels; ++panels)
+      for (int rows = 1; rows <= variant_.m_rows; ++rows) {
+        entries_[static_cast<std::size_t>(part) * cells + (panels - 1) * variant_.m_rows + rows - 1] = entry_offset();
+        emit_block(panels, rows, range);
+      }
+  };
+  if (split_.parts == 1) {
+    emit_part(KPart::whole, KRange{desc_.k, false});
+  } else {
+    emit_part(KPart::leading, KRange{split_.part_k, true});
+    emit_part(KPart::last, KRange{split_.last_part_k(desc_.k), true});
+  }
 }
 
-void BlockProgram::emit_k_loop(const KLoopRegisters& registers, int x_element_bytes,
+void BlockProgram::emit_k_loop(const KLoopRegisters& registers, int x_element_bytes, const KRange& range,
                                const std::function<void()>& begin_group,
                                const std::function<void(int, int)>& emit_step,
                                const std::function<void()>& end_group) {
   const NativeGeometry geometry = native_geometry(desc_);
   const int k_per_step = static_cast<int>(geometry.k_per_block);
   const int64_t x_step_bytes = k_per_step * x_element_bytes;
-  const int64_t steps_per_group = desc_.group_size() / k_per_step;
-  const int k_tail = static_cast<int>(desc_.group_size() % k_per_step);  // only for group=-1
+  const bool whole_k = desc_.group == whole_k_group;
+  const int64_t group_k = whole_k ? range.k : desc_.group_size();
+  const int64_t groups = whole_k ? 1 : range.k / group_k;
+  const int64_t steps_per_group = group_k / k_per_step;
+  const int k_tail = static_cast<int>(group_k % k_per_step);  // only for group=-1, in the last part
   const int64_t unroll = std::min<int64_t>(variant_.k_unroll, std::max<int64_t>(steps_per_group, 1));
   const int64_t full_iterations = steps_per_group / unroll;
   const int64_t leftover_steps = steps_per_group % unroll;
@@ -82,7 +188,7 @@ void BlockProgram::emit_k_loop(const KLoopRegisters& registers, int x_element_by
   };
 
   Xbyak::Label group_loop;
-  mov(registers.group_counter, geometry.groups);
+  mov(registers.group_counter, groups);
   L(group_loop);
   begin_group();
   if (full_iterations > 0) {

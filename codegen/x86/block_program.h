@@ -1,7 +1,7 @@
-// What every x86 float program shares: the arguments of a generated block function, the
-// table of block functions (one per register-block shape, so that N and M tails run the same
-// code family) and the loop over K that each block function runs (groups, unrolled steps,
-// the partial step of a K tail).
+// What every x86 program shares: the arguments of a generated block function, the table of
+// block functions (one per register-block shape, so that N and M tails run the same code
+// family, and per part of K when the variant splits K) and the loop over K that each float
+// block function runs (groups, unrolled steps, the partial step of a K tail).
 #pragma once
 
 #include <fmt/format.h>
@@ -23,16 +23,19 @@ namespace lowbit::x86 {
 
 // What one generated block function reads: one register block of rows x panels.
 // Every pointer is already offset to the block's first row / first panel.
+// A part of K (split_k > 1) is offset to its first k in x, qweight, scales/zeros and
+// group_sums, and y then points into the fp32 partial sums (KSplit).
 struct BlockArgs {
   const void* x;              // activations of the first row: bf16 (bf16 flavour) or fp32
-  const float* group_sums;    // [rows][groups]: sum of x over each group, as the kernel sees x
-                              // (compute=int8: Int8BlockFactors [rows][blocks], activation_quantizer.h)
+  const float* group_sums;    // [rows][KSplit::sum_chunks]: sum of x over each group (group=-1
+                              // and split: over each part), as the kernel sees x
                               // (compute=int8: Int8BlockFactors [rows][blocks], activation_quantizer.h)
   const uint8_t* qweight;     // first panel of the block (native layout)
   const uint16_t* scales;     // fp16 [panel][group][16]
   const uint16_t* zeros;      // fp16 [panel][group][16]; unused for zero=none
-  const void* bias;           // bias of the block's first column (act dtype), or null
-  void* y;                    // output of the first row, first column of the block
+  const void* bias;           // bias of the block's first column (act dtype), or null; unused by parts
+  void* y;                    // output of the first row, first column of the block (parts: fp32
+                              // partial sums, KSplit::partial_row_floats apart)
   uint64_t last_panel_mask;   // bit j: column j of the block's last panel is inside N
 };
 using BlockFunction = void (*)(const BlockArgs*);
@@ -43,9 +46,34 @@ struct Validity {
   explicit operator bool() const { return ok; }
 };
 
+// How a variant cuts K (variant.split_k > 1): into `parts` consecutive ranges of part_k k
+// (the last one takes the rest, K tail included), each a whole number of split units: the
+// weight group (group > 0), the 128-k activation block (compute=int8, group=-1), or k_unroll
+// native steps (compute=float, group=-1). Each part of a register block is computed by its own
+// block function into fp32 partial sums [part][row][partial_row_floats] in the launcher's
+// scratch; the launcher then adds the parts in part order (the result does not depend on which
+// thread ran which part), adds the bias and converts to the output dtype. The parts follow from
+// (desc, variant) alone, so every thread count gives the same bits.
+struct KSplit {
+  int parts = 1;               // 1: no split (the block functions write y themselves)
+  int64_t part_k = 0;          // k of every part but the last
+  int64_t sum_k = 0;           // compute=float: k per entry of BlockArgs.group_sums (the group,
+                               // or part_k for group=-1 with parts > 1)
+  int64_t sum_chunks = 0;      // compute=float: group_sums entries per row
+  int64_t partial_row_floats = 0;  // stride of a row of partial sums: N padded to whole panels
+  int64_t last_part_k(int64_t k) const { return k - (parts - 1) * part_k; }
+};
+// The split unit of (desc, variant) in k, and the cut; split_k must be valid (check_split).
+int64_t split_unit_k(const OpDesc& desc, const X86Variant& variant);
+KSplit k_split(const OpDesc& desc, const X86Variant& variant);
+// split_k must be 1..units of K and cut K into exactly split_k parts (units per part
+// = ceil(units / split_k)); the reason names the allowed values when not.
+Validity check_split(const OpDesc& desc, const X86Variant& variant);
+
 // What the float generators check alike: device=cpu, compute=float, layout=native, the block
-// within max_cells (n_panels * m_rows) of `register_file`, k_unroll 1..16, threads >= 1, and
-// offsets that fit 32-bit displacements. The generator checks its CPU features and flavour.
+// within max_cells (n_panels * m_rows) of `register_file`, k_unroll 1..16, threads >= 1, a
+// valid split_k (check_split), and offsets that fit 32-bit displacements. The generator checks
+// its CPU features and flavour.
 Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int max_cells,
                              std::string_view register_file);
 
@@ -54,6 +82,19 @@ Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int 
 int variant_threads(const OpDesc& desc, int max_threads);
 std::vector<int> candidate_unrolls(const OpDesc& desc);
 int heuristic_unroll(const OpDesc& desc);
+// Split-K is worth timing only where N's register blocks leave threads idle (blocks of
+// variant.n_panels panels < max_threads): then split_k in {2, 3, 4, 6, 8} up to enough work
+// items for every thread, valid, and with parts of at least min_part_k k (shorter parts
+// spend more on partial sums than they save); always split_k=1 first.
+std::vector<int> candidate_splits(const OpDesc& desc, const X86Variant& variant, int max_threads);
+// The no-tune split: the smallest candidate giving every thread a work item, else the largest.
+int heuristic_split(const OpDesc& desc, const X86Variant& variant, int max_threads);
+// Threads for a variant with split_k: every (register block, part) is a work item.
+int split_threads(const OpDesc& desc, const X86Variant& variant, int max_threads);
+// `variant` (split_k=1) followed by its split versions from candidate_splits, each with
+// split_threads threads.
+std::vector<X86Variant> with_splits(const OpDesc& desc, const X86Variant& variant, int max_threads);
+constexpr int64_t min_part_k = 512;
 
 // A generator's emit(): the program of (desc, variant), or Unsupported with the reason
 // generator.is_valid gives on this CPU.
@@ -64,15 +105,29 @@ std::unique_ptr<Program> emit_valid(const Generator& generator, const OpDesc& de
   return std::make_unique<Program>(desc, variant);
 }
 
+// The K a block function runs, from the first k its pointers are offset to.
+struct KRange {
+  int64_t k;     // k in the range: all of K, a leading part (part_k), or the last part
+  bool partial;  // a part of a split K: fp32 partial sums, no bias, all 16 columns, to y
+};
+
+// Which block functions a program holds: the whole of K (split_k = 1), or a leading and a
+// last part of K (split_k > 1).
+enum class KPart { whole, leading, last };
+
 class BlockProgram : public JitGenerator {
  public:
-  BlockFunction block(int panels, int rows) const;  // 1 <= panels <= n_panels, 1 <= rows <= m_rows
+  // 1 <= panels <= n_panels, 1 <= rows <= m_rows; part: whole when split_k = 1, else leading
+  // or last.
+  BlockFunction block(int panels, int rows, KPart part = KPart::whole) const;
+  const KSplit& split() const { return split_; }
 
  protected:
   BlockProgram(const OpDesc& desc, const X86Variant& variant);
 
-  // Emits emit_block(panels, rows) for every shape up to the variant's, each at its own entry.
-  void emit_block_functions(const std::function<void(int panels, int rows)>& emit_block);
+  // Emits emit_block(panels, rows, range) for every shape up to the variant's and every part
+  // of K the variant has, each at its own entry.
+  void emit_block_functions(const std::function<void(int panels, int rows, const KRange& range)>& emit_block);
 
   // The general registers the K loop advances and counts with.
   struct KLoopRegisters {
@@ -81,18 +136,21 @@ class BlockProgram : public JitGenerator {
     Xbyak::Reg64 group_counter;
     Xbyak::Reg64 step_counter;
   };
-  // Emits, for every group: begin_group(); the group's steps, k_unroll of them per loop
-  // iteration, as emit_step(step within the iteration, valid k), then the partial step of a
-  // K tail (group=-1) with valid k < k_per_block; end_group().
-  void emit_k_loop(const KLoopRegisters& registers, int x_element_bytes, const std::function<void()>& begin_group,
+  // Emits, for every group of `range`: begin_group(); the group's steps, k_unroll of them per
+  // loop iteration, as emit_step(step within the iteration, valid k), then the partial step of
+  // a K tail (group=-1) with valid k < k_per_block; end_group(). With group=-1 the range is one
+  // group of range.k.
+  void emit_k_loop(const KLoopRegisters& registers, int x_element_bytes, const KRange& range,
+                   const std::function<void()>& begin_group,
                    const std::function<void(int step, int valid_k)>& emit_step,
                    const std::function<void()>& end_group);
 
   OpDesc desc_;
   X86Variant variant_;
+  KSplit split_;
 
  private:
-  std::vector<std::size_t> entries_;  // [(panels-1) * m_rows + rows-1]
+  std::vector<std::size_t> entries_;  // [part kind][(panels-1) * m_rows + rows-1]
 };
 
 }  // namespace lowbit::x86

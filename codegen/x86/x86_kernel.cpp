@@ -14,6 +14,7 @@
 #include "lowbit/cpu_info.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
+#include "lowbit/reference.h"
 
 namespace lowbit::x86 {
 namespace {
@@ -21,9 +22,14 @@ namespace {
 // Below this many activation elements, preparing them on the calling thread is cheaper
 // than waking the pool.
 constexpr int64_t parallel_prepare_elements = int64_t{1} << 18;
+// Lanes of the per-chunk sums of x (16 fp32: one zmm).
+constexpr int sum_lanes = 16;
+// Likewise for the reduction of split-K parts (elements of all parts read).
+constexpr int64_t parallel_reduce_elements = int64_t{1} << 16;
 
 struct Scratch {
   std::vector<float> sums;
+  std::vector<float> partials;              // split K: [part][row][partial_row_floats]
   std::vector<float> x_fp32;
   std::vector<int8_t> x_int8;               // compute=int8: quantized rows
   std::vector<Int8BlockFactors> factors;    // compute=int8: per row and block
@@ -46,25 +52,59 @@ struct Fp16Activations {
   static float load(const void* x, int64_t index) { return fp16_to_float(static_cast<const uint16_t*>(x)[index]); }
 };
 
-// Per-group sums of rows [row_begin, row_end) of x (times the equalization scale when given),
-// and x itself as fp32 when x_fp32 is not null.
+// Sums of rows [row_begin, row_end) of x (times the equalization scale when given) over each
+// chunk of sum_k k ([row][chunks]; the last chunk may be shorter), and x itself as fp32 when
+// x_fp32 is not null.
 template <class Activations>
-void prepare_activation_rows(const OpDesc& desc, const void* x, const float* eq_scale, int64_t row_begin,
-                             int64_t row_end, float* sums, float* x_fp32) {
+void prepare_activation_rows(const OpDesc& desc, const KSplit& split, const void* x, const float* eq_scale,
+                             int64_t row_begin, int64_t row_end, float* sums, float* x_fp32) {
   const int64_t k_size = desc.k;
-  const int64_t groups = desc.group_count();
-  const int64_t group_size = desc.group_size();
+  const int64_t chunks = split.sum_chunks;
+  const int64_t sum_k = split.sum_k;
+  auto prepared = [&](int64_t row, int64_t k) {
+    float value = Activations::load(x, row * k_size + k);
+    if (eq_scale) value *= eq_scale[k];
+    if (x_fp32) x_fp32[row * k_size + k] = value;
+    return value;
+  };
   for (int64_t row = row_begin; row < row_end; ++row) {
-    for (int64_t group = 0; group < groups; ++group) {
+    for (int64_t group = 0; group < chunks; ++group) {
+      const int64_t end = std::min(k_size, (group + 1) * sum_k);
+      // sum_lanes independent sums (one vector register), not one serial chain of fp32 adds:
+      // a chain costs an add latency per element, ~20 us at K=14336, which at small N was
+      // most of a call.
+      float lanes[sum_lanes] = {};
+      int64_t k = group * sum_k;
+      for (; k + sum_lanes <= end; k += sum_lanes)
+        for (int lane = 0; lane < sum_lanes; ++lane) lanes[lane] += prepared(row, k + lane);
       float sum = 0.0f;
-      for (int64_t k = group * group_size; k < (group + 1) * group_size; ++k) {
-        float value = Activations::load(x, row * k_size + k);
-        if (eq_scale) value *= eq_scale[k];
-        if (x_fp32) x_fp32[row * k_size + k] = value;
-        sum += value;
-      }
-      sums[row * groups + group] = sum;
+      for (float lane : lanes) sum += lane;
+      for (; k < end; ++k) sum += prepared(row, k);
+      sums[row * chunks + group] = sum;
     }
+  }
+}
+
+// values[0, columns) += bias[column_begin, ...), the bias in the activation dtype.
+template <class Activations>
+void add_bias(const void* bias, int64_t column_begin, int64_t columns, float* values) {
+  for (int64_t column = 0; column < columns; ++column) values[column] += Activations::load(bias, column_begin + column);
+}
+
+// One row of fp32 values to y in the output dtype, rounded to nearest even as the kernels do.
+void store_row(DType out, const float* values, int64_t columns, void* y) {
+  switch (out) {
+    case DType::fp32:
+      std::copy(values, values + columns, static_cast<float*>(y));
+      break;
+    case DType::bf16:
+      for (int64_t column = 0; column < columns; ++column)
+        static_cast<uint16_t*>(y)[column] = float_to_bf16(values[column]);
+      break;
+    case DType::fp16:
+      for (int64_t column = 0; column < columns; ++column)
+        static_cast<uint16_t*>(y)[column] = float_to_fp16(values[column]);
+      break;
   }
 }
 
@@ -90,10 +130,12 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
   if (computes_int8(variant.isa)) {
     const Int8ActivationLayout layout = int8_activation_layout(desc);
     x_row_bytes_ = layout.row_bytes;
+    x_element_bytes_ = 1;
     sums_per_row_ = layout.blocks * static_cast<int64_t>(sizeof(Int8BlockFactors) / sizeof(float));
   } else {
-    x_row_bytes_ = desc.k * (reads_bf16_x(variant.isa) ? 2 : 4);
-    sums_per_row_ = geometry_.groups;
+    x_element_bytes_ = reads_bf16_x(variant.isa) ? 2 : 4;
+    x_row_bytes_ = desc.k * x_element_bytes_;
+    sums_per_row_ = program_->split().sum_chunks;
   }
 }
 
@@ -102,29 +144,50 @@ nlohmann::json X86Kernel::variant_json() const { return to_json(variant_); }
 void X86Kernel::prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums,
                              float* x_fp32) const {
   const float* eq_scale = desc_.eqscale ? args.eq_scale : nullptr;
+  const KSplit& split = program_->split();
   switch (desc_.act) {
     case DType::fp32:
-      prepare_activation_rows<Fp32Activations>(desc_, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
+      prepare_activation_rows<Fp32Activations>(desc_, split, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
       break;
     case DType::bf16:
-      prepare_activation_rows<Bf16Activations>(desc_, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
+      prepare_activation_rows<Bf16Activations>(desc_, split, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
       break;
     case DType::fp16:
-      prepare_activation_rows<Fp16Activations>(desc_, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
+      prepare_activation_rows<Fp16Activations>(desc_, split, args.x, eq_scale, row_begin, row_end, sums, x_fp32);
       break;
   }
 }
 
+X86Kernel::PartView X86Kernel::part_view(int part) const {
+  const KSplit& split = program_->split();
+  PartView view;
+  view.kind = split.parts == 1 ? KPart::whole : part == split.parts - 1 ? KPart::last : KPart::leading;
+  const int64_t k_begin = part * split.part_k;
+  view.x_offset_bytes = k_begin * x_element_bytes_;
+  view.qweight_offset_bytes = k_begin / geometry_.k_per_block * geometry_.step_bytes;
+  view.table_offset = desc_.group == whole_k_group ? 0 : k_begin / desc_.group * native_panel_width;
+  // compute=int8: the part's first activation block (two floats per Int8BlockFactors);
+  // compute=float: its first chunk of sums.
+  view.sums_offset = computes_int8(variant_.isa)
+                         ? k_begin / int8_block_size(desc_) * int64_t{sizeof(Int8BlockFactors) / sizeof(float)}
+                         : k_begin / split.sum_k;
+  return view;
+}
+
 void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
-                           int64_t panel_end) const {
+                           int64_t panel_end, int part, float* partials) const {
   const NativeGeometry& geometry = geometry_;
+  const PartView view = part_view(part);
   const int64_t x_row_bytes = x_row_bytes_;
   const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
+  const int64_t partial_row_floats = program_->split().partial_row_floats;
   const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
   const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
-  const auto* qweight = static_cast<const uint8_t*>(args.weights.qweight);
-  const auto* scales = static_cast<const uint16_t*>(args.weights.scales);
+  const auto* qweight = static_cast<const uint8_t*>(args.weights.qweight) + view.qweight_offset_bytes;
+  const auto* scales = static_cast<const uint16_t*>(args.weights.scales) + view.table_offset;
   const auto* zeros = static_cast<const uint16_t*>(args.weights.zeros);
+  if (zeros) zeros += view.table_offset;
+  const auto* part_x = static_cast<const uint8_t*>(x) + view.x_offset_bytes;
 
   for (int64_t panel = panel_begin; panel < panel_end; panel += variant_.n_panels) {
     const int panels = static_cast<int>(std::min<int64_t>(variant_.n_panels, panel_end - panel));
@@ -133,16 +196,45 @@ void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums
     block.qweight = qweight + panel * geometry.panel_bytes;
     block.scales = scales + panel * table_panel;
     block.zeros = zeros ? zeros + panel * table_panel : nullptr;
-    block.bias = args.bias ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
-                           : nullptr;
+    block.bias = args.bias && view.kind == KPart::whole
+                     ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
+                     : nullptr;
     block.last_panel_mask = holds_last_panel && tail_columns ? (1u << tail_columns) - 1 : 0xffffu;
+    const BlockFunction function = program_->block(panels, variant_.m_rows, view.kind);
     for (int64_t row = 0; row < args.m; row += variant_.m_rows) {
       const int rows = static_cast<int>(std::min<int64_t>(variant_.m_rows, args.m - row));
-      block.x = static_cast<const uint8_t*>(x) + row * x_row_bytes;
-      block.group_sums = sums + row * sums_per_row_;
-      block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
-      program_->block(panels, rows)(&block);
+      block.x = part_x + row * x_row_bytes;
+      block.group_sums = sums + row * sums_per_row_ + view.sums_offset;
+      if (view.kind == KPart::whole)
+        block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes +
+                  panel * native_panel_width * dtype_bytes(desc_.out);
+      else
+        block.y = partials + (part * args.m + row) * partial_row_floats + panel * native_panel_width;
+      (rows == variant_.m_rows ? function : program_->block(panels, rows, view.kind))(&block);
     }
+  }
+}
+
+void X86Kernel::reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const {
+  const KSplit& split = program_->split();
+  const int64_t part_floats = args.m * split.partial_row_floats;
+  const int64_t columns = column_end - column_begin;
+  for (int64_t row = 0; row < args.m; ++row) {
+    float* sum = partials + row * split.partial_row_floats + column_begin;
+    // Part order, whatever thread computed each part: the same bits at every thread count.
+    for (int part = 1; part < split.parts; ++part) {
+      const float* addend = sum + part * part_floats;
+      for (int64_t column = 0; column < columns; ++column) sum[column] += addend[column];
+    }
+    if (args.bias) {
+      switch (desc_.act) {
+        case DType::fp32: add_bias<Fp32Activations>(args.bias, column_begin, columns, sum); break;
+        case DType::bf16: add_bias<Bf16Activations>(args.bias, column_begin, columns, sum); break;
+        case DType::fp16: add_bias<Fp16Activations>(args.bias, column_begin, columns, sum); break;
+      }
+    }
+    void* y = static_cast<uint8_t*>(args.y) + (row * desc_.n + column_begin) * dtype_bytes(desc_.out);
+    store_row(desc_.out, sum, columns, y);
   }
 }
 
@@ -170,7 +262,7 @@ std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArg
   }
   // The equalization scale is folded into this conversion (the bf16 flavours refuse eqscale=1).
   const bool needs_fp32_x = !reads_bf16_x(variant_.isa) && (desc_.act != DType::fp32 || desc_.eqscale);
-  scratch.sums.resize(static_cast<std::size_t>(rows * desc_.group_count()));
+  scratch.sums.resize(static_cast<std::size_t>(rows * sums_per_row_));
   if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));
   float* sums = scratch.sums.data();
   float* x_fp32 = needs_fp32_x ? scratch.x_fp32.data() : nullptr;
@@ -191,15 +283,42 @@ void X86Kernel::run(const RunArgs& args) const {
   const void* x = prepared.first;
   const float* sums = prepared.second;
 
-  // Whole register blocks of panels per thread, as even as the block count allows.
   const int64_t panels = geometry_.panels;
   const int64_t blocks = (panels + variant_.n_panels - 1) / variant_.n_panels;
-  const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
-  ThreadPool::instance().run(tasks, [&](int task) {
-    const int64_t first_block = blocks * task / tasks;
-    const int64_t end_block = blocks * (task + 1) / tasks;
-    run_panels(args, x, sums, first_block * variant_.n_panels,
-               std::min(panels, end_block * variant_.n_panels));
+  const int parts = program_->split().parts;
+  ThreadPool& pool = ThreadPool::instance();
+  if (parts == 1) {
+    // Whole register blocks of panels per thread, as even as the block count allows.
+    const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
+    pool.run(tasks, [&](int task) {
+      const int64_t first_block = blocks * task / tasks;
+      const int64_t end_block = blocks * (task + 1) / tasks;
+      run_panels(args, x, sums, first_block * variant_.n_panels, std::min(panels, end_block * variant_.n_panels), 0,
+                 nullptr);
+    });
+    return;
+  }
+
+  // Split K: every (register block, part) is a work item, parts of a block next to each other;
+  // a thread takes a run of them. Then the parts are reduced, in part order, per column range.
+  std::vector<float>& partials = thread_scratch().partials;
+  partials.resize(static_cast<std::size_t>(parts * args.m * program_->split().partial_row_floats));
+  const int64_t items = blocks * parts;
+  const int tasks = static_cast<int>(std::min<int64_t>(threads_, items));
+  pool.run(tasks, [&](int task) {
+    for (int64_t item = items * task / tasks; item < items * (task + 1) / tasks; ++item) {
+      const int64_t block = item / parts;
+      run_panels(args, x, sums, block * variant_.n_panels, std::min(panels, (block + 1) * variant_.n_panels),
+                 static_cast<int>(item % parts), partials.data());
+    }
+  });
+  const int64_t column_blocks = (desc_.n + native_panel_width - 1) / native_panel_width;
+  const bool parallel = args.m * desc_.n * parts >= parallel_reduce_elements && threads_ > 1;
+  const int reduce_tasks = parallel ? static_cast<int>(std::min<int64_t>(threads_, column_blocks)) : 1;
+  pool.run(reduce_tasks, [&](int task) {
+    const int64_t begin = column_blocks * task / reduce_tasks * native_panel_width;
+    const int64_t end = std::min(desc_.n, column_blocks * (task + 1) / reduce_tasks * native_panel_width);
+    reduce_parts(args, partials.data(), begin, end);
   });
 }
 

@@ -1,5 +1,6 @@
 // An x86 kernel: the generated block functions of one (descriptor, variant), and the
-// launcher that prepares activations and spreads register blocks over the thread pool.
+// launcher that prepares activations and spreads register blocks (and, with split_k > 1,
+// parts of K, then their reduction) over the thread pool.
 #pragma once
 
 #include <memory>
@@ -30,8 +31,22 @@ class X86Kernel final : public Kernel {
   // for rows [row_begin, row_end), into the calling thread's scratch; x is multiplied by the
   // equalization scale here, in the same pass, when eqscale=1.
   void prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums, float* x_fp32) const;
-  void run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
-                  int64_t panel_end) const;
+  // Where a part of K starts in each input (KSplit), and which block functions run it.
+  struct PartView {
+    KPart kind = KPart::whole;
+    int64_t x_offset_bytes = 0;
+    int64_t qweight_offset_bytes = 0;  // within a panel
+    int64_t table_offset = 0;          // halves within a panel's scales / zeros
+    int64_t sums_offset = 0;           // floats within a row of sums (or Int8BlockFactors)
+  };
+  PartView part_view(int part) const;
+  // Panels [panel_begin, panel_end) over part `part` of K: with split_k = 1 (part 0) all of K
+  // into y, else into the part's fp32 partial sums in `partials`.
+  void run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin, int64_t panel_end,
+                  int part, float* partials) const;
+  // Columns [column_begin, column_end) of every row: the parts' sum in part order, the bias, the
+  // output dtype, into y.
+  void reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const;
   // Prepares x as the variant reads it (fp32 copies and sums, or for compute=int8 the s8 rows
   // and block factors) in the calling thread's scratch; returns x and the per-row sums.
   std::pair<const void*, const float*> prepare_activations(const RunArgs& args) const;
@@ -41,6 +56,7 @@ class X86Kernel final : public Kernel {
   std::string name_;
   NativeGeometry geometry_;  // of desc_, computed once
   int64_t x_row_bytes_ = 0;  // stride of the rows the block functions read
+  int64_t x_element_bytes_ = 0;  // of those rows' elements
   int64_t sums_per_row_ = 0;  // floats of BlockArgs.group_sums per row
   int threads_ = 1;
   std::unique_ptr<BlockProgram> program_;
