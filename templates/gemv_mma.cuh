@@ -204,7 +204,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr int TILES = (K + 15) / 16;  // 16-k mma tiles per panel
   constexpr int TILE_BYTES = Format::TILE_WORDS * 4;
   // Native steps pad K to BLOCK_K only, so the panel may end inside its last tile.
-  constexpr int BLOCK_K = Config::BITS == 3 ? 16 : 64 / Config::BITS;
+  constexpr int BLOCK_K = Config::BITS == 3 ? 16 : 16 / Config::BITS;  // 32 bytes = 16 columns x BLOCK_K
   constexpr int PANEL_BYTES = (K + BLOCK_K - 1) / BLOCK_K * (Config::BITS == 3 ? 96 : 32);
   constexpr int CHUNK_TILES = Format::CHUNK_TILES;
   constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;
