@@ -280,7 +280,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   const unsigned char* panel_bytes = reinterpret_cast<const unsigned char*>(qweight) + panel * PANEL_BYTES;
   const int chunks = (end_tile - first_tile + CHUNK_TILES - 1) / CHUNK_TILES;
   auto issue_chunk = [&](int chunk) {
-    if (chunk < chunks && lane < CHUNK_PIECES) {
+    if (chunk < chunks && (CHUNK_PIECES == 32 || lane < CHUNK_PIECES)) {
       const int byte = (first_tile + chunk * CHUNK_TILES) * TILE_BYTES + lane * 16;  // this lane's 16 bytes
       const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
       const u32 target = static_cast<u32>(__cvta_generic_to_shared(&ring[warp][chunk % STAGES][lane * 4]));
@@ -303,24 +303,23 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       const bool row_inside = g < ROWS && tile < end_tile;
       // [2] the lane's two k pairs of x, 16-bit each (0 past K).
       u32 pairs[2] = {0u, 0u};
-      if (row_inside) {
-        const int k0 = tile * 16 + Format::x_pair(t, 0);
-        if (Format::CONTIGUOUS_PAIRS && K % 4 == 0) {
-          // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for both pairs.
-          if (k0 < K) {
-            const uint2 both = *reinterpret_cast<const uint2*>(x_row + k0);
-            pairs[0] = both.x;
-            pairs[1] = both.y;
-          }
-        } else {
+      const int k0 = tile * 16 + Format::x_pair(t, 0);
+      if (Format::CONTIGUOUS_PAIRS && K % 4 == 0) {
+        // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for both pairs. One
+        // condition, so the compiler predicates the load instead of branching around it.
+        if (row_inside && k0 < K) {
+          const uint2 both = *reinterpret_cast<const uint2*>(x_row + k0);
+          pairs[0] = both.x;
+          pairs[1] = both.y;
+        }
+      } else if (row_inside) {
 #pragma unroll
-          for (int p = 0; p < 2; ++p) {
-            const int k = tile * 16 + Format::x_pair(t, p);
-            if (K % 2 == 0) {
-              if (k < K) pairs[p] = *reinterpret_cast<const u32*>(x_row + k);  // 4-byte aligned
-            } else {
-              pairs[p] = (k < K ? x_row[k] : 0u) | (k + 1 < K ? static_cast<u32>(x_row[k + 1]) << 16 : 0u);
-            }
+        for (int p = 0; p < 2; ++p) {
+          const int k = tile * 16 + Format::x_pair(t, p);
+          if (K % 2 == 0) {
+            if (k < K) pairs[p] = *reinterpret_cast<const u32*>(x_row + k);  // 4-byte aligned
+          } else {
+            pairs[p] = (k < K ? x_row[k] : 0u) | (k + 1 < K ? static_cast<u32>(x_row[k + 1]) << 16 : 0u);
           }
         }
       }
