@@ -19,6 +19,7 @@
 #include <utility>
 #include <variant>
 
+#include "cache/content_hash.h"
 #include "cache/sqlite.h"
 #include "lowbit/errors.h"
 
@@ -56,6 +57,25 @@ constexpr std::array<Field, 11> fields{{
 }};
 
 constexpr std::string_view table_name = "decisions";
+
+// The artifacts table (schema version 2). Its six columns are bound and read in one place
+// each (store_artifact, lookup_artifact), so the SQL is written out rather than derived.
+// bytes_sha256 lets a lookup notice a damaged row before the bytes reach a loader.
+constexpr std::string_view create_artifacts_sql =
+    "CREATE TABLE artifacts (\n"
+    "  key TEXT NOT NULL PRIMARY KEY,\n"
+    "  name TEXT NOT NULL,\n"
+    "  compiler TEXT NOT NULL,\n"
+    "  arch TEXT NOT NULL,\n"
+    "  bytes BLOB NOT NULL,\n"
+    "  bytes_sha256 TEXT NOT NULL,\n"
+    "  created_at TEXT NOT NULL\n"
+    ")";
+constexpr std::string_view insert_artifact_sql =
+    "INSERT OR REPLACE INTO artifacts (key, name, compiler, arch, bytes, bytes_sha256, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view lookup_artifact_sql =
+    "SELECT key, name, compiler, arch, bytes, bytes_sha256, created_at FROM artifacts WHERE key = ?1";
 constexpr auto busy_timeout = std::chrono::milliseconds(5000);
 
 template <typename Value>
@@ -292,10 +312,12 @@ bool check_header(const std::filesystem::path& path) {
   return id == application_id && version == schema_version;
 }
 
-enum class State { blank, current };
+// blank: may become lowbit's file; previous: schema version 1 (decisions, no artifacts), read
+// as is and upgraded by a writer; current: schema version 2.
+enum class State { blank, previous, current };
 
-// Decides whether the connected file is lowbit's current schema or a blank file that may
-// become one; throws Unusable otherwise. Only reads.
+// Decides whether the connected file is lowbit's (current or previous schema) or a blank file
+// that may become one; throws Unusable otherwise. Only reads.
 // full_check runs PRAGMA quick_check (reads every page). Writers run it before they add to a
 // file; readers skip it to keep get_kernel's cache hit under a millisecond: a damaged page
 // they touch makes the lookup fail, which is a warning and a miss all the same.
@@ -320,7 +342,7 @@ State inspect(const Database& database, bool full_check) {
   if (objects == 0 && version == 0) return State::blank;
   if (id == 0)
     throw Unusable{"is an SQLite database of another program (no lowbit application_id)"};
-  if (version != schema_version) {
+  if (version < oldest_readable_schema_version || version > schema_version) {
     throw Unusable{fmt::format("has lowbit's application_id but schema version {}", version)};
   }
   // quick_check reads every page (the cache is small) but skips the costly index cross-checks
@@ -333,6 +355,13 @@ State inspect(const Database& database, bool full_check) {
     Statement probe(database, list_sql());
   } catch (const CacheError& error) {
     throw Unusable{fmt::format("lacks the decisions table of schema version {} ({})",
+                               version, error.sqlite_message())};
+  }
+  if (version < schema_version) return State::previous;
+  try {
+    Statement probe(database, lookup_artifact_sql);
+  } catch (const CacheError& error) {
+    throw Unusable{fmt::format("lacks the artifacts table of schema version {} ({})",
                                schema_version, error.sqlite_message())};
   }
   return State::current;
@@ -342,7 +371,22 @@ void create_schema(Database& database) {
   database.exec(fmt::format("PRAGMA application_id = {}", application_id));
   database.exec(fmt::format("PRAGMA user_version = {}", schema_version));
   database.exec(create_table_sql());
+  database.exec(std::string(create_artifacts_sql));
 }
+
+// Version 1 -> 2: the artifacts table is new; the decisions table is unchanged. Run inside
+// the writer's transaction, so a crash leaves version 1 whole and another writer that waited
+// for the lock finds version 2 done.
+void upgrade_schema(Database& database) {
+  database.exec(std::string(create_artifacts_sql));
+  database.exec(fmt::format("PRAGMA user_version = {}", schema_version));
+}
+
+// A database connection and what its file holds.
+struct Opened {
+  std::unique_ptr<Database> database;
+  bool has_artifacts = false;
+};
 
 // WAL lets readers go on while one process writes. The mode is stored in the file, so only
 // the first opener changes it. Where WAL is impossible (no shared memory, e.g. some network
@@ -366,21 +410,25 @@ void prefer_wal(Database& database) {
   }
 }
 
-std::unique_ptr<Database> open_read_only(const std::string& path) {
+Opened open_read_only(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Unusable{"does not exist"};
   if (std::filesystem::is_directory(path)) throw Unusable{"is a directory"};
   const bool header_is_current = check_header(path);
-  auto database = std::make_unique<Database>(path, SQLITE_OPEN_READONLY);
-  database->set_busy_timeout(busy_timeout);
+  Opened opened{std::make_unique<Database>(path, SQLITE_OPEN_READONLY), true};
+  opened.database->set_busy_timeout(busy_timeout);
   // A header that names lowbit's current schema settles it: application_id is written with
   // the schema and never unset. Skipping the query keeps a cache hit's open short; only a
-  // header still stale behind a WAL (a file created moments ago) needs SQLite's answer.
-  if (!header_is_current && inspect(*database, false) == State::blank)
-    throw Unusable{"is empty and was opened read-only"};
-  return database;
+  // header still stale behind a WAL (a file created moments ago) or a version 1 file needs
+  // SQLite's answer. A version 1 file is read as it is: a reader never upgrades.
+  if (!header_is_current) {
+    const State state = inspect(*opened.database, false);
+    if (state == State::blank) throw Unusable{"is empty and was opened read-only"};
+    opened.has_artifacts = state == State::current;
+  }
+  return opened;
 }
 
-std::unique_ptr<Database> open_read_write(const std::string& path) {
+Opened open_read_write(const std::string& path) {
   const std::filesystem::path file(path);
   std::error_code error;
   if (file.has_parent_path()) {
@@ -390,7 +438,7 @@ std::unique_ptr<Database> open_read_write(const std::string& path) {
                                  file.parent_path().string(), error.message())};
     }
   }
-  bool needs_schema = true;
+  State state = State::blank;
   if (std::filesystem::exists(file)) {
     if (std::filesystem::is_directory(file)) throw Unusable{"is a directory"};
     check_header(file);
@@ -398,22 +446,24 @@ std::unique_ptr<Database> open_read_write(const std::string& path) {
     // that reads a foreign WAL database can checkpoint that database's WAL into it on close.
     Database probe(path, SQLITE_OPEN_READONLY);
     probe.set_busy_timeout(busy_timeout);
-    needs_schema = inspect(probe, true) == State::blank;
+    state = inspect(probe, true);
   }
   auto database = std::make_unique<Database>(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   database->set_busy_timeout(busy_timeout);
-  if (needs_schema) {
-    // Several processes may find the same blank file; the write lock makes one of them create
-    // the schema and the others find it done when their turn comes.
+  if (state != State::current) {
+    // Several processes may find the same blank (or version 1) file; the write lock makes one
+    // of them create (or upgrade) the schema and the others find it done when their turn comes.
     Transaction transaction(*database);
-    if (inspect(*database, true) == State::blank) create_schema(*database);
+    const State locked = inspect(*database, true);
+    if (locked == State::blank) create_schema(*database);
+    if (locked == State::previous) upgrade_schema(*database);
     transaction.commit();
   }
   prefer_wal(*database);
   // In WAL mode NORMAL loses at most the last commits on power loss, never consistency;
   // a lost decision is only re-tuned.
   database->exec("PRAGMA synchronous = NORMAL");
-  return database;
+  return Opened{std::move(database), true};
 }
 
 std::string environment(const char* name) {
@@ -445,7 +495,9 @@ DecisionCache& DecisionCache::operator=(DecisionCache&& other) noexcept = defaul
 DecisionCache DecisionCache::open(const std::string& path, OpenMode mode) {
   DecisionCache cache(path, mode);
   try {
-    cache.database_ = mode == OpenMode::read_only ? open_read_only(path) : open_read_write(path);
+    Opened opened = mode == OpenMode::read_only ? open_read_only(path) : open_read_write(path);
+    cache.database_ = std::move(opened.database);
+    cache.has_artifacts_ = opened.has_artifacts;
   } catch (const Unusable& unusable) {
     warn(fmt::format("cache '{}' {}; it is ignored (lookups miss, nothing is stored)", path,
                      unusable.problem));
@@ -520,6 +572,74 @@ std::vector<Decision> DecisionCache::list() const {
     warn(fmt::format("{}; listing only {} rows", error.what(), rows.size()));
   }
   return rows;
+}
+
+namespace {
+
+bool is_hex_key(const std::string& key) {
+  return key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+void validate(const Artifact& artifact) {
+  if (!is_hex_key(artifact.key))
+    throw InvalidArgument("key", fmt::format("artifact key '{}' is not 64 lowercase hex digits (a SHA-256)", artifact.key));
+  if (artifact.name.empty()) throw InvalidArgument("name", "artifact field 'name' is empty");
+  if (artifact.compiler.empty()) throw InvalidArgument("compiler", "artifact field 'compiler' is empty");
+  if (artifact.arch.empty()) throw InvalidArgument("arch", "artifact field 'arch' is empty");
+  if (artifact.bytes.empty()) throw InvalidArgument("bytes", "artifact has no bytes");
+}
+
+}  // namespace
+
+std::optional<Artifact> DecisionCache::lookup_artifact(const std::string& key) const {
+  if (!database_ || !has_artifacts_) return std::nullopt;
+  try {
+    Statement statement(*database_, lookup_artifact_sql);
+    statement.bind_text(1, key);
+    if (statement.step() != StepResult::row) return std::nullopt;
+    Artifact artifact{statement.column_text(0), statement.column_text(1), statement.column_text(2),
+                      statement.column_text(3), statement.column_blob(4), statement.column_text(6)};
+    const std::string stored_hash = statement.column_text(5);
+    if (sha256_hex(std::string_view(artifact.bytes.data(), artifact.bytes.size())) != stored_hash) {
+      warn(fmt::format("cache '{}': the artifact {} ({}) is damaged (its bytes do not match their SHA-256); "
+                       "treated as a miss",
+                       path_, key, artifact.name));
+      return std::nullopt;
+    }
+    return artifact;
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; treated as a miss", error.what()));
+  }
+  return std::nullopt;
+}
+
+bool DecisionCache::store_artifact(const Artifact& artifact) {
+  validate(artifact);
+  if (mode_ == OpenMode::read_only || !database_) {
+    if (!warned_store_refused_) {
+      warn(fmt::format("cache '{}' is {}; artifacts are not stored", path_,
+                       mode_ == OpenMode::read_only ? "open read-only" : "unusable"));
+      warned_store_refused_ = true;
+    }
+    return false;
+  }
+  try {
+    Transaction transaction(*database_);
+    Statement statement(*database_, insert_artifact_sql);
+    statement.bind_text(1, artifact.key);
+    statement.bind_text(2, artifact.name);
+    statement.bind_text(3, artifact.compiler);
+    statement.bind_text(4, artifact.arch);
+    statement.bind_blob(5, artifact.bytes);
+    statement.bind_text(6, sha256_hex(std::string_view(artifact.bytes.data(), artifact.bytes.size())));
+    statement.bind_text(7, artifact.created_at.empty() ? utc_now() : artifact.created_at);
+    statement.step();
+    transaction.commit();
+    return true;
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; the artifact {} ({}) is not stored", error.what(), artifact.key, artifact.name));
+    return false;
+  }
 }
 
 std::string default_cache_path() {

@@ -33,11 +33,26 @@ struct Decision {
   bool operator==(const Decision&) const = default;
 };
 
+// A compiled kernel (a cubin) stored under the content hash of everything it was compiled from.
+struct Artifact {
+  std::string key;          // 64 hex digits: SHA-256 of (source, compiler version, arch, flags)
+  std::string name;         // the variant's name, for people reading the file
+  std::string compiler;     // e.g. "nvrtc 13.0"
+  std::string arch;         // e.g. "sm_90a"
+  std::vector<char> bytes;  // the cubin
+  std::string created_at;   // ISO-8601 UTC; filled by store_artifact() when empty
+
+  bool operator==(const Artifact&) const = default;
+};
+
 enum class OpenMode { read_write, read_only };
 
 // The file's identity: PRAGMA application_id (ASCII "LOWB") and PRAGMA user_version.
+// Version 2 added the artifacts table; version 1 files are still read, and a read-write open
+// upgrades them in place (docs/cache.md).
 inline constexpr int application_id = 0x4C4F5742;
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2;
+inline constexpr int oldest_readable_schema_version = 1;
 
 class DecisionCache {
  public:
@@ -73,12 +88,23 @@ class DecisionCache {
   // Every row, ordered by descriptor, then fingerprint, then generator version.
   std::vector<Decision> list() const;
 
+  // The artifact stored under key, if any. Its bytes are checked against the SHA-256 stored
+  // beside them: a mismatch (a damaged row) is a warning and a miss, as is an SQLite failure.
+  // A version 1 file opened read-only has no artifacts: every lookup misses, silently.
+  std::optional<Artifact> lookup_artifact(const std::string& key) const;
+
+  // Inserts or replaces the artifact of its key, in one transaction. Returns false, with a
+  // warning, when the cache is read-only, unusable, or SQLite fails. Throws InvalidArgument
+  // for a key that is not 64 hex digits, an empty name, compiler or arch, or no bytes.
+  bool store_artifact(const Artifact& artifact);
+
  private:
   DecisionCache(std::string path, OpenMode mode);
 
   std::string path_;
   OpenMode mode_;
   std::unique_ptr<Database> database_;  // null when the file is unusable
+  bool has_artifacts_ = false;          // false for a version 1 file opened read-only
   bool warned_store_refused_ = false;   // a refused store is reported once, not per call
 };
 

@@ -106,6 +106,11 @@ void Statement::bind_text(int index, std::string_view value) {
   if (code != SQLITE_OK) database_->fail(code, fmt::format("cannot bind parameter {}", index));
 }
 
+void Statement::bind_blob(int index, const std::vector<char>& value) {
+  const int code = sqlite3_bind_blob64(handle_, index, value.data(), value.size(), SQLITE_TRANSIENT);
+  if (code != SQLITE_OK) database_->fail(code, fmt::format("cannot bind parameter {}", index));
+}
+
 void Statement::bind_null(int index) {
   const int code = sqlite3_bind_null(handle_, index);
   if (code != SQLITE_OK) database_->fail(code, fmt::format("cannot bind parameter {}", index));
@@ -129,6 +134,13 @@ std::string Statement::column_text(int index) const {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(handle_, index));
   const int size = sqlite3_column_bytes(handle_, index);
   return text != nullptr ? std::string(text, static_cast<std::size_t>(size)) : std::string();
+}
+
+std::vector<char> Statement::column_blob(int index) const {
+  // As for text: the pointer first, then the size. A zero-length BLOB gives a null pointer.
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(handle_, index));
+  const int size = sqlite3_column_bytes(handle_, index);
+  return bytes != nullptr ? std::vector<char>(bytes, bytes + size) : std::vector<char>();
 }
 
 bool Statement::column_is_null(int index) const {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lowbit/errors.h"
 
@@ -83,6 +84,8 @@ class Statement {
   void bind_double(int index, double value);
   // The text is copied by SQLite, so the caller's string may die before step().
   void bind_text(int index, std::string_view value);
+  // Bytes as a BLOB (copied by SQLite, as text is).
+  void bind_blob(int index, const std::vector<char>& value);
   void bind_null(int index);
 
   // Advances to the next row; throws CacheError on any result other than a row or the end.
@@ -91,6 +94,7 @@ class Statement {
   std::int64_t column_int64(int index) const;
   double column_double(int index) const;
   std::string column_text(int index) const;
+  std::vector<char> column_blob(int index) const;
   bool column_is_null(int index) const;
 
   // Rewinds the statement so it can be stepped again; bindings are kept.

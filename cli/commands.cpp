@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,9 @@
 #include "tuner/measure.h"
 #include "tuner/memory_bandwidth.h"
 #include "tuner/tuner.h"
+#if LOWBIT_WITH_CUDA
+#include "tuner/cuda_measure.h"
+#endif
 
 namespace lowbit::cli {
 namespace {
@@ -43,6 +47,13 @@ GetOptions get_options(const Options& options) {
   get.isa = options.isa;
   get.progress = isatty(STDERR_FILENO) != 0;
   return get;
+}
+
+bool on_cuda(const OpDesc& desc) { return desc.device.kind == DeviceKind::cuda; }
+
+// A measured figure, or null where there is none (JSON has no NaN).
+nlohmann::json optional_number(double value) {
+  return std::isfinite(value) && value > 0 ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
 void print_json(const nlohmann::json& json) { std::printf("%s\n", json.dump(2).c_str()); }
@@ -116,18 +127,8 @@ int run_info(const Options& options) {
   return 0;
 }
 
-// tune and bench time kernels on host buffers: CUDA descriptors go to lowbit_cuda_bench.
-void refuse_cuda(const std::vector<OpDesc>& descs, const char* command) {
-  for (const OpDesc& desc : descs)
-    if (desc.device.kind == DeviceKind::cuda)
-      throw Unsupported(fmt::format("lowbit {} times CPU kernels only; time CUDA kernels with lowbit_cuda_bench "
-                                    "(bench/cuda_bench.cpp): {}",
-                                    command, to_string(desc)));
-}
-
 int run_tune(const Options& options) {
   std::vector<OpDesc> descs = parse_all(options);
-  refuse_cuda(descs, "tune");
   GetOptions get = get_options(options);
   cache::DecisionCache decisions = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
   Progress progress(static_cast<int>(descs.size()));
@@ -142,7 +143,9 @@ int run_tune(const Options& options) {
     };
     auto start = Clock::now();
     // Measured next to this descriptor's timings: a shared machine's bandwidth moves in phases.
-    const tuner::ReadBandwidth bandwidth = tuner::measure_read_bandwidth(options.threads);
+    // (The host's read bandwidth says nothing of a GPU's: CUDA rows leave it out.)
+    const tuner::ReadBandwidth bandwidth =
+        on_cuda(desc) ? tuner::ReadBandwidth{} : tuner::measure_read_bandwidth(options.threads);
     tuner::TuneResult result = tuner::tune(desc, tune_options);
     bool stored = runtime::store_decision(decisions, desc, get, result);
     progress.done(static_cast<int>(index), desc, std::chrono::duration<double>(Clock::now() - start).count(),
@@ -152,8 +155,8 @@ int run_tune(const Options& options) {
                     {"variant", result.winner->name()},
                     {"time_us", result.median_us},
                     {"weight_gbps", gbps},
-                    {"mem_read_gbps", bandwidth.gbps},
-                    {"read_bandwidth_fraction", gbps / bandwidth.gbps},
+                    {"mem_read_gbps", optional_number(bandwidth.gbps)},
+                    {"read_bandwidth_fraction", optional_number(gbps / bandwidth.gbps)},
                     {"reference_us", result.reference_us},
                     {"speedup_vs_reference", result.reference_us / result.median_us},
                     {"rel_err", result.rel_err},
@@ -170,9 +173,11 @@ int run_tune(const Options& options) {
              "read GB/s", "% read bw", "vs ref");
   for (std::size_t index = 0; index < descs.size(); ++index) {
     const nlohmann::json& row = rows[index];
-    fmt::print("{:<30} {:<34} {:>9.1f} {:>11.1f} {:>9.1f} {:>8.0f}% {:>7.0f}x\n", short_shape(descs[index]),
+    const bool has_bandwidth = row["mem_read_gbps"].is_number();
+    fmt::print("{:<30} {:<34} {:>9.1f} {:>11.1f} {:>9} {:>9} {:>7.0f}x\n", short_shape(descs[index]),
                row["variant"].get<std::string>(), row["time_us"].get<double>(), row["weight_gbps"].get<double>(),
-               row["mem_read_gbps"].get<double>(), 100 * row["read_bandwidth_fraction"].get<double>(),
+               has_bandwidth ? fmt::format("{:.1f}", row["mem_read_gbps"].get<double>()) : "-",
+               has_bandwidth ? fmt::format("{:.0f}%", 100 * row["read_bandwidth_fraction"].get<double>()) : "-",
                row["speedup_vs_reference"].get<double>());
   }
   fmt::print("stored in {}\n", decisions.path());
@@ -184,6 +189,14 @@ int run_get(const Options& options) {
   GetOptions get = get_options(options);
   nlohmann::json rows = nlohmann::json::array();
   for (const OpDesc& desc : descs) {
+    // An engine has its CUDA context before it asks for a kernel; creating it here keeps the
+    // context's cost (a good part of a second) out of get_kernel_ms and reports it apart.
+    double context_milliseconds = 0;
+    if (on_cuda(desc)) {
+      auto context_start = Clock::now();
+      runtime::prepare_cuda_context(desc);
+      context_milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - context_start).count();
+    }
     auto start = Clock::now();
     ResolvedKernel resolved = get_kernel(desc, get);
     double milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -193,6 +206,7 @@ int run_get(const Options& options) {
                     {"variant_params", resolved.kernel->variant_json()},
                     {"median_us", resolved.median_us},
                     {"get_kernel_ms", milliseconds}});
+    if (on_cuda(desc)) rows.back()["cuda_context_ms"] = context_milliseconds;
   }
   if (options.json) {
     print_json(rows.size() == 1 ? rows[0] : rows);
@@ -204,51 +218,78 @@ int run_get(const Options& options) {
   return 0;
 }
 
+// One descriptor's bench row for a CPU kernel: host buffers, rotate-median:1.
+nlohmann::json bench_cpu(const OpDesc& desc, const ResolvedKernel& resolved, const Problem& problem,
+                         const std::vector<double>& reference) {
+  tuner::RotatedInputs inputs(problem);
+  tuner::Timing timing = tuner::time_kernel(*resolved.kernel, inputs);
+  RunArgs args = inputs.args(0);
+  resolved.kernel->run(args);
+  return {{"time_us", timing.median_us},
+          {"time_min_us", timing.min_us},
+          {"repeats", timing.repeats},
+          {"rel_err", relative_error(args.y, desc.out, reference)},
+          {"protocol", std::string(tuner::protocol_id)}};
+}
+
+#if LOWBIT_WITH_CUDA
+// The same for a CUDA kernel: device buffers, verified (guards, poison) then cuda-rotate-median:1.
+nlohmann::json bench_cuda(const ResolvedKernel& resolved, const Problem& problem, const std::vector<double>& reference) {
+  tuner::DeviceInputs inputs(problem);
+  const tuner::CandidateResult check = tuner::verify_cuda(*resolved.kernel, inputs, reference);
+  if (!check.verified) throw Error(fmt::format("{} is wrong on this GPU: {}", check.name, check.failure));
+  tuner::Timing timing = tuner::time_cuda_kernel(*resolved.kernel, inputs);
+  return {{"time_us", timing.median_us},
+          {"time_min_us", timing.min_us},
+          {"repeats", timing.repeats},
+          {"rel_err", check.rel_err},
+          {"protocol", std::string(tuner::cuda_protocol_id)}};
+}
+#else
+nlohmann::json bench_cuda(const ResolvedKernel&, const Problem& problem, const std::vector<double>&) {
+  throw Unsupported(runtime::cuda_refusal(problem.desc));
+}
+#endif
+
 int run_bench(const Options& options) {
   std::vector<OpDesc> descs = parse_all(options);
-  refuse_cuda(descs, "bench");
   GetOptions get = get_options(options);
-  const tuner::ReadBandwidth bandwidth = tuner::measure_read_bandwidth(options.threads);
+  const bool any_cpu = std::any_of(descs.begin(), descs.end(), [](const OpDesc& desc) { return !on_cuda(desc); });
+  const tuner::ReadBandwidth bandwidth = any_cpu ? tuner::measure_read_bandwidth(options.threads) : tuner::ReadBandwidth{};
   nlohmann::json rows = nlohmann::json::array();
   for (const OpDesc& desc : descs) {
     ResolvedKernel resolved = get_kernel(desc, get);
     const int64_t m = desc.m > 0 ? desc.m : any_m_rows;
     Problem problem = make_random_problem(desc, m, seed_for("bench " + to_string(desc)));
-    tuner::RotatedInputs inputs(problem);
-    tuner::Timing timing = tuner::time_kernel(*resolved.kernel, inputs);
-
     auto reference_start = Clock::now();
     std::vector<double> reference =
         reference_matmul(desc, m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
                          desc.eqscale ? problem.eq_scale.data() : nullptr);
     double reference_us = std::chrono::duration<double, std::micro>(Clock::now() - reference_start).count();
-    RunArgs args = inputs.args(0);
-    resolved.kernel->run(args);
-    double rel_err = relative_error(args.y, desc.out, reference);
-
-    rows.push_back({{"descriptor", to_string(desc)},
-                    {"variant", resolved.kernel->name()},
-                    {"source", std::string(to_string(resolved.source))},
-                    {"m", m},
-                    {"time_us", timing.median_us},
-                    {"time_min_us", timing.min_us},
-                    {"repeats", timing.repeats},
-                    {"weight_bytes", native_weight_bytes(desc)},
-                    {"weight_gbps", weight_gbps(desc, timing.median_us)},
-                    {"mem_read_gbps", bandwidth.gbps},
-                    {"ref_time_us", reference_us},
-                    {"rel_err", rel_err},
-                    {"protocol", std::string(tuner::protocol_id)}});
+    nlohmann::json row = on_cuda(desc) ? bench_cuda(resolved, problem, reference)
+                                       : bench_cpu(desc, resolved, problem, reference);
+    row.update({{"descriptor", to_string(desc)},
+                {"variant", resolved.kernel->name()},
+                {"source", std::string(to_string(resolved.source))},
+                {"m", m},
+                {"weight_bytes", native_weight_bytes(desc)},
+                {"weight_gbps", weight_gbps(desc, row["time_us"].get<double>())},
+                {"mem_read_gbps", on_cuda(desc) ? nlohmann::json(nullptr) : nlohmann::json(bandwidth.gbps)},
+                {"ref_time_us", reference_us}});
+    rows.push_back(row);
   }
   if (options.json) {
     print_json(rows.size() == 1 ? rows[0] : rows);
     return 0;
   }
   for (const auto& row : rows)
-    fmt::print("{}\n  {}  {:.1f} us  weights {:.1f} GB/s of {:.1f} GB/s read  reference {:.0f} us  rel_err {:.2e}\n",
+    fmt::print("{}\n  {}  {:.1f} us  weights {:.1f} GB/s{}  reference {:.0f} us  rel_err {:.2e}\n",
                row["descriptor"].get<std::string>(), row["variant"].get<std::string>(), row["time_us"].get<double>(),
-               row["weight_gbps"].get<double>(), row["mem_read_gbps"].get<double>(), row["ref_time_us"].get<double>(),
-               row["rel_err"].get<double>());
+               row["weight_gbps"].get<double>(),
+               row["mem_read_gbps"].is_number()
+                   ? fmt::format(" of {:.1f} GB/s read", row["mem_read_gbps"].get<double>())
+                   : std::string(),
+               row["ref_time_us"].get<double>(), row["rel_err"].get<double>());
   return 0;
 }
 

@@ -1,14 +1,17 @@
 #include "runtime/cuda_backend.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cache/content_hash.h"
 #include "lowbit/errors.h"
 
 #if LOWBIT_WITH_CUDA
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
-#include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/registry.h"
 #endif
 
 namespace lowbit::runtime {
@@ -19,17 +22,79 @@ std::string cuda_refusal(const OpDesc& desc) {
   if (!cuda::nvrtc().available) return cuda::nvrtc().reason;
   try {
     const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
-    cuda::GemvGenerator generator;
-    cuda::Validity validity = generator.is_valid(desc, generator.heuristic(desc), device.major);
+    cuda::Validity validity = cuda::supports(desc, device.major);
     return validity ? std::string() : validity.reason;
   } catch (const Error& error) {
     return error.what();
   }
 }
 
-std::shared_ptr<const Kernel> build_cuda_heuristic(const OpDesc& desc) {
-  return std::make_shared<cuda::CudaKernel>(desc, cuda::GemvGenerator().heuristic(desc));
+std::string cuda_fingerprint(const OpDesc& desc) {
+  const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
+  return fmt::format("{};name={}", device.fingerprint(), device.name);
 }
+
+std::string cuda_generator_version() {
+  return fmt::format("{};nvrtc={}", cuda::generator_version(), cuda::nvrtc_version());
+}
+
+nlohmann::json cuda_provenance(const OpDesc& desc) {
+  const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
+  int driver_version = 0;
+  cuda::driver().cuDriverGetVersion(&driver_version);
+  return {{"device", device.name}, {"driver", driver_version}, {"nvrtc", cuda::nvrtc_version()},
+          {"l2_bytes", device.l2_bytes}};
+}
+
+std::string cubin_key(const std::string& source, const std::string& arch) {
+  cache::ContentHash hash;
+  hash.add("cubin").add(source).add("nvrtc " + cuda::nvrtc_version()).add(arch);
+  for (const std::string& option : cuda::compile_options(arch)) hash.add(option);
+  return hash.hex();
+}
+
+namespace {
+
+// The cubin of (desc, variant) for arch: the stored one, else NVRTC's, stored for next time.
+std::vector<char> obtain_cubin(const OpDesc& desc, const cuda::CudaVariant& variant, const std::string& arch,
+                               const cache::DecisionCache* reader, const std::string& cache_path) {
+  const std::string source = cuda::emit(desc, variant);
+  const std::string key = cubin_key(source, arch);
+  if (reader != nullptr)
+    if (std::optional<cache::Artifact> stored = reader->lookup_artifact(key)) return std::move(stored->bytes);
+  const std::string name = cuda::variant_name(desc, variant, arch);
+  std::vector<char> cubin = cuda::compile_to_cubin(source, name, arch);
+  if (!cache_path.empty()) {
+    cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
+    writer.store_artifact({key, name, "nvrtc " + cuda::nvrtc_version(), arch, cubin, ""});
+  }
+  return cubin;
+}
+
+}  // namespace
+
+std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json* variant_json,
+                                         const cache::DecisionCache* reader, const std::string& cache_path) {
+  const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
+  const cuda::CudaVariant variant =
+      variant_json != nullptr ? cuda::variant_from_json(*variant_json) : cuda::heuristic(desc, device.major);
+  cuda::Validity validity = cuda::is_valid(desc, variant, device.major);
+  if (!validity)
+    throw Unsupported(fmt::format("cannot build {}: {}", cuda::variant_name(desc, variant, device.arch()),
+                                  validity.reason));
+  return std::make_shared<cuda::CudaKernel>(desc, variant,
+                                            obtain_cubin(desc, variant, device.arch(), reader, cache_path));
+}
+
+bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel) {
+  const auto* cuda_kernel = dynamic_cast<const cuda::CudaKernel*>(&kernel);
+  if (cuda_kernel == nullptr) return false;
+  const std::string arch = cuda::device_info(kernel.desc().device.index).arch();
+  return cache.store_artifact({cubin_key(cuda::emit(kernel.desc(), cuda_kernel->variant()), arch), kernel.name(),
+                               "nvrtc " + cuda::nvrtc_version(), arch, cuda_kernel->cubin(), ""});
+}
+
+void prepare_cuda_context(const OpDesc& desc) { cuda::make_current(desc.device.index); }
 
 namespace {
 
@@ -49,13 +114,10 @@ int arch_major(const std::string& arch) {
 CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch) {
   const int major = arch_major(arch);
   if (!cuda::nvrtc().available) throw Unsupported("cannot compile CUDA: " + cuda::nvrtc().reason);
-  cuda::GemvGenerator generator;
-  const cuda::CudaVariant variant = generator.heuristic(desc);
-  cuda::Validity validity = generator.is_valid(desc, variant, major);
-  if (!validity) throw Unsupported("no CUDA kernel serves " + to_string(desc) + " on " + arch + ": " + validity.reason);
+  const cuda::CudaVariant variant = cuda::heuristic(desc, major);
   CompiledCuda compiled;
   compiled.variant_name = cuda::variant_name(desc, variant, arch);
-  compiled.cubin = cuda::compile_to_cubin(generator.emit(desc, variant), compiled.variant_name, arch);
+  compiled.cubin = cuda::compile_to_cubin(cuda::emit(desc, variant), compiled.variant_name, arch);
   return compiled;
 }
 
@@ -71,6 +133,7 @@ nlohmann::json cuda_status() {
     status["device"] = device.name;
     status["arch"] = device.arch();
     status["fingerprint"] = device.fingerprint();
+    status["generator_version"] = cuda_generator_version();
   } catch (const Error& error) {
     status["reason"] = error.what();
   }
@@ -81,9 +144,20 @@ nlohmann::json cuda_status() {
 
 std::string cuda_refusal(const OpDesc&) { return "this build of lowbit has no CUDA backend (no CUDA toolkit at build time)"; }
 
-std::shared_ptr<const Kernel> build_cuda_heuristic(const OpDesc& desc) {
+std::string cuda_fingerprint(const OpDesc& desc) { throw Unsupported(cuda_refusal(desc)); }
+std::string cuda_generator_version() { throw Unsupported(cuda_refusal(OpDesc{})); }
+nlohmann::json cuda_provenance(const OpDesc& desc) { throw Unsupported(cuda_refusal(desc)); }
+
+std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json*, const cache::DecisionCache*,
+                                         const std::string&) {
   throw Unsupported(cuda_refusal(desc));
 }
+
+bool store_cuda_cubin(cache::DecisionCache&, const Kernel&) { return false; }
+
+std::string cubin_key(const std::string&, const std::string&) { throw Unsupported(cuda_refusal(OpDesc{})); }
+
+void prepare_cuda_context(const OpDesc& desc) { throw Unsupported(cuda_refusal(desc)); }
 
 CompiledCuda compile_cuda(const OpDesc& desc, const std::string&) { throw Unsupported(cuda_refusal(desc)); }
 

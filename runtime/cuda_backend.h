@@ -1,5 +1,5 @@
-// The CUDA backend as get_kernel and the CLI see it. Builds without the CUDA toolkit too:
-// then every CUDA request is Unsupported with that reason.
+// The CUDA backend as get_kernel, the tuner's callers and the CLI see it. Builds without the
+// CUDA toolkit too: then every CUDA request is Unsupported with that reason.
 #pragma once
 
 #include <memory>
@@ -8,17 +8,44 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "cache/decision_cache.h"
 #include "lowbit/kernel.h"
 
 namespace lowbit::runtime {
 
 // Empty when a CUDA kernel can serve desc here; else why not (no toolkit at build time, no
-// driver, no device, or the generator's own reason).
+// driver, no device, or the generators' own reasons).
 std::string cuda_refusal(const OpDesc& desc);
 
-// The heuristic CUDA variant for desc, compiled with NVRTC for this device and loaded.
-// (Tuning CUDA candidates is bench/cuda_bench.cpp's for now; get_kernel does not time them.)
-std::shared_ptr<const Kernel> build_cuda_heuristic(const OpDesc& desc);
+// The key parts of a CUDA decision. The fingerprint holds the hard facts a tuned variant
+// depends on: arch, SM count and the device's name (an H100 and an H200 share arch and SM
+// count but not memory bandwidth), e.g. "cuda;sm_90;sms=132;name=NVIDIA H100 80GB HBM3".
+// The generator version names the registered generators and the NVRTC that compiles them,
+// e.g. "cuda_gemv@1;nvrtc=13.0": another compiler is other code. The driver version is soft:
+// it is kept in the provenance, and a driver update does not discard the decisions.
+std::string cuda_fingerprint(const OpDesc& desc);
+std::string cuda_generator_version();
+// {"device", "driver", "nvrtc", "l2_bytes"}: the facts kept beside a CUDA decision.
+nlohmann::json cuda_provenance(const OpDesc& desc);
+
+// Builds (desc, variant) on desc's device; a null variant means the heuristic one. The cubin
+// comes from `reader`'s artifacts when stored there (no NVRTC call); else it is compiled and,
+// when cache_path is not empty, stored there for the next process. reader may be null.
+std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json* variant,
+                                         const cache::DecisionCache* reader, const std::string& cache_path);
+
+// Stores a CUDA kernel's cubin (a tuning winner) under its content key. False when the cache
+// refused it (with a warning) or kernel is not a CUDA kernel.
+bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel);
+
+// The content key of a cubin: SHA-256 over the generated source (it embeds the templates), the
+// NVRTC version, the arch and the NVRTC options.
+std::string cubin_key(const std::string& source, const std::string& arch);
+
+// Makes desc's device context current on the calling thread (creating the primary context the
+// first time, which takes a good part of a second). An engine has its context before it asks
+// for kernels; the CLI calls this so that get_kernel's time is lowbit's own.
+void prepare_cuda_context(const OpDesc& desc);
 
 struct CompiledCuda {
   std::string variant_name;

@@ -19,12 +19,18 @@ std::string cache_path(const GetOptions& options);
 // Worker threads a kernel may use under options: the cap, at most the usable cores.
 int thread_budget(const GetOptions& options);
 
-// The fingerprint decisions are keyed by: this CPU's, plus the thread cap when it is below the
-// core count, since a variant tuned on fewer threads is another measurement.
-std::string decision_fingerprint(const GetOptions& options);
+// The fingerprint desc's decisions are keyed by. x86: this CPU's, plus the thread cap when it
+// is below the core count, since a variant tuned on fewer threads is another measurement.
+// CUDA: the device's (runtime/cuda_backend.h, cuda_fingerprint).
+std::string decision_fingerprint(const OpDesc& desc, const GetOptions& options);
+
+// The generator version desc's decisions are keyed by: the allowed x86 generators', or the
+// CUDA generators' with the NVRTC version.
+std::string decision_generator_version(const OpDesc& desc, const GetOptions& options);
 
 // Stores the winner of result for desc on this machine (fingerprint, generator version,
-// protocol and the top candidates as provenance). Returns false when the cache refused it.
+// protocol and the top candidates as provenance); for a CUDA winner its cubin too, so the
+// next process loads it without compiling. Returns false when the cache refused the decision.
 bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const GetOptions& options,
                     const tuner::TuneResult& result);
 

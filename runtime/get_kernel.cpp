@@ -1,6 +1,9 @@
 // get_kernel: the policy that joins cache, tuner and generators.
-//   hit  -> build the stored variant (no timing, no reference)
+//   hit  -> build the stored variant (no timing, no reference; a CUDA one loads its stored
+//           cubin, no NVRTC call)
 //   miss -> tune, store, return the winner; or (OnMiss::heuristic) the heuristic variant
+// Both backends go the same way; only building a variant differs (x86 registry, or
+// runtime/cuda_backend.h with the cubin cache).
 // Resolved kernels are also kept for the life of the process, so an engine asking again for
 // the same descriptor gets the same object without touching the file.
 #include <fmt/format.h>
@@ -8,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cache/decision_cache.h"
@@ -34,18 +38,31 @@ ProcessCache& process_cache() {
 
 std::string process_key(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
   return fmt::format("{}|{}|{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache,
-                     options.on_miss == OnMiss::tune ? "tune" : "heuristic", x86::generator_version(options.isa));
+                     options.on_miss == OnMiss::tune ? "tune" : "heuristic",
+                     runtime::decision_generator_version(desc, options));
+}
+
+bool on_cuda(const OpDesc& desc) { return desc.device.kind == DeviceKind::cuda; }
+
+// The heuristic variant of desc's backend. A CUDA one takes its cubin from the cache when there
+// (reader may be null) and leaves a compiled one in cache_path (when not empty).
+std::shared_ptr<const Kernel> build_heuristic(const OpDesc& desc, const GetOptions& options,
+                                              const cache::DecisionCache* reader, const std::string& cache_path) {
+  if (on_cuda(desc)) return runtime::build_cuda(desc, nullptr, reader, cache_path);
+  return x86::build(desc, x86::heuristic(desc, runtime::thread_budget(options), options.isa), options.max_threads);
 }
 
 std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::DecisionCache& decisions,
-                                         const GetOptions& options) {
+                                         const GetOptions& options, const std::string& cache_path) {
   if (!decisions.usable()) return std::nullopt;
-  auto decision = decisions.lookup(to_string(desc), runtime::decision_fingerprint(options),
-                                  x86::generator_version(options.isa));
+  auto decision = decisions.lookup(to_string(desc), runtime::decision_fingerprint(desc, options),
+                                  runtime::decision_generator_version(desc, options));
   if (!decision) return std::nullopt;
   try {
+    const nlohmann::json variant = nlohmann::json::parse(decision->variant_json);
     ResolvedKernel resolved;
-    resolved.kernel = x86::build_from_json(desc, nlohmann::json::parse(decision->variant_json), options.max_threads);
+    resolved.kernel = on_cuda(desc) ? runtime::build_cuda(desc, &variant, &decisions, cache_path)
+                                    : x86::build_from_json(desc, variant, options.max_threads);
     resolved.source = KernelSource::cache;
     resolved.median_us = decision->median_us;
     return resolved;
@@ -70,25 +87,18 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
     if (found != memory.kernels.end()) return found->second;
   }
 
-  if (desc.device.kind == DeviceKind::cuda) {
-    // CUDA kernels come from the heuristic until the tuner times them on the device.
-    ResolvedKernel resolved{runtime::build_cuda_heuristic(desc), KernelSource::heuristic, 0};
-    std::lock_guard<std::mutex> lock(memory.mutex);
-    return memory.kernels.emplace(key, resolved).first->second;
-  }
-
   // Look up through a read-only connection (the cheapest open: no schema or journal-mode
-  // work); open for writing only when a tuned result has to be stored.
+  // work); open for writing only when a tuned result or a new cubin has to be stored.
   std::optional<ResolvedKernel> resolved;
+  std::optional<cache::DecisionCache> reader;
   if (options.use_cache && std::filesystem::exists(cache_path)) {
-    cache::DecisionCache reader = cache::DecisionCache::open(cache_path, cache::OpenMode::read_only);
-    resolved = from_cache(desc, reader, options);
+    reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
+    resolved = from_cache(desc, *reader, options, cache_path);
   }
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
-      resolved->kernel =
-          x86::build(desc, x86::heuristic(desc, runtime::thread_budget(options), options.isa), options.max_threads);
+      resolved->kernel = build_heuristic(desc, options, reader ? &*reader : nullptr, cache_path);
       resolved->source = KernelSource::heuristic;
     } else {
       tuner::TuneOptions tune_options;

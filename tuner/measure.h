@@ -18,6 +18,8 @@
 namespace lowbit::tuner {
 
 constexpr std::string_view protocol_id = "rotate-median:1";
+// The CUDA protocol, described in tuner/cuda_measure.h (built only with the CUDA backend).
+constexpr std::string_view cuda_protocol_id = "cuda-rotate-median:1";
 
 struct Timing {
   double median_us = 0;

@@ -15,6 +15,9 @@
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
 #include "tuner/measure.h"
+#if LOWBIT_WITH_CUDA
+#include "tuner/cuda_tuner.h"
+#endif
 
 namespace lowbit::tuner {
 namespace {
@@ -47,6 +50,15 @@ CandidateResult verify(const Kernel& kernel, const Problem& problem, const std::
 
 TuneResult tune(const OpDesc& desc, const TuneOptions& options) {
   validate(desc);
+  if (desc.device.kind == DeviceKind::cuda) {
+#if LOWBIT_WITH_CUDA
+    return tune_cuda(desc, options);
+#else
+    throw Unsupported(fmt::format("cannot tune {}: this build of lowbit has no CUDA backend (no CUDA toolkit at "
+                                  "build time)",
+                                  to_string(desc)));
+#endif
+  }
   x86::Validity served = x86::supports(desc, options.isa);
   if (!served) throw Unsupported(fmt::format("cannot tune {}: {}", to_string(desc), served.reason));
   const int max_threads = options.max_threads > 0 ? options.max_threads : ThreadPool::instance().size();

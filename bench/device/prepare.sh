@@ -8,10 +8,12 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 mkdir -p .git/info
 for folder in /.deps/ /.snapshot/; do grep -qxF "$folder" .git/info/exclude || echo "$folder" >> .git/info/exclude; done
-if [ ! -d .deps/usr ]; then
+# Re-extracted when a package of the list is missing (the list grows with the build's needs).
+if [ ! -d .deps/usr/include/openssl ]; then
+  rm -rf .deps
   downloads=$(mktemp -d)
   (cd "$downloads" && apt-get download libxbyak-dev libsqlite3-dev libsqlite3-0 libfmt-dev libfmt9 libgtest-dev \
-    libcli11-dev nlohmann-json3-dev)
+    libcli11-dev nlohmann-json3-dev libssl-dev libssl3)
   mkdir -p .deps
   for package in "$downloads"/*.deb; do dpkg -x "$package" .deps; done
   rm -rf "$downloads"

@@ -9,6 +9,9 @@
 # LOWBIT_DEVICE_PARTS=cuda runs only the CUDA tests and benchmark (a shorter call); =profile
 # adds Nsight Compute reports of two candidates (bench/device/profile.sh). LOWBIT_DEVICE_TESTS=REGEX
 # builds and runs only the ctest tests matching REGEX, then stops (a quick check while developing).
+# LOWBIT_DEVICE_PARTS=cpu_torch builds only the CLI and the problem dump, then runs the x86
+# comparison with torch on the Xeon (bench/cpu_compare.sh) and lowbit's thread scaling at M=1
+# and M=16 (`lowbit bench --threads 1..16`), and stops.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -19,9 +22,26 @@ jobs=$(nproc)
 
 { date -u; nvidia-smi; g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1; lscpu; } \
   > "$OUT/machine.txt" 2>&1
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
+targets=()
+[ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ] && targets=(--target lowbit lowbit_cpu_problem_dump lowbit_ceilings)
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/build.log" 2>&1 &&
-  cmake --build build-device -j "$jobs" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  cmake --build build-device -j "$jobs" "${targets[@]}" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+
+if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
+  { build-device/cli/lowbit info; build-device/bench/lowbit_ceilings; } > "$OUT/cpu_machine.txt" 2>&1
+  for m in 16 1; do
+    for threads in 1 2 4 8 16; do
+      build-device/cli/lowbit bench --json --threads "$threads" --db build-device/threads.sqlite \
+        --desc "m=$m,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16" 2>> "$OUT/threads.err" |
+        python3 -c "import json, sys; print(json.dumps(json.load(sys.stdin)))" >> "$OUT/threads.jsonl"
+    done
+  done
+  # Outputs stay in build-device (the call returns few files); the log carries every row.
+  PYTHON=python3 bash bench/cpu_compare.sh build-device "$(nproc)" build-device/cpu_compare > "$OUT/cpu_compare.log" 2>&1
+  tail -45 "$OUT/cpu_compare.log"
+  exit 0
+fi
 
 if [ -n "${LOWBIT_DEVICE_TESTS:-}" ]; then
   (cd build-device && ctest -j 8 --output-on-failure -R "$LOWBIT_DEVICE_TESTS") > "$OUT/ctest.log" 2>&1

@@ -108,15 +108,20 @@ std::string nvrtc_version() {
   return fmt::format("{}.{}", major, minor);
 }
 
+std::vector<std::string> compile_options(const std::string& arch) {
+  return {"--gpu-architecture=" + arch, "--std=c++17", "-default-device", "--extra-device-vectorization"};
+}
+
 std::vector<char> compile_to_cubin(const std::string& source, const std::string& name, const std::string& arch) {
   const Nvrtc& api = nvrtc();
   if (!api.available) throw Unsupported("cannot compile CUDA: " + api.reason);
   nvrtcProgram program = nullptr;
   nvrtcResult created = api.nvrtcCreateProgram(&program, source.c_str(), (name + ".cu").c_str(), 0, nullptr, nullptr);
   if (created != NVRTC_SUCCESS) throw Error(fmt::format("nvrtcCreateProgram: {}", api.nvrtcGetErrorString(created)));
-  const std::string arch_option = "--gpu-architecture=" + arch;
-  const char* options[] = {arch_option.c_str(), "--std=c++17", "-default-device", "--extra-device-vectorization"};
-  nvrtcResult compiled = api.nvrtcCompileProgram(program, static_cast<int>(std::size(options)), options);
+  const std::vector<std::string> option_texts = compile_options(arch);
+  std::vector<const char*> options;
+  for (const std::string& option : option_texts) options.push_back(option.c_str());
+  nvrtcResult compiled = api.nvrtcCompileProgram(program, static_cast<int>(options.size()), options.data());
   size_t log_size = 0;
   api.nvrtcGetProgramLogSize(program, &log_size);
   std::string log(log_size, '\0');

@@ -53,6 +53,9 @@ void check(CUresult result, const char* what);
 // "13.0" style NVRTC version, part of every compiled-artifact key.
 std::string nvrtc_version();
 
+// The NVRTC options compile_to_cubin passes for arch; part of every compiled-artifact key.
+std::vector<std::string> compile_options(const std::string& arch);
+
 // Compiles CUDA source with NVRTC to a cubin for arch (e.g. "sm_90a"). Throws lowbit::Error
 // carrying the NVRTC log when compilation fails. Needs no GPU.
 std::vector<char> compile_to_cubin(const std::string& source, const std::string& name, const std::string& arch);

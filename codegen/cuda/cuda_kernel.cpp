@@ -19,7 +19,17 @@ CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant) : desc_(d
   name_ = variant_name(desc, variant, device.arch());
   if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name_, validity.reason));
   cubin_ = compile_to_cubin(generator.emit(desc, variant), name_, device.arch());
-  make_current(desc.device.index);
+  load();
+}
+
+CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin)
+    : desc_(desc), variant_(variant), cubin_(std::move(cubin)) {
+  name_ = variant_name(desc, variant, device_info(desc.device.index).arch());
+  load();
+}
+
+void CudaKernel::load() {
+  make_current(desc_.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
 }

@@ -15,6 +15,9 @@ class CudaKernel final : public Kernel {
   // Compiles (NVRTC, for the device's exact arch) and loads. Throws Unsupported without a
   // usable device, Error with the NVRTC log when compilation fails.
   CudaKernel(const OpDesc& desc, const CudaVariant& variant);
+  // Loads a cubin compiled earlier from this (desc, variant) (the cache's, or the registry's
+  // build): no NVRTC call. The caller has checked the variant's validity.
+  CudaKernel(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin);
   ~CudaKernel() override;
   CudaKernel(const CudaKernel&) = delete;
   CudaKernel& operator=(const CudaKernel&) = delete;
@@ -26,8 +29,11 @@ class CudaKernel final : public Kernel {
   void run(const RunArgs& args) const override;
 
   const std::vector<char>& cubin() const { return cubin_; }
+  const CudaVariant& variant() const { return variant_; }
 
  private:
+  void load();
+
   OpDesc desc_;
   CudaVariant variant_;
   std::string name_;

@@ -364,7 +364,7 @@ Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& va
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
   for (const char* feature : {"avx512f", "avx512bw", "avx512vl"})
     if (!cpu.has(feature)) return refuse(fmt::format("this CPU lacks {}", feature));
-  if (!is_avx512(variant.isa)) return refuse("the AVX-512 generator emits avx512_fma and avx512_bf16 only");
+  if (!is_avx512(variant.isa) || computes_int8(variant.isa)) return refuse("the AVX-512 generator emits avx512_fma and avx512_bf16 only");
   if (variant.isa == X86Isa::avx512_bf16) {
     if (!cpu.has("avx512_bf16")) return refuse("this CPU lacks avx512_bf16");
     if (desc.act != DType::bf16) return refuse("the avx512_bf16 flavour needs act=bf16");

@@ -14,7 +14,7 @@ Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int 
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
   if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
   if (desc.compute != Compute::floating)
-    return refuse("compute=int8 is not generated yet on x86 (compute=float is)");
+    return refuse("the float generators compute compute=float only (compute=int8: the avx512_vnni family)");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by x86 kernels");
   if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > max_cells)
     return refuse(fmt::format("register block {}x{} panels does not fit {} (n_panels*m_rows must be 1..{} "

@@ -26,6 +26,8 @@ namespace lowbit::x86 {
 struct BlockArgs {
   const void* x;              // activations of the first row: bf16 (bf16 flavour) or fp32
   const float* group_sums;    // [rows][groups]: sum of x over each group, as the kernel sees x
+                              // (compute=int8: Int8BlockFactors [rows][blocks], activation_quantizer.h)
+                              // (compute=int8: Int8BlockFactors [rows][blocks], activation_quantizer.h)
   const uint8_t* qweight;     // first panel of the block (native layout)
   const uint16_t* scales;     // fp16 [panel][group][16]
   const uint16_t* zeros;      // fp16 [panel][group][16]; unused for zero=none

@@ -27,10 +27,19 @@ namespace lowbit::x86 {
 
 // Every function below that takes `isa` restricts the generators to one ISA family: `isa` is
 // GetOptions.isa / the CLI's --isa; empty means $LOWBIT_ISA, and empty or unset there means
-// every family, best first. Allowed values: "avx2", "avx512". Anything else throws
-// InvalidArgument naming "isa" (resp. "LOWBIT_ISA") and the allowed values.
+// every family, best first. Allowed values: "avx2", "avx512", "avx512_vnni", "amx". Anything
+// else throws InvalidArgument naming "isa" (resp. "LOWBIT_ISA") and the allowed values.
+//
+// Compute modes never cross: every generator serves one mode (compute=float: the AMX-BF16,
+// AVX-512 and AVX2 float generators; compute=int8: the AVX512-VNNI generator) and a descriptor
+// only meets the generators of its own mode. So for compute=int8 both "avx512" and
+// "avx512_vnni" select the VNNI generator ("avx512" names the register file, which the VNNI one
+// shares), and "avx2" and "amx" select nothing (no AVX2 or AMX int8 path yet: refused with that
+// reason); for compute=float "avx512_vnni" selects nothing (refused: it names an int8 family).
 
-// Identifies the code the allowed generators emit ("x86_avx512_float@2+x86_avx2_float@1";
+// Identifies the code the allowed generators emit
+// ("x86_amx_bf16@1+x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1"; AMX only on CPUs
+// with AMX-BF16 unless forced;
 // one of them when an ISA is forced); part of every cache key, so a decision tuned under a
 // forced ISA is never served to a caller that did not force it, nor the other way round.
 std::string generator_version(std::string_view isa = {});
@@ -41,8 +50,10 @@ Validity supports(const OpDesc& desc, std::string_view isa = {});
 // The same with the CPU given, for tests.
 Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu);
 
-// The candidates and heuristic of the first allowed generator that serves desc: AVX-512 where
-// the CPU has it, else the AVX2 fallback.
+// The candidates of the allowed generators of desc's compute mode that serve desc: for
+// compute=float, AMX-BF16 (from AmxBf16Generator::min_rows rows) beside AVX-512 where the CPU has
+// them, else the AVX2 fallback; for compute=int8, AVX512-VNNI. The heuristic: AMX from 16 rows
+// on, else AVX-512, else AVX2 (a forced family's own).
 std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads, std::string_view isa = {});
 X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa = {});
 

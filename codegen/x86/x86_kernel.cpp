@@ -4,8 +4,11 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
+#include "codegen/x86/activation_quantizer.h"
 #include "codegen/x86/avx512_float_generator.h"
+#include "codegen/x86/avx512_vnni_int8_generator.h"
 #include "core/thread_pool.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/half.h"
@@ -21,6 +24,8 @@ constexpr int64_t parallel_prepare_elements = int64_t{1} << 18;
 struct Scratch {
   std::vector<float> sums;
   std::vector<float> x_fp32;
+  std::vector<int8_t> x_int8;               // compute=int8: quantized rows
+  std::vector<Int8BlockFactors> factors;    // compute=int8: per row and block
 };
 
 Scratch& thread_scratch() {
@@ -66,7 +71,11 @@ void prepare_activation_rows(const OpDesc& desc, const void* x, const float* eq_
 
 X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_threads)
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)), geometry_(native_geometry(desc)) {
-  if (is_avx512(variant.isa))
+  if (computes_int8(variant.isa))
+    program_ = Avx512VnniInt8Generator().emit(desc, variant);
+  else if (variant.isa == X86Isa::amx_bf16)
+    program_ = AmxBf16Generator().emit(desc, variant);
+  else if (is_avx512(variant.isa))
     program_ = Avx512FloatGenerator().emit(desc, variant);
   else
     program_ = Avx2FloatGenerator().emit(desc, variant);
@@ -75,6 +84,14 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
   int cap = std::max(1, cpu_info().physical_cores);
   if (max_threads > 0) cap = std::min(cap, max_threads);
   threads_ = std::max(1, std::min(variant.threads, cap));
+  if (computes_int8(variant.isa)) {
+    const Int8ActivationLayout layout = int8_activation_layout(desc);
+    x_row_bytes_ = layout.row_bytes;
+    sums_per_row_ = layout.blocks * static_cast<int64_t>(sizeof(Int8BlockFactors) / sizeof(float));
+  } else {
+    x_row_bytes_ = desc.k * (reads_bf16_x(variant.isa) ? 2 : 4);
+    sums_per_row_ = geometry_.groups;
+  }
 }
 
 nlohmann::json X86Kernel::variant_json() const { return to_json(variant_); }
@@ -98,7 +115,7 @@ void X86Kernel::prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row
 void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                            int64_t panel_end) const {
   const NativeGeometry& geometry = geometry_;
-  const int64_t x_row_bytes = desc_.k * (variant_.isa == X86Isa::avx512_bf16 ? 2 : 4);
+  const int64_t x_row_bytes = x_row_bytes_;
   const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
   const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
   const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
@@ -119,40 +136,63 @@ void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums
     for (int64_t row = 0; row < args.m; row += variant_.m_rows) {
       const int rows = static_cast<int>(std::min<int64_t>(variant_.m_rows, args.m - row));
       block.x = static_cast<const uint8_t*>(x) + row * x_row_bytes;
-      block.group_sums = sums + row * geometry.groups;
+      block.group_sums = sums + row * sums_per_row_;
       block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
       program_->block(panels, rows)(&block);
     }
   }
 }
 
-void X86Kernel::run(const RunArgs& args) const {
-  check_run_args(desc_, args);
+std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArgs& args) const {
   const int64_t rows = args.m;
-  // The equalization scale is folded into this conversion (the bf16 flavour refuses eqscale=1).
-  const bool needs_fp32_x = variant_.isa != X86Isa::avx512_bf16 && (desc_.act != DType::fp32 || desc_.eqscale);
   Scratch& scratch = thread_scratch();
+  ThreadPool& pool = ThreadPool::instance();
+  const bool parallel = rows * desc_.k >= parallel_prepare_elements && threads_ > 1;
+  const int tasks = static_cast<int>(std::min<int64_t>(threads_, rows));
+  if (computes_int8(variant_.isa)) {
+    // The equalization scale is folded into the quantization (one pass over x).
+    const float* eq_scale = desc_.eqscale ? args.eq_scale : nullptr;
+    scratch.x_int8.resize(static_cast<std::size_t>(rows * x_row_bytes_));
+    scratch.factors.resize(static_cast<std::size_t>(rows * sums_per_row_ / 2));
+    int8_t* x_int8 = scratch.x_int8.data();
+    Int8BlockFactors* factors = scratch.factors.data();
+    auto quantize = [&](int64_t row_begin, int64_t row_end) {
+      quantize_activation_rows(desc_, args.x, eq_scale, row_begin, row_end, x_int8, factors);
+    };
+    if (parallel)
+      pool.run(tasks, [&](int task) { quantize(rows * task / tasks, rows * (task + 1) / tasks); });
+    else
+      quantize(0, rows);
+    return {x_int8, reinterpret_cast<const float*>(factors)};
+  }
+  // The equalization scale is folded into this conversion (the bf16 flavours refuse eqscale=1).
+  const bool needs_fp32_x = !reads_bf16_x(variant_.isa) && (desc_.act != DType::fp32 || desc_.eqscale);
   scratch.sums.resize(static_cast<std::size_t>(rows * desc_.group_count()));
   if (needs_fp32_x) scratch.x_fp32.resize(static_cast<std::size_t>(rows * desc_.k));
   float* sums = scratch.sums.data();
   float* x_fp32 = needs_fp32_x ? scratch.x_fp32.data() : nullptr;
 
-  ThreadPool& pool = ThreadPool::instance();
-  if (rows * desc_.k >= parallel_prepare_elements && threads_ > 1) {
-    const int tasks = static_cast<int>(std::min<int64_t>(threads_, rows));
+  if (parallel) {
     pool.run(tasks, [&](int task) {
       prepare_rows(args, rows * task / tasks, rows * (task + 1) / tasks, sums, x_fp32);
     });
   } else {
     prepare_rows(args, 0, rows, sums, x_fp32);
   }
-  const void* x = needs_fp32_x ? static_cast<const void*>(x_fp32) : args.x;
+  return {needs_fp32_x ? static_cast<const void*>(x_fp32) : args.x, sums};
+}
+
+void X86Kernel::run(const RunArgs& args) const {
+  check_run_args(desc_, args);
+  const std::pair<const void*, const float*> prepared = prepare_activations(args);
+  const void* x = prepared.first;
+  const float* sums = prepared.second;
 
   // Whole register blocks of panels per thread, as even as the block count allows.
   const int64_t panels = geometry_.panels;
   const int64_t blocks = (panels + variant_.n_panels - 1) / variant_.n_panels;
   const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
-  pool.run(tasks, [&](int task) {
+  ThreadPool::instance().run(tasks, [&](int task) {
     const int64_t first_block = blocks * task / tasks;
     const int64_t end_block = blocks * (task + 1) / tasks;
     run_panels(args, x, sums, first_block * variant_.n_panels,

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
@@ -31,11 +32,16 @@ class X86Kernel final : public Kernel {
   void prepare_rows(const RunArgs& args, int64_t row_begin, int64_t row_end, float* sums, float* x_fp32) const;
   void run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                   int64_t panel_end) const;
+  // Prepares x as the variant reads it (fp32 copies and sums, or for compute=int8 the s8 rows
+  // and block factors) in the calling thread's scratch; returns x and the per-row sums.
+  std::pair<const void*, const float*> prepare_activations(const RunArgs& args) const;
 
   OpDesc desc_;
   X86Variant variant_;
   std::string name_;
   NativeGeometry geometry_;  // of desc_, computed once
+  int64_t x_row_bytes_ = 0;  // stride of the rows the block functions read
+  int64_t sums_per_row_ = 0;  // floats of BlockArgs.group_sums per row
   int threads_ = 1;
   std::unique_ptr<BlockProgram> program_;
 };

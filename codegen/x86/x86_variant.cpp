@@ -10,7 +10,8 @@
 namespace lowbit::x86 {
 namespace {
 
-constexpr std::array<std::string_view, 3> isa_short_names{"avx512fma", "avx512bf16", "avx2fma"};
+constexpr std::array<std::string_view, 5> isa_short_names{"avx512fma", "avx512bf16", "avx2fma", "avx512vnni",
+                                                          "amxbf16"};
 
 }  // namespace
 

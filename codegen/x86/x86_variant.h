@@ -18,25 +18,38 @@ namespace lowbit::x86 {
 //              (exact products, fp32 sums); needs bf16 activations and AVX512_BF16.
 // avx2_fma: the fallback for CPUs without AVX-512: as avx512_fma on ymm registers, each
 //           16-column panel as two 8-column halves (AVX2, FMA, F16C).
-enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma };
+// avx512_vnni: compute=int8 only: x quantized to s8 per row and block, vpdpbusd against the
+//              unsigned weight codes (AVX512-VNNI).
+// amx_bf16: the avx512_bf16 pairs decoded into a tile of B, tdpbf16ps against tiles of up to
+//           16 bf16 activation rows (AMX-BF16; for larger M).
+enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma, avx512_vnni, amx_bf16 };
 
 }  // namespace lowbit::x86
 
 template <>
 struct lowbit::EnumNames<lowbit::x86::X86Isa> {
-  static constexpr std::array<std::string_view, 3> names{"avx512_fma", "avx512_bf16", "avx2_fma"};
+  static constexpr std::array<std::string_view, 5> names{"avx512_fma", "avx512_bf16", "avx2_fma", "avx512_vnni",
+                                                         "amx_bf16"};
 };
 
 namespace lowbit::x86 {
 
-// The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the first two
-// flavours, avx2 the third.
-inline bool is_avx512(X86Isa isa) { return isa != X86Isa::avx2_fma; }
+// The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the float
+// flavours avx512_fma and avx512_bf16 and the int8 flavour avx512_vnni, avx2 holds avx2_fma, amx
+// holds amx_bf16 (registry.h gives the rule per compute mode).
+inline bool is_avx512(X86Isa isa) {
+  return isa == X86Isa::avx512_fma || isa == X86Isa::avx512_bf16 || isa == X86Isa::avx512_vnni;
+}
+// The flavours of compute=int8 (the others compute=float); the tuner never crosses modes.
+inline bool computes_int8(X86Isa isa) { return isa == X86Isa::avx512_vnni; }
+
+// Flavours that read x as given in bf16 (pairs of k per dword) rather than converted to fp32.
+inline bool reads_bf16_x(X86Isa isa) { return isa == X86Isa::avx512_bf16 || isa == X86Isa::amx_bf16; }
 
 struct X86Variant {
   X86Isa isa = X86Isa::avx512_fma;
   int n_panels = 1;   // 16-column panels per register block (N tile = 16 * n_panels)
-  int m_rows = 1;     // activation rows per register block
+  int m_rows = 1;     // activation rows per register block (amx: 16 or 32, one or two A tiles)
   int k_unroll = 1;   // steps (native k_per_block k each) unrolled in the inner loop
   int threads = 1;    // worker threads (capped by the caller's option and the pool)
 

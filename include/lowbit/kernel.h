@@ -51,8 +51,9 @@ struct GetOptions {
   bool use_cache = true;   // false: no cache read or write (tests, one-off runs)
   int max_threads = 0;     // 0: every usable core
   bool progress = false;   // print tuning progress to stderr
-  // x86 ISA family the kernels may use: "avx512" or "avx2" (e.g. to run the AVX2 fallback on
-  // an AVX-512 machine). Empty: $LOWBIT_ISA, else the best this CPU has. An unknown value is
+  // x86 ISA family the kernels may use: "avx512", "avx512_vnni" (compute=int8), "amx" or "avx2"
+  // (e.g. to run the AVX2 fallback on an AVX-512 machine); codegen/x86/registry.h gives the rule
+  // per compute mode. Empty: $LOWBIT_ISA, else the best this CPU has. An unknown value is
   // an InvalidArgument; a family the CPU lacks, Unsupported.
   std::string isa;
 };

@@ -200,7 +200,7 @@ TEST_F(DecisionCacheTest, FileCarriesApplicationIdVersionAndSchema) {
   { DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write); }
   Database database(file().string(), SQLITE_OPEN_READONLY);
   EXPECT_EQ(query_integer(database, "PRAGMA application_id"), 0x4C4F5742);
-  EXPECT_EQ(query_integer(database, "PRAGMA user_version"), 1);
+  EXPECT_EQ(query_integer(database, "PRAGMA user_version"), 2);
 
   Statement mode(database, "PRAGMA journal_mode");
   ASSERT_EQ(mode.step(), StepResult::row);
@@ -291,9 +291,9 @@ TEST_F(DecisionCacheTest, NewerSchemaVersionIsIgnored) {
   }
   {
     Database database(file().string(), SQLITE_OPEN_READWRITE);
-    database.exec("PRAGMA user_version = 2");
+    database.exec("PRAGMA user_version = 3");
   }
-  expect_ignored_untouched(file(), "newer lowbit (schema version 2");
+  expect_ignored_untouched(file(), "newer lowbit (schema version 3");
   // The row is there, yet the cache refuses to read a format it does not know.
   auto [cache, printed] = open_capturing(file(), OpenMode::read_only);
   EXPECT_FALSE(cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version));

@@ -175,6 +175,48 @@ TEST_F(CliTest, GetTunesOnceThenASecondProcessHitsTheCache) {
   EXPECT_FALSE(fs::exists(directory_ / "default.sqlite")) << "--db was not used";
 }
 
+// CUDA descriptors through tune, get and bench. On a GPU: tune stores the decision and cubin,
+// a second process hits the cache, bench verifies and times the kernel. Without one, each
+// command exits 2 with the CUDA backend's reason.
+TEST_F(CliTest, CudaTuneThenGetHitsTheCacheThenBench) {
+  const char* cuda_desc = "m=2,n=1000,k=4160,bits=4,group=64,zero=int,act=fp16,device=cuda:0";
+  const nlohmann::json info = parse_json(run({"info", "--json"}));
+  const bool gpu = info.at("backends").at("cuda").at("available").get<bool>();
+  const Outcome tune = run({"tune", "--desc", cuda_desc, "--db", db(), "--json"});
+  if (!gpu) {
+    for (const Outcome& outcome : {tune, run({"bench", "--desc", cuda_desc, "--db", db()}),
+                                   run({"get", "--desc", cuda_desc, "--db", db()})}) {
+      EXPECT_EQ(outcome.exit_code, 2) << outcome;
+      EXPECT_NE(outcome.err.find("no CUDA kernel serves"), std::string::npos) << outcome;
+      EXPECT_NE(outcome.err.find(info["backends"]["cuda"].value("reason", "?")), std::string::npos) << outcome;
+    }
+    EXPECT_FALSE(fs::exists(db()));
+    GTEST_SKIP() << "no usable GPU here, refusals checked: " << info["backends"]["cuda"].value("reason", "");
+  }
+  ASSERT_EQ(tune.exit_code, 0) << tune;
+  const nlohmann::json tuned = parse_json(tune)["results"][0];
+  EXPECT_TRUE(tuned.value("stored", false)) << tune;
+  EXPECT_EQ(tuned.value("variant", "").rfind("cuda_sm", 0), 0u) << tune;
+  EXPECT_TRUE(tuned["mem_read_gbps"].is_null()) << "a host bandwidth was reported for a GPU kernel" << tune;
+
+  const Outcome get = run({"get", "--desc", cuda_desc, "--db", db(), "--json"});
+  ASSERT_EQ(get.exit_code, 0) << get;
+  const nlohmann::json hit = parse_json(get);
+  EXPECT_EQ(hit.value("source", ""), "cache") << get;
+  EXPECT_EQ(hit.value("variant", ""), tuned.value("variant", "")) << get;
+  std::printf("CUDA cache-hit get_kernel: %.3f ms (context %.1f ms)\n", hit.value("get_kernel_ms", -1.0),
+              hit.value("cuda_context_ms", -1.0));
+  EXPECT_LT(hit.value("get_kernel_ms", 1e9), 50) << "a cache hit compiled or tuned" << get;
+
+  const Outcome bench = run({"bench", "--desc", cuda_desc, "--db", db(), "--json"});
+  ASSERT_EQ(bench.exit_code, 0) << bench;
+  const nlohmann::json row = parse_json(bench);
+  EXPECT_EQ(row.value("source", ""), "cache") << bench;
+  EXPECT_EQ(row.value("protocol", ""), "cuda-rotate-median:1") << bench;
+  EXPECT_GT(row.value("time_us", 0.0), 0) << bench;
+  EXPECT_LE(row.value("rel_err", 1.0), tolerance(parse_descriptor(cuda_desc))) << bench;
+}
+
 // --isa avx2 runs the fallback on an AVX-512 machine: every command takes it, and what it tunes
 // is stored apart from the unforced decisions (another generator version).
 TEST_F(CliTest, IsaForcesTheAvx2Fallback) {
@@ -308,13 +350,13 @@ INSTANTIATE_TEST_SUITE_P(
                       // "A subcommand is required").
                       BadInput{"UnknownCommand", {"frobnicate"}, "frobnicate"},
                       BadInput{"NoCommand", {}, "subcommand"},
-                      BadInput{"UnsupportedInt8", {"get", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
+                      BadInput{"UnsupportedInt8", {"get", "--desc", "n=64,k=128,compute=int8", "--isa", "avx2", "--db", "DB"},
                                "compute=int8"},
                       BadInput{"UnsupportedCuda", {"get", "--desc", "n=64,k=128,device=cuda:0", "--db", "DB"}, "cuda"},
-                      BadInput{"TuneUnsupported", {"tune", "--desc", "n=64,k=128,compute=int8", "--db", "DB"},
+                      BadInput{"TuneUnsupported", {"tune", "--desc", "n=64,k=128,compute=int8", "--isa", "avx2", "--db", "DB"},
                                "compute=int8", /*writes_nothing=*/false},
                       BadInput{"UnknownIsa", {"get", "--desc", "n=64,k=128", "--isa", "sse4", "--db", "DB"},
-                               "allowed: avx2, avx512"},
+                               "allowed: avx2, avx512, avx512_vnni"},
                       BadInput{"NegativeThreads", {"get", "--desc", "n=64,k=128", "--threads", "-1"}, "--threads"},
                       BadInput{"ShowMissingDirectory", {"show", "--db", "/nonexistent/x.sqlite"}, "/nonexistent/x.sqlite"},
                       BadInput{"ShowMissingFile", {"show", "--db", "DB"}, "cache.sqlite"},

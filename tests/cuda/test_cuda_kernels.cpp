@@ -155,7 +155,11 @@ INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),
 TEST(CudaKernels, GetKernelServesCudaDescriptors) {
   SKIP_WITHOUT_GPU();
   OpDesc desc = parse_descriptor("m=2,n=1000,k=4096,group=128,zero=int,act=bf16,bias=1,device=cuda:0");
-  ResolvedKernel resolved = get_kernel(desc, GetOptions{});
+  // The heuristic path, without a cache (tuning and the cubin cache: tests/runtime/test_cuda_cache.cpp).
+  GetOptions options;
+  options.on_miss = OnMiss::heuristic;
+  options.use_cache = false;
+  ResolvedKernel resolved = get_kernel(desc, options);
   EXPECT_EQ(resolved.source, KernelSource::heuristic);
   std::string failure = check_on_device(*resolved.kernel);
   EXPECT_TRUE(failure.empty()) << failure;

@@ -286,8 +286,10 @@ TEST_F(GetKernelTest, CudaDescriptorNoCudaKernelServesIsUnsupported) {
 }
 
 TEST_F(GetKernelTest, FormatNoGeneratorServesIsUnsupported) {
+  GetOptions avx2 = options();
+  avx2.isa = "avx2";  // compute=int8 has no AVX2 path
   for (const char* text : {"m=1,n=64,k=256,bits=4,compute=int8", "m=1,n=64,k=256,bits=8,compute=int8"}) {
-    EXPECT_THROW(get_kernel(parse_descriptor(text), options()), Unsupported) << text;
+    EXPECT_THROW(get_kernel(parse_descriptor(text), avx2), Unsupported) << text;
   }
   EXPECT_FALSE(fs::exists(file()));
 }
@@ -419,7 +421,7 @@ TEST_F(GetKernelTest, ThreadCapIsPartOfTheDecisionKey) {
   capped.max_threads = 1;
   EXPECT_EQ(get_kernel(desc, capped).source, KernelSource::tuned);
   EXPECT_FALSE(stored_decision(file(), desc).has_value()) << "a 1-thread decision was stored under the uncapped key";
-  EXPECT_NE(runtime::decision_fingerprint(capped), cpu_info().fingerprint());
+  EXPECT_NE(runtime::decision_fingerprint(desc, capped), cpu_info().fingerprint());
   // An uncapped caller must not be served the 1-thread measurement.
   EXPECT_EQ(get_kernel(desc, options()).source, KernelSource::tuned);
   EXPECT_TRUE(stored_decision(file(), desc).has_value());

@@ -1,0 +1,108 @@
+#include "codegen/cuda/registry.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/cuda_kernel.h"
+#include "lowbit/errors.h"
+
+namespace lowbit::cuda {
+namespace {
+
+// One registered generator: its name and version, the families of variants it owns, and its
+// questions.
+struct Generator {
+  std::string_view family;
+  int version;
+  std::vector<CudaFamily> owns;
+  std::vector<CudaVariant> (*candidates)(const OpDesc&);
+  CudaVariant (*heuristic)(const OpDesc&);
+  Validity (*is_valid)(const OpDesc&, const CudaVariant&, int);
+  std::string (*emit)(const OpDesc&, const CudaVariant&);
+};
+
+template <class G>
+Generator make_generator(std::vector<CudaFamily> owns) {
+  return {G::family,
+          G::version,
+          std::move(owns),
+          [](const OpDesc& desc) { return G().candidates(desc); },
+          [](const OpDesc& desc) { return G().heuristic(desc); },
+          [](const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+            return G().is_valid(desc, variant, arch_major);
+          },
+          [](const OpDesc& desc, const CudaVariant& variant) { return G().emit(desc, variant); }};
+}
+
+// In order of preference: the first whose heuristic serves a descriptor gives its heuristic.
+const std::vector<Generator>& generators() {
+  static const std::vector<Generator> list{
+      make_generator<GemvGenerator>({CudaFamily::gemv, CudaFamily::gemv_mma}),
+  };
+  return list;
+}
+
+const Generator& owner(const CudaVariant& variant) {
+  for (const Generator& generator : generators())
+    if (std::find(generator.owns.begin(), generator.owns.end(), variant.family) != generator.owns.end())
+      return generator;
+  throw Unsupported(fmt::format("no registered CUDA generator owns the family '{}'", to_string(variant.family)));
+}
+
+}  // namespace
+
+std::string generator_version() {
+  std::string version;
+  for (const Generator& generator : generators())
+    version += fmt::format("{}{}@{}", version.empty() ? "" : "+", generator.family, generator.version);
+  return version;
+}
+
+std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major) {
+  std::vector<CudaVariant> variants;
+  for (const Generator& generator : generators())
+    for (const CudaVariant& variant : generator.candidates(desc))
+      if (generator.is_valid(desc, variant, arch_major)) variants.push_back(variant);
+  return variants;
+}
+
+Validity supports(const OpDesc& desc, int arch_major) {
+  std::string reasons;
+  for (const Generator& generator : generators()) {
+    Validity validity = generator.is_valid(desc, generator.heuristic(desc), arch_major);
+    if (validity) return validity;
+    reasons += fmt::format("{}{} ({})", reasons.empty() ? "" : "; ", validity.reason, generator.family);
+  }
+  return Validity{false, reasons};
+}
+
+CudaVariant heuristic(const OpDesc& desc, int arch_major) {
+  for (const Generator& generator : generators()) {
+    CudaVariant variant = generator.heuristic(desc);
+    if (generator.is_valid(desc, variant, arch_major)) return variant;
+  }
+  throw Unsupported(fmt::format("no CUDA kernel serves {}: {}", to_string(desc), supports(desc, arch_major).reason));
+}
+
+Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+  return owner(variant).is_valid(desc, variant, arch_major);
+}
+
+std::string emit(const OpDesc& desc, const CudaVariant& variant) { return owner(variant).emit(desc, variant); }
+
+std::shared_ptr<const Kernel> build(const OpDesc& desc, const CudaVariant& variant) {
+  const DeviceInfo& device = device_info(desc.device.index);
+  const std::string name = variant_name(desc, variant, device.arch());
+  Validity validity = is_valid(desc, variant, device.major);
+  if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name, validity.reason));
+  return std::make_shared<CudaKernel>(desc, variant, compile_to_cubin(emit(desc, variant), name, device.arch()));
+}
+
+std::shared_ptr<const Kernel> build(const OpDesc& desc, const nlohmann::json& variant) {
+  return build(desc, variant_from_json(variant));
+}
+
+}  // namespace lowbit::cuda

@@ -1,0 +1,54 @@
+// The CUDA backend's generators, and the map for adding one.
+//
+// Adding a kernel family (e.g. an mma.sync medium-M family, a cuBLASLt fallback):
+//   1. Write codegen/cuda/<family>_generator.{h,cpp}: a class with `family`, `version`,
+//      candidates(desc), is_valid(desc, variant, arch_major), emit(desc, variant) and
+//      heuristic(desc), as GemvGenerator; its kernel body lives in templates/.
+//   2. Name its CudaFamily values in cuda_variant.h and register the generator in registry.cpp
+//      (one line in `generators()`, in order of preference, with the families it owns).
+//   3. Bump a generator's version whenever its code or candidate set changes: the version is
+//      part of every decision's key, so shapes tuned without the change are tuned again.
+//   4. Tests: tests/cuda/ runs every candidate against the reference on a GPU and compiles
+//      every template under NVRTC without one.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "codegen/cuda/cuda_variant.h"
+#include "codegen/cuda/gemv_generator.h"
+#include "lowbit/kernel.h"
+
+namespace lowbit::cuda {
+
+// Identifies the code every registered generator emits, e.g. "cuda_gemv@1" (several joined by
+// '+'); part of every CUDA decision's key.
+std::string generator_version();
+
+// Every registered generator's candidates that are valid for desc on a device of compute
+// capability arch_major, in registration order.
+std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major);
+
+// The heuristic variant of the first generator (in order of preference) whose heuristic serves
+// desc on arch_major. Throws Unsupported, with every generator's reason, when none does.
+CudaVariant heuristic(const OpDesc& desc, int arch_major);
+
+// Whether some generator serves desc on arch_major (its heuristic variant is valid); the
+// reasons of all of them when not.
+Validity supports(const OpDesc& desc, int arch_major);
+
+// Asks the generator that owns variant.family.
+Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major);
+
+// The complete CUDA source of (desc, variant) for NVRTC, from the owning generator.
+std::string emit(const OpDesc& desc, const CudaVariant& variant);
+
+// Compiles (NVRTC, for the device's exact arch) and loads (desc, variant) on desc's device.
+// Throws Unsupported without a usable device or when the variant is not valid there.
+std::shared_ptr<const Kernel> build(const OpDesc& desc, const CudaVariant& variant);
+std::shared_ptr<const Kernel> build(const OpDesc& desc, const nlohmann::json& variant);
+
+}  // namespace lowbit::cuda

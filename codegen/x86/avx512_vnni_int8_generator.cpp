@@ -1,0 +1,425 @@
+#include "codegen/x86/avx512_vnni_int8_generator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <limits>
+
+#include <xbyak/xbyak_util.h>
+
+#include "codegen/x86/activation_quantizer.h"
+#include "lowbit/errors.h"
+#include "lowbit/half.h"
+#include "lowbit/native_layout.h"
+#include "lowbit/reference.h"
+
+namespace lowbit::x86 {
+namespace {
+
+using Xbyak::Opmask;
+using Xbyak::Reg64;
+using Xbyak::Ymm;
+using Xbyak::Zmm;
+
+constexpr uint8_t or_and = 0xA8;  // vpternlogd truth table: (a | b) & c
+
+// Zmm numbering of one block: fp32 running sums, then int32 block accumulators, both
+// [row][panel]; masks and temporaries at the top of the register file.
+struct Registers {
+  int panels;
+  int rows;
+  Zmm sum(int row, int panel) const { return Zmm(row * panels + panel); }
+  Zmm accumulator(int row, int panel) const { return Zmm(rows * panels + row * panels + panel); }
+  static Zmm code_mask() { return Zmm(31); }       // the low-bit field of every byte
+  static Zmm high_bit_mask() { return Zmm(30); }   // 3-bit: bit 2 of every byte
+  static Zmm temp(int index) { return Zmm(29 - index); }  // temp(0..4)
+};
+static_assert(2 * int8_max_block_cells <= 24, "sums and accumulators must stay below the temporaries");
+
+// The masks of the code bytes: bits 0..width-1 of each byte (3-bit: the low plane's two).
+uint32_t code_mask(int bits) {
+  switch (bits) {
+    case 4: return 0x0f0f0f0f;
+    case 2:
+    case 3: return 0x03030303;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+struct Avx512VnniInt8Program::Block {
+  int panels;
+  int rows;
+  Registers reg;
+  Reg64 x;  // first row, first k of the current step (s8, row_bytes apart)
+  Reg64 w;  // first panel, current step
+  int64_t panel_bytes;
+  int64_t x_row_bytes;
+  Reg64 scales;   // fp16 scales of the first panel at the current group
+  Reg64 zeros;    // fp16 zero points likewise (zero=int/float)
+  Reg64 factors;  // Int8BlockFactors of the first row at the current activation block
+  Reg64 step_counter;
+};
+
+Avx512VnniInt8Program::Avx512VnniInt8Program(const OpDesc& desc, const X86Variant& variant)
+    : BlockProgram(desc, variant) {
+  emit_block_functions([&](int panels, int rows) { emit_block_function(panels, rows); });
+  emit_constants();
+  finalize();
+}
+
+void Avx512VnniInt8Program::emit_constants() {
+  align(64);
+  L(constants_);
+  // [0] zero' of zero=none: the implicit zero point 2^(bits-1).
+  dd(std::bit_cast<uint32_t>(static_cast<float>(1 << (desc_.bits - 1))));
+  // [1], [2]: round-to-nearest-even of fp32 -> bf16 by integer arithmetic (VNNI CPUs need not
+  // have AVX512_BF16).
+  dd(1);
+  dd(0x7fff);
+}
+
+// One block function: rows x panels outputs, the whole of K.
+//
+// Register contract (per function): reads BlockArgs through the first argument (x: the
+// quantized rows; group_sums: the Int8BlockFactors of the first row); uses
+// zmm0..zmm(2*rows*panels-1) for sums and accumulators, zmm25..31 as masks and temporaries
+// (Registers), k1 (all 16 columns), k2 (the last panel's columns); general registers through
+// StackFrame (callee-saved ones are saved).
+void Avx512VnniInt8Program::emit_block_function(int panels, int rows) {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const Int8ActivationLayout layout = int8_activation_layout(desc_);
+
+  Xbyak::util::StackFrame frame(this, 1, 8);
+  const Reg64& args = frame.p[0];
+  const Reg64& scales = frame.t[2];
+  const Reg64& zeros = frame.t[3];
+  const Reg64& factors = frame.t[4];
+  const Reg64& block_counter = frame.t[5];
+  const Reg64& step_counter = frame.t[6];
+  const Reg64& scratch = frame.t[7];
+  const Block block{panels,   rows,   Registers{panels, rows}, frame.t[0], frame.t[1], geometry.panel_bytes,
+                    layout.row_bytes, scales, zeros, factors, step_counter};
+  const Registers& reg = block.reg;
+
+  mov(block.x, ptr[args + offsetof(BlockArgs, x)]);
+  mov(factors, ptr[args + offsetof(BlockArgs, group_sums)]);
+  mov(block.w, ptr[args + offsetof(BlockArgs, qweight)]);
+  mov(scales, ptr[args + offsetof(BlockArgs, scales)]);
+  mov(zeros, ptr[args + offsetof(BlockArgs, zeros)]);
+  mov(scratch.cvt32(), 0xffff);
+  kmovw(k1, scratch.cvt32());
+  kmovw(k2, ptr[args + offsetof(BlockArgs, last_panel_mask)]);
+  if (desc_.bits != 8) {
+    mov(scratch.cvt32(), code_mask(desc_.bits));
+    vpbroadcastd(Registers::code_mask(), scratch.cvt32());
+  }
+  if (desc_.bits == 3) {
+    mov(scratch.cvt32(), 0x04040404);
+    vpbroadcastd(Registers::high_bit_mask(), scratch.cvt32());
+  }
+  for (int row = 0; row < rows; ++row)
+    for (int panel = 0; panel < panels; ++panel) vpxord(reg.sum(row, panel), reg.sum(row, panel), reg.sum(row, panel));
+
+  const int64_t block_k = int8_block_size(desc_);
+  const int64_t steps_per_block = block_k / geometry.k_per_block;  // every k_per_block divides 32 and 128
+  const int64_t full_blocks = desc_.k / block_k;
+  const int64_t tail_steps = geometry.steps - full_blocks * steps_per_block;  // group=-1 only
+  auto emit_activation_block = [&](int64_t steps) {
+    for (int row = 0; row < rows; ++row)
+      for (int panel = 0; panel < panels; ++panel)
+        vpxord(reg.accumulator(row, panel), reg.accumulator(row, panel), reg.accumulator(row, panel));
+    emit_steps(block, steps);
+    emit_block_epilogue(block);
+  };
+  if (full_blocks > 0) {
+    Xbyak::Label block_loop;
+    mov(block_counter, full_blocks);
+    L(block_loop);
+    emit_activation_block(steps_per_block);
+    dec(block_counter);
+    jnz(block_loop, T_NEAR);
+  }
+  if (tail_steps > 0) emit_activation_block(tail_steps);
+
+  mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
+  mov(factors, ptr[args + offsetof(BlockArgs, y)]);  // factors are no longer needed
+  emit_output(block, scratch, factors);
+  vzeroupper();
+}
+
+// Emits `steps` steps, k_unroll of them per loop iteration, then the leftover ones.
+// Register contract: reads and advances block.x (k bytes per step) and block.w (one step);
+// clobbers block.step_counter and what emit_step clobbers.
+void Avx512VnniInt8Program::emit_steps(const Block& block, int64_t steps) {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const int64_t unroll = std::min<int64_t>(variant_.k_unroll, steps);
+  const int64_t iterations = steps / unroll;
+  const int64_t leftover = steps % unroll;
+  auto advance = [&](int64_t count) {
+    add(block.x, static_cast<uint32_t>(count * geometry.k_per_block));
+    add(block.w, static_cast<uint32_t>(count * geometry.step_bytes));
+  };
+  if (iterations > 1) {
+    Xbyak::Label step_loop;
+    mov(block.step_counter, iterations);
+    L(step_loop);
+    for (int step = 0; step < unroll; ++step) emit_step(block, step);
+    advance(unroll);
+    dec(block.step_counter);
+    jnz(step_loop, T_NEAR);
+  } else {
+    for (int step = 0; step < unroll; ++step) emit_step(block, step);
+    advance(unroll);
+  }
+  for (int step = 0; step < leftover; ++step) emit_step(block, step);
+  if (leftover > 0) advance(leftover);
+}
+
+// Register contract: reads one step of every panel ([w]) and the rows' xq at the step ([x]);
+// adds into the accumulators; clobbers the temporaries. Codes past K are 0 (the packer's
+// padding) and so is xq past K (the launcher's), so the last, partial step needs no mask.
+void Avx512VnniInt8Program::emit_step(const Block& block, int step) {
+  for (int panel = 0; panel < block.panels; ++panel) {
+    switch (desc_.bits) {
+      case 3: decode_3bit(block, panel, step); break;
+      case 8: decode_8bit(block, panel, step); break;
+      default: decode_fields(block, panel, step); break;
+    }
+  }
+}
+
+// 2- and 4-bit: one 32-byte block per step; dword j of the zero-extended words holds bytes
+// 2j (even k) and 2j+1 (odd k) of column j, field f of each holding k0 + 2f + h. Quad p (k0+4p
+// .. k0+4p+3) is fields 2p (even, odd k) then 2p+1 (even, odd k), so its codes are
+//   ((dword >> 2*bits*p) | (dword << (16 - bits - 2*bits*p))) & (width mask in every byte):
+// the right shift brings field 2p of both bytes to bytes 0 and 1, the left shift field 2p+1 to
+// bytes 2 and 3, and the mask clears the rest (the words' upper halves are 0, so nothing
+// leaks into the other pair of bytes). 4-bit: one quad, (dword | dword << 12) & 0x0f0f0f0f.
+//
+// Register contract: reads 32 bytes at the step; temp(0) the dwords, temp(1) the codes,
+// temp(2) the right-shifted dwords.
+void Avx512VnniInt8Program::decode_fields(const Block& block, int panel, int step) {
+  const int bits = desc_.bits;
+  const int quads = 4 / bits;
+  const int k_per_step = 16 / bits;
+  const Zmm dwords = Registers::temp(0);
+  const Zmm codes = Registers::temp(1);
+  const Zmm low = Registers::temp(2);
+  vpmovzxwd(dwords, ptr[block.w + panel * block.panel_bytes + step * native_block_bytes]);
+  for (int quad = 0; quad < quads; ++quad) {
+    const int right = 2 * bits * quad;
+    vpslld(codes, dwords, 16 - bits - right);
+    if (right > 0) vpsrld(low, dwords, right);
+    vpternlogd(codes, right > 0 ? low : dwords, Registers::code_mask(), or_and);
+    consume(block, panel, step * k_per_step + 4 * quad, codes);
+  }
+}
+
+// 3-bit: per 16 k, two 2-bit blocks of the low bits (quads 0-1, then 2-3) decoded as above,
+// and a 1-bit block of the high bits: bit f of byte 2j+h is k0 + 2f + h, so quad p's high bits
+// are bits 2p, 8+2p (k0+4p, +1) and 2p+1, 9+2p (+2, +3) of the dword, which
+//   ((dword << (2 - 2p)) | (dword << (17 - 2p))) & 0x04040404
+// moves to bit 2 of bytes 0, 1, 2, 3 (a negative shift is to the right).
+//
+// Register contract: reads 96 bytes at the step; temp(0) high-plane dwords, temp(1) low-plane
+// dwords, temp(2) shifted bits, temp(3) high bits, temp(4) the codes.
+void Avx512VnniInt8Program::decode_3bit(const Block& block, int panel, int step) {
+  const Zmm high_dwords = Registers::temp(0);
+  const Zmm low_dwords = Registers::temp(1);
+  const Zmm shifted = Registers::temp(2);
+  const Zmm high_bits = Registers::temp(3);
+  const Zmm codes = Registers::temp(4);
+  const auto step_address = block.w + panel * block.panel_bytes + step * 3 * native_block_bytes;
+  vpmovzxwd(high_dwords, ptr[step_address + 2 * native_block_bytes]);
+  for (int quad = 0; quad < 4; ++quad) {
+    const int low_quad = quad % 2;
+    if (low_quad == 0) vpmovzxwd(low_dwords, ptr[step_address + quad / 2 * native_block_bytes]);
+    vpslld(codes, low_dwords, 14 - 4 * low_quad);
+    if (low_quad > 0) vpsrld(shifted, low_dwords, 4 * low_quad);
+    vpternlogd(codes, low_quad > 0 ? shifted : low_dwords, Registers::code_mask(), or_and);
+    const int shift = 2 - 2 * quad;
+    if (shift > 0) vpslld(shifted, high_dwords, shift);
+    if (shift < 0) vpsrld(shifted, high_dwords, -shift);
+    vpslld(high_bits, high_dwords, 17 - 2 * quad);
+    vpternlogd(high_bits, shift == 0 ? high_dwords : shifted, Registers::high_bit_mask(), or_and);
+    vpord(codes, codes, high_bits);
+    consume(block, panel, step * 16 + 4 * quad, codes);
+  }
+}
+
+// 8-bit: one 32-byte block of 2 k per step; dword j = (q[j,k0], q[j,k0+1], 0, 0), so the
+// broadcast xq[k0..k0+3] meets two codes and two zeros (xq is padded for the read past K).
+// Register contract: reads 32 bytes at the step; temp(0) the codes.
+void Avx512VnniInt8Program::decode_8bit(const Block& block, int panel, int step) {
+  const Zmm codes = Registers::temp(0);
+  vpmovzxwd(codes, ptr[block.w + panel * block.panel_bytes + step * native_block_bytes]);
+  consume(block, panel, step * 2, codes);
+}
+
+// Adds codes . xq[k_offset .. k_offset+3] (u8 x s8, four products per lane) into the
+// accumulator of every row. Register contract: reads `codes` and x; writes the accumulators.
+void Avx512VnniInt8Program::consume(const Block& block, int panel, int k_offset, const Zmm& codes) {
+  for (int row = 0; row < block.rows; ++row)
+    vpdpbusd(block.reg.accumulator(row, panel), codes, ptr_b[block.x + row * block.x_row_bytes + k_offset],
+             Xbyak::EvexEncoding);
+}
+
+// After each activation block: sum += scale * (acc * sx - zero' * sx * sum xq).
+// Register contract: reads scales/zeros at the block's group, factors at the block, the
+// accumulators; updates the running sums; clobbers temp(0..2); advances factors one block
+// and, when the next block is the next group (group > 0), scales and zeros one group.
+void Avx512VnniInt8Program::emit_block_epilogue(const Block& block) {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const int64_t table_panel_bytes = geometry.groups * native_panel_width * 2;  // scales/zeros per panel
+  const int64_t factor_row_bytes = int8_activation_layout(desc_).blocks * sizeof(Int8BlockFactors);
+  for (int panel = 0; panel < block.panels; ++panel) {
+    const Zmm scale = Registers::temp(0);
+    const Zmm zero_scale = Registers::temp(1);  // zero' * scale
+    const Zmm products = Registers::temp(2);
+    vcvtph2ps(scale, ptr[block.scales + panel * table_panel_bytes]);
+    if (desc_.zero == ZeroPoint::none)
+      vbroadcastss(zero_scale, ptr[rip + constants_]);
+    else
+      vcvtph2ps(zero_scale, ptr[block.zeros + panel * table_panel_bytes]);
+    vmulps(zero_scale, zero_scale, scale);
+    for (int row = 0; row < block.rows; ++row) {
+      const auto row_factors = block.factors + row * factor_row_bytes;
+      vcvtdq2ps(products, block.reg.accumulator(row, panel));
+      vmulps(products, products, scale);
+      vfmadd231ps(block.reg.sum(row, panel), products, ptr_b[row_factors + offsetof(Int8BlockFactors, scale)]);
+      vfnmadd231ps(block.reg.sum(row, panel), zero_scale,
+                   ptr_b[row_factors + offsetof(Int8BlockFactors, scaled_sum)]);
+    }
+  }
+  add(block.factors, static_cast<uint32_t>(sizeof(Int8BlockFactors)));
+  if (desc_.group != whole_k_group) {
+    add(block.scales, native_panel_width * 2);
+    add(block.zeros, native_panel_width * 2);
+  }
+}
+
+// Epilogue: bias, conversion to the output dtype, masked stores (k2 on the last panel).
+// Register contract: reads the running sums, [bias], writes [y]; clobbers temp(0), temp(1).
+void Avx512VnniInt8Program::emit_output(const Block& block, const Reg64& bias, const Reg64& y) {
+  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
+  auto mask_of = [&](int panel) -> const Opmask& { return panel == block.panels - 1 ? k2 : k1; };
+  if (desc_.bias) {
+    const int64_t bias_panel_bytes = native_panel_width * dtype_bytes(desc_.act);
+    for (int panel = 0; panel < block.panels; ++panel) {
+      const Zmm value = Registers::temp(0);
+      auto address = ptr[bias + panel * bias_panel_bytes];
+      switch (desc_.act) {
+        case DType::fp32: vmovups(value | mask_of(panel) | T_z, address); break;
+        case DType::bf16:
+          vpmovzxwd(value | mask_of(panel) | T_z, address);
+          vpslld(value, value, 16);
+          break;
+        case DType::fp16: vcvtph2ps(value | mask_of(panel) | T_z, address); break;
+      }
+      for (int row = 0; row < block.rows; ++row)
+        vaddps(block.reg.sum(row, panel), block.reg.sum(row, panel), value);
+    }
+  }
+  const int64_t y_panel_bytes = native_panel_width * dtype_bytes(desc_.out);
+  for (int row = 0; row < block.rows; ++row) {
+    for (int panel = 0; panel < block.panels; ++panel) {
+      auto address = ptr[y + row * y_row_bytes + panel * y_panel_bytes];
+      const Zmm value = block.reg.sum(row, panel);
+      const Ymm narrow = Ymm(Registers::temp(0).getIdx());
+      switch (desc_.out) {
+        case DType::fp32: vmovups(address | mask_of(panel), value); break;
+        case DType::fp16:
+          vcvtps2ph(narrow, value, 0);  // imm 0: round to nearest even
+          vmovdqu16(address | mask_of(panel), narrow);
+          break;
+        case DType::bf16: {
+          // bits + 0x7fff + ((bits >> 16) & 1), then the high half: round to nearest even.
+          const Zmm rounded = Registers::temp(1);
+          vpsrld(rounded, value, 16);
+          vpandd(rounded, rounded, ptr_b[rip + constants_ + 4]);
+          vpaddd(rounded, rounded, ptr_b[rip + constants_ + 8]);
+          vpaddd(rounded, rounded, value);
+          vpsrld(rounded, rounded, 16);
+          vpmovdw(address | mask_of(panel), rounded);
+          break;
+        }
+      }
+    }
+  }
+}
+
+Validity Avx512VnniInt8Generator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {
+  auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
+  for (const char* feature : {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"})
+    if (!cpu.has(feature)) return refuse(fmt::format("this CPU lacks {}", feature));
+  if (variant.isa != X86Isa::avx512_vnni) return refuse("the AVX512-VNNI generator emits isa=avx512_vnni only");
+  if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
+  // The tuner never crosses compute modes: compute=float is served by the float generators.
+  if (desc.compute != Compute::int8)
+    return refuse("the avx512_vnni family computes compute=int8 only (compute=float: the avx512 or avx2 family)");
+  if (desc.layout != Layout::native) return refuse("only layout=native is read by x86 kernels");
+  if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > int8_max_block_cells)
+    return refuse(fmt::format("register block {}x{} panels does not fit 32 zmm registers (n_panels*m_rows must be "
+                              "1..{})",
+                              variant.m_rows, variant.n_panels, int8_max_block_cells));
+  if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
+  if (variant.threads < 1) return refuse("threads must be >= 1");
+  auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
+  const NativeGeometry geometry = native_geometry(desc);
+  const int64_t x_rows = variant.m_rows * int8_activation_layout(desc).row_bytes;
+  const int64_t factor_rows = variant.m_rows * int8_block_count(desc) * int64_t{sizeof(Int8BlockFactors)};
+  const int64_t y_rows = static_cast<int64_t>(variant.m_rows) * desc.n * 4;
+  if (!fits_displacement(geometry.panel_bytes * variant.n_panels) || !fits_displacement(x_rows) ||
+      !fits_displacement(factor_rows) || !fits_displacement(y_rows) ||
+      !fits_displacement(geometry.groups * native_panel_width * 2 * variant.n_panels))
+    return refuse("n or k is too large for 32-bit displacements in this register block");
+  return {};
+}
+
+std::vector<X86Variant> Avx512VnniInt8Generator::candidates(const OpDesc& desc, const CpuInfo& cpu,
+                                                            int max_threads) const {
+  // Register blocks: for each width, the tallest block that fits the registers and M (taller
+  // blocks reuse each decoded step across more rows).
+  std::vector<std::pair<int, int>> blocks;  // (n_panels, m_rows)
+  const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
+  for (int panels = 1; panels <= 4; ++panels) {
+    int tallest = 1;
+    for (int rows : {1, 2, 3, 4, 6, 8, 12})
+      if (panels * rows <= int8_max_block_cells && rows <= m) tallest = rows;
+    blocks.emplace_back(panels, tallest);
+  }
+  std::vector<X86Variant> variants;
+  for (auto [panels, rows] : blocks)
+    for (int unroll : candidate_unrolls(desc)) {
+      X86Variant variant{X86Isa::avx512_vnni, panels, rows, unroll, variant_threads(desc, max_threads)};
+      if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+    }
+  return variants;
+}
+
+X86Variant Avx512VnniInt8Generator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
+  X86Variant variant;
+  variant.isa = X86Isa::avx512_vnni;
+  if (desc.m == 1) {
+    variant.n_panels = 4;
+    variant.m_rows = 1;
+  } else {
+    variant.n_panels = 2;
+    const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
+    variant.m_rows = static_cast<int>(std::min<int64_t>(m, 6));
+  }
+  variant.k_unroll = heuristic_unroll(desc);
+  variant.threads = variant_threads(desc, max_threads);
+  return variant;
+}
+
+std::unique_ptr<Avx512VnniInt8Program> Avx512VnniInt8Generator::emit(const OpDesc& desc,
+                                                                     const X86Variant& variant) const {
+  return emit_valid<Avx512VnniInt8Program>(*this, desc, variant);
+}
+
+}  // namespace lowbit::x86

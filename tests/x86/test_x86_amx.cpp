@@ -1,0 +1,232 @@
+// The AMX-BF16 kernels against the reference (on a CPU with AMX; skipped with the reason
+// elsewhere), and what runs anywhere: is_valid's reasons, no candidates without AMX, a forced
+// LOWBIT_ISA=amx refused with the missing feature named.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "codegen/x86/amx_bf16_generator.h"
+#include "codegen/x86/registry.h"
+#include "codegen/x86/x86_kernel.h"
+#include "core/amx_permission.h"
+#include "lowbit/cpu_info.h"
+#include "lowbit/errors.h"
+#include "tests/support/test_support.h"
+
+namespace lowbit::x86 {
+namespace {
+
+bool cpu_has_amx_bf16() {
+  for (const char* feature : {"amx_tile", "amx_bf16", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"})
+    if (!cpu_info().has(feature)) return false;
+  return true;
+}
+
+#define LOWBIT_SKIP_WITHOUT_AMX()                                                                             \
+  if (!cpu_has_amx_bf16()) GTEST_SKIP() << "this CPU lacks AMX-BF16 (or AVX512-BF16): AMX kernels cannot run here"; \
+  if (!request_amx_permission().granted) GTEST_SKIP() << request_amx_permission().reason
+
+// A CPU that has every feature the AMX generator asks for, for the reasons checked before the
+// permission (which is asked of the real kernel).
+CpuInfo amx_cpu() {
+  CpuInfo cpu = cpu_info();
+  cpu.isa = {"avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"};
+  return cpu;
+}
+
+// Every tile block the generator accepts: one 16-row tile by 1..3 panels, two by 1..2.
+std::vector<X86Variant> every_block() {
+  std::vector<X86Variant> variants;
+  for (int rows : {amx_tile_rows, amx_max_rows})
+    for (int panels = 1; amx_block_fits(rows / amx_tile_rows, panels); ++panels)
+      variants.push_back(X86Variant{X86Isa::amx_bf16, panels, rows, 1, 2});
+  return variants;
+}
+
+// Builds an m=0 kernel (one kernel serves every m of a sweep) and checks it at m rows.
+std::string check_against_reference(const OpDesc& desc, const X86Variant& variant, const X86Kernel& kernel,
+                                     int64_t m) {
+  return testing::check_against_reference(
+      kernel, m, to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m));
+}
+
+// Every block x bits x group (K tails of group=-1: 131 = 4*32+3, 143 = 4*32+15, 33, 3, and a
+// whole 64) x zero point x output dtype, N=37 (two panels and a 5-column tail), M around the
+// tile heights.
+TEST(X86Amx, EveryBlockFormatAndDtypeAtOddShapes) {
+  LOWBIT_SKIP_WITHOUT_AMX();
+  int checked = 0;
+  for (int bits : {2, 3, 4, 8})
+    for (const char* shape : {"group=32,k=96", "group=64,k=192", "group=128,k=256", "group=256,k=512",
+                              "group=-1,k=131", "group=-1,k=143", "group=-1,k=33", "group=-1,k=3", "group=-1,k=64"})
+      for (const char* zero : {"none", "int", "float"})
+        for (const char* out : {"fp32", "bf16", "fp16"}) {
+          const std::string bias = std::string(zero) == "int" ? "1" : "0";
+          const OpDesc desc = parse_descriptor("m=0,n=37,act=bf16,bits=" + std::to_string(bits) + "," + shape +
+                                               ",zero=" + zero + ",out=" + out + ",bias=" + bias);
+          for (const X86Variant& variant : every_block()) {
+            ASSERT_TRUE(is_valid(desc, variant)) << is_valid(desc, variant).reason;
+            const X86Kernel kernel(desc, variant);
+            for (int64_t m : {1, 2, 15, 16, 17, 33}) {
+              const std::string failure = check_against_reference(desc, variant, kernel, m);
+              ASSERT_TRUE(failure.empty()) << failure;
+              ++checked;
+            }
+          }
+        }
+  EXPECT_EQ(checked, 4 * 9 * 3 * 3 * 5 * 6);
+}
+
+// Larger shapes through several threads: K=8256 (not a multiple of 128), N=1000 (an 8-column
+// tail), at the tuner's candidates and the heuristic, M from 8 to 70.
+TEST(X86Amx, LargerShapesEveryCandidate) {
+  LOWBIT_SKIP_WITHOUT_AMX();
+  // (8256 = 129 * 64: groups of 32 and 64 divide it, 128 and 256 do not.)
+  for (const char* format : {"bits=4,group=64,zero=int", "bits=4,group=-1,zero=none", "bits=3,group=64,zero=float",
+                             "bits=8,group=32,zero=int", "bits=2,group=64,zero=int"}) {
+    const OpDesc desc = parse_descriptor(std::string("m=0,n=1000,k=8256,act=bf16,out=bf16,bias=1,") + format);
+    for (int64_t m : {8, 31, 70}) {
+      OpDesc shaped = desc;
+      shaped.m = m;
+      std::vector<X86Variant> variants;
+      for (const X86Variant& variant : candidates(shaped, 4))
+        if (variant.isa == X86Isa::amx_bf16) variants.push_back(variant);
+      ASSERT_FALSE(variants.empty()) << to_string(shaped);
+      if (m > amx_tile_rows) {
+        EXPECT_EQ(heuristic(shaped, 4).isa, X86Isa::amx_bf16) << to_string(shaped);
+      }
+      for (const X86Variant& variant : variants) {
+        const X86Kernel kernel(desc, variant);
+        const std::string failure = check_against_reference(desc, variant, kernel, m);
+        ASSERT_TRUE(failure.empty()) << failure;
+      }
+    }
+  }
+}
+
+// On an AMX machine the family is timed beside AVX-512 from min_rows on, and named in the key.
+TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
+  LOWBIT_SKIP_WITHOUT_AMX();
+  testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
+  EXPECT_EQ(generator_version(), "x86_amx_bf16@1+x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1");
+  const OpDesc large = parse_descriptor("m=64,n=4096,k=4096,group=128,act=bf16");
+  int amx = 0;
+  int avx512 = 0;
+  for (const X86Variant& variant : candidates(large, 4)) {
+    EXPECT_TRUE(is_valid(large, variant)) << variant_name(large, variant);
+    amx += variant.isa == X86Isa::amx_bf16;
+    avx512 += is_avx512(variant.isa);
+  }
+  EXPECT_EQ(amx, 5);
+  EXPECT_GT(avx512, 0);
+  EXPECT_EQ(heuristic(large, 4).isa, X86Isa::amx_bf16);
+  const OpDesc single = parse_descriptor("m=1,n=4096,k=4096,group=128,act=bf16");
+  for (const X86Variant& variant : candidates(single, 4)) EXPECT_NE(variant.isa, X86Isa::amx_bf16);
+  EXPECT_TRUE(is_avx512(heuristic(single, 4).isa));
+  // Forced, AMX answers at any M; fp16 activations are served by nothing it emits.
+  EXPECT_EQ(heuristic(single, 4, "amx").isa, X86Isa::amx_bf16);
+  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@1");
+  EXPECT_FALSE(supports(parse_descriptor("m=64,n=64,k=128,act=fp16"), "amx").ok);
+}
+
+// Emission needs no AMX (only running does): every block of every width, with and without a K
+// tail, assembles (Xbyak throws on an operand it cannot encode) and fits the code buffer.
+TEST(X86Amx, EmitsEveryBlockAndWidthAnywhere) {
+  for (int bits : {2, 3, 4, 8})
+    for (const char* shape : {"group=128,k=256,zero=int,out=bf16,bias=1", "group=-1,k=131,zero=none,out=fp16"}) {
+      const OpDesc desc = parse_descriptor("m=0,n=37,act=bf16,bits=" + std::to_string(bits) + "," + shape);
+      for (const X86Variant& variant : every_block()) {
+        const AmxBf16Program program(desc, variant);
+        for (int panels = 1; panels <= variant.n_panels; ++panels)
+          for (int rows = 1; rows <= variant.m_rows; ++rows)
+            EXPECT_NE(reinterpret_cast<const void*>(program.block(panels, rows)), nullptr);
+        EXPECT_LT(program.getSize(), std::size_t{1} << 20) << variant_name(desc, variant);
+      }
+    }
+}
+
+TEST(X86Amx, IsValidNamesWhatIsWrong) {
+  const AmxBf16Generator generator;
+  const CpuInfo cpu = amx_cpu();
+  const OpDesc desc = parse_descriptor("m=64,n=64,k=128,group=64,act=bf16");
+  const X86Variant good{X86Isa::amx_bf16, 2, 16, 1, 1};
+  auto reason = [&](const OpDesc& tested, const X86Variant& variant, const CpuInfo& with = amx_cpu()) {
+    const Validity validity = generator.is_valid(tested, variant, with);
+    EXPECT_FALSE(validity.ok) << to_string(tested) << " " << variant_name(tested, variant);
+    return validity.reason;
+  };
+  EXPECT_NE(reason(parse_descriptor("m=64,n=64,k=128,act=fp16"), good).find("act=bf16"), std::string::npos);
+  EXPECT_NE(reason(parse_descriptor("m=64,n=64,k=128,act=bf16,eqscale=1"), good).find("eqscale=1"), std::string::npos);
+  EXPECT_NE(reason(parse_descriptor("m=64,n=64,k=128,act=bf16,compute=int8"), good).find("compute=int8"),
+            std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 1, 8, 1, 1}).find("m_rows must be 16 or 32"), std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 3, 32, 1, 1}).find("8 tile registers"), std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 4, 16, 1, 1}).find("8 tile registers"), std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 1, 16, 2, 1}).find("k_unroll must be 1"), std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::avx512_bf16, 1, 16, 1, 1}).find("amx_bf16 flavour only"),
+            std::string::npos);
+  CpuInfo no_tiles = cpu;
+  no_tiles.isa = {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"};
+  EXPECT_NE(reason(desc, good, no_tiles).find("lacks amx_tile"), std::string::npos);
+  CpuInfo no_bf16_tiles = cpu;
+  no_bf16_tiles.isa = {"avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile", "amx_int8"};
+  EXPECT_NE(reason(desc, good, no_bf16_tiles).find("lacks amx_bf16"), std::string::npos);
+  // Everything else right: valid where the kernel grants tile state, else the kernel's answer.
+  const Validity validity = generator.is_valid(desc, good, cpu);
+  if (request_amx_permission().granted) {
+    EXPECT_TRUE(validity.ok) << validity.reason;
+  } else {
+    EXPECT_FALSE(validity.ok);
+    EXPECT_NE(validity.reason.find("may not use AMX tiles: arch_prctl"), std::string::npos) << validity.reason;
+  }
+}
+
+TEST(X86Amx, NoCandidatesWithoutAmx) {
+  const AmxBf16Generator generator;
+  CpuInfo no_amx = cpu_info();
+  no_amx.isa = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"};
+  for (const char* m : {"0", "16", "64"}) {
+    const OpDesc desc = parse_descriptor(std::string("m=") + m + ",n=4096,k=4096,group=128,act=bf16");
+    EXPECT_TRUE(generator.candidates(desc, no_amx, 4).empty()) << m;
+  }
+  // Below min_rows nothing is offered even with AMX (the features are checked first, so this
+  // holds on any machine).
+  EXPECT_TRUE(generator.candidates(parse_descriptor("m=4,n=64,k=128,act=bf16"), amx_cpu(), 4).empty());
+  if (!cpu_has_amx_bf16()) {
+    for (const X86Variant& variant : candidates(parse_descriptor("m=64,n=4096,k=4096,act=bf16"), 2))
+      EXPECT_NE(variant.isa, X86Isa::amx_bf16);
+  }
+}
+
+// LOWBIT_ISA=amx (or isa=amx) on a CPU without AMX: refused, naming the missing feature; the
+// family is listed among the allowed values of an unknown one.
+TEST(X86Amx, ForcedAmxWithoutItIsRefused) {
+  const OpDesc desc = parse_descriptor("m=64,n=64,k=128,group=64,act=bf16");
+  CpuInfo no_amx = cpu_info();
+  no_amx.isa = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"};
+  const Validity forced = supports(desc, "amx", no_amx);
+  EXPECT_FALSE(forced.ok);
+  EXPECT_NE(forced.reason.find("amx kernels were asked for (isa=amx), but this CPU lacks amx_tile"), std::string::npos)
+      << forced.reason;
+  if (!cpu_has_amx_bf16()) {
+    testing::ScopedEnvironment environment("LOWBIT_ISA", "amx");
+    EXPECT_EQ(generator_version(), "x86_amx_bf16@1");
+    const Validity refused = supports(desc);
+    EXPECT_FALSE(refused.ok);
+    EXPECT_NE(refused.reason.find("isa=$LOWBIT_ISA"), std::string::npos) << refused.reason;
+    EXPECT_NE(refused.reason.find("lacks amx"), std::string::npos) << refused.reason;
+    EXPECT_TRUE(candidates(desc, 2).empty());
+    EXPECT_THROW(heuristic(desc, 2), Unsupported);
+    EXPECT_THROW(X86Kernel(desc, X86Variant{X86Isa::amx_bf16, 1, 16, 1, 1}), Unsupported);
+  }
+  try {
+    supports(desc, "sme");
+    FAIL() << "isa=sme was accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("allowed: avx2, avx512, avx512_vnni, amx"), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace lowbit::x86

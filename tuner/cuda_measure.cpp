@@ -1,0 +1,152 @@
+#include "tuner/cuda_measure.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "codegen/cuda/cuda_api.h"
+#include "lowbit/half.h"
+#include "lowbit/reference.h"
+#include "lowbit/tolerance.h"
+
+namespace lowbit::tuner {
+namespace {
+
+constexpr int warmup_runs = 3;
+constexpr int minimum_repeats = 20;
+constexpr double minimum_milliseconds = 10;
+constexpr int maximum_repeats = 200;
+constexpr int maximum_copies = 64;
+constexpr std::size_t guard_bytes = 256;
+constexpr uint8_t poison = 0xff;  // NaN in fp32, bf16 and fp16
+constexpr uint8_t guard = 0xa5;
+
+using cuda::check;
+using cuda::driver;
+
+// Owns two events; destroyed even when a launch throws.
+class EventPair {
+ public:
+  EventPair() {
+    check(driver().cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
+    check(driver().cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
+  }
+  ~EventPair() {
+    driver().cuEventDestroy(start);
+    driver().cuEventDestroy(stop);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  CUevent start = nullptr;
+  CUevent stop = nullptr;
+};
+
+cuda::DeviceBuffer upload(const void* source, std::size_t bytes) {
+  cuda::DeviceBuffer buffer(bytes);
+  if (bytes > 0) buffer.upload(source, bytes);
+  return buffer;
+}
+
+int weight_copies(int64_t weight_bytes, int device) {
+  const int64_t rotate_bytes = 4 * static_cast<int64_t>(cuda::device_info(device).l2_bytes);
+  return static_cast<int>(std::clamp<int64_t>((rotate_bytes + weight_bytes - 1) / weight_bytes, 2, maximum_copies));
+}
+
+std::size_t output_bytes(const Problem& problem) {
+  return static_cast<std::size_t>(problem.m * problem.desc.n * dtype_bytes(problem.desc.out));
+}
+
+// Allocations below land on the device of the calling thread's current context.
+const Problem& with_current_device(const Problem& problem) {
+  cuda::make_current(problem.desc.device.index);
+  return problem;
+}
+
+}  // namespace
+
+DeviceInputs::DeviceInputs(const Problem& problem)
+    : problem_(&with_current_device(problem)),
+      x_(upload(problem.x.data(), problem.x.size())),
+      bias_(upload(problem.bias.data(), problem.desc.bias ? problem.bias.size() : 0)),
+      output_(output_bytes(problem) + 2 * guard_bytes),
+      output_bytes_(output_bytes(problem)) {
+  const std::size_t weight_bytes = problem.packed.storage.size();
+  const int copies = weight_copies(static_cast<int64_t>(weight_bytes), problem.desc.device.index);
+  for (int copy = 0; copy < copies; ++copy) weights_.push_back(upload(problem.packed.storage.data(), weight_bytes));
+}
+
+RunArgs DeviceInputs::args(int copy) const {
+  const Problem& problem = *problem_;
+  auto* base = static_cast<uint8_t*>(weights_[static_cast<std::size_t>(copy)].data());
+  RunArgs args;
+  args.x = x_.data();
+  args.weights.qweight = base;
+  args.weights.scales = base + problem.packed.scales_offset;
+  args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
+  args.bias = problem.desc.bias ? bias_.data() : nullptr;
+  args.y = static_cast<uint8_t*>(output_.data()) + guard_bytes;
+  args.m = problem.m;
+  return args;
+}
+
+void DeviceInputs::poison_output() {
+  const auto base = reinterpret_cast<CUdeviceptr>(output_.data());
+  check(driver().cuMemsetD8(base, guard, guard_bytes), "cuMemsetD8");
+  check(driver().cuMemsetD8(base + guard_bytes, poison, output_bytes_), "cuMemsetD8");
+  check(driver().cuMemsetD8(base + guard_bytes + output_bytes_, guard, guard_bytes), "cuMemsetD8");
+}
+
+std::vector<uint8_t> DeviceInputs::download_output(bool& guards_intact) const {
+  const std::vector<uint8_t> all = output_.download();
+  const auto is_guard = [](uint8_t byte) { return byte == guard; };
+  guards_intact = std::all_of(all.begin(), all.begin() + guard_bytes, is_guard) &&
+                  std::all_of(all.end() - guard_bytes, all.end(), is_guard);
+  return std::vector<uint8_t>(all.begin() + guard_bytes, all.end() - guard_bytes);
+}
+
+CandidateResult verify_cuda(const Kernel& kernel, DeviceInputs& inputs, const std::vector<double>& reference) {
+  const OpDesc& desc = kernel.desc();
+  CandidateResult result;
+  result.name = kernel.name();
+  inputs.poison_output();
+  kernel.run(inputs.args(0));
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");  // the tuner may wait; get_kernel's callers never do
+  bool guards_intact = false;
+  const std::vector<uint8_t> out = inputs.download_output(guards_intact);
+  result.rel_err = relative_error(out.data(), desc.out, reference);
+  result.verified = guards_intact && result.rel_err <= tolerance(desc);
+  if (!guards_intact)
+    result.failure = "wrote outside its output (guard bytes changed)";
+  else if (!result.verified)
+    result.failure =
+        fmt::format("relative error {:.3g} exceeds the tolerance {:.3g}", result.rel_err, tolerance(desc));
+  return result;
+}
+
+Timing time_cuda_kernel(const Kernel& kernel, const DeviceInputs& inputs) {
+  EventPair events;
+  for (int run = 0; run < warmup_runs; ++run) kernel.run(inputs.args(run % inputs.copies()));
+  std::vector<double> microseconds;
+  double total_milliseconds = 0;
+  for (int run = 0; run < maximum_repeats; ++run) {
+    const RunArgs args = inputs.args((warmup_runs + run) % inputs.copies());
+    check(driver().cuEventRecord(events.start, nullptr), "cuEventRecord");
+    kernel.run(args);
+    check(driver().cuEventRecord(events.stop, nullptr), "cuEventRecord");
+    check(driver().cuEventSynchronize(events.stop), "cuEventSynchronize");
+    float milliseconds = 0;
+    check(driver().cuEventElapsedTime(&milliseconds, events.start, events.stop), "cuEventElapsedTime");
+    microseconds.push_back(milliseconds * 1e3);
+    total_milliseconds += milliseconds;
+    if (run + 1 >= minimum_repeats && total_milliseconds >= minimum_milliseconds) break;
+  }
+  std::sort(microseconds.begin(), microseconds.end());
+  Timing timing;
+  timing.repeats = static_cast<int>(microseconds.size());
+  timing.median_us = microseconds[microseconds.size() / 2];
+  timing.min_us = microseconds.front();
+  timing.max_us = microseconds.back();
+  return timing;
+}
+
+}  // namespace lowbit::tuner
