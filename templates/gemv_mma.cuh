@@ -18,7 +18,9 @@
 // OFFSET + q, exact; products with x are exact in the fp32 accumulator. Per group:
 //   y[c][m] += s[c] * (C[c][m] - (OFFSET + z[c]) * sum_k x[m][k])
 // With eqscale, x * eq is formed in fp32 and fed as two 16-bit parts (hi + lo, one mma each):
-// one part would round x * eq to 8 (bf16) or 11 (fp16) bits, far outside tolerance.h.
+// one part would round x * eq to 8 (bf16) or 11 (fp16) bits, far outside tolerance.h. With
+// fp16 activations, |x * eq| above 65504 becomes infinite here (the CUDA-core family keeps
+// x * eq in fp32 and has no such limit).
 
 namespace lowbit_gemv {
 
