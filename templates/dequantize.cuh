@@ -2,7 +2,7 @@
 // matrix, row n = output feature, k contiguous: the K-major operand of a "TN" GEMM
 // (codegen/cuda/dequant_gemm_kernel.cpp runs cuBLASLt on it). Bits 2, 3, 4 and 8; zero
 // none/int/float; any group; optionally the per-K equalization scale folded in
-// (W[n][k] * eq[k], rounded once to the output type). Header-free for NVRTC, like gemv_int4.cuh.
+// (W[n][k] * eq[k], rounded once to the output type). Header-free for NVRTC, like gemv.cuh.
 //
 // The pass is bandwidth-bound (it reads the packed codes once and writes 16 bits per weight),
 // so the lane mapping is chosen for whole sectors on both sides:

@@ -70,6 +70,7 @@ DeviceInputs::DeviceInputs(const Problem& problem)
     : problem_(&with_current_device(problem)),
       x_(upload(problem.x.data(), problem.x.size())),
       bias_(upload(problem.bias.data(), problem.desc.bias ? problem.bias.size() : 0)),
+      eq_scale_(upload(problem.eq_scale.data(), problem.desc.eqscale ? problem.eq_scale.size() * sizeof(float) : 0)),
       output_(output_bytes(problem) + 2 * guard_bytes),
       output_bytes_(output_bytes(problem)) {
   const std::size_t weight_bytes = problem.packed.storage.size();
@@ -86,6 +87,7 @@ RunArgs DeviceInputs::args(int copy) const {
   args.weights.scales = base + problem.packed.scales_offset;
   args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
   args.bias = problem.desc.bias ? bias_.data() : nullptr;
+  args.eq_scale = problem.desc.eqscale ? static_cast<const float*>(eq_scale_.data()) : nullptr;
   args.y = static_cast<uint8_t*>(output_.data()) + guard_bytes;
   args.m = problem.m;
   args.workspace = workspace_ ? workspace_->data() : nullptr;

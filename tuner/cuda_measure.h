@@ -19,7 +19,7 @@
 
 namespace lowbit::tuner {
 
-// One problem on desc's device: activations, bias, rotated weight copies and an output with
+// One problem on desc's device: activations, bias, equalization scale, rotated weight copies and an output with
 // guard bytes on both sides. Built once per descriptor; the calls below allocate nothing.
 class DeviceInputs {
  public:
@@ -41,6 +41,7 @@ class DeviceInputs {
   const Problem* problem_;
   cuda::DeviceBuffer x_;
   cuda::DeviceBuffer bias_;
+  cuda::DeviceBuffer eq_scale_;  // fp32 [k]; one byte when desc.eqscale=0
   std::vector<cuda::DeviceBuffer> weights_;
   cuda::DeviceBuffer output_;  // [guard][m * n * out bytes][guard]
   std::optional<cuda::DeviceBuffer> workspace_;  // only for kernels that ask for one

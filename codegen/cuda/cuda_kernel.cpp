@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/gemv_generator.h"
@@ -46,8 +48,12 @@ void CudaKernel::run(const RunArgs& args) const {
   const void* scales = args.weights.scales;
   const void* zeros = args.weights.zeros;
   const void* bias = args.bias;
+  const float* eq_scale = desc_.eqscale ? args.eq_scale : nullptr;
+  // The kernels read eq_scale 16 bytes at a time (when k % 4 == 0), as cudaMalloc aligns.
+  if (eq_scale != nullptr && reinterpret_cast<uintptr_t>(eq_scale) % 16 != 0)
+    throw InvalidArgument("eq_scale", "the CUDA kernels need eq_scale 16-byte aligned");
   void* y = args.y;
-  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &y};
+  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y};
   const unsigned panels = static_cast<unsigned>(native_geometry(desc_).panels);
   check(driver().cuLaunchKernel(function_, panels, 1, 1, static_cast<unsigned>(variant_.warps * 32), 1, 1, 0,
                                 static_cast<CUstream>(args.stream), parameters, nullptr),

@@ -12,8 +12,8 @@
 
 namespace lowbit::cuda {
 
-// gemv: CUDA-core FMAs (templates/gemv_int4.cuh); gemv_mma: tensor-core mma.sync with the
-// weights as the A operand (templates/gemv_mma_int4.cuh). Both serve M = 1..8. dequant_gemm:
+// gemv: CUDA-core FMAs (templates/gemv.cuh); gemv_mma: tensor-core mma.sync with the
+// weights as the A operand (templates/gemv_mma.cuh). Both serve M = 1..8. dequant_gemm:
 // dequantize to bf16/fp16 then a cuBLASLt GEMM, for large M (codegen/cuda/dequant_gemm_kernel.h).
 enum class CudaFamily { gemv, gemv_mma, dequant_gemm };
 std::string_view to_string(CudaFamily family);
@@ -30,7 +30,7 @@ namespace lowbit::cuda {
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K
-  int unroll = 2;  // steps (16 bytes a lane) whose loads are in flight together
+  int unroll = 2;  // gemv: 16-byte loads a lane keeps in flight (whole chunks); gemv_mma: cp.async stages
 
   bool operator==(const CudaVariant&) const = default;
 

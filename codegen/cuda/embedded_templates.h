@@ -6,7 +6,7 @@
 
 namespace lowbit::cuda {
 
-// File name (e.g. "gemv_int4.cuh") -> source text.
+// File name (e.g. "gemv.cuh") -> source text.
 const std::map<std::string, std::string>& embedded_templates();
 
 }  // namespace lowbit::cuda

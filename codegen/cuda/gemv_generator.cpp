@@ -4,6 +4,7 @@
 
 #include "codegen/cuda/embedded_templates.h"
 #include "lowbit/errors.h"
+#include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
 namespace {
@@ -23,16 +24,22 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
   if (desc.device.kind != DeviceKind::cuda) return refuse("the CUDA generators serve device=cuda:N only");
   if (arch_major < 8) return refuse("CUDA kernels need compute capability 8.0 or newer");
-  if (desc.bits != 4) return refuse(fmt::format("bits={} is not generated yet on CUDA (bits=4 is)", desc.bits));
+  if (desc.bits != 2 && desc.bits != 3 && desc.bits != 4 && desc.bits != 8)
+    return refuse(fmt::format("bits={}: the CUDA GEMV families read bits 2, 3, 4 and 8", desc.bits));
   if (desc.compute != Compute::floating) return refuse("compute=int8 is not generated on CUDA");
-  if (desc.eqscale) return refuse("eqscale=1 is not generated yet on CUDA");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
   if (desc.m < 1 || desc.m > max_rows)
     return refuse(fmt::format("m={}: the CUDA GEMV family serves m=1..{} (m=0 and larger M need the mma "
                               "family, not built yet)",
                               desc.m, max_rows));
+  // In-panel offsets (k and bytes) are 32-bit in the kernels: 64-bit index math costs several
+  // instructions per operation in issue-bound loops.
   if (desc.k >= (int64_t{1} << 27))
     return refuse(fmt::format("k={}: the CUDA GEMV families keep in-panel offsets in 32 bits (k < 2^27)", desc.k));
+  if (native_geometry(desc).panel_bytes >= (int64_t{1} << 30))
+    return refuse(fmt::format("k={}, bits={}: a panel of {} bytes; the CUDA GEMV families keep in-panel byte "
+                              "offsets below 2^30",
+                              desc.k, desc.bits, native_geometry(desc).panel_bytes));
   if (variant.family == CudaFamily::gemv_mma && desc.act == DType::fp32)
     return refuse("the gemv_mma family needs act=bf16 or fp16 (tensor-core operands)");
   if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8)
@@ -63,9 +70,9 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
   // The mma family reuses the FMA family's conversion helpers, so both files are emitted.
-  std::string body = embedded_templates().at("gemv_int4.cuh");
-  if (variant.family == CudaFamily::gemv_mma) body += embedded_templates().at("gemv_mma_int4.cuh");
-  const char* function = variant.family == CudaFamily::gemv_mma ? "gemv_mma_int4" : "gemv_int4";
+  std::string body = embedded_templates().at("gemv.cuh");
+  if (variant.family == CudaFamily::gemv_mma) body += embedded_templates().at("gemv_mma.cuh");
+  const char* function = variant.family == CudaFamily::gemv_mma ? "gemv_mma" : "gemv";
   const char* weight_type = variant.family == CudaFamily::gemv_mma ? "unsigned int" : "uint4";
   const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
   return fmt::format(
@@ -75,22 +82,26 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int ROWS = {rows};\n"
       "  static constexpr long long N = {n};\n"
       "  static constexpr long long K = {k};\n"
+      "  static constexpr int BITS = {bits};\n"
       "  static constexpr int GROUP = {group};\n"
       "  static constexpr int ZERO = {zero};\n"
       "  static constexpr int ACT = {act};\n"
       "  static constexpr int OUT = {out};\n"
       "  static constexpr bool HAS_BIAS = {bias};\n"
+      "  static constexpr bool EQSCALE = {eqscale};\n"
       "  static constexpr int WARPS = {warps};\n"
       "  static constexpr int UNROLL = {unroll};\n"
       "}};\n"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
-      "    const unsigned short* scales, const unsigned short* zeros, const void* bias, void* y) {{\n"
-      "  lowbit_gemv::{function}<LowbitConfig>(x, static_cast<const {weight_type}*>(qweight), scales, zeros, bias, y);\n"
+      "    const unsigned short* scales, const unsigned short* zeros, const void* bias, const float* eq_scale,\n"
+      "    void* y) {{\n"
+      "  lowbit_gemv::{function}<LowbitConfig>(x, static_cast<const {weight_type}*>(qweight), scales, zeros, bias,\n"
+      "                                         eq_scale, y);\n"
       "}}\n",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("rows", desc.m),
-      fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("group", desc.group_size()), fmt::arg("zero", zero),
+      fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("bits", desc.bits), fmt::arg("group", desc.group_size()), fmt::arg("zero", zero),
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
-      fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("warps", variant.warps),
+      fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
       fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type));
 }

@@ -1,6 +1,7 @@
-// CUDA GEMV generator (small M, 1..8): int4 weights in the native layout, one block per
-// 16-column panel, warps splitting K, dequantization by exponent-bit OR. Two families:
-// CUDA-core FMAs (templates/gemv_int4.cuh) and tensor-core mma.sync (gemv_mma_int4.cuh).
+// CUDA GEMV generator (small M, 1..8): 2-, 3-, 4- and 8-bit weights in the native layout, one
+// block per 16-column panel, warps splitting K, dequantization by exponent-bit OR, optional
+// per-K equalization scale folded into the load of x. Two families: CUDA-core FMAs
+// (templates/gemv.cuh) and tensor-core mma.sync (templates/gemv_mma.cuh).
 // candidates / is_valid / emit as every generator.
 #pragma once
 
@@ -21,7 +22,7 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 1;
+  static constexpr int version = 2;
   static constexpr int max_rows = 8;
   static constexpr const char* entry_point = "lowbit_kernel";
 

@@ -1,5 +1,6 @@
 // CI (no GPU): every CUDA variant of the search space compiles through NVRTC to a cubin for
 // sm_80, sm_89 and sm_90a, and source generation is deterministic.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -55,6 +56,67 @@ TEST(CudaCompile, EveryFormatCompilesForHopper) {
   EXPECT_EQ(compiled, 12);
 }
 
+// Every weight width x family x equalization scale, at the M extremes (1: fewest registers,
+// 8: most), for every arch; and for each width the variant extremes (fewest and most warps and
+// loads in flight) at M=8, where register pressure and shared memory peak. The full
+// 18-candidate sweep per arch is EveryGemvCandidateCompilesForEveryArch (int4); the other
+// widths share its loop structure and differ only in their decode step and chunk sizes, so a
+// representative set keeps this test at seconds on CI's 2 cores.
+class CudaCompileBits : public ::testing::TestWithParam<int> {};
+
+TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
+  SKIP_WITHOUT_NVRTC();
+  GemvGenerator generator;
+  const int bits = GetParam();
+  int compiled = 0;
+  for (const char* eqscale : {"0", "1"})
+    for (const char* rows : {"1", "8"}) {
+      const std::string text = fmt::format(
+          "m={},n=1000,k=4100,bits={},group=-1,zero=int,act=bf16,out=fp16,bias=1,eqscale={},device=cuda:0", rows,
+          bits, eqscale);
+      OpDesc desc = parse_descriptor(text);
+      for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+        CudaVariant variant = generator.heuristic(desc);
+        variant.family = family;
+        ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
+        for (const char* arch : arches) {
+          std::vector<char> cubin =
+              compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
+          EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+          ++compiled;
+        }
+      }
+    }
+  for (const char* act : {"bf16", "fp16"}) {
+    OpDesc desc = parse_descriptor(
+        fmt::format("m=8,n=4096,k=4096,bits={},group=128,zero=float,act={},device=cuda:0", bits, act));
+    for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
+      for (CudaVariant variant : {CudaVariant{family, 2, 2}, CudaVariant{family, 8, 8}}) {
+        ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
+        std::vector<char> cubin =
+            compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a");
+        EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, "sm_90a");
+        ++compiled;
+      }
+  }
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 2 * 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
+                         [](const ::testing::TestParamInfo<int>& info) { return fmt::format("w{}", info.param); });
+
+TEST(CudaCompile, EveryFormatIsServed) {
+  GemvGenerator generator;
+  for (int bits : {2, 3, 4, 8})
+    for (const char* eqscale : {"0", "1"}) {
+      OpDesc desc = parse_descriptor(
+          fmt::format("m=3,n=100,k=4096,bits={},group=64,zero=int,act=bf16,eqscale={},device=cuda:0", bits, eqscale));
+      EXPECT_EQ(generator.candidates(desc).size(), 18u) << to_string(desc);
+    }
+  // fp32 activations: the CUDA-core family only.
+  EXPECT_EQ(generator.candidates(parse_descriptor("m=1,n=100,k=96,bits=3,group=32,act=fp32,device=cuda:0")).size(), 9u);
+}
+
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   GemvGenerator generator;
   OpDesc desc = parse_descriptor("m=1,n=4096,k=4096,bits=4,group=128,act=bf16,device=cuda:0");
@@ -83,13 +145,15 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   GemvGenerator generator;
   CudaVariant variant;
   for (const char* text : {"m=0,n=64,k=128,device=cuda:0", "m=9,n=64,k=128,device=cuda:0",
-                           "m=1,n=64,k=128,bits=8,device=cuda:0", "m=1,n=64,k=128,eqscale=1,device=cuda:0",
-                           "m=1,n=64,k=128,device=cpu"}) {
+                           "m=1,n=64,k=128,compute=int8,device=cuda:0", "m=1,n=64,k=134217728,group=-1,device=cuda:0",
+                           "m=1,n=64,k=67108864,bits=8,group=-1,device=cuda:0", "m=1,n=64,k=128,device=cpu"}) {
     Validity validity = generator.is_valid(parse_descriptor(text), variant, 9);
     EXPECT_FALSE(validity.ok) << text;
     EXPECT_FALSE(validity.reason.empty()) << text;
   }
   EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,device=cuda:0"), variant, 7).ok);
+  CudaVariant mma{CudaFamily::gemv_mma, 4, 2};
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,act=fp32,device=cuda:0"), mma, 9).ok);
 }
 
 }  // namespace

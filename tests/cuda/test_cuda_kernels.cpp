@@ -1,6 +1,7 @@
 // On a GPU: every CUDA variant and format against the reference, on random inputs at odd
 // shapes (N not a multiple of 16, K tails, partial groups), outputs poisoned and guarded.
 // Skips with the reason where no CUDA device is usable (CI).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +45,7 @@ std::string check_on_device(const Kernel& kernel) {
   DeviceBuffer x = upload(problem.x.data(), problem.x.size());
   DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
   DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
+  DeviceBuffer eq_scale = upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
   const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
   DeviceBuffer y(out_bytes + 2 * guard_bytes);
   y.fill(poison);
@@ -54,6 +56,7 @@ std::string check_on_device(const Kernel& kernel) {
   args.weights.scales = base + problem.packed.scales_offset;
   args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
   args.bias = desc.bias ? bias.data() : nullptr;
+  args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
   args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
   args.m = desc.m;
   kernel.run(args);
@@ -63,7 +66,8 @@ std::string check_on_device(const Kernel& kernel) {
   for (std::size_t i = 0; i < guard_bytes; ++i)
     if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
   std::vector<double> reference = reference_matmul(desc, desc.m, problem.x.data(), problem.weights,
-                                                   desc.bias ? problem.bias.data() : nullptr, nullptr);
+                                                   desc.bias ? problem.bias.data() : nullptr,
+                                                   desc.eqscale ? problem.eq_scale.data() : nullptr);
   const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
   if (!(error <= tolerance(desc)))
     return where + ": relative error " + std::to_string(error) + " > " + std::to_string(tolerance(desc));
@@ -74,12 +78,16 @@ std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
   return check_on_device(CudaKernel(desc, variant));
 }
 
-TEST(CudaKernels, EveryGemvCandidateAtOddShapes) {
+// One ctest test per weight width, so the device script runs them in parallel.
+class CudaKernelsBits : public ::testing::TestWithParam<int> {};
+
+TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
   for (const char* rows : {"1", "2", "7", "8"}) {
     // N=1000: 62 panels and an 8-column tail; K=8256: 129 groups of 64, not a multiple of 64 steps.
-    OpDesc desc = parse_descriptor(std::string("n=1000,k=8256,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0,m=") + rows);
+    OpDesc desc = parse_descriptor(fmt::format(
+        "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
     for (const CudaVariant& variant : generator.candidates(desc)) {
       std::string failure = check_on_device(desc, variant);
       ASSERT_TRUE(failure.empty()) << failure;
@@ -87,29 +95,62 @@ TEST(CudaKernels, EveryGemvCandidateAtOddShapes) {
   }
 }
 
-TEST(CudaKernels, EveryFormatAndKTail) {
+// Every zero point x group shape (K tails with group=-1) x M in {1, 3} x family, each with
+// one (act, out) pair: the nine pairs rotate through the cases, so every pair meets several
+// shapes and zero points without the 9x product (NVRTC compiles one kernel per case).
+TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const char* acts[] = {"bf16", "fp16", "fp32"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  int checked = 0;
+  int index = 0;
+  for (const char* zero : {"none", "int", "float"})
+    for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
+                              "group=-1,k=130", "group=-1,k=4097"})
+      for (const char* rows : {"1", "3"}) {
+        const char* act = acts[index % 3];
+        const char* out = outs[(index / 3) % 3];
+        ++index;
+        OpDesc desc = parse_descriptor(fmt::format("n=37,bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                   GetParam(), shape, zero, act, out, rows));
+        for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+          CudaVariant variant = generator.heuristic(desc);
+          variant.family = family;
+          if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
+          std::string failure = check_on_device(desc, variant);
+          ASSERT_TRUE(failure.empty()) << failure;
+          ++checked;
+        }
+      }
+  EXPECT_EQ(checked, 36 + 24);  // a third of the cases have fp32 activations: gemv only
+}
+
+// eqscale=1: x * eq folded into the load of x, including the group sums of x (zero=int makes
+// the sums matter). K=4096 takes the vector loads of x and eq, K=4099 the per-element tails.
+TEST_P(CudaKernelsBits, EqualizationScale) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
   int checked = 0;
   for (const char* act : {"bf16", "fp16", "fp32"})
-    for (const char* out : {"fp32", "bf16", "fp16"})
-      for (const char* zero : {"none", "int", "float"})
-        for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
-                                  "group=-1,k=130", "group=-1,k=4097"})
-          for (const char* rows : {"1", "3"}) {
-            OpDesc desc = parse_descriptor(std::string("n=37,bits=4,bias=1,device=cuda:0,") + shape + ",zero=" + zero +
-                                           ",act=" + act + ",out=" + out + ",m=" + rows);
-            for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
-              CudaVariant variant = generator.heuristic(desc);
-              variant.family = family;
-              if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
-              std::string failure = check_on_device(desc, variant);
-              ASSERT_TRUE(failure.empty()) << failure;
-              ++checked;
-            }
-          }
-  EXPECT_EQ(checked, 324 + 216);
+    for (const char* shape : {"group=128,k=4096", "group=-1,k=4099"})
+      for (const char* rows : {"1", "8"}) {
+        OpDesc desc = parse_descriptor(fmt::format(
+            "n=100,bits={},zero=int,eqscale=1,bias=1,out=fp32,device=cuda:0,{},act={},m={}", GetParam(), shape, act, rows));
+        for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+          CudaVariant variant = generator.heuristic(desc);
+          variant.family = family;
+          if (!generator.is_valid(desc, variant, 9)) continue;
+          std::string failure = check_on_device(desc, variant);
+          ASSERT_TRUE(failure.empty()) << failure;
+          ++checked;
+        }
+      }
+  EXPECT_EQ(checked, 20);
 }
+
+INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),
+                         [](const ::testing::TestParamInfo<int>& info) { return fmt::format("w{}", info.param); });
 
 TEST(CudaKernels, GetKernelServesCudaDescriptors) {
   SKIP_WITHOUT_GPU();

@@ -1,0 +1,385 @@
+// Tensor-core GEMV family for small M (1..8): 2-, 3-, 4- or 8-bit weights in lowbit's native
+// layout, bf16 or fp16 activations, mma.sync m16n8k16 with fp32 accumulation. Needs gemv.cuh's
+// helpers (the generator emits both). Compiled by NVRTC; codegen/cuda/gemv_generator.cpp writes
+// the Config and the entry point.
+//
+// y^T = W x^T: the weights are the mma's A operand (16 output columns x 16 k, in registers),
+// x^T is B (16 k x 8 rows of x, unused rows zero), C is [16 columns][8 rows] in fp32.
+// A tile is 16 consecutive k of the panel. Lane (g = lane/4, t = lane%4) holds
+//   A row g   = column 2g,   A row g+8 = column 2g+1,
+//   A cols 2t, 2t+1 = the lane's first k pair;  A cols 2t+8, 2t+9 = its second k pair,
+// and any assignment of the tile's 16 k to (t, pair) works as long as B row 2t (2t+1, 2t+8,
+// 2t+9) is x at the same k: each format picks the one its bytes give with the fewest
+// instructions (MmaFormat below). In the native layout bytes 4g..4g+3 of a 32-byte block are
+// columns 2g and 2g+1, so a lane's weights are whole 4-byte words.
+// Tiles stream through shared memory (cp.async), a chunk of tiles at a time.
+//
+// Dequantization: a code OR-ed under the exponent of a bf16/fp16 power of two is the number
+// OFFSET + q, exact; products with x are exact in the fp32 accumulator. Per group:
+//   y[c][m] += s[c] * (C[c][m] - (OFFSET + z[c]) * sum_k x[m][k])
+// With eqscale, x * eq is formed in fp32 and fed as two 16-bit parts (hi + lo, one mma each):
+// one part would round x * eq to 8 (bf16) or 11 (fp16) bits, far outside tolerance.h. With
+// fp16 activations, |x * eq| above 65504 becomes infinite here (the CUDA-core family keeps
+// x * eq in fp32 and has no such limit).
+
+namespace lowbit_gemv {
+
+// c += A . B for one m16n8k16 tile with fp32 accumulation; A and B bf16 (or fp16) pairs.
+template <bool IS_BF16>
+__device__ __forceinline__ void mma_16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  if (IS_BF16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+// How the tensor-core family reads one format (ACT16 = bf16 or fp16 activations):
+//   TILE_WORDS: 4-byte words of one 16-k tile of a panel (tile bytes / 4);
+//   CHUNK_TILES: tiles a warp copies to shared memory at once (at most 512 bytes);
+//   x_pair(t, p): the tile-relative k of lane t's k pair p (B's registers b0, b1);
+//   CONTIGUOUS_PAIRS: x_pair(t, 1) == x_pair(t, 0) + 2 (one 8-byte load of x);
+//   decode(tile, g, t, a, a_high): lane (g, t)'s A fragment from the tile's words in shared
+//   memory; OFFSET + q per element. SPLIT formats also give a_high, a second fragment whose
+//   elements are worth HIGH_WEIGHT each (C = C_low + HIGH_WEIGHT * C_high).
+// Codes sit in the top mantissa bits of a power of two where that costs nothing extra
+// (OFFSET = 2^bits); int4 keeps its measured layout (nibble at bit 0: 128 + q, 1024 + q).
+template <int BITS, bool IS_BF16>
+struct MmaFormat;
+
+// int4: lane t reads step t of the tile's 4 (k 4t .. 4t+3): byte 4g+h holds column 2g, k
+// 4t+h (low nibble) and 4t+2+h (high nibble); bytes 4g+2, 4g+3 the same for column 2g+1.
+template <bool IS_BF16>
+struct MmaFormat<4, IS_BF16> {
+  static constexpr int TILE_WORDS = 32;
+  static constexpr int CHUNK_TILES = 4;
+  static constexpr bool SPLIT = false;
+  static constexpr float HIGH_WEIGHT = 0.0f;
+  static constexpr float OFFSET = IS_BF16 ? 128.0f : 1024.0f;
+  static constexpr bool CONTIGUOUS_PAIRS = true;  // x_pair(t, 1) == x_pair(t, 0) + 2
+  static __device__ __forceinline__ int x_pair(int t, int p) { return 4 * t + 2 * p; }
+  static __device__ __forceinline__ void decode(const u32* tile, int g, int t, u32 (&a)[4], u32 (&)[4]) {
+    constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
+    const u32 word = tile[t * 8 + g];                      // byte 4g of step t: conflict-free
+    const u32 low_pair = __byte_perm(word, 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
+    const u32 high_pair = __byte_perm(word, 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
+    a[0] = (low_pair & 0x000f000fu) | EXPONENT;
+    a[1] = (high_pair & 0x000f000fu) | EXPONENT;
+    a[2] = ((low_pair >> 4) & 0x000f000fu) | EXPONENT;
+    a[3] = ((high_pair >> 4) & 0x000f000fu) | EXPONENT;
+  }
+};
+
+// 2-bit: a tile is two 8-k steps; lane t reads step t/2 (lanes t, t^1 share the word, a
+// broadcast) and takes fields 2(t&1) and 2(t&1)+1: k 4t+h and 4t+2+h.
+template <bool IS_BF16>
+struct MmaFormat<2, IS_BF16> {
+  static constexpr int TILE_WORDS = 16;
+  static constexpr int CHUNK_TILES = 8;
+  static constexpr bool SPLIT = false;
+  static constexpr float HIGH_WEIGHT = 0.0f;
+  static constexpr float OFFSET = 4.0f;
+  static constexpr bool CONTIGUOUS_PAIRS = true;
+  static __device__ __forceinline__ int x_pair(int t, int p) { return 4 * t + 2 * p; }
+  static __device__ __forceinline__ void decode(const u32* tile, int g, int t, u32 (&a)[4], u32 (&)[4]) {
+    // 4 + q: bf16 code at bits 5-6 under 4.0 (0x4080), fp16 at bits 8-9 under 4.0 (0x4400).
+    constexpr int POSITION = IS_BF16 ? 5 : 8;
+    constexpr u32 MASK = 0x3u << POSITION | 0x3u << (16 + POSITION);
+    constexpr u32 EXPONENT = IS_BF16 ? 0x40804080u : 0x44004400u;
+    const u32 word = tile[(t >> 1) * 8 + g];
+    const int field_shift = 4 * (t & 1);  // fields 2(t&1), 2(t&1)+1 to bits 0 and 2
+    const u32 low_pair = __byte_perm(word, 0u, 0x4140) >> field_shift;   // column 2g
+    const u32 high_pair = __byte_perm(word, 0u, 0x4342) >> field_shift;  // column 2g+1
+    a[0] = ((low_pair << POSITION) & MASK) | EXPONENT;
+    a[1] = ((high_pair << POSITION) & MASK) | EXPONENT;
+    a[2] = ((low_pair << (POSITION - 2)) & MASK) | EXPONENT;
+    a[3] = ((high_pair << (POSITION - 2)) & MASK) | EXPONENT;
+  }
+};
+
+// 3-bit: a tile is one 16-k step (low bits of k 0..7, of k 8..15, high bits of all 16); lane
+// t takes k 4t .. 4t+3: low fields 2(t&1), 2(t&1)+1 of block t/2, high bits 2t and 2t+1.
+template <bool IS_BF16>
+struct MmaFormat<3, IS_BF16> {
+  static constexpr int TILE_WORDS = 24;
+  static constexpr int CHUNK_TILES = 4;  // 384 bytes: 24 lanes copy
+  static constexpr bool SPLIT = false;
+  static constexpr float HIGH_WEIGHT = 0.0f;
+  static constexpr float OFFSET = 8.0f;
+  static constexpr bool CONTIGUOUS_PAIRS = true;
+  static __device__ __forceinline__ int x_pair(int t, int p) { return 4 * t + 2 * p; }
+  static __device__ __forceinline__ void decode(const u32* tile, int g, int t, u32 (&a)[4], u32 (&)[4]) {
+    // 8 + q: bf16 code at bits 4-6 under 8.0 (0x4100), fp16 at bits 7-9 under 8.0 (0x4800).
+    constexpr int POSITION = IS_BF16 ? 4 : 7;
+    constexpr u32 LOW_MASK = 0x3u << POSITION | 0x3u << (16 + POSITION);
+    constexpr u32 HIGH_MASK = 0x4u << POSITION | 0x4u << (16 + POSITION);
+    constexpr u32 EXPONENT = IS_BF16 ? 0x41004100u : 0x48004800u;
+    const u32 low_word = tile[(t >> 1) * 8 + g];
+    const u32 high_word = tile[16 + g];
+    const int low_shift = 4 * (t & 1);
+    const int high_shift = 2 * t;
+    const u32 low0 = __byte_perm(low_word, 0u, 0x4140) >> low_shift;    // column 2g
+    const u32 low1 = __byte_perm(low_word, 0u, 0x4342) >> low_shift;    // column 2g+1
+    const u32 high0 = __byte_perm(high_word, 0u, 0x4140) >> high_shift;
+    const u32 high1 = __byte_perm(high_word, 0u, 0x4342) >> high_shift;
+    a[0] = ((low0 << POSITION) & LOW_MASK) | ((high0 << (POSITION + 2)) & HIGH_MASK) | EXPONENT;
+    a[1] = ((low1 << POSITION) & LOW_MASK) | ((high1 << (POSITION + 2)) & HIGH_MASK) | EXPONENT;
+    a[2] = ((low0 << (POSITION - 2)) & LOW_MASK) | ((high0 << (POSITION + 1)) & HIGH_MASK) | EXPONENT;
+    a[3] = ((low1 << (POSITION - 2)) & LOW_MASK) | ((high1 << (POSITION + 1)) & HIGH_MASK) | EXPONENT;
+  }
+};
+
+// 8-bit: a tile is eight 2-k steps; lane t reads steps t and t+4 (conflict-free words), bytes
+// 4g+h column 2g and 4g+2+h column 2g+1 at k 2t+h (step t) and 8+2t+h (step t+4). fp16: the
+// byte under 0x64 is 1024 + q, one byte permute per register. bf16 has 8 significant bits, so
+// 2^n + q is not exact for 8-bit q: the two nibbles are separate fragments (128 + nibble),
+// C = C_low + 16 * C_high, offset 128 * 17.
+template <bool IS_BF16>
+struct MmaFormat<8, IS_BF16> {
+  static constexpr int TILE_WORDS = 64;
+  static constexpr int CHUNK_TILES = 2;
+  static constexpr bool SPLIT = IS_BF16;
+  static constexpr float HIGH_WEIGHT = 16.0f;
+  static constexpr float OFFSET = IS_BF16 ? 128.0f * 17.0f : 1024.0f;
+  static constexpr bool CONTIGUOUS_PAIRS = false;
+  static __device__ __forceinline__ int x_pair(int t, int p) { return 2 * t + 8 * p; }
+  static __device__ __forceinline__ void decode(const u32* tile, int g, int t, u32 (&a)[4], u32 (&a_high)[4]) {
+    const u32 words[2] = {tile[t * 8 + g], tile[(t + 4) * 8 + g]};
+#pragma unroll
+    for (int p = 0; p < 2; ++p) {
+      if (IS_BF16) {
+        const u32 column0 = __byte_perm(words[p], 0u, 0x4140);
+        const u32 column1 = __byte_perm(words[p], 0u, 0x4342);
+        a[2 * p] = (column0 & 0x000f000fu) | 0x43004300u;
+        a[2 * p + 1] = (column1 & 0x000f000fu) | 0x43004300u;
+        a_high[2 * p] = ((column0 >> 4) & 0x000f000fu) | 0x43004300u;
+        a_high[2 * p + 1] = ((column1 >> 4) & 0x000f000fu) | 0x43004300u;
+      } else {
+        a[2 * p] = __byte_perm(words[p], 0x64u, 0x4140);      // [byte0, 0x64, byte1, 0x64]
+        a[2 * p + 1] = __byte_perm(words[p], 0x64u, 0x4342);  // [byte2, 0x64, byte3, 0x64]
+      }
+    }
+  }
+};
+
+// fp32 pair -> packed 16-bit pair (first value in the low half), round to nearest even.
+template <bool IS_BF16>
+__device__ __forceinline__ u32 pack_pair(float first, float second) {
+  u32 packed;
+  if (IS_BF16) {
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+  } else {
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+  }
+  return packed;
+}
+
+template <bool IS_BF16>
+__device__ __forceinline__ float unpack_element(u32 packed, int index) {
+  const u16 bits = static_cast<u16>(packed >> (16 * index));
+  return IS_BF16 ? bf16_to_float(bits) : half_to_float(bits);
+}
+
+// Config (generated): ROWS (1..8), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
+// EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring).
+template <class Config>
+__device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* __restrict__ qweight,
+                                         const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                         const void* __restrict__ bias, const float* __restrict__ eq_scale,
+                                         void* __restrict__ y) {
+  constexpr bool IS_BF16 = Config::ACT == bf16;
+  typedef MmaFormat<Config::BITS, IS_BF16> Format;
+  constexpr int ROWS = Config::ROWS;
+  constexpr int WARPS = Config::WARPS;
+  constexpr int UNROLL = Config::UNROLL;
+  // In-panel positions are 32-bit (the generator keeps K below 2^27): 64-bit index math costs
+  // several instructions per operation, and this loop is issue-bound (ncu: SM 74 % busy).
+  constexpr int K = Config::K;
+  constexpr int GROUP = Config::GROUP;
+  constexpr int GROUPS = K / GROUP;
+  constexpr int TILES = (K + 15) / 16;  // 16-k mma tiles per panel
+  constexpr int TILE_BYTES = Format::TILE_WORDS * 4;
+  // Native steps pad K to BLOCK_K only, so the panel may end inside its last tile.
+  constexpr int BLOCK_K = Config::BITS == 3 ? 16 : 16 / Config::BITS;  // 32 bytes = 16 columns x BLOCK_K
+  constexpr int PANEL_BYTES = (K + BLOCK_K - 1) / BLOCK_K * (Config::BITS == 3 ? 96 : 32);
+  constexpr int CHUNK_TILES = Format::CHUNK_TILES;
+  constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;
+  constexpr int CHUNK_PIECES = CHUNK_WORDS / 4;  // 16-byte copies, one per lane (<= 32)
+  constexpr bool SPLIT = Format::SPLIT;
+  constexpr int PARTS = Config::EQSCALE ? 2 : 1;  // B as hi (+ lo) 16-bit parts
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  const long long panel = blockIdx.x;
+  const int first_tile = TILES * warp / WARPS;
+  const int end_tile = TILES * (warp + 1) / WARPS;
+
+  // A fold run never spans more than 256 k: with fp16's offset of 1024 a whole-K group would
+  // make the accumulator's partial sums large enough to cost fp32 precision (seen: 1.1e-4 at
+  // K=4097). Runs shorter than a group share the group's scale and zero point.
+  constexpr int FOLD = GROUP <= 256 ? GROUP : 256;
+  float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};   // [column 2g, 2g+1] x [row 2t, 2t+1]
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};       // mma accumulator of the current run
+  float c_high[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // SPLIT formats: the high fragments' accumulator
+  // sum_k x[row][k] over the run, from a second mma whose A is all ones: lane (g, t) receives
+  // the sums of rows 2t and 2t+1 in x_sum[0], x_sum[1], exactly where c holds those rows. The
+  // tensor cores are idle at this M; the sums cost no conversion, addition or shuffle.
+  float x_sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  constexpr u32 ONES = IS_BF16 ? 0x3f803f80u : 0x3c003c00u;
+  int run = first_tile * 16 / FOLD;  // the current fold run
+  // The run's scales and zero points, loaded when the run starts so the load's latency hides
+  // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
+  u32 scale_pair = 0;
+  u32 zero_pair = 0;
+  auto load_group_tables = [&]() {
+    const int group = run * FOLD / GROUP;
+    const long long table = (panel * GROUPS + group) * 16 + 2 * g;
+    scale_pair = *reinterpret_cast<const u32*>(scales + table);
+    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + table);
+  };
+  if (first_tile < end_tile) load_group_tables();
+
+  // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
+  // scale_pair, zero_pair; writes total; clears c, c_high and x_sum.
+  auto fold_group = [&]() {
+    const float x_sum_even = x_sum[0];  // row 2t
+    const float x_sum_odd = x_sum[1];   // row 2t+1
+    const float scale0 = half_to_float(static_cast<u16>(scale_pair));
+    const float scale1 = half_to_float(static_cast<u16>(scale_pair >> 16));
+    float zero0 = 1 << (Config::BITS - 1);  // zero=none: implicit 2^(bits-1)
+    float zero1 = 1 << (Config::BITS - 1);
+    if (Config::ZERO != zero_none) {
+      zero0 = half_to_float(static_cast<u16>(zero_pair));
+      zero1 = half_to_float(static_cast<u16>(zero_pair >> 16));
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if (SPLIT) c[i] = fmaf(Format::HIGH_WEIGHT, c_high[i], c[i]);
+      c_high[i] = 0.0f;
+    }
+    total[0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum_even, c[0]), total[0]);
+    total[1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum_odd, c[1]), total[1]);
+    total[2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum_even, c[2]), total[2]);
+    total[3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum_odd, c[3]), total[3]);
+    c[0] = c[1] = c[2] = c[3] = 0.0f;
+    x_sum[0] = x_sum[1] = x_sum[2] = x_sum[3] = 0.0f;
+  };
+
+  // Weights stream through shared memory: each warp copies chunks of CHUNK_TILES tiles
+  // (contiguous bytes, 16 per lane) with cp.async into a ring of UNROLL stages, UNROLL - 1
+  // chunks ahead of the mma's, so many 16-byte loads are in flight while only 4-byte words
+  // feed the fragments.
+  constexpr int STAGES = UNROLL;
+  __shared__ __align__(16) u32 ring[WARPS][STAGES][CHUNK_WORDS];  // [warp][stage][tiles x tile words]
+  const unsigned char* panel_bytes = reinterpret_cast<const unsigned char*>(qweight) + panel * PANEL_BYTES;
+  const int chunks = (end_tile - first_tile + CHUNK_TILES - 1) / CHUNK_TILES;
+  auto issue_chunk = [&](int chunk) {
+    if (chunk < chunks && (CHUNK_PIECES == 32 || lane < CHUNK_PIECES)) {
+      const int byte = (first_tile + chunk * CHUNK_TILES) * TILE_BYTES + lane * 16;  // this lane's 16 bytes
+      const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
+      const u32 target = static_cast<u32>(__cvta_generic_to_shared(&ring[warp][chunk % STAGES][lane * 4]));
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                   "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
+    }
+    asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
+  };
+#pragma unroll
+  for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk(stage);
+
+  const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    // B for the chunk's tiles: x[row g] at lane t's two k pairs (zero for rows past M and k past
+    // K), loaded before waiting for the weights so the two latencies overlap. [tile][part][pair]
+    u32 b[CHUNK_TILES][PARTS][2];
+#pragma unroll
+    for (int j = 0; j < CHUNK_TILES; ++j) {
+      const int tile = first_tile + chunk * CHUNK_TILES + j;
+      const bool row_inside = g < ROWS && tile < end_tile;
+      // [2] the lane's two k pairs of x, 16-bit each (0 past K).
+      u32 pairs[2] = {0u, 0u};
+      const int k0 = tile * 16 + Format::x_pair(t, 0);
+      if (Format::CONTIGUOUS_PAIRS && K % 4 == 0) {
+        // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for both pairs. One
+        // condition, so the compiler predicates the load instead of branching around it.
+        if (row_inside && k0 < K) {
+          const uint2 both = *reinterpret_cast<const uint2*>(x_row + k0);
+          pairs[0] = both.x;
+          pairs[1] = both.y;
+        }
+      } else if (row_inside) {
+#pragma unroll
+        for (int p = 0; p < 2; ++p) {
+          const int k = tile * 16 + Format::x_pair(t, p);
+          if (K % 2 == 0) {
+            if (k < K) pairs[p] = *reinterpret_cast<const u32*>(x_row + k);  // 4-byte aligned
+          } else {
+            pairs[p] = (k < K ? x_row[k] : 0u) | (k + 1 < K ? static_cast<u32>(x_row[k + 1]) << 16 : 0u);
+          }
+        }
+      }
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const int k = tile * 16 + Format::x_pair(t, p);
+        const u32 pair_bits = pairs[p];
+        if (Config::EQSCALE) {
+          // x * eq in fp32, then hi = round16(x * eq), lo = round16(x * eq - hi).
+          const float eq0 = row_inside && k < K ? eq_scale[k] : 0.0f;
+          const float eq1 = row_inside && k + 1 < K ? eq_scale[k + 1] : 0.0f;
+          const float value0 = unpack_element<IS_BF16>(pair_bits, 0) * eq0;
+          const float value1 = unpack_element<IS_BF16>(pair_bits, 1) * eq1;
+          const u32 hi = pack_pair<IS_BF16>(value0, value1);
+          b[j][0][p] = hi;
+          b[j][PARTS - 1][p] = pack_pair<IS_BF16>(value0 - unpack_element<IS_BF16>(hi, 0),
+                                                   value1 - unpack_element<IS_BF16>(hi, 1));
+        } else {
+          b[j][0][p] = pair_bits;
+        }
+      }
+    }
+    issue_chunk(chunk + STAGES - 1);
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `chunk` has landed
+    __syncwarp();
+    const u32* stage_words = ring[warp][chunk % STAGES];
+#pragma unroll
+    for (int j = 0; j < CHUNK_TILES; ++j) {
+      const int tile = first_tile + chunk * CHUNK_TILES + j;
+      if (tile >= end_tile) break;  // warp-uniform
+      if (tile * 16 / FOLD != run) {
+        fold_group();
+        run = tile * 16 / FOLD;
+        load_group_tables();
+      }
+      u32 a[4];
+      u32 a_high[4];
+      Format::decode(stage_words + j * Format::TILE_WORDS, g, t, a, a_high);
+#pragma unroll
+      for (int part = 0; part < PARTS; ++part) {
+        mma_16816<IS_BF16>(c, a[0], a[1], a[2], a[3], b[j][part][0], b[j][part][1]);
+        if (SPLIT) mma_16816<IS_BF16>(c_high, a_high[0], a_high[1], a_high[2], a_high[3], b[j][part][0], b[j][part][1]);
+        mma_16816<IS_BF16>(x_sum, ONES, ONES, ONES, ONES, b[j][part][0], b[j][part][1]);
+      }
+    }
+    __syncwarp();  // every lane has read this stage before a later chunk refills it
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::);
+  if (first_tile < end_tile) fold_group();
+
+  // [WARPS][8 rows][16 columns] fp32: each warp's totals (C's 8 columns are x's rows).
+  __shared__ float partial[WARPS][8][16];
+  partial[warp][2 * t][2 * g] = total[0];
+  partial[warp][2 * t + 1][2 * g] = total[1];
+  partial[warp][2 * t][2 * g + 1] = total[2];
+  partial[warp][2 * t + 1][2 * g + 1] = total[3];
+  __syncthreads();
+  store_panel<Config, 8>(partial, bias, y, panel);
+}
+
+}  // namespace lowbit_gemv
