@@ -1,15 +1,17 @@
 // lowbit_cuda_bench: times lowbit's CUDA kernels on this GPU (CUDA events, L2 flushed by a
 // 512 MiB memset before every timed run, median of repeats) for every shape x M of a shape
-// file, trying every candidate variant, and prints JSON lines: the best variant's time, the
+// file, trying every candidate variant of every registered family (codegen/cuda/registry.h:
+// compiled in parallel, each checked on the first 8 rows against the reference at its family's
+// tolerance, failures reported), and prints JSON lines: the best variant's time, the
 // heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
-// torch baselines measured in the same call. M above the GEMV families' 8 rows is timed with
-// the dequant_gemm fallback (dequantize + cuBLASLt; its workspace allocated here), which also
-// reports its dequantization pass alone (dequant_us, dequant_gbps: bytes read + written).
+// torch baselines measured in the same call. Workspaces (dequant_gemm) are allocated here; that
+// family also reports its dequantization pass alone (dequant_us, dequant_gbps: read + written).
 // Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,7 +20,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
 #include "codegen/cuda/device_buffer.h"
-#include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/registry.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/problem.h"
@@ -111,14 +113,13 @@ int main(int argc, char** argv) {
     lowbit::cuda::DeviceBuffer flush(flush_bytes);
     std::ifstream shapes(argv[1]);
     std::string line;
-    lowbit::cuda::GemvGenerator generator;
     while (std::getline(shapes, line)) {
       if (line.empty() || line[0] == '#') continue;
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
       Inputs inputs = upload(problem);
-      // The reference of the first rows only: in double on one core, all of M=4096 would take minutes.
-      const int64_t checked_rows = std::min<int64_t>(desc.m, lowbit::cuda::GemvGenerator::max_rows);
+      // The reference of the first rows only: in double, all of M=4096 would take minutes.
+      const int64_t checked_rows = std::min<int64_t>(desc.m, 8);
       const std::vector<double> reference =
           lowbit::reference_matmul(desc, checked_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
@@ -127,38 +128,49 @@ int main(int argc, char** argv) {
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
-      if (desc.m > lowbit::cuda::GemvGenerator::max_rows) {
-        // dequant_gemm: its heuristic variant only (each variant costs an NVRTC compile).
-        lowbit::cuda::DequantGemmGenerator dequant_gemm;
-        lowbit::cuda::DequantGemmKernel kernel(desc, dequant_gemm.heuristic(desc));
-        lowbit::cuda::DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
-        inputs.args.workspace = workspace.data();
-        inputs.args.workspace_size = workspace.size();
-        worst_error = check_error(kernel, problem, reference, inputs);
-        best = time_kernel(kernel, inputs.args, flush, repeats);
-        best_name = kernel.name();
-        row["variants"][kernel.name()] = best;
-        row["heuristic_us"] = best;
-        const double dequant_us =
-            time_launch([&] { kernel.dequantize(inputs.args, workspace.data()); }, flush, repeats);
-        const double dequant_bytes = static_cast<double>(lowbit::native_weight_bytes(desc) + desc.n * desc.k * 2);
-        row["dequant_us"] = dequant_us;
-        row["dequant_gbps"] = dequant_bytes / (dequant_us * 1e-6) / 1e9;
-        row["tolerance"] = lowbit::dequantized_weights_tolerance(desc);
-      } else {
-        for (const lowbit::cuda::CudaVariant& variant : generator.candidates(desc)) {
-          lowbit::cuda::CudaKernel kernel(desc, variant);
-          worst_error = std::max(worst_error, check_error(kernel, problem, reference, inputs));
-          const double microseconds = time_kernel(kernel, inputs.args, flush, repeats);
-          row["variants"][kernel.name()] = microseconds;
-          if (variant == generator.heuristic(desc)) row["heuristic_us"] = microseconds;
-          if (microseconds < best) {
-            best = microseconds;
-            best_name = kernel.name();
-          }
+      const std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major);
+      const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major);
+      std::vector<lowbit::cuda::CompiledCandidate> compiled =
+          lowbit::cuda::compile_candidates(desc, variants, device.arch());
+      std::unique_ptr<lowbit::cuda::DeviceBuffer> workspace;
+      for (std::size_t index = 0; index < variants.size(); ++index) {
+        const lowbit::cuda::CudaVariant& variant = variants[index];
+        if (compiled[index].cubin.empty()) {
+          row["failures"][lowbit::cuda::variant_name(desc, variant, device.arch())] = compiled[index].error;
+          continue;
         }
-        row["tolerance"] = lowbit::tolerance(desc);
+        const auto kernel = lowbit::cuda::load(desc, variant, std::move(compiled[index].cubin));
+        const std::size_t workspace_bytes = kernel->workspace_bytes(desc.m);
+        if (workspace_bytes > 0 && (!workspace || workspace->size() < workspace_bytes)) {
+          workspace.reset();  // frees the smaller one first
+          workspace = std::make_unique<lowbit::cuda::DeviceBuffer>(workspace_bytes);
+        }
+        inputs.args.workspace = workspace ? workspace->data() : nullptr;
+        inputs.args.workspace_size = workspace ? workspace->size() : 0;
+        const double error = check_error(*kernel, problem, reference, inputs);
+        const double bound = lowbit::cuda::verification_tolerance(desc, variant);
+        if (!(error <= bound)) {
+          row["failures"][kernel->name()] = fmt::format("relative error {:.3g} exceeds {:.3g}", error, bound);
+          continue;
+        }
+        worst_error = std::max(worst_error, error);
+        const double microseconds = time_kernel(*kernel, inputs.args, flush, repeats);
+        row["variants"][kernel->name()] = microseconds;
+        if (variant == heuristic) row["heuristic_us"] = microseconds;
+        if (microseconds < best) {
+          best = microseconds;
+          best_name = kernel->name();
+        }
+        // The fallback's dequantization pass alone: bytes read + written over its time.
+        if (const auto* dequant = dynamic_cast<const lowbit::cuda::DequantGemmKernel*>(kernel.get())) {
+          const double dequant_us =
+              time_launch([&] { dequant->dequantize(inputs.args, workspace->data()); }, flush, repeats);
+          const double dequant_bytes = static_cast<double>(lowbit::native_weight_bytes(desc) + desc.n * desc.k * 2);
+          row["dequant_us"] = dequant_us;
+          row["dequant_gbps"] = dequant_bytes / (dequant_us * 1e-6) / 1e9;
+        }
       }
+      row["heuristic_variant"] = lowbit::cuda::variant_name(desc, heuristic, device.arch());
       row["best_us"] = best;
       row["best_variant"] = best_name;
       row["max_rel_err"] = worst_error;

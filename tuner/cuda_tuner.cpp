@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <atomic>
-#include <thread>
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
@@ -16,39 +14,6 @@
 #include "tuner/cuda_measure.h"
 
 namespace lowbit::tuner {
-namespace {
-
-struct Compiled {
-  std::vector<char> cubin;
-  std::string error;  // why not, when cubin is empty
-};
-
-// NVRTC compiles one program per thread and takes a good part of a second for a template-heavy
-// source, while loading and timing take milliseconds: compiling every candidate at once, a
-// core each, is what keeps a tune short.
-std::vector<Compiled> compile_all(const OpDesc& desc, const std::vector<cuda::CudaVariant>& variants,
-                                  const std::string& arch) {
-  std::vector<Compiled> compiled(variants.size());
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t index = next++; index < variants.size(); index = next++) {
-      try {
-        compiled[index].cubin = cuda::compile_to_cubin(cuda::emit(desc, variants[index]),
-                                                       cuda::variant_name(desc, variants[index], arch), arch);
-      } catch (const std::exception& error) {
-        compiled[index].error = error.what();
-      }
-    }
-  };
-  const std::size_t width =
-      std::min<std::size_t>(variants.size(), std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::jthread> workers;
-  for (std::size_t worker = 0; worker < width; ++worker) workers.emplace_back(work);
-  workers.clear();  // joins
-  return compiled;
-}
-
-}  // namespace
 
 TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
@@ -68,7 +33,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - reference_start).count();
   DeviceInputs inputs(problem);
 
-  std::vector<Compiled> compiled = compile_all(desc, variants, device.arch());
+  std::vector<cuda::CompiledCandidate> compiled = cuda::compile_candidates(desc, variants, device.arch());
   std::vector<std::pair<CandidateResult, std::shared_ptr<const Kernel>>> verified;
   std::vector<CandidateResult> rejected;
   for (std::size_t index = 0; index < variants.size(); ++index) {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/cuda_api.h"
@@ -130,6 +132,27 @@ std::shared_ptr<const Kernel> build(const OpDesc& desc, const CudaVariant& varia
 
 std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin) {
   return owner(variant).load(desc, variant, std::move(cubin));
+}
+
+std::vector<CompiledCandidate> compile_candidates(const OpDesc& desc, const std::vector<CudaVariant>& variants,
+                                                  const std::string& arch) {
+  std::vector<CompiledCandidate> compiled(variants.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t index = next++; index < variants.size(); index = next++) {
+      try {
+        compiled[index].cubin =
+            compile_to_cubin(emit(desc, variants[index]), variant_name(desc, variants[index], arch), arch);
+      } catch (const std::exception& error) {
+        compiled[index].error = error.what();
+      }
+    }
+  };
+  const std::size_t width = std::min<std::size_t>(variants.size(), std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::jthread> workers;
+  for (std::size_t worker = 0; worker < width; ++worker) workers.emplace_back(work);
+  workers.clear();  // joins
+  return compiled;
 }
 
 double verification_tolerance(const OpDesc& desc, const CudaVariant& variant) {

@@ -56,6 +56,18 @@ std::shared_ptr<const Kernel> build(const OpDesc& desc, const nlohmann::json& va
 // owning family's kernel, without NVRTC. The caller has checked the variant's validity.
 std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin);
 
+// One candidate's cubin, or why it did not compile.
+struct CompiledCandidate {
+  std::vector<char> cubin;
+  std::string error;  // when cubin is empty
+};
+// Compiles every variant of desc for arch with NVRTC, a thread per core (NVRTC takes a good part
+// of a second per template-heavy program; loading and timing take milliseconds, so compiling the
+// candidates at once is what keeps a tune or a benchmark short). Never throws for one
+// candidate's failure: its error is kept.
+std::vector<CompiledCandidate> compile_candidates(const OpDesc& desc, const std::vector<CudaVariant>& variants,
+                                                  const std::string& arch);
+
 // The bound a kernel of this variant is verified against: the reference's tolerance
 // (lowbit/tolerance.h), widened where the family rounds the weights (dequant_gemm).
 double verification_tolerance(const OpDesc& desc, const CudaVariant& variant);
