@@ -3,7 +3,9 @@
 // file, trying every candidate variant, and prints JSON lines: the best variant's time, the
 // heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
 // torch baselines measured in the same call.
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R]
+// --check-rows R compares only the first R rows with the (single-threaded, double) reference,
+// which at M in the hundreds on the large shapes would otherwise take minutes.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/mma_generator.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/problem.h"
@@ -95,7 +98,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   int repeats = 50;
-  if (argc >= 4 && std::string(argv[2]) == "--repeats") repeats = std::stoi(argv[3]);
+  int64_t check_rows = 0;  // 0: every row
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--repeats") repeats = std::stoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--check-rows") check_rows = std::stoll(argv[i + 1]);
+  }
   try {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
@@ -103,25 +110,34 @@ int main(int argc, char** argv) {
     std::ifstream shapes(argv[1]);
     std::string line;
     lowbit::cuda::GemvGenerator generator;
+    lowbit::cuda::MmaGenerator mma_generator;
     while (std::getline(shapes, line)) {
       if (line.empty() || line[0] == '#') continue;
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
       Inputs inputs = upload(problem);
+      // The first rows of y are the first rows of the reference: relative_error reads as many as it gets.
+      const int64_t reference_rows = check_rows > 0 ? std::min<int64_t>(check_rows, desc.m) : desc.m;
       const std::vector<double> reference =
-          lowbit::reference_matmul(desc, desc.m, problem.x.data(), problem.weights, nullptr, nullptr);
+          lowbit::reference_matmul(desc, reference_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
                             {"bytes", lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
                                           desc.m * desc.n * lowbit::dtype_bytes(desc.out)}};
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
-      for (const lowbit::cuda::CudaVariant& variant : generator.candidates(desc)) {
+      // Both families' candidates; the heuristic is the GEMV family's where it serves M.
+      std::vector<lowbit::cuda::CudaVariant> variants = generator.candidates(desc);
+      const std::vector<lowbit::cuda::CudaVariant> mma_variants = mma_generator.candidates(desc);
+      variants.insert(variants.end(), mma_variants.begin(), mma_variants.end());
+      const lowbit::cuda::CudaVariant heuristic =
+          desc.m <= lowbit::cuda::GemvGenerator::max_rows ? generator.heuristic(desc) : mma_generator.heuristic(desc);
+      for (const lowbit::cuda::CudaVariant& variant : variants) {
         lowbit::cuda::CudaKernel kernel(desc, variant);
         worst_error = std::max(worst_error, check_error(kernel, problem, reference, inputs));
         const double microseconds = time_kernel(kernel, inputs.args, flush, repeats);
         row["variants"][kernel.name()] = microseconds;
-        if (variant == generator.heuristic(desc)) row["heuristic_us"] = microseconds;
+        if (variant == heuristic) row["heuristic_us"] = microseconds;
         if (microseconds < best) {
           best = microseconds;
           best_name = kernel.name();

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/mma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
@@ -12,14 +13,33 @@ namespace lowbit::cuda {
 
 CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant) : desc_(desc), variant_(variant) {
   const DeviceInfo& device = device_info(desc.device.index);
-  GemvGenerator generator;
-  Validity validity = generator.is_valid(desc, variant, device.major);
   name_ = variant_name(desc, variant, device.arch());
-  if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name_, validity.reason));
-  cubin_ = compile_to_cubin(generator.emit(desc, variant), name_, device.arch());
+  std::string source;
+  if (variant.family == CudaFamily::mma) {
+    MmaGenerator generator;
+    Validity validity = generator.is_valid(desc, variant, device.major);
+    if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name_, validity.reason));
+    geometry_ = generator.launch_geometry(desc, variant);
+    if (geometry_.shared_bytes > static_cast<unsigned>(device.max_shared_per_block_optin))
+      throw Unsupported(fmt::format("cannot build {}: {} bytes of shared memory, the device allows {}", name_,
+                                    geometry_.shared_bytes, device.max_shared_per_block_optin));
+    source = generator.emit(desc, variant);
+  } else {
+    GemvGenerator generator;
+    Validity validity = generator.is_valid(desc, variant, device.major);
+    if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name_, validity.reason));
+    geometry_ = {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32), 0};
+    source = generator.emit(desc, variant);
+  }
+  cubin_ = compile_to_cubin(source, name_, device.arch());
   make_current(desc.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
+  // Above 48 KiB, dynamic shared memory must be opted into per function.
+  if (geometry_.shared_bytes > 48 * 1024)
+    check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                      static_cast<int>(geometry_.shared_bytes)),
+          "cuFuncSetAttribute");
 }
 
 CudaKernel::~CudaKernel() {
@@ -38,9 +58,8 @@ void CudaKernel::run(const RunArgs& args) const {
   const void* bias = args.bias;
   void* y = args.y;
   void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &y};
-  const unsigned panels = static_cast<unsigned>(native_geometry(desc_).panels);
-  check(driver().cuLaunchKernel(function_, panels, 1, 1, static_cast<unsigned>(variant_.warps * 32), 1, 1, 0,
-                                static_cast<CUstream>(args.stream), parameters, nullptr),
+  check(driver().cuLaunchKernel(function_, geometry_.grid_x, geometry_.grid_y, 1, geometry_.threads, 1, 1,
+                                geometry_.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
         "cuLaunchKernel");
 }
 
