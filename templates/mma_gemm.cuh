@@ -146,35 +146,70 @@ __device__ __forceinline__ void mma_gemm_int4(const void* __restrict__ x, const 
   auto stage_scales = [&](int slot) {
     return reinterpret_cast<u16*>(shared + slot * Tile::STAGE_BYTES + Tile::WEIGHT_BYTES + Tile::X_BYTES);
   };
+  // What each thread copies is the same in every stage but for the k offset: its chunks'
+  // sources, targets and masks are computed once here, so issuing a stage costs a few
+  // instructions a chunk (the loop is short of warps at small M, and latency-bound).
+  constexpr int THREADS = Tile::WARPS * 32;
+  constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;  // [PANELS][BLOCK_K / 2] 16-byte chunks
+  constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + THREADS - 1) / THREADS;
+  const unsigned char* weight_source[WEIGHT_COPIES];  // at stage 0; null: nothing to copy
+  int weight_step[WEIGHT_COPIES];                     // the chunk's step at stage 0
+#pragma unroll
+  for (int i = 0; i < WEIGHT_COPIES; ++i) {
+    const int chunk = threadIdx.x + i * THREADS;
+    const int panel = chunk / (Tile::BLOCK_K / 2);
+    const int byte = chunk % (Tile::BLOCK_K / 2) * 16;
+    const long long global_panel = block_panel + panel;
+    weight_step[i] = byte / 32;
+    weight_source[i] = chunk < WEIGHT_CHUNKS && global_panel < PANEL_COUNT ? qweight + global_panel * STEPS * 32 + byte
+                                                                            : nullptr;
+  }
+  constexpr bool X_ALIGNED = K % 8 == 0;  // rows start 16-byte aligned: 8 elements per copy
+  constexpr int X_CHUNKS = Tile::BLOCK_M * Tile::BLOCK_K / 8;  // [BLOCK_M][BLOCK_K / 8]
+  constexpr int X_COPIES = (X_CHUNKS + THREADS - 1) / THREADS;
+  const u16* x_source[X_COPIES];  // at stage 0; null: a row past M (zero-filled)
+  int x_k[X_COPIES];              // the chunk's k at stage 0
+#pragma unroll
+  for (int i = 0; i < X_COPIES; ++i) {
+    const int chunk = threadIdx.x + i * THREADS;
+    const int row = chunk / (Tile::BLOCK_K / 8);
+    x_k[i] = chunk % (Tile::BLOCK_K / 8) * 8;
+    x_source[i] = chunk < X_CHUNKS && block_row + row < M
+                      ? static_cast<const u16*>(x) + static_cast<long long>(block_row + row) * K + x_k[i]
+                      : nullptr;
+  }
+  // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
+  constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
+  constexpr int TABLE_KINDS = Config::ZERO == zero_none ? 1 : 2;
+
   auto issue_stage = [&](int stage) {
     if (stage < STAGE_COUNT) {
       const int slot = stage % Tile::STAGES;
       const int first_k = stage * Tile::BLOCK_K;
-      // [PANELS][BLOCK_K / 4 steps][32 bytes]: each panel's steps are contiguous in global memory.
-      constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;
-      for (int chunk = threadIdx.x; chunk < WEIGHT_CHUNKS; chunk += Tile::WARPS * 32) {
-        const int panel = chunk / (Tile::BLOCK_K / 2);
-        const int byte = chunk % (Tile::BLOCK_K / 2) * 16;
-        const long long global_panel = block_panel + panel;
-        const int step = first_k / 4 + byte / 32;
-        const bool inside = global_panel < PANEL_COUNT && step < STEPS;  // else zero-filled
-        const unsigned char* source = qweight + (inside ? global_panel * STEPS * 32 + first_k / 4 * 32 + byte : 0);
-        copy_16_async(stage_weights(slot) + chunk * 16, source, inside ? 16 : 0);
+      // [PANELS][BLOCK_K / 4 steps][32 bytes]: each panel's steps are contiguous in global
+      // memory; steps past the panel's end are zero-filled.
+#pragma unroll
+      for (int i = 0; i < WEIGHT_COPIES; ++i) {
+        if (WEIGHT_CHUNKS % THREADS != 0 && threadIdx.x + i * THREADS >= WEIGHT_CHUNKS) break;
+        const bool inside = weight_source[i] != nullptr && first_k / 4 + weight_step[i] < STEPS;
+        copy_16_async(stage_weights(slot) + (threadIdx.x + i * THREADS) * 16,
+                      inside ? weight_source[i] + first_k / 4 * 32 : qweight, inside ? 16 : 0);
       }
       // [BLOCK_M][X_PITCH]: rows past M and k past K are zero, so padded weights meet zeros.
       u16* x_tile = stage_x(slot);
-      const u16* x_rows = static_cast<const u16*>(x);
-      if (K % 8 == 0) {  // rows start 16-byte aligned: 8 elements per copy
-        constexpr int X_CHUNKS = Tile::BLOCK_M * Tile::BLOCK_K / 8;
-        for (int chunk = threadIdx.x; chunk < X_CHUNKS; chunk += Tile::WARPS * 32) {
-          const int row = chunk / (Tile::BLOCK_K / 8);
-          const int k = first_k + chunk % (Tile::BLOCK_K / 8) * 8;
-          const int valid = block_row + row < M && k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0;
-          const u16* source = x_rows + (valid ? static_cast<long long>(block_row + row) * K + k : 0);
-          copy_16_async(x_tile + row * Tile::X_PITCH + (k - first_k), source, valid);
+      if (X_ALIGNED) {
+#pragma unroll
+        for (int i = 0; i < X_COPIES; ++i) {
+          const int chunk = threadIdx.x + i * THREADS;
+          if (X_CHUNKS % THREADS != 0 && chunk >= X_CHUNKS) break;
+          const int k = first_k + x_k[i];
+          const int valid = x_source[i] != nullptr && k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0;
+          copy_16_async(x_tile + chunk / (Tile::BLOCK_K / 8) * Tile::X_PITCH + x_k[i],
+                        valid ? x_source[i] + first_k : static_cast<const u16*>(x), valid);
         }
       } else {  // whole-K groups with K % 8 != 0: rows are not 16-byte aligned, copy elements
-        for (int index = threadIdx.x; index < Tile::BLOCK_M * Tile::BLOCK_K; index += Tile::WARPS * 32) {
+        const u16* x_rows = static_cast<const u16*>(x);
+        for (int index = threadIdx.x; index < Tile::BLOCK_M * Tile::BLOCK_K; index += THREADS) {
           const int row = index / Tile::BLOCK_K;
           const int k = first_k + index % Tile::BLOCK_K;
           const bool inside = block_row + row < M && k < K;
@@ -182,11 +217,8 @@ __device__ __forceinline__ void mma_gemm_int4(const void* __restrict__ x, const 
               inside ? x_rows[static_cast<long long>(block_row + row) * K + k] : static_cast<u16>(0);
         }
       }
-      // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes per panel and group.
-      constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;
-      for (int chunk = threadIdx.x; chunk < (FLOAT_ZERO || Config::ZERO == zero_int ? 2 : 1) * TABLE_CHUNKS;
-           chunk += Tile::WARPS * 32) {
+      for (int chunk = threadIdx.x; chunk < TABLE_KINDS * TABLE_CHUNKS; chunk += THREADS) {
         const bool is_zero = chunk >= TABLE_CHUNKS;
         const int index = chunk % TABLE_CHUNKS;
         const int panel = index / (2 * Tile::STAGE_GROUPS);
@@ -195,8 +227,7 @@ __device__ __forceinline__ void mma_gemm_int4(const void* __restrict__ x, const 
         const bool inside = global_panel < PANEL_COUNT && group < GROUPS;
         const u16* table = is_zero ? zeros : scales;
         const u16* source = table + (inside ? (global_panel * GROUPS + group) * 16 + index % 2 * 8 : 0);
-        copy_16_async(stage_scales(slot) + (is_zero ? Tile::TABLE_BYTES / 2 : 0) + index * 8, source,
-                      inside ? 16 : 0);
+        copy_16_async(stage_scales(slot) + (is_zero ? Tile::TABLE_BYTES / 2 : 0) + index * 8, source, inside ? 16 : 0);
       }
     }
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform

@@ -42,7 +42,7 @@ TEST(CudaMmaCompile, EveryCandidateCompilesForEveryArch) {
   MmaGenerator generator;
   OpDesc desc = descriptor("m=256,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1");
   const std::vector<CudaVariant> variants = generator.candidates(desc);
-  ASSERT_EQ(variants.size(), 8u);  // every searched shape fits M=256
+  ASSERT_EQ(variants.size(), 11u);  // every searched shape fits M=256
   for (const CudaVariant& variant : variants)
     for (auto [arch, major] : {std::pair{"sm_80", 8}, std::pair{"sm_89", 8}, std::pair{"sm_90a", 9}}) {
       ASSERT_TRUE(generator.is_valid(desc, variant, major)) << variant_name(desc, variant, arch);
@@ -68,7 +68,7 @@ TEST(CudaMmaCompile, NamesJsonAndDeterminism) {
   MmaGenerator generator;
   OpDesc desc = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   CudaVariant variant = generator.candidates(desc).back();
-  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1");
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_mma_w4g128_m64_n64m64k128_s3_w2x2x2");
   EXPECT_EQ(generator.emit(desc, variant), generator.emit(desc, variant));
   CudaVariant other = variant;
   other.stages = 3;
@@ -81,7 +81,7 @@ TEST(CudaMmaCompile, NamesJsonAndDeterminism) {
   EXPECT_EQ(variant_name(desc, gemv, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m64_w8u4");
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
   EXPECT_EQ(geometry.grid_x, 1u);   // 64 rows / 64
-  EXPECT_EQ(geometry.grid_y, 32u);  // 4096 columns / 128
+  EXPECT_EQ(geometry.grid_y, 64u);  // 4096 columns / 64
   EXPECT_EQ(geometry.threads, 256u);
   EXPECT_EQ(geometry.shared_bytes, static_cast<unsigned>(MmaGenerator::shared_bytes(desc, variant)));
 }
