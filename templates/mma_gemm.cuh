@@ -63,9 +63,17 @@ __device__ __forceinline__ u32 float_to_act(float value) {
 }
 
 // 16 bytes global -> shared, asynchronously; bytes past `valid` (0..16) are zero-filled.
+// CACHE_IN_L1: the blocks of one SM read the same x at nearly the same k (they start
+// together), so x goes through L1 (.ca) and most of its re-reads stay off L2; weights are
+// read once per block and bypass L1 (.cg).
+template <bool CACHE_IN_L1 = false>
 __device__ __forceinline__ void copy_16_async(void* shared_target, const void* global_source, int valid) {
   const u32 target = static_cast<u32>(__cvta_generic_to_shared(shared_target));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target), "l"(global_source), "r"(valid));
+  if (CACHE_IN_L1) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(target), "l"(global_source), "r"(valid));
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target), "l"(global_source), "r"(valid));
+  }
 }
 
 // Four 8x8 b16 matrices from shared memory; lane l gives the address of row l%8 of matrix l/8.
@@ -204,7 +212,7 @@ __device__ __forceinline__ void mma_gemm_int4(const void* __restrict__ x, const 
           if (X_CHUNKS % THREADS != 0 && chunk >= X_CHUNKS) break;
           const int k = first_k + x_k[i];
           const int valid = x_source[i] != nullptr && k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0;
-          copy_16_async(x_tile + chunk / (Tile::BLOCK_K / 8) * Tile::X_PITCH + x_k[i],
+          copy_16_async<true>(x_tile + chunk / (Tile::BLOCK_K / 8) * Tile::X_PITCH + x_k[i],
                         valid ? x_source[i] + first_k : static_cast<const u16*>(x), valid);
         }
       } else {  // whole-K groups with K % 8 != 0: rows are not 16-byte aligned, copy elements

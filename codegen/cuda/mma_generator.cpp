@@ -133,15 +133,29 @@ std::vector<CudaVariant> MmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant MmaGenerator::heuristic(const OpDesc& desc) const {
-  // Provisional until measured: the tallest block M fills, with enough blocks for the GPU.
+  // The candidates that won on an H100 (docs/benchmarks.md, the four Llama-3-8B shapes at
+  // M = 16..256). Small M: few rows to reuse a weight tile, so narrow blocks with warps
+  // splitting K give enough blocks; wide N (>= 16384) fills the GPU with wider tiles, which
+  // re-read x less. Larger M: taller tiles, which re-read the weights less.
+  const bool wide = desc.n >= 16384;
+  const bool deep = desc.k >= 8192;
+  Shape shape = searched_shapes[0];
+  if (desc.m <= 16)
+    shape = wide ? Shape{64, 16, 128, 4, 2, 1, 2} : desc.n >= 6144 ? Shape{64, 16, 256, 3, 2, 1, 4}
+                                                                 : Shape{32, 16, 256, 4, 1, 1, 8};
+  else if (desc.m <= 32)
+    shape = wide ? Shape{128, 32, 64, 4, 4, 1, 1} : Shape{64, 16, 256, 3, 2, 1, 4};
+  else if (desc.m <= 64)
+    shape = wide ? Shape{128, 64, 64, 4, 4, 2, 1} : deep ? Shape{64, 16, 256, 3, 2, 1, 4} : Shape{64, 16, 128, 4, 2, 1, 2};
+  else if (desc.m <= 128)
+    shape = wide ? Shape{128, 32, 64, 4, 4, 1, 1} : desc.n >= 6144 && !deep ? Shape{64, 32, 64, 4, 2, 1, 2}
+                                                                          : Shape{64, 64, 128, 3, 2, 2, 2};
+  else
+    shape = Shape{128, 32, 64, 4, 4, 1, 1};
+  const CudaVariant chosen = variant_of(shape);
+  if (is_valid(desc, chosen, 9)) return chosen;
   const std::vector<CudaVariant> variants = candidates(desc);
-  if (variants.empty()) return variant_of(searched_shapes[0]);
-  CudaVariant best = variants.front();
-  for (const CudaVariant& variant : variants) {
-    const int64_t blocks = (desc.n + variant.block_n - 1) / variant.block_n * ((desc.m + variant.block_m - 1) / variant.block_m);
-    if (blocks >= 132 && variant.block_m * variant.block_n >= best.block_m * best.block_n) best = variant;
-  }
-  return best;
+  return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
 }
 
 LaunchGeometry MmaGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
