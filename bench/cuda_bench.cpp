@@ -6,7 +6,9 @@
 // heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
 // torch baselines measured in the same call. Workspaces (dequant_gemm) are allocated here; that
 // family also reports its dequantization pass alone (dequant_us, dequant_gbps: read + written).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R]
+// --check-rows R compares only the first R rows (default 8) with the double reference, which at
+// M in the thousands on the large shapes would otherwise take minutes.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -106,7 +108,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   int repeats = 50;
-  if (argc >= 4 && std::string(argv[2]) == "--repeats") repeats = std::stoi(argv[3]);
+  int64_t check_rows = 8;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--repeats") repeats = std::stoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--check-rows") check_rows = std::stoll(argv[i + 1]);
+  }
   try {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
@@ -118,10 +124,10 @@ int main(int argc, char** argv) {
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
       Inputs inputs = upload(problem);
-      // The reference of the first rows only: in double, all of M=4096 would take minutes.
-      const int64_t checked_rows = std::min<int64_t>(desc.m, 8);
+      // The first rows of y are the first rows of the reference: relative_error reads as many as it gets.
+      const int64_t reference_rows = std::min<int64_t>(check_rows, desc.m);
       const std::vector<double> reference =
-          lowbit::reference_matmul(desc, checked_rows, problem.x.data(), problem.weights, nullptr, nullptr);
+          lowbit::reference_matmul(desc, reference_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
                             {"bytes", lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
                                           desc.m * desc.n * lowbit::dtype_bytes(desc.out)}};

@@ -7,18 +7,39 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/mma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
+namespace {
+
+// The families whose whole kernel is one template program (the registry owns the list; these
+// two are what CudaKernel launches).
+Validity family_validity(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+  if (variant.family == CudaFamily::mma) return MmaGenerator().is_valid(desc, variant, arch_major);
+  return GemvGenerator().is_valid(desc, variant, arch_major);
+}
+
+std::string family_source(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.family == CudaFamily::mma) return MmaGenerator().emit(desc, variant);
+  return GemvGenerator().emit(desc, variant);
+}
+
+LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.family == CudaFamily::mma) return MmaGenerator().launch_geometry(desc, variant);
+  // gemv families: a block per 16-column panel, no dynamic shared memory.
+  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32), 0};
+}
+
+}  // namespace
 
 CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant) : desc_(desc), variant_(variant) {
   const DeviceInfo& device = device_info(desc.device.index);
-  GemvGenerator generator;
-  Validity validity = generator.is_valid(desc, variant, device.major);
   name_ = variant_name(desc, variant, device.arch());
+  const Validity validity = family_validity(desc, variant, device.major);
   if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name_, validity.reason));
-  cubin_ = compile_to_cubin(generator.emit(desc, variant), name_, device.arch());
+  cubin_ = compile_to_cubin(family_source(desc, variant), name_, device.arch());
   load();
 }
 
@@ -29,9 +50,19 @@ CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant, std::vect
 }
 
 void CudaKernel::load() {
+  const DeviceInfo& device = device_info(desc_.device.index);
+  geometry_ = family_geometry(desc_, variant_);
+  if (geometry_.shared_bytes > static_cast<unsigned>(device.max_shared_per_block_optin))
+    throw Unsupported(fmt::format("cannot load {}: {} bytes of shared memory, the device allows {}", name_,
+                                  geometry_.shared_bytes, device.max_shared_per_block_optin));
   make_current(desc_.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
+  // Above 48 KiB, dynamic shared memory must be opted into per function.
+  if (geometry_.shared_bytes > 48 * 1024)
+    check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                      static_cast<int>(geometry_.shared_bytes)),
+          "cuFuncSetAttribute");
 }
 
 CudaKernel::~CudaKernel() {
@@ -54,9 +85,8 @@ void CudaKernel::run(const RunArgs& args) const {
     throw InvalidArgument("eq_scale", "the CUDA kernels need eq_scale 16-byte aligned");
   void* y = args.y;
   void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y};
-  const unsigned panels = static_cast<unsigned>(native_geometry(desc_).panels);
-  check(driver().cuLaunchKernel(function_, panels, 1, 1, static_cast<unsigned>(variant_.warps * 32), 1, 1, 0,
-                                static_cast<CUstream>(args.stream), parameters, nullptr),
+  check(driver().cuLaunchKernel(function_, geometry_.grid_x, geometry_.grid_y, 1, geometry_.threads, 1, 1,
+                                geometry_.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
         "cuLaunchKernel");
 }
 

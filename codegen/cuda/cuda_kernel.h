@@ -49,6 +49,7 @@ class CudaKernel final : public ProgramKernel {
   std::vector<char> cubin_;
   CUmodule module_ = nullptr;
   CUfunction function_ = nullptr;
+  LaunchGeometry geometry_;  // from the family's generator
 };
 
 }  // namespace lowbit::cuda

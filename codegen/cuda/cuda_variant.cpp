@@ -17,6 +17,11 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
   compact_arch.erase(std::remove(compact_arch.begin(), compact_arch.end(), '_'), compact_arch.end());
   std::string family(to_string(variant.family));
   family.erase(std::remove(family.begin(), family.end(), '_'), family.end());
+  const std::string group = desc.group == whole_k_group ? std::string("k") : std::to_string(desc.group);
+  if (variant.family == CudaFamily::mma)
+    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}_w{}x{}x{}", compact_arch, family, desc.bits, group, desc.m,
+                       variant.block_n, variant.block_m, variant.block_k, variant.stages, variant.warps_n,
+                       variant.warps_m, variant.warps_k);
   return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}", compact_arch, family, desc.bits,
                      desc.group == whole_k_group ? std::string("k") : std::to_string(desc.group), desc.m,
                      variant.warps, variant.unroll);
@@ -24,6 +29,15 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
 
 nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(variant); }
 
-CudaVariant variant_from_json(const nlohmann::json& json) { return fields_from_json<CudaVariant>(json, "CUDA variant"); }
+CudaVariant variant_from_json(const nlohmann::json& json) {
+  // The tile fields were added with the mma family; a gemv variant stored before lacks them.
+  nlohmann::json completed = json;
+  if (completed.is_object()) {
+    const nlohmann::json defaults = to_json(CudaVariant{});
+    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k"})
+      if (!completed.contains(name)) completed[name] = defaults[name];
+  }
+  return fields_from_json<CudaVariant>(completed, "CUDA variant");
+}
 
 }  // namespace lowbit::cuda

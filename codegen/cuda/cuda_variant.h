@@ -15,32 +15,55 @@ namespace lowbit::cuda {
 // gemv: CUDA-core FMAs (templates/gemv.cuh); gemv_mma: tensor-core mma.sync with the
 // weights as the A operand (templates/gemv_mma.cuh). Both serve M = 1..8. dequant_gemm:
 // dequantize to bf16/fp16 then a cuBLASLt GEMM, for large M (codegen/cuda/dequant_gemm_kernel.h).
-enum class CudaFamily { gemv, gemv_mma, dequant_gemm };
+// mma: tiled tensor-core GEMM with a cp.async pipeline for medium M (templates/mma_gemm.cuh).
+enum class CudaFamily { gemv, gemv_mma, dequant_gemm, mma };
 std::string_view to_string(CudaFamily family);
 
 }  // namespace lowbit::cuda
 
 template <>
 struct lowbit::EnumNames<lowbit::cuda::CudaFamily> {
-  static constexpr std::array<std::string_view, 3> names{"gemv", "gemv_mma", "dequant_gemm"};
+  static constexpr std::array<std::string_view, 4> names{"gemv", "gemv_mma", "dequant_gemm", "mma"};
 };
 
 namespace lowbit::cuda {
 
+// The gemv families read family, warps and unroll; the mma family reads family and the tile
+// fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default). The
+// tile fields came later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
-  int warps = 4;   // warps per block; they split one panel's K
+  int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
   int unroll = 2;  // gemv: 16-byte loads a lane keeps in flight (whole chunks); gemv_mma: cp.async stages
+  int block_n = 0;  // mma: output columns per block (whole 16-column panels)
+  int block_m = 0;  // mma: rows of x per block
+  int block_k = 0;  // mma: k per pipeline stage
+  int stages = 0;   // mma: cp.async pipeline depth
+  int warps_n = 0;  // mma: warp layout, warps along N ...
+  int warps_m = 0;  // ... along M ...
+  int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
 
   bool operator==(const CudaVariant&) const = default;
 
   static constexpr auto fields() {
-    return std::tuple{field("family", &CudaVariant::family), field("warps", &CudaVariant::warps),
-                      field("unroll", &CudaVariant::unroll)};
+    return std::tuple{field("family", &CudaVariant::family),   field("warps", &CudaVariant::warps),
+                      field("unroll", &CudaVariant::unroll),   field("block_n", &CudaVariant::block_n),
+                      field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
+                      field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
+                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k)};
   }
 };
 
-// Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2".
+// Grid, block and dynamic shared memory of one launch, computed by the family's generator.
+struct LaunchGeometry {
+  unsigned grid_x = 1;
+  unsigned grid_y = 1;
+  unsigned threads = 32;
+  unsigned shared_bytes = 0;
+};
+
+// Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
+// "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k).
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

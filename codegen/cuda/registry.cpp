@@ -10,6 +10,7 @@
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
+#include "codegen/cuda/mma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/tolerance.h"
 
@@ -69,6 +70,7 @@ Generator make_generator(std::vector<CudaFamily> owns) {
 const std::vector<Generator>& generators() {
   static const std::vector<Generator> list{
       make_generator<GemvGenerator>({CudaFamily::gemv, CudaFamily::gemv_mma}),
+      make_generator<MmaGenerator>({CudaFamily::mma}),
       make_generator<DequantGemmGenerator, DequantGemmProgram>({CudaFamily::dequant_gemm}),
   };
   return list;

@@ -1,0 +1,37 @@
+// CUDA tensor-core GEMM generator (medium M, 1..max_rows): int4 weights in the native layout,
+// block tiles of BLOCK_N columns x BLOCK_M rows, a cp.async pipeline of BLOCK_K-k stages,
+// mma.sync m16n8k16 with the weights as the A operand, dequantized in registers
+// (templates/mma_gemm.cuh). candidates / is_valid / emit as every generator, plus the launch
+// geometry the kernel class uses.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cuda_variant.h"
+#include "codegen/cuda/gemv_generator.h"
+#include "lowbit/descriptor.h"
+
+namespace lowbit::cuda {
+
+class MmaGenerator {
+ public:
+  static constexpr std::string_view family = "cuda_mma";
+  static constexpr int version = 1;
+  static constexpr int max_rows = 512;
+  static constexpr const char* entry_point = "lowbit_kernel";
+
+  std::vector<CudaVariant> candidates(const OpDesc& desc) const;
+  // arch_major: the device's compute capability major (8 = Ampere/Ada, 9 = Hopper); the
+  // shared memory a block may use is that arch's opt-in limit.
+  Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;
+  // The complete CUDA source for NVRTC: the templates and a thin instantiation.
+  std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
+  CudaVariant heuristic(const OpDesc& desc) const;
+  // Blocks over (M, N) tiles, the warps of the layout, the pipeline's shared memory.
+  LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
+  // Shared memory of one block, in bytes (the template's MmaTile::SHARED_BYTES).
+  static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+};
+
+}  // namespace lowbit::cuda

@@ -1,0 +1,239 @@
+// The mma family (codegen/cuda/mma_generator.*, templates/mma_gemm.cuh). Without a GPU: every
+// candidate compiles through NVRTC for sm_80, sm_89 and sm_90a, names and JSON round-trip,
+// refusals carry reasons. On a GPU: every candidate at M around its tiles and every format
+// against the reference, on random inputs at odd shapes, outputs poisoned and guarded.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/device_buffer.h"
+#include "codegen/cuda/mma_generator.h"
+#include "lowbit/errors.h"
+#include "lowbit/half.h"
+#include "lowbit/kernel.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+#include "lowbit/tolerance.h"
+
+namespace lowbit::cuda {
+namespace {
+
+#define SKIP_WITHOUT_NVRTC() \
+  if (!nvrtc().available) GTEST_SKIP() << "NVRTC is not installed: " << nvrtc().reason
+#define SKIP_WITHOUT_GPU() \
+  if (!driver().available) GTEST_SKIP() << "no usable CUDA device: " << driver().reason
+
+constexpr std::size_t guard_bytes = 256;
+constexpr uint8_t poison = 0xff;  // NaN in every output dtype
+
+bool looks_like_cubin(const std::vector<char>& cubin) {
+  return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
+}
+
+OpDesc descriptor(const std::string& text) { return parse_descriptor(text + ",device=cuda:0"); }
+
+TEST(CudaMmaCompile, EveryCandidateCompilesForEveryArch) {
+  SKIP_WITHOUT_NVRTC();
+  MmaGenerator generator;
+  OpDesc desc = descriptor("m=256,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1");
+  const std::vector<CudaVariant> variants = generator.candidates(desc);
+  ASSERT_EQ(variants.size(), 12u);  // every searched shape fits M=256
+  for (const CudaVariant& variant : variants)
+    for (auto [arch, major] : {std::pair{"sm_80", 8}, std::pair{"sm_89", 8}, std::pair{"sm_90a", 9}}) {
+      ASSERT_TRUE(generator.is_valid(desc, variant, major)) << variant_name(desc, variant, arch);
+      std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
+      EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, arch);
+    }
+}
+
+TEST(CudaMmaCompile, EveryFormatCompilesForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  MmaGenerator generator;
+  for (const char* format : {"act=bf16,out=bf16,zero=int,group=128,k=4096", "act=fp16,out=fp16,zero=none,group=32,k=4096",
+                             "act=bf16,out=fp32,zero=float,group=64,k=4096", "act=fp16,out=bf16,zero=int,group=256,k=4096",
+                             "act=bf16,out=fp16,zero=float,group=-1,k=4098", "act=fp16,out=fp32,zero=int,group=-1,k=4099"}) {
+    OpDesc desc = descriptor(std::string("m=40,n=1000,bits=4,bias=1,") + format);
+    CudaVariant variant = generator.heuristic(desc);
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << format;
+    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "format", "sm_90a"))) << format;
+  }
+}
+
+TEST(CudaMmaCompile, NamesJsonAndDeterminism) {
+  MmaGenerator generator;
+  OpDesc desc = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  CudaVariant variant = generator.candidates(desc).back();
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_mma_w4g128_m64_n64m64k128_s3_w2x2x2");
+  EXPECT_EQ(generator.emit(desc, variant), generator.emit(desc, variant));
+  CudaVariant other = variant;
+  other.stages = variant.stages == 3 ? 4 : 3;
+  EXPECT_NE(generator.emit(desc, variant), generator.emit(desc, other));
+  EXPECT_NE(generator.emit(desc, variant).find(to_string(desc)), std::string::npos);
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  // A gemv variant stored before the tile fields existed still reads, as the same variant.
+  CudaVariant gemv{CudaFamily::gemv_mma, 8, 4};
+  EXPECT_EQ(variant_from_json(nlohmann::json{{"family", "gemv_mma"}, {"warps", 8}, {"unroll", 4}}), gemv);
+  EXPECT_EQ(variant_name(desc, gemv, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m64_w8u4");
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.grid_x, 1u);   // 64 rows / 64
+  EXPECT_EQ(geometry.grid_y, 64u);  // 4096 columns / 64
+  EXPECT_EQ(geometry.threads, 256u);
+  EXPECT_EQ(geometry.shared_bytes, static_cast<unsigned>(MmaGenerator::shared_bytes(desc, variant)));
+}
+
+TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
+  MmaGenerator generator;
+  OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  const CudaVariant variant = generator.heuristic(good);
+  ASSERT_TRUE(generator.is_valid(good, variant, 9));
+  for (const char* text : {"m=0,n=64,k=128", "m=513,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,eqscale=1",
+                           "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8"}) {
+    Validity validity = generator.is_valid(descriptor(text), variant, 9);
+    EXPECT_FALSE(validity.ok) << text;
+    EXPECT_FALSE(validity.reason.empty()) << text;
+  }
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=16,n=64,k=128,device=cpu"), variant, 9).ok);
+  EXPECT_FALSE(generator.is_valid(good, variant, 7).ok);
+  auto refused = [&](auto change) {
+    CudaVariant changed = variant;
+    change(changed);
+    Validity validity = generator.is_valid(good, changed, 9);
+    return !validity.ok && !validity.reason.empty();
+  };
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.family = CudaFamily::gemv; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_n = 48; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_m = 8; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_k = 16; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.stages = 1; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.warps = v.warps * 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.unroll = 4; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) {  // everything fits but shared memory: 8 stages of 84 KiB
+    v = CudaVariant{CudaFamily::mma, 16, 2, 128, 128, 256, 8, 4, 4, 1};
+  }));
+  EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
+}
+
+template <class T>
+DeviceBuffer upload(const T* data, std::size_t bytes) {
+  DeviceBuffer buffer(bytes);
+  if (bytes > 0) buffer.upload(data, bytes);
+  return buffer;
+}
+
+// Runs the kernel once on a random problem with poisoned, guarded outputs; compares with the
+// reference. Empty when it passes, else the reproducer (case name and seed) and what failed.
+std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
+  CudaKernel kernel(desc, variant);
+  const std::string case_name = to_string(desc) + " " + kernel.name();
+  const uint64_t seed = seed_for(case_name);
+  Problem problem = make_random_problem(desc, desc.m, seed);
+  DeviceBuffer x = upload(problem.x.data(), problem.x.size());
+  DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
+  DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
+  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
+  DeviceBuffer y(out_bytes + 2 * guard_bytes);
+  y.fill(poison);
+  RunArgs args;
+  args.x = x.data();
+  auto* base = static_cast<uint8_t*>(weights.data());
+  args.weights.qweight = base;
+  args.weights.scales = base + problem.packed.scales_offset;
+  args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
+  args.bias = desc.bias ? bias.data() : nullptr;
+  args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
+  args.m = desc.m;
+  kernel.run(args);
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  std::vector<uint8_t> result = y.download();
+  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
+  for (std::size_t i = 0; i < guard_bytes; ++i)
+    if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
+  std::vector<double> reference = reference_matmul(desc, desc.m, problem.x.data(), problem.weights,
+                                                   desc.bias ? problem.bias.data() : nullptr, nullptr);
+  const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
+  if (!(error <= tolerance(desc)))
+    return where + ": relative error " + std::to_string(error) + " > " + std::to_string(tolerance(desc));
+  return {};
+}
+
+// Every candidate at each M: N=1000 (a 104-column tail after 7 blocks of 128, an 8-column
+// tail in the last panel), K=4160 (65 groups of 64; 32.5 stages of 128, 65 of 64).
+void check_every_candidate(std::initializer_list<int> rows) {
+  MmaGenerator generator;
+  for (int m : rows) {
+    OpDesc desc = descriptor("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    ASSERT_FALSE(variants.empty()) << m;
+    for (const CudaVariant& variant : variants) {
+      std::string failure = check_on_device(desc, variant);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+  }
+}
+
+TEST(CudaMma, EveryCandidateAtSmallM) {
+  SKIP_WITHOUT_GPU();
+  check_every_candidate({1, 7, 8, 9, 15, 16, 17});
+}
+
+TEST(CudaMma, EveryCandidateAtMediumM) {
+  SKIP_WITHOUT_GPU();
+  check_every_candidate({31, 32, 33, 63, 64, 65});
+}
+
+TEST(CudaMma, EveryCandidateAtLargeM) {
+  SKIP_WITHOUT_GPU();
+  check_every_candidate({127, 129, 200, 256});
+}
+
+// Every format (zero point x output dtype x group incl. whole-K groups with K tails) for one
+// activation dtype, each with a different candidate in turn, at a few M.
+void check_every_format(const char* act) {
+  MmaGenerator generator;
+  int checked = 0;
+  int turn = 0;
+  for (const char* out : {"fp32", "bf16", "fp16"})
+    for (const char* zero : {"none", "int", "float"})
+      for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
+                                "group=-1,k=130", "group=-1,k=4104", "group=-1,k=4097"}) {
+        const char* rows = turn % 3 == 0 ? "5" : turn % 3 == 1 ? "33" : "80";
+        OpDesc desc = descriptor(std::string("n=37,bits=4,bias=1,") + shape + ",zero=" + zero + ",act=" + act +
+                                 ",out=" + out + ",m=" + rows);
+        const std::vector<CudaVariant> variants = generator.candidates(desc);
+        const CudaVariant variant = variants[turn % variants.size()];
+        ++turn;
+        std::string failure = check_on_device(desc, variant);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+  EXPECT_EQ(checked, 63);
+}
+
+TEST(CudaMma, EveryFormatBf16) {
+  SKIP_WITHOUT_GPU();
+  check_every_format("bf16");
+}
+
+TEST(CudaMma, EveryFormatFp16) {
+  SKIP_WITHOUT_GPU();
+  check_every_format("fp16");
+}
+
+TEST(CudaMma, NoBiasAndOddN) {
+  SKIP_WITHOUT_GPU();
+  MmaGenerator generator;
+  for (const char* text : {"m=17,n=4095,k=256,group=128,zero=none,act=fp16,out=fp16",
+                           "m=64,n=129,k=1024,group=64,zero=float,act=bf16,out=bf16,bias=1"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    std::string failure = check_on_device(desc, generator.heuristic(desc));
+    ASSERT_TRUE(failure.empty()) << failure;
+  }
+}
+
+}  // namespace
+}  // namespace lowbit::cuda
