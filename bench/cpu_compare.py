@@ -2,7 +2,8 @@
 as bench/heuristic_vs_tuned.sh writes them, of which the "tuned" rows are taken) with torch's
 (cpu_torch_baselines.py, JSON lines) into a Markdown table. Speedups are baseline time over
 lowbit time: above 1 means lowbit is faster.
-Usage: python3 cpu_compare.py LOWBIT_JSON TORCH_JSONL"""
+Usage: python3 cpu_compare.py LOWBIT_JSON TORCH_JSONL [--policy tuned|heuristic]
+(--policy: which of lowbit's rows to take, default tuned; rows without a policy count as tuned)"""
 import json
 import sys
 
@@ -11,7 +12,7 @@ def descriptor_fields(text):
     return dict(item.split("=", 1) for item in text.split(","))
 
 
-def load_lowbit(path):
+def load_lowbit(path, policy):
     text = open(path).read()
     try:
         results = json.loads(text)
@@ -19,7 +20,7 @@ def load_lowbit(path):
         results = [json.loads(line) for line in text.splitlines() if line.strip()]
     if isinstance(results, dict):
         results = [results]
-    results = [result for result in results if result.get("policy", "tuned") == "tuned"]
+    results = [result for result in results if result.get("policy", "tuned") == policy]
     rows = {}
     for result in results:
         fields = descriptor_fields(result["descriptor"])
@@ -51,9 +52,10 @@ def short_variant(name):
 
 
 def main():
-    lowbit_rows = load_lowbit(sys.argv[1])
+    policy = sys.argv[sys.argv.index("--policy") + 1] if "--policy" in sys.argv else "tuned"
+    lowbit_rows = load_lowbit(sys.argv[1], policy)
     header, torch_rows = load_torch(sys.argv[2])
-    print(f"torch {header.get('torch', '?')}, {header.get('threads', '?')} threads; protocol "
+    print(f"lowbit: {policy} variants; torch {header.get('torch', '?')}, {header.get('threads', '?')} threads; protocol "
           f"{header.get('protocol', '?')} on both sides; speedup = torch time / lowbit time")
     print()
     print("| M | N×K | lowbit µs | lowbit variant | weight GB/s | torch bf16 µs | × bf16 | torch int4 µs | × int4 |")

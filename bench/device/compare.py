@@ -15,19 +15,22 @@ def main():
     copy_gbps = torch_rows[0]["copy_gbps"]
     baselines = {(row["m"], row["n"], row["k"]): row for row in torch_rows[1:]}
     print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write)")
-    print(f"{'M':>3} {'N x K':>12} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
-          f"{'tinygemm us':>12} {'x tinygemm':>11} {'max err':>9}  best variant")
+    print(f"{'M':>4} {'N x K':>12} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
+          f"{'tinygemm us':>12} {'x tinygemm':>11} {'heur us':>8} {'max err':>9}  best variant")
     for row in lowbit_rows:
         f = fields(row["descriptor"])
         key = (int(f["m"]), int(f["n"]), int(f["k"]))
         base = baselines.get(key, {})
         floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
         tiny = base.get("tinygemm_us")
-        print(f"{key[0]:>3} {key[1]:>6}x{key[2]:<5} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
+        if "best_variant" not in row or not row["best_variant"]:
+            print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} no variant passed: {row.get('failures', '?')}")
+            continue
+        print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
               f"{base.get('cublas_bf16_us', float('nan')):>10.1f} "
               f"{base.get('cublas_bf16_us', float('nan')) / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
-              f"{row['max_rel_err']:>9.1e}  {row['best_variant']}")
+              f"{row.get('heuristic_us', float('nan')):>8.1f} {row['max_rel_err']:>9.1e}  {row['best_variant']}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,34 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   exit 0
 fi
 
+# The release call: every test, the CUDA sweep against torch, then lowbit's no-tune CPU kernels
+# against torch on the Xeon; each step bounded so that a slow one leaves the later ones time, and
+# every result written to $OUT as soon as it exists.
+if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
+  (cd build-device && timeout 170 ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
+  grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
+  timeout 200 build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
+    > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
+  timeout 100 python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_sweep.txt > "$OUT/torch.jsonl" \
+    2> "$OUT/torch.err"
+  python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
+  tail -40 "$OUT/cuda_table.txt"
+  threads=$(nproc)
+  : > "$OUT/lowbit_cpu.jsonl"
+  grep -v '^[[:space:]]*\(#\|$\)' bench/shapes/llama3_8b_cpu_sweep.txt | while read -r descriptor; do
+    timeout 30 build-device/cli/lowbit bench --json --no-tune --threads "$threads" --db build-device/empty.sqlite \
+      --desc "$descriptor" 2>> "$OUT/lowbit_cpu.err" |
+      python3 -c "import json,sys; r=json.load(sys.stdin); r['policy']='heuristic'; print(json.dumps(r))" \
+      >> "$OUT/lowbit_cpu.jsonl"
+  done
+  timeout 120 python3 bench/cpu_torch_baselines.py bench/shapes/llama3_8b_cpu_sweep.txt --threads "$threads" \
+    > "$OUT/torch_cpu.jsonl" 2> "$OUT/torch_cpu.err"
+  python3 bench/cpu_compare.py "$OUT/lowbit_cpu.jsonl" "$OUT/torch_cpu.jsonl" --policy heuristic \
+    > "$OUT/cpu_table.md" 2>&1
+  cat "$OUT/cpu_table.md"
+  exit 0
+fi
+
 if [ -n "${LOWBIT_DEVICE_TESTS:-}" ]; then
   (cd build-device && ctest -j 8 --output-on-failure -R "$LOWBIT_DEVICE_TESTS") > "$OUT/ctest.log" 2>&1
   status=$?
