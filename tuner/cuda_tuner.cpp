@@ -11,6 +11,7 @@
 #include "lowbit/errors.h"
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
+#include "tuner/candidate_tally.h"
 #include "tuner/cuda_measure.h"
 
 namespace lowbit::tuner {
@@ -34,8 +35,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   DeviceInputs inputs(problem);
 
   std::vector<cuda::CompiledCandidate> compiled = cuda::compile_candidates(desc, variants, device.arch());
-  std::vector<std::pair<CandidateResult, std::shared_ptr<const Kernel>>> verified;
-  std::vector<CandidateResult> rejected;
+  CandidateTally tally(desc);
   for (std::size_t index = 0; index < variants.size(); ++index) {
     const std::string name = cuda::variant_name(desc, variants[index], device.arch());
     if (options.on_candidate) options.on_candidate(static_cast<int>(index), static_cast<int>(variants.size()), name);
@@ -45,29 +45,18 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
       kernel = cuda::load(desc, variants[index], std::move(compiled[index].cubin));
     } catch (const Error& error) {
       // A candidate that does not compile or load is a generator bug; the others may still win.
-      rejected.push_back(CandidateResult{name, 0, 0, false, error.what()});
-      warn(fmt::format("tuning {}: candidate {} rejected: {}", to_string(desc), name, error.what()));
+      tally.reject(CandidateResult{name, 0, 0, false, error.what()});
       continue;
     }
     CandidateResult candidate = verify_cuda(*kernel, inputs, reference);
     if (!candidate.verified) {
-      warn(fmt::format("tuning {}: candidate {} rejected: {}", to_string(desc), candidate.name, candidate.failure));
-      rejected.push_back(candidate);
+      tally.reject(std::move(candidate));
       continue;
     }
     candidate.median_us = time_cuda_kernel(*kernel, inputs).median_us;
-    verified.emplace_back(candidate, std::move(kernel));
+    tally.accept(std::move(candidate), std::move(kernel));
   }
-  if (verified.empty())
-    throw Unsupported(fmt::format("tuning {}: every one of {} candidates failed verification (first: {}: {})",
-                                  to_string(desc), rejected.size(), rejected.front().name, rejected.front().failure));
-  std::stable_sort(verified.begin(), verified.end(),
-                   [](const auto& a, const auto& b) { return a.first.median_us < b.first.median_us; });
-  result.winner = verified.front().second;
-  result.median_us = verified.front().first.median_us;
-  result.rel_err = verified.front().first.rel_err;
-  for (auto& [candidate, kernel] : verified) result.ranked.push_back(candidate);
-  for (auto& candidate : rejected) result.ranked.push_back(candidate);
+  tally.rank_into(result);
   return result;
 }
 

@@ -14,6 +14,7 @@
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
+#include "tuner/candidate_tally.h"
 #include "tuner/measure.h"
 #if LOWBIT_WITH_CUDA
 #include "tuner/cuda_tuner.h"
@@ -76,30 +77,19 @@ TuneResult tune(const OpDesc& desc, const TuneOptions& options) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - reference_start).count();
   const RotatedInputs inputs(problem);
 
-  std::vector<std::pair<CandidateResult, std::shared_ptr<const Kernel>>> verified;
-  std::vector<CandidateResult> rejected;
+  CandidateTally tally(desc);
   for (std::size_t index = 0; index < variants.size(); ++index) {
     std::shared_ptr<const Kernel> kernel = x86::build(desc, variants[index], max_threads);
     if (options.on_candidate) options.on_candidate(static_cast<int>(index), static_cast<int>(variants.size()), kernel->name());
     CandidateResult candidate = verify(*kernel, problem, reference);
     if (!candidate.verified) {
-      warn(fmt::format("tuning {}: candidate {} rejected: {}", to_string(desc), candidate.name, candidate.failure));
-      rejected.push_back(candidate);
+      tally.reject(std::move(candidate));
       continue;
     }
     candidate.median_us = time_kernel(*kernel, inputs).median_us;
-    verified.emplace_back(candidate, std::move(kernel));
+    tally.accept(std::move(candidate), std::move(kernel));
   }
-  if (verified.empty())
-    throw Unsupported(fmt::format("tuning {}: every one of {} candidates failed verification (first: {}: {})",
-                                  to_string(desc), rejected.size(), rejected.front().name, rejected.front().failure));
-  std::stable_sort(verified.begin(), verified.end(),
-                   [](const auto& a, const auto& b) { return a.first.median_us < b.first.median_us; });
-  result.winner = verified.front().second;
-  result.median_us = verified.front().first.median_us;
-  result.rel_err = verified.front().first.rel_err;
-  for (auto& [candidate, kernel] : verified) result.ranked.push_back(candidate);
-  for (auto& candidate : rejected) result.ranked.push_back(candidate);
+  tally.rank_into(result);
   return result;
 }
 
