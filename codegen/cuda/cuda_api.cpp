@@ -175,14 +175,34 @@ const DeviceInfo& device_info(int ordinal) {
   return known.emplace(ordinal, info).first->second;
 }
 
-void make_current(int ordinal) {
+namespace {
+
+// The primary context of `ordinal`, retained on first use. Each retain adds a reference the
+// driver keeps until a matching release, so retaining per launch would grow without bound.
+CUcontext retained_primary_context(int ordinal) {
+  static std::mutex mutex;
+  static std::map<int, CUcontext> contexts;
+  std::lock_guard lock(mutex);
+  auto found = contexts.find(ordinal);
+  if (found != contexts.end()) return found->second;
   const Driver& api = driver();
-  if (!api.available) throw Unsupported("the CUDA backend is unavailable: " + api.reason);
   CUdevice device = 0;
   check(api.cuDeviceGet(&device, ordinal), "cuDeviceGet");
   CUcontext context = nullptr;
   check(api.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
-  check(api.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+  contexts.emplace(ordinal, context);
+  return context;
+}
+
+}  // namespace
+
+void make_current(int ordinal) {
+  const Driver& api = driver();
+  if (!api.available) throw Unsupported("the CUDA backend is unavailable: " + api.reason);
+  const CUcontext context = retained_primary_context(ordinal);
+  CUcontext current = nullptr;
+  check(api.cuCtxGetCurrent(&current), "cuCtxGetCurrent");
+  if (current != context) check(api.cuCtxSetCurrent(context), "cuCtxSetCurrent");
 }
 
 }  // namespace lowbit::cuda

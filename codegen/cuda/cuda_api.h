@@ -22,7 +22,7 @@ struct Driver {
   std::string reason;  // why not available
 #define LOWBIT_DRIVER_FUNCTIONS(X)                                                                        \
   X(cuInit) X(cuDriverGetVersion) X(cuDeviceGet) X(cuDeviceGetCount) X(cuDeviceGetAttribute) X(cuDeviceGetName) \
-  X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuCtxSynchronize) X(cuGetErrorString) X(cuModuleLoadData)    \
+  X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuCtxSynchronize) X(cuGetErrorString) X(cuModuleLoadData)    \
   X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuMemAlloc) X(cuMemFree)   \
   X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemsetD8) X(cuStreamSynchronize) X(cuEventCreate) X(cuEventRecord)        \
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy)
@@ -75,7 +75,9 @@ struct DeviceInfo {
 // Throws Unsupported when the driver or the device is missing.
 const DeviceInfo& device_info(int ordinal);
 
-// Makes the device's primary context current on the calling thread.
+// Makes the device's primary context current on the calling thread. The context is retained
+// once per device and process (never released: kernels may run until exit), so calling this
+// on every launch costs a cuCtxGetCurrent, not another reference.
 void make_current(int ordinal);
 
 }  // namespace lowbit::cuda
