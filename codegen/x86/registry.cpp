@@ -10,6 +10,7 @@
 #include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/amx_int8_generator.h"
 #include "codegen/x86/avx2_float_generator.h"
+#include "codegen/x86/avx2_int8_generator.h"
 #include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/avx512_vnni_int8_generator.h"
 #include "codegen/x86/x86_kernel.h"
@@ -73,8 +74,8 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute
 // does not serve: it does the same work in registers half as wide, so timing it next to AVX-512
 // variants would only lengthen tuning. Each generator computes one mode and refuses the other
 // (is_valid), so a descriptor only ever meets the generators of its compute mode.
-const std::array<Generator, 5>& generators() {
-  static const std::array<Generator, 5> list{
+const std::array<Generator, 6>& generators() {
+  static const std::array<Generator, 6> list{
       make_generator<AmxBf16Generator>("amx", X86Isa::amx_bf16, Compute::floating,
                                        {.probe_rows = amx_tile_rows,
                                         .companion = true,
@@ -88,7 +89,9 @@ const std::array<Generator, 5>& generators() {
                                         .required_feature = "amx_int8"}),
       make_generator<Avx512VnniInt8Generator>("avx512_vnni", X86Isa::avx512_vnni, Compute::int8,
                                               {.also_isa = "avx512"}),
-      make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma, Compute::floating)};
+      make_generator<Avx2FloatGenerator>("avx2", X86Isa::avx2_fma, Compute::floating),
+      // Probed with avx2_int8, the flavour every AVX2 CPU runs (avx2_vnni where AVX-VNNI is).
+      make_generator<Avx2Int8Generator>("avx2", X86Isa::avx2_int8, Compute::int8)};
   return list;
 }
 
@@ -156,6 +159,8 @@ const Generator* generator_of(X86Isa isa) {
     case X86Isa::amx_int8: return &generators()[2];
     case X86Isa::avx512_vnni: return &generators()[3];
     case X86Isa::avx2_fma: return &generators()[4];
+    case X86Isa::avx2_vnni:
+    case X86Isa::avx2_int8: return &generators()[5];
   }
   throw InvalidArgument("isa", "unknown x86 flavour");
 }
@@ -181,9 +186,8 @@ Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu) 
     for (const Generator& generator : generators())
       if (generator.compute == desc.compute)
         serving += fmt::format("{}{}", serving.empty() ? "" : ", ", generator.isa);
-    const std::string_view not_yet = desc.compute == Compute::int8 ? "; an AVX2 int8 path is not generated yet" : "";
-    return Validity{false, fmt::format("isa={} has no compute={} kernels (compute={} is served by isa {}{})", requested,
-                                       to_string(desc.compute), to_string(desc.compute), serving, not_yet)};
+    return Validity{false, fmt::format("isa={} has no compute={} kernels (compute={} is served by isa {})", requested,
+                                       to_string(desc.compute), to_string(desc.compute), serving)};
   }
   std::string reasons;
   for (const Generator* generator : allowed) {

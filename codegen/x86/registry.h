@@ -31,15 +31,16 @@ namespace lowbit::x86 {
 // else throws InvalidArgument naming "isa" (resp. "LOWBIT_ISA") and the allowed values.
 //
 // Compute modes never cross: every generator serves one mode (compute=float: the AMX-BF16,
-// AVX-512 and AVX2 float generators; compute=int8: the AMX-INT8 and AVX512-VNNI generators) and a
-// descriptor only meets the generators of its own mode. So for compute=int8 both "avx512" and
-// "avx512_vnni" select the VNNI generator ("avx512" names the register file, which the VNNI one
-// shares), "amx" selects the AMX-INT8 generator, and "avx2" selects nothing (no AVX2 int8 path
-// yet: refused with that reason); for compute=float "amx" selects AMX-BF16 and "avx512_vnni"
-// selects nothing (refused: it names an int8 family).
+// AVX-512 and AVX2 float generators; compute=int8: the AMX-INT8, AVX512-VNNI and AVX2 int8
+// generators) and a descriptor only meets the generators of its own mode. So for compute=int8
+// both "avx512" and "avx512_vnni" select the VNNI generator ("avx512" names the register file,
+// which the VNNI one shares), "amx" selects the AMX-INT8 generator, and "avx2" the AVX2 int8
+// generator (avx2_vnni with AVX-VNNI, else avx2_int8); for compute=float "amx" selects AMX-BF16
+// and "avx512_vnni" selects nothing (refused: it names an int8 family).
 
 // Identifies the code the allowed generators emit
-// ("x86_amx_bf16@1+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1";
+// ("x86_amx_bf16@1+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1+
+// x86_avx2_int8@1";
 // each AMX family only on CPUs with its AMX-BF16 / AMX-INT8 unless forced;
 // one of them when an ISA is forced); part of every cache key, so a decision tuned under a
 // forced ISA is never served to a caller that did not force it, nor the other way round.
@@ -54,7 +55,7 @@ Validity supports(const OpDesc& desc, std::string_view isa, const CpuInfo& cpu);
 // The candidates of the allowed generators of desc's compute mode that serve desc: for
 // compute=float, AMX-BF16 (from AmxBf16Generator::min_rows rows) beside AVX-512 where the CPU has
 // them, else the AVX2 fallback; for compute=int8, AMX-INT8 (from AmxInt8Generator::min_rows
-// rows) beside AVX512-VNNI. The heuristic: AMX from 16 rows on, else AVX-512, else AVX2 (a
+// rows) beside AVX512-VNNI, else AVX2 int8. The heuristic: AMX from 16 rows on, else AVX-512, else AVX2 (a
 // forced family's own).
 std::vector<X86Variant> candidates(const OpDesc& desc, int max_threads, std::string_view isa = {});
 X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa = {});

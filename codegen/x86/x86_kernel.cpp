@@ -6,7 +6,9 @@
 
 #include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/amx_int8_generator.h"
+#include "codegen/x86/avx2_activation_quantizer.h"
 #include "codegen/x86/avx2_float_generator.h"
+#include "codegen/x86/avx2_int8_generator.h"
 #include "codegen/x86/activation_quantizer.h"
 #include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/avx512_vnni_int8_generator.h"
@@ -114,6 +116,8 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
     : desc_(desc), variant_(variant), name_(variant_name(desc, variant)), geometry_(native_geometry(desc)) {
   if (variant.isa == X86Isa::amx_int8)
     program_ = AmxInt8Generator().emit(desc, variant);
+  else if (is_avx2_int8(variant.isa))
+    program_ = Avx2Int8Generator().emit(desc, variant);
   else if (computes_int8(variant.isa))
     program_ = Avx512VnniInt8Generator().emit(desc, variant);
   else if (variant.isa == X86Isa::amx_bf16)
@@ -252,7 +256,10 @@ std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArg
     int8_t* x_int8 = scratch.x_int8.data();
     Int8BlockFactors* factors = scratch.factors.data();
     auto quantize = [&](int64_t row_begin, int64_t row_end) {
-      quantize_activation_rows(desc_, args.x, eq_scale, row_begin, row_end, x_int8, factors);
+      if (is_avx2_int8(variant_.isa))  // the same bits without AVX-512
+        quantize_activation_rows_avx2(desc_, args.x, eq_scale, row_begin, row_end, x_int8, factors);
+      else
+        quantize_activation_rows(desc_, args.x, eq_scale, row_begin, row_end, x_int8, factors);
     };
     if (parallel)
       pool.run(tasks, [&](int task) { quantize(rows * task / tasks, rows * (task + 1) / tasks); });

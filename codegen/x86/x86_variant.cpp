@@ -10,8 +10,8 @@
 namespace lowbit::x86 {
 namespace {
 
-constexpr std::array<std::string_view, 6> isa_short_names{"avx512fma", "avx512bf16", "avx2fma", "avx512vnni",
-                                                          "amxbf16",   "amxint8"};
+constexpr std::array<std::string_view, 8> isa_short_names{"avx512fma", "avx512bf16", "avx2fma",  "avx512vnni",
+                                                          "amxbf16",   "amxint8",    "avx2vnni", "avx2int8"};
 
 }  // namespace
 

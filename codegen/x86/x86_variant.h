@@ -24,26 +24,35 @@ namespace lowbit::x86 {
 //           16 bf16 activation rows (AMX-BF16; for larger M).
 // amx_int8: compute=int8 only: as avx512_vnni, the codes decoded into a tile of B, tdpbsud
 //           against tiles of up to 16 s8 activation rows (AMX-INT8; for larger M).
-enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma, avx512_vnni, amx_bf16, amx_int8 };
+// avx2_vnni: compute=int8 only: as avx512_vnni on ymm halves of a panel, `{vex} vpdpbusd`
+//            (AVX-VNNI, for CPUs without AVX-512).
+// avx2_int8: compute=int8 only: as avx2_vnni with vpmaddubsw/vpmaddwd (8-bit: vpmaddwd against
+//            codes widened to words), for AVX2 CPUs without AVX-VNNI.
+enum class X86Isa { avx512_fma, avx512_bf16, avx2_fma, avx512_vnni, amx_bf16, amx_int8, avx2_vnni, avx2_int8 };
 
 }  // namespace lowbit::x86
 
 template <>
 struct lowbit::EnumNames<lowbit::x86::X86Isa> {
-  static constexpr std::array<std::string_view, 6> names{"avx512_fma", "avx512_bf16", "avx2_fma", "avx512_vnni",
-                                                         "amx_bf16",   "amx_int8"};
+  static constexpr std::array<std::string_view, 8> names{"avx512_fma", "avx512_bf16", "avx2_fma",  "avx512_vnni",
+                                                         "amx_bf16",   "amx_int8",    "avx2_vnni", "avx2_int8"};
 };
 
 namespace lowbit::x86 {
 
 // The ISA families a caller can force (LOWBIT_ISA, GetOptions.isa): avx512 holds the float
-// flavours avx512_fma and avx512_bf16 and the int8 flavour avx512_vnni, avx2 holds avx2_fma, amx
-// holds amx_bf16 and amx_int8 (registry.h gives the rule per compute mode).
+// flavours avx512_fma and avx512_bf16 and the int8 flavour avx512_vnni, avx2 holds avx2_fma and
+// the int8 flavours avx2_vnni and avx2_int8, amx holds amx_bf16 and amx_int8 (registry.h gives
+// the rule per compute mode).
 inline bool is_avx512(X86Isa isa) {
   return isa == X86Isa::avx512_fma || isa == X86Isa::avx512_bf16 || isa == X86Isa::avx512_vnni;
 }
+// The int8 flavours on ymm registers (avx2_int8_generator.h).
+inline bool is_avx2_int8(X86Isa isa) { return isa == X86Isa::avx2_vnni || isa == X86Isa::avx2_int8; }
 // The flavours of compute=int8 (the others compute=float); the tuner never crosses modes.
-inline bool computes_int8(X86Isa isa) { return isa == X86Isa::avx512_vnni || isa == X86Isa::amx_int8; }
+inline bool computes_int8(X86Isa isa) {
+  return isa == X86Isa::avx512_vnni || isa == X86Isa::amx_int8 || is_avx2_int8(isa);
+}
 
 // Flavours that read x as given in bf16 (pairs of k per dword) rather than converted to fp32.
 inline bool reads_bf16_x(X86Isa isa) { return isa == X86Isa::avx512_bf16 || isa == X86Isa::amx_bf16; }

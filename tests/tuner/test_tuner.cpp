@@ -158,7 +158,7 @@ struct RefusedCase {
   std::string name;
   std::string descriptor;
   std::string reason;  // text the Unsupported message must contain
-  std::string isa;     // TuneOptions.isa (compute=int8 has no AVX2 path)
+  std::string isa;     // TuneOptions.isa (compute=float has no avx512_vnni path)
 };
 
 // Names the case in test listings (ctest shows the printed parameter).
@@ -184,7 +184,7 @@ TEST_P(TunerRefuses, WithAnUnsupportedErrorThatSaysWhy) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, TunerRefuses,
-    ::testing::Values(RefusedCase{"ComputeInt8OnAvx2", "m=1,n=64,k=256,bits=4,group=128,compute=int8", "compute=int8", "avx2"},
+    ::testing::Values(RefusedCase{"ComputeFloatOnVnni", "m=1,n=64,k=256,bits=4,group=128", "compute=float", "avx512_vnni"},
                       // No CUDA family computes int8: refused for that where a GPU is, for the missing driver where not.
                       RefusedCase{"CudaInt8", "m=1,n=64,k=256,bits=4,group=128,compute=int8,device=cuda:0", "CUDA", ""}),
     [](const ::testing::TestParamInfo<RefusedCase>& info) { return info.param.name; });

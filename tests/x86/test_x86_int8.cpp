@@ -254,7 +254,7 @@ TEST(X86Int8Registry, ComputeModesNeverCross) {
   EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n4m1k2_t2");
   // The AMX families are keyed only where the CPU has them (test_x86_amx*.cpp check that case).
   if (!cpu_info().has("amx_bf16") && !cpu_info().has("amx_int8")) {
-    EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1");
+    EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1+x86_avx2_int8@1");
   }
 }
 
@@ -281,8 +281,8 @@ TEST(X86Int8Registry, GetKernelServesInt8WithInt8) {
   EXPECT_EQ(get_kernel(floating, options).kernel->name().find("avx512vnni"), std::string::npos);
 }
 
-// LOWBIT_ISA: avx512 and avx512_vnni both select the int8 generator for compute=int8; avx2
-// has no int8 path and avx512_vnni no float one: both refused with the reason.
+// LOWBIT_ISA: avx512 and avx512_vnni both select the int8 generator for compute=int8, avx2 the
+// AVX2 int8 one; avx512_vnni has no float path: refused with the reason.
 TEST(X86Int8Registry, IsaRuleForInt8) {
   LOWBIT_SKIP_WITHOUT_VNNI();
   const OpDesc int8 = parse_descriptor("m=1,n=64,k=256,group=64,compute=int8");
@@ -294,25 +294,28 @@ TEST(X86Int8Registry, IsaRuleForInt8) {
   }
   EXPECT_EQ(generator_version("avx512_vnni"), "x86_avx512_vnni_int8@1");
   EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@2+x86_avx512_vnni_int8@1");
-  const Validity avx2 = supports(int8, "avx2");
-  EXPECT_FALSE(avx2.ok);
-  EXPECT_NE(avx2.reason.find("compute=int8"), std::string::npos) << avx2.reason;
-  EXPECT_THROW(heuristic(int8, 2, "avx2"), Unsupported);
+  EXPECT_TRUE(supports(int8, "avx2")) << supports(int8, "avx2").reason;
+  EXPECT_TRUE(is_avx2_int8(heuristic(int8, 2, "avx2").isa));
   const Validity vnni_float = supports(floating, "avx512_vnni");
   EXPECT_FALSE(vnni_float.ok);
   EXPECT_NE(vnni_float.reason.find("compute=float"), std::string::npos) << vnni_float.reason;
   EXPECT_TRUE(supports(floating, "avx512").ok);
 }
 
-// A CPU without AVX512-VNNI is refused for compute=int8 with the missing feature named.
-TEST(X86Int8Registry, CpuWithoutVnniIsRefusedWithTheReason) {
+// A CPU without AVX512-VNNI is served compute=int8 by the AVX2 int8 generator; one without
+// AVX2 either is refused with both missing features named.
+TEST(X86Int8Registry, CpuWithoutVnniFallsBackToAvx2) {
   const OpDesc desc = parse_descriptor("m=1,n=64,k=128,group=64,compute=int8");
   CpuInfo no_vnni = cpu_info();
   no_vnni.isa = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl"};
-  const Validity validity = supports(desc, "", no_vnni);
+  EXPECT_TRUE(supports(desc, "", no_vnni)) << supports(desc, "", no_vnni).reason;
+  EXPECT_TRUE(supports(parse_descriptor("m=1,n=64,k=128,group=64"), "", no_vnni).ok);
+  CpuInfo no_avx2 = no_vnni;
+  no_avx2.isa = {"avx512f", "avx512bw", "avx512vl"};
+  const Validity validity = supports(desc, "", no_avx2);
   EXPECT_FALSE(validity.ok);
   EXPECT_NE(validity.reason.find("lacks avx512_vnni"), std::string::npos) << validity.reason;
-  EXPECT_TRUE(supports(parse_descriptor("m=1,n=64,k=128,group=64"), "", no_vnni).ok);
+  EXPECT_NE(validity.reason.find("lacks avx2"), std::string::npos) << validity.reason;
 }
 
 }  // namespace

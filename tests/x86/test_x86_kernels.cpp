@@ -236,14 +236,14 @@ TEST(X86Registry, IsaForcesAFamily) {
     testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
     // The AMX family is keyed only where the CPU has it (test_x86_amx.cpp checks that case).
     if (!cpu_info().has("amx_bf16")) {
-      EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1");
+      EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1+x86_avx2_int8@1");
     }
     for (const X86Variant& variant : candidates(desc, 2)) EXPECT_TRUE(is_avx512(variant.isa));
     EXPECT_TRUE(is_avx512(heuristic(desc, 2).isa));
   }
   {
     testing::ScopedEnvironment environment("LOWBIT_ISA", "avx2");
-    EXPECT_EQ(generator_version(), "x86_avx2_float@1");
+    EXPECT_EQ(generator_version(), "x86_avx2_float@1+x86_avx2_int8@1");
     EXPECT_TRUE(supports(desc)) << supports(desc).reason;
     const std::vector<X86Variant> variants = candidates(desc, 2);
     EXPECT_EQ(variants.size(), 6u);  // n1m1 and n2m1 (M=1), unroll 1, 2, 4
@@ -308,14 +308,14 @@ TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
 }
 
 TEST(X86Kernels, RefusesWhatItDoesNotGenerate) {
-  for (const char* text : {"n=64,k=128,compute=int8", "n=64,k=128,device=cuda:0"}) {
-    OpDesc desc = parse_descriptor(text);
-    // compute=int8 has no AVX2 path (the VNNI one is tested in test_x86_int8.cpp).
-    Validity validity = supports(desc, "avx2");
+  // compute=float has no avx512_vnni path (an int8 family); device=cuda has no x86 one.
+  for (auto [text, isa] : {std::pair{"n=64,k=128", "avx512_vnni"}, std::pair{"n=64,k=128,device=cuda:0", "avx2"}}) {
+    Validity validity = supports(parse_descriptor(text), isa);
     EXPECT_FALSE(validity.ok) << text;
     EXPECT_FALSE(validity.reason.empty());
-    EXPECT_THROW(X86Kernel(desc, X86Variant{}), Unsupported) << text;  // a float variant
   }
+  for (const char* text : {"n=64,k=128,compute=int8", "n=64,k=128,device=cuda:0"})
+    EXPECT_THROW(X86Kernel(parse_descriptor(text), X86Variant{}), Unsupported) << text;  // a float variant
   OpDesc desc = parse_descriptor("n=64,k=128");
   EXPECT_FALSE(is_valid(desc, X86Variant{X86Isa::avx512_fma, 4, 4, 1, 1}).ok);  // 16 cells > 9
 }

@@ -43,6 +43,8 @@ bool cpu_runs(X86Isa isa) {
     case X86Isa::avx512_bf16: return avx512 && cpu.has("avx512_bf16");
     case X86Isa::avx2_fma: return cpu.has("avx2") && cpu.has("fma") && cpu.has("f16c");
     case X86Isa::avx512_vnni: return avx512 && cpu.has("avx512_vnni");
+    case X86Isa::avx2_vnni: return cpu.has("avx2") && cpu.has("fma") && cpu.has("f16c") && cpu.has("avx_vnni");
+    case X86Isa::avx2_int8: return cpu.has("avx2") && cpu.has("fma") && cpu.has("f16c");
     case X86Isa::amx_bf16:
     case X86Isa::amx_int8: return false;  // do not split K (refused: AmxRefusesSplitK)
   }
@@ -52,7 +54,8 @@ bool cpu_runs(X86Isa isa) {
 // Every flavour this CPU runs; the skip reason names those it does not.
 std::vector<X86Isa> runnable_flavours(std::string& missing) {
   std::vector<X86Isa> runnable;
-  for (X86Isa isa : {X86Isa::avx512_fma, X86Isa::avx512_bf16, X86Isa::avx2_fma, X86Isa::avx512_vnni}) {
+  for (X86Isa isa : {X86Isa::avx512_fma, X86Isa::avx512_bf16, X86Isa::avx2_fma, X86Isa::avx512_vnni,
+                     X86Isa::avx2_vnni, X86Isa::avx2_int8}) {
     if (cpu_runs(isa))
       runnable.push_back(isa);
     else
@@ -72,6 +75,7 @@ X86Variant block_variant(X86Isa isa, int bits, int split_k, int threads) {
     panels = 1;
     rows = bits == 3 ? 1 : 2;
   }
+  if (is_avx2_int8(isa)) panels = 1;  // two cells (avx2_int8_generator.h)
   return X86Variant{isa, panels, rows, 2, threads, split_k};
 }
 
