@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   };
   auto add_isa = [&](CLI::App* command) {
     command->add_option("--isa", options.isa,
-                        "x86 ISA family to use: avx512, avx512_vnni (compute=int8), amx or avx2 (default: $LOWBIT_ISA, else the best this CPU has)");
+                        "x86 ISA family to use: avx512, avx512_vnni (compute=int8), amx or avx2 (both modes) (default: $LOWBIT_ISA, else the best this CPU has)");
   };
   auto add_threads = [&](CLI::App* command) {
     command->add_option("--threads", options.threads, "cap on worker threads (0: every core)")
