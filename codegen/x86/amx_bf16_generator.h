@@ -88,9 +88,10 @@ class AmxBf16Generator {
   // as much as 16, but AMX's peak is several times vdpbf16ps', which bounds the AVX-512 kernels
   // from M=4 on; below 4 rows the AVX-512 kernels are bound by memory, not by products.
   static constexpr int64_t min_rows = 4;
-  // The no-tune choice from this many rows on (registry.cpp), set from the Xeon's measurement
-  // (docs/benchmarks.md).
-  static constexpr int64_t heuristic_from_rows = amx_tile_rows;
+  // The no-tune choice from this many rows on (registry.cpp): on the 16-core Xeon the fastest
+  // AMX block beat the fastest AVX-512 one 2.4-2.8x at M=4 and 3.4-4.5x at M=8 (4096x4096 and
+  // 28672x4096, docs/benchmarks.md), so from min_rows on.
+  static constexpr int64_t heuristic_from_rows = min_rows;
 
   std::vector<X86Variant> candidates(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
   // Needs AMX-TILE, AMX-BF16, AVX512-BF16 (decoding, output), and the process's permission to

@@ -175,9 +175,7 @@ TEST(X86Amx, LargerShapesEveryCandidate) {
       for (const X86Variant& variant : candidates(shaped, 4))
         if (variant.isa == X86Isa::amx_bf16) variants.push_back(variant);
       ASSERT_FALSE(variants.empty()) << to_string(shaped);
-      if (m > amx_tile_rows) {
-        EXPECT_EQ(heuristic(shaped, 4).isa, X86Isa::amx_bf16) << to_string(shaped);
-      }
+      EXPECT_EQ(heuristic(shaped, 4).isa, X86Isa::amx_bf16) << to_string(shaped);  // from 4 rows on
       for (const X86Variant& variant : variants) {
         const X86Kernel kernel(desc, variant);
         const std::string failure = check_against_reference(desc, variant, kernel, m);
@@ -204,6 +202,10 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   EXPECT_EQ(amx, 5);
   EXPECT_GT(avx512, 0);
   EXPECT_EQ(heuristic(large, 4).isa, X86Isa::amx_bf16);
+  // From heuristic_from_rows on AMX is the no-tune choice; below min_rows it is not offered.
+  EXPECT_EQ(heuristic(parse_descriptor("m=4,n=4096,k=4096,group=128,act=bf16"), 4).isa, X86Isa::amx_bf16);
+  for (const X86Variant& variant : candidates(parse_descriptor("m=3,n=4096,k=4096,group=128,act=bf16"), 4))
+    EXPECT_NE(variant.isa, X86Isa::amx_bf16);
   const OpDesc single = parse_descriptor("m=1,n=4096,k=4096,group=128,act=bf16");
   for (const X86Variant& variant : candidates(single, 4)) EXPECT_NE(variant.isa, X86Isa::amx_bf16);
   EXPECT_TRUE(is_avx512(heuristic(single, 4).isa));
