@@ -85,11 +85,41 @@ struct AmxBf16Program::Block : TileShape {
   int64_t step_bytes;
 };
 
+int64_t amx_decoded_chunks(const OpDesc& desc) {
+  const int64_t chunks = desc.group == whole_k_group ? desc.k / amx_chunk_k
+                                                     : native_geometry(desc).groups * (desc.group_size() / amx_chunk_k);
+  const bool tail = desc.group == whole_k_group && desc.k % amx_chunk_k != 0;
+  return chunks + (tail ? 1 : 0);
+}
+
+int64_t amx_decoded_bytes(const OpDesc& desc, int panels) {
+  return amx_decoded_chunks(desc) * panels * tile_scratch_bytes;
+}
+
 AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
   // is_valid refuses split_k > 1, so the one range is the whole of K.
-  emit_block_functions([&](int panels, int rows, const KRange&) { emit_block_function(panels, rows); });
+  emit_block_functions([&](int panels, int rows, const KRange&) { emit_block_function(panels, rows, false); });
+  decoded_entries_.assign(static_cast<std::size_t>(variant.n_panels * variant.m_rows), 0);
+  decode_entries_.assign(static_cast<std::size_t>(variant.n_panels), 0);
+  for (int panels = 1; panels <= variant.n_panels; ++panels) {
+    decode_entries_[static_cast<std::size_t>(panels - 1)] = entry_offset();
+    emit_decode_function(panels);
+    for (int rows = 1; rows <= variant.m_rows; ++rows) {
+      decoded_entries_[static_cast<std::size_t>((panels - 1) * variant.m_rows + rows - 1)] = entry_offset();
+      emit_block_function(panels, rows, true);
+    }
+  }
   emit_constants();
   finalize();
+}
+
+BlockFunction AmxBf16Program::decode(int panels) const {
+  return function_at<BlockFunction>(decode_entries_[static_cast<std::size_t>(panels - 1)]);
+}
+
+BlockFunction AmxBf16Program::decoded_block(int panels, int rows) const {
+  return function_at<BlockFunction>(
+      decoded_entries_[static_cast<std::size_t>((panels - 1) * variant_.m_rows + rows - 1)]);
 }
 
 void AmxBf16Program::emit_constants() {
@@ -104,8 +134,9 @@ void AmxBf16Program::emit_constants() {
 // Register contract (per function): reads BlockArgs through the first argument; tmm0..7 as
 // Block says (configured here, released at the end); zmm as Registers says; k1 (all 16
 // columns), k2 (the last panel's columns), k3 (the K tail's k); general registers through
-// StackFrame (callee-saved ones are saved).
-void AmxBf16Program::emit_block_function(int panels, int rows) {
+// StackFrame (callee-saved ones are saved). predecoded: BlockArgs.qweight is the decode
+// function's output, and w walks it chunk by chunk instead of the packed weights.
+void AmxBf16Program::emit_block_function(int panels, int rows, bool predecoded) {
   const NativeGeometry geometry = native_geometry(desc_);
   const int steps_per_chunk = amx_chunk_k / static_cast<int>(geometry.k_per_block);
   const int64_t chunks_per_group = desc_.group_size() / amx_chunk_k;
@@ -149,26 +180,19 @@ void AmxBf16Program::emit_block_function(int panels, int rows) {
     mov(scratch.cvt32(), 0xffff);
     kmovw(k1, scratch.cvt32());
     kmovw(k2, ptr[args + offsetof(BlockArgs, last_panel_mask)]);
-    if (desc_.bits != 8) {
-      mov(scratch.cvt32(), both_words(field_mask(desc_.bits, desc_.bits == 3 ? 2 : desc_.bits, 0)));
-      vpbroadcastd(Registers::field_mask(), scratch.cvt32());
-      mov(scratch.cvt32(), both_words(magic_bf16(desc_.bits)));
-      vpbroadcastd(Registers::exponent(), scratch.cvt32());
-    }
-    if (desc_.bits == 3) {
-      mov(scratch.cvt32(), both_words(field_mask(3, 1, 2)));
-      vpbroadcastd(Registers::high_bit_mask(), scratch.cvt32());
-    }
+    if (!predecoded) emit_decode_constants(scratch);
 
     const Zmm zero = Registers::temp(0);
     vpxord(zero, zero, zero);
     for (int row = 0; row < rows; ++row)
       for (int panel = 0; panel < panels; ++panel) vmovaps(ptr[block.base + block.accumulator_offset(row, panel)], zero);
     if (tail_k > 0) {
-      // The K tail decodes fewer than 16 pair rows of B; the rest meet zero-padded x but
-      // must not hold NaN bit patterns, which stack garbage could (NaN * 0 = NaN).
       mov(scratch.cvt32(), (1u << tail_k) - 1);
       kmovd(k3, scratch.cvt32());
+    }
+    if (tail_k > 0 && !predecoded) {
+      // The K tail decodes fewer than 16 pair rows of B; the rest meet zero-padded x but
+      // must not hold NaN bit patterns, which stack garbage could (NaN * 0 = NaN).
       for (int panel = 0; panel < panels; ++panel)
         for (int row = 0; row < amx_tile_rows; ++row)
           vmovaps(ptr[block.base + block.b_offset(panel) + row * amx_tile_bytes], zero);
@@ -183,11 +207,13 @@ void AmxBf16Program::emit_block_function(int panels, int rows) {
       Xbyak::Label chunk_loop;
       mov(chunk_counter, chunks_per_group);
       L(chunk_loop);
-      for (int panel = 0; panel < panels; ++panel)
-        for (int step = 0; step < steps_per_chunk; ++step) emit_decode_step(block, panel, step);
-      emit_tile_products(block, false);
+      if (!predecoded)
+        for (int panel = 0; panel < panels; ++panel)
+          for (int step = 0; step < steps_per_chunk; ++step) emit_decode_step(block, panel, step);
+      emit_tile_products(block, false, predecoded);
       add(block.x, amx_chunk_k * 2);
-      add(block.w, static_cast<uint32_t>(steps_per_chunk * geometry.step_bytes));
+      add(block.w, predecoded ? panels * tile_scratch_bytes
+                              : static_cast<uint32_t>(steps_per_chunk * geometry.step_bytes));
       dec(chunk_counter);
       jnz(chunk_loop, T_NEAR);
     }
@@ -195,10 +221,11 @@ void AmxBf16Program::emit_block_function(int panels, int rows) {
       // Whole native steps: codes past K are padding (code 0, decoded to the finite offset),
       // and they meet the zero padding of the staged x.
       const int tail_steps = (tail_k + block.k_per_step - 1) / block.k_per_step;
-      for (int panel = 0; panel < panels; ++panel)
-        for (int step = 0; step < tail_steps; ++step) emit_decode_step(block, panel, step);
+      if (!predecoded)
+        for (int panel = 0; panel < panels; ++panel)
+          for (int step = 0; step < tail_steps; ++step) emit_decode_step(block, panel, step);
       emit_stage_x_tail(block, tail_k);
-      emit_tile_products(block, true);
+      emit_tile_products(block, true, predecoded);
     }
     emit_group_epilogue(block);
     dec(group_counter);
@@ -209,6 +236,66 @@ void AmxBf16Program::emit_block_function(int panels, int rows) {
     vzeroupper();
   }
   emit_tile_config(panels, rows, config);
+}
+
+// Register contract: writes field_mask, exponent (bits 2, 3, 4) and high_bit_mask (bits 3);
+// clobbers `scratch`.
+void AmxBf16Program::emit_decode_constants(const Reg64& scratch) {
+  if (desc_.bits != 8) {
+    mov(scratch.cvt32(), both_words(field_mask(desc_.bits, desc_.bits == 3 ? 2 : desc_.bits, 0)));
+    vpbroadcastd(Registers::field_mask(), scratch.cvt32());
+    mov(scratch.cvt32(), both_words(magic_bf16(desc_.bits)));
+    vpbroadcastd(Registers::exponent(), scratch.cvt32());
+  }
+  if (desc_.bits == 3) {
+    mov(scratch.cvt32(), both_words(field_mask(3, 1, 2)));
+    vpbroadcastd(Registers::high_bit_mask(), scratch.cvt32());
+  }
+}
+
+// The decode function of `panels` panels: every chunk of K, in the order the decoded block
+// functions read them, [chunk][panel][16 pair rows][64 bytes]. The K tail's chunk (group=-1)
+// is zeroed first: its rows past the tail meet zero-padded x and must not be NaN.
+//
+// Register contract: reads BlockArgs.qweight (packed panels) and .y (the 64-byte aligned
+// output); zmm as Registers says (decoding); general registers through StackFrame. No tiles.
+void AmxBf16Program::emit_decode_function(int panels) {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const int steps_per_chunk = amx_chunk_k / static_cast<int>(geometry.k_per_block);
+  const int tail_k = desc_.group == whole_k_group ? static_cast<int>(desc_.k % amx_chunk_k) : 0;
+  const int64_t whole_chunks = amx_decoded_chunks(desc_) - (tail_k > 0 ? 1 : 0);
+  Xbyak::util::StackFrame frame(this, 1, 4, 0);
+  const Reg64& w = frame.t[0];
+  const Reg64& out = frame.t[1];
+  const Reg64& chunk_counter = frame.t[2];
+  const Reg64& scratch = frame.t[3];
+  // Only w, base and the geometry are read by emit_decode_step; the other registers are unused.
+  const Block block{TileShape(panels, 1), frame.p[0], scratch, w, scratch, scratch, scratch, out, scratch, scratch,
+                    geometry.panel_bytes, desc_.k * 2, geometry.groups, static_cast<int>(geometry.k_per_block),
+                    geometry.step_bytes};
+  mov(w, ptr[frame.p[0] + offsetof(BlockArgs, qweight)]);
+  mov(out, ptr[frame.p[0] + offsetof(BlockArgs, y)]);
+  emit_decode_constants(scratch);
+  if (whole_chunks > 0) {
+    Xbyak::Label chunk_loop;
+    mov(chunk_counter, whole_chunks);
+    L(chunk_loop);
+    for (int panel = 0; panel < panels; ++panel)
+      for (int step = 0; step < steps_per_chunk; ++step) emit_decode_step(block, panel, step);
+    add(w, static_cast<uint32_t>(steps_per_chunk * geometry.step_bytes));
+    add(out, panels * tile_scratch_bytes);
+    dec(chunk_counter);
+    jnz(chunk_loop, T_NEAR);
+  }
+  if (tail_k > 0) {
+    const Zmm zero = Registers::temp(0);
+    vpxord(zero, zero, zero);
+    for (int row = 0; row < panels * amx_tile_rows; ++row) vmovaps(ptr[out + row * amx_tile_bytes], zero);
+    const int tail_steps = (tail_k + static_cast<int>(geometry.k_per_block) - 1) / static_cast<int>(geometry.k_per_block);
+    for (int panel = 0; panel < panels; ++panel)
+      for (int step = 0; step < tail_steps; ++step) emit_decode_step(block, panel, step);
+  }
+  vzeroupper();
 }
 
 // The 64-byte palette-1 configuration of one block function (Intel SDM, LDTILECFG): byte 0
@@ -311,9 +398,11 @@ void AmxBf16Program::emit_stage_x_tail(const Block& block, int tail_k) {
   }
 }
 
-// One chunk's products: C(a, p) += A(a) . B(p), A from x (or from the staged K tail).
-// Register contract: reads [x] or the staged tail, scratch B; updates the C tiles; loads A, B.
-void AmxBf16Program::emit_tile_products(const Block& block, bool x_from_scratch) {
+// One chunk's products: C(a, p) += A(a) . B(p), A from x (or from the staged K tail), B from
+// scratch (or from the decoded chunk at [w]).
+// Register contract: reads [x] or the staged tail, scratch B or [w]; updates the C tiles; loads
+// A, B.
+void AmxBf16Program::emit_tile_products(const Block& block, bool x_from_scratch, bool b_decoded) {
   for (int a = 0; a < block.a_tiles; ++a) {
     if (x_from_scratch)
       tileloadd(block.a_tile(a), ptr[block.base + block.tile_stride + block.x_tail_offset() + a * tile_scratch_bytes]);
@@ -321,7 +410,7 @@ void AmxBf16Program::emit_tile_products(const Block& block, bool x_from_scratch)
       tileloadd(block.a_tile(a), ptr[block.x + block.x_stride + a * amx_tile_rows * block.x_row_bytes]);
   }
   for (int panel = 0; panel < block.panels; ++panel)
-    tileloadd(block.b_tile(panel), ptr[block.base + block.tile_stride + block.b_offset(panel)]);
+    tileloadd(block.b_tile(panel), ptr[(b_decoded ? block.w : block.base) + block.tile_stride + block.b_offset(panel)]);
   for (int a = 0; a < block.a_tiles; ++a)
     for (int panel = 0; panel < block.panels; ++panel)
       tdpbf16ps(block.c_tile(a, panel), block.a_tile(a), block.b_tile(panel));
@@ -419,7 +508,7 @@ Validity AmxBf16Generator::is_valid(const OpDesc& desc, const X86Variant& varian
                               "m_rows=32: 1..2)",
                               variant.n_panels, variant.m_rows));
   if (variant.k_unroll != 1) return refuse("amx_bf16 steps 32 k per tile product: k_unroll must be 1");
-  // Split-K is for small N at small M; AMX serves M >= 16, where blocks of rows and panels
+  // Split-K is for small N at small M; AMX serves M >= 4, where blocks of rows and panels
   // give the threads their work.
   if (variant.split_k != 1) return refuse("amx_bf16 does not split K: split_k must be 1");
   Validity common = check_float_variant(desc, variant, amx_max_rows * 3, "8 tile registers");
@@ -443,9 +532,11 @@ std::vector<X86Variant> AmxBf16Generator::candidates(const OpDesc& desc, const C
   return variants;
 }
 
+// n2m16 up to one tile of rows: the fastest AMX block at M = 4, 8 and 16 on the Xeon (4096x4096
+// and 28672x4096; at 28672x4096, M=16, 905 us against n3m16's 1474); n2m32 above.
 X86Variant AmxBf16Generator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
   const bool two_tiles = desc.m > amx_tile_rows;
-  return X86Variant{X86Isa::amx_bf16, two_tiles ? 2 : 3, two_tiles ? amx_max_rows : amx_tile_rows, 1,
+  return X86Variant{X86Isa::amx_bf16, 2, two_tiles ? amx_max_rows : amx_tile_rows, 1,
                     variant_threads(desc, max_threads)};
 }
 

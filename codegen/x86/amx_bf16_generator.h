@@ -16,6 +16,14 @@
 // bf16 weights, would spare the per-group epilogue but round every weight to bf16 (2^-9
 // relative, about 1e-3 on outputs: ten times the fp32 tolerance) and cost a conversion per
 // weight per row block; this keeps the avx512_bf16 flavour's accuracy and tolerance.
+//
+// Decode once for many row blocks: besides the fused block functions above (decode a chunk,
+// multiply it, for one row block), the program holds a decode function per panel count, which
+// writes the B tiles of every chunk of K for a block of panels into a caller's buffer
+// ([chunk][panel][16 pair rows][64 bytes], the K tail's chunk zero-padded), and "decoded"
+// block functions that read their B tiles from that buffer instead of decoding. Where M has
+// more than one row block, the launcher decodes a block of panels once and runs every row
+// block against it (x86_kernel.cpp); at M=256 with 32-row blocks that spares 7 of 8 decodes.
 #pragma once
 
 #include <cstdint>
@@ -38,33 +46,52 @@ constexpr int amx_max_rows = 32;    // two A tiles: C tiles + A tiles + B tiles 
 // Tiles of a block of a_tiles x panels: C (a_tiles*panels) + A (a_tiles) + B (panels) <= 8.
 constexpr bool amx_block_fits(int a_tiles, int panels) { return a_tiles * panels + a_tiles + panels <= 8; }
 
+// The decoded B tiles of a block of `panels` panels over all of K (the decode function's output).
+int64_t amx_decoded_chunks(const OpDesc& desc);
+int64_t amx_decoded_bytes(const OpDesc& desc, int panels);
+
 class AmxBf16Program : public BlockProgram {
  public:
   AmxBf16Program(const OpDesc& desc, const X86Variant& variant);
 
+  // Decodes panels [qweight, + panels) into y: amx_decoded_bytes(desc, panels) bytes, 64-byte
+  // aligned. Reads only BlockArgs.qweight and .y.
+  BlockFunction decode(int panels) const;
+  // As block(panels, rows), but BlockArgs.qweight points at decode(panels)'s output.
+  BlockFunction decoded_block(int panels, int rows) const;
+
  private:
   struct Block;  // the shape, registers and scratch offsets of the block function being emitted
 
-  void emit_block_function(int panels, int rows);
+  void emit_block_function(int panels, int rows, bool predecoded);
+  void emit_decode_function(int panels);
+  void emit_decode_constants(const Xbyak::Reg64& scratch);
   void emit_decode_step(const Block& block, int panel, int step);
   void emit_stage_x_tail(const Block& block, int tail_k);
-  void emit_tile_products(const Block& block, bool x_from_scratch);
+  void emit_tile_products(const Block& block, bool x_from_scratch, bool b_decoded);
   void emit_group_epilogue(const Block& block);
   void emit_output(const Block& block);
   void emit_tile_config(int panels, int rows, Xbyak::Label& config);
   void emit_constants();
 
   Xbyak::Label constants_;
+  std::vector<std::size_t> decode_entries_;   // [panels - 1]
+  std::vector<std::size_t> decoded_entries_;  // [(panels - 1) * m_rows + rows - 1]
 };
 
 class AmxBf16Generator {
  public:
   static constexpr std::string_view family = "x86_amx_bf16";
-  static constexpr int version = 1;  // bump when emitted code changes: old cache entries miss
+  static constexpr int version = 2;  // bump when emitted code changes: old cache entries miss (2: decode once)
 
-  // Worth timing from this many rows on (and for m=0): below, a 16-row tile is mostly empty
-  // and the AVX-512 kernels win.
-  static constexpr int64_t min_rows = 8;
+  // Worth timing from this many rows on (and for m=0): a tile of 4..15 rows costs a tdpbf16ps
+  // as much as 16, but AMX's peak is several times vdpbf16ps', which bounds the AVX-512 kernels
+  // from M=4 on; below 4 rows the AVX-512 kernels are bound by memory, not by products.
+  static constexpr int64_t min_rows = 4;
+  // The no-tune choice from this many rows on (registry.cpp): on the 16-core Xeon the fastest
+  // AMX block beat the fastest AVX-512 one 2.4-2.8x at M=4 and 3.4-4.5x at M=8 (4096x4096 and
+  // 28672x4096, docs/benchmarks.md), so from min_rows on.
+  static constexpr int64_t heuristic_from_rows = min_rows;
 
   std::vector<X86Variant> candidates(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
   // Needs AMX-TILE, AMX-BF16, AVX512-BF16 (decoding, output), and the process's permission to

@@ -70,7 +70,7 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute
 
 // In order of preference. Each AMX family is a companion of its mode's AVX-512 generator: timed
 // beside it (AMX-BF16 from AmxBf16Generator::min_rows, AMX-INT8 from one tile of rows on) and the
-// no-tune choice from one full tile of rows on. The AVX2 fallback only competes where AVX-512
+// no-tune choice from its heuristic_from_rows on (AMX-BF16: measured; AMX-INT8: one full tile). The AVX2 fallback only competes where AVX-512
 // does not serve: it does the same work in registers half as wide, so timing it next to AVX-512
 // variants would only lengthen tuning. Each generator computes one mode and refuses the other
 // (is_valid), so a descriptor only ever meets the generators of its compute mode.
@@ -79,7 +79,7 @@ const std::array<Generator, 6>& generators() {
       make_generator<AmxBf16Generator>("amx", X86Isa::amx_bf16, Compute::floating,
                                        {.probe_rows = amx_tile_rows,
                                         .companion = true,
-                                        .heuristic_from_rows = amx_tile_rows,
+                                        .heuristic_from_rows = AmxBf16Generator::heuristic_from_rows,
                                         .required_feature = "amx_bf16"}),
       make_generator<Avx512FloatGenerator>("avx512", X86Isa::avx512_fma, Compute::floating),
       make_generator<AmxInt8Generator>("amx", X86Isa::amx_int8, Compute::int8,

@@ -1,6 +1,7 @@
 #include "codegen/x86/x86_kernel.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -28,6 +29,15 @@ constexpr int64_t parallel_prepare_elements = int64_t{1} << 18;
 constexpr int sum_lanes = 16;
 // Likewise for the reduction of split-K parts (elements of all parts read).
 constexpr int64_t parallel_reduce_elements = int64_t{1} << 16;
+// L2 per core where cpu_info does not know it (Xbyak reports no cache sizes on some CPUs).
+constexpr int64_t fallback_l2_bytes = int64_t{1} << 20;
+
+// The decoded B tiles of one block of panels must fit half of L2: they are read once per row
+// block, next to the x rows those blocks stream.
+bool decoded_panels_fit_l2(const OpDesc& desc, const X86Variant& variant) {
+  const int64_t l2 = cpu_info().l2_bytes > 0 ? cpu_info().l2_bytes : fallback_l2_bytes;
+  return amx_decoded_bytes(desc, variant.n_panels) <= l2 / 2;
+}
 
 struct Scratch {
   std::vector<float> sums;
@@ -35,6 +45,7 @@ struct Scratch {
   std::vector<float> x_fp32;
   std::vector<int8_t> x_int8;               // compute=int8: quantized rows
   std::vector<Int8BlockFactors> factors;    // compute=int8: per row and block
+  std::vector<uint8_t> decoded_b;           // AMX-BF16: a block of panels' decoded B tiles (+ 64 to align)
 };
 
 Scratch& thread_scratch() {
@@ -120,8 +131,11 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
     program_ = Avx2Int8Generator().emit(desc, variant);
   else if (computes_int8(variant.isa))
     program_ = Avx512VnniInt8Generator().emit(desc, variant);
-  else if (variant.isa == X86Isa::amx_bf16)
-    program_ = AmxBf16Generator().emit(desc, variant);
+  else if (variant.isa == X86Isa::amx_bf16) {
+    std::unique_ptr<AmxBf16Program> amx = AmxBf16Generator().emit(desc, variant);
+    if (decoded_panels_fit_l2(desc, variant)) decode_once_ = amx.get();
+    program_ = std::move(amx);
+  }
   else if (is_avx512(variant.isa))
     program_ = Avx512FloatGenerator().emit(desc, variant);
   else
@@ -219,6 +233,42 @@ void X86Kernel::run_panels(const RunArgs& args, const void* x, const float* sums
   }
 }
 
+void X86Kernel::run_panels_decoded_once(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
+                                        int64_t panel_end) const {
+  const NativeGeometry& geometry = geometry_;
+  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
+  const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
+  const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
+  std::vector<uint8_t>& decoded_b = thread_scratch().decoded_b;
+  decoded_b.resize(static_cast<std::size_t>(amx_decoded_bytes(desc_, variant_.n_panels) + 64));
+  const auto address = reinterpret_cast<std::uintptr_t>(decoded_b.data());
+  auto* decoded = reinterpret_cast<uint8_t*>((address + 63) & ~std::uintptr_t{63});
+
+  for (int64_t panel = panel_begin; panel < panel_end; panel += variant_.n_panels) {
+    const int panels = static_cast<int>(std::min<int64_t>(variant_.n_panels, panel_end - panel));
+    BlockArgs decode{};
+    decode.qweight = static_cast<const uint8_t*>(args.weights.qweight) + panel * geometry.panel_bytes;
+    decode.y = decoded;
+    decode_once_->decode(panels)(&decode);
+
+    const bool holds_last_panel = panel + panels == geometry.panels;
+    BlockArgs block{};
+    block.qweight = decoded;
+    block.scales = static_cast<const uint16_t*>(args.weights.scales) + panel * table_panel;
+    block.zeros = args.weights.zeros ? static_cast<const uint16_t*>(args.weights.zeros) + panel * table_panel : nullptr;
+    block.bias = args.bias ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
+                           : nullptr;
+    block.last_panel_mask = holds_last_panel && tail_columns ? (1u << tail_columns) - 1 : 0xffffu;
+    for (int64_t row = 0; row < args.m; row += variant_.m_rows) {
+      const int rows = static_cast<int>(std::min<int64_t>(variant_.m_rows, args.m - row));
+      block.x = static_cast<const uint8_t*>(x) + row * x_row_bytes_;
+      block.group_sums = sums + row * sums_per_row_;
+      block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
+      decode_once_->decoded_block(panels, rows)(&block);
+    }
+  }
+}
+
 void X86Kernel::reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const {
   const KSplit& split = program_->split();
   const int64_t part_floats = args.m * split.partial_row_floats;
@@ -297,11 +347,16 @@ void X86Kernel::run(const RunArgs& args) const {
   if (parts == 1) {
     // Whole register blocks of panels per thread, as even as the block count allows.
     const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
+    // One row block decodes each weight once either way; from two on, decoding once saves.
+    const bool decode_once = decode_once_ && args.m > variant_.m_rows;
     pool.run(tasks, [&](int task) {
       const int64_t first_block = blocks * task / tasks;
-      const int64_t end_block = blocks * (task + 1) / tasks;
-      run_panels(args, x, sums, first_block * variant_.n_panels, std::min(panels, end_block * variant_.n_panels), 0,
-                 nullptr);
+      const int64_t panel_begin = first_block * variant_.n_panels;
+      const int64_t panel_end = std::min(panels, blocks * (task + 1) / tasks * variant_.n_panels);
+      if (decode_once)
+        run_panels_decoded_once(args, x, sums, panel_begin, panel_end);
+      else
+        run_panels(args, x, sums, panel_begin, panel_end, 0, nullptr);
     });
     return;
   }

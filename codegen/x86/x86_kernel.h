@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/kernel.h"
@@ -25,6 +26,9 @@ class X86Kernel final : public Kernel {
   void run(const RunArgs& args) const override;
 
   const X86Variant& variant() const { return variant_; }
+  // Whether an AMX-BF16 kernel decodes each block of panels once for all row blocks (its decoded
+  // B tiles fit the decode budget); false for every other flavour.
+  bool decodes_panels_once() const { return decode_once_ != nullptr; }
 
  private:
   // Per-group sums of x (and x as fp32 for the FMA flavours when act is not fp32 or eqscale=1)
@@ -44,6 +48,10 @@ class X86Kernel final : public Kernel {
   // into y, else into the part's fp32 partial sums in `partials`.
   void run_panels(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin, int64_t panel_end,
                   int part, float* partials) const;
+  // AMX-BF16 with more than one row block: each block of panels decoded once into the calling
+  // thread's scratch, then every row block run against it (AmxBf16Program::decoded_block).
+  void run_panels_decoded_once(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
+                               int64_t panel_end) const;
   // Columns [column_begin, column_end) of every row: the parts' sum in part order, the bias, the
   // output dtype, into y.
   void reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const;
@@ -60,6 +68,9 @@ class X86Kernel final : public Kernel {
   int64_t sums_per_row_ = 0;  // floats of BlockArgs.group_sums per row
   int threads_ = 1;
   std::unique_ptr<BlockProgram> program_;
+  // AMX-BF16's program (also in program_), where its decoded B tiles of a block of panels fit
+  // the decode budget (half of L2: the rest holds the rows of x the tiles meet); else null.
+  const AmxBf16Program* decode_once_ = nullptr;
 };
 
 }  // namespace lowbit::x86

@@ -3,15 +3,22 @@
 // LOWBIT_ISA=amx refused with the missing feature named.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "codegen/x86/amx_bf16_generator.h"
+#include "codegen/x86/code_conversion.h"
 #include "codegen/x86/registry.h"
 #include "codegen/x86/x86_kernel.h"
 #include "core/amx_permission.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/errors.h"
+#include "lowbit/half.h"
+#include "lowbit/problem.h"
 #include "tests/support/test_support.h"
 
 namespace lowbit::x86 {
@@ -53,7 +60,8 @@ std::string check_against_reference(const OpDesc& desc, const X86Variant& varian
 
 // Every block x bits x group (K tails of group=-1: 131 = 4*32+3, 143 = 4*32+15, 33, 3, and a
 // whole 64) x zero point x output dtype, N=37 (two panels and a 5-column tail), M around the
-// tile heights.
+// tile heights: up to one row block the fused block functions, above it (17 and 33 on 16-row
+// blocks, 33 and 100 on 32-row ones) each block of panels decoded once for every row block.
 TEST(X86Amx, EveryBlockFormatAndDtypeAtOddShapes) {
   LOWBIT_SKIP_WITHOUT_AMX();
   int checked = 0;
@@ -68,14 +76,88 @@ TEST(X86Amx, EveryBlockFormatAndDtypeAtOddShapes) {
           for (const X86Variant& variant : every_block()) {
             ASSERT_TRUE(is_valid(desc, variant)) << is_valid(desc, variant).reason;
             const X86Kernel kernel(desc, variant);
-            for (int64_t m : {1, 2, 15, 16, 17, 33}) {
+            ASSERT_TRUE(kernel.decodes_panels_once()) << variant_name(desc, variant);
+            for (int64_t m : {1, 4, 15, 16, 17, 33, 100}) {
               const std::string failure = check_against_reference(desc, variant, kernel, m);
               ASSERT_TRUE(failure.empty()) << failure;
               ++checked;
             }
           }
         }
-  EXPECT_EQ(checked, 4 * 9 * 3 * 3 * 5 * 6);
+  EXPECT_EQ(checked, 4 * 9 * 3 * 3 * 5 * 7);
+}
+
+// A K whose decoded panels outgrow the decode budget (half of L2) on wide blocks: those run the
+// fused block functions at every M, the narrow ones decode once; both against the reference.
+TEST(X86Amx, LongKDecodedOnceOrFusedByBudget) {
+  LOWBIT_SKIP_WITHOUT_AMX();
+  const OpDesc desc = parse_descriptor("m=0,n=40,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16");
+  int fused = 0;
+  int decoded_once = 0;
+  for (const X86Variant& variant : every_block()) {
+    const X86Kernel kernel(desc, variant);
+    (kernel.decodes_panels_once() ? decoded_once : fused) += 1;
+    for (int64_t m : {17, 33}) {
+      const std::string failure = check_against_reference(desc, variant, kernel, m);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+  }
+  // 448 chunks: 448 KB of decoded tiles per panel, within half of any L2 of 1 MB and more.
+  EXPECT_GT(decoded_once, 0);
+  std::printf("K=14336: %d blocks decode once, %d fused (L2 %lld bytes)\n", decoded_once, fused,
+              static_cast<long long>(cpu_info().l2_bytes));
+}
+
+// The decode function against the codes themselves; it uses no tiles, so it runs on any CPU
+// with AVX512-BF16. B row r of chunk c holds the pairs (k, k+1) = (32c + 2r, 32c + 2r + 1) of
+// the panel's 16 columns as bf16 (offset + code); past K (the tail chunk of group=-1) a value
+// is 0 or the padding code's finite offset; the bytes after the output stay untouched.
+TEST(X86Amx, DecodeFunctionWritesEveryChunkAnywhere) {
+  for (const char* feature : {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"})
+    if (!cpu_info().has(feature)) GTEST_SKIP() << "this CPU lacks " << feature << ": the decode function cannot run here";
+  constexpr uint8_t poison = 0xff;  // a NaN bf16 pattern in every word
+  constexpr int64_t guard_bytes = 64;
+  for (int bits : {2, 3, 4, 8})
+    for (const char* shape : {"group=32,k=96", "group=128,k=256", "group=-1,k=131", "group=-1,k=3", "group=-1,k=64"}) {
+      const OpDesc desc =
+          parse_descriptor("m=0,n=37,act=bf16,zero=int,bits=" + std::to_string(bits) + "," + shape);
+      const std::string name = "decode " + to_string(desc);
+      const Problem problem = make_random_problem(desc, 1, seed_for(name));
+      const float offset = code_offset(bits);
+      for (const X86Variant& variant : every_block()) {
+        const AmxBf16Program program(desc, variant);
+        for (int panels = 1; panels <= variant.n_panels; ++panels) {
+          const int64_t bytes = amx_decoded_bytes(desc, panels);
+          ASSERT_EQ(bytes, amx_decoded_chunks(desc) * panels * 1024);
+          AlignedBuffer output(static_cast<std::size_t>(bytes + guard_bytes));
+          std::fill(output.data(), output.data() + bytes + guard_bytes, poison);
+          BlockArgs args{};
+          args.qweight = problem.packed.qweight();
+          args.y = output.data();
+          program.decode(panels)(&args);
+          const auto* words = reinterpret_cast<const uint16_t*>(output.data());
+          for (int64_t chunk = 0; chunk < amx_decoded_chunks(desc); ++chunk)
+            for (int panel = 0; panel < panels; ++panel)
+              for (int row = 0; row < 16; ++row)
+                for (int column = 0; column < 16; ++column)
+                  for (int half = 0; half < 2; ++half) {
+                    const int64_t k = chunk * 32 + 2 * row + half;
+                    const int64_t n = panel * 16 + column;
+                    const float value =
+                        bf16_to_float(words[((chunk * panels + panel) * 16 + row) * 32 + column * 2 + half]);
+                    const std::string where = fmt::format("{} {} panels={} k={} n={}", name,
+                                                          variant_name(desc, variant), panels, k, n);
+                    if (k >= desc.k) {
+                      ASSERT_TRUE(value == 0.0f || value == offset) << where << " " << value;
+                    } else if (n < desc.n) {
+                      ASSERT_EQ(value, offset + problem.weights.q[static_cast<std::size_t>(n * desc.k + k)]) << where;
+                    }
+                  }
+          for (int64_t index = bytes; index < bytes + guard_bytes; ++index)
+            ASSERT_EQ(output.data()[index], poison) << name << " guard byte " << index - bytes;
+        }
+      }
+    }
 }
 
 // Larger shapes through several threads: K=8256 (not a multiple of 128), N=1000 (an 8-column
@@ -86,16 +168,14 @@ TEST(X86Amx, LargerShapesEveryCandidate) {
   for (const char* format : {"bits=4,group=64,zero=int", "bits=4,group=-1,zero=none", "bits=3,group=64,zero=float",
                              "bits=8,group=32,zero=int", "bits=2,group=64,zero=int"}) {
     const OpDesc desc = parse_descriptor(std::string("m=0,n=1000,k=8256,act=bf16,out=bf16,bias=1,") + format);
-    for (int64_t m : {8, 31, 70}) {
+    for (int64_t m : {4, 8, 31, 70}) {
       OpDesc shaped = desc;
       shaped.m = m;
       std::vector<X86Variant> variants;
       for (const X86Variant& variant : candidates(shaped, 4))
         if (variant.isa == X86Isa::amx_bf16) variants.push_back(variant);
       ASSERT_FALSE(variants.empty()) << to_string(shaped);
-      if (m > amx_tile_rows) {
-        EXPECT_EQ(heuristic(shaped, 4).isa, X86Isa::amx_bf16) << to_string(shaped);
-      }
+      EXPECT_EQ(heuristic(shaped, 4).isa, X86Isa::amx_bf16) << to_string(shaped);  // from 4 rows on
       for (const X86Variant& variant : variants) {
         const X86Kernel kernel(desc, variant);
         const std::string failure = check_against_reference(desc, variant, kernel, m);
@@ -110,7 +190,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   LOWBIT_SKIP_WITHOUT_AMX();
   testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
   EXPECT_EQ(generator_version(),
-            "x86_amx_bf16@1+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1+"
+            "x86_amx_bf16@2+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1+"
             "x86_avx2_int8@1");
   const OpDesc large = parse_descriptor("m=64,n=4096,k=4096,group=128,act=bf16");
   int amx = 0;
@@ -123,12 +203,16 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   EXPECT_EQ(amx, 5);
   EXPECT_GT(avx512, 0);
   EXPECT_EQ(heuristic(large, 4).isa, X86Isa::amx_bf16);
+  // From heuristic_from_rows on AMX is the no-tune choice; below min_rows it is not offered.
+  EXPECT_EQ(heuristic(parse_descriptor("m=4,n=4096,k=4096,group=128,act=bf16"), 4).isa, X86Isa::amx_bf16);
+  for (const X86Variant& variant : candidates(parse_descriptor("m=3,n=4096,k=4096,group=128,act=bf16"), 4))
+    EXPECT_NE(variant.isa, X86Isa::amx_bf16);
   const OpDesc single = parse_descriptor("m=1,n=4096,k=4096,group=128,act=bf16");
   for (const X86Variant& variant : candidates(single, 4)) EXPECT_NE(variant.isa, X86Isa::amx_bf16);
   EXPECT_TRUE(is_avx512(heuristic(single, 4).isa));
   // Forced, AMX answers at any M; fp16 activations are served by nothing it emits.
   EXPECT_EQ(heuristic(single, 4, "amx").isa, X86Isa::amx_bf16);
-  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@1+x86_amx_int8@1");
+  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@2+x86_amx_int8@1");
   EXPECT_FALSE(supports(parse_descriptor("m=64,n=64,k=128,act=fp16"), "amx").ok);
 }
 
@@ -141,8 +225,12 @@ TEST(X86Amx, EmitsEveryBlockAndWidthAnywhere) {
       for (const X86Variant& variant : every_block()) {
         const AmxBf16Program program(desc, variant);
         for (int panels = 1; panels <= variant.n_panels; ++panels)
-          for (int rows = 1; rows <= variant.m_rows; ++rows)
+          for (int rows = 1; rows <= variant.m_rows; ++rows) {
             EXPECT_NE(reinterpret_cast<const void*>(program.block(panels, rows)), nullptr);
+            EXPECT_NE(reinterpret_cast<const void*>(program.decoded_block(panels, rows)), nullptr);
+          }
+        for (int panels = 1; panels <= variant.n_panels; ++panels)
+          EXPECT_NE(reinterpret_cast<const void*>(program.decode(panels)), nullptr);
         EXPECT_LT(program.getSize(), std::size_t{1} << 20) << variant_name(desc, variant);
       }
     }
@@ -194,7 +282,7 @@ TEST(X86Amx, NoCandidatesWithoutAmx) {
   }
   // Below min_rows nothing is offered even with AMX (the features are checked first, so this
   // holds on any machine).
-  EXPECT_TRUE(generator.candidates(parse_descriptor("m=4,n=64,k=128,act=bf16"), amx_cpu(), 4).empty());
+  EXPECT_TRUE(generator.candidates(parse_descriptor("m=3,n=64,k=128,act=bf16"), amx_cpu(), 4).empty());
   if (!cpu_has_amx_bf16()) {
     for (const X86Variant& variant : candidates(parse_descriptor("m=64,n=4096,k=4096,act=bf16"), 2))
       EXPECT_NE(variant.isa, X86Isa::amx_bf16);
@@ -213,7 +301,7 @@ TEST(X86Amx, ForcedAmxWithoutItIsRefused) {
       << forced.reason;
   if (!cpu_has_amx_bf16()) {
     testing::ScopedEnvironment environment("LOWBIT_ISA", "amx");
-    EXPECT_EQ(generator_version(), "x86_amx_bf16@1+x86_amx_int8@1");
+    EXPECT_EQ(generator_version(), "x86_amx_bf16@2+x86_amx_int8@1");
     const Validity refused = supports(desc);
     EXPECT_FALSE(refused.ok);
     EXPECT_NE(refused.reason.find("isa=$LOWBIT_ISA"), std::string::npos) << refused.reason;
