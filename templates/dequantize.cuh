@@ -13,8 +13,8 @@
 //     concurrent blocks, which the earlier one-tile-per-block grid had: every block in flight
 //     wrote at the same offset of 8 KiB rows).
 //   - a tile's packed bytes are contiguous: they are copied global -> shared with 16-byte
-//     cp.async (bypassing L1), STAGES tiles in flight per block, so the loads need no
-//     registers and each one moves 16 bytes.
+//     cp.async (bypassing L1), STAGES - 1 tiles in flight per block while one is converted, so
+//     the loads need no registers and each one moves 16 bytes; one barrier a tile.
 //   - from shared memory, lane j (0..15) of a half-warp reads the 16-bit word at byte 2j of a
 //     32-byte block (byte 2j holds column j's even k, byte 2j+1 its odd k): conflict-free.
 //   - each lane writes 16 bytes (8 k of its column); the two half-warps of a warp write
@@ -104,6 +104,7 @@ struct Tiling {
   static_assert(Config::GROUP % CHUNK_K == 0 || Config::GROUPS == 1, "a chunk never straddles two groups");
   static_assert(F::STEP_BYTES % 16 == 0, "a step is whole 16-byte copies, so a copy is all in or all out of a panel");
   static_assert(Config::STAGES >= 2, "one tile converted while the next one lands");
+  static_assert(Config::STAGES * TILE_BYTES <= 48 * 1024, "static shared memory: at most 48 KiB a block");
 };
 
 // 16 bytes global -> shared without registers or L1; `valid` 0 zero-fills (past the panel).
@@ -173,9 +174,6 @@ __device__ __forceinline__ void dequantize(const unsigned char* __restrict__ qwe
 
   int buffer = 0;
   for (long long tile = first; tile < T::TILES; tile += stride) {
-    issue(tile + (STAGES - 1) * stride, (buffer + STAGES - 1) % STAGES);
-    asm volatile("cp.async.commit_group;\n" ::);
-
     // value = code * scale - zero * scale: one FMA a weight. The bits were loaded a tile ago.
     float scale[UNROLL];
     float offset[UNROLL];
@@ -188,8 +186,13 @@ __device__ __forceinline__ void dequantize(const unsigned char* __restrict__ qwe
     }
     load_tables(tile + stride);
 
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // this tile has landed
+    // One barrier a tile: after it, this tile has landed for every thread, and every thread
+    // is done with the slot converted last iteration, which the issue below refills. While
+    // this tile is converted, the next STAGES - 1 tiles are in flight.
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 2));
     __syncthreads();
+    issue(tile + (STAGES - 1) * stride, (buffer + STAGES - 1) % STAGES);
+    asm volatile("cp.async.commit_group;\n" ::);
 
     const long long panel = tile / T::TILES_PER_PANEL;
     const long long n = panel * 16 + column;
@@ -227,7 +230,6 @@ __device__ __forceinline__ void dequantize(const unsigned char* __restrict__ qwe
                                    pack_pair<Config::OUT>(eight[4], eight[5]), pack_pair<Config::OUT>(eight[6], eight[7]));
       }
     }
-    __syncthreads();  // every lane is done with `buffer` before a later issue overwrites it
     buffer = (buffer + 1) % STAGES;
   }
   asm volatile("cp.async.wait_group 0;\n" ::);

@@ -15,7 +15,8 @@ namespace {
 
 constexpr std::size_t workspace_alignment = 256;  // RunArgs.workspace; cuBLASLt's own default
 constexpr std::size_t operand_alignment = 16;     // x, y, bias: what the algorithm is chosen for
-constexpr std::size_t copy_alignment = 16;        // qweight: the dequantization kernel's cp.async copies
+constexpr std::size_t copy_alignment = 16;
+constexpr int64_t max_static_shared = 48 * 1024;  // a block's static __shared__ limit (the tile buffers)        // qweight: the dequantization kernel's cp.async copies
 // cuBLASLt's workspace cap; NVIDIA suggests 32 MiB on Hopper for its best kernels.
 constexpr uint64_t max_gemm_workspace = uint64_t{32} << 20;
 
@@ -54,6 +55,11 @@ void require_aligned(const void* pointer, std::size_t alignment, const char* nam
 
 int64_t DequantGemmGenerator::row_pitch(const OpDesc& desc) { return (desc.k + 15) / 16 * 16; }
 
+int64_t DequantGemmGenerator::tile_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  // A chunk of chunk_k k of 16 columns is chunk_k * 16 codes of `bits` bits.
+  return int64_t{variant.warps} * 2 * variant.unroll * chunk_k(desc) * 16 * desc.bits / 8;
+}
+
 int64_t DequantGemmGenerator::tiles(const OpDesc& desc, const CudaVariant& variant) {
   const int64_t chunks = row_pitch(desc) / chunk_k(desc);
   const int64_t tile_chunks = int64_t{variant.warps} * 2 * variant.unroll;
@@ -81,9 +87,14 @@ Validity DequantGemmGenerator::is_valid(const OpDesc& desc, const CudaVariant& v
   if (desc.n >= (int64_t{1} << 31) || desc.k >= (int64_t{1} << 31) || desc.m >= (int64_t{1} << 31))
     return refuse("m, n and k must be below 2^31 (cuBLASLt's 32-bit dimensions)");
   if (variant.warps != 2 && variant.warps != 4 && variant.warps != 8) return refuse("warps must be 2, 4 or 8");
-  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4) return refuse("unroll must be 1, 2 or 4");
-  if (variant.stages != 2 && variant.stages != 3)
-    return refuse("stages must be 2 or 3 (tiles in flight per block of the dequantization kernel)");
+  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
+    return refuse("unroll must be 1, 2, 4 or 8");
+  if (variant.stages < 2 || variant.stages > 4)
+    return refuse("stages must be 2, 3 or 4 (tile buffers per block of the dequantization kernel)");
+  if (const int64_t bytes = variant.stages * tile_bytes(desc, variant); bytes > max_static_shared)
+    return refuse(fmt::format("stages x tile bytes = {} exceeds the {} bytes of static shared memory a block may "
+                              "use; take fewer stages, warps or unroll",
+                              bytes, max_static_shared));
   if (variant.block_n != 0 || variant.block_m != 0 || variant.block_k != 0 || variant.warps_n != 0 ||
       variant.warps_m != 0 || variant.warps_k != 0)
     return refuse("the mma tile fields (block_n/m/k, warps_n/m/k) must stay 0 in the dequant_gemm family");
@@ -92,9 +103,11 @@ Validity DequantGemmGenerator::is_valid(const OpDesc& desc, const CudaVariant& v
 
 std::vector<CudaVariant> DequantGemmGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
-  for (int warps : {4, 8})
-    for (int unroll : {1, 2, 4})
-      for (int stages : {2, 3}) {
+  // Measured on the H100 (docs/benchmarks.md): more chunks a lane and fewer warps a block are
+  // faster at K=4096 (the per-tile barrier is paid by fewer threads), unroll 1 never won.
+  for (int warps : {2, 4, 8})
+    for (int unroll : {2, 4, 8})
+      for (int stages : {3, 4}) {
         CudaVariant variant{CudaFamily::dequant_gemm, warps, unroll};
         variant.stages = stages;
         if (is_valid(desc, variant, 9)) variants.push_back(variant);
@@ -102,11 +115,11 @@ std::vector<CudaVariant> DequantGemmGenerator::candidates(const OpDesc& desc) co
   return variants;
 }
 
-// Eight warps, two chunks a lane, three stages: 4-bit, 2 KiB tiles (256 threads x 8 bytes),
-// two of them in flight per block while a third is converted. Replaced by measurements once
-// the tuner times it.
+// Four warps, four chunks a lane, three stages: 4-bit, 2 KiB tiles (128 threads x 16 bytes),
+// two in flight per block while one is converted; the fastest or within 3 % of it on the
+// four Llama shapes in the first measurement. Replaced by measurements once the tuner times it.
 CudaVariant DequantGemmGenerator::heuristic(const OpDesc&) const {
-  CudaVariant variant{CudaFamily::dequant_gemm, 8, 2};
+  CudaVariant variant{CudaFamily::dequant_gemm, 4, 4};
   variant.stages = 3;
   return variant;
 }

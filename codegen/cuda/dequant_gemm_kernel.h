@@ -40,6 +40,8 @@ class DequantGemmGenerator {
   // Tiles (one panel x warps * 2 * unroll chunks of k) the dequantization kernel walks; its
   // grid is min(tiles, SMs x blocks per SM), the same count templates/dequantize.cuh derives.
   static int64_t tiles(const OpDesc& desc, const CudaVariant& variant);
+  // Packed bytes of one tile (one shared-memory stage).
+  static int64_t tile_bytes(const OpDesc& desc, const CudaVariant& variant);
 };
 
 class DequantGemmKernel final : public ProgramKernel {
