@@ -5,10 +5,13 @@
 // tolerance, failures reported), and prints JSON lines: the best variant's time, the
 // heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
 // torch baselines measured in the same call. Workspaces (dequant_gemm) are allocated here; that
-// family also reports its dequantization pass alone (dequant_us, dequant_gbps: read + written).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R]
+// family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
+// its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
-// M in the thousands on the large shapes would otherwise take minutes.
+// M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
+// that family's candidates (gemv, gemv_mma, dequant_gemm, mma), e.g. to skip the mma family's
+// compile at large M.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,6 +26,7 @@
 #include "codegen/cuda/dequant_gemm_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/registry.h"
+#include "lowbit/fields.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/problem.h"
@@ -104,14 +108,22 @@ double check_error(const lowbit::Kernel& kernel, const lowbit::Problem& problem,
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: lowbit_cuda_bench SHAPES_FILE [--repeats N]\n");
+    std::fprintf(stderr, "usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME]\n");
     return 2;
   }
   int repeats = 50;
   int64_t check_rows = 8;
+  std::string family;  // empty: every family
   for (int i = 2; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--repeats") repeats = std::stoi(argv[i + 1]);
     if (std::string(argv[i]) == "--check-rows") check_rows = std::stoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--family") family = argv[i + 1];
+  }
+  const auto& family_names = lowbit::EnumNames<lowbit::cuda::CudaFamily>::names;
+  if (!family.empty() && std::find(family_names.begin(), family_names.end(), family) == family_names.end()) {
+    std::fprintf(stderr, "lowbit_cuda_bench: --family %s: not a CUDA family (gemv, gemv_mma, dequant_gemm, mma)\n",
+                 family.c_str());
+    return 2;
   }
   try {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
@@ -134,11 +146,16 @@ int main(int argc, char** argv) {
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
-      const std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major);
+      std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major);
+      if (!family.empty())
+        std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
+          return lowbit::cuda::to_string(variant.family) != family;
+        });
       const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major);
       std::vector<lowbit::cuda::CompiledCandidate> compiled =
           lowbit::cuda::compile_candidates(desc, variants, device.arch());
       std::unique_ptr<lowbit::cuda::DeviceBuffer> workspace;
+      double best_dequant_gemm = 1e30;  // the fastest dequant_gemm variant end to end: its pass is reported
       for (std::size_t index = 0; index < variants.size(); ++index) {
         const lowbit::cuda::CudaVariant& variant = variants[index];
         if (compiled[index].cubin.empty()) {
@@ -172,8 +189,12 @@ int main(int argc, char** argv) {
           const double dequant_us =
               time_launch([&] { dequant->dequantize(inputs.args, workspace->data()); }, flush, repeats);
           const double dequant_bytes = static_cast<double>(lowbit::native_weight_bytes(desc) + desc.n * desc.k * 2);
-          row["dequant_us"] = dequant_us;
-          row["dequant_gbps"] = dequant_bytes / (dequant_us * 1e-6) / 1e9;
+          row["dequant"][kernel->name()] = dequant_us;
+          if (microseconds < best_dequant_gemm) {
+            best_dequant_gemm = microseconds;
+            row["dequant_us"] = dequant_us;
+            row["dequant_gbps"] = dequant_bytes / (dequant_us * 1e-6) / 1e9;
+          }
         }
       }
       row["heuristic_variant"] = lowbit::cuda::variant_name(desc, heuristic, device.arch());

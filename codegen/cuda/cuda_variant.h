@@ -38,7 +38,7 @@ struct CudaVariant {
   int block_n = 0;  // mma: output columns per block (whole 16-column panels)
   int block_m = 0;  // mma: rows of x per block
   int block_k = 0;  // mma: k per pipeline stage
-  int stages = 0;   // mma: cp.async pipeline depth
+  int stages = 0;   // mma: cp.async pipeline depth; dequant_gemm: tiles in flight per block (cp.async)
   int warps_n = 0;  // mma: warp layout, warps along N ...
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
@@ -63,7 +63,8 @@ struct LaunchGeometry {
 };
 
 // Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
-// "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k).
+// "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
+// "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass).
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

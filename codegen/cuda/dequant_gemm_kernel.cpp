@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,8 @@ namespace {
 
 constexpr std::size_t workspace_alignment = 256;  // RunArgs.workspace; cuBLASLt's own default
 constexpr std::size_t operand_alignment = 16;     // x, y, bias: what the algorithm is chosen for
+constexpr std::size_t copy_alignment = 16;
+constexpr int64_t max_static_shared = 48 * 1024;  // a block's static __shared__ limit (the tile buffers)        // qweight: the dequantization kernel's cp.async copies
 // cuBLASLt's workspace cap; NVIDIA suggests 32 MiB on Hopper for its best kernels.
 constexpr uint64_t max_gemm_workspace = uint64_t{32} << 20;
 
@@ -39,11 +42,11 @@ void set_attribute(cublasLtMatmulDesc_t matmul, cublasLtMatmulDescAttributes_t a
   check(cublaslt().cublasLtMatmulDescSetAttribute(matmul, attribute, &value, sizeof(value)), what);
 }
 
-void require_aligned(const void* pointer, std::size_t alignment, const char* name) {
+void require_aligned(const void* pointer, std::size_t alignment, const char* name,
+                     const char* why = "its cuBLASLt algorithm was chosen for that alignment") {
   if (reinterpret_cast<std::uintptr_t>(pointer) % alignment != 0)
-    throw InvalidArgument(name, fmt::format("RunArgs.{} is not {}-byte aligned; the dequant_gemm family needs it "
-                                            "(its cuBLASLt algorithm was chosen for that alignment)",
-                                            name, alignment));
+    throw InvalidArgument(name, fmt::format("RunArgs.{} is not {}-byte aligned; the dequant_gemm family needs it ({})",
+                                            name, alignment, why));
 }
 
 }  // namespace
@@ -52,14 +55,15 @@ void require_aligned(const void* pointer, std::size_t alignment, const char* nam
 
 int64_t DequantGemmGenerator::row_pitch(const OpDesc& desc) { return (desc.k + 15) / 16 * 16; }
 
-unsigned DequantGemmGenerator::grid_panels(const OpDesc& desc) {
-  return static_cast<unsigned>(native_geometry(desc).panels);
+int64_t DequantGemmGenerator::tile_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  // A chunk of chunk_k k of 16 columns is chunk_k * 16 codes of `bits` bits.
+  return int64_t{variant.warps} * 2 * variant.unroll * chunk_k(desc) * 16 * desc.bits / 8;
 }
 
-unsigned DequantGemmGenerator::grid_runs(const OpDesc& desc, const CudaVariant& variant) {
+int64_t DequantGemmGenerator::tiles(const OpDesc& desc, const CudaVariant& variant) {
   const int64_t chunks = row_pitch(desc) / chunk_k(desc);
-  const int64_t per_block = int64_t{variant.warps} * 2 * variant.unroll;
-  return static_cast<unsigned>((chunks + per_block - 1) / per_block);
+  const int64_t tile_chunks = int64_t{variant.warps} * 2 * variant.unroll;
+  return native_geometry(desc).panels * ((chunks + tile_chunks - 1) / tile_chunks);
 }
 
 Validity DequantGemmGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -83,23 +87,42 @@ Validity DequantGemmGenerator::is_valid(const OpDesc& desc, const CudaVariant& v
   if (desc.n >= (int64_t{1} << 31) || desc.k >= (int64_t{1} << 31) || desc.m >= (int64_t{1} << 31))
     return refuse("m, n and k must be below 2^31 (cuBLASLt's 32-bit dimensions)");
   if (variant.warps != 2 && variant.warps != 4 && variant.warps != 8) return refuse("warps must be 2, 4 or 8");
-  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4) return refuse("unroll must be 1, 2 or 4");
+  if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
+    return refuse("unroll must be 1, 2, 4 or 8");
+  if (variant.stages < 2 || variant.stages > 4)
+    return refuse("stages must be 2, 3 or 4 (tile buffers per block of the dequantization kernel)");
+  if (const int64_t bytes = variant.stages * tile_bytes(desc, variant); bytes > max_static_shared)
+    return refuse(fmt::format("stages x tile bytes = {} exceeds the {} bytes of static shared memory a block may "
+                              "use; take fewer stages, warps or unroll",
+                              bytes, max_static_shared));
+  if (variant.block_n != 0 || variant.block_m != 0 || variant.block_k != 0 || variant.warps_n != 0 ||
+      variant.warps_m != 0 || variant.warps_k != 0)
+    return refuse("the mma tile fields (block_n/m/k, warps_n/m/k) must stay 0 in the dequant_gemm family");
   return {};
 }
 
 std::vector<CudaVariant> DequantGemmGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
-  for (int warps : {4, 8})
-    for (int unroll : {1, 2, 4}) {
-      CudaVariant variant{CudaFamily::dequant_gemm, warps, unroll};
-      if (is_valid(desc, variant, 9)) variants.push_back(variant);
-    }
+  // Measured on the H100 (docs/benchmarks.md): more chunks a lane and fewer warps a block are
+  // faster at K=4096 (the per-tile barrier is paid by fewer threads), unroll 1 never won.
+  for (int warps : {2, 4, 8})
+    for (int unroll : {2, 4, 8})
+      for (int stages : {3, 4}) {
+        CudaVariant variant{CudaFamily::dequant_gemm, warps, unroll};
+        variant.stages = stages;
+        if (is_valid(desc, variant, 9)) variants.push_back(variant);
+      }
   return variants;
 }
 
-// Eight warps and two chunks a lane: 4-bit, 4 loads of 2 bytes and 2 stores of 16 bytes in
-// flight per lane, 256 threads a block. Replaced by measurements once the tuner times it.
-CudaVariant DequantGemmGenerator::heuristic(const OpDesc&) const { return CudaVariant{CudaFamily::dequant_gemm, 8, 2}; }
+// Four warps, four chunks a lane, three stages: 4-bit, 2 KiB tiles (128 threads x 16 bytes),
+// two in flight per block while one is converted; the fastest or within 3 % of it on the
+// four Llama shapes in the first measurement. Replaced by measurements once the tuner times it.
+CudaVariant DequantGemmGenerator::heuristic(const OpDesc&) const {
+  CudaVariant variant{CudaFamily::dequant_gemm, 4, 4};
+  variant.stages = 3;
+  return variant;
+}
 
 std::string DequantGemmGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
   const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
@@ -119,8 +142,9 @@ std::string DequantGemmGenerator::emit(const OpDesc& desc, const CudaVariant& va
       "  static constexpr bool HAS_EQ = {eq};\n"
       "  static constexpr int WARPS = {warps};\n"
       "  static constexpr int UNROLL = {unroll};\n"
+      "  static constexpr int STAGES = {stages};\n"
       "}};\n"
-      "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const unsigned short* qweight,\n"
+      "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const unsigned char* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const float* eq_scale, unsigned short* weights) {{\n"
       "  lowbit_dequant::dequantize<LowbitConfig>(qweight, scales, zeros, eq_scale, weights);\n"
       "}}\n",
@@ -128,7 +152,7 @@ std::string DequantGemmGenerator::emit(const OpDesc& desc, const CudaVariant& va
       fmt::arg("bits", desc.bits), fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("ld", row_pitch(desc)),
       fmt::arg("group", desc.group_size()), fmt::arg("groups", geometry.groups), fmt::arg("zero", zero),
       fmt::arg("out", template_dtype(desc.act)), fmt::arg("eq", desc.eqscale ? "true" : "false"),
-      fmt::arg("warps", variant.warps), fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32),
+      fmt::arg("warps", variant.warps), fmt::arg("unroll", variant.unroll), fmt::arg("stages", variant.stages), fmt::arg("threads", variant.warps * 32),
       fmt::arg("entry", entry_point));
 }
 
@@ -151,6 +175,13 @@ DequantGemmKernel::DequantGemmKernel(const OpDesc& desc, const CudaVariant& vari
   make_current(desc.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, DequantGemmGenerator::entry_point), "cuModuleGetFunction");
+  // A persistent grid: as many blocks as fit on the device at once (each walks tiles with a
+  // grid stride), never more than there are tiles.
+  int blocks_per_sm = 0;
+  check(driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, function_, variant.warps * 32, 0),
+        "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+  const int64_t resident = int64_t{device.sm_count} * std::max(blocks_per_sm, 1);
+  grid_ = static_cast<unsigned>(std::min(DequantGemmGenerator::tiles(desc, variant), resident));
   const int64_t pitch = DequantGemmGenerator::row_pitch(desc);
   weight_bytes_ = round_up(static_cast<std::size_t>(desc.n * pitch * 2), workspace_alignment);
 
@@ -213,9 +244,7 @@ void DequantGemmKernel::dequantize(const RunArgs& args, void* weights) const {
   const void* zeros = args.weights.zeros;
   const void* eq_scale = args.eq_scale;
   void* parameters[] = {&qweight, &scales, &zeros, &eq_scale, &weights};
-  check(driver().cuLaunchKernel(function_, DequantGemmGenerator::grid_panels(desc_),
-                                DequantGemmGenerator::grid_runs(desc_, variant_), 1,
-                                static_cast<unsigned>(variant_.warps * 32), 1, 1, 0,
+  check(driver().cuLaunchKernel(function_, grid_, 1, 1, static_cast<unsigned>(variant_.warps * 32), 1, 1, 0,
                                 static_cast<CUstream>(args.stream), parameters, nullptr),
         "cuLaunchKernel");
 }
@@ -223,6 +252,8 @@ void DequantGemmKernel::dequantize(const RunArgs& args, void* weights) const {
 void DequantGemmKernel::run(const RunArgs& args) const {
   check_run_args(desc_, args, workspace_bytes(args.m));
   require_aligned(args.workspace, workspace_alignment, "workspace");
+  require_aligned(args.weights.qweight, copy_alignment, "weights.qweight",
+                  "the dequantization kernel copies it 16 bytes at a time; pack_native aligns it to 64");
   require_aligned(args.x, operand_alignment, "x");
   require_aligned(args.y, operand_alignment, "y");
   if (desc_.bias) require_aligned(args.bias, operand_alignment, "bias");

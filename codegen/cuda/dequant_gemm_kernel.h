@@ -20,13 +20,13 @@
 
 namespace lowbit::cuda {
 
-// The dequantization kernel's generator. The variant's warps and unroll are the
-// dequantization kernel's (warps per block; chunks of 8 or 16 k a lane converts with all
-// their loads in flight); the GEMM algorithm is cuBLASLt's first heuristic choice.
+// The dequantization kernel's generator. The variant's warps, unroll and stages are the
+// dequantization kernel's (warps per block; chunks of 8 or 16 k a lane converts per tile; tiles
+// in flight per block through cp.async); the GEMM algorithm is cuBLASLt's first heuristic choice.
 class DequantGemmGenerator {
  public:
   static constexpr std::string_view family = "cuda_dequant_gemm";
-  static constexpr int version = 1;
+  static constexpr int version = 2;  // 2: persistent tiled grid, cp.async loads, stages
   static constexpr const char* entry_point = "lowbit_dequantize";
 
   std::vector<CudaVariant> candidates(const OpDesc& desc) const;
@@ -37,9 +37,11 @@ class DequantGemmGenerator {
   // Row pitch (elements) of the dequantized matrix: K rounded up to 16, so every row starts
   // 32-byte aligned and each lane's chunk is whole.
   static int64_t row_pitch(const OpDesc& desc);
-  // Launch geometry of the dequantization kernel.
-  static unsigned grid_panels(const OpDesc& desc);
-  static unsigned grid_runs(const OpDesc& desc, const CudaVariant& variant);
+  // Tiles (one panel x warps * 2 * unroll chunks of k) the dequantization kernel walks; its
+  // grid is min(tiles, SMs x blocks per SM), the same count templates/dequantize.cuh derives.
+  static int64_t tiles(const OpDesc& desc, const CudaVariant& variant);
+  // Packed bytes of one tile (one shared-memory stage).
+  static int64_t tile_bytes(const OpDesc& desc, const CudaVariant& variant);
 };
 
 class DequantGemmKernel final : public ProgramKernel {
@@ -67,6 +69,8 @@ class DequantGemmKernel final : public ProgramKernel {
 
   // Launches only the dequantization into `weights` (N x row_pitch): for its bandwidth figure.
   void dequantize(const RunArgs& args, void* weights) const;
+  // Blocks the dequantization kernel is launched with (each walks tiles with a grid stride).
+  unsigned grid() const { return grid_; }
 
   const std::vector<char>& cubin() const override { return cubin_; }
   const CudaVariant& variant() const override { return variant_; }
@@ -78,6 +82,7 @@ class DequantGemmKernel final : public ProgramKernel {
   std::vector<char> cubin_;
   CUmodule module_ = nullptr;
   CUfunction function_ = nullptr;
+  unsigned grid_ = 0;  // blocks of the dequantization kernel: persistent, sized from the SM count
   std::size_t weight_bytes_ = 0;  // dequantized weights, rounded up to 256
   std::size_t gemm_workspace_bytes_ = 0;
   cublasLtHandle_t handle_ = nullptr;

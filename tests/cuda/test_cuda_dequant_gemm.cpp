@@ -31,7 +31,13 @@ namespace {
 constexpr std::size_t guard_bytes = 256;
 constexpr uint8_t poison = 0xff;  // NaN in every output dtype
 
-const CudaVariant heuristic_variant{CudaFamily::dequant_gemm, 8, 2};
+CudaVariant make_variant(int warps, int unroll, int stages) {
+  CudaVariant variant{CudaFamily::dequant_gemm, warps, unroll};
+  variant.stages = stages;
+  return variant;
+}
+
+const CudaVariant heuristic_variant = make_variant(4, 4, 3);
 
 bool looks_like_cubin(const std::vector<char>& cubin) {
   return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
@@ -85,12 +91,34 @@ TEST(DequantGemmValidity, RefusalsNameTheField) {
   EXPECT_NE(reason("m=256,n=64,k=128,act=bf16,out=fp32,bias=1,device=cuda:0").find("bias=1"), std::string::npos);
   EXPECT_NE(reason("m=256,n=64,k=128,act=bf16,device=cuda:0", 7).find("8.0"), std::string::npos);
   EXPECT_NE(reason("m=256,n=64,k=128,act=bf16").find("device=cuda"), std::string::npos);
-  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=256,n=64,k=128,act=bf16,device=cuda:0"),
-                                  CudaVariant{CudaFamily::gemv, 8, 2}, 9));
-  EXPECT_EQ(generator.candidates(parse_descriptor("m=256,n=64,k=128,act=bf16,device=cuda:0")).size(), 6u);
+  const OpDesc desc = parse_descriptor("m=256,n=64,k=128,act=bf16,device=cuda:0");
+  EXPECT_FALSE(generator.is_valid(desc, CudaVariant{CudaFamily::gemv, 8, 2}, 9));
+  EXPECT_NE(generator.is_valid(desc, make_variant(8, 2, 0), 9).reason.find("stages"), std::string::npos);
+  EXPECT_NE(generator.is_valid(desc, make_variant(8, 2, 5), 9).reason.find("stages"), std::string::npos);
+  // 8-bit, 8 warps x 8 chunks: 16 KiB a tile, four stages would be 64 KiB.
+  const OpDesc eight = parse_descriptor("m=256,n=64,k=128,bits=8,act=bf16,device=cuda:0");
+  EXPECT_EQ(DequantGemmGenerator::tile_bytes(eight, make_variant(8, 8, 4)), 16 * 1024);
+  EXPECT_NE(generator.is_valid(eight, make_variant(8, 8, 4), 9).reason.find("shared memory"), std::string::npos);
+  EXPECT_TRUE(generator.is_valid(eight, make_variant(8, 8, 3), 9));
+  EXPECT_EQ(generator.candidates(eight).size(), 17u);
+  EXPECT_NE(generator.is_valid(desc, make_variant(8, 3, 2), 9).reason.find("unroll"), std::string::npos);
+  CudaVariant with_tile = heuristic_variant;
+  with_tile.block_n = 64;
+  EXPECT_NE(generator.is_valid(desc, with_tile, 9).reason.find("block_n"), std::string::npos);
+  EXPECT_EQ(generator.candidates(desc).size(), 18u);
+  EXPECT_EQ(generator.heuristic(desc), heuristic_variant);
   EXPECT_EQ(variant_name(parse_descriptor("m=1024,n=64,k=128,group=128,act=bf16,device=cuda:0"), heuristic_variant,
                          "sm_90a"),
-            "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2");
+            "cuda_sm90a_dequantgemm_w4g128_m1024_w4u4s3");
+}
+
+TEST(DequantGemmTiles, CountCoversEveryPanelAndChunk) {
+  // N=1000: 63 panels. K=4160 (LD 4160): 520 chunks of 8 k at 4 bits, 260 chunks of 16 k at 3 bits.
+  const OpDesc four = parse_descriptor("m=256,n=1000,k=4160,bits=4,group=64,act=bf16,device=cuda:0");
+  EXPECT_EQ(DequantGemmGenerator::tiles(four, make_variant(8, 2, 2)), 63 * 17);  // 32 chunks a tile: 16.25 -> 17
+  EXPECT_EQ(DequantGemmGenerator::tiles(four, make_variant(4, 1, 2)), 63 * 65);  // 8 chunks a tile
+  const OpDesc three = parse_descriptor("m=256,n=1000,k=4160,bits=3,group=64,act=bf16,device=cuda:0");
+  EXPECT_EQ(DequantGemmGenerator::tiles(three, make_variant(8, 4, 3)), 63 * 5);  // 64 chunks a tile: 4.06 -> 5
 }
 
 TEST(DequantGemmCompile, EveryVariantAndFormatCompilesForEveryArch) {
@@ -112,7 +140,7 @@ TEST(DequantGemmCompile, EveryVariantAndFormatCompilesForEveryArch) {
           << to_string(desc);
       ++compiled;
     }
-  EXPECT_EQ(compiled, 6 * 3 + 12);
+  EXPECT_EQ(compiled, 18 * 3 + 12);
 }
 
 template <class T>
@@ -217,6 +245,30 @@ TEST(CudaDequantGemm, RunRefusesSmallWorkspaceAndMisalignment) {
   args.workspace = buffer.data();
   args.y = static_cast<uint8_t*>(buffer.data()) + 2;
   EXPECT_THROW(kernel.run(args), InvalidArgument);
+  args.y = buffer.data();
+  args.weights.qweight = static_cast<uint8_t*>(buffer.data()) + 8;  // the 16-byte copies need 16
+  EXPECT_THROW(kernel.run(args), InvalidArgument);
+}
+
+// More tiles than blocks x stages, so that every block walks several tiles and its stage ring
+// wraps: every candidate (warps, unroll, stages) at 4 bits, the heuristic at 3 and 8 bits
+// (bigger steps), with an N tail (24008 = 1500 panels + 8 columns) and K not a multiple of 128.
+// M=1: the pass does not depend on M, and the weights are what must be many.
+TEST(CudaDequantGemm, ManyTilesPerBlock) {
+  SKIP_WITHOUT_GPU_AND_CUBLASLT();
+  DequantGemmGenerator generator;
+  for (const char* bits : {"4", "3", "8"}) {
+    const OpDesc desc = parse_descriptor(std::string("m=1,n=24008,k=4160,group=64,zero=int,act=bf16,device=cuda:0,bits=") +
+                                         bits);
+    std::vector<CudaVariant> variants{heuristic_variant};
+    if (desc.bits == 4) variants = generator.candidates(desc);
+    for (const CudaVariant& variant : variants) {
+      const DequantGemmKernel kernel(desc, variant);
+      ASSERT_GT(DequantGemmGenerator::tiles(desc, variant), int64_t{variant.stages} * kernel.grid()) << kernel.name();
+      std::string failure = check_on_device(desc, variant);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+  }
 }
 
 }  // namespace
