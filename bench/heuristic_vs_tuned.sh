@@ -6,7 +6,8 @@
 # hit: the winner) and `lowbit bench --no-tune` on an empty cache (the heuristic variant).
 # Both timings use the same protocol (rotate-median:1) on the same random problem.
 # Usage: bench/heuristic_vs_tuned.sh [BUILD_DIR] [THREADS] [OUT_DIR] [SHAPES]
-#   THREADS: default every usable core (nproc). Writes tuned.json, heuristic.jsonl and
+#   THREADS: default every usable core (nproc); ROUNDS (environment, default 3): interleaved
+#   rounds of the two timings, the table takes each side's median. Writes tuned.json, heuristic.jsonl and
 #   table.md to OUT_DIR (default BUILD_DIR/heuristic_vs_tuned) and prints the table.
 set -euo pipefail
 bench_dir="$(cd "$(dirname "$0")" && pwd)"
@@ -27,8 +28,10 @@ for descriptor in "${descriptors[@]}"; do desc_args+=(--desc "$descriptor"); don
 echo "== tune ${#descriptors[@]} descriptors, $threads threads" >&2
 "$lowbit" tune --json --threads "$threads" --db "$tuned_db" "${desc_args[@]}" > "$out_dir/tune.json"
 
-echo "== bench: tuned winner, then heuristic, per descriptor" >&2
+rounds=${ROUNDS:-3}
+echo "== bench: tuned winner, then heuristic, per descriptor; $rounds rounds" >&2
 : > "$out_dir/bench.jsonl"
+for round in $(seq "$rounds"); do
 for descriptor in "${descriptors[@]}"; do
   for policy in tuned heuristic; do
     if [ "$policy" = tuned ]; then
@@ -42,4 +45,5 @@ for descriptor in "${descriptors[@]}"; do
   tail -2 "$out_dir/bench.jsonl" | python3 -c "import json,sys; a,b=[json.loads(l) for l in sys.stdin]; \
 print(f\"{a['descriptor'].split(',bits')[0]}: tuned {a['time_us']:.1f} us, heuristic {b['time_us']:.1f} us\")" >&2
 done
+done  # rounds
 python3 "$bench_dir/heuristic_table.py" "$out_dir/bench.jsonl" "$out_dir/tune.json" | tee "$out_dir/table.md"
