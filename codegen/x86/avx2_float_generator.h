@@ -10,7 +10,8 @@
 // (x goes through vbroadcastss, constants are 32-byte splats in the code's constant table),
 // no opmasks: the N tail of the last panel is stored with vmaskmovps (fp32) or word by word
 // (vpextrw, bf16/fp16), and its bias loaded with vmaskmovps or vpinsrw, on a separate path
-// taken when BlockArgs.last_panel_mask is not full.
+// taken when BlockArgs.last_panel_mask is not full
+// (ymm_output.h, shared with the AVX2 int8 generator).
 #pragma once
 
 #include <memory>
@@ -19,6 +20,7 @@
 
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
+#include "codegen/x86/ymm_output.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
@@ -43,12 +45,9 @@ class Avx2FloatProgram : public BlockProgram {
                       const Xbyak::Ymm& values, const Xbyak::Ymm& x_value);
   void emit_group_epilogue(const Block& block, const Xbyak::Reg64& scales, const Xbyak::Reg64& zeros,
                            const Xbyak::Reg64& sums);
-  // tail_columns: columns of the block's last panel inside N (16: the whole panel).
-  void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y, int tail_columns);
-  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
-  // 32-byte splats (and the tail-mask table) after the code.
+  // 32-byte splats after the code.
   Xbyak::Label code_offset_;     // float: the code offset
   Xbyak::Label none_zero_;       // float: offset + 2^(bits-1), zero=none
   Xbyak::Label field_mask_;      // words: the low plane's field, in place
@@ -56,9 +55,8 @@ class Avx2FloatProgram : public BlockProgram {
   Xbyak::Label exponent_;        // words: bf16 bits of the magic base
   Xbyak::Label high_words_;      // dwords 0xffff0000: the high bf16 of a pair as fp32
   Xbyak::Label low_words_;       // dwords 0x0000ffff: the even k of 8-bit codes
-  Xbyak::Label rounding_one_;    // dwords 1, and
-  Xbyak::Label rounding_bias_;   // dwords 0x7fff: fp32 -> bf16 round to nearest even
-  Xbyak::Label tail_masks_;      // 8 dwords -1 then 8 dwords 0: mask of the first c lanes at -4c
+
+  YmmOutput output_;  // bias, conversion and stores; its constants follow ours
 };
 
 class Avx2FloatGenerator {

@@ -41,6 +41,12 @@ struct Registers {
 };
 static_assert(4 * avx2_int8_max_block_cells + 7 <= 16, "sums, accumulators and temporaries must fit 16 ymm");
 
+// The running sums and the temporaries the output emitter may clobber.
+YmmOutputRegisters output_registers(const Registers& reg) {
+  return {reg.panels, reg.rows, [reg](int row, int panel, int half) { return reg.sum(row, panel, half); },
+          Registers::temp(0), Registers::temp(1), Registers::temp(2)};
+}
+
 }  // namespace
 
 struct Avx2Int8Program::Block {
@@ -58,7 +64,7 @@ struct Avx2Int8Program::Block {
 };
 
 Avx2Int8Program::Avx2Int8Program(const OpDesc& desc, const X86Variant& variant)
-    : BlockProgram(desc, variant), vnni_(variant.isa == X86Isa::avx2_vnni) {
+    : BlockProgram(desc, variant), vnni_(variant.isa == X86Isa::avx2_vnni), output_(*this, desc_) {
   emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
   emit_constants();
   finalize();
@@ -75,11 +81,7 @@ void Avx2Int8Program::emit_constants() {
   splat(code_mask_, bits == 4 ? 0x0f0f0f0fu : bits == 8 ? 0u : 0x03030303u);
   splat(high_bit_mask_, 0x04040404u);
   splat(word_ones_, 0x00010001u);
-  splat(rounding_one_, 1);
-  splat(rounding_bias_, 0x7fff);
-  align(32);
-  L(tail_masks_);
-  for (int lane = 0; lane < 16; ++lane) dd(lane < 8 ? 0xffffffffu : 0);
+  output_.emit_constants();
 }
 
 // One block function: rows x panels outputs (each panel two 8-column halves) over the k of
@@ -135,25 +137,11 @@ void Avx2Int8Program::emit_block_function(int panels, int rows, const KRange& ra
 
   mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
   mov(factors, ptr[args + offsetof(BlockArgs, y)]);  // factors are no longer needed
-  if (range.partial) {
-    emit_partial_output(block, factors);
-    vzeroupper();
-    return;
-  }
-  const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
-  if (tail_columns == 0) {
-    emit_output(block, scratch, factors, native_panel_width);
-  } else {
-    // Only the block that holds the matrix's last panel takes the tail path.
-    Xbyak::Label tail, done;
-    cmp(qword[args + offsetof(BlockArgs, last_panel_mask)], 0xffff);
-    jne(tail, T_NEAR);
-    emit_output(block, scratch, factors, native_panel_width);
-    jmp(done, T_NEAR);
-    L(tail);
-    emit_output(block, scratch, factors, tail_columns);
-    L(done);
-  }
+  const YmmOutputRegisters output = output_registers(reg);
+  if (range.partial)
+    output_.emit_partial_output(output, factors, split_.partial_row_floats);
+  else
+    output_.emit_output(output, args, scratch, factors);
   vzeroupper();
 }
 
@@ -336,105 +324,6 @@ void Avx2Int8Program::emit_block_epilogue(const Block& block) {
     add(block.scales, native_panel_width * 2);
     add(block.zeros, native_panel_width * 2);
   }
-}
-
-// Epilogue: bias, conversion to the output dtype, stores; as Avx2FloatProgram::emit_output
-// (AVX2 has no opmasks). Columns of the block's last panel from tail_columns on are outside N:
-// neither their bias is read nor their output written.
-// Register contract: reads the running sums and [bias], writes [y]; clobbers temp(0..2).
-void Avx2Int8Program::emit_output(const Block& block, const Reg64& bias, const Reg64& y, int tail_columns) {
-  const int act_bytes = dtype_bytes(desc_.act);
-  const int out_bytes = dtype_bytes(desc_.out);
-  auto columns_of = [&](int panel, int half) {
-    const int columns = panel == block.panels - 1 ? tail_columns : native_panel_width;
-    return std::clamp(columns - half * half_width, 0, half_width);
-  };
-  // temp(2) = mask of the first `columns` fp32 lanes, for vmaskmovps.
-  auto load_lane_mask = [&](int columns) {
-    vmovups(Registers::temp(2), ptr[rip + tail_masks_ + (half_width - columns) * 4]);
-  };
-  if (desc_.bias) {
-    const Ymm value = Registers::temp(0);
-    const Xmm narrow = Xmm(value.getIdx());
-    for (int panel = 0; panel < block.panels; ++panel)
-      for (int half = 0; half < 2; ++half) {
-        const int columns = columns_of(panel, half);
-        if (columns == 0) continue;
-        const auto address = bias + (panel * native_panel_width + half * half_width) * act_bytes;
-        if (desc_.act == DType::fp32) {
-          if (columns == half_width) {
-            vmovups(value, ptr[address]);
-          } else {
-            load_lane_mask(columns);
-            vmaskmovps(value, Registers::temp(2), ptr[address]);
-          }
-        } else {
-          if (columns == half_width) {
-            vmovdqu(narrow, ptr[address]);
-          } else {
-            vpxor(narrow, narrow, narrow);
-            for (int column = 0; column < columns; ++column) vpinsrw(narrow, narrow, ptr[address + column * 2], column);
-          }
-          if (desc_.act == DType::fp16) {
-            vcvtph2ps(value, narrow);
-          } else {
-            vpmovzxwd(value, narrow);
-            vpslld(value, value, 16);
-          }
-        }
-        for (int row = 0; row < block.rows; ++row)
-          vaddps(block.reg.sum(row, panel, half), block.reg.sum(row, panel, half), value);
-      }
-  }
-  const int64_t y_row_bytes = desc_.n * out_bytes;
-  for (int row = 0; row < block.rows; ++row)
-    for (int panel = 0; panel < block.panels; ++panel)
-      for (int half = 0; half < 2; ++half) {
-        const int columns = columns_of(panel, half);
-        if (columns == 0) continue;
-        const auto address = y + row * y_row_bytes + (panel * native_panel_width + half * half_width) * out_bytes;
-        const Ymm value = block.reg.sum(row, panel, half);
-        if (desc_.out == DType::fp32) {
-          if (columns == half_width) {
-            vmovups(ptr[address], value);
-          } else {
-            load_lane_mask(columns);
-            vmaskmovps(ptr[address], Registers::temp(2), value);
-          }
-          continue;
-        }
-        const Xmm narrow = Xmm(Registers::temp(0).getIdx());
-        if (desc_.out == DType::fp16) {
-          vcvtps2ph(narrow, value, 0);  // imm 0: round to nearest even
-        } else {
-          // bits + 0x7fff + ((bits >> 16) & 1), then the high half: round to nearest even.
-          const Ymm rounded = Registers::temp(1);
-          vpsrld(rounded, value, 16);
-          vpand(rounded, rounded, ptr[rip + rounding_one_]);
-          vpaddd(rounded, rounded, ptr[rip + rounding_bias_]);
-          vpaddd(rounded, rounded, value);
-          vpsrld(rounded, rounded, 16);
-          vextracti128(narrow, rounded, 1);
-          vpackusdw(narrow, Xmm(rounded.getIdx()), narrow);  // every dword is <= 0xffff: no saturation
-        }
-        if (columns == half_width) {
-          vmovdqu(ptr[address], narrow);
-        } else {
-          for (int column = 0; column < columns; ++column) vpextrw(ptr[address + column * 2], narrow, column);
-        }
-      }
-}
-
-// A part of a split K: the running sums as they are, all 16 columns of every panel (the
-// partial rows are padded to whole panels), no bias; the launcher reduces the parts.
-// Register contract: reads the running sums, writes [y]; clobbers nothing else.
-void Avx2Int8Program::emit_partial_output(const Block& block, const Reg64& y) {
-  const int64_t row_bytes = split_.partial_row_floats * 4;
-  for (int row = 0; row < block.rows; ++row)
-    for (int panel = 0; panel < block.panels; ++panel)
-      for (int half = 0; half < 2; ++half)
-        vmovups(ptr[y + row * row_bytes + (panel * native_panel_width + half * half_width) * 4],
-                block.reg.sum(row, panel, half));
 }
 
 Validity Avx2Int8Generator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {

@@ -23,6 +23,7 @@
 
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
+#include "codegen/x86/ymm_output.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
@@ -46,21 +47,17 @@ class Avx2Int8Program : public BlockProgram {
   void decode_8bit(const Block& block, int panel, int half, int step);
   void consume(const Block& block, int panel, int half, int k_offset, const Xbyak::Ymm& codes);
   void emit_block_epilogue(const Block& block);
-  // tail_columns: columns of the block's last panel inside N (16: the whole panel).
-  void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y, int tail_columns);
-  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
   bool vnni_;  // the avx2_vnni flavour
 
-  // 32-byte splats (and the tail-mask table) after the code.
+  // 32-byte splats after the code.
   Xbyak::Label none_zero_;       // float: 2^(bits-1), the zero point of zero=none
   Xbyak::Label code_mask_;       // bytes: the low-bit field (2-, 4-bit; 3-bit: the low plane's 2 bits)
   Xbyak::Label high_bit_mask_;   // bytes: bit 2 (3-bit high plane)
   Xbyak::Label word_ones_;       // words 1: vpmaddwd's pair sum of the avx2_int8 flavour
-  Xbyak::Label rounding_one_;    // dwords 1, and
-  Xbyak::Label rounding_bias_;   // dwords 0x7fff: fp32 -> bf16 round to nearest even
-  Xbyak::Label tail_masks_;      // 8 dwords -1 then 8 dwords 0: mask of the first c lanes at -4c
+
+  YmmOutput output_;  // bias, conversion and stores; its constants follow ours
 };
 
 class Avx2Int8Generator {

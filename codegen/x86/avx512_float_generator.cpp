@@ -40,6 +40,13 @@ struct Registers {
   static Zmm high_bit_mask() { return Zmm(24); }           // 3-bit: the high plane's bit
 };
 
+// The running sums, the temporaries the output emitter may clobber, and the column masks
+// (k1: all 16 columns, k2: the columns of the block's last panel inside N).
+ZmmOutputRegisters output_registers(const Registers& reg) {
+  return {reg.panels, reg.rows, [reg](int row, int panel) { return reg.sum(row, panel); },
+          Registers::temp(0), Registers::temp(1), Xbyak::util::k1, Xbyak::util::k2};
+}
+
 }  // namespace
 
 struct Avx512FloatProgram::Block {
@@ -53,7 +60,8 @@ struct Avx512FloatProgram::Block {
   int k_per_step;  // native k_per_block
 };
 
-Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant) : BlockProgram(desc, variant) {
+Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant)
+    : BlockProgram(desc, variant), output_(*this, desc_, /*native_bf16=*/variant.isa == X86Isa::avx512_bf16) {
   emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
   emit_constants();
   finalize();
@@ -160,10 +168,11 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
 
   mov(scratch, ptr[args + offsetof(BlockArgs, bias)]);
   mov(sums, ptr[args + offsetof(BlockArgs, y)]);  // sums is no longer needed
+  const ZmmOutputRegisters output = output_registers(reg);
   if (range.partial)
-    emit_partial_output(block, sums);
+    output_.emit_partial_output(output, sums, split_.partial_row_floats);
   else
-    emit_output(block, scratch, sums);
+    output_.emit_output(output, scratch, sums, {ptr_b[rip + constants_ + 8], ptr_b[rip + constants_ + 12]});
   vzeroupper();
 }
 
@@ -309,70 +318,6 @@ void Avx512FloatProgram::consume_single(const Block& block, int panel, int k_off
     const Zmm accumulator = chain_b ? block.reg.group_b(row, panel) : block.reg.group_a(row, panel);
     vfmadd231ps(accumulator, values, ptr_b[block.x + row * block.x_row_bytes + k_offset * 4]);
   }
-}
-
-// Epilogue: bias, conversion to the output dtype, masked stores (k2 on the last panel).
-// Register contract: reads the running sums, [bias], writes [y]; clobbers temp(0), temp(1).
-void Avx512FloatProgram::emit_output(const Block& block, const Reg64& bias, const Reg64& y) {
-  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
-  auto mask_of = [&](int panel) -> const Opmask& { return panel == block.panels - 1 ? k2 : k1; };
-  if (desc_.bias) {
-    const int64_t bias_panel_bytes = native_panel_width * dtype_bytes(desc_.act);
-    for (int panel = 0; panel < block.panels; ++panel) {
-      const Zmm value = Registers::temp(0);
-      auto address = ptr[bias + panel * bias_panel_bytes];
-      switch (desc_.act) {
-        case DType::fp32: vmovups(value | mask_of(panel) | T_z, address); break;
-        case DType::bf16:
-          vpmovzxwd(value | mask_of(panel) | T_z, address);
-          vpslld(value, value, 16);
-          break;
-        case DType::fp16: vcvtph2ps(value | mask_of(panel) | T_z, address); break;
-      }
-      for (int row = 0; row < block.rows; ++row)
-        vaddps(block.reg.sum(row, panel), block.reg.sum(row, panel), value);
-    }
-  }
-  const int64_t y_panel_bytes = native_panel_width * dtype_bytes(desc_.out);
-  for (int row = 0; row < block.rows; ++row) {
-    for (int panel = 0; panel < block.panels; ++panel) {
-      auto address = ptr[y + row * y_row_bytes + panel * y_panel_bytes];
-      const Zmm value = block.reg.sum(row, panel);
-      const Ymm narrow = Ymm(Registers::temp(0).getIdx());
-      switch (desc_.out) {
-        case DType::fp32: vmovups(address | mask_of(panel), value); break;
-        case DType::fp16:
-          vcvtps2ph(narrow, value, 0);  // imm 0: round to nearest even
-          vmovdqu16(address | mask_of(panel), narrow);
-          break;
-        case DType::bf16:
-          if (variant_.isa == X86Isa::avx512_bf16) {
-            vcvtneps2bf16(narrow, value);
-            vmovdqu16(address | mask_of(panel), narrow);
-          } else {
-            // bits + 0x7fff + ((bits >> 16) & 1), then the high half: round to nearest even.
-            const Zmm rounded = Registers::temp(1);
-            vpsrld(rounded, value, 16);
-            vpandd(rounded, rounded, ptr_b[rip + constants_ + 8]);
-            vpaddd(rounded, rounded, ptr_b[rip + constants_ + 12]);
-            vpaddd(rounded, rounded, value);
-            vpsrld(rounded, rounded, 16);
-            vpmovdw(address | mask_of(panel), rounded);
-          }
-          break;
-      }
-    }
-  }
-}
-
-// A part of a split K: the running sums as they are, all 16 columns of every panel (the
-// partial rows are padded to whole panels), no bias; the launcher reduces the parts.
-// Register contract: reads the running sums, writes [y]; clobbers nothing else.
-void Avx512FloatProgram::emit_partial_output(const Block& block, const Reg64& y) {
-  const int64_t row_bytes = split_.partial_row_floats * 4;
-  for (int row = 0; row < block.rows; ++row)
-    for (int panel = 0; panel < block.panels; ++panel)
-      vmovups(ptr[y + row * row_bytes + panel * native_panel_width * 4], block.reg.sum(row, panel));
 }
 
 Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const {

@@ -24,6 +24,7 @@
 
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
+#include "codegen/x86/zmm_output.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
@@ -48,11 +49,10 @@ class Avx512FloatProgram : public BlockProgram {
                     const Xbyak::Zmm& spare, int valid_k);
   void consume_single(const Block& block, int panel, int k_offset, bool chain_b, const Xbyak::Zmm& values);
   void emit_group_epilogue(const Block& block);
-  void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);
-  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
   Xbyak::Label constants_;
+  ZmmOutput output_;  // bias, conversion and stores
 };
 
 class Avx512FloatGenerator {

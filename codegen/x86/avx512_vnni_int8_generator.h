@@ -25,6 +25,7 @@
 
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
+#include "codegen/x86/zmm_output.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
@@ -45,11 +46,10 @@ class Avx512VnniInt8Program : public BlockProgram {
   void emit_step(const Block& block, int step);
   void consume(const Block& block, int panel, int k_offset, const Xbyak::Zmm& codes);
   void emit_block_epilogue(const Block& block);
-  void emit_output(const Block& block, const Xbyak::Reg64& bias, const Xbyak::Reg64& y);
-  void emit_partial_output(const Block& block, const Xbyak::Reg64& y);
   void emit_constants();
 
   Xbyak::Label constants_;
+  ZmmOutput output_;  // bias, conversion and stores
 };
 
 class Avx512VnniInt8Generator {
