@@ -140,8 +140,25 @@ std::vector<X86Variant> with_splits(const OpDesc& desc, const X86Variant& varian
   return variants;
 }
 
+namespace {
+
+// The dump file of a program: its variant name, then the descriptor's canonical text made a
+// file name ("m=1,n=4096,..." -> "m-1_n-4096_..."), since one variant serves many shapes.
+std::string dump_file_name(const OpDesc& desc, const X86Variant& variant) {
+  std::string descriptor = to_string(desc);
+  std::replace(descriptor.begin(), descriptor.end(), ',', '_');
+  std::replace(descriptor.begin(), descriptor.end(), '=', '-');
+  std::replace(descriptor.begin(), descriptor.end(), ':', '-');
+  return variant_name(desc, variant) + "__" + descriptor;
+}
+
+}  // namespace
+
 BlockProgram::BlockProgram(const OpDesc& desc, const X86Variant& variant)
-    : JitGenerator(variant_name(desc, variant)), desc_(desc), variant_(variant), split_(k_split(desc, variant)) {}
+    : JitGenerator(variant_name(desc, variant), std::size_t{1} << 20, dump_file_name(desc, variant)),
+      desc_(desc),
+      variant_(variant),
+      split_(k_split(desc, variant)) {}
 
 BlockFunction BlockProgram::block(int panels, int rows, KPart part) const {
   const int cells = variant_.n_panels * variant_.m_rows;

@@ -7,8 +7,10 @@
 
 namespace lowbit::x86 {
 
-JitGenerator::JitGenerator(std::string name, std::size_t max_code_bytes)
-    : Xbyak::CodeGenerator(max_code_bytes, Xbyak::DontSetProtectRWE), name_(std::move(name)) {}
+JitGenerator::JitGenerator(std::string name, std::size_t max_code_bytes, std::string dump_name)
+    : Xbyak::CodeGenerator(max_code_bytes, Xbyak::DontSetProtectRWE),
+      name_(std::move(name)),
+      dump_name_(dump_name.empty() ? name_ : std::move(dump_name)) {}
 
 std::size_t JitGenerator::entry_offset() {
   align(64);
@@ -19,7 +21,7 @@ void JitGenerator::finalize() {
   setProtectModeRE();
   const char* directory = std::getenv("LOWBIT_DUMP_X86");
   if (directory == nullptr || directory[0] == '\0') return;
-  std::string path = std::string(directory) + "/" + name_ + ".bin";
+  std::string path = std::string(directory) + "/" + dump_name_ + ".bin";
   std::ofstream file(path, std::ios::binary);
   file.write(reinterpret_cast<const char*>(getCode()), static_cast<std::streamsize>(getSize()));
   if (!file) warn("LOWBIT_DUMP_X86: could not write " + path);

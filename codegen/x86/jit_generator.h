@@ -1,6 +1,6 @@
 // The one base of every x86 generator: an Xbyak::CodeGenerator that knows its kernel's name,
 // is writable while emitting and read+execute afterwards (W^X), and can dump its bytes for
-// disassembly (LOWBIT_DUMP_X86=dir writes dir/<name>.bin; see docs/architecture.md).
+// disassembly (LOWBIT_DUMP_X86=dir writes dir/<dump name>.bin; see docs/architecture.md).
 #pragma once
 
 #include <cstddef>
@@ -12,7 +12,10 @@ namespace lowbit::x86 {
 
 class JitGenerator : public Xbyak::CodeGenerator {
  public:
-  explicit JitGenerator(std::string name, std::size_t max_code_bytes = std::size_t{1} << 20);
+  // dump_name: the file name of LOWBIT_DUMP_X86's dump (empty: `name`); it must tell apart every
+  // program a process may emit under the same name (a variant name does not carry N or K).
+  explicit JitGenerator(std::string name, std::size_t max_code_bytes = std::size_t{1} << 20,
+                        std::string dump_name = {});
   JitGenerator(const JitGenerator&) = delete;
   JitGenerator& operator=(const JitGenerator&) = delete;
 
@@ -33,6 +36,7 @@ class JitGenerator : public Xbyak::CodeGenerator {
 
  private:
   std::string name_;
+  std::string dump_name_;
 };
 
 }  // namespace lowbit::x86

@@ -2,7 +2,11 @@
 // poisoned outputs with guard bytes, odd shapes (N and K tails, M around the block height).
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -345,6 +349,35 @@ TEST(X86Kernels, RunRefusesBadArguments) {
   std::vector<float> eq_scale(64, 1.5f);
   with_scale.eq_scale = eq_scale.data();
   EXPECT_NO_THROW(scaled_kernel.run(with_scale));
+}
+
+}  // namespace
+}  // namespace lowbit::x86
+
+namespace lowbit::x86 {
+namespace {
+
+// LOWBIT_DUMP_X86 writes one file per program; two shapes served by the same variant name must
+// not overwrite each other, and the file must hold the program's code.
+TEST(X86Dump, OneFilePerProgramEvenUnderTheSameVariantName) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const std::filesystem::path directory =
+      std::filesystem::temp_directory_path() / fmt::format("lowbit_dump_test_{}", ::getpid());
+  std::filesystem::remove_all(directory);
+  std::filesystem::create_directories(directory);
+  testing::ScopedEnvironment environment("LOWBIT_DUMP_X86", directory.string());
+  const X86Variant variant{X86Isa::avx512_fma, 1, 1, 1, 1};
+  const X86Kernel narrow(parse_descriptor("m=1,n=64,k=256,bits=4,group=128"), variant);
+  const X86Kernel wide(parse_descriptor("m=1,n=128,k=512,bits=4,group=128"), variant);
+  ASSERT_EQ(narrow.name(), wide.name());
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) files.push_back(entry.path());
+  ASSERT_EQ(files.size(), 2u);
+  for (const auto& file : files) {
+    EXPECT_EQ(file.filename().string().rfind(narrow.name() + "__m-1_n-", 0), 0u) << file;
+    EXPECT_GT(std::filesystem::file_size(file), 64u) << file;
+  }
+  std::filesystem::remove_all(directory);
 }
 
 }  // namespace
