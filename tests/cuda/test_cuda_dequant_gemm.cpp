@@ -11,6 +11,7 @@
 #include "codegen/cuda/cublaslt_api.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
+#include "tests/cuda/device_check.h"
 #include "codegen/cuda/device_buffer.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -28,8 +29,6 @@ namespace {
   if (!driver().available) GTEST_SKIP() << "no usable CUDA device: " << driver().reason; \
   if (!cublaslt().available) GTEST_SKIP() << "cuBLASLt is not usable: " << cublaslt().reason
 
-constexpr std::size_t guard_bytes = 256;
-constexpr uint8_t poison = 0xff;  // NaN in every output dtype
 
 CudaVariant make_variant(int warps, int unroll, int stages) {
   CudaVariant variant{CudaFamily::dequant_gemm, warps, unroll};
@@ -143,52 +142,10 @@ TEST(DequantGemmCompile, EveryVariantAndFormatCompilesForEveryArch) {
   EXPECT_EQ(compiled, 18 * 3 + 12);
 }
 
-template <class T>
-DeviceBuffer upload(const T* data, std::size_t bytes) {
-  DeviceBuffer buffer(bytes);
-  if (bytes > 0) buffer.upload(data, bytes);
-  return buffer;
-}
-
-// One call on a random problem against the reference; an empty string when it passes.
+// One call on a random problem against the reference (device_check.h: outputs and workspace
+// poisoned); an empty string when it passes.
 std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
-  DequantGemmKernel kernel(desc, variant);
-  const std::string case_name = to_string(desc) + " " + kernel.name();
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(desc, desc.m, seed);
-  DeviceBuffer x = upload(problem.x.data(), problem.x.size());
-  DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
-  DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
-  DeviceBuffer eq_scale = upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
-  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
-  DeviceBuffer y(out_bytes + 2 * guard_bytes);
-  y.fill(poison);
-  DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
-  workspace.fill(poison);
-  RunArgs args;
-  args.x = x.data();
-  auto* base = static_cast<uint8_t*>(weights.data());
-  args.weights = {base, base + problem.packed.scales_offset,
-                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
-  args.bias = desc.bias ? bias.data() : nullptr;
-  args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
-  args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
-  args.m = desc.m;
-  args.workspace = workspace.data();
-  args.workspace_size = workspace.size();
-  kernel.run(args);
-  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
-  std::vector<uint8_t> result = y.download();
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < guard_bytes; ++i)
-    if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
-  std::vector<double> reference =
-      reference_matmul(desc, desc.m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
-                       desc.eqscale ? problem.eq_scale.data() : nullptr);
-  const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
-  const double allowed = dequantized_weights_tolerance(desc);
-  if (!(error <= allowed)) return where + ": relative error " + std::to_string(error) + " > " + std::to_string(allowed);
-  return {};
+  return testing::check_on_device(DequantGemmKernel(desc, variant), dequantized_weights_tolerance(desc));
 }
 
 TEST(CudaDequantGemm, OddShapesAgainstTheReference) {

@@ -13,6 +13,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/mma_generator.h"
+#include "tests/cuda/device_check.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
 #include "lowbit/kernel.h"
@@ -28,8 +29,6 @@ namespace {
 #define SKIP_WITHOUT_GPU() \
   if (!driver().available) GTEST_SKIP() << "no usable CUDA device: " << driver().reason
 
-constexpr std::size_t guard_bytes = 256;
-constexpr uint8_t poison = 0xff;  // NaN in every output dtype
 
 bool looks_like_cubin(const std::vector<char>& cubin) {
   return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
@@ -118,47 +117,10 @@ TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
 }
 
-template <class T>
-DeviceBuffer upload(const T* data, std::size_t bytes) {
-  DeviceBuffer buffer(bytes);
-  if (bytes > 0) buffer.upload(data, bytes);
-  return buffer;
-}
-
 // Runs the kernel once on a random problem with poisoned, guarded outputs; compares with the
-// reference. Empty when it passes, else the reproducer (case name and seed) and what failed.
+// reference (device_check.h). Empty when it passes, else the reproducer and what failed.
 std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
-  CudaKernel kernel(desc, variant);
-  const std::string case_name = to_string(desc) + " " + kernel.name();
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(desc, desc.m, seed);
-  DeviceBuffer x = upload(problem.x.data(), problem.x.size());
-  DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
-  DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
-  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
-  DeviceBuffer y(out_bytes + 2 * guard_bytes);
-  y.fill(poison);
-  RunArgs args;
-  args.x = x.data();
-  auto* base = static_cast<uint8_t*>(weights.data());
-  args.weights.qweight = base;
-  args.weights.scales = base + problem.packed.scales_offset;
-  args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
-  args.bias = desc.bias ? bias.data() : nullptr;
-  args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
-  args.m = desc.m;
-  kernel.run(args);
-  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
-  std::vector<uint8_t> result = y.download();
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < guard_bytes; ++i)
-    if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
-  std::vector<double> reference = reference_matmul(desc, desc.m, problem.x.data(), problem.weights,
-                                                   desc.bias ? problem.bias.data() : nullptr, nullptr);
-  const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
-  if (!(error <= tolerance(desc)))
-    return where + ": relative error " + std::to_string(error) + " > " + std::to_string(tolerance(desc));
-  return {};
+  return testing::check_on_device(CudaKernel(desc, variant), tolerance(desc));
 }
 
 // Every candidate at each M: N=1000 (a 104-column tail after 7 blocks of 128, an 8-column

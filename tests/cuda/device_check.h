@@ -1,0 +1,76 @@
+// The GPU check every CUDA kernel test shares: one run of a kernel on a random problem of its
+// descriptor (seed from the case name, so a failure prints a reproducer), outputs poisoned and
+// guarded, the workspace poisoned too (a kernel must not depend on its contents), compared with
+// the reference under a given bound.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/device_buffer.h"
+#include "lowbit/half.h"
+#include "lowbit/kernel.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+
+namespace lowbit::cuda::testing {
+
+constexpr std::size_t guard_bytes = 256;
+constexpr uint8_t poison = 0xff;  // NaN in every output dtype
+
+inline DeviceBuffer upload(const void* data, std::size_t bytes) {
+  DeviceBuffer buffer(bytes);
+  if (bytes > 0) buffer.upload(data, bytes);
+  return buffer;
+}
+
+// Empty when the kernel passes; else the case, the seed and what failed.
+inline std::string check_on_device(const Kernel& kernel, double bound) {
+  const OpDesc& desc = kernel.desc();
+  const std::string case_name = to_string(desc) + " " + kernel.name();
+  const uint64_t seed = seed_for(case_name);
+  const Problem problem = make_random_problem(desc, desc.m, seed);
+  DeviceBuffer x = upload(problem.x.data(), problem.x.size());
+  DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
+  DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
+  DeviceBuffer eq_scale = upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
+  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
+  DeviceBuffer y(out_bytes + 2 * guard_bytes);
+  y.fill(poison);
+  // Only kernels that ask for a workspace get one (no zero-byte allocation or memset).
+  std::unique_ptr<DeviceBuffer> workspace;
+  if (kernel.workspace_bytes(desc.m) > 0) {
+    workspace = std::make_unique<DeviceBuffer>(kernel.workspace_bytes(desc.m));
+    workspace->fill(poison);
+  }
+  RunArgs args;
+  args.x = x.data();
+  auto* base = static_cast<uint8_t*>(weights.data());
+  args.weights = {base, base + problem.packed.scales_offset,
+                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  args.bias = desc.bias ? bias.data() : nullptr;
+  args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
+  args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
+  args.m = desc.m;
+  if (workspace) {
+    args.workspace = workspace->data();
+    args.workspace_size = workspace->size();
+  }
+  kernel.run(args);
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  const std::vector<uint8_t> result = y.download();
+  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
+  for (std::size_t i = 0; i < guard_bytes; ++i)
+    if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
+  const std::vector<double> reference =
+      reference_matmul(desc, desc.m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
+                       desc.eqscale ? problem.eq_scale.data() : nullptr);
+  const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
+  if (!(error <= bound)) return where + ": relative error " + std::to_string(error) + " > " + std::to_string(bound);
+  return {};
+}
+
+}  // namespace lowbit::cuda::testing
