@@ -293,16 +293,10 @@ std::vector<X86Variant> Avx2FloatGenerator::candidates(const OpDesc& desc, const
 }
 
 X86Variant Avx2FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
-  X86Variant variant;
-  variant.isa = X86Isa::avx2_fma;
   // Two cells: two panels at M=1 (each weight load serves one row anyway), else two rows.
   const bool two_cells = avx2_max_block_cells(desc.bits) >= 2;
-  variant.n_panels = two_cells && desc.m == 1 ? 2 : 1;
-  variant.m_rows = two_cells && desc.m != 1 ? 2 : 1;
-  variant.k_unroll = heuristic_unroll(desc);
-  variant.split_k = heuristic_split(desc, variant, max_threads);
-  variant.threads = split_threads(desc, variant, max_threads);
-  return variant;
+  return heuristic_variant(desc, X86Isa::avx2_fma, two_cells && desc.m == 1 ? 2 : 1, two_cells && desc.m != 1 ? 2 : 1,
+                           max_threads);
 }
 
 std::unique_ptr<Avx2FloatProgram> Avx2FloatGenerator::emit(const OpDesc& desc, const X86Variant& variant) const {

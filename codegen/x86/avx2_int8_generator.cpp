@@ -373,15 +373,9 @@ std::vector<X86Variant> Avx2Int8Generator::candidates(const OpDesc& desc, const 
 }
 
 X86Variant Avx2Int8Generator::heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const {
-  X86Variant variant;
-  variant.isa = cpu.has("avx_vnni") ? X86Isa::avx2_vnni : X86Isa::avx2_int8;
   // Two cells: two panels at M=1 (each weight load serves one row anyway), else two rows.
-  variant.n_panels = desc.m == 1 ? 2 : 1;
-  variant.m_rows = desc.m == 1 ? 1 : 2;
-  variant.k_unroll = heuristic_unroll(desc);
-  variant.split_k = heuristic_split(desc, variant, max_threads);
-  variant.threads = split_threads(desc, variant, max_threads);
-  return variant;
+  return heuristic_variant(desc, cpu.has("avx_vnni") ? X86Isa::avx2_vnni : X86Isa::avx2_int8, desc.m == 1 ? 2 : 1,
+                           desc.m == 1 ? 1 : 2, max_threads);
 }
 
 std::unique_ptr<Avx2Int8Program> Avx2Int8Generator::emit(const OpDesc& desc, const X86Variant& variant) const {

@@ -365,21 +365,9 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
 }
 
 X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const {
-  X86Variant variant;
-  variant.isa = desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16
-                                                                                   : X86Isa::avx512_fma;
-  if (desc.m == 1) {
-    variant.n_panels = 4;
-    variant.m_rows = 1;
-  } else {
-    variant.n_panels = 2;
-    const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
-    variant.m_rows = static_cast<int>(std::min<int64_t>(m, 4));
-  }
-  variant.k_unroll = heuristic_unroll(desc);
-  variant.split_k = heuristic_split(desc, variant, max_threads);
-  variant.threads = split_threads(desc, variant, max_threads);
-  return variant;
+  const X86Isa isa = desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16
+                                                                                       : X86Isa::avx512_fma;
+  return heuristic_avx512_variant(desc, isa, 4, max_threads);
 }
 
 std::unique_ptr<Avx512FloatProgram> Avx512FloatGenerator::emit(const OpDesc& desc, const X86Variant& variant) const {

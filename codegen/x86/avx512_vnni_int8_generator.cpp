@@ -290,20 +290,7 @@ std::vector<X86Variant> Avx512VnniInt8Generator::candidates(const OpDesc& desc, 
 }
 
 X86Variant Avx512VnniInt8Generator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
-  X86Variant variant;
-  variant.isa = X86Isa::avx512_vnni;
-  if (desc.m == 1) {
-    variant.n_panels = 4;
-    variant.m_rows = 1;
-  } else {
-    variant.n_panels = 2;
-    const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
-    variant.m_rows = static_cast<int>(std::min<int64_t>(m, 6));
-  }
-  variant.k_unroll = heuristic_unroll(desc);
-  variant.split_k = heuristic_split(desc, variant, max_threads);
-  variant.threads = split_threads(desc, variant, max_threads);
-  return variant;
+  return heuristic_avx512_variant(desc, X86Isa::avx512_vnni, 6, max_threads);
 }
 
 std::unique_ptr<Avx512VnniInt8Program> Avx512VnniInt8Generator::emit(const OpDesc& desc,

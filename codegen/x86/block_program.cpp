@@ -105,6 +105,23 @@ int heuristic_unroll(const OpDesc& desc) {
   return desc.group_size() >= 2 * native_geometry(desc).k_per_block ? 2 : 1;
 }
 
+X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m_rows, int max_threads) {
+  X86Variant variant;
+  variant.isa = isa;
+  variant.n_panels = n_panels;
+  variant.m_rows = m_rows;
+  variant.k_unroll = heuristic_unroll(desc);
+  variant.split_k = heuristic_split(desc, variant, max_threads);
+  variant.threads = split_threads(desc, variant, max_threads);
+  return variant;
+}
+
+X86Variant heuristic_avx512_variant(const OpDesc& desc, X86Isa isa, int tallest, int max_threads) {
+  if (desc.m == 1) return heuristic_variant(desc, isa, 4, 1, max_threads);
+  const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
+  return heuristic_variant(desc, isa, 2, static_cast<int>(std::min<int64_t>(m, tallest)), max_threads);
+}
+
 std::vector<int> candidate_splits(const OpDesc& desc, const X86Variant& variant, int max_threads) {
   std::vector<int> splits{1};
   const int64_t blocks = ceil_div(native_geometry(desc).panels, std::max(variant.n_panels, 1));

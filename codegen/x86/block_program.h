@@ -91,6 +91,13 @@ std::vector<int> candidate_splits(const OpDesc& desc, const X86Variant& variant,
 int heuristic_split(const OpDesc& desc, const X86Variant& variant, int max_threads);
 // Threads for a variant with split_k: every (register block, part) is a work item.
 int split_threads(const OpDesc& desc, const X86Variant& variant, int max_threads);
+// A generator's no-tune variant for its chosen flavour and register block (panels x rows): the
+// shared unroll, split and thread rules complete it.
+X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m_rows, int max_threads);
+// The block the AVX-512 generators take without tuning: four panels at M=1 (each weight load
+// serves one row anyway, so more panels keep more loads in flight), else two panels of
+// min(M, tallest) rows (m=0 counts as any_m_rows).
+X86Variant heuristic_avx512_variant(const OpDesc& desc, X86Isa isa, int tallest, int max_threads);
 // `variant` (split_k=1) followed by its split versions from candidate_splits, each with
 // split_threads threads.
 std::vector<X86Variant> with_splits(const OpDesc& desc, const X86Variant& variant, int max_threads);
