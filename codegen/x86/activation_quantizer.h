@@ -34,4 +34,13 @@ Int8ActivationLayout int8_activation_layout(const OpDesc& desc);
 void quantize_activation_rows(const OpDesc& desc, const void* x, const float* eq_scale, int64_t row_begin,
                               int64_t row_end, int8_t* xq, Int8BlockFactors* factors);
 
+// One block of one row, as each ISA's quantizer writes it: values [begin, begin + count) of the
+// row starting at element row_offset of x, into row codes xq (indexed by k) and its factors.
+using QuantizeBlock = void (*)(const void* x, const float* eq_scale, int64_t begin, int64_t count, int64_t row_offset,
+                               int8_t* xq, Int8BlockFactors* factors);
+// The row loop every quantizer shares: each block of rows [row_begin, row_end) through
+// quantize_block, then each row's padding past k zeroed (int8_activation_layout).
+void quantize_rows_by_block(const OpDesc& desc, const void* x, const float* eq_scale, int64_t row_begin,
+                            int64_t row_end, int8_t* xq, Int8BlockFactors* factors, QuantizeBlock quantize_block);
+
 }  // namespace lowbit::x86

@@ -89,30 +89,15 @@ LOWBIT_AVX2 void quantize_block(const void* x, const float* eq_scale, int64_t be
   factors->scaled_sum = scale * static_cast<float>(total);
 }
 
-template <class Load>
-void quantize_rows(const OpDesc& desc, const void* x, const float* eq_scale, int64_t row_begin, int64_t row_end,
-                   int8_t* xq, Int8BlockFactors* factors) {
-  const Int8ActivationLayout layout = int8_activation_layout(desc);
-  const int64_t block_size = int8_block_size(desc);
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    int8_t* row_codes = xq + row * layout.row_bytes;
-    for (int64_t block = 0; block < layout.blocks; ++block) {
-      const int64_t begin = block * block_size;
-      quantize_block<Load>(x, eq_scale, begin, std::min(block_size, desc.k - begin), row * desc.k, row_codes,
-                           factors + row * layout.blocks + block);
-    }
-    std::memset(row_codes + desc.k, 0, static_cast<std::size_t>(layout.row_bytes - desc.k));
-  }
-}
 
 }  // namespace
 
 void quantize_activation_rows_avx2(const OpDesc& desc, const void* x, const float* eq_scale, int64_t row_begin,
                                    int64_t row_end, int8_t* xq, Int8BlockFactors* factors) {
   switch (desc.act) {
-    case DType::fp32: quantize_rows<Fp32Load>(desc, x, eq_scale, row_begin, row_end, xq, factors); break;
-    case DType::bf16: quantize_rows<Bf16Load>(desc, x, eq_scale, row_begin, row_end, xq, factors); break;
-    case DType::fp16: quantize_rows<Fp16Load>(desc, x, eq_scale, row_begin, row_end, xq, factors); break;
+    case DType::fp32: quantize_rows_by_block(desc, x, eq_scale, row_begin, row_end, xq, factors, &quantize_block<Fp32Load>); break;
+    case DType::bf16: quantize_rows_by_block(desc, x, eq_scale, row_begin, row_end, xq, factors, &quantize_block<Bf16Load>); break;
+    case DType::fp16: quantize_rows_by_block(desc, x, eq_scale, row_begin, row_end, xq, factors, &quantize_block<Fp16Load>); break;
   }
 }
 
