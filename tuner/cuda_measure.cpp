@@ -140,28 +140,18 @@ CandidateResult verify_cuda(const Kernel& kernel, DeviceInputs& inputs, const st
 
 Timing time_cuda_kernel(const Kernel& kernel, const DeviceInputs& inputs) {
   EventPair events;
-  for (int run = 0; run < warmup_runs; ++run) kernel.run(inputs.args(run % inputs.copies()));
-  std::vector<double> microseconds;
-  double total_milliseconds = 0;
-  for (int run = 0; run < maximum_repeats; ++run) {
-    const RunArgs args = inputs.args((warmup_runs + run) % inputs.copies());
+  // CUDA events around each launch on the default stream; warm-ups are timed and discarded.
+  auto timed_run = [&](int run) {
+    const RunArgs args = inputs.args(run % inputs.copies());
     check(driver().cuEventRecord(events.start, nullptr), "cuEventRecord");
     kernel.run(args);
     check(driver().cuEventRecord(events.stop, nullptr), "cuEventRecord");
     check(driver().cuEventSynchronize(events.stop), "cuEventSynchronize");
     float milliseconds = 0;
     check(driver().cuEventElapsedTime(&milliseconds, events.start, events.stop), "cuEventElapsedTime");
-    microseconds.push_back(milliseconds * 1e3);
-    total_milliseconds += milliseconds;
-    if (run + 1 >= minimum_repeats && total_milliseconds >= minimum_milliseconds) break;
-  }
-  std::sort(microseconds.begin(), microseconds.end());
-  Timing timing;
-  timing.repeats = static_cast<int>(microseconds.size());
-  timing.median_us = microseconds[microseconds.size() / 2];
-  timing.min_us = microseconds.front();
-  timing.max_us = microseconds.back();
-  return timing;
+    return milliseconds * 1e3;
+  };
+  return time_runs(timed_run, warmup_runs, minimum_repeats, minimum_milliseconds * 1e-3, maximum_repeats);
 }
 
 }  // namespace lowbit::tuner

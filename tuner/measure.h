@@ -43,6 +43,13 @@ class RotatedInputs {
 
 Timing time_kernel(const Kernel& kernel, const RotatedInputs& inputs);
 
+// The repeat rule every timing follows: `warmup` untimed runs, then timed runs until at least
+// minimum_repeats runs and minimum_seconds of measured time, or maximum_repeats runs; the median.
+// timed_run(i) runs once (run i: warm-ups are 0..warmup-1) and returns its microseconds, however
+// it measures them (steady_clock on the CPU, CUDA events on a GPU).
+template <class TimedRun>
+Timing time_runs(TimedRun&& timed_run, int warmup, int minimum_repeats, double minimum_seconds, int maximum_repeats);
+
 // Times a callable once per repeat under the same warm-up/median rule (for baselines).
 template <class Callable>
 Timing time_callable(Callable&& callable, int warmup, int minimum_repeats, double minimum_seconds,
