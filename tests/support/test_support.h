@@ -95,32 +95,52 @@ class TempDirectory {
 constexpr std::size_t guard_bytes = 256;
 constexpr uint8_t poison = 0xff;  // NaN in fp32, bf16 and fp16: an unwritten output cannot pass
 
+// One run of a kernel on a fresh random problem of m rows (seed from case_name) with a poisoned
+// output between guard bytes: what every kernel test checks, whatever reference it compares with.
+struct GuardedRun {
+  Problem problem;
+  std::string where;  // "case: <case_name> seed=<seed>": the one-line reproducer
+  std::vector<uint8_t> buffer;  // [guard][m * n outputs][guard]
+  std::size_t out_bytes = 0;
+  bool guards_intact = false;
+  const uint8_t* output() const { return buffer.data() + guard_bytes; }
+  const void* bias() const { return problem.desc.bias ? problem.bias.data() : nullptr; }
+  const float* eq_scale() const { return problem.desc.eqscale ? problem.eq_scale.data() : nullptr; }
+};
+
+inline GuardedRun run_guarded(const Kernel& kernel, int64_t m, const std::string& case_name) {
+  const OpDesc& desc = kernel.desc();
+  const uint64_t seed = seed_for(case_name);
+  GuardedRun run{make_random_problem(desc, m, seed), "case: " + case_name + " seed=" + std::to_string(seed), {}, 0,
+                 false};
+  run.out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
+  run.buffer.assign(run.out_bytes + 2 * guard_bytes, poison);
+  RunArgs args;
+  args.x = run.problem.x.data();
+  args.weights = view(run.problem.packed);
+  args.bias = run.bias();
+  args.eq_scale = run.eq_scale();
+  args.y = run.buffer.data() + guard_bytes;
+  args.m = m;
+  kernel.run(args);
+  run.guards_intact = true;
+  for (std::size_t i = 0; i < guard_bytes; ++i)
+    if (run.buffer[i] != poison || run.buffer[guard_bytes + run.out_bytes + i] != poison) run.guards_intact = false;
+  return run;
+}
+
 // Runs kernel on a fresh random problem of m rows (seed from case_name) with poisoned, guarded
 // outputs and compares with the reference. Returns "" on success, else a message that starts
 // with the one-line reproducer (case name and seed).
 inline std::string check_against_reference(const Kernel& kernel, int64_t m, const std::string& case_name) {
   const OpDesc& desc = kernel.desc();
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(desc, m, seed);
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * guard_bytes, poison);
-  RunArgs args;
-  args.x = problem.x.data();
-  args.weights = view(problem.packed);
-  args.bias = desc.bias ? problem.bias.data() : nullptr;
-  args.eq_scale = desc.eqscale ? problem.eq_scale.data() : nullptr;
-  args.y = buffer.data() + guard_bytes;
-  args.m = m;
-  kernel.run(args);
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < guard_bytes; ++i)
-    if (buffer[i] != poison || buffer[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
+  const GuardedRun run = run_guarded(kernel, m, case_name);
+  if (!run.guards_intact) return run.where + ": guard bytes overwritten";
   std::vector<double> reference =
-      reference_matmul(desc, m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
-                       desc.eqscale ? problem.eq_scale.data() : nullptr);
-  const double error = relative_error(args.y, desc.out, reference);
+      reference_matmul(desc, m, run.problem.x.data(), run.problem.weights, run.bias(), run.eq_scale());
+  const double error = relative_error(run.output(), desc.out, reference);
   if (!(error <= tolerance(desc)))
-    return where + ": relative error " + std::to_string(error) + " > tolerance " + std::to_string(tolerance(desc));
+    return run.where + ": relative error " + std::to_string(error) + " > tolerance " + std::to_string(tolerance(desc));
   return {};
 }
 

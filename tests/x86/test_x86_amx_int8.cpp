@@ -61,28 +61,21 @@ std::vector<X86Variant> every_block() {
 // (int8_kernel_tolerance: only the fp32 epilogue differs) and the float reference
 // (tolerance(desc)). Returns "" or the failure with its reproducer.
 std::string check_int8(const OpDesc& desc, const X86Variant& variant, const X86Kernel& kernel, int64_t m) {
-  const std::string case_name = to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m);
-  const uint64_t seed = seed_for(case_name);
-  OpDesc run_desc = desc;
-  run_desc.m = 0;
-  Problem problem = make_random_problem(run_desc, m, seed);
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * testing::guard_bytes, testing::poison);
-  const void* bias = desc.bias ? problem.bias.data() : nullptr;
-  const float* eq_scale = desc.eqscale ? problem.eq_scale.data() : nullptr;
-  RunArgs args{problem.x.data(), view(problem.packed), bias, eq_scale, buffer.data() + testing::guard_bytes, m};
-  kernel.run(args);
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < testing::guard_bytes; ++i)
-    if (buffer[i] != testing::poison || buffer[testing::guard_bytes + out_bytes + i] != testing::poison)
-      return where + ": guard bytes overwritten";
+  const testing::GuardedRun run =
+      testing::run_guarded(kernel, m, to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m));
+  const std::string& where = run.where;
+  if (!run.guards_intact) return where + ": guard bytes overwritten";
+  const Problem& problem = run.problem;
+  const void* bias = run.bias();
+  const float* eq_scale = run.eq_scale();
+  const void* y = run.output();
   const double twin =
-      relative_error(args.y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+      relative_error(y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
   if (!(twin <= int8_kernel_tolerance(desc)))
     return where + ": error against reference_int8 " + std::to_string(twin) + " > " +
            std::to_string(int8_kernel_tolerance(desc));
   const double against_float =
-      relative_error(args.y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+      relative_error(y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
   if (!(against_float <= tolerance(desc)))
     return where + ": error against the float reference " + std::to_string(against_float) + " > " +
            std::to_string(tolerance(desc));

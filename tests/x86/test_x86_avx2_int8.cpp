@@ -69,29 +69,23 @@ Checked run_checked(const OpDesc& desc, const X86Variant& variant, int64_t m) {
   X86Kernel kernel(run_desc, variant, 2);
   X86Variant named = variant;
   named.isa = X86Isa::avx2_int8;
-  const std::string case_name = to_string(desc) + " " + variant_name(desc, named) + " m=" + std::to_string(m);
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(run_desc, m, seed);
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * testing::guard_bytes, testing::poison);
-  const void* bias = desc.bias ? problem.bias.data() : nullptr;
-  const float* eq_scale = desc.eqscale ? problem.eq_scale.data() : nullptr;
-  RunArgs args{problem.x.data(), view(problem.packed), bias, eq_scale, buffer.data() + testing::guard_bytes, m};
-  kernel.run(args);
+  const testing::GuardedRun guarded =
+      testing::run_guarded(kernel, m, to_string(desc) + " " + variant_name(desc, named) + " m=" + std::to_string(m));
   Checked run;
-  run.bytes.assign(buffer.begin() + testing::guard_bytes, buffer.begin() + testing::guard_bytes + out_bytes);
-  const std::string where =
-      "case: " + to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m) + " seed=" +
-      std::to_string(seed);
-  for (std::size_t i = 0; i < testing::guard_bytes; ++i)
-    if (buffer[i] != testing::poison || buffer[testing::guard_bytes + out_bytes + i] != testing::poison) {
-      run.failure = where + ": guard bytes overwritten";
-      return run;
-    }
+  run.bytes.assign(guarded.output(), guarded.output() + guarded.out_bytes);
+  const std::string where = guarded.where + " (" + variant_name(desc, variant) + ")";
+  if (!guarded.guards_intact) {
+    run.failure = where + ": guard bytes overwritten";
+    return run;
+  }
+  const Problem& problem = guarded.problem;
+  const void* bias = guarded.bias();
+  const float* eq_scale = guarded.eq_scale();
+  const void* y = guarded.output();
   const double twin =
-      relative_error(args.y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+      relative_error(y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
   const double floating =
-      relative_error(args.y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+      relative_error(y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
   if (!(twin <= int8_kernel_tolerance(desc)))
     run.failure = where + ": error against reference_int8 " + std::to_string(twin) + " > " +
                   std::to_string(int8_kernel_tolerance(desc));

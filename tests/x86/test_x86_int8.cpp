@@ -44,26 +44,19 @@ Errors check_int8(const OpDesc& desc, const X86Variant& variant, int64_t m) {
   OpDesc run_desc = desc;
   run_desc.m = 0;
   X86Kernel kernel(run_desc, variant);
-  const std::string case_name = to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m);
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(run_desc, m, seed);
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * testing::guard_bytes, testing::poison);
-  const void* bias = desc.bias ? problem.bias.data() : nullptr;
-  const float* eq_scale = desc.eqscale ? problem.eq_scale.data() : nullptr;
-  RunArgs args{problem.x.data(), view(problem.packed), bias, eq_scale, buffer.data() + testing::guard_bytes, m};
-  kernel.run(args);
+  const testing::GuardedRun run =
+      testing::run_guarded(kernel, m, to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m));
   Errors errors;
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < testing::guard_bytes; ++i)
-    if (buffer[i] != testing::poison || buffer[testing::guard_bytes + out_bytes + i] != testing::poison) {
-      errors.failure = where + ": guard bytes overwritten";
-      return errors;
-    }
-  errors.against_twin =
-      relative_error(args.y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
-  errors.against_float =
-      relative_error(args.y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+  const std::string& where = run.where;
+  if (!run.guards_intact) {
+    errors.failure = where + ": guard bytes overwritten";
+    return errors;
+  }
+  const Problem& problem = run.problem;
+  errors.against_twin = relative_error(
+      run.output(), desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, run.bias(), run.eq_scale()));
+  errors.against_float = relative_error(
+      run.output(), desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, run.bias(), run.eq_scale()));
   if (!(errors.against_twin <= int8_kernel_tolerance(desc)))
     errors.failure = where + ": error against reference_int8 " + std::to_string(errors.against_twin) + " > " +
                      std::to_string(int8_kernel_tolerance(desc));

@@ -94,25 +94,21 @@ Output run_checked(const OpDesc& desc, const X86Variant& variant, int64_t m, int
   X86Kernel kernel(run_desc, variant, max_threads);
   X86Variant one_thread = variant;
   one_thread.threads = 1;  // the same problem at every thread count
-  const std::string case_name = to_string(desc) + " " + variant_name(desc, one_thread) + " m=" + std::to_string(m);
-  const uint64_t seed = seed_for(case_name);
-  Problem problem = make_random_problem(run_desc, m, seed);
-  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
-  std::vector<uint8_t> buffer(out_bytes + 2 * testing::guard_bytes, testing::poison);
-  const void* bias = desc.bias ? problem.bias.data() : nullptr;
-  const float* eq_scale = desc.eqscale ? problem.eq_scale.data() : nullptr;
-  RunArgs args{problem.x.data(), view(problem.packed), bias, eq_scale, buffer.data() + testing::guard_bytes, m};
-  kernel.run(args);
+  const testing::GuardedRun run = testing::run_guarded(
+      kernel, m, to_string(desc) + " " + variant_name(desc, one_thread) + " m=" + std::to_string(m));
   Output output;
-  output.bytes.assign(buffer.begin() + testing::guard_bytes, buffer.begin() + testing::guard_bytes + out_bytes);
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
-  for (std::size_t i = 0; i < testing::guard_bytes; ++i)
-    if (buffer[i] != testing::poison || buffer[testing::guard_bytes + out_bytes + i] != testing::poison) {
-      output.failure = where + ": guard bytes overwritten";
-      return output;
-    }
+  output.bytes.assign(run.output(), run.output() + run.out_bytes);
+  const std::string& where = run.where;
+  if (!run.guards_intact) {
+    output.failure = where + ": guard bytes overwritten";
+    return output;
+  }
+  const Problem& problem = run.problem;
+  const void* bias = run.bias();
+  const float* eq_scale = run.eq_scale();
+  const void* y = run.output();
   const double error =
-      relative_error(args.y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+      relative_error(y, desc.out, reference_matmul(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
   if (!(error <= tolerance(desc))) {
     output.failure = where + ": error against the reference " + std::to_string(error) + " > " +
                      std::to_string(tolerance(desc));
@@ -120,7 +116,7 @@ Output run_checked(const OpDesc& desc, const X86Variant& variant, int64_t m, int
   }
   if (desc.compute == Compute::int8) {
     const double twin =
-        relative_error(args.y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
+        relative_error(y, desc.out, reference_int8(desc, m, problem.x.data(), problem.weights, bias, eq_scale));
     if (!(twin <= int8_kernel_tolerance(desc)))
       output.failure = where + ": error against reference_int8 " + std::to_string(twin) + " > " +
                        std::to_string(int8_kernel_tolerance(desc));
