@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/embedded_templates.h"
+#include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
@@ -31,7 +32,6 @@ cudaDataType_t cublas_type(DType dtype) {
   return CUDA_R_32F;
 }
 
-int template_dtype(DType dtype) { return dtype == DType::fp32 ? 0 : dtype == DType::bf16 ? 1 : 2; }
 
 // k per lane chunk in templates/dequantize.cuh: 8, or the whole 16-k step of 3-bit weights.
 int64_t chunk_k(const OpDesc& desc) { return desc.bits == 3 ? 16 : 8; }
@@ -125,7 +125,7 @@ CudaVariant DequantGemmGenerator::heuristic(const OpDesc&) const {
 }
 
 std::string DequantGemmGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
-  const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
+  const int zero = template_zero(desc.zero);
   const NativeGeometry geometry = native_geometry(desc);
   return fmt::format(
       "{body}\n"

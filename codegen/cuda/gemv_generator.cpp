@@ -3,22 +3,11 @@
 #include <fmt/format.h>
 
 #include "codegen/cuda/embedded_templates.h"
+#include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
-namespace {
-
-int template_dtype(DType dtype) {
-  switch (dtype) {
-    case DType::fp32: return 0;
-    case DType::bf16: return 1;
-    case DType::fp16: return 2;
-  }
-  return -1;
-}
-
-}  // namespace
 
 Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
@@ -74,7 +63,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
   if (variant.family == CudaFamily::gemv_mma) body += embedded_templates().at("gemv_mma.cuh");
   const char* function = variant.family == CudaFamily::gemv_mma ? "gemv_mma" : "gemv";
   const char* weight_type = variant.family == CudaFamily::gemv_mma ? "unsigned int" : "uint4";
-  const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
+  const int zero = template_zero(desc.zero);
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"

@@ -5,20 +5,12 @@
 #include <algorithm>
 
 #include "codegen/cuda/embedded_templates.h"
+#include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
 namespace {
-
-int template_dtype(DType dtype) {
-  switch (dtype) {
-    case DType::fp32: return 0;
-    case DType::bf16: return 1;
-    case DType::fp16: return 2;
-  }
-  return -1;
-}
 
 // The most dynamic shared memory a block may opt into (cudaDevAttrMaxSharedMemoryPerBlockOptin):
 // 99 KiB on sm_86/sm_89 (sm_80 has 163 KiB; the family's smallest is taken), 227 KiB on sm_90.
@@ -173,7 +165,7 @@ std::string MmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) c
   if (!validity) throw Unsupported(fmt::format("cannot emit {}: {}", variant_name(desc, variant, "sm_90a"), validity.reason));
   // The GEMM reuses the GEMV template's conversion helpers, so both files are emitted.
   const std::string body = embedded_templates().at("gemv.cuh") + embedded_templates().at("mma_gemm.cuh");
-  const int zero = desc.zero == ZeroPoint::none ? 0 : desc.zero == ZeroPoint::integer ? 1 : 2;
+  const int zero = template_zero(desc.zero);
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"
