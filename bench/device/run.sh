@@ -11,7 +11,7 @@
 # builds and runs only the ctest tests matching REGEX, then stops (a quick check while developing).
 # LOWBIT_DEVICE_PARTS=cpu_torch builds only the CLI and the problem dump, then runs the x86
 # comparison with torch on the Xeon (bench/cpu_compare.sh) and lowbit's thread scaling at M=1
-# and M=16 (`lowbit bench --threads 1..16`), and stops.
+# and M=16 (`lowbit bench --threads 1..16`), and stops. LOWBIT_DEVICE_BENCH: see below.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -75,7 +75,20 @@ if [ -n "${LOWBIT_DEVICE_TESTS:-}" ]; then
   (cd build-device && ctest -j 8 --output-on-failure -R "$LOWBIT_DEVICE_TESTS") > "$OUT/ctest.log" 2>&1
   status=$?
   grep -E "tests passed|FAILED|Failed|Skipped|Not Run" "$OUT/ctest.log" | tail -30
-  exit $status
+  [ -z "${LOWBIT_DEVICE_BENCH:-}" ] && exit $status
+fi
+
+# LOWBIT_DEVICE_BENCH="SHAPES_FILE [lowbit_cuda_bench options]": time lowbit's CUDA candidates
+# and torch's two baselines on those shapes in this call, print the side-by-side table, and stop
+# (after the tests of LOWBIT_DEVICE_TESTS when both are set). A quick loop while tuning a family.
+if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
+  read -r -a bench_args <<< "$LOWBIT_DEVICE_BENCH"
+  timeout 400 build-device/bench/lowbit_cuda_bench "${bench_args[@]}" > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
+  timeout 100 python3 bench/device/torch_baselines.py "${bench_args[0]}" > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
+  python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
+  cat "$OUT/cuda_table.txt"
+  tail -3 "$OUT/lowbit_cuda.err"
+  exit 0
 fi
 
 parts=${LOWBIT_DEVICE_PARTS:-all}
