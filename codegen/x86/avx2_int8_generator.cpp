@@ -345,6 +345,7 @@ Validity Avx2Int8Generator::is_valid(const OpDesc& desc, const X86Variant& varia
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
   if (Validity split = check_split(desc, variant); !split) return split;
+  if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
   const NativeGeometry geometry = native_geometry(desc);
   const int64_t x_rows = variant.m_rows * int8_activation_layout(desc).row_bytes;

@@ -159,6 +159,7 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
         vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * sum_chunks * 4]);
       }
     }
+    emit_table_prefetch(scales, desc_.zero == ZeroPoint::none ? nullptr : &zeros, panels);
     add(scales, native_panel_width * 2);
     add(zeros, native_panel_width * 2);
     add(sums, 4);
@@ -176,10 +177,11 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
   vzeroupper();
 }
 
-// Register contract: reads one step of every panel of the block ([w], [x]); adds into the
-// group accumulators; clobbers the temporaries. valid_k < k_per_block only for the last,
+// Register contract: reads one step of every panel of the block ([w], [x]) and prefetches
+// ahead of it (variant.prefetch); adds into the group accumulators; clobbers the temporaries. valid_k < k_per_block only for the last,
 // partial step of K (group=-1): k beyond it are neither decoded nor read from x.
 void Avx512FloatProgram::emit_step(const Block& block, int step, int valid_k) {
+  emit_weight_prefetch(block.w, block.panels, step);
   for (int panel = 0; panel < block.panels; ++panel) {
     switch (desc_.bits) {
       case 3: decode_3bit(block, panel, step, valid_k); break;
@@ -356,11 +358,13 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   std::vector<X86Variant> variants;
   for (X86Isa isa : isas)
     for (auto [panels, rows] : blocks)
-      for (int unroll : candidate_unrolls(desc)) {
-        const X86Variant variant{isa, panels, rows, unroll, variant_threads(desc, max_threads)};
-        for (const X86Variant& split : with_splits(desc, variant, max_threads))
-          if (is_valid(desc, split, cpu)) variants.push_back(split);
-      }
+      for (int unroll : candidate_unrolls(desc))
+        for (int prefetch : candidate_prefetches(desc, isa)) {
+          X86Variant variant{isa, panels, rows, unroll, variant_threads(desc, max_threads)};
+          variant.prefetch = prefetch;
+          for (const X86Variant& split : with_splits(desc, variant, max_threads))
+            if (is_valid(desc, split, cpu)) variants.push_back(split);
+        }
   return variants;
 }
 

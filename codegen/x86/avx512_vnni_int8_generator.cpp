@@ -177,14 +177,15 @@ void Avx512VnniInt8Program::emit_steps(const Block& block, int64_t steps) {
   if (leftover > 0) advance(leftover);
 }
 
-// Register contract: reads one step of every panel ([w]) and the rows' xq at the step ([x]);
-// adds into the accumulators; clobbers the temporaries. Codes past K are 0 (the packer's
+// Register contract: reads one step of every panel ([w]), prefetching ahead of it
+// (variant.prefetch), and the rows' xq at the step ([x]); adds into the accumulators; clobbers the temporaries. Codes past K are 0 (the packer's
 // padding) and so is xq past K (the launcher's), so the last, partial step needs no mask.
 // 8-bit: a step is 2 k, so each dword meets xq[k0..k0+3] with two codes and two zeros (xq is
 // padded for the read past K).
 void Avx512VnniInt8Program::emit_step(const Block& block, int step) {
   const NativeGeometry geometry = native_geometry(desc_);
   const Int8CodeDecoder decoder(*this, desc_.bits, Registers::decoder());
+  emit_weight_prefetch(block.w, block.panels, step);
   for (int panel = 0; panel < block.panels; ++panel) {
     const int step_k = step * static_cast<int>(geometry.k_per_block);
     const Xbyak::RegExp step_address = block.w + panel * block.panel_bytes + step * geometry.step_bytes;
@@ -231,6 +232,7 @@ void Avx512VnniInt8Program::emit_block_epilogue(const Block& block) {
                    ptr_b[row_factors + offsetof(Int8BlockFactors, scaled_sum)]);
     }
   }
+  emit_table_prefetch(block.scales, desc_.zero == ZeroPoint::none ? nullptr : &block.zeros, block.panels);
   add(block.factors, static_cast<uint32_t>(sizeof(Int8BlockFactors)));
   if (desc_.group != whole_k_group) {
     add(block.scales, native_panel_width * 2);
@@ -255,6 +257,7 @@ Validity Avx512VnniInt8Generator::is_valid(const OpDesc& desc, const X86Variant&
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
   if (Validity split = check_split(desc, variant); !split) return split;
+  if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
   const NativeGeometry geometry = native_geometry(desc);
   const int64_t x_rows = variant.m_rows * int8_activation_layout(desc).row_bytes;
@@ -281,11 +284,13 @@ std::vector<X86Variant> Avx512VnniInt8Generator::candidates(const OpDesc& desc, 
   }
   std::vector<X86Variant> variants;
   for (auto [panels, rows] : blocks)
-    for (int unroll : candidate_unrolls(desc)) {
-      const X86Variant variant{X86Isa::avx512_vnni, panels, rows, unroll, variant_threads(desc, max_threads)};
-      for (const X86Variant& split : with_splits(desc, variant, max_threads))
-        if (is_valid(desc, split, cpu)) variants.push_back(split);
-    }
+    for (int unroll : candidate_unrolls(desc))
+      for (int prefetch : candidate_prefetches(desc, X86Isa::avx512_vnni)) {
+        X86Variant variant{X86Isa::avx512_vnni, panels, rows, unroll, variant_threads(desc, max_threads)};
+        variant.prefetch = prefetch;
+        for (const X86Variant& split : with_splits(desc, variant, max_threads))
+          if (is_valid(desc, split, cpu)) variants.push_back(split);
+      }
   return variants;
 }
 

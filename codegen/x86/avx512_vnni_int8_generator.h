@@ -55,7 +55,7 @@ class Avx512VnniInt8Program : public BlockProgram {
 class Avx512VnniInt8Generator {
  public:
   static constexpr std::string_view family = "x86_avx512_vnni_int8";
-  static constexpr int version = 1;  // bump when emitted code changes: old cache entries miss
+  static constexpr int version = 2;  // bump when emitted code changes: old cache entries miss (2: prefetch)
 
   std::vector<X86Variant> candidates(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
   Validity is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const;

@@ -65,6 +65,27 @@ Validity check_split(const OpDesc& desc, const X86Variant& variant) {
   return {};
 }
 
+Validity check_prefetch(const X86Variant& variant) {
+  auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
+  if (variant.prefetch == 0) return {};
+  if (variant.prefetch < 0 || variant.prefetch % 64 != 0 || variant.prefetch > max_prefetch_bytes)
+    return refuse(fmt::format("prefetch={} is not allowed: 0 (none) or a multiple of 64 bytes in 64..{}",
+                              variant.prefetch, max_prefetch_bytes));
+  if (!emits_prefetch(variant.isa))
+    return refuse(fmt::format("isa={} emits no software prefetch: prefetch must be 0 (only the avx512 flavours "
+                              "prefetch)",
+                              to_string(variant.isa)));
+  return {};
+}
+
+std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa) {
+  // Prefetch pays where a thread streams panels from memory with few loads in flight: M=1.
+  if (desc.m != 1 || !emits_prefetch(isa)) return {0};
+  return {0, 1024, 2048};
+}
+
+int heuristic_prefetch(const OpDesc& desc, X86Isa isa) { return desc.m == 1 && emits_prefetch(isa) ? 1024 : 0; }
+
 Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int max_cells,
                              std::string_view register_file) {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
@@ -79,6 +100,7 @@ Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int 
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
   if (Validity split = check_split(desc, variant); !split) return split;
+  if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
   const NativeGeometry geometry = native_geometry(desc);
   const int64_t x_rows = static_cast<int64_t>(variant.m_rows) * desc.k * 4;
@@ -111,6 +133,7 @@ X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m
   variant.n_panels = n_panels;
   variant.m_rows = m_rows;
   variant.k_unroll = heuristic_unroll(desc);
+  variant.prefetch = heuristic_prefetch(desc, isa);
   variant.split_k = heuristic_split(desc, variant, max_threads);
   variant.threads = split_threads(desc, variant, max_threads);
   return variant;
@@ -240,6 +263,28 @@ void BlockProgram::emit_k_loop(const KLoopRegisters& registers, int x_element_by
   end_group();
   dec(registers.group_counter);
   jnz(group_loop, T_NEAR);
+}
+
+void BlockProgram::emit_weight_prefetch(const Xbyak::Reg64& w, int panels, int step) {
+  if (variant_.prefetch == 0) return;
+  const int64_t step_bytes = native_geometry(desc_).step_bytes;
+  const int64_t panel_bytes = native_geometry(desc_).panel_bytes;
+  const int64_t first_line = (step * step_bytes + 63) / 64 * 64;  // first line start at or after the step
+  for (int panel = 0; panel < panels; ++panel)
+    for (int64_t offset = first_line; offset < (step + 1) * step_bytes; offset += 64)
+      prefetcht0(ptr[w + panel * panel_bytes + offset + variant_.prefetch]);
+}
+
+void BlockProgram::emit_table_prefetch(const Xbyak::Reg64& scales, const Xbyak::Reg64* zeros, int panels) {
+  // A row of a panel's table advances 32 bytes per group: two lines ahead is four groups, long
+  // before the group's epilogue reads it and cheap (one prefetch per panel and group).
+  constexpr int table_prefetch_bytes = 128;
+  if (variant_.prefetch == 0 || desc_.group == whole_k_group) return;
+  const int64_t table_panel_bytes = native_geometry(desc_).groups * native_panel_width * 2;
+  for (int panel = 0; panel < panels; ++panel) {
+    prefetcht0(ptr[scales + panel * table_panel_bytes + table_prefetch_bytes]);
+    if (zeros) prefetcht0(ptr[*zeros + panel * table_panel_bytes + table_prefetch_bytes]);
+  }
 }
 
 }  // namespace lowbit::x86

@@ -70,9 +70,22 @@ KSplit k_split(const OpDesc& desc, const X86Variant& variant);
 // = ceil(units / split_k)); the reason names the allowed values when not.
 Validity check_split(const OpDesc& desc, const X86Variant& variant);
 
+// Software prefetch (variant.prefetch > 0): at M=1 each thread streams its panels once, and the
+// loads of a latency-bound inner loop stay too few and too close to cover memory's latency by
+// themselves; so the weight stream of each panel is also touched `prefetch` bytes ahead (one
+// prefetcht0 per 64 bytes), and each panel's scale and zero rows a few groups ahead.
+// prefetch must be 0 (none) or a multiple of 64 in 64..max_prefetch_bytes, and only the flavours
+// of emits_prefetch (x86_variant.h) emit it; the reason names the allowed values when not.
+constexpr int max_prefetch_bytes = 8192;
+Validity check_prefetch(const X86Variant& variant);
+// The prefetch distances the M=1 candidates add to each register block (0 is always timed), and
+// the no-tune one: measured on the developer VM and the Xeon host (docs/benchmarks.md).
+std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa);
+int heuristic_prefetch(const OpDesc& desc, X86Isa isa);
+
 // What the float generators check alike: device=cpu, compute=float, layout=native, the block
 // within max_cells (n_panels * m_rows) of `register_file`, k_unroll 1..16, threads >= 1, a
-// valid split_k (check_split), and offsets that fit 32-bit displacements. The generator checks
+// valid split_k (check_split), a valid prefetch (check_prefetch), and offsets that fit 32-bit displacements. The generator checks
 // its CPU features and flavour.
 Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int max_cells,
                              std::string_view register_file);
@@ -151,6 +164,17 @@ class BlockProgram : public JitGenerator {
                    const std::function<void()>& begin_group,
                    const std::function<void(int step, int valid_k)>& emit_step,
                    const std::function<void()>& end_group);
+
+  // Emits the prefetches of one step (variant.prefetch > 0): for each of `panels` panels,
+  // panel_bytes apart from w, one prefetcht0 per 64-byte line that starts inside the step's bytes
+  // of the unrolled iteration, `prefetch` bytes ahead. Every line of the stream is covered, also
+  // when an iteration is less than a line (its prefetch repeats the line half the time).
+  // Register contract: reads w; writes nothing.
+  void emit_weight_prefetch(const Xbyak::Reg64& w, int panels, int step);
+  // Emits (variant.prefetch > 0, group > 0) a prefetch of each panel's scale row and, when
+  // `zeros` is given, zero-point row, 128 bytes (four groups) ahead: for once per group.
+  // Register contract: reads scales, zeros; writes nothing.
+  void emit_table_prefetch(const Xbyak::Reg64& scales, const Xbyak::Reg64* zeros, int panels);
 
   OpDesc desc_;
   X86Variant variant_;

@@ -57,6 +57,9 @@ inline bool computes_int8(X86Isa isa) {
 // Flavours that read x as given in bf16 (pairs of k per dword) rather than converted to fp32.
 inline bool reads_bf16_x(X86Isa isa) { return isa == X86Isa::avx512_bf16 || isa == X86Isa::amx_bf16; }
 
+// Flavours that emit software prefetches (X86Variant::prefetch): the AVX-512 ones of M=1.
+inline bool emits_prefetch(X86Isa isa) { return is_avx512(isa); }
+
 struct X86Variant {
   X86Isa isa = X86Isa::avx512_fma;
   int n_panels = 1;   // 16-column panels per register block (N tile = 16 * n_panels)
@@ -64,6 +67,8 @@ struct X86Variant {
   int k_unroll = 1;   // steps (native k_per_block k each) unrolled in the inner loop
   int threads = 1;    // worker threads (capped by the caller's option and the pool)
   int split_k = 1;    // most parts K is cut into (block_program.h, KSplit); 1: no split
+  int prefetch = 0;   // bytes ahead of each weight stream's loads to prefetch (block_program.h,
+                      // check_prefetch); 0: none, left to the hardware prefetchers
 
 
   bool operator==(const X86Variant&) const = default;
@@ -71,14 +76,16 @@ struct X86Variant {
   static constexpr auto fields() {
     return std::tuple{field("isa", &X86Variant::isa), field("n_panels", &X86Variant::n_panels),
                       field("m_rows", &X86Variant::m_rows), field("k_unroll", &X86Variant::k_unroll),
-                      field("threads", &X86Variant::threads), field("split_k", &X86Variant::split_k)};
+                      field("threads", &X86Variant::threads), field("split_k", &X86Variant::split_k),
+                      field("prefetch", &X86Variant::prefetch)};
   }
 };
 
 std::string_view to_string(X86Isa isa);
 
 // Complete, parseable name, e.g. "x86_avx512bf16_w4g128_n4m1k2_t2", with "_s<split_k>" when
-// K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4".
+// K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4", and "_p<prefetch>"
+// when the weights are prefetched, e.g. "x86_avx512bf16_w4g128_n1m1k2_t2_p1024".
 std::string variant_name(const OpDesc& desc, const X86Variant& variant);
 
 nlohmann::json to_json(const X86Variant& variant);

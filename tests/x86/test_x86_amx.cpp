@@ -190,7 +190,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   LOWBIT_SKIP_WITHOUT_AMX();
   testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
   EXPECT_EQ(generator_version(),
-            "x86_amx_bf16@2+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1+"
+            "x86_amx_bf16@2+x86_avx512_float@3+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+"
             "x86_avx2_int8@1");
   const OpDesc large = parse_descriptor("m=64,n=4096,k=4096,group=128,act=bf16");
   int amx = 0;

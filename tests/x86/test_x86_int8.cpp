@@ -4,6 +4,8 @@
 // against the scalar one; the rule that compute modes never cross.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -88,6 +90,49 @@ TEST(X86Int8Kernels, EveryRegisterBlockAndUnrollAtOddShapes) {
         }
   }
   EXPECT_GT(checked, 1500);
+}
+
+// Prefetching changes no arithmetic: every distance at odd shapes (an N tail, five groups, the
+// group=-1 K tail past one activation block, 3-bit's 96-byte steps, a split K) passes both
+// references and gives the same bits as the variant without prefetch.
+TEST(X86Int8Kernels, PrefetchChangesNoBits) {
+  LOWBIT_SKIP_WITHOUT_VNNI();
+  int checked = 0;
+  for (int bits : every_bits)
+    for (const char* shape : {"group=32,k=160", "group=-1,k=141"}) {
+      const OpDesc desc = parse_descriptor(
+          fmt::format("n=37,{},zero=int,act=bf16,bias=1,compute=int8,bits={}", shape, bits));
+      OpDesc run_desc = desc;
+      run_desc.m = 0;
+      for (int panels : {1, 4})
+        for (int unroll : {1, 2, 3})
+          for (int split_k : {1, 2})
+            for (int prefetch : {64, 1024, max_prefetch_bytes}) {
+              const X86Variant plain{X86Isa::avx512_vnni, panels, 1, unroll, 2, split_k};
+              if (!is_valid(desc, plain)) continue;  // group=-1, k=141 is one activation block and a tail
+              X86Variant prefetched = plain;
+              prefetched.prefetch = prefetch;
+              ASSERT_TRUE(is_valid(desc, prefetched)) << is_valid(desc, prefetched).reason;
+              const X86Kernel with(run_desc, prefetched);
+              const X86Kernel without(run_desc, plain);
+              for (int64_t m : {1, 2}) {
+                const Errors errors = check_int8(desc, prefetched, m);
+                ASSERT_TRUE(errors.failure.empty()) << errors.failure;
+                const std::string name = to_string(desc) + " " + variant_name(desc, prefetched) + " m=" + std::to_string(m);
+                const testing::GuardedRun a = testing::run_guarded(with, m, name);
+                const testing::GuardedRun b = testing::run_guarded(without, m, name);
+                ASSERT_EQ(std::memcmp(a.output(), b.output(), a.out_bytes), 0) << a.where << ": bits differ";
+                ++checked;
+              }
+            }
+    }
+  EXPECT_GT(checked, 150);
+  X86Variant avx2{X86Isa::avx2_vnni, 1, 1, 1, 1};
+  avx2.prefetch = 1024;
+  const OpDesc desc = parse_descriptor("m=1,n=64,k=128,compute=int8");
+  const Validity refused = is_valid(desc, avx2);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.reason.find("prefetch must be 0"), std::string::npos) << refused.reason;
 }
 
 // Every dtype, zero point, bias, group size and K tail of each width. group=-1 is quantized in
@@ -244,10 +289,10 @@ TEST(X86Int8Registry, ComputeModesNeverCross) {
     EXPECT_FALSE(computes_int8(heuristic(floating, 2).isa));
   }
   const OpDesc int8 = parse_descriptor("m=1,n=4096,k=4096,group=128,compute=int8");
-  EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n4m1k2_t2");
+  EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n4m1k2_t2_p1024");
   // The AMX families are keyed only where the CPU has them (test_x86_amx*.cpp check that case).
   if (!cpu_info().has("amx_bf16") && !cpu_info().has("amx_int8")) {
-    EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1+x86_avx2_int8@1");
+    EXPECT_EQ(generator_version(), "x86_avx512_float@3+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
   }
 }
 
@@ -285,8 +330,8 @@ TEST(X86Int8Registry, IsaRuleForInt8) {
     EXPECT_TRUE(supports(int8)) << isa << ": " << supports(int8).reason;
     EXPECT_EQ(heuristic(int8, 2).isa, X86Isa::avx512_vnni) << isa;
   }
-  EXPECT_EQ(generator_version("avx512_vnni"), "x86_avx512_vnni_int8@1");
-  EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@2+x86_avx512_vnni_int8@1");
+  EXPECT_EQ(generator_version("avx512_vnni"), "x86_avx512_vnni_int8@2");
+  EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@3+x86_avx512_vnni_int8@2");
   EXPECT_TRUE(supports(int8, "avx2")) << supports(int8, "avx2").reason;
   EXPECT_TRUE(is_avx2_int8(heuristic(int8, 2, "avx2").isa));
   const Validity vnni_float = supports(floating, "avx512_vnni");

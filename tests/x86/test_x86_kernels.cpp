@@ -240,7 +240,7 @@ TEST(X86Registry, IsaForcesAFamily) {
     testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
     // The AMX family is keyed only where the CPU has it (test_x86_amx.cpp checks that case).
     if (!cpu_info().has("amx_bf16")) {
-      EXPECT_EQ(generator_version(), "x86_avx512_float@2+x86_avx512_vnni_int8@1+x86_avx2_float@1+x86_avx2_int8@1");
+      EXPECT_EQ(generator_version(), "x86_avx512_float@3+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
     }
     for (const X86Variant& variant : candidates(desc, 2)) EXPECT_TRUE(is_avx512(variant.isa));
     EXPECT_TRUE(is_avx512(heuristic(desc, 2).isa));
@@ -259,7 +259,7 @@ TEST(X86Registry, IsaForcesAFamily) {
     EXPECT_EQ(variant_name(desc, heuristic(desc, 2)), "x86_avx2fma_w4g128_n2m1k2_t2");
     // The argument wins over the environment.
     EXPECT_TRUE(is_avx512(heuristic(desc, 2, "avx512").isa));
-    EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@2+x86_avx512_vnni_int8@1");
+    EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@3+x86_avx512_vnni_int8@2");
   }
   {
     testing::ScopedEnvironment environment("LOWBIT_ISA", "sse4");
@@ -295,6 +295,68 @@ TEST(X86Registry, ForcedIsaTheCpuLacksIsRefusedWithTheReason) {
   EXPECT_FALSE(neither.ok);
   EXPECT_NE(neither.reason.find("avx512f"), std::string::npos) << neither.reason;
   EXPECT_NE(neither.reason.find("avx2"), std::string::npos) << neither.reason;
+}
+
+// Prefetching changes no arithmetic: every distance, at odd shapes (an N tail, five groups,
+// the group=-1 K tail, 3-bit's 96-byte steps, unrolls that leave steps over, a split K), passes
+// the reference and gives the same bits as the variant without prefetch.
+TEST(X86Kernels, PrefetchChangesNoBits) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  int checked = 0;
+  for (int bits : every_bits)
+    for (const char* shape : {"group=32,k=160", "group=-1,k=141"}) {
+      const OpDesc desc = parse_descriptor(fmt::format("n=37,{},zero=int,act=bf16,bias=1,bits={}", shape, bits));
+      OpDesc run_desc = desc;
+      run_desc.m = 0;
+      for (X86Isa isa : flavours_for(desc))
+        for (int panels : {1, 4})
+          for (int unroll : {1, 2, 3})
+            for (int split_k : {1, 2})
+              for (int prefetch : {64, 1024, max_prefetch_bytes}) {
+                const X86Variant plain{isa, panels, 1, unroll, 2, split_k};
+                if (!is_valid(desc, plain)) continue;  // group=-1, k=141 has too few split units
+                X86Variant prefetched = plain;
+                prefetched.prefetch = prefetch;
+                ASSERT_TRUE(is_valid(desc, prefetched)) << is_valid(desc, prefetched).reason;
+                const X86Kernel with(run_desc, prefetched);
+                const X86Kernel without(run_desc, plain);
+                for (int64_t m : {1, 2}) {
+                  const std::string name = to_string(desc) + " " + variant_name(desc, prefetched) + " m=" + std::to_string(m);
+                  const std::string failure = testing::check_against_reference(with, m, name);
+                  ASSERT_TRUE(failure.empty()) << failure;
+                  const testing::GuardedRun a = testing::run_guarded(with, m, name);
+                  const testing::GuardedRun b = testing::run_guarded(without, m, name);
+                  ASSERT_EQ(std::memcmp(a.output(), b.output(), a.out_bytes), 0) << a.where << ": bits differ";
+                  ++checked;
+                }
+              }
+    }
+  EXPECT_GT(checked, 300);
+}
+
+TEST(X86Kernels, PrefetchIsRefusedWhereNotEmittedOrNotALineMultiple) {
+  const OpDesc desc = parse_descriptor("m=1,n=64,k=128");
+  for (int prefetch : {-64, 32, 100, max_prefetch_bytes + 64}) {
+    X86Variant variant{X86Isa::avx512_fma, 1, 1, 1, 1};
+    variant.prefetch = prefetch;
+    const Validity validity = Avx512FloatGenerator().is_valid(desc, variant, cpu_info());
+    EXPECT_FALSE(validity.ok) << prefetch;
+    EXPECT_NE(validity.reason.find("multiple of 64"), std::string::npos) << validity.reason;
+  }
+  X86Variant avx2{X86Isa::avx2_fma, 1, 1, 1, 1};
+  avx2.prefetch = 1024;
+  const Validity validity = Avx2FloatGenerator().is_valid(desc, avx2, cpu_info());
+  EXPECT_FALSE(validity.ok);
+  EXPECT_NE(validity.reason.find("prefetch must be 0"), std::string::npos) << validity.reason;
+  X86Variant named{X86Isa::avx512_bf16, 1, 1, 2, 2};
+  named.prefetch = 1024;
+  EXPECT_EQ(variant_name(desc, named), "x86_avx512bf16_w4g128_n1m1k2_t2_p1024");
+  EXPECT_EQ(variant_from_json(to_json(named)), named);
+  // Variants stored before the field existed meant no prefetch.
+  EXPECT_EQ(variant_from_json(nlohmann::json::parse(
+                R"({"isa":"avx512_bf16","n_panels":1,"m_rows":1,"k_unroll":2,"threads":2,"split_k":1})"))
+                .prefetch,
+            0);
 }
 
 TEST(X86Kernels, EveryTunerCandidateIsValidAndNamed) {
