@@ -4,15 +4,18 @@
 //            thread), taken before the kernels;
 //   pattern: a plain read of the weights in a kernel's own order (a thread's panels in blocks of
 //            P panels, 32 bytes of each panel per step, the group's scales and zeros every group),
-//            for P = 1, 2, 4, on weights rotated out of cache: what the access pattern alone gets;
+//            for P = 1, 2, 4, on weights rotated out of cache, and with software prefetch 2048 bytes
+//            ahead (P = 1, 4): what the access pattern alone gets;
 //   cold:    every candidate on weights rotated as the tuner's protocol does (from memory);
 //   hot:     the same candidate on one copy again and again, weights from cache where they fit
 //            (choose N*K for it, e.g. n=512,k=4096 int4: 1 MB over the threads' L2s).
 // A kernel whose hot rate is near its cold rate is bound by its instructions; one whose hot rate
 // is far above the read bandwidth while its cold rate is below it is bound by how it reads.
 // Correctness is the tests' job (tests/x86).
-// Cold timings interleave the candidates run by run (--rounds runs each, the median).
-// Usage: lowbit_x86_m1_bandwidth_bench --threads 1,2 --isa avx512 --filter n1m1 [--rounds 41] --desc D [--desc D ...]
+// Cold timings interleave the candidates run by run (--rounds runs each, the median); --prefetch
+// times each candidate at the given distances instead of the candidates' own.
+// Usage: lowbit_x86_m1_bandwidth_bench --threads 1,2 --isa avx512 --filter n1m1 [--prefetch 0,512,4096]
+//        [--rounds 41] --desc D [--desc D ...]
 #include <fmt/format.h>
 
 #include <immintrin.h>
@@ -51,28 +54,33 @@ std::vector<std::string> split(const std::string& text) {
 // kernels do (2/4/8-bit steps of 32 bytes; 3-bit reads its 96-byte step as three loads), and
 // returns a value that depends on every load so that none is optimized away.
 __attribute__((target("avx2"))) uint64_t read_in_kernel_order(const lowbit::OpDesc& desc, const lowbit::RunArgs& args,
-                                                              int64_t panel_begin, int64_t panel_end, int panels) {
+                                                              int64_t panel_begin, int64_t panel_end, int panels,
+                                                              int prefetch) {
   const lowbit::NativeGeometry geometry = lowbit::native_geometry(desc);
   const int64_t group_steps = std::max<int64_t>(1, desc.group_size() / geometry.k_per_block);
   const int64_t table_panel_bytes = geometry.groups * lowbit::native_panel_width * 2;
   const auto* qweight = static_cast<const uint8_t*>(args.weights.qweight);
   const auto* scales = static_cast<const uint8_t*>(args.weights.scales);
   const auto* zeros = static_cast<const uint8_t*>(args.weights.zeros);
+  const int64_t loads_per_step = geometry.step_bytes / 32;
   __m256i folded = _mm256_setzero_si256();
   for (int64_t panel = panel_begin; panel < panel_end; panel += panels) {
     const int block = static_cast<int>(std::min<int64_t>(panels, panel_end - panel));
-    for (int64_t step = 0; step < geometry.steps; ++step) {
-      if (step % group_steps == 0)
+    const uint8_t* weights = qweight + panel * geometry.panel_bytes;
+    for (int64_t first_step = 0; first_step < geometry.steps; first_step += group_steps) {
+      const int64_t table = panel * table_panel_bytes + first_step / group_steps * 32;
+      for (int p = 0; p < block; ++p) {
+        const int64_t entry = table + p * table_panel_bytes;
+        folded = _mm256_xor_si256(folded, _mm256_load_si256(reinterpret_cast<const __m256i*>(scales + entry)));
+        if (zeros) folded = _mm256_xor_si256(folded, _mm256_load_si256(reinterpret_cast<const __m256i*>(zeros + entry)));
+      }
+      const int64_t last_step = std::min(geometry.steps, first_step + group_steps);
+      for (int64_t step = first_step; step < last_step; ++step)
         for (int p = 0; p < block; ++p) {
-          const int64_t table = (panel + p) * table_panel_bytes + step / group_steps * 32;
-          folded = _mm256_xor_si256(folded, _mm256_load_si256(reinterpret_cast<const __m256i*>(scales + table)));
-          if (zeros)
-            folded = _mm256_xor_si256(folded, _mm256_load_si256(reinterpret_cast<const __m256i*>(zeros + table)));
-        }
-      for (int p = 0; p < block; ++p)
-        for (int64_t offset = 0; offset < geometry.step_bytes; offset += 32) {
-          const uint8_t* address = qweight + (panel + p) * geometry.panel_bytes + step * geometry.step_bytes + offset;
-          folded = _mm256_xor_si256(folded, _mm256_load_si256(reinterpret_cast<const __m256i*>(address)));
+          const uint8_t* address = weights + p * geometry.panel_bytes + step * geometry.step_bytes;
+          if (prefetch > 0 && step % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(address + prefetch), _MM_HINT_T0);
+          for (int64_t load = 0; load < loads_per_step; ++load)
+            folded = _mm256_xor_si256(folded, _mm256_load_si256(reinterpret_cast<const __m256i*>(address + 32 * load)));
         }
     }
   }
@@ -81,7 +89,8 @@ __attribute__((target("avx2"))) uint64_t read_in_kernel_order(const lowbit::OpDe
 
 // The pattern read of every copy in turn, threads splitting the panels as X86Kernel::run does
 // (whole blocks of P panels per thread); the median over copies, in GB/s of weight bytes.
-double pattern_gbps(const lowbit::OpDesc& desc, const lowbit::tuner::RotatedInputs& inputs, int threads, int panels) {
+double pattern_gbps(const lowbit::OpDesc& desc, const lowbit::tuner::RotatedInputs& inputs, int threads, int panels,
+                    int prefetch) {
   const int64_t total_panels = lowbit::native_geometry(desc).panels;
   const int64_t blocks = (total_panels + panels - 1) / panels;
   const int tasks = static_cast<int>(std::min<int64_t>(threads, blocks));
@@ -92,7 +101,7 @@ double pattern_gbps(const lowbit::OpDesc& desc, const lowbit::tuner::RotatedInpu
     pool.run(tasks, [&](int task) {
       const int64_t begin = blocks * task / tasks * panels;
       const int64_t end = std::min(total_panels, blocks * (task + 1) / tasks * panels);
-      folded[static_cast<std::size_t>(task)] += read_in_kernel_order(desc, args, begin, end, panels);
+      folded[static_cast<std::size_t>(task)] += read_in_kernel_order(desc, args, begin, end, panels, prefetch);
     });
   };
   const lowbit::tuner::Timing timing = lowbit::tuner::time_callable(run, 2, 10, 0.05, 200);
@@ -108,6 +117,7 @@ int run(int argc, char** argv) {
   std::string filter;
   std::vector<std::string> descriptors;
   int cold_rounds = 41;
+  std::vector<int> prefetches;
   for (int index = 1; index + 1 < argc; index += 2) {
     const std::string option = argv[index];
     const std::string value = argv[index + 1];
@@ -118,12 +128,14 @@ int run(int argc, char** argv) {
       isa = value;
     } else if (option == "--filter") {
       filter = value;
+    } else if (option == "--prefetch") {
+      for (const std::string& part : split(value)) prefetches.push_back(std::stoi(part));
     } else if (option == "--rounds") {
       cold_rounds = std::stoi(value);
     } else if (option == "--desc") {
       descriptors.push_back(value);
     } else {
-      fmt::print(stderr, "unknown option {}; usage: --threads 1,2 --isa avx512 --filter TEXT --rounds 41 --desc D ...\n", option);
+      fmt::print(stderr, "unknown option {}; usage: --threads 1,2 --isa avx512 --filter TEXT --prefetch 0,1024 --rounds 41 --desc D ...\n", option);
       return 2;
     }
   }
@@ -136,15 +148,26 @@ int run(int argc, char** argv) {
     const double weight_bytes = static_cast<double>(lowbit::native_weight_bytes(desc));
     for (int thread_count : threads) {
       const double read = lowbit::tuner::measure_read_bandwidth(thread_count).gbps;
-      fmt::print("{} threads={} read {:.1f} GB/s; pattern P=1 {:.1f}, P=2 {:.1f}, P=4 {:.1f} GB/s\n", text,
-                 thread_count, read, pattern_gbps(desc, inputs, thread_count, 1),
-                 pattern_gbps(desc, inputs, thread_count, 2), pattern_gbps(desc, inputs, thread_count, 4));
+      fmt::print("{} threads={} read {:.1f} GB/s; pattern P=1 {:.1f}, P=2 {:.1f}, P=4 {:.1f} GB/s; with prefetch 2048: "
+                 "P=1 {:.1f}, P=4 {:.1f} GB/s\n",
+                 text, thread_count, read, pattern_gbps(desc, inputs, thread_count, 1, 0),
+                 pattern_gbps(desc, inputs, thread_count, 2, 0), pattern_gbps(desc, inputs, thread_count, 4, 0),
+                 pattern_gbps(desc, inputs, thread_count, 1, 2048), pattern_gbps(desc, inputs, thread_count, 4, 2048));
       // Cold runs interleave the candidates run by run (a, b, c, a, b, c, ...), so that a phase of
       // the machine's memory (seconds long on a shared VM) weighs on every candidate alike.
       std::vector<std::shared_ptr<const lowbit::Kernel>> kernels;
-      for (const lowbit::x86::X86Variant& variant : lowbit::x86::candidates(desc, thread_count, isa)) {
-        auto kernel = lowbit::x86::build(desc, variant, thread_count);
-        if (filter.empty() || kernel->name().find(filter) != std::string::npos) kernels.push_back(kernel);
+      for (lowbit::x86::X86Variant variant : lowbit::x86::candidates(desc, thread_count, isa)) {
+        // --prefetch replaces the candidates' own distances: each prefetch=0 candidate at each given one.
+        std::vector<int> distances{variant.prefetch};
+        if (!prefetches.empty()) {
+          if (variant.prefetch != 0) continue;
+          distances = prefetches;
+        }
+        for (int distance : distances) {
+          variant.prefetch = distance;
+          auto kernel = lowbit::x86::build(desc, variant, thread_count);
+          if (filter.empty() || kernel->name().find(filter) != std::string::npos) kernels.push_back(kernel);
+        }
       }
       std::vector<std::vector<double>> cold(kernels.size());
       for (int round = 0; round < cold_rounds + 2; ++round)

@@ -80,11 +80,14 @@ Validity check_prefetch(const X86Variant& variant) {
 
 std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa) {
   // Prefetch pays where a thread streams panels from memory with few loads in flight: M=1.
+  // On the developer VM 2048 and 4096 bytes ahead gained 20-50 % over none and 1024 was never
+  // the best (docs/benchmarks.md, lowbit_x86_m1_bandwidth_bench); 0 stays for CPUs whose
+  // hardware prefetchers need no help.
   if (desc.m != 1 || !emits_prefetch(isa)) return {0};
-  return {0, 1024, 2048};
+  return {0, 2048, 4096};
 }
 
-int heuristic_prefetch(const OpDesc& desc, X86Isa isa) { return desc.m == 1 && emits_prefetch(isa) ? 1024 : 0; }
+int heuristic_prefetch(const OpDesc& desc, X86Isa isa) { return desc.m == 1 && emits_prefetch(isa) ? 2048 : 0; }
 
 Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int max_cells,
                              std::string_view register_file) {

@@ -289,7 +289,7 @@ TEST(X86Int8Registry, ComputeModesNeverCross) {
     EXPECT_FALSE(computes_int8(heuristic(floating, 2).isa));
   }
   const OpDesc int8 = parse_descriptor("m=1,n=4096,k=4096,group=128,compute=int8");
-  EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n4m1k2_t2_p1024");
+  EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n4m1k2_t2_p2048");
   // The AMX families are keyed only where the CPU has them (test_x86_amx*.cpp check that case).
   if (!cpu_info().has("amx_bf16") && !cpu_info().has("amx_int8")) {
     EXPECT_EQ(generator_version(), "x86_avx512_float@3+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
