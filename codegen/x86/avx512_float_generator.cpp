@@ -359,7 +359,7 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
   for (X86Isa isa : isas)
     for (auto [panels, rows] : blocks)
       for (int unroll : candidate_unrolls(desc))
-        for (int prefetch : candidate_prefetches(desc, isa)) {
+        for (int prefetch : candidate_prefetches(desc, isa, panels)) {
           X86Variant variant{isa, panels, rows, unroll, variant_threads(desc, max_threads)};
           variant.prefetch = prefetch;
           for (const X86Variant& split : with_splits(desc, variant, max_threads))

@@ -285,7 +285,7 @@ std::vector<X86Variant> Avx512VnniInt8Generator::candidates(const OpDesc& desc, 
   std::vector<X86Variant> variants;
   for (auto [panels, rows] : blocks)
     for (int unroll : candidate_unrolls(desc))
-      for (int prefetch : candidate_prefetches(desc, X86Isa::avx512_vnni)) {
+      for (int prefetch : candidate_prefetches(desc, X86Isa::avx512_vnni, panels)) {
         X86Variant variant{X86Isa::avx512_vnni, panels, rows, unroll, variant_threads(desc, max_threads)};
         variant.prefetch = prefetch;
         for (const X86Variant& split : with_splits(desc, variant, max_threads))

@@ -78,16 +78,20 @@ Validity check_prefetch(const X86Variant& variant) {
   return {};
 }
 
-std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa) {
-  // Prefetch pays where a thread streams panels from memory with few loads in flight: M=1.
-  // On the developer VM 2048 and 4096 bytes ahead gained 20-50 % over none and 1024 was never
-  // the best (docs/benchmarks.md, lowbit_x86_m1_bandwidth_bench); 0 stays for CPUs whose
-  // hardware prefetchers need no help.
-  if (desc.m != 1 || !emits_prefetch(isa)) return {0};
-  return {0, 2048, 4096};
+int prefetch_for_lookahead(int64_t lookahead_bytes, int n_panels) {
+  return static_cast<int>(std::max<int64_t>(64, lookahead_bytes / std::max(n_panels, 1) / 64 * 64));
 }
 
-int heuristic_prefetch(const OpDesc& desc, X86Isa isa) { return desc.m == 1 && emits_prefetch(isa) ? 2048 : 0; }
+std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa, int n_panels) {
+  // Prefetch pays where a thread streams panels from memory with few loads in flight: M=1.
+  // 0 stays for CPUs whose hardware prefetchers need no help.
+  if (desc.m != 1 || !emits_prefetch(isa)) return {0};
+  return {0, prefetch_for_lookahead(4096, n_panels), prefetch_for_lookahead(8192, n_panels)};
+}
+
+int heuristic_prefetch(const OpDesc& desc, X86Isa isa, int n_panels) {
+  return desc.m == 1 && emits_prefetch(isa) ? prefetch_for_lookahead(8192, n_panels) : 0;
+}
 
 Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int max_cells,
                              std::string_view register_file) {
@@ -136,7 +140,7 @@ X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m
   variant.n_panels = n_panels;
   variant.m_rows = m_rows;
   variant.k_unroll = heuristic_unroll(desc);
-  variant.prefetch = heuristic_prefetch(desc, isa);
+  variant.prefetch = heuristic_prefetch(desc, isa, n_panels);
   variant.split_k = heuristic_split(desc, variant, max_threads);
   variant.threads = split_threads(desc, variant, max_threads);
   return variant;

@@ -78,10 +78,15 @@ Validity check_split(const OpDesc& desc, const X86Variant& variant);
 // of emits_prefetch (x86_variant.h) emit it; the reason names the allowed values when not.
 constexpr int max_prefetch_bytes = 8192;
 Validity check_prefetch(const X86Variant& variant);
-// The prefetch distances the M=1 candidates add to each register block (0 is always timed), and
-// the no-tune one: measured on the developer VM and the Xeon host (docs/benchmarks.md).
-std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa);
-int heuristic_prefetch(const OpDesc& desc, X86Isa isa);
+// The distances are chosen per thread, not per stream: on the developer VM the best distance
+// kept about 8 KB of weights ahead of a thread over all its panels' streams (n1: 8192 bytes,
+// n2: 4096, n4: 2048; twice or half that lost up to 20 %). prefetch_for_lookahead gives the
+// per-stream distance of a lookahead (a multiple of 64, at least 64).
+int prefetch_for_lookahead(int64_t lookahead_bytes, int n_panels);
+// The distances the M=1 candidates time for a register block of n_panels panels: 0, and the
+// lookaheads of 4 and 8 KB; the no-tune one: 8 KB. Other M: 0 only.
+std::vector<int> candidate_prefetches(const OpDesc& desc, X86Isa isa, int n_panels);
+int heuristic_prefetch(const OpDesc& desc, X86Isa isa, int n_panels);
 
 // What the float generators check alike: device=cpu, compute=float, layout=native, the block
 // within max_cells (n_panels * m_rows) of `register_file`, k_unroll 1..16, threads >= 1, a
