@@ -26,19 +26,30 @@ constexpr uint8_t and_or = 0xEA;  // vpternlogd truth table: (a & b) | c
 // Bytes of one x element as the kernel reads it: bf16 pairs, or fp32 after conversion.
 int kernel_x_bytes(X86Isa isa) { return isa == X86Isa::avx512_bf16 ? 2 : 4; }
 
-// Zmm numbering of one block: final sums, then group accumulators A and B, all
-// [row][panel]; constants and temporaries at the top of the register file.
+// Zmm numbering of one block: final sums, then the group accumulators of each chain (A, B,
+// and for small bf16 blocks C, D), all [row][panel]; constants and temporaries at the top of
+// the register file.
 struct Registers {
   int panels;
   int rows;
+  int chains;  // group accumulators per cell (chains_for)
   Zmm sum(int row, int panel) const { return Zmm(row * panels + panel); }
-  Zmm group_a(int row, int panel) const { return Zmm(rows * panels + row * panels + panel); }
-  Zmm group_b(int row, int panel) const { return Zmm(2 * rows * panels + row * panels + panel); }
+  Zmm group(int chain, int row, int panel) const { return Zmm((1 + chain) * rows * panels + row * panels + panel); }
+  Zmm group_a(int row, int panel) const { return group(0, row, panel); }
+  Zmm group_b(int row, int panel) const { return group(1, row, panel); }
   static Zmm field_mask() { return Zmm(31); }  // the decoded field's bits, in both words
   static Zmm exponent() { return Zmm(30); }    // bf16 bits of the magic base, in both words
   static Zmm temp(int index) { return Zmm(29 - index); }  // temp(0..2); 3-bit: temp(0..4)
   static Zmm high_bit_mask() { return Zmm(24); }           // 3-bit: the high plane's bit
 };
+
+// Independent accumulator chains per cell. The bf16 flavour adds one vdpbf16ps per pair into
+// a chain, so a block of few cells waits on the instruction's latency: at n1m1 (two chains)
+// it ran at half the rate of n4m1 on weights in cache (docs/benchmarks.md). Four chains where
+// the cells leave the registers (sum + 4 chains per cell below the constants: <= 4 cells).
+// The fma flavour keeps A (even k) and B (odd k).
+int chains_for(X86Isa isa, int cells) { return isa == X86Isa::avx512_bf16 && cells <= 4 ? 4 : 2; }
+static_assert((1 + 4) * 4 <= 24, "four chains of four cells and their sums must stay below zmm24");
 
 // The running sums, the temporaries the output emitter may clobber, and the column masks
 // (k1: all 16 columns, k2: the columns of the block's last panel inside N).
@@ -83,7 +94,7 @@ void Avx512FloatProgram::emit_constants() {
 // written as fp32 partial sums).
 //
 // Register contract (per function): reads BlockArgs through the first argument; uses
-// zmm0..zmm(3*rows*panels-1) for sums and group accumulators, zmm24..31 as temporaries and
+// zmm0..zmm((1+chains)*rows*panels-1) for sums and group accumulators, zmm24..31 as temporaries and
 // constants (Registers), k1 (all 16 columns), k2 (the last panel's columns), k3 (even
 // words), k4 (odd words); general registers through StackFrame (callee-saved ones are saved).
 void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange& range) {
@@ -99,7 +110,7 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
   const Reg64& group_counter = frame.t[5];
   const Reg64& step_counter = frame.t[6];
   const Reg64& scratch = frame.t[7];
-  const Block block{panels, rows, Registers{panels, rows}, frame.t[0], frame.t[1], geometry.panel_bytes,
+  const Block block{panels, rows, Registers{panels, rows, chains_for(variant_.isa, panels * rows)}, frame.t[0], frame.t[1], geometry.panel_bytes,
                     desc_.k * kernel_x_bytes(variant_.isa), static_cast<int>(geometry.k_per_block)};
   const Registers& reg = block.reg;
 
@@ -134,8 +145,8 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
   auto zero_accumulators = [&]() {
     for (int row = 0; row < rows; ++row)
       for (int panel = 0; panel < panels; ++panel) {
-        vpxord(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_a(row, panel));
-        vpxord(reg.group_b(row, panel), reg.group_b(row, panel), reg.group_b(row, panel));
+        for (int chain = 0; chain < reg.chains; ++chain)
+          vpxord(reg.group(chain, row, panel), reg.group(chain, row, panel), reg.group(chain, row, panel));
       }
   };
   // Register contract: reads scales/zeros/sums at the current group, the group accumulators;
@@ -154,6 +165,10 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
       }
       vmulps(offset_zero, offset_zero, scale);
       for (int row = 0; row < rows; ++row) {
+        if (reg.chains == 4) {
+          vaddps(reg.group(2, row, panel), reg.group(2, row, panel), reg.group(3, row, panel));
+          vaddps(reg.group_b(row, panel), reg.group_b(row, panel), reg.group(2, row, panel));
+        }
         vaddps(reg.group_a(row, panel), reg.group_a(row, panel), reg.group_b(row, panel));
         vfmadd231ps(reg.sum(row, panel), reg.group_a(row, panel), scale);
         vfnmadd231ps(reg.sum(row, panel), offset_zero, ptr_b[sums + row * sum_chunks * 4]);
@@ -282,8 +297,8 @@ void Avx512FloatProgram::decode_8bit(const Block& block, int panel, int step, in
 }
 
 // Multiplies the decoded pair `pair` of one panel with x and adds it into the group
-// accumulators of every row: bf16 flavour, one vdpbf16ps per row (accumulator A or B by the
-// pair's parity within the unrolled body); fma flavour, the low halves (even k) into A and the
+// accumulators of every row: bf16 flavour, one vdpbf16ps per row (the chain by the pair's
+// index within the unrolled body, modulo the chains); fma flavour, the low halves (even k) into A and the
 // high halves (odd k) into B.
 //
 // Register contract: reads `pairs` (destroyed in the fma flavour) and x; may clobber `spare`.
@@ -292,9 +307,9 @@ void Avx512FloatProgram::consume_pair(const Block& block, int panel, int step, i
   const int k_offset = step * block.k_per_step + 2 * pair;
   const bool partial = valid_k - 2 * pair == 1;  // only k_offset is inside K
   if (variant_.isa == X86Isa::avx512_bf16) {
-    const bool chain_b = (step * block.k_per_step / 2 + pair) % 2 == 1;
+    const int chain = (step * block.k_per_step / 2 + pair) % block.reg.chains;
     for (int row = 0; row < block.rows; ++row) {
-      const Zmm accumulator = chain_b ? block.reg.group_b(row, panel) : block.reg.group_a(row, panel);
+      const Zmm accumulator = block.reg.group(chain, row, panel);
       const auto x_pair = block.x + row * block.x_row_bytes + k_offset * 2;
       if (partial) {
         vpbroadcastw(spare | k3 | T_z, ptr[x_pair]);  // (x[k], 0): the padded partner meets 0

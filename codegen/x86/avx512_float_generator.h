@@ -71,7 +71,8 @@ class Avx512FloatGenerator {
 
 // Register budget: group accumulators A and B plus the running sum, per (row, panel), must
 // leave the temporaries and constants of the width's decoder: 5 of the 32 zmm registers
-// (3-bit: 8, for its second plane and mask), so 9 cells (3-bit: 8).
+// (3-bit: 8, for its second plane and mask), so 9 cells (3-bit: 8). Blocks of at most 4 cells
+// of the bf16 flavour keep four chains (A..D) instead: 5 registers per cell, 20 at most.
 constexpr int max_block_cells(int bits) { return bits == 3 ? 8 : 9; }
 
 }  // namespace lowbit::x86
