@@ -38,7 +38,8 @@
 // the wgmmas that read it are known complete: each iteration waits for the previous stage's
 // wgmma group (wgmma.wait_group 1 leaves the newest in flight), and the refill two stages later
 // comes after the barrier that follows that wait in every warpgroup. So STAGES - 2 stages load
-// while one is dequantized and one multiplies. cp.async writes through the generic proxy and
+// while one is dequantized and one multiplies. The dequantized A of consecutive stages lives in
+// two register sets (the wgmmas of one stage still read theirs while the next is dequantized). cp.async writes through the generic proxy and
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
 
@@ -379,7 +380,9 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / GROUP;
   constexpr int STEPS = (K + 3) / 4;                // 32-byte steps per panel
   constexpr long long PANEL_COUNT = (N + 15) / 16;  // panels in the weights
-  constexpr int STAGE_COUNT = (K + Tile::BLOCK_K - 1) / Tile::BLOCK_K;
+  // Stages run in pairs (one per set of A registers, below): an odd count gets one more stage,
+  // past K, all zeros (its x and weights are zero-filled, its tables too).
+  constexpr int STAGE_COUNT = ((K + Tile::BLOCK_K - 1) / Tile::BLOCK_K + 1) / 2 * 2;
   constexpr bool IS_BF16 = Config::ACT == bf16;
   constexpr int THREADS = Tile::THREADS;
 
@@ -473,19 +476,23 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   for (int stage = 0; stage < Tile::STAGES - 2; ++stage) issue_stage(stage);
 
   const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
-  for (int stage = 0; stage < STAGE_COUNT; ++stage) {
+
+  // One stage: dequantize this warp's A fragments into `a`, issue the stage's wgmmas, and wait
+  // for the previous stage's. Register contract: writes a (read by the wgmmas until the next
+  // stage's wait), accumulator (asynchronously), constants, group.
+  auto run_stage = [&](int stage, u32 (&a)[Tile::K_TILES][4]) {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
-    fence_proxy_async();                                                 // ... for the async proxy too
+    fence_proxy_async();                                                  // ... for the async proxy too
     __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
     issue_stage(stage + Tile::STAGES - 2);
     const int slot = stage % Tile::STAGES;
     const int stage_first_k = stage * Tile::BLOCK_K;
-    const int stage_first_group = Config::WHOLE_K_GROUP ? 0 : stage_first_k / GROUP;
+    // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
+    const int stage_first_group = Config::WHOLE_K_GROUP ? 0 : min(stage_first_k, K - 1) / GROUP;
     const u32* panel_words = reinterpret_cast<const u32*>(stage_weights(slot)) + warp * (Tile::BLOCK_K / 4) * 8;
 
     // A: [K_TILES][4] registers, this warp's panel x 16 k each. Words g of steps t/2 and
     // 2 + t/2 of a k-tile (conflict-free: lanes t and t^1 share a word, steps are 8 banks apart).
-    u32 a[Tile::K_TILES][4];
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
       const int first_k = stage_first_k + k_tile * 16;
@@ -508,17 +515,34 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
     }
 
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.
+    // Every wgmma input is defined before the fence: ptxas serializes the wgmmas (C7513) when
+    // another instruction defines one of their registers while the stage's wgmmas are issued.
     const u32 x_address = ring_address + slot * Tile::STAGE_BYTES;
-    fence_accumulators(accumulator);
+    u64 descriptor[Tile::K_TILES];
+#pragma unroll
+    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
+      descriptor[k_tile] = swizzled_descriptor(x_address + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32);
     wgmma_fence();
 #pragma unroll
-    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
-      const u32 address = x_address + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32;
-      wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], swizzled_descriptor(address));
-    }
+    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
+      wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], descriptor[k_tile]);
     wgmma_commit();
-    wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot may be refilled
-    fence_accumulators(accumulator);
+    wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
+  };
+
+  // The stages alternate between two sets of A registers. A wgmma reads its A registers until
+  // a wait_group covers it (touching them before is undefined), and a stage's wgmmas are still
+  // in flight while the next stage dequantizes: with one set, the next stage would overwrite
+  // the registers the previous wgmmas are reading (it did, as garbage, with two warpgroups
+  // contending for the tensor cores). Each call site below writes its own registers only after
+  // the other site's wait has retired the wgmmas that read them.
+  u32 a_even[Tile::K_TILES][4];
+  u32 a_odd[Tile::K_TILES][4];
+  // No branch between the two: a conditional second call would merge the accumulators of two
+  // paths with register moves while wgmmas write them, which ptxas answers by serializing.
+  for (int stage = 0; stage < STAGE_COUNT; stage += 2) {
+    run_stage(stage, a_even);
+    run_stage(stage + 1, a_odd);
   }
   wgmma_wait<0>();
   fence_accumulators(accumulator);
