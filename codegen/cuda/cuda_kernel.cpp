@@ -8,6 +8,7 @@
 
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
@@ -15,19 +16,22 @@ namespace lowbit::cuda {
 namespace {
 
 // The families whose whole kernel is one template program (the registry owns the list; these
-// two are what CudaKernel launches).
+// three are what CudaKernel launches).
 Validity family_validity(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().is_valid(desc, variant, arch_major);
+  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().is_valid(desc, variant, arch_major);
   return GemvGenerator().is_valid(desc, variant, arch_major);
 }
 
 std::string family_source(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().emit(desc, variant);
+  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().emit(desc, variant);
   return GemvGenerator().emit(desc, variant);
 }
 
 LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().launch_geometry(desc, variant);
+  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().launch_geometry(desc, variant);
   // gemv families: a block per 16-column panel, no dynamic shared memory.
   return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32), 0};
 }

@@ -22,6 +22,9 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}_w{}x{}x{}", compact_arch, family, desc.bits, group, desc.m,
                        variant.block_n, variant.block_m, variant.block_k, variant.stages, variant.warps_n,
                        variant.warps_m, variant.warps_k);
+  if (variant.family == CudaFamily::wgmma)
+    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}", compact_arch, family, desc.bits, group, desc.m,
+                       variant.block_n, variant.block_m, variant.block_k, variant.stages);
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);

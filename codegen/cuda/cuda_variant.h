@@ -16,20 +16,23 @@ namespace lowbit::cuda {
 // weights as the A operand (templates/gemv_mma.cuh). Both serve M = 1..8. dequant_gemm:
 // dequantize to bf16/fp16 then a cuBLASLt GEMM, for large M (codegen/cuda/dequant_gemm_kernel.h).
 // mma: tiled tensor-core GEMM with a cp.async pipeline for medium M (templates/mma_gemm.cuh).
-enum class CudaFamily { gemv, gemv_mma, dequant_gemm, mma };
+// wgmma: Hopper (sm_90a) warpgroup GEMM for medium and large M (templates/wgmma_gemm.cuh).
+enum class CudaFamily { gemv, gemv_mma, dequant_gemm, mma, wgmma };
 std::string_view to_string(CudaFamily family);
 
 }  // namespace lowbit::cuda
 
 template <>
 struct lowbit::EnumNames<lowbit::cuda::CudaFamily> {
-  static constexpr std::array<std::string_view, 4> names{"gemv", "gemv_mma", "dequant_gemm", "mma"};
+  static constexpr std::array<std::string_view, 5> names{"gemv", "gemv_mma", "dequant_gemm", "mma", "wgmma"};
 };
 
 namespace lowbit::cuda {
 
 // The gemv families read family, warps and unroll; the mma family reads family and the tile
-// fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default). The
+// fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default); the
+// wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
+// layout fields stay 0). The
 // tile fields came later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -64,7 +67,8 @@ struct LaunchGeometry {
 
 // Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
-// "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass).
+// "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
+// "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages).
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

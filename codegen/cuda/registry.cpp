@@ -11,6 +11,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/tolerance.h"
 
@@ -51,6 +52,16 @@ struct DequantGemmProgram {
   static double tolerance(const OpDesc& desc) { return dequantized_weights_tolerance(desc); }
 };
 
+// One program whose kernel rounds each dequantized weight s (q - z) to the activation type
+// (wgmma: the scales are folded into the A operand), verified at dequant_gemm's bound.
+struct RoundedWeightsProgram {
+  static std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant,
+                                                   std::vector<char> cubin) {
+    return std::make_shared<CudaKernel>(desc, variant, std::move(cubin));
+  }
+  static double tolerance(const OpDesc& desc) { return dequantized_weights_tolerance(desc); }
+};
+
 template <class G, class Program = PlainProgram>
 Generator make_generator(std::vector<CudaFamily> owns) {
   return {G::family,
@@ -72,6 +83,9 @@ const std::vector<Generator>& generators() {
       make_generator<GemvGenerator>({CudaFamily::gemv, CudaFamily::gemv_mma}),
       make_generator<MmaGenerator>({CudaFamily::mma}),
       make_generator<DequantGemmGenerator, DequantGemmProgram>({CudaFamily::dequant_gemm}),
+      // Last: its heuristic is never preferred until its H100 check and timings are in
+      // (docs/architecture.md); the tuner times and verifies its candidates at every M.
+      make_generator<WgmmaGenerator, RoundedWeightsProgram>({CudaFamily::wgmma}),
   };
   return list;
 }

@@ -8,6 +8,7 @@
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 
 namespace lowbit::cuda {
@@ -104,6 +105,23 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
                          [](const ::testing::TestParamInfo<int>& info) { return fmt::format("w{}", info.param); });
+
+// The wgmma family exists on sm_90a only (is_valid refuses other arches): every candidate
+// compiles for it. Its formats and refusals are in test_cuda_wgmma.cpp.
+TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  OpDesc desc = parse_descriptor("m=256,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0");
+  const std::vector<CudaVariant> variants = generator.candidates(desc);
+  ASSERT_EQ(variants.size(), 11u);  // every searched shape fits M=256
+  for (const CudaVariant& variant : variants) {
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+    EXPECT_FALSE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_90a");
+    std::vector<char> cubin =
+        compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a");
+    EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, "sm_90a");
+  }
+}
 
 TEST(CudaCompile, EveryFormatIsServed) {
   GemvGenerator generator;

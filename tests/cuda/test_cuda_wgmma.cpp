@@ -1,0 +1,237 @@
+// The wgmma family (codegen/cuda/wgmma_generator.*, templates/wgmma_gemm.cuh). Without a GPU:
+// every candidate and every format compiles through NVRTC for sm_90a, names and JSON round-trip,
+// refusals carry reasons (other arches included). On an sm_90 GPU: every candidate at M around
+// its tiles and every format against the reference, on random inputs at odd shapes, outputs
+// poisoned and guarded, at the bound of kernels that round each dequantized weight
+// (dequantized_weights_tolerance: the family folds the scales into its A operand).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/registry.h"
+#include "codegen/cuda/wgmma_generator.h"
+#include "lowbit/errors.h"
+#include "lowbit/tolerance.h"
+#include "tests/cuda/device_check.h"
+
+namespace lowbit::cuda {
+namespace {
+
+#define SKIP_WITHOUT_NVRTC() \
+  if (!nvrtc().available) GTEST_SKIP() << "NVRTC is not installed: " << nvrtc().reason
+#define SKIP_WITHOUT_HOPPER()                                                                                \
+  if (!driver().available) GTEST_SKIP() << "no usable CUDA device: " << driver().reason;                    \
+  if (device_info(0).major != 9)                                                                             \
+  GTEST_SKIP() << "the wgmma family needs an sm_90 GPU; this one is " << device_info(0).arch()
+
+bool looks_like_cubin(const std::vector<char>& cubin) {
+  return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
+}
+
+OpDesc descriptor(const std::string& text) { return parse_descriptor(text + ",device=cuda:0"); }
+
+// Every candidate compiling for sm_90a: tests/cuda/test_cuda_compile.cpp (CudaCompile, CI's NVRTC check).
+
+TEST(CudaWgmmaCompile, EveryFormatCompilesForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  for (const char* format : {"act=bf16,out=bf16,zero=int,group=128,k=4096", "act=fp16,out=fp16,zero=none,group=32,k=4096",
+                             "act=bf16,out=fp32,zero=float,group=64,k=4096", "act=fp16,out=bf16,zero=int,group=256,k=4096",
+                             "act=bf16,out=fp16,zero=float,group=-1,k=4104", "act=fp16,out=fp32,zero=int,group=-1,k=4104"})
+    for (const char* rows : {"40", "700"}) {
+      OpDesc desc = descriptor(std::string("n=1000,bits=4,bias=1,m=") + rows + "," + format);
+      CudaVariant variant = generator.heuristic(desc);
+      ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << format;
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "format", "sm_90a"))) << format;
+    }
+}
+
+TEST(CudaWgmmaCompile, NamesJsonGeometryAndDeterminism) {
+  WgmmaGenerator generator;
+  OpDesc desc = descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  CudaVariant variant = generator.heuristic(desc);
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");
+  EXPECT_EQ(generator.emit(desc, variant), generator.emit(desc, variant));
+  CudaVariant other = variant;
+  other.stages = 5;
+  EXPECT_NE(generator.emit(desc, variant), generator.emit(desc, other));
+  EXPECT_NE(generator.emit(desc, variant).find(to_string(desc)), std::string::npos);
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.grid_x, 4u);   // 1024 rows / 256
+  EXPECT_EQ(geometry.grid_y, 32u);  // 4096 columns / 128
+  EXPECT_EQ(geometry.threads, 256u);
+  // 4 stages of 256 x 64 bf16 x (32 KiB) + 8 panels x 64 k int4 (4 KiB) + scales and zeros
+  // (2 x 256 bytes), each rounded up to 1 KiB, plus 1 KiB to align the ring.
+  EXPECT_EQ(geometry.shared_bytes, 4u * 37888u + 1024u);
+  EXPECT_EQ(geometry.shared_bytes, static_cast<unsigned>(WgmmaGenerator::shared_bytes(desc, variant)));
+  // The registry routes the family to this generator, at the rounded-weights bound.
+  EXPECT_TRUE(is_valid(desc, variant, 9));
+  EXPECT_EQ(verification_tolerance(desc, variant), dequantized_weights_tolerance(desc));
+}
+
+TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
+  WgmmaGenerator generator;
+  OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  const CudaVariant variant = generator.heuristic(good);
+  ASSERT_TRUE(generator.is_valid(good, variant, 9));
+  for (const char* text : {"m=0,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,bits=2",
+                           "m=16,n=64,k=128,eqscale=1", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
+                           "m=16,n=64,k=131,group=-1"}) {
+    Validity validity = generator.is_valid(descriptor(text), variant, 9);
+    EXPECT_FALSE(validity.ok) << text;
+    EXPECT_FALSE(validity.reason.empty()) << text;
+  }
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=16,n=64,k=128,device=cpu"), variant, 9).ok);
+  for (int arch_major : {8, 10}) {
+    Validity validity = generator.is_valid(good, variant, arch_major);
+    EXPECT_FALSE(validity.ok);
+    EXPECT_NE(validity.reason.find("sm_90a"), std::string::npos) << validity.reason;
+  }
+  auto refused = [&](auto change) {
+    CudaVariant changed = variant;
+    change(changed);
+    Validity validity = generator.is_valid(good, changed, 9);
+    return !validity.ok && !validity.reason.empty();
+  };
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.family = CudaFamily::mma; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_n = 256; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_m = 48; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_k = 32; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.stages = 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.warps = v.warps * 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.unroll = 4; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.warps_k = 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) {  // everything fits but shared memory: 8 stages of 68 KiB
+    v = CudaVariant{CudaFamily::wgmma, 8, 2, 128, 256, 128, 8, 0, 0, 0};
+  }));
+  EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
+  // No generator of another family claims these variants, and older arches never list them.
+  for (const CudaVariant& listed : candidates(good, 8)) EXPECT_NE(listed.family, CudaFamily::wgmma);
+}
+
+// One kernel to check: a descriptor (M, the format) and a variant.
+struct Case {
+  OpDesc desc;
+  CudaVariant variant;
+};
+
+// Compiles every case in parallel (NVRTC takes about half a second a program, a thread per
+// core), then runs each once on a random problem with poisoned, guarded outputs and compares
+// with the reference (device_check.h) at the family's bound. Empty when all pass, else the
+// first failure's reproducer.
+std::string check_on_device(const std::vector<Case>& cases) {
+  const std::string arch = device_info(0).arch();
+  std::vector<std::vector<char>> cubins(cases.size());
+  std::vector<std::string> errors(cases.size());
+  std::atomic<std::size_t> next{0};
+  {
+    std::vector<std::jthread> workers;
+    for (unsigned worker = 0; worker < std::max(1u, std::thread::hardware_concurrency()); ++worker)
+      workers.emplace_back([&] {
+        for (std::size_t i = next++; i < cases.size(); i = next++) {
+          try {
+            const std::string name = variant_name(cases[i].desc, cases[i].variant, arch);
+            cubins[i] = compile_to_cubin(WgmmaGenerator().emit(cases[i].desc, cases[i].variant), name, arch);
+          } catch (const std::exception& error) {
+            errors[i] = error.what();
+          }
+        }
+      });
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    if (!errors[i].empty()) return errors[i];
+    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(cubins[i]));
+    std::string failure = testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant));
+    if (!failure.empty()) return failure;
+  }
+  return {};
+}
+
+// Every candidate at each M: N=1000 (a 104-column tail after 7 blocks of 128, an 8-column
+// tail in the last panel), K=4160 (65 groups of 64; 32.5 stages of 128, 65 of 64).
+void check_every_candidate(std::initializer_list<int> rows) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (int m : rows) {
+    OpDesc desc = descriptor("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    ASSERT_FALSE(variants.empty()) << m;
+    for (const CudaVariant& variant : variants) cases.push_back({desc, variant});
+  }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+TEST(CudaWgmma, EveryCandidateAtSmallM) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_candidate({1, 15, 16, 17, 33});
+}
+
+TEST(CudaWgmma, EveryCandidateAtMediumM) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_candidate({63, 64, 65, 127, 129});
+}
+
+TEST(CudaWgmma, EveryCandidateAtLargeM) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_candidate({200, 255, 257, 1000});
+}
+
+// Every format (zero point x output dtype x group incl. whole-K groups with K tails) for one
+// activation dtype, each with a different candidate in turn, at a few M.
+void check_every_format(const char* act) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  int turn = 0;
+  for (const char* out : {"fp32", "bf16", "fp16"})
+    for (const char* zero : {"none", "int", "float"})
+      for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=136",
+                                "group=-1,k=4104", "group=64,k=4160"}) {
+        const char* rows = turn % 3 == 0 ? "1" : turn % 3 == 1 ? "63" : "200";
+        OpDesc desc = descriptor(std::string("n=37,bits=4,bias=1,") + shape + ",zero=" + zero + ",act=" + act +
+                                 ",out=" + out + ",m=" + rows);
+        const std::vector<CudaVariant> variants = generator.candidates(desc);
+        cases.push_back({desc, variants[turn % variants.size()]});
+        ++turn;
+      }
+  EXPECT_EQ(cases.size(), 54u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+TEST(CudaWgmma, EveryFormatBf16) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_format("bf16");
+}
+
+TEST(CudaWgmma, EveryFormatFp16) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_format("fp16");
+}
+
+TEST(CudaWgmma, NoBiasOddNAndLargeShapes) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=17,n=4095,k=256,group=128,zero=none,act=fp16,out=fp16",
+                           "m=64,n=129,k=1024,group=64,zero=float,act=bf16,out=bf16,bias=1",
+                           "m=1000,n=1000,k=4096,group=128,zero=int,act=bf16,out=bf16",
+                           "m=513,n=6144,k=1000,group=-1,zero=float,act=fp16,out=bf16"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    cases.push_back({desc, generator.heuristic(desc)});
+  }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+}  // namespace
+}  // namespace lowbit::cuda
