@@ -28,8 +28,7 @@ std::string family_source(const OpDesc& desc, const CudaVariant& variant) {
 
 LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().launch_geometry(desc, variant);
-  // gemv families: a block per 16-column panel, no dynamic shared memory.
-  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32), 0};
+  return GemvGenerator().launch_geometry(desc, variant);
 }
 
 }  // namespace
