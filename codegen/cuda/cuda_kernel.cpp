@@ -57,8 +57,9 @@ void CudaKernel::load() {
   make_current(desc_.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
-  // Above 48 KiB, dynamic shared memory must be opted into per function.
-  if (geometry_.shared_bytes > 48 * 1024)
+  // Without an opt-in per function, dynamic shared memory is allowed 48 KiB less the kernel's
+  // static shared memory (gemv_mma has both), so every kernel with dynamic shared memory opts in.
+  if (geometry_.shared_bytes > 0)
     check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                       static_cast<int>(geometry_.shared_bytes)),
           "cuFuncSetAttribute");
