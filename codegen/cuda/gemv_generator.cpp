@@ -87,12 +87,16 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   return variants;
 }
 
-// What the candidates' timings on an H100 favoured (docs/benchmarks.md): the CUDA-core family
-// with many loads in flight at M=1, the tensor-core family from M=4 on (it costs about the same
-// at every M, the CUDA-core family grows with M). Between measured M the nearer one decides.
+// What the candidates' timings on an H100 favoured (docs/benchmarks.md, "small M to the
+// bandwidth floor"): the tensor-core family at every M (the CUDA-core family only for fp32
+// activations), 2 stages; 16 warps per panel up to M=8 except at M <= 4 on many panels
+// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1), 8 warps from M=9 on (the second B operand
+// doubles the ring).
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
-  if (desc.m <= 2 || desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  return CudaVariant{CudaFamily::gemv_mma, 8, 4};
+  if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
+  if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  const bool many_panels = native_geometry(desc).panels >= 1024;
+  return CudaVariant{CudaFamily::gemv_mma, many_panels && desc.m <= 4 ? 8 : 16, 2};
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,7 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
+          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
           if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
@@ -123,6 +125,7 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
+          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
           if (!generator.is_valid(desc, variant, 9)) continue;
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
