@@ -32,8 +32,7 @@ std::string family_source(const OpDesc& desc, const CudaVariant& variant) {
 LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().launch_geometry(desc, variant);
   if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().launch_geometry(desc, variant);
-  // gemv families: a block per 16-column panel, no dynamic shared memory.
-  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32), 0};
+  return GemvGenerator().launch_geometry(desc, variant);
 }
 
 }  // namespace
@@ -62,8 +61,9 @@ void CudaKernel::load() {
   make_current(desc_.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
-  // Above 48 KiB, dynamic shared memory must be opted into per function.
-  if (geometry_.shared_bytes > 48 * 1024)
+  // Without an opt-in per function, dynamic shared memory is allowed 48 KiB less the kernel's
+  // static shared memory (gemv_mma has both), so every kernel with dynamic shared memory opts in.
+  if (geometry_.shared_bytes > 0)
     check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                       static_cast<int>(geometry_.shared_bytes)),
           "cuFuncSetAttribute");
