@@ -711,7 +711,8 @@ X86Variant AmxBf16Generator::heuristic(const OpDesc& desc, const CpuInfo&, int m
 std::vector<int> AmxBf16Generator::candidate_k_blocks(const OpDesc& desc) {
   std::vector<int> k_blocks{0};
   if (desc.group == whole_k_group) return k_blocks;
-  for (int k_block : {512, 1024, 2048})
+  // 512 was timed too (docs/benchmarks.md) and was the fastest on none of the shapes: pruned.
+  for (int k_block : {1024, 2048})
     if (k_block % desc.group == 0 && k_block <= desc.k) k_blocks.push_back(k_block);
   return k_blocks;
 }

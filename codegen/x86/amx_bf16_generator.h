@@ -151,10 +151,13 @@ class AmxBf16Generator {
   X86Variant heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
 
   // k_block values worth timing: 0 (not blocked), and with group > 0 the blocks of K in
-  // {512, 1024, 2048} that are whole groups and not longer than K.
+  // {1024, 2048} that are whole groups and not longer than K.
   static std::vector<int> candidate_k_blocks(const OpDesc& desc);
   // The no-tune k_block: heuristic_k_block_size (else the longest candidate) above one tile of
-  // rows with group > 0, else 0.
+  // rows with group > 0, else 0. On the Xeon (docs/benchmarks.md, 2026-11-22 cache blocking)
+  // 1024 and 2048 were within the run-to-run noise of each other with n2m32, and ahead of
+  // k_block=0 on 28672x4096 and K=14336 at M=256; 1024 keeps the packed rows of a block of K
+  // (M x 2 KB) in L2 up to M=512.
   static constexpr int heuristic_k_block_size = 1024;
   static int heuristic_k_block(const OpDesc& desc);
 };

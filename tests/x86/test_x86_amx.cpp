@@ -258,7 +258,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
     amx += variant.isa == X86Isa::amx_bf16;
     avx512 += is_avx512(variant.isa);
   }
-  EXPECT_EQ(amx, 5 * 4);  // 5 blocks x k_block 0, 512, 1024, 2048
+  EXPECT_EQ(amx, 5 * 3);  // 5 blocks x k_block 0, 1024, 2048
   EXPECT_GT(avx512, 0);
   EXPECT_EQ(heuristic(large, 4).isa, X86Isa::amx_bf16);
   // From heuristic_from_rows on AMX is the no-tune choice; below min_rows it is not offered.
@@ -378,9 +378,9 @@ TEST(X86Amx, KBlockNamedCandidatesAndHeuristicAnywhere) {
   const X86Variant old = variant_from_json(
       nlohmann::json::parse(R"({"isa":"amx_bf16","n_panels":2,"m_rows":32,"k_unroll":1,"threads":16,"split_k":1})"));
   EXPECT_EQ(old.k_block, 0);
-  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(desc), (std::vector<int>{0, 512, 1024, 2048}));
-  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(parse_descriptor("m=256,n=64,k=768,group=256,act=bf16")),
-            (std::vector<int>{0, 512}));
+  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(desc), (std::vector<int>{0, 1024, 2048}));
+  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(parse_descriptor("m=256,n=64,k=1536,group=256,act=bf16")),
+            (std::vector<int>{0, 1024}));
   EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(parse_descriptor("m=256,n=64,k=4096,group=-1,act=bf16")),
             (std::vector<int>{0}));
   const CpuInfo cpu = amx_cpu();
