@@ -4,7 +4,8 @@
 // the AMX-vs-AVX-512 table and the thread-scaling rows of docs/benchmarks.md come from here.
 // Correctness is the tests' job (tests/x86); no reference is computed (it takes minutes at
 // M=256 on the large shapes).
-// Usage: lowbit_x86_isa_bench --threads 1,2,16 --isa amx,avx512 --desc D [--desc D ...]
+// Usage: lowbit_x86_isa_bench [--every] --threads 1,2,16 --isa amx,avx512 --desc D [--desc D ...]
+// (--every, before the options with values: also one line per candidate)
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -35,9 +36,15 @@ std::vector<std::string> split(const std::string& text) {
 int run(int argc, char** argv) {
   std::vector<int> threads{0};
   std::vector<std::string> isas{"amx", "avx512"};
+  bool every = false;
   std::vector<std::string> descriptors;
   for (int index = 1; index + 1 < argc; index += 2) {
     const std::string option = argv[index];
+    if (option == "--every") {  // a flag: one line per candidate, not only the fastest
+      every = true;
+      --index;
+      continue;
+    }
     const std::string value = argv[index + 1];
     if (option == "--threads") {
       threads.clear();
@@ -73,6 +80,8 @@ int run(int argc, char** argv) {
         for (const lowbit::x86::X86Variant& variant : lowbit::x86::candidates(desc, thread_count, isa)) {
           const auto kernel = lowbit::x86::build(desc, variant, thread_count);
           const lowbit::tuner::Timing timing = lowbit::tuner::time_kernel(*kernel, inputs);
+          if (every)
+            fmt::print("  {:<52} {:>10.1f} {:>9.1f}\n", kernel->name(), timing.median_us, timing.min_us);
           if (best_name.empty() || timing.median_us < best.median_us) {
             best = timing;
             best_name = kernel->name();

@@ -64,6 +64,9 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().candidates(desc, cpu, threads); },
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().heuristic(desc, cpu, threads); },
           [](const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) {
+            // Cache blocking of K (k_block) is AMX-BF16's alone; the others would ignore it.
+            if (variant.k_block != 0 && variant.isa != X86Isa::amx_bf16)
+              return Validity{false, "only amx_bf16 blocks K for the caches: k_block must be 0"};
             return G().is_valid(desc, variant, cpu);
           }};
 }

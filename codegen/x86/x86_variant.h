@@ -64,6 +64,8 @@ struct X86Variant {
   int k_unroll = 1;   // steps (native k_per_block k each) unrolled in the inner loop
   int threads = 1;    // worker threads (capped by the caller's option and the pool)
   int split_k = 1;    // most parts K is cut into (block_program.h, KSplit); 1: no split
+  int k_block = 0;    // amx_bf16: k per cache block (x packed, weights decoded once per block
+                      // of K and reused by every row block); 0: not blocked
 
 
   bool operator==(const X86Variant&) const = default;
@@ -71,14 +73,16 @@ struct X86Variant {
   static constexpr auto fields() {
     return std::tuple{field("isa", &X86Variant::isa), field("n_panels", &X86Variant::n_panels),
                       field("m_rows", &X86Variant::m_rows), field("k_unroll", &X86Variant::k_unroll),
-                      field("threads", &X86Variant::threads), field("split_k", &X86Variant::split_k)};
+                      field("threads", &X86Variant::threads), field("split_k", &X86Variant::split_k),
+                      field("k_block", &X86Variant::k_block)};
   }
 };
 
 std::string_view to_string(X86Isa isa);
 
 // Complete, parseable name, e.g. "x86_avx512bf16_w4g128_n4m1k2_t2", with "_s<split_k>" when
-// K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4".
+// K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4", and "_kb<k_block>" when
+// K is cache-blocked (k_block > 0), e.g. "x86_amxbf16_w4g128_n2m32k1_t16_kb512".
 std::string variant_name(const OpDesc& desc, const X86Variant& variant);
 
 nlohmann::json to_json(const X86Variant& variant);

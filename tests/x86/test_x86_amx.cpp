@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "codegen/x86/amx_bf16_generator.h"
 #include "codegen/x86/code_conversion.h"
@@ -18,6 +19,7 @@
 #include "lowbit/cpu_info.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
+#include "lowbit/native_layout.h"
 #include "lowbit/problem.h"
 #include "tests/support/test_support.h"
 
@@ -160,6 +162,62 @@ TEST(X86Amx, DecodeFunctionWritesEveryChunkAnywhere) {
     }
 }
 
+// The cache-blocked functions (k_block > 0): every block x bits x group x zero point x output
+// dtype, K of several blocks whose last one is shorter (e.g. group=32, K=160, k_block=64: blocks
+// of 64, 64 and 32 k), N=37 (a 5-column tail), M from 1 to past three 32-row blocks.
+TEST(X86Amx, BlockedKEveryBlockFormatAndDtypeAtOddShapes) {
+  LOWBIT_SKIP_WITHOUT_AMX();
+  int checked = 0;
+  struct Shape {
+    const char* text;
+    int k_block;
+  };
+  for (int bits : {2, 3, 4, 8})
+    for (const Shape& shape : {Shape{"group=32,k=160", 64}, Shape{"group=64,k=320", 128}, Shape{"group=128,k=384", 256},
+                               Shape{"group=256,k=768", 512}, Shape{"group=128,k=256", 256}})
+      for (const char* zero : {"none", "int", "float"})
+        for (const char* out : {"fp32", "bf16", "fp16"}) {
+          const std::string bias = std::string(zero) == "int" ? "1" : "0";
+          const OpDesc desc = parse_descriptor("m=0,n=37,act=bf16,bits=" + std::to_string(bits) + "," + shape.text +
+                                               ",zero=" + zero + ",out=" + out + ",bias=" + bias);
+          for (X86Variant variant : every_block()) {
+            variant.k_block = shape.k_block;
+            ASSERT_TRUE(is_valid(desc, variant)) << is_valid(desc, variant).reason;
+            const X86Kernel kernel(desc, variant);
+            ASSERT_TRUE(kernel.blocks_k()) << variant_name(desc, variant);
+            for (int64_t m : {1, 4, 16, 17, 33, 100}) {
+              const std::string failure = check_against_reference(desc, variant, kernel, m);
+              ASSERT_TRUE(failure.empty()) << failure;
+              ++checked;
+            }
+          }
+        }
+  EXPECT_EQ(checked, 4 * 5 * 3 * 3 * 5 * 6);
+}
+
+// The cache-blocked path at the thread counts the launcher splits N over: the same bits at 1, 3
+// and 16 threads (each register block's sums do not depend on which thread runs it), and
+// against the reference, on N=1000 (62.5 panels), K=4096 in 4 blocks, M=70.
+TEST(X86Amx, BlockedKSameBitsAtEveryThreadCount) {
+  LOWBIT_SKIP_WITHOUT_AMX();
+  const OpDesc desc = parse_descriptor("m=0,n=1000,k=4096,bits=4,group=128,zero=int,act=bf16,out=fp32,bias=1");
+  const int64_t m = 70;
+  std::vector<uint8_t> first;  // the whole guarded buffer of the first thread count
+  for (int threads : {1, 3, 16}) {
+    const X86Variant variant{X86Isa::amx_bf16, 2, 32, 1, threads, 1, 1024};
+    const X86Kernel kernel(desc, variant);
+    const std::string failure = check_against_reference(desc, variant, kernel, m);
+    ASSERT_TRUE(failure.empty()) << failure;
+    // One case name for every thread count: the same problem each time.
+    const testing::GuardedRun run = testing::run_guarded(kernel, m, "blocked thread counts");
+    ASSERT_TRUE(run.guards_intact) << run.where;
+    if (first.empty())
+      first = run.buffer;
+    else
+      ASSERT_EQ(run.buffer, first) << run.where << " threads=" << threads;
+  }
+}
+
 // Larger shapes through several threads: K=8256 (not a multiple of 128), N=1000 (an 8-column
 // tail), at the tuner's candidates and the heuristic, M from 8 to 70.
 TEST(X86Amx, LargerShapesEveryCandidate) {
@@ -190,7 +248,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   LOWBIT_SKIP_WITHOUT_AMX();
   testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
   EXPECT_EQ(generator_version(),
-            "x86_amx_bf16@2+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1+"
+            "x86_amx_bf16@3+x86_avx512_float@2+x86_amx_int8@1+x86_avx512_vnni_int8@1+x86_avx2_float@1+"
             "x86_avx2_int8@1");
   const OpDesc large = parse_descriptor("m=64,n=4096,k=4096,group=128,act=bf16");
   int amx = 0;
@@ -200,7 +258,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
     amx += variant.isa == X86Isa::amx_bf16;
     avx512 += is_avx512(variant.isa);
   }
-  EXPECT_EQ(amx, 5);
+  EXPECT_EQ(amx, 5 * 3);  // 5 blocks x k_block 0, 1024, 2048
   EXPECT_GT(avx512, 0);
   EXPECT_EQ(heuristic(large, 4).isa, X86Isa::amx_bf16);
   // From heuristic_from_rows on AMX is the no-tune choice; below min_rows it is not offered.
@@ -212,7 +270,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   EXPECT_TRUE(is_avx512(heuristic(single, 4).isa));
   // Forced, AMX answers at any M; fp16 activations are served by nothing it emits.
   EXPECT_EQ(heuristic(single, 4, "amx").isa, X86Isa::amx_bf16);
-  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@2+x86_amx_int8@1");
+  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@3+x86_amx_int8@1");
   EXPECT_FALSE(supports(parse_descriptor("m=64,n=64,k=128,act=fp16"), "amx").ok);
 }
 
@@ -232,8 +290,107 @@ TEST(X86Amx, EmitsEveryBlockAndWidthAnywhere) {
         for (int panels = 1; panels <= variant.n_panels; ++panels)
           EXPECT_NE(reinterpret_cast<const void*>(program.decode(panels)), nullptr);
         EXPECT_LT(program.getSize(), std::size_t{1} << 20) << variant_name(desc, variant);
+        EXPECT_THROW(program.blocked(1, 1), Unsupported);  // k_block=0 emits no blocked functions
+        if (desc.group == whole_k_group) continue;
+        X86Variant blocked = variant;
+        blocked.k_block = 128;
+        const AmxBf16Program blocked_program(desc, blocked);
+        for (int panels = 1; panels <= variant.n_panels; ++panels) {
+          EXPECT_NE(reinterpret_cast<const void*>(blocked_program.decode_range(panels)), nullptr);
+          for (int rows = 1; rows <= variant.m_rows; ++rows)
+            EXPECT_NE(reinterpret_cast<const void*>(blocked_program.blocked(panels, rows)), nullptr);
+        }
+        EXPECT_LT(blocked_program.getSize(), std::size_t{1} << 20) << variant_name(desc, blocked);
       }
     }
+}
+
+// The packed x of the cache-blocked functions, anywhere: tile t, chunk c, row r, k j holds
+// x[16t + r][32c + j], and zeros past M (up to whole tiles) and past K (up to whole chunks).
+TEST(X86Amx, PackedXLayoutAnywhere) {
+  const OpDesc desc = parse_descriptor("m=0,n=16,k=70,act=bf16,group=-1");
+  const int64_t m = 19;
+  const int64_t chunks = 3;  // 70 k: two whole chunks and 6 k
+  ASSERT_EQ(amx_packed_x_tile_bytes(desc), chunks * 1024);
+  ASSERT_EQ(amx_packed_x_bytes(desc, m), 2 * chunks * 1024);
+  std::vector<uint16_t> x(static_cast<std::size_t>(m * desc.k));
+  for (std::size_t index = 0; index < x.size(); ++index) x[index] = static_cast<uint16_t>(index + 1);
+  std::vector<uint16_t> packed(static_cast<std::size_t>(amx_packed_x_bytes(desc, m) / 2) + 8, 0xffff);
+  // Two ranges, as two threads would pack them; the last one pads the rows to whole tiles.
+  amx_pack_x_rows(desc, x.data(), m, 0, 7, packed.data());
+  amx_pack_x_rows(desc, x.data(), m, 7, 32, packed.data());
+  for (int64_t row = 0; row < 32; ++row)
+    for (int64_t k = 0; k < chunks * 32; ++k) {
+      const uint16_t value = packed[static_cast<std::size_t>(((row / 16 * chunks + k / 32) * 16 + row % 16) * 32 + k % 32)];
+      const uint16_t expected = row < m && k < desc.k ? x[static_cast<std::size_t>(row * desc.k + k)] : 0;
+      ASSERT_EQ(value, expected) << "row " << row << " k " << k;
+    }
+  for (std::size_t index = packed.size() - 8; index < packed.size(); ++index) ASSERT_EQ(packed[index], 0xffff);
+}
+
+// decode_range, anywhere with AVX512-BF16: a block of K's chunks as decode() writes them for all
+// of K, starting at the block's first step, and nothing past its output.
+TEST(X86Amx, DecodeRangeMatchesDecodeAnywhere) {
+  for (const char* feature : {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"})
+    if (!cpu_info().has(feature)) GTEST_SKIP() << "this CPU lacks " << feature << ": the decode functions cannot run here";
+  constexpr uint8_t poison = 0xff;
+  constexpr int64_t guard_bytes = 64;
+  for (int bits : {2, 3, 4, 8}) {
+    const OpDesc desc = parse_descriptor("m=0,n=40,k=320,act=bf16,zero=int,group=64,bits=" + std::to_string(bits));
+    const Problem problem = make_random_problem(desc, 1, seed_for("decode range " + to_string(desc)));
+    const NativeGeometry geometry = native_geometry(desc);
+    for (int panels = 1; panels <= 3; ++panels) {
+      const X86Variant variant{X86Isa::amx_bf16, panels, 16, 1, 1, 1, 128};
+      const AmxBf16Program program(desc, variant);
+      AlignedBuffer whole(static_cast<std::size_t>(amx_decoded_bytes(desc, panels)));
+      BlockArgs whole_args{};
+      whole_args.qweight = problem.packed.qweight();
+      whole_args.y = whole.data();
+      program.decode(panels)(&whole_args);
+      for (int64_t k_begin : {0, 128, 256}) {  // blocks of 128, 128 and 64 k
+        const int64_t chunks = std::min<int64_t>(128, desc.k - k_begin) / 32;
+        const int64_t bytes = chunks * panels * 1024;
+        AlignedBuffer output(static_cast<std::size_t>(bytes + guard_bytes));
+        std::fill(output.data(), output.data() + bytes + guard_bytes, poison);
+        AmxBlockedArgs args{};
+        args.qweight = problem.packed.qweight() + k_begin / geometry.k_per_block * geometry.step_bytes;
+        args.decoded = output.data();
+        args.chunks = chunks;
+        program.decode_range(panels)(&args);
+        const uint8_t* expected = whole.data() + k_begin / 32 * panels * 1024;
+        for (int64_t index = 0; index < bytes; ++index)
+          ASSERT_EQ(output.data()[index], expected[index]) << to_string(desc) << " panels=" << panels
+                                                           << " k_begin=" << k_begin << " byte " << index;
+        for (int64_t index = bytes; index < bytes + guard_bytes; ++index)
+          ASSERT_EQ(output.data()[index], poison) << "guard byte " << index - bytes;
+      }
+    }
+  }
+}
+
+// k_block: named in the variant, read back from JSON (absent: 0), candidates and the no-tune
+// choice by the rule of AmxBf16Generator::candidate_k_blocks / heuristic_k_block.
+TEST(X86Amx, KBlockNamedCandidatesAndHeuristicAnywhere) {
+  const OpDesc desc = parse_descriptor("m=256,n=4096,k=4096,group=128,act=bf16");
+  const X86Variant blocked{X86Isa::amx_bf16, 2, 32, 1, 16, 1, 1024};
+  EXPECT_EQ(variant_name(desc, blocked), "x86_amxbf16_w4g128_n2m32k1_t16_kb1024");
+  EXPECT_EQ(variant_from_json(to_json(blocked)), blocked);
+  const X86Variant old = variant_from_json(
+      nlohmann::json::parse(R"({"isa":"amx_bf16","n_panels":2,"m_rows":32,"k_unroll":1,"threads":16,"split_k":1})"));
+  EXPECT_EQ(old.k_block, 0);
+  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(desc), (std::vector<int>{0, 1024, 2048}));
+  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(parse_descriptor("m=256,n=64,k=1536,group=256,act=bf16")),
+            (std::vector<int>{0, 1024}));
+  EXPECT_EQ(AmxBf16Generator::candidate_k_blocks(parse_descriptor("m=256,n=64,k=4096,group=-1,act=bf16")),
+            (std::vector<int>{0}));
+  const CpuInfo cpu = amx_cpu();
+  EXPECT_EQ(AmxBf16Generator().heuristic(desc, cpu, 16).k_block, AmxBf16Generator::heuristic_k_block_size);
+  EXPECT_EQ(AmxBf16Generator().heuristic(parse_descriptor("m=16,n=4096,k=4096,group=128,act=bf16"), cpu, 16).k_block,
+            0);
+  EXPECT_EQ(AmxBf16Generator().heuristic(parse_descriptor("m=64,n=64,k=4096,group=-1,act=bf16"), cpu, 16).k_block, 0);
+  // Other flavours refuse it, through the registry and through their own checks.
+  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_bf16, 2, 4, 1, 1, 1, 512}).reason.find("k_block must be 0"),
+            std::string::npos);
 }
 
 TEST(X86Amx, IsValidNamesWhatIsWrong) {
@@ -254,6 +411,13 @@ TEST(X86Amx, IsValidNamesWhatIsWrong) {
   EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 3, 32, 1, 1}).find("8 tile registers"), std::string::npos);
   EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 4, 16, 1, 1}).find("8 tile registers"), std::string::npos);
   EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 1, 16, 2, 1}).find("k_unroll must be 1"), std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 1, 16, 1, 1, 1, 96}).find("k_block=96 must be a multiple of the group (64)"),
+            std::string::npos);
+  EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 1, 16, 1, 1, 1, -64}).find("k_block must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(reason(parse_descriptor("m=64,n=64,k=128,group=-1,act=bf16"), X86Variant{X86Isa::amx_bf16, 1, 16, 1, 1, 1, 64})
+                .find("k_block > 0 needs group > 0"),
+            std::string::npos);
   EXPECT_NE(reason(desc, X86Variant{X86Isa::avx512_bf16, 1, 16, 1, 1}).find("amx_bf16 flavour only"),
             std::string::npos);
   CpuInfo no_tiles = cpu;
@@ -301,7 +465,7 @@ TEST(X86Amx, ForcedAmxWithoutItIsRefused) {
       << forced.reason;
   if (!cpu_has_amx_bf16()) {
     testing::ScopedEnvironment environment("LOWBIT_ISA", "amx");
-    EXPECT_EQ(generator_version(), "x86_amx_bf16@2+x86_amx_int8@1");
+    EXPECT_EQ(generator_version(), "x86_amx_bf16@3+x86_amx_int8@1");
     const Validity refused = supports(desc);
     EXPECT_FALSE(refused.ok);
     EXPECT_NE(refused.reason.find("isa=$LOWBIT_ISA"), std::string::npos) << refused.reason;
