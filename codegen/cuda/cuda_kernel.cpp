@@ -8,6 +8,7 @@
 
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/operand_alignment.h"
 #include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
@@ -77,6 +78,7 @@ nlohmann::json CudaKernel::variant_json() const { return to_json(variant_); }
 
 void CudaKernel::run(const RunArgs& args) const {
   check_run_args(desc_, args);
+  check_operand_alignment(desc_, variant_.family, args);
   make_current(desc_.device.index);
   const void* x = args.x;
   const void* qweight = args.weights.qweight;
