@@ -111,6 +111,30 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
   EXPECT_EQ(checked, 36);
 }
 
+// x starting 2 bytes past an aligned address with K % 8 == 0 (a row slice of a larger tensor):
+// both GEMV families must take their plain-load path for x, at every row count they serve.
+TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  int checked = 0;
+  for (const char* act : {"bf16", "fp16"})
+    for (int rows : {1, 5, 16}) {
+      OpDesc desc = parse_descriptor(fmt::format("n=37,k=512,bits={},group=128,zero=int,bias=1,device=cuda:0,act={},m={}",
+                                                 GetParam(), act, rows));
+      for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+        CudaVariant variant = generator.heuristic(desc);
+        variant.family = family;
+        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+        if (!generator.is_valid(desc, variant, 9)) continue;  // the CUDA-core family serves up to 8 rows
+        const std::string failure =
+            testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), /*x_offset_bytes=*/2);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 10);  // per act: gemv at rows 1 and 5, gemv_mma at rows 1, 5 and 16
+}
+
 // eqscale=1: x * eq folded into the load of x, including the group sums of x (zero=int makes
 // the sums matter). K=4096 takes the vector loads of x and eq, K=4099 the per-element tails.
 TEST_P(CudaKernelsBits, EqualizationScale) {
