@@ -145,21 +145,28 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
-  // Tall tiles at large M (the weights re-read least); at smaller M the tallest tile M fills.
-  Shape shape = searched_shapes[0];
+  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..256): two
+  // warpgroups (128 columns) and the tallest tile M fills; K split until the grid reaches about
+  // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
+  Shape shape = Shape{128, 16, 128, 5};
+  int waves = 3;
   if (desc.m > 128)
-    shape = Shape{128, 256, 64, 4};
+    shape = Shape{128, 256, 64, 4}, waves = 1;
   else if (desc.m > 64)
-    shape = Shape{128, 128, 64, 5};
+    shape = Shape{128, 128, 128, 4}, waves = 1;
   else if (desc.m > 32)
-    shape = Shape{64, 64, 128, 4};
+    shape = Shape{128, 64, 64, 6};
   else if (desc.m > 16)
-    shape = Shape{64, 32, 128, 5};
+    shape = Shape{128, 32, 128, 4};
   CudaVariant chosen = variant_of(shape);
-  // Split K while doubling keeps the grid within one wave and each split enough stages.
-  while (chosen.split_k < 8 && tiles(desc, chosen) * chosen.split_k * 2 <= hopper_sms &&
-         k_stages(desc, chosen) / (2 * chosen.split_k) >= min_split_stages)
-    chosen.split_k *= 2;
+  while (chosen.split_k < 8) {
+    CudaVariant doubled = chosen;
+    doubled.split_k *= 2;
+    if (tiles(desc, doubled) * doubled.split_k > waves * hopper_sms ||
+        k_stages(desc, doubled) / doubled.split_k < min_split_stages || !is_valid(desc, doubled, 9))
+      break;
+    chosen = doubled;
+  }
   if (is_valid(desc, chosen, 9)) return chosen;
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
