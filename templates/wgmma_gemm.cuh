@@ -42,6 +42,14 @@
 // two register sets (the wgmmas of one stage still read theirs while the next is dequantized). cp.async writes through the generic proxy and
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
+//
+// Split-K across blocks (SPLIT_K > 1, for grids too small to fill the GPU: N = 4096 at small M
+// has 32..64 column tiles for 132 SMs): blockIdx.z takes one run of SPLIT_STAGES consecutive
+// stages (an even count, whole stages, so whole groups or whole parts of one; the scales are
+// folded into A, so a group cut between two blocks is still exact) and stores its fp32
+// accumulator, bias-free, into partials [SPLIT_K][M][N] (the caller's workspace). A second
+// kernel, wgmma_split_reduce, sums the SPLIT_K partials of each element in split order, adds
+// the bias and converts: the same sums in the same order every run, no atomics.
 
 namespace lowbit_gemv {
 
@@ -339,7 +347,8 @@ __device__ __forceinline__ u32 dequantize_pair(u32 nibbles, const GroupConstants
 
 // Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
 // OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
-// x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3).
+// x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
+// along K, each a run of SPLIT_STAGES stages; 1: no split).
 template <class Config>
 struct WgmmaTile {
   static constexpr int BLOCK_N = Config::BLOCK_N;
@@ -352,6 +361,12 @@ struct WgmmaTile {
   static constexpr int K_TILES = BLOCK_K / 16;
   static constexpr int ATOMS = BLOCK_K / 64;  // 128-byte-swizzle atoms along k
   static constexpr int STAGE_GROUPS = Config::WHOLE_K_GROUP || Config::GROUP >= BLOCK_K ? 1 : BLOCK_K / Config::GROUP;
+  static constexpr int SPLIT_K = Config::SPLIT_K;
+  // Stages run in pairs (one per set of A registers, below), so a split's run is even; stages
+  // past K (the last split's padding) are all zeros: their x and weights are zero-filled, their
+  // tables too.
+  static constexpr int K_STAGES = (Config::K + BLOCK_K - 1) / BLOCK_K;
+  static constexpr int SPLIT_STAGES = ((K_STAGES + SPLIT_K - 1) / SPLIT_K + 1) / 2 * 2;
   // One stage, each part 1024- (x) or 16-byte aligned:
   static constexpr int X_BYTES = BLOCK_M * BLOCK_K * 2;           // [ATOMS][BLOCK_M][64] bf16/fp16, swizzled
   static constexpr int WEIGHT_BYTES = PANELS * BLOCK_K / 4 * 32;  // [PANELS][BLOCK_K / 4 steps][32 bytes]
@@ -365,6 +380,7 @@ struct WgmmaTile {
   static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
                 "a stage holds whole groups or lies inside one");
   static_assert(Config::K % 8 == 0, "x rows 16-byte aligned for cp.async");
+  static_assert(SPLIT_K >= 1 && (SPLIT_K - 1) * SPLIT_STAGES < K_STAGES, "every split holds some of K");
 };
 
 template <class Config>
@@ -372,6 +388,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
                                                 const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                                 const void* __restrict__ bias, void* __restrict__ y,
                                                 unsigned char* shared_raw) {
+  // y: the output [M][N] of OUT, or with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N].
   using Tile = WgmmaTile<Config>;
   constexpr int M = Config::M;
   constexpr long long N = Config::N;
@@ -380,9 +397,9 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / GROUP;
   constexpr int STEPS = (K + 3) / 4;                // 32-byte steps per panel
   constexpr long long PANEL_COUNT = (N + 15) / 16;  // panels in the weights
-  // Stages run in pairs (one per set of A registers, below): an odd count gets one more stage,
-  // past K, all zeros (its x and weights are zero-filled, its tables too).
-  constexpr int STAGE_COUNT = ((K + Tile::BLOCK_K - 1) / Tile::BLOCK_K + 1) / 2 * 2;
+  // This block's stages: [first_stage, end_stage), an even count (WgmmaTile::SPLIT_STAGES).
+  const int first_stage = blockIdx.z * Tile::SPLIT_STAGES;
+  const int end_stage = first_stage + Tile::SPLIT_STAGES;
   constexpr bool IS_BF16 = Config::ACT == bf16;
   constexpr int THREADS = Tile::THREADS;
 
@@ -420,7 +437,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   constexpr int TABLE_KINDS = Config::ZERO == zero_none ? 1 : 2;
 
   auto issue_stage = [&](int stage) {
-    if (stage < STAGE_COUNT) {
+    if (stage < end_stage) {
       const int slot = stage % Tile::STAGES;
       const int first_k = stage * Tile::BLOCK_K;
       // x: [ATOMS][BLOCK_M][64] swizzled; rows past M and k past K zero-filled.
@@ -473,7 +490,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
 
   // ---- Pipeline: STAGES - 2 stages in flight ahead of the one dequantized.
 #pragma unroll
-  for (int stage = 0; stage < Tile::STAGES - 2; ++stage) issue_stage(stage);
+  for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(stage);
 
   const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
 
@@ -540,7 +557,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   u32 a_odd[Tile::K_TILES][4];
   // No branch between the two: a conditional second call would merge the accumulators of two
   // paths with register moves while wgmmas write them, which ptxas answers by serializing.
-  for (int stage = 0; stage < STAGE_COUNT; stage += 2) {
+  for (int stage = first_stage; stage < end_stage; stage += 2) {
     run_stage(stage, a_even);
     run_stage(stage + 1, a_odd);
   }
@@ -549,12 +566,16 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   asm volatile("cp.async.wait_group 0;\n" ::);
 
   // ---- Epilogue: bias, output dtype, masked stores. Lane (g, t) writes columns 2g, 2g+1 of
-  // rows 8i+2t, 8i+2t+1; with N even the two columns are one aligned pair.
+  // rows 8i+2t, 8i+2t+1; with N even the two columns are one aligned pair. A split stores its
+  // fp32 partial sums instead, bias-free, into its [M][N] slice (wgmma_split_reduce adds).
+  constexpr bool PARTIAL = Tile::SPLIT_K > 1;
+  constexpr int STORED = PARTIAL ? fp32 : Config::OUT;
+  if (PARTIAL) y = static_cast<float*>(y) + static_cast<long long>(blockIdx.z) * M * N;
   const long long column = (block_panel + warp) * 16 + 2 * g;
   if (column >= N) return;
   const bool pair_inside = column + 1 < N;
   float bias_value[2] = {0.0f, 0.0f};
-  if (Config::HAS_BIAS) {
+  if (Config::HAS_BIAS && !PARTIAL) {
     bias_value[0] = load_element<Config::ACT>(bias, column);
     if (pair_inside) bias_value[1] = load_element<Config::ACT>(bias, column + 1);
   }
@@ -567,17 +588,56 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
       const float value0 = accumulator[4 * i + half] + bias_value[0];      // column 2g
       const float value1 = accumulator[4 * i + 2 + half] + bias_value[1];  // column 2g+1
       const long long index = static_cast<long long>(row) * N + column;
-      if (N % 2 == 0 && Config::OUT == fp32) {
+      if (N % 2 == 0 && STORED == fp32) {
         *reinterpret_cast<float2*>(static_cast<float*>(y) + index) = make_float2(value0, value1);
       } else if (N % 2 == 0) {
-        const u32 bits0 = Config::OUT == bf16 ? float_to_bf16(value0) : float_to_half(value0);
-        const u32 bits1 = Config::OUT == bf16 ? float_to_bf16(value1) : float_to_half(value1);
+        const u32 bits0 = STORED == bf16 ? float_to_bf16(value0) : float_to_half(value0);
+        const u32 bits1 = STORED == bf16 ? float_to_bf16(value1) : float_to_half(value1);
         *reinterpret_cast<u32*>(static_cast<u16*>(y) + index) = bits0 | bits1 << 16;
       } else {
-        store_element<Config::OUT>(y, index, value0);
-        if (pair_inside) store_element<Config::OUT>(y, index + 1, value1);
+        store_element<STORED>(y, index, value0);
+        if (pair_inside) store_element<STORED>(y, index + 1, value1);
       }
     }
+}
+
+// The second pass of a split: y[r][n] = sum over s = 0 .. SPLIT_K-1, in that order, of
+// partials[s][r][n], + bias[n], converted to OUT. A thread per REDUCE_VECTOR consecutive
+// elements of one row (N % 4 == 0: four, read as one float4 per split; else one), threads
+// over the flat [M][N] index; memory-bound, SPLIT_K + 1 passes over M x N.
+template <class Config>
+struct SplitReduce {
+  static constexpr int VECTOR = Config::N % 4 == 0 ? 4 : 1;
+  static constexpr int THREADS = 256;
+  static constexpr long long ELEMENTS = static_cast<long long>(Config::M) * Config::N;
+  static constexpr long long BLOCKS = (ELEMENTS / VECTOR + THREADS - 1) / THREADS;
+};
+
+template <class Config>
+__device__ __forceinline__ void wgmma_split_reduce(const float* __restrict__ partials, const void* __restrict__ bias,
+                                                   void* __restrict__ y) {
+  using Reduce = SplitReduce<Config>;
+  constexpr int VECTOR = Reduce::VECTOR;
+  constexpr long long N = Config::N;
+  const long long first = (static_cast<long long>(blockIdx.x) * Reduce::THREADS + threadIdx.x) * VECTOR;
+  if (first >= Reduce::ELEMENTS) return;
+  float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // the first VECTOR used
+#pragma unroll
+  for (int split = 0; split < Config::SPLIT_K; ++split) {
+    const float* slice = partials + split * Reduce::ELEMENTS + first;
+    if (VECTOR == 4) {
+      const float4 value = *reinterpret_cast<const float4*>(slice);
+      sum[0] += value.x, sum[1] += value.y, sum[2] += value.z, sum[3] += value.w;
+    } else {
+      sum[0] += slice[0];
+    }
+  }
+  const long long column = first % N;  // the VECTOR elements share a row (N % VECTOR == 0)
+#pragma unroll
+  for (int i = 0; i < VECTOR; ++i) {
+    const float total = sum[i] + (Config::HAS_BIAS ? load_element<Config::ACT>(bias, column + i) : 0.0f);
+    store_element<Config::OUT>(y, first + i, total);
+  }
 }
 
 }  // namespace lowbit_gemv

@@ -32,8 +32,8 @@ namespace lowbit::cuda {
 // The gemv families read family, warps and unroll; the mma family reads family and the tile
 // fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default); the
 // wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
-// layout fields stay 0). The
-// tile fields came later: JSON without them (older caches) reads as these defaults.
+// layout fields stay 0) and split_k (blocks along K; every other family refuses split_k != 1).
+// The tile fields and split_k came later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
@@ -45,6 +45,7 @@ struct CudaVariant {
   int warps_n = 0;  // mma: warp layout, warps along N ...
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
+  int split_k = 1;  // wgmma: blocks along K, each one run of stages, summed by a second kernel
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -53,7 +54,8 @@ struct CudaVariant {
                       field("unroll", &CudaVariant::unroll),   field("block_n", &CudaVariant::block_n),
                       field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
-                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k)};
+                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
+                      field("split_k", &CudaVariant::split_k)};
   }
 };
 
@@ -61,6 +63,7 @@ struct CudaVariant {
 struct LaunchGeometry {
   unsigned grid_x = 1;
   unsigned grid_y = 1;
+  unsigned grid_z = 1;
   unsigned threads = 32;
   unsigned shared_bytes = 0;
 };
@@ -68,8 +71,11 @@ struct LaunchGeometry {
 // Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
-// "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages).
+// "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
+// when split_k > 1).
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
+// Why a variant may not carry its split_k (only the wgmma family splits K), or empty when it may.
+std::string split_k_misuse(const CudaVariant& variant);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);
 

@@ -26,6 +26,9 @@ struct Generator {
   std::vector<CudaFamily> owns;
   std::vector<CudaVariant> (*candidates)(const OpDesc&);
   CudaVariant (*heuristic)(const OpDesc&);
+  // Whether its heuristic is the no-tune choice for desc (where it was measured to win); a
+  // generator without a preference is preferred wherever it is valid.
+  bool (*preferred)(const OpDesc&);
   Validity (*is_valid)(const OpDesc&, const CudaVariant&, int);
   std::string (*emit)(const OpDesc&, const CudaVariant&);
   // Loads the cubin of emit(desc, variant) into the family's kernel.
@@ -69,6 +72,12 @@ Generator make_generator(std::vector<CudaFamily> owns) {
           std::move(owns),
           [](const OpDesc& desc) { return G().candidates(desc); },
           [](const OpDesc& desc) { return G().heuristic(desc); },
+          [](const OpDesc& desc) {
+            if constexpr (requires { G::preferred(desc); })
+              return G::preferred(desc);
+            else
+              return true;
+          },
           [](const OpDesc& desc, const CudaVariant& variant, int arch_major) {
             return G().is_valid(desc, variant, arch_major);
           },
@@ -77,15 +86,16 @@ Generator make_generator(std::vector<CudaFamily> owns) {
           &Program::tolerance};
 }
 
-// In order of preference: the first whose heuristic serves a descriptor gives its heuristic.
+// In order of preference: the first that prefers a descriptor and whose heuristic serves it
+// gives its heuristic. So on sm_90: gemv / gemv_mma up to M=16, wgmma over its preferred rows
+// (WgmmaGenerator::preferred, as measured on the H100), then mma up to its max_rows and
+// dequant_gemm beyond. Elsewhere wgmma is invalid (sm_90a only) and the order is as before it.
 const std::vector<Generator>& generators() {
   static const std::vector<Generator> list{
       make_generator<GemvGenerator>({CudaFamily::gemv, CudaFamily::gemv_mma}),
+      make_generator<WgmmaGenerator, RoundedWeightsProgram>({CudaFamily::wgmma}),
       make_generator<MmaGenerator>({CudaFamily::mma}),
       make_generator<DequantGemmGenerator, DequantGemmProgram>({CudaFamily::dequant_gemm}),
-      // Last: its heuristic is never preferred until its H100 check and timings are in
-      // (docs/architecture.md); the tuner times and verifies its candidates at every M.
-      make_generator<WgmmaGenerator, RoundedWeightsProgram>({CudaFamily::wgmma}),
   };
   return list;
 }
@@ -125,14 +135,19 @@ Validity supports(const OpDesc& desc, int arch_major) {
 }
 
 CudaVariant heuristic(const OpDesc& desc, int arch_major) {
-  for (const Generator& generator : generators()) {
-    CudaVariant variant = generator.heuristic(desc);
-    if (generator.is_valid(desc, variant, arch_major)) return variant;
-  }
+  // Preferred generators first; then any that serves (a descriptor only a generator outside its
+  // preferred rows serves still gets a kernel).
+  for (bool only_preferred : {true, false})
+    for (const Generator& generator : generators()) {
+      if (only_preferred && !generator.preferred(desc)) continue;
+      CudaVariant variant = generator.heuristic(desc);
+      if (generator.is_valid(desc, variant, arch_major)) return variant;
+    }
   throw Unsupported(fmt::format("no CUDA kernel serves {}: {}", to_string(desc), supports(desc, arch_major).reason));
 }
 
 Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+  if (std::string misuse = split_k_misuse(variant); !misuse.empty()) return Validity{false, std::move(misuse)};
   return owner(variant).is_valid(desc, variant, arch_major);
 }
 

@@ -14,8 +14,29 @@ namespace {
 
 // The opt-in dynamic shared memory of a block on sm_90 (cudaDevAttrMaxSharedMemoryPerBlockOptin).
 constexpr int hopper_shared_limit = 232448;
+// Split-K pruning, for the H100's 132 SMs (one block of this family per SM: its ring takes most
+// of the shared memory): a split is searched only while the grid before it is under two waves,
+// and only if each split keeps at least min_split_stages stages to pipeline.
+constexpr int64_t hopper_sms = 132;
+constexpr int min_split_stages = 4;
+constexpr int searched_splits[] = {1, 2, 4, 8};
+// The partial sums' alignment in RunArgs.workspace (float4 reads in the second pass; 256 as
+// the workspace contract promises).
+constexpr std::size_t partials_alignment = 256;
 
 int round_up(int64_t value, int multiple) { return static_cast<int>((value + multiple - 1) / multiple * multiple); }
+
+// The template's WgmmaTile::K_STAGES and SPLIT_STAGES: stages over K, and the even run of them
+// each split takes.
+int k_stages(const OpDesc& desc, const CudaVariant& variant) {
+  return static_cast<int>((desc.k + variant.block_k - 1) / variant.block_k);
+}
+int split_stages(const OpDesc& desc, const CudaVariant& variant) {
+  return ((k_stages(desc, variant) + variant.split_k - 1) / variant.split_k + 1) / 2 * 2;
+}
+int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
+  return (desc.m + variant.block_m - 1) / variant.block_m * ((desc.n + variant.block_n - 1) / variant.block_n);
+}
 
 // The tile shapes searched (weight columns x rows of x x k per stage, stages). Tall tiles
 // (BLOCK_M 128, 256) re-read the weights least and feed the tensor cores longest per dequantized
@@ -87,6 +108,12 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (variant.block_k != 64 && variant.block_k != 128)
     return refuse(fmt::format("block_k={}: must be 64 or 128 (whole 128-byte swizzle atoms)", variant.block_k));
   if (variant.stages < 3 || variant.stages > 8) return refuse(fmt::format("stages={}: must be 3..8", variant.stages));
+  if (variant.split_k != 1 && variant.split_k != 2 && variant.split_k != 4 && variant.split_k != 8)
+    return refuse(fmt::format("split_k={}: must be 1, 2, 4 or 8 (blocks along K)", variant.split_k));
+  if ((variant.split_k - 1) * split_stages(desc, variant) >= k_stages(desc, variant))
+    return refuse(fmt::format("split_k={}: k={} has {} stages of {} k, too few for {} splits of whole stage pairs "
+                              "(the last split would hold none)",
+                              variant.split_k, desc.k, k_stages(desc, variant), variant.block_k, variant.split_k));
   if (variant.warps != variant.block_n / 16)
     return refuse(fmt::format("warps={} must be block_n / 16 = {} (a warp per 16-column panel)", variant.warps,
                               variant.block_n / 16));
@@ -106,25 +133,40 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   // Blocks much taller than M only multiply zeros: keep block_m within M rounded up to 16.
   const int rows = std::max(16, round_up(std::clamp<int64_t>(desc.m, 1, 256), 16));
   std::vector<CudaVariant> variants;
-  for (const Shape& shape : searched_shapes) {
-    CudaVariant variant = variant_of(shape);
-    if (variant.block_m <= rows && is_valid(desc, variant, 9)) variants.push_back(variant);
-  }
+  for (const Shape& shape : searched_shapes)
+    for (int split : searched_splits) {
+      CudaVariant variant = variant_of(shape);
+      variant.split_k = split;
+      const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * hopper_sms &&
+                                               k_stages(desc, variant) / split >= min_split_stages);
+      if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
+    }
   return variants;
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
-  // Tall tiles at large M (the weights re-read least); at smaller M the tallest tile M fills.
-  Shape shape = searched_shapes[0];
+  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..256): two
+  // warpgroups (128 columns) and the tallest tile M fills; K split until the grid reaches about
+  // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
+  Shape shape = Shape{128, 16, 128, 5};
+  int waves = 3;
   if (desc.m > 128)
-    shape = Shape{128, 256, 64, 4};
+    shape = Shape{128, 256, 64, 4}, waves = 1;
   else if (desc.m > 64)
-    shape = Shape{128, 128, 64, 5};
+    shape = Shape{128, 128, 128, 4}, waves = 1;
   else if (desc.m > 32)
-    shape = Shape{64, 64, 128, 4};
+    shape = Shape{128, 64, 64, 6};
   else if (desc.m > 16)
-    shape = Shape{64, 32, 128, 5};
-  const CudaVariant chosen = variant_of(shape);
+    shape = Shape{128, 32, 128, 4};
+  CudaVariant chosen = variant_of(shape);
+  while (chosen.split_k < 8) {
+    CudaVariant doubled = chosen;
+    doubled.split_k *= 2;
+    if (tiles(desc, doubled) * doubled.split_k > waves * hopper_sms ||
+        k_stages(desc, doubled) / doubled.split_k < min_split_stages || !is_valid(desc, doubled, 9))
+      break;
+    chosen = doubled;
+  }
   if (is_valid(desc, chosen, 9)) return chosen;
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
@@ -135,9 +177,25 @@ LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVar
   // x fastest over M: the blocks that share a weight tile run together and share it in L2.
   geometry.grid_x = static_cast<unsigned>((desc.m + variant.block_m - 1) / variant.block_m);
   geometry.grid_y = static_cast<unsigned>((desc.n + variant.block_n - 1) / variant.block_n);
+  geometry.grid_z = static_cast<unsigned>(variant.split_k);
   geometry.threads = static_cast<unsigned>(variant.warps * 32);
   geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
   return geometry;
+}
+
+LaunchGeometry WgmmaGenerator::reduce_geometry(const OpDesc& desc) {
+  // The template's SplitReduce: 256 threads, each over 4 consecutive elements (N % 4 == 0) or 1.
+  const int64_t vector = desc.n % 4 == 0 ? 4 : 1;
+  LaunchGeometry geometry;
+  geometry.grid_x = static_cast<unsigned>((desc.m * desc.n / vector + 255) / 256);
+  geometry.threads = 256;
+  return geometry;
+}
+
+std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.split_k == 1) return 0;
+  const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
+  return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;
 }
 
 std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
@@ -164,15 +222,18 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int BLOCK_M = {block_m};\n"
       "  static constexpr int BLOCK_K = {block_k};\n"
       "  static constexpr int STAGES = {stages};\n"
+      "  static constexpr int SPLIT_K = {split_k};\n"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
+      "// y: the output, or with SPLIT_K > 1 the caller's workspace (fp32 partials, {reduce} sums them).\n"
       "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
       "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y) {{\n"
       "  extern __shared__ __align__(1024) unsigned char shared[];\n"
       "  lowbit_gemv::wgmma_gemm_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
       "y, shared);\n"
-      "}}\n",
+      "}}\n"
+      "{reduce_entry}",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("m", desc.m), fmt::arg("n", desc.n),
       fmt::arg("k", desc.k), fmt::arg("group", desc.group_size()),
       fmt::arg("whole_k", desc.group == whole_k_group ? "true" : "false"), fmt::arg("zero", template_zero(desc.zero)),
@@ -180,7 +241,17 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32),
-      fmt::arg("entry", entry_point));
+      fmt::arg("entry", entry_point), fmt::arg("split_k", variant.split_k), fmt::arg("reduce", reduce_entry_point),
+      fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()));
+}
+
+std::string WgmmaGenerator::reduce_source() {
+  return fmt::format(
+      "extern \"C\" __global__ void __launch_bounds__(256) {reduce}(const float* partials, const void* bias, "
+      "void* y) {{\n"
+      "  lowbit_gemv::wgmma_split_reduce<LowbitConfig>(partials, bias, y);\n"
+      "}}\n",
+      fmt::arg("reduce", reduce_entry_point));
 }
 
 }  // namespace lowbit::cuda
