@@ -221,6 +221,22 @@ TEST(X86Amx, BlockedKSameBitsAtEveryThreadCount) {
   }
 }
 
+// As check_against_reference, at the variant's own bound (verification_tolerance: the scaled
+// decode rounds each weight to bf16); also returns the error for the caller to report.
+std::string check_at_variant_tolerance(const OpDesc& desc, const X86Variant& variant, const X86Kernel& kernel,
+                                       int64_t m, double* error_out = nullptr) {
+  const testing::GuardedRun run =
+      testing::run_guarded(kernel, m, to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m));
+  if (!run.guards_intact) return run.where + ": guard bytes overwritten";
+  const std::vector<double> reference =
+      reference_matmul(desc, m, run.problem.x.data(), run.problem.weights, run.bias(), nullptr);
+  const double error = relative_error(run.output(), desc.out, reference);
+  if (error_out) *error_out = std::max(*error_out, error);
+  const double bound = verification_tolerance(desc, variant);
+  if (!(error <= bound)) return fmt::format("{}: relative error {} > tolerance {}", run.where, error, bound);
+  return {};
+}
+
 // Larger shapes through several threads: K=8256 (not a multiple of 128), N=1000 (an 8-column
 // tail), at the tuner's candidates and the heuristic, M from 8 to 70.
 TEST(X86Amx, LargerShapesEveryCandidate) {
@@ -237,9 +253,9 @@ TEST(X86Amx, LargerShapesEveryCandidate) {
         if (variant.isa == X86Isa::amx_bf16) variants.push_back(variant);
       ASSERT_FALSE(variants.empty()) << to_string(shaped);
       EXPECT_EQ(heuristic(shaped, 4).isa, X86Isa::amx_bf16) << to_string(shaped);  // from 4 rows on
-      for (const X86Variant& variant : variants) {
+      for (const X86Variant& variant : variants) {  // scaled_decode ones among them from 16 rows on
         const X86Kernel kernel(desc, variant);
-        const std::string failure = check_against_reference(desc, variant, kernel, m);
+        const std::string failure = check_at_variant_tolerance(desc, variant, kernel, m);
         ASSERT_TRUE(failure.empty()) << failure;
       }
     }
@@ -483,22 +499,6 @@ TEST(X86Amx, ForcedAmxWithoutItIsRefused) {
   } catch (const InvalidArgument& error) {
     EXPECT_NE(std::string(error.what()).find("allowed: avx2, avx512, avx512_vnni, amx"), std::string::npos) << error.what();
   }
-}
-
-// As check_against_reference, at the variant's own bound (verification_tolerance: the scaled
-// decode rounds each weight to bf16); also returns the error for the caller to report.
-std::string check_at_variant_tolerance(const OpDesc& desc, const X86Variant& variant, const X86Kernel& kernel,
-                                       int64_t m, double* error_out = nullptr) {
-  const testing::GuardedRun run =
-      testing::run_guarded(kernel, m, to_string(desc) + " " + variant_name(desc, variant) + " m=" + std::to_string(m));
-  if (!run.guards_intact) return run.where + ": guard bytes overwritten";
-  const std::vector<double> reference =
-      reference_matmul(desc, m, run.problem.x.data(), run.problem.weights, run.bias(), nullptr);
-  const double error = relative_error(run.output(), desc.out, reference);
-  if (error_out) *error_out = std::max(*error_out, error);
-  const double bound = verification_tolerance(desc, variant);
-  if (!(error <= bound)) return fmt::format("{}: relative error {} > tolerance {}", run.where, error, bound);
-  return {};
 }
 
 // The scaled decode (scaled_decode=1): every block x bits x group x zero point x output dtype,
