@@ -165,9 +165,10 @@ class AmxBf16Generator {
   std::unique_ptr<AmxBf16Program> emit(const OpDesc& desc, const X86Variant& variant) const;
   X86Variant heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
 
-  // Whether the candidates hold scaled_decode=1 variants (beside each k_block > 0 one): from one
-  // tile of rows on (and m=0, tuned at 16 rows), where a block of K's per-group epilogues cost
-  // as much as its products.
+  // Whether the candidates hold scaled_decode=1 variants (beside each k_block > 0 one): above one
+  // tile of rows, where several row blocks share each decoded block of K. At M=16 (and m=0,
+  // tuned at 16 rows) the unblocked n2m16 beat every blocked variant, scaled or not, on the
+  // Xeon (docs/benchmarks.md, 2026-11-22 scaled decode): pruned there.
   static bool offers_scaled_decode(const OpDesc& desc);
 
   // k_block values worth timing: 0 (not blocked), and with group > 0 the blocks of K in

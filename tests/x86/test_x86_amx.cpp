@@ -664,11 +664,22 @@ TEST(X86Amx, ScaledDecodeNamedValidAndOfferedAnywhere) {
   };
   if (request_amx_permission().granted) {  // candidates are those is_valid accepts
     EXPECT_EQ(scaled_candidates("m=256,n=4096,k=4096,group=128,act=bf16"), 5 * 2);
-    EXPECT_EQ(scaled_candidates("m=16,n=4096,k=4096,group=128,act=bf16"), 3 * 2);  // m_rows=16 only
-    EXPECT_EQ(scaled_candidates("m=0,n=4096,k=4096,group=128,act=bf16"), 3 * 2);
+    EXPECT_EQ(scaled_candidates("m=17,n=4096,k=4096,group=128,act=bf16"), 5 * 2);
   }
+  // Pruned up to one tile of rows (and m=0, tuned at 16): the unblocked n2m16 won there.
+  EXPECT_EQ(scaled_candidates("m=16,n=4096,k=4096,group=128,act=bf16"), 0);
+  EXPECT_EQ(scaled_candidates("m=0,n=4096,k=4096,group=128,act=bf16"), 0);
   EXPECT_EQ(scaled_candidates("m=8,n=4096,k=4096,group=128,act=bf16"), 0);
   EXPECT_EQ(scaled_candidates("m=256,n=4096,k=4096,group=-1,act=bf16"), 0);
+
+  // The no-tune choice: n2m16 kb1024 scaled above one tile of rows with group > 0; unchanged
+  // elsewhere (n2m16 unblocked up to 16 rows, n2m32 unblocked for group=-1).
+  EXPECT_EQ(generator.heuristic(desc, cpu, 16), (X86Variant{X86Isa::amx_bf16, 2, 16, 1, 16, 1, 1024, 1}));
+  EXPECT_EQ(generator.heuristic(parse_descriptor("m=17,n=4096,k=4096,group=128,act=bf16"), cpu, 16).scaled_decode, 1);
+  EXPECT_EQ(generator.heuristic(parse_descriptor("m=16,n=4096,k=4096,group=128,act=bf16"), cpu, 16),
+            (X86Variant{X86Isa::amx_bf16, 2, 16, 1, 16, 1, 0, 0}));
+  EXPECT_EQ(generator.heuristic(parse_descriptor("m=64,n=4096,k=4096,group=-1,act=bf16"), cpu, 16),
+            (X86Variant{X86Isa::amx_bf16, 2, 32, 1, 16, 1, 0, 0}));
 }
 
 // The scaled functions assemble anywhere: every block and width.
