@@ -816,7 +816,7 @@ std::vector<X86Variant> AmxBf16Generator::candidates(const OpDesc& desc, const C
 // n2m16 up to one tile of rows: the fastest AMX block at M = 4, 8 and 16 on the Xeon (4096x4096
 // and 28672x4096; at 28672x4096, M=16, 905 us against n3m16's 1474). Above one tile with
 // group > 0: n2m16, k_block 1024, scaled_decode (docs/benchmarks.md, 2026-11-22 scaled decode:
-// the fastest median of the variants timed on 7 of the 8 rows at M=64 and 256, 10-35 % ahead of
+// the fastest median of the variants timed on 7 of the 8 rows at M=64 and 256, 9-57 % ahead of
 // the unscaled n2m32 kb1024 of before); group=-1: n2m32 unblocked, as before.
 X86Variant AmxBf16Generator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
   const bool two_tiles = desc.m > amx_tile_rows;
