@@ -5,9 +5,11 @@
 // Correctness is the tests' job (tests/x86); no reference is computed (it takes minutes at
 // M=256 on the large shapes).
 // Usage: lowbit_x86_isa_bench [--every] --threads 1,2,16 --isa amx,avx512 --desc D [--desc D ...]
-// (--every, before the options with values: also one line per candidate)
+// (--every, before the options with values: also one line per candidate; --only S1,S2: time only
+// the candidates whose name ends with one of these, e.g. n2m32k1_t16_kb1024,n2m32k1_t16_kb1024_sd)
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -38,6 +40,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> isas{"amx", "avx512"};
   bool every = false;
   std::vector<std::string> descriptors;
+  std::vector<std::string> only;  // name suffixes; empty: every candidate
   for (int index = 1; index + 1 < argc; index += 2) {
     const std::string option = argv[index];
     if (option == "--every") {  // a flag: one line per candidate, not only the fastest
@@ -53,6 +56,8 @@ int run(int argc, char** argv) {
       isas = split(value);
     } else if (option == "--desc") {
       descriptors.push_back(value);
+    } else if (option == "--only") {
+      only = split(value);
     } else {
       fmt::print(stderr, "unknown option {}; usage: --threads 1,2,16 --isa amx,avx512 --desc D ...\n", option);
       return 2;
@@ -78,6 +83,11 @@ int run(int argc, char** argv) {
         std::string best_name;
         lowbit::tuner::Timing best;
         for (const lowbit::x86::X86Variant& variant : lowbit::x86::candidates(desc, thread_count, isa)) {
+          const std::string name = lowbit::x86::variant_name(desc, variant);
+          auto ends_with = [&](const std::string& suffix) {
+            return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          if (!only.empty() && std::none_of(only.begin(), only.end(), ends_with)) continue;
           const auto kernel = lowbit::x86::build(desc, variant, thread_count);
           const lowbit::tuner::Timing timing = lowbit::tuner::time_kernel(*kernel, inputs);
           if (every)

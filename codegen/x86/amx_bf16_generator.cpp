@@ -25,10 +25,12 @@ using Xbyak::Zmm;
 constexpr uint8_t and_or = 0xEA;  // vpternlogd truth table: (a & b) | c
 constexpr int tile_scratch_bytes = amx_tile_rows * amx_tile_bytes;  // one whole tile in memory
 
-// Zmm use: temp(0..4) for decoding and the epilogues; per panel p, its group's scale and
-// (offset + zero) * scale (then its bias) in 16 + 2p, 17 + 2p; decoding constants at the top.
+// Zmm use: temp(0..5) for decoding and the epilogues (4, 5: the scaled decode's fp32 halves);
+// per panel p, its group's scale and (offset + zero) * scale (then its bias) in 16 + 2p, 17 + 2p;
+// decoding constants at the top. Opmask k4: the odd words (scaled decode).
 struct Registers {
   static Zmm temp(int index) { return Zmm(index); }
+  static Zmm pair_interleave() { return Zmm(28); }  // scaled decode: vpermw index, words j, 16 + j -> 2j, 2j + 1
   static Zmm scale(int panel) { return Zmm(16 + 2 * panel); }
   static Zmm offset_zero(int panel) { return Zmm(17 + 2 * panel); }
   static Zmm bias(int panel) { return Zmm(16 + panel); }
@@ -84,6 +86,7 @@ struct AmxBf16Program::Block : TileShape {
   Reg64 accumulators;    // fp32 [rows][panels][16]: scratch (base) or the caller's (cache-blocked)
   int accumulator_base;  // offset of row 0, panel 0 from `accumulators`
   int64_t x_tile_bytes;  // packed x (cache-blocked): bytes between row tiles; 0: x read as given
+  bool scaled_pairs = false;  // decoding stores s * (q - zero) (scale(p), offset_zero(p)) as bf16
 
   // The fp32 accumulator of (row, panel), relative to `accumulators`.
   int accumulator_at(int row, int panel) const { return accumulator_base + (row * panels + panel) * amx_tile_bytes; }
@@ -183,6 +186,13 @@ void AmxBf16Program::emit_constants() {
   dd(std::bit_cast<uint32_t>(code_offset(desc_.bits)));
   // [1] offset + 2^(bits-1): (offset + zero) for the implicit zero point of zero=none.
   dd(std::bit_cast<uint32_t>(code_offset(desc_.bits) + static_cast<float>(1 << (desc_.bits - 1))));
+  // [64] the scaled decode's vpermw index: word 2j <- word j (even k of column j), word 2j + 1
+  // <- word 16 + j (its odd k), undoing vcvtne2ps2bf16's halves into tdpbf16ps' pair order.
+  align(64);
+  for (int column = 0; column < native_panel_width; ++column) {
+    dw(static_cast<uint16_t>(column));
+    dw(static_cast<uint16_t>(native_panel_width + column));
+  }
 }
 
 // Register contract (per function): reads BlockArgs through the first argument; tmm0..7 as
@@ -359,22 +369,35 @@ void AmxBf16Program::emit_blocked_function(int panels, int rows) {
       for (int panel = 0; panel < panels; ++panel) vmovaps(ptr[block.accumulators + block.accumulator_at(row, panel)], zero);
     L(accumulating);
 
-    Xbyak::Label group_loop;
-    mov(group_counter, ptr[args + offsetof(AmxBlockedArgs, groups)]);  // >= 1, the launcher's rule
-    L(group_loop);
-    for (int a = 0; a < block.a_tiles; ++a)
-      for (int panel = 0; panel < panels; ++panel) tilezero(block.c_tile(a, panel));
-    Xbyak::Label chunk_loop;
-    mov(chunk_counter, chunks_per_group);
-    L(chunk_loop);
-    emit_tile_products(block, false, true);
-    add(block.x, tile_scratch_bytes);
-    add(block.w, panels * tile_scratch_bytes);
-    dec(chunk_counter);
-    jnz(chunk_loop, T_NEAR);
-    emit_group_epilogue(block);
-    dec(group_counter);
-    jnz(group_loop, T_NEAR);
+    // The chunk loop of `count` chunks: C += A . B.
+    auto chunk_loop = [&](const Xbyak::Operand& count) {
+      Xbyak::Label loop;
+      mov(chunk_counter, count);
+      L(loop);
+      emit_tile_products(block, false, true);
+      add(block.x, tile_scratch_bytes);
+      add(block.w, panels * tile_scratch_bytes);
+      dec(chunk_counter);
+      jnz(loop, T_NEAR);
+    };
+    if (variant_.scaled_decode) {
+      // The scales are in B: the C tiles sum the whole block of K, stored once.
+      for (int a = 0; a < block.a_tiles; ++a)
+        for (int panel = 0; panel < panels; ++panel) tilezero(block.c_tile(a, panel));
+      chunk_loop(qword[args + offsetof(AmxBlockedArgs, chunks)]);  // >= 1, the launcher's rule
+      emit_block_sum(block);
+    } else {
+      Xbyak::Label group_loop;
+      mov(group_counter, ptr[args + offsetof(AmxBlockedArgs, groups)]);  // >= 1, the launcher's rule
+      L(group_loop);
+      for (int a = 0; a < block.a_tiles; ++a)
+        for (int panel = 0; panel < panels; ++panel) tilezero(block.c_tile(a, panel));
+      mov(scratch, chunks_per_group);
+      chunk_loop(scratch);
+      emit_group_epilogue(block);
+      dec(group_counter);
+      jnz(group_loop, T_NEAR);
+    }
 
     Xbyak::Label done;
     cmp(qword[args + offsetof(AmxBlockedArgs, last)], 0);
@@ -416,15 +439,21 @@ void AmxBf16Program::emit_decode_function(int panels, bool ranged) {
   // A block of K is whole groups (is_valid: k_block > 0 needs group > 0): no tail.
   const int tail_k = desc_.group == whole_k_group && !ranged ? static_cast<int>(desc_.k % amx_chunk_k) : 0;
   const int64_t whole_chunks = amx_decoded_chunks(desc_) - (tail_k > 0 ? 1 : 0);
-  Xbyak::util::StackFrame frame(this, 1, 4, 0);
+  Xbyak::util::StackFrame frame(this, 1, 7, 0);
   const Reg64& w = frame.t[0];
   const Reg64& out = frame.t[1];
   const Reg64& chunk_counter = frame.t[2];
   const Reg64& scratch = frame.t[3];
-  // Only w, base and the geometry are read by emit_decode_step; the other registers are unused.
-  const Block block{TileShape(panels, 1), frame.p[0], scratch, w, scratch, scratch, scratch, out, scratch, scratch,
-                    geometry.panel_bytes, desc_.k * 2, geometry.groups, static_cast<int>(geometry.k_per_block),
-                    geometry.step_bytes, scratch, 0, 0};
+  const Reg64& scales = frame.t[4];
+  const Reg64& zeros = frame.t[5];
+  const Reg64& group_counter = frame.t[6];
+  // emit_decode_step reads w, base and the geometry; the scaled decode's group scales read
+  // scales, zeros and groups; the other registers are unused.
+  const bool scaled = ranged && variant_.scaled_decode;
+  Block block{TileShape(panels, 1), frame.p[0], scratch, w, scales, zeros, scratch, out, scratch, scratch,
+              geometry.panel_bytes, desc_.k * 2, geometry.groups, static_cast<int>(geometry.k_per_block),
+              geometry.step_bytes, scratch, 0, 0};
+  block.scaled_pairs = scaled;
   if (ranged) {
     mov(w, ptr[frame.p[0] + offsetof(AmxBlockedArgs, qweight)]);
     mov(out, ptr[frame.p[0] + offsetof(AmxBlockedArgs, decoded)]);
@@ -433,7 +462,29 @@ void AmxBf16Program::emit_decode_function(int panels, bool ranged) {
     mov(out, ptr[frame.p[0] + offsetof(BlockArgs, y)]);
   }
   emit_decode_constants(scratch);
-  if (ranged || whole_chunks > 0) {
+  if (scaled) {
+    // Per group of the block of K: its scales into registers, then its chunks decoded scaled.
+    emit_scaled_decode_constants(scratch);
+    mov(scales, ptr[frame.p[0] + offsetof(AmxBlockedArgs, scales)]);
+    mov(zeros, ptr[frame.p[0] + offsetof(AmxBlockedArgs, zeros)]);
+    mov(group_counter, ptr[frame.p[0] + offsetof(AmxBlockedArgs, groups)]);  // >= 1, the launcher's rule
+    Xbyak::Label group_loop;
+    Xbyak::Label chunk_loop;
+    L(group_loop);
+    emit_group_scales(block);
+    mov(chunk_counter, desc_.group_size() / amx_chunk_k);
+    L(chunk_loop);
+    for (int panel = 0; panel < panels; ++panel)
+      for (int step = 0; step < steps_per_chunk; ++step) emit_decode_step(block, panel, step);
+    add(w, static_cast<uint32_t>(steps_per_chunk * geometry.step_bytes));
+    add(out, panels * tile_scratch_bytes);
+    dec(chunk_counter);
+    jnz(chunk_loop, T_NEAR);
+    add(scales, native_panel_width * 2);
+    add(zeros, native_panel_width * 2);
+    dec(group_counter);
+    jnz(group_loop, T_NEAR);
+  } else if (ranged || whole_chunks > 0) {
     Xbyak::Label chunk_loop;
     if (ranged)
       mov(chunk_counter, ptr[frame.p[0] + offsetof(AmxBlockedArgs, chunks)]);  // >= 1, the launcher's rule
@@ -488,6 +539,7 @@ void AmxBf16Program::emit_decode_step(const Block& block, int panel, int step) {
   const auto step_address = block.w + panel * block.panel_bytes + step * block.step_bytes;
   auto store_pair = [&](int pair, const Zmm& pairs) {
     const int row = step * block.k_per_step / 2 + pair;
+    if (block.scaled_pairs) emit_scale_pairs(pairs, panel);
     vmovaps(ptr[block.base + block.b_offset(panel) + row * amx_tile_bytes], pairs);
   };
   auto shifted = [&](const Zmm& dst, const Zmm& src, int shift) {
@@ -578,11 +630,10 @@ void AmxBf16Program::emit_tile_products(const Block& block, bool x_from_scratch,
       tdpbf16ps(block.c_tile(a, panel), block.a_tile(a), block.b_tile(panel));
 }
 
-// End of a group: acc += scale * C - (offset + zero) * scale * sum_x, per row and column.
-// Register contract: reads scales/zeros/sums at the current group and the C tiles; updates the
-// scratch accumulators; clobbers temp(0), temp(1), scale(p), offset_zero(p); advances scales,
-// zeros and sums by one group.
-void AmxBf16Program::emit_group_epilogue(const Block& block) {
+// The current group's scale and (offset + zero) * scale of every panel, as fp32.
+// Register contract: reads [scales], [zeros] at the current group (block.groups groups per
+// panel); writes scale(p), offset_zero(p).
+void AmxBf16Program::emit_group_scales(const Block& block) {
   const int64_t table_panel_bytes = block.groups * native_panel_width * 2;  // scales/zeros per panel
   for (int panel = 0; panel < block.panels; ++panel) {
     const Zmm scale = Registers::scale(panel);
@@ -596,6 +647,60 @@ void AmxBf16Program::emit_group_epilogue(const Block& block) {
     }
     vmulps(offset_zero, offset_zero, scale);
   }
+}
+
+// The scaled decode of one B row in place: each bf16 (offset + q) of `pairs` becomes
+// bf16(s * (q - zero)), computed as one fp32 FMA, (offset + q) * s - (offset + zero) * s, and
+// rounded once to bf16 (round to nearest even). (offset + zero) * s is itself an fp32 product:
+// its rounding, 2^-24 of (offset + zero) * s, is below 2^-17 of a typical s * |q - z| (offset
+// 8..136 over |q - z| ~ 2^(bits-2)), far under bf16's 2^-9, so the weight is in effect rounded
+// once. zero=float: (offset + zero) is an fp32 sum of an fp16 zero and a power of two, exact
+// for zeros down to 2^-16 of the offset; zero=none: the implicit 2^(bits-1).
+//
+// Register contract: reads scale(panel), offset_zero(panel), pair_interleave, k4 (odd words);
+// updates `pairs`; clobbers temp(4), temp(5).
+void AmxBf16Program::emit_scale_pairs(const Zmm& pairs, int panel) {
+  const Zmm even = Registers::temp(4);
+  const Zmm odd = Registers::temp(5);
+  vpslld(even, pairs, 16);            // the low word of each dword (k even) as fp32
+  vmovdqu16(odd | k4 | T_z, pairs);   // the high word (k odd) as fp32: low word cleared
+  vfmsub213ps(even, Registers::scale(panel), Registers::offset_zero(panel));
+  vfmsub213ps(odd, Registers::scale(panel), Registers::offset_zero(panel));
+  vcvtne2ps2bf16(pairs, odd, even);   // words 0-15: even k of columns 0-15, words 16-31: odd k
+  vpermw(pairs, Registers::pair_interleave(), pairs);
+}
+
+// Register contract: writes pair_interleave and k4; clobbers `scratch`.
+void AmxBf16Program::emit_scaled_decode_constants(const Reg64& scratch) {
+  vmovdqa64(Registers::pair_interleave(), ptr[rip + constants_ + 64]);
+  mov(scratch.cvt32(), 0xAAAAAAAAu);
+  kmovd(k4, scratch.cvt32());
+}
+
+// The C tiles of a whole block of K (scaled decode: the scales are in B) into the accumulators:
+// acc += C, per row and column.
+// Register contract: reads the C tiles; updates the accumulators; clobbers temp(0), temp(1).
+void AmxBf16Program::emit_block_sum(const Block& block) {
+  const Zmm products = Registers::temp(0);
+  const Zmm accumulator = Registers::temp(1);
+  for (int a = 0; a < block.a_tiles; ++a)
+    for (int panel = 0; panel < block.panels; ++panel) {
+      tilestored(ptr[block.base + block.tile_stride + block.c_offset()], block.c_tile(a, panel));
+      for (int tile_row = 0; tile_row < block.tile_rows(a); ++tile_row) {
+        const auto accumulator_address = ptr[block.accumulators + block.accumulator_at(a * amx_tile_rows + tile_row, panel)];
+        vmovaps(products, ptr[block.base + block.c_offset() + tile_row * amx_tile_bytes]);
+        vaddps(accumulator, products, accumulator_address);
+        vmovaps(accumulator_address, accumulator);
+      }
+    }
+}
+
+// End of a group: acc += scale * C - (offset + zero) * scale * sum_x, per row and column.
+// Register contract: reads scales/zeros/sums at the current group and the C tiles; updates the
+// scratch accumulators; clobbers temp(0), temp(1), scale(p), offset_zero(p); advances scales,
+// zeros and sums by one group.
+void AmxBf16Program::emit_group_epilogue(const Block& block) {
+  emit_group_scales(block);
   const Zmm products = Registers::temp(0);
   const Zmm accumulator = Registers::temp(1);
   for (int a = 0; a < block.a_tiles; ++a)
@@ -678,6 +783,12 @@ Validity AmxBf16Generator::is_valid(const OpDesc& desc, const X86Variant& varian
     return refuse("k_block > 0 needs group > 0 (a block of K is whole groups); group=-1 runs with k_block=0");
   if (variant.k_block > 0 && variant.k_block % desc.group != 0)
     return refuse(fmt::format("k_block={} must be a multiple of the group ({})", variant.k_block, desc.group));
+  if (variant.scaled_decode != 0 && variant.scaled_decode != 1)
+    return refuse(fmt::format("scaled_decode must be 0 or 1, not {}", variant.scaled_decode));
+  // Only the cache-blocked decode folds the scales in (its blocks of K are whole groups).
+  if (variant.scaled_decode == 1 && variant.k_block == 0)
+    return refuse("scaled_decode=1 needs k_block > 0 (the cache-blocked functions fold the scales into the decoded "
+                  "weights); with k_block=0 the scales apply per group");
   Validity common = check_float_variant(desc, variant, amx_max_rows * 3, "8 tile registers");
   if (!common) return common;
   const AmxPermission& permission = request_amx_permission();
@@ -693,20 +804,29 @@ std::vector<X86Variant> AmxBf16Generator::candidates(const OpDesc& desc, const C
   if (desc.m > amx_tile_rows) heights.push_back(amx_max_rows);
   for (int rows : heights)
     for (int panels = 1; panels <= 3; ++panels)
-      for (int k_block : candidate_k_blocks(desc)) {
-        X86Variant variant{X86Isa::amx_bf16, panels, rows, 1, variant_threads(desc, max_threads), 1, k_block};
-        if (is_valid(desc, variant, cpu)) variants.push_back(variant);
-      }
+      for (int k_block : candidate_k_blocks(desc))
+        for (int scaled : {0, 1}) {
+          if (scaled == 1 && (k_block == 0 || !offers_scaled_decode(desc))) continue;
+          X86Variant variant{X86Isa::amx_bf16, panels, rows, 1, variant_threads(desc, max_threads), 1, k_block, scaled};
+          if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+        }
   return variants;
 }
 
 // n2m16 up to one tile of rows: the fastest AMX block at M = 4, 8 and 16 on the Xeon (4096x4096
-// and 28672x4096; at 28672x4096, M=16, 905 us against n3m16's 1474); n2m32 above.
+// and 28672x4096; at 28672x4096, M=16, 905 us against n3m16's 1474). Above one tile with
+// group > 0: n2m16, k_block 1024, scaled_decode (docs/benchmarks.md, 2026-11-22 scaled decode:
+// the fastest median of the variants timed on 7 of the 8 rows at M=64 and 256, 9-57 % ahead of
+// the unscaled n2m32 kb1024 of before); group=-1: n2m32 unblocked, as before.
 X86Variant AmxBf16Generator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
   const bool two_tiles = desc.m > amx_tile_rows;
-  return X86Variant{X86Isa::amx_bf16, 2, two_tiles ? amx_max_rows : amx_tile_rows, 1,
-                    variant_threads(desc, max_threads), 1, heuristic_k_block(desc)};
+  const int k_block = heuristic_k_block(desc);
+  const bool scaled = k_block > 0 && offers_scaled_decode(desc);
+  const int rows = two_tiles && !scaled ? amx_max_rows : amx_tile_rows;
+  return X86Variant{X86Isa::amx_bf16, 2, rows, 1, variant_threads(desc, max_threads), 1, k_block, scaled ? 1 : 0};
 }
+
+bool AmxBf16Generator::offers_scaled_decode(const OpDesc& desc) { return desc.m > amx_tile_rows; }
 
 std::vector<int> AmxBf16Generator::candidate_k_blocks(const OpDesc& desc) {
   std::vector<int> k_blocks{0};

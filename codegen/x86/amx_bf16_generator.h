@@ -34,6 +34,16 @@
 // instead of re-read from L3 once per block of panels); fp32 accumulators per (row block,
 // block of panels) live in the thread's scratch across the blocks of K. Group scales are
 // applied per group as above, so numerics and tolerance are those of the other functions.
+//
+// Scaled decode (variant.scaled_decode = 1, needs k_block > 0): decode_range writes each weight
+// as bf16(s * (q - zero)) (emit_scale_pairs: one fp32 FMA per weight from the decoded
+// offset + q, rounded once to bf16), so the blocked functions sum a whole block of K in the C
+// tiles, store them once per block of K into the accumulators, and need neither the per-group
+// epilogue nor the sums of x. That is "dequantize to bf16, then a bf16 GEMM" (torch's bf16
+// baseline, the CUDA wgmma and dequant_gemm families): one more rounding per weight, verified
+// at dequantized_weights_tolerance (lowbit/tolerance.h; registry.h verification_tolerance), the
+// cost the comment on scales above weighs. zero=float: see emit_scale_pairs; eqscale=1 is
+// refused by the whole generator.
 #pragma once
 
 #include <cstdint>
@@ -116,7 +126,11 @@ class AmxBf16Program : public BlockProgram {
   void emit_decode_step(const Block& block, int panel, int step);
   void emit_stage_x_tail(const Block& block, int tail_k);
   void emit_tile_products(const Block& block, bool x_from_scratch, bool b_decoded);
+  void emit_group_scales(const Block& block);
   void emit_group_epilogue(const Block& block);
+  void emit_scale_pairs(const Xbyak::Zmm& pairs, int panel);
+  void emit_scaled_decode_constants(const Xbyak::Reg64& scratch);
+  void emit_block_sum(const Block& block);
   void emit_output(const Block& block, std::size_t bias_offset, std::size_t y_offset);
   void emit_tile_config(int panels, int rows, Xbyak::Label& config);
   void emit_constants();
@@ -131,8 +145,9 @@ class AmxBf16Program : public BlockProgram {
 class AmxBf16Generator {
  public:
   static constexpr std::string_view family = "x86_amx_bf16";
-  // Bump when emitted code changes: old cache entries miss (2: decode once; 3: k_block).
-  static constexpr int version = 3;
+  // Bump when emitted code changes: old cache entries miss (2: decode once; 3: k_block;
+  // 4: scaled_decode).
+  static constexpr int version = 4;
 
   // Worth timing from this many rows on (and for m=0): a tile of 4..15 rows costs a tdpbf16ps
   // as much as 16, but AMX's peak is several times vdpbf16ps', which bounds the AVX-512 kernels
@@ -149,6 +164,12 @@ class AmxBf16Generator {
   Validity is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const;
   std::unique_ptr<AmxBf16Program> emit(const OpDesc& desc, const X86Variant& variant) const;
   X86Variant heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
+
+  // Whether the candidates hold scaled_decode=1 variants (beside each k_block > 0 one): above one
+  // tile of rows, where several row blocks share each decoded block of K. At M=16 (and m=0,
+  // tuned at 16 rows) the unblocked n2m16 beat every blocked variant, scaled or not, on the
+  // Xeon (docs/benchmarks.md, 2026-11-22 scaled decode): pruned there.
+  static bool offers_scaled_decode(const OpDesc& desc);
 
   // k_block values worth timing: 0 (not blocked), and with group > 0 the blocks of K in
   // {1024, 2048} that are whole groups and not longer than K.

@@ -317,9 +317,10 @@ void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* packed_x
       const int64_t panel = panel_begin + panel_block * n_panels;
       const int panels = static_cast<int>(std::min<int64_t>(n_panels, panel_end - panel));
       block.qweight = qweight + panel * geometry.panel_bytes + k_begin / geometry.k_per_block * geometry.step_bytes;
-      blocked_->decode_range(panels)(&block);
+      // (scaled_decode: decode_range reads the scales too.)
       block.scales = scales + panel * table_panel + group_begin * native_panel_width;
       block.zeros = zeros ? zeros + panel * table_panel + group_begin * native_panel_width : nullptr;
+      blocked_->decode_range(panels)(&block);
       block.bias = args.bias ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
                              : nullptr;
       const bool holds_last_panel = panel + panels == geometry.panels;
@@ -399,8 +400,10 @@ std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArg
     scratch.x_packed.resize(static_cast<std::size_t>(amx_packed_x_bytes(desc_, rows) + 64));
     packed = reinterpret_cast<uint16_t*>(align64(scratch.x_packed.data()));
   }
+  // AMX-BF16 with scaled_decode=1 has the zero points in its decoded weights: no sums of x.
+  const bool needs_sums = !variant_.scaled_decode;
   auto prepare = [&](int64_t row_begin, int64_t row_end) {
-    prepare_rows(args, row_begin, row_end, sums, x_fp32);
+    if (needs_sums) prepare_rows(args, row_begin, row_end, sums, x_fp32);
     if (packed)
       amx_pack_x_rows(desc_, static_cast<const uint16_t*>(args.x), rows, row_begin,
                       row_end == rows ? padded_rows : row_end, packed);

@@ -66,7 +66,9 @@ struct X86Variant {
   int split_k = 1;    // most parts K is cut into (block_program.h, KSplit); 1: no split
   int k_block = 0;    // amx_bf16: k per cache block (x packed, weights decoded once per block
                       // of K and reused by every row block); 0: not blocked
-
+  int scaled_decode = 0;  // amx_bf16 with k_block > 0: 1 decodes each weight to bf16 s*(q - z)
+                          // (scales folded in, C tiles summed over the whole block of K, no
+                          // per-group epilogue; verified at dequantized_weights_tolerance); 0: not
 
   bool operator==(const X86Variant&) const = default;
 
@@ -74,7 +76,8 @@ struct X86Variant {
     return std::tuple{field("isa", &X86Variant::isa), field("n_panels", &X86Variant::n_panels),
                       field("m_rows", &X86Variant::m_rows), field("k_unroll", &X86Variant::k_unroll),
                       field("threads", &X86Variant::threads), field("split_k", &X86Variant::split_k),
-                      field("k_block", &X86Variant::k_block)};
+                      field("k_block", &X86Variant::k_block),
+                      field("scaled_decode", &X86Variant::scaled_decode)};
   }
 };
 
@@ -82,7 +85,9 @@ std::string_view to_string(X86Isa isa);
 
 // Complete, parseable name, e.g. "x86_avx512bf16_w4g128_n4m1k2_t2", with "_s<split_k>" when
 // K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4", and "_kb<k_block>" when
-// K is cache-blocked (k_block > 0), e.g. "x86_amxbf16_w4g128_n2m32k1_t16_kb512".
+// K is cache-blocked (k_block > 0), e.g. "x86_amxbf16_w4g128_n2m32k1_t16_kb512", and "_sd" when
+// the scales are folded into the decoded weights (scaled_decode=1), e.g.
+// "x86_amxbf16_w4g128_n2m32k1_t16_kb1024_sd".
 std::string variant_name(const OpDesc& desc, const X86Variant& variant);
 
 nlohmann::json to_json(const X86Variant& variant);
