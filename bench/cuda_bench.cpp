@@ -10,7 +10,7 @@
 // Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
 // M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
-// that family's candidates (gemv, gemv_mma, dequant_gemm, mma), e.g. to skip the mma family's
+// that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma), e.g. to skip the mma family's
 // compile at large M.
 #include <fmt/format.h>
 
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   }
   const auto& family_names = lowbit::EnumNames<lowbit::cuda::CudaFamily>::names;
   if (!family.empty() && std::find(family_names.begin(), family_names.end(), family) == family_names.end()) {
-    std::fprintf(stderr, "lowbit_cuda_bench: --family %s: not a CUDA family (gemv, gemv_mma, dequant_gemm, mma)\n",
+    std::fprintf(stderr, "lowbit_cuda_bench: --family %s: not a CUDA family (gemv, gemv_mma, dequant_gemm, mma, wgmma)\n",
                  family.c_str());
     return 2;
   }

@@ -4,9 +4,12 @@
 // the AMX-vs-AVX-512 table and the thread-scaling rows of docs/benchmarks.md come from here.
 // Correctness is the tests' job (tests/x86); no reference is computed (it takes minutes at
 // M=256 on the large shapes).
-// Usage: lowbit_x86_isa_bench --threads 1,2,16 --isa amx,avx512 --desc D [--desc D ...]
+// Usage: lowbit_x86_isa_bench [--every] --threads 1,2,16 --isa amx,avx512 --desc D [--desc D ...]
+// (--every, before the options with values: also one line per candidate; --only S1,S2: time only
+// the candidates whose name ends with one of these, e.g. n2m32k1_t16_kb1024,n2m32k1_t16_kb1024_sd)
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -35,9 +38,16 @@ std::vector<std::string> split(const std::string& text) {
 int run(int argc, char** argv) {
   std::vector<int> threads{0};
   std::vector<std::string> isas{"amx", "avx512"};
+  bool every = false;
   std::vector<std::string> descriptors;
+  std::vector<std::string> only;  // name suffixes; empty: every candidate
   for (int index = 1; index + 1 < argc; index += 2) {
     const std::string option = argv[index];
+    if (option == "--every") {  // a flag: one line per candidate, not only the fastest
+      every = true;
+      --index;
+      continue;
+    }
     const std::string value = argv[index + 1];
     if (option == "--threads") {
       threads.clear();
@@ -46,6 +56,8 @@ int run(int argc, char** argv) {
       isas = split(value);
     } else if (option == "--desc") {
       descriptors.push_back(value);
+    } else if (option == "--only") {
+      only = split(value);
     } else {
       fmt::print(stderr, "unknown option {}; usage: --threads 1,2,16 --isa amx,avx512 --desc D ...\n", option);
       return 2;
@@ -71,8 +83,15 @@ int run(int argc, char** argv) {
         std::string best_name;
         lowbit::tuner::Timing best;
         for (const lowbit::x86::X86Variant& variant : lowbit::x86::candidates(desc, thread_count, isa)) {
+          const std::string name = lowbit::x86::variant_name(desc, variant);
+          auto ends_with = [&](const std::string& suffix) {
+            return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          if (!only.empty() && std::none_of(only.begin(), only.end(), ends_with)) continue;
           const auto kernel = lowbit::x86::build(desc, variant, thread_count);
           const lowbit::tuner::Timing timing = lowbit::tuner::time_kernel(*kernel, inputs);
+          if (every)
+            fmt::print("  {:<52} {:>10.1f} {:>9.1f}\n", kernel->name(), timing.median_us, timing.min_us);
           if (best_name.empty() || timing.median_us < best.median_us) {
             best = timing;
             best_name = kernel->name();

@@ -1,4 +1,4 @@
-// Tensor-core GEMV family for small M (1..8): 2-, 3-, 4- or 8-bit weights in lowbit's native
+// Tensor-core GEMV family for small M (1..16): 2-, 3-, 4- or 8-bit weights in lowbit's native
 // layout, bf16 or fp16 activations, mma.sync m16n8k16 with fp32 accumulation. Needs gemv.cuh's
 // helpers (the generator emits both). Compiled by NVRTC; codegen/cuda/gemv_generator.cpp writes
 // the Config and the entry point.
@@ -186,8 +186,32 @@ __device__ __forceinline__ float unpack_element(u32 packed, int index) {
   return IS_BF16 ? bf16_to_float(bits) : half_to_float(bits);
 }
 
-// Config (generated): ROWS (1..8), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
+// The shared memory of one block (dynamic; the generator asks for SHARED_BYTES at launch).
+// Per warp and stage of the cp.async ring: the chunk's weight tiles and the chunk's slice of x,
+// [ROWS][X_STRIDE bytes] (CHUNK_K k of each row, then 32 bytes of padding: B fragments read
+// 8 bytes at 8t + 160g, which keeps a half-warp's 16 lanes on distinct banks). After the
+// warps: one zero row that lanes of rows past M read instead of branching.
+template <class Config>
+struct GemvMmaShared {
+  typedef MmaFormat<Config::BITS, Config::ACT == bf16> Format;
+  static constexpr int STAGES = Config::UNROLL;
+  static constexpr int CHUNK_TILES = Format::CHUNK_TILES;
+  static constexpr int CHUNK_K = CHUNK_TILES * 16;
+  static constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;  // weights of one chunk
+  static constexpr int X_STRIDE = CHUNK_K * 2 + 32;                     // bytes of one row of x
+  static constexpr int X_WORDS = Config::ROWS * X_STRIDE / 4;           // x of one chunk
+  static constexpr int STAGE_WORDS = CHUNK_WORDS + X_WORDS;
+  static constexpr int ZERO_WORDS = CHUNK_K * 2 / 4;
+  static constexpr int SHARED_BYTES = (Config::WARPS * STAGES * STAGE_WORDS + ZERO_WORDS) * 4;
+};
+
+// Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
 // EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring).
+//
+// Work split: one block per 16-column panel; its warps take contiguous runs of fold runs (a
+// group, at most 256 k), so a fold never falls inside a warp's chunk except where groups are
+// shorter than a chunk, and the inner loop has no per-tile group test. Rows 0-7 of x are one
+// n8 B operand, rows 8-15 a second (two mma's per tile from M = 9 on).
 template <class Config>
 __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* __restrict__ qweight,
                                          const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -195,11 +219,13 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
                                          void* __restrict__ y) {
   constexpr bool IS_BF16 = Config::ACT == bf16;
   typedef MmaFormat<Config::BITS, IS_BF16> Format;
+  typedef GemvMmaShared<Config> Shared;
   constexpr int ROWS = Config::ROWS;
+  constexpr int HALVES = ROWS > 8 ? 2 : 1;  // n8 B operands
   constexpr int WARPS = Config::WARPS;
-  constexpr int UNROLL = Config::UNROLL;
+  constexpr int STAGES = Shared::STAGES;
   // In-panel positions are 32-bit (the generator keeps K below 2^27): 64-bit index math costs
-  // several instructions per operation, and this loop is issue-bound (ncu: SM 74 % busy).
+  // several instructions per operation, and this loop is issue-bound.
   constexpr int K = Config::K;
   constexpr int GROUP = Config::GROUP;
   constexpr int GROUPS = K / GROUP;
@@ -208,39 +234,54 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // Native steps pad K to BLOCK_K only, so the panel may end inside its last tile.
   constexpr int BLOCK_K = Config::BITS == 3 ? 16 : 16 / Config::BITS;  // 32 bytes = 16 columns x BLOCK_K
   constexpr int PANEL_BYTES = (K + BLOCK_K - 1) / BLOCK_K * (Config::BITS == 3 ? 96 : 32);
-  constexpr int CHUNK_TILES = Format::CHUNK_TILES;
-  constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;
-  constexpr int CHUNK_PIECES = CHUNK_WORDS / 4;  // 16-byte copies, one per lane (<= 32)
+  constexpr int CHUNK_TILES = Shared::CHUNK_TILES;
+  constexpr int CHUNK_K = Shared::CHUNK_K;
+  constexpr int CHUNK_PIECES = Shared::CHUNK_WORDS / 4;  // 16-byte copies of weights, one per lane (<= 32)
+  constexpr int X_STRIDE_WORDS = Shared::X_STRIDE / 4;
   constexpr bool SPLIT = Format::SPLIT;
   constexpr int PARTS = Config::EQSCALE ? 2 : 1;  // B as hi (+ lo) 16-bit parts
+  // A fold run: a group, never more than 256 k (with fp16's offset of 1024 a whole-K group
+  // makes the accumulator's partial sums large enough to cost fp32 precision: seen 1.1e-4 at
+  // K=4097). group=-1 folds every 256 k with the one scale. Powers of two, as CHUNK_TILES.
+  constexpr int RUN_TILES = GROUPS == 1 ? 16 : (GROUP <= 256 ? GROUP : 256) / 16;
+  constexpr int RUNS = (TILES + RUN_TILES - 1) / RUN_TILES;
+  // Whether a warp's tiles can end inside a chunk (else the loop has no tile test).
+  constexpr bool TILE_TEST = !(RUN_TILES % CHUNK_TILES == 0 && TILES % CHUNK_TILES == 0);
 
+  extern __shared__ __align__(16) u32 shared_words[];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2;
   const int t = lane & 3;
   const long long panel = blockIdx.x;
-  const int first_tile = TILES * warp / WARPS;
-  const int end_tile = TILES * (warp + 1) / WARPS;
+  const int first_run = RUNS * warp / WARPS;
+  const int end_run = RUNS * (warp + 1) / WARPS;
+  const int first_tile = first_run * RUN_TILES;
+  const int end_tile = end_run * RUN_TILES < TILES ? end_run * RUN_TILES : TILES;
+  u32* warp_ring = shared_words + warp * STAGES * Shared::STAGE_WORDS;  // [STAGES][weights, x]
+  u32* zero_row = shared_words + WARPS * STAGES * Shared::STAGE_WORDS;  // [CHUNK_K] 16-bit zeros
+  for (int word = threadIdx.x; word < Shared::ZERO_WORDS; word += WARPS * 32) zero_row[word] = 0u;
+  __syncthreads();
 
-  // A fold run never spans more than 256 k: with fp16's offset of 1024 a whole-K group would
-  // make the accumulator's partial sums large enough to cost fp32 precision (seen: 1.1e-4 at
-  // K=4097). Runs shorter than a group share the group's scale and zero point.
-  constexpr int FOLD = GROUP <= 256 ? GROUP : 256;
-  float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};   // [column 2g, 2g+1] x [row 2t, 2t+1]
-  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};       // mma accumulator of the current run
-  float c_high[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // SPLIT formats: the high fragments' accumulator
+  float total[HALVES][4];   // [half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
+  float c[HALVES][4];       // mma accumulator of the current run
+  float c_high[HALVES][4];  // SPLIT formats: the high fragments' accumulator
   // sum_k x[row][k] over the run, from a second mma whose A is all ones: lane (g, t) receives
-  // the sums of rows 2t and 2t+1 in x_sum[0], x_sum[1], exactly where c holds those rows. The
-  // tensor cores are idle at this M; the sums cost no conversion, addition or shuffle.
-  float x_sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  // the sums of rows 2t and 2t+1 of its half in x_sum[h][0], [1], exactly where c holds those
+  // rows. The tensor cores are idle at this M; the sums cost no conversion, add or shuffle.
+  float x_sum[HALVES][4];
+#pragma unroll
+  for (int h = 0; h < HALVES; ++h)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) total[h][i] = c[h][i] = c_high[h][i] = x_sum[h][i] = 0.0f;
   constexpr u32 ONES = IS_BF16 ? 0x3f803f80u : 0x3c003c00u;
-  int run = first_tile * 16 / FOLD;  // the current fold run
+  int run = first_run;
   // The run's scales and zero points, loaded when the run starts so the load's latency hides
   // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
   u32 scale_pair = 0;
   u32 zero_pair = 0;
   auto load_group_tables = [&]() {
-    const int group = run * FOLD / GROUP;
+    const int group = GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
     const long long table = (panel * GROUPS + group) * 16 + 2 * g;
     scale_pair = *reinterpret_cast<const u32*>(scales + table);
     if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + table);
@@ -250,8 +291,6 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
   // scale_pair, zero_pair; writes total; clears c, c_high and x_sum.
   auto fold_group = [&]() {
-    const float x_sum_even = x_sum[0];  // row 2t
-    const float x_sum_odd = x_sum[1];   // row 2t+1
     const float scale0 = half_to_float(static_cast<u16>(scale_pair));
     const float scale1 = half_to_float(static_cast<u16>(scale_pair >> 16));
     float zero0 = 1 << (Config::BITS - 1);  // zero=none: implicit 2^(bits-1)
@@ -261,125 +300,155 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       zero1 = half_to_float(static_cast<u16>(zero_pair >> 16));
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if (SPLIT) c[i] = fmaf(Format::HIGH_WEIGHT, c_high[i], c[i]);
-      c_high[i] = 0.0f;
+    for (int h = 0; h < HALVES; ++h) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        if (SPLIT) c[h][i] = fmaf(Format::HIGH_WEIGHT, c_high[h][i], c[h][i]);
+        c_high[h][i] = 0.0f;
+      }
+      total[h][0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][0], c[h][0]), total[h][0]);
+      total[h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][1], c[h][1]), total[h][1]);
+      total[h][2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][0], c[h][2]), total[h][2]);
+      total[h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][1], c[h][3]), total[h][3]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) c[h][i] = x_sum[h][i] = 0.0f;
     }
-    total[0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum_even, c[0]), total[0]);
-    total[1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum_odd, c[1]), total[1]);
-    total[2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum_even, c[2]), total[2]);
-    total[3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum_odd, c[3]), total[3]);
-    c[0] = c[1] = c[2] = c[3] = 0.0f;
-    x_sum[0] = x_sum[1] = x_sum[2] = x_sum[3] = 0.0f;
   };
 
-  // Weights stream through shared memory: each warp copies chunks of CHUNK_TILES tiles
-  // (contiguous bytes, 16 per lane) with cp.async into a ring of UNROLL stages, UNROLL - 1
-  // chunks ahead of the mma's, so many 16-byte loads are in flight while only 4-byte words
-  // feed the fragments.
-  constexpr int STAGES = UNROLL;
-  __shared__ __align__(16) u32 ring[WARPS][STAGES][CHUNK_WORDS];  // [warp][stage][tiles x tile words]
+  // Weights and x stream through shared memory: each warp copies a chunk (CHUNK_TILES tiles,
+  // contiguous bytes, 16 per lane, and the chunk's CHUNK_K k of every row of x) with cp.async
+  // into a ring of STAGES stages, STAGES - 1 chunks ahead of the mma's, so many 16-byte loads
+  // are in flight while only 4- and 8-byte words feed the fragments, and neither latency is
+  // waited for inside a chunk.
   const unsigned char* panel_bytes = reinterpret_cast<const unsigned char*>(qweight) + panel * PANEL_BYTES;
+  const u16* x_rows = static_cast<const u16*>(x);
+  // 16-byte copies of x need 16-byte aligned rows; otherwise each lane loads 16-bit values and
+  // stores pairs (a slower path for odd K or offset x, same results).
+  const bool x_copies = K % 8 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
   const int chunks = (end_tile - first_tile + CHUNK_TILES - 1) / CHUNK_TILES;
   auto issue_chunk = [&](int chunk) {
-    if (chunk < chunks && (CHUNK_PIECES == 32 || lane < CHUNK_PIECES)) {
-      const int byte = (first_tile + chunk * CHUNK_TILES) * TILE_BYTES + lane * 16;  // this lane's 16 bytes
-      const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
-      const u32 target = static_cast<u32>(__cvta_generic_to_shared(&ring[warp][chunk % STAGES][lane * 4]));
-      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
-                   "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
+    if (chunk < chunks) {
+      u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
+      const int tile0 = first_tile + chunk * CHUNK_TILES;
+      if (CHUNK_PIECES == 32 || lane < CHUNK_PIECES) {
+        const int byte = tile0 * TILE_BYTES + lane * 16;  // this lane's 16 bytes
+        const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
+        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + lane * 4));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                     "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
+      }
+      u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
+      const int k0 = tile0 * 16;
+      if (x_copies) {
+        constexpr int PIECES = ROWS * CHUNK_K / 8;  // 16 bytes = 8 k
+#pragma unroll
+        for (int piece = lane; piece < PIECES; piece += 32) {
+          const int r = piece / (CHUNK_K / 8);
+          const int k = k0 + piece % (CHUNK_K / 8) * 8;
+          const int valid = k < K ? 16 : 0;  // K % 8 == 0: a piece is all inside or all past K
+          const u32 target = static_cast<u32>(__cvta_generic_to_shared(x_stage + r * X_STRIDE_WORDS + (k - k0) / 2));
+          asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                       "l"(x_rows + (valid ? static_cast<long long>(r) * K + k : 0)), "r"(valid));
+        }
+      } else {
+        constexpr int PAIRS = ROWS * CHUNK_K / 2;
+        for (int index = lane; index < PAIRS; index += 32) {
+          const int r = index / (CHUNK_K / 2);
+          const int k = k0 + index % (CHUNK_K / 2) * 2;
+          const u32 low = k < K ? x_rows[static_cast<long long>(r) * K + k] : 0u;
+          const u32 high = k + 1 < K ? x_rows[static_cast<long long>(r) * K + k + 1] : 0u;
+          x_stage[r * X_STRIDE_WORDS + (k - k0) / 2] = low | high << 16;
+        }
+      }
     }
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
 #pragma unroll
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk(stage);
 
-  const u16* x_row = static_cast<const u16*>(x) + (g < ROWS ? g : 0) * K;
   for (int chunk = 0; chunk < chunks; ++chunk) {
-    // B for the chunk's tiles: x[row g] at lane t's two k pairs (zero for rows past M and k past
-    // K), loaded before waiting for the weights so the two latencies overlap. [tile][part][pair]
-    u32 b[CHUNK_TILES][PARTS][2];
-#pragma unroll
-    for (int j = 0; j < CHUNK_TILES; ++j) {
-      const int tile = first_tile + chunk * CHUNK_TILES + j;
-      const bool row_inside = g < ROWS && tile < end_tile;
-      // [2] the lane's two k pairs of x, 16-bit each (0 past K).
-      u32 pairs[2] = {0u, 0u};
-      const int k0 = tile * 16 + Format::x_pair(t, 0);
-      if (Format::CONTIGUOUS_PAIRS && K % 4 == 0) {
-        // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for both pairs. One
-        // condition, so the compiler predicates the load instead of branching around it.
-        if (row_inside && k0 < K) {
-          const uint2 both = *reinterpret_cast<const uint2*>(x_row + k0);
-          pairs[0] = both.x;
-          pairs[1] = both.y;
-        }
-      } else if (row_inside) {
-#pragma unroll
-        for (int p = 0; p < 2; ++p) {
-          const int k = tile * 16 + Format::x_pair(t, p);
-          if (K % 2 == 0) {
-            if (k < K) pairs[p] = *reinterpret_cast<const u32*>(x_row + k);  // 4-byte aligned
-          } else {
-            pairs[p] = (k < K ? x_row[k] : 0u) | (k + 1 < K ? static_cast<u32>(x_row[k + 1]) << 16 : 0u);
-          }
-        }
-      }
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        const int k = tile * 16 + Format::x_pair(t, p);
-        const u32 pair_bits = pairs[p];
-        if (Config::EQSCALE) {
-          // x * eq in fp32, then hi = round16(x * eq), lo = round16(x * eq - hi).
-          const float eq0 = row_inside && k < K ? eq_scale[k] : 0.0f;
-          const float eq1 = row_inside && k + 1 < K ? eq_scale[k + 1] : 0.0f;
-          const float value0 = unpack_element<IS_BF16>(pair_bits, 0) * eq0;
-          const float value1 = unpack_element<IS_BF16>(pair_bits, 1) * eq1;
-          const u32 hi = pack_pair<IS_BF16>(value0, value1);
-          b[j][0][p] = hi;
-          b[j][PARTS - 1][p] = pack_pair<IS_BF16>(value0 - unpack_element<IS_BF16>(hi, 0),
-                                                   value1 - unpack_element<IS_BF16>(hi, 1));
-        } else {
-          b[j][0][p] = pair_bits;
-        }
-      }
-    }
     issue_chunk(chunk + STAGES - 1);
     asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `chunk` has landed
     __syncwarp();
-    const u32* stage_words = ring[warp][chunk % STAGES];
+    const u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
+    // Each half's x rows for this lane: row 8h + g of the chunk's slice, or the zero row.
+    const u32* x_row[HALVES];
+#pragma unroll
+    for (int h = 0; h < HALVES; ++h)
+      x_row[h] = 8 * h + g < ROWS ? stage + Shared::CHUNK_WORDS + (8 * h + g) * X_STRIDE_WORDS : zero_row;
 #pragma unroll
     for (int j = 0; j < CHUNK_TILES; ++j) {
       const int tile = first_tile + chunk * CHUNK_TILES + j;
-      if (tile >= end_tile) break;  // warp-uniform
-      if (tile * 16 / FOLD != run) {
+      if (TILE_TEST && tile >= end_tile) break;  // warp-uniform
+      // A new run starts at this tile: fold the last one. Runs and chunks are powers of two
+      // and warps start on a run, so the test is on compile-time j where it can be.
+      const bool run_starts = CHUNK_TILES >= RUN_TILES ? j % RUN_TILES == 0
+                                                         : j == 0 && (chunk * CHUNK_TILES) % RUN_TILES == 0;
+      if (run_starts && (chunk > 0 || j > 0)) {
         fold_group();
-        run = tile * 16 / FOLD;
+        ++run;
         load_group_tables();
+      }
+      // B: x[row][k] at lane t's two k pairs, 16-bit pairs; [half][part][pair].
+      u32 b[HALVES][PARTS][2];
+#pragma unroll
+      for (int h = 0; h < HALVES; ++h) {
+        u32 pairs[2];
+        if (Format::CONTIGUOUS_PAIRS) {
+          const uint2 both = *reinterpret_cast<const uint2*>(x_row[h] + (j * 16 + Format::x_pair(t, 0)) / 2);
+          pairs[0] = both.x;
+          pairs[1] = both.y;
+        } else {
+#pragma unroll
+          for (int p = 0; p < 2; ++p) pairs[p] = x_row[h][(j * 16 + Format::x_pair(t, p)) / 2];
+        }
+#pragma unroll
+        for (int p = 0; p < 2; ++p) {
+          if (Config::EQSCALE) {
+            // x * eq in fp32, then hi = round16(x * eq), lo = round16(x * eq - hi).
+            const int k = tile * 16 + Format::x_pair(t, p);
+            const float eq0 = k < K ? eq_scale[k] : 0.0f;
+            const float eq1 = k + 1 < K ? eq_scale[k + 1] : 0.0f;
+            const float value0 = unpack_element<IS_BF16>(pairs[p], 0) * eq0;
+            const float value1 = unpack_element<IS_BF16>(pairs[p], 1) * eq1;
+            const u32 hi = pack_pair<IS_BF16>(value0, value1);
+            b[h][0][p] = hi;
+            b[h][PARTS - 1][p] = pack_pair<IS_BF16>(value0 - unpack_element<IS_BF16>(hi, 0),
+                                                     value1 - unpack_element<IS_BF16>(hi, 1));
+          } else {
+            b[h][0][p] = pairs[p];
+          }
+        }
       }
       u32 a[4];
       u32 a_high[4];
-      Format::decode(stage_words + j * Format::TILE_WORDS, g, t, a, a_high);
+      Format::decode(stage + j * Format::TILE_WORDS, g, t, a, a_high);
 #pragma unroll
-      for (int part = 0; part < PARTS; ++part) {
-        mma_16816<IS_BF16>(c, a[0], a[1], a[2], a[3], b[j][part][0], b[j][part][1]);
-        if (SPLIT) mma_16816<IS_BF16>(c_high, a_high[0], a_high[1], a_high[2], a_high[3], b[j][part][0], b[j][part][1]);
-        mma_16816<IS_BF16>(x_sum, ONES, ONES, ONES, ONES, b[j][part][0], b[j][part][1]);
-      }
+      for (int h = 0; h < HALVES; ++h)
+#pragma unroll
+        for (int part = 0; part < PARTS; ++part) {
+          mma_16816<IS_BF16>(c[h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
+          if (SPLIT)
+            mma_16816<IS_BF16>(c_high[h], a_high[0], a_high[1], a_high[2], a_high[3], b[h][part][0], b[h][part][1]);
+          mma_16816<IS_BF16>(x_sum[h], ONES, ONES, ONES, ONES, b[h][part][0], b[h][part][1]);
+        }
     }
     __syncwarp();  // every lane has read this stage before a later chunk refills it
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
   if (first_tile < end_tile) fold_group();
 
-  // [WARPS][8 rows][16 columns] fp32: each warp's totals (C's 8 columns are x's rows).
-  __shared__ float partial[WARPS][8][16];
-  partial[warp][2 * t][2 * g] = total[0];
-  partial[warp][2 * t + 1][2 * g] = total[1];
-  partial[warp][2 * t][2 * g + 1] = total[2];
-  partial[warp][2 * t + 1][2 * g + 1] = total[3];
+  // [WARPS][16 rows][16 columns] fp32: each warp's totals (C's 8 columns are x's rows).
+  __shared__ float partial[WARPS][8 * HALVES][16];
+#pragma unroll
+  for (int h = 0; h < HALVES; ++h) {
+    partial[warp][8 * h + 2 * t][2 * g] = total[h][0];
+    partial[warp][8 * h + 2 * t + 1][2 * g] = total[h][1];
+    partial[warp][8 * h + 2 * t][2 * g + 1] = total[h][2];
+    partial[warp][8 * h + 2 * t + 1][2 * g + 1] = total[h][3];
+  }
   __syncthreads();
-  store_panel<Config, 8>(partial, bias, y, panel);
+  store_panel<Config, 8 * HALVES>(partial, bias, y, panel);
 }
 
 }  // namespace lowbit_gemv

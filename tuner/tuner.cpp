@@ -12,7 +12,6 @@
 #include "lowbit/half.h"
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
-#include "lowbit/tolerance.h"
 #include "tuner/candidate_tally.h"
 #include "tuner/measure.h"
 #if LOWBIT_WITH_CUDA
@@ -25,7 +24,9 @@ namespace {
 constexpr uint8_t poison = 0xff;  // NaN in every output dtype
 
 // Runs the kernel once on poisoned outputs and compares with the reference.
-CandidateResult verify(const Kernel& kernel, const Problem& problem, const std::vector<double>& reference) {
+// The bound is the variant's (x86::verification_tolerance: looser for weights rounded to bf16).
+CandidateResult verify(const Kernel& kernel, const x86::X86Variant& variant, const Problem& problem,
+                       const std::vector<double>& reference) {
   CandidateResult result;
   result.name = kernel.name();
   std::vector<uint8_t> out(static_cast<std::size_t>(problem.m * problem.desc.n * dtype_bytes(problem.desc.out)),
@@ -39,10 +40,10 @@ CandidateResult verify(const Kernel& kernel, const Problem& problem, const std::
   args.m = problem.m;
   kernel.run(args);
   result.rel_err = relative_error(out.data(), problem.desc.out, reference);
-  result.verified = result.rel_err <= tolerance(problem.desc);
+  const double bound = x86::verification_tolerance(problem.desc, variant);
+  result.verified = result.rel_err <= bound;
   if (!result.verified)
-    result.failure = fmt::format("relative error {:.3g} exceeds the tolerance {:.3g}", result.rel_err,
-                                 tolerance(problem.desc));
+    result.failure = fmt::format("relative error {:.3g} exceeds the tolerance {:.3g}", result.rel_err, bound);
   return result;
 }
 
@@ -80,7 +81,7 @@ TuneResult tune(const OpDesc& desc, const TuneOptions& options) {
   for (std::size_t index = 0; index < variants.size(); ++index) {
     std::shared_ptr<const Kernel> kernel = x86::build(desc, variants[index], max_threads);
     if (options.on_candidate) options.on_candidate(static_cast<int>(index), static_cast<int>(variants.size()), kernel->name());
-    CandidateResult candidate = verify(*kernel, problem, reference);
+    CandidateResult candidate = verify(*kernel, variants[index], problem, reference);
     if (!candidate.verified) {
       tally.reject(std::move(candidate));
       continue;

@@ -1,6 +1,6 @@
 """Joins lowbit_cuda_bench's JSON lines with torch_baselines.py's (same device call) into the
 table of docs/benchmarks.md: time, % of the bandwidth floor (bytes moved / measured copy
-bandwidth), and speedups over cuBLAS bf16 and tinygemm. Usage: compare.py LOWBIT.jsonl TORCH.jsonl"""
+bandwidth), and speedups over cuBLAS (in the row's activation dtype) and tinygemm (bf16 rows). Usage: compare.py LOWBIT.jsonl TORCH.jsonl"""
 import json
 import sys
 
@@ -13,22 +13,23 @@ def main():
     lowbit_rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
     torch_rows = [json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")]
     copy_gbps = torch_rows[0]["copy_gbps"]
-    baselines = {(row["m"], row["n"], row["k"]): row for row in torch_rows[1:]}
+    baselines = {(row["m"], row["n"], row["k"], row.get("act", "bf16")): row for row in torch_rows[1:]}
     print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write)")
-    print(f"{'M':>4} {'N x K':>12} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
+    print(f"{'M':>4} {'N x K':>12} {'format':>10} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
           f"{'tinygemm us':>12} {'x tinygemm':>11} {'heur us':>8} {'max err':>9}  best variant")
     for row in lowbit_rows:
         f = fields(row["descriptor"])
-        key = (int(f["m"]), int(f["n"]), int(f["k"]))
+        key = (int(f["m"]), int(f["n"]), int(f["k"]), f.get("act", "bf16"))
         base = baselines.get(key, {})
+        cublas = base.get("cublas_us", base.get("cublas_bf16_us", float("nan")))
+        form = f"w{f['bits']}g{f['group']} {key[3]}"
         floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
         tiny = base.get("tinygemm_us")
         if "best_variant" not in row or not row["best_variant"]:
-            print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} no variant passed: {row.get('failures', '?')}")
+            print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} no variant passed: {row.get('failures', '?')}")
             continue
-        print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
-              f"{base.get('cublas_bf16_us', float('nan')):>10.1f} "
-              f"{base.get('cublas_bf16_us', float('nan')) / row['best_us']:>8.2f}x "
+        print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
+              f"{cublas:>10.1f} {cublas / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
               f"{row.get('heuristic_us', float('nan')):>8.1f} {row['max_rel_err']:>9.1e}  {row['best_variant']}")
 

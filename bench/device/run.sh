@@ -11,7 +11,8 @@
 # builds and runs only the ctest tests matching REGEX, then stops (a quick check while developing).
 # LOWBIT_DEVICE_PARTS=cpu_torch builds only the CLI and the problem dump, then runs the x86
 # comparison with torch on the Xeon (bench/cpu_compare.sh) and lowbit's thread scaling at M=1
-# and M=16 (`lowbit bench --threads 1..16`), and stops. LOWBIT_DEVICE_BENCH: see below.
+# and M=16 (`lowbit bench --threads 1..16`), and stops. LOWBIT_DEVICE_PARTS=formats: the
+# compute-sanitizer sample and issue 4's format rows (below). LOWBIT_DEVICE_BENCH: see below.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -68,6 +69,33 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
   python3 bench/cpu_compare.py "$OUT/lowbit_cpu.jsonl" "$OUT/torch_cpu.jsonl" --policy heuristic \
     > "$OUT/cpu_table.md" 2>&1
   cat "$OUT/cpu_table.md"
+  exit 0
+fi
+
+# The second release call: compute-sanitizer (memcheck on a sample of every family's checks,
+# racecheck on the shared-memory families) and the format rows of issue 4's benchmark (fp16 at
+# every M; 2, 3 and 8 bits at M=1 and 16) against torch's baselines in the same call.
+if [ "${LOWBIT_DEVICE_PARTS:-}" = formats ]; then
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  sample='Bits/CudaKernelsBits.EveryFormatAndKTail/*:Bits/CudaKernelsBits.EqualizationScale/2:CudaMma.EveryFormatBf16'
+  sample+=':CudaMma.NoBiasAndOddN:CudaDequantGemm.OddShapesAgainstTheReference:CudaDequantGemm.EveryFormatAndKTail'
+  sample+=':CudaWgmma.*'
+  for tool in memcheck racecheck; do
+    filter=$sample
+    [ "$tool" = racecheck ] && filter='CudaMma.NoBiasAndOddN:Bits/CudaKernelsBits.EveryFormatAndKTail/2:CudaWgmma.*'
+    echo "== compute-sanitizer --tool $tool, tests $filter" >> "$OUT/sanitizer.log"
+    timeout 200 "$sanitizer" --tool "$tool" --error-exitcode 99 build-device/tests/cuda/lowbit_cuda_tests \
+      --gtest_filter="$filter" >> "$OUT/sanitizer.log" 2>&1
+    echo "== $tool exit status $?" >> "$OUT/sanitizer.log"
+  done
+  grep -E "^== |ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -20
+  timeout 250 build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_formats.txt --repeats 10 \
+    > "$OUT/lowbit_cuda_formats.jsonl" 2> "$OUT/lowbit_cuda_formats.err"
+  timeout 100 python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_formats.txt \
+    > "$OUT/torch_formats.jsonl" 2> "$OUT/torch_formats.err"
+  python3 bench/device/compare.py "$OUT/lowbit_cuda_formats.jsonl" "$OUT/torch_formats.jsonl" \
+    > "$OUT/cuda_formats_table.txt" 2>&1
+  cat "$OUT/cuda_formats_table.txt"
   exit 0
 fi
 

@@ -1,6 +1,8 @@
 """Baselines for the CUDA benchmark, measured by torch in the same device call as lowbit's
-kernels: cuBLAS bf16 through torch.nn.functional.linear, torch's int4 kernel
-(aten._weight_int4pack_mm, "tinygemm", group 128), and the device's copy bandwidth.
+kernels: cuBLAS through torch.nn.functional.linear in the descriptor's activation dtype (bf16 or
+fp16), torch's int4 kernel (aten._weight_int4pack_mm, "tinygemm", group 128, bf16 only), and the
+device's copy bandwidth. The baselines do not depend on the descriptor's bits, group or zero:
+each (M, N, K, act) is measured once.
 Times: triton.testing.do_bench (CUDA events, L2 flushed before every run), median.
 Prints one JSON object per line. Usage: python3 torch_baselines.py SHAPES_FILE"""
 import json
@@ -37,18 +39,27 @@ def tinygemm(x, n, k, group):
 def main():
     torch.manual_seed(0)
     print(json.dumps({"copy_gbps": copy_bandwidth_gbps(), "device": torch.cuda.get_device_name()}), flush=True)
+    measured = set()
     for line in open(sys.argv[1]):
         if not line.strip() or line.startswith("#"):
             continue
         fields = descriptor_fields(line)
-        m, n, k, group = int(fields["m"]), int(fields["n"]), int(fields["k"]), int(fields["group"])
-        x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
-        weight = torch.randn(n, k, dtype=torch.bfloat16, device="cuda")
-        row = {"m": m, "n": n, "k": k, "cublas_bf16_us": time_us(lambda: torch.nn.functional.linear(x, weight))}
-        try:
-            row["tinygemm_us"] = time_us(tinygemm(x, n, k, group))
-        except Exception as error:  # report, do not hide: the table shows the reason
-            row["tinygemm_error"] = str(error)[:200]
+        m, n, k = int(fields["m"]), int(fields["n"]), int(fields["k"])
+        act = fields.get("act", "bf16")
+        if (m, n, k, act) in measured:
+            continue
+        measured.add((m, n, k, act))
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[act]
+        x = torch.randn(m, k, dtype=dtype, device="cuda")
+        weight = torch.randn(n, k, dtype=dtype, device="cuda")
+        row = {"m": m, "n": n, "k": k, "act": act, "cublas_us": time_us(lambda: torch.nn.functional.linear(x, weight))}
+        if act != "bf16":
+            row["tinygemm_error"] = "torch's int4 kernel takes bf16 activations only"
+        else:
+            try:
+                row["tinygemm_us"] = time_us(tinygemm(x, n, k, 128))
+            except Exception as error:  # report, do not hide: the table shows the reason
+                row["tinygemm_error"] = str(error)[:200]
         print(json.dumps(row), flush=True)
 
 

@@ -8,6 +8,8 @@
 
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/operand_alignment.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
@@ -15,21 +17,24 @@ namespace lowbit::cuda {
 namespace {
 
 // The families whose whole kernel is one template program (the registry owns the list; these
-// two are what CudaKernel launches).
+// three are what CudaKernel launches).
 Validity family_validity(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+  if (std::string misuse = split_k_misuse(variant); !misuse.empty()) return Validity{false, std::move(misuse)};
   if (variant.family == CudaFamily::mma) return MmaGenerator().is_valid(desc, variant, arch_major);
+  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().is_valid(desc, variant, arch_major);
   return GemvGenerator().is_valid(desc, variant, arch_major);
 }
 
 std::string family_source(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().emit(desc, variant);
+  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().emit(desc, variant);
   return GemvGenerator().emit(desc, variant);
 }
 
 LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().launch_geometry(desc, variant);
-  // gemv families: a block per 16-column panel, no dynamic shared memory.
-  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32), 0};
+  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().launch_geometry(desc, variant);
+  return GemvGenerator().launch_geometry(desc, variant);
 }
 
 }  // namespace
@@ -49,6 +54,8 @@ CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant, std::vect
   load();
 }
 
+bool splits(const CudaVariant& variant) { return variant.family == CudaFamily::wgmma && variant.split_k > 1; }
+
 void CudaKernel::load() {
   const DeviceInfo& device = device_info(desc_.device.index);
   geometry_ = family_geometry(desc_, variant_);
@@ -58,8 +65,14 @@ void CudaKernel::load() {
   make_current(desc_.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
-  // Above 48 KiB, dynamic shared memory must be opted into per function.
-  if (geometry_.shared_bytes > 48 * 1024)
+  if (splits(variant_)) {
+    check(driver().cuModuleGetFunction(&reduce_function_, module_, WgmmaGenerator::reduce_entry_point),
+          "cuModuleGetFunction");
+    reduce_geometry_ = WgmmaGenerator::reduce_geometry(desc_);
+  }
+  // Without an opt-in per function, dynamic shared memory is allowed 48 KiB less the kernel's
+  // static shared memory (gemv_mma has both), so every kernel with dynamic shared memory opts in.
+  if (geometry_.shared_bytes > 0)
     check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                       static_cast<int>(geometry_.shared_bytes)),
           "cuFuncSetAttribute");
@@ -71,8 +84,16 @@ CudaKernel::~CudaKernel() {
 
 nlohmann::json CudaKernel::variant_json() const { return to_json(variant_); }
 
+std::size_t CudaKernel::workspace_bytes(int64_t) const {
+  return splits(variant_) ? WgmmaGenerator::workspace_bytes(desc_, variant_) : 0;
+}
+
 void CudaKernel::run(const RunArgs& args) const {
-  check_run_args(desc_, args);
+  check_run_args(desc_, args, workspace_bytes(args.m));
+  check_operand_alignment(desc_, variant_.family, args);
+  // A split's partials are read as float4 and its slices are whole rows of floats.
+  if (reduce_function_ != nullptr && reinterpret_cast<uintptr_t>(args.workspace) % 256 != 0)
+    throw InvalidArgument("workspace", "the split wgmma kernels need RunArgs.workspace 256-byte aligned");
   make_current(desc_.device.index);
   const void* x = args.x;
   const void* qweight = args.weights.qweight;
@@ -84,10 +105,18 @@ void CudaKernel::run(const RunArgs& args) const {
   if (eq_scale != nullptr && reinterpret_cast<uintptr_t>(eq_scale) % 16 != 0)
     throw InvalidArgument("eq_scale", "the CUDA kernels need eq_scale 16-byte aligned");
   void* y = args.y;
-  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y};
-  check(driver().cuLaunchKernel(function_, geometry_.grid_x, geometry_.grid_y, 1, geometry_.threads, 1, 1,
-                                geometry_.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
+  // A split writes its fp32 partials into the workspace; the second pass reads them into y.
+  void* first_output = reduce_function_ != nullptr ? args.workspace : y;
+  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output};
+  check(driver().cuLaunchKernel(function_, geometry_.grid_x, geometry_.grid_y, geometry_.grid_z, geometry_.threads, 1,
+                                1, geometry_.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
         "cuLaunchKernel");
+  if (reduce_function_ == nullptr) return;
+  const void* partials = args.workspace;
+  void* reduce_parameters[] = {&partials, &bias, &y};
+  check(driver().cuLaunchKernel(reduce_function_, reduce_geometry_.grid_x, 1, 1, reduce_geometry_.threads, 1, 1, 0,
+                                static_cast<CUstream>(args.stream), reduce_parameters, nullptr),
+        "cuLaunchKernel (split-K sum)");
 }
 
 }  // namespace lowbit::cuda

@@ -22,6 +22,10 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}_w{}x{}x{}", compact_arch, family, desc.bits, group, desc.m,
                        variant.block_n, variant.block_m, variant.block_k, variant.stages, variant.warps_n,
                        variant.warps_m, variant.warps_k);
+  if (variant.family == CudaFamily::wgmma)
+    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}", compact_arch, family, desc.bits, group, desc.m,
+                       variant.block_n, variant.block_m, variant.block_k, variant.stages,
+                       variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k));
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
@@ -30,14 +34,21 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                      variant.warps, variant.unroll);
 }
 
+std::string split_k_misuse(const CudaVariant& variant) {
+  if (variant.split_k == 1 || variant.family == CudaFamily::wgmma) return {};
+  return fmt::format("split_k={}: only the wgmma family splits K across blocks; family={} needs split_k=1",
+                     variant.split_k, to_string(variant.family));
+}
+
 nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(variant); }
 
 CudaVariant variant_from_json(const nlohmann::json& json) {
-  // The tile fields were added with the mma family; a gemv variant stored before lacks them.
+  // The tile fields were added with the mma family (a gemv variant stored before lacks them),
+  // split_k with the wgmma family's split (a variant stored before is unsplit).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
-    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k"})
+    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "split_k"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

@@ -16,21 +16,24 @@ namespace lowbit::cuda {
 // weights as the A operand (templates/gemv_mma.cuh). Both serve M = 1..8. dequant_gemm:
 // dequantize to bf16/fp16 then a cuBLASLt GEMM, for large M (codegen/cuda/dequant_gemm_kernel.h).
 // mma: tiled tensor-core GEMM with a cp.async pipeline for medium M (templates/mma_gemm.cuh).
-enum class CudaFamily { gemv, gemv_mma, dequant_gemm, mma };
+// wgmma: Hopper (sm_90a) warpgroup GEMM for medium and large M (templates/wgmma_gemm.cuh).
+enum class CudaFamily { gemv, gemv_mma, dequant_gemm, mma, wgmma };
 std::string_view to_string(CudaFamily family);
 
 }  // namespace lowbit::cuda
 
 template <>
 struct lowbit::EnumNames<lowbit::cuda::CudaFamily> {
-  static constexpr std::array<std::string_view, 4> names{"gemv", "gemv_mma", "dequant_gemm", "mma"};
+  static constexpr std::array<std::string_view, 5> names{"gemv", "gemv_mma", "dequant_gemm", "mma", "wgmma"};
 };
 
 namespace lowbit::cuda {
 
 // The gemv families read family, warps and unroll; the mma family reads family and the tile
-// fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default). The
-// tile fields came later: JSON without them (older caches) reads as these defaults.
+// fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default); the
+// wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
+// layout fields stay 0) and split_k (blocks along K; every other family refuses split_k != 1).
+// The tile fields and split_k came later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
@@ -42,6 +45,7 @@ struct CudaVariant {
   int warps_n = 0;  // mma: warp layout, warps along N ...
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
+  int split_k = 1;  // wgmma: blocks along K, each one run of stages, summed by a second kernel
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -50,7 +54,8 @@ struct CudaVariant {
                       field("unroll", &CudaVariant::unroll),   field("block_n", &CudaVariant::block_n),
                       field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
-                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k)};
+                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
+                      field("split_k", &CudaVariant::split_k)};
   }
 };
 
@@ -58,14 +63,19 @@ struct CudaVariant {
 struct LaunchGeometry {
   unsigned grid_x = 1;
   unsigned grid_y = 1;
+  unsigned grid_z = 1;
   unsigned threads = 32;
   unsigned shared_bytes = 0;
 };
 
 // Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
-// "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass).
+// "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
+// "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
+// when split_k > 1).
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
+// Why a variant may not carry its split_k (only the wgmma family splits K), or empty when it may.
+std::string split_k_misuse(const CudaVariant& variant);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);
 

@@ -17,10 +17,10 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
     return refuse(fmt::format("bits={}: the CUDA GEMV families read bits 2, 3, 4 and 8", desc.bits));
   if (desc.compute != Compute::floating) return refuse("compute=int8 is not generated on CUDA");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
-  if (desc.m < 1 || desc.m > max_rows)
-    return refuse(fmt::format("m={}: the CUDA GEMV family serves m=1..{} (m=0 and larger M need the mma "
-                              "family, not built yet)",
-                              desc.m, max_rows));
+  const int rows = variant.family == CudaFamily::gemv_mma ? max_mma_rows : max_rows;
+  if (desc.m < 1 || desc.m > rows)
+    return refuse(fmt::format("m={}: the CUDA GEMV family {} serves m=1..{} (larger M: the mma family)", desc.m,
+                              to_string(variant.family), rows));
   // In-panel offsets (k and bytes) are 32-bit in the kernels: 64-bit index math costs several
   // instructions per operation in issue-bound loops.
   if (desc.k >= (int64_t{1} << 27))
@@ -31,17 +31,55 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
                               desc.k, desc.bits, native_geometry(desc).panel_bytes));
   if (variant.family == CudaFamily::gemv_mma && desc.act == DType::fp32)
     return refuse("the gemv_mma family needs act=bf16 or fp16 (tensor-core operands)");
-  if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8)
+  if (variant.family == CudaFamily::gemv_mma) {
+    if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8 && variant.warps != 16)
+      return refuse("warps must be 1, 2, 4, 8 or 16");
+  } else if (variant.warps != 1 && variant.warps != 2 && variant.warps != 4 && variant.warps != 8) {
     return refuse("warps must be 1, 2, 4 or 8");
+  }
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
+  // The ring plus the static [WARPS][rows][16] fp32 partial sums, within the smallest opt-in
+  // limit of the arch (cudaDevAttrMaxSharedMemoryPerBlockOptin: 99 KiB on sm_86/sm_89, 227 KiB
+  // on sm_90).
+  const int limit = arch_major >= 9 ? 232448 : 101376;
+  const int partial = variant.family == CudaFamily::gemv_mma ? variant.warps * (desc.m > 8 ? 16 : 8) * 16 * 4 : 0;
+  if (shared_bytes(desc, variant) + partial > limit)
+    return refuse(fmt::format("warps={}, unroll={}: {} bytes of shared memory at m={}, above the {} bytes an "
+                              "sm_{}x block may use",
+                              variant.warps, variant.unroll, shared_bytes(desc, variant) + partial, desc.m, limit,
+                              arch_major));
   return {};
+}
+
+namespace {
+
+// Tiles (16 k of a panel) one warp copies per stage of gemv_mma's ring, and their 4-byte words:
+// MmaFormat's CHUNK_TILES and TILE_WORDS in templates/gemv_mma.cuh.
+int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
+int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
+
+}  // namespace
+
+int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.family != CudaFamily::gemv_mma) return 0;
+  // GemvMmaShared: per warp and stage, the chunk's weights and [m][chunk_k * 2 + 32 bytes] of
+  // x; then one zero row of chunk_k 16-bit values.
+  const int chunk_tiles = mma_chunk_tiles(desc.bits);
+  const int chunk_k = chunk_tiles * 16;
+  const int stage_words = chunk_tiles * mma_tile_words(desc.bits) + static_cast<int>(desc.m) * (chunk_k * 2 + 32) / 4;
+  return (variant.warps * variant.unroll * stage_words + chunk_k * 2 / 4) * 4;
+}
+
+LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
+  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32),
+          static_cast<unsigned>(shared_bytes(desc, variant))};
 }
 
 std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
   for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
-    for (int warps : {2, 4, 8})
+    for (int warps : family == CudaFamily::gemv ? std::vector<int>{2, 4, 8} : std::vector<int>{4, 8, 16})
       for (int unroll : {2, 4, 8}) {
         CudaVariant variant{family, warps, unroll};
         if (is_valid(desc, variant, 9)) variants.push_back(variant);
@@ -49,12 +87,16 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   return variants;
 }
 
-// What the candidates' timings on an H100 favoured (docs/benchmarks.md): the CUDA-core family
-// with many loads in flight at M=1, the tensor-core family from M=4 on (it costs about the same
-// at every M, the CUDA-core family grows with M). Between measured M the nearer one decides.
+// What the candidates' timings on an H100 favoured (docs/benchmarks.md, "small M to the
+// bandwidth floor"): the tensor-core family at every M (the CUDA-core family only for fp32
+// activations), 2 stages; 16 warps per panel up to M=8 except at M <= 4 on many panels
+// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1), 8 warps from M=9 on (the second B operand
+// doubles the ring).
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
-  if (desc.m <= 2 || desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
+  if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  const bool many_panels = native_geometry(desc).panels >= 1024;
+  return CudaVariant{CudaFamily::gemv_mma, many_panels && desc.m <= 4 ? 8 : 16, 2};
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
@@ -81,6 +123,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int WARPS = {warps};\n"
       "  static constexpr int UNROLL = {unroll};\n"
       "}};\n"
+      "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias, const float* eq_scale,\n"
       "    void* y) {{\n"
@@ -92,7 +135,12 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
       fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
-      fmt::arg("function", function), fmt::arg("weight_type", weight_type));
+      fmt::arg("function", function), fmt::arg("weight_type", weight_type),
+      fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma
+                                   ? fmt::format("static_assert(lowbit_gemv::GemvMmaShared<LowbitConfig>::SHARED_BYTES == "
+                                                 "{}, \"generator and template agree\");\n",
+                                                 shared_bytes(desc, variant))
+                                   : std::string()));
 }
 
 }  // namespace lowbit::cuda

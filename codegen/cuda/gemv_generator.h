@@ -1,7 +1,7 @@
-// CUDA GEMV generator (small M, 1..8): 2-, 3-, 4- and 8-bit weights in the native layout, one
-// block per 16-column panel, warps splitting K, dequantization by exponent-bit OR, optional
-// per-K equalization scale folded into the load of x. Two families: CUDA-core FMAs
-// (templates/gemv.cuh) and tensor-core mma.sync (templates/gemv_mma.cuh).
+// CUDA GEMV generator (small M): 2-, 3-, 4- and 8-bit weights in the native layout, one block
+// per 16-column panel, warps splitting K, dequantization by exponent-bit OR, optional per-K
+// equalization scale folded into the load of x. Two families: CUDA-core FMAs
+// (templates/gemv.cuh, M 1..8) and tensor-core mma.sync (templates/gemv_mma.cuh, M 1..16).
 // candidates / is_valid / emit as every generator.
 #pragma once
 
@@ -22,8 +22,9 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 2;
-  static constexpr int max_rows = 8;
+  static constexpr int version = 3;
+  static constexpr int max_rows = 8;       // gemv (CUDA cores)
+  static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";
 
   std::vector<CudaVariant> candidates(const OpDesc& desc) const;
@@ -32,6 +33,10 @@ class GemvGenerator {
   // The complete CUDA source for NVRTC: the template text and a thin instantiation.
   std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
   CudaVariant heuristic(const OpDesc& desc) const;
+  // A block per panel; gemv_mma's cp.async ring of weights and x is dynamic shared memory.
+  LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
+  // gemv_mma: the ring (templates/gemv_mma.cuh, GemvMmaShared); gemv: 0.
+  static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
 };
 
 }  // namespace lowbit::cuda

@@ -11,6 +11,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/tolerance.h"
 
@@ -25,6 +26,9 @@ struct Generator {
   std::vector<CudaFamily> owns;
   std::vector<CudaVariant> (*candidates)(const OpDesc&);
   CudaVariant (*heuristic)(const OpDesc&);
+  // Whether its heuristic is the no-tune choice for desc (where it was measured to win); a
+  // generator without a preference is preferred wherever it is valid.
+  bool (*preferred)(const OpDesc&);
   Validity (*is_valid)(const OpDesc&, const CudaVariant&, int);
   std::string (*emit)(const OpDesc&, const CudaVariant&);
   // Loads the cubin of emit(desc, variant) into the family's kernel.
@@ -51,6 +55,16 @@ struct DequantGemmProgram {
   static double tolerance(const OpDesc& desc) { return dequantized_weights_tolerance(desc); }
 };
 
+// One program whose kernel rounds each dequantized weight s (q - z) to the activation type
+// (wgmma: the scales are folded into the A operand), verified at dequant_gemm's bound.
+struct RoundedWeightsProgram {
+  static std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant,
+                                                   std::vector<char> cubin) {
+    return std::make_shared<CudaKernel>(desc, variant, std::move(cubin));
+  }
+  static double tolerance(const OpDesc& desc) { return dequantized_weights_tolerance(desc); }
+};
+
 template <class G, class Program = PlainProgram>
 Generator make_generator(std::vector<CudaFamily> owns) {
   return {G::family,
@@ -58,6 +72,12 @@ Generator make_generator(std::vector<CudaFamily> owns) {
           std::move(owns),
           [](const OpDesc& desc) { return G().candidates(desc); },
           [](const OpDesc& desc) { return G().heuristic(desc); },
+          [](const OpDesc& desc) {
+            if constexpr (requires { G::preferred(desc); })
+              return G::preferred(desc);
+            else
+              return true;
+          },
           [](const OpDesc& desc, const CudaVariant& variant, int arch_major) {
             return G().is_valid(desc, variant, arch_major);
           },
@@ -66,10 +86,14 @@ Generator make_generator(std::vector<CudaFamily> owns) {
           &Program::tolerance};
 }
 
-// In order of preference: the first whose heuristic serves a descriptor gives its heuristic.
+// In order of preference: the first that prefers a descriptor and whose heuristic serves it
+// gives its heuristic. So on sm_90: gemv / gemv_mma up to M=16, wgmma over its preferred rows
+// (WgmmaGenerator::preferred, as measured on the H100), then mma up to its max_rows and
+// dequant_gemm beyond. Elsewhere wgmma is invalid (sm_90a only) and the order is as before it.
 const std::vector<Generator>& generators() {
   static const std::vector<Generator> list{
       make_generator<GemvGenerator>({CudaFamily::gemv, CudaFamily::gemv_mma}),
+      make_generator<WgmmaGenerator, RoundedWeightsProgram>({CudaFamily::wgmma}),
       make_generator<MmaGenerator>({CudaFamily::mma}),
       make_generator<DequantGemmGenerator, DequantGemmProgram>({CudaFamily::dequant_gemm}),
   };
@@ -111,14 +135,19 @@ Validity supports(const OpDesc& desc, int arch_major) {
 }
 
 CudaVariant heuristic(const OpDesc& desc, int arch_major) {
-  for (const Generator& generator : generators()) {
-    CudaVariant variant = generator.heuristic(desc);
-    if (generator.is_valid(desc, variant, arch_major)) return variant;
-  }
+  // Preferred generators first; then any that serves (a descriptor only a generator outside its
+  // preferred rows serves still gets a kernel).
+  for (bool only_preferred : {true, false})
+    for (const Generator& generator : generators()) {
+      if (only_preferred && !generator.preferred(desc)) continue;
+      CudaVariant variant = generator.heuristic(desc);
+      if (generator.is_valid(desc, variant, arch_major)) return variant;
+    }
   throw Unsupported(fmt::format("no CUDA kernel serves {}: {}", to_string(desc), supports(desc, arch_major).reason));
 }
 
 Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+  if (std::string misuse = split_k_misuse(variant); !misuse.empty()) return Validity{false, std::move(misuse)};
   return owner(variant).is_valid(desc, variant, arch_major);
 }
 

@@ -25,10 +25,12 @@ using Xbyak::Zmm;
 constexpr uint8_t and_or = 0xEA;  // vpternlogd truth table: (a & b) | c
 constexpr int tile_scratch_bytes = amx_tile_rows * amx_tile_bytes;  // one whole tile in memory
 
-// Zmm use: temp(0..4) for decoding and the epilogues; per panel p, its group's scale and
-// (offset + zero) * scale (then its bias) in 16 + 2p, 17 + 2p; decoding constants at the top.
+// Zmm use: temp(0..5) for decoding and the epilogues (4, 5: the scaled decode's fp32 halves);
+// per panel p, its group's scale and (offset + zero) * scale (then its bias) in 16 + 2p, 17 + 2p;
+// decoding constants at the top. Opmask k4: the odd words (scaled decode).
 struct Registers {
   static Zmm temp(int index) { return Zmm(index); }
+  static Zmm pair_interleave() { return Zmm(28); }  // scaled decode: vpermw index, words j, 16 + j -> 2j, 2j + 1
   static Zmm scale(int panel) { return Zmm(16 + 2 * panel); }
   static Zmm offset_zero(int panel) { return Zmm(17 + 2 * panel); }
   static Zmm bias(int panel) { return Zmm(16 + panel); }
@@ -59,10 +61,8 @@ struct TileShape {
   int b_offset(int panel) const { return panel * tile_scratch_bytes; }
   int c_offset() const { return panels * tile_scratch_bytes; }
   int x_tail_offset() const { return c_offset() + tile_scratch_bytes; }
-  int accumulator_offset(int row, int panel) const {
-    return x_tail_offset() + a_tiles * tile_scratch_bytes + (row * panels + panel) * amx_tile_bytes;
-  }
-  int scratch_bytes() const { return accumulator_offset(rows, 0); }
+  int accumulator_offset() const { return x_tail_offset() + a_tiles * tile_scratch_bytes; }
+  int scratch_bytes() const { return accumulator_offset() + rows * panels * amx_tile_bytes; }
 };
 
 }  // namespace
@@ -83,6 +83,13 @@ struct AmxBf16Program::Block : TileShape {
   int64_t groups;
   int k_per_step;
   int64_t step_bytes;
+  Reg64 accumulators;    // fp32 [rows][panels][16]: scratch (base) or the caller's (cache-blocked)
+  int accumulator_base;  // offset of row 0, panel 0 from `accumulators`
+  int64_t x_tile_bytes;  // packed x (cache-blocked): bytes between row tiles; 0: x read as given
+  bool scaled_pairs = false;  // decoding stores s * (q - zero) (scale(p), offset_zero(p)) as bf16
+
+  // The fp32 accumulator of (row, panel), relative to `accumulators`.
+  int accumulator_at(int row, int panel) const { return accumulator_base + (row * panels + panel) * amx_tile_bytes; }
 };
 
 int64_t amx_decoded_chunks(const OpDesc& desc) {
@@ -103,14 +110,64 @@ AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant) : 
   decode_entries_.assign(static_cast<std::size_t>(variant.n_panels), 0);
   for (int panels = 1; panels <= variant.n_panels; ++panels) {
     decode_entries_[static_cast<std::size_t>(panels - 1)] = entry_offset();
-    emit_decode_function(panels);
+    emit_decode_function(panels, false);
     for (int rows = 1; rows <= variant.m_rows; ++rows) {
       decoded_entries_[static_cast<std::size_t>((panels - 1) * variant.m_rows + rows - 1)] = entry_offset();
       emit_block_function(panels, rows, true);
     }
   }
+  if (variant.k_block > 0) {
+    blocked_entries_.assign(static_cast<std::size_t>(variant.n_panels * variant.m_rows), 0);
+    decode_range_entries_.assign(static_cast<std::size_t>(variant.n_panels), 0);
+    for (int panels = 1; panels <= variant.n_panels; ++panels) {
+      decode_range_entries_[static_cast<std::size_t>(panels - 1)] = entry_offset();
+      emit_decode_function(panels, true);
+      for (int rows = 1; rows <= variant.m_rows; ++rows) {
+        blocked_entries_[static_cast<std::size_t>((panels - 1) * variant.m_rows + rows - 1)] = entry_offset();
+        emit_blocked_function(panels, rows);
+      }
+    }
+  }
   emit_constants();
   finalize();
+}
+
+AmxBlockedFunction AmxBf16Program::decode_range(int panels) const {
+  if (variant_.k_block == 0) throw Unsupported("decode_range: the variant does not block K (k_block=0)");
+  return function_at<AmxBlockedFunction>(decode_range_entries_[static_cast<std::size_t>(panels - 1)]);
+}
+
+AmxBlockedFunction AmxBf16Program::blocked(int panels, int rows) const {
+  if (variant_.k_block == 0) throw Unsupported("blocked: the variant does not block K (k_block=0)");
+  return function_at<AmxBlockedFunction>(
+      blocked_entries_[static_cast<std::size_t>((panels - 1) * variant_.m_rows + rows - 1)]);
+}
+
+int64_t amx_packed_x_tile_bytes(const OpDesc& desc) {
+  return (desc.k + amx_chunk_k - 1) / amx_chunk_k * tile_scratch_bytes;
+}
+
+int64_t amx_packed_x_bytes(const OpDesc& desc, int64_t m) {
+  return (m + amx_tile_rows - 1) / amx_tile_rows * amx_packed_x_tile_bytes(desc);
+}
+
+int64_t amx_block_decoded_bytes(const X86Variant& variant) {
+  return variant.k_block / amx_chunk_k * variant.n_panels * tile_scratch_bytes;
+}
+
+void amx_pack_x_rows(const OpDesc& desc, const uint16_t* x, int64_t m, int64_t row_begin, int64_t row_end,
+                     uint16_t* packed) {
+  const int64_t chunks = (desc.k + amx_chunk_k - 1) / amx_chunk_k;
+  const int64_t tile_elements = amx_tile_rows * amx_chunk_k;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    uint16_t* destination = packed + row / amx_tile_rows * chunks * tile_elements + row % amx_tile_rows * amx_chunk_k;
+    for (int64_t chunk = 0; chunk < chunks; ++chunk, destination += tile_elements) {
+      const int64_t k_begin = chunk * amx_chunk_k;
+      const int64_t valid = row < m ? std::min<int64_t>(amx_chunk_k, desc.k - k_begin) : 0;
+      if (valid > 0) std::copy_n(x + row * desc.k + k_begin, valid, destination);
+      std::fill(destination + valid, destination + amx_chunk_k, uint16_t{0});
+    }
+  }
 }
 
 BlockFunction AmxBf16Program::decode(int panels) const {
@@ -129,6 +186,13 @@ void AmxBf16Program::emit_constants() {
   dd(std::bit_cast<uint32_t>(code_offset(desc_.bits)));
   // [1] offset + 2^(bits-1): (offset + zero) for the implicit zero point of zero=none.
   dd(std::bit_cast<uint32_t>(code_offset(desc_.bits) + static_cast<float>(1 << (desc_.bits - 1))));
+  // [64] the scaled decode's vpermw index: word 2j <- word j (even k of column j), word 2j + 1
+  // <- word 16 + j (its odd k), undoing vcvtne2ps2bf16's halves into tdpbf16ps' pair order.
+  align(64);
+  for (int column = 0; column < native_panel_width; ++column) {
+    dw(static_cast<uint16_t>(column));
+    dw(static_cast<uint16_t>(native_panel_width + column));
+  }
 }
 
 // Register contract (per function): reads BlockArgs through the first argument; tmm0..7 as
@@ -162,7 +226,10 @@ void AmxBf16Program::emit_block_function(int panels, int rows, bool predecoded) 
                       desc_.k * 2,
                       geometry.groups,
                       static_cast<int>(geometry.k_per_block),
-                      geometry.step_bytes};
+                      geometry.step_bytes,
+                      frame.t[5],
+                      shape.accumulator_offset(),
+                      0};
     const Reg64& args = block.args;
     const int a_tiles = block.a_tiles;
 
@@ -185,7 +252,7 @@ void AmxBf16Program::emit_block_function(int panels, int rows, bool predecoded) 
     const Zmm zero = Registers::temp(0);
     vpxord(zero, zero, zero);
     for (int row = 0; row < rows; ++row)
-      for (int panel = 0; panel < panels; ++panel) vmovaps(ptr[block.base + block.accumulator_offset(row, panel)], zero);
+      for (int panel = 0; panel < panels; ++panel) vmovaps(ptr[block.accumulators + block.accumulator_at(row, panel)], zero);
     if (tail_k > 0) {
       mov(scratch.cvt32(), (1u << tail_k) - 1);
       kmovd(k3, scratch.cvt32());
@@ -231,7 +298,112 @@ void AmxBf16Program::emit_block_function(int panels, int rows, bool predecoded) 
     dec(group_counter);
     jnz(group_loop, T_NEAR);
 
-    emit_output(block);
+    emit_output(block, offsetof(BlockArgs, bias), offsetof(BlockArgs, y));
+    tilerelease();
+    vzeroupper();
+  }
+  emit_tile_config(panels, rows, config);
+}
+
+// The cache-blocked block function: one block of K (AmxBlockedArgs.groups whole groups) of
+// `rows` rows x `panels` panels, A tiles from packed x (amx_pack_x_rows: each tile's 16 rows x
+// 32 k are 1 KB in a row, so a tile load streams whole lines instead of 16 rows a whole row of
+// x apart), B tiles from decode_range's output, the fp32 accumulators the caller's (kept across
+// the blocks of K): zeroed first when .first, converted into y after the block when .last.
+//
+// Register contract: reads AmxBlockedArgs through the first argument; tmm0..7 as Block says
+// (configured here, released at the end); zmm as Registers says; k1 (all 16 columns), k2 (the
+// last panel's columns); general registers through StackFrame (callee-saved ones are saved).
+void AmxBf16Program::emit_blocked_function(int panels, int rows) {
+  const NativeGeometry geometry = native_geometry(desc_);
+  const int64_t chunks_per_group = desc_.group_size() / amx_chunk_k;
+  Xbyak::Label config;
+  {
+    const TileShape shape(panels, rows);
+    // Scratch as TileShape lays it out; only the stored C tile is used (B tiles, x and the
+    // accumulators live in the caller's buffers).
+    Xbyak::util::StackFrame frame(this, 1, 12, shape.scratch_bytes() + 64);
+    const Reg64& group_counter = frame.t[8];
+    const Reg64& chunk_counter = frame.t[9];
+    const Reg64& scratch = frame.t[10];
+    const Block block{shape,
+                      frame.p[0],
+                      frame.t[0],
+                      frame.t[1],
+                      frame.t[2],
+                      frame.t[3],
+                      frame.t[4],
+                      frame.t[5],
+                      frame.t[6],
+                      frame.t[7],
+                      geometry.panel_bytes,
+                      desc_.k * 2,
+                      geometry.groups,
+                      static_cast<int>(geometry.k_per_block),
+                      geometry.step_bytes,
+                      frame.t[11],
+                      0,
+                      amx_packed_x_tile_bytes(desc_)};
+    const Reg64& args = block.args;
+
+    lea(block.base, ptr[rsp + 63]);
+    and_(block.base, -64);
+    ldtilecfg(ptr[rip + config]);
+    mov(block.x, ptr[args + offsetof(AmxBlockedArgs, x)]);
+    mov(block.sums, ptr[args + offsetof(AmxBlockedArgs, group_sums)]);
+    mov(block.w, ptr[args + offsetof(AmxBlockedArgs, decoded)]);
+    mov(block.scales, ptr[args + offsetof(AmxBlockedArgs, scales)]);
+    mov(block.zeros, ptr[args + offsetof(AmxBlockedArgs, zeros)]);
+    mov(block.accumulators, ptr[args + offsetof(AmxBlockedArgs, accumulators)]);
+    mov(block.tile_stride, amx_tile_bytes);
+    mov(scratch.cvt32(), 0xffff);
+    kmovw(k1, scratch.cvt32());
+    kmovw(k2, ptr[args + offsetof(AmxBlockedArgs, last_panel_mask)]);
+
+    Xbyak::Label accumulating;
+    cmp(qword[args + offsetof(AmxBlockedArgs, first)], 0);
+    je(accumulating, T_NEAR);
+    const Zmm zero = Registers::temp(0);
+    vpxord(zero, zero, zero);
+    for (int row = 0; row < rows; ++row)
+      for (int panel = 0; panel < panels; ++panel) vmovaps(ptr[block.accumulators + block.accumulator_at(row, panel)], zero);
+    L(accumulating);
+
+    // The chunk loop of `count` chunks: C += A . B.
+    auto chunk_loop = [&](const Xbyak::Operand& count) {
+      Xbyak::Label loop;
+      mov(chunk_counter, count);
+      L(loop);
+      emit_tile_products(block, false, true);
+      add(block.x, tile_scratch_bytes);
+      add(block.w, panels * tile_scratch_bytes);
+      dec(chunk_counter);
+      jnz(loop, T_NEAR);
+    };
+    if (variant_.scaled_decode) {
+      // The scales are in B: the C tiles sum the whole block of K, stored once.
+      for (int a = 0; a < block.a_tiles; ++a)
+        for (int panel = 0; panel < panels; ++panel) tilezero(block.c_tile(a, panel));
+      chunk_loop(qword[args + offsetof(AmxBlockedArgs, chunks)]);  // >= 1, the launcher's rule
+      emit_block_sum(block);
+    } else {
+      Xbyak::Label group_loop;
+      mov(group_counter, ptr[args + offsetof(AmxBlockedArgs, groups)]);  // >= 1, the launcher's rule
+      L(group_loop);
+      for (int a = 0; a < block.a_tiles; ++a)
+        for (int panel = 0; panel < panels; ++panel) tilezero(block.c_tile(a, panel));
+      mov(scratch, chunks_per_group);
+      chunk_loop(scratch);
+      emit_group_epilogue(block);
+      dec(group_counter);
+      jnz(group_loop, T_NEAR);
+    }
+
+    Xbyak::Label done;
+    cmp(qword[args + offsetof(AmxBlockedArgs, last)], 0);
+    je(done, T_NEAR);
+    emit_output(block, offsetof(AmxBlockedArgs, bias), offsetof(AmxBlockedArgs, y));
+    L(done);
     tilerelease();
     vzeroupper();
   }
@@ -255,30 +427,69 @@ void AmxBf16Program::emit_decode_constants(const Reg64& scratch) {
 
 // The decode function of `panels` panels: every chunk of K, in the order the decoded block
 // functions read them, [chunk][panel][16 pair rows][64 bytes]. The K tail's chunk (group=-1)
-// is zeroed first: its rows past the tail meet zero-padded x and must not be NaN.
+// is zeroed first: its rows past the tail meet zero-padded x and must not be NaN. ranged: the
+// AmxBlockedArgs.chunks chunks of one block of K instead (the cache-blocked launcher's).
 //
 // Register contract: reads BlockArgs.qweight (packed panels) and .y (the 64-byte aligned
-// output); zmm as Registers says (decoding); general registers through StackFrame. No tiles.
-void AmxBf16Program::emit_decode_function(int panels) {
+// output), or when ranged AmxBlockedArgs.qweight, .decoded and .chunks; zmm as Registers says
+// (decoding); general registers through StackFrame. No tiles.
+void AmxBf16Program::emit_decode_function(int panels, bool ranged) {
   const NativeGeometry geometry = native_geometry(desc_);
   const int steps_per_chunk = amx_chunk_k / static_cast<int>(geometry.k_per_block);
-  const int tail_k = desc_.group == whole_k_group ? static_cast<int>(desc_.k % amx_chunk_k) : 0;
+  // A block of K is whole groups (is_valid: k_block > 0 needs group > 0): no tail.
+  const int tail_k = desc_.group == whole_k_group && !ranged ? static_cast<int>(desc_.k % amx_chunk_k) : 0;
   const int64_t whole_chunks = amx_decoded_chunks(desc_) - (tail_k > 0 ? 1 : 0);
-  Xbyak::util::StackFrame frame(this, 1, 4, 0);
+  Xbyak::util::StackFrame frame(this, 1, 7, 0);
   const Reg64& w = frame.t[0];
   const Reg64& out = frame.t[1];
   const Reg64& chunk_counter = frame.t[2];
   const Reg64& scratch = frame.t[3];
-  // Only w, base and the geometry are read by emit_decode_step; the other registers are unused.
-  const Block block{TileShape(panels, 1), frame.p[0], scratch, w, scratch, scratch, scratch, out, scratch, scratch,
-                    geometry.panel_bytes, desc_.k * 2, geometry.groups, static_cast<int>(geometry.k_per_block),
-                    geometry.step_bytes};
-  mov(w, ptr[frame.p[0] + offsetof(BlockArgs, qweight)]);
-  mov(out, ptr[frame.p[0] + offsetof(BlockArgs, y)]);
+  const Reg64& scales = frame.t[4];
+  const Reg64& zeros = frame.t[5];
+  const Reg64& group_counter = frame.t[6];
+  // emit_decode_step reads w, base and the geometry; the scaled decode's group scales read
+  // scales, zeros and groups; the other registers are unused.
+  const bool scaled = ranged && variant_.scaled_decode;
+  Block block{TileShape(panels, 1), frame.p[0], scratch, w, scales, zeros, scratch, out, scratch, scratch,
+              geometry.panel_bytes, desc_.k * 2, geometry.groups, static_cast<int>(geometry.k_per_block),
+              geometry.step_bytes, scratch, 0, 0};
+  block.scaled_pairs = scaled;
+  if (ranged) {
+    mov(w, ptr[frame.p[0] + offsetof(AmxBlockedArgs, qweight)]);
+    mov(out, ptr[frame.p[0] + offsetof(AmxBlockedArgs, decoded)]);
+  } else {
+    mov(w, ptr[frame.p[0] + offsetof(BlockArgs, qweight)]);
+    mov(out, ptr[frame.p[0] + offsetof(BlockArgs, y)]);
+  }
   emit_decode_constants(scratch);
-  if (whole_chunks > 0) {
+  if (scaled) {
+    // Per group of the block of K: its scales into registers, then its chunks decoded scaled.
+    emit_scaled_decode_constants(scratch);
+    mov(scales, ptr[frame.p[0] + offsetof(AmxBlockedArgs, scales)]);
+    mov(zeros, ptr[frame.p[0] + offsetof(AmxBlockedArgs, zeros)]);
+    mov(group_counter, ptr[frame.p[0] + offsetof(AmxBlockedArgs, groups)]);  // >= 1, the launcher's rule
+    Xbyak::Label group_loop;
     Xbyak::Label chunk_loop;
-    mov(chunk_counter, whole_chunks);
+    L(group_loop);
+    emit_group_scales(block);
+    mov(chunk_counter, desc_.group_size() / amx_chunk_k);
+    L(chunk_loop);
+    for (int panel = 0; panel < panels; ++panel)
+      for (int step = 0; step < steps_per_chunk; ++step) emit_decode_step(block, panel, step);
+    add(w, static_cast<uint32_t>(steps_per_chunk * geometry.step_bytes));
+    add(out, panels * tile_scratch_bytes);
+    dec(chunk_counter);
+    jnz(chunk_loop, T_NEAR);
+    add(scales, native_panel_width * 2);
+    add(zeros, native_panel_width * 2);
+    dec(group_counter);
+    jnz(group_loop, T_NEAR);
+  } else if (ranged || whole_chunks > 0) {
+    Xbyak::Label chunk_loop;
+    if (ranged)
+      mov(chunk_counter, ptr[frame.p[0] + offsetof(AmxBlockedArgs, chunks)]);  // >= 1, the launcher's rule
+    else
+      mov(chunk_counter, whole_chunks);
     L(chunk_loop);
     for (int panel = 0; panel < panels; ++panel)
       for (int step = 0; step < steps_per_chunk; ++step) emit_decode_step(block, panel, step);
@@ -328,6 +539,7 @@ void AmxBf16Program::emit_decode_step(const Block& block, int panel, int step) {
   const auto step_address = block.w + panel * block.panel_bytes + step * block.step_bytes;
   auto store_pair = [&](int pair, const Zmm& pairs) {
     const int row = step * block.k_per_step / 2 + pair;
+    if (block.scaled_pairs) emit_scale_pairs(pairs, panel);
     vmovaps(ptr[block.base + block.b_offset(panel) + row * amx_tile_bytes], pairs);
   };
   auto shifted = [&](const Zmm& dst, const Zmm& src, int shift) {
@@ -398,14 +610,16 @@ void AmxBf16Program::emit_stage_x_tail(const Block& block, int tail_k) {
   }
 }
 
-// One chunk's products: C(a, p) += A(a) . B(p), A from x (or from the staged K tail), B from
-// scratch (or from the decoded chunk at [w]).
+// One chunk's products: C(a, p) += A(a) . B(p), A from x (or from the staged K tail, or from
+// packed x when block.x_tile_bytes > 0), B from scratch (or from the decoded chunk at [w]).
 // Register contract: reads [x] or the staged tail, scratch B or [w]; updates the C tiles; loads
 // A, B.
 void AmxBf16Program::emit_tile_products(const Block& block, bool x_from_scratch, bool b_decoded) {
   for (int a = 0; a < block.a_tiles; ++a) {
     if (x_from_scratch)
       tileloadd(block.a_tile(a), ptr[block.base + block.tile_stride + block.x_tail_offset() + a * tile_scratch_bytes]);
+    else if (block.x_tile_bytes > 0)  // packed: a tile's 16 rows are 1 KB in a row
+      tileloadd(block.a_tile(a), ptr[block.x + block.tile_stride + a * block.x_tile_bytes]);
     else
       tileloadd(block.a_tile(a), ptr[block.x + block.x_stride + a * amx_tile_rows * block.x_row_bytes]);
   }
@@ -416,11 +630,10 @@ void AmxBf16Program::emit_tile_products(const Block& block, bool x_from_scratch,
       tdpbf16ps(block.c_tile(a, panel), block.a_tile(a), block.b_tile(panel));
 }
 
-// End of a group: acc += scale * C - (offset + zero) * scale * sum_x, per row and column.
-// Register contract: reads scales/zeros/sums at the current group and the C tiles; updates the
-// scratch accumulators; clobbers temp(0), temp(1), scale(p), offset_zero(p); advances scales,
-// zeros and sums by one group.
-void AmxBf16Program::emit_group_epilogue(const Block& block) {
+// The current group's scale and (offset + zero) * scale of every panel, as fp32.
+// Register contract: reads [scales], [zeros] at the current group (block.groups groups per
+// panel); writes scale(p), offset_zero(p).
+void AmxBf16Program::emit_group_scales(const Block& block) {
   const int64_t table_panel_bytes = block.groups * native_panel_width * 2;  // scales/zeros per panel
   for (int panel = 0; panel < block.panels; ++panel) {
     const Zmm scale = Registers::scale(panel);
@@ -434,6 +647,60 @@ void AmxBf16Program::emit_group_epilogue(const Block& block) {
     }
     vmulps(offset_zero, offset_zero, scale);
   }
+}
+
+// The scaled decode of one B row in place: each bf16 (offset + q) of `pairs` becomes
+// bf16(s * (q - zero)), computed as one fp32 FMA, (offset + q) * s - (offset + zero) * s, and
+// rounded once to bf16 (round to nearest even). (offset + zero) * s is itself an fp32 product:
+// its rounding, 2^-24 of (offset + zero) * s, is below 2^-17 of a typical s * |q - z| (offset
+// 8..136 over |q - z| ~ 2^(bits-2)), far under bf16's 2^-9, so the weight is in effect rounded
+// once. zero=float: (offset + zero) is an fp32 sum of an fp16 zero and a power of two, exact
+// for zeros down to 2^-16 of the offset; zero=none: the implicit 2^(bits-1).
+//
+// Register contract: reads scale(panel), offset_zero(panel), pair_interleave, k4 (odd words);
+// updates `pairs`; clobbers temp(4), temp(5).
+void AmxBf16Program::emit_scale_pairs(const Zmm& pairs, int panel) {
+  const Zmm even = Registers::temp(4);
+  const Zmm odd = Registers::temp(5);
+  vpslld(even, pairs, 16);            // the low word of each dword (k even) as fp32
+  vmovdqu16(odd | k4 | T_z, pairs);   // the high word (k odd) as fp32: low word cleared
+  vfmsub213ps(even, Registers::scale(panel), Registers::offset_zero(panel));
+  vfmsub213ps(odd, Registers::scale(panel), Registers::offset_zero(panel));
+  vcvtne2ps2bf16(pairs, odd, even);   // words 0-15: even k of columns 0-15, words 16-31: odd k
+  vpermw(pairs, Registers::pair_interleave(), pairs);
+}
+
+// Register contract: writes pair_interleave and k4; clobbers `scratch`.
+void AmxBf16Program::emit_scaled_decode_constants(const Reg64& scratch) {
+  vmovdqa64(Registers::pair_interleave(), ptr[rip + constants_ + 64]);
+  mov(scratch.cvt32(), 0xAAAAAAAAu);
+  kmovd(k4, scratch.cvt32());
+}
+
+// The C tiles of a whole block of K (scaled decode: the scales are in B) into the accumulators:
+// acc += C, per row and column.
+// Register contract: reads the C tiles; updates the accumulators; clobbers temp(0), temp(1).
+void AmxBf16Program::emit_block_sum(const Block& block) {
+  const Zmm products = Registers::temp(0);
+  const Zmm accumulator = Registers::temp(1);
+  for (int a = 0; a < block.a_tiles; ++a)
+    for (int panel = 0; panel < block.panels; ++panel) {
+      tilestored(ptr[block.base + block.tile_stride + block.c_offset()], block.c_tile(a, panel));
+      for (int tile_row = 0; tile_row < block.tile_rows(a); ++tile_row) {
+        const auto accumulator_address = ptr[block.accumulators + block.accumulator_at(a * amx_tile_rows + tile_row, panel)];
+        vmovaps(products, ptr[block.base + block.c_offset() + tile_row * amx_tile_bytes]);
+        vaddps(accumulator, products, accumulator_address);
+        vmovaps(accumulator_address, accumulator);
+      }
+    }
+}
+
+// End of a group: acc += scale * C - (offset + zero) * scale * sum_x, per row and column.
+// Register contract: reads scales/zeros/sums at the current group and the C tiles; updates the
+// scratch accumulators; clobbers temp(0), temp(1), scale(p), offset_zero(p); advances scales,
+// zeros and sums by one group.
+void AmxBf16Program::emit_group_epilogue(const Block& block) {
+  emit_group_scales(block);
   const Zmm products = Registers::temp(0);
   const Zmm accumulator = Registers::temp(1);
   for (int a = 0; a < block.a_tiles; ++a)
@@ -441,7 +708,7 @@ void AmxBf16Program::emit_group_epilogue(const Block& block) {
       tilestored(ptr[block.base + block.tile_stride + block.c_offset()], block.c_tile(a, panel));
       for (int tile_row = 0; tile_row < block.tile_rows(a); ++tile_row) {
         const int row = a * amx_tile_rows + tile_row;
-        const auto accumulator_address = ptr[block.base + block.accumulator_offset(row, panel)];
+        const auto accumulator_address = ptr[block.accumulators + block.accumulator_at(row, panel)];
         vmovaps(products, ptr[block.base + block.c_offset() + tile_row * amx_tile_bytes]);
         vmovaps(accumulator, accumulator_address);
         vfmadd231ps(accumulator, products, Registers::scale(panel));
@@ -455,13 +722,13 @@ void AmxBf16Program::emit_group_epilogue(const Block& block) {
 }
 
 // Bias, conversion to the output dtype, masked stores (k2 on the last panel).
-// Register contract: reads the accumulators and BlockArgs' bias and y (into w and x, no longer
-// needed); writes [y]; clobbers temp(0), bias(p).
-void AmxBf16Program::emit_output(const Block& block) {
+// Register contract: reads the accumulators and the arguments' bias and y at bias_offset and
+// y_offset (into w and x, no longer needed); writes [y]; clobbers temp(0), bias(p).
+void AmxBf16Program::emit_output(const Block& block, std::size_t bias_offset, std::size_t y_offset) {
   const Reg64& bias = block.w;
   const Reg64& y = block.x;
-  mov(bias, ptr[block.args + offsetof(BlockArgs, bias)]);
-  mov(y, ptr[block.args + offsetof(BlockArgs, y)]);
+  mov(bias, ptr[block.args + bias_offset]);
+  mov(y, ptr[block.args + y_offset]);
   auto mask_of = [&](int panel) -> const Xbyak::Opmask& { return panel == block.panels - 1 ? k2 : k1; };
   if (desc_.bias) {  // bf16, as act
     for (int panel = 0; panel < block.panels; ++panel) {
@@ -475,7 +742,7 @@ void AmxBf16Program::emit_output(const Block& block) {
   const Ymm narrow = Ymm(Registers::temp(1).getIdx());
   for (int row = 0; row < block.rows; ++row)
     for (int panel = 0; panel < block.panels; ++panel) {
-      vmovaps(value, ptr[block.base + block.accumulator_offset(row, panel)]);
+      vmovaps(value, ptr[block.accumulators + block.accumulator_at(row, panel)]);
       if (desc_.bias) vaddps(value, value, Registers::bias(panel));
       auto address = ptr[y + row * y_row_bytes + panel * y_panel_bytes];
       switch (desc_.out) {
@@ -511,6 +778,17 @@ Validity AmxBf16Generator::is_valid(const OpDesc& desc, const X86Variant& varian
   // Split-K is for small N at small M; AMX serves M >= 4, where blocks of rows and panels
   // give the threads their work.
   if (variant.split_k != 1) return refuse("amx_bf16 does not split K: split_k must be 1");
+  if (variant.k_block < 0) return refuse("k_block must be >= 0 (0: K not blocked)");
+  if (variant.k_block > 0 && desc.group == whole_k_group)
+    return refuse("k_block > 0 needs group > 0 (a block of K is whole groups); group=-1 runs with k_block=0");
+  if (variant.k_block > 0 && variant.k_block % desc.group != 0)
+    return refuse(fmt::format("k_block={} must be a multiple of the group ({})", variant.k_block, desc.group));
+  if (variant.scaled_decode != 0 && variant.scaled_decode != 1)
+    return refuse(fmt::format("scaled_decode must be 0 or 1, not {}", variant.scaled_decode));
+  // Only the cache-blocked decode folds the scales in (its blocks of K are whole groups).
+  if (variant.scaled_decode == 1 && variant.k_block == 0)
+    return refuse("scaled_decode=1 needs k_block > 0 (the cache-blocked functions fold the scales into the decoded "
+                  "weights); with k_block=0 the scales apply per group");
   Validity common = check_float_variant(desc, variant, amx_max_rows * 3, "8 tile registers");
   if (!common) return common;
   const AmxPermission& permission = request_amx_permission();
@@ -525,19 +803,47 @@ std::vector<X86Variant> AmxBf16Generator::candidates(const OpDesc& desc, const C
   std::vector<int> heights{amx_tile_rows};
   if (desc.m > amx_tile_rows) heights.push_back(amx_max_rows);
   for (int rows : heights)
-    for (int panels = 1; panels <= 3; ++panels) {
-      X86Variant variant{X86Isa::amx_bf16, panels, rows, 1, variant_threads(desc, max_threads)};
-      if (is_valid(desc, variant, cpu)) variants.push_back(variant);
-    }
+    for (int panels = 1; panels <= 3; ++panels)
+      for (int k_block : candidate_k_blocks(desc))
+        for (int scaled : {0, 1}) {
+          if (scaled == 1 && (k_block == 0 || !offers_scaled_decode(desc))) continue;
+          X86Variant variant{X86Isa::amx_bf16, panels, rows, 1, variant_threads(desc, max_threads), 1, k_block, scaled};
+          if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+        }
   return variants;
 }
 
 // n2m16 up to one tile of rows: the fastest AMX block at M = 4, 8 and 16 on the Xeon (4096x4096
-// and 28672x4096; at 28672x4096, M=16, 905 us against n3m16's 1474); n2m32 above.
+// and 28672x4096; at 28672x4096, M=16, 905 us against n3m16's 1474). Above one tile with
+// group > 0: n2m16, k_block 1024, scaled_decode (docs/benchmarks.md, 2026-11-22 scaled decode:
+// the fastest median of the variants timed on 7 of the 8 rows at M=64 and 256, 9-57 % ahead of
+// the unscaled n2m32 kb1024 of before); group=-1: n2m32 unblocked, as before.
 X86Variant AmxBf16Generator::heuristic(const OpDesc& desc, const CpuInfo&, int max_threads) const {
   const bool two_tiles = desc.m > amx_tile_rows;
-  return X86Variant{X86Isa::amx_bf16, 2, two_tiles ? amx_max_rows : amx_tile_rows, 1,
-                    variant_threads(desc, max_threads)};
+  const int k_block = heuristic_k_block(desc);
+  const bool scaled = k_block > 0 && offers_scaled_decode(desc);
+  const int rows = two_tiles && !scaled ? amx_max_rows : amx_tile_rows;
+  return X86Variant{X86Isa::amx_bf16, 2, rows, 1, variant_threads(desc, max_threads), 1, k_block, scaled ? 1 : 0};
+}
+
+bool AmxBf16Generator::offers_scaled_decode(const OpDesc& desc) { return desc.m > amx_tile_rows; }
+
+std::vector<int> AmxBf16Generator::candidate_k_blocks(const OpDesc& desc) {
+  std::vector<int> k_blocks{0};
+  if (desc.group == whole_k_group) return k_blocks;
+  // 512 was timed too (docs/benchmarks.md) and was the fastest on none of the shapes: pruned.
+  for (int k_block : {1024, 2048})
+    if (k_block % desc.group == 0 && k_block <= desc.k) k_blocks.push_back(k_block);
+  return k_blocks;
+}
+
+int AmxBf16Generator::heuristic_k_block(const OpDesc& desc) {
+  // Blocking pays where several row blocks share each decoded block of K (m=0: tuned at 16 rows).
+  if (desc.group == whole_k_group || desc.m <= amx_tile_rows) return 0;
+  const std::vector<int> k_blocks = candidate_k_blocks(desc);
+  for (int k_block : k_blocks)
+    if (k_block == heuristic_k_block_size) return k_block;
+  return k_blocks.back();
 }
 
 std::unique_ptr<AmxBf16Program> AmxBf16Generator::emit(const OpDesc& desc, const X86Variant& variant) const {

@@ -24,6 +24,26 @@
 // block functions that read their B tiles from that buffer instead of decoding. Where M has
 // more than one row block, the launcher decodes a block of panels once and runs every row
 // block against it (x86_kernel.cpp); at M=256 with 32-row blocks that spares 7 of 8 decodes.
+//
+// Cache blocking (variant.k_block > 0, group > 0): the launcher packs x once per call into
+// tiles (amx_pack_x_rows: [row tile][chunk][16 rows][32 bf16], rows past M zero), and each
+// thread walks K in blocks of k_block: per block of K, for each of its blocks of panels, the
+// panels' chunks of that block of K are decoded once (decode_range, k_block/32 x panels KB,
+// near L1) and every row block multiplies them (blocked), its A tiles read from the packed
+// rows of that block of K (M x k_block bf16, shared by all the thread's panels, so kept in L2
+// instead of re-read from L3 once per block of panels); fp32 accumulators per (row block,
+// block of panels) live in the thread's scratch across the blocks of K. Group scales are
+// applied per group as above, so numerics and tolerance are those of the other functions.
+//
+// Scaled decode (variant.scaled_decode = 1, needs k_block > 0): decode_range writes each weight
+// as bf16(s * (q - zero)) (emit_scale_pairs: one fp32 FMA per weight from the decoded
+// offset + q, rounded once to bf16), so the blocked functions sum a whole block of K in the C
+// tiles, store them once per block of K into the accumulators, and need neither the per-group
+// epilogue nor the sums of x. That is "dequantize to bf16, then a bf16 GEMM" (torch's bf16
+// baseline, the CUDA wgmma and dequant_gemm families): one more rounding per weight, verified
+// at dequantized_weights_tolerance (lowbit/tolerance.h; registry.h verification_tolerance), the
+// cost the comment on scales above weighs. zero=float: see emit_scale_pairs; eqscale=1 is
+// refused by the whole generator.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +70,38 @@ constexpr bool amx_block_fits(int a_tiles, int panels) { return a_tiles * panels
 int64_t amx_decoded_chunks(const OpDesc& desc);
 int64_t amx_decoded_bytes(const OpDesc& desc, int panels);
 
+// Packed x of the cache-blocked functions: [row tile][chunk][16 rows][32 bf16], K padded to whole
+// chunks and rows to whole tiles with zeros. Bytes between row tiles, and in all for m rows.
+int64_t amx_packed_x_tile_bytes(const OpDesc& desc);
+int64_t amx_packed_x_bytes(const OpDesc& desc, int64_t m);
+// Packs rows [row_begin, row_end) of x (m rows of K bf16) into `packed`; rows from m on (up to
+// whole tiles) are written as zeros.
+void amx_pack_x_rows(const OpDesc& desc, const uint16_t* x, int64_t m, int64_t row_begin, int64_t row_end,
+                     uint16_t* packed);
+// decode_range's output for one block of K of a variant's widest block of panels.
+int64_t amx_block_decoded_bytes(const X86Variant& variant);
+
+// What a cache-blocked function reads (decode_range: qweight, decoded, chunks; blocked: the
+// rest): one block of K of one register block. Pointers are offset to the block's first row,
+// first panel and first k (first group).
+struct AmxBlockedArgs {
+  const uint16_t* x;        // packed x at the block's first row tile and the block of K's first chunk
+  const float* group_sums;  // [rows][groups of K] at the first row and the block of K's first group
+  const uint8_t* qweight;   // decode_range: native weights of the first panel at the block of K's first step
+  uint8_t* decoded;         // decode_range's output, blocked's B tiles: [chunk][panel][16][64 B], 64-byte aligned
+  const uint16_t* scales;   // fp16 [panel][group][16] at the first panel and group
+  const uint16_t* zeros;    // same shape; unused for zero=none
+  const void* bias;         // bias of the first column (bf16), or null
+  void* y;                  // output of the first row and column
+  float* accumulators;      // fp32 [rows][panels][16] of this register block, 64-byte aligned
+  int64_t groups;           // groups in the block of K (>= 1)
+  int64_t chunks;           // 32-k chunks in the block of K (>= 1)
+  uint64_t last_panel_mask; // bit j: column j of the last panel is inside N
+  uint64_t first;           // nonzero: the first block of K (zero the accumulators)
+  uint64_t last;            // nonzero: the last block of K (bias, output dtype, into y)
+};
+using AmxBlockedFunction = void (*)(const AmxBlockedArgs*);
+
 class AmxBf16Program : public BlockProgram {
  public:
   AmxBf16Program(const OpDesc& desc, const X86Variant& variant);
@@ -59,30 +111,43 @@ class AmxBf16Program : public BlockProgram {
   BlockFunction decode(int panels) const;
   // As block(panels, rows), but BlockArgs.qweight points at decode(panels)'s output.
   BlockFunction decoded_block(int panels, int rows) const;
+  // Cache-blocked functions (variant.k_block > 0; Unsupported otherwise): decode_range decodes
+  // AmxBlockedArgs.chunks chunks of panels into .decoded; blocked runs one block of K.
+  AmxBlockedFunction decode_range(int panels) const;
+  AmxBlockedFunction blocked(int panels, int rows) const;
 
  private:
   struct Block;  // the shape, registers and scratch offsets of the block function being emitted
 
   void emit_block_function(int panels, int rows, bool predecoded);
-  void emit_decode_function(int panels);
+  void emit_decode_function(int panels, bool ranged);
+  void emit_blocked_function(int panels, int rows);
   void emit_decode_constants(const Xbyak::Reg64& scratch);
   void emit_decode_step(const Block& block, int panel, int step);
   void emit_stage_x_tail(const Block& block, int tail_k);
   void emit_tile_products(const Block& block, bool x_from_scratch, bool b_decoded);
+  void emit_group_scales(const Block& block);
   void emit_group_epilogue(const Block& block);
-  void emit_output(const Block& block);
+  void emit_scale_pairs(const Xbyak::Zmm& pairs, int panel);
+  void emit_scaled_decode_constants(const Xbyak::Reg64& scratch);
+  void emit_block_sum(const Block& block);
+  void emit_output(const Block& block, std::size_t bias_offset, std::size_t y_offset);
   void emit_tile_config(int panels, int rows, Xbyak::Label& config);
   void emit_constants();
 
   Xbyak::Label constants_;
   std::vector<std::size_t> decode_entries_;   // [panels - 1]
   std::vector<std::size_t> decoded_entries_;  // [(panels - 1) * m_rows + rows - 1]
+  std::vector<std::size_t> decode_range_entries_;  // [panels - 1], k_block > 0 only
+  std::vector<std::size_t> blocked_entries_;       // as decoded_entries_, k_block > 0 only
 };
 
 class AmxBf16Generator {
  public:
   static constexpr std::string_view family = "x86_amx_bf16";
-  static constexpr int version = 2;  // bump when emitted code changes: old cache entries miss (2: decode once)
+  // Bump when emitted code changes: old cache entries miss (2: decode once; 3: k_block;
+  // 4: scaled_decode).
+  static constexpr int version = 4;
 
   // Worth timing from this many rows on (and for m=0): a tile of 4..15 rows costs a tdpbf16ps
   // as much as 16, but AMX's peak is several times vdpbf16ps', which bounds the AVX-512 kernels
@@ -99,6 +164,23 @@ class AmxBf16Generator {
   Validity is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const;
   std::unique_ptr<AmxBf16Program> emit(const OpDesc& desc, const X86Variant& variant) const;
   X86Variant heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
+
+  // Whether the candidates hold scaled_decode=1 variants (beside each k_block > 0 one): above one
+  // tile of rows, where several row blocks share each decoded block of K. At M=16 (and m=0,
+  // tuned at 16 rows) the unblocked n2m16 beat every blocked variant, scaled or not, on the
+  // Xeon (docs/benchmarks.md, 2026-11-22 scaled decode): pruned there.
+  static bool offers_scaled_decode(const OpDesc& desc);
+
+  // k_block values worth timing: 0 (not blocked), and with group > 0 the blocks of K in
+  // {1024, 2048} that are whole groups and not longer than K.
+  static std::vector<int> candidate_k_blocks(const OpDesc& desc);
+  // The no-tune k_block: heuristic_k_block_size (else the longest candidate) above one tile of
+  // rows with group > 0, else 0. On the Xeon (docs/benchmarks.md, 2026-11-22 cache blocking)
+  // 1024 and 2048 were within the run-to-run noise of each other with n2m32, and ahead of
+  // k_block=0 on 28672x4096 and K=14336 at M=256; 1024 keeps the packed rows of a block of K
+  // (M x 2 KB) in L2 up to M=512.
+  static constexpr int heuristic_k_block_size = 1024;
+  static int heuristic_k_block(const OpDesc& desc);
 };
 
 }  // namespace lowbit::x86

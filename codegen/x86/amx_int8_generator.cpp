@@ -382,6 +382,7 @@ Validity AmxInt8Generator::is_valid(const OpDesc& desc, const X86Variant& varian
   if (variant.k_unroll != 1) return refuse("amx_int8 steps one chunk of k per tile product: k_unroll must be 1");
   // As amx_bf16: AMX serves M >= 16, where blocks of rows and panels give the threads their work.
   if (variant.split_k != 1) return refuse("amx_int8 does not split K: split_k must be 1");
+  if (variant.k_block != 0) return refuse("only amx_bf16 blocks K for the caches: k_block must be 0");
   if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
   if (variant.threads < 1) return refuse("threads must be >= 1");
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };

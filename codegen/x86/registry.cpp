@@ -15,6 +15,7 @@
 #include "codegen/x86/avx512_vnni_int8_generator.h"
 #include "codegen/x86/x86_kernel.h"
 #include "lowbit/errors.h"
+#include "lowbit/tolerance.h"
 
 namespace lowbit::x86 {
 namespace {
@@ -64,6 +65,11 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().candidates(desc, cpu, threads); },
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().heuristic(desc, cpu, threads); },
           [](const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) {
+            // Cache blocking of K (k_block) is AMX-BF16's alone; the others would ignore it.
+            if (variant.k_block != 0 && variant.isa != X86Isa::amx_bf16)
+              return Validity{false, "only amx_bf16 blocks K for the caches: k_block must be 0"};
+            if (variant.scaled_decode != 0 && variant.isa != X86Isa::amx_bf16)
+              return Validity{false, "only amx_bf16 folds the scales into decoded weights: scaled_decode must be 0"};
             return G().is_valid(desc, variant, cpu);
           }};
 }
@@ -229,6 +235,10 @@ X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa) 
 
 Validity is_valid(const OpDesc& desc, const X86Variant& variant) {
   return generator_of(variant.isa)->is_valid(desc, variant, cpu_info());
+}
+
+double verification_tolerance(const OpDesc& desc, const X86Variant& variant) {
+  return variant.scaled_decode ? dequantized_weights_tolerance(desc) : tolerance(desc);
 }
 
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const X86Variant& variant, int max_threads) {

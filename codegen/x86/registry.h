@@ -39,7 +39,7 @@ namespace lowbit::x86 {
 // and "avx512_vnni" selects nothing (refused: it names an int8 family).
 
 // Identifies the code the allowed generators emit
-// ("x86_amx_bf16@2+x86_avx512_float@3+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+
+// ("x86_amx_bf16@4+x86_avx512_float@3+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+
 // x86_avx2_int8@1";
 // each AMX family only on CPUs with its AMX-BF16 / AMX-INT8 unless forced;
 // one of them when an ISA is forced); part of every cache key, so a decision tuned under a
@@ -62,6 +62,11 @@ X86Variant heuristic(const OpDesc& desc, int max_threads, std::string_view isa =
 
 // Asks the generator of variant.isa (no restriction applies: a variant names its family).
 Validity is_valid(const OpDesc& desc, const X86Variant& variant);
+
+// The bound a variant's output is verified at (the tuner, the tests; lowbit/tolerance.h): the
+// reference's tolerance(desc), except for variants that round each dequantized weight to bf16
+// before multiplying (amx_bf16 with scaled_decode=1): dequantized_weights_tolerance(desc).
+double verification_tolerance(const OpDesc& desc, const X86Variant& variant);
 
 std::shared_ptr<const Kernel> build(const OpDesc& desc, const X86Variant& variant, int max_threads);
 std::shared_ptr<const Kernel> build_from_json(const OpDesc& desc, const nlohmann::json& variant, int max_threads);

@@ -46,7 +46,15 @@ struct Scratch {
   std::vector<int8_t> x_int8;               // compute=int8: quantized rows
   std::vector<Int8BlockFactors> factors;    // compute=int8: per row and block
   std::vector<uint8_t> decoded_b;           // AMX-BF16: a block of panels' decoded B tiles (+ 64 to align)
+  std::vector<uint8_t> x_packed;            // AMX-BF16 k_block > 0: x in tiles (+ 64 to align)
+  std::vector<float> accumulators;          // AMX-BF16 k_block > 0: per register block (+ 16 to align)
 };
+
+template <class T>
+T* align64(T* pointer) {
+  const auto address = reinterpret_cast<std::uintptr_t>(pointer);
+  return reinterpret_cast<T*>((address + 63) & ~std::uintptr_t{63});
+}
 
 Scratch& thread_scratch() {
   thread_local Scratch scratch;
@@ -133,7 +141,10 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
     program_ = Avx512VnniInt8Generator().emit(desc, variant);
   else if (variant.isa == X86Isa::amx_bf16) {
     std::unique_ptr<AmxBf16Program> amx = AmxBf16Generator().emit(desc, variant);
-    if (decoded_panels_fit_l2(desc, variant)) decode_once_ = amx.get();
+    if (variant.k_block > 0)
+      blocked_ = amx.get();
+    else if (decoded_panels_fit_l2(desc, variant))
+      decode_once_ = amx.get();
     program_ = std::move(amx);
   }
   else if (is_avx512(variant.isa))
@@ -241,8 +252,7 @@ void X86Kernel::run_panels_decoded_once(const RunArgs& args, const void* x, cons
   const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
   std::vector<uint8_t>& decoded_b = thread_scratch().decoded_b;
   decoded_b.resize(static_cast<std::size_t>(amx_decoded_bytes(desc_, variant_.n_panels) + 64));
-  const auto address = reinterpret_cast<std::uintptr_t>(decoded_b.data());
-  auto* decoded = reinterpret_cast<uint8_t*>((address + 63) & ~std::uintptr_t{63});
+  uint8_t* decoded = align64(decoded_b.data());
 
   for (int64_t panel = panel_begin; panel < panel_end; panel += variant_.n_panels) {
     const int panels = static_cast<int>(std::min<int64_t>(variant_.n_panels, panel_end - panel));
@@ -265,6 +275,65 @@ void X86Kernel::run_panels_decoded_once(const RunArgs& args, const void* x, cons
       block.group_sums = sums + row * sums_per_row_;
       block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
       decode_once_->decoded_block(panels, rows)(&block);
+    }
+  }
+}
+
+void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* packed_x, const float* sums,
+                                   int64_t panel_begin, int64_t panel_end) const {
+  const NativeGeometry& geometry = geometry_;
+  const int n_panels = variant_.n_panels;
+  const int m_rows = variant_.m_rows;
+  const int64_t panel_blocks = (panel_end - panel_begin + n_panels - 1) / n_panels;
+  const int64_t row_blocks = (args.m + m_rows - 1) / m_rows;
+  const int64_t block_floats = int64_t{m_rows} * n_panels * native_panel_width;  // one register block's accumulators
+  Scratch& scratch = thread_scratch();
+  scratch.accumulators.resize(static_cast<std::size_t>(panel_blocks * row_blocks * block_floats + 16));
+  float* accumulators = align64(scratch.accumulators.data());
+  scratch.decoded_b.resize(static_cast<std::size_t>(amx_block_decoded_bytes(variant_) + 64));
+  uint8_t* decoded = align64(scratch.decoded_b.data());
+
+  const int64_t y_row_bytes = desc_.n * dtype_bytes(desc_.out);
+  const int64_t table_panel = geometry.groups * native_panel_width;  // halves per panel
+  const int tail_columns = static_cast<int>(desc_.n % native_panel_width);
+  const int64_t x_tile_elements = amx_packed_x_tile_bytes(desc_) / 2;
+  const int64_t chunk_elements = amx_tile_rows * amx_chunk_k;  // one packed tile
+  const auto* qweight = static_cast<const uint8_t*>(args.weights.qweight);
+  const auto* scales = static_cast<const uint16_t*>(args.weights.scales);
+  const auto* zeros = static_cast<const uint16_t*>(args.weights.zeros);
+
+  // Blocks of K outermost: the packed rows of one block of K stay in L2 for all of the thread's
+  // panels; the decoded block of panels stays near L1 for all row blocks.
+  for (int64_t k_begin = 0; k_begin < desc_.k; k_begin += variant_.k_block) {
+    const int64_t k_size = std::min<int64_t>(variant_.k_block, desc_.k - k_begin);
+    const int64_t group_begin = k_begin / desc_.group;
+    AmxBlockedArgs block{};
+    block.groups = k_size / desc_.group;
+    block.chunks = k_size / amx_chunk_k;
+    block.first = k_begin == 0;
+    block.last = k_begin + k_size == desc_.k;
+    block.decoded = decoded;
+    for (int64_t panel_block = 0; panel_block < panel_blocks; ++panel_block) {
+      const int64_t panel = panel_begin + panel_block * n_panels;
+      const int panels = static_cast<int>(std::min<int64_t>(n_panels, panel_end - panel));
+      block.qweight = qweight + panel * geometry.panel_bytes + k_begin / geometry.k_per_block * geometry.step_bytes;
+      // (scaled_decode: decode_range reads the scales too.)
+      block.scales = scales + panel * table_panel + group_begin * native_panel_width;
+      block.zeros = zeros ? zeros + panel * table_panel + group_begin * native_panel_width : nullptr;
+      blocked_->decode_range(panels)(&block);
+      block.bias = args.bias ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
+                             : nullptr;
+      const bool holds_last_panel = panel + panels == geometry.panels;
+      block.last_panel_mask = holds_last_panel && tail_columns ? (1u << tail_columns) - 1 : 0xffffu;
+      for (int64_t row_block = 0; row_block < row_blocks; ++row_block) {
+        const int64_t row = row_block * m_rows;
+        const int rows = static_cast<int>(std::min<int64_t>(m_rows, args.m - row));
+        block.x = packed_x + row / amx_tile_rows * x_tile_elements + k_begin / amx_chunk_k * chunk_elements;
+        block.group_sums = sums + row * sums_per_row_ + group_begin;
+        block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
+        block.accumulators = accumulators + (panel_block * row_blocks + row_block) * block_floats;
+        blocked_->blocked(panels, rows)(&block);
+      }
     }
   }
 }
@@ -324,13 +393,27 @@ std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArg
   float* sums = scratch.sums.data();
   float* x_fp32 = needs_fp32_x ? scratch.x_fp32.data() : nullptr;
 
-  if (parallel) {
-    pool.run(tasks, [&](int task) {
-      prepare_rows(args, rows * task / tasks, rows * (task + 1) / tasks, sums, x_fp32);
-    });
-  } else {
-    prepare_rows(args, 0, rows, sums, x_fp32);
+  // AMX-BF16 with k_block > 0 reads x packed in tiles, rows padded with zeros to whole tiles.
+  uint16_t* packed = nullptr;
+  const int64_t padded_rows = (rows + amx_tile_rows - 1) / amx_tile_rows * amx_tile_rows;
+  if (blocked_) {
+    scratch.x_packed.resize(static_cast<std::size_t>(amx_packed_x_bytes(desc_, rows) + 64));
+    packed = reinterpret_cast<uint16_t*>(align64(scratch.x_packed.data()));
   }
+  // AMX-BF16 with scaled_decode=1 has the zero points in its decoded weights: no sums of x.
+  const bool needs_sums = !variant_.scaled_decode;
+  auto prepare = [&](int64_t row_begin, int64_t row_end) {
+    if (needs_sums) prepare_rows(args, row_begin, row_end, sums, x_fp32);
+    if (packed)
+      amx_pack_x_rows(desc_, static_cast<const uint16_t*>(args.x), rows, row_begin,
+                      row_end == rows ? padded_rows : row_end, packed);
+  };
+  if (parallel) {
+    pool.run(tasks, [&](int task) { prepare(rows * task / tasks, rows * (task + 1) / tasks); });
+  } else {
+    prepare(0, rows);
+  }
+  if (packed) return {packed, sums};
   return {needs_fp32_x ? static_cast<const void*>(x_fp32) : args.x, sums};
 }
 
@@ -353,7 +436,9 @@ void X86Kernel::run(const RunArgs& args) const {
       const int64_t first_block = blocks * task / tasks;
       const int64_t panel_begin = first_block * variant_.n_panels;
       const int64_t panel_end = std::min(panels, blocks * (task + 1) / tasks * variant_.n_panels);
-      if (decode_once)
+      if (blocked_)
+        run_panels_blocked(args, static_cast<const uint16_t*>(x), sums, panel_begin, panel_end);
+      else if (decode_once)
         run_panels_decoded_once(args, x, sums, panel_begin, panel_end);
       else
         run_panels(args, x, sums, panel_begin, panel_end, 0, nullptr);

@@ -29,6 +29,8 @@ class X86Kernel final : public Kernel {
   // Whether an AMX-BF16 kernel decodes each block of panels once for all row blocks (its decoded
   // B tiles fit the decode budget); false for every other flavour.
   bool decodes_panels_once() const { return decode_once_ != nullptr; }
+  // Whether an AMX-BF16 kernel blocks K for the caches (variant.k_block > 0).
+  bool blocks_k() const { return blocked_ != nullptr; }
 
  private:
   // Per-group sums of x (and x as fp32 for the FMA flavours when act is not fp32 or eqscale=1)
@@ -52,6 +54,10 @@ class X86Kernel final : public Kernel {
   // thread's scratch, then every row block run against it (AmxBf16Program::decoded_block).
   void run_panels_decoded_once(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                                int64_t panel_end) const;
+  // AMX-BF16 with k_block > 0: per block of K, each block of panels decoded once and every row
+  // block run against it, A from the packed x, accumulators in the thread's scratch.
+  void run_panels_blocked(const RunArgs& args, const uint16_t* packed_x, const float* sums, int64_t panel_begin,
+                          int64_t panel_end) const;
   // Columns [column_begin, column_end) of every row: the parts' sum in part order, the bias, the
   // output dtype, into y.
   void reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const;
@@ -71,6 +77,8 @@ class X86Kernel final : public Kernel {
   // AMX-BF16's program (also in program_), where its decoded B tiles of a block of panels fit
   // the decode budget (half of L2: the rest holds the rows of x the tiles meet); else null.
   const AmxBf16Program* decode_once_ = nullptr;
+  // AMX-BF16's program (also in program_) where the variant blocks K (k_block > 0); else null.
+  const AmxBf16Program* blocked_ = nullptr;
 };
 
 }  // namespace lowbit::x86

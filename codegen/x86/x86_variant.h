@@ -67,9 +67,13 @@ struct X86Variant {
   int k_unroll = 1;   // steps (native k_per_block k each) unrolled in the inner loop
   int threads = 1;    // worker threads (capped by the caller's option and the pool)
   int split_k = 1;    // most parts K is cut into (block_program.h, KSplit); 1: no split
+  int k_block = 0;    // amx_bf16: k per cache block (x packed, weights decoded once per block
+                      // of K and reused by every row block); 0: not blocked
+  int scaled_decode = 0;  // amx_bf16 with k_block > 0: 1 decodes each weight to bf16 s*(q - z)
+                          // (scales folded in, C tiles summed over the whole block of K, no
+                          // per-group epilogue; verified at dequantized_weights_tolerance); 0: not
   int prefetch = 0;   // bytes ahead of each weight stream's loads to prefetch (block_program.h,
                       // check_prefetch); 0: none, left to the hardware prefetchers
-
 
   bool operator==(const X86Variant&) const = default;
 
@@ -77,6 +81,8 @@ struct X86Variant {
     return std::tuple{field("isa", &X86Variant::isa), field("n_panels", &X86Variant::n_panels),
                       field("m_rows", &X86Variant::m_rows), field("k_unroll", &X86Variant::k_unroll),
                       field("threads", &X86Variant::threads), field("split_k", &X86Variant::split_k),
+                      field("k_block", &X86Variant::k_block),
+                      field("scaled_decode", &X86Variant::scaled_decode),
                       field("prefetch", &X86Variant::prefetch)};
   }
 };
@@ -84,8 +90,11 @@ struct X86Variant {
 std::string_view to_string(X86Isa isa);
 
 // Complete, parseable name, e.g. "x86_avx512bf16_w4g128_n4m1k2_t2", with "_s<split_k>" when
-// K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4", and "_p<prefetch>"
-// when the weights are prefetched, e.g. "x86_avx512bf16_w4g128_n1m1k2_t2_p1024".
+// K is split (split_k > 1), e.g. "x86_avx512vnni_w4g128_n1m1k2_t16_s4", and "_kb<k_block>" when
+// K is cache-blocked (k_block > 0), e.g. "x86_amxbf16_w4g128_n2m32k1_t16_kb512", and "_sd" when
+// the scales are folded into the decoded weights (scaled_decode=1), e.g.
+// "x86_amxbf16_w4g128_n2m32k1_t16_kb1024_sd", and "_p<prefetch>" when the weights are
+// prefetched, e.g. "x86_avx512bf16_w4g128_n1m1k2_t2_p2048".
 std::string variant_name(const OpDesc& desc, const X86Variant& variant);
 
 nlohmann::json to_json(const X86Variant& variant);

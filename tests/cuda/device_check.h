@@ -27,13 +27,16 @@ inline DeviceBuffer upload(const void* data, std::size_t bytes) {
   return buffer;
 }
 
-// Empty when the kernel passes; else the case, the seed and what failed.
-inline std::string check_on_device(const Kernel& kernel, double bound) {
+// Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
+// that many bytes past an aligned allocation (a kernel's unaligned-x path).
+inline std::string check_on_device(const Kernel& kernel, double bound, std::size_t x_offset_bytes = 0) {
   const OpDesc& desc = kernel.desc();
   const std::string case_name = to_string(desc) + " " + kernel.name();
   const uint64_t seed = seed_for(case_name);
   const Problem problem = make_random_problem(desc, desc.m, seed);
-  DeviceBuffer x = upload(problem.x.data(), problem.x.size());
+  DeviceBuffer x(problem.x.size() + x_offset_bytes);
+  x.fill(poison);
+  x.upload(problem.x.data(), problem.x.size(), x_offset_bytes);
   DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
   DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
   DeviceBuffer eq_scale = upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
@@ -47,7 +50,7 @@ inline std::string check_on_device(const Kernel& kernel, double bound) {
     workspace->fill(poison);
   }
   RunArgs args;
-  args.x = x.data();
+  args.x = static_cast<uint8_t*>(x.data()) + x_offset_bytes;
   auto* base = static_cast<uint8_t*>(weights.data());
   args.weights = {base, base + problem.packed.scales_offset,
                   problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};

@@ -5,9 +5,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 
 namespace lowbit::cuda {
@@ -78,6 +81,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
         CudaVariant variant = generator.heuristic(desc);
         variant.family = family;
+        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
         for (const char* arch : arches) {
           std::vector<char> cubin =
@@ -87,6 +91,20 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
         }
       }
     }
+  // M=16: the tensor-core family's two B operands (the most registers and shared memory).
+  for (const char* eqscale : {"0", "1"}) {
+    const std::string text = fmt::format(
+        "m=16,n=1000,k=4100,bits={},group=-1,zero=int,act=bf16,out=fp16,bias=1,eqscale={},device=cuda:0", bits, eqscale);
+    OpDesc desc = parse_descriptor(text);
+    CudaVariant variant = generator.heuristic(desc);
+    ASSERT_EQ(variant.family, CudaFamily::gemv_mma) << text;
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
+    for (const char* arch : arches) {
+      std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
+      EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+      ++compiled;
+    }
+  }
   for (const char* act : {"bf16", "fp16"}) {
     OpDesc desc = parse_descriptor(
         fmt::format("m=8,n=4096,k=4096,bits={},group=128,zero=float,act={},device=cuda:0", bits, act));
@@ -99,11 +117,28 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
         ++compiled;
       }
   }
-  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 2 * 2);
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
                          [](const ::testing::TestParamInfo<int>& info) { return fmt::format("w{}", info.param); });
+
+// The wgmma family exists on sm_90a only (is_valid refuses other arches): every candidate
+// compiles for it. Its formats and refusals are in test_cuda_wgmma.cpp.
+TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  OpDesc desc = parse_descriptor("m=256,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0");
+  const std::vector<CudaVariant> variants = generator.candidates(desc);
+  ASSERT_EQ(variants.size(), 32u);  // every searched shape fits M=256; 21 split K too (grids under two waves)
+  for (const CudaVariant& variant : variants) {
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+    EXPECT_FALSE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_90a");
+    std::vector<char> cubin =
+        compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a");
+    EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, "sm_90a");
+  }
+}
 
 TEST(CudaCompile, EveryFormatIsServed) {
   GemvGenerator generator;
@@ -127,7 +162,7 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   EXPECT_NE(generator.emit(desc, variant), generator.emit(desc, other));
   EXPECT_NE(generator.emit(desc, variant).find(to_string(desc)), std::string::npos);
   EXPECT_EQ(variant_from_json(to_json(variant)), variant);
-  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_gemv_w4g128_m1_w8u4");
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2");
 }
 
 TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
@@ -154,6 +189,15 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,device=cuda:0"), variant, 7).ok);
   CudaVariant mma{CudaFamily::gemv_mma, 4, 2};
   EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,act=fp32,device=cuda:0"), mma, 9).ok);
+  // The tensor-core family serves M up to 16, the CUDA-core family up to 8.
+  EXPECT_TRUE(generator.is_valid(parse_descriptor("m=16,n=64,k=128,device=cuda:0"), mma, 9).ok);
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=17,n=64,k=128,device=cuda:0"), mma, 9).ok);
+  // 16 warps only for the tensor-core family; a ring above the arch's shared memory is refused.
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,device=cuda:0"), CudaVariant{CudaFamily::gemv, 16, 2}, 9).ok);
+  const Validity too_big = generator.is_valid(parse_descriptor("m=16,n=64,k=128,bits=2,device=cuda:0"),
+                                              CudaVariant{CudaFamily::gemv_mma, 16, 8}, 9);
+  EXPECT_FALSE(too_big.ok);
+  EXPECT_NE(too_big.reason.find("shared memory"), std::string::npos) << too_big.reason;
 }
 
 }  // namespace

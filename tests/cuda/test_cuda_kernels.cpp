@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,8 @@ class CudaKernelsBits : public ::testing::TestWithParam<int> {};
 TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  for (const char* rows : {"1", "2", "7", "8"}) {
+  // 9 and 16: the tensor-core family's second n8 B operand (the CUDA-core family stops at 8).
+  for (const char* rows : {"1", "2", "7", "8", "9", "16"}) {
     // N=1000: 62 panels and an 8-column tail; K=8256: 129 groups of 64, not a multiple of 64 steps.
     OpDesc desc = parse_descriptor(fmt::format(
         "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
@@ -73,6 +75,7 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
+          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
           if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
@@ -80,6 +83,56 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
         }
       }
   EXPECT_EQ(checked, 36 + 24);  // a third of the cases have fp32 activations: gemv only
+}
+
+// M = 9 .. 16 (the tensor-core family only: rows 8-15 are a second B operand): every zero
+// point x group shape (K tails, odd K: x staged without 16-byte copies) with 16-bit activations.
+TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  int checked = 0;
+  int index = 0;
+  for (const char* zero : {"none", "int", "float"})
+    for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
+                              "group=-1,k=130", "group=-1,k=4097"})
+      for (const char* rows : {"12", "16"}) {
+        OpDesc desc = parse_descriptor(fmt::format("n=37,bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                   GetParam(), shape, zero, acts[index % 2], outs[index % 3], rows));
+        ++index;
+        CudaVariant variant = generator.heuristic(desc);
+        variant.family = CudaFamily::gemv_mma;
+        ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
+        std::string failure = check_on_device(desc, variant);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+  EXPECT_EQ(checked, 36);
+}
+
+// x starting 2 bytes past an aligned address with K % 8 == 0 (a row slice of a larger tensor):
+// both GEMV families must take their plain-load path for x, at every row count they serve.
+TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  int checked = 0;
+  for (const char* act : {"bf16", "fp16"})
+    for (int rows : {1, 5, 16}) {
+      OpDesc desc = parse_descriptor(fmt::format("n=37,k=512,bits={},group=128,zero=int,bias=1,device=cuda:0,act={},m={}",
+                                                 GetParam(), act, rows));
+      for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
+        CudaVariant variant = generator.heuristic(desc);
+        variant.family = family;
+        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+        if (!generator.is_valid(desc, variant, 9)) continue;  // the CUDA-core family serves up to 8 rows
+        const std::string failure =
+            testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), /*x_offset_bytes=*/2);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 10);  // per act: gemv at rows 1 and 5, gemv_mma at rows 1, 5 and 16
 }
 
 // eqscale=1: x * eq folded into the load of x, including the group sums of x (zero=int makes
@@ -90,19 +143,20 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
   int checked = 0;
   for (const char* act : {"bf16", "fp16", "fp32"})
     for (const char* shape : {"group=128,k=4096", "group=-1,k=4099"})
-      for (const char* rows : {"1", "8"}) {
+      for (const char* rows : {"1", "8", "16"}) {
         OpDesc desc = parse_descriptor(fmt::format(
             "n=100,bits={},zero=int,eqscale=1,bias=1,out=fp32,device=cuda:0,{},act={},m={}", GetParam(), shape, act, rows));
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
+          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
           if (!generator.is_valid(desc, variant, 9)) continue;
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
           ++checked;
         }
       }
-  EXPECT_EQ(checked, 20);
+  EXPECT_EQ(checked, 20 + 4);  // m=16: the tensor-core family with bf16 and fp16 only
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),

@@ -304,7 +304,7 @@ TEST(X86AmxInt8, ForcedAmxSelectsItAndIsRefusedWithoutAmx) {
   EXPECT_FALSE(forced.ok);
   EXPECT_NE(forced.reason.find("amx kernels were asked for (isa=amx), but this CPU lacks amx_tile"), std::string::npos)
       << forced.reason;
-  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@2+x86_amx_int8@1");
+  EXPECT_EQ(generator_version("amx"), "x86_amx_bf16@4+x86_amx_int8@1");
   const Validity avx2 = supports(desc, "avx2", cpu_without_amx());
   EXPECT_TRUE(avx2.ok) << avx2.reason;
   if (!cpu_has_amx_int8()) {

@@ -1,0 +1,54 @@
+// CUDA Hopper GEMM generator (medium and large M, sm_90a only): int4 weights in the native
+// layout, wgmma.mma_async m64nNk16 with the dequantized weights as the A operand from registers
+// and x as B from 128-byte-swizzled shared memory, a cp.async ring of BLOCK_K-k stages
+// (templates/wgmma_gemm.cuh). Block tiles of BLOCK_N weight columns (64 per consumer
+// warpgroup) x BLOCK_M rows of x (the wgmma's N), optionally split along K across blocks
+// (split_k: fp32 partials in the caller's workspace, summed by a second kernel of the same
+// program). candidates / is_valid / emit as every generator, plus the launch geometry, the
+// second kernel's and the workspace size the kernel class uses.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/cuda_variant.h"
+#include "codegen/cuda/gemv_generator.h"
+#include "lowbit/descriptor.h"
+
+namespace lowbit::cuda {
+
+class WgmmaGenerator {
+ public:
+  static constexpr std::string_view family = "cuda_wgmma";
+  static constexpr int version = 2;  // 2: split_k
+  static constexpr int64_t max_rows = int64_t{1} << 24;
+  static constexpr const char* entry_point = "lowbit_kernel";
+  // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
+  static constexpr const char* reduce_entry_point = "lowbit_split_reduce";
+
+  std::vector<CudaVariant> candidates(const OpDesc& desc) const;
+  // arch_major: the device's compute capability major; only 9 (sm_90a) has wgmma.
+  Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;
+  // The complete CUDA source for NVRTC: the templates and a thin instantiation.
+  std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
+  CudaVariant heuristic(const OpDesc& desc) const;
+  // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
+  // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to where dequant_gemm wins.
+  static constexpr int64_t preferred_min_rows = 17;
+  static constexpr int64_t preferred_max_rows = 512;
+  static bool preferred(const OpDesc& desc) { return desc.m >= preferred_min_rows && desc.m <= preferred_max_rows; }
+  // Blocks over (M, N) tiles, a warpgroup per 64 weight columns, the ring's shared memory.
+  LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
+  // The second pass of a split: a thread per 4 (N % 4 == 0) or 1 elements of y.
+  static LaunchGeometry reduce_geometry(const OpDesc& desc);
+  // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split).
+  static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
+  static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+
+ private:
+  static std::string reduce_source();
+};
+
+}  // namespace lowbit::cuda

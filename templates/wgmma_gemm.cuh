@@ -1,0 +1,643 @@
+// Hopper tensor-core GEMM family for medium and large M (sm_90a only): int4 weights in lowbit's
+// native layout, bf16 or fp16 activations, wgmma.mma_async with the dequantized weights as the
+// A operand from registers and x from shared memory, fp32 accumulation. Needs gemv.cuh's
+// conversion helpers and mma_gemm.cuh's copy and pair helpers (the generator emits all three).
+// Compiled by NVRTC; codegen/cuda/wgmma_generator.cpp writes the Config and the entry point.
+//
+// y^T = W x^T, as in mma_gemm.cuh: a warpgroup's wgmma m64nNk16 multiplies A = 64 weight
+// columns x 16 k by B = 16 k x N rows of x (N = BLOCK_M) into D = [64 columns][N rows] fp32.
+// Warp i of a warpgroup owns A's rows 16i .. 16i+15, and its register fragment of them has
+// mma.sync m16n8k16's A layout, so each warp dequantizes one 16-column panel exactly as
+// mma_gemm.cuh does (same word choice, same row permutation: A row g stands for panel column
+// 2g, row g+8 for column 2g+1). D's layout per warp is then the mma's C layout per 8-row tile:
+// lane (g, t) holds d[4i .. 4i+3] = (column 2g, row 8i+2t), (2g, 8i+2t+1), (2g+1, 8i+2t),
+// (2g+1, 8i+2t+1).
+//
+// B is x's tile [BLOCK_K / 64][BLOCK_M rows][64 k] in shared memory, K-major, each 128-byte row
+// swizzled in 16-byte chunks (chunk c of row r stored at chunk c ^ (r % 8)): the canonical
+// 128-byte-swizzle layout the shared-memory matrix descriptor names (start >> 4, stride 1024
+// bytes between 8-row groups, mode 1 in bits 62-63). The hardware applies the XOR to address
+// bits 4-6 from bits 7-9, so each 64-k atom must start 1024-byte aligned, and the k16 steps
+// inside an atom are reached by adding 32 bytes to the start address.
+//
+// Scales are folded into A (one rounding of each dequantized weight s (q - z) to the
+// activation type, as Marlin and Machete do): the accumulator then holds y itself, so no fp32
+// group accumulators double the registers and no wgmma must be waited for at each group's
+// end, which would serialize the tensor cores with the fold. The cost is one rounding per
+// weight (2^-8 relative in bf16, 2^-11 in fp16; the family is verified against
+// dequantized_weights_tolerance, lowbit/tolerance.h). Each weight is still rounded once only:
+//   zero=none/int: MAGIC + q (the nibble OR-ed under the exponent) minus MAGIC + z is q - z,
+//     exact; fp16: one mul.rn.f16x2 by the scale pair rounds (q - z) s once. bf16: the fp16
+//     scale s is split into s_hi = bf16(s) and s_lo = s - s_hi (at most 4 significant bits,
+//     exact in bf16); (q - z) s_lo is exact (4 x 4 bits), and one fma (q - z) s_hi + that
+//     rounds (q - z) s once.
+//   zero=float: q s + (-z s) in fp32 (z s rounded at 2^-24), then one conversion.
+//
+// Pipeline: all threads copy with cp.async into a STAGES-slot ring (one commit group per stage).
+// A stage's wgmmas read x from shared memory asynchronously, so a slot is refilled only after
+// the wgmmas that read it are known complete: each iteration waits for the previous stage's
+// wgmma group (wgmma.wait_group 1 leaves the newest in flight), and the refill two stages later
+// comes after the barrier that follows that wait in every warpgroup. So STAGES - 2 stages load
+// while one is dequantized and one multiplies. The dequantized A of consecutive stages lives in
+// two register sets (the wgmmas of one stage still read theirs while the next is dequantized). cp.async writes through the generic proxy and
+// wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
+// visible.
+//
+// Split-K across blocks (SPLIT_K > 1, for grids too small to fill the GPU: N = 4096 at small M
+// has 32..64 column tiles for 132 SMs): blockIdx.z takes one run of SPLIT_STAGES consecutive
+// stages (an even count, whole stages, so whole groups or whole parts of one; the scales are
+// folded into A, so a group cut between two blocks is still exact) and stores its fp32
+// accumulator, bias-free, into partials [SPLIT_K][M][N] (the caller's workspace). A second
+// kernel, wgmma_split_reduce, sums the SPLIT_K partials of each element in split order, adds
+// the bias and converts: the same sums in the same order every run, no atomics.
+
+namespace lowbit_gemv {
+
+typedef unsigned long long u64;
+
+// D += A . B for one m64nNk16 tile (N = 16 .. 256): A from registers (4 x 2 bf16/fp16 a lane),
+// B from the shared-memory matrix descriptor b, D fp32 in N / 2 registers a lane. Asynchronous:
+// D and A may be touched again only after a wgmma.wait_group covering it.
+template <bool IS_BF16>
+__device__ __forceinline__ void wgmma_m64n16k16(float (&d)[8], const u32 (&a)[4], u64 b) {
+  if (IS_BF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7"
+        "}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7"
+        "}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+
+template <bool IS_BF16>
+__device__ __forceinline__ void wgmma_m64n32k16(float (&d)[16], const u32 (&a)[4], u64 b) {
+  if (IS_BF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+        "}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+        "}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+
+template <bool IS_BF16>
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], const u32 (&a)[4], u64 b) {
+  if (IS_BF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+
+template <bool IS_BF16>
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], const u32 (&a)[4], u64 b) {
+  if (IS_BF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+
+template <bool IS_BF16>
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], const u32 (&a)[4], u64 b) {
+  if (IS_BF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+        "}, {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+        "}, {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+template <int ROWS, bool IS_BF16>
+__device__ __forceinline__ void wgmma_rows(float (&d)[ROWS / 2], const u32 (&a)[4], u64 b) {
+  static_assert(ROWS == 16 || ROWS == 32 || ROWS == 64 || ROWS == 128 || ROWS == 256, "a wrapper per N");
+  if constexpr (ROWS == 16) wgmma_m64n16k16<IS_BF16>(d, a, b);
+  if constexpr (ROWS == 32) wgmma_m64n32k16<IS_BF16>(d, a, b);
+  if constexpr (ROWS == 64) wgmma_m64n64k16<IS_BF16>(d, a, b);
+  if constexpr (ROWS == 128) wgmma_m64n128k16<IS_BF16>(d, a, b);
+  if constexpr (ROWS == 256) wgmma_m64n256k16<IS_BF16>(d, a, b);
+}
+
+// Orders this warpgroup's register writes (A fragments, accumulators) before the wgmmas after it.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most PENDING of this warpgroup's committed wgmma groups are in flight.
+template <int PENDING>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory");
+}
+// Keeps the compiler from moving accumulator reads or writes across the asynchronous region.
+template <int COUNT>
+__device__ __forceinline__ void fence_accumulators(float (&d)[COUNT]) {
+#pragma unroll
+  for (int i = 0; i < COUNT; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// Makes this thread's generic-proxy writes to shared memory (cp.async) visible to the async
+// proxy (wgmma's operand reads).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// The shared-memory matrix descriptor of a K-major, 128-byte-swizzled operand at `address`
+// (a shared-window address; its atom 1024-byte aligned): start >> 4 in bits 0-13, leading
+// offset unused by this layout (1, as the canonical encoding writes it), stride 1024 bytes
+// (8 rows of 128 bytes) >> 4 in bits 32-45, base offset 0, swizzle mode 1 (128 bytes) in 62-63.
+__device__ __forceinline__ u64 swizzled_descriptor(u32 address) {
+  return static_cast<u64>((address & 0x3ffffu) >> 4) | static_cast<u64>(1) << 16 | static_cast<u64>(1024 >> 4) << 32 |
+         static_cast<u64>(1) << 62;
+}
+
+// (a, b) * (c, d) on two bf16 (or fp16) lanes and a + (e, f), each lane rounded once.
+template <bool IS_BF16>
+__device__ __forceinline__ u32 fma_pair(u32 a, u32 b, u32 c) {
+  u32 result;
+  if (IS_BF16) {
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(result) : "r"(a), "r"(b), "r"(c));
+  } else {
+    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(result) : "r"(a), "r"(b), "r"(c));
+  }
+  return result;
+}
+
+// Two fp32 -> one word of two bf16 (or fp16), `low` in bits 0..15, round to nearest even.
+template <bool IS_BF16>
+__device__ __forceinline__ u32 pack_floats(float low, float high) {
+  u32 bits;
+  if (IS_BF16) {
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(bits) : "f"(high), "f"(low));
+  } else {
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(bits) : "f"(high), "f"(low));
+  }
+  return bits;
+}
+
+// One group's dequantization constants for a lane's two panel columns 2g (index 0) and 2g+1.
+struct GroupConstants {
+  u32 offset_pair[2];  // zero=none/int: -(MAGIC + z) twice, exact
+  u32 scale_pair[2];   // zero=none/int: (s, s) (fp16), or (s_hi, s_hi) (bf16)
+  u32 low_pair[2];     // zero=none/int, bf16: (s_lo, s_lo)
+  float scale[2];      // zero=float: s
+  float offset[2];     // zero=float: -z s
+};
+
+template <bool IS_BF16, int ZERO>
+__device__ __forceinline__ GroupConstants group_constants(u32 scale_bits, u32 zero_bits) {
+  constexpr float MAGIC = IS_BF16 ? 128.0f : 1024.0f;
+  GroupConstants constants;
+#pragma unroll
+  for (int column = 0; column < 2; ++column) {
+    const u16 scale_half = static_cast<u16>(scale_bits >> (16 * column));
+    const float scale = half_to_float(scale_half);
+    float zero = 8.0f;  // zero=none: implicit 2^(bits-1)
+    if (ZERO != zero_none) zero = half_to_float(static_cast<u16>(zero_bits >> (16 * column)));
+    constants.scale[column] = scale;
+    constants.offset[column] = -zero * scale;
+    const u32 offset = float_to_act<IS_BF16>(-(MAGIC + zero));  // an integer below 2^8 / 2^11: exact
+    constants.offset_pair[column] = offset | offset << 16;
+    const u32 high = IS_BF16 ? float_to_bf16(scale) : scale_half;
+    const u32 low = IS_BF16 ? float_to_bf16(scale - bf16_to_float(static_cast<u16>(high))) : 0u;  // exact
+    constants.scale_pair[column] = high | high << 16;
+    constants.low_pair[column] = low | low << 16;
+  }
+  return constants;
+}
+
+// One A register: the k pair of one column, `nibbles` = its two codes in bits 0-3 and 16-19,
+// dequantized to s (q - z) in the activation type (see the top of this file).
+template <bool IS_BF16, int ZERO>
+__device__ __forceinline__ u32 dequantize_pair(u32 nibbles, const GroupConstants& constants, int column) {
+  if (ZERO == zero_float) {
+    const float low = __uint_as_float(0x4b000000u | (nibbles & 0xffffu)) - 8388608.0f;  // 2^23 + q - 2^23
+    const float high = __uint_as_float(0x4b000000u | (nibbles >> 16)) - 8388608.0f;
+    return pack_floats<IS_BF16>(fmaf(low, constants.scale[column], constants.offset[column]),
+                                fmaf(high, constants.scale[column], constants.offset[column]));
+  }
+  constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
+  const u32 difference = add_pair<IS_BF16>(nibbles | EXPONENT, constants.offset_pair[column]);  // q - z, exact
+  if (!IS_BF16) return fma_pair<false>(difference, constants.scale_pair[column], 0x80008000u);
+  const u32 low_part = fma_pair<true>(difference, constants.low_pair[column], 0x80008000u);  // exact
+  return fma_pair<true>(difference, constants.scale_pair[column], low_part);
+}
+
+// Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
+// OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
+// x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
+// along K, each a run of SPLIT_STAGES stages; 1: no split).
+template <class Config>
+struct WgmmaTile {
+  static constexpr int BLOCK_N = Config::BLOCK_N;
+  static constexpr int BLOCK_M = Config::BLOCK_M;
+  static constexpr int BLOCK_K = Config::BLOCK_K;
+  static constexpr int STAGES = Config::STAGES;
+  static constexpr int WARPGROUPS = BLOCK_N / 64;
+  static constexpr int THREADS = WARPGROUPS * 128;
+  static constexpr int PANELS = BLOCK_N / 16;  // one per warp
+  static constexpr int K_TILES = BLOCK_K / 16;
+  static constexpr int ATOMS = BLOCK_K / 64;  // 128-byte-swizzle atoms along k
+  static constexpr int STAGE_GROUPS = Config::WHOLE_K_GROUP || Config::GROUP >= BLOCK_K ? 1 : BLOCK_K / Config::GROUP;
+  static constexpr int SPLIT_K = Config::SPLIT_K;
+  // Stages run in pairs (one per set of A registers, below), so a split's run is even; stages
+  // past K (the last split's padding) are all zeros: their x and weights are zero-filled, their
+  // tables too.
+  static constexpr int K_STAGES = (Config::K + BLOCK_K - 1) / BLOCK_K;
+  static constexpr int SPLIT_STAGES = ((K_STAGES + SPLIT_K - 1) / SPLIT_K + 1) / 2 * 2;
+  // One stage, each part 1024- (x) or 16-byte aligned:
+  static constexpr int X_BYTES = BLOCK_M * BLOCK_K * 2;           // [ATOMS][BLOCK_M][64] bf16/fp16, swizzled
+  static constexpr int WEIGHT_BYTES = PANELS * BLOCK_K / 4 * 32;  // [PANELS][BLOCK_K / 4 steps][32 bytes]
+  static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;  // [PANELS][STAGE_GROUPS][16] fp16
+  static constexpr int STAGE_BYTES = (X_BYTES + WEIGHT_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
+  // Dynamic shared memory is not promised 1024-byte alignment: one more KiB to align the ring.
+  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024;
+  static_assert(BLOCK_N == 64 || BLOCK_N == 128, "one or two consumer warpgroups");
+  static_assert(BLOCK_K % 64 == 0, "whole 64-k swizzle atoms");
+  static_assert(STAGES >= 3, "a slot loading, one dequantizing, one multiplying");
+  static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
+                "a stage holds whole groups or lies inside one");
+  static_assert(Config::K % 8 == 0, "x rows 16-byte aligned for cp.async");
+  static_assert(SPLIT_K >= 1 && (SPLIT_K - 1) * SPLIT_STAGES < K_STAGES, "every split holds some of K");
+};
+
+template <class Config>
+__device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
+                                                const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                                const void* __restrict__ bias, void* __restrict__ y,
+                                                unsigned char* shared_raw) {
+  // y: the output [M][N] of OUT, or with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N].
+  using Tile = WgmmaTile<Config>;
+  constexpr int M = Config::M;
+  constexpr long long N = Config::N;
+  constexpr int K = Config::K;
+  constexpr int GROUP = Config::GROUP;
+  constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / GROUP;
+  constexpr int STEPS = (K + 3) / 4;                // 32-byte steps per panel
+  constexpr long long PANEL_COUNT = (N + 15) / 16;  // panels in the weights
+  // This block's stages: [first_stage, end_stage), an even count (WgmmaTile::SPLIT_STAGES).
+  const int first_stage = blockIdx.z * Tile::SPLIT_STAGES;
+  const int end_stage = first_stage + Tile::SPLIT_STAGES;
+  constexpr bool IS_BF16 = Config::ACT == bf16;
+  constexpr int THREADS = Tile::THREADS;
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;  // = the block's panel this warp dequantizes
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  const int block_row = blockIdx.x * Tile::BLOCK_M;
+  const long long block_panel = static_cast<long long>(blockIdx.y) * Tile::PANELS;
+
+  // The ring: [STAGES][STAGE_BYTES], 1024-byte aligned in the shared window.
+  const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
+  unsigned char* ring = shared_raw + ((1024u - (raw_address & 1023u)) & 1023u);
+  const u32 ring_address = static_cast<u32>(__cvta_generic_to_shared(ring));
+  auto stage_x = [&](int slot) { return ring + slot * Tile::STAGE_BYTES; };
+  auto stage_weights = [&](int slot) { return ring + slot * Tile::STAGE_BYTES + Tile::X_BYTES; };
+  auto stage_scales = [&](int slot) {
+    return reinterpret_cast<u16*>(ring + slot * Tile::STAGE_BYTES + Tile::X_BYTES + Tile::WEIGHT_BYTES);
+  };
+
+  // ---- Producer: one stage of x, weights and group tables, cp.async into its slot, one group.
+  // x: chunk (row, c) of 8 k; a thread's chunks share c (THREADS is a multiple of the chunks per
+  // row) and step over rows by ROW_STRIDE.
+  constexpr int ROW_CHUNKS = Tile::BLOCK_K / 8;
+  constexpr int X_CHUNKS = Tile::BLOCK_M * ROW_CHUNKS;
+  constexpr int X_COPIES = (X_CHUNKS + THREADS - 1) / THREADS;
+  constexpr int ROW_STRIDE = THREADS / ROW_CHUNKS;
+  static_assert(THREADS % ROW_CHUNKS == 0, "a thread's x chunks share their k");
+  const int x_chunk = threadIdx.x % ROW_CHUNKS;
+  const int x_first_row = threadIdx.x / ROW_CHUNKS;
+  // [PANELS][BLOCK_K / 2] 16-byte weight chunks; each panel's steps are contiguous in memory.
+  constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;
+  constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + THREADS - 1) / THREADS;
+  constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
+  constexpr int TABLE_KINDS = Config::ZERO == zero_none ? 1 : 2;
+
+  auto issue_stage = [&](int stage) {
+    if (stage < end_stage) {
+      const int slot = stage % Tile::STAGES;
+      const int first_k = stage * Tile::BLOCK_K;
+      // x: [ATOMS][BLOCK_M][64] swizzled; rows past M and k past K zero-filled.
+      const int k = first_k + x_chunk * 8;
+      const int atom_chunk = x_chunk % 8;
+      unsigned char* x_atom = stage_x(slot) + x_chunk / 8 * (Tile::BLOCK_M * 128);
+#pragma unroll
+      for (int i = 0; i < X_COPIES; ++i) {
+        const int row = x_first_row + i * ROW_STRIDE;
+        if (X_CHUNKS % THREADS != 0 && row >= Tile::BLOCK_M) break;
+        const int valid = block_row + row < M && k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0;
+        const u16* source = static_cast<const u16*>(x) + (valid ? static_cast<long long>(block_row + row) * K + k : 0);
+        copy_16_async(x_atom + row * 128 + ((atom_chunk ^ (row & 7)) << 4), source, valid);
+      }
+      // Weights: steps past the panel's end zero-filled (they meet zero x).
+#pragma unroll
+      for (int i = 0; i < WEIGHT_COPIES; ++i) {
+        const int chunk = threadIdx.x + i * THREADS;
+        if (WEIGHT_CHUNKS % THREADS != 0 && chunk >= WEIGHT_CHUNKS) break;
+        const int panel = chunk / (Tile::BLOCK_K / 2);
+        const int byte = chunk % (Tile::BLOCK_K / 2) * 16;
+        const long long global_panel = block_panel + panel;
+        const bool inside = global_panel < PANEL_COUNT && first_k / 4 + byte / 32 < STEPS;
+        copy_16_async(stage_weights(slot) + chunk * 16, inside ? qweight + global_panel * STEPS * 32 + first_k / 4 * 32 + byte : qweight,
+                      inside ? 16 : 0);
+      }
+      // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
+      const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;
+      for (int chunk = threadIdx.x; chunk < TABLE_KINDS * TABLE_CHUNKS; chunk += THREADS) {
+        const bool is_zero = chunk >= TABLE_CHUNKS;
+        const int index = chunk % TABLE_CHUNKS;
+        const int panel = index / (2 * Tile::STAGE_GROUPS);
+        const int group = first_group + index / 2 % Tile::STAGE_GROUPS;
+        const long long global_panel = block_panel + panel;
+        const bool inside = global_panel < PANEL_COUNT && group < GROUPS;
+        const u16* table = is_zero ? zeros : scales;
+        const u16* source = table + (inside ? (global_panel * GROUPS + group) * 16 + index % 2 * 8 : 0);
+        copy_16_async(stage_scales(slot) + (is_zero ? Tile::TABLE_BYTES / 2 : 0) + index * 8, source, inside ? 16 : 0);
+      }
+    }
+    asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
+  };
+
+  // ---- Consumer state: [BLOCK_M / 2] fp32 a lane, D's layout (top of file).
+  float accumulator[Tile::BLOCK_M / 2];
+#pragma unroll
+  for (int i = 0; i < Tile::BLOCK_M / 2; ++i) accumulator[i] = 0.0f;
+  GroupConstants constants;
+  int group = -1;
+
+  // ---- Pipeline: STAGES - 2 stages in flight ahead of the one dequantized.
+#pragma unroll
+  for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(stage);
+
+  const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
+
+  // One stage: dequantize this warp's A fragments into `a`, issue the stage's wgmmas, and wait
+  // for the previous stage's. Register contract: writes a (read by the wgmmas until the next
+  // stage's wait), accumulator (asynchronously), constants, group.
+  auto run_stage = [&](int stage, u32 (&a)[Tile::K_TILES][4]) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
+    fence_proxy_async();                                                  // ... for the async proxy too
+    __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
+    issue_stage(stage + Tile::STAGES - 2);
+    const int slot = stage % Tile::STAGES;
+    const int stage_first_k = stage * Tile::BLOCK_K;
+    // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
+    const int stage_first_group = Config::WHOLE_K_GROUP ? 0 : min(stage_first_k, K - 1) / GROUP;
+    const u32* panel_words = reinterpret_cast<const u32*>(stage_weights(slot)) + warp * (Tile::BLOCK_K / 4) * 8;
+
+    // A: [K_TILES][4] registers, this warp's panel x 16 k each. Words g of steps t/2 and
+    // 2 + t/2 of a k-tile (conflict-free: lanes t and t^1 share a word, steps are 8 banks apart).
+#pragma unroll
+    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
+      const int first_k = stage_first_k + k_tile * 16;
+      const int tile_group = Config::WHOLE_K_GROUP ? 0 : min(first_k, K - 1) / GROUP;
+      if (tile_group != group) {
+        group = tile_group;
+        const int entry = (warp * Tile::STAGE_GROUPS + (tile_group - stage_first_group)) * 16 + 2 * g;
+        const u32 scale_bits = *reinterpret_cast<const u32*>(stage_scales(slot) + entry);
+        u32 zero_bits = 0;
+        if (Config::ZERO != zero_none)
+          zero_bits = *reinterpret_cast<const u32*>(stage_scales(slot) + Tile::TABLE_BYTES / 2 + entry);
+        constants = group_constants<IS_BF16, Config::ZERO>(scale_bits, zero_bits);
+      }
+      const u32 low_word = panel_words[(k_tile * 4 + (t >> 1)) * 8 + g] >> nibble_shift;
+      const u32 high_word = panel_words[(k_tile * 4 + 2 + (t >> 1)) * 8 + g] >> nibble_shift;
+      a[k_tile][0] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4140) & 0x000f000fu, constants, 0);
+      a[k_tile][1] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4342) & 0x000f000fu, constants, 1);
+      a[k_tile][2] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4140) & 0x000f000fu, constants, 0);
+      a[k_tile][3] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4342) & 0x000f000fu, constants, 1);
+    }
+
+    // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.
+    // Every wgmma input is defined before the fence: ptxas serializes the wgmmas (C7513) when
+    // another instruction defines one of their registers while the stage's wgmmas are issued.
+    const u32 x_address = ring_address + slot * Tile::STAGE_BYTES;
+    u64 descriptor[Tile::K_TILES];
+#pragma unroll
+    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
+      descriptor[k_tile] = swizzled_descriptor(x_address + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32);
+    wgmma_fence();
+#pragma unroll
+    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
+      wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], descriptor[k_tile]);
+    wgmma_commit();
+    wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
+  };
+
+  // The stages alternate between two sets of A registers. A wgmma reads its A registers until
+  // a wait_group covers it (touching them before is undefined), and a stage's wgmmas are still
+  // in flight while the next stage dequantizes: with one set, the next stage would overwrite
+  // the registers the previous wgmmas are reading (it did, as garbage, with two warpgroups
+  // contending for the tensor cores). Each call site below writes its own registers only after
+  // the other site's wait has retired the wgmmas that read them.
+  u32 a_even[Tile::K_TILES][4];
+  u32 a_odd[Tile::K_TILES][4];
+  // No branch between the two: a conditional second call would merge the accumulators of two
+  // paths with register moves while wgmmas write them, which ptxas answers by serializing.
+  for (int stage = first_stage; stage < end_stage; stage += 2) {
+    run_stage(stage, a_even);
+    run_stage(stage + 1, a_odd);
+  }
+  wgmma_wait<0>();
+  fence_accumulators(accumulator);
+  asm volatile("cp.async.wait_group 0;\n" ::);
+
+  // ---- Epilogue: bias, output dtype, masked stores. Lane (g, t) writes columns 2g, 2g+1 of
+  // rows 8i+2t, 8i+2t+1; with N even the two columns are one aligned pair. A split stores its
+  // fp32 partial sums instead, bias-free, into its [M][N] slice (wgmma_split_reduce adds).
+  constexpr bool PARTIAL = Tile::SPLIT_K > 1;
+  constexpr int STORED = PARTIAL ? fp32 : Config::OUT;
+  if (PARTIAL) y = static_cast<float*>(y) + static_cast<long long>(blockIdx.z) * M * N;
+  const long long column = (block_panel + warp) * 16 + 2 * g;
+  if (column >= N) return;
+  const bool pair_inside = column + 1 < N;
+  float bias_value[2] = {0.0f, 0.0f};
+  if (Config::HAS_BIAS && !PARTIAL) {
+    bias_value[0] = load_element<Config::ACT>(bias, column);
+    if (pair_inside) bias_value[1] = load_element<Config::ACT>(bias, column + 1);
+  }
+#pragma unroll
+  for (int i = 0; i < Tile::BLOCK_M / 8; ++i)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = block_row + i * 8 + 2 * t + half;
+      if (row >= M) continue;
+      const float value0 = accumulator[4 * i + half] + bias_value[0];      // column 2g
+      const float value1 = accumulator[4 * i + 2 + half] + bias_value[1];  // column 2g+1
+      const long long index = static_cast<long long>(row) * N + column;
+      if (N % 2 == 0 && STORED == fp32) {
+        *reinterpret_cast<float2*>(static_cast<float*>(y) + index) = make_float2(value0, value1);
+      } else if (N % 2 == 0) {
+        const u32 bits0 = STORED == bf16 ? float_to_bf16(value0) : float_to_half(value0);
+        const u32 bits1 = STORED == bf16 ? float_to_bf16(value1) : float_to_half(value1);
+        *reinterpret_cast<u32*>(static_cast<u16*>(y) + index) = bits0 | bits1 << 16;
+      } else {
+        store_element<STORED>(y, index, value0);
+        if (pair_inside) store_element<STORED>(y, index + 1, value1);
+      }
+    }
+}
+
+// The second pass of a split: y[r][n] = sum over s = 0 .. SPLIT_K-1, in that order, of
+// partials[s][r][n], + bias[n], converted to OUT. A thread per REDUCE_VECTOR consecutive
+// elements of one row (N % 4 == 0: four, read as one float4 per split; else one), threads
+// over the flat [M][N] index; memory-bound, SPLIT_K + 1 passes over M x N.
+template <class Config>
+struct SplitReduce {
+  static constexpr int VECTOR = Config::N % 4 == 0 ? 4 : 1;
+  static constexpr int THREADS = 256;
+  static constexpr long long ELEMENTS = static_cast<long long>(Config::M) * Config::N;
+  static constexpr long long BLOCKS = (ELEMENTS / VECTOR + THREADS - 1) / THREADS;
+};
+
+template <class Config>
+__device__ __forceinline__ void wgmma_split_reduce(const float* __restrict__ partials, const void* __restrict__ bias,
+                                                   void* __restrict__ y) {
+  using Reduce = SplitReduce<Config>;
+  constexpr int VECTOR = Reduce::VECTOR;
+  constexpr long long N = Config::N;
+  const long long first = (static_cast<long long>(blockIdx.x) * Reduce::THREADS + threadIdx.x) * VECTOR;
+  if (first >= Reduce::ELEMENTS) return;
+  float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // the first VECTOR used
+#pragma unroll
+  for (int split = 0; split < Config::SPLIT_K; ++split) {
+    const float* slice = partials + split * Reduce::ELEMENTS + first;
+    if (VECTOR == 4) {
+      const float4 value = *reinterpret_cast<const float4*>(slice);
+      sum[0] += value.x, sum[1] += value.y, sum[2] += value.z, sum[3] += value.w;
+    } else {
+      sum[0] += slice[0];
+    }
+  }
+  const long long column = first % N;  // the VECTOR elements share a row (N % VECTOR == 0)
+#pragma unroll
+  for (int i = 0; i < VECTOR; ++i) {
+    const float total = sum[i] + (Config::HAS_BIAS ? load_element<Config::ACT>(bias, column + i) : 0.0f);
+    store_element<Config::OUT>(y, first + i, total);
+  }
+}
+
+}  // namespace lowbit_gemv

@@ -1,0 +1,460 @@
+// The wgmma family (codegen/cuda/wgmma_generator.*, templates/wgmma_gemm.cuh). Without a GPU:
+// every candidate and every format compiles through NVRTC for sm_90a, names and JSON round-trip,
+// refusals carry reasons (other arches included). On an sm_90 GPU: every candidate at M around
+// its tiles and every format against the reference, on random inputs at odd shapes, outputs
+// poisoned and guarded, at the bound of kernels that round each dequantized weight
+// (dequantized_weights_tolerance: the family folds the scales into its A operand). Split-K
+// variants (split_k > 1: fp32 partials in the workspace, a second kernel sums them) are among
+// the candidates checked; they also must give bit-identical outputs run to run and refuse a
+// missing or small workspace.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/device_buffer.h"
+#include "codegen/cuda/registry.h"
+#include "codegen/cuda/wgmma_generator.h"
+#include "lowbit/errors.h"
+#include "lowbit/tolerance.h"
+#include "tests/cuda/device_check.h"
+
+namespace lowbit::cuda {
+namespace {
+
+#define SKIP_WITHOUT_NVRTC() \
+  if (!nvrtc().available) GTEST_SKIP() << "NVRTC is not installed: " << nvrtc().reason
+#define SKIP_WITHOUT_HOPPER()                                                                                \
+  if (!driver().available) GTEST_SKIP() << "no usable CUDA device: " << driver().reason;                    \
+  if (device_info(0).major != 9)                                                                             \
+  GTEST_SKIP() << "the wgmma family needs an sm_90 GPU; this one is " << device_info(0).arch()
+
+bool looks_like_cubin(const std::vector<char>& cubin) {
+  return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
+}
+
+OpDesc descriptor(const std::string& text) { return parse_descriptor(text + ",device=cuda:0"); }
+
+// Every candidate compiling for sm_90a: tests/cuda/test_cuda_compile.cpp (CudaCompile, CI's NVRTC check).
+
+TEST(CudaWgmmaCompile, EveryFormatCompilesForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  for (const char* format : {"act=bf16,out=bf16,zero=int,group=128,k=4096", "act=fp16,out=fp16,zero=none,group=32,k=4096",
+                             "act=bf16,out=fp32,zero=float,group=64,k=4096", "act=fp16,out=bf16,zero=int,group=256,k=4096",
+                             "act=bf16,out=fp16,zero=float,group=-1,k=4104", "act=fp16,out=fp32,zero=int,group=-1,k=4104"})
+    for (const char* rows : {"40", "700"}) {
+      OpDesc desc = descriptor(std::string("n=1000,bits=4,bias=1,m=") + rows + "," + format);
+      CudaVariant variant = generator.heuristic(desc);
+      ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << format;
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "format", "sm_90a"))) << format;
+    }
+}
+
+TEST(CudaWgmmaCompile, NamesJsonGeometryAndDeterminism) {
+  WgmmaGenerator generator;
+  OpDesc desc = descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  CudaVariant variant = generator.heuristic(desc);
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");
+  EXPECT_EQ(generator.emit(desc, variant), generator.emit(desc, variant));
+  CudaVariant other = variant;
+  other.stages = 5;
+  EXPECT_NE(generator.emit(desc, variant), generator.emit(desc, other));
+  EXPECT_NE(generator.emit(desc, variant).find(to_string(desc)), std::string::npos);
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.grid_x, 4u);   // 1024 rows / 256
+  EXPECT_EQ(geometry.grid_y, 32u);  // 4096 columns / 128
+  EXPECT_EQ(geometry.threads, 256u);
+  // 4 stages of 256 x 64 bf16 x (32 KiB) + 8 panels x 64 k int4 (4 KiB) + scales and zeros
+  // (2 x 256 bytes), each rounded up to 1 KiB, plus 1 KiB to align the ring.
+  EXPECT_EQ(geometry.shared_bytes, 4u * 37888u + 1024u);
+  EXPECT_EQ(geometry.shared_bytes, static_cast<unsigned>(WgmmaGenerator::shared_bytes(desc, variant)));
+  // The registry routes the family to this generator, at the rounded-weights bound.
+  EXPECT_TRUE(is_valid(desc, variant, 9));
+  EXPECT_EQ(verification_tolerance(desc, variant), dequantized_weights_tolerance(desc));
+}
+
+TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
+  WgmmaGenerator generator;
+  // M=64 on 4096x14336: 64 column tiles of 64 for 132 SMs, 112 stages of 128 k.
+  OpDesc desc = descriptor("m=64,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,bias=1");
+  CudaVariant variant = generator.heuristic(desc);
+  EXPECT_EQ(variant.split_k, 8);  // 32 tiles x 8 within three waves (the H100's best)
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n128m64k64_s6_split8");
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  nlohmann::json older = to_json(variant);  // a variant stored before split_k existed
+  older.erase("split_k");
+  EXPECT_EQ(variant_from_json(older).split_k, 1);
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.grid_x, 1u);
+  EXPECT_EQ(geometry.grid_y, 32u);
+  EXPECT_EQ(geometry.grid_z, 8u);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
+  // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
+  EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
+  // Every split the heuristic picks is valid, also where rounding to stage pairs leaves too
+  // few stages for the next split (k=2056: 17 stages of 128).
+  for (const char* text : {"m=129,n=1001,k=2056,group=-1", "m=17,n=4095,k=4104,group=-1", "m=300,n=64,k=520,group=-1"}) {
+    const OpDesc odd = descriptor(std::string("bits=4,act=bf16,") + text);
+    EXPECT_TRUE(generator.is_valid(odd, generator.heuristic(odd), 9)) << text;
+  }
+  EXPECT_EQ(WgmmaGenerator::reduce_geometry(desc).grid_x, 64u * 4096 / 4 / 256);
+  EXPECT_EQ(WgmmaGenerator::reduce_geometry(parse_descriptor("m=3,n=37,k=128,device=cuda:0")).grid_x, 1u);
+  CudaVariant unsplit = variant;
+  unsplit.split_k = 1;
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, unsplit), 0u);
+  // The program holds the second pass only when split; both are deterministic.
+  const std::string source = generator.emit(desc, variant);
+  const std::string reduce_entry = std::string(WgmmaGenerator::reduce_entry_point) + "(";
+  EXPECT_NE(source.find(reduce_entry), std::string::npos);
+  EXPECT_EQ(generator.emit(desc, unsplit).find(reduce_entry), std::string::npos);
+  EXPECT_EQ(source, generator.emit(desc, variant));
+  // Splits are searched only for grids under two waves, each split keeping >= 4 stages.
+  int splits = 0;
+  for (const CudaVariant& listed : generator.candidates(desc)) {
+    splits += listed.split_k > 1;
+    EXPECT_GE((14336 + listed.block_k - 1) / listed.block_k / listed.split_k, 4) << variant_name(desc, listed, "sm_90a");
+  }
+  EXPECT_GT(splits, 0);
+  for (const CudaVariant& listed :
+       generator.candidates(descriptor("m=4096,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16")))
+    EXPECT_EQ(listed.split_k, 1);  // thousands of tiles already
+  // At large M the heuristic does not split.
+  EXPECT_EQ(generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,group=128,act=bf16")).split_k, 1);
+}
+
+TEST(CudaWgmmaCompile, SplitVariantsCompileForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  int compiled = 0;
+  for (const char* text : {"m=64,n=4096,k=14336,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=33,n=1001,k=4104,group=-1,zero=float,act=fp16,out=fp32,bias=0"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    for (int split : {2, 4, 8}) {
+      CudaVariant variant = generator.heuristic(desc);
+      variant.split_k = split;
+      if (!generator.is_valid(desc, variant, 9)) continue;  // k=4104: 33 stages of 128, too few for 8
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "split", "sm_90a"))) << text;
+      ++compiled;
+    }
+  }
+  EXPECT_EQ(compiled, 5);
+}
+
+TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
+  WgmmaGenerator generator;
+  OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  const CudaVariant variant = generator.heuristic(good);
+  ASSERT_TRUE(generator.is_valid(good, variant, 9));
+  for (const char* text : {"m=0,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,bits=2",
+                           "m=16,n=64,k=128,eqscale=1", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
+                           "m=16,n=64,k=131,group=-1"}) {
+    Validity validity = generator.is_valid(descriptor(text), variant, 9);
+    EXPECT_FALSE(validity.ok) << text;
+    EXPECT_FALSE(validity.reason.empty()) << text;
+  }
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=16,n=64,k=128,device=cpu"), variant, 9).ok);
+  for (int arch_major : {8, 10}) {
+    Validity validity = generator.is_valid(good, variant, arch_major);
+    EXPECT_FALSE(validity.ok);
+    EXPECT_NE(validity.reason.find("sm_90a"), std::string::npos) << validity.reason;
+  }
+  auto refused = [&](auto change) {
+    CudaVariant changed = variant;
+    change(changed);
+    Validity validity = generator.is_valid(good, changed, 9);
+    return !validity.ok && !validity.reason.empty();
+  };
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.family = CudaFamily::mma; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_n = 256; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_m = 48; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.block_k = 32; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.stages = 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.warps = v.warps * 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.unroll = 4; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.warps_k = 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.split_k = 3; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.split_k = 16; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.split_k = 0; }));
+  {  // k=256: 2 stages of 128, one pair: a second split would hold nothing
+    OpDesc shallow = descriptor("m=64,n=4096,k=256,bits=4,group=128,zero=int,act=bf16");
+    CudaVariant split = variant;
+    split.block_k = 128;
+    split.split_k = 2;
+    Validity validity = generator.is_valid(shallow, split, 9);
+    EXPECT_FALSE(validity.ok);
+    EXPECT_NE(validity.reason.find("split_k=2"), std::string::npos) << validity.reason;
+  }
+  // Only wgmma splits: the registry refuses split_k on every other family.
+  for (const CudaVariant& listed : candidates(good, 9)) {
+    if (listed.family == CudaFamily::wgmma) continue;
+    CudaVariant split = listed;
+    split.split_k = 2;
+    Validity validity = is_valid(good, split, 9);
+    EXPECT_FALSE(validity.ok) << variant_name(good, listed, "sm_90a");
+    EXPECT_NE(validity.reason.find("only the wgmma family"), std::string::npos) << validity.reason;
+  }
+  EXPECT_TRUE(refused([](CudaVariant& v) {  // everything fits but shared memory: 8 stages of 68 KiB
+    v = CudaVariant{CudaFamily::wgmma, 8, 2, 128, 256, 128, 8, 0, 0, 0};
+  }));
+  EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
+  // No generator of another family claims these variants, and older arches never list them.
+  for (const CudaVariant& listed : candidates(good, 8)) EXPECT_NE(listed.family, CudaFamily::wgmma);
+}
+
+// The no-tune choice on sm_90 (registry order and WgmmaGenerator::preferred): gemv_mma up to
+// 16 rows, wgmma from 17 to 512, dequant_gemm beyond; other arches keep mma there.
+TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
+  for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 4096}) {
+    OpDesc desc = descriptor("n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,m=" + std::to_string(m));
+    const CudaFamily hopper = heuristic(desc, 9).family;
+    const CudaFamily ampere = heuristic(desc, 8).family;
+    if (m <= 16) {
+      EXPECT_EQ(hopper, CudaFamily::gemv_mma) << m;
+      EXPECT_EQ(ampere, CudaFamily::gemv_mma) << m;
+    } else if (m <= 512) {
+      EXPECT_EQ(hopper, CudaFamily::wgmma) << m;
+      EXPECT_EQ(ampere, CudaFamily::mma) << m;
+    } else {
+      EXPECT_EQ(hopper, CudaFamily::dequant_gemm) << m;
+      EXPECT_EQ(ampere, CudaFamily::dequant_gemm) << m;
+    }
+  }
+  // What wgmma does not serve (eqscale) gets on sm_90 what it gets elsewhere.
+  const OpDesc scaled = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,eqscale=1");
+  EXPECT_EQ(heuristic(scaled, 9), heuristic(scaled, 8));
+  EXPECT_NE(heuristic(scaled, 9).family, CudaFamily::wgmma);
+}
+
+// One kernel to check: a descriptor (M, the format) and a variant.
+struct Case {
+  OpDesc desc;
+  CudaVariant variant;
+};
+
+// Compiles every case in parallel (NVRTC takes about half a second a program, a thread per
+// core), then runs each once on a random problem with poisoned, guarded outputs and compares
+// with the reference (device_check.h) at the family's bound. Empty when all pass, else the
+// first failure's reproducer.
+std::string check_on_device(const std::vector<Case>& cases) {
+  const std::string arch = device_info(0).arch();
+  std::vector<std::vector<char>> cubins(cases.size());
+  std::vector<std::string> errors(cases.size());
+  std::atomic<std::size_t> next{0};
+  {
+    std::vector<std::jthread> workers;
+    for (unsigned worker = 0; worker < std::max(1u, std::thread::hardware_concurrency()); ++worker)
+      workers.emplace_back([&] {
+        for (std::size_t i = next++; i < cases.size(); i = next++) {
+          try {
+            const std::string name = variant_name(cases[i].desc, cases[i].variant, arch);
+            cubins[i] = compile_to_cubin(WgmmaGenerator().emit(cases[i].desc, cases[i].variant), name, arch);
+          } catch (const std::exception& error) {
+            errors[i] = error.what();
+          }
+        }
+      });
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    if (!errors[i].empty()) return errors[i];
+    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(cubins[i]));
+    std::string failure = testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant));
+    if (!failure.empty()) return failure;
+  }
+  return {};
+}
+
+// Every candidate at each M: N=1000 (a 104-column tail after 7 blocks of 128, an 8-column
+// tail in the last panel), K=4160 (65 groups of 64; 32.5 stages of 128, 65 of 64).
+void check_every_candidate(std::initializer_list<int> rows) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (int m : rows) {
+    OpDesc desc = descriptor("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    ASSERT_FALSE(variants.empty()) << m;
+    for (const CudaVariant& variant : variants) cases.push_back({desc, variant});
+  }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+TEST(CudaWgmma, EveryCandidateAtSmallM) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_candidate({1, 15, 16, 17, 33});
+}
+
+TEST(CudaWgmma, EveryCandidateAtMediumM) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_candidate({63, 64, 65, 127, 129});
+}
+
+TEST(CudaWgmma, EveryCandidateAtLargeM) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_candidate({200, 255, 257, 1000});
+}
+
+// Every format (zero point x output dtype x group incl. whole-K groups with K tails) for one
+// activation dtype, each with a different candidate in turn, at a few M.
+void check_every_format(const char* act) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  int turn = 0;
+  for (const char* out : {"fp32", "bf16", "fp16"})
+    for (const char* zero : {"none", "int", "float"})
+      for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=136",
+                                "group=-1,k=4104", "group=64,k=4160"}) {
+        const char* rows = turn % 3 == 0 ? "1" : turn % 3 == 1 ? "63" : "200";
+        OpDesc desc = descriptor(std::string("n=37,bits=4,bias=1,") + shape + ",zero=" + zero + ",act=" + act +
+                                 ",out=" + out + ",m=" + rows);
+        const std::vector<CudaVariant> variants = generator.candidates(desc);
+        cases.push_back({desc, variants[turn % variants.size()]});
+        ++turn;
+      }
+  EXPECT_EQ(cases.size(), 54u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+TEST(CudaWgmma, EveryFormatBf16) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_format("bf16");
+}
+
+TEST(CudaWgmma, EveryFormatFp16) {
+  SKIP_WITHOUT_HOPPER();
+  check_every_format("fp16");
+}
+
+TEST(CudaWgmma, NoBiasOddNAndLargeShapes) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=17,n=4095,k=256,group=128,zero=none,act=fp16,out=fp16",
+                           "m=64,n=129,k=1024,group=64,zero=float,act=bf16,out=bf16,bias=1",
+                           "m=1000,n=1000,k=4096,group=128,zero=int,act=bf16,out=bf16",
+                           "m=513,n=6144,k=1000,group=-1,zero=float,act=fp16,out=bf16"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    cases.push_back({desc, generator.heuristic(desc)});
+  }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// Every split of a few shapes the heuristic splits (K tails, odd N, no bias, fp16) against
+// the reference.
+TEST(CudaWgmma, EverySplitOfSplitShapes) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=17,n=4095,k=4104,group=-1,zero=none,act=fp16,out=fp16",
+                           "m=64,n=4096,k=14336,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=129,n=1001,k=2056,group=-1,zero=float,act=bf16,out=fp32,bias=1",
+                           "m=255,n=4096,k=4096,group=128,zero=int,act=bf16,out=bf16,bias=1"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    for (int split : {2, 4, 8}) {
+      CudaVariant variant = generator.heuristic(desc);
+      variant.split_k = split;
+      if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
+    }
+  }
+  // m=17 (33 stages of 128) and m=129 (33 of 64): split_k 2 and 4, not 8; the others all three.
+  EXPECT_EQ(cases.size(), 10u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// Problem buffers on the device for the run-to-run and refusal checks below.
+struct DeviceProblem {
+  explicit DeviceProblem(const OpDesc& desc)
+      : problem(make_random_problem(desc, desc.m, seed_for(to_string(desc)))),
+        x(testing::upload(problem.x.data(), problem.x.size())),
+        weights(testing::upload(problem.packed.storage.data(), problem.packed.storage.size())),
+        bias(testing::upload(problem.bias.data(), problem.bias.size())),
+        y(static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out))) {}
+  RunArgs args(const OpDesc& desc) {
+    RunArgs result;
+    result.x = x.data();
+    auto* base = static_cast<uint8_t*>(weights.data());
+    result.weights = {base, base + problem.packed.scales_offset,
+                      problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+    result.bias = desc.bias ? bias.data() : nullptr;
+    result.y = y.data();
+    result.m = desc.m;
+    return result;
+  }
+  Problem problem;
+  DeviceBuffer x, weights, bias, y;
+};
+
+// A split sums its partials in a fixed order: two runs, the second over a workspace of other
+// contents, give the same bits.
+TEST(CudaWgmma, SplitRunsAreBitIdentical) {
+  SKIP_WITHOUT_HOPPER();
+  OpDesc desc = descriptor("m=64,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
+  CudaVariant variant = WgmmaGenerator().heuristic(desc);
+  ASSERT_GT(variant.split_k, 1);
+  const CudaKernel kernel(desc, variant);
+  DeviceProblem device(desc);
+  DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
+  RunArgs args = device.args(desc);
+  args.workspace = workspace.data();
+  args.workspace_size = workspace.size();
+  std::vector<std::vector<uint8_t>> outputs;
+  for (uint8_t fill : {uint8_t{0xff}, uint8_t{0x00}}) {
+    workspace.fill(fill);
+    device.y.fill(0xff);
+    kernel.run(args);
+    check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+    outputs.push_back(device.y.download());
+  }
+  EXPECT_TRUE(outputs[0] == outputs[1]) << kernel.name() << ": two runs differ";
+}
+
+// A split refuses a missing, small or misaligned workspace, naming the sizes.
+TEST(CudaWgmma, SplitRefusesMissingOrSmallWorkspace) {
+  SKIP_WITHOUT_HOPPER();
+  OpDesc desc = descriptor("m=32,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16");
+  CudaVariant variant = WgmmaGenerator().heuristic(desc);
+  ASSERT_GT(variant.split_k, 1);
+  const CudaKernel kernel(desc, variant);
+  const std::size_t needed = kernel.workspace_bytes(desc.m);
+  ASSERT_EQ(needed, static_cast<std::size_t>(variant.split_k) * 32 * 4096 * 4);
+  DeviceProblem device(desc);
+  DeviceBuffer workspace(needed + 256);
+  RunArgs args = device.args(desc);
+  auto message = [&](const RunArgs& tried) {
+    try {
+      kernel.run(tried);
+    } catch (const InvalidArgument& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message(args).find(std::to_string(needed)), std::string::npos) << message(args);
+  args.workspace = workspace.data();
+  args.workspace_size = needed - 1;
+  const std::string small = message(args);
+  EXPECT_NE(small.find(std::to_string(needed)), std::string::npos) << small;
+  EXPECT_NE(small.find(std::to_string(needed - 1)), std::string::npos) << small;
+  args.workspace_size = needed;
+  args.workspace = static_cast<uint8_t*>(workspace.data()) + 16;
+  EXPECT_NE(message(args).find("256-byte"), std::string::npos) << message(args);
+  args.workspace = workspace.data();
+  EXPECT_EQ(message(args), "accepted");
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  // An unsplit variant needs none.
+  variant.split_k = 1;
+  EXPECT_EQ(CudaKernel(desc, variant).workspace_bytes(desc.m), 0u);
+}
+
+}  // namespace
+}  // namespace lowbit::cuda
