@@ -49,11 +49,11 @@
 // is split over the SM's four quadrants, a warp to each in turn: with 9 warps, 3 share one
 // quadrant and ptxas caps every thread at 168 registers, too few for a 256-row accumulator. With
 // 12 warps, setmaxnreg moves registers from the producer (64: its unrolled copy loops spill
-// below that) to the two consumer warpgroups (216). full[slot] (128 arrivals: each producer thread's cp.async.mbarrier.arrive.noinc fires
-// when that thread's copies of the stage have landed)
-// tells the consumers a stage is there; empty[slot] (one arrival per consumer thread, made after
-// the wgmma wait that retires the stage's wgmmas, so its x is no longer read) tells the
-// producer the slot may be refilled. So all STAGES slots load ahead, no consumer spends issue
+// below that) to the two consumer warpgroups (216). full[slot] (128 arrivals: each producer
+// thread's cp.async.mbarrier.arrive.noinc fires when that thread's copies of the stage have
+// landed) tells the consumers a stage is there; empty[slot] (one arrival per consumer thread,
+// made after the wgmma wait that retires the stage's wgmmas, so its x is no longer read) tells
+// the producer the slot may be refilled. So all STAGES slots load ahead, no consumer spends issue
 // slots on copies, and no __syncthreads lies in the main loop. The consumer makes the landed
 // copies visible to wgmma's async proxy with its own fence.proxy.async after the full wait
 // (the mbarrier's acquire orders the copies before that fence).

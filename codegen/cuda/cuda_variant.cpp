@@ -56,7 +56,8 @@ CudaVariant variant_from_json(const nlohmann::json& json) {
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
-    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "split_k", "producer"})
+    for (const char* name :
+         {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "split_k", "producer"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");
