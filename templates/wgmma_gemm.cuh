@@ -43,6 +43,21 @@
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
 //
+// Warp-specialized variant (PRODUCER = 1, for large M): one more warpgroup, after the consumer
+// warpgroups, alone issues every copy, and the ring's slots hand over through mbarriers instead
+// of cp.async groups and a block barrier per stage. A whole warpgroup because the register file
+// is split over the SM's four quadrants, a warp to each in turn: with 9 warps, 3 share one
+// quadrant and ptxas caps every thread at 168 registers, too few for a 256-row accumulator. With
+// 12 warps, setmaxnreg moves registers from the producer (64: its unrolled copy loops spill
+// below that) to the two consumer warpgroups (216). full[slot] (128 arrivals: each producer
+// thread's cp.async.mbarrier.arrive.noinc fires when that thread's copies of the stage have
+// landed) tells the consumers a stage is there; empty[slot] (one arrival per consumer thread,
+// made after the wgmma wait that retires the stage's wgmmas, so its x is no longer read) tells
+// the producer the slot may be refilled. So all STAGES slots load ahead, no consumer spends issue
+// slots on copies, and no __syncthreads lies in the main loop. The consumer makes the landed
+// copies visible to wgmma's async proxy with its own fence.proxy.async after the full wait
+// (the mbarrier's acquire orders the copies before that fence).
+//
 // Split-K across blocks (SPLIT_K > 1, for grids too small to fill the GPU: N = 4096 at small M
 // has 32..64 column tiles for 132 SMs): blockIdx.z takes one run of SPLIT_STAGES consecutive
 // stages (an even count, whole stages, so whole groups or whole parts of one; the scales are
@@ -264,6 +279,31 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[COUNT]) {
 // proxy (wgmma's operand reads).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+// mbarriers of the warp-specialized ring (shared-window addresses, 8-byte aligned).
+__device__ __forceinline__ void mbarrier_init(u32 barrier, u32 count) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(barrier), "r"(count) : "memory");
+}
+// Release: this thread's earlier shared-memory reads and writes happen before the phase completes.
+__device__ __forceinline__ void mbarrier_arrive(u32 barrier) {
+  asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared.b64 state, [%0];\n}\n" ::"r"(barrier) : "memory");
+}
+// One arrival, counted in the barrier's init count (.noinc), when every cp.async this thread
+// issued so far has landed.
+__device__ __forceinline__ void mbarrier_arrive_on_copies(u32 barrier) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];\n" ::"r"(barrier) : "memory");
+}
+// Acquire: returns once the phase of parity `parity` has completed.
+__device__ __forceinline__ void mbarrier_wait(u32 barrier, u32 parity) {
+  u32 done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(barrier), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
 // The shared-memory matrix descriptor of a K-major, 128-byte-swizzled operand at `address`
 // (a shared-window address; its atom 1024-byte aligned): start >> 4 in bits 0-13, leading
 // offset unused by this layout (1, as the canonical encoding writes it), stride 1024 bytes
@@ -348,15 +388,23 @@ __device__ __forceinline__ u32 dequantize_pair(u32 nibbles, const GroupConstants
 // Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
 // OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
-// along K, each a run of SPLIT_STAGES stages; 1: no split).
+// along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
+// warp, above).
 template <class Config>
 struct WgmmaTile {
   static constexpr int BLOCK_N = Config::BLOCK_N;
   static constexpr int BLOCK_M = Config::BLOCK_M;
   static constexpr int BLOCK_K = Config::BLOCK_K;
   static constexpr int STAGES = Config::STAGES;
-  static constexpr int WARPGROUPS = BLOCK_N / 64;
-  static constexpr int THREADS = WARPGROUPS * 128;
+  static constexpr int WARPGROUPS = BLOCK_N / 64;  // consumer warpgroups
+  static constexpr bool PRODUCER = Config::PRODUCER != 0;
+  static constexpr int CONSUMER_THREADS = WARPGROUPS * 128;
+  // The producer warpgroup comes after the consumers.
+  static constexpr int THREADS = CONSUMER_THREADS + (PRODUCER ? 128 : 0);
+  static constexpr int COPIERS = PRODUCER ? 128 : THREADS;  // threads that issue the copies
+  // setmaxnreg's per-thread counts with two consumer warpgroups: 128 x 64 + 256 x 216 <= 65536.
+  // (With one, 8 warps get 255 registers each already.)
+  static constexpr bool MOVE_REGISTERS = PRODUCER && WARPGROUPS == 2;
   static constexpr int PANELS = BLOCK_N / 16;  // one per warp
   static constexpr int K_TILES = BLOCK_K / 16;
   static constexpr int ATOMS = BLOCK_K / 64;  // 128-byte-swizzle atoms along k
@@ -373,7 +421,9 @@ struct WgmmaTile {
   static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;  // [PANELS][STAGE_GROUPS][16] fp16
   static constexpr int STAGE_BYTES = (X_BYTES + WEIGHT_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
   // Dynamic shared memory is not promised 1024-byte alignment: one more KiB to align the ring.
-  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024;
+  // PRODUCER: the full and empty mbarriers (8 bytes each per slot) after the ring.
+  static constexpr int BARRIER_BYTES = PRODUCER ? 2 * STAGES * 8 : 0;
+  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024 + BARRIER_BYTES;
   static_assert(BLOCK_N == 64 || BLOCK_N == 128, "one or two consumer warpgroups");
   static_assert(BLOCK_K % 64 == 0, "whole 64-k swizzle atoms");
   static_assert(STAGES >= 3, "a slot loading, one dequantizing, one multiplying");
@@ -401,10 +451,9 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   const int first_stage = blockIdx.z * Tile::SPLIT_STAGES;
   const int end_stage = first_stage + Tile::SPLIT_STAGES;
   constexpr bool IS_BF16 = Config::ACT == bf16;
-  constexpr int THREADS = Tile::THREADS;
 
   const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;  // = the block's panel this warp dequantizes
+  const int warp = threadIdx.x >> 5;  // = the block's panel this warp dequantizes (a consumer)
   const int g = lane >> 2;
   const int t = lane & 3;
   const int block_row = blockIdx.x * Tile::BLOCK_M;
@@ -419,26 +468,36 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   auto stage_scales = [&](int slot) {
     return reinterpret_cast<u16*>(ring + slot * Tile::STAGE_BYTES + Tile::X_BYTES + Tile::WEIGHT_BYTES);
   };
+  // A stage's slot, counted from this block's first stage (a split's run may start anywhere).
+  auto slot_of = [&](int stage) { return (stage - first_stage) % Tile::STAGES; };
+  // PRODUCER: full[STAGES] then empty[STAGES] mbarriers right after the ring (top of file).
+  const u32 barriers_address = ring_address + Tile::STAGES * Tile::STAGE_BYTES;
+  auto full_barrier = [&](int slot) { return barriers_address + slot * 8; };
+  auto empty_barrier = [&](int slot) { return barriers_address + (Tile::STAGES + slot) * 8; };
 
-  // ---- Producer: one stage of x, weights and group tables, cp.async into its slot, one group.
-  // x: chunk (row, c) of 8 k; a thread's chunks share c (THREADS is a multiple of the chunks per
+  // ---- Copies: one stage of x, weights and group tables, cp.async into its slot, issued by the
+  // COPIERS threads (every thread, or the producer warpgroup's), `copier` = this one's index.
+  // x: chunk (row, c) of 8 k; a copier's chunks share c (COPIERS is a multiple of the chunks per
   // row) and step over rows by ROW_STRIDE.
+  constexpr int COPIERS = Tile::COPIERS;
+  const int copier = static_cast<int>(threadIdx.x) - (Tile::PRODUCER ? Tile::CONSUMER_THREADS : 0);
   constexpr int ROW_CHUNKS = Tile::BLOCK_K / 8;
   constexpr int X_CHUNKS = Tile::BLOCK_M * ROW_CHUNKS;
-  constexpr int X_COPIES = (X_CHUNKS + THREADS - 1) / THREADS;
-  constexpr int ROW_STRIDE = THREADS / ROW_CHUNKS;
-  static_assert(THREADS % ROW_CHUNKS == 0, "a thread's x chunks share their k");
-  const int x_chunk = threadIdx.x % ROW_CHUNKS;
-  const int x_first_row = threadIdx.x / ROW_CHUNKS;
+  constexpr int X_COPIES = (X_CHUNKS + COPIERS - 1) / COPIERS;
+  constexpr int ROW_STRIDE = COPIERS / ROW_CHUNKS;
+  static_assert(COPIERS % ROW_CHUNKS == 0, "a copier's x chunks share their k");
+  const int x_chunk = copier % ROW_CHUNKS;
+  const int x_first_row = copier / ROW_CHUNKS;
   // [PANELS][BLOCK_K / 2] 16-byte weight chunks; each panel's steps are contiguous in memory.
   constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;
-  constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + THREADS - 1) / THREADS;
+  constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + COPIERS - 1) / COPIERS;
   constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
   constexpr int TABLE_KINDS = Config::ZERO == zero_none ? 1 : 2;
 
-  auto issue_stage = [&](int stage) {
+  // Copies nothing past the block's run (the caller still closes its commit group).
+  auto copy_stage = [&](int stage) {
     if (stage < end_stage) {
-      const int slot = stage % Tile::STAGES;
+      const int slot = slot_of(stage);
       const int first_k = stage * Tile::BLOCK_K;
       // x: [ATOMS][BLOCK_M][64] swizzled; rows past M and k past K zero-filled.
       const int k = first_k + x_chunk * 8;
@@ -447,7 +506,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
 #pragma unroll
       for (int i = 0; i < X_COPIES; ++i) {
         const int row = x_first_row + i * ROW_STRIDE;
-        if (X_CHUNKS % THREADS != 0 && row >= Tile::BLOCK_M) break;
+        if (X_CHUNKS % COPIERS != 0 && row >= Tile::BLOCK_M) break;
         const int valid = block_row + row < M && k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0;
         const u16* source = static_cast<const u16*>(x) + (valid ? static_cast<long long>(block_row + row) * K + k : 0);
         copy_16_async(x_atom + row * 128 + ((atom_chunk ^ (row & 7)) << 4), source, valid);
@@ -455,8 +514,8 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
       // Weights: steps past the panel's end zero-filled (they meet zero x).
 #pragma unroll
       for (int i = 0; i < WEIGHT_COPIES; ++i) {
-        const int chunk = threadIdx.x + i * THREADS;
-        if (WEIGHT_CHUNKS % THREADS != 0 && chunk >= WEIGHT_CHUNKS) break;
+        const int chunk = copier + i * COPIERS;
+        if (WEIGHT_CHUNKS % COPIERS != 0 && chunk >= WEIGHT_CHUNKS) break;
         const int panel = chunk / (Tile::BLOCK_K / 2);
         const int byte = chunk % (Tile::BLOCK_K / 2) * 16;
         const long long global_panel = block_panel + panel;
@@ -466,7 +525,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
       }
       // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;
-      for (int chunk = threadIdx.x; chunk < TABLE_KINDS * TABLE_CHUNKS; chunk += THREADS) {
+      for (int chunk = copier; chunk < TABLE_KINDS * TABLE_CHUNKS; chunk += COPIERS) {
         const bool is_zero = chunk >= TABLE_CHUNKS;
         const int index = chunk % TABLE_CHUNKS;
         const int panel = index / (2 * Tile::STAGE_GROUPS);
@@ -478,8 +537,36 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
         copy_16_async(stage_scales(slot) + (is_zero ? Tile::TABLE_BYTES / 2 : 0) + index * 8, source, inside ? 16 : 0);
       }
     }
+  };
+  // PRODUCER = 0: every thread copies a stage as one commit group.
+  auto issue_stage = [&](int stage) {
+    copy_stage(stage);
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
+
+  // ---- PRODUCER = 1: the barriers, then the producer warpgroup's whole loop. Slot s's use u (stage
+  // first_stage + u, u % STAGES = s) completes full[s]'s phase u / STAGES; the refill for use u
+  // waits for empty[s]'s phase u / STAGES - 1 (the consumers' release of use u - STAGES).
+  if constexpr (Tile::PRODUCER) {
+    if (threadIdx.x == 0)
+      for (int slot = 0; slot < Tile::STAGES; ++slot) {
+        mbarrier_init(full_barrier(slot), COPIERS);
+        mbarrier_init(empty_barrier(slot), Tile::CONSUMER_THREADS);
+      }
+    __syncthreads();  // the barriers are initialized before anyone arrives or waits
+    if (threadIdx.x >= Tile::CONSUMER_THREADS) {
+      if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+      for (int stage = first_stage; stage < end_stage; ++stage) {
+        const int use = stage - first_stage;
+        if (use >= Tile::STAGES) mbarrier_wait(empty_barrier(slot_of(stage)), (use / Tile::STAGES - 1) & 1);
+        copy_stage(stage);
+        mbarrier_arrive_on_copies(full_barrier(slot_of(stage)));
+      }
+      asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+      return;
+    }
+    if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+  }
 
   // ---- Consumer state: [BLOCK_M / 2] fp32 a lane, D's layout (top of file).
   float accumulator[Tile::BLOCK_M / 2];
@@ -488,21 +575,29 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   GroupConstants constants;
   int group = -1;
 
-  // ---- Pipeline: STAGES - 2 stages in flight ahead of the one dequantized.
+  // ---- Pipeline (PRODUCER = 0): STAGES - 2 stages in flight ahead of the one dequantized.
+  if constexpr (!Tile::PRODUCER) {
 #pragma unroll
-  for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(stage);
+    for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(stage);
+  }
 
   const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
 
   // One stage: dequantize this warp's A fragments into `a`, issue the stage's wgmmas, and wait
-  // for the previous stage's. Register contract: writes a (read by the wgmmas until the next
-  // stage's wait), accumulator (asynchronously), constants, group.
+  // for the previous stage's (then, PRODUCER = 1, release its slot). Register contract: writes a
+  // (read by the wgmmas until the next stage's wait), accumulator (asynchronously), constants,
+  // group.
   auto run_stage = [&](int stage, u32 (&a)[Tile::K_TILES][4]) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
-    fence_proxy_async();                                                  // ... for the async proxy too
-    __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
-    issue_stage(stage + Tile::STAGES - 2);
-    const int slot = stage % Tile::STAGES;
+    const int slot = slot_of(stage);
+    if constexpr (Tile::PRODUCER) {
+      mbarrier_wait(full_barrier(slot), ((stage - first_stage) / Tile::STAGES) & 1);  // this stage has landed ...
+      fence_proxy_async();  // ... for the async proxy too
+    } else {
+      asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
+      fence_proxy_async();                                                  // ... for the async proxy too
+      __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
+      issue_stage(stage + Tile::STAGES - 2);
+    }
     const int stage_first_k = stage * Tile::BLOCK_K;
     // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
     const int stage_first_group = Config::WHOLE_K_GROUP ? 0 : min(stage_first_k, K - 1) / GROUP;
@@ -545,6 +640,8 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
       wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], descriptor[k_tile]);
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
+    if constexpr (Tile::PRODUCER)
+      if (stage > first_stage) mbarrier_arrive(empty_barrier(slot_of(stage - 1)));
   };
 
   // The stages alternate between two sets of A registers. A wgmma reads its A registers until

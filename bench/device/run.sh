@@ -12,7 +12,8 @@
 # LOWBIT_DEVICE_PARTS=cpu_torch builds only the CLI and the problem dump, then runs the x86
 # comparison with torch on the Xeon (bench/cpu_compare.sh) and lowbit's thread scaling at M=1
 # and M=16 (`lowbit bench --threads 1..16`), and stops. LOWBIT_DEVICE_PARTS=formats: the
-# compute-sanitizer sample and issue 4's format rows (below). LOWBIT_DEVICE_BENCH: see below.
+# compute-sanitizer sample and issue 4's format rows (below; the release call runs them too when
+# time is left). LOWBIT_DEVICE_BENCH: see below.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
@@ -44,58 +45,74 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   exit 0
 fi
 
-# The release call: every test, the CUDA sweep against torch, then lowbit's no-tune CPU kernels
-# against torch on the Xeon; each step bounded so that a slow one leaves the later ones time, and
-# every result written to $OUT as soon as it exists.
+# Seconds left before LOWBIT_DEVICE_DEADLINE (seconds since this script started; default 570,
+# under the device tool's 600 s per call), capped at $1: each step below gets that as its
+# timeout, so a slow step shortens the later ones instead of losing the call's results.
+within() {
+  local left=$(( ${LOWBIT_DEVICE_DEADLINE:-570} - SECONDS ))
+  [ "$left" -gt "$1" ] && left=$1
+  [ "$left" -lt 1 ] && left=1
+  echo "$left"
+}
+
+# compute-sanitizer (memcheck on a sample of every family's checks, racecheck on the
+# shared-memory families) and the format rows of issue 4's benchmark (fp16 at every M; 2, 3 and
+# 8 bits at M=1 and 16) against torch's baselines in the same call.
+formats_part() {
+  local sanitizer sample filter tool
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  sample='Bits/CudaKernelsBits.EveryFormatAndKTail/w4:CudaMma.NoBiasAndOddN:CudaDequantGemm.OddShapesAgainstTheReference'
+  sample+=':CudaWgmma.EverySplitOfSplitShapes:CudaWgmma.SplitRunsAreBitIdentical:CudaOperandAlignment.*'
+  for tool in memcheck racecheck; do
+    filter=$sample
+    [ "$tool" = racecheck ] && filter='CudaMma.NoBiasAndOddN:Bits/CudaKernelsBits.TensorCoreFamilyUpToSixteenRows/w4:CudaWgmma.SplitRunsAreBitIdentical'
+    echo "== compute-sanitizer --tool $tool, tests $filter" >> "$OUT/sanitizer.log"
+    timeout "$(within 90)" "$sanitizer" --tool "$tool" --error-exitcode 99 build-device/tests/cuda/lowbit_cuda_tests \
+      --gtest_filter="$filter" >> "$OUT/sanitizer.log" 2>&1
+    echo "== $tool exit status $? (124: stopped by its time limit)" >> "$OUT/sanitizer.log"
+  done
+  grep -E "^== |ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -20
+  timeout "$(within 250)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_formats.txt --repeats 10 \
+    > "$OUT/lowbit_cuda_formats.jsonl" 2> "$OUT/lowbit_cuda_formats.err"
+  timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_formats.txt \
+    > "$OUT/torch_formats.jsonl" 2> "$OUT/torch_formats.err"
+  python3 bench/device/compare.py "$OUT/lowbit_cuda_formats.jsonl" "$OUT/torch_formats.jsonl" \
+    > "$OUT/cuda_formats_table.txt" 2>&1
+  cat "$OUT/cuda_formats_table.txt"
+}
+
+# The release call: every test, the CUDA sweep against torch, lowbit's no-tune CPU kernels against
+# torch on the Xeon, then, with the time left, the formats part; each step bounded (within) so
+# that a slow one leaves the later ones time, and every result written to $OUT as soon as it exists.
 if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
-  (cd build-device && timeout 170 ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
+  (cd build-device && timeout "$(within 170)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
   grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
-  timeout 200 build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
+  timeout "$(within 220)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
     > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
-  timeout 100 python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_sweep.txt > "$OUT/torch.jsonl" \
-    2> "$OUT/torch.err"
+  timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_sweep.txt \
+    > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
   python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
   tail -40 "$OUT/cuda_table.txt"
   threads=$(nproc)
   : > "$OUT/lowbit_cpu.jsonl"
   grep -v '^[[:space:]]*\(#\|$\)' bench/shapes/llama3_8b_cpu_sweep.txt | while read -r descriptor; do
-    timeout 30 build-device/cli/lowbit bench --json --no-tune --threads "$threads" --db build-device/empty.sqlite \
-      --desc "$descriptor" 2>> "$OUT/lowbit_cpu.err" |
+    timeout "$(within 30)" build-device/cli/lowbit bench --json --no-tune --threads "$threads" \
+      --db build-device/empty.sqlite --desc "$descriptor" 2>> "$OUT/lowbit_cpu.err" |
       python3 -c "import json,sys; r=json.load(sys.stdin); r['policy']='heuristic'; print(json.dumps(r))" \
       >> "$OUT/lowbit_cpu.jsonl"
   done
-  timeout 120 python3 bench/cpu_torch_baselines.py bench/shapes/llama3_8b_cpu_sweep.txt --threads "$threads" \
-    > "$OUT/torch_cpu.jsonl" 2> "$OUT/torch_cpu.err"
+  timeout "$(within 120)" python3 bench/cpu_torch_baselines.py bench/shapes/llama3_8b_cpu_sweep.txt \
+    --threads "$threads" > "$OUT/torch_cpu.jsonl" 2> "$OUT/torch_cpu.err"
   python3 bench/cpu_compare.py "$OUT/lowbit_cpu.jsonl" "$OUT/torch_cpu.jsonl" --policy heuristic \
     > "$OUT/cpu_table.md" 2>&1
   cat "$OUT/cpu_table.md"
+  echo "release part done at ${SECONDS} s"
+  [ "$SECONDS" -lt $(( ${LOWBIT_DEVICE_DEADLINE:-570} - 60 )) ] && formats_part
   exit 0
 fi
 
-# The second release call: compute-sanitizer (memcheck on a sample of every family's checks,
-# racecheck on the shared-memory families) and the format rows of issue 4's benchmark (fp16 at
-# every M; 2, 3 and 8 bits at M=1 and 16) against torch's baselines in the same call.
 if [ "${LOWBIT_DEVICE_PARTS:-}" = formats ]; then
-  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  sample='Bits/CudaKernelsBits.EveryFormatAndKTail/*:Bits/CudaKernelsBits.EqualizationScale/2:CudaMma.EveryFormatBf16'
-  sample+=':CudaMma.NoBiasAndOddN:CudaDequantGemm.OddShapesAgainstTheReference:CudaDequantGemm.EveryFormatAndKTail'
-  sample+=':CudaWgmma.*'
-  for tool in memcheck racecheck; do
-    filter=$sample
-    [ "$tool" = racecheck ] && filter='CudaMma.NoBiasAndOddN:Bits/CudaKernelsBits.EveryFormatAndKTail/2:CudaWgmma.*'
-    echo "== compute-sanitizer --tool $tool, tests $filter" >> "$OUT/sanitizer.log"
-    timeout 200 "$sanitizer" --tool "$tool" --error-exitcode 99 build-device/tests/cuda/lowbit_cuda_tests \
-      --gtest_filter="$filter" >> "$OUT/sanitizer.log" 2>&1
-    echo "== $tool exit status $?" >> "$OUT/sanitizer.log"
-  done
-  grep -E "^== |ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -20
-  timeout 250 build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_formats.txt --repeats 10 \
-    > "$OUT/lowbit_cuda_formats.jsonl" 2> "$OUT/lowbit_cuda_formats.err"
-  timeout 100 python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_formats.txt \
-    > "$OUT/torch_formats.jsonl" 2> "$OUT/torch_formats.err"
-  python3 bench/device/compare.py "$OUT/lowbit_cuda_formats.jsonl" "$OUT/torch_formats.jsonl" \
-    > "$OUT/cuda_formats_table.txt" 2>&1
-  cat "$OUT/cuda_formats_table.txt"
+  formats_part
   exit 0
 fi
 

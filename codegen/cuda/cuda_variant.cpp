@@ -23,9 +23,10 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                        variant.block_n, variant.block_m, variant.block_k, variant.stages, variant.warps_n,
                        variant.warps_m, variant.warps_k);
   if (variant.family == CudaFamily::wgmma)
-    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}", compact_arch, family, desc.bits, group, desc.m,
+    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}{}", compact_arch, family, desc.bits, group, desc.m,
                        variant.block_n, variant.block_m, variant.block_k, variant.stages,
-                       variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k));
+                       variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k),
+                       variant.producer == 0 ? "" : "_ws");
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
@@ -35,20 +36,28 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
 }
 
 std::string split_k_misuse(const CudaVariant& variant) {
-  if (variant.split_k == 1 || variant.family == CudaFamily::wgmma) return {};
-  return fmt::format("split_k={}: only the wgmma family splits K across blocks; family={} needs split_k=1",
-                     variant.split_k, to_string(variant.family));
+  if (variant.family == CudaFamily::wgmma) return {};
+  if (variant.split_k != 1)
+    return fmt::format("split_k={}: only the wgmma family splits K across blocks; family={} needs split_k=1",
+                       variant.split_k, to_string(variant.family));
+  if (variant.producer != 0)
+    return fmt::format("producer={}: only the wgmma family has a warp-specialized copy warpgroup; family={} needs "
+                       "producer=0",
+                       variant.producer, to_string(variant.family));
+  return {};
 }
 
 nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(variant); }
 
 CudaVariant variant_from_json(const nlohmann::json& json) {
   // The tile fields were added with the mma family (a gemv variant stored before lacks them),
-  // split_k with the wgmma family's split (a variant stored before is unsplit).
+  // split_k with the wgmma family's split (a variant stored before is unsplit), producer with its
+  // warp-specialized copy warpgroup (a variant stored before has every thread copy).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
-    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "split_k"})
+    for (const char* name :
+         {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "split_k", "producer"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

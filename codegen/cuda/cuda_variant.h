@@ -32,8 +32,10 @@ namespace lowbit::cuda {
 // The gemv families read family, warps and unroll; the mma family reads family and the tile
 // fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default); the
 // wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
-// layout fields stay 0) and split_k (blocks along K; every other family refuses split_k != 1).
-// The tile fields and split_k came later: JSON without them (older caches) reads as these defaults.
+// layout fields stay 0), split_k (blocks along K; every other family refuses split_k != 1) and
+// producer (0: every thread copies; 1: one more warpgroup alone copies, through mbarriers).
+// The tile fields, split_k and producer came later: JSON without them (older caches) reads as
+// these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
@@ -46,6 +48,7 @@ struct CudaVariant {
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
   int split_k = 1;  // wgmma: blocks along K, each one run of stages, summed by a second kernel
+  int producer = 0;  // wgmma: 1 = a warp-specialized copy warpgroup and full/empty mbarriers per slot
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -55,7 +58,7 @@ struct CudaVariant {
                       field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
                       field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
-                      field("split_k", &CudaVariant::split_k)};
+                      field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer)};
   }
 };
 
@@ -72,9 +75,10 @@ struct LaunchGeometry {
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
-// when split_k > 1).
+// when split_k > 1, "_ws" when producer = 1).
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
-// Why a variant may not carry its split_k (only the wgmma family splits K), or empty when it may.
+// Why a variant may not carry its split_k or producer (only the wgmma family splits K or
+// specializes a copy warpgroup), or empty when it may.
 std::string split_k_misuse(const CudaVariant& variant);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

@@ -50,7 +50,17 @@ constexpr Shape searched_shapes[] = {
     {128, 256, 64, 4},
 };
 
-CudaVariant variant_of(const Shape& shape) {
+// The warp-specialized tiles (producer = 1) searched: the tall ones, for large M, where the
+// copies of x (16 .. 64 KiB a stage) cost every thread of the cp.async ring issue slots and a
+// block barrier per stage. The mbarrier ring keeps every slot loading, so some take one more
+// stage than their all-thread counterparts. Two consumer warpgroups get 216 registers a thread
+// (the template's setmaxnreg): 128 or 256 rows x 64 k fit without spills, 256 x 128 (64 A
+// registers) does not, so it is not searched.
+constexpr Shape producer_shapes[] = {
+    {128, 128, 64, 6}, {128, 128, 128, 4}, {64, 256, 64, 5}, {128, 256, 64, 4}, {128, 256, 64, 5},
+};
+
+CudaVariant variant_of(const Shape& shape, int producer = 0) {
   CudaVariant variant;
   variant.family = CudaFamily::wgmma;
   variant.warps = shape.block_n / 16;
@@ -58,6 +68,7 @@ CudaVariant variant_of(const Shape& shape) {
   variant.block_m = shape.block_m;
   variant.block_k = shape.block_k;
   variant.stages = shape.stages;
+  variant.producer = producer;
   return variant;
 }
 
@@ -71,7 +82,8 @@ int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant)
   const int stage_bytes =
       round_up(variant.block_m * variant.block_k * 2 + panels * variant.block_k * 8 + 2 * panels * stage_groups * 32,
                1024);
-  return variant.stages * stage_bytes + 1024;  // + alignment of the ring to 1024 bytes
+  // + alignment of the ring to 1024 bytes, + the full and empty mbarriers of a producer's ring.
+  return variant.stages * stage_bytes + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
 }
 
 Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -115,8 +127,12 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
                               "(the last split would hold none)",
                               variant.split_k, desc.k, k_stages(desc, variant), variant.block_k, variant.split_k));
   if (variant.warps != variant.block_n / 16)
-    return refuse(fmt::format("warps={} must be block_n / 16 = {} (a warp per 16-column panel)", variant.warps,
-                              variant.block_n / 16));
+    return refuse(fmt::format("warps={} must be block_n / 16 = {} (a consumer warp per 16-column panel; "
+                              "producer=1 adds its copy warpgroup itself)",
+                              variant.warps, variant.block_n / 16));
+  if (variant.producer != 0 && variant.producer != 1)
+    return refuse(fmt::format("producer={}: must be 0 (every thread copies) or 1 (a warp-specialized copy warpgroup)",
+                              variant.producer));
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -133,14 +149,17 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   // Blocks much taller than M only multiply zeros: keep block_m within M rounded up to 16.
   const int rows = std::max(16, round_up(std::clamp<int64_t>(desc.m, 1, 256), 16));
   std::vector<CudaVariant> variants;
-  for (const Shape& shape : searched_shapes)
+  auto add = [&](const Shape& shape, int producer) {
     for (int split : searched_splits) {
-      CudaVariant variant = variant_of(shape);
+      CudaVariant variant = variant_of(shape, producer);
       variant.split_k = split;
       const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * hopper_sms &&
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
     }
+  };
+  for (const Shape& shape : searched_shapes) add(shape, 0);
+  for (const Shape& shape : producer_shapes) add(shape, 1);
   return variants;
 }
 
@@ -178,7 +197,7 @@ LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVar
   geometry.grid_x = static_cast<unsigned>((desc.m + variant.block_m - 1) / variant.block_m);
   geometry.grid_y = static_cast<unsigned>((desc.n + variant.block_n - 1) / variant.block_n);
   geometry.grid_z = static_cast<unsigned>(variant.split_k);
-  geometry.threads = static_cast<unsigned>(variant.warps * 32);
+  geometry.threads = static_cast<unsigned>(variant.warps * 32 + variant.producer * 128);  // + the copy warpgroup
   geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
   return geometry;
 }
@@ -223,6 +242,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int BLOCK_K = {block_k};\n"
       "  static constexpr int STAGES = {stages};\n"
       "  static constexpr int SPLIT_K = {split_k};\n"
+      "  static constexpr int PRODUCER = {producer};\n"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
       "// y: the output, or with SPLIT_K > 1 the caller's workspace (fp32 partials, {reduce} sums them).\n"
@@ -240,7 +260,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
-      fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32),
+      fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32 + variant.producer * 128),
+      fmt::arg("producer", variant.producer),
       fmt::arg("entry", entry_point), fmt::arg("split_k", variant.split_k), fmt::arg("reduce", reduce_entry_point),
       fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()));
 }

@@ -4,8 +4,9 @@
 // (templates/wgmma_gemm.cuh). Block tiles of BLOCK_N weight columns (64 per consumer
 // warpgroup) x BLOCK_M rows of x (the wgmma's N), optionally split along K across blocks
 // (split_k: fp32 partials in the caller's workspace, summed by a second kernel of the same
-// program). candidates / is_valid / emit as every generator, plus the launch geometry, the
-// second kernel's and the workspace size the kernel class uses.
+// program), optionally with a warp-specialized copy warpgroup handing the ring over through
+// mbarriers (producer = 1). candidates / is_valid / emit as every generator, plus the launch
+// geometry, the second kernel's and the workspace size the kernel class uses.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +22,7 @@ namespace lowbit::cuda {
 class WgmmaGenerator {
  public:
   static constexpr std::string_view family = "cuda_wgmma";
-  static constexpr int version = 2;  // 2: split_k
+  static constexpr int version = 3;  // 2: split_k; 3: producer (warp-specialized copy warpgroup)
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

@@ -6,7 +6,9 @@
 // (dequantized_weights_tolerance: the family folds the scales into its A operand). Split-K
 // variants (split_k > 1: fp32 partials in the workspace, a second kernel sums them) are among
 // the candidates checked; they also must give bit-identical outputs run to run and refuse a
-// missing or small workspace.
+// missing or small workspace. Warp-specialized variants (producer = 1: a copy warpgroup and
+// mbarriers per ring slot) are among the candidates at M >= 128 and checked at odd shapes with
+// splits and every zero-point kind.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -131,6 +133,35 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,group=128,act=bf16")).split_k, 1);
 }
 
+// producer = 1: a copy warpgroup after the consumers (threads + 128), two mbarriers per slot in
+// shared memory, "_ws" in the name; JSON stored before the field reads 0.
+TEST(CudaWgmmaCompile, WarpSpecializedNamesJsonAndGeometry) {
+  WgmmaGenerator generator;
+  OpDesc desc = descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  CudaVariant variant = generator.heuristic(desc);
+  ASSERT_EQ(variant.producer, 0);
+  variant.producer = 1;
+  ASSERT_TRUE(generator.is_valid(desc, variant, 9));
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  nlohmann::json older = to_json(variant);
+  older.erase("producer");
+  EXPECT_EQ(variant_from_json(older).producer, 0);
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.threads, 384u);                       // 2 consumer warpgroups + the producer
+  EXPECT_EQ(geometry.shared_bytes, 4u * 37888u + 1024u + 64u);  // + 8 mbarriers of 8 bytes
+  CudaVariant plain = variant;
+  plain.producer = 0;
+  EXPECT_NE(generator.emit(desc, variant), generator.emit(desc, plain));
+  // Searched for tall tiles only: none below 128 rows.
+  int specialized = 0;
+  for (const CudaVariant& listed : generator.candidates(descriptor("m=64,n=4096,k=4096,bits=4,group=128,act=bf16")))
+    specialized += listed.producer;
+  EXPECT_EQ(specialized, 0);
+  for (const CudaVariant& listed : generator.candidates(desc)) specialized += listed.producer && listed.split_k == 1;
+  EXPECT_EQ(specialized, 5);  // every warp-specialized shape, unsplit (128-row tiles split too: 4 x 32 tiles)
+}
+
 TEST(CudaWgmmaCompile, SplitVariantsCompileForHopper) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
@@ -184,6 +215,8 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   EXPECT_TRUE(refused([](CudaVariant& v) { v.split_k = 3; }));
   EXPECT_TRUE(refused([](CudaVariant& v) { v.split_k = 16; }));
   EXPECT_TRUE(refused([](CudaVariant& v) { v.split_k = 0; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.producer = 2; }));
+  EXPECT_TRUE(refused([](CudaVariant& v) { v.producer = -1; }));
   {  // k=256: 2 stages of 128, one pair: a second split would hold nothing
     OpDesc shallow = descriptor("m=64,n=4096,k=256,bits=4,group=128,zero=int,act=bf16");
     CudaVariant split = variant;
@@ -201,6 +234,11 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
     Validity validity = is_valid(good, split, 9);
     EXPECT_FALSE(validity.ok) << variant_name(good, listed, "sm_90a");
     EXPECT_NE(validity.reason.find("only the wgmma family"), std::string::npos) << validity.reason;
+    CudaVariant specialized = listed;
+    specialized.producer = 1;
+    validity = is_valid(good, specialized, 9);
+    EXPECT_FALSE(validity.ok) << variant_name(good, listed, "sm_90a");
+    EXPECT_NE(validity.reason.find("producer=1"), std::string::npos) << validity.reason;
   }
   EXPECT_TRUE(refused([](CudaVariant& v) {  // everything fits but shared memory: 8 stages of 68 KiB
     v = CudaVariant{CudaFamily::wgmma, 8, 2, 128, 256, 128, 8, 0, 0, 0};
@@ -368,6 +406,25 @@ TEST(CudaWgmma, EverySplitOfSplitShapes) {
   }
   // m=17 (33 stages of 128) and m=129 (33 of 64): split_k 2 and 4, not 8; the others all three.
   EXPECT_EQ(cases.size(), 10u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// Every warp-specialized shape (producer = 1) at odd shapes: M one past and one short of its
+// tiles, N tails, K tails with whole-K groups, each zero-point kind, fp16, no bias, splits.
+TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=129,n=1001,k=2056,group=-1,zero=float,act=bf16,out=fp32,bias=1",
+                           "m=255,n=4095,k=4104,group=-1,zero=none,act=fp16,out=fp16",
+                           "m=257,n=200,k=1024,group=32,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=513,n=6144,k=1000,group=-1,zero=float,act=fp16,out=bf16"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    for (const CudaVariant& variant : generator.candidates(desc))
+      if (variant.producer == 1) cases.push_back({desc, variant});
+  }
+  EXPECT_GE(cases.size(), 20u);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
