@@ -42,7 +42,8 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], u32 a0, u32 a1, u32 a2,
 
 // How the tensor-core family reads one format (ACT16 = bf16 or fp16 activations):
 //   TILE_WORDS: 4-byte words of one 16-k tile of a panel (tile bytes / 4);
-//   CHUNK_TILES: tiles a warp copies to shared memory at once (at most 512 bytes);
+//   CHUNK_TILES: tiles of one 16-byte copy per lane (at most 512 bytes a warp); a stage of the
+//   ring is one or more of these (Config::CHUNK_TILES);
 //   x_pair(t, p): the tile-relative k of lane t's k pair p (B's registers b0, b1);
 //   CONTIGUOUS_PAIRS: x_pair(t, 1) == x_pair(t, 0) + 2 (one 8-byte load of x);
 //   decode(tile, g, t, a, a_high): lane (g, t)'s A fragment from the tile's words in shared
@@ -187,7 +188,9 @@ __device__ __forceinline__ float unpack_element(u32 packed, int index) {
 }
 
 // The shared memory of one block (dynamic; the generator asks for SHARED_BYTES at launch).
-// Per warp and stage of the cp.async ring: the chunk's weight tiles and the chunk's slice of x,
+// Per warp and stage of the cp.async ring: the chunk's weight tiles (Config::CHUNK_TILES, a
+// multiple of the format's: each lane then issues several 16-byte copies, more bytes in flight
+// for the same bookkeeping) and the chunk's slice of x,
 // [ROWS][X_STRIDE bytes] (CHUNK_K k of each row, then 32 bytes of padding: B fragments read
 // 8 bytes at 8t + 160g, which keeps a half-warp's 16 lanes on distinct banks). After the
 // warps: one zero row that lanes of rows past M read instead of branching.
@@ -195,7 +198,8 @@ template <class Config>
 struct GemvMmaShared {
   typedef MmaFormat<Config::BITS, Config::ACT == bf16> Format;
   static constexpr int STAGES = Config::UNROLL;
-  static constexpr int CHUNK_TILES = Format::CHUNK_TILES;
+  static constexpr int CHUNK_TILES = Config::CHUNK_TILES;
+  static_assert(CHUNK_TILES % Format::CHUNK_TILES == 0, "a stage is whole 16-byte copies per lane");
   static constexpr int CHUNK_K = CHUNK_TILES * 16;
   static constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;  // weights of one chunk
   static constexpr int X_STRIDE = CHUNK_K * 2 + 32;                     // bytes of one row of x
@@ -206,12 +210,15 @@ struct GemvMmaShared {
 };
 
 // Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
-// EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring).
+// EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring),
+// CHUNK_TILES (16-k tiles a warp copies per stage), SPLIT_K (blocks per panel along K).
 //
-// Work split: one block per 16-column panel; its warps take contiguous runs of fold runs (a
-// group, at most 256 k), so a fold never falls inside a warp's chunk except where groups are
+// Work split: SPLIT_K blocks per 16-column panel (blockIdx.x the panel, blockIdx.y its part of K),
+// each a contiguous range of fold runs (a group, at most 256 k); a block's warps take
+// contiguous runs of that range, so a fold never falls inside a warp's chunk except where groups are
 // shorter than a chunk, and the inner loop has no per-tile group test. Rows 0-7 of x are one
-// n8 B operand, rows 8-15 a second (two mma's per tile from M = 9 on).
+// n8 B operand, rows 8-15 a second (two mma's per tile from M = 9 on). With SPLIT_K > 1, y is the
+// caller's workspace: [SPLIT_K][ROWS][N] fp32 partials without bias, summed by gemv_split_sum.
 template <class Config>
 __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* __restrict__ qweight,
                                          const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -236,7 +243,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr int PANEL_BYTES = (K + BLOCK_K - 1) / BLOCK_K * (Config::BITS == 3 ? 96 : 32);
   constexpr int CHUNK_TILES = Shared::CHUNK_TILES;
   constexpr int CHUNK_K = Shared::CHUNK_K;
-  constexpr int CHUNK_PIECES = Shared::CHUNK_WORDS / 4;  // 16-byte copies of weights, one per lane (<= 32)
+  constexpr int CHUNK_PIECES = Shared::CHUNK_WORDS / 4;  // 16-byte copies of weights
   constexpr int X_STRIDE_WORDS = Shared::X_STRIDE / 4;
   constexpr bool SPLIT = Format::SPLIT;
   constexpr int PARTS = Config::EQSCALE ? 2 : 1;  // B as hi (+ lo) 16-bit parts
@@ -254,8 +261,10 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   const int g = lane >> 2;
   const int t = lane & 3;
   const long long panel = blockIdx.x;
-  const int first_run = RUNS * warp / WARPS;
-  const int end_run = RUNS * (warp + 1) / WARPS;
+  const int block_first_run = RUNS * static_cast<int>(blockIdx.y) / Config::SPLIT_K;
+  const int block_runs = RUNS * (static_cast<int>(blockIdx.y) + 1) / Config::SPLIT_K - block_first_run;
+  const int first_run = block_first_run + block_runs * warp / WARPS;
+  const int end_run = block_first_run + block_runs * (warp + 1) / WARPS;
   const int first_tile = first_run * RUN_TILES;
   const int end_tile = end_run * RUN_TILES < TILES ? end_run * RUN_TILES : TILES;
   u32* warp_ring = shared_words + warp * STAGES * Shared::STAGE_WORDS;  // [STAGES][weights, x]
@@ -330,10 +339,11 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     if (chunk < chunks) {
       u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
       const int tile0 = first_tile + chunk * CHUNK_TILES;
-      if (CHUNK_PIECES == 32 || lane < CHUNK_PIECES) {
-        const int byte = tile0 * TILE_BYTES + lane * 16;  // this lane's 16 bytes
+#pragma unroll
+      for (int piece = lane; piece < CHUNK_PIECES; piece += 32) {
+        const int byte = tile0 * TILE_BYTES + piece * 16;  // this copy's 16 bytes
         const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
-        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + lane * 4));
+        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + piece * 4));
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
                      "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
       }
@@ -448,7 +458,37 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     partial[warp][8 * h + 2 * t + 1][2 * g + 1] = total[h][3];
   }
   __syncthreads();
-  store_panel<Config, 8 * HALVES>(partial, bias, y, panel);
+  if (Config::SPLIT_K == 1) {
+    store_panel<Config, 8 * HALVES>(partial, bias, y, panel);
+    return;
+  }
+  // This block's part: the warps' totals summed in warp order, no bias, fp32.
+  float* part = static_cast<float*>(y) + static_cast<long long>(blockIdx.y) * ROWS * Config::N;  // [ROWS][N]
+  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
+    const int r = index / 16;
+    const int column = index % 16;
+    const long long n = panel * 16 + column;
+    if (n >= Config::N) continue;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) sum += partial[w][r][column];
+    part[r * Config::N + n] = sum;
+  }
+}
+
+// The second kernel of a split (SPLIT_K > 1): y[r][n] = sum over the parts in part order + bias,
+// one thread per output. A fixed order and no atomics: the same bits on every run.
+template <class Config>
+__device__ __forceinline__ void gemv_split_sum(const float* __restrict__ partials, const void* __restrict__ bias,
+                                               void* __restrict__ y) {
+  constexpr long long OUTPUTS = Config::ROWS * Config::N;
+  const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= OUTPUTS) return;
+  float total = 0.0f;
+#pragma unroll
+  for (int part = 0; part < Config::SPLIT_K; ++part) total += partials[part * OUTPUTS + index];
+  if (Config::HAS_BIAS) total += load_element<Config::ACT>(bias, index % Config::N);
+  store_element<Config::OUT>(y, index, total);
 }
 
 }  // namespace lowbit_gemv

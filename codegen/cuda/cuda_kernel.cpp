@@ -19,6 +19,9 @@ namespace {
 // The families whose whole kernel is one template program (the registry owns the list; these
 // three are what CudaKernel launches).
 Validity family_validity(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
+  if (variant.gemv_split_k != 1 && variant.family != CudaFamily::gemv_mma)
+    return Validity{false, fmt::format("gemv_split_k={}: only the gemv_mma family splits K this way; family={} needs 1",
+                                       variant.gemv_split_k, to_string(variant.family))};
   if (variant.family == CudaFamily::mma) return MmaGenerator().is_valid(desc, variant, arch_major);
   if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().is_valid(desc, variant, arch_major);
   return GemvGenerator().is_valid(desc, variant, arch_major);
@@ -35,6 +38,9 @@ LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().launch_geometry(desc, variant);
   return GemvGenerator().launch_geometry(desc, variant);
 }
+
+// Whether the variant writes fp32 partials to the workspace and sums them in a second kernel.
+bool splits(const CudaVariant& variant) { return variant.family == CudaFamily::gemv_mma && variant.gemv_split_k > 1; }
 
 }  // namespace
 
@@ -62,6 +68,11 @@ void CudaKernel::load() {
   make_current(desc_.device.index);
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
+  if (splits(variant_)) {
+    check(driver().cuModuleGetFunction(&reduce_function_, module_, GemvGenerator::split_sum_entry_point),
+          "cuModuleGetFunction");
+    reduce_geometry_ = GemvGenerator::split_sum_geometry(desc_);
+  }
   // Without an opt-in per function, dynamic shared memory is allowed 48 KiB less the kernel's
   // static shared memory (gemv_mma has both), so every kernel with dynamic shared memory opts in.
   if (geometry_.shared_bytes > 0)
@@ -76,8 +87,15 @@ CudaKernel::~CudaKernel() {
 
 nlohmann::json CudaKernel::variant_json() const { return to_json(variant_); }
 
+std::size_t CudaKernel::workspace_bytes(int64_t) const {
+  return splits(variant_) ? GemvGenerator::workspace_bytes(desc_, variant_) : 0;
+}
+
 void CudaKernel::run(const RunArgs& args) const {
-  check_run_args(desc_, args);
+  check_run_args(desc_, args, workspace_bytes(args.m));
+  // The partials are read and written as floats.
+  if (reduce_function_ != nullptr && reinterpret_cast<uintptr_t>(args.workspace) % alignof(float) != 0)
+    throw InvalidArgument("workspace", "the split gemv_mma kernels need RunArgs.workspace 4-byte aligned");
   check_operand_alignment(desc_, variant_.family, args);
   make_current(desc_.device.index);
   const void* x = args.x;
@@ -90,10 +108,18 @@ void CudaKernel::run(const RunArgs& args) const {
   if (eq_scale != nullptr && reinterpret_cast<uintptr_t>(eq_scale) % 16 != 0)
     throw InvalidArgument("eq_scale", "the CUDA kernels need eq_scale 16-byte aligned");
   void* y = args.y;
-  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y};
+  // A split writes its fp32 partials into the workspace; the second pass reads them into y.
+  void* first_output = reduce_function_ != nullptr ? args.workspace : y;
+  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output};
   check(driver().cuLaunchKernel(function_, geometry_.grid_x, geometry_.grid_y, 1, geometry_.threads, 1, 1,
                                 geometry_.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
         "cuLaunchKernel");
+  if (reduce_function_ == nullptr) return;
+  const void* partials = args.workspace;
+  void* reduce_parameters[] = {&partials, &bias, &y};
+  check(driver().cuLaunchKernel(reduce_function_, reduce_geometry_.grid_x, 1, 1, reduce_geometry_.threads, 1, 1, 0,
+                                static_cast<CUstream>(args.stream), reduce_parameters, nullptr),
+        "cuLaunchKernel (split-K sum)");
 }
 
 }  // namespace lowbit::cuda

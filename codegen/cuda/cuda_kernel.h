@@ -34,8 +34,10 @@ class CudaKernel final : public ProgramKernel {
   const OpDesc& desc() const override { return desc_; }
   const std::string& name() const override { return name_; }
   nlohmann::json variant_json() const override;
-  // Launches on args.stream; returns without waiting for the GPU.
+  // Launches on args.stream; returns without waiting for the GPU. A split gemv_mma variant
+  // launches its second pass after it on the same stream and needs args.workspace.
   void run(const RunArgs& args) const override;
+  std::size_t workspace_bytes(int64_t m) const override;
 
   const std::vector<char>& cubin() const override { return cubin_; }
   const CudaVariant& variant() const override { return variant_; }
@@ -49,7 +51,9 @@ class CudaKernel final : public ProgramKernel {
   std::vector<char> cubin_;
   CUmodule module_ = nullptr;
   CUfunction function_ = nullptr;
-  LaunchGeometry geometry_;  // from the family's generator
+  CUfunction reduce_function_ = nullptr;  // a split's second pass (gemv_mma with gemv_split_k > 1), else null
+  LaunchGeometry geometry_;               // from the family's generator
+  LaunchGeometry reduce_geometry_;
 };
 
 }  // namespace lowbit::cuda

@@ -32,19 +32,22 @@ namespace lowbit::cuda {
 // The gemv families read family, warps and unroll; the mma family reads family and the tile
 // fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default); the
 // wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
-// layout fields stay 0). The
-// tile fields came later: JSON without them (older caches) reads as these defaults.
+// layout fields stay 0). gemv_mma also reads block_k (k a warp copies per stage of its ring;
+// 0 = its format's 512-byte default) and gemv_split_k (blocks per panel along K, summed by a
+// second kernel; every other family needs 1). The tile fields and gemv_split_k came later:
+// JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
   int unroll = 2;  // gemv: 16-byte loads a lane keeps in flight (whole chunks); gemv_mma: cp.async stages
   int block_n = 0;  // mma: output columns per block (whole 16-column panels)
   int block_m = 0;  // mma: rows of x per block
-  int block_k = 0;  // mma: k per pipeline stage
+  int block_k = 0;  // mma: k per pipeline stage; gemv_mma: k per warp and stage (0: the format's default)
   int stages = 0;   // mma: cp.async pipeline depth; dequant_gemm: tiles in flight per block (cp.async)
   int warps_n = 0;  // mma: warp layout, warps along N ...
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
+  int gemv_split_k = 1;  // gemv_mma: blocks per panel along K, fp32 partials summed by a second kernel
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -53,7 +56,8 @@ struct CudaVariant {
                       field("unroll", &CudaVariant::unroll),   field("block_n", &CudaVariant::block_n),
                       field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
-                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k)};
+                      field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
+                      field("gemv_split_k", &CudaVariant::gemv_split_k)};
   }
 };
 
@@ -68,7 +72,8 @@ struct LaunchGeometry {
 // Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
-// "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages).
+// "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages); gemv_mma appends
+// "_k128" when block_k is set and "_split2" when gemv_split_k > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

@@ -2,12 +2,33 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
+
+namespace {
+
+// Tiles (16 k of a panel) one 16-byte copy per lane of a warp covers in gemv_mma's ring, and
+// their 4-byte words: MmaFormat's CHUNK_TILES and TILE_WORDS in templates/gemv_mma.cuh.
+int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
+int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
+
+// gemv_mma's fold runs per panel (RUNS in the template): a group, at most 256 k; whole K
+// folds every 256 k. Split-K gives each block a contiguous range of them.
+int mma_runs(const OpDesc& desc) {
+  const int64_t group = desc.group_size();
+  const int64_t tiles = (desc.k + 15) / 16;
+  const int64_t run_tiles = desc.k / group == 1 ? 16 : std::min<int64_t>(group, 256) / 16;
+  return static_cast<int>((tiles + run_tiles - 1) / run_tiles);
+}
+
+}  // namespace
 
 Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
@@ -39,6 +60,20 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   }
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
+  if (variant.family != CudaFamily::gemv_mma && (variant.block_k != 0 || variant.gemv_split_k != 1))
+    return refuse(fmt::format("block_k={}, gemv_split_k={}: the gemv family reads neither (block_k=0, gemv_split_k=1)",
+                              variant.block_k, variant.gemv_split_k));
+  if (variant.family == CudaFamily::gemv_mma) {
+    const int format_k = mma_chunk_tiles(desc.bits) * 16;
+    if (variant.block_k != 0 && variant.block_k != format_k && variant.block_k != 2 * format_k)
+      return refuse(fmt::format("block_k={}: gemv_mma copies {} or {} k per warp and stage at bits={} (0: {})",
+                                variant.block_k, format_k, 2 * format_k, desc.bits, format_k));
+    if (variant.gemv_split_k != 1 && variant.gemv_split_k != 2 && variant.gemv_split_k != 4 && variant.gemv_split_k != 8)
+      return refuse(fmt::format("gemv_split_k={}: must be 1, 2, 4 or 8", variant.gemv_split_k));
+    if (variant.gemv_split_k > mma_runs(desc))
+      return refuse(fmt::format("gemv_split_k={}: k={} has only {} fold runs (groups of at most 256 k) to split",
+                                variant.gemv_split_k, desc.k, mma_runs(desc)));
+  }
   // The ring plus the static [WARPS][rows][16] fp32 partial sums, within the smallest opt-in
   // limit of the arch (cudaDevAttrMaxSharedMemoryPerBlockOptin: 99 KiB on sm_86/sm_89, 227 KiB
   // on sm_90).
@@ -52,38 +87,60 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   return {};
 }
 
-namespace {
-
-// Tiles (16 k of a panel) one warp copies per stage of gemv_mma's ring, and their 4-byte words:
-// MmaFormat's CHUNK_TILES and TILE_WORDS in templates/gemv_mma.cuh.
-int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
-int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
-
-}  // namespace
+int GemvGenerator::chunk_tiles(const OpDesc& desc, const CudaVariant& variant) {
+  return variant.block_k != 0 ? variant.block_k / 16 : mma_chunk_tiles(desc.bits);
+}
 
 int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family != CudaFamily::gemv_mma) return 0;
   // GemvMmaShared: per warp and stage, the chunk's weights and [m][chunk_k * 2 + 32 bytes] of
   // x; then one zero row of chunk_k 16-bit values.
-  const int chunk_tiles = mma_chunk_tiles(desc.bits);
+  const int chunk_tiles = GemvGenerator::chunk_tiles(desc, variant);
   const int chunk_k = chunk_tiles * 16;
   const int stage_words = chunk_tiles * mma_tile_words(desc.bits) + static_cast<int>(desc.m) * (chunk_k * 2 + 32) / 4;
   return (variant.warps * variant.unroll * stage_words + chunk_k * 2 / 4) * 4;
 }
 
 LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
-  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32),
-          static_cast<unsigned>(shared_bytes(desc, variant))};
+  return {static_cast<unsigned>(native_geometry(desc).panels), static_cast<unsigned>(variant.gemv_split_k),
+          static_cast<unsigned>(variant.warps * 32), static_cast<unsigned>(shared_bytes(desc, variant))};
+}
+
+std::size_t GemvGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.gemv_split_k == 1) return 0;
+  const auto bytes = static_cast<std::size_t>(variant.gemv_split_k * desc.m * desc.n) * sizeof(float);
+  return (bytes + 255) / 256 * 256;
+}
+
+LaunchGeometry GemvGenerator::split_sum_geometry(const OpDesc& desc) {
+  constexpr unsigned threads = 256;
+  const auto outputs = static_cast<unsigned>(desc.m * desc.n);
+  return {(outputs + threads - 1) / threads, 1, threads, 0};
 }
 
 std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
-  for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
-    for (int warps : family == CudaFamily::gemv ? std::vector<int>{2, 4, 8} : std::vector<int>{4, 8, 16})
-      for (int unroll : {2, 4, 8}) {
-        CudaVariant variant{family, warps, unroll};
-        if (is_valid(desc, variant, 9)) variants.push_back(variant);
-      }
+  auto add = [&](CudaVariant variant) {
+    if (is_valid(desc, variant, 9)) variants.push_back(variant);
+  };
+  for (int warps : {2, 4, 8})
+    for (int unroll : {2, 4, 8}) add(CudaVariant{CudaFamily::gemv, warps, unroll});
+  // gemv_mma: the ring's depth and width (bytes in flight per warp), and on few panels split-K
+  // (more blocks to fill the SMs: 256 panels of N = 4096 on 132 SMs). Wide chunks and splits
+  // with the shallower rings only (splits also with 8 or 16 warps only): a shorter search.
+  const int format_k = mma_chunk_tiles(desc.bits) * 16;
+  const bool few_panels = native_geometry(desc).panels < 1024;
+  for (int warps : {4, 8, 16})
+    for (int unroll : {2, 4, 8})
+      for (int block_k : {0, 2 * format_k})
+        for (int split : {1, 2, 4}) {
+          if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
+          if (split > 1 && (!few_panels || warps == 4 || unroll == 8)) continue;
+          CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+          variant.block_k = block_k;
+          variant.gemv_split_k = split;
+          add(variant);
+        }
   return variants;
 }
 
@@ -106,6 +163,15 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
   const char* function = variant.family == CudaFamily::gemv_mma ? "gemv_mma" : "gemv";
   const char* weight_type = variant.family == CudaFamily::gemv_mma ? "unsigned int" : "uint4";
   const int zero = template_zero(desc.zero);
+  // A split's second kernel (templates/gemv_mma.cuh, gemv_split_sum).
+  const std::string split_sum =
+      variant.gemv_split_k == 1
+          ? std::string()
+          : fmt::format("extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const float* partials,\n"
+                        "    const void* bias, void* y) {{\n"
+                        "  lowbit_gemv::gemv_split_sum<LowbitConfig>(partials, bias, y);\n"
+                        "}}\n",
+                        fmt::arg("threads", split_sum_geometry(desc).threads), fmt::arg("entry", split_sum_entry_point));
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"
@@ -122,6 +188,8 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr bool EQSCALE = {eqscale};\n"
       "  static constexpr int WARPS = {warps};\n"
       "  static constexpr int UNROLL = {unroll};\n"
+      "  static constexpr int CHUNK_TILES = {chunk_tiles};\n"
+      "  static constexpr int SPLIT_K = {split};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -129,12 +197,14 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "    void* y) {{\n"
       "  lowbit_gemv::{function}<LowbitConfig>(x, static_cast<const {weight_type}*>(qweight), scales, zeros, bias,\n"
       "                                         eq_scale, y);\n"
-      "}}\n",
+      "}}\n"
+      "{split_sum}",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("rows", desc.m),
       fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("bits", desc.bits), fmt::arg("group", desc.group_size()), fmt::arg("zero", zero),
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
-      fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
+      fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
+      fmt::arg("split", variant.gemv_split_k), fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma
                                    ? fmt::format("static_assert(lowbit_gemv::GemvMmaShared<LowbitConfig>::SHARED_BYTES == "
