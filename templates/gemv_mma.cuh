@@ -169,6 +169,59 @@ struct MmaFormat<8, IS_BF16> {
   }
 };
 
+// Bulk copies (cp.async.bulk, the TMA engine's 1-D form) exist from sm_90 on; below, a
+// BULK_COPY config takes the per-lane cp.async path (the generator refuses it there anyway).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define LOWBIT_GEMV_BULK_COPY 1
+#else
+#define LOWBIT_GEMV_BULK_COPY 0
+#endif
+
+// One warp's barrier for one ring stage: bulk copies complete on it (transaction bytes), the
+// warp waits on its phase parity.
+__device__ __forceinline__ void bulk_barrier_init(u32 barrier) {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(barrier));
+#endif
+}
+
+// Lane-0 only: expects `bytes` of copies on the barrier (and arrives, the one arrival).
+__device__ __forceinline__ void bulk_barrier_expect(u32 barrier, u32 bytes) {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("{ .reg .b64 state; mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1; }\n" ::"r"(barrier),
+               "r"(bytes));
+#endif
+}
+
+// `bytes` (a multiple of 16, both addresses 16-byte aligned) from global to shared memory,
+// completing on the barrier.
+__device__ __forceinline__ void bulk_copy(u32 target, const void* source, u32 bytes, u32 barrier) {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(target),
+               "l"(source), "r"(bytes), "r"(barrier)
+               : "memory");
+#endif
+}
+
+__device__ __forceinline__ void bulk_barrier_wait(u32 barrier, u32 parity) {
+#if LOWBIT_GEMV_BULK_COPY
+  u32 done = 0;
+  while (!done)
+    asm volatile("{ .reg .pred ready; mbarrier.try_wait.parity.shared::cta.b64 ready, [%1], %2; selp.u32 %0, 1, 0, ready; }\n"
+                 : "=r"(done)
+                 : "r"(barrier), "r"(parity)
+                 : "memory");
+#endif
+}
+
+// Orders this thread's earlier generic-proxy accesses to shared memory before later
+// async-proxy ones (a stage read by the mma's, then refilled by a bulk copy).
+__device__ __forceinline__ void fence_proxy_async() {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
 // fp32 pair -> packed 16-bit pair (first value in the low half), round to nearest even.
 template <bool IS_BF16>
 __device__ __forceinline__ u32 pack_pair(float first, float second) {
@@ -211,7 +264,9 @@ struct GemvMmaShared {
 
 // Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
 // EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring),
-// CHUNK_TILES (16-k tiles a warp copies per stage), SPLIT_K (blocks per panel along K).
+// CHUNK_TILES (16-k tiles a warp copies per stage), SPLIT_K (blocks per panel along K),
+// BULK_COPY (sm_90: lane 0 fills a stage with bulk copies, weights as one copy and x as one
+// per row, completing on the stage's mbarrier; else every lane issues 16-byte cp.async's).
 //
 // Work split: SPLIT_K blocks per 16-column panel (blockIdx.x the panel, blockIdx.y its part of K),
 // each a contiguous range of fold runs (a group, at most 256 k); a block's warps take
@@ -270,6 +325,15 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   u32* warp_ring = shared_words + warp * STAGES * Shared::STAGE_WORDS;  // [STAGES][weights, x]
   u32* zero_row = shared_words + WARPS * STAGES * Shared::STAGE_WORDS;  // [CHUNK_K] 16-bit zeros
   for (int word = threadIdx.x; word < Shared::ZERO_WORDS; word += WARPS * 32) zero_row[word] = 0u;
+  constexpr bool BULK = Config::BULK_COPY && LOWBIT_GEMV_BULK_COPY;
+  __shared__ __align__(8) unsigned long long bulk_barriers[BULK ? WARPS : 1][BULK ? STAGES : 1];
+  auto stage_barrier = [&](int stage) {
+    return static_cast<u32>(__cvta_generic_to_shared(&bulk_barriers[BULK ? warp : 0][BULK ? stage : 0]));
+  };
+  if (BULK && lane == 0) {
+    for (int stage = 0; stage < STAGES; ++stage) bulk_barrier_init(stage_barrier(stage));
+    fence_proxy_async();  // the initialized barriers, before any bulk copy completes on them
+  }
   __syncthreads();
 
   float total[HALVES][4];   // [half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
@@ -335,12 +399,43 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // stores pairs (a slower path for odd K or offset x, same results).
   const bool x_copies = K % 8 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
   const int chunks = (end_tile - first_tile + CHUNK_TILES - 1) / CHUNK_TILES;
+  // Bulk copies: lane 0 copies the chunk's weights (clamped to the panel) and, when x_copies,
+  // each row's slice of x (clamped to K) and expects their bytes on the stage's barrier; lanes
+  // zero what lies past the panel or past K (generic stores, seen after the __syncwarp that
+  // follows the wait).
+  auto issue_bulk_chunk = [&](u32* stage, int stage_index, int tile0) {
+    constexpr int CHUNK_BYTES = Shared::CHUNK_WORDS * 4;
+    const int byte0 = tile0 * TILE_BYTES;
+    const int weight_bytes = PANEL_BYTES - byte0 < CHUNK_BYTES ? PANEL_BYTES - byte0 : CHUNK_BYTES;
+    for (int word = weight_bytes / 4 + lane; word < Shared::CHUNK_WORDS; word += 32) stage[word] = 0u;
+    u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
+    const int k0 = tile0 * 16;
+    const int x_k = K - k0 < CHUNK_K ? K - k0 : CHUNK_K;  // x_copies: a multiple of 8
+    if (x_copies && x_k < CHUNK_K)
+      for (int index = lane; index < ROWS * (CHUNK_K - x_k) / 2; index += 32)
+        x_stage[index / ((CHUNK_K - x_k) / 2) * X_STRIDE_WORDS + x_k / 2 + index % ((CHUNK_K - x_k) / 2)] = 0u;
+    if (lane == 0) {
+      const u32 barrier = stage_barrier(stage_index);
+      fence_proxy_async();  // this stage's earlier reads (generic) before the copies' writes
+      bulk_barrier_expect(barrier, weight_bytes + (x_copies ? ROWS * x_k * 2 : 0));
+      bulk_copy(static_cast<u32>(__cvta_generic_to_shared(stage)), panel_bytes + byte0, weight_bytes, barrier);
+      if (x_copies)
+        for (int r = 0; r < ROWS; ++r)
+          bulk_copy(static_cast<u32>(__cvta_generic_to_shared(x_stage + r * X_STRIDE_WORDS)),
+                    x_rows + static_cast<long long>(r) * K + k0, x_k * 2, barrier);
+    }
+  };
   auto issue_chunk = [&](int chunk) {
+    if (BULK && chunk < chunks) {
+      issue_bulk_chunk(warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS, chunk % STAGES,
+                       first_tile + chunk * CHUNK_TILES);
+      if (x_copies) return;
+    }
     if (chunk < chunks) {
       u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
       const int tile0 = first_tile + chunk * CHUNK_TILES;
 #pragma unroll
-      for (int piece = lane; piece < CHUNK_PIECES; piece += 32) {
+      for (int piece = lane; piece < (BULK ? 0 : CHUNK_PIECES); piece += 32) {
         const int byte = tile0 * TILE_BYTES + piece * 16;  // this copy's 16 bytes
         const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
         const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + piece * 4));
@@ -379,6 +474,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   for (int chunk = 0; chunk < chunks; ++chunk) {
     issue_chunk(chunk + STAGES - 1);
     asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `chunk` has landed
+    if (BULK) bulk_barrier_wait(stage_barrier(chunk % STAGES), (chunk / STAGES) & 1);
     __syncwarp();
     const u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
     // Each half's x rows for this lane: row 8h + g of the chunk's slice, or the zero row.

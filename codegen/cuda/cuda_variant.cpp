@@ -28,21 +28,23 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
-  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}", compact_arch, family, desc.bits, group, desc.m,
+  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
                      variant.warps, variant.unroll,
                      variant.block_k == 0 ? std::string() : fmt::format("_k{}", variant.block_k),
-                     variant.gemv_split_k == 1 ? std::string() : fmt::format("_split{}", variant.gemv_split_k));
+                     variant.gemv_split_k == 1 ? std::string() : fmt::format("_split{}", variant.gemv_split_k),
+                     variant.bulk_copy == 0 ? "" : "_bulk");
 }
 
 nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(variant); }
 
 CudaVariant variant_from_json(const nlohmann::json& json) {
   // The tile fields were added with the mma family (a gemv variant stored before lacks them),
-  // gemv_split_k with gemv_mma's split (a variant stored before is unsplit).
+  // gemv_split_k and bulk_copy with gemv_mma's split and bulk copies (a variant stored before
+  // has neither).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
-    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "gemv_split_k"})
+    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "gemv_split_k", "bulk_copy"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

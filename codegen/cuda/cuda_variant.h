@@ -34,7 +34,8 @@ namespace lowbit::cuda {
 // wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
 // layout fields stay 0). gemv_mma also reads block_k (k a warp copies per stage of its ring;
 // 0 = its format's 512-byte default) and gemv_split_k (blocks per panel along K, summed by a
-// second kernel; every other family needs 1). The tile fields and gemv_split_k came later:
+// second kernel; every other family needs 1) and bulk_copy (sm_90: the ring filled by bulk
+// copies). The tile fields, gemv_split_k and bulk_copy came later:
 // JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -48,6 +49,7 @@ struct CudaVariant {
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
   int gemv_split_k = 1;  // gemv_mma: blocks per panel along K, fp32 partials summed by a second kernel
+  int bulk_copy = 0;     // gemv_mma, sm_90: 1 = stages filled by bulk copies (TMA engine), 0 = per-lane cp.async
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -57,7 +59,7 @@ struct CudaVariant {
                       field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
                       field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
-                      field("gemv_split_k", &CudaVariant::gemv_split_k)};
+                      field("gemv_split_k", &CudaVariant::gemv_split_k), field("bulk_copy", &CudaVariant::bulk_copy)};
   }
 };
 
@@ -73,7 +75,7 @@ struct LaunchGeometry {
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages); gemv_mma appends
-// "_k128" when block_k is set and "_split2" when gemv_split_k > 1.
+// "_k128" when block_k is set, "_split2" when gemv_split_k > 1 and "_bulk" with bulk_copy.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

@@ -60,9 +60,13 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   }
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
-  if (variant.family != CudaFamily::gemv_mma && (variant.block_k != 0 || variant.gemv_split_k != 1))
-    return refuse(fmt::format("block_k={}, gemv_split_k={}: the gemv family reads neither (block_k=0, gemv_split_k=1)",
-                              variant.block_k, variant.gemv_split_k));
+  if (variant.family != CudaFamily::gemv_mma && (variant.block_k != 0 || variant.gemv_split_k != 1 || variant.bulk_copy != 0))
+    return refuse(fmt::format("block_k={}, gemv_split_k={}, bulk_copy={}: the gemv family reads none of them "
+                              "(block_k=0, gemv_split_k=1, bulk_copy=0)",
+                              variant.block_k, variant.gemv_split_k, variant.bulk_copy));
+  if (variant.bulk_copy != 0 && variant.bulk_copy != 1) return refuse("bulk_copy must be 0 or 1");
+  if (variant.bulk_copy == 1 && arch_major < 9)
+    return refuse("bulk_copy=1: bulk copies (cp.async.bulk) need sm_90 or newer");
   if (variant.family == CudaFamily::gemv_mma) {
     const int format_k = mma_chunk_tiles(desc.bits) * 16;
     if (variant.block_k != 0 && variant.block_k != format_k && variant.block_k != 2 * format_k)
@@ -78,7 +82,10 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   // limit of the arch (cudaDevAttrMaxSharedMemoryPerBlockOptin: 99 KiB on sm_86/sm_89, 227 KiB
   // on sm_90).
   const int limit = arch_major >= 9 ? 232448 : 101376;
-  const int partial = variant.family == CudaFamily::gemv_mma ? variant.warps * (desc.m > 8 ? 16 : 8) * 16 * 4 : 0;
+  // (bulk copies add one 8-byte mbarrier per warp and stage).
+  const int partial = variant.family == CudaFamily::gemv_mma
+                          ? variant.warps * (desc.m > 8 ? 16 : 8) * 16 * 4 + variant.bulk_copy * variant.warps * variant.unroll * 8
+                          : 0;
   if (shared_bytes(desc, variant) + partial > limit)
     return refuse(fmt::format("warps={}, unroll={}: {} bytes of shared memory at m={}, above the {} bytes an "
                               "sm_{}x block may use",
@@ -140,20 +147,31 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
           variant.block_k = block_k;
           variant.gemv_split_k = split;
           add(variant);
+          // Bulk copies (sm_90): the same ring filled by the TMA engine, unsplit, 8 or 16 warps.
+          if (split == 1 && warps != 4 && unroll != 8) {
+            variant.bulk_copy = 1;
+            add(variant);
+          }
         }
   return variants;
 }
 
 // What the candidates' timings on an H100 favoured (docs/benchmarks.md, "small M to the
-// bandwidth floor"): the tensor-core family at every M (the CUDA-core family only for fp32
-// activations), 2 stages; 16 warps per panel up to M=8 except at M <= 4 on many panels
-// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1), 8 warps from M=9 on (the second B operand
-// doubles the ring).
+// bandwidth floor", both rounds): the tensor-core family at every M (the CUDA-core family only
+// for fp32 activations), 2 stages; up to M=4, 16 warps per panel except on many panels
+// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1); from M=5 on, 8 warps with 1 KB chunks
+// (block_k twice the format's: best or within 3 % at M=8 and 16 on all four shapes, 37.9
+// against 40.4 us at M=8 on 28672x4096). Split-K never won (its second launch alone costs
+// about 2.5 us at these sizes).
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  if (desc.m > 4) {
+    CudaVariant variant{CudaFamily::gemv_mma, 8, 2};
+    variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
+    return variant;
+  }
   const bool many_panels = native_geometry(desc).panels >= 1024;
-  return CudaVariant{CudaFamily::gemv_mma, many_panels && desc.m <= 4 ? 8 : 16, 2};
+  return CudaVariant{CudaFamily::gemv_mma, many_panels ? 8 : 16, 2};
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
@@ -190,6 +208,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int UNROLL = {unroll};\n"
       "  static constexpr int CHUNK_TILES = {chunk_tiles};\n"
       "  static constexpr int SPLIT_K = {split};\n"
+      "  static constexpr bool BULK_COPY = {bulk};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -204,7 +223,8 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
       fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
-      fmt::arg("split", variant.gemv_split_k), fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
+      fmt::arg("split", variant.gemv_split_k), fmt::arg("bulk", variant.bulk_copy == 1 ? "true" : "false"),
+      fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma
                                    ? fmt::format("static_assert(lowbit_gemv::GemvMmaShared<LowbitConfig>::SHARED_BYTES == "

@@ -34,8 +34,10 @@ TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   OpDesc desc = parse_descriptor("m=3,n=1000,k=4096,bits=4,group=128,zero=int,act=bf16,bias=1,device=cuda:0");
   std::vector<CudaVariant> variants = generator.candidates(desc);
   // gemv: 3 warp counts x 3 unrolls; gemv_mma: the same 9, wide chunks at 2 and 4 stages (6),
-  // and on these 63 panels splits 2 and 4 at 8 and 16 warps, 2 and 4 stages, both widths (16).
-  ASSERT_EQ(variants.size(), 9u + 9u + 6u + 16u);
+  // on these 63 panels splits 2 and 4 at 8 and 16 warps, 2 and 4 stages, both widths (16), and
+  // bulk copies at 8 and 16 warps, 2 and 4 stages, both widths (8; on sm_80/89 they take the
+  // per-lane path, which must compile too).
+  ASSERT_EQ(variants.size(), 9u + 9u + 6u + 16u + 8u);
   for (const CudaVariant& variant : variants)
     for (const char* arch : arches) {
       std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
@@ -85,7 +87,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
         CudaVariant variant = generator.heuristic(desc);
         variant.family = family;
-        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+        if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
         for (const char* arch : arches) {
           std::vector<char> cubin =
@@ -140,7 +142,19 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       }
     }
   }
-  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3);
+  // Bulk copies (sm_90a only), wide, at the same M=16 with eqscale and fp16.
+  {
+    OpDesc desc = parse_descriptor(fmt::format(
+        "m=16,n=1000,k=4096,bits={},group=128,zero=float,act=fp16,out=fp32,bias=1,eqscale=1,device=cuda:0", bits));
+    CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
+    variant.block_k = 2 * (bits == 2 ? 8 : bits == 8 ? 2 : 4) * 16;
+    variant.bulk_copy = 1;
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+    EXPECT_FALSE(generator.is_valid(desc, variant, 8).ok);
+    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
+    ++compiled;
+  }
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
@@ -169,7 +183,7 @@ TEST(CudaCompile, EveryFormatIsServed) {
     for (const char* eqscale : {"0", "1"}) {
       OpDesc desc = parse_descriptor(
           fmt::format("m=3,n=100,k=4096,bits={},group=64,zero=int,act=bf16,eqscale={},device=cuda:0", bits, eqscale));
-      EXPECT_EQ(generator.candidates(desc).size(), 40u) << to_string(desc);  // as the sweep above
+      EXPECT_EQ(generator.candidates(desc).size(), 48u) << to_string(desc);  // as the sweep above
     }
   // fp32 activations: the CUDA-core family only.
   EXPECT_EQ(generator.candidates(parse_descriptor("m=1,n=100,k=96,bits=3,group=32,act=fp32,device=cuda:0")).size(), 9u);

@@ -114,7 +114,7 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
-          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+          if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
           if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
@@ -163,7 +163,7 @@ TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
       for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
         CudaVariant variant = generator.heuristic(desc);
         variant.family = family;
-        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+        if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         if (!generator.is_valid(desc, variant, 9)) continue;  // the CUDA-core family serves up to 8 rows
         const std::string failure =
             testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), /*x_offset_bytes=*/2);
@@ -188,7 +188,7 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
-          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+          if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
           if (!generator.is_valid(desc, variant, 9)) continue;
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
@@ -198,12 +198,13 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
   EXPECT_EQ(checked, 20 + 4);  // m=16: the tensor-core family with bf16 and fp16 only
 }
 
-// gemv_mma's wider ring chunks (block_k = twice the format's) and split-K across blocks
-// (gemv_split_k: fp32 parts in the workspace, summed with bias by a second kernel): every zero
+// gemv_mma's wider ring chunks (block_k = twice the format's), split-K across blocks
+// (gemv_split_k: fp32 parts in the workspace, summed with bias by a second kernel) and bulk
+// copies (bulk_copy, sm_90; K % 8 != 0 keeps x on the per-lane path): every zero
 // point, both 16-bit activations, every output dtype, eqscale, whole-K groups and K tails, at
 // M = 1, 9 (the second B operand) and 16; a split with fewer runs than blocks is refused, not
 // run. Each split is also run twice: the outputs must be the same bits.
-TEST_P(CudaKernelsBits, WideChunksAndSplitK) {
+TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
   const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
@@ -223,13 +224,16 @@ TEST_P(CudaKernelsBits, WideChunksAndSplitK) {
                                                  GetParam(), shape, zeros[index % 3], acts[index % 2],
                                                  outs[(index / 2) % 3], rows));
       ++index;
-      // (warps, unroll, block_k, split): a split alone, split with wide chunks, wide alone, the
-      // most parts; all within sm_90's shared memory at M=16 with 2-bit weights.
-      for (auto [warps, unroll, block_k, split] : {std::tuple{8, 2, 0, 2}, std::tuple{4, 4, 2 * format_k, 4},
-                                                  std::tuple{4, 2, 2 * format_k, 1}, std::tuple{8, 2, 2 * format_k, 8}}) {
+      // (warps, unroll, block_k, split, bulk): a split alone, split with wide chunks, wide alone,
+      // the most parts, bulk copies wide and narrow; all within sm_90's shared memory at M=16
+      // with 2-bit weights.
+      for (auto [warps, unroll, block_k, split, bulk] :
+           {std::tuple{8, 2, 0, 2, 0}, std::tuple{4, 4, 2 * format_k, 4, 0}, std::tuple{4, 2, 2 * format_k, 1, 0},
+            std::tuple{8, 2, 2 * format_k, 8, 0}, std::tuple{8, 2, 2 * format_k, 1, 1}, std::tuple{4, 4, 0, 1, 1}}) {
         CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
         variant.block_k = block_k;
         variant.gemv_split_k = split;
+        variant.bulk_copy = bulk;
         const Validity validity = generator.is_valid(desc, variant, 9);
         if (!validity) {
           // Only splits into more blocks than fold runs are refused here (k=384: 3 runs).
@@ -246,7 +250,7 @@ TEST_P(CudaKernelsBits, WideChunksAndSplitK) {
         ++checked;
       }
     }
-  EXPECT_EQ(checked, 3 * (4 + 4 + 2 + 4));  // k=384: 3 fold runs, splits 4 and 8 refused
+  EXPECT_EQ(checked, 3 * (6 + 6 + 4 + 6));  // k=384: 3 fold runs, splits 4 and 8 refused
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),
