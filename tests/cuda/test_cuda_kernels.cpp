@@ -15,6 +15,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/registry.h"
 #include "tests/cuda/device_check.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -85,8 +86,13 @@ TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
     // N=1000: 62 panels and an 8-column tail; K=8256: 129 groups of 64, not a multiple of 64 steps.
     OpDesc desc = parse_descriptor(fmt::format(
         "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
-    for (const CudaVariant& variant : generator.candidates(desc)) {
-      std::string failure = check_on_device(desc, variant);
+    // Compiled all at once (a thread per core), as the tuner does: 48 candidates per M.
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    const std::vector<CompiledCandidate> cubins = compile_candidates(desc, variants, device_info(0).arch());
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+      ASSERT_TRUE(cubins[i].error.empty()) << variant_name(desc, variants[i], device_info(0).arch()) << ": "
+                                           << cubins[i].error;
+      std::string failure = check_on_device(CudaKernel(desc, variants[i], cubins[i].cubin));
       ASSERT_TRUE(failure.empty()) << failure;
     }
   }
