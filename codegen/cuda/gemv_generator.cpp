@@ -132,27 +132,25 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   };
   for (int warps : {2, 4, 8})
     for (int unroll : {2, 4, 8}) add(CudaVariant{CudaFamily::gemv, warps, unroll});
-  // gemv_mma: the ring's depth and width (bytes in flight per warp), and on few panels split-K
-  // (more blocks to fill the SMs: 256 panels of N = 4096 on 132 SMs). Wide chunks and splits
-  // with the shallower rings only (splits also with 8 or 16 warps only): a shorter search.
+  // gemv_mma: the ring's depth and width (bytes in flight per warp; wide chunks with 2 or 4
+  // stages), and on few panels split-K in two blocks at 8 warps and 2 stages (more blocks for
+  // the SMs: 256 panels of N = 4096 on 132 SMs). On the H100 (docs/benchmarks.md, the second
+  // small-M round) split 4, split at 16 warps or 4 stages, and bulk_copy=1 never came within
+  // 5 % of the best, so they are not searched (bulk copies stay valid on sm_90 when named).
   const int format_k = mma_chunk_tiles(desc.bits) * 16;
   const bool few_panels = native_geometry(desc).panels < 1024;
   for (int warps : {4, 8, 16})
     for (int unroll : {2, 4, 8})
-      for (int block_k : {0, 2 * format_k})
-        for (int split : {1, 2, 4}) {
-          if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
-          if (split > 1 && (!few_panels || warps == 4 || unroll == 8)) continue;
-          CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
-          variant.block_k = block_k;
-          variant.gemv_split_k = split;
+      for (int block_k : {0, 2 * format_k}) {
+        if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        add(variant);
+        if (few_panels && warps == 8 && unroll == 2) {
+          variant.gemv_split_k = 2;
           add(variant);
-          // Bulk copies (sm_90): the same ring filled by the TMA engine, unsplit, 8 or 16 warps.
-          if (split == 1 && warps != 4 && unroll != 8) {
-            variant.bulk_copy = 1;
-            add(variant);
-          }
         }
+      }
   return variants;
 }
 
@@ -160,18 +158,22 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 // bandwidth floor", both rounds): the tensor-core family at every M (the CUDA-core family only
 // for fp32 activations), 2 stages; up to M=4, 16 warps per panel except on many panels
 // (N = 28672: 8 warps, 35.7 against 39.5 us at M=1); from M=5 on, 8 warps with 1 KB chunks
-// (block_k twice the format's: best or within 3 % at M=8 and 16 on all four shapes, 37.9
-// against 40.4 us at M=8 on 28672x4096). Split-K never won (its second launch alone costs
-// about 2.5 us at these sizes).
+// (block_k twice the format's: best or within 3 % at M=8 and 16 on all four shapes, 37.2
+// against 39.8 us at M=8 on 28672x4096), and 1 KB chunks at 16 warps up to M=4 on few panels
+// with long K (4096x14336: 20.4 against 20.9 us at M=1, 20.3 against 20.8 at M=4, in two
+// calls). Split-K never won (its second launch alone costs about 2.5 us at these sizes).
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
+  const int wide = 2 * mma_chunk_tiles(desc.bits) * 16;
   if (desc.m > 4) {
     CudaVariant variant{CudaFamily::gemv_mma, 8, 2};
-    variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
+    variant.block_k = wide;
     return variant;
   }
-  const bool many_panels = native_geometry(desc).panels >= 1024;
-  return CudaVariant{CudaFamily::gemv_mma, many_panels ? 8 : 16, 2};
+  if (native_geometry(desc).panels >= 1024) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  CudaVariant variant{CudaFamily::gemv_mma, 16, 2};
+  if (desc.k >= 8192) variant.block_k = wide;
+  return variant;
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {

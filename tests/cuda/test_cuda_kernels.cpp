@@ -86,7 +86,7 @@ TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
     // N=1000: 62 panels and an 8-column tail; K=8256: 129 groups of 64, not a multiple of 64 steps.
     OpDesc desc = parse_descriptor(fmt::format(
         "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
-    // Compiled all at once (a thread per core), as the tuner does: 48 candidates per M.
+    // Compiled all at once (a thread per core), as the tuner does.
     const std::vector<CudaVariant> variants = generator.candidates(desc);
     const std::vector<CompiledCandidate> cubins = compile_candidates(desc, variants, device_info(0).arch());
     for (std::size_t i = 0; i < variants.size(); ++i) {
