@@ -247,6 +247,9 @@ __device__ __forceinline__ void gemv(const void* __restrict__ x, const uint4* __
   };
 
   const uint4* panel_weights = qweight + panel * PANEL_VECTORS;
+  // 8-byte loads of 4 16-bit x values need 8-byte aligned rows: K % 4 == 0 and x itself aligned
+  // (a row slice of a larger tensor may start 2 bytes in); else one value at a time.
+  const bool x_quads = K % 4 == 0 && (reinterpret_cast<unsigned long long>(x) & 7) == 0;
   for (int base = first_chunk; base < end_chunk; base += BATCH) {
     uint4 packed[BATCH][LOADS];
     // Issue every load of the batch before the first use.
@@ -292,8 +295,8 @@ __device__ __forceinline__ void gemv(const void* __restrict__ x, const uint4* __
         float xs[ROWS][4];
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
-          if (K % 4 == 0 && Config::ACT != fp32) {
-            // Rows start 8-byte aligned when K % 4 == 0: one 8-byte load for the 4 values.
+          if (x_quads && Config::ACT != fp32) {
+            // Rows start 8-byte aligned (x_quads): one 8-byte load for the 4 values.
             const uint2 pair_bits = *reinterpret_cast<const uint2*>(static_cast<const u16*>(x) + r * K + k0);
             const u16 values[4] = {static_cast<u16>(pair_bits.x), static_cast<u16>(pair_bits.x >> 16),
                                    static_cast<u16>(pair_bits.y), static_cast<u16>(pair_bits.y >> 16)};

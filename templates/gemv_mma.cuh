@@ -42,7 +42,8 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], u32 a0, u32 a1, u32 a2,
 
 // How the tensor-core family reads one format (ACT16 = bf16 or fp16 activations):
 //   TILE_WORDS: 4-byte words of one 16-k tile of a panel (tile bytes / 4);
-//   CHUNK_TILES: tiles a warp copies to shared memory at once (at most 512 bytes);
+//   CHUNK_TILES: tiles of one 16-byte copy per lane (at most 512 bytes a warp); a stage of the
+//   ring is one or more of these (Config::CHUNK_TILES);
 //   x_pair(t, p): the tile-relative k of lane t's k pair p (B's registers b0, b1);
 //   CONTIGUOUS_PAIRS: x_pair(t, 1) == x_pair(t, 0) + 2 (one 8-byte load of x);
 //   decode(tile, g, t, a, a_high): lane (g, t)'s A fragment from the tile's words in shared
@@ -168,6 +169,59 @@ struct MmaFormat<8, IS_BF16> {
   }
 };
 
+// Bulk copies (cp.async.bulk, the TMA engine's 1-D form) exist from sm_90 on; below, a
+// BULK_COPY config takes the per-lane cp.async path (the generator refuses it there anyway).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define LOWBIT_GEMV_BULK_COPY 1
+#else
+#define LOWBIT_GEMV_BULK_COPY 0
+#endif
+
+// One warp's barrier for one ring stage: bulk copies complete on it (transaction bytes), the
+// warp waits on its phase parity.
+__device__ __forceinline__ void bulk_barrier_init(u32 barrier) {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(barrier));
+#endif
+}
+
+// Lane-0 only: expects `bytes` of copies on the barrier (and arrives, the one arrival).
+__device__ __forceinline__ void bulk_barrier_expect(u32 barrier, u32 bytes) {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("{ .reg .b64 state; mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1; }\n" ::"r"(barrier),
+               "r"(bytes));
+#endif
+}
+
+// `bytes` (a multiple of 16, both addresses 16-byte aligned) from global to shared memory,
+// completing on the barrier.
+__device__ __forceinline__ void bulk_copy(u32 target, const void* source, u32 bytes, u32 barrier) {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(target),
+               "l"(source), "r"(bytes), "r"(barrier)
+               : "memory");
+#endif
+}
+
+__device__ __forceinline__ void bulk_barrier_wait(u32 barrier, u32 parity) {
+#if LOWBIT_GEMV_BULK_COPY
+  u32 done = 0;
+  while (!done)
+    asm volatile("{ .reg .pred ready; mbarrier.try_wait.parity.shared::cta.b64 ready, [%1], %2; selp.u32 %0, 1, 0, ready; }\n"
+                 : "=r"(done)
+                 : "r"(barrier), "r"(parity)
+                 : "memory");
+#endif
+}
+
+// Orders this thread's earlier generic-proxy accesses to shared memory before later
+// async-proxy ones (a stage read by the mma's, then refilled by a bulk copy).
+__device__ __forceinline__ void fence_proxy_async() {
+#if LOWBIT_GEMV_BULK_COPY
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
 // fp32 pair -> packed 16-bit pair (first value in the low half), round to nearest even.
 template <bool IS_BF16>
 __device__ __forceinline__ u32 pack_pair(float first, float second) {
@@ -187,7 +241,9 @@ __device__ __forceinline__ float unpack_element(u32 packed, int index) {
 }
 
 // The shared memory of one block (dynamic; the generator asks for SHARED_BYTES at launch).
-// Per warp and stage of the cp.async ring: the chunk's weight tiles and the chunk's slice of x,
+// Per warp and stage of the cp.async ring: the chunk's weight tiles (Config::CHUNK_TILES, a
+// multiple of the format's: each lane then issues several 16-byte copies, more bytes in flight
+// for the same bookkeeping) and the chunk's slice of x,
 // [ROWS][X_STRIDE bytes] (CHUNK_K k of each row, then 32 bytes of padding: B fragments read
 // 8 bytes at 8t + 160g, which keeps a half-warp's 16 lanes on distinct banks). After the
 // warps: one zero row that lanes of rows past M read instead of branching.
@@ -195,7 +251,8 @@ template <class Config>
 struct GemvMmaShared {
   typedef MmaFormat<Config::BITS, Config::ACT == bf16> Format;
   static constexpr int STAGES = Config::UNROLL;
-  static constexpr int CHUNK_TILES = Format::CHUNK_TILES;
+  static constexpr int CHUNK_TILES = Config::CHUNK_TILES;
+  static_assert(CHUNK_TILES % Format::CHUNK_TILES == 0, "a stage is whole 16-byte copies per lane");
   static constexpr int CHUNK_K = CHUNK_TILES * 16;
   static constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;  // weights of one chunk
   static constexpr int X_STRIDE = CHUNK_K * 2 + 32;                     // bytes of one row of x
@@ -206,12 +263,17 @@ struct GemvMmaShared {
 };
 
 // Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
-// EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring).
+// EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring),
+// CHUNK_TILES (16-k tiles a warp copies per stage), SPLIT_K (blocks per panel along K),
+// BULK_COPY (sm_90: lane 0 fills a stage with bulk copies, weights as one copy and x as one
+// per row, completing on the stage's mbarrier; else every lane issues 16-byte cp.async's).
 //
-// Work split: one block per 16-column panel; its warps take contiguous runs of fold runs (a
-// group, at most 256 k), so a fold never falls inside a warp's chunk except where groups are
+// Work split: SPLIT_K blocks per 16-column panel (blockIdx.x the panel, blockIdx.y its part of K),
+// each a contiguous range of fold runs (a group, at most 256 k); a block's warps take
+// contiguous runs of that range, so a fold never falls inside a warp's chunk except where groups are
 // shorter than a chunk, and the inner loop has no per-tile group test. Rows 0-7 of x are one
-// n8 B operand, rows 8-15 a second (two mma's per tile from M = 9 on).
+// n8 B operand, rows 8-15 a second (two mma's per tile from M = 9 on). With SPLIT_K > 1, y is the
+// caller's workspace: [SPLIT_K][ROWS][N] fp32 partials without bias, summed by gemv_split_sum.
 template <class Config>
 __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* __restrict__ qweight,
                                          const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -236,7 +298,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr int PANEL_BYTES = (K + BLOCK_K - 1) / BLOCK_K * (Config::BITS == 3 ? 96 : 32);
   constexpr int CHUNK_TILES = Shared::CHUNK_TILES;
   constexpr int CHUNK_K = Shared::CHUNK_K;
-  constexpr int CHUNK_PIECES = Shared::CHUNK_WORDS / 4;  // 16-byte copies of weights, one per lane (<= 32)
+  constexpr int CHUNK_PIECES = Shared::CHUNK_WORDS / 4;  // 16-byte copies of weights
   constexpr int X_STRIDE_WORDS = Shared::X_STRIDE / 4;
   constexpr bool SPLIT = Format::SPLIT;
   constexpr int PARTS = Config::EQSCALE ? 2 : 1;  // B as hi (+ lo) 16-bit parts
@@ -254,13 +316,24 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   const int g = lane >> 2;
   const int t = lane & 3;
   const long long panel = blockIdx.x;
-  const int first_run = RUNS * warp / WARPS;
-  const int end_run = RUNS * (warp + 1) / WARPS;
+  const int block_first_run = RUNS * static_cast<int>(blockIdx.y) / Config::SPLIT_K;
+  const int block_runs = RUNS * (static_cast<int>(blockIdx.y) + 1) / Config::SPLIT_K - block_first_run;
+  const int first_run = block_first_run + block_runs * warp / WARPS;
+  const int end_run = block_first_run + block_runs * (warp + 1) / WARPS;
   const int first_tile = first_run * RUN_TILES;
   const int end_tile = end_run * RUN_TILES < TILES ? end_run * RUN_TILES : TILES;
   u32* warp_ring = shared_words + warp * STAGES * Shared::STAGE_WORDS;  // [STAGES][weights, x]
   u32* zero_row = shared_words + WARPS * STAGES * Shared::STAGE_WORDS;  // [CHUNK_K] 16-bit zeros
   for (int word = threadIdx.x; word < Shared::ZERO_WORDS; word += WARPS * 32) zero_row[word] = 0u;
+  constexpr bool BULK = Config::BULK_COPY && LOWBIT_GEMV_BULK_COPY;
+  __shared__ __align__(8) unsigned long long bulk_barriers[BULK ? WARPS : 1][BULK ? STAGES : 1];
+  auto stage_barrier = [&](int stage) {
+    return static_cast<u32>(__cvta_generic_to_shared(&bulk_barriers[BULK ? warp : 0][BULK ? stage : 0]));
+  };
+  if (BULK && lane == 0) {
+    for (int stage = 0; stage < STAGES; ++stage) bulk_barrier_init(stage_barrier(stage));
+    fence_proxy_async();  // the initialized barriers, before any bulk copy completes on them
+  }
   __syncthreads();
 
   float total[HALVES][4];   // [half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
@@ -326,14 +399,46 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // stores pairs (a slower path for odd K or offset x, same results).
   const bool x_copies = K % 8 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
   const int chunks = (end_tile - first_tile + CHUNK_TILES - 1) / CHUNK_TILES;
+  // Bulk copies: lane 0 copies the chunk's weights (clamped to the panel) and, when x_copies,
+  // each row's slice of x (clamped to K) and expects their bytes on the stage's barrier; lanes
+  // zero what lies past the panel or past K (generic stores, seen after the __syncwarp that
+  // follows the wait).
+  auto issue_bulk_chunk = [&](u32* stage, int stage_index, int tile0) {
+    constexpr int CHUNK_BYTES = Shared::CHUNK_WORDS * 4;
+    const int byte0 = tile0 * TILE_BYTES;
+    const int weight_bytes = PANEL_BYTES - byte0 < CHUNK_BYTES ? PANEL_BYTES - byte0 : CHUNK_BYTES;
+    for (int word = weight_bytes / 4 + lane; word < Shared::CHUNK_WORDS; word += 32) stage[word] = 0u;
+    u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
+    const int k0 = tile0 * 16;
+    const int x_k = K - k0 < CHUNK_K ? K - k0 : CHUNK_K;  // x_copies: a multiple of 8
+    if (x_copies && x_k < CHUNK_K)
+      for (int index = lane; index < ROWS * (CHUNK_K - x_k) / 2; index += 32)
+        x_stage[index / ((CHUNK_K - x_k) / 2) * X_STRIDE_WORDS + x_k / 2 + index % ((CHUNK_K - x_k) / 2)] = 0u;
+    if (lane == 0) {
+      const u32 barrier = stage_barrier(stage_index);
+      fence_proxy_async();  // this stage's earlier reads (generic) before the copies' writes
+      bulk_barrier_expect(barrier, weight_bytes + (x_copies ? ROWS * x_k * 2 : 0));
+      bulk_copy(static_cast<u32>(__cvta_generic_to_shared(stage)), panel_bytes + byte0, weight_bytes, barrier);
+      if (x_copies)
+        for (int r = 0; r < ROWS; ++r)
+          bulk_copy(static_cast<u32>(__cvta_generic_to_shared(x_stage + r * X_STRIDE_WORDS)),
+                    x_rows + static_cast<long long>(r) * K + k0, x_k * 2, barrier);
+    }
+  };
   auto issue_chunk = [&](int chunk) {
+    if (BULK && chunk < chunks) {
+      issue_bulk_chunk(warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS, chunk % STAGES,
+                       first_tile + chunk * CHUNK_TILES);
+      if (x_copies) return;
+    }
     if (chunk < chunks) {
       u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
       const int tile0 = first_tile + chunk * CHUNK_TILES;
-      if (CHUNK_PIECES == 32 || lane < CHUNK_PIECES) {
-        const int byte = tile0 * TILE_BYTES + lane * 16;  // this lane's 16 bytes
+#pragma unroll
+      for (int piece = lane; piece < (BULK ? 0 : CHUNK_PIECES); piece += 32) {
+        const int byte = tile0 * TILE_BYTES + piece * 16;  // this copy's 16 bytes
         const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
-        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + lane * 4));
+        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + piece * 4));
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
                      "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
       }
@@ -369,6 +474,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   for (int chunk = 0; chunk < chunks; ++chunk) {
     issue_chunk(chunk + STAGES - 1);
     asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `chunk` has landed
+    if (BULK) bulk_barrier_wait(stage_barrier(chunk % STAGES), (chunk / STAGES) & 1);
     __syncwarp();
     const u32* stage = warp_ring + (chunk % STAGES) * Shared::STAGE_WORDS;
     // Each half's x rows for this lane: row 8h + g of the chunk's slice, or the zero row.
@@ -448,7 +554,37 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     partial[warp][8 * h + 2 * t + 1][2 * g + 1] = total[h][3];
   }
   __syncthreads();
-  store_panel<Config, 8 * HALVES>(partial, bias, y, panel);
+  if (Config::SPLIT_K == 1) {
+    store_panel<Config, 8 * HALVES>(partial, bias, y, panel);
+    return;
+  }
+  // This block's part: the warps' totals summed in warp order, no bias, fp32.
+  float* part = static_cast<float*>(y) + static_cast<long long>(blockIdx.y) * ROWS * Config::N;  // [ROWS][N]
+  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
+    const int r = index / 16;
+    const int column = index % 16;
+    const long long n = panel * 16 + column;
+    if (n >= Config::N) continue;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) sum += partial[w][r][column];
+    part[r * Config::N + n] = sum;
+  }
+}
+
+// The second kernel of a split (SPLIT_K > 1): y[r][n] = sum over the parts in part order + bias,
+// one thread per output. A fixed order and no atomics: the same bits on every run.
+template <class Config>
+__device__ __forceinline__ void gemv_split_sum(const float* __restrict__ partials, const void* __restrict__ bias,
+                                               void* __restrict__ y) {
+  constexpr long long OUTPUTS = Config::ROWS * Config::N;
+  const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= OUTPUTS) return;
+  float total = 0.0f;
+#pragma unroll
+  for (int part = 0; part < Config::SPLIT_K; ++part) total += partials[part * OUTPUTS + index];
+  if (Config::HAS_BIAS) total += load_element<Config::ACT>(bias, index % Config::N);
+  store_element<Config::OUT>(y, index, total);
 }
 
 }  // namespace lowbit_gemv

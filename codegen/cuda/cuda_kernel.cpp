@@ -37,6 +37,11 @@ LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   return GemvGenerator().launch_geometry(desc, variant);
 }
 
+// Whether the variant writes fp32 partials to the workspace and sums them in a second kernel.
+bool splits(const CudaVariant& variant) {
+  return variant.split_k > 1 && (variant.family == CudaFamily::wgmma || variant.family == CudaFamily::gemv_mma);
+}
+
 }  // namespace
 
 CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant) : desc_(desc), variant_(variant) {
@@ -54,8 +59,6 @@ CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant, std::vect
   load();
 }
 
-bool splits(const CudaVariant& variant) { return variant.family == CudaFamily::wgmma && variant.split_k > 1; }
-
 void CudaKernel::load() {
   const DeviceInfo& device = device_info(desc_.device.index);
   geometry_ = family_geometry(desc_, variant_);
@@ -66,9 +69,11 @@ void CudaKernel::load() {
   check(driver().cuModuleLoadData(&module_, cubin_.data()), "cuModuleLoadData");
   check(driver().cuModuleGetFunction(&function_, module_, GemvGenerator::entry_point), "cuModuleGetFunction");
   if (splits(variant_)) {
-    check(driver().cuModuleGetFunction(&reduce_function_, module_, WgmmaGenerator::reduce_entry_point),
+    const bool wgmma = variant_.family == CudaFamily::wgmma;
+    check(driver().cuModuleGetFunction(&reduce_function_, module_,
+                                       wgmma ? WgmmaGenerator::reduce_entry_point : GemvGenerator::split_sum_entry_point),
           "cuModuleGetFunction");
-    reduce_geometry_ = WgmmaGenerator::reduce_geometry(desc_);
+    reduce_geometry_ = wgmma ? WgmmaGenerator::reduce_geometry(desc_) : GemvGenerator::split_sum_geometry(desc_);
   }
   // Without an opt-in per function, dynamic shared memory is allowed 48 KiB less the kernel's
   // static shared memory (gemv_mma has both), so every kernel with dynamic shared memory opts in.
@@ -85,7 +90,9 @@ CudaKernel::~CudaKernel() {
 nlohmann::json CudaKernel::variant_json() const { return to_json(variant_); }
 
 std::size_t CudaKernel::workspace_bytes(int64_t) const {
-  return splits(variant_) ? WgmmaGenerator::workspace_bytes(desc_, variant_) : 0;
+  if (!splits(variant_)) return 0;
+  return variant_.family == CudaFamily::wgmma ? WgmmaGenerator::workspace_bytes(desc_, variant_)
+                                              : GemvGenerator::workspace_bytes(desc_, variant_);
 }
 
 void CudaKernel::run(const RunArgs& args) const {

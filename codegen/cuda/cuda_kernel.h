@@ -34,7 +34,7 @@ class CudaKernel final : public ProgramKernel {
   const OpDesc& desc() const override { return desc_; }
   const std::string& name() const override { return name_; }
   nlohmann::json variant_json() const override;
-  // Launches on args.stream; returns without waiting for the GPU. A split wgmma variant
+  // Launches on args.stream; returns without waiting for the GPU. A split (wgmma or gemv_mma) variant
   // launches its second pass after it on the same stream and needs args.workspace.
   void run(const RunArgs& args) const override;
   std::size_t workspace_bytes(int64_t m) const override;
@@ -51,7 +51,7 @@ class CudaKernel final : public ProgramKernel {
   std::vector<char> cubin_;
   CUmodule module_ = nullptr;
   CUfunction function_ = nullptr;
-  CUfunction reduce_function_ = nullptr;  // a split's second pass (wgmma with split_k > 1), else null
+  CUfunction reduce_function_ = nullptr;  // a split's second pass (wgmma or gemv_mma with split_k > 1), else null
   LaunchGeometry geometry_;               // from the family's generator
   LaunchGeometry reduce_geometry_;
 };

@@ -30,20 +30,28 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
-  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}", compact_arch, family, desc.bits,
-                     desc.group == whole_k_group ? std::string("k") : std::to_string(desc.group), desc.m,
-                     variant.warps, variant.unroll);
+  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
+                     variant.warps, variant.unroll,
+                     variant.block_k == 0 ? std::string() : fmt::format("_k{}", variant.block_k),
+                     variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k),
+                     variant.bulk_copy == 0 ? "" : "_bulk");
 }
 
 std::string split_k_misuse(const CudaVariant& variant) {
-  if (variant.family == CudaFamily::wgmma) return {};
-  if (variant.split_k != 1)
-    return fmt::format("split_k={}: only the wgmma family splits K across blocks; family={} needs split_k=1",
+  const bool wgmma = variant.family == CudaFamily::wgmma;
+  const bool gemv_mma = variant.family == CudaFamily::gemv_mma;
+  if (variant.split_k != 1 && !wgmma && !gemv_mma)
+    return fmt::format("split_k={}: only the wgmma and gemv_mma families split K across blocks; family={} needs "
+                       "split_k=1",
                        variant.split_k, to_string(variant.family));
-  if (variant.producer != 0)
+  if (variant.producer != 0 && !wgmma)
     return fmt::format("producer={}: only the wgmma family has a warp-specialized copy warpgroup; family={} needs "
                        "producer=0",
                        variant.producer, to_string(variant.family));
+  if (variant.bulk_copy != 0 && !gemv_mma)
+    return fmt::format("bulk_copy={}: only the gemv_mma family fills its ring with bulk copies; family={} needs "
+                       "bulk_copy=0",
+                       variant.bulk_copy, to_string(variant.family));
   return {};
 }
 
@@ -51,13 +59,13 @@ nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(varia
 
 CudaVariant variant_from_json(const nlohmann::json& json) {
   // The tile fields were added with the mma family (a gemv variant stored before lacks them),
-  // split_k with the wgmma family's split (a variant stored before is unsplit), producer with its
-  // warp-specialized copy warpgroup (a variant stored before has every thread copy).
+  // split_k and producer with the wgmma family's split and copy warpgroup, bulk_copy with
+  // gemv_mma's bulk copies (a variant stored before has none of them).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
-    for (const char* name :
-         {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k", "split_k", "producer"})
+    for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k",
+                             "split_k", "producer", "bulk_copy"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

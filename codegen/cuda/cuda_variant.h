@@ -32,9 +32,13 @@ namespace lowbit::cuda {
 // The gemv families read family, warps and unroll; the mma family reads family and the tile
 // fields (warps must then be warps_n * warps_m * warps_k, unroll stays at its default); the
 // wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
-// layout fields stay 0), split_k (blocks along K; every other family refuses split_k != 1) and
-// producer (0: every thread copies; 1: one more warpgroup alone copies, through mbarriers).
-// The tile fields, split_k and producer came later: JSON without them (older caches) reads as
+// layout fields stay 0), split_k (blocks along K, each a run of whole stages, summed by a
+// second kernel) and producer (0: every thread copies; 1: one more warpgroup alone copies,
+// through mbarriers). gemv_mma also reads block_k (k a warp copies per stage of its ring;
+// 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
+// groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
+// copies). Every other family needs split_k=1, producer=0, bulk_copy=0. The tile fields,
+// split_k, producer and bulk_copy came later: JSON without them (older caches) reads as
 // these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -42,13 +46,14 @@ struct CudaVariant {
   int unroll = 2;  // gemv: 16-byte loads a lane keeps in flight (whole chunks); gemv_mma: cp.async stages
   int block_n = 0;  // mma: output columns per block (whole 16-column panels)
   int block_m = 0;  // mma: rows of x per block
-  int block_k = 0;  // mma: k per pipeline stage
+  int block_k = 0;  // mma: k per pipeline stage; gemv_mma: k per warp and stage (0: the format's default)
   int stages = 0;   // mma: cp.async pipeline depth; dequant_gemm: tiles in flight per block (cp.async)
   int warps_n = 0;  // mma: warp layout, warps along N ...
   int warps_m = 0;  // ... along M ...
   int warps_k = 0;  // ... and splitting each stage's k-tiles (summed in shared memory)
-  int split_k = 1;  // wgmma: blocks along K, each one run of stages, summed by a second kernel
+  int split_k = 1;   // wgmma, gemv_mma: blocks along K, fp32 partials summed by a second kernel
   int producer = 0;  // wgmma: 1 = a warp-specialized copy warpgroup and full/empty mbarriers per slot
+  int bulk_copy = 0; // gemv_mma, sm_90: 1 = stages filled by bulk copies (TMA engine), 0 = per-lane cp.async
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -58,7 +63,8 @@ struct CudaVariant {
                       field("block_m", &CudaVariant::block_m), field("block_k", &CudaVariant::block_k),
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
                       field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
-                      field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer)};
+                      field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer),
+                      field("bulk_copy", &CudaVariant::bulk_copy)};
   }
 };
 
@@ -75,7 +81,8 @@ struct LaunchGeometry {
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
-// when split_k > 1, "_ws" when producer = 1).
+// when split_k > 1, "_ws" when producer = 1); gemv_mma appends "_k128" when block_k is set,
+// "_split2" when split_k > 1 and "_bulk" with bulk_copy.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 // Why a variant may not carry its split_k or producer (only the wgmma family splits K or
 // specializes a copy warpgroup), or empty when it may.

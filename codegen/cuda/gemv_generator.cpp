@@ -2,12 +2,33 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
+
+namespace {
+
+// Tiles (16 k of a panel) one 16-byte copy per lane of a warp covers in gemv_mma's ring, and
+// their 4-byte words: MmaFormat's CHUNK_TILES and TILE_WORDS in templates/gemv_mma.cuh.
+int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
+int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
+
+// gemv_mma's fold runs per panel (RUNS in the template): a group, at most 256 k; whole K
+// folds every 256 k. Split-K gives each block a contiguous range of them.
+int mma_runs(const OpDesc& desc) {
+  const int64_t group = desc.group_size();
+  const int64_t tiles = (desc.k + 15) / 16;
+  const int64_t run_tiles = desc.k / group == 1 ? 16 : std::min<int64_t>(group, 256) / 16;
+  return static_cast<int>((tiles + run_tiles - 1) / run_tiles);
+}
+
+}  // namespace
 
 Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
   auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
@@ -39,11 +60,32 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   }
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
+  if (variant.family != CudaFamily::gemv_mma && (variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0))
+    return refuse(fmt::format("block_k={}, split_k={}, bulk_copy={}: the gemv family reads none of them "
+                              "(block_k=0, split_k=1, bulk_copy=0)",
+                              variant.block_k, variant.split_k, variant.bulk_copy));
+  if (variant.bulk_copy != 0 && variant.bulk_copy != 1) return refuse("bulk_copy must be 0 or 1");
+  if (variant.bulk_copy == 1 && arch_major < 9)
+    return refuse("bulk_copy=1: bulk copies (cp.async.bulk) need sm_90 or newer");
+  if (variant.family == CudaFamily::gemv_mma) {
+    const int format_k = mma_chunk_tiles(desc.bits) * 16;
+    if (variant.block_k != 0 && variant.block_k != format_k && variant.block_k != 2 * format_k)
+      return refuse(fmt::format("block_k={}: gemv_mma copies {} or {} k per warp and stage at bits={} (0: {})",
+                                variant.block_k, format_k, 2 * format_k, desc.bits, format_k));
+    if (variant.split_k != 1 && variant.split_k != 2 && variant.split_k != 4 && variant.split_k != 8)
+      return refuse(fmt::format("split_k={}: must be 1, 2, 4 or 8", variant.split_k));
+    if (variant.split_k > mma_runs(desc))
+      return refuse(fmt::format("split_k={}: k={} has only {} fold runs (groups of at most 256 k) to split",
+                                variant.split_k, desc.k, mma_runs(desc)));
+  }
   // The ring plus the static [WARPS][rows][16] fp32 partial sums, within the smallest opt-in
   // limit of the arch (cudaDevAttrMaxSharedMemoryPerBlockOptin: 99 KiB on sm_86/sm_89, 227 KiB
   // on sm_90).
   const int limit = arch_major >= 9 ? 232448 : 101376;
-  const int partial = variant.family == CudaFamily::gemv_mma ? variant.warps * (desc.m > 8 ? 16 : 8) * 16 * 4 : 0;
+  // (bulk copies add one 8-byte mbarrier per warp and stage).
+  const int partial = variant.family == CudaFamily::gemv_mma
+                          ? variant.warps * (desc.m > 8 ? 16 : 8) * 16 * 4 + variant.bulk_copy * variant.warps * variant.unroll * 8
+                          : 0;
   if (shared_bytes(desc, variant) + partial > limit)
     return refuse(fmt::format("warps={}, unroll={}: {} bytes of shared memory at m={}, above the {} bytes an "
                               "sm_{}x block may use",
@@ -52,51 +94,86 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   return {};
 }
 
-namespace {
-
-// Tiles (16 k of a panel) one warp copies per stage of gemv_mma's ring, and their 4-byte words:
-// MmaFormat's CHUNK_TILES and TILE_WORDS in templates/gemv_mma.cuh.
-int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
-int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
-
-}  // namespace
+int GemvGenerator::chunk_tiles(const OpDesc& desc, const CudaVariant& variant) {
+  return variant.block_k != 0 ? variant.block_k / 16 : mma_chunk_tiles(desc.bits);
+}
 
 int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family != CudaFamily::gemv_mma) return 0;
   // GemvMmaShared: per warp and stage, the chunk's weights and [m][chunk_k * 2 + 32 bytes] of
   // x; then one zero row of chunk_k 16-bit values.
-  const int chunk_tiles = mma_chunk_tiles(desc.bits);
+  const int chunk_tiles = GemvGenerator::chunk_tiles(desc, variant);
   const int chunk_k = chunk_tiles * 16;
   const int stage_words = chunk_tiles * mma_tile_words(desc.bits) + static_cast<int>(desc.m) * (chunk_k * 2 + 32) / 4;
   return (variant.warps * variant.unroll * stage_words + chunk_k * 2 / 4) * 4;
 }
 
 LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
-  return {static_cast<unsigned>(native_geometry(desc).panels), 1, static_cast<unsigned>(variant.warps * 32),
-          static_cast<unsigned>(shared_bytes(desc, variant))};
+  return {static_cast<unsigned>(native_geometry(desc).panels), static_cast<unsigned>(variant.split_k),
+          static_cast<unsigned>(variant.warps * 32), static_cast<unsigned>(shared_bytes(desc, variant))};
+}
+
+std::size_t GemvGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.split_k == 1) return 0;
+  const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
+  return (bytes + 255) / 256 * 256;
+}
+
+LaunchGeometry GemvGenerator::split_sum_geometry(const OpDesc& desc) {
+  constexpr unsigned threads = 256;
+  const auto outputs = static_cast<unsigned>(desc.m * desc.n);
+  return {(outputs + threads - 1) / threads, 1, threads, 0};
 }
 
 std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   std::vector<CudaVariant> variants;
-  for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
-    for (int warps : family == CudaFamily::gemv ? std::vector<int>{2, 4, 8} : std::vector<int>{4, 8, 16})
-      for (int unroll : {2, 4, 8}) {
-        CudaVariant variant{family, warps, unroll};
-        if (is_valid(desc, variant, 9)) variants.push_back(variant);
+  auto add = [&](CudaVariant variant) {
+    if (is_valid(desc, variant, 9)) variants.push_back(variant);
+  };
+  for (int warps : {2, 4, 8})
+    for (int unroll : {2, 4, 8}) add(CudaVariant{CudaFamily::gemv, warps, unroll});
+  // gemv_mma: the ring's depth and width (bytes in flight per warp; wide chunks with 2 or 4
+  // stages), and on few panels split-K in two blocks at 8 warps and 2 stages (more blocks for
+  // the SMs: 256 panels of N = 4096 on 132 SMs). On the H100 (docs/benchmarks.md, the second
+  // small-M round) split 4, split at 16 warps or 4 stages, and bulk_copy=1 never came within
+  // 5 % of the best, so they are not searched (bulk copies stay valid on sm_90 when named).
+  const int format_k = mma_chunk_tiles(desc.bits) * 16;
+  const bool few_panels = native_geometry(desc).panels < 1024;
+  for (int warps : {4, 8, 16})
+    for (int unroll : {2, 4, 8})
+      for (int block_k : {0, 2 * format_k}) {
+        if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        add(variant);
+        if (few_panels && warps == 8 && unroll == 2) {
+          variant.split_k = 2;
+          add(variant);
+        }
       }
   return variants;
 }
 
 // What the candidates' timings on an H100 favoured (docs/benchmarks.md, "small M to the
-// bandwidth floor"): the tensor-core family at every M (the CUDA-core family only for fp32
-// activations), 2 stages; 16 warps per panel up to M=8 except at M <= 4 on many panels
-// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1), 8 warps from M=9 on (the second B operand
-// doubles the ring).
+// bandwidth floor", both rounds): the tensor-core family at every M (the CUDA-core family only
+// for fp32 activations), 2 stages; up to M=4, 16 warps per panel except on many panels
+// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1); from M=5 on, 8 warps with 1 KB chunks
+// (block_k twice the format's: best or within 3 % at M=8 and 16 on all four shapes, 37.2
+// against 39.8 us at M=8 on 28672x4096), and 1 KB chunks at 16 warps up to M=4 on few panels
+// with long K (4096x14336: 20.4 against 20.9 us at M=1, 20.3 against 20.8 at M=4, in two
+// calls). Split-K never won (its second launch alone costs about 2.5 us at these sizes).
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
-  const bool many_panels = native_geometry(desc).panels >= 1024;
-  return CudaVariant{CudaFamily::gemv_mma, many_panels && desc.m <= 4 ? 8 : 16, 2};
+  const int wide = 2 * mma_chunk_tiles(desc.bits) * 16;
+  if (desc.m > 4) {
+    CudaVariant variant{CudaFamily::gemv_mma, 8, 2};
+    variant.block_k = wide;
+    return variant;
+  }
+  if (native_geometry(desc).panels >= 1024) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  CudaVariant variant{CudaFamily::gemv_mma, 16, 2};
+  if (desc.k >= 8192) variant.block_k = wide;
+  return variant;
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
@@ -106,6 +183,15 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
   const char* function = variant.family == CudaFamily::gemv_mma ? "gemv_mma" : "gemv";
   const char* weight_type = variant.family == CudaFamily::gemv_mma ? "unsigned int" : "uint4";
   const int zero = template_zero(desc.zero);
+  // A split's second kernel (templates/gemv_mma.cuh, gemv_split_sum).
+  const std::string split_sum =
+      variant.split_k == 1
+          ? std::string()
+          : fmt::format("extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const float* partials,\n"
+                        "    const void* bias, void* y) {{\n"
+                        "  lowbit_gemv::gemv_split_sum<LowbitConfig>(partials, bias, y);\n"
+                        "}}\n",
+                        fmt::arg("threads", split_sum_geometry(desc).threads), fmt::arg("entry", split_sum_entry_point));
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"
@@ -122,6 +208,9 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr bool EQSCALE = {eqscale};\n"
       "  static constexpr int WARPS = {warps};\n"
       "  static constexpr int UNROLL = {unroll};\n"
+      "  static constexpr int CHUNK_TILES = {chunk_tiles};\n"
+      "  static constexpr int SPLIT_K = {split};\n"
+      "  static constexpr bool BULK_COPY = {bulk};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -129,12 +218,15 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "    void* y) {{\n"
       "  lowbit_gemv::{function}<LowbitConfig>(x, static_cast<const {weight_type}*>(qweight), scales, zeros, bias,\n"
       "                                         eq_scale, y);\n"
-      "}}\n",
+      "}}\n"
+      "{split_sum}",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("rows", desc.m),
       fmt::arg("n", desc.n), fmt::arg("k", desc.k), fmt::arg("bits", desc.bits), fmt::arg("group", desc.group_size()), fmt::arg("zero", zero),
       fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
-      fmt::arg("unroll", variant.unroll), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
+      fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
+      fmt::arg("split", variant.split_k), fmt::arg("bulk", variant.bulk_copy == 1 ? "true" : "false"),
+      fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma
                                    ? fmt::format("static_assert(lowbit_gemv::GemvMmaShared<LowbitConfig>::SHARED_BYTES == "

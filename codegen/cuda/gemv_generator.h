@@ -5,6 +5,7 @@
 // candidates / is_valid / emit as every generator.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -22,10 +23,12 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 3;
+  static constexpr int version = 4;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";
+  // gemv_mma with split_k > 1: the second kernel, summing the parts (gemv_split_sum).
+  static constexpr const char* split_sum_entry_point = "lowbit_split_sum";
 
   std::vector<CudaVariant> candidates(const OpDesc& desc) const;
   // arch_major: the device's compute capability major (8 = Ampere/Ada, 9 = Hopper).
@@ -33,10 +36,17 @@ class GemvGenerator {
   // The complete CUDA source for NVRTC: the template text and a thin instantiation.
   std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
   CudaVariant heuristic(const OpDesc& desc) const;
-  // A block per panel; gemv_mma's cp.async ring of weights and x is dynamic shared memory.
+  // A block per panel (split_k blocks per panel along grid y); gemv_mma's cp.async ring
+  // of weights and x is dynamic shared memory.
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
   // gemv_mma: the ring (templates/gemv_mma.cuh, GemvMmaShared); gemv: 0.
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // 16-k tiles a gemv_mma warp copies per stage: block_k / 16, or the format's 512-byte chunk.
+  static int chunk_tiles(const OpDesc& desc, const CudaVariant& variant);
+  // A split's fp32 partials, [split_k][m][n], rounded up to 256 bytes; 0 when unsplit.
+  static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // The split's second kernel: one thread per output.
+  static LaunchGeometry split_sum_geometry(const OpDesc& desc);
 };
 
 }  // namespace lowbit::cuda

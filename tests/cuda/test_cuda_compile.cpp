@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <string>
+#include <tuple>
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_variant.h"
@@ -31,7 +33,9 @@ TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   GemvGenerator generator;
   OpDesc desc = parse_descriptor("m=3,n=1000,k=4096,bits=4,group=128,zero=int,act=bf16,bias=1,device=cuda:0");
   std::vector<CudaVariant> variants = generator.candidates(desc);
-  ASSERT_EQ(variants.size(), 18u);  // 2 families x 3 warp counts x 3 unrolls
+  // gemv: 3 warp counts x 3 unrolls; gemv_mma: the same 9, wide chunks at 2 and 4 stages (6),
+  // and on these 63 panels split 2 at 8 warps and 2 stages, both widths (2).
+  ASSERT_EQ(variants.size(), 9u + 9u + 6u + 2u);
   for (const CudaVariant& variant : variants)
     for (const char* arch : arches) {
       std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
@@ -81,7 +85,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
         CudaVariant variant = generator.heuristic(desc);
         variant.family = family;
-        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+        if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
         for (const char* arch : arches) {
           std::vector<char> cubin =
@@ -117,7 +121,38 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
         ++compiled;
       }
   }
-  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2);
+  // gemv_mma's wide ring chunks (two 16-byte copies a lane) with split-K and its second kernel,
+  // at M=16 with eqscale (the most registers and shared memory), for every arch.
+  {
+    const std::string text = fmt::format(
+        "m=16,n=1000,k=4100,bits={},group=-1,zero=int,act=fp16,out=bf16,bias=1,eqscale=1,device=cuda:0", bits);
+    OpDesc desc = parse_descriptor(text);
+    const int format_k = (bits == 2 ? 8 : bits == 8 ? 2 : 4) * 16;
+    for (auto [warps, unroll, split] : {std::tuple{4, 2, 4}, std::tuple{2, 4, 2}}) {  // fit sm_80's 99 KiB
+      CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+      variant.block_k = 2 * format_k;
+      variant.split_k = split;
+      ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << text << " " << variant_name(desc, variant, "sm_80");
+      for (const char* arch : arches) {
+        std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
+        EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+        ++compiled;
+      }
+    }
+  }
+  // Bulk copies (sm_90a only), wide, at the same M=16 with eqscale and fp16.
+  {
+    OpDesc desc = parse_descriptor(fmt::format(
+        "m=16,n=1000,k=4096,bits={},group=128,zero=float,act=fp16,out=fp32,bias=1,eqscale=1,device=cuda:0", bits));
+    CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
+    variant.block_k = 2 * (bits == 2 ? 8 : bits == 8 ? 2 : 4) * 16;
+    variant.bulk_copy = 1;
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+    EXPECT_FALSE(generator.is_valid(desc, variant, 8).ok);
+    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
+    ++compiled;
+  }
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
@@ -148,7 +183,7 @@ TEST(CudaCompile, EveryFormatIsServed) {
     for (const char* eqscale : {"0", "1"}) {
       OpDesc desc = parse_descriptor(
           fmt::format("m=3,n=100,k=4096,bits={},group=64,zero=int,act=bf16,eqscale={},device=cuda:0", bits, eqscale));
-      EXPECT_EQ(generator.candidates(desc).size(), 18u) << to_string(desc);
+      EXPECT_EQ(generator.candidates(desc).size(), 26u) << to_string(desc);  // as the sweep above
     }
   // fp32 activations: the CUDA-core family only.
   EXPECT_EQ(generator.candidates(parse_descriptor("m=1,n=100,k=96,bits=3,group=32,act=fp32,device=cuda:0")).size(), 9u);
@@ -165,6 +200,24 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   EXPECT_NE(generator.emit(desc, variant).find(to_string(desc)), std::string::npos);
   EXPECT_EQ(variant_from_json(to_json(variant)), variant);
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2");
+  // gemv_mma's ring width and split-K: in the source, the name and the JSON.
+  CudaVariant split = variant;
+  split.block_k = 128;
+  split.split_k = 4;
+  const std::string source = generator.emit(desc, split);
+  EXPECT_NE(source.find("SPLIT_K = 4;"), std::string::npos);
+  EXPECT_NE(source.find("CHUNK_TILES = 8;"), std::string::npos);
+  EXPECT_NE(source.find(GemvGenerator::split_sum_entry_point), std::string::npos);
+  EXPECT_EQ(generator.emit(desc, variant).find(GemvGenerator::split_sum_entry_point), std::string::npos);
+  EXPECT_EQ(variant_from_json(to_json(split)), split);
+  EXPECT_EQ(variant_name(desc, split, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2_k128_split4");
+  EXPECT_EQ(GemvGenerator::workspace_bytes(desc, split), 4u * 1 * 4096 * 4);
+  EXPECT_EQ(GemvGenerator::workspace_bytes(desc, variant), 0u);
+  EXPECT_EQ(generator.launch_geometry(desc, split).grid_y, 4u);
+  // A variant stored before these fields reads as unsplit with the format's chunk.
+  nlohmann::json old = to_json(variant);
+  old.erase("split_k");
+  EXPECT_EQ(variant_from_json(old), variant);
 }
 
 TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
@@ -200,6 +253,22 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
                                               CudaVariant{CudaFamily::gemv_mma, 16, 8}, 9);
   EXPECT_FALSE(too_big.ok);
   EXPECT_NE(too_big.reason.find("shared memory"), std::string::npos) << too_big.reason;
+  // block_k and split_k: gemv_mma only, its two widths, splits 1..8 no more than fold runs.
+  const OpDesc small = parse_descriptor("m=1,n=64,k=512,group=128,device=cuda:0");  // 4 fold runs
+  CudaVariant fma{CudaFamily::gemv, 4, 2};
+  fma.split_k = 2;
+  EXPECT_FALSE(generator.is_valid(small, fma, 9).ok);
+  for (auto [block_k, split, ok] : {std::tuple{64, 4, true}, std::tuple{128, 2, true}, std::tuple{96, 1, false},
+                                   std::tuple{256, 1, false}, std::tuple{0, 8, false}, std::tuple{0, 3, false}}) {
+    CudaVariant candidate = mma;
+    candidate.block_k = block_k;
+    candidate.split_k = split;
+    const Validity validity = generator.is_valid(small, candidate, 9);
+    EXPECT_EQ(validity.ok, ok) << block_k << " " << split << ": " << validity.reason;
+    if (!ok) {
+      EXPECT_FALSE(validity.reason.empty());
+    }
+  }
 }
 
 }  // namespace

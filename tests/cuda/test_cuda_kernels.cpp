@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/registry.h"
 #include "tests/cuda/device_check.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -35,6 +37,44 @@ std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
   return check_on_device(CudaKernel(desc, variant));
 }
 
+// Runs the kernel twice on one random problem, the workspace poisoned differently each time
+// (0xff, then 0x00); empty when both runs wrote the same bytes (a split sums its parts in a
+// fixed order, so no run-to-run drift), else the case and the first differing byte.
+std::string check_run_twice_identical(const Kernel& kernel) {
+  const OpDesc& desc = kernel.desc();
+  const std::string case_name = to_string(desc) + " " + kernel.name();
+  const Problem problem = make_random_problem(desc, desc.m, seed_for(case_name));
+  DeviceBuffer x = testing::upload(problem.x.data(), problem.x.size());
+  DeviceBuffer weights = testing::upload(problem.packed.storage.data(), problem.packed.storage.size());
+  DeviceBuffer bias = testing::upload(problem.bias.data(), problem.bias.size());
+  DeviceBuffer eq_scale = testing::upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
+  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
+  DeviceBuffer y(out_bytes);
+  DeviceBuffer workspace(std::max<std::size_t>(kernel.workspace_bytes(desc.m), 256));
+  RunArgs args;
+  args.x = x.data();
+  auto* base = static_cast<uint8_t*>(weights.data());
+  args.weights = {base, base + problem.packed.scales_offset,
+                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  args.bias = desc.bias ? bias.data() : nullptr;
+  args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
+  args.y = y.data();
+  args.m = desc.m;
+  args.workspace = workspace.data();
+  args.workspace_size = workspace.size();
+  std::vector<uint8_t> runs[2];
+  for (int run = 0; run < 2; ++run) {
+    workspace.fill(run == 0 ? 0xff : 0x00);
+    y.fill(testing::poison);
+    kernel.run(args);
+    check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+    runs[run] = y.download();
+  }
+  for (std::size_t i = 0; i < out_bytes; ++i)
+    if (runs[0][i] != runs[1][i]) return fmt::format("case: {}: byte {} differs between two runs", case_name, i);
+  return {};
+}
+
 // One ctest test per weight width, so the device script runs them in parallel.
 class CudaKernelsBits : public ::testing::TestWithParam<int> {};
 
@@ -46,8 +86,13 @@ TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
     // N=1000: 62 panels and an 8-column tail; K=8256: 129 groups of 64, not a multiple of 64 steps.
     OpDesc desc = parse_descriptor(fmt::format(
         "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
-    for (const CudaVariant& variant : generator.candidates(desc)) {
-      std::string failure = check_on_device(desc, variant);
+    // Compiled all at once (a thread per core), as the tuner does.
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    const std::vector<CompiledCandidate> cubins = compile_candidates(desc, variants, device_info(0).arch());
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+      ASSERT_TRUE(cubins[i].error.empty()) << variant_name(desc, variants[i], device_info(0).arch()) << ": "
+                                           << cubins[i].error;
+      std::string failure = check_on_device(CudaKernel(desc, variants[i], cubins[i].cubin));
       ASSERT_TRUE(failure.empty()) << failure;
     }
   }
@@ -75,7 +120,7 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
-          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+          if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
           if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
@@ -124,7 +169,7 @@ TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
       for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
         CudaVariant variant = generator.heuristic(desc);
         variant.family = family;
-        if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+        if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         if (!generator.is_valid(desc, variant, 9)) continue;  // the CUDA-core family serves up to 8 rows
         const std::string failure =
             testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), /*x_offset_bytes=*/2);
@@ -149,7 +194,7 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
         for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma}) {
           CudaVariant variant = generator.heuristic(desc);
           variant.family = family;
-          if (family == CudaFamily::gemv) variant.warps = std::min(variant.warps, 8);  // its most warps
+          if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
           if (!generator.is_valid(desc, variant, 9)) continue;
           std::string failure = check_on_device(desc, variant);
           ASSERT_TRUE(failure.empty()) << failure;
@@ -157,6 +202,61 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
         }
       }
   EXPECT_EQ(checked, 20 + 4);  // m=16: the tensor-core family with bf16 and fp16 only
+}
+
+// gemv_mma's wider ring chunks (block_k = twice the format's), split-K across blocks
+// (split_k: fp32 parts in the workspace, summed with bias by a second kernel) and bulk
+// copies (bulk_copy, sm_90; K % 8 != 0 keeps x on the per-lane path): every zero
+// point, both 16-bit activations, every output dtype, eqscale, whole-K groups and K tails, at
+// M = 1, 9 (the second B operand) and 16; a split with fewer runs than blocks is refused, not
+// run. Each split is also run twice: the outputs must be the same bits.
+TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
+  struct Shape {
+    const char* text;
+    int splits_refused;  // variants below refused at this shape (more blocks than fold runs)
+  };
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  int checked = 0;
+  int index = 0;
+  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
+                            "n=72,k=4096,group=128,eqscale=1"})
+    for (const char* rows : {"1", "9", "16"}) {
+      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                 GetParam(), shape, zeros[index % 3], acts[index % 2],
+                                                 outs[(index / 2) % 3], rows));
+      ++index;
+      // (warps, unroll, block_k, split, bulk): a split alone, split with wide chunks, wide alone,
+      // the most parts, bulk copies wide and narrow; all within sm_90's shared memory at M=16
+      // with 2-bit weights.
+      for (auto [warps, unroll, block_k, split, bulk] :
+           {std::tuple{8, 2, 0, 2, 0}, std::tuple{4, 4, 2 * format_k, 4, 0}, std::tuple{4, 2, 2 * format_k, 1, 0},
+            std::tuple{8, 2, 2 * format_k, 8, 0}, std::tuple{8, 2, 2 * format_k, 1, 1}, std::tuple{4, 4, 0, 1, 1}}) {
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        variant.split_k = split;
+        variant.bulk_copy = bulk;
+        const Validity validity = generator.is_valid(desc, variant, 9);
+        if (!validity) {
+          // Only splits into more blocks than fold runs are refused here (k=384: 3 runs).
+          ASSERT_NE(validity.reason.find("fold runs"), std::string::npos) << to_string(desc) << ": " << validity.reason;
+          continue;
+        }
+        CudaKernel kernel(desc, variant);
+        std::string failure = check_on_device(kernel);
+        ASSERT_TRUE(failure.empty()) << failure;
+        if (split > 1) {
+          failure = check_run_twice_identical(kernel);
+          ASSERT_TRUE(failure.empty()) << failure;
+        }
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 3 * (6 + 6 + 4 + 6));  // k=384: 3 fold runs, splits 4 and 8 refused
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),
@@ -182,6 +282,31 @@ TEST(CudaKernels, RunRefusesBadArguments) {
   RunArgs args;
   args.m = 2;
   EXPECT_THROW(kernel.run(args), InvalidArgument);  // null pointers
+  // A split needs its workspace: refused when missing or smaller, with both sizes named.
+  CudaVariant split{CudaFamily::gemv_mma, 8, 2};
+  split.split_k = 2;
+  CudaKernel split_kernel(desc, split);
+  ASSERT_EQ(split_kernel.workspace_bytes(2), 1024u);  // [2 parts][2 rows][64 columns] fp32
+  // Host pointers are enough: run refuses before any launch.
+  static const char placeholder[16] = {};
+  args.x = placeholder;
+  args.y = const_cast<char*>(placeholder);
+  args.weights = {placeholder, placeholder, placeholder};
+  args.bias = placeholder;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1023}}) {
+    std::vector<char> scratch(1024);
+    args.workspace = size == 0 ? nullptr : scratch.data();
+    args.workspace_size = size;
+    try {
+      split_kernel.run(args);
+      FAIL() << "a split ran with a workspace of " << size << " bytes";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find("1024"), std::string::npos) << error.what();
+      if (size != 0) {
+        EXPECT_NE(std::string(error.what()).find("1023"), std::string::npos) << error.what();
+      }
+    }
+  }
 }
 
 }  // namespace
