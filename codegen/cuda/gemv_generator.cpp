@@ -109,8 +109,12 @@ int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) 
 }
 
 LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
-  return {static_cast<unsigned>(native_geometry(desc).panels), static_cast<unsigned>(variant.split_k),
-          static_cast<unsigned>(variant.warps * 32), static_cast<unsigned>(shared_bytes(desc, variant))};
+  LaunchGeometry geometry;  // fields by name: a positional list shifts when LaunchGeometry grows
+  geometry.grid_x = static_cast<unsigned>(native_geometry(desc).panels);
+  geometry.grid_y = static_cast<unsigned>(variant.split_k);
+  geometry.threads = static_cast<unsigned>(variant.warps * 32);
+  geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
+  return geometry;
 }
 
 std::size_t GemvGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
@@ -122,7 +126,10 @@ std::size_t GemvGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant
 LaunchGeometry GemvGenerator::split_sum_geometry(const OpDesc& desc) {
   constexpr unsigned threads = 256;
   const auto outputs = static_cast<unsigned>(desc.m * desc.n);
-  return {(outputs + threads - 1) / threads, 1, threads, 0};
+  LaunchGeometry geometry;
+  geometry.grid_x = (outputs + threads - 1) / threads;
+  geometry.threads = threads;
+  return geometry;
 }
 
 std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {

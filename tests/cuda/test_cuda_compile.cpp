@@ -13,6 +13,7 @@
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/wgmma_generator.h"
+#include "lowbit/native_layout.h"
 #include "lowbit/errors.h"
 
 namespace lowbit::cuda {
@@ -213,7 +214,20 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   EXPECT_EQ(variant_name(desc, split, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2_k128_split4");
   EXPECT_EQ(GemvGenerator::workspace_bytes(desc, split), 4u * 1 * 4096 * 4);
   EXPECT_EQ(GemvGenerator::workspace_bytes(desc, variant), 0u);
-  EXPECT_EQ(generator.launch_geometry(desc, split).grid_y, 4u);
+  // Every field of the launch, so a field added to LaunchGeometry cannot shift the others (a
+  // positional initializer once put the thread count into grid_z).
+  const LaunchGeometry geometry = generator.launch_geometry(desc, split);
+  EXPECT_EQ(geometry.grid_x, static_cast<unsigned>(native_geometry(desc).panels));
+  EXPECT_EQ(geometry.grid_y, 4u);
+  EXPECT_EQ(geometry.grid_z, 1u);
+  EXPECT_EQ(geometry.threads, 16u * 32);
+  EXPECT_EQ(geometry.shared_bytes, static_cast<unsigned>(GemvGenerator::shared_bytes(desc, split)));
+  const LaunchGeometry sum = GemvGenerator::split_sum_geometry(desc);
+  EXPECT_GE(sum.grid_x * sum.threads, 4096u);  // one thread per output
+  EXPECT_EQ(sum.grid_y, 1u);
+  EXPECT_EQ(sum.grid_z, 1u);
+  EXPECT_EQ(sum.threads, 256u);
+  EXPECT_EQ(sum.shared_bytes, 0u);
   // A variant stored before these fields reads as unsplit with the format's chunk.
   nlohmann::json old = to_json(variant);
   old.erase("split_k");
