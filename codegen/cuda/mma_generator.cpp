@@ -165,20 +165,11 @@ std::string MmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) c
   if (!validity) throw Unsupported(fmt::format("cannot emit {}: {}", variant_name(desc, variant, "sm_90a"), validity.reason));
   // The GEMM reuses the GEMV template's conversion helpers, so both files are emitted.
   const std::string body = embedded_templates().at("gemv.cuh") + embedded_templates().at("mma_gemm.cuh");
-  const int zero = template_zero(desc.zero);
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"
       "struct LowbitConfig {{\n"
-      "  static constexpr int M = {m};\n"
-      "  static constexpr long long N = {n};\n"
-      "  static constexpr int K = {k};\n"
-      "  static constexpr int GROUP = {group};\n"
-      "  static constexpr bool WHOLE_K_GROUP = {whole_k};\n"
-      "  static constexpr int ZERO = {zero};\n"
-      "  static constexpr int ACT = {act};\n"
-      "  static constexpr int OUT = {out};\n"
-      "  static constexpr bool HAS_BIAS = {bias};\n"
+      "{problem}"
       "  static constexpr int BLOCK_N = {block_n};\n"
       "  static constexpr int BLOCK_M = {block_m};\n"
       "  static constexpr int BLOCK_K = {block_k};\n"
@@ -195,11 +186,8 @@ std::string MmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) c
       "  lowbit_gemv::mma_gemm_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
       "y, shared);\n"
       "}}\n",
-      fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("m", desc.m), fmt::arg("n", desc.n),
-      fmt::arg("k", desc.k), fmt::arg("group", desc.group_size()),
-      fmt::arg("whole_k", desc.group == whole_k_group ? "true" : "false"), fmt::arg("zero", zero),
-      fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
-      fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("block_n", variant.block_n),
+      fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("problem", problem_constants(desc)),
+      fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("warps_n", variant.warps_n), fmt::arg("warps_m", variant.warps_m), fmt::arg("warps_k", variant.warps_k),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32),

@@ -228,15 +228,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "{body}\n"
       "// Instantiation for {descriptor}\n"
       "struct LowbitConfig {{\n"
-      "  static constexpr int M = {m};\n"
-      "  static constexpr long long N = {n};\n"
-      "  static constexpr int K = {k};\n"
-      "  static constexpr int GROUP = {group};\n"
-      "  static constexpr bool WHOLE_K_GROUP = {whole_k};\n"
-      "  static constexpr int ZERO = {zero};\n"
-      "  static constexpr int ACT = {act};\n"
-      "  static constexpr int OUT = {out};\n"
-      "  static constexpr bool HAS_BIAS = {bias};\n"
+      "{problem}"
       "  static constexpr int BLOCK_N = {block_n};\n"
       "  static constexpr int BLOCK_M = {block_m};\n"
       "  static constexpr int BLOCK_K = {block_k};\n"
@@ -254,11 +246,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "y, shared);\n"
       "}}\n"
       "{reduce_entry}",
-      fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("m", desc.m), fmt::arg("n", desc.n),
-      fmt::arg("k", desc.k), fmt::arg("group", desc.group_size()),
-      fmt::arg("whole_k", desc.group == whole_k_group ? "true" : "false"), fmt::arg("zero", template_zero(desc.zero)),
-      fmt::arg("act", template_dtype(desc.act)), fmt::arg("out", template_dtype(desc.out)),
-      fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("block_n", variant.block_n),
+      fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("problem", problem_constants(desc)),
+      fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32 + variant.producer * 128),
       fmt::arg("producer", variant.producer),
