@@ -150,27 +150,12 @@ void Avx2Int8Program::emit_block_function(int panels, int rows, const KRange& ra
 // clobbers block.step_counter and what emit_step clobbers.
 void Avx2Int8Program::emit_steps(const Block& block, int64_t steps) {
   const NativeGeometry geometry = native_geometry(desc_);
-  const int64_t unroll = std::min<int64_t>(variant_.k_unroll, steps);
-  const int64_t iterations = steps / unroll;
-  const int64_t leftover = steps % unroll;
-  auto advance = [&](int64_t count) {
-    add(block.x, static_cast<uint32_t>(count * geometry.k_per_block));
-    add(block.w, static_cast<uint32_t>(count * geometry.step_bytes));
-  };
-  if (iterations > 1) {
-    Xbyak::Label step_loop;
-    mov(block.step_counter, iterations);
-    L(step_loop);
-    for (int step = 0; step < unroll; ++step) emit_step(block, step);
-    advance(unroll);
-    dec(block.step_counter);
-    jnz(step_loop, T_NEAR);
-  } else {
-    for (int step = 0; step < unroll; ++step) emit_step(block, step);
-    advance(unroll);
-  }
-  for (int step = 0; step < leftover; ++step) emit_step(block, step);
-  if (leftover > 0) advance(leftover);
+  emit_unrolled_steps(
+      block.step_counter, steps, variant_.k_unroll, [&](int step) { emit_step(block, step); },
+      [&](int64_t count) {
+        add(block.x, static_cast<uint32_t>(count * geometry.k_per_block));
+        add(block.w, static_cast<uint32_t>(count * geometry.step_bytes));
+      });
 }
 
 // One step of every half-panel. Codes past K are 0 (the packer's padding) and so is xq past K

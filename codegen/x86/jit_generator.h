@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include <xbyak/xbyak.h>
@@ -33,6 +35,14 @@ class JitGenerator : public Xbyak::CodeGenerator {
  protected:
   // Offset of the next instruction, to be used as an entry point. Entries start 64-byte aligned.
   std::size_t entry_offset();
+
+  // Emits `steps` (>= 1) copies of step(i), i the copy's place in its iteration: min(unroll,
+  // steps) per iteration of a loop counted down in `counter` (straight code for one
+  // iteration), then the leftover copies; advance(count) after each iteration and after the
+  // leftovers, with the number of steps they covered. Register contract: clobbers counter and
+  // what step and advance clobber.
+  void emit_unrolled_steps(const Xbyak::Reg64& counter, int64_t steps, int64_t unroll,
+                           const std::function<void(int)>& step, const std::function<void(int64_t)>& advance);
 
  private:
   std::string name_;
