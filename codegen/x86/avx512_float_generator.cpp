@@ -210,14 +210,16 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
 // The cache-blocked function of the scaled decode: one block of K (AmxBlockedArgs.chunks chunks
 // of 32 k) of `rows` rows x `panels` panels. Per k pair, each panel's decoded row (16 columns x
 // the pair, bf16 s*(q - zero)) is loaded once and meets every row's x pair, broadcast from x as
-// given: rows x panels vdpbf16ps into as many independent accumulators, enough to cover the
-// instruction's latency from 8 cells on (the candidates hold 12 or more). The accumulators
+// given, once per row into a register (zmm30/31, alternating) that all the row's panels use:
+// on the developer VM that ran 1.1-1.5x faster than a broadcast memory operand on every
+// vdpbf16ps (docs/benchmarks.md). rows x panels vdpbf16ps go into as many independent
+// accumulators, enough to cover the instruction's latency (the candidates hold 16 or more). The accumulators
 // start at zero (.first) or from the caller's fp32 scratch, and end in the scratch or, after
 // the last block of K (.last), in y through ZmmOutput (bias, output dtype, masked stores).
 //
 // Register contract: reads AmxBlockedArgs through the first argument; zmm0..rows*panels-1 the
-// accumulators [row][panel], the next `panels` zmm the decoded rows, zmm30 and zmm31 the output
-// emitter's; k1 (all 16 columns), k2 (the last panel's columns); general registers through
+// accumulators [row][panel], the next `panels` zmm the decoded rows, zmm30 and zmm31 the x
+// pairs, then the output emitter's; k1 (all 16 columns), k2 (the last panel's columns); general registers through
 // StackFrame (callee-saved ones are saved).
 void Avx512FloatProgram::emit_blocked_function(int panels, int rows) {
   constexpr int pair_row_bytes = 64;                       // one decoded pair row: 16 columns x 2 bf16
@@ -261,9 +263,11 @@ void Avx512FloatProgram::emit_blocked_function(int panels, int rows) {
   for (int pair = 0; pair < chunk_pairs; ++pair) {
     for (int panel = 0; panel < panels; ++panel)
       vmovaps(decoded_row(panel), ptr[decoded + panel * panel_chunk_bytes + pair * pair_row_bytes]);
-    for (int row = 0; row < rows; ++row)
-      for (int panel = 0; panel < panels; ++panel)
-        vdpbf16ps(reg.sum(row, panel), decoded_row(panel), ptr_b[x + row * x_row_bytes + pair * 4]);
+    for (int row = 0; row < rows; ++row) {
+      const Zmm x_pair = row % 2 == 0 ? Zmm(30) : Zmm(31);
+      vpbroadcastd(x_pair, ptr[x + row * x_row_bytes + pair * 4]);
+      for (int panel = 0; panel < panels; ++panel) vdpbf16ps(reg.sum(row, panel), decoded_row(panel), x_pair);
+    }
   }
   add(x, amx_chunk_k * 2);
   add(decoded, panels * panel_chunk_bytes);

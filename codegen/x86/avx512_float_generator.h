@@ -99,7 +99,7 @@ class Avx512FloatGenerator {
 };
 
 // The scaled-decode blocked functions hold rows x panels accumulators and one decoded row per
-// panel, and leave two zmm to the output emitter (ZmmOutput's value and rounded).
+// panel, and leave two zmm to the broadcast x pairs (then the output emitter's value and rounded).
 constexpr bool scaled_block_fits(int panels, int rows) { return panels * rows + panels <= 30; }
 
 // Register budget: group accumulators A and B plus the running sum, per (row, panel), must
