@@ -524,6 +524,14 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
 X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const {
   const X86Isa isa = desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16
                                                                                        : X86Isa::avx512_fma;
+  if (isa == X86Isa::avx512_bf16 && desc.m >= scaled_min_rows) {
+    const std::vector<int> k_blocks = AmxBf16Generator::candidate_k_blocks(desc);
+    const int k_block = std::find(k_blocks.begin(), k_blocks.end(), heuristic_scaled_k_block) != k_blocks.end()
+                            ? heuristic_scaled_k_block
+                            : k_blocks.back();
+    const X86Variant scaled{isa, 4, 6, 1, variant_threads(desc, max_threads), 1, k_block, 1};
+    if (k_block > 0 && is_valid(desc, scaled, cpu)) return scaled;
+  }
   return heuristic_avx512_variant(desc, isa, 4, max_threads);
 }
 

@@ -86,8 +86,14 @@ class Avx512FloatGenerator {
   std::vector<X86Variant> candidates(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
   Validity is_valid(const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) const;
   std::unique_ptr<Avx512FloatProgram> emit(const OpDesc& desc, const X86Variant& variant) const;
-  // The no-tune choice: what the tuner picks most often on the benchmark shapes.
+  // The no-tune choice: what the tuner picks most often on the benchmark shapes. From
+  // scaled_min_rows rows on with the bf16 flavour and group > 0: the scaled decode, n4m6 with
+  // k_block = heuristic_scaled_k_block where it is a candidate (else the longest candidate):
+  // the fastest on 7 of the 8 Llama rows at M=64 and 256 on the developer VM (n3m8 on the
+  // eighth, within a few %), 1.0-1.6x ahead of the best unblocked variant (docs/benchmarks.md,
+  // 2026-11-22 AVX512-BF16 scaled decode).
   X86Variant heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const;
+  static constexpr int heuristic_scaled_k_block = 2048;
 
   // The scaled-decode blocks (n_panels, m_rows) worth timing, from scaled_min_rows rows on: each
   // decoded block of K serves M / m_rows row blocks, so it pays only where M has several.

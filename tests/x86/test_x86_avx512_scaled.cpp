@@ -183,5 +183,21 @@ TEST(X86Avx512Scaled, CandidatesFromThirtyTwoRows) {
   EXPECT_EQ(scaled_count("256"), static_cast<int>(Avx512FloatGenerator::scaled_blocks().size()) * 2);
 }
 
+// The no-tune choice: the scaled decode n4m6 from scaled_min_rows rows on with group > 0, at
+// k_block 2048, else the longest candidate k_block; the unblocked variants elsewhere.
+TEST(X86Avx512Scaled, HeuristicFromThirtyTwoRows) {
+  const Avx512FloatGenerator generator;
+  const CpuInfo cpu = bf16_cpu();
+  auto heuristic = [&](const std::string& text) { return generator.heuristic(parse_descriptor(text), cpu, 2); };
+  const X86Variant m64 = heuristic("m=64,n=4096,k=4096,act=bf16,bits=4,group=128,zero=int");
+  EXPECT_EQ(m64, scaled_variant(4, 6, 2048));
+  EXPECT_EQ(heuristic("m=256,n=4096,k=1536,act=bf16,bits=4,group=128,zero=int").k_block, 1024);
+  EXPECT_EQ(heuristic("m=31,n=4096,k=4096,act=bf16,bits=4,group=128,zero=int").scaled_decode, 0);
+  EXPECT_EQ(heuristic("m=0,n=4096,k=4096,act=bf16,bits=4,group=128,zero=int").scaled_decode, 0);
+  EXPECT_EQ(heuristic("m=64,n=4096,k=768,act=bf16,bits=4,group=128,zero=int").scaled_decode, 0);  // no k_block <= K
+  EXPECT_EQ(heuristic("m=64,n=4096,k=4096,act=bf16,bits=4,group=-1,zero=none").scaled_decode, 0);
+  EXPECT_EQ(heuristic("m=64,n=4096,k=4096,act=fp16,bits=4,group=128,zero=int").scaled_decode, 0);  // fma flavour
+}
+
 }  // namespace
 }  // namespace lowbit::x86
