@@ -211,8 +211,8 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
 // of 32 k) of `rows` rows x `panels` panels. Per k pair, each panel's decoded row (16 columns x
 // the pair, bf16 s*(q - zero)) is loaded once and meets every row's x pair, broadcast from x as
 // given, once per row into a register (zmm30/31, alternating) that all the row's panels use:
-// on the developer VM that ran 1.1-1.5x faster than a broadcast memory operand on every
-// vdpbf16ps (docs/benchmarks.md). rows x panels vdpbf16ps go into as many independent
+// with a broadcast memory operand on every vdpbf16ps instead, this path was no faster than
+// the unblocked kernels on the developer VM, with the register 1.1-1.5x faster (docs/benchmarks.md). rows x panels vdpbf16ps go into as many independent
 // accumulators, enough to cover the instruction's latency (the candidates hold 16 or more). The accumulators
 // start at zero (.first) or from the caller's fp32 scratch, and end in the scratch or, after
 // the last block of K (.last), in y through ZmmOutput (bias, output dtype, masked stores).
