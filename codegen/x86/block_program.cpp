@@ -210,6 +210,8 @@ BlockProgram::BlockProgram(const OpDesc& desc, const X86Variant& variant)
       split_(k_split(desc, variant)) {}
 
 BlockFunction BlockProgram::block(int panels, int rows, KPart part) const {
+  // Cache-blocked programs (k_block > 0: their own blocked functions) and decode-only ones hold none.
+  if (entries_.empty()) throw Unsupported("block: this program holds no block functions (k_block > 0 or decode only)");
   const int cells = variant_.n_panels * variant_.m_rows;
   return function_at<BlockFunction>(
       entries_[static_cast<std::size_t>(part) * cells + (panels - 1) * variant_.m_rows + rows - 1]);
