@@ -132,6 +132,18 @@ AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant) : 
   finalize();
 }
 
+AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant, DecodeOnly)
+    : BlockProgram(desc, variant) {
+  if (variant.k_block == 0) throw Unsupported("a decode-only AMX-BF16 program needs k_block > 0");
+  decode_range_entries_.assign(static_cast<std::size_t>(variant.n_panels), 0);
+  for (int panels = 1; panels <= variant.n_panels; ++panels) {
+    decode_range_entries_[static_cast<std::size_t>(panels - 1)] = entry_offset();
+    emit_decode_function(panels, true);
+  }
+  emit_constants();
+  finalize();
+}
+
 AmxBlockedFunction AmxBf16Program::decode_range(int panels) const {
   if (variant_.k_block == 0) throw Unsupported("decode_range: the variant does not block K (k_block=0)");
   return function_at<AmxBlockedFunction>(decode_range_entries_[static_cast<std::size_t>(panels - 1)]);
@@ -139,6 +151,7 @@ AmxBlockedFunction AmxBf16Program::decode_range(int panels) const {
 
 AmxBlockedFunction AmxBf16Program::blocked(int panels, int rows) const {
   if (variant_.k_block == 0) throw Unsupported("blocked: the variant does not block K (k_block=0)");
+  if (blocked_entries_.empty()) throw Unsupported("blocked: a decode-only program holds decode_range alone");
   return function_at<AmxBlockedFunction>(
       blocked_entries_[static_cast<std::size_t>((panels - 1) * variant_.m_rows + rows - 1)]);
 }

@@ -86,6 +86,7 @@ int64_t amx_block_decoded_bytes(const X86Variant& variant);
 // first panel and first k (first group).
 struct AmxBlockedArgs {
   const uint16_t* x;        // packed x at the block's first row tile and the block of K's first chunk
+                            // (avx512_bf16: x as given, at the block's first row and first k)
   const float* group_sums;  // [rows][groups of K] at the first row and the block of K's first group
   const uint8_t* qweight;   // decode_range: native weights of the first panel at the block of K's first step
   uint8_t* decoded;         // decode_range's output, blocked's B tiles: [chunk][panel][16][64 B], 64-byte aligned
@@ -105,6 +106,12 @@ using AmxBlockedFunction = void (*)(const AmxBlockedArgs*);
 class AmxBf16Program : public BlockProgram {
  public:
   AmxBf16Program(const OpDesc& desc, const X86Variant& variant);
+  // The decode_range functions (panels 1..variant.n_panels) and their constants alone, as
+  // AMX's emits them (no tiles: AVX-512 BW and BF16 only), for the avx512_bf16 flavour's
+  // cache-blocked path (variant.k_block > 0, scaled_decode = 1), whose vdpbf16ps reads the same
+  // pair order. Only decode_range may be called on it.
+  struct DecodeOnly {};
+  AmxBf16Program(const OpDesc& desc, const X86Variant& variant, DecodeOnly);
 
   // Decodes panels [qweight, + panels) into y: amx_decoded_bytes(desc, panels) bytes, 64-byte
   // aligned. Reads only BlockArgs.qweight and .y.

@@ -73,9 +73,24 @@ struct Avx512FloatProgram::Block {
 
 Avx512FloatProgram::Avx512FloatProgram(const OpDesc& desc, const X86Variant& variant)
     : BlockProgram(desc, variant), output_(*this, desc_, /*native_bf16=*/variant.isa == X86Isa::avx512_bf16) {
-  emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
+  if (variant.k_block > 0) {
+    blocked_entries_.assign(static_cast<std::size_t>(variant.n_panels * variant.m_rows), 0);
+    for (int panels = 1; panels <= variant.n_panels; ++panels)
+      for (int rows = 1; rows <= variant.m_rows; ++rows) {
+        blocked_entries_[static_cast<std::size_t>((panels - 1) * variant.m_rows + rows - 1)] = entry_offset();
+        emit_blocked_function(panels, rows);
+      }
+  } else {
+    emit_block_functions([&](int panels, int rows, const KRange& range) { emit_block_function(panels, rows, range); });
+  }
   emit_constants();
   finalize();
+}
+
+AmxBlockedFunction Avx512FloatProgram::blocked(int panels, int rows) const {
+  if (variant_.k_block == 0) throw Unsupported("blocked: the variant does not block K (k_block=0)");
+  return function_at<AmxBlockedFunction>(
+      blocked_entries_[static_cast<std::size_t>((panels - 1) * variant_.m_rows + rows - 1)]);
 }
 
 void Avx512FloatProgram::emit_constants() {
@@ -189,6 +204,90 @@ void Avx512FloatProgram::emit_block_function(int panels, int rows, const KRange&
     output_.emit_partial_output(output, sums, split_.partial_row_floats);
   else
     output_.emit_output(output, scratch, sums, {ptr_b[rip + constants_ + 8], ptr_b[rip + constants_ + 12]});
+  vzeroupper();
+}
+
+// The cache-blocked function of the scaled decode: one block of K (AmxBlockedArgs.chunks chunks
+// of 32 k) of `rows` rows x `panels` panels. Per k pair, each panel's decoded row (16 columns x
+// the pair, bf16 s*(q - zero)) is loaded once and meets every row's x pair, broadcast from x as
+// given, once per row into a register (zmm30/31, alternating) that all the row's panels use:
+// with a broadcast memory operand on every vdpbf16ps instead, this path was no faster than
+// the unblocked kernels on the developer VM, with the register 1.1-1.5x faster (docs/benchmarks.md). rows x panels vdpbf16ps go into as many independent
+// accumulators, enough to cover the instruction's latency (the candidates hold 16 or more). The accumulators
+// start at zero (.first) or from the caller's fp32 scratch, and end in the scratch or, after
+// the last block of K (.last), in y through ZmmOutput (bias, output dtype, masked stores).
+//
+// Register contract: reads AmxBlockedArgs through the first argument; zmm0..rows*panels-1 the
+// accumulators [row][panel], the next `panels` zmm the decoded rows, zmm30 and zmm31 the x
+// pairs, then the output emitter's; k1 (all 16 columns), k2 (the last panel's columns); general registers through
+// StackFrame (callee-saved ones are saved).
+void Avx512FloatProgram::emit_blocked_function(int panels, int rows) {
+  constexpr int pair_row_bytes = 64;                       // one decoded pair row: 16 columns x 2 bf16
+  constexpr int chunk_pairs = amx_chunk_k / 2;             // pair rows per panel per chunk
+  constexpr int panel_chunk_bytes = chunk_pairs * pair_row_bytes;
+  Xbyak::util::StackFrame frame(this, 1, 6);
+  const Reg64& args = frame.p[0];
+  const Reg64& x = frame.t[0];
+  const Reg64& decoded = frame.t[1];
+  const Reg64& accumulators = frame.t[2];
+  const Reg64& chunk_counter = frame.t[3];
+  const Reg64& bias = frame.t[4];
+  const Reg64& y = frame.t[5];
+  const Registers reg{panels, rows, 0};  // sum(row, panel): the accumulators
+  auto decoded_row = [&](int panel) { return Zmm(rows * panels + panel); };
+  const int64_t x_row_bytes = desc_.k * 2;
+  auto accumulator_address = [&](int row, int panel) { return ptr[accumulators + (row * panels + panel) * 64]; };
+
+  mov(x, ptr[args + offsetof(AmxBlockedArgs, x)]);
+  mov(decoded, ptr[args + offsetof(AmxBlockedArgs, decoded)]);
+  mov(accumulators, ptr[args + offsetof(AmxBlockedArgs, accumulators)]);
+  mov(chunk_counter.cvt32(), 0xffff);
+  kmovw(k1, chunk_counter.cvt32());
+  kmovw(k2, ptr[args + offsetof(AmxBlockedArgs, last_panel_mask)]);
+
+  Xbyak::Label resume;
+  Xbyak::Label loop_start;
+  cmp(qword[args + offsetof(AmxBlockedArgs, first)], 0);
+  je(resume, T_NEAR);
+  for (int row = 0; row < rows; ++row)
+    for (int panel = 0; panel < panels; ++panel) vpxord(reg.sum(row, panel), reg.sum(row, panel), reg.sum(row, panel));
+  jmp(loop_start, T_NEAR);
+  L(resume);
+  for (int row = 0; row < rows; ++row)
+    for (int panel = 0; panel < panels; ++panel) vmovaps(reg.sum(row, panel), accumulator_address(row, panel));
+  L(loop_start);
+
+  Xbyak::Label chunk_loop;
+  mov(chunk_counter, ptr[args + offsetof(AmxBlockedArgs, chunks)]);  // >= 1, the launcher's rule
+  L(chunk_loop);
+  for (int pair = 0; pair < chunk_pairs; ++pair) {
+    for (int panel = 0; panel < panels; ++panel)
+      vmovaps(decoded_row(panel), ptr[decoded + panel * panel_chunk_bytes + pair * pair_row_bytes]);
+    for (int row = 0; row < rows; ++row) {
+      const Zmm x_pair = row % 2 == 0 ? Zmm(30) : Zmm(31);
+      vpbroadcastd(x_pair, ptr[x + row * x_row_bytes + pair * 4]);
+      for (int panel = 0; panel < panels; ++panel) vdpbf16ps(reg.sum(row, panel), decoded_row(panel), x_pair);
+    }
+  }
+  add(x, amx_chunk_k * 2);
+  add(decoded, panels * panel_chunk_bytes);
+  dec(chunk_counter);
+  jnz(chunk_loop, T_NEAR);
+
+  Xbyak::Label keep;
+  Xbyak::Label done;
+  cmp(qword[args + offsetof(AmxBlockedArgs, last)], 0);
+  je(keep, T_NEAR);
+  mov(bias, ptr[args + offsetof(AmxBlockedArgs, bias)]);
+  mov(y, ptr[args + offsetof(AmxBlockedArgs, y)]);
+  output_.emit_output({panels, rows, [reg](int row, int panel) { return reg.sum(row, panel); }, Zmm(30), Zmm(31),
+                       k1, k2},
+                      bias, y, {ptr_b[rip + constants_ + 8], ptr_b[rip + constants_ + 12]});
+  jmp(done, T_NEAR);
+  L(keep);
+  for (int row = 0; row < rows; ++row)
+    for (int panel = 0; panel < panels; ++panel) vmovaps(accumulator_address(row, panel), reg.sum(row, panel));
+  L(done);
   vzeroupper();
 }
 
@@ -350,8 +449,38 @@ Validity Avx512FloatGenerator::is_valid(const OpDesc& desc, const X86Variant& va
     // scale into its fp32 conversion pass instead, exactly (one fp32 rounding).
     if (desc.eqscale) return refuse("eqscale=1 is computed by the avx512_fma flavour (exact fp32 scaling)");
   }
+  if (variant.k_block != 0 || variant.scaled_decode != 0) return check_scaled_variant(desc, variant);
   return check_float_variant(desc, variant, max_block_cells(desc.bits), "32 zmm registers");
 }
+
+// The cache-blocked scaled decode's rules (the flavour, CPU and act are checked by is_valid).
+Validity Avx512FloatGenerator::check_scaled_variant(const OpDesc& desc, const X86Variant& variant) {
+  auto refuse = [](std::string reason) { return Validity{false, std::move(reason)}; };
+  if (variant.isa != X86Isa::avx512_bf16)
+    return refuse("only the avx512_bf16 flavour blocks K with scaled decode: avx512_fma needs k_block=0 and "
+                  "scaled_decode=0");
+  if (variant.k_block <= 0 || variant.scaled_decode != 1)
+    return refuse(fmt::format("avx512_bf16 blocks K only with the scales folded into the decoded weights: k_block > 0 "
+                              "needs scaled_decode=1 and scaled_decode=1 needs k_block > 0 (got k_block={}, "
+                              "scaled_decode={})",
+                              variant.k_block, variant.scaled_decode));
+  if (desc.group == whole_k_group)
+    return refuse("k_block > 0 needs group > 0 (a block of K is whole groups); group=-1 runs with k_block=0");
+  if (desc.group % amx_chunk_k != 0)
+    return refuse(fmt::format("k_block > 0 decodes 32 k at a time: the group ({}) must be a multiple of 32", desc.group));
+  if (variant.k_block % desc.group != 0)
+    return refuse(fmt::format("k_block={} must be a multiple of the group ({})", variant.k_block, desc.group));
+  if (variant.k_unroll != 1) return refuse("the scaled decode's blocked functions step 32 k at a time: k_unroll must be 1");
+  if (variant.split_k != 1) return refuse("the scaled decode does not split K: split_k must be 1");
+  if (variant.prefetch != 0) return refuse("the scaled decode reads decoded weights from cache: prefetch must be 0");
+  if (variant.n_panels < 1 || variant.m_rows < 1 || !scaled_block_fits(variant.n_panels, variant.m_rows))
+    return refuse(fmt::format("register block {}x{} panels does not fit 32 zmm registers with scaled decode "
+                              "(n_panels * m_rows + n_panels must be at most 30)",
+                              variant.m_rows, variant.n_panels));
+  return check_float_variant(desc, variant, 30, "32 zmm registers");
+}
+
+std::vector<std::pair<int, int>> Avx512FloatGenerator::scaled_blocks() { return {{2, 8}, {2, 12}, {3, 8}, {4, 6}}; }
 
 std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, const CpuInfo& cpu,
                                                          int max_threads) const {
@@ -380,12 +509,29 @@ std::vector<X86Variant> Avx512FloatGenerator::candidates(const OpDesc& desc, con
           for (const X86Variant& split : with_splits(desc, variant, max_threads))
             if (is_valid(desc, split, cpu)) variants.push_back(split);
         }
+  // The scaled decode: from scaled_min_rows rows on (not m=0: tuned at any_m_rows, too few rows
+  // to share a decoded block of K), at AMX-BF16's k_blocks (whole groups, not longer than K).
+  if (desc.m >= scaled_min_rows && isas.front() == X86Isa::avx512_bf16)
+    for (auto [panels, rows] : scaled_blocks())
+      for (int k_block : AmxBf16Generator::candidate_k_blocks(desc)) {
+        if (k_block == 0 || rows > desc.m) continue;
+        const X86Variant variant{X86Isa::avx512_bf16, panels, rows, 1, variant_threads(desc, max_threads), 1, k_block, 1};
+        if (is_valid(desc, variant, cpu)) variants.push_back(variant);
+      }
   return variants;
 }
 
 X86Variant Avx512FloatGenerator::heuristic(const OpDesc& desc, const CpuInfo& cpu, int max_threads) const {
   const X86Isa isa = desc.act == DType::bf16 && !desc.eqscale && cpu.has("avx512_bf16") ? X86Isa::avx512_bf16
                                                                                        : X86Isa::avx512_fma;
+  if (isa == X86Isa::avx512_bf16 && desc.m >= scaled_min_rows) {
+    const std::vector<int> k_blocks = AmxBf16Generator::candidate_k_blocks(desc);
+    const int k_block = std::find(k_blocks.begin(), k_blocks.end(), heuristic_scaled_k_block) != k_blocks.end()
+                            ? heuristic_scaled_k_block
+                            : k_blocks.back();
+    const X86Variant scaled{isa, 4, 6, 1, variant_threads(desc, max_threads), 1, k_block, 1};
+    if (k_block > 0 && is_valid(desc, scaled, cpu)) return scaled;
+  }
   return heuristic_avx512_variant(desc, isa, 4, max_threads);
 }
 

@@ -106,8 +106,8 @@ Validity check_float_variant(const OpDesc& desc, const X86Variant& variant, int 
                               variant.m_rows, variant.n_panels, register_file, max_cells, desc.bits));
   if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
   if (variant.threads < 1) return refuse("threads must be >= 1");
-  if (variant.k_block != 0 && variant.isa != X86Isa::amx_bf16)
-    return refuse("only amx_bf16 blocks K for the caches: k_block must be 0");
+  if (variant.k_block != 0 && variant.isa != X86Isa::amx_bf16 && variant.isa != X86Isa::avx512_bf16)
+    return refuse("only amx_bf16 and avx512_bf16 block K for the caches: k_block must be 0");
   if (Validity split = check_split(desc, variant); !split) return split;
   if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
   auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
@@ -210,6 +210,8 @@ BlockProgram::BlockProgram(const OpDesc& desc, const X86Variant& variant)
       split_(k_split(desc, variant)) {}
 
 BlockFunction BlockProgram::block(int panels, int rows, KPart part) const {
+  // Cache-blocked programs (k_block > 0: their own blocked functions) and decode-only ones hold none.
+  if (entries_.empty()) throw Unsupported("block: this program holds no block functions (k_block > 0 or decode only)");
   const int cells = variant_.n_panels * variant_.m_rows;
   return function_at<BlockFunction>(
       entries_[static_cast<std::size_t>(part) * cells + (panels - 1) * variant_.m_rows + rows - 1]);

@@ -65,11 +65,15 @@ Generator make_generator(std::string_view isa, X86Isa probe_isa, Compute compute
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().candidates(desc, cpu, threads); },
           [](const OpDesc& desc, const CpuInfo& cpu, int threads) { return G().heuristic(desc, cpu, threads); },
           [](const OpDesc& desc, const X86Variant& variant, const CpuInfo& cpu) {
-            // Cache blocking of K (k_block) is AMX-BF16's alone; the others would ignore it.
-            if (variant.k_block != 0 && variant.isa != X86Isa::amx_bf16)
-              return Validity{false, "only amx_bf16 blocks K for the caches: k_block must be 0"};
-            if (variant.scaled_decode != 0 && variant.isa != X86Isa::amx_bf16)
-              return Validity{false, "only amx_bf16 folds the scales into decoded weights: scaled_decode must be 0"};
+            // Cache blocking of K (k_block) and the scaled decode are the bf16 flavours' alone
+            // (AMX-BF16, and AVX512-BF16 on the AMX decode); the others would ignore them.
+            const bool bf16_flavour = variant.isa == X86Isa::amx_bf16 || variant.isa == X86Isa::avx512_bf16;
+            if (variant.k_block != 0 && !bf16_flavour)
+              return Validity{false, "only amx_bf16 and avx512_bf16 block K for the caches: k_block must be 0"};
+            if (variant.scaled_decode != 0 && !bf16_flavour)
+              return Validity{false,
+                              "only amx_bf16 and avx512_bf16 fold the scales into decoded weights: scaled_decode must "
+                              "be 0"};
             return G().is_valid(desc, variant, cpu);
           }};
 }

@@ -39,7 +39,7 @@ namespace lowbit::x86 {
 // and "avx512_vnni" selects nothing (refused: it names an int8 family).
 
 // Identifies the code the allowed generators emit
-// ("x86_amx_bf16@4+x86_avx512_float@3+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+
+// ("x86_amx_bf16@4+x86_avx512_float@4+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+
 // x86_avx2_int8@1";
 // each AMX family only on CPUs with its AMX-BF16 / AMX-INT8 unless forced;
 // one of them when an ISA is forced); part of every cache key, so a decision tuned under a

@@ -47,7 +47,7 @@ struct Scratch {
   std::vector<Int8BlockFactors> factors;    // compute=int8: per row and block
   std::vector<uint8_t> decoded_b;           // AMX-BF16: a block of panels' decoded B tiles (+ 64 to align)
   std::vector<uint8_t> x_packed;            // AMX-BF16 k_block > 0: x in tiles (+ 64 to align)
-  std::vector<float> accumulators;          // AMX-BF16 k_block > 0: per register block (+ 16 to align)
+  std::vector<float> accumulators;          // k_block > 0 (AMX-BF16, AVX512-BF16): per register block (+ 16 to align)
 };
 
 template <class T>
@@ -142,13 +142,20 @@ X86Kernel::X86Kernel(const OpDesc& desc, const X86Variant& variant, int max_thre
   else if (variant.isa == X86Isa::amx_bf16) {
     std::unique_ptr<AmxBf16Program> amx = AmxBf16Generator().emit(desc, variant);
     if (variant.k_block > 0)
-      blocked_ = amx.get();
+      blocked_ = decoder_ = amx.get();
     else if (decoded_panels_fit_l2(desc, variant))
       decode_once_ = amx.get();
     program_ = std::move(amx);
   }
-  else if (is_avx512(variant.isa))
-    program_ = Avx512FloatGenerator().emit(desc, variant);
+  else if (is_avx512(variant.isa)) {
+    std::unique_ptr<Avx512FloatProgram> avx512 = Avx512FloatGenerator().emit(desc, variant);
+    if (variant.k_block > 0) {
+      avx512_blocked_ = avx512.get();
+      decoder_program_ = std::make_unique<AmxBf16Program>(desc, variant, AmxBf16Program::DecodeOnly{});
+      decoder_ = decoder_program_.get();
+    }
+    program_ = std::move(avx512);
+  }
   else
     program_ = Avx2FloatGenerator().emit(desc, variant);
   // The pool has one thread per usable core; asking cpu_info() rather than the pool keeps
@@ -279,7 +286,7 @@ void X86Kernel::run_panels_decoded_once(const RunArgs& args, const void* x, cons
   }
 }
 
-void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* packed_x, const float* sums,
+void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* x, const float* sums,
                                    int64_t panel_begin, int64_t panel_end) const {
   const NativeGeometry& geometry = geometry_;
   const int n_panels = variant_.n_panels;
@@ -320,7 +327,7 @@ void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* packed_x
       // (scaled_decode: decode_range reads the scales too.)
       block.scales = scales + panel * table_panel + group_begin * native_panel_width;
       block.zeros = zeros ? zeros + panel * table_panel + group_begin * native_panel_width : nullptr;
-      blocked_->decode_range(panels)(&block);
+      decoder_->decode_range(panels)(&block);
       block.bias = args.bias ? static_cast<const uint8_t*>(args.bias) + panel * native_panel_width * dtype_bytes(desc_.act)
                              : nullptr;
       const bool holds_last_panel = panel + panels == geometry.panels;
@@ -328,11 +335,12 @@ void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* packed_x
       for (int64_t row_block = 0; row_block < row_blocks; ++row_block) {
         const int64_t row = row_block * m_rows;
         const int rows = static_cast<int>(std::min<int64_t>(m_rows, args.m - row));
-        block.x = packed_x + row / amx_tile_rows * x_tile_elements + k_begin / amx_chunk_k * chunk_elements;
+        block.x = blocked_ ? x + row / amx_tile_rows * x_tile_elements + k_begin / amx_chunk_k * chunk_elements
+                           : x + row * desc_.k + k_begin;
         block.group_sums = sums + row * sums_per_row_ + group_begin;
         block.y = static_cast<uint8_t*>(args.y) + row * y_row_bytes + panel * native_panel_width * dtype_bytes(desc_.out);
         block.accumulators = accumulators + (panel_block * row_blocks + row_block) * block_floats;
-        blocked_->blocked(panels, rows)(&block);
+        (blocked_ ? blocked_->blocked(panels, rows) : avx512_blocked_->blocked(panels, rows))(&block);
       }
     }
   }
@@ -400,7 +408,7 @@ std::pair<const void*, const float*> X86Kernel::prepare_activations(const RunArg
     scratch.x_packed.resize(static_cast<std::size_t>(amx_packed_x_bytes(desc_, rows) + 64));
     packed = reinterpret_cast<uint16_t*>(align64(scratch.x_packed.data()));
   }
-  // AMX-BF16 with scaled_decode=1 has the zero points in its decoded weights: no sums of x.
+  // scaled_decode=1 (AMX-BF16, AVX512-BF16) has the zero points in its decoded weights: no sums of x.
   const bool needs_sums = !variant_.scaled_decode;
   auto prepare = [&](int64_t row_begin, int64_t row_end) {
     if (needs_sums) prepare_rows(args, row_begin, row_end, sums, x_fp32);
@@ -436,7 +444,7 @@ void X86Kernel::run(const RunArgs& args) const {
       const int64_t first_block = blocks * task / tasks;
       const int64_t panel_begin = first_block * variant_.n_panels;
       const int64_t panel_end = std::min(panels, blocks * (task + 1) / tasks * variant_.n_panels);
-      if (blocked_)
+      if (decoder_)
         run_panels_blocked(args, static_cast<const uint16_t*>(x), sums, panel_begin, panel_end);
       else if (decode_once)
         run_panels_decoded_once(args, x, sums, panel_begin, panel_end);

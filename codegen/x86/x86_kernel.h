@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "codegen/x86/amx_bf16_generator.h"
+#include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/kernel.h"
@@ -29,8 +30,8 @@ class X86Kernel final : public Kernel {
   // Whether an AMX-BF16 kernel decodes each block of panels once for all row blocks (its decoded
   // B tiles fit the decode budget); false for every other flavour.
   bool decodes_panels_once() const { return decode_once_ != nullptr; }
-  // Whether an AMX-BF16 kernel blocks K for the caches (variant.k_block > 0).
-  bool blocks_k() const { return blocked_ != nullptr; }
+  // Whether the kernel blocks K for the caches (AMX-BF16 or AVX512-BF16, variant.k_block > 0).
+  bool blocks_k() const { return decoder_ != nullptr; }
 
  private:
   // Per-group sums of x (and x as fp32 for the FMA flavours when act is not fp32 or eqscale=1)
@@ -54,9 +55,10 @@ class X86Kernel final : public Kernel {
   // thread's scratch, then every row block run against it (AmxBf16Program::decoded_block).
   void run_panels_decoded_once(const RunArgs& args, const void* x, const float* sums, int64_t panel_begin,
                                int64_t panel_end) const;
-  // AMX-BF16 with k_block > 0: per block of K, each block of panels decoded once and every row
-  // block run against it, A from the packed x, accumulators in the thread's scratch.
-  void run_panels_blocked(const RunArgs& args, const uint16_t* packed_x, const float* sums, int64_t panel_begin,
+  // k_block > 0: per block of K, each block of panels decoded once and every row block run
+  // against it, accumulators in the thread's scratch. AMX-BF16: x is the packed x (tiles);
+  // AVX512-BF16: x as given.
+  void run_panels_blocked(const RunArgs& args, const uint16_t* x, const float* sums, int64_t panel_begin,
                           int64_t panel_end) const;
   // Columns [column_begin, column_end) of every row: the parts' sum in part order, the bias, the
   // output dtype, into y.
@@ -79,6 +81,12 @@ class X86Kernel final : public Kernel {
   const AmxBf16Program* decode_once_ = nullptr;
   // AMX-BF16's program (also in program_) where the variant blocks K (k_block > 0); else null.
   const AmxBf16Program* blocked_ = nullptr;
+  // AVX512-BF16's program (also in program_) where the variant blocks K (k_block > 0); else null.
+  const Avx512FloatProgram* avx512_blocked_ = nullptr;
+  // Where k_block > 0: the program whose decode_range decodes a block of K (AMX-BF16's own, or
+  // for AVX512-BF16 a decode-only AMX-BF16 program in decoder_program_); else null.
+  const AmxBf16Program* decoder_ = nullptr;
+  std::unique_ptr<AmxBf16Program> decoder_program_;
 };
 
 }  // namespace lowbit::x86

@@ -67,9 +67,10 @@ struct X86Variant {
   int k_unroll = 1;   // steps (native k_per_block k each) unrolled in the inner loop
   int threads = 1;    // worker threads (capped by the caller's option and the pool)
   int split_k = 1;    // most parts K is cut into (block_program.h, KSplit); 1: no split
-  int k_block = 0;    // amx_bf16: k per cache block (x packed, weights decoded once per block
-                      // of K and reused by every row block); 0: not blocked
-  int scaled_decode = 0;  // amx_bf16 with k_block > 0: 1 decodes each weight to bf16 s*(q - z)
+  int k_block = 0;    // amx_bf16 (avx512_bf16: with scaled_decode=1 only): k per cache block
+                      // (weights decoded once per block of K and reused by every row block;
+                      // amx_bf16 packs x); 0: not blocked
+  int scaled_decode = 0;  // amx_bf16, avx512_bf16 with k_block > 0: 1 decodes each weight to bf16 s*(q - z)
                           // (scales folded in, C tiles summed over the whole block of K, no
                           // per-group epilogue; verified at dequantized_weights_tolerance); 0: not
   int prefetch = 0;   // bytes ahead of each weight stream's loads to prefetch (block_program.h,

@@ -267,7 +267,7 @@ TEST(X86Amx, RegistryOffersAmxBesideAvx512) {
   LOWBIT_SKIP_WITHOUT_AMX();
   testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
   EXPECT_EQ(generator_version(),
-            "x86_amx_bf16@4+x86_avx512_float@3+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+"
+            "x86_amx_bf16@4+x86_avx512_float@4+x86_amx_int8@1+x86_avx512_vnni_int8@2+x86_avx2_float@1+"
             "x86_avx2_int8@1");
   const OpDesc large = parse_descriptor("m=64,n=4096,k=4096,group=128,act=bf16");
   int amx = 0;
@@ -407,8 +407,11 @@ TEST(X86Amx, KBlockNamedCandidatesAndHeuristicAnywhere) {
   EXPECT_EQ(AmxBf16Generator().heuristic(parse_descriptor("m=16,n=4096,k=4096,group=128,act=bf16"), cpu, 16).k_block,
             0);
   EXPECT_EQ(AmxBf16Generator().heuristic(parse_descriptor("m=64,n=64,k=4096,group=-1,act=bf16"), cpu, 16).k_block, 0);
-  // Other flavours refuse it, through the registry and through their own checks.
-  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_bf16, 2, 4, 1, 1, 1, 512}).reason.find("k_block must be 0"),
+  // Other flavours refuse it, through the registry and through their own checks; avx512_bf16
+  // blocks K only with the scaled decode (test_x86_avx512_scaled.cpp).
+  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_fma, 2, 4, 1, 1, 1, 512}).reason.find("k_block must be 0"),
+            std::string::npos);
+  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_bf16, 2, 4, 1, 1, 1, 512}).reason.find("needs scaled_decode=1"),
             std::string::npos);
 }
 
@@ -650,7 +653,9 @@ TEST(X86Amx, ScaledDecodeNamedValidAndOfferedAnywhere) {
             std::string::npos);
   EXPECT_NE(reason(desc, X86Variant{X86Isa::amx_bf16, 2, 32, 1, 16, 1, 1024, 2}).find("scaled_decode must be 0 or 1"),
             std::string::npos);
-  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_bf16, 2, 4, 1, 1, 1, 0, 1}).reason.find("scaled_decode must be 0"),
+  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_fma, 2, 4, 1, 1, 1, 0, 1}).reason.find("scaled_decode must be 0"),
+            std::string::npos);
+  EXPECT_NE(is_valid(desc, X86Variant{X86Isa::avx512_bf16, 2, 4, 1, 1, 1, 0, 1}).reason.find("needs k_block > 0"),
             std::string::npos);
 
   auto scaled_candidates = [&](const char* text) {

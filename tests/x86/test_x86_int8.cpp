@@ -292,7 +292,7 @@ TEST(X86Int8Registry, ComputeModesNeverCross) {
   EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n4m1k2_t2_p2048");
   // The AMX families are keyed only where the CPU has them (test_x86_amx*.cpp check that case).
   if (!cpu_info().has("amx_bf16") && !cpu_info().has("amx_int8")) {
-    EXPECT_EQ(generator_version(), "x86_avx512_float@3+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
+    EXPECT_EQ(generator_version(), "x86_avx512_float@4+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
   }
 }
 
@@ -331,7 +331,7 @@ TEST(X86Int8Registry, IsaRuleForInt8) {
     EXPECT_EQ(heuristic(int8, 2).isa, X86Isa::avx512_vnni) << isa;
   }
   EXPECT_EQ(generator_version("avx512_vnni"), "x86_avx512_vnni_int8@2");
-  EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@3+x86_avx512_vnni_int8@2");
+  EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@4+x86_avx512_vnni_int8@2");
   EXPECT_TRUE(supports(int8, "avx2")) << supports(int8, "avx2").reason;
   EXPECT_TRUE(is_avx2_int8(heuristic(int8, 2, "avx2").isa));
   const Validity vnni_float = supports(floating, "avx512_vnni");

@@ -240,7 +240,7 @@ TEST(X86Registry, IsaForcesAFamily) {
     testing::ScopedEnvironment environment("LOWBIT_ISA", std::nullopt);
     // The AMX family is keyed only where the CPU has it (test_x86_amx.cpp checks that case).
     if (!cpu_info().has("amx_bf16")) {
-      EXPECT_EQ(generator_version(), "x86_avx512_float@3+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
+      EXPECT_EQ(generator_version(), "x86_avx512_float@4+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
     }
     for (const X86Variant& variant : candidates(desc, 2)) EXPECT_TRUE(is_avx512(variant.isa));
     EXPECT_TRUE(is_avx512(heuristic(desc, 2).isa));
@@ -259,7 +259,7 @@ TEST(X86Registry, IsaForcesAFamily) {
     EXPECT_EQ(variant_name(desc, heuristic(desc, 2)), "x86_avx2fma_w4g128_n2m1k2_t2");
     // The argument wins over the environment.
     EXPECT_TRUE(is_avx512(heuristic(desc, 2, "avx512").isa));
-    EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@3+x86_avx512_vnni_int8@2");
+    EXPECT_EQ(generator_version("avx512"), "x86_avx512_float@4+x86_avx512_vnni_int8@2");
   }
   {
     testing::ScopedEnvironment environment("LOWBIT_ISA", "sse4");
