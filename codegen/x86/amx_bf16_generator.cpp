@@ -133,7 +133,7 @@ AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant) : 
 }
 
 AmxBf16Program::AmxBf16Program(const OpDesc& desc, const X86Variant& variant, DecodeOnly)
-    : BlockProgram(desc, variant) {
+    : BlockProgram(desc, variant, "__decode") {
   if (variant.k_block == 0) throw Unsupported("a decode-only AMX-BF16 program needs k_block > 0");
   decode_range_entries_.assign(static_cast<std::size_t>(variant.n_panels), 0);
   for (int panels = 1; panels <= variant.n_panels; ++panels) {

@@ -203,8 +203,8 @@ std::string dump_file_name(const OpDesc& desc, const X86Variant& variant) {
 
 }  // namespace
 
-BlockProgram::BlockProgram(const OpDesc& desc, const X86Variant& variant)
-    : JitGenerator(variant_name(desc, variant), std::size_t{1} << 20, dump_file_name(desc, variant)),
+BlockProgram::BlockProgram(const OpDesc& desc, const X86Variant& variant, const std::string& dump_suffix)
+    : JitGenerator(variant_name(desc, variant), std::size_t{1} << 20, dump_file_name(desc, variant) + dump_suffix),
       desc_(desc),
       variant_(variant),
       split_(k_split(desc, variant)) {}

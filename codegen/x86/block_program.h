@@ -148,7 +148,9 @@ class BlockProgram : public JitGenerator {
   const KSplit& split() const { return split_; }
 
  protected:
-  BlockProgram(const OpDesc& desc, const X86Variant& variant);
+  // dump_suffix tells apart, in LOWBIT_DUMP_X86's file name, a second program of the same kernel
+  // (e.g. "__decode" for AMX-BF16's decode-only program under an AVX-512 kernel).
+  BlockProgram(const OpDesc& desc, const X86Variant& variant, const std::string& dump_suffix = {});
 
   // Emits emit_block(panels, rows, range) for every shape up to the variant's and every part
   // of K the variant has, each at its own entry.

@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
 
 #include "codegen/x86/avx512_float_generator.h"
 #include "codegen/x86/registry.h"
@@ -125,6 +128,27 @@ TEST(X86Avx512Scaled, LargerShapesAndThreadCountsAgree) {
 
 // The reasons, whatever the host: every combination the flavour does not run is refused, naming
 // what is allowed.
+// LOWBIT_DUMP_X86: the kernel's two programs (the vdpbf16ps blocks and AMX-BF16's decode-only
+// program) share a variant name and must still dump to two files.
+TEST(X86Avx512Scaled, DumpsItsBlocksAndItsDecodeApart) {
+  LOWBIT_SKIP_WITHOUT_AVX512_BF16();
+  const std::filesystem::path directory =
+      std::filesystem::temp_directory_path() / fmt::format("lowbit_scaled_dump_test_{}", ::getpid());
+  std::filesystem::remove_all(directory);
+  std::filesystem::create_directories(directory);
+  testing::ScopedEnvironment environment("LOWBIT_DUMP_X86", directory.string());
+  const X86Kernel kernel(parse_descriptor("m=32,n=64,k=2048,bits=4,group=128,act=bf16"), scaled_variant(2, 8, 1024));
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    files.push_back(entry.path().filename().string());
+    EXPECT_GT(std::filesystem::file_size(entry.path()), 64u) << entry.path();
+  }
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), 2u) << fmt::format("{}", fmt::join(files, ", "));
+  EXPECT_NE(files[0], files[1]);
+  std::filesystem::remove_all(directory);
+}
+
 TEST(X86Avx512Scaled, RefusesWhatItDoesNotRun) {
   const Avx512FloatGenerator generator;
   const CpuInfo cpu = bf16_cpu();
