@@ -9,6 +9,7 @@
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/operand_alignment.h"
+#include "codegen/cuda/registry.h"
 #include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
@@ -16,21 +17,8 @@
 namespace lowbit::cuda {
 namespace {
 
-// The families whose whole kernel is one template program (the registry owns the list; these
-// three are what CudaKernel launches).
-Validity family_validity(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
-  if (std::string misuse = split_k_misuse(variant); !misuse.empty()) return Validity{false, std::move(misuse)};
-  if (variant.family == CudaFamily::mma) return MmaGenerator().is_valid(desc, variant, arch_major);
-  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().is_valid(desc, variant, arch_major);
-  return GemvGenerator().is_valid(desc, variant, arch_major);
-}
-
-std::string family_source(const OpDesc& desc, const CudaVariant& variant) {
-  if (variant.family == CudaFamily::mma) return MmaGenerator().emit(desc, variant);
-  if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().emit(desc, variant);
-  return GemvGenerator().emit(desc, variant);
-}
-
+// The launch of the families CudaKernel runs (the registry owns validity and source; the
+// geometry is the one thing it does not hold).
 LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family == CudaFamily::mma) return MmaGenerator().launch_geometry(desc, variant);
   if (variant.family == CudaFamily::wgmma) return WgmmaGenerator().launch_geometry(desc, variant);
@@ -47,9 +35,11 @@ bool splits(const CudaVariant& variant) {
 CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant) : desc_(desc), variant_(variant) {
   const DeviceInfo& device = device_info(desc.device.index);
   name_ = variant_name(desc, variant, device.arch());
-  const Validity validity = family_validity(desc, variant, device.major);
+  if (variant.family == CudaFamily::dequant_gemm)
+    throw Unsupported(fmt::format("cannot build {}: the dequant_gemm family runs as a DequantGemmKernel", name_));
+  const Validity validity = is_valid(desc, variant, device.major);
   if (!validity) throw Unsupported(fmt::format("cannot build {}: {}", name_, validity.reason));
-  cubin_ = compile_to_cubin(family_source(desc, variant), name_, device.arch());
+  cubin_ = compile_to_cubin(emit(desc, variant), name_, device.arch());
   load();
 }
 
@@ -97,10 +87,7 @@ std::size_t CudaKernel::workspace_bytes(int64_t) const {
 
 void CudaKernel::run(const RunArgs& args) const {
   check_run_args(desc_, args, workspace_bytes(args.m));
-  check_operand_alignment(desc_, variant_.family, args);
-  // A split's partials are read as float4 and its slices are whole rows of floats.
-  if (reduce_function_ != nullptr && reinterpret_cast<uintptr_t>(args.workspace) % 256 != 0)
-    throw InvalidArgument("workspace", "the split wgmma kernels need RunArgs.workspace 256-byte aligned");
+  check_operand_alignment(desc_, variant_, args);
   make_current(desc_.device.index);
   const void* x = args.x;
   const void* qweight = args.weights.qweight;
@@ -108,9 +95,6 @@ void CudaKernel::run(const RunArgs& args) const {
   const void* zeros = args.weights.zeros;
   const void* bias = args.bias;
   const float* eq_scale = desc_.eqscale ? args.eq_scale : nullptr;
-  // The kernels read eq_scale 16 bytes at a time (when k % 4 == 0), as cudaMalloc aligns.
-  if (eq_scale != nullptr && reinterpret_cast<uintptr_t>(eq_scale) % 16 != 0)
-    throw InvalidArgument("eq_scale", "the CUDA kernels need eq_scale 16-byte aligned");
   void* y = args.y;
   // A split writes its fp32 partials into the workspace; the second pass reads them into y.
   void* first_output = reduce_function_ != nullptr ? args.workspace : y;

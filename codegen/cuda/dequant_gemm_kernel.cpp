@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/embedded_templates.h"
+#include "codegen/cuda/operand_alignment.h"
 #include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
@@ -42,12 +43,8 @@ void set_attribute(cublasLtMatmulDesc_t matmul, cublasLtMatmulDescAttributes_t a
   check(cublaslt().cublasLtMatmulDescSetAttribute(matmul, attribute, &value, sizeof(value)), what);
 }
 
-void require_aligned(const void* pointer, std::size_t alignment, const char* name,
-                     const char* why = "its cuBLASLt algorithm was chosen for that alignment") {
-  if (reinterpret_cast<std::uintptr_t>(pointer) % alignment != 0)
-    throw InvalidArgument(name, fmt::format("RunArgs.{} is not {}-byte aligned; the dequant_gemm family needs it ({})",
-                                            name, alignment, why));
-}
+constexpr const char* family_needs = "the dequant_gemm family";
+constexpr const char* algorithm_alignment = "its cuBLASLt algorithm was chosen for that alignment";
 
 }  // namespace
 
@@ -251,12 +248,12 @@ void DequantGemmKernel::dequantize(const RunArgs& args, void* weights) const {
 
 void DequantGemmKernel::run(const RunArgs& args) const {
   check_run_args(desc_, args, workspace_bytes(args.m));
-  require_aligned(args.workspace, workspace_alignment, "workspace");
-  require_aligned(args.weights.qweight, copy_alignment, "weights.qweight",
+  require_aligned(args.workspace, workspace_alignment, "workspace", family_needs, algorithm_alignment);
+  require_aligned(args.weights.qweight, copy_alignment, "weights.qweight", family_needs,
                   "the dequantization kernel copies it 16 bytes at a time; pack_native aligns it to 64");
-  require_aligned(args.x, operand_alignment, "x");
-  require_aligned(args.y, operand_alignment, "y");
-  if (desc_.bias) require_aligned(args.bias, operand_alignment, "bias");
+  require_aligned(args.x, operand_alignment, "x", family_needs, algorithm_alignment);
+  require_aligned(args.y, operand_alignment, "y", family_needs, algorithm_alignment);
+  if (desc_.bias) require_aligned(args.bias, operand_alignment, "bias", family_needs, algorithm_alignment);
   make_current(desc_.device.index);
   void* weights = args.workspace;
   void* gemm_workspace = static_cast<uint8_t*>(args.workspace) + weight_bytes_;

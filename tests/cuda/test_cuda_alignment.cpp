@@ -33,7 +33,9 @@ RunArgs aligned_args() {
 
 std::string refusal(const OpDesc& desc, CudaFamily family, const RunArgs& args) {
   try {
-    check_operand_alignment(desc, family, args);
+    CudaVariant variant;
+    variant.family = family;
+    check_operand_alignment(desc, variant, args);
   } catch (const InvalidArgument& error) {
     return error.what();
   }
