@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 
@@ -243,6 +244,26 @@ TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
     EXPECT_NE(std::string(error.what()).find("broken"), std::string::npos) << error.what();
     EXPECT_NE(std::string(error.what()).find("error"), std::string::npos) << error.what();
   }
+}
+
+// A compile that succeeds with warnings prints its log under LOWBIT_CUDA_LOG=1 (ptxas's notes,
+// such as wgmma serialization, live only there), and stays silent without it.
+TEST(CudaCompile, SuccessfulCompileLogShownOnlyWhenAskedFor) {
+  SKIP_WITHOUT_NVRTC();
+  const char* source = "extern \"C\" __global__ void warned(int* out) { int never_used; out[0] = 1; }";
+  ::unsetenv("LOWBIT_QUIET");
+  ::unsetenv("LOWBIT_CUDA_LOG");
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
+  const std::string silent = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(silent.find("NVRTC log"), std::string::npos) << silent;
+  ::setenv("LOWBIT_CUDA_LOG", "1", 1);
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
+  const std::string shown = testing::internal::GetCapturedStderr();
+  ::unsetenv("LOWBIT_CUDA_LOG");
+  EXPECT_NE(shown.find("NVRTC log of warned for sm_90a"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("never_used"), std::string::npos) << "the warning itself is missing: " << shown;
 }
 
 TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
