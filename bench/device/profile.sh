@@ -15,7 +15,7 @@ echo "$descriptor" > "$shapes"
 launches_per_candidate=14
 ncu -k regex:lowbit_kernel --launch-skip $((index * launches_per_candidate + 4)) --launch-count 1 \
   --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
-  --section Occupancy --section LaunchStats --section SchedulerStats \
+  --section Occupancy --section LaunchStats --section SchedulerStats --section InstructionStats \
   build-device/bench/lowbit_cuda_bench "$shapes" --repeats 10 "${family_args[@]}" > "$OUT/ncu_$name.txt" 2>&1
-grep -E "Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Warp|Stall|One or More Eligible" \
-  "$OUT/ncu_$name.txt" | head -30
+grep -E "Executed Instructions|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Warp|Stall|One or More Eligible" \
+  "$OUT/ncu_$name.txt" | head -32

@@ -166,21 +166,10 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
           add(variant);
         }
       }
-  // Blocks walking 2, 4 or 8 panels with one ring (panels): the block's start and the ring's
-  // fill and drain once per block instead of per panel (the Nsight Compute profile of w8u2 at
-  // M=1 on 28672x4096: issue-bound, 0.69 warps issued per scheduler and cycle, DRAM 47 % busy);
-  // at 8 and 16 warps, 2 and 4 stages, and with wide chunks at 8 warps and 2 stages.
-  for (int warps : {8, 16})
-    for (int unroll : {2, 4})
-      for (int panels : {2, 4, 8}) {
-        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
-        variant.panels = panels;
-        add(variant);
-        if (warps == 8 && unroll == 2) {
-          variant.block_k = 2 * format_k;
-          add(variant);
-        }
-      }
+  // Blocks walking 2, 4 or 8 panels with one ring (panels) are not searched either: on the
+  // H100 at M = 1..16 on 28672x4096 and 4096x14336 (docs/benchmarks.md, third small-M round)
+  // the best of them was within 0.2 us of the best single-panel variant or slower (the kernel
+  // is issue-bound, not short of bytes in flight); valid when named.
   return variants;
 }
 
