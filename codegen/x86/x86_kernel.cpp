@@ -1,6 +1,8 @@
 #include "codegen/x86/x86_kernel.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -31,6 +33,8 @@ constexpr int sum_lanes = 16;
 constexpr int64_t parallel_reduce_elements = int64_t{1} << 16;
 // L2 per core where cpu_info does not know it (Xbyak reports no cache sizes on some CPUs).
 constexpr int64_t fallback_l2_bytes = int64_t{1} << 20;
+// Cache-blocked kernels: runs of blocks of panels per task, taken from a shared counter.
+constexpr int blocked_units_per_task = 4;
 
 // The decoded B tiles of one block of panels must fit half of L2: they are read once per row
 // block, next to the x rows those blocks stream.
@@ -346,6 +350,21 @@ void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* x, const
   }
 }
 
+void X86Kernel::run_blocked_units(const RunArgs& args, const uint16_t* x, const float* sums, int tasks) const {
+  const int64_t panels = geometry_.panels;
+  const int64_t blocks = (panels + variant_.n_panels - 1) / variant_.n_panels;
+  static const int per_thread = std::getenv("LOWBIT_UNITS") ? std::atoi(std::getenv("LOWBIT_UNITS")) : blocked_units_per_task;
+  const int64_t units = std::min<int64_t>(blocks, int64_t{tasks} * per_thread);
+  std::atomic<int64_t> next_unit{0};
+  ThreadPool::instance().run(tasks, [&](int) {
+    for (int64_t unit = next_unit.fetch_add(1); unit < units; unit = next_unit.fetch_add(1)) {
+      const int64_t panel_begin = blocks * unit / units * variant_.n_panels;
+      const int64_t panel_end = std::min(panels, blocks * (unit + 1) / units * variant_.n_panels);
+      run_panels_blocked(args, x, sums, panel_begin, panel_end);
+    }
+  });
+}
+
 void X86Kernel::reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const {
   const KSplit& split = program_->split();
   const int64_t part_floats = args.m * split.partial_row_floats;
@@ -440,13 +459,15 @@ void X86Kernel::run(const RunArgs& args) const {
     const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
     // One row block decodes each weight once either way; from two on, decoding once saves.
     const bool decode_once = decode_once_ && args.m > variant_.m_rows;
+    if (decoder_) {
+      run_blocked_units(args, static_cast<const uint16_t*>(x), sums, tasks);
+      return;
+    }
     pool.run(tasks, [&](int task) {
       const int64_t first_block = blocks * task / tasks;
       const int64_t panel_begin = first_block * variant_.n_panels;
       const int64_t panel_end = std::min(panels, blocks * (task + 1) / tasks * variant_.n_panels);
-      if (decoder_)
-        run_panels_blocked(args, static_cast<const uint16_t*>(x), sums, panel_begin, panel_end);
-      else if (decode_once)
+      if (decode_once)
         run_panels_decoded_once(args, x, sums, panel_begin, panel_end);
       else
         run_panels(args, x, sums, panel_begin, panel_end, 0, nullptr);
