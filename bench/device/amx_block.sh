@@ -62,11 +62,11 @@ descs=()
 while read -r descriptor; do descs+=(--desc "$descriptor"); done < <(grep -v '^[[:space:]]*\(#\|$\)' "$shapes")
 for round in $(seq 1 "${LOWBIT_ROUNDS:-3}"); do
   [ "$SECONDS" -lt "${LOWBIT_ROUNDS_UNTIL:-200}" ] || break
-  # LOWBIT_AMX_UNITS="1 4": the same candidates once per value of LOWBIT_UNITS (runs of blocks of
-  # panels per thread in the cache-blocked launcher; x86_kernel.cpp), named "... units=U".
+  # LOWBIT_AMX_UNITS="1 4": the same candidates once per value of LOWBIT_X86_RUNS_PER_THREAD (runs
+  # of blocks of panels per thread of the cache-blocked launcher; x86_kernel.cpp), named "... units=U".
   for units in ${LOWBIT_AMX_UNITS:-default}; do
     suffix=$([ "$units" = default ] || echo "_u$units")
-    env $([ "$units" = default ] || echo "LOWBIT_UNITS=$units") \
+    env $([ "$units" = default ] || echo "LOWBIT_X86_RUNS_PER_THREAD=$units") \
       timeout 120 build-device/bench/lowbit_x86_isa_bench --every --threads 16 --isa amx --only "$only" "${descs[@]}" \
       > "$OUT/round${round}_lowbit${suffix}.txt" 2>&1
   done
