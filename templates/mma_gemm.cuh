@@ -84,7 +84,8 @@ __device__ __forceinline__ void ldmatrix_x4(u32 (&fragment)[4], const void* shar
                : "r"(address));
 }
 
-// Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
+// Config (generated): M (0: any M, the rows given per launch as `rows`), N, K, GROUP (K for
+// group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
 // OUT, HAS_BIAS; the tile: BLOCK_N (columns, a multiple of 16), BLOCK_M (rows), BLOCK_K (k per
 // pipeline stage), STAGES, and the warp layout WARPS_N x WARPS_M x WARPS_K (warps along N,
 // along M, and splitting each stage's 16-k tiles, summed through shared memory at the end).
@@ -123,9 +124,11 @@ template <class Config>
 __device__ __forceinline__ void mma_gemm_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                               const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                               const void* __restrict__ bias, void* __restrict__ y,
-                                              unsigned char* shared) {
+                                              unsigned char* shared, int rows) {
   using Tile = MmaTile<Config>;
-  constexpr int M = Config::M;
+  // Rows only bound loads and stores (rows past M read zeros and are not written), so the same
+  // code serves an exact M, folded at compile time, and any M given per launch (Config::M = 0).
+  const int M = Config::M > 0 ? Config::M : rows;
   constexpr long long N = Config::N;
   constexpr int K = Config::K;
   constexpr int GROUP = Config::GROUP;

@@ -122,7 +122,7 @@ CandidateResult verify_cuda(const Kernel& kernel, DeviceInputs& inputs, const st
   CandidateResult result;
   result.name = kernel.name();
   const double bound = cuda::verification_tolerance(desc, cuda::variant_from_json(kernel.variant_json()));
-  inputs.reserve_workspace(kernel.workspace_bytes(desc.m));
+  inputs.reserve_workspace(kernel.workspace_bytes(inputs.args(0).m));
   inputs.poison_output();
   kernel.run(inputs.args(0));
   check(driver().cuCtxSynchronize(), "cuCtxSynchronize");  // the tuner may wait; get_kernel's callers never do

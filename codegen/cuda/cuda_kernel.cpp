@@ -79,6 +79,12 @@ CudaKernel::~CudaKernel() {
 
 nlohmann::json CudaKernel::variant_json() const { return to_json(variant_); }
 
+LaunchGeometry CudaKernel::geometry_for_rows(int64_t rows) const {
+  OpDesc sized = desc_;
+  sized.m = rows;
+  return family_geometry(sized, variant_);
+}
+
 std::size_t CudaKernel::workspace_bytes(int64_t) const {
   if (!splits(variant_)) return 0;
   return variant_.family == CudaFamily::wgmma ? WgmmaGenerator::workspace_bytes(desc_, variant_)
@@ -98,9 +104,13 @@ void CudaKernel::run(const RunArgs& args) const {
   void* y = args.y;
   // A split writes its fp32 partials into the workspace; the second pass reads them into y.
   void* first_output = reduce_function_ != nullptr ? args.workspace : y;
-  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output};
-  check(driver().cuLaunchKernel(function_, geometry_.grid_x, geometry_.grid_y, geometry_.grid_z, geometry_.threads, 1,
-                                1, geometry_.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
+  // rows: the mma family's entry point takes it (M of an m=0 kernel); the others declare seven
+  // parameters, and the driver reads only as many as the kernel's image declares.
+  int rows = static_cast<int>(args.m);
+  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &rows};
+  const LaunchGeometry geometry = desc_.m == 0 ? geometry_for_rows(args.m) : geometry_;
+  check(driver().cuLaunchKernel(function_, geometry.grid_x, geometry.grid_y, geometry.grid_z, geometry.threads, 1, 1,
+                                geometry.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
         "cuLaunchKernel");
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;

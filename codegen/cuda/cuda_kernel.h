@@ -44,6 +44,8 @@ class CudaKernel final : public ProgramKernel {
 
  private:
   void load();
+  // The launch of an m=0 kernel (any M) at `rows` rows: the grid covers them.
+  LaunchGeometry geometry_for_rows(int64_t rows) const;
 
   OpDesc desc_;
   CudaVariant variant_;

@@ -70,9 +70,8 @@ Validity MmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, 
   if (desc.eqscale) return refuse("eqscale=1 is not generated yet on CUDA");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
   if (desc.act == DType::fp32) return refuse("the mma family needs act=bf16 or fp16 (tensor-core operands)");
-  if (desc.m < 1 || desc.m > max_rows)
-    return refuse(fmt::format("m={}: the mma family serves an exact m=1..{} (m=0, any M, is not built)", desc.m,
-                              max_rows));
+  if (desc.m < 0 || desc.m > max_rows)
+    return refuse(fmt::format("m={}: the mma family serves an exact m=1..{} or m=0 (any M)", desc.m, max_rows));
   if (desc.k >= (int64_t{1} << 27))
     return refuse(fmt::format("k={}: the mma family keeps k offsets in 32 bits (k < 2^27)", desc.k));
   if (round_up(desc.n, 16) / 16 > (int64_t{1} << 26))
@@ -153,7 +152,8 @@ CudaVariant MmaGenerator::heuristic(const OpDesc& desc) const {
 LaunchGeometry MmaGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
   LaunchGeometry geometry;
   // x fastest over M: the blocks that share a weight tile run together and share it in L2.
-  geometry.grid_x = static_cast<unsigned>((desc.m + variant.block_m - 1) / variant.block_m);
+  // m=0 (any M): one block row here; CudaKernel::run sizes the grid to each call's rows.
+  geometry.grid_x = static_cast<unsigned>((std::max<int64_t>(desc.m, 1) + variant.block_m - 1) / variant.block_m);
   geometry.grid_y = static_cast<unsigned>((desc.n + variant.block_n - 1) / variant.block_n);
   geometry.threads = static_cast<unsigned>(variant.warps * 32);
   geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
@@ -181,10 +181,10 @@ std::string MmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) c
       "static_assert(lowbit_gemv::MmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
-      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y) {{\n"
+      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y, int rows) {{\n"
       "  extern __shared__ __align__(16) unsigned char shared[];\n"
       "  lowbit_gemv::mma_gemm_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
-      "y, shared);\n"
+      "y, shared, rows);\n"
       "}}\n",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("problem", problem_constants(desc)),
       fmt::arg("block_n", variant.block_n),

@@ -28,25 +28,28 @@ inline DeviceBuffer upload(const void* data, std::size_t bytes) {
 }
 
 // Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
-// that many bytes past an aligned allocation (a kernel's unaligned-x path).
-inline std::string check_on_device(const Kernel& kernel, double bound, std::size_t x_offset_bytes = 0) {
+// that many bytes past an aligned allocation (a kernel's unaligned-x path). rows: the M of the
+// run, for an m=0 kernel (any M); 0 takes the descriptor's.
+inline std::string check_on_device(const Kernel& kernel, double bound, std::size_t x_offset_bytes = 0,
+                                   int64_t rows = 0) {
   const OpDesc& desc = kernel.desc();
-  const std::string case_name = to_string(desc) + " " + kernel.name();
+  const int64_t m = rows > 0 ? rows : desc.m;
+  const std::string case_name = to_string(desc) + " " + kernel.name() + (rows > 0 ? " rows=" + std::to_string(rows) : "");
   const uint64_t seed = seed_for(case_name);
-  const Problem problem = make_random_problem(desc, desc.m, seed);
+  const Problem problem = make_random_problem(desc, m, seed);
   DeviceBuffer x(problem.x.size() + x_offset_bytes);
   x.fill(poison);
   x.upload(problem.x.data(), problem.x.size(), x_offset_bytes);
   DeviceBuffer weights = upload(problem.packed.storage.data(), problem.packed.storage.size());
   DeviceBuffer bias = upload(problem.bias.data(), problem.bias.size());
   DeviceBuffer eq_scale = upload(problem.eq_scale.data(), problem.eq_scale.size() * sizeof(float));
-  const std::size_t out_bytes = static_cast<std::size_t>(desc.m * desc.n * dtype_bytes(desc.out));
+  const std::size_t out_bytes = static_cast<std::size_t>(m * desc.n * dtype_bytes(desc.out));
   DeviceBuffer y(out_bytes + 2 * guard_bytes);
   y.fill(poison);
   // Only kernels that ask for a workspace get one (no zero-byte allocation or memset).
   std::unique_ptr<DeviceBuffer> workspace;
-  if (kernel.workspace_bytes(desc.m) > 0) {
-    workspace = std::make_unique<DeviceBuffer>(kernel.workspace_bytes(desc.m));
+  if (kernel.workspace_bytes(m) > 0) {
+    workspace = std::make_unique<DeviceBuffer>(kernel.workspace_bytes(m));
     workspace->fill(poison);
   }
   RunArgs args;
@@ -57,7 +60,7 @@ inline std::string check_on_device(const Kernel& kernel, double bound, std::size
   args.bias = desc.bias ? bias.data() : nullptr;
   args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
   args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;
-  args.m = desc.m;
+  args.m = m;
   if (workspace) {
     args.workspace = workspace->data();
     args.workspace_size = workspace->size();
@@ -69,7 +72,7 @@ inline std::string check_on_device(const Kernel& kernel, double bound, std::size
   for (std::size_t i = 0; i < guard_bytes; ++i)
     if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
   const std::vector<double> reference =
-      reference_matmul(desc, desc.m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
+      reference_matmul(desc, m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
                        desc.eqscale ? problem.eq_scale.data() : nullptr);
   const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
   if (!(error <= bound)) return where + ": relative error " + std::to_string(error) + " > " + std::to_string(bound);

@@ -13,6 +13,7 @@
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/registry.h"
 #include "tests/cuda/device_check.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -85,12 +86,54 @@ TEST(CudaMmaCompile, NamesJsonAndDeterminism) {
   EXPECT_EQ(geometry.shared_bytes, static_cast<unsigned>(MmaGenerator::shared_bytes(desc, variant)));
 }
 
+// m=0 (any M): the rows come per launch. The same tiles as an exact M of 16 rows (the tuner times
+// m=0 at 16), M = 0 in the Config, every candidate compiling for every arch, the launch grid
+// sized by the rows of the call.
+TEST(CudaMmaCompile, AnyMKernelsCompileForEveryArch) {
+  SKIP_WITHOUT_NVRTC();
+  MmaGenerator generator;
+  const OpDesc any = descriptor("m=0,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1");
+  const OpDesc sixteen = descriptor("m=16,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1");
+  const std::vector<CudaVariant> variants = generator.candidates(any);
+  ASSERT_EQ(variants, generator.candidates(sixteen));
+  ASSERT_FALSE(variants.empty());
+  EXPECT_EQ(generator.heuristic(any), generator.heuristic(sixteen));
+  for (const CudaVariant& variant : variants) {
+    const std::string source = generator.emit(any, variant);
+    EXPECT_NE(source.find("static constexpr int M = 0;"), std::string::npos) << variant_name(any, variant, "sm_90a");
+    for (auto [arch, major] : {std::pair{"sm_80", 8}, std::pair{"sm_89", 8}, std::pair{"sm_90a", 9}}) {
+      ASSERT_TRUE(generator.is_valid(any, variant, major)) << variant_name(any, variant, arch);
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, variant_name(any, variant, arch), arch)))
+          << variant_name(any, variant, arch);
+    }
+  }
+  // The grid of an m=0 kernel at r rows is an exact-M kernel's at r (CudaKernel::run sizes it).
+  const CudaVariant& first = variants.front();
+  for (int64_t rows : {1, 16, 17, 300, 5000}) {
+    OpDesc sized = any;
+    sized.m = rows;
+    EXPECT_EQ(generator.launch_geometry(sized, first).grid_x,
+              static_cast<unsigned>((rows + first.block_m - 1) / first.block_m));
+  }
+  EXPECT_EQ(generator.launch_geometry(any, first).grid_x, 1u);
+  // In the registry m=0 is the mma family's alone (int4): every arch gets its heuristic; other
+  // widths are refused with each family's reason.
+  for (int major : {8, 9}) EXPECT_EQ(cuda::heuristic(any, major), generator.heuristic(any)) << major;
+  try {
+    cuda::heuristic(descriptor("m=0,n=1000,k=4160,bits=8,group=64,zero=int,act=bf16"), 9);
+    FAIL() << "m=0 bits=8 was served";
+  } catch (const Unsupported& error) {
+    EXPECT_NE(std::string(error.what()).find("m=0"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("bits=8"), std::string::npos) << error.what();
+  }
+}
+
 TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   MmaGenerator generator;
   OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant variant = generator.heuristic(good);
   ASSERT_TRUE(generator.is_valid(good, variant, 9));
-  for (const char* text : {"m=0,n=64,k=128", "m=513,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,eqscale=1",
+  for (const char* text : {"m=513,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,eqscale=1",
                            "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8"}) {
     Validity validity = generator.is_valid(descriptor(text), variant, 9);
     EXPECT_FALSE(validity.ok) << text;
@@ -184,6 +227,30 @@ TEST(CudaMma, EveryFormatBf16) {
 TEST(CudaMma, EveryFormatFp16) {
   SKIP_WITHOUT_GPU();
   check_every_format("fp16");
+}
+
+// An m=0 kernel (any M) run at many row counts, each against the reference: the tile's edges
+// (block_m - 1, block_m, block_m + 1), one row, and past the exact-M family's 512 rows. Every
+// candidate at two counts, then the heuristic at every count, in two formats.
+TEST(CudaMma, AnyMKernelServesEveryRowCount) {
+  SKIP_WITHOUT_GPU();
+  MmaGenerator generator;
+  for (const char* format : {"act=bf16,out=bf16,zero=int,group=64,k=4160,bias=1",
+                             "act=fp16,out=fp32,zero=float,group=-1,k=4099,bias=0"}) {
+    const OpDesc any = descriptor(std::string("m=0,n=1000,bits=4,") + format);
+    for (const CudaVariant& variant : generator.candidates(any)) {
+      const CudaKernel kernel(any, variant);
+      for (int64_t rows : {1, 33}) {
+        std::string failure = testing::check_on_device(kernel, tolerance(any), 0, rows);
+        ASSERT_TRUE(failure.empty()) << failure;
+      }
+    }
+    const CudaKernel kernel(any, generator.heuristic(any));
+    for (int64_t rows : {1, 2, 7, 15, 16, 17, 31, 64, 100, 257, 513, 1030}) {
+      std::string failure = testing::check_on_device(kernel, tolerance(any), 0, rows);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+  }
 }
 
 TEST(CudaMma, NoBiasAndOddN) {
