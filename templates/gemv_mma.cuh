@@ -40,6 +40,15 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], u32 a0, u32 a1, u32 a2,
   }
 }
 
+// (value & mask) | bits in one LOP3 (ptxas otherwise emits an AND and an OR, and this loop is
+// issue-bound: 4 instructions a tile at int4). The mask and bits are disjoint constants; one of
+// them lives in a register across the loop.
+__device__ __forceinline__ u32 mask_or(u32 value, u32 mask, u32 bits) {
+  u32 result;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(result) : "r"(value), "r"(mask), "r"(bits));
+  return result;
+}
+
 // How the tensor-core family reads one format (ACT16 = bf16 or fp16 activations):
 //   TILE_WORDS: 4-byte words of one 16-k tile of a panel (tile bytes / 4);
 //   CHUNK_TILES: tiles of one 16-byte copy per lane (at most 512 bytes a warp); a stage of the
@@ -70,10 +79,10 @@ struct MmaFormat<4, IS_BF16> {
     const u32 word = tile[t * 8 + g];                      // byte 4g of step t: conflict-free
     const u32 low_pair = __byte_perm(word, 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
     const u32 high_pair = __byte_perm(word, 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
-    a[0] = (low_pair & 0x000f000fu) | EXPONENT;
-    a[1] = (high_pair & 0x000f000fu) | EXPONENT;
-    a[2] = ((low_pair >> 4) & 0x000f000fu) | EXPONENT;
-    a[3] = ((high_pair >> 4) & 0x000f000fu) | EXPONENT;
+    a[0] = mask_or(low_pair, 0x000f000fu, EXPONENT);
+    a[1] = mask_or(high_pair, 0x000f000fu, EXPONENT);
+    a[2] = mask_or(low_pair >> 4, 0x000f000fu, EXPONENT);
+    a[3] = mask_or(high_pair >> 4, 0x000f000fu, EXPONENT);
   }
 };
 
@@ -97,10 +106,10 @@ struct MmaFormat<2, IS_BF16> {
     const int field_shift = 4 * (t & 1);  // fields 2(t&1), 2(t&1)+1 to bits 0 and 2
     const u32 low_pair = __byte_perm(word, 0u, 0x4140) >> field_shift;   // column 2g
     const u32 high_pair = __byte_perm(word, 0u, 0x4342) >> field_shift;  // column 2g+1
-    a[0] = ((low_pair << POSITION) & MASK) | EXPONENT;
-    a[1] = ((high_pair << POSITION) & MASK) | EXPONENT;
-    a[2] = ((low_pair << (POSITION - 2)) & MASK) | EXPONENT;
-    a[3] = ((high_pair << (POSITION - 2)) & MASK) | EXPONENT;
+    a[0] = mask_or(low_pair << POSITION, MASK, EXPONENT);
+    a[1] = mask_or(high_pair << POSITION, MASK, EXPONENT);
+    a[2] = mask_or(low_pair << (POSITION - 2), MASK, EXPONENT);
+    a[3] = mask_or(high_pair << (POSITION - 2), MASK, EXPONENT);
   }
 };
 
@@ -157,10 +166,10 @@ struct MmaFormat<8, IS_BF16> {
       if (IS_BF16) {
         const u32 column0 = __byte_perm(words[p], 0u, 0x4140);
         const u32 column1 = __byte_perm(words[p], 0u, 0x4342);
-        a[2 * p] = (column0 & 0x000f000fu) | 0x43004300u;
-        a[2 * p + 1] = (column1 & 0x000f000fu) | 0x43004300u;
-        a_high[2 * p] = ((column0 >> 4) & 0x000f000fu) | 0x43004300u;
-        a_high[2 * p + 1] = ((column1 >> 4) & 0x000f000fu) | 0x43004300u;
+        a[2 * p] = mask_or(column0, 0x000f000fu, 0x43004300u);
+        a[2 * p + 1] = mask_or(column1, 0x000f000fu, 0x43004300u);
+        a_high[2 * p] = mask_or(column0 >> 4, 0x000f000fu, 0x43004300u);
+        a_high[2 * p + 1] = mask_or(column1 >> 4, 0x000f000fu, 0x43004300u);
       } else {
         a[2 * p] = __byte_perm(words[p], 0x64u, 0x4140);      // [byte0, 0x64, byte1, 0x64]
         a[2 * p + 1] = __byte_perm(words[p], 0x64u, 0x4342);  // [byte2, 0x64, byte3, 0x64]
@@ -369,10 +378,13 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   u32 scale_pair = 0;
   u32 zero_pair = 0;
   auto load_group_tables = [&]() {
+    // The panel's table start (64-bit, once) plus a 32-bit in-panel offset: the 64-bit form
+    // of the whole index cost 20 instructions a fold in the SASS.
     const int group = GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
-    const long long table = (panel * GROUPS + group) * 16 + 2 * g;
-    scale_pair = *reinterpret_cast<const u32*>(scales + table);
-    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + table);
+    const long long panel_table = panel * (GROUPS * 16);
+    const int in_panel = group * 16 + 2 * g;
+    scale_pair = *reinterpret_cast<const u32*>(scales + panel_table + in_panel);
+    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + panel_table + in_panel);
   };
 
   // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
