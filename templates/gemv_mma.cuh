@@ -338,7 +338,8 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr bool TILE_TEST = !(RUN_TILES % CHUNK_TILES == 0 && TILES % CHUNK_TILES == 0);
   static_assert(Config::PANELS_PER_BLOCK == 1 || (Config::SPLIT_K == 1 && !Config::BULK_COPY),
                 "a block walks several panels only without split-K and bulk copies (the generator refuses them)");
-  static_assert(!(Config::X_RESIDENT && Config::BULK_COPY), "resident x is copied with cp.async (the generator keeps it off with bulk copies)");
+  static_assert(!(Config::X_RESIDENT && Config::BULK_COPY),
+                "resident x is copied with cp.async (the generator keeps it off with bulk copies)");
 
   extern __shared__ __align__(16) u32 shared_words[];
   const int lane = threadIdx.x & 31;
