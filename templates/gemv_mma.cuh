@@ -40,6 +40,15 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], u32 a0, u32 a1, u32 a2,
   }
 }
 
+// (value & mask) | bits in one LOP3 (ptxas otherwise emits an AND and an OR, and this loop is
+// issue-bound: 4 instructions a tile at int4). The mask and bits are disjoint constants; one of
+// them lives in a register across the loop.
+__device__ __forceinline__ u32 mask_or(u32 value, u32 mask, u32 bits) {
+  u32 result;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(result) : "r"(value), "r"(mask), "r"(bits));
+  return result;
+}
+
 // How the tensor-core family reads one format (ACT16 = bf16 or fp16 activations):
 //   TILE_WORDS: 4-byte words of one 16-k tile of a panel (tile bytes / 4);
 //   CHUNK_TILES: tiles of one 16-byte copy per lane (at most 512 bytes a warp); a stage of the
@@ -70,10 +79,10 @@ struct MmaFormat<4, IS_BF16> {
     const u32 word = tile[t * 8 + g];                      // byte 4g of step t: conflict-free
     const u32 low_pair = __byte_perm(word, 0u, 0x4140);   // [byte0, 0, byte1, 0]: column 2g
     const u32 high_pair = __byte_perm(word, 0u, 0x4342);  // [byte2, 0, byte3, 0]: column 2g+1
-    a[0] = (low_pair & 0x000f000fu) | EXPONENT;
-    a[1] = (high_pair & 0x000f000fu) | EXPONENT;
-    a[2] = ((low_pair >> 4) & 0x000f000fu) | EXPONENT;
-    a[3] = ((high_pair >> 4) & 0x000f000fu) | EXPONENT;
+    a[0] = mask_or(low_pair, 0x000f000fu, EXPONENT);
+    a[1] = mask_or(high_pair, 0x000f000fu, EXPONENT);
+    a[2] = mask_or(low_pair >> 4, 0x000f000fu, EXPONENT);
+    a[3] = mask_or(high_pair >> 4, 0x000f000fu, EXPONENT);
   }
 };
 
@@ -97,10 +106,10 @@ struct MmaFormat<2, IS_BF16> {
     const int field_shift = 4 * (t & 1);  // fields 2(t&1), 2(t&1)+1 to bits 0 and 2
     const u32 low_pair = __byte_perm(word, 0u, 0x4140) >> field_shift;   // column 2g
     const u32 high_pair = __byte_perm(word, 0u, 0x4342) >> field_shift;  // column 2g+1
-    a[0] = ((low_pair << POSITION) & MASK) | EXPONENT;
-    a[1] = ((high_pair << POSITION) & MASK) | EXPONENT;
-    a[2] = ((low_pair << (POSITION - 2)) & MASK) | EXPONENT;
-    a[3] = ((high_pair << (POSITION - 2)) & MASK) | EXPONENT;
+    a[0] = mask_or(low_pair << POSITION, MASK, EXPONENT);
+    a[1] = mask_or(high_pair << POSITION, MASK, EXPONENT);
+    a[2] = mask_or(low_pair << (POSITION - 2), MASK, EXPONENT);
+    a[3] = mask_or(high_pair << (POSITION - 2), MASK, EXPONENT);
   }
 };
 
@@ -157,10 +166,10 @@ struct MmaFormat<8, IS_BF16> {
       if (IS_BF16) {
         const u32 column0 = __byte_perm(words[p], 0u, 0x4140);
         const u32 column1 = __byte_perm(words[p], 0u, 0x4342);
-        a[2 * p] = (column0 & 0x000f000fu) | 0x43004300u;
-        a[2 * p + 1] = (column1 & 0x000f000fu) | 0x43004300u;
-        a_high[2 * p] = ((column0 >> 4) & 0x000f000fu) | 0x43004300u;
-        a_high[2 * p + 1] = ((column1 >> 4) & 0x000f000fu) | 0x43004300u;
+        a[2 * p] = mask_or(column0, 0x000f000fu, 0x43004300u);
+        a[2 * p + 1] = mask_or(column1, 0x000f000fu, 0x43004300u);
+        a_high[2 * p] = mask_or(column0 >> 4, 0x000f000fu, 0x43004300u);
+        a_high[2 * p + 1] = mask_or(column1 >> 4, 0x000f000fu, 0x43004300u);
       } else {
         a[2 * p] = __byte_perm(words[p], 0x64u, 0x4140);      // [byte0, 0x64, byte1, 0x64]
         a[2 * p + 1] = __byte_perm(words[p], 0x64u, 0x4342);  // [byte2, 0x64, byte3, 0x64]
@@ -256,10 +265,24 @@ struct GemvMmaShared {
   static constexpr int CHUNK_K = CHUNK_TILES * 16;
   static constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;  // weights of one chunk
   static constexpr int X_STRIDE = CHUNK_K * 2 + 32;                     // bytes of one row of x
-  static constexpr int X_WORDS = Config::ROWS * X_STRIDE / 4;           // x of one chunk
+  static constexpr int X_WORDS = Config::X_RESIDENT ? 0 : Config::ROWS * X_STRIDE / 4;  // x of one chunk
   static constexpr int STAGE_WORDS = CHUNK_WORDS + X_WORDS;
+  // X_RESIDENT: the warp's whole slice of x, [ROWS][RESIDENT_STRIDE bytes], copied once before
+  // the ring starts. A warp's k span is at most WARP_RUNS fold runs (the block's runs, split
+  // over WARPS warps as in gemv_mma); the row stride is 32 bytes past a multiple of 128, which
+  // keeps the B reads (8 bytes at 8t + stride * g) of a half-warp on distinct banks.
+  static constexpr int GROUPS = static_cast<int>(Config::K / Config::GROUP);
+  static constexpr int TILES = static_cast<int>((Config::K + 15) / 16);
+  static constexpr int RUN_TILES = GROUPS == 1 ? 16 : (Config::GROUP <= 256 ? Config::GROUP : 256) / 16;
+  static constexpr int RUNS = (TILES + RUN_TILES - 1) / RUN_TILES;
+  static constexpr int BLOCK_RUNS = (RUNS + Config::SPLIT_K - 1) / Config::SPLIT_K;
+  static constexpr int WARP_RUNS = (BLOCK_RUNS + Config::WARPS - 1) / Config::WARPS;
+  static constexpr int RESIDENT_K = WARP_RUNS * RUN_TILES * 16;
+  static constexpr int RESIDENT_STRIDE = (RESIDENT_K * 2 + 127) / 128 * 128 + 32;
+  static constexpr int RESIDENT_WORDS = Config::X_RESIDENT ? Config::ROWS * RESIDENT_STRIDE / 4 : 0;
+  static constexpr int WARP_WORDS = STAGES * STAGE_WORDS + RESIDENT_WORDS;  // [ring][resident x]
   static constexpr int ZERO_WORDS = CHUNK_K * 2 / 4;
-  static constexpr int SHARED_BYTES = (Config::WARPS * STAGES * STAGE_WORDS + ZERO_WORDS) * 4;
+  static constexpr int SHARED_BYTES = (Config::WARPS * WARP_WORDS + ZERO_WORDS) * 4;
 };
 
 // Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
@@ -315,6 +338,8 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr bool TILE_TEST = !(RUN_TILES % CHUNK_TILES == 0 && TILES % CHUNK_TILES == 0);
   static_assert(Config::PANELS_PER_BLOCK == 1 || (Config::SPLIT_K == 1 && !Config::BULK_COPY),
                 "a block walks several panels only without split-K and bulk copies (the generator refuses them)");
+  static_assert(!(Config::X_RESIDENT && Config::BULK_COPY),
+                "resident x is copied with cp.async (the generator keeps it off with bulk copies)");
 
   extern __shared__ __align__(16) u32 shared_words[];
   const int lane = threadIdx.x & 31;
@@ -337,8 +362,9 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   const int end_run = block_first_run + block_runs * (warp + 1) / WARPS;
   const int first_tile = first_run * RUN_TILES;
   const int end_tile = end_run * RUN_TILES < TILES ? end_run * RUN_TILES : TILES;
-  u32* warp_ring = shared_words + warp * STAGES * Shared::STAGE_WORDS;  // [STAGES][weights, x]
-  u32* zero_row = shared_words + WARPS * STAGES * Shared::STAGE_WORDS;  // [CHUNK_K] 16-bit zeros
+  u32* warp_ring = shared_words + warp * Shared::WARP_WORDS;  // [STAGES][weights, x]
+  u32* x_resident = warp_ring + STAGES * Shared::STAGE_WORDS;  // X_RESIDENT: [ROWS][RESIDENT_STRIDE]
+  u32* zero_row = shared_words + WARPS * Shared::WARP_WORDS;  // [CHUNK_K] 16-bit zeros
   for (int word = threadIdx.x; word < Shared::ZERO_WORDS; word += WARPS * 32) zero_row[word] = 0u;
   constexpr bool BULK = Config::BULK_COPY && LOWBIT_GEMV_BULK_COPY;
   __shared__ __align__(8) unsigned long long bulk_barriers[BULK ? WARPS : 1][BULK ? STAGES : 1];
@@ -369,10 +395,13 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   u32 scale_pair = 0;
   u32 zero_pair = 0;
   auto load_group_tables = [&]() {
+    // The panel's table start (64-bit, once) plus a 32-bit in-panel offset: the 64-bit form
+    // of the whole index cost 20 instructions a fold in the SASS.
     const int group = GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
-    const long long table = (panel * GROUPS + group) * 16 + 2 * g;
-    scale_pair = *reinterpret_cast<const u32*>(scales + table);
-    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + table);
+    const long long panel_table = panel * (GROUPS * 16);
+    const int in_panel = group * 16 + 2 * g;
+    scale_pair = *reinterpret_cast<const u32*>(scales + panel_table + in_panel);
+    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + panel_table + in_panel);
   };
 
   // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
@@ -474,7 +503,9 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       }
       u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
       const int k0 = tile0 * 16;
-      if (x_copies) {
+      if (Config::X_RESIDENT) {
+        // x is already in shared memory (copy_resident_x)
+      } else if (x_copies) {
         constexpr int PIECES = ROWS * CHUNK_K / 8;  // 16 bytes = 8 k
 #pragma unroll
         for (int piece = lane; piece < PIECES; piece += 32) {
@@ -498,6 +529,36 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     }
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
+  // X_RESIDENT: the warp's slice of x, k = first_tile * 16 + i for i < RESIDENT_K, zero past K;
+  // its copies join the first chunk's commit group, so the first wait covers them.
+  auto copy_resident_x = [&]() {
+    constexpr int STRIDE_WORDS = Shared::RESIDENT_STRIDE / 4;
+    constexpr int SPAN_K = Shared::RESIDENT_K;
+    const int k0 = first_tile * 16;
+    if (x_copies) {
+      constexpr int PIECES = ROWS * SPAN_K / 8;  // 16 bytes = 8 k
+      for (int piece = lane; piece < PIECES; piece += 32) {
+        const int r = piece / (SPAN_K / 8);
+        const int offset = piece % (SPAN_K / 8) * 8;
+        const int k = k0 + offset;
+        const int valid = k < K ? 16 : 0;  // K % 8 == 0: a piece is all inside or all past K
+        const u32 target = static_cast<u32>(__cvta_generic_to_shared(x_resident + r * STRIDE_WORDS + offset / 2));
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                     "l"(x_rows + (valid ? static_cast<long long>(r) * K + k : 0)), "r"(valid));
+      }
+    } else {
+      constexpr int PAIRS = ROWS * SPAN_K / 2;
+      for (int index = lane; index < PAIRS; index += 32) {
+        const int r = index / (SPAN_K / 2);
+        const int offset = index % (SPAN_K / 2) * 2;
+        const int k = k0 + offset;
+        const u32 low = k < K ? x_rows[static_cast<long long>(r) * K + k] : 0u;
+        const u32 high = k + 1 < K ? x_rows[static_cast<long long>(r) * K + k + 1] : 0u;
+        x_resident[r * STRIDE_WORDS + offset / 2] = low | high << 16;
+      }
+    }
+  };
+  if (Config::X_RESIDENT) copy_resident_x();
 #pragma unroll
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk();
 
@@ -519,7 +580,10 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       const u32* x_row[HALVES];
 #pragma unroll
       for (int h = 0; h < HALVES; ++h)
-        x_row[h] = 8 * h + g < ROWS ? stage + Shared::CHUNK_WORDS + (8 * h + g) * X_STRIDE_WORDS : zero_row;
+        x_row[h] = 8 * h + g >= ROWS ? zero_row
+                   : Config::X_RESIDENT
+                       ? x_resident + (8 * h + g) * (Shared::RESIDENT_STRIDE / 4) + chunk * CHUNK_K / 2
+                       : stage + Shared::CHUNK_WORDS + (8 * h + g) * X_STRIDE_WORDS;
 #pragma unroll
       for (int j = 0; j < CHUNK_TILES; ++j) {
         const int tile = first_tile + chunk * CHUNK_TILES + j;

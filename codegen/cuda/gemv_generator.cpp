@@ -28,6 +28,18 @@ int mma_runs(const OpDesc& desc) {
   return static_cast<int>((tiles + run_tiles - 1) / run_tiles);
 }
 
+// gemv_mma's resident x (X_RESIDENT in the template, GemvMmaShared): bytes of one row of a
+// warp's slice, the k of at most ceil(ceil(runs / split_k) / warps) fold runs, rounded up to
+// 128 bytes plus 32 (conflict-free B reads).
+int mma_resident_stride(const OpDesc& desc, const CudaVariant& variant) {
+  const int64_t group = desc.group_size();
+  const int64_t run_tiles = desc.k / group == 1 ? 16 : std::min<int64_t>(group, 256) / 16;
+  const int64_t block_runs = (mma_runs(desc) + variant.split_k - 1) / variant.split_k;
+  const int64_t warp_runs = (block_runs + variant.warps - 1) / variant.warps;
+  const int64_t bytes = warp_runs * run_tiles * 16 * 2;
+  return static_cast<int>((bytes + 127) / 128 * 128 + 32);
+}
+
 }  // namespace
 
 Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -105,14 +117,23 @@ int GemvGenerator::chunk_tiles(const OpDesc& desc, const CudaVariant& variant) {
   return variant.block_k != 0 ? variant.block_k / 16 : mma_chunk_tiles(desc.bits);
 }
 
+bool GemvGenerator::x_resident(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.family != CudaFamily::gemv_mma || variant.bulk_copy != 0) return false;
+  return variant.warps * desc.m * mma_resident_stride(desc, variant) <= max_resident_x_bytes;
+}
+
 int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family != CudaFamily::gemv_mma) return 0;
-  // GemvMmaShared: per warp and stage, the chunk's weights and [m][chunk_k * 2 + 32 bytes] of
-  // x; then one zero row of chunk_k 16-bit values.
+  // GemvMmaShared: per warp, its ring (per stage the chunk's weights and, unless x is resident,
+  // [m][chunk_k * 2 + 32 bytes] of x) and its resident x ([m][mma_resident_stride]); then one
+  // zero row of chunk_k 16-bit values.
   const int chunk_tiles = GemvGenerator::chunk_tiles(desc, variant);
   const int chunk_k = chunk_tiles * 16;
-  const int stage_words = chunk_tiles * mma_tile_words(desc.bits) + static_cast<int>(desc.m) * (chunk_k * 2 + 32) / 4;
-  return (variant.warps * variant.unroll * stage_words + chunk_k * 2 / 4) * 4;
+  const bool resident = x_resident(desc, variant);
+  const int m = static_cast<int>(desc.m);
+  const int stage_words = chunk_tiles * mma_tile_words(desc.bits) + (resident ? 0 : m * (chunk_k * 2 + 32) / 4);
+  const int resident_words = resident ? m * mma_resident_stride(desc, variant) / 4 : 0;
+  return (variant.warps * (variant.unroll * stage_words + resident_words) + chunk_k * 2 / 4) * 4;
 }
 
 LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
@@ -231,6 +252,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int SPLIT_K = {split};\n"
       "  static constexpr bool BULK_COPY = {bulk};\n"
       "  static constexpr int PANELS_PER_BLOCK = {panels};\n"
+      "  static constexpr bool X_RESIDENT = {resident};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -246,7 +268,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
       fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
       fmt::arg("split", variant.split_k), fmt::arg("bulk", variant.bulk_copy == 1 ? "true" : "false"),
-      fmt::arg("panels", variant.panels),
+      fmt::arg("panels", variant.panels), fmt::arg("resident", x_resident(desc, variant) ? "true" : "false"),
       fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma

@@ -23,7 +23,7 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 5;
+  static constexpr int version = 6;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";
@@ -41,6 +41,12 @@ class GemvGenerator {
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
   // gemv_mma: the ring (templates/gemv_mma.cuh, GemvMmaShared); gemv: 0.
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // gemv_mma keeps each warp's slice of x in shared memory, copied once (X_RESIDENT), when the
+  // block's slices take at most max_resident_x_bytes and bulk copies are off; else x travels
+  // with every chunk of the ring. Resident x drops the per-chunk x copies from the issue-bound
+  // loop (docs/benchmarks.md, fourth small-M round).
+  static constexpr int max_resident_x_bytes = 48 * 1024;
+  static bool x_resident(const OpDesc& desc, const CudaVariant& variant);
   // 16-k tiles a gemv_mma warp copies per stage: block_k / 16, or the format's 512-byte chunk.
   static int chunk_tiles(const OpDesc& desc, const CudaVariant& variant);
   // A split's fp32 partials, [split_k][m][n], rounded up to 256 bytes; 0 when unsplit.

@@ -293,6 +293,31 @@ TEST(CudaCompile, SuccessfulCompileLogShownOnlyWhenAskedFor) {
   EXPECT_NE(shown.find("never_used"), std::string::npos) << "the warning itself is missing: " << shown;
 }
 
+// gemv_mma keeps x resident (each warp's slice copied once) where the block's slices fit
+// GemvGenerator::max_resident_x_bytes and bulk copies are off; the shared memory it asks for
+// (checked against the template by the emitted static_assert) then has no x in the ring.
+TEST(CudaCompile, ResidentXRuleAndItsSharedMemory) {
+  SKIP_WITHOUT_NVRTC();
+  GemvGenerator generator;
+  const OpDesc m1 = parse_descriptor("m=1,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  const OpDesc m16 = parse_descriptor("m=16,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  const CudaVariant w8u2{CudaFamily::gemv_mma, 8, 2};
+  // M=1, 8 warps: 32 runs of 128 k, 4 a warp, 1024 bytes + 32 of padding a row.
+  EXPECT_TRUE(GemvGenerator::x_resident(m1, w8u2));
+  EXPECT_EQ(GemvGenerator::shared_bytes(m1, w8u2), (8 * (2 * 128 + 1056 / 4) + 32) * 4);
+  // M=16: 16 rows of 1056 bytes for each of 8 warps is past the budget: x stays in the ring.
+  EXPECT_FALSE(GemvGenerator::x_resident(m16, w8u2));
+  EXPECT_EQ(GemvGenerator::shared_bytes(m16, w8u2), (8 * 2 * (128 + 16 * 160 / 4) + 32) * 4);
+  CudaVariant bulk = w8u2;
+  bulk.bulk_copy = 1;
+  EXPECT_FALSE(GemvGenerator::x_resident(m1, bulk));
+  EXPECT_FALSE(GemvGenerator::x_resident(m1, CudaVariant{CudaFamily::gemv, 8, 2}));
+  for (const OpDesc& desc : {m1, m16}) {
+    ASSERT_TRUE(generator.is_valid(desc, w8u2, 9));
+    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, w8u2), "resident", "sm_90a")));
+  }
+}
+
 TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   GemvGenerator generator;
   CudaVariant variant;

@@ -298,6 +298,45 @@ TEST_P(CudaKernelsBits, PanelWalks) {
   EXPECT_EQ(checked, 4 * 3 * 3);
 }
 
+// gemv_mma's resident x (each warp's slice of x copied once, GemvGenerator::x_resident) and
+// x in the ring beside it, on the same problems: 16-byte copies (K % 8 == 0) and the plain
+// pair loads (odd K, and x 2 bytes past an aligned address), slices ending past K, warps
+// without a run (k=384: 3 runs), split-K (a block's slice starts mid-K), one stage and wide
+// chunks. The rule is asserted, so a change to its budget cannot silently skip a path.
+TEST_P(CudaKernelsBits, ResidentXAndRingXAgree) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
+  const char* acts[] = {"bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  int resident = 0;
+  int ring = 0;
+  int index = 0;
+  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
+                            "n=72,k=4096,group=128,eqscale=1", "n=37,k=14336,group=128"})
+    for (const char* rows : {"1", "4", "16"}) {
+      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,out=fp32,device=cuda:0,{},zero={},act={},m={}",
+                                                 GetParam(), shape, zeros[index % 3], acts[index % 2], rows));
+      ++index;
+      // (warps, unroll, block_k, split_k)
+      for (auto [warps, unroll, block_k, split] :
+           {std::tuple{8, 2, 0, 1}, std::tuple{16, 1, 2 * format_k, 1}, std::tuple{4, 2, 0, 2}}) {
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        variant.split_k = split;
+        if (!generator.is_valid(desc, variant, 9)) continue;  // splits beyond the fold runs
+        const bool x_resident = GemvGenerator::x_resident(desc, variant);
+        (x_resident ? resident : ring) += 1;
+        for (std::size_t offset : {std::size_t{0}, std::size_t{2}}) {
+          const std::string failure = testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), offset);
+          ASSERT_TRUE(failure.empty()) << (x_resident ? "resident x: " : "ring x: ") << failure;
+        }
+      }
+    }
+  EXPECT_GE(resident, 20);
+  EXPECT_GE(ring, 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),
                          [](const ::testing::TestParamInfo<int>& info) { return fmt::format("w{}", info.param); });
 
