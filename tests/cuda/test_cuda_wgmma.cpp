@@ -411,6 +411,30 @@ TEST(CudaWgmma, EverySplitOfSplitShapes) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
+// K a multiple of the stage (the copies' whole-stage path: a stage is inside K or wholly past
+// it), at M one past and one short of the tall tiles and N tails: every candidate, and every
+// split of a K whose last split runs past K (3840 = 60 stages of 64: splits of 8 stages).
+TEST(CudaWgmma, WholeStageKAtOddShapesAndSplits) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=257,n=1000,k=4096,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=1023,n=4095,k=3840,group=128,zero=float,act=fp16,out=fp16"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
+    for (int producer : {0, 1})
+      for (int split : {2, 4, 8}) {
+        CudaVariant variant = generator.heuristic(desc);
+        variant.producer = producer;
+        variant.split_k = split;
+        if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
+      }
+  }
+  EXPECT_GE(cases.size(), 30u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
 // Every warp-specialized shape (producer = 1) at odd shapes: M one past and one short of its
 // tiles, N tails, K tails with whole-K groups, each zero-point kind, fp16, no bias, splits.
 TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
