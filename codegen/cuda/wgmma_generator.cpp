@@ -41,15 +41,15 @@ int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
 // The tile shapes searched (weight columns x rows of x x k per stage, stages). Tall tiles
 // (BLOCK_M 128, 256) re-read the weights least and feed the tensor cores longest per dequantized
 // fragment, for large M; short ones keep enough blocks and waste no rows at M = 16 .. 64.
-// 256 x 128 k (three stages of 73 KiB) halves the per-stage work (barrier, waits, group
-// constants, descriptors) per wgmma of the tallest tile.
+// (256 rows x 128 k, three stages of 73 KiB, was measured and dropped: 7 % slower than 256 x 64
+// at M = 256 and 1024, docs/benchmarks.md.)
 struct Shape {
   int block_n, block_m, block_k, stages;
 };
 constexpr Shape searched_shapes[] = {
     {64, 16, 128, 6},  {128, 16, 128, 5}, {64, 32, 128, 5},  {128, 32, 128, 4}, {64, 64, 128, 4},
     {128, 64, 64, 6},  {64, 128, 64, 6},  {128, 128, 64, 5}, {128, 128, 128, 4}, {64, 256, 64, 5},
-    {128, 256, 64, 4}, {128, 256, 128, 3},
+    {128, 256, 64, 4},
 };
 
 // The warp-specialized tiles (producer = 1) searched: the tall ones, for large M, where the
@@ -166,20 +166,23 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
-  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..256): two
+  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..1024): two
   // warpgroups (128 columns) and the tallest tile M fills; K split until the grid reaches about
   // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
+  // At M = 65..128 the warp-specialized ring (producer = 1) was 6-11 % faster than the
+  // all-thread one; from 256 rows both are within 1 %, and the all-thread ring is kept.
   Shape shape = Shape{128, 16, 128, 5};
   int waves = 3;
+  int producer = 0;
   if (desc.m > 128)
     shape = Shape{128, 256, 64, 4}, waves = 1;
   else if (desc.m > 64)
-    shape = Shape{128, 128, 128, 4}, waves = 1;
+    shape = Shape{128, 128, 128, 4}, waves = 1, producer = 1;
   else if (desc.m > 32)
     shape = Shape{128, 64, 64, 6};
   else if (desc.m > 16)
     shape = Shape{128, 32, 128, 4};
-  CudaVariant chosen = variant_of(shape);
+  CudaVariant chosen = variant_of(shape, producer);
   while (chosen.split_k < 8) {
     CudaVariant doubled = chosen;
     doubled.split_k *= 2;

@@ -102,6 +102,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
   // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
   EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
+  // The warp-specialized ring is the no-tune choice at M = 65..128 only (measured, benchmarks.md).
+  for (int m : {64, 65, 128, 129, 1024})
+    EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
+              m > 64 && m <= 128 ? 1 : 0)
+        << m;
   // Every split the heuristic picks is valid, also where rounding to stage pairs leaves too
   // few stages for the next split (k=2056: 17 stages of 128).
   for (const char* text : {"m=129,n=1001,k=2056,group=-1", "m=17,n=4095,k=4104,group=-1", "m=300,n=64,k=520,group=-1"}) {
@@ -250,9 +255,9 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
 }
 
 // The no-tune choice on sm_90 (registry order and WgmmaGenerator::preferred): gemv_mma up to
-// 16 rows, wgmma from 17 to 512, dequant_gemm beyond; other arches keep mma there.
+// 16 rows, wgmma from 17 to 1024, dequant_gemm beyond; other arches keep mma up to 512 rows.
 TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
-  for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 4096}) {
+  for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 1024, 1025, 4096}) {
     OpDesc desc = descriptor("n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,m=" + std::to_string(m));
     const CudaFamily hopper = heuristic(desc, 9).family;
     const CudaFamily ampere = heuristic(desc, 8).family;
@@ -262,6 +267,9 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
     } else if (m <= 512) {
       EXPECT_EQ(hopper, CudaFamily::wgmma) << m;
       EXPECT_EQ(ampere, CudaFamily::mma) << m;
+    } else if (m <= 1024) {
+      EXPECT_EQ(hopper, CudaFamily::wgmma) << m;
+      EXPECT_EQ(ampere, CudaFamily::dequant_gemm) << m;
     } else {
       EXPECT_EQ(hopper, CudaFamily::dequant_gemm) << m;
       EXPECT_EQ(ampere, CudaFamily::dequant_gemm) << m;
