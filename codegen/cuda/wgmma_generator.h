@@ -50,9 +50,15 @@ class WgmmaGenerator {
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // The share of the H100's SM slots its grid uses over whole waves (blocks over 132 per wave,
+  // one block an SM): 1 when the last wave is full.
+  static double wave_fill(const OpDesc& desc, const CudaVariant& variant);
 
  private:
   static std::string reduce_source();
+  // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
+  // enough stages (and the split is valid).
+  CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;
 };
 
 }  // namespace lowbit::cuda

@@ -102,8 +102,24 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
   // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
   EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
+  // Wave quantization of the 256-row tiles: where their grid leaves a fifth of its last wave
+  // idle, the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
+  auto chosen = [&](const char* text) {
+    const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
+    return variant_name(desc, generator.heuristic(desc), "sm_90a");
+  };
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m128k128_s4_ws");  // 192 tiles
+  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws");    // 48 x 2
+  EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
+  EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
+  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4");  // 32 x 4
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4");       // 224 tiles
+  EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8");  // 64: under half a wave
+  EXPECT_DOUBLE_EQ(WgmmaGenerator::wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
+                                             generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
+                   192.0 / 264.0);
   // The warp-specialized ring is the no-tune choice at M = 65..128 only (measured, benchmarks.md).
-  for (int m : {64, 65, 128, 129, 1024})
+  for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
     EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
               m > 64 && m <= 128 ? 1 : 0)
         << m;
