@@ -33,6 +33,12 @@
 //     rounds (q - z) s once.
 //   zero=float: q s + (-z s) in fp32 (z s rounded at 2^-24), then one conversion.
 //
+// Copies: each copying thread works out its sources and its row and panel checks once per block
+// (CopyPlan, in the kernel); a stage's copies then lie at compile-time strides from one x and one
+// weight pointer, so a stage costs about an instruction and a predicate per 16 bytes. (Recomputing
+// every copy's address each stage was most of a consumer's instructions, and the consumers'
+// serial instruction stream, not the tensor cores, set the pace: docs/benchmarks.md.)
+//
 // Pipeline: all threads copy with cp.async into a STAGES-slot ring (one commit group per stage).
 // A stage's wgmmas read x from shared memory asynchronously, so a slot is refilled only after
 // the wgmmas that read it are known complete: each iteration waits for the previous stage's
