@@ -68,9 +68,12 @@ def main():
         bf16_us = baseline.get("torch_bf16_us")
         int4_us = baseline.get("torch_int4_us")
         int4_text = f"{int4_us:.1f}" if int4_us else baseline.get("torch_int4_error", "—")
-        # lowbit bench's own streaming-read reading, taken in the same process as the kernel's time.
+        # lowbit bench's own streaming-read reading, taken in the same process just before the kernel's
+        # timing; read_fraction (lowbit bench --rounds) is the median over rounds of each timing
+        # against its own reading.
         read_gbps = lowbit.get("mem_read_gbps")
-        read_text = f"{100 * lowbit['weight_gbps'] / read_gbps:.0f} % of {read_gbps:.0f}" if read_gbps else "—"
+        fraction = lowbit.get("read_fraction", lowbit["weight_gbps"] / read_gbps if read_gbps else None)
+        read_text = f"{100 * fraction:.0f} % of {read_gbps:.0f}" if read_gbps else "—"
         print(f"| {m} | {n}×{k} | {lowbit['time_us']:.1f} | {short_variant(lowbit['variant'])} | "
               f"{lowbit['weight_gbps']:.1f} | {read_text} | {bf16_us or 0:.1f} | {speedup(bf16_us, lowbit['time_us'])} | "
               f"{int4_text} | {speedup(int4_us, lowbit['time_us'])} |")

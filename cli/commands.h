@@ -15,6 +15,7 @@ struct Options {
   std::string arch;
   std::string out;
   std::string isa;  // --isa: x86 ISA family (GetOptions.isa)
+  int rounds = 1;   // bench --rounds: CPU rows alternate a bandwidth reading and a kernel timing this often
 };
 
 int run_info(const Options& options);

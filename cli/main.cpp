@@ -57,6 +57,10 @@ int main(int argc, char** argv) {
   add_threads(bench);
   add_isa(bench);
   bench->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
+  bench->add_option("--rounds", options.rounds,
+                    "CPU: rounds of (memory read bandwidth reading, kernel timing), each row's figures the medians "
+                    "over its rounds")
+      ->check(CLI::Range(1, 100));
   bench->add_flag("--json", options.json, "print JSON");
 
   CLI::App* compile = app.add_subcommand("compile", "compile a CUDA descriptor's kernel to a cubin (no GPU needed)");

@@ -19,6 +19,16 @@ cd "${1:-.}" || exit 1
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+# The device tool returns at most 8 files: on exit every file but the tables, the test log and
+# the machine description goes into raw.tar.gz.
+pack_outputs() {
+  local list
+  list=$(mktemp)
+  (cd "$OUT" && find . -maxdepth 1 -type f ! -name amx_rounds.md ! -name breakdown.txt ! -name ctest.log \
+    ! -name machine.txt ! -name raw.tar.gz -printf '%f\n' > "$list" && tar -czf raw.tar.gz -T "$list" --remove-files)
+  rm -f "$list"
+}
+trap pack_outputs EXIT
 { date -u; lscpu; } > "$OUT/machine.txt" 2>&1
 cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" \
   -DLOWBIT_WERROR=OFF > "$OUT/build.log" 2>&1 &&
@@ -32,14 +42,34 @@ build-device/cli/lowbit info > "$OUT/lowbit_info.txt" 2>&1
 grep -E "tests passed|Failed|Timeout|Not Run|worst normalised" "$OUT/ctest.log" | tail -20
 echo "tests done at ${SECONDS}s"
 
+# LOWBIT_AMX_BREAKDOWN="N K M1,M2 VARIANT...": bench/device/amx_breakdown.cpp built against the
+# build's libraries and run once (the tdpbf16ps ceiling, then time against M per variant).
+if [ -n "${LOWBIT_AMX_BREAKDOWN:-}" ]; then
+  link_dir=build-device/bench/CMakeFiles/lowbit_x86_isa_bench.dir
+  flags="$(sed -n 's/^CXX_INCLUDES = //p' "$link_dir/flags.make") $(grep -o -- '-DFMT_SHARED' "$link_dir/flags.make")"
+  libs=$(sed 's/.* -o lowbit_x86_isa_bench //' "$link_dir/link.txt")
+  # shellcheck disable=SC2086  # word lists on purpose
+  (cd build-device/bench && c++ -O2 -std=c++20 $flags ../../bench/device/amx_breakdown.cpp -o amx_breakdown $libs) \
+    > "$OUT/breakdown.txt" 2>&1 &&
+    timeout 60 build-device/bench/amx_breakdown $LOWBIT_AMX_BREAKDOWN >> "$OUT/breakdown.txt" 2>&1
+  cat "$OUT/breakdown.txt"
+  echo "breakdown done at ${SECONDS}s"
+fi
+
 shapes=${LOWBIT_AMX_SHAPES:-bench/shapes/amx_scaled_cpu.txt}
 only=${LOWBIT_AMX_ONLY:-n2m16k1_t16,n2m16k1_t16_kb1024,n2m16k1_t16_kb1024_sd,n2m32k1_t16_kb1024,n2m32k1_t16_kb1024_sd}
 descs=()
 while read -r descriptor; do descs+=(--desc "$descriptor"); done < <(grep -v '^[[:space:]]*\(#\|$\)' "$shapes")
 for round in $(seq 1 "${LOWBIT_ROUNDS:-3}"); do
   [ "$SECONDS" -lt "${LOWBIT_ROUNDS_UNTIL:-200}" ] || break
-  timeout 120 build-device/bench/lowbit_x86_isa_bench --every --threads 16 --isa amx --only "$only" "${descs[@]}" \
-    > "$OUT/round${round}_lowbit.txt" 2>&1
+  # LOWBIT_AMX_UNITS="1 4": the same candidates once per value of LOWBIT_X86_RUNS_PER_THREAD (runs
+  # of blocks of panels per thread of the cache-blocked launcher; x86_kernel.cpp), named "... units=U".
+  for units in ${LOWBIT_AMX_UNITS:-default}; do
+    suffix=$([ "$units" = default ] || echo "_u$units")
+    env $([ "$units" = default ] || echo "LOWBIT_X86_RUNS_PER_THREAD=$units") \
+      timeout 120 build-device/bench/lowbit_x86_isa_bench --every --threads 16 --isa amx --only "$only" "${descs[@]}" \
+      > "$OUT/round${round}_lowbit${suffix}.txt" 2>&1
+  done
   timeout 120 python3 - "$shapes" > "$OUT/round${round}_torch.jsonl" 2> "$OUT/round${round}_torch.err" <<'PY'
 import json, sys
 import torch
@@ -64,7 +94,9 @@ python3 - "$OUT" > "$OUT/amx_rounds.md" <<'PY'
 import glob, json, re, statistics, sys
 out = sys.argv[1]
 lowbit, torch_us = {}, {}
-for path in sorted(glob.glob(f"{out}/round*_lowbit.txt")):
+for path in sorted(glob.glob(f"{out}/round*_lowbit*.txt")):
+    units = re.search(r"_u(\d+)\.txt$", path)
+    tag = f" units={units.group(1)}" if units else ""
     pending = []
     for line in open(path):
         candidate = re.match(r"^\s+(x86_\S+)\s+([\d.]+)\s+([\d.]+)", line)
@@ -74,7 +106,7 @@ for path in sorted(glob.glob(f"{out}/round*_lowbit.txt")):
         elif shape:
             key = tuple(int(v) for v in shape.groups())
             for name, us in pending:
-                lowbit.setdefault(key, {}).setdefault(re.sub(r"^x86_amxbf16_w4g128_", "", name), []).append(us)
+                lowbit.setdefault(key, {}).setdefault(re.sub(r"^x86_amxbf16_w4g128_", "", name) + tag, []).append(us)
             pending = []
 for path in sorted(glob.glob(f"{out}/round*_torch.jsonl")):
     for line in open(path):

@@ -99,7 +99,7 @@ formats_part() {
 # torch on the Xeon, then, with the time left, the formats part; each step bounded (within) so
 # that a slow one leaves the later ones time, and every result written to $OUT as soon as it exists.
 if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
-  (cd build-device && timeout "$(within 170)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
+  (cd build-device && timeout "$(within 200)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
   grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
   timeout "$(within 220)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
     > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"

@@ -3,8 +3,10 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "lowbit/errors.h"
 
@@ -131,6 +133,10 @@ std::vector<char> compile_to_cubin(const std::string& source, const std::string&
     throw Error(fmt::format("NVRTC could not compile {} for {}: {}\n{}", name, arch, api.nvrtcGetErrorString(compiled),
                             log));
   }
+  // A successful compile's log holds ptxas's performance notes too (e.g. C7513, wgmma
+  // serialized), otherwise invisible: LOWBIT_CUDA_LOG=1 prints every non-empty one.
+  if (const char* show = std::getenv("LOWBIT_CUDA_LOG"); show != nullptr && std::string_view(show) == "1" && log_size > 1)
+    warn(fmt::format("NVRTC log of {} for {}:\n{}", name, arch, log.c_str()));
   size_t cubin_size = 0;
   api.nvrtcGetCUBINSize(program, &cubin_size);
   std::vector<char> cubin(cubin_size);

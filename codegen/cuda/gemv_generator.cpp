@@ -60,10 +60,11 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   }
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
-  if (variant.family != CudaFamily::gemv_mma && (variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0))
-    return refuse(fmt::format("block_k={}, split_k={}, bulk_copy={}: the gemv family reads none of them "
-                              "(block_k=0, split_k=1, bulk_copy=0)",
-                              variant.block_k, variant.split_k, variant.bulk_copy));
+  if (variant.family != CudaFamily::gemv_mma &&
+      (variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0 || variant.panels != 1))
+    return refuse(fmt::format("block_k={}, split_k={}, bulk_copy={}, panels={}: the gemv family reads none of them "
+                              "(block_k=0, split_k=1, bulk_copy=0, panels=1)",
+                              variant.block_k, variant.split_k, variant.bulk_copy, variant.panels));
   if (variant.bulk_copy != 0 && variant.bulk_copy != 1) return refuse("bulk_copy must be 0 or 1");
   if (variant.bulk_copy == 1 && arch_major < 9)
     return refuse("bulk_copy=1: bulk copies (cp.async.bulk) need sm_90 or newer");
@@ -74,6 +75,12 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
                                 variant.block_k, format_k, 2 * format_k, desc.bits, format_k));
     if (variant.split_k != 1 && variant.split_k != 2 && variant.split_k != 4 && variant.split_k != 8)
       return refuse(fmt::format("split_k={}: must be 1, 2, 4 or 8", variant.split_k));
+    if (variant.panels != 1 && variant.panels != 2 && variant.panels != 4 && variant.panels != 8)
+      return refuse(fmt::format("panels={}: must be 1, 2, 4 or 8", variant.panels));
+    if (variant.panels != 1 && (variant.split_k != 1 || variant.bulk_copy != 0))
+      return refuse(fmt::format("panels={} with split_k={}, bulk_copy={}: a block walks several panels only with "
+                                "split_k=1 and bulk_copy=0",
+                                variant.panels, variant.split_k, variant.bulk_copy));
     if (variant.split_k > mma_runs(desc))
       return refuse(fmt::format("split_k={}: k={} has only {} fold runs (groups of at most 256 k) to split",
                                 variant.split_k, desc.k, mma_runs(desc)));
@@ -110,7 +117,8 @@ int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) 
 
 LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
   LaunchGeometry geometry;  // fields by name: a positional list shifts when LaunchGeometry grows
-  geometry.grid_x = static_cast<unsigned>(native_geometry(desc).panels);
+  const int64_t panels = native_geometry(desc).panels;
+  geometry.grid_x = static_cast<unsigned>((panels + variant.panels - 1) / variant.panels);
   geometry.grid_y = static_cast<unsigned>(variant.split_k);
   geometry.threads = static_cast<unsigned>(variant.warps * 32);
   geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
@@ -158,6 +166,10 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
           add(variant);
         }
       }
+  // Blocks walking 2, 4 or 8 panels with one ring (panels) are not searched either: on the
+  // H100 at M = 1..16 on 28672x4096 and 4096x14336 (docs/benchmarks.md, third small-M round)
+  // the best of them was within 0.2 us of the best single-panel variant or slower (the kernel
+  // is issue-bound, not short of bytes in flight); valid when named.
   return variants;
 }
 
@@ -218,6 +230,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int CHUNK_TILES = {chunk_tiles};\n"
       "  static constexpr int SPLIT_K = {split};\n"
       "  static constexpr bool BULK_COPY = {bulk};\n"
+      "  static constexpr int PANELS_PER_BLOCK = {panels};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -233,6 +246,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("bias", desc.bias ? "true" : "false"), fmt::arg("eqscale", desc.eqscale ? "true" : "false"), fmt::arg("warps", variant.warps),
       fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
       fmt::arg("split", variant.split_k), fmt::arg("bulk", variant.bulk_copy == 1 ? "true" : "false"),
+      fmt::arg("panels", variant.panels),
       fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma

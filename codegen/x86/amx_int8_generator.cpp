@@ -11,6 +11,7 @@
 
 #include "codegen/x86/activation_quantizer.h"
 #include "codegen/x86/int8_code_decoder.h"
+#include "codegen/x86/int8_variant_checks.h"
 #include "core/amx_permission.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -367,11 +368,7 @@ Validity AmxInt8Generator::is_valid(const OpDesc& desc, const X86Variant& varian
   for (const char* feature : {"amx_tile", "amx_int8", "avx512f", "avx512bw", "avx512vl"})
     if (!cpu.has(feature)) return refuse(fmt::format("this CPU lacks {}", feature));
   if (variant.isa != X86Isa::amx_int8) return refuse("the AMX-INT8 generator emits the amx_int8 flavour only");
-  if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
-  // The tuner never crosses compute modes: compute=float is served by the float generators.
-  if (desc.compute != Compute::int8)
-    return refuse("the amx_int8 family computes compute=int8 only (compute=float: the amx_bf16, avx512 or avx2 family)");
-  if (desc.layout != Layout::native) return refuse("only layout=native is read by x86 kernels");
+  if (Validity common = check_int8_descriptor(desc, "amx_int8", "amx_bf16, avx512 or avx2"); !common) return common;
   if (variant.m_rows != amx_tile_rows && variant.m_rows != amx_max_rows)
     return refuse(fmt::format("amx_int8 blocks are one or two 16-row tiles: m_rows must be 16 or 32, not {}",
                               variant.m_rows));
@@ -385,15 +382,8 @@ Validity AmxInt8Generator::is_valid(const OpDesc& desc, const X86Variant& varian
   if (variant.k_block != 0) return refuse("only amx_bf16 blocks K for the caches: k_block must be 0");
   if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
   if (variant.threads < 1) return refuse("threads must be >= 1");
-  auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
-  const NativeGeometry geometry = native_geometry(desc);
-  const int64_t x_rows = variant.m_rows * int8_activation_layout(desc).row_bytes;
-  const int64_t factor_rows = variant.m_rows * int8_block_count(desc) * int64_t{sizeof(Int8BlockFactors)};
-  const int64_t y_rows = static_cast<int64_t>(variant.m_rows) * desc.n * 4;
-  if (!fits_displacement(geometry.panel_bytes * variant.n_panels) || !fits_displacement(x_rows) ||
-      !fits_displacement(factor_rows) || !fits_displacement(y_rows) ||
-      !fits_displacement(geometry.groups * native_panel_width * 2 * variant.n_panels))
-    return refuse("n or k is too large for 32-bit displacements in this tile block");
+  if (Validity displacements = check_int8_displacements(desc, variant, "tile block"); !displacements)
+    return displacements;
   const AmxPermission& permission = request_amx_permission();
   if (!permission.granted) return refuse("the process may not use AMX tiles: " + permission.reason);
   return {};

@@ -11,6 +11,7 @@
 
 #include "codegen/x86/activation_quantizer.h"
 #include "codegen/x86/int8_code_decoder.h"
+#include "codegen/x86/int8_variant_checks.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
@@ -230,29 +231,8 @@ Validity Avx512VnniInt8Generator::is_valid(const OpDesc& desc, const X86Variant&
   for (const char* feature : {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"})
     if (!cpu.has(feature)) return refuse(fmt::format("this CPU lacks {}", feature));
   if (variant.isa != X86Isa::avx512_vnni) return refuse("the AVX512-VNNI generator emits isa=avx512_vnni only");
-  if (desc.device.kind != DeviceKind::cpu) return refuse("the x86 generator serves device=cpu only");
-  // The tuner never crosses compute modes: compute=float is served by the float generators.
-  if (desc.compute != Compute::int8)
-    return refuse("the avx512_vnni family computes compute=int8 only (compute=float: the avx512 or avx2 family)");
-  if (desc.layout != Layout::native) return refuse("only layout=native is read by x86 kernels");
-  if (variant.n_panels < 1 || variant.m_rows < 1 || variant.n_panels * variant.m_rows > int8_max_block_cells)
-    return refuse(fmt::format("register block {}x{} panels does not fit 32 zmm registers (n_panels*m_rows must be "
-                              "1..{})",
-                              variant.m_rows, variant.n_panels, int8_max_block_cells));
-  if (variant.k_unroll < 1 || variant.k_unroll > 16) return refuse("k_unroll must be 1..16");
-  if (variant.threads < 1) return refuse("threads must be >= 1");
-  if (Validity split = check_split(desc, variant); !split) return split;
-  if (Validity prefetch = check_prefetch(variant); !prefetch) return prefetch;
-  auto fits_displacement = [](int64_t bytes) { return bytes < std::numeric_limits<int32_t>::max() / 2; };
-  const NativeGeometry geometry = native_geometry(desc);
-  const int64_t x_rows = variant.m_rows * int8_activation_layout(desc).row_bytes;
-  const int64_t factor_rows = variant.m_rows * int8_block_count(desc) * int64_t{sizeof(Int8BlockFactors)};
-  const int64_t y_rows = static_cast<int64_t>(variant.m_rows) * desc.n * 4;
-  if (!fits_displacement(geometry.panel_bytes * variant.n_panels) || !fits_displacement(x_rows) ||
-      !fits_displacement(factor_rows) || !fits_displacement(y_rows) ||
-      !fits_displacement(geometry.groups * native_panel_width * 2 * variant.n_panels))
-    return refuse("n or k is too large for 32-bit displacements in this register block");
-  return {};
+  if (Validity common = check_int8_descriptor(desc, "avx512_vnni", "avx512 or avx2"); !common) return common;
+  return check_int8_register_block(desc, variant, int8_max_block_cells, "32 zmm registers");
 }
 
 std::vector<X86Variant> Avx512VnniInt8Generator::candidates(const OpDesc& desc, const CpuInfo& cpu,

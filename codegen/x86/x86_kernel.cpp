@@ -1,6 +1,10 @@
 #include "codegen/x86/x86_kernel.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -15,6 +19,7 @@
 #include "codegen/x86/avx512_vnni_int8_generator.h"
 #include "core/thread_pool.h"
 #include "lowbit/cpu_info.h"
+#include "lowbit/errors.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/reference.h"
@@ -31,6 +36,29 @@ constexpr int sum_lanes = 16;
 constexpr int64_t parallel_reduce_elements = int64_t{1} << 16;
 // L2 per core where cpu_info does not know it (Xbyak reports no cache sizes on some CPUs).
 constexpr int64_t fallback_l2_bytes = int64_t{1} << 20;
+// Cache-blocked kernels (k_block > 0): the blocks of panels are cut into this many runs per
+// task, and each task takes the next run from a shared counter until none is left. On the
+// 16-core Xeon 4 runs per thread beat one run per thread (the static split of before) by
+// 1.01-1.23x on every M=64 and 256 row of issue 3, three rounds each (docs/benchmarks.md): a
+// thread slowed by its neighbours hands its last runs to the others. More runs re-read x more
+// often (each run walks all of K against its own blocks of panels).
+constexpr int default_blocked_runs_per_task = 4;
+constexpr long max_blocked_runs_per_task = 1 << 16;
+
+// default_blocked_runs_per_task, or LOWBIT_X86_RUNS_PER_THREAD where set (benchmarks compare
+// splits with it; bench/device/amx_block.sh). Read per call, so that a test can set it.
+int blocked_runs_per_task() {
+  const char* text = std::getenv("LOWBIT_X86_RUNS_PER_THREAD");
+  if (text == nullptr) return default_blocked_runs_per_task;
+  char* end = nullptr;
+  const long runs = std::strtol(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || runs < 1 || runs > max_blocked_runs_per_task)
+    throw InvalidArgument("LOWBIT_X86_RUNS_PER_THREAD",
+                          fmt::format("LOWBIT_X86_RUNS_PER_THREAD='{}': runs of blocks of panels per thread of the "
+                                      "cache-blocked kernels must be an integer from 1 to {} (unset: {})",
+                                      text, max_blocked_runs_per_task, default_blocked_runs_per_task));
+  return static_cast<int>(runs);
+}
 
 // The decoded B tiles of one block of panels must fit half of L2: they are read once per row
 // block, next to the x rows those blocks stream.
@@ -346,6 +374,22 @@ void X86Kernel::run_panels_blocked(const RunArgs& args, const uint16_t* x, const
   }
 }
 
+void X86Kernel::run_blocked_runs(const RunArgs& args, const uint16_t* x, const float* sums, int tasks) const {
+  const int64_t panels = geometry_.panels;
+  const int64_t blocks = (panels + variant_.n_panels - 1) / variant_.n_panels;
+  // Whole register blocks per run, so each output is computed by the same block function in the
+  // same K order whichever thread takes its run: the same bits at every thread and run count.
+  const int64_t runs = std::min<int64_t>(blocks, int64_t{tasks} * blocked_runs_per_task());
+  std::atomic<int64_t> next_run{0};
+  ThreadPool::instance().run(tasks, [&](int) {
+    for (int64_t run = next_run.fetch_add(1); run < runs; run = next_run.fetch_add(1)) {
+      const int64_t panel_begin = blocks * run / runs * variant_.n_panels;
+      const int64_t panel_end = std::min(panels, blocks * (run + 1) / runs * variant_.n_panels);
+      run_panels_blocked(args, x, sums, panel_begin, panel_end);
+    }
+  });
+}
+
 void X86Kernel::reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const {
   const KSplit& split = program_->split();
   const int64_t part_floats = args.m * split.partial_row_floats;
@@ -436,17 +480,20 @@ void X86Kernel::run(const RunArgs& args) const {
   const int parts = program_->split().parts;
   ThreadPool& pool = ThreadPool::instance();
   if (parts == 1) {
-    // Whole register blocks of panels per thread, as even as the block count allows.
+    // Whole register blocks of panels per thread, as even as the block count allows (the
+    // cache-blocked kernels: in runs taken from a shared counter, run_blocked_runs).
     const int tasks = static_cast<int>(std::min<int64_t>(threads_, blocks));
     // One row block decodes each weight once either way; from two on, decoding once saves.
     const bool decode_once = decode_once_ && args.m > variant_.m_rows;
+    if (decoder_) {
+      run_blocked_runs(args, static_cast<const uint16_t*>(x), sums, tasks);
+      return;
+    }
     pool.run(tasks, [&](int task) {
       const int64_t first_block = blocks * task / tasks;
       const int64_t panel_begin = first_block * variant_.n_panels;
       const int64_t panel_end = std::min(panels, blocks * (task + 1) / tasks * variant_.n_panels);
-      if (decoder_)
-        run_panels_blocked(args, static_cast<const uint16_t*>(x), sums, panel_begin, panel_end);
-      else if (decode_once)
+      if (decode_once)
         run_panels_decoded_once(args, x, sums, panel_begin, panel_end);
       else
         run_panels(args, x, sums, panel_begin, panel_end, 0, nullptr);

@@ -60,6 +60,9 @@ class X86Kernel final : public Kernel {
   // AVX512-BF16: x as given.
   void run_panels_blocked(const RunArgs& args, const uint16_t* x, const float* sums, int64_t panel_begin,
                           int64_t panel_end) const;
+  // k_block > 0: the blocks of panels cut into runs (blocked_runs_per_task per task) that `tasks`
+  // threads take from a shared counter, each through run_panels_blocked.
+  void run_blocked_runs(const RunArgs& args, const uint16_t* x, const float* sums, int tasks) const;
   // Columns [column_begin, column_end) of every row: the parts' sum in part order, the bias, the
   // output dtype, into y.
   void reduce_parts(const RunArgs& args, float* partials, int64_t column_begin, int64_t column_end) const;

@@ -295,6 +295,25 @@ TEST_F(CliTest, BenchReportsTimeBandwidthAndError) {
   EXPECT_TRUE(fs::exists(db())) << "bench did not store the tuned decision";
 }
 
+// --rounds alternates a bandwidth reading with a kernel timing; the row carries the rounds, the
+// per-round ratio's median (read_fraction) and the sum of the rounds' timed runs.
+TEST_F(CliTest, BenchRoundsSetEachTimingAgainstItsOwnBandwidthReading) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const Outcome outcome =
+      run({"bench", "--desc", small_a, "--db", db(), "--threads", "2", "--no-tune", "--rounds", "3", "--json"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  const nlohmann::json json = parse_json(outcome);
+  ASSERT_TRUE(json.is_object()) << outcome;
+  ASSERT_TRUE(json.contains("rounds") && json.contains("read_fraction")) << outcome;
+  EXPECT_EQ(json["rounds"].get<int>(), 3) << outcome;
+  EXPECT_GE(json["repeats"].get<int>(), 3 * 10) << "each round times at least 10 runs" << outcome;
+  EXPECT_GT(json["read_fraction"].get<double>(), 0) << outcome;
+  EXPECT_GE(json["time_us"].get<double>(), json["time_min_us"].get<double>()) << outcome;
+  const Outcome refused = run({"bench", "--desc", small_a, "--db", db(), "--rounds", "0"});
+  EXPECT_EQ(refused.exit_code, 2) << refused;
+  EXPECT_NE(refused.err.find("--rounds"), std::string::npos) << refused;
+}
+
 TEST_F(CliTest, GarbageDbWarnsAndStillTunes) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   const std::string garbage(4096, 'G');

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 
@@ -35,7 +36,8 @@ TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   OpDesc desc = parse_descriptor("m=3,n=1000,k=4096,bits=4,group=128,zero=int,act=bf16,bias=1,device=cuda:0");
   std::vector<CudaVariant> variants = generator.candidates(desc);
   // gemv: 3 warp counts x 3 unrolls; gemv_mma: the same 9, wide chunks at 2 and 4 stages (6),
-  // and on these 63 panels split 2 at 8 warps and 2 stages, both widths (2).
+  // and on these 63 panels split 2 at 8 warps and 2 stages, both widths (2). Panel walks
+  // (panels > 1) are not candidates: CudaCompileBits compiles them for every arch.
   ASSERT_EQ(variants.size(), 9u + 9u + 6u + 2u);
   for (const CudaVariant& variant : variants)
     for (const char* arch : arches) {
@@ -141,6 +143,21 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       }
     }
   }
+  // Panel walks (panels > 1, not candidates) at M=1 and at M=16 with eqscale, for every arch.
+  for (const char* rows : {"1", "16"}) {
+    OpDesc desc = parse_descriptor(fmt::format(
+        "m={},n=1000,k=4100,bits={},group=-1,zero=int,act=bf16,out=fp16,bias=1,eqscale={},device=cuda:0", rows, bits,
+        rows[1] == '6' ? 1 : 0));
+    CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
+    variant.block_k = 2 * (bits == 2 ? 8 : bits == 8 ? 2 : 4) * 16;
+    variant.panels = 8;
+    ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
+    for (const char* arch : arches) {
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
+          << variant_name(desc, variant, arch);
+      ++compiled;
+    }
+  }
   // Bulk copies (sm_90a only), wide, at the same M=16 with eqscale and fp16.
   {
     OpDesc desc = parse_descriptor(fmt::format(
@@ -153,7 +170,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
     ++compiled;
   }
-  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 1);
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
@@ -228,10 +245,21 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   EXPECT_EQ(sum.grid_z, 1u);
   EXPECT_EQ(sum.threads, 256u);
   EXPECT_EQ(sum.shared_bytes, 0u);
-  // A variant stored before these fields reads as unsplit with the format's chunk.
+  // A variant stored before these fields reads as unsplit with the format's chunk, one panel a block.
   nlohmann::json old = to_json(variant);
   old.erase("split_k");
+  old.erase("panels");
   EXPECT_EQ(variant_from_json(old), variant);
+  // A panel walk: in the source, the name, the JSON and the grid (ceil(256 panels / 8)).
+  CudaVariant walk = variant;
+  walk.panels = 8;
+  EXPECT_NE(generator.emit(desc, walk).find("PANELS_PER_BLOCK = 8;"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, variant).find("PANELS_PER_BLOCK = 1;"), std::string::npos);
+  EXPECT_EQ(variant_name(desc, walk, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2_p8");
+  EXPECT_EQ(variant_from_json(to_json(walk)), walk);
+  EXPECT_EQ(generator.launch_geometry(desc, walk).grid_x, 32u);
+  const OpDesc odd = parse_descriptor("m=1,n=1000,k=4096,bits=4,group=128,act=bf16,device=cuda:0");  // 63 panels
+  EXPECT_EQ(generator.launch_geometry(odd, walk).grid_x, 8u);
 }
 
 TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
@@ -243,6 +271,26 @@ TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
     EXPECT_NE(std::string(error.what()).find("broken"), std::string::npos) << error.what();
     EXPECT_NE(std::string(error.what()).find("error"), std::string::npos) << error.what();
   }
+}
+
+// A compile that succeeds with warnings prints its log under LOWBIT_CUDA_LOG=1 (ptxas's notes,
+// such as wgmma serialization, live only there), and stays silent without it.
+TEST(CudaCompile, SuccessfulCompileLogShownOnlyWhenAskedFor) {
+  SKIP_WITHOUT_NVRTC();
+  const char* source = "extern \"C\" __global__ void warned(int* out) { int never_used; out[0] = 1; }";
+  ::unsetenv("LOWBIT_QUIET");
+  ::unsetenv("LOWBIT_CUDA_LOG");
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
+  const std::string silent = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(silent.find("NVRTC log"), std::string::npos) << silent;
+  ::setenv("LOWBIT_CUDA_LOG", "1", 1);
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
+  const std::string shown = testing::internal::GetCapturedStderr();
+  ::unsetenv("LOWBIT_CUDA_LOG");
+  EXPECT_NE(shown.find("NVRTC log of warned for sm_90a"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("never_used"), std::string::npos) << "the warning itself is missing: " << shown;
 }
 
 TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
@@ -282,6 +330,23 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
     if (!ok) {
       EXPECT_FALSE(validity.reason.empty());
     }
+  }
+  // panels: gemv_mma only, 1, 2, 4 or 8, not with split-K or bulk copies.
+  CudaVariant walk = mma;
+  walk.panels = 4;
+  EXPECT_TRUE(generator.is_valid(small, walk, 9).ok);
+  fma.split_k = 1;
+  fma.panels = 2;
+  EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("panels=2"), std::string::npos);
+  EXPECT_NE(split_k_misuse(fma).find("panels=2"), std::string::npos);
+  for (auto [panels, split, bulk] : {std::tuple{3, 1, 0}, std::tuple{16, 1, 0}, std::tuple{2, 2, 0}, std::tuple{4, 1, 1}}) {
+    CudaVariant candidate = mma;
+    candidate.panels = panels;
+    candidate.split_k = split;
+    candidate.bulk_copy = bulk;
+    const Validity validity = generator.is_valid(small, candidate, 9);
+    EXPECT_FALSE(validity.ok) << panels << " " << split << " " << bulk;
+    EXPECT_NE(validity.reason.find("panels="), std::string::npos) << validity.reason;
   }
 }
 

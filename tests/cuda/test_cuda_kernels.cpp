@@ -259,6 +259,45 @@ TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
   EXPECT_EQ(checked, 3 * (6 + 6 + 4 + 6));  // k=384: 3 fold runs, splits 4 and 8 refused
 }
 
+// gemv_mma blocks walking several panels with one ring (panels): the ring crosses each panel
+// boundary, partial sums are reused per panel, and the last blocks get one panel fewer (63
+// panels in grids of 8, 16 and 32 blocks; 3 panels in one block). Every zero point, both
+// 16-bit activations, every output dtype, eqscale, whole-K groups and K tails, at M = 1, 9 and
+// 16, with warps that have no run at all (k=384: 3 runs for 4 to 16 warps), one stage (no
+// chunk ahead) and wide chunks.
+TEST_P(CudaKernelsBits, PanelWalks) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  int checked = 0;
+  int index = 0;
+  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
+                            "n=72,k=4096,group=128,eqscale=1"})
+    for (const char* rows : {"1", "9", "16"}) {
+      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                 GetParam(), shape, zeros[index % 3], acts[index % 2],
+                                                 outs[(index / 2) % 3], rows));
+      ++index;
+      // (warps, unroll, block_k, panels): 1, 2 and 4 stages, 4 to 16 warps, 2 to 8 panels, wide chunks.
+      for (auto [warps, unroll, block_k, panels] :
+           {std::tuple{8, 1, 2 * format_k, 8}, std::tuple{16, 2, 0, 4}, std::tuple{4, 4, 0, 2}}) {
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        variant.panels = panels;
+        const Validity validity = generator.is_valid(desc, variant, 9);
+        ASSERT_TRUE(validity) << to_string(desc) << ": " << validity.reason;
+        CudaKernel kernel(desc, variant);
+        const std::string failure = check_on_device(kernel);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 4 * 3 * 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Bits, CudaKernelsBits, ::testing::Values(2, 3, 4, 8),
                          [](const ::testing::TestParamInfo<int>& info) { return fmt::format("w{}", info.param); });
 

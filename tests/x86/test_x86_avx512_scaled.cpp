@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "codegen/x86/x86_kernel.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
+#include "lowbit/errors.h"
 #include "lowbit/reference.h"
 #include "lowbit/tolerance.h"
 #include "tests/support/test_support.h"
@@ -124,6 +126,41 @@ TEST(X86Avx512Scaled, LargerShapesAndThreadCountsAgree) {
         }
   }
   std::printf("avx512 scaled decode, K=4096: worst normalised error %.3g\n", worst);
+}
+
+// The cache-blocked launcher cuts the blocks of panels into runs that the threads take from a
+// shared counter (LOWBIT_X86_RUNS_PER_THREAD, default 4): any cut gives the same bits, the
+// reference's accuracy and intact guards, from one run per thread to one run per block (N=1000:
+// 16 blocks of 4 panels, the last one 3 panels and an 8-column tail); a value that is not a
+// positive integer is refused, naming what is allowed.
+TEST(X86Avx512Scaled, RunsPerThreadGiveTheSameBits) {
+  LOWBIT_SKIP_WITHOUT_AVX512_BF16();
+  struct RestoreRuns {
+    ~RestoreRuns() { unsetenv("LOWBIT_X86_RUNS_PER_THREAD"); }
+  } restore;
+  const OpDesc desc = parse_descriptor("m=0,n=1000,k=1024,act=bf16,bits=4,group=128,zero=int,out=bf16,bias=1");
+  const X86Variant variant = scaled_variant(4, 6, 512, 2);
+  const X86Kernel kernel(desc, variant);
+  double worst = 0;
+  std::vector<uint8_t> first;
+  for (const char* runs : {"1", "3", "4", "1000"}) {
+    setenv("LOWBIT_X86_RUNS_PER_THREAD", runs, 1);
+    const std::string failure = check_at_variant_tolerance(desc, variant, kernel, 70, &worst);
+    ASSERT_TRUE(failure.empty()) << failure << " runs=" << runs;
+    const testing::GuardedRun run = testing::run_guarded(kernel, 70, "runs per thread");
+    ASSERT_TRUE(run.guards_intact) << run.where << " runs=" << runs;
+    if (first.empty()) first = run.buffer;
+    ASSERT_EQ(run.buffer, first) << "runs=" << runs;
+  }
+  for (const char* bad : {"0", "-2", "four", "4x", ""}) {
+    setenv("LOWBIT_X86_RUNS_PER_THREAD", bad, 1);
+    try {
+      testing::run_guarded(kernel, 70, "bad runs per thread");
+      ADD_FAILURE() << "LOWBIT_X86_RUNS_PER_THREAD='" << bad << "' was accepted";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find("must be an integer from 1 to"), std::string::npos) << error.what();
+    }
+  }
 }
 
 // The reasons, whatever the host: every combination the flavour does not run is refused, naming
