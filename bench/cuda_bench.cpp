@@ -7,11 +7,12 @@
 // torch baselines measured in the same call. Workspaces (dequant_gemm) are allocated here; that
 // family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
 // its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME]
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME] [--variant NAME]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
 // M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
 // that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma), e.g. to skip the mma family's
-// compile at large M.
+// compile at large M. --variant NAME times only the candidate of that full name (e.g.
+// cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4), so a profiler sees its launches alone.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -108,16 +109,19 @@ double check_error(const lowbit::Kernel& kernel, const lowbit::Problem& problem,
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME]\n");
+    std::fprintf(stderr,
+                 "usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME] [--variant NAME]\n");
     return 2;
   }
   int repeats = 50;
   int64_t check_rows = 8;
   std::string family;  // empty: every family
+  std::string only;    // empty: every variant
   for (int i = 2; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--repeats") repeats = std::stoi(argv[i + 1]);
     if (std::string(argv[i]) == "--check-rows") check_rows = std::stoll(argv[i + 1]);
     if (std::string(argv[i]) == "--family") family = argv[i + 1];
+    if (std::string(argv[i]) == "--variant") only = argv[i + 1];
   }
   const auto& family_names = lowbit::EnumNames<lowbit::cuda::CudaFamily>::names;
   if (!family.empty() && std::find(family_names.begin(), family_names.end(), family) == family_names.end()) {
@@ -150,6 +154,10 @@ int main(int argc, char** argv) {
       if (!family.empty())
         std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
           return lowbit::cuda::to_string(variant.family) != family;
+        });
+      if (!only.empty())
+        std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
+          return lowbit::cuda::variant_name(desc, variant, device.arch()) != only;
         });
       const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major);
       std::vector<lowbit::cuda::CompiledCandidate> compiled =

@@ -33,6 +33,12 @@
 //     rounds (q - z) s once.
 //   zero=float: q s + (-z s) in fp32 (z s rounded at 2^-24), then one conversion.
 //
+// Copies: each copying thread works out its sources and its row and panel checks once per block
+// (CopyPlan, in the kernel); a stage's copies then lie at compile-time strides from one x and one
+// weight pointer, so a stage costs about an instruction and a predicate per 16 bytes. (Recomputing
+// every copy's address each stage was most of a consumer's instructions, and the consumers'
+// serial instruction stream, not the tensor cores, set the pace: docs/benchmarks.md.)
+//
 // Pipeline: all threads copy with cp.async into a STAGES-slot ring (one commit group per stage).
 // A stage's wgmmas read x from shared memory asynchronously, so a slot is refilled only after
 // the wgmmas that read it are known complete: each iteration waits for the previous stage's
@@ -368,18 +374,28 @@ __device__ __forceinline__ GroupConstants group_constants(u32 scale_bits, u32 ze
   return constants;
 }
 
-// One A register: the k pair of one column, `nibbles` = its two codes in bits 0-3 and 16-19,
-// dequantized to s (q - z) in the activation type (see the top of this file).
+// (a & B) | C in one instruction (lop3's table 0xea), which ptxas does not always fuse itself.
+template <u32 B, u32 C>
+__device__ __forceinline__ u32 and_or(u32 a) {
+  u32 result;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(result) : "r"(a), "n"(B), "n"(C));
+  return result;
+}
+
+// One A register: the k pair of one column, `codes` = its two codes in bits 0-3 and 16-19
+// (other bits of those bytes ignored), dequantized to s (q - z) in the activation type (see the
+// top of this file).
 template <bool IS_BF16, int ZERO>
-__device__ __forceinline__ u32 dequantize_pair(u32 nibbles, const GroupConstants& constants, int column) {
+__device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& constants, int column) {
   if (ZERO == zero_float) {
+    const u32 nibbles = codes & 0x000f000fu;
     const float low = __uint_as_float(0x4b000000u | (nibbles & 0xffffu)) - 8388608.0f;  // 2^23 + q - 2^23
     const float high = __uint_as_float(0x4b000000u | (nibbles >> 16)) - 8388608.0f;
     return pack_floats<IS_BF16>(fmaf(low, constants.scale[column], constants.offset[column]),
                                 fmaf(high, constants.scale[column], constants.offset[column]));
   }
   constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
-  const u32 difference = add_pair<IS_BF16>(nibbles | EXPONENT, constants.offset_pair[column]);  // q - z, exact
+  const u32 difference = add_pair<IS_BF16>(and_or<0x000f000fu, EXPONENT>(codes), constants.offset_pair[column]);  // q - z, exact
   if (!IS_BF16) return fma_pair<false>(difference, constants.scale_pair[column], 0x80008000u);
   const u32 low_part = fma_pair<true>(difference, constants.low_pair[column], 0x80008000u);  // exact
   return fma_pair<true>(difference, constants.scale_pair[column], low_part);
@@ -477,55 +493,99 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
 
   // ---- Copies: one stage of x, weights and group tables, cp.async into its slot, issued by the
   // COPIERS threads (every thread, or the producer warpgroup's), `copier` = this one's index.
+  // A copier's sources, row and panel checks are worked out once (CopyPlan): its copies of one
+  // stage then lie at compile-time strides from one pointer each, so a stage costs a copy
+  // instruction and a predicate per 16 bytes, not an address computation (the per-copy
+  // addresses, recomputed every stage, were most of a consumer's instructions).
   // x: chunk (row, c) of 8 k; a copier's chunks share c (COPIERS is a multiple of the chunks per
-  // row) and step over rows by ROW_STRIDE.
+  // row) and step over rows by ROW_STRIDE (a multiple of 8, so they share the swizzle too).
   constexpr int COPIERS = Tile::COPIERS;
   const int copier = static_cast<int>(threadIdx.x) - (Tile::PRODUCER ? Tile::CONSUMER_THREADS : 0);
   constexpr int ROW_CHUNKS = Tile::BLOCK_K / 8;
   constexpr int X_CHUNKS = Tile::BLOCK_M * ROW_CHUNKS;
   constexpr int X_COPIES = (X_CHUNKS + COPIERS - 1) / COPIERS;
   constexpr int ROW_STRIDE = COPIERS / ROW_CHUNKS;
-  static_assert(COPIERS % ROW_CHUNKS == 0, "a copier's x chunks share their k");
-  const int x_chunk = copier % ROW_CHUNKS;
-  const int x_first_row = copier / ROW_CHUNKS;
-  // [PANELS][BLOCK_K / 2] 16-byte weight chunks; each panel's steps are contiguous in memory.
+  static_assert(COPIERS % ROW_CHUNKS == 0 && ROW_STRIDE % 8 == 0, "a copier's x chunks share their k and swizzle");
+  static_assert(X_COPIES <= 32, "one bit per x copy in CopyPlan::x_rows_inside");
+  // [PANELS][BLOCK_K / 2] 16-byte weight chunks; each panel's steps are contiguous in memory. A
+  // copier's chunks share their byte in the panel (COPIERS is a multiple of the chunks per panel)
+  // and step over panels by PANEL_STRIDE.
+  constexpr int PANEL_CHUNKS = Tile::BLOCK_K / 2;
   constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;
   constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + COPIERS - 1) / COPIERS;
+  constexpr int PANEL_STRIDE = COPIERS / PANEL_CHUNKS;
+  static_assert(COPIERS % PANEL_CHUNKS == 0, "a copier's weight chunks share their byte in the panel");
   constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
   constexpr int TABLE_KINDS = Config::ZERO == zero_none ? 1 : 2;
+  constexpr int TABLE_COPIES = (TABLE_KINDS * TABLE_CHUNKS + COPIERS - 1) / COPIERS;
+  // Whole stages of K (no k-tail inside a stage): a stage's k is inside K exactly when the stage is.
+  constexpr bool WHOLE_STAGES = K % Tile::BLOCK_K == 0;
+
+  struct CopyPlan {
+    const u16* x_source;            // row x_first_row, k = x_chunk * 8 of stage 0 (read only when inside)
+    u32 x_rows_inside;              // bit i: copy i's row lies inside M (and the tile)
+    const unsigned char* weight_source;  // panel copier / PANEL_CHUNKS, its byte, step 0
+    u32 weight_panels_inside;       // bit i: copy i's panel lies inside N (and the tile)
+    int x_k;                        // x_chunk * 8
+    int weight_step;                // the chunk's 32-byte step within a stage
+    u32 x_target;                   // x_first_row's swizzled chunk offset in a stage's x
+  };
+  auto plan_copies = [&]() {
+    CopyPlan plan;
+    const int x_chunk = copier % ROW_CHUNKS;
+    const int x_first_row = copier / ROW_CHUNKS;
+    plan.x_k = x_chunk * 8;
+    // Pointers to rows past M are formed but never read: their copies have source size 0.
+    plan.x_source = static_cast<const u16*>(x) + static_cast<long long>(block_row + x_first_row) * K + plan.x_k;
+    plan.x_rows_inside = 0;
+#pragma unroll
+    for (int i = 0; i < X_COPIES; ++i) {
+      const int row = x_first_row + i * ROW_STRIDE;
+      if (row < Tile::BLOCK_M && block_row + row < M) plan.x_rows_inside |= 1u << i;
+    }
+    plan.x_target = x_chunk / 8 * (Tile::BLOCK_M * 128) + x_first_row * 128 + (((x_chunk % 8) ^ (x_first_row & 7)) << 4);
+    const int first_panel = copier / PANEL_CHUNKS;
+    plan.weight_step = copier % PANEL_CHUNKS / 2;
+    plan.weight_source = qweight + (block_panel + first_panel) * STEPS * 32 + copier % PANEL_CHUNKS * 16;
+    plan.weight_panels_inside = 0;
+#pragma unroll
+    for (int i = 0; i < WEIGHT_COPIES; ++i) {
+      const int panel = first_panel + i * PANEL_STRIDE;
+      if (panel < Tile::PANELS && block_panel + panel < PANEL_COUNT) plan.weight_panels_inside |= 1u << i;
+    }
+    return plan;
+  };
 
   // Copies nothing past the block's run (the caller still closes its commit group).
-  auto copy_stage = [&](int stage) {
+  auto copy_stage = [&](const CopyPlan& plan, int stage) {
     if (stage < end_stage) {
       const int slot = slot_of(stage);
       const int first_k = stage * Tile::BLOCK_K;
       // x: [ATOMS][BLOCK_M][64] swizzled; rows past M and k past K zero-filled.
-      const int k = first_k + x_chunk * 8;
-      const int atom_chunk = x_chunk % 8;
-      unsigned char* x_atom = stage_x(slot) + x_chunk / 8 * (Tile::BLOCK_M * 128);
+      const int k = first_k + plan.x_k;
+      const int x_bytes = WHOLE_STAGES ? (first_k < K ? 16 : 0) : (k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0);
+      const u16* x_source = plan.x_source + first_k;
+      unsigned char* x_target = stage_x(slot) + plan.x_target;
 #pragma unroll
-      for (int i = 0; i < X_COPIES; ++i) {
-        const int row = x_first_row + i * ROW_STRIDE;
-        if (X_CHUNKS % COPIERS != 0 && row >= Tile::BLOCK_M) break;
-        const int valid = block_row + row < M && k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0;
-        const u16* source = static_cast<const u16*>(x) + (valid ? static_cast<long long>(block_row + row) * K + k : 0);
-        copy_16_async(x_atom + row * 128 + ((atom_chunk ^ (row & 7)) << 4), source, valid);
-      }
+      for (int i = 0; i < X_COPIES; ++i)
+        copy_16_async(x_target + i * ROW_STRIDE * 128, x_source + static_cast<long long>(i) * ROW_STRIDE * K,
+                      plan.x_rows_inside >> i & 1u ? x_bytes : 0);
       // Weights: steps past the panel's end zero-filled (they meet zero x).
+      const bool step_inside = WHOLE_STAGES ? first_k < K : first_k / 4 + plan.weight_step < STEPS;
+      const unsigned char* weight_source = plan.weight_source + static_cast<long long>(first_k) * 8;  // 32 bytes a step
 #pragma unroll
       for (int i = 0; i < WEIGHT_COPIES; ++i) {
         const int chunk = copier + i * COPIERS;
         if (WEIGHT_CHUNKS % COPIERS != 0 && chunk >= WEIGHT_CHUNKS) break;
-        const int panel = chunk / (Tile::BLOCK_K / 2);
-        const int byte = chunk % (Tile::BLOCK_K / 2) * 16;
-        const long long global_panel = block_panel + panel;
-        const bool inside = global_panel < PANEL_COUNT && first_k / 4 + byte / 32 < STEPS;
-        copy_16_async(stage_weights(slot) + chunk * 16, inside ? qweight + global_panel * STEPS * 32 + first_k / 4 * 32 + byte : qweight,
-                      inside ? 16 : 0);
+        copy_16_async(stage_weights(slot) + chunk * 16, weight_source + static_cast<long long>(i) * PANEL_STRIDE * STEPS * 32,
+                      step_inside && (plan.weight_panels_inside >> i & 1u) ? 16 : 0);
       }
       // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;
-      for (int chunk = copier; chunk < TABLE_KINDS * TABLE_CHUNKS; chunk += COPIERS) {
+#pragma unroll
+      for (int i = 0; i < TABLE_COPIES; ++i) {
+        const int chunk = copier + i * COPIERS;
+        if (chunk >= TABLE_KINDS * TABLE_CHUNKS) break;
         const bool is_zero = chunk >= TABLE_CHUNKS;
         const int index = chunk % TABLE_CHUNKS;
         const int panel = index / (2 * Tile::STAGE_GROUPS);
@@ -539,8 +599,8 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
     }
   };
   // PRODUCER = 0: every thread copies a stage as one commit group.
-  auto issue_stage = [&](int stage) {
-    copy_stage(stage);
+  auto issue_stage = [&](const CopyPlan& plan, int stage) {
+    copy_stage(plan, stage);
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
 
@@ -556,10 +616,11 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
     __syncthreads();  // the barriers are initialized before anyone arrives or waits
     if (threadIdx.x >= Tile::CONSUMER_THREADS) {
       if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+      const CopyPlan plan = plan_copies();
       for (int stage = first_stage; stage < end_stage; ++stage) {
         const int use = stage - first_stage;
         if (use >= Tile::STAGES) mbarrier_wait(empty_barrier(slot_of(stage)), (use / Tile::STAGES - 1) & 1);
-        copy_stage(stage);
+        copy_stage(plan, stage);
         mbarrier_arrive_on_copies(full_barrier(slot_of(stage)));
       }
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
@@ -575,10 +636,13 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   GroupConstants constants;
   int group = -1;
 
-  // ---- Pipeline (PRODUCER = 0): STAGES - 2 stages in flight ahead of the one dequantized.
+  // ---- Pipeline (PRODUCER = 0): every thread's copy plan (a producer makes its own above), and
+  // STAGES - 2 stages in flight ahead of the one dequantized.
+  CopyPlan copy_plan{};
   if constexpr (!Tile::PRODUCER) {
+    copy_plan = plan_copies();
 #pragma unroll
-    for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(stage);
+    for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(copy_plan, stage);
   }
 
   const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
@@ -596,7 +660,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
       asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
       fence_proxy_async();                                                  // ... for the async proxy too
       __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
-      issue_stage(stage + Tile::STAGES - 2);
+      issue_stage(copy_plan, stage + Tile::STAGES - 2);
     }
     const int stage_first_k = stage * Tile::BLOCK_K;
     // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
@@ -609,7 +673,9 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
       const int first_k = stage_first_k + k_tile * 16;
       const int tile_group = Config::WHOLE_K_GROUP ? 0 : min(first_k, K - 1) / GROUP;
-      if (tile_group != group) {
+      // A stage inside one group (STAGE_GROUPS = 1: GROUP a multiple of BLOCK_K, or whole K)
+      // changes group at its first k-tile only, so the others skip the check.
+      if ((Tile::STAGE_GROUPS > 1 || k_tile == 0) && tile_group != group) {
         group = tile_group;
         const int entry = (warp * Tile::STAGE_GROUPS + (tile_group - stage_first_group)) * 16 + 2 * g;
         const u32 scale_bits = *reinterpret_cast<const u32*>(stage_scales(slot) + entry);
@@ -620,10 +686,10 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
       }
       const u32 low_word = panel_words[(k_tile * 4 + (t >> 1)) * 8 + g] >> nibble_shift;
       const u32 high_word = panel_words[(k_tile * 4 + 2 + (t >> 1)) * 8 + g] >> nibble_shift;
-      a[k_tile][0] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4140) & 0x000f000fu, constants, 0);
-      a[k_tile][1] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4342) & 0x000f000fu, constants, 1);
-      a[k_tile][2] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4140) & 0x000f000fu, constants, 0);
-      a[k_tile][3] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4342) & 0x000f000fu, constants, 1);
+      a[k_tile][0] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4140), constants, 0);
+      a[k_tile][1] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4342), constants, 1);
+      a[k_tile][2] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4140), constants, 0);
+      a[k_tile][3] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4342), constants, 1);
     }
 
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.

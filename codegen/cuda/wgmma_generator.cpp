@@ -41,6 +41,8 @@ int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
 // The tile shapes searched (weight columns x rows of x x k per stage, stages). Tall tiles
 // (BLOCK_M 128, 256) re-read the weights least and feed the tensor cores longest per dequantized
 // fragment, for large M; short ones keep enough blocks and waste no rows at M = 16 .. 64.
+// (256 rows x 128 k, three stages of 73 KiB, was measured and dropped: 7 % slower than 256 x 64
+// at M = 256 and 1024, docs/benchmarks.md.)
 struct Shape {
   int block_n, block_m, block_k, stages;
 };
@@ -164,31 +166,54 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
-  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..256): two
+  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..1024): two
   // warpgroups (128 columns) and the tallest tile M fills; K split until the grid reaches about
   // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
+  // At M = 65..128 the warp-specialized ring (producer = 1) was 6-11 % faster than the
+  // all-thread one; from 256 rows both are within 1 %, and the all-thread ring is kept.
   Shape shape = Shape{128, 16, 128, 5};
   int waves = 3;
+  int producer = 0;
   if (desc.m > 128)
     shape = Shape{128, 256, 64, 4}, waves = 1;
   else if (desc.m > 64)
-    shape = Shape{128, 128, 128, 4}, waves = 1;
+    shape = Shape{128, 128, 128, 4}, waves = 1, producer = 1;
   else if (desc.m > 32)
     shape = Shape{128, 64, 64, 6};
   else if (desc.m > 16)
     shape = Shape{128, 32, 128, 4};
-  CudaVariant chosen = variant_of(shape);
-  while (chosen.split_k < 8) {
-    CudaVariant doubled = chosen;
-    doubled.split_k *= 2;
-    if (tiles(desc, doubled) * doubled.split_k > waves * hopper_sms ||
-        k_stages(desc, doubled) / doubled.split_k < min_split_stages || !is_valid(desc, doubled, 9))
-      break;
-    chosen = doubled;
+  const CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  // Wave quantization of the 256-row tiles (M > 128): where their grid, split as above, leaves
+  // more than a fifth of its last wave's SMs idle (e.g. 192 tiles at M = 1024 on 6144 columns:
+  // 1.45 waves), the 128-row warp-specialized tile's grid (twice the tiles) is taken if it fills
+  // its waves at least as well. Measured: 7 % faster at M = 1024 and 13 % at M = 256 on
+  // 6144x4096; where the 256-row grid fills its waves (28672 or 4096 columns at M = 1024) it
+  // stays, as it was faster there. Grids under half a wave (few columns: splitting is what
+  // fills them) are left as they are: not measured.
+  if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= hopper_sms / 2) {
+    const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
+    if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen)) return shorter;
   }
   if (is_valid(desc, chosen, 9)) return chosen;
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+}
+
+CudaVariant WgmmaGenerator::split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const {
+  while (variant.split_k < 8) {
+    CudaVariant doubled = variant;
+    doubled.split_k *= 2;
+    if (tiles(desc, doubled) * doubled.split_k > waves * hopper_sms ||
+        k_stages(desc, doubled) / doubled.split_k < min_split_stages || !is_valid(desc, doubled, 9))
+      break;
+    variant = doubled;
+  }
+  return variant;
+}
+
+double WgmmaGenerator::wave_fill(const OpDesc& desc, const CudaVariant& variant) {
+  const int64_t blocks = tiles(desc, variant) * variant.split_k;
+  return static_cast<double>(blocks) / static_cast<double>((blocks + hopper_sms - 1) / hopper_sms * hopper_sms);
 }
 
 LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {

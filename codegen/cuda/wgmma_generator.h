@@ -22,7 +22,9 @@ namespace lowbit::cuda {
 class WgmmaGenerator {
  public:
   static constexpr std::string_view family = "cuda_wgmma";
-  static constexpr int version = 3;  // 2: split_k; 3: producer (warp-specialized copy warpgroup)
+  // 2: split_k; 3: producer (warp-specialized copy warpgroup); 4: per-thread copy plans (same
+  // variants, faster kernels: decisions tuned before are re-tuned)
+  static constexpr int version = 4;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
@@ -35,9 +37,10 @@ class WgmmaGenerator {
   std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
   CudaVariant heuristic(const OpDesc& desc) const;
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
-  // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to where dequant_gemm wins.
+  // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
+  // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096).
   static constexpr int64_t preferred_min_rows = 17;
-  static constexpr int64_t preferred_max_rows = 512;
+  static constexpr int64_t preferred_max_rows = 1024;
   static bool preferred(const OpDesc& desc) { return desc.m >= preferred_min_rows && desc.m <= preferred_max_rows; }
   // Blocks over (M, N) tiles, a warpgroup per 64 weight columns, the ring's shared memory.
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
@@ -47,9 +50,15 @@ class WgmmaGenerator {
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // The share of the H100's SM slots its grid uses over whole waves (blocks over 132 per wave,
+  // one block an SM): 1 when the last wave is full.
+  static double wave_fill(const OpDesc& desc, const CudaVariant& variant);
 
  private:
   static std::string reduce_source();
+  // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
+  // enough stages (and the split is valid).
+  CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;
 };
 
 }  // namespace lowbit::cuda

@@ -102,6 +102,27 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
   // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
   EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
+  // Wave quantization of the 256-row tiles: where their grid leaves a fifth of its last wave
+  // idle, the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
+  auto chosen = [&](const char* text) {
+    const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
+    return variant_name(desc, generator.heuristic(desc), "sm_90a");
+  };
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m128k128_s4_ws");  // 192 tiles
+  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws");    // 48 x 2
+  EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
+  EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
+  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4");  // 32 x 4
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4");       // 224 tiles
+  EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8");  // 64: under half a wave
+  EXPECT_DOUBLE_EQ(WgmmaGenerator::wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
+                                             generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
+                   192.0 / 264.0);
+  // The warp-specialized ring is the no-tune choice at M = 65..128 only (measured, benchmarks.md).
+  for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
+    EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
+              m > 64 && m <= 128 ? 1 : 0)
+        << m;
   // Every split the heuristic picks is valid, also where rounding to stage pairs leaves too
   // few stages for the next split (k=2056: 17 stages of 128).
   for (const char* text : {"m=129,n=1001,k=2056,group=-1", "m=17,n=4095,k=4104,group=-1", "m=300,n=64,k=520,group=-1"}) {
@@ -250,9 +271,9 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
 }
 
 // The no-tune choice on sm_90 (registry order and WgmmaGenerator::preferred): gemv_mma up to
-// 16 rows, wgmma from 17 to 512, dequant_gemm beyond; other arches keep mma there.
+// 16 rows, wgmma from 17 to 1024, dequant_gemm beyond; other arches keep mma up to 512 rows.
 TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
-  for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 4096}) {
+  for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 1024, 1025, 4096}) {
     OpDesc desc = descriptor("n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,m=" + std::to_string(m));
     const CudaFamily hopper = heuristic(desc, 9).family;
     const CudaFamily ampere = heuristic(desc, 8).family;
@@ -262,6 +283,9 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
     } else if (m <= 512) {
       EXPECT_EQ(hopper, CudaFamily::wgmma) << m;
       EXPECT_EQ(ampere, CudaFamily::mma) << m;
+    } else if (m <= 1024) {
+      EXPECT_EQ(hopper, CudaFamily::wgmma) << m;
+      EXPECT_EQ(ampere, CudaFamily::dequant_gemm) << m;
     } else {
       EXPECT_EQ(hopper, CudaFamily::dequant_gemm) << m;
       EXPECT_EQ(ampere, CudaFamily::dequant_gemm) << m;
@@ -407,6 +431,30 @@ TEST(CudaWgmma, EverySplitOfSplitShapes) {
   }
   // m=17 (33 stages of 128) and m=129 (33 of 64): split_k 2 and 4, not 8; the others all three.
   EXPECT_EQ(cases.size(), 10u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// K a multiple of the stage (the copies' whole-stage path: a stage is inside K or wholly past
+// it), at M one past and one short of the tall tiles and N tails: every candidate, and every
+// split of a K whose last split runs past K (3840 = 60 stages of 64: splits of 8 stages).
+TEST(CudaWgmma, WholeStageKAtOddShapesAndSplits) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=257,n=1000,k=4096,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=1023,n=4095,k=3840,group=128,zero=float,act=fp16,out=fp16"}) {
+    OpDesc desc = descriptor(std::string("bits=4,") + text);
+    for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
+    for (int producer : {0, 1})
+      for (int split : {2, 4, 8}) {
+        CudaVariant variant = generator.heuristic(desc);
+        variant.producer = producer;
+        variant.split_k = split;
+        if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
+      }
+  }
+  EXPECT_GE(cases.size(), 30u);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
