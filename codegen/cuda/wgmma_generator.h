@@ -39,9 +39,16 @@ class WgmmaGenerator {
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
   // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
   // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096).
+  // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma too (39.2
+  // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls); on N = 4096 and below 16 rows
+  // gemv_mma stays (faster there, or not measured).
   static constexpr int64_t preferred_min_rows = 17;
   static constexpr int64_t preferred_max_rows = 1024;
-  static bool preferred(const OpDesc& desc) { return desc.m >= preferred_min_rows && desc.m <= preferred_max_rows; }
+  static constexpr int64_t preferred_wide_n = 16384;
+  static bool preferred(const OpDesc& desc) {
+    return (desc.m >= preferred_min_rows && desc.m <= preferred_max_rows) ||
+           (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n);
+  }
   // Blocks over (M, N) tiles, a warpgroup per 64 weight columns, the ring's shared memory.
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
   // The second pass of a split: a thread per 4 (N % 4 == 0) or 1 elements of y.
