@@ -3,7 +3,8 @@ as bench/heuristic_vs_tuned.sh writes them, of which the "tuned" rows are taken)
 (cpu_torch_baselines.py, JSON lines) into a Markdown table. Speedups are baseline time over
 lowbit time: above 1 means lowbit is faster.
 Usage: python3 cpu_compare.py LOWBIT_JSON TORCH_JSONL [--policy tuned|heuristic]
-(--policy: which of lowbit's rows to take, default tuned; rows without a policy count as tuned)"""
+(--policy: which of lowbit's rows to take, default tuned; rows without a policy count as tuned;
+a shape timed in several rounds is represented by its median round)"""
 import json
 import sys
 
@@ -21,10 +22,16 @@ def load_lowbit(path, policy):
     if isinstance(results, dict):
         results = [results]
     results = [result for result in results if result.get("policy", "tuned") == policy]
-    rows = {}
+    # heuristic_vs_tuned.sh times each descriptor in several rounds: the row of the median time
+    # (the upper middle of an even count, as the timing protocol takes it) stands for the shape.
+    rounds = {}
     for result in results:
         fields = descriptor_fields(result["descriptor"])
-        rows[(int(result["m"]), int(fields["n"]), int(fields["k"]))] = result
+        rounds.setdefault((int(result["m"]), int(fields["n"]), int(fields["k"])), []).append(result)
+    rows = {}
+    for key, taken in rounds.items():
+        taken.sort(key=lambda result: result["time_us"])
+        rows[key] = dict(taken[len(taken) // 2], rounds_timed=len(taken))
     return rows
 
 
