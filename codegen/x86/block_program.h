@@ -112,9 +112,13 @@ int split_threads(const OpDesc& desc, const X86Variant& variant, int max_threads
 // A generator's no-tune variant for its chosen flavour and register block (panels x rows): the
 // shared unroll, split and thread rules complete it.
 X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m_rows, int max_threads);
-// The block the AVX-512 generators take without tuning: four panels at M=1 (each weight load
-// serves one row anyway, so more panels keep more loads in flight), else two panels of
-// min(M, tallest) rows (m=0 counts as any_m_rows).
+// The block the AVX-512 generators take without tuning: at M=1 four panels, each streamed 2 KB
+// ahead (prefetch), on more than few_threads threads (the Xeon's choice at 16 threads), and one
+// panel 8 KB ahead on few_threads or fewer (the developer VM at 2 threads: the tuned winner on
+// every M=1 row of three runs, and faster than the four-panel block in 11 of 12 paired rounds,
+// 1.01-1.40x, docs/benchmarks.md); else two panels of min(M, tallest) rows (m=0 counts as
+// any_m_rows). Thread counts between 2 and 16 were not measured.
+constexpr int few_threads = 2;
 X86Variant heuristic_avx512_variant(const OpDesc& desc, X86Isa isa, int tallest, int max_threads);
 // `variant` (split_k=1) followed by its split versions from candidate_splits, each with
 // split_threads threads.
