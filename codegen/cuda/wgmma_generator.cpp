@@ -1,8 +1,11 @@
 #include "codegen/cuda/wgmma_generator.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/template_constants.h"
@@ -248,7 +251,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
   // The kernel reuses the GEMV template's conversions and the mma template's copy and pair
   // helpers, so all three files are emitted.
   const std::string body = embedded_templates().at("gemv.cuh") + embedded_templates().at("mma_gemm.cuh") +
-                           embedded_templates().at("wgmma_gemm.cuh");
+                           embedded_templates().at("wgmma_gemm.cuh") +
+                           instruction_source(variant.block_m, desc.act == DType::bf16);
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"
@@ -278,6 +282,36 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("producer", variant.producer),
       fmt::arg("entry", entry_point), fmt::arg("split_k", variant.split_k), fmt::arg("reduce", reduce_entry_point),
       fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()));
+}
+
+std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
+  // Operands: the rows / 2 accumulators, A's four registers, B's descriptor, then the constant 1
+  // that sets the predicate p (scale-d: D is accumulated into, not overwritten).
+  const int accumulators = rows / 2;
+  std::vector<std::string> registers;
+  std::vector<std::string> outputs;
+  for (int i = 0; i < accumulators; ++i) {
+    registers.push_back(fmt::format("%{}", i));
+    outputs.push_back(fmt::format("\"+f\"(d[{}])", i));
+  }
+  const char* type = bf16 ? "bf16" : "f16";
+  return fmt::format(
+      "namespace lowbit_gemv {{\n"
+      "template <>\n"
+      "__device__ __forceinline__ void wgmma_rows<{rows}, {is_bf16}>(float (&d)[{accumulators}], const u32 (&a)[4], u64 b) {{\n"
+      "  asm volatile(\n"
+      "      \"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{one}, 0;\\n\"\n"
+      "      \"wgmma.mma_async.sync.aligned.m64n{rows}k16.f32.{type}.{type} {{{registers}}}, \"\n"
+      "      \"{{%{a0}, %{a1}, %{a2}, %{a3}}}, %{b}, p, 1, 1, 0;\\n}}\\n\"\n"
+      "      : {outputs}\n"
+      "      : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(b), \"r\"(1));\n"
+      "}}\n"
+      "}}  // namespace lowbit_gemv\n",
+      fmt::arg("rows", rows), fmt::arg("is_bf16", bf16 ? "true" : "false"), fmt::arg("accumulators", accumulators),
+      fmt::arg("type", type), fmt::arg("registers", fmt::join(registers, ", ")),
+      fmt::arg("outputs", fmt::join(outputs, ", ")), fmt::arg("a0", accumulators), fmt::arg("a1", accumulators + 1),
+      fmt::arg("a2", accumulators + 2), fmt::arg("a3", accumulators + 3), fmt::arg("b", accumulators + 4),
+      fmt::arg("one", accumulators + 5));
 }
 
 std::string WgmmaGenerator::reduce_source() {

@@ -35,6 +35,9 @@ class WgmmaGenerator {
   Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;
   // The complete CUDA source for NVRTC: the templates and a thin instantiation.
   std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
+  // The wgmma_rows specialization a kernel of BLOCK_M = rows uses (templates/wgmma_gemm.cuh
+  // declares it): one wgmma.mma_async m64n{rows}k16 whose inline PTX names each accumulator.
+  static std::string instruction_source(int rows, bool bf16);
   CudaVariant heuristic(const OpDesc& desc) const;
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
   // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
