@@ -92,6 +92,33 @@ struct AmxBf16Program::Block : TileShape {
   int accumulator_at(int row, int panel) const { return accumulator_base + (row * panels + panel) * amx_tile_bytes; }
 };
 
+// The block functions keep the block's registers in StackFrame's t[0..7] (x, w, scales, zeros,
+// sums, base, x_stride, tile_stride) and BlockArgs (or AmxBlockedArgs) in p[0]; they differ in
+// where the fp32 accumulators live and whether x is packed in tiles.
+AmxBf16Program::Block AmxBf16Program::frame_block(int panels, int rows, const Xbyak::util::StackFrame& frame,
+                                                  const Reg64& accumulators, int accumulator_base,
+                                                  int64_t x_tile_bytes) const {
+  const NativeGeometry geometry = native_geometry(desc_);
+  return Block{TileShape(panels, rows),
+               frame.p[0],
+               frame.t[0],
+               frame.t[1],
+               frame.t[2],
+               frame.t[3],
+               frame.t[4],
+               frame.t[5],
+               frame.t[6],
+               frame.t[7],
+               geometry.panel_bytes,
+               desc_.k * 2,
+               geometry.groups,
+               static_cast<int>(geometry.k_per_block),
+               geometry.step_bytes,
+               accumulators,
+               accumulator_base,
+               x_tile_bytes};
+}
+
 int64_t amx_decoded_chunks(const OpDesc& desc) {
   const int64_t chunks = desc.group == whole_k_group ? desc.k / amx_chunk_k
                                                      : native_geometry(desc).groups * (desc.group_size() / amx_chunk_k);
@@ -225,24 +252,7 @@ void AmxBf16Program::emit_block_function(int panels, int rows, bool predecoded) 
     const Reg64& group_counter = frame.t[8];
     const Reg64& chunk_counter = frame.t[9];
     const Reg64& scratch = frame.t[10];
-    const Block block{shape,
-                      frame.p[0],
-                      frame.t[0],
-                      frame.t[1],
-                      frame.t[2],
-                      frame.t[3],
-                      frame.t[4],
-                      frame.t[5],
-                      frame.t[6],
-                      frame.t[7],
-                      geometry.panel_bytes,
-                      desc_.k * 2,
-                      geometry.groups,
-                      static_cast<int>(geometry.k_per_block),
-                      geometry.step_bytes,
-                      frame.t[5],
-                      shape.accumulator_offset(),
-                      0};
+    const Block block = frame_block(panels, rows, frame, frame.t[5], shape.accumulator_offset(), 0);
     const Reg64& args = block.args;
     const int a_tiles = block.a_tiles;
 
@@ -328,7 +338,6 @@ void AmxBf16Program::emit_block_function(int panels, int rows, bool predecoded) 
 // (configured here, released at the end); zmm as Registers says; k1 (all 16 columns), k2 (the
 // last panel's columns); general registers through StackFrame (callee-saved ones are saved).
 void AmxBf16Program::emit_blocked_function(int panels, int rows) {
-  const NativeGeometry geometry = native_geometry(desc_);
   const int64_t chunks_per_group = desc_.group_size() / amx_chunk_k;
   Xbyak::Label config;
   {
@@ -339,24 +348,7 @@ void AmxBf16Program::emit_blocked_function(int panels, int rows) {
     const Reg64& group_counter = frame.t[8];
     const Reg64& chunk_counter = frame.t[9];
     const Reg64& scratch = frame.t[10];
-    const Block block{shape,
-                      frame.p[0],
-                      frame.t[0],
-                      frame.t[1],
-                      frame.t[2],
-                      frame.t[3],
-                      frame.t[4],
-                      frame.t[5],
-                      frame.t[6],
-                      frame.t[7],
-                      geometry.panel_bytes,
-                      desc_.k * 2,
-                      geometry.groups,
-                      static_cast<int>(geometry.k_per_block),
-                      geometry.step_bytes,
-                      frame.t[11],
-                      0,
-                      amx_packed_x_tile_bytes(desc_)};
+    const Block block = frame_block(panels, rows, frame, frame.t[11], 0, amx_packed_x_tile_bytes(desc_));
     const Reg64& args = block.args;
 
     lea(block.base, ptr[rsp + 63]);

@@ -51,6 +51,8 @@
 #include <string>
 #include <vector>
 
+#include <xbyak/xbyak_util.h>
+
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/cpu_info.h"
@@ -125,6 +127,9 @@ class AmxBf16Program : public BlockProgram {
 
  private:
   struct Block;  // the shape, registers and scratch offsets of the block function being emitted
+  // The Block of a block function of panels x rows whose StackFrame holds its registers.
+  Block frame_block(int panels, int rows, const Xbyak::util::StackFrame& frame, const Xbyak::Reg64& accumulators,
+                    int accumulator_base, int64_t x_tile_bytes) const;
 
   void emit_block_function(int panels, int rows, bool predecoded);
   void emit_decode_function(int panels, bool ranged);
