@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
-      std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major);
+      std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major, device.sm_count);
       if (!family.empty())
         std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
           return lowbit::cuda::to_string(variant.family) != family;
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
         std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
           return lowbit::cuda::variant_name(desc, variant, device.arch()) != only;
         });
-      const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major);
+      const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major, device.sm_count);
       std::vector<lowbit::cuda::CompiledCandidate> compiled =
           lowbit::cuda::compile_candidates(desc, variants, device.arch());
       std::unique_ptr<lowbit::cuda::DeviceBuffer> workspace;

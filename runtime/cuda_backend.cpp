@@ -23,7 +23,7 @@ std::string cuda_refusal(const OpDesc& desc) {
   if (!cuda::nvrtc().available) return cuda::nvrtc().reason;
   try {
     const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
-    cuda::Validity validity = cuda::supports(desc, device.major);
+    cuda::Validity validity = cuda::supports(desc, device.major, device.sm_count);
     return validity ? std::string() : validity.reason;
   } catch (const Error& error) {
     return error.what();
@@ -78,7 +78,7 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
                                          const cache::DecisionCache* reader, const std::string& cache_path) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   const cuda::CudaVariant variant =
-      variant_json != nullptr ? cuda::variant_from_json(*variant_json) : cuda::heuristic(desc, device.major);
+      variant_json != nullptr ? cuda::variant_from_json(*variant_json) : cuda::heuristic(desc, device.major, device.sm_count);
   cuda::Validity validity = cuda::is_valid(desc, variant, device.major);
   if (!validity)
     throw Unsupported(fmt::format("cannot build {}: {}", cuda::variant_name(desc, variant, device.arch()),

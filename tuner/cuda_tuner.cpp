@@ -17,10 +17,10 @@ namespace lowbit::tuner {
 
 TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
-  const std::vector<cuda::CudaVariant> variants = cuda::candidates(desc, device.major);
+  const std::vector<cuda::CudaVariant> variants = cuda::candidates(desc, device.major, device.sm_count);
   if (variants.empty())
     throw Unsupported(fmt::format("no CUDA candidate serves {}: {}", to_string(desc),
-                                  cuda::supports(desc, device.major).reason));
+                                  cuda::supports(desc, device.major, device.sm_count).reason));
 
   TuneResult result;
   result.rows = desc.m > 0 ? desc.m : any_m_rows;  // m=0 (the mma family only) is timed at 16 rows

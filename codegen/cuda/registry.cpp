@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/cuda_api.h"
@@ -24,8 +25,9 @@ struct Generator {
   std::string_view family;
   int version;
   std::vector<CudaFamily> owns;
-  std::vector<CudaVariant> (*candidates)(const OpDesc&);
-  CudaVariant (*heuristic)(const OpDesc&);
+  // sm_count: the device's SMs (0: unknown), for the generators whose rules count waves.
+  std::vector<CudaVariant> (*candidates)(const OpDesc&, int sm_count);
+  CudaVariant (*heuristic)(const OpDesc&, int sm_count);
   // Whether its heuristic is the no-tune choice for desc (where it was measured to win); a
   // generator without a preference is preferred wherever it is valid.
   bool (*preferred)(const OpDesc&);
@@ -65,13 +67,22 @@ struct RoundedWeightsProgram {
   static double tolerance(const OpDesc& desc) { return dequantized_weights_tolerance(desc); }
 };
 
+// The generator for a device of sm_count SMs: those that count waves take it, the others ignore it.
+template <class G>
+G generator_for(int sm_count) {
+  if constexpr (std::is_constructible_v<G, int>)
+    return G(sm_count);
+  else
+    return G();
+}
+
 template <class G, class Program = PlainProgram>
 Generator make_generator(std::vector<CudaFamily> owns) {
   return {G::family,
           G::version,
           std::move(owns),
-          [](const OpDesc& desc) { return G().candidates(desc); },
-          [](const OpDesc& desc) { return G().heuristic(desc); },
+          [](const OpDesc& desc, int sm_count) { return generator_for<G>(sm_count).candidates(desc); },
+          [](const OpDesc& desc, int sm_count) { return generator_for<G>(sm_count).heuristic(desc); },
           [](const OpDesc& desc) {
             if constexpr (requires { G::preferred(desc); })
               return G::preferred(desc);
@@ -117,34 +128,35 @@ std::string generator_version() {
   return version;
 }
 
-std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major) {
+std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_count) {
   std::vector<CudaVariant> variants;
   for (const Generator& generator : generators())
-    for (const CudaVariant& variant : generator.candidates(desc))
+    for (const CudaVariant& variant : generator.candidates(desc, sm_count))
       if (generator.is_valid(desc, variant, arch_major)) variants.push_back(variant);
   return variants;
 }
 
-Validity supports(const OpDesc& desc, int arch_major) {
+Validity supports(const OpDesc& desc, int arch_major, int sm_count) {
   std::string reasons;
   for (const Generator& generator : generators()) {
-    Validity validity = generator.is_valid(desc, generator.heuristic(desc), arch_major);
+    Validity validity = generator.is_valid(desc, generator.heuristic(desc, sm_count), arch_major);
     if (validity) return validity;
     reasons += fmt::format("{}{} ({})", reasons.empty() ? "" : "; ", validity.reason, generator.family);
   }
   return Validity{false, reasons};
 }
 
-CudaVariant heuristic(const OpDesc& desc, int arch_major) {
+CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count) {
   // Preferred generators first; then any that serves (a descriptor only a generator outside its
   // preferred rows serves still gets a kernel).
   for (bool only_preferred : {true, false})
     for (const Generator& generator : generators()) {
       if (only_preferred && !generator.preferred(desc)) continue;
-      CudaVariant variant = generator.heuristic(desc);
+      CudaVariant variant = generator.heuristic(desc, sm_count);
       if (generator.is_valid(desc, variant, arch_major)) return variant;
     }
-  throw Unsupported(fmt::format("no CUDA kernel serves {}: {}", to_string(desc), supports(desc, arch_major).reason));
+  throw Unsupported(
+      fmt::format("no CUDA kernel serves {}: {}", to_string(desc), supports(desc, arch_major, sm_count).reason));
 }
 
 Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) {

@@ -30,16 +30,17 @@ namespace lowbit::cuda {
 std::string generator_version();
 
 // Every registered generator's candidates that are valid for desc on a device of compute
-// capability arch_major, in registration order.
-std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major);
+// capability arch_major and sm_count SMs (0: unknown, e.g. `lowbit compile` without a GPU; the
+// generators that count waves then take the H100's), in registration order.
+std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_count = 0);
 
 // The heuristic variant of the first generator (in order of preference) whose heuristic serves
 // desc on arch_major. Throws Unsupported, with every generator's reason, when none does.
-CudaVariant heuristic(const OpDesc& desc, int arch_major);
+CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count = 0);
 
 // Whether some generator serves desc on arch_major (its heuristic variant is valid); the
 // reasons of all of them when not.
-Validity supports(const OpDesc& desc, int arch_major);
+Validity supports(const OpDesc& desc, int arch_major, int sm_count = 0);
 
 // Asks the generator that owns variant.family.
 Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major);

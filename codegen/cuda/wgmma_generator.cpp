@@ -17,10 +17,9 @@ namespace {
 
 // The opt-in dynamic shared memory of a block on sm_90 (cudaDevAttrMaxSharedMemoryPerBlockOptin).
 constexpr int hopper_shared_limit = 232448;
-// Split-K pruning, for the H100's 132 SMs (one block of this family per SM: its ring takes most
-// of the shared memory): a split is searched only while the grid before it is under two waves,
-// and only if each split keeps at least min_split_stages stages to pipeline.
-constexpr int64_t hopper_sms = 132;
+// Split-K pruning (one block of this family per SM: its ring takes most of the shared memory): a
+// split is searched only while the grid before it is under two waves of the device's SMs, and
+// only if each split keeps at least min_split_stages stages to pipeline.
 constexpr int min_split_stages = 4;
 constexpr int searched_splits[] = {1, 2, 4, 8};
 // The partial sums' alignment in RunArgs.workspace (float4 reads in the second pass; 256 as
@@ -158,7 +157,7 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
     for (int split : searched_splits) {
       CudaVariant variant = variant_of(shape, producer);
       variant.split_k = split;
-      const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * hopper_sms &&
+      const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * sm_count_ &&
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
     }
@@ -193,7 +192,7 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 6144x4096; where the 256-row grid fills its waves (28672 or 4096 columns at M = 1024) it
   // stays, as it was faster there. Grids under half a wave (few columns: splitting is what
   // fills them) are left as they are: not measured.
-  if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= hopper_sms / 2) {
+  if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
     if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen)) return shorter;
   }
@@ -206,7 +205,7 @@ CudaVariant WgmmaGenerator::split_to_waves(const OpDesc& desc, CudaVariant varia
   while (variant.split_k < 8) {
     CudaVariant doubled = variant;
     doubled.split_k *= 2;
-    if (tiles(desc, doubled) * doubled.split_k > waves * hopper_sms ||
+    if (tiles(desc, doubled) * doubled.split_k > int64_t{waves} * sm_count_ ||
         k_stages(desc, doubled) / doubled.split_k < min_split_stages || !is_valid(desc, doubled, 9))
       break;
     variant = doubled;
@@ -214,9 +213,10 @@ CudaVariant WgmmaGenerator::split_to_waves(const OpDesc& desc, CudaVariant varia
   return variant;
 }
 
-double WgmmaGenerator::wave_fill(const OpDesc& desc, const CudaVariant& variant) {
+double WgmmaGenerator::wave_fill(const OpDesc& desc, const CudaVariant& variant) const {
   const int64_t blocks = tiles(desc, variant) * variant.split_k;
-  return static_cast<double>(blocks) / static_cast<double>((blocks + hopper_sms - 1) / hopper_sms * hopper_sms);
+  const int64_t sms = sm_count_;
+  return static_cast<double>(blocks) / static_cast<double>((blocks + sms - 1) / sms * sms);
 }
 
 LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {

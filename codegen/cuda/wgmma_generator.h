@@ -30,6 +30,12 @@ class WgmmaGenerator {
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
   static constexpr const char* reduce_entry_point = "lowbit_split_reduce";
 
+  // sm_count: the device's SMs, which the split pruning and the heuristic's wave rules count
+  // blocks against (one block of this family per SM); without a device (`lowbit compile`) the
+  // H100's, on which those rules were measured.
+  static constexpr int h100_sms = 132;
+  explicit WgmmaGenerator(int sm_count = h100_sms) : sm_count_(sm_count > 0 ? sm_count : h100_sms) {}
+
   std::vector<CudaVariant> candidates(const OpDesc& desc) const;
   // arch_major: the device's compute capability major; only 9 (sm_90a) has wgmma.
   Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;
@@ -60,11 +66,12 @@ class WgmmaGenerator {
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
-  // The share of the H100's SM slots its grid uses over whole waves (blocks over 132 per wave,
+  // The share of the SM slots its grid uses over whole waves (blocks over sm_count per wave,
   // one block an SM): 1 when the last wave is full.
-  static double wave_fill(const OpDesc& desc, const CudaVariant& variant);
+  double wave_fill(const OpDesc& desc, const CudaVariant& variant) const;
 
  private:
+  int sm_count_;
   static std::string reduce_source();
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).

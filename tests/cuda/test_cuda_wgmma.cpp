@@ -115,9 +115,21 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4");  // 32 x 4
   EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4");       // 224 tiles
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8");  // 64: under half a wave
-  EXPECT_DOUBLE_EQ(WgmmaGenerator::wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
+  EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
                    192.0 / 264.0);
+  // The wave rules count the device's SMs (the registry passes DeviceInfo::sm_count; 0 or none:
+  // the H100's 132). On 96 SMs the 192 tiles of the 256-row grid at M=1024 on 6144 columns fill
+  // two whole waves, so that tile stays; on 132 they fill 1.45 and the 128-row tile is taken.
+  const OpDesc ragged = descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
+  EXPECT_EQ(WgmmaGenerator(132).heuristic(ragged), generator.heuristic(ragged));
+  EXPECT_EQ(WgmmaGenerator(0).heuristic(ragged), generator.heuristic(ragged));
+  EXPECT_EQ(heuristic(ragged, 9, 132), heuristic(ragged, 9));
+  EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).block_m, 256);
+  EXPECT_EQ(generator.heuristic(ragged).block_m, 128);
+  EXPECT_EQ(heuristic(ragged, 9, 96), WgmmaGenerator(96).heuristic(ragged));
+  EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
+  EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
   // The warp-specialized ring is the no-tune choice at M = 65..128 only (measured, benchmarks.md).
   for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
     EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
