@@ -59,6 +59,18 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   exit 0
 fi
 
+# ctest starts the longest tests first when it has their durations: bench/device/ctest_costs.txt
+# holds them from a release call (ctest's own CTestCostData.txt format: name, runs, seconds), so
+# the slow GPU compile-and-check tests no longer start last and run past the step's bound. Each
+# call returns ctest's updated copy in raw.tar.gz (ctest_costs.txt) to refresh the file with.
+seed_test_costs() {
+  mkdir -p build-device/Testing/Temporary
+  cp bench/device/ctest_costs.txt build-device/Testing/Temporary/CTestCostData.txt 2>/dev/null || true
+}
+keep_test_costs() {
+  cp build-device/Testing/Temporary/CTestCostData.txt "$OUT/ctest_costs.txt" 2>/dev/null || true
+}
+
 # Seconds left before LOWBIT_DEVICE_DEADLINE (seconds since this script started; default 570,
 # under the device tool's 600 s per call), capped at $1: each step below gets that as its
 # timeout, so a slow step shortens the later ones instead of losing the call's results.
@@ -99,7 +111,9 @@ formats_part() {
 # torch on the Xeon, then, with the time left, the formats part; each step bounded (within) so
 # that a slow one leaves the later ones time, and every result written to $OUT as soon as it exists.
 if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
+  seed_test_costs
   (cd build-device && timeout "$(within 200)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
+  keep_test_costs
   grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
   timeout "$(within 220)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
     > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
@@ -131,8 +145,10 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = formats ]; then
 fi
 
 if [ -n "${LOWBIT_DEVICE_TESTS:-}" ]; then
+  seed_test_costs
   (cd build-device && ctest -j 8 --output-on-failure -R "$LOWBIT_DEVICE_TESTS") > "$OUT/ctest.log" 2>&1
   status=$?
+  keep_test_costs
   grep -E "tests passed|FAILED|Failed|Skipped|Not Run" "$OUT/ctest.log" | tail -30
   [ -z "${LOWBIT_DEVICE_BENCH:-}" ] && exit $status
 fi
@@ -153,7 +169,9 @@ fi
 parts=${LOWBIT_DEVICE_PARTS:-all}
 filter=()
 [ "$parts" != all ] && filter=(-R "Cuda")
+seed_test_costs
 (cd build-device && ctest -j 8 --output-on-failure "${filter[@]}") > "$OUT/ctest.log" 2>&1
+keep_test_costs
 grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
 
 build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_gemv.txt > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
