@@ -188,11 +188,6 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
         CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
         variant.block_k = block_k;
         add(variant);
-        if (unroll == 2 && warps != 4) {
-          CudaVariant prefetched = variant;
-          prefetched.prefetch = 1;
-          add(prefetched);
-        }
         if (few_panels && warps == 8 && unroll == 2) {
           variant.split_k = 2;
           add(variant);
@@ -201,7 +196,9 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // Blocks walking 2, 4 or 8 panels with one ring (panels) are not searched either: on the
   // H100 at M = 1..16 on 28672x4096 and 4096x14336 (docs/benchmarks.md, third small-M round)
   // the best of them was within 0.2 us of the best single-panel variant or slower (the kernel
-  // is issue-bound, not short of bytes in flight); valid when named.
+  // is issue-bound, not short of bytes in flight); valid when named. Nor is the L2 prefetch
+  // (prefetch=1): slower on all eight rows of the fifth round, by 1 to 30 % (M=1 28672x4096
+  // w8u2: 39.6 against 36.4 us), so valid when named.
   return variants;
 }
 
