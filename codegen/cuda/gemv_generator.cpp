@@ -197,7 +197,7 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // H100 at M = 1..16 on 28672x4096 and 4096x14336 (docs/benchmarks.md, third small-M round)
   // the best of them was within 0.2 us of the best single-panel variant or slower (the kernel
   // is issue-bound, not short of bytes in flight); valid when named. Nor is the L2 prefetch
-  // (prefetch=1): slower on all eight rows of the fifth round, by 1 to 30 % (M=1 28672x4096
+  // (prefetch=1): slower in all 32 pairs of the fifth round, by 1 to 34 % (M=1 28672x4096
   // w8u2: 39.6 against 36.4 us), so valid when named.
   return variants;
 }
