@@ -292,7 +292,9 @@ struct GemvMmaShared {
 // per row, completing on the stage's mbarrier; else every lane issues 16-byte cp.async's),
 // PANELS_PER_BLOCK (panels one block walks, blockIdx.x + i * gridDim.x: the ring runs on across
 // the panel boundary, so the block's start (zero row, barriers) and the ring's fill and drain
-// are paid once per block, not per panel; 1 with SPLIT_K > 1 or BULK_COPY).
+// are paid once per block, not per panel; 1 with SPLIT_K > 1 or BULK_COPY), X_RESIDENT (x
+// copied once per warp, see GemvMmaShared), PREFETCH (each warp's weight span prefetched into
+// L2 when it starts; PANELS_PER_BLOCK 1).
 //
 // Work split: SPLIT_K blocks per 16-column panel (blockIdx.x the panel, or the block's first of
 // PANELS_PER_BLOCK, each walked in full in turn; blockIdx.y its part of K),
@@ -439,6 +441,17 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   auto panel_bytes_of = [&](long long of) {
     return reinterpret_cast<const unsigned char*>(qweight) + of * PANEL_BYTES;
   };
+  // PREFETCH: the warp asks L2 for its whole weight span at once (one prefetch a 128-byte line,
+  // spread over the lanes) before the ring starts, so DRAM streams the block's bytes while the
+  // ring's copies and the decode follow behind, hitting L2. (A hint: correctness never depends
+  // on it.)
+  if (Config::PREFETCH && first_tile < end_tile) {
+    const int span_end = end_tile * TILE_BYTES < PANEL_BYTES ? end_tile * TILE_BYTES : PANEL_BYTES;
+    const unsigned long long begin = reinterpret_cast<unsigned long long>(panel_bytes_of(panel) + first_tile * TILE_BYTES);
+    const unsigned long long end = begin + (span_end - first_tile * TILE_BYTES);
+    for (unsigned long long line = (begin & ~127ull) + 128ull * lane; line < end; line += 32 * 128)
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
+  }
   const u16* x_rows = static_cast<const u16*>(x);
   // 16-byte copies of x need 16-byte aligned rows; otherwise each lane loads 16-bit values and
   // stores pairs (a slower path for odd K or offset x, same results).

@@ -30,12 +30,13 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
-  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
+  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
                      variant.warps, variant.unroll,
                      variant.block_k == 0 ? std::string() : fmt::format("_k{}", variant.block_k),
                      variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k),
                      variant.bulk_copy == 0 ? "" : "_bulk",
-                     variant.panels == 1 ? std::string() : fmt::format("_p{}", variant.panels));
+                     variant.panels == 1 ? std::string() : fmt::format("_p{}", variant.panels),
+                     variant.prefetch == 0 ? "" : "_pf");
 }
 
 std::string split_k_misuse(const CudaVariant& variant) {
@@ -57,6 +58,10 @@ std::string split_k_misuse(const CudaVariant& variant) {
     return fmt::format("panels={}: only the gemv_mma family walks several panels per block; family={} needs "
                        "panels=1",
                        variant.panels, to_string(variant.family));
+  if (variant.prefetch != 0 && !gemv_mma)
+    return fmt::format("prefetch={}: only the gemv_mma family prefetches its weight spans into L2; family={} needs "
+                       "prefetch=0",
+                       variant.prefetch, to_string(variant.family));
   return {};
 }
 
@@ -65,12 +70,13 @@ nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(varia
 CudaVariant variant_from_json(const nlohmann::json& json) {
   // The tile fields were added with the mma family (a gemv variant stored before lacks them),
   // split_k and producer with the wgmma family's split and copy warpgroup, bulk_copy and panels
-  // with gemv_mma's bulk copies and panel walk (a variant stored before has none of them).
+  // with gemv_mma's bulk copies and panel walk, prefetch with its L2 prefetch (a variant
+  // stored before has none of them).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
     for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k",
-                             "split_k", "producer", "bulk_copy", "panels"})
+                             "split_k", "producer", "bulk_copy", "panels", "prefetch"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

@@ -37,10 +37,11 @@ namespace lowbit::cuda {
 // through mbarriers). gemv_mma also reads block_k (k a warp copies per stage of its ring;
 // 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
-// copies) and panels (16-column panels per block, walked in turn with the ring kept running).
-// Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1. The tile fields,
-// split_k, producer, bulk_copy and panels came later: JSON without them (older caches) reads
-// as these defaults.
+// copies) and panels (16-column panels per block, walked in turn with the ring kept running)
+// and prefetch (1: each warp prefetches its weight span into L2 when it starts).
+// Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0. The tile
+// fields, split_k, producer, bulk_copy, panels and prefetch came later: JSON without them
+// (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
@@ -56,6 +57,7 @@ struct CudaVariant {
   int producer = 0;  // wgmma: 1 = a warp-specialized copy warpgroup and full/empty mbarriers per slot
   int bulk_copy = 0; // gemv_mma, sm_90: 1 = stages filled by bulk copies (TMA engine), 0 = per-lane cp.async
   int panels = 1;    // gemv_mma: 16-column panels one block walks with one ring (1, 2, 4 or 8)
+  int prefetch = 0;  // gemv_mma: 1 = each warp asks L2 for its whole weight span when it starts
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -66,7 +68,8 @@ struct CudaVariant {
                       field("stages", &CudaVariant::stages),   field("warps_n", &CudaVariant::warps_n),
                       field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
                       field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer),
-                      field("bulk_copy", &CudaVariant::bulk_copy), field("panels", &CudaVariant::panels)};
+                      field("bulk_copy", &CudaVariant::bulk_copy), field("panels", &CudaVariant::panels),
+                      field("prefetch", &CudaVariant::prefetch)};
   }
 };
 

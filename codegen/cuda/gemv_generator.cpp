@@ -73,10 +73,12 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
   if (variant.family != CudaFamily::gemv_mma &&
-      (variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0 || variant.panels != 1))
-    return refuse(fmt::format("block_k={}, split_k={}, bulk_copy={}, panels={}: the gemv family reads none of them "
-                              "(block_k=0, split_k=1, bulk_copy=0, panels=1)",
-                              variant.block_k, variant.split_k, variant.bulk_copy, variant.panels));
+      (variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0 || variant.panels != 1 ||
+       variant.prefetch != 0))
+    return refuse(fmt::format("block_k={}, split_k={}, bulk_copy={}, panels={}, prefetch={}: the gemv family reads "
+                              "none of them (block_k=0, split_k=1, bulk_copy=0, panels=1, prefetch=0)",
+                              variant.block_k, variant.split_k, variant.bulk_copy, variant.panels, variant.prefetch));
+  if (variant.prefetch != 0 && variant.prefetch != 1) return refuse("prefetch must be 0 or 1");
   if (variant.bulk_copy != 0 && variant.bulk_copy != 1) return refuse("bulk_copy must be 0 or 1");
   if (variant.bulk_copy == 1 && arch_major < 9)
     return refuse("bulk_copy=1: bulk copies (cp.async.bulk) need sm_90 or newer");
@@ -93,6 +95,10 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
       return refuse(fmt::format("panels={} with split_k={}, bulk_copy={}: a block walks several panels only with "
                                 "split_k=1 and bulk_copy=0",
                                 variant.panels, variant.split_k, variant.bulk_copy));
+    if (variant.prefetch != 0 && variant.panels != 1)
+      return refuse(fmt::format("prefetch=1 with panels={}: the prefetch covers a block's first panel only; a panel "
+                                "walk needs prefetch=0",
+                                variant.panels));
     if (variant.split_k > mma_runs(desc))
       return refuse(fmt::format("split_k={}: k={} has only {} fold runs (groups of at most 256 k) to split",
                                 variant.split_k, desc.k, mma_runs(desc)));
@@ -190,7 +196,9 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // Blocks walking 2, 4 or 8 panels with one ring (panels) are not searched either: on the
   // H100 at M = 1..16 on 28672x4096 and 4096x14336 (docs/benchmarks.md, third small-M round)
   // the best of them was within 0.2 us of the best single-panel variant or slower (the kernel
-  // is issue-bound, not short of bytes in flight); valid when named.
+  // is issue-bound, not short of bytes in flight); valid when named. Nor is the L2 prefetch
+  // (prefetch=1): slower in all 32 pairs of the fifth round, by 1 to 34 % (M=1 28672x4096
+  // w8u2: 39.6 against 36.4 us), so valid when named.
   return variants;
 }
 
@@ -253,6 +261,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr bool BULK_COPY = {bulk};\n"
       "  static constexpr int PANELS_PER_BLOCK = {panels};\n"
       "  static constexpr bool X_RESIDENT = {resident};\n"
+      "  static constexpr bool PREFETCH = {prefetch};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -269,6 +278,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
       fmt::arg("split", variant.split_k), fmt::arg("bulk", variant.bulk_copy == 1 ? "true" : "false"),
       fmt::arg("panels", variant.panels), fmt::arg("resident", x_resident(desc, variant) ? "true" : "false"),
+      fmt::arg("prefetch", variant.prefetch == 1 ? "true" : "false"),
       fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma

@@ -37,7 +37,8 @@ TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   std::vector<CudaVariant> variants = generator.candidates(desc);
   // gemv: 3 warp counts x 3 unrolls; gemv_mma: the same 9, wide chunks at 2 and 4 stages (6),
   // and on these 63 panels split 2 at 8 warps and 2 stages, both widths (2). Panel walks
-  // (panels > 1) are not candidates: CudaCompileBits compiles them for every arch.
+  // (panels > 1) and the L2 prefetch are not candidates: CudaCompileBits compiles them for
+  // every arch.
   ASSERT_EQ(variants.size(), 9u + 9u + 6u + 2u);
   for (const CudaVariant& variant : variants)
     for (const char* arch : arches) {
@@ -158,6 +159,22 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       ++compiled;
     }
   }
+  // The L2 prefetch (prefetch=1, not a candidate; every arch) at M=1 and at M=16 with eqscale,
+  // split in two at M=16.
+  for (const char* rows : {"1", "16"}) {
+    OpDesc desc = parse_descriptor(fmt::format(
+        "m={},n=1000,k=4100,bits={},group=-1,zero=float,act=fp16,out=bf16,bias=1,eqscale={},device=cuda:0", rows, bits,
+        rows[1] == '6' ? 1 : 0));
+    CudaVariant variant{CudaFamily::gemv_mma, 8, 2};
+    variant.prefetch = 1;
+    variant.split_k = rows[1] == '6' ? 2 : 1;
+    ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
+    for (const char* arch : arches) {
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
+          << variant_name(desc, variant, arch);
+      ++compiled;
+    }
+  }
   // Bulk copies (sm_90a only), wide, at the same M=16 with eqscale and fp16.
   {
     OpDesc desc = parse_descriptor(fmt::format(
@@ -170,7 +187,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
     ++compiled;
   }
-  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 1);
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 2 * 3 + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
@@ -260,6 +277,17 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   EXPECT_EQ(generator.launch_geometry(desc, walk).grid_x, 32u);
   const OpDesc odd = parse_descriptor("m=1,n=1000,k=4096,bits=4,group=128,act=bf16,device=cuda:0");  // 63 panels
   EXPECT_EQ(generator.launch_geometry(odd, walk).grid_x, 8u);
+  // The L2 prefetch: in the source, the name and the JSON; a variant stored before reads as off.
+  CudaVariant prefetched = variant;
+  prefetched.prefetch = 1;
+  EXPECT_NE(generator.emit(desc, prefetched).find("PREFETCH = true;"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, variant).find("PREFETCH = false;"), std::string::npos);
+  EXPECT_EQ(variant_name(desc, prefetched, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2_pf");
+  EXPECT_EQ(variant_from_json(to_json(prefetched)), prefetched);
+  nlohmann::json before_prefetch = to_json(variant);
+  before_prefetch.erase("prefetch");
+  EXPECT_EQ(variant_from_json(before_prefetch), variant);
+  EXPECT_EQ(generator.launch_geometry(desc, prefetched).grid_x, generator.launch_geometry(desc, variant).grid_x);
 }
 
 TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
@@ -373,6 +401,24 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
     EXPECT_FALSE(validity.ok) << panels << " " << split << " " << bulk;
     EXPECT_NE(validity.reason.find("panels="), std::string::npos) << validity.reason;
   }
+  // prefetch: gemv_mma only, 0 or 1, not with a panel walk (split-K and bulk copies are fine).
+  CudaVariant prefetched = mma;
+  prefetched.prefetch = 1;
+  EXPECT_TRUE(generator.is_valid(small, prefetched, 9).ok);
+  prefetched.split_k = 2;
+  prefetched.bulk_copy = 1;
+  EXPECT_TRUE(generator.is_valid(small, prefetched, 9).ok) << generator.is_valid(small, prefetched, 9).reason;
+  prefetched.split_k = 1;
+  prefetched.bulk_copy = 0;
+  prefetched.prefetch = 2;
+  EXPECT_NE(generator.is_valid(small, prefetched, 9).reason.find("prefetch must be 0 or 1"), std::string::npos);
+  prefetched.prefetch = 1;
+  prefetched.panels = 2;
+  EXPECT_NE(generator.is_valid(small, prefetched, 9).reason.find("prefetch=1 with panels=2"), std::string::npos);
+  fma.panels = 1;
+  fma.prefetch = 1;
+  EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("prefetch=1"), std::string::npos);
+  EXPECT_NE(split_k_misuse(fma).find("prefetch=1"), std::string::npos);
 }
 
 }  // namespace

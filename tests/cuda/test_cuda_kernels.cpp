@@ -298,6 +298,46 @@ TEST_P(CudaKernelsBits, PanelWalks) {
   EXPECT_EQ(checked, 4 * 3 * 3);
 }
 
+// gemv_mma with the L2 prefetch of each warp's weight span (prefetch=1): the same results as
+// without, across odd N, K tails, whole-K groups, eqscale, M = 1, 9 and 16, warps without a run
+// (k=384: 3 runs for 8 and 16 warps), one stage, wide chunks, split-K and (sm_90) bulk copies.
+TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
+  const int arch_major = device_info(0).major;
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  int checked = 0;
+  int index = 0;
+  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
+                            "n=72,k=4096,group=128,eqscale=1"})
+    for (const char* rows : {"1", "9", "16"}) {
+      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                 GetParam(), shape, zeros[index % 3], acts[index % 2],
+                                                 outs[(index / 2) % 3], rows));
+      ++index;
+      // (warps, unroll, block_k, split_k, bulk_copy)
+      for (auto [warps, unroll, block_k, split, bulk] :
+           {std::tuple{8, 2, 0, 1, 0}, std::tuple{16, 1, 2 * format_k, 1, 0}, std::tuple{4, 2, 0, 2, 0},
+            std::tuple{8, 2, 2 * format_k, 1, 1}}) {
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        variant.split_k = split;
+        variant.bulk_copy = bulk;
+        variant.prefetch = 1;
+        if (bulk == 1 && arch_major < 9) continue;  // bulk copies need sm_90
+        const Validity validity = generator.is_valid(desc, variant, arch_major);
+        ASSERT_TRUE(validity) << to_string(desc) << ": " << validity.reason;
+        const std::string failure = check_on_device(desc, variant);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 4 * 3 * (arch_major >= 9 ? 4 : 3));
+}
+
 // gemv_mma's resident x (each warp's slice of x copied once, GemvGenerator::x_resident) and
 // x in the ring beside it, on the same problems: 16-byte copies (K % 8 == 0) and the plain
 // pair loads (odd K, and x 2 bytes past an aligned address), slices ending past K, warps
