@@ -10,6 +10,8 @@
 #      `lowbit bench --rounds 3` on it (the tuned winner) and `--no-tune` on an empty cache.
 #   3. the machine's NUMA layout (lscpu, /sys nodes): the read reading and the kernels both read
 #      buffers first touched by the main thread, and the pool's threads are not pinned.
+# XEON_M1_PARTS (default "sweep tuned") picks the parts and their order; SWEEP_THREADS, SWEEP_ROUNDS,
+# SWEEP_FILTER, SWEEP_HOT and PREFETCHES shape the sweep (below).
 # Writes under $OUT: machine.txt, xeon_m1_table.md (every table), raw.tar.gz (sweep.txt,
 # sweep.jsonl, heuristic.jsonl, tune.json, bench.jsonl, build.log, stderr).
 # Usage (device call, carry .deps and the snapshot):
@@ -26,6 +28,10 @@ prefetches=${PREFETCHES:-0,256,512,1024,2048,4096,8192}
 all_threads=$(nproc)
 sweep_threads=${SWEEP_THREADS:-4,8,$all_threads}
 sweep_rounds=${SWEEP_ROUNDS:-15}
+# SWEEP_FILTER=TEXT: only candidates whose name holds TEXT (e.g. k2); SWEEP_HOT=1: also each one's
+# hot rate (one copy again and again, from cache where it fits: bound by instructions, not memory).
+sweep_filter=${SWEEP_FILTER:-}
+sweep_hot=${SWEEP_HOT:-0}
 
 pack_outputs() {
   local keep='^(machine\.txt|xeon_m1_table\.md|raw\.tar\.gz)$'
@@ -65,33 +71,41 @@ echo "built at ${SECONDS} s"
 mapfile -t descriptors < <(grep -v '^[[:space:]]*\(#\|$\)' "$shapes")
 
 # 1. The sweep, and the heuristic's choice at each sweep thread count.
-for descriptor in "${descriptors[@]}"; do
-  for threads in ${sweep_threads//,/ }; do
-    "$lowbit" get --json --no-tune --threads "$threads" --db "$build/xeon_m1_empty.sqlite" --desc "$descriptor" 2>> "$OUT/sweep.err" |
-      python3 -c "import json,sys; r=json.load(sys.stdin); r['threads']=$threads; print(json.dumps(r))" \
-      >> "$OUT/heuristic.jsonl"
+sweep_part() {
+  for descriptor in "${descriptors[@]}"; do
+    for threads in ${sweep_threads//,/ }; do
+      "$lowbit" get --json --no-tune --threads "$threads" --db "$build/xeon_m1_empty.sqlite" --desc "$descriptor" 2>> "$OUT/sweep.err" |
+        python3 -c "import json,sys; r=json.load(sys.stdin); r['threads']=$threads; print(json.dumps(r))" \
+        >> "$OUT/heuristic.jsonl"
+    done
+    timeout "$(within 30)" "$build"/bench/lowbit_x86_m1_bandwidth_bench --threads "$sweep_threads" --isa avx512 \
+      --rounds "$sweep_rounds" --hot "$sweep_hot" --prefetch "$prefetches" ${sweep_filter:+--filter "$sweep_filter"} \
+      --desc "$descriptor" >> "$OUT/sweep.txt" 2>> "$OUT/sweep.err"
+    echo "sweep $descriptor done at ${SECONDS} s (exit $?)"
   done
-  timeout "$(within 30)" "$build"/bench/lowbit_x86_m1_bandwidth_bench --threads "$sweep_threads" --isa avx512 \
-    --rounds "$sweep_rounds" --hot 0 --prefetch "$prefetches" --desc "$descriptor" >> "$OUT/sweep.txt" 2>> "$OUT/sweep.err"
-  echo "sweep $descriptor done at ${SECONDS} s (exit $?)"
-done
+}
 
 # 2. Tuned against no-tune at all threads, rounds interleaved inside each `lowbit bench`.
-desc_args=()
-for descriptor in "${descriptors[@]}"; do desc_args+=(--desc "$descriptor"); done
-timeout "$(within 90)" "$lowbit" tune --json --threads "$all_threads" --db "$build/xeon_m1_tuned.sqlite" "${desc_args[@]}" \
-  > "$OUT/tune.json" 2> "$OUT/tune.err"
-echo "tuned at ${SECONDS} s"
-for descriptor in "${descriptors[@]}"; do
-  for policy in tuned heuristic; do
-    options=(--db "$build/xeon_m1_tuned.sqlite")
-    [ "$policy" = heuristic ] && options=(--db "$build/xeon_m1_empty.sqlite" --no-tune)
-    timeout "$(within 20)" "$lowbit" bench --json --rounds 3 --threads "$all_threads" "${options[@]}" --desc "$descriptor" \
-      2>> "$OUT/bench.err" |
-      python3 -c "import json,sys; r=json.load(sys.stdin); r['policy']='$policy'; print(json.dumps(r))" >> "$OUT/bench.jsonl"
+tuned_part() {
+  desc_args=()
+  for descriptor in "${descriptors[@]}"; do desc_args+=(--desc "$descriptor"); done
+  timeout "$(within 90)" "$lowbit" tune --json --threads "$all_threads" --db "$build/xeon_m1_tuned.sqlite" "${desc_args[@]}" \
+    > "$OUT/tune.json" 2> "$OUT/tune.err"
+  echo "tuned at ${SECONDS} s"
+  for descriptor in "${descriptors[@]}"; do
+    for policy in tuned heuristic; do
+      options=(--db "$build/xeon_m1_tuned.sqlite")
+      [ "$policy" = heuristic ] && options=(--db "$build/xeon_m1_empty.sqlite" --no-tune)
+      timeout "$(within 20)" "$lowbit" bench --json --rounds 3 --threads "$all_threads" "${options[@]}" --desc "$descriptor" \
+        2>> "$OUT/bench.err" |
+        python3 -c "import json,sys; r=json.load(sys.stdin); r['policy']='$policy'; print(json.dumps(r))" >> "$OUT/bench.jsonl"
+    done
   done
-done
-echo "benched at ${SECONDS} s"
+  echo "benched at ${SECONDS} s"
+}
+
+# XEON_M1_PARTS: which parts, in this order (default "sweep tuned").
+for part in ${XEON_M1_PARTS:-sweep tuned}; do "${part}_part"; done
 
 # 3. The tables.
 python3 - "$OUT" > "$OUT/xeon_m1_table.md" 2>&1 <<'PYTHON'
@@ -99,7 +113,7 @@ import json, math, re, sys, collections
 out = sys.argv[1]
 header = re.compile(r"^(\S+) threads=(\d+) read ([\d.]+) GB/s; pattern P=1 ([\d.]+), P=2 ([\d.]+), P=4 ([\d.]+) GB/s; "
                     r"with prefetch 2048: P=1 ([\d.]+), P=4 ([\d.]+) GB/s")
-row = re.compile(r"^  (x86_\S+)\s+([\d.]+)\s+([\d.]+)\s")
+row = re.compile(r"^  (x86_\S+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\S+)")
 after = re.compile(r"read after the kernels: ([\d.]+)")
 shape = re.compile(r"_n(\d)m1k(\d+)_t\d+(?:_p(\d+))?$")
 blocks, current = [], None
@@ -111,7 +125,8 @@ for line in open(f"{out}/sweep.txt"):
         blocks.append(current)
     elif (m := row.match(line)) and current:
         s = shape.search(m[1])
-        current["rows"].append(dict(variant=m[1], us=float(m[2]), gbps=float(m[3]), n_panels=int(s[1]),
+        current["rows"].append(dict(variant=m[1], us=float(m[2]), gbps=float(m[3]), hot_us=None if m[4] == "-" else float(m[4]),
+                                    hot_gbps=None if m[5] == "-" else float(m[5]), n_panels=int(s[1]),
                                     k_unroll=int(s[2]), prefetch=int(s[3] or 0)))
     elif (m := after.search(line)) and current:
         current["read_after_gbps"] = float(m[1])
@@ -140,8 +155,8 @@ for b in blocks:
     if not rows: continue
     best = min(rows, key=lambda r: r["us"])
     pct = lambda r: f"{100 * r['gbps'] / b['read_gbps']:.0f}"
-    n1 = min((r for r in rows if r["n_panels"] == 1), key=lambda r: r["us"])
-    n4 = min((r for r in rows if r["n_panels"] == 4), key=lambda r: r["us"])
+    n1 = min((r for r in rows if r["n_panels"] == 1), key=lambda r: r["us"], default=best)
+    n4 = min((r for r in rows if r["n_panels"] == 4), key=lambda r: r["us"], default=best)
     name = heuristic.get((short(b["descriptor"]), b["threads"]), "?")
     h = next((r for r in rows if r["variant"] == name), None)
     print(f"| {short(b['descriptor'])} | {b['threads']} | {b['read_gbps']:.1f} ({b.get('read_after_gbps', 0):.1f}) | "
@@ -160,6 +175,14 @@ print("\n## Pattern reads (GB/s, plain loads in the kernels' order; P = panels p
 for b in blocks:
     print(f"{short(b['descriptor'])} t={b['threads']}: read {b['read_gbps']:.1f}; " +
           ", ".join(f"{k} {v:.1f}" for k, v in b["pattern"].items()))
+hot = [(b, r) for b in blocks for r in b["rows"] if r["hot_gbps"] is not None]
+if hot:
+    print("\n## Hot (one copy again and again, from cache where it fits) against cold, GB/s of weights\n")
+    print("| N×K mode | threads | variant | cold GB/s | % read | hot GB/s | hot / read |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for b, r in hot:
+        print(f"| {short(b['descriptor'])} | {b['threads']} | {suffix(r['variant'])} | {r['gbps']:.1f} | "
+              f"{100 * r['gbps'] / b['read_gbps']:.0f} | {r['hot_gbps']:.1f} | {r['hot_gbps'] / b['read_gbps']:.2f} |")
 print("\n## Tuned against no-tune (lowbit bench --rounds 3, all threads)\n")
 print("| N×K mode | tuned variant | tuned us | % read | heuristic variant | heur. us | % read | heur./tuned |")
 print("|---|---|---:|---:|---|---:|---:|---:|")
