@@ -17,6 +17,9 @@
 # Usage (device call, carry .deps and the snapshot):
 #   bash SNAPSHOT/bench/device/xeon_m1.sh SNAPSHOT
 # Every step is bounded so that the whole call ends by XEON_M1_DEADLINE seconds (default 225).
+# Both parts at full size do not fit one 240 s call (measured: build 52 s, the full sweep about
+# 110 s, tune 40 s, the 16 `lowbit bench --rounds 3` about 7 s each: each round reads a fresh
+# buffer of 8x the 300 MiB L3); send XEON_M1_PARTS=sweep and XEON_M1_PARTS=tuned as two calls.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 cd "${1:-.}" || exit 1
