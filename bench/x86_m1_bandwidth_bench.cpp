@@ -13,9 +13,10 @@
 // is far above the read bandwidth while its cold rate is below it is bound by how it reads.
 // Correctness is the tests' job (tests/x86).
 // Cold timings interleave the candidates run by run (--rounds runs each, the median); --prefetch
-// times each candidate at the given distances instead of the candidates' own.
+// times each candidate at the given distances instead of the candidates' own; --hot 0 leaves the hot
+// runs out (each takes at least 50 ms: on a sweep of many candidates they cost more than the cold ones).
 // Usage: lowbit_x86_m1_bandwidth_bench --threads 1,2 --isa avx512 --filter n1m1 [--prefetch 0,512,4096]
-//        [--rounds 41] --desc D [--desc D ...]
+//        [--rounds 41] [--hot 0] --desc D [--desc D ...]
 #include <fmt/format.h>
 
 #include <immintrin.h>
@@ -118,6 +119,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> descriptors;
   int cold_rounds = 41;
   std::vector<int> prefetches;
+  bool hot_runs = true;
   for (int index = 1; index + 1 < argc; index += 2) {
     const std::string option = argv[index];
     const std::string value = argv[index + 1];
@@ -132,10 +134,12 @@ int run(int argc, char** argv) {
       for (const std::string& part : split(value)) prefetches.push_back(std::stoi(part));
     } else if (option == "--rounds") {
       cold_rounds = std::stoi(value);
+    } else if (option == "--hot") {
+      hot_runs = value != "0";
     } else if (option == "--desc") {
       descriptors.push_back(value);
     } else {
-      fmt::print(stderr, "unknown option {}; usage: --threads 1,2 --isa avx512 --filter TEXT --prefetch 0,1024 --rounds 41 --desc D ...\n", option);
+      fmt::print(stderr, "unknown option {}; usage: --threads 1,2 --isa avx512 --filter TEXT --prefetch 0,1024 --rounds 41 --hot 0 --desc D ...\n", option);
       return 2;
     }
   }
@@ -183,6 +187,11 @@ int run(int argc, char** argv) {
       for (std::size_t index = 0; index < kernels.size(); ++index) {
         std::sort(cold[index].begin(), cold[index].end());
         const double cold_us = cold[index][cold[index].size() / 2];
+        if (!hot_runs) {
+          fmt::print("  {:<44} {:>9.1f} {:>9.1f} {:>9} {:>9}\n", kernels[index]->name(), cold_us,
+                     weight_bytes / cold_us / 1e3, "-", "-");
+          continue;
+        }
         const lowbit::RunArgs one_copy = inputs.args(0);
         const lowbit::tuner::Timing hot =
             lowbit::tuner::time_callable([&](int) { kernels[index]->run(one_copy); }, 2, 10, 0.05, 200);

@@ -113,11 +113,13 @@ int split_threads(const OpDesc& desc, const X86Variant& variant, int max_threads
 // shared unroll, split and thread rules complete it.
 X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m_rows, int max_threads);
 // The block the AVX-512 generators take without tuning: at M=1 four panels, each streamed 2 KB
-// ahead (prefetch), on more than few_threads threads (the Xeon's choice at 16 threads), and one
-// panel 8 KB ahead on few_threads or fewer (the developer VM at 2 threads: the tuned winner on
-// every M=1 row of three runs, and faster than the four-panel block in 11 of 12 paired rounds,
-// 1.01-1.40x, docs/benchmarks.md); else two panels of min(M, tallest) rows (m=0 counts as
-// any_m_rows). Thread counts between 2 and 16 were not measured.
+// ahead (prefetch), on more than few_threads threads, and one panel 8 KB ahead on few_threads or
+// fewer (the developer VM at 2 threads: the tuned winner on every M=1 row of three runs, and
+// faster than the four-panel block in 11 of 12 paired rounds, 1.01-1.40x); else two panels of
+// min(M, tallest) rows (m=0 counts as any_m_rows). On the Xeon (docs/benchmarks.md, every M=1
+// candidate x seven prefetch distances, interleaved) four panels 2 KB ahead were within 1.08x of
+// the best of 84 on every row at 4, 8 and 16 threads, in both compute modes; one panel was up to
+// 1.28x slower there with compute=int8 (and within 3 % of four with compute=float). 3 threads: not measured.
 constexpr int few_threads = 2;
 X86Variant heuristic_avx512_variant(const OpDesc& desc, X86Isa isa, int tallest, int max_threads);
 // `variant` (split_k=1) followed by its split versions from candidate_splits, each with

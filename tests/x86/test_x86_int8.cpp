@@ -290,12 +290,17 @@ TEST(X86Int8Registry, ComputeModesNeverCross) {
   }
   const OpDesc int8 = parse_descriptor("m=1,n=4096,k=4096,group=128,compute=int8");
   // M=1 without tuning: one panel 8 KB ahead on two threads (the developer VM's tuned winner), four
-  // panels 2 KB ahead each on more (the Xeon's, 16 threads): block_program.h, heuristic_avx512_variant.
+  // panels 2 KB ahead each on more (the Xeon's, measured at 4, 8 and 16 threads):
+  // block_program.h, heuristic_avx512_variant.
   EXPECT_EQ(variant_name(int8, heuristic(int8, 2)), "x86_avx512vnni_w4g128_n1m1k2_t2_p8192");
+  EXPECT_EQ(variant_name(int8, heuristic(int8, 4)), "x86_avx512vnni_w4g128_n4m1k2_t4_p2048");
+  EXPECT_EQ(variant_name(int8, heuristic(int8, 8)), "x86_avx512vnni_w4g128_n4m1k2_t8_p2048");
   EXPECT_EQ(variant_name(int8, heuristic(int8, 16)), "x86_avx512vnni_w4g128_n4m1k2_t16_p2048");
   const OpDesc bf16 = parse_descriptor("m=1,n=4096,k=4096,group=128,act=bf16");
   if (!cpu_info().has("amx_bf16")) {
     EXPECT_EQ(variant_name(bf16, heuristic(bf16, 2)), "x86_avx512bf16_w4g128_n1m1k2_t2_p8192");
+    EXPECT_EQ(variant_name(bf16, heuristic(bf16, 4)), "x86_avx512bf16_w4g128_n4m1k2_t4_p2048");
+    EXPECT_EQ(variant_name(bf16, heuristic(bf16, 8)), "x86_avx512bf16_w4g128_n4m1k2_t8_p2048");
     EXPECT_EQ(variant_name(bf16, heuristic(bf16, 16)), "x86_avx512bf16_w4g128_n4m1k2_t16_p2048");
   }
   // The AMX families are keyed only where the CPU has them (test_x86_amx*.cpp check that case).
