@@ -232,6 +232,21 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 6144x4096; where the 256-row grid fills its waves (28672 or 4096 columns at M = 1024) it
   // stays, as it was faster there. Grids under half a wave (few columns: splitting is what
   // fills them) are left as they are: not measured.
+  // Stream-K (from 256 rows, docs/benchmarks.md, the H100 at M = 256 and 1024): where that grid
+  // leaves more than a tenth of its last wave idle, over half a wave and under stream_k_max_waves,
+  // the 256-row tile with a block per SM sharing every tile's k iterations: measured 7 % faster
+  // than the 128-row warp-specialized tile at M = 1024 and 5 % at M = 256 on 6144x4096 (1.45 and
+  // 0.73 waves), 4 % faster than the 256-row grid at M = 256 on 28672x4096 (1.70 waves). Where the
+  // grid fills its wave (0.97: 128 tiles on 4096 columns at M = 1024, or split to 128 blocks at
+  // M = 256) the fix-up of every cut tile cost more than the 4 idle SMs (60.0 against 52.6 us on
+  // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays.
+  if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
+      tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
+    CudaVariant streamed = variant_of(shape);
+    const int64_t grid = tiles(desc, streamed);
+    streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
+    if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) return streamed;
+  }
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
     if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen)) return shorter;

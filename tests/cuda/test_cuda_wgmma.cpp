@@ -106,31 +106,35 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
   // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
   EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
-  // Wave quantization of the 256-row tiles: where their grid leaves a fifth of its last wave
-  // idle, the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
+  // Wave quantization of the 256-row tiles: from 256 rows, where their grid leaves a tenth of its
+  // last wave idle, stream-K over a block per SM; below 256 rows, where it leaves a fifth idle,
+  // the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
   auto chosen = [&](const char* text) {
     const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
-  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m128k128_s4_ws");  // 192 tiles
-  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws");    // 48 x 2
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132");  // 192 tiles
+  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");    // 48 x 2
+  EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws");     // 48 x 2
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224 tiles
+  EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");        // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4");  // 32 x 4
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4");       // 224 tiles
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
                    192.0 / 264.0);
   // The wave rules count the device's SMs (the registry passes DeviceInfo::sm_count; 0 or none:
   // the H100's 132). On 96 SMs the 192 tiles of the 256-row grid at M=1024 on 6144 columns fill
-  // two whole waves, so that tile stays; on 132 they fill 1.45 and the 128-row tile is taken.
+  // two whole waves, so that grid stays; on 132 they fill 1.45 and stream-K is taken.
   const OpDesc ragged = descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   EXPECT_EQ(WgmmaGenerator(132).heuristic(ragged), generator.heuristic(ragged));
   EXPECT_EQ(WgmmaGenerator(0).heuristic(ragged), generator.heuristic(ragged));
   EXPECT_EQ(heuristic(ragged, 9, 132), heuristic(ragged, 9));
   EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).block_m, 256);
-  EXPECT_EQ(generator.heuristic(ragged).block_m, 128);
+  EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).stream_k, 0);
+  EXPECT_EQ(generator.heuristic(ragged).stream_k, 132);
   EXPECT_EQ(heuristic(ragged, 9, 96), WgmmaGenerator(96).heuristic(ragged));
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
