@@ -71,6 +71,11 @@
 // accumulator, bias-free, into partials [SPLIT_K][M][N] (the caller's workspace). A second
 // kernel, wgmma_split_reduce, sums the SPLIT_K partials of each element in split order, adds
 // the bias and converts: the same sums in the same order every run, no atomics.
+//
+// Stream-K (Config::STREAM_K blocks, a persistent grid; wgmma_stream_k_int4 below): the tile code
+// above runs once per segment of a block's equal share of every tile's stage pairs, and a tile
+// cut between blocks is summed through the workspace in block order. The tiled grid and the
+// stream-K one share wgmma_tile through a Work policy (TiledWork, StreamKWork).
 
 namespace lowbit_gemv {
 
@@ -222,7 +227,7 @@ __device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& 
 // OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
-// warp, above).
+// warp, above); STREAM_K (stream-K programs only: the persistent blocks, StreamKSchedule).
 template <class Config>
 struct WgmmaTile {
   static constexpr int BLOCK_N = Config::BLOCK_N;

@@ -696,7 +696,7 @@ TEST(CudaWgmma, SplitRunsAreBitIdentical) {
 // Stream-K fixes up a cut tile in block order: runs give the same bits whatever the workspace
 // held (poison, zeros, the flags and partials the previous run left: each launch has its own
 // token), also two launches in a row on the stream without a wait between; a missing workspace
-// is refused with its size.
+// is refused with its size, a misaligned one naming the alignment.
 TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
   SKIP_WITHOUT_HOPPER();
   const OpDesc desc = descriptor("m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
@@ -712,6 +712,16 @@ TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
       refused = error.what();
     }
     EXPECT_NE(refused.find(std::to_string(kernel.workspace_bytes(desc.m))), std::string::npos) << refused;
+    DeviceBuffer larger(kernel.workspace_bytes(desc.m) + 256);
+    args.workspace = static_cast<uint8_t*>(larger.data()) + 16;
+    args.workspace_size = kernel.workspace_bytes(desc.m);
+    refused = "accepted";
+    try {
+      kernel.run(args);
+    } catch (const InvalidArgument& error) {
+      refused = error.what();
+    }
+    EXPECT_NE(refused.find("256-byte"), std::string::npos) << refused;
     args.workspace = workspace.data();
     args.workspace_size = workspace.size();
     std::vector<std::vector<uint8_t>> outputs;
