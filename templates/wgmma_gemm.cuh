@@ -71,6 +71,11 @@
 // accumulator, bias-free, into partials [SPLIT_K][M][N] (the caller's workspace). A second
 // kernel, wgmma_split_reduce, sums the SPLIT_K partials of each element in split order, adds
 // the bias and converts: the same sums in the same order every run, no atomics.
+//
+// Stream-K (Config::STREAM_K blocks, a persistent grid; wgmma_stream_k_int4 below): the tile code
+// above runs once per segment of a block's equal share of every tile's stage pairs, and a tile
+// cut between blocks is summed through the workspace in block order. The tiled grid and the
+// stream-K one share wgmma_tile through a Work policy (TiledWork, StreamKWork).
 
 namespace lowbit_gemv {
 
@@ -222,7 +227,7 @@ __device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& 
 // OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
-// warp, above).
+// warp, above); STREAM_K (stream-K programs only: the persistent blocks, StreamKSchedule).
 template <class Config>
 struct WgmmaTile {
   static constexpr int BLOCK_N = Config::BLOCK_N;
@@ -266,11 +271,29 @@ struct WgmmaTile {
   static_assert(SPLIT_K >= 1 && (SPLIT_K - 1) * SPLIT_STAGES < K_STAGES, "every split holds some of K");
 };
 
-template <class Config>
-__device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
-                                                const u16* __restrict__ scales, const u16* __restrict__ zeros,
-                                                const void* __restrict__ bias, void* __restrict__ y,
-                                                unsigned char* shared_raw) {
+// The work of a block of the tiled grid (blockIdx: M tile, N tile, split), and what its tile
+// needs after the wgmmas: nothing, it is stored. (A stream-K segment, below, is the other Work.)
+template <class Tile>
+struct TiledWork {
+  __device__ __forceinline__ int first_stage() const { return blockIdx.z * Tile::SPLIT_STAGES; }
+  __device__ __forceinline__ int end_stage(int first) const { return first + Tile::SPLIT_STAGES; }
+  __device__ __forceinline__ int block_row() const { return blockIdx.x * Tile::BLOCK_M; }
+  __device__ __forceinline__ long long block_panel() const { return static_cast<long long>(blockIdx.y) * Tile::PANELS; }
+  // Whether the tile is stored, after any change to its accumulator (a stream-K fix-up).
+  template <int COUNT>
+  __device__ __forceinline__ bool fix_up(float (&)[COUNT]) const {
+    return true;
+  }
+};
+
+// One tile of `work` (Work: first_stage(), end_stage(first), block_row(), block_panel(),
+// fix_up(accumulator), as TiledWork): rows from block_row, weight panels from block_panel,
+// stages [first_stage, end_stage) (an even count). Called by every thread of the block.
+template <class Config, class Work>
+__device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
+                                           const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                           const void* __restrict__ bias, void* __restrict__ y,
+                                           unsigned char* shared_raw, const Work& work) {
   // y: the output [M][N] of OUT, or with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N].
   using Tile = WgmmaTile<Config>;
   constexpr int M = Config::M;
@@ -280,17 +303,17 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / GROUP;
   constexpr int STEPS = (K + 3) / 4;                // 32-byte steps per panel
   constexpr long long PANEL_COUNT = (N + 15) / 16;  // panels in the weights
-  // This block's stages: [first_stage, end_stage), an even count (WgmmaTile::SPLIT_STAGES).
-  const int first_stage = blockIdx.z * Tile::SPLIT_STAGES;
-  const int end_stage = first_stage + Tile::SPLIT_STAGES;
+  // This block's stages: [first_stage, end_stage), an even count.
+  const int first_stage = work.first_stage();
+  const int end_stage = work.end_stage(first_stage);
   constexpr bool IS_BF16 = Config::ACT == bf16;
 
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;  // = the block's panel this warp dequantizes (a consumer)
   const int g = lane >> 2;
   const int t = lane & 3;
-  const int block_row = blockIdx.x * Tile::BLOCK_M;
-  const long long block_panel = static_cast<long long>(blockIdx.y) * Tile::PANELS;
+  const int block_row = work.block_row();
+  const long long block_panel = work.block_panel();
 
   // The ring: [STAGES][STAGE_BYTES], 1024-byte aligned in the shared window.
   const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
@@ -544,6 +567,7 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
   wgmma_wait<0>();
   fence_accumulators(accumulator);
   asm volatile("cp.async.wait_group 0;\n" ::);
+  if (!work.fix_up(accumulator)) return;
 
   // ---- Epilogue: bias, output dtype, masked stores. Lane (g, t) writes columns 2g, 2g+1 of
   // rows 8i+2t, 8i+2t+1; with N even the two columns are one aligned pair. A split stores its
@@ -579,6 +603,146 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
         if (pair_inside) store_element<STORED>(y, index + 1, value1);
       }
     }
+}
+
+// One block per tile and split (grid: M tiles x N tiles x SPLIT_K). y: the output [M][N] of OUT, or
+// with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N], stored bias-free into the block's slice
+// (wgmma_split_reduce adds them).
+template <class Config>
+__device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
+                                                const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                                const void* __restrict__ bias, void* __restrict__ y,
+                                                unsigned char* shared_raw) {
+  wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<WgmmaTile<Config>>{});
+}
+
+// ---- Stream-K (STREAM_K = BLOCKS > 0; PRODUCER = 0, SPLIT_K = 1). A grid of BLOCKS persistent
+// blocks (at most one per SM, so all are resident at once) shares the ITERATIONS = TILES x PAIRS
+// iterations (a stage pair of one tile: stages run in pairs, above) equally: block b takes
+// [b ITERATIONS / BLOCKS, (b + 1) ITERATIONS / BLOCKS), tile by tile in order (tiles with M
+// fastest, as the tiled grid's x: blocks on one weight tile run together). The run of each block
+// is then a tile's last part, whole tiles, and a tile's first part; no SM idles in a last partial
+// wave. A tile cut between blocks is fixed up without atomics on data: the blocks with a later K
+// range than its first (contributors) store their fp32 accumulator, in their registers' order,
+// into their own partial slot [BLOCK_M / 8][CONSUMER_THREADS] float4 of the workspace and
+// publish a flag; the block with the tile's first K range (the owner) adds the contributors'
+// partials in block order after its own and stores the tile. The same sums in the same order
+// every run: bit-identical results. The owner is the first block (as in the Stream-K paper):
+// a contributor's part is the first thing its block computes, an owner's part the last, so an
+// owner's wait is for work done long before (the other way round, each block would wait for
+// its predecessor's whole run).
+// Flags: flag[b] (u64) holds the launch's token (a kernel argument, new every launch, never 0)
+// once block b's partial is stored; the owner that consumes it resets it to 0. So a flag left by
+// an earlier launch, or anything else in the caller's workspace, is not taken for this launch's
+// unless it holds this very token (and replays of one captured launch find the flags reset).
+template <class Config>
+struct StreamKSchedule {
+  using Tile = WgmmaTile<Config>;
+  static constexpr int BLOCKS = Config::STREAM_K;
+  static constexpr long long M_TILES = (Config::M + Tile::BLOCK_M - 1) / Tile::BLOCK_M;
+  static constexpr long long N_TILES = ((Config::N + 15) / 16 + Tile::PANELS - 1) / Tile::PANELS;
+  static constexpr long long TILES = M_TILES * N_TILES;
+  static constexpr int PAIRS = (Tile::K_STAGES + 1) / 2;  // iterations of one tile
+  static constexpr long long ITERATIONS = TILES * PAIRS;
+  static constexpr int FRAGMENTS = Tile::BLOCK_M / 8;  // float4 of accumulator per consumer thread
+  static constexpr int FLAG_BYTES = (BLOCKS * 8 + 255) / 256 * 256;  // the flags, then the partial slots
+  static_assert(BLOCKS >= 1 && BLOCKS <= ITERATIONS, "every block has at least one iteration");
+  static_assert(!Tile::PRODUCER && Tile::SPLIT_K == 1, "stream-K runs the all-thread ring without a split");
+  static __device__ __forceinline__ long long begin(int block) { return block * ITERATIONS / BLOCKS; }
+};
+
+// Release at GPU scope: the block's partial stores (ordered before by a barrier and a fence) are
+// visible to whoever acquires the flag.
+__device__ __forceinline__ void publish_flag(u64* flag, u64 token) {
+  asm volatile("st.release.gpu.global.u64 [%0], %1;\n" ::"l"(flag), "l"(token) : "memory");
+}
+__device__ __forceinline__ u64 acquire_flag(const u64* flag) {
+  u64 value;
+  asm volatile("ld.acquire.gpu.global.u64 %0, [%1];\n" : "=l"(value) : "l"(flag) : "memory");
+  return value;
+}
+
+// One segment of a stream-K block's run: stages [2 (iteration - tile_begin), 2 (segment_end -
+// tile_begin)) of tile `tile`. A contributor (iteration past the tile's first: only a block's
+// first segment can be one) stores its partial and publishes it, and does not store the tile; the
+// owner adds the partials of the next blocks whose runs start inside the tile, in block order,
+// then stores it. workspace: [BLOCKS] u64 flags (padded to FLAG_BYTES), then [BLOCKS][FRAGMENTS]
+// [CONSUMER_THREADS] float4 partial slots.
+template <class Config>
+struct StreamKWork {
+  using Tile = WgmmaTile<Config>;
+  using Schedule = StreamKSchedule<Config>;
+  long long tile, tile_begin, iteration, segment_end;
+  u64* flags;
+  float4* partials;
+  u64 token;  // this launch's, nonzero
+
+  __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
+  __device__ __forceinline__ int end_stage(int) const { return static_cast<int>(2 * (segment_end - tile_begin)); }
+  __device__ __forceinline__ int block_row() const { return static_cast<int>(tile % Schedule::M_TILES) * Tile::BLOCK_M; }
+  __device__ __forceinline__ long long block_panel() const { return tile / Schedule::M_TILES * Tile::PANELS; }
+  // This thread's first float4 of a block's partial slot (float4 i at + i CONSUMER_THREADS).
+  __device__ __forceinline__ float4* slot(int block) const {
+    return partials + static_cast<long long>(block) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS + threadIdx.x;
+  }
+
+  __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
+    const int block = blockIdx.x;
+    if (iteration != tile_begin) {
+      float4* mine = slot(block);
+#pragma unroll
+      for (int i = 0; i < Schedule::FRAGMENTS; ++i)
+        __stcg(mine + i * Tile::CONSUMER_THREADS, make_float4(accumulator[4 * i], accumulator[4 * i + 1],
+                                                              accumulator[4 * i + 2], accumulator[4 * i + 3]));
+      __syncthreads();  // every thread's partial is stored ...
+      if (threadIdx.x == 0) {
+        __threadfence();  // ... and ordered before the flag at GPU scope
+        publish_flag(flags + block, token);
+      }
+      return false;
+    }
+    const long long tile_end = tile_begin + Schedule::PAIRS;
+    for (int other = block + 1; other < Schedule::BLOCKS && Schedule::begin(other) < tile_end; ++other) {
+      if (threadIdx.x == 0) {
+        while (acquire_flag(flags + other) != token) {
+        }
+        flags[other] = 0;  // consumed: reset for the next launch (nothing else reads it in this one)
+      }
+      __syncthreads();  // thread 0's acquire orders the partial before every thread's reads
+      const float4* theirs = slot(other);
+#pragma unroll
+      for (int i = 0; i < Schedule::FRAGMENTS; ++i) {
+        const float4 value = __ldcg(theirs + i * Tile::CONSUMER_THREADS);
+        accumulator[4 * i] += value.x, accumulator[4 * i + 1] += value.y;
+        accumulator[4 * i + 2] += value.z, accumulator[4 * i + 3] += value.w;
+      }
+    }
+    return true;
+  }
+};
+
+// The persistent block blockIdx.x of BLOCKS: its run of iterations, segment by segment.
+template <class Config>
+__device__ __forceinline__ void wgmma_stream_k_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
+                                                    const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                                    const void* __restrict__ bias, void* __restrict__ y,
+                                                    void* __restrict__ workspace, u64 token,
+                                                    unsigned char* shared_raw) {
+  using Schedule = StreamKSchedule<Config>;
+  StreamKWork<Config> work;
+  work.flags = static_cast<u64*>(workspace);
+  work.partials = reinterpret_cast<float4*>(static_cast<unsigned char*>(workspace) + Schedule::FLAG_BYTES);
+  work.token = token;
+  const long long first = Schedule::begin(blockIdx.x);
+  const long long end = Schedule::begin(blockIdx.x + 1);
+  for (work.iteration = first; work.iteration < end; work.iteration = work.segment_end) {
+    work.tile = work.iteration / Schedule::PAIRS;
+    work.tile_begin = work.tile * Schedule::PAIRS;
+    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
+    // Every warpgroup's wgmmas of the previous segment are done before its ring is refilled.
+    if (work.iteration != first) __syncthreads();
+    wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+  }
 }
 
 // The second pass of a split: y[r][n] = sum over s = 0 .. SPLIT_K-1, in that order, of

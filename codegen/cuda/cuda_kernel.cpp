@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,15 @@ LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
 // Whether the variant writes fp32 partials to the workspace and sums them in a second kernel.
 bool splits(const CudaVariant& variant) {
   return variant.split_k > 1 && (variant.family == CudaFamily::wgmma || variant.family == CudaFamily::gemv_mma);
+}
+
+// A stream-K launch's token (templates/wgmma_gemm.cuh: its flags hold it once a partial is
+// stored): new for every launch of every kernel of this process, never 0, and with a high half no
+// small integer or ordinary float pair has, so a workspace another kernel wrote is not mistaken
+// for this launch's flags.
+unsigned long long next_launch_token() {
+  static std::atomic<unsigned long long> launches{0};
+  return 0x5354524d00000000ull | (launches.fetch_add(1, std::memory_order_relaxed) % 0xffffffffull + 1);
 }
 
 }  // namespace
@@ -86,6 +96,8 @@ LaunchGeometry CudaKernel::geometry_for_rows(int64_t rows) const {
 }
 
 std::size_t CudaKernel::workspace_bytes(int64_t) const {
+  if (variant_.family == CudaFamily::wgmma && variant_.stream_k != 0)
+    return WgmmaGenerator::workspace_bytes(desc_, variant_);
   if (!splits(variant_)) return 0;
   return variant_.family == CudaFamily::wgmma ? WgmmaGenerator::workspace_bytes(desc_, variant_)
                                               : GemvGenerator::workspace_bytes(desc_, variant_);
@@ -109,8 +121,13 @@ void CudaKernel::run(const RunArgs& args) const {
   int rows = static_cast<int>(args.m);
   void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &rows};
   const LaunchGeometry geometry = desc_.m == 0 ? geometry_for_rows(args.m) : geometry_;
+  // A stream-K wgmma variant takes the workspace (its flags and partial tiles) and a launch token.
+  void* workspace = args.workspace;
+  unsigned long long token = variant_.stream_k != 0 ? next_launch_token() : 0;
+  void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token};
   check(driver().cuLaunchKernel(function_, geometry.grid_x, geometry.grid_y, geometry.grid_z, geometry.threads, 1, 1,
-                                geometry.shared_bytes, static_cast<CUstream>(args.stream), parameters, nullptr),
+                                geometry.shared_bytes, static_cast<CUstream>(args.stream),
+                                variant_.stream_k != 0 ? stream_k_parameters : parameters, nullptr),
         "cuLaunchKernel");
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;

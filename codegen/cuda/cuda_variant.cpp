@@ -23,10 +23,11 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                        variant.block_n, variant.block_m, variant.block_k, variant.stages, variant.warps_n,
                        variant.warps_m, variant.warps_k);
   if (variant.family == CudaFamily::wgmma)
-    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}{}", compact_arch, family, desc.bits, group, desc.m,
+    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
                        variant.block_n, variant.block_m, variant.block_k, variant.stages,
                        variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k),
-                       variant.producer == 0 ? "" : "_ws");
+                       variant.producer == 0 ? "" : "_ws",
+                       variant.stream_k == 0 ? std::string() : fmt::format("_sk{}", variant.stream_k));
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
@@ -50,6 +51,9 @@ std::string split_k_misuse(const CudaVariant& variant) {
     return fmt::format("producer={}: only the wgmma family has a warp-specialized copy warpgroup; family={} needs "
                        "producer=0",
                        variant.producer, to_string(variant.family));
+  if (variant.stream_k != 0 && !wgmma)
+    return fmt::format("stream_k={}: only the wgmma family has a stream-K schedule; family={} needs stream_k=0",
+                       variant.stream_k, to_string(variant.family));
   if (variant.bulk_copy != 0 && !gemv_mma)
     return fmt::format("bulk_copy={}: only the gemv_mma family fills its ring with bulk copies; family={} needs "
                        "bulk_copy=0",
@@ -70,13 +74,13 @@ nlohmann::json to_json(const CudaVariant& variant) { return fields_to_json(varia
 CudaVariant variant_from_json(const nlohmann::json& json) {
   // The tile fields were added with the mma family (a gemv variant stored before lacks them),
   // split_k and producer with the wgmma family's split and copy warpgroup, bulk_copy and panels
-  // with gemv_mma's bulk copies and panel walk, prefetch with its L2 prefetch (a variant
-  // stored before has none of them).
+  // with gemv_mma's bulk copies and panel walk, prefetch with its L2 prefetch, stream_k with the
+  // wgmma family's stream-K schedule (a variant stored before has none of them).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
     for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k",
-                             "split_k", "producer", "bulk_copy", "panels", "prefetch"})
+                             "split_k", "producer", "bulk_copy", "panels", "prefetch", "stream_k"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

@@ -34,14 +34,15 @@ namespace lowbit::cuda {
 // wgmma family reads block_n, block_m, block_k and stages (warps = block_n / 16, the warp
 // layout fields stay 0), split_k (blocks along K, each a run of whole stages, summed by a
 // second kernel) and producer (0: every thread copies; 1: one more warpgroup alone copies,
-// through mbarriers). gemv_mma also reads block_k (k a warp copies per stage of its ring;
-// 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
+// through mbarriers) and stream_k (that many persistent blocks share the tiles' k iterations
+// equally, partial tiles fixed up in a workspace; 0: off). gemv_mma also reads block_k (k a
+// warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
 // copies) and panels (16-column panels per block, walked in turn with the ring kept running)
 // and prefetch (1: each warp prefetches its weight span into L2 when it starts).
-// Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0. The tile
-// fields, split_k, producer, bulk_copy, panels and prefetch came later: JSON without them
-// (older caches) reads as these defaults.
+// Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0,
+// stream_k=0. The tile fields, split_k, producer, bulk_copy, panels, prefetch and stream_k came
+// later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
@@ -58,6 +59,7 @@ struct CudaVariant {
   int bulk_copy = 0; // gemv_mma, sm_90: 1 = stages filled by bulk copies (TMA engine), 0 = per-lane cp.async
   int panels = 1;    // gemv_mma: 16-column panels one block walks with one ring (1, 2, 4 or 8)
   int prefetch = 0;  // gemv_mma: 1 = each warp asks L2 for its whole weight span when it starts
+  int stream_k = 0;  // wgmma: persistent blocks of a stream-K schedule (0: one block per tile)
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -69,7 +71,7 @@ struct CudaVariant {
                       field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
                       field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer),
                       field("bulk_copy", &CudaVariant::bulk_copy), field("panels", &CudaVariant::panels),
-                      field("prefetch", &CudaVariant::prefetch)};
+                      field("prefetch", &CudaVariant::prefetch), field("stream_k", &CudaVariant::stream_k)};
   }
 };
 
@@ -86,7 +88,7 @@ struct LaunchGeometry {
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
-// when split_k > 1, "_ws" when producer = 1); gemv_mma appends "_k128" when block_k is set,
+// when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks); gemv_mma appends "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 // Why a variant may not carry its split_k or producer (only the wgmma family splits K or

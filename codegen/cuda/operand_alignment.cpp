@@ -38,6 +38,9 @@ void check_operand_alignment(const OpDesc& desc, const CudaVariant& variant, con
   // A split's partials are read as float4 and its slices are whole rows of floats.
   if (variant.split_k > 1 && reinterpret_cast<std::uintptr_t>(args.workspace) % 256 != 0)
     throw InvalidArgument("workspace", "the split wgmma kernels need RunArgs.workspace 256-byte aligned");
+  // Stream-K's flags are 8-byte words and its partial tiles float4, after 256 bytes of flags.
+  if (variant.stream_k != 0 && reinterpret_cast<std::uintptr_t>(args.workspace) % 256 != 0)
+    throw InvalidArgument("workspace", "the stream-K wgmma kernels need RunArgs.workspace 256-byte aligned");
 }
 
 }  // namespace lowbit::cuda

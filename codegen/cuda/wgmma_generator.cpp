@@ -39,6 +39,19 @@ int split_stages(const OpDesc& desc, const CudaVariant& variant) {
 int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
   return (desc.m + variant.block_m - 1) / variant.block_m * ((desc.n + variant.block_n - 1) / variant.block_n);
 }
+// The template's StreamKSchedule::ITERATIONS: every tile's stage pairs, shared by the stream-K blocks.
+int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
+  return tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
+}
+// Stream-K pruning: searched from stream_k_min_rows, for the all-thread ring's tall tiles, where the
+// tiled grid leaves part of its last wave idle and is under stream_k_max_waves waves (beyond, the
+// idle share of the last wave is small against the partial tiles' fix-up).
+constexpr int64_t stream_k_min_rows = 256;
+constexpr int stream_k_min_block_m = 128;
+constexpr int stream_k_max_waves = 4;
+// The workspace of a stream-K launch: a flag per block (u64), padded to 256 bytes, then a partial
+// tile per block (the template's StreamKSchedule::FLAG_BYTES and partial slots).
+std::size_t stream_k_flag_bytes(int blocks) { return (static_cast<std::size_t>(blocks) * 8 + 255) / 256 * 256; }
 
 // The tile shapes searched (weight columns x rows of x x k per stage, stages). Tall tiles
 // (BLOCK_M 128, 256) re-read the weights least and feed the tensor cores longest per dequantized
@@ -137,6 +150,21 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (variant.producer != 0 && variant.producer != 1)
     return refuse(fmt::format("producer={}: must be 0 (every thread copies) or 1 (a warp-specialized copy warpgroup)",
                               variant.producer));
+  if (variant.stream_k != 0) {
+    if (variant.split_k != 1 || variant.producer != 0)
+      return refuse(fmt::format("stream_k={} with split_k={}, producer={}: the stream-K schedule runs the all-thread "
+                                "ring (producer=0) without a split (split_k=1)",
+                                variant.stream_k, variant.split_k, variant.producer));
+    // Every block must be resident at once (an owner waits for later blocks' partials): at most
+    // one block per SM of this device.
+    if (variant.stream_k < 1 || variant.stream_k > sm_count_)
+      return refuse(fmt::format("stream_k={}: must be 0 (off) or 1..{} persistent blocks (at most one per SM of the "
+                                "device, so that all are resident while owners wait for partials)",
+                                variant.stream_k, sm_count_));
+    if (variant.stream_k > stream_k_iterations(desc, variant))
+      return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
+                                variant.stream_k, stream_k_iterations(desc, variant)));
+  }
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -164,6 +192,18 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
   for (const Shape& shape : producer_shapes) add(shape, 1);
+  // Stream-K: the tall all-thread tiles whose grid leaves SMs idle in its last wave, with one
+  // persistent block per SM (or per iteration, where fewer).
+  if (desc.m >= stream_k_min_rows)
+    for (const Shape& shape : searched_shapes) {
+      CudaVariant variant = variant_of(shape);
+      const int64_t grid = tiles(desc, variant);
+      if (variant.block_m < stream_k_min_block_m || variant.block_m > rows || grid % sm_count_ == 0 ||
+          grid >= int64_t{stream_k_max_waves} * sm_count_)
+        continue;
+      variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
+      if (is_valid(desc, variant, 9)) variants.push_back(variant);
+    }
   return variants;
 }
 
@@ -192,6 +232,21 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 6144x4096; where the 256-row grid fills its waves (28672 or 4096 columns at M = 1024) it
   // stays, as it was faster there. Grids under half a wave (few columns: splitting is what
   // fills them) are left as they are: not measured.
+  // Stream-K (from 256 rows, docs/benchmarks.md, the H100 at M = 256 and 1024): where that grid
+  // leaves more than a tenth of its last wave idle, over half a wave and under stream_k_max_waves,
+  // the 256-row tile with a block per SM sharing every tile's k iterations: measured 7 % faster
+  // than the 128-row warp-specialized tile at M = 1024 and 5 % at M = 256 on 6144x4096 (1.45 and
+  // 0.73 waves), 4 % faster than the 256-row grid at M = 256 on 28672x4096 (1.70 waves). Where the
+  // grid fills its wave (0.97: 128 tiles on 4096 columns at M = 1024, or split to 128 blocks at
+  // M = 256) the fix-up of every cut tile cost more than the 4 idle SMs (60.0 against 52.6 us on
+  // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays.
+  if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
+      tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
+    CudaVariant streamed = variant_of(shape);
+    const int64_t grid = tiles(desc, streamed);
+    streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
+    if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) return streamed;
+  }
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
     if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen)) return shorter;
@@ -221,12 +276,16 @@ double WgmmaGenerator::wave_fill(const OpDesc& desc, const CudaVariant& variant)
 
 LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
   LaunchGeometry geometry;
+  geometry.threads = static_cast<unsigned>(variant.warps * 32 + variant.producer * 128);  // + the copy warpgroup
+  geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
+  if (variant.stream_k != 0) {  // the persistent blocks
+    geometry.grid_x = static_cast<unsigned>(variant.stream_k);
+    return geometry;
+  }
   // x fastest over M: the blocks that share a weight tile run together and share it in L2.
   geometry.grid_x = static_cast<unsigned>((desc.m + variant.block_m - 1) / variant.block_m);
   geometry.grid_y = static_cast<unsigned>((desc.n + variant.block_n - 1) / variant.block_n);
   geometry.grid_z = static_cast<unsigned>(variant.split_k);
-  geometry.threads = static_cast<unsigned>(variant.warps * 32 + variant.producer * 128);  // + the copy warpgroup
-  geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
   return geometry;
 }
 
@@ -240,6 +299,9 @@ LaunchGeometry WgmmaGenerator::reduce_geometry(const OpDesc& desc) {
 }
 
 std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.stream_k != 0)
+    return stream_k_flag_bytes(variant.stream_k) +
+           static_cast<std::size_t>(variant.stream_k) * variant.block_m * variant.block_n * sizeof(float);
   if (variant.split_k == 1) return 0;
   const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
   return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;
@@ -264,24 +326,20 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int STAGES = {stages};\n"
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
+      "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
-      "// y: the output, or with SPLIT_K > 1 the caller's workspace (fp32 partials, {reduce} sums them).\n"
-      "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {entry}(const void* x, const void* qweight,\n"
-      "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
-      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y) {{\n"
-      "  extern __shared__ __align__(1024) unsigned char shared[];\n"
-      "  lowbit_gemv::wgmma_gemm_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
-      "y, shared);\n"
-      "}}\n"
+      "{entry_source}"
       "{reduce_entry}",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("problem", problem_constants(desc)),
       fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
-      fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32 + variant.producer * 128),
-      fmt::arg("producer", variant.producer),
-      fmt::arg("entry", entry_point), fmt::arg("split_k", variant.split_k), fmt::arg("reduce", reduce_entry_point),
-      fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()));
+      fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
+      fmt::arg("split_k", variant.split_k),
+      fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()),
+      fmt::arg("stream_k", variant.stream_k == 0 ? std::string()
+                                                 : fmt::format("  static constexpr int STREAM_K = {};\n", variant.stream_k)),
+      fmt::arg("entry_source", variant.stream_k == 0 ? tiled_entry_source(variant) : stream_k_entry_source(variant)));
 }
 
 std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
@@ -312,6 +370,35 @@ std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
       fmt::arg("outputs", fmt::join(outputs, ", ")), fmt::arg("a0", accumulators), fmt::arg("a1", accumulators + 1),
       fmt::arg("a2", accumulators + 2), fmt::arg("a3", accumulators + 3), fmt::arg("b", accumulators + 4),
       fmt::arg("one", accumulators + 5));
+}
+
+std::string WgmmaGenerator::tiled_entry_source(const CudaVariant& variant) {
+  return fmt::format(
+      "// y: the output, or with SPLIT_K > 1 the caller's workspace (fp32 partials, {reduce} sums them).\n"
+      "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {entry}(const void* x, const void* qweight,\n"
+      "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
+      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y) {{\n"
+      "  extern __shared__ __align__(1024) unsigned char shared[];\n"
+      "  lowbit_gemv::wgmma_gemm_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
+      "y, shared);\n"
+      "}}\n",
+      fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point),
+      fmt::arg("reduce", reduce_entry_point));
+}
+
+std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant) {
+  return fmt::format(
+      "// STREAM_K persistent blocks; workspace: their flags and partial tiles (workspace_bytes), token: nonzero,\n"
+      "// new every launch (CudaKernel::run).\n"
+      "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {entry}(const void* x, const void* qweight,\n"
+      "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
+      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y, void* workspace,\n"
+      "    unsigned long long token) {{\n"
+      "  extern __shared__ __align__(1024) unsigned char shared[];\n"
+      "  lowbit_gemv::wgmma_stream_k_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, "
+      "bias, y, workspace, token, shared);\n"
+      "}}\n",
+      fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point));
 }
 
 std::string WgmmaGenerator::reduce_source() {

@@ -4,7 +4,8 @@
 // (templates/wgmma_gemm.cuh). Block tiles of BLOCK_N weight columns (64 per consumer
 // warpgroup) x BLOCK_M rows of x (the wgmma's N), optionally split along K across blocks
 // (split_k: fp32 partials in the caller's workspace, summed by a second kernel of the same
-// program), optionally with a warp-specialized copy warpgroup handing the ring over through
+// program), or shared by stream_k persistent blocks (equal shares of every tile's stage pairs,
+// cut tiles fixed up through the workspace), optionally with a warp-specialized copy warpgroup handing the ring over through
 // mbarriers (producer = 1). candidates / is_valid / emit as every generator, plus the launch
 // geometry, the second kernel's and the workspace size the kernel class uses.
 #pragma once
@@ -23,8 +24,8 @@ class WgmmaGenerator {
  public:
   static constexpr std::string_view family = "cuda_wgmma";
   // 2: split_k; 3: producer (warp-specialized copy warpgroup); 4: per-thread copy plans (same
-  // variants, faster kernels: decisions tuned before are re-tuned)
-  static constexpr int version = 4;
+  // variants, faster kernels: decisions tuned before are re-tuned); 5: stream_k candidates
+  static constexpr int version = 5;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
@@ -58,11 +59,14 @@ class WgmmaGenerator {
     return (desc.m >= preferred_min_rows && desc.m <= preferred_max_rows) ||
            (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n);
   }
-  // Blocks over (M, N) tiles, a warpgroup per 64 weight columns, the ring's shared memory.
+  // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the
+  // ring's shared memory.
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
   // The second pass of a split: a thread per 4 (N % 4 == 0) or 1 elements of y.
   static LaunchGeometry reduce_geometry(const OpDesc& desc);
-  // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split).
+  // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split); with
+  // stream_k, a flag (8 bytes, padded to 256 in all) and a block_m x block_n fp32 partial tile
+  // per persistent block.
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
@@ -73,6 +77,10 @@ class WgmmaGenerator {
  private:
   int sm_count_;
   static std::string reduce_source();
+  // The entry point of a tiled grid (stream_k = 0: unchanged since before stream-K) and of a
+  // stream-K one (two more parameters: workspace, launch token).
+  static std::string tiled_entry_source(const CudaVariant& variant);
+  static std::string stream_k_entry_source(const CudaVariant& variant);
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).
   CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;

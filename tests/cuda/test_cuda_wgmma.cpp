@@ -8,7 +8,11 @@
 // the candidates checked; they also must give bit-identical outputs run to run and refuse a
 // missing or small workspace. Warp-specialized variants (producer = 1: a copy warpgroup and
 // mbarriers per ring slot) are among the candidates at M >= 128 and checked at odd shapes with
-// splits and every zero-point kind.
+// splits and every zero-point kind. Stream-K variants (stream_k persistent blocks sharing the
+// tiles' k iterations, cut tiles fixed up through the workspace) are among the candidates at
+// M >= 256, checked at odd shapes from M = 1 (against the reference, also with few blocks, so that
+// a block runs through several tiles), and must give bit-identical outputs run to run over any
+// workspace contents, the flags the previous run left included.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -102,31 +106,35 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
   // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
   EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
-  // Wave quantization of the 256-row tiles: where their grid leaves a fifth of its last wave
-  // idle, the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
+  // Wave quantization of the 256-row tiles: from 256 rows, where their grid leaves a tenth of its
+  // last wave idle, stream-K over a block per SM; below 256 rows, where it leaves a fifth idle,
+  // the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
   auto chosen = [&](const char* text) {
     const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
-  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m128k128_s4_ws");  // 192 tiles
-  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws");    // 48 x 2
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132");  // 192 tiles
+  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");    // 48 x 2
+  EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws");     // 48 x 2
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224 tiles
+  EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");        // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4");  // 32 x 4
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4");       // 224 tiles
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
                    192.0 / 264.0);
   // The wave rules count the device's SMs (the registry passes DeviceInfo::sm_count; 0 or none:
   // the H100's 132). On 96 SMs the 192 tiles of the 256-row grid at M=1024 on 6144 columns fill
-  // two whole waves, so that tile stays; on 132 they fill 1.45 and the 128-row tile is taken.
+  // two whole waves, so that grid stays; on 132 they fill 1.45 and stream-K is taken.
   const OpDesc ragged = descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   EXPECT_EQ(WgmmaGenerator(132).heuristic(ragged), generator.heuristic(ragged));
   EXPECT_EQ(WgmmaGenerator(0).heuristic(ragged), generator.heuristic(ragged));
   EXPECT_EQ(heuristic(ragged, 9, 132), heuristic(ragged, 9));
   EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).block_m, 256);
-  EXPECT_EQ(generator.heuristic(ragged).block_m, 128);
+  EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).stream_k, 0);
+  EXPECT_EQ(generator.heuristic(ragged).stream_k, 132);
   EXPECT_EQ(heuristic(ragged, 9, 96), WgmmaGenerator(96).heuristic(ragged));
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
@@ -164,6 +172,110 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
     EXPECT_EQ(listed.split_k, 1);  // thousands of tiles already
   // At large M the heuristic does not split.
   EXPECT_EQ(generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,group=128,act=bf16")).split_k, 1);
+}
+
+// A stream-K variant of a tile shape (n x m x k, stages) with `blocks` persistent blocks.
+CudaVariant stream_k_variant(int block_n, int block_m, int block_k, int stages, int blocks) {
+  CudaVariant variant;
+  variant.family = CudaFamily::wgmma;
+  variant.warps = block_n / 16;
+  variant.block_n = block_n;
+  variant.block_m = block_m;
+  variant.block_k = block_k;
+  variant.stages = stages;
+  variant.stream_k = blocks;
+  return variant;
+}
+
+// stream_k: "_sk<blocks>" in the name, JSON stored before the field reads 0, a grid of stream_k
+// blocks, the workspace of their flags and partial tiles, refusals with reasons, and the pruning
+// of the candidates (from M=256, tall all-thread tiles, grids that leave SMs idle under 4 waves).
+TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
+  WgmmaGenerator generator;
+  const OpDesc desc = descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");  // 192 tiles of 256 x 128
+  const CudaVariant variant = stream_k_variant(128, 256, 64, 4, 132);
+  ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << generator.is_valid(desc, variant, 9).reason;
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132");
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  nlohmann::json older = to_json(variant);  // a variant stored before stream_k existed
+  older.erase("stream_k");
+  EXPECT_EQ(variant_from_json(older).stream_k, 0);
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.grid_x, 132u);
+  EXPECT_EQ(geometry.grid_y, 1u);
+  EXPECT_EQ(geometry.grid_z, 1u);
+  EXPECT_EQ(geometry.threads, 256u);
+  // 132 flags of 8 bytes padded to 1280, then a 256 x 128 fp32 tile per block.
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{1280} + std::size_t{132} * 256 * 128 * 4);
+  const std::vector<CudaVariant> listed = generator.candidates(desc);
+  EXPECT_NE(std::find(listed.begin(), listed.end(), variant), listed.end());
+  // The source: the schedule's block count and entry only in a stream-K program.
+  CudaVariant tiled = variant;
+  tiled.stream_k = 0;
+  EXPECT_NE(generator.emit(desc, variant).find("static constexpr int STREAM_K = 132;"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, variant).find("wgmma_stream_k_int4<LowbitConfig>"), std::string::npos);
+  EXPECT_EQ(generator.emit(desc, tiled).find("static constexpr int STREAM_K"), std::string::npos);
+  EXPECT_EQ(generator.emit(desc, tiled).find("wgmma_stream_k_int4<LowbitConfig>"), std::string::npos);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, tiled), 0u);
+
+  auto reason = [&](const WgmmaGenerator& by, const OpDesc& on, const CudaVariant& tried) {
+    const Validity validity = by.is_valid(on, tried, 9);
+    EXPECT_FALSE(validity) << variant_name(on, tried, "sm_90a");
+    return validity.reason;
+  };
+  CudaVariant split = variant;
+  split.split_k = 2;
+  EXPECT_NE(reason(generator, desc, split).find("without a split"), std::string::npos);
+  CudaVariant producer = variant;
+  producer.producer = 1;
+  producer.warps = 8;
+  EXPECT_NE(reason(generator, desc, producer).find("producer=0"), std::string::npos);
+  EXPECT_NE(reason(generator, desc, stream_k_variant(128, 256, 64, 4, 133)).find("1..132"), std::string::npos);
+  EXPECT_NE(reason(WgmmaGenerator(96), desc, variant).find("1..96"), std::string::npos);
+  EXPECT_NE(reason(generator, desc, stream_k_variant(128, 256, 64, 4, -1)).find("stream_k=-1"), std::string::npos);
+  // One tile of one stage pair: a second block would have nothing to do.
+  const OpDesc tiny = descriptor("m=1,n=16,k=64,bits=4,group=64,act=bf16");
+  EXPECT_TRUE(generator.is_valid(tiny, stream_k_variant(128, 256, 64, 4, 1), 9));
+  EXPECT_NE(reason(generator, tiny, stream_k_variant(128, 256, 64, 4, 2)).find("1 iterations"), std::string::npos);
+  CudaVariant gemv;
+  gemv.stream_k = 4;
+  EXPECT_NE(split_k_misuse(gemv).find("stream_k=4"), std::string::npos);
+
+  auto stream_k_candidates = [&](const char* text) {
+    const OpDesc on = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
+    int count = 0;
+    for (const CudaVariant& candidate : generator.candidates(on)) {
+      if (candidate.stream_k == 0) continue;
+      ++count;
+      EXPECT_GE(candidate.block_m, 128);
+      EXPECT_EQ(candidate.producer, 0);
+      EXPECT_EQ(candidate.split_k, 1);
+    }
+    return count;
+  };
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096"), 4);  // 64 x 128 tiles: 768, over 4 waves
+  EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096"), 0);   // below 256 rows
+  EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096"), 0);  // 33 x 128 columns: 132, 264 or 528 tiles, whole waves
+  EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096"), 0);  // thousands of tiles
+}
+
+// Every stream-K shape of the candidates compiles at a K tail with whole-K groups, fp16, and a
+// block count below the SMs' (a block runs through several tiles).
+TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  const OpDesc desc = descriptor("m=513,n=4095,k=4104,bits=4,group=-1,zero=float,act=fp16,out=fp16,bias=1");
+  std::vector<CudaVariant> variants;
+  for (const CudaVariant& candidate : generator.candidates(desc))
+    if (candidate.stream_k != 0) variants.push_back(candidate);
+  ASSERT_EQ(variants.size(), 5u);
+  variants.push_back(stream_k_variant(128, 128, 64, 5, 7));
+  for (const CudaVariant& variant : variants) {
+    ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+    EXPECT_TRUE(looks_like_cubin(
+        compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a")))
+        << variant_name(desc, variant, "sm_90a");
+  }
 }
 
 // producer = 1: a copy warpgroup after the consumers (threads + 128), two mbarriers per slot in
@@ -500,6 +612,40 @@ TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
+// Stream-K at odd shapes: N tails (1000, 1001 columns), K tails (33 groups of 64: an odd count of
+// 64-k stages, so a tile's last pair runs past K; whole-K groups with k = 2056, not a multiple of
+// 64), M from 1 over the tiles' edges (127/129, 255/257) to several hundred; every tall tile with
+// a block per SM, and few blocks (7, 3) on one, so that a block runs through whole tiles between
+// its cut ones and a tile is cut among several blocks. 300 x 6144 (144 tiles of 128 x 128) leaves
+// a remainder on 132 blocks. Against the reference.
+TEST(CudaWgmma, StreamKAtOddShapes) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  auto add = [&](const std::string& text) {
+    const OpDesc desc = descriptor("bits=4," + text);
+    for (const CudaVariant& shape : {stream_k_variant(128, 128, 64, 5, 0), stream_k_variant(128, 128, 128, 4, 0),
+                                     stream_k_variant(64, 128, 64, 6, 0), stream_k_variant(128, 256, 64, 4, 0),
+                                     stream_k_variant(64, 256, 64, 5, 0)})
+      for (int blocks : {132, 7, 3}) {
+        if (blocks != 132 && !(shape.block_n == 128 && shape.block_m == 128 && shape.block_k == 64)) continue;
+        CudaVariant variant = shape;
+        const int64_t tiles = (desc.m + shape.block_m - 1) / shape.block_m * ((desc.n + shape.block_n - 1) / shape.block_n);
+        const int64_t iterations = tiles * (((desc.k + shape.block_k - 1) / shape.block_k + 1) / 2);
+        variant.stream_k = static_cast<int>(std::min<int64_t>(blocks, iterations));
+        EXPECT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+        cases.push_back({desc, variant});
+      }
+  };
+  for (int m : {1, 127, 129, 255, 257, 400})
+    add("n=1000,k=2112,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
+  add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16");
+  add("m=300,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1");
+  EXPECT_EQ(cases.size(), 56u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
 // Problem buffers on the device for the run-to-run and refusal checks below.
 struct DeviceProblem {
   explicit DeviceProblem(const OpDesc& desc)
@@ -545,6 +691,51 @@ TEST(CudaWgmma, SplitRunsAreBitIdentical) {
     outputs.push_back(device.y.download());
   }
   EXPECT_TRUE(outputs[0] == outputs[1]) << kernel.name() << ": two runs differ";
+}
+
+// Stream-K fixes up a cut tile in block order: runs give the same bits whatever the workspace
+// held (poison, zeros, the flags and partials the previous run left: each launch has its own
+// token), also two launches in a row on the stream without a wait between; a missing workspace
+// is refused with its size, a misaligned one naming the alignment.
+TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
+  SKIP_WITHOUT_HOPPER();
+  const OpDesc desc = descriptor("m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
+  for (const CudaVariant& variant : {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7)}) {
+    const CudaKernel kernel(desc, variant);
+    DeviceProblem device(desc);
+    DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
+    RunArgs args = device.args(desc);
+    std::string refused = "accepted";
+    try {
+      kernel.run(args);
+    } catch (const InvalidArgument& error) {
+      refused = error.what();
+    }
+    EXPECT_NE(refused.find(std::to_string(kernel.workspace_bytes(desc.m))), std::string::npos) << refused;
+    DeviceBuffer larger(kernel.workspace_bytes(desc.m) + 256);
+    args.workspace = static_cast<uint8_t*>(larger.data()) + 16;
+    args.workspace_size = kernel.workspace_bytes(desc.m);
+    refused = "accepted";
+    try {
+      kernel.run(args);
+    } catch (const InvalidArgument& error) {
+      refused = error.what();
+    }
+    EXPECT_NE(refused.find("256-byte"), std::string::npos) << refused;
+    args.workspace = workspace.data();
+    args.workspace_size = workspace.size();
+    std::vector<std::vector<uint8_t>> outputs;
+    for (int run = 0; run < 5; ++run) {
+      if (run == 0) workspace.fill(0xff);
+      if (run == 2) workspace.fill(0x00);
+      device.y.fill(0xff);
+      kernel.run(args);
+      if (run == 4) kernel.run(args);  // two launches in flight one after the other
+      check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+      outputs.push_back(device.y.download());
+    }
+    for (int run = 1; run < 5; ++run) EXPECT_TRUE(outputs[0] == outputs[run]) << kernel.name() << ": run " << run << " differs";
+  }
 }
 
 // A split refuses a missing, small or misaligned workspace, naming the sizes.
