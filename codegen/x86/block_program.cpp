@@ -150,6 +150,8 @@ X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m
 
 X86Variant heuristic_avx512_variant(const OpDesc& desc, X86Isa isa, int tallest, int max_threads) {
   if (desc.m == 1) return heuristic_variant(desc, isa, max_threads <= few_threads ? 1 : 4, 1, max_threads);
+  if (desc.m >= 2 && desc.m <= 4 && max_threads <= few_threads && !computes_int8(isa))
+    return heuristic_variant(desc, isa, 4, 2, max_threads);
   const int64_t m = desc.m == 0 ? any_m_rows : desc.m;
   return heuristic_variant(desc, isa, 2, static_cast<int>(std::min<int64_t>(m, tallest)), max_threads);
 }

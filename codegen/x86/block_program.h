@@ -120,6 +120,11 @@ X86Variant heuristic_variant(const OpDesc& desc, X86Isa isa, int n_panels, int m
 // candidate x seven prefetch distances, interleaved) four panels 2 KB ahead were within 1.08x of
 // the best of 84 on every row at 4, 8 and 16 threads, in both compute modes; one panel was up to
 // 1.28x slower there with compute=int8 (and within 3 % of four with compute=float). 3 threads: not measured.
+// At M=2..4 on few_threads or fewer, compute=float: four panels of two rows (the developer VM at 2
+// threads, M=4: the tuned winner's block on 7 of 8 rows of two full runs, and two panels of four
+// rows 1.11-1.22x slower than it in the second). compute=int8 keeps two panels of M rows there
+// (its tuned winners at M=4 had 3 or 4 rows), and so do more threads (not measured against four
+// panels of two rows: the Xeon takes AMX at M=4).
 constexpr int few_threads = 2;
 X86Variant heuristic_avx512_variant(const OpDesc& desc, X86Isa isa, int tallest, int max_threads);
 // `variant` (split_k=1) followed by its split versions from candidate_splits, each with

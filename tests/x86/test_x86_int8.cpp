@@ -303,6 +303,16 @@ TEST(X86Int8Registry, ComputeModesNeverCross) {
     EXPECT_EQ(variant_name(bf16, heuristic(bf16, 8)), "x86_avx512bf16_w4g128_n4m1k2_t8_p2048");
     EXPECT_EQ(variant_name(bf16, heuristic(bf16, 16)), "x86_avx512bf16_w4g128_n4m1k2_t16_p2048");
   }
+  // M=2..4 without tuning: compute=float takes four panels of two rows on two threads (the
+  // developer VM's tuned block at M=4), two panels of M rows on more; compute=int8 two of M rows.
+  const OpDesc int8_m4 = parse_descriptor("m=4,n=4096,k=4096,group=128,compute=int8");
+  EXPECT_EQ(variant_name(int8_m4, heuristic(int8_m4, 2)), "x86_avx512vnni_w4g128_n2m4k2_t2");
+  EXPECT_EQ(variant_name(int8_m4, heuristic(int8_m4, 16)), "x86_avx512vnni_w4g128_n2m4k2_t16");
+  const OpDesc bf16_m2 = parse_descriptor("m=2,n=4096,k=4096,group=128,act=bf16");
+  if (!cpu_info().has("amx_bf16")) {
+    EXPECT_EQ(variant_name(bf16_m2, heuristic(bf16_m2, 2)), "x86_avx512bf16_w4g128_n4m2k2_t2");
+    EXPECT_EQ(variant_name(bf16_m2, heuristic(bf16_m2, 16)), "x86_avx512bf16_w4g128_n2m2k2_t16");
+  }
   // The AMX families are keyed only where the CPU has them (test_x86_amx*.cpp check that case).
   if (!cpu_info().has("amx_bf16") && !cpu_info().has("amx_int8")) {
     EXPECT_EQ(generator_version(), "x86_avx512_float@4+x86_avx512_vnni_int8@2+x86_avx2_float@1+x86_avx2_int8@1");
