@@ -16,25 +16,17 @@
 # time is left). LOWBIT_DEVICE_BENCH: see below.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${1:-.}" || exit 1
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 jobs=$(nproc)
 
-# The device tool returns at most 8 files: on exit, every file under $OUT but the tables, the test
-# and sanitizer logs and the machine description goes into one raw.tar.gz (the JSON lines, the
-# benchmarks' stderr, the build log), so that nothing a call measured is left behind.
-pack_outputs() {
-  local keep='^(cuda_table\.txt|cuda_formats_table\.txt|cpu_table\.md|ctest\.log|sanitizer\.log|machine\.txt|raw\.tar\.gz)$'
-  local raw=()
-  for file in "$OUT"/*; do
-    [ -f "$file" ] && ! [[ "$(basename "$file")" =~ $keep ]] && raw+=("$(basename "$file")")
-  done
-  [ "${#raw[@]}" -eq 0 ] && return
-  tar -czf "$OUT/raw.tar.gz" -C "$OUT" "${raw[@]}" && (cd "$OUT" && rm -f "${raw[@]}")
-}
-trap pack_outputs EXIT
+# On exit every file under $OUT but the tables, the test and sanitizer logs and the machine
+# description goes into raw.tar.gz (pack_outputs.sh).
+source "$script_dir/pack_outputs.sh"
+trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cpu_table\.md|ctest\.log|sanitizer\.log|machine\.txt|raw\.tar\.gz)$"' EXIT
 
 { date -u; nvidia-smi; g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1; lscpu; } \
   > "$OUT/machine.txt" 2>&1

@@ -22,6 +22,7 @@
 # buffer of 8x the 300 MiB L3); send XEON_M1_PARTS=sweep and XEON_M1_PARTS=tuned as two calls.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${1:-.}" || exit 1
 OUT=${OUT:-/tmp/lowbit-xeon-m1-out}
 mkdir -p "$OUT"
@@ -36,16 +37,8 @@ sweep_rounds=${SWEEP_ROUNDS:-15}
 sweep_filter=${SWEEP_FILTER:-}
 sweep_hot=${SWEEP_HOT:-0}
 
-pack_outputs() {
-  local keep='^(machine\.txt|xeon_m1_table\.md|raw\.tar\.gz)$'
-  local raw=()
-  for file in "$OUT"/*; do
-    [ -f "$file" ] && ! [[ "$(basename "$file")" =~ $keep ]] && raw+=("$(basename "$file")")
-  done
-  [ "${#raw[@]}" -eq 0 ] && return
-  tar -czf "$OUT/raw.tar.gz" -C "$OUT" "${raw[@]}" && (cd "$OUT" && rm -f "${raw[@]}")
-}
-trap pack_outputs EXIT
+source "$script_dir/pack_outputs.sh"
+trap 'pack_outputs "^(machine\.txt|xeon_m1_table\.md|raw\.tar\.gz)$"' EXIT
 
 # Seconds left before the deadline, capped at $1 (each step's timeout).
 within() {
