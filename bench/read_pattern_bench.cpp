@@ -404,9 +404,8 @@ int main(int argc, char** argv) {
                               copies, flush, repeats));
       const CUfunction stream = module.function("stream_read");
       const long long words = static_cast<long long>(geometry.qweight_bytes() / 16);
-      for (int blocks_per_sm : {2, 4, 8}) {
-        const unsigned grid = static_cast<unsigned>(device.sm_count * blocks_per_sm);
-        print("stream", fmt::format("qweight contiguous, {} blocks of 256 threads", grid),
+      auto print_stream = [&](unsigned grid, const std::string& note) {
+        print("stream", fmt::format("qweight contiguous, {} blocks of 256 threads{}", grid, note),
               static_cast<double>(geometry.qweight_bytes()),
               time_three_ways(
                   [&](int copy) {
@@ -414,16 +413,9 @@ int main(int argc, char** argv) {
                     launch(stream, grid, 256, 0, {&data, const_cast<long long*>(&words), &out_pointer});
                   },
                   copies, flush, repeats));
-      }
-      const unsigned grid = panels;
-      print("stream", fmt::format("qweight contiguous, {} blocks of 256 threads (one a panel's bytes)", grid),
-            static_cast<double>(geometry.qweight_bytes()),
-            time_three_ways(
-                [&](int copy) {
-                  void* data = weights[copy].data();
-                  launch(stream, grid, 256, 0, {&data, const_cast<long long*>(&words), &out_pointer});
-                },
-                copies, flush, repeats));
+      };
+      for (int blocks_per_sm : {2, 4, 8}) print_stream(static_cast<unsigned>(device.sm_count * blocks_per_sm), "");
+      print_stream(panels, " (one a panel's bytes)");
     }
 
     for (const Pattern& pattern : patterns) {

@@ -96,11 +96,9 @@ LaunchGeometry CudaKernel::geometry_for_rows(int64_t rows) const {
 }
 
 std::size_t CudaKernel::workspace_bytes(int64_t) const {
-  if (variant_.family == CudaFamily::wgmma && variant_.stream_k != 0)
-    return WgmmaGenerator::workspace_bytes(desc_, variant_);
-  if (!splits(variant_)) return 0;
-  return variant_.family == CudaFamily::wgmma ? WgmmaGenerator::workspace_bytes(desc_, variant_)
-                                              : GemvGenerator::workspace_bytes(desc_, variant_);
+  // wgmma sizes its split partials and its stream-K flags and tiles (0 for neither).
+  if (variant_.family == CudaFamily::wgmma) return WgmmaGenerator::workspace_bytes(desc_, variant_);
+  return splits(variant_) ? GemvGenerator::workspace_bytes(desc_, variant_) : 0;
 }
 
 void CudaKernel::run(const RunArgs& args) const {

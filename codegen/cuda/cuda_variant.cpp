@@ -40,32 +40,34 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                      variant.prefetch == 0 ? "" : "_pf");
 }
 
-std::string split_k_misuse(const CudaVariant& variant) {
+std::string family_field_misuse(const CudaVariant& variant) {
+  // A field one or two families read, the value every other family must leave it at, and why.
+  struct FamilyField {
+    const char* name;
+    int CudaVariant::*member;
+    int neutral;
+    bool wgmma, gemv_mma;  // the families that read it
+    const char* what;
+  };
+  static constexpr FamilyField fields[] = {
+      {"split_k", &CudaVariant::split_k, 1, true, true, "only the wgmma and gemv_mma families split K across blocks"},
+      {"producer", &CudaVariant::producer, 0, true, false,
+       "only the wgmma family has a warp-specialized copy warpgroup"},
+      {"stream_k", &CudaVariant::stream_k, 0, true, false, "only the wgmma family has a stream-K schedule"},
+      {"bulk_copy", &CudaVariant::bulk_copy, 0, false, true,
+       "only the gemv_mma family fills its ring with bulk copies"},
+      {"panels", &CudaVariant::panels, 1, false, true, "only the gemv_mma family walks several panels per block"},
+      {"prefetch", &CudaVariant::prefetch, 0, false, true,
+       "only the gemv_mma family prefetches its weight spans into L2"},
+  };
   const bool wgmma = variant.family == CudaFamily::wgmma;
   const bool gemv_mma = variant.family == CudaFamily::gemv_mma;
-  if (variant.split_k != 1 && !wgmma && !gemv_mma)
-    return fmt::format("split_k={}: only the wgmma and gemv_mma families split K across blocks; family={} needs "
-                       "split_k=1",
-                       variant.split_k, to_string(variant.family));
-  if (variant.producer != 0 && !wgmma)
-    return fmt::format("producer={}: only the wgmma family has a warp-specialized copy warpgroup; family={} needs "
-                       "producer=0",
-                       variant.producer, to_string(variant.family));
-  if (variant.stream_k != 0 && !wgmma)
-    return fmt::format("stream_k={}: only the wgmma family has a stream-K schedule; family={} needs stream_k=0",
-                       variant.stream_k, to_string(variant.family));
-  if (variant.bulk_copy != 0 && !gemv_mma)
-    return fmt::format("bulk_copy={}: only the gemv_mma family fills its ring with bulk copies; family={} needs "
-                       "bulk_copy=0",
-                       variant.bulk_copy, to_string(variant.family));
-  if (variant.panels != 1 && !gemv_mma)
-    return fmt::format("panels={}: only the gemv_mma family walks several panels per block; family={} needs "
-                       "panels=1",
-                       variant.panels, to_string(variant.family));
-  if (variant.prefetch != 0 && !gemv_mma)
-    return fmt::format("prefetch={}: only the gemv_mma family prefetches its weight spans into L2; family={} needs "
-                       "prefetch=0",
-                       variant.prefetch, to_string(variant.family));
+  for (const FamilyField& field : fields) {
+    const int value = variant.*field.member;
+    if (value == field.neutral || (field.wgmma && wgmma) || (field.gemv_mma && gemv_mma)) continue;
+    return fmt::format("{}={}: {}; family={} needs {}={}", field.name, value, field.what, to_string(variant.family),
+                       field.name, field.neutral);
+  }
   return {};
 }
 

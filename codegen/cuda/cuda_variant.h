@@ -91,9 +91,9 @@ struct LaunchGeometry {
 // when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks); gemv_mma appends "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
-// Why a variant may not carry its split_k or producer (only the wgmma family splits K or
-// specializes a copy warpgroup), or empty when it may.
-std::string split_k_misuse(const CudaVariant& variant);
+// Why a variant may not carry a field its family does not read (split_k, producer, stream_k,
+// bulk_copy, panels, prefetch away from their neutral values), or empty when it may.
+std::string family_field_misuse(const CudaVariant& variant);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);
 

@@ -160,7 +160,7 @@ CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count) {
 }
 
 Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) {
-  if (std::string misuse = split_k_misuse(variant); !misuse.empty()) return Validity{false, std::move(misuse)};
+  if (std::string misuse = family_field_misuse(variant); !misuse.empty()) return Validity{false, std::move(misuse)};
   return owner(variant).is_valid(desc, variant, arch_major);
 }
 

@@ -394,7 +394,7 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   fma.split_k = 1;
   fma.panels = 2;
   EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("panels=2"), std::string::npos);
-  EXPECT_NE(split_k_misuse(fma).find("panels=2"), std::string::npos);
+  EXPECT_NE(family_field_misuse(fma).find("panels=2"), std::string::npos);
   for (auto [panels, split, bulk] : {std::tuple{3, 1, 0}, std::tuple{16, 1, 0}, std::tuple{2, 2, 0}, std::tuple{4, 1, 1}}) {
     CudaVariant candidate = mma;
     candidate.panels = panels;
@@ -421,7 +421,7 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   fma.panels = 1;
   fma.prefetch = 1;
   EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("prefetch=1"), std::string::npos);
-  EXPECT_NE(split_k_misuse(fma).find("prefetch=1"), std::string::npos);
+  EXPECT_NE(family_field_misuse(fma).find("prefetch=1"), std::string::npos);
 }
 
 }  // namespace

@@ -239,7 +239,7 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   EXPECT_NE(reason(generator, tiny, stream_k_variant(128, 256, 64, 4, 2)).find("1 iterations"), std::string::npos);
   CudaVariant gemv;
   gemv.stream_k = 4;
-  EXPECT_NE(split_k_misuse(gemv).find("stream_k=4"), std::string::npos);
+  EXPECT_NE(family_field_misuse(gemv).find("stream_k=4"), std::string::npos);
 
   auto stream_k_candidates = [&](const char* text) {
     const OpDesc on = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
