@@ -145,13 +145,14 @@ int run(int argc, char** argv) {
   }
   fmt::print("# {} ({} cores); protocol {}\n", lowbit::cpu_info().brand, lowbit::cpu_info().physical_cores,
              lowbit::tuner::protocol_id);
+  lowbit::tuner::ReadBandwidthProbe probe;
   for (const std::string& text : descriptors) {
     const lowbit::OpDesc desc = lowbit::parse_descriptor(text);
     const lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("m1 bandwidth " + text));
     const lowbit::tuner::RotatedInputs inputs(problem);
     const double weight_bytes = static_cast<double>(lowbit::native_weight_bytes(desc));
     for (int thread_count : threads) {
-      const double read = lowbit::tuner::measure_read_bandwidth(thread_count).gbps;
+      const double read = probe.measure(thread_count).gbps;
       fmt::print("{} threads={} read {:.1f} GB/s; pattern P=1 {:.1f}, P=2 {:.1f}, P=4 {:.1f} GB/s; with prefetch 2048: "
                  "P=1 {:.1f}, P=4 {:.1f} GB/s\n",
                  text, thread_count, read, pattern_gbps(desc, inputs, thread_count, 1, 0),
@@ -198,7 +199,7 @@ int run(int argc, char** argv) {
         fmt::print("  {:<44} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", kernels[index]->name(), cold_us,
                    weight_bytes / cold_us / 1e3, hot.median_us, weight_bytes / hot.median_us / 1e3);
       }
-      fmt::print("  read after the kernels: {:.1f} GB/s\n", lowbit::tuner::measure_read_bandwidth(thread_count).gbps);
+      fmt::print("  read after the kernels: {:.1f} GB/s\n", probe.measure(thread_count).gbps);
       std::fflush(stdout);
     }
   }

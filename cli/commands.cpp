@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cache/decision_cache.h"
@@ -139,6 +140,7 @@ int run_tune(const Options& options) {
   cache::DecisionCache decisions = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
   Progress progress(static_cast<int>(descs.size()));
   nlohmann::json rows = nlohmann::json::array();
+  std::optional<tuner::ReadBandwidthProbe> probe;  // made at the first CPU row, kept for the rest
   for (std::size_t index = 0; index < descs.size(); ++index) {
     const OpDesc& desc = descs[index];
     tuner::TuneOptions tune_options;
@@ -151,7 +153,7 @@ int run_tune(const Options& options) {
     // Measured next to this descriptor's timings: a shared machine's bandwidth moves in phases.
     // (The host's read bandwidth says nothing of a GPU's: CUDA rows leave it out.)
     const tuner::ReadBandwidth bandwidth =
-        on_cuda(desc) ? tuner::ReadBandwidth{} : tuner::measure_read_bandwidth(options.threads);
+        on_cuda(desc) ? tuner::ReadBandwidth{} : (probe ? *probe : probe.emplace()).measure(options.threads);
     tuner::TuneResult result = tuner::tune(desc, tune_options);
     bool stored = runtime::store_decision(decisions, desc, get, result);
     progress.done(static_cast<int>(index), desc, std::chrono::duration<double>(Clock::now() - start).count(),
@@ -230,13 +232,14 @@ int run_get(const Options& options) {
 // taken just before it: read_fraction is the median over rounds of weight GB/s / read GB/s, and
 // time_us and mem_read_gbps are the medians of the rounds' figures.
 nlohmann::json bench_cpu(const OpDesc& desc, const ResolvedKernel& resolved, const Problem& problem,
-                         const std::vector<double>& reference, int rounds, int threads) {
+                         const std::vector<double>& reference, int rounds, int threads,
+                         tuner::ReadBandwidthProbe& probe) {
   tuner::RotatedInputs inputs(problem);
   std::vector<double> times_us, readings_gbps, fractions;
   double min_us = 0;
   int repeats = 0;
   for (int round = 0; round < rounds; ++round) {
-    readings_gbps.push_back(tuner::measure_read_bandwidth(threads).gbps);
+    readings_gbps.push_back(probe.measure(threads).gbps);
     const tuner::Timing timing = tuner::time_kernel(*resolved.kernel, inputs);
     times_us.push_back(timing.median_us);
     fractions.push_back(weight_gbps(desc, timing.median_us) / readings_gbps.back());
@@ -278,6 +281,7 @@ int run_bench(const Options& options) {
   std::vector<OpDesc> descs = parse_all(options);
   GetOptions get = get_options(options);
   nlohmann::json rows = nlohmann::json::array();
+  std::optional<tuner::ReadBandwidthProbe> probe;  // made at the first CPU row, kept for the rest
   for (const OpDesc& desc : descs) {
     ResolvedKernel resolved = get_kernel(desc, get);
     const int64_t m = desc.m > 0 ? desc.m : any_m_rows;
@@ -288,7 +292,8 @@ int run_bench(const Options& options) {
                          desc.eqscale ? problem.eq_scale.data() : nullptr);
     double reference_us = std::chrono::duration<double, std::micro>(Clock::now() - reference_start).count();
     nlohmann::json row = on_cuda(desc) ? bench_cuda(resolved, problem, reference)
-                                       : bench_cpu(desc, resolved, problem, reference, options.rounds, options.threads);
+                                       : bench_cpu(desc, resolved, problem, reference, options.rounds, options.threads,
+                                                   probe ? *probe : probe.emplace());
     row.update({{"descriptor", to_string(desc)},
                 {"variant", resolved.kernel->name()},
                 {"source", std::string(to_string(resolved.source))},

@@ -50,24 +50,32 @@ class StreamReadProgram : public x86::JitGenerator {
   Function function() const { return function_at<Function>(0); }
 };
 
+int64_t base_buffer_bytes() { return std::max<int64_t>(minimum_buffer_bytes, 8 * cpu_info().l3_bytes); }
+
 }  // namespace
 
-ReadBandwidth measure_read_bandwidth(int threads) {
-  const CpuInfo& cpu = cpu_info();
+struct ReadBandwidthProbe::State {
+  // Each thread's chunk is the base split rounded up to 512 bytes: the buffer holds the base
+  // plus 512 bytes a thread, for any thread count of the pool.
+  AlignedBuffer buffer{static_cast<std::size_t>(base_buffer_bytes() + 512 * int64_t{ThreadPool::instance().size()})};
+  StreamReadProgram program{cpu_info().has("avx512f")};
+};
+
+ReadBandwidthProbe::ReadBandwidthProbe() : state_(std::make_unique<State>()) {}
+ReadBandwidthProbe::~ReadBandwidthProbe() = default;
+
+ReadBandwidth ReadBandwidthProbe::measure(int threads) {
   ThreadPool& pool = ThreadPool::instance();
   ReadBandwidth result;
   result.threads = threads > 0 ? std::min(threads, pool.size()) : pool.size();
-  result.buffer_bytes = std::max<int64_t>(minimum_buffer_bytes, 8 * cpu.l3_bytes);
-  const int64_t chunk = (result.buffer_bytes / result.threads + 511) / 512 * 512;  // round up: never below the minimum
+  const int64_t chunk = (base_buffer_bytes() / result.threads + 511) / 512 * 512;  // round up: never below the base
   result.buffer_bytes = chunk * result.threads;
-  AlignedBuffer buffer(static_cast<std::size_t>(result.buffer_bytes));  // zero-filled: every page is backed
-
-  StreamReadProgram program(cpu.has("avx512f"));
-  auto read = program.function();
+  uint8_t* data = state_->buffer.data();  // zero-filled at allocation: every page is backed
+  auto read = state_->program.function();
   std::vector<double> seconds;
   for (int repeat = 0; repeat < repeats + 1; ++repeat) {
     auto start = std::chrono::steady_clock::now();
-    pool.run(result.threads, [&](int task) { read(buffer.data() + task * chunk, static_cast<uint64_t>(chunk)); });
+    pool.run(result.threads, [&](int task) { read(data + task * chunk, static_cast<uint64_t>(chunk)); });
     auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (repeat > 0) seconds.push_back(elapsed);  // the first pass warms TLBs and wakes the pool
   }
@@ -79,5 +87,7 @@ ReadBandwidth measure_read_bandwidth(int threads) {
   result.gbps = static_cast<double>(result.buffer_bytes) / seconds[seconds.size() / 2] / 1e9;
   return result;
 }
+
+ReadBandwidth measure_read_bandwidth(int threads) { return ReadBandwidthProbe().measure(threads); }
 
 }  // namespace lowbit::tuner

@@ -151,5 +151,20 @@ TEST(ReadBandwidth, IsPositiveOverABufferBeyondTheCaches) {
   EXPECT_GE(one.buffer_bytes, int64_t{256} << 20);
 }
 
+// One probe, readings at every thread count in turn (largest first, then 1, then all again):
+// its one buffer serves each split, every reading covers at least the base buffer.
+TEST(ReadBandwidth, OneProbeServesEveryThreadCount) {
+  if (!cpu_info().has("avx2")) GTEST_SKIP() << "this CPU lacks AVX2: the read probe cannot run";
+  ReadBandwidthProbe probe;
+  const int pool_threads = measure_read_bandwidth().threads;
+  for (int threads : {pool_threads, 1, 0}) {
+    const ReadBandwidth reading = probe.measure(threads);
+    EXPECT_EQ(reading.threads, threads > 0 ? threads : pool_threads);
+    EXPECT_GT(reading.gbps, 0.5) << threads << " threads";
+    EXPECT_GE(reading.buffer_bytes, int64_t{256} << 20) << threads << " threads";
+    EXPECT_EQ(reading.buffer_bytes % (512 * int64_t{reading.threads}), 0) << threads << " threads";
+  }
+}
+
 }  // namespace
 }  // namespace lowbit::tuner
