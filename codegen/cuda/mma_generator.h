@@ -1,5 +1,5 @@
 // CUDA tensor-core GEMM generator (medium M, 1..max_rows, or m=0: any M, rows given per launch):
-// int4 weights in the native layout,
+// 2-, 3-, 4- or 8-bit weights in the native layout, eqscale,
 // block tiles of BLOCK_N columns x BLOCK_M rows, a cp.async pipeline of BLOCK_K-k stages,
 // mma.sync m16n8k16 with the weights as the A operand, dequantized in registers
 // (templates/mma_gemm.cuh). candidates / is_valid / emit as every generator, plus the launch
@@ -18,8 +18,8 @@ namespace lowbit::cuda {
 class MmaGenerator {
  public:
   static constexpr std::string_view family = "cuda_mma";
-  // 2: the entry point takes the launch's rows (m=0 kernels).
-  static constexpr int version = 2;
+  // 2: the entry point takes the launch's rows (m=0 kernels). 3: bits 2, 3, 8 and eqscale.
+  static constexpr int version = 3;
   static constexpr int max_rows = 512;
   static constexpr const char* entry_point = "lowbit_kernel";
 
