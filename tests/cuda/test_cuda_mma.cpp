@@ -122,13 +122,14 @@ TEST(CudaMmaCompile, AnyMKernelsCompileForEveryArch) {
   for (int major : {8, 9}) EXPECT_EQ(cuda::heuristic(any, major), generator.heuristic(any)) << major;
 }
 
-// The registry's routing without a GPU: above gemv_mma's 16 rows bits 2, 3 and 8 (which wgmma
-// does not serve) go to mma, not dequant_gemm (which stays a tuning candidate); m=0 and
+// The registry's routing without a GPU: above gemv_mma's 16 rows and up to 128 rows bits 2, 3
+// and 8 (which wgmma does not serve) go to mma, not dequant_gemm (which stays a tuning
+// candidate); above 128 rows to dequant_gemm (measured, MmaGenerator::preferred); m=0 and
 // eqscale=1 are served for every width.
 TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
   for (const char* text : {"m=64,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
                            "m=32,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16",
-                           "m=256,n=4096,k=4096,bits=3,group=128,zero=int,act=fp16",
+                           "m=128,n=4096,k=4096,bits=3,group=128,zero=int,act=fp16",
                            "m=17,n=1000,k=4160,bits=8,group=64,zero=float,act=fp16,eqscale=1",
                            "m=0,n=1000,k=4160,bits=3,group=64,zero=int,act=bf16",
                            "m=0,n=1000,k=4099,bits=8,group=-1,zero=none,act=fp16,eqscale=1",
@@ -143,6 +144,13 @@ TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
       dequant_candidate = dequant_candidate || variant.family == CudaFamily::dequant_gemm;
     EXPECT_EQ(dequant_candidate, desc.m != 0) << text;  // dequant_gemm needs an exact m
   }
+  for (const char* text : {"m=129,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
+                           "m=256,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16,eqscale=1"}) {
+    const OpDesc desc = descriptor(text);
+    EXPECT_EQ(cuda::heuristic(desc, 9).family, CudaFamily::dequant_gemm) << text;
+    EXPECT_FALSE(MmaGenerator::preferred(desc)) << text;
+  }
+  EXPECT_TRUE(MmaGenerator::preferred(descriptor("m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16")));
 }
 
 TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
