@@ -1,10 +1,23 @@
 # Writes OUTPUT: a C++ file defining lowbit::cuda::embedded_templates(), the text of every
 # CUDA template in INPUTS (a |-separated list), keyed by file name. Run by the build (see
-# codegen/CMakeLists.txt) whenever a template changes.
+# codegen/CMakeLists.txt) whenever a template changes. A template names another with a line
+# `#include "other.cuh"` (a file of templates/): the line is replaced by that file's text, so
+# NVRTC needs no include path and a program's source (its cache key) holds all it compiles. One
+# level: an included file includes nothing (it carries its own include guard).
 string(REPLACE "|" ";" INPUTS "${INPUTS}")
 set(body "")
 foreach(input IN LISTS INPUTS)
   file(READ "${input}" text)
+  get_filename_component(folder "${input}" DIRECTORY)
+  string(REGEX MATCHALL "#include \"[A-Za-z0-9_]+\\.cuh\"" includes "${text}")
+  foreach(include IN LISTS includes)
+    string(REGEX REPLACE "#include \"([A-Za-z0-9_]+\\.cuh)\"" "\\1" included "${include}")
+    file(READ "${folder}/${included}" included_text)
+    if(included_text MATCHES "#include \"")
+      message(FATAL_ERROR "${included} includes another template: only one level of #include is inlined")
+    endif()
+    string(REPLACE "${include}" "${included_text}" text "${text}")
+  endforeach()
   get_filename_component(name "${input}" NAME)
   string(APPEND body "      {\"${name}\", R\"lowbit_template(${text})lowbit_template\"},\n")
 endforeach()

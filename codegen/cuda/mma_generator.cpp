@@ -53,8 +53,12 @@ int MmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
   const int group = static_cast<int>(desc.group_size());
   const int stage_groups = whole_k || group >= variant.block_k ? 1 : variant.block_k / group;
   const int panels = variant.block_n / 16;
-  const int stage_bytes = panels * variant.block_k / 4 * 32 + variant.block_m * (variant.block_k + 8) * 2 +
-                          2 * panels * stage_groups * 32;
+  // As MmaTile: weights [panels][block_k / 16][32 * bits bytes]; x [block_m][block_k + pad] 16-bit
+  // (pad 8 for ldmatrix reads at 4 and 8 bits, 16 for 8-byte reads at 2 and 3 bits); scale and
+  // zero tables; eqscale: [block_k] fp32.
+  const int x_pad = desc.bits == 4 || desc.bits == 8 ? 8 : 16;
+  const int stage_bytes = panels * variant.block_k / 16 * 32 * desc.bits + variant.block_m * (variant.block_k + x_pad) * 2 +
+                          2 * panels * stage_groups * 32 + (desc.eqscale ? variant.block_k * 4 : 0);
   const int pipeline = variant.stages * stage_bytes;
   const int reduce = (variant.warps_k - 1) * variant.block_n * variant.block_m * 4;
   return std::max(pipeline, reduce);
@@ -65,9 +69,9 @@ Validity MmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, 
   if (variant.family != CudaFamily::mma) return refuse("the mma generator builds family=mma variants only");
   if (desc.device.kind != DeviceKind::cuda) return refuse("the CUDA generators serve device=cuda:N only");
   if (arch_major < 8) return refuse("the mma family needs compute capability 8.0 or newer (bf16 mma.sync, cp.async)");
-  if (desc.bits != 4) return refuse(fmt::format("bits={}: the mma family is generated for bits=4 only", desc.bits));
+  if (desc.bits != 2 && desc.bits != 3 && desc.bits != 4 && desc.bits != 8)
+    return refuse(fmt::format("bits={}: the mma family is generated for bits 2, 3, 4 and 8", desc.bits));
   if (desc.compute != Compute::floating) return refuse("compute=int8 is not generated on CUDA");
-  if (desc.eqscale) return refuse("eqscale=1 is not generated yet on CUDA");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
   if (desc.act == DType::fp32) return refuse("the mma family needs act=bf16 or fp16 (tensor-core operands)");
   if (desc.m < 0 || desc.m > max_rows)
@@ -163,7 +167,8 @@ LaunchGeometry MmaGenerator::launch_geometry(const OpDesc& desc, const CudaVaria
 std::string MmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {
   const Validity validity = is_valid(desc, variant, 9);
   if (!validity) throw Unsupported(fmt::format("cannot emit {}: {}", variant_name(desc, variant, "sm_90a"), validity.reason));
-  // The GEMM reuses the GEMV template's conversion helpers, so both files are emitted.
+  // The GEMM reuses the GEMV template's conversion helpers, so both files are emitted (the
+  // per-width decode, mma_format.cuh, is inlined into mma_gemm.cuh by the build).
   const std::string body = embedded_templates().at("gemv.cuh") + embedded_templates().at("mma_gemm.cuh");
   return fmt::format(
       "{body}\n"
@@ -177,19 +182,22 @@ std::string MmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant) c
       "  static constexpr int WARPS_N = {warps_n};\n"
       "  static constexpr int WARPS_M = {warps_m};\n"
       "  static constexpr int WARPS_K = {warps_k};\n"
+      "  static constexpr int BITS = {bits};\n"
+      "  static constexpr bool EQSCALE = {eqscale};\n"
       "}};\n"
       "static_assert(lowbit_gemv::MmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
-      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y, int rows) {{\n"
+      "    const float* eq_scale, void* y, int rows) {{\n"
       "  extern __shared__ __align__(16) unsigned char shared[];\n"
-      "  lowbit_gemv::mma_gemm_int4<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
-      "y, shared, rows);\n"
+      "  lowbit_gemv::mma_gemm<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
+      "eq_scale, y, shared, rows);\n"
       "}}\n",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("problem", problem_constants(desc)),
       fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("warps_n", variant.warps_n), fmt::arg("warps_m", variant.warps_m), fmt::arg("warps_k", variant.warps_k),
+      fmt::arg("bits", desc.bits), fmt::arg("eqscale", desc.eqscale ? "true" : "false"),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("threads", variant.warps * 32),
       fmt::arg("entry", entry_point));
 }

@@ -371,7 +371,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"NoCommand", {}, "subcommand"},
                       BadInput{"UnsupportedFloatOnVnni", {"get", "--desc", "n=64,k=128", "--isa", "avx512_vnni", "--db", "DB"},
                                "compute=float"},
-                      BadInput{"UnsupportedCuda", {"get", "--desc", "n=64,k=128,bits=8,device=cuda:0", "--db", "DB"}, "cuda"},
+                      BadInput{"UnsupportedCuda", {"get", "--desc", "n=64,k=128,bits=8,act=fp32,device=cuda:0", "--db", "DB"}, "cuda"},
                       BadInput{"TuneUnsupported", {"tune", "--desc", "n=64,k=128", "--isa", "avx512_vnni", "--db", "DB"},
                                "compute=float", /*writes_nothing=*/false},
                       BadInput{"UnknownIsa", {"get", "--desc", "n=64,k=128", "--isa", "sse4", "--db", "DB"},

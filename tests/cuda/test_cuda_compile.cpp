@@ -13,6 +13,8 @@
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/gemv_generator.h"
+#include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/registry.h"
 #include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/errors.h"
@@ -212,6 +214,34 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
     std::vector<char> cubin =
         compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a");
     EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, "sm_90a");
+  }
+}
+
+// The mma family's widths beyond int4 (its int4 candidates: test_cuda_mma.cpp): every candidate
+// of bits 2, 3 and 8, with and without eqscale, and int4 with eqscale, through NVRTC for sm_80,
+// sm_89 and sm_90a. Activation dtype and zero point take turns (8-bit bf16 and fp16 decode
+// differently, both are here).
+TEST(CudaCompile, EveryMmaWidthCandidateCompilesForEveryArch) {
+  SKIP_WITHOUT_NVRTC();
+  MmaGenerator generator;
+  for (const char* format : {"bits=2,eqscale=0,act=bf16,zero=int", "bits=2,eqscale=1,act=fp16,zero=float",
+                             "bits=3,eqscale=0,act=fp16,zero=none", "bits=3,eqscale=1,act=bf16,zero=int",
+                             "bits=8,eqscale=0,act=bf16,zero=float", "bits=8,eqscale=1,act=fp16,zero=int",
+                             "bits=8,eqscale=1,act=bf16,zero=none", "bits=4,eqscale=1,act=bf16,zero=int"}) {
+    const OpDesc desc =
+        parse_descriptor(std::string("m=256,n=1000,k=4160,group=64,bias=1,device=cuda:0,") + format);
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    ASSERT_EQ(variants.size(), 12u) << format;  // every searched shape fits M=256 on sm_90
+    for (auto [arch, major] : {std::pair{"sm_80", 8}, std::pair{"sm_89", 8}, std::pair{"sm_90a", 9}}) {
+      std::vector<CudaVariant> valid;  // sm_80/sm_89 have 99 KiB of shared memory a block
+      for (const CudaVariant& variant : variants)
+        if (generator.is_valid(desc, variant, major)) valid.push_back(variant);
+      ASSERT_FALSE(valid.empty()) << format << " " << arch;
+      const std::vector<CompiledCandidate> compiled = compile_candidates(desc, valid, arch);
+      for (std::size_t i = 0; i < valid.size(); ++i)
+        EXPECT_TRUE(compiled[i].error.empty() && looks_like_cubin(compiled[i].cubin))
+            << variant_name(desc, valid[i], arch) << ": " << compiled[i].error;
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 // against the reference, on random inputs at odd shapes, outputs poisoned and guarded.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -116,16 +117,40 @@ TEST(CudaMmaCompile, AnyMKernelsCompileForEveryArch) {
               static_cast<unsigned>((rows + first.block_m - 1) / first.block_m));
   }
   EXPECT_EQ(generator.launch_geometry(any, first).grid_x, 1u);
-  // In the registry m=0 is the mma family's alone (int4): every arch gets its heuristic; other
-  // widths are refused with each family's reason.
+  // In the registry m=0 is the mma family's alone: every arch gets its heuristic, for every
+  // width and with eqscale.
   for (int major : {8, 9}) EXPECT_EQ(cuda::heuristic(any, major), generator.heuristic(any)) << major;
-  try {
-    cuda::heuristic(descriptor("m=0,n=1000,k=4160,bits=8,group=64,zero=int,act=bf16"), 9);
-    FAIL() << "m=0 bits=8 was served";
-  } catch (const Unsupported& error) {
-    EXPECT_NE(std::string(error.what()).find("m=0"), std::string::npos) << error.what();
-    EXPECT_NE(std::string(error.what()).find("bits=8"), std::string::npos) << error.what();
+}
+
+// The registry's routing without a GPU: above gemv_mma's 16 rows and up to 128 rows bits 2, 3
+// and 8 (which wgmma does not serve) go to mma, not dequant_gemm (which stays a tuning
+// candidate); above 128 rows to dequant_gemm (measured, MmaGenerator::preferred); m=0 and
+// eqscale=1 are served for every width.
+TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
+  for (const char* text : {"m=64,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
+                           "m=32,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16",
+                           "m=128,n=4096,k=4096,bits=3,group=128,zero=int,act=fp16",
+                           "m=17,n=1000,k=4160,bits=8,group=64,zero=float,act=fp16,eqscale=1",
+                           "m=0,n=1000,k=4160,bits=3,group=64,zero=int,act=bf16",
+                           "m=0,n=1000,k=4099,bits=8,group=-1,zero=none,act=fp16,eqscale=1",
+                           "m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,eqscale=1"}) {
+    const OpDesc desc = descriptor(text);
+    for (int major : {8, 9}) {
+      const CudaVariant chosen = cuda::heuristic(desc, major);
+      EXPECT_EQ(chosen.family, CudaFamily::mma) << text << " sm_" << major << "x: " << variant_name(desc, chosen, "sm_90a");
+    }
+    bool dequant_candidate = false;
+    for (const CudaVariant& variant : cuda::candidates(desc, 9, 132))
+      dequant_candidate = dequant_candidate || variant.family == CudaFamily::dequant_gemm;
+    EXPECT_EQ(dequant_candidate, desc.m != 0) << text;  // dequant_gemm needs an exact m
   }
+  for (const char* text : {"m=129,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
+                           "m=256,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16,eqscale=1"}) {
+    const OpDesc desc = descriptor(text);
+    EXPECT_EQ(cuda::heuristic(desc, 9).family, CudaFamily::dequant_gemm) << text;
+    EXPECT_FALSE(MmaGenerator::preferred(desc)) << text;
+  }
+  EXPECT_TRUE(MmaGenerator::preferred(descriptor("m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16")));
 }
 
 TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
@@ -133,8 +158,8 @@ TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant variant = generator.heuristic(good);
   ASSERT_TRUE(generator.is_valid(good, variant, 9));
-  for (const char* text : {"m=513,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,eqscale=1",
-                           "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8"}) {
+  for (const char* text : {"m=513,n=64,k=128", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
+                           "m=16,n=64,k=128,bits=8,act=fp32", "m=600,n=64,k=128,bits=3"}) {
     Validity validity = generator.is_valid(descriptor(text), variant, 9);
     EXPECT_FALSE(validity.ok) << text;
     EXPECT_FALSE(validity.reason.empty()) << text;
@@ -158,6 +183,21 @@ TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
     v = CudaVariant{CudaFamily::mma, 16, 2, 128, 128, 256, 8, 4, 4, 1};
   }));
   EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
+  // The stage's weights grow with the width (8-bit: 256 bytes per panel and 16 k, twice int4's)
+  // and eqscale adds [block_k] fp32: a tile that fits sm_80's 99 KiB at int4 does not at 8 bits.
+  const CudaVariant wide{CudaFamily::mma, 16, 2, 256, 64, 64, 4, 8, 2, 1};
+  EXPECT_TRUE(generator.is_valid(good, wide, 8)) << generator.is_valid(good, wide, 8).reason;
+  for (const char* text : {"m=64,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
+                           "m=64,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16,eqscale=1"}) {
+    const Validity validity = generator.is_valid(descriptor(text), wide, 8);
+    EXPECT_FALSE(validity.ok) << text;
+    EXPECT_NE(validity.reason.find("shared memory"), std::string::npos) << validity.reason;
+    EXPECT_TRUE(generator.is_valid(descriptor(text), wide, 9)) << text;  // 227 KiB on sm_90
+  }
+  EXPECT_EQ(MmaGenerator::shared_bytes(descriptor("m=64,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16"), wide),
+            4 * (16 * 4 * 256 + 64 * 72 * 2 + 2 * 16 * 32));
+  EXPECT_EQ(MmaGenerator::shared_bytes(descriptor("m=64,n=4096,k=4096,bits=3,group=128,zero=int,act=bf16,eqscale=1"), wide),
+            4 * (16 * 4 * 96 + 64 * 80 * 2 + 2 * 16 * 32 + 64 * 4));
 }
 
 // Runs the kernel once on a random problem with poisoned, guarded outputs; compares with the
@@ -261,6 +301,84 @@ TEST(CudaMma, NoBiasAndOddN) {
     OpDesc desc = descriptor(std::string("bits=4,") + text);
     std::string failure = check_on_device(desc, generator.heuristic(desc));
     ASSERT_TRUE(failure.empty()) << failure;
+  }
+}
+
+// Bits 2, 3 and 8, each zero point, with and without eqscale, for one activation dtype: an
+// exact-M kernel per format, the M, the shape (group sizes, whole-K groups with K tails, N not
+// a multiple of 16), the output dtype and the candidate taking turns.
+void check_every_width(const char* act) {
+  MmaGenerator generator;
+  int checked = 0;
+  int turn = 0;
+  const char* shapes[] = {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
+                          "group=-1,k=130", "group=64,k=4160", "group=-1,k=4097"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const int rows[] = {1, 15, 16, 17, 33, 63, 64, 65, 129, 300};
+  for (int bits : {2, 3, 8})
+    for (const char* zero : {"none", "int", "float"})
+      for (int eqscale : {0, 1}) {
+        const OpDesc desc = descriptor(fmt::format("n=37,bits={},bias={},{},zero={},act={},out={},eqscale={},m={}", bits,
+                                                   turn % 2, shapes[turn % 7], zero, act, outs[turn % 3], eqscale,
+                                                   rows[turn % 10]));
+        const std::vector<CudaVariant> variants = generator.candidates(desc);
+        ASSERT_FALSE(variants.empty()) << to_string(desc);
+        const CudaVariant variant = variants[turn % variants.size()];
+        ++turn;
+        std::string failure = check_on_device(desc, variant);
+        ASSERT_TRUE(failure.empty()) << failure;
+        ++checked;
+      }
+  EXPECT_EQ(checked, 18);
+}
+
+TEST(CudaMma, EveryWidthBf16) {
+  SKIP_WITHOUT_GPU();
+  check_every_width("bf16");
+}
+
+TEST(CudaMma, EveryWidthFp16) {
+  SKIP_WITHOUT_GPU();
+  check_every_width("fp16");
+}
+
+// Every candidate for bits 2, 3 and 8 (eqscale on for one in two), as an m=0 kernel run at the
+// tile's edges (block_m - 1, block_m, block_m + 1), one row and a few hundred rows: N=1000 (tails
+// in the last block and panel), K=4160 (65 groups of 64, half a stage of 128 at the end).
+TEST(CudaMma, EveryWidthEveryCandidate) {
+  SKIP_WITHOUT_GPU();
+  MmaGenerator generator;
+  int turn = 0;
+  for (const char* format : {"bits=2,act=bf16,zero=int", "bits=3,act=fp16,zero=float", "bits=8,act=bf16,zero=none",
+                             "bits=8,act=fp16,zero=int"}) {
+    const OpDesc any = descriptor(std::string("m=0,n=1000,k=4160,group=64,out=bf16,bias=1,") + format);
+    for (const CudaVariant& variant : generator.candidates(any)) {
+      OpDesc desc = any;
+      desc.eqscale = turn++ % 2 == 1;
+      const CudaKernel kernel(desc, variant);
+      for (int64_t rows : {int64_t{1}, int64_t{variant.block_m} - 1, int64_t{variant.block_m}, int64_t{variant.block_m} + 1,
+                           int64_t{300}}) {
+        std::string failure = testing::check_on_device(kernel, tolerance(desc), 0, rows);
+        ASSERT_TRUE(failure.empty()) << failure;
+      }
+    }
+  }
+}
+
+// m=0 for every width and eqscale: the heuristic kernel at many row counts (past the exact-M
+// family's 512 too), against the reference.
+TEST(CudaMma, AnyMServesEveryWidthAndEqscale) {
+  SKIP_WITHOUT_GPU();
+  for (const char* format : {"bits=2,act=fp16,zero=none,group=128,k=384,eqscale=1", "bits=3,act=bf16,zero=int,group=-1,k=4097",
+                             "bits=8,act=bf16,zero=float,group=32,k=4096,eqscale=1",
+                             "bits=8,act=fp16,zero=none,group=-1,k=131", "bits=4,act=bf16,zero=int,group=64,k=4160,eqscale=1",
+                             "bits=3,act=fp16,zero=float,group=256,k=512,eqscale=1"}) {
+    const OpDesc any = descriptor(std::string("m=0,n=1000,out=fp32,bias=1,") + format);
+    const CudaKernel kernel(any, cuda::heuristic(any, device_info(0).major));
+    for (int64_t rows : {1, 2, 15, 16, 17, 31, 64, 65, 129, 300, 513, 1030}) {
+      std::string failure = testing::check_on_device(kernel, tolerance(any), 0, rows);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
   }
 }
 

@@ -274,12 +274,12 @@ TEST_F(GetKernelTest, InvalidDescriptorIsInvalidArgumentNamingTheField) {
 }
 
 TEST_F(GetKernelTest, CudaDescriptorNoCudaKernelServesIsUnsupported) {
-  // m=0 (any M) on CUDA is the mma family's, int4 only: 8-bit weights at m=0 are refused on every
-  // machine, GPU or not, naming the device.
-  OpDesc desc = parse_descriptor("m=0,n=64,k=256,bits=8,group=128,device=cuda:0");
+  // m=0 (any M) on CUDA is the mma family's, which needs bf16 or fp16 activations: fp32
+  // activations at m=0 are refused on every machine, GPU or not, naming the device.
+  OpDesc desc = parse_descriptor("m=0,n=64,k=256,bits=8,group=128,act=fp32,device=cuda:0");
   try {
     get_kernel(desc, options());
-    FAIL() << "get_kernel served m=0 bits=8 on device=cuda:0";
+    FAIL() << "get_kernel served m=0 act=fp32 on device=cuda:0";
   } catch (const Unsupported& error) {
     EXPECT_NE(std::string(error.what()).find("cuda:0"), std::string::npos) << error.what();
   }
