@@ -141,7 +141,11 @@ CudaVariant MmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m <= 32)
     shape = wide ? Shape{128, 32, 64, 4, 4, 1, 1} : Shape{64, 16, 256, 3, 2, 1, 4};
   else if (desc.m <= 64)
-    shape = wide ? Shape{128, 64, 64, 4, 4, 2, 1} : deep ? Shape{64, 16, 256, 3, 2, 1, 4} : Shape{64, 16, 128, 4, 2, 1, 2};
+    // Bits 2, 3 and 8 on 4096 columns at M=64 ran best with the deep-K shape (3 bits: 36.1 µs
+    // against the int4 rule's 42.2; docs/benchmarks.md, "mma family: bits 2, 3 and 8").
+    shape = wide                   ? Shape{128, 64, 64, 4, 4, 2, 1}
+            : deep || desc.bits != 4 ? Shape{64, 16, 256, 3, 2, 1, 4}
+                                     : Shape{64, 16, 128, 4, 2, 1, 2};
   else if (desc.m <= 128)
     shape = wide ? Shape{128, 32, 64, 4, 4, 1, 1} : desc.n >= 6144 && !deep ? Shape{64, 32, 64, 4, 2, 1, 2}
                                                                           : Shape{64, 64, 128, 3, 2, 2, 2};

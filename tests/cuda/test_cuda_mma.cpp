@@ -153,6 +153,19 @@ TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
   EXPECT_TRUE(MmaGenerator::preferred(descriptor("m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16")));
 }
 
+// The no-tune shape at M=64 on 4096 columns: the measured winner of bits 2, 3 and 8 (64 x 16
+// tiles over 256 k, 3 stages, 4 warps along K), int4's own rule otherwise.
+TEST(CudaMmaCompile, HeuristicAtSixtyFourRowsFollowsTheWidth) {
+  MmaGenerator generator;
+  for (int bits : {2, 3, 8}) {
+    const OpDesc desc = descriptor(fmt::format("m=64,n=4096,k=4096,bits={},group=128,zero=int,act=bf16", bits));
+    EXPECT_EQ(variant_name(desc, generator.heuristic(desc), "sm_90a"),
+              fmt::format("cuda_sm90a_mma_w{}g128_m64_n64m16k256_s3_w2x1x4", bits));
+  }
+  const OpDesc int4 = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  EXPECT_EQ(variant_name(int4, generator.heuristic(int4), "sm_90a"), "cuda_sm90a_mma_w4g128_m64_n64m16k128_s4_w2x1x2");
+}
+
 TEST(CudaMmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   MmaGenerator generator;
   OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
