@@ -49,6 +49,15 @@ int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
 constexpr int64_t stream_k_min_rows = 256;
 constexpr int stream_k_min_block_m = 128;
 constexpr int stream_k_max_waves = 4;
+// The hybrid schedule (remainder_split = r): the tiles of the full waves of stream_k blocks run
+// whole, the remaining ones are shared by min(stream_k, r x remaining) blocks. Searched: r = 2
+// (each remaining tile cut once, in halves, where there are blocks enough) and r = 3 (usually
+// every block shares: the smallest runs), where they differ.
+constexpr int searched_remainder_splits[] = {2, 3};
+int64_t remaining_tiles(const OpDesc& desc, const CudaVariant& variant) { return tiles(desc, variant) % variant.stream_k; }
+int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
+  return std::min<int64_t>(variant.stream_k, variant.remainder_split * remaining_tiles(desc, variant));
+}
 // The workspace of a stream-K launch: a flag per block (u64), padded to 256 bytes, then a partial
 // tile per block (the template's StreamKSchedule::FLAG_BYTES and partial slots).
 std::size_t stream_k_flag_bytes(int blocks) { return (static_cast<std::size_t>(blocks) * 8 + 255) / 256 * 256; }
@@ -165,6 +174,22 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
                                 variant.stream_k, stream_k_iterations(desc, variant)));
   }
+  if (variant.remainder_split != 0) {
+    if (variant.stream_k == 0)
+      return refuse(fmt::format("remainder_split={} needs stream_k > 0 (it shapes the stream-K schedule)",
+                                variant.remainder_split));
+    if (variant.remainder_split < 1 || variant.remainder_split > 8)
+      return refuse(fmt::format("remainder_split={}: must be 0 (every tile shared) or 1..8 (blocks per remaining tile)",
+                                variant.remainder_split));
+    if (tiles(desc, variant) <= variant.stream_k || remaining_tiles(desc, variant) == 0)
+      return refuse(fmt::format("remainder_split={}: the grid's {} tiles on stream_k={} blocks leave no full wave "
+                                "and a remainder (it needs more tiles than blocks, not a multiple of them)",
+                                variant.remainder_split, tiles(desc, variant), variant.stream_k));
+    const int64_t shared_iterations = remaining_tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
+    if (sharing_blocks(desc, variant) > shared_iterations)
+      return refuse(fmt::format("remainder_split={}: {} sharing blocks for {} shared iterations (each needs one)",
+                                variant.remainder_split, sharing_blocks(desc, variant), shared_iterations));
+  }
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -202,7 +227,18 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
           grid >= int64_t{stream_k_max_waves} * sm_count_)
         continue;
       variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
-      if (is_valid(desc, variant, 9)) variants.push_back(variant);
+      if (!is_valid(desc, variant, 9)) continue;
+      variants.push_back(variant);
+      // Over a full wave: the hybrid schedules too, each kept where its sharing blocks differ.
+      int64_t previous_sharing = 0;
+      for (int split : searched_remainder_splits) {
+        CudaVariant hybrid = variant;
+        hybrid.remainder_split = split;
+        if (grid <= hybrid.stream_k || !is_valid(desc, hybrid, 9) || sharing_blocks(desc, hybrid) == previous_sharing)
+          continue;
+        previous_sharing = sharing_blocks(desc, hybrid);
+        variants.push_back(hybrid);
+      }
     }
   return variants;
 }
@@ -337,8 +373,11 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
       fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()),
-      fmt::arg("stream_k", variant.stream_k == 0 ? std::string()
-                                                 : fmt::format("  static constexpr int STREAM_K = {};\n", variant.stream_k)),
+      fmt::arg("stream_k", variant.stream_k == 0
+                               ? std::string()
+                               : fmt::format("  static constexpr int STREAM_K = {};\n"
+                                             "  static constexpr int REMAINDER_SPLIT = {};\n",
+                                             variant.stream_k, variant.remainder_split)),
       fmt::arg("entry_source", variant.stream_k == 0 ? tiled_entry_source(variant) : stream_k_entry_source(variant)));
 }
 
