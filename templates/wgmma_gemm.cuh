@@ -45,11 +45,7 @@
 // wgmma group (wgmma.wait_group 1 leaves the newest in flight), and the refill two stages later
 // comes after the barrier that follows that wait in every warpgroup. So STAGES - 2 stages load
 // while one is dequantized and one multiplies. The dequantized A of consecutive stages lives in
-// two register sets (the wgmmas of one stage still read theirs while the next is dequantized).
-// DEPTH = 3 (tiled grid, all-thread ring): three sets, each iteration waits for the stage two
-// back (wait_group 2) and refills three stages later, so two stages' wgmmas (1024 tensor cycles
-// a warpgroup at 256 rows) cover a dequantization and its barrier, and STAGES - 3 stages load.
-// cp.async writes through the generic proxy and
+// two register sets (the wgmmas of one stage still read theirs while the next is dequantized). cp.async writes through the generic proxy and
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
 //
@@ -100,14 +96,6 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 template <int PENDING>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory");
-}
-// Keeps registers an asynchronous wgmma may still read live up to here.
-template <int K_TILES>
-__device__ __forceinline__ void keep_registers(const u32 (&a)[K_TILES][4]) {
-#pragma unroll
-  for (int k_tile = 0; k_tile < K_TILES; ++k_tile)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) asm volatile("" ::"r"(a[k_tile][i]) : "memory");
 }
 // Keeps the compiler from moving accumulator reads or writes across the asynchronous region.
 template <int COUNT>
@@ -239,7 +227,7 @@ __device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& 
 // OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
-// warp, above); DEPTH (2, or 3: A register sets, below); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
+// warp, above); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
 // the hybrid schedule's sharing, StreamKSchedule).
 template <class Config>
 struct WgmmaTile {
@@ -256,9 +244,6 @@ struct WgmmaTile {
   // setmaxnreg's per-thread counts with two consumer warpgroups: 128 x 64 + 256 x 216 <= 65536.
   // (With one, 8 warps get 255 registers each already.)
   static constexpr bool MOVE_REGISTERS = PRODUCER && WARPGROUPS == 2;
-  // wgmma groups a warpgroup keeps in flight, each with its own set of A registers (2, or 3 on
-  // the tiled grid's all-thread ring: the pipeline part of the top of this file).
-  static constexpr int DEPTH = Config::DEPTH;
   static constexpr int PANELS = BLOCK_N / 16;  // one per warp
   static constexpr int K_TILES = BLOCK_K / 16;
   static constexpr int ATOMS = BLOCK_K / 64;  // 128-byte-swizzle atoms along k
@@ -281,8 +266,6 @@ struct WgmmaTile {
   static_assert(BLOCK_N == 64 || BLOCK_N == 128, "one or two consumer warpgroups");
   static_assert(BLOCK_K % 64 == 0, "whole 64-k swizzle atoms");
   static_assert(STAGES >= 3, "a slot loading, one dequantizing, one multiplying");
-  static_assert(DEPTH == 2 || (DEPTH == 3 && !PRODUCER && STAGES >= 4),
-                "three A register sets only on the all-thread ring (and the tiled grid: StreamKSchedule)");
   static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
                 "a stage holds whole groups or lies inside one");
   static_assert(Config::K % 8 == 0, "x rows 16-byte aligned for cp.async");
@@ -495,12 +478,12 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   int group = -1;
 
   // ---- Pipeline (PRODUCER = 0): every thread's copy plan (a producer makes its own above), and
-  // STAGES - DEPTH stages in flight ahead of the one dequantized.
+  // STAGES - 2 stages in flight ahead of the one dequantized.
   CopyPlan copy_plan{};
   if constexpr (!Tile::PRODUCER) {
     copy_plan = plan_copies();
 #pragma unroll
-    for (int stage = first_stage; stage < first_stage + Tile::STAGES - Tile::DEPTH; ++stage) issue_stage(copy_plan, stage);
+    for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(copy_plan, stage);
   }
 
   const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
@@ -509,16 +492,16 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // for the previous stage's (then, PRODUCER = 1, release its slot). Register contract: writes a
   // (read by the wgmmas until the next stage's wait), accumulator (asynchronously), constants,
   // group.
-  auto run_stage = [&](int stage, u32 (&a)[Tile::K_TILES][4], const u32 (&retired)[Tile::K_TILES][4]) {
+  auto run_stage = [&](int stage, u32 (&a)[Tile::K_TILES][4]) {
     const int slot = slot_of(stage);
     if constexpr (Tile::PRODUCER) {
       mbarrier_wait(full_barrier(slot), ((stage - first_stage) / Tile::STAGES) & 1);  // this stage has landed ...
       fence_proxy_async();  // ... for the async proxy too
     } else {
-      asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - Tile::DEPTH - 1));  // this stage has landed ...
-      fence_proxy_async();  // ... for the async proxy too
-      __syncthreads();  // ... for every thread; every warpgroup is done with stage - DEPTH's wgmmas
-      issue_stage(copy_plan, stage + Tile::STAGES - Tile::DEPTH);
+      asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
+      fence_proxy_async();                                                  // ... for the async proxy too
+      __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
+      issue_stage(copy_plan, stage + Tile::STAGES - 2);
     }
     const int stage_first_k = stage * Tile::BLOCK_K;
     // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
@@ -563,11 +546,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
       wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], descriptor[k_tile]);
     wgmma_commit();
-    wgmma_wait<Tile::DEPTH - 1>();  // stage - DEPTH + 1's wgmmas are done: its slot and A registers are free
-    // DEPTH = 3: the retired stage's A registers are live up to here (ptxas does not see the
-    // asynchronous reads past the next wgmmas and would give them to the next stage's values,
-    // then serialize every wgmma: C7513).
-    if constexpr (Tile::DEPTH == 3) keep_registers(retired);
+    wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
     if constexpr (Tile::PRODUCER)
       if (stage > first_stage) mbarrier_arrive(empty_barrier(slot_of(stage - 1)));
   };
@@ -582,45 +561,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   u32 a_odd[Tile::K_TILES][4];
   // No branch between the two: a conditional second call would merge the accumulators of two
   // paths with register moves while wgmmas write them, which ptxas answers by serializing.
-  if constexpr (Tile::DEPTH == 2) {
-    for (int stage = first_stage; stage < end_stage; stage += 2) {
-      run_stage(stage, a_even, a_odd);
-      run_stage(stage + 1, a_odd, a_even);
-    }
-  } else {
-    // DEPTH = 3: a third set, so a stage dequantizes while the two before it multiply (with two
-    // sets, only one stage's wgmmas, 512 tensor cycles a warpgroup, covered each dequantization
-    // and barrier). Six stages a turn, and 4, 6 or 8 after the last turn (SPLIT_STAGES is even,
-    // at least 4), called without a branch (the tiled grid's run is SPLIT_STAGES long, known
-    // here). ptxas serialized every wgmma (C7513) with an odd number of stages in the loop's body,
-    // or none or 2 after it (ptxas 13.0, 128-k groups).
-    u32 a_third[Tile::K_TILES][4];
-    constexpr int TURN = 6;
-    constexpr int TURNS = (Tile::SPLIT_STAGES - 4) / TURN;
-    constexpr int REST = Tile::SPLIT_STAGES - TURNS * TURN;  // 4, 6 or 8
-    static_assert(Tile::SPLIT_STAGES >= 4, "depth 3 runs at least 4 stages");
-    int stage = first_stage;
-#pragma unroll 1
-    for (int turn = 0; turn < TURNS; ++turn, stage += TURN) {
-      run_stage(stage, a_even, a_odd);  // retires stage - 2, whose set the next stage writes
-      run_stage(stage + 1, a_odd, a_third);
-      run_stage(stage + 2, a_third, a_even);
-      run_stage(stage + 3, a_even, a_odd);
-      run_stage(stage + 4, a_odd, a_third);
-      run_stage(stage + 5, a_third, a_even);
-    }
-    run_stage(stage, a_even, a_odd);
-    run_stage(stage + 1, a_odd, a_third);
-    run_stage(stage + 2, a_third, a_even);
-    run_stage(stage + 3, a_even, a_odd);
-    if constexpr (REST >= 6) {
-      run_stage(stage + 4, a_odd, a_third);
-      run_stage(stage + 5, a_third, a_even);
-    }
-    if constexpr (REST == 8) {
-      run_stage(stage + 6, a_even, a_odd);
-      run_stage(stage + 7, a_odd, a_third);
-    }
+  for (int stage = first_stage; stage < end_stage; stage += 2) {
+    run_stage(stage, a_even);
+    run_stage(stage + 1, a_odd);
   }
   wgmma_wait<0>();
   fence_accumulators(accumulator);
@@ -722,8 +665,7 @@ struct StreamKSchedule {
   static constexpr int FLAG_BYTES = (BLOCKS * 8 + 255) / 256 * 256;  // the flags, then the partial slots
   static_assert(SHARING_BLOCKS >= 1 && SHARING_BLOCKS <= ITERATIONS, "every sharing block has at least one iteration");
   static_assert(REMAINDER_SPLIT == 0 || (TILES > BLOCKS && SHARED_TILES > 0), "a full wave of whole tiles and a remainder");
-  static_assert(!Tile::PRODUCER && Tile::SPLIT_K == 1 && Tile::DEPTH == 2,
-                "stream-K runs the all-thread ring without a split, two A register sets (segments of any length)");
+  static_assert(!Tile::PRODUCER && Tile::SPLIT_K == 1, "stream-K runs the all-thread ring without a split");
   // The first shared iteration of sharing block `block` (0 .. SHARING_BLOCKS).
   static __device__ __forceinline__ long long begin(int block) { return FIRST_SHARED + block * ITERATIONS / SHARING_BLOCKS; }
 };

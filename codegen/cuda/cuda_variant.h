@@ -38,16 +38,14 @@ namespace lowbit::cuda {
 // equally, partial tiles fixed up in a workspace; 0: off) and, with stream_k, remainder_split (0:
 // every tile shared; r > 0: the tiles of the grid's full waves run whole, one per block in turn,
 // and only the remaining tiles' k iterations are shared, by min(stream_k, r x those tiles)
-// blocks) and depth (0: each warpgroup keeps one stage's wgmmas in flight while it dequantizes
-// the next, in two sets of A registers; 3: two stages' wgmmas, three sets; tiled grids of the
-// all-thread ring only). gemv_mma also reads block_k (k a
+// blocks). gemv_mma also reads block_k (k a
 // warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
 // copies) and panels (16-column panels per block, walked in turn with the ring kept running)
 // and prefetch (1: each warp prefetches its weight span into L2 when it starts).
 // Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0,
-// stream_k=0, remainder_split=0, depth=0. The tile fields, split_k, producer, bulk_copy, panels,
-// prefetch, stream_k, remainder_split and depth came
+// stream_k=0, remainder_split=0. The tile fields, split_k, producer, bulk_copy, panels, prefetch,
+// stream_k and remainder_split came
 // later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -67,7 +65,6 @@ struct CudaVariant {
   int prefetch = 0;  // gemv_mma: 1 = each warp asks L2 for its whole weight span when it starts
   int stream_k = 0;  // wgmma: persistent blocks of a stream-K schedule (0: one block per tile)
   int remainder_split = 0;  // wgmma with stream_k: whole tiles for the full waves, the rest shared (0: all shared)
-  int depth = 0;     // wgmma: 3 = three A register sets, two stages' wgmmas in flight a warpgroup (0: two sets)
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -80,7 +77,7 @@ struct CudaVariant {
                       field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer),
                       field("bulk_copy", &CudaVariant::bulk_copy), field("panels", &CudaVariant::panels),
                       field("prefetch", &CudaVariant::prefetch), field("stream_k", &CudaVariant::stream_k),
-                      field("remainder_split", &CudaVariant::remainder_split), field("depth", &CudaVariant::depth)};
+                      field("remainder_split", &CudaVariant::remainder_split)};
   }
 };
 
@@ -98,11 +95,11 @@ struct LaunchGeometry {
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
 // when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks, then "r2" with
-// remainder_split = 2, "_d3" with depth = 3); gemv_mma appends "_k128" when block_k is set,
+// remainder_split = 2); gemv_mma appends "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 // Why a variant may not carry a field its family does not read (split_k, producer, stream_k,
-// remainder_split, depth, bulk_copy, panels, prefetch away from their neutral values), or empty when it may.
+// remainder_split, bulk_copy, panels, prefetch away from their neutral values), or empty when it may.
 std::string family_field_misuse(const CudaVariant& variant);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

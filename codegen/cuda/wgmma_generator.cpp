@@ -86,13 +86,6 @@ constexpr Shape producer_shapes[] = {
     {128, 128, 64, 6}, {128, 128, 128, 4}, {64, 256, 64, 5}, {128, 256, 64, 4}, {128, 256, 64, 5},
 };
 
-// The tiles searched with three sets of A registers (depth = 3: two stages' wgmmas in flight a
-// warpgroup while the next stage dequantizes; a stage more than their two-set counterparts, as
-// the refill comes a stage later). 128 rows x 128 k was left out: ptxas serializes its wgmmas.
-constexpr Shape deep_shapes[] = {
-    {128, 128, 64, 6}, {128, 256, 64, 5}, {128, 256, 64, 6},
-};
-
 CudaVariant variant_of(const Shape& shape, int producer = 0) {
   CudaVariant variant;
   variant.family = CudaFamily::wgmma;
@@ -181,21 +174,6 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
                                 variant.stream_k, stream_k_iterations(desc, variant)));
   }
-  if (variant.depth != 0) {
-    if (variant.depth != 3)
-      return refuse(fmt::format("depth={}: must be 0 (two sets of A registers) or 3 (three)", variant.depth));
-    if (variant.producer != 0 || variant.stream_k != 0)
-      return refuse(fmt::format("depth=3 with producer={}, stream_k={}: three A register sets are built for the tiled "
-                                "grid's all-thread ring only (producer=0, stream_k=0)",
-                                variant.producer, variant.stream_k));
-    if (variant.stages < 4)
-      return refuse(fmt::format("stages={} with depth=3: needs 4 or more (a stage loading while two multiply and "
-                                "one dequantizes)",
-                                variant.stages));
-    if (split_stages(desc, variant) < 4)
-      return refuse(fmt::format("depth=3: k={} gives each block {} stages of {} k; it needs 4 or more",
-                                desc.k, split_stages(desc, variant), variant.block_k));
-  }
   if (variant.remainder_split != 0) {
     if (variant.stream_k == 0)
       return refuse(fmt::format("remainder_split={} needs stream_k > 0 (it shapes the stream-K schedule)",
@@ -228,11 +206,10 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   // Blocks much taller than M only multiply zeros: keep block_m within M rounded up to 16.
   const int rows = std::max(16, round_up(std::clamp<int64_t>(desc.m, 1, 256), 16));
   std::vector<CudaVariant> variants;
-  auto add = [&](const Shape& shape, int producer, int depth = 0) {
+  auto add = [&](const Shape& shape, int producer) {
     for (int split : searched_splits) {
       CudaVariant variant = variant_of(shape, producer);
       variant.split_k = split;
-      variant.depth = depth;
       const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * sm_count_ &&
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
@@ -240,7 +217,6 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
   for (const Shape& shape : producer_shapes) add(shape, 1);
-  for (const Shape& shape : deep_shapes) add(shape, 0, 3);
   // Stream-K: the tall all-thread tiles whose grid leaves SMs idle in its last wave, with one
   // persistent block per SM (or per iteration, where fewer).
   if (desc.m >= stream_k_min_rows)
@@ -386,7 +362,6 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int STAGES = {stages};\n"
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
-      "  static constexpr int DEPTH = {depth};\n"
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
@@ -396,7 +371,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("block_n", variant.block_n),
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
-      fmt::arg("split_k", variant.split_k), fmt::arg("depth", variant.depth == 0 ? 2 : variant.depth),
+      fmt::arg("split_k", variant.split_k),
       fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()

@@ -5,9 +5,7 @@
 // warpgroup) x BLOCK_M rows of x (the wgmma's N), optionally split along K across blocks
 // (split_k: fp32 partials in the caller's workspace, summed by a second kernel of the same
 // program), or shared by stream_k persistent blocks (equal shares of every tile's stage pairs,
-// cut tiles fixed up through the workspace; with remainder_split, only the tiles the full waves
-// leave over are shared, the others run whole), with two or (depth = 3) three sets of A
-// registers, optionally with a warp-specialized copy warpgroup handing the ring over through
+// cut tiles fixed up through the workspace), optionally with a warp-specialized copy warpgroup handing the ring over through
 // mbarriers (producer = 1). candidates / is_valid / emit as every generator, plus the launch
 // geometry, the second kernel's and the workspace size the kernel class uses.
 #pragma once
@@ -27,7 +25,7 @@ class WgmmaGenerator {
   static constexpr std::string_view family = "cuda_wgmma";
   // 2: split_k; 3: producer (warp-specialized copy warpgroup); 4: per-thread copy plans (same
   // variants, faster kernels: decisions tuned before are re-tuned); 5: stream_k candidates; 6:
-  // remainder_split candidates (the hybrid stream-K schedule) and depth = 3 ones
+  // remainder_split candidates (the hybrid stream-K schedule)
   static constexpr int version = 6;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";

@@ -325,95 +325,6 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   }
 }
 
-// A tiled variant of a tile shape (n x m x k, stages) with three sets of A registers.
-CudaVariant deep_variant(int block_n, int block_m, int block_k, int stages, int split = 1) {
-  CudaVariant variant = stream_k_variant(block_n, block_m, block_k, stages, 0);
-  variant.split_k = split;
-  variant.depth = 3;
-  return variant;
-}
-
-// depth = 3: "_d3" in the name, JSON stored before the field reads 0, DEPTH in the source (2
-// where unset), the same geometry and shared memory, candidates only for the tiled all-thread
-// ring, refusals with reasons.
-TEST(CudaWgmmaCompile, DeepNamesJsonAndRefusals) {
-  WgmmaGenerator generator;
-  const OpDesc desc = descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
-  const CudaVariant deep = deep_variant(128, 256, 64, 5);
-  ASSERT_TRUE(generator.is_valid(desc, deep, 9)) << generator.is_valid(desc, deep, 9).reason;
-  EXPECT_EQ(variant_name(desc, deep, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s5_d3");
-  EXPECT_EQ(variant_from_json(to_json(deep)), deep);
-  nlohmann::json older = to_json(deep);
-  older.erase("depth");
-  EXPECT_EQ(variant_from_json(older).depth, 0);
-  CudaVariant shallow = deep;
-  shallow.depth = 0;
-  EXPECT_EQ(generator.launch_geometry(desc, deep).threads, generator.launch_geometry(desc, shallow).threads);
-  EXPECT_EQ(WgmmaGenerator::shared_bytes(desc, deep), WgmmaGenerator::shared_bytes(desc, shallow));
-  EXPECT_NE(generator.emit(desc, deep).find("static constexpr int DEPTH = 3;"), std::string::npos);
-  EXPECT_NE(generator.emit(desc, shallow).find("static constexpr int DEPTH = 2;"), std::string::npos);
-  int deep_candidates = 0;
-  for (const CudaVariant& candidate : generator.candidates(desc)) {
-    if (candidate.depth == 0) continue;
-    ++deep_candidates;
-    EXPECT_EQ(candidate.producer, 0);
-    EXPECT_EQ(candidate.stream_k, 0);
-  }
-  // 3 shapes unsplit; split 2 of each and 4 of the two 256-row ones (grids under two waves)
-  EXPECT_EQ(deep_candidates, 3 + 3 + 2);
-  auto reason = [&](const OpDesc& on, const CudaVariant& tried) {
-    const Validity validity = generator.is_valid(on, tried, 9);
-    EXPECT_FALSE(validity) << variant_name(on, tried, "sm_90a");
-    return validity.reason;
-  };
-  CudaVariant two = deep;
-  two.depth = 2;
-  EXPECT_NE(reason(desc, two).find("depth=2"), std::string::npos);
-  CudaVariant produced = deep;
-  produced.producer = 1;
-  produced.stages = 4;
-  EXPECT_NE(reason(desc, produced).find("producer=1"), std::string::npos);
-  CudaVariant streamed = deep;
-  streamed.stream_k = 132;
-  EXPECT_NE(reason(desc, streamed).find("stream_k=132"), std::string::npos);
-  EXPECT_NE(reason(desc, deep_variant(128, 256, 64, 3)).find("stages=3"), std::string::npos);
-  EXPECT_NE(reason(descriptor("m=1024,n=4096,k=128,bits=4,group=64,zero=int,act=bf16"), deep).find("4 or more"),
-            std::string::npos);
-  CudaVariant gemv;
-  gemv.depth = 3;
-  EXPECT_NE(family_field_misuse(gemv).find("depth=3"), std::string::npos);
-}
-
-// ptxas serializes every wgmma of a stage (C7513, a note in the NVRTC log only) when anything
-// but a wgmma defines one of their input registers while they run; the third set of A registers
-// hit it with some loop shapes (templates/wgmma_gemm.cuh). Every depth-3 candidate, at stage
-// counts that leave 4, 6 and 8 stages after the last turn of six, with splits, 128-, 64- and
-// 32-k groups and whole-K groups, compiles without that note (and the two-set 256-row tile too).
-TEST(CudaWgmmaCompile, DeepVariantsCompileUnserialized) {
-  SKIP_WITHOUT_NVRTC();
-  WgmmaGenerator generator;
-  std::vector<std::pair<OpDesc, CudaVariant>> cases;
-  for (const char* text :
-       {"m=1024,n=4096,k=14336,group=128,zero=int,act=bf16", "m=1000,n=4000,k=4160,group=64,zero=int,act=bf16",
-        "m=300,n=1000,k=2056,group=-1,zero=float,act=fp16", "m=1024,n=4096,k=640,group=32,zero=none,act=bf16"}) {
-    const OpDesc desc = descriptor(std::string("bits=4,") + text);
-    for (const CudaVariant& candidate : generator.candidates(desc))
-      if (candidate.depth == 3) cases.emplace_back(desc, candidate);
-    cases.emplace_back(desc, stream_k_variant(128, 256, 64, 4, 0));
-  }
-  EXPECT_EQ(cases.size(), 35u);
-  ::setenv("LOWBIT_CUDA_LOG", "1", 1);
-  for (const auto& [desc, variant] : cases) {
-    const std::string name = variant_name(desc, variant, "sm_90a");
-    ::testing::internal::CaptureStderr();
-    const std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), name, "sm_90a");
-    const std::string log = ::testing::internal::GetCapturedStderr();
-    EXPECT_TRUE(looks_like_cubin(cubin)) << name;
-    EXPECT_EQ(log.find("C7513"), std::string::npos) << name << ": " << log;
-  }
-  ::unsetenv("LOWBIT_CUDA_LOG");
-}
-
 // producer = 1: a copy warpgroup after the consumers (threads + 128), two mbarriers per slot in
 // shared memory, "_ws" in the name; JSON stored before the field reads 0.
 TEST(CudaWgmmaCompile, WarpSpecializedNamesJsonAndGeometry) {
@@ -812,35 +723,6 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
   add("m=513,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1", tallest, 132);
   add("m=1000,n=6144,k=1032,group=-1,zero=int,act=bf16,out=bf16,bias=1", tallest, 132);
   EXPECT_EQ(cases.size(), 60u);
-  const std::string failure = check_on_device(cases);
-  ASSERT_TRUE(failure.empty()) << failure;
-}
-
-// depth = 3 (three sets of A registers, six stages a turn and 4, 6 or 8 after the last): every
-// deep shape at stage counts that give no turn (4, 6 and 8 stages), one turn and a rest of 8,
-// and two turns and a rest of 6 (an odd K_STAGES rounded up: a zero stage), with 64-k groups
-// cut by a K tail, whole-K float zeros in fp16, a split, M around the tiles and N tails.
-TEST(CudaWgmma, DeepAtOddShapes) {
-  SKIP_WITHOUT_HOPPER();
-  WgmmaGenerator generator;
-  std::vector<Case> cases;
-  const CudaVariant shapes[] = {deep_variant(128, 128, 64, 6), deep_variant(128, 256, 64, 5), deep_variant(128, 256, 64, 6)};
-  auto add = [&](const std::string& text, int split) {
-    const OpDesc desc = descriptor("bits=4,n=1001," + text);
-    for (CudaVariant variant : shapes) {
-      variant.split_k = split;
-      EXPECT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a") << ": "
-                                                        << generator.is_valid(desc, variant, 9).reason;
-      cases.push_back({desc, variant});
-    }
-  };
-  for (const char* k : {"k=256", "k=376", "k=448", "k=896"})
-    for (int m : {1, 127, 129, 255, 256, 257})
-      add(std::string(k) + ",group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m), 1);
-  add("m=300,k=1032,group=-1,zero=float,act=fp16,out=fp16", 1);
-  add("m=300,k=1032,group=-1,zero=float,act=fp16,out=fp16", 2);
-  add("m=200,k=896,group=32,zero=none,act=bf16,out=fp32,bias=1", 2);
-  EXPECT_EQ(cases.size(), 81u);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
