@@ -50,10 +50,11 @@ constexpr int64_t stream_k_min_rows = 256;
 constexpr int stream_k_min_block_m = 128;
 constexpr int stream_k_max_waves = 4;
 // The hybrid schedule (remainder_split = r): the tiles of the full waves of stream_k blocks run
-// whole, the remaining ones are shared by min(stream_k, r x remaining) blocks. Searched: r = 2
-// (each remaining tile cut once, in halves, where there are blocks enough) and r = 3 (usually
-// every block shares: the smallest runs), where they differ.
-constexpr int searched_remainder_splits[] = {2, 3};
+// whole, the remaining ones are shared by min(stream_k, r x remaining) blocks. Searched: r = 2,
+// each remaining tile cut once, in halves, where there are blocks enough (fewest partial tiles;
+// r = 3, every block sharing, was slower on the H100: 86.5 against 85.2 us at M = 1024 on
+// 6144x4096, docs/benchmarks.md).
+constexpr int searched_remainder_split = 2;
 int64_t remaining_tiles(const OpDesc& desc, const CudaVariant& variant) { return tiles(desc, variant) % variant.stream_k; }
 int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
   return std::min<int64_t>(variant.stream_k, variant.remainder_split * remaining_tiles(desc, variant));
@@ -229,16 +230,10 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
       if (!is_valid(desc, variant, 9)) continue;
       variants.push_back(variant);
-      // Over a full wave: the hybrid schedules too, each kept where its sharing blocks differ.
-      int64_t previous_sharing = 0;
-      for (int split : searched_remainder_splits) {
-        CudaVariant hybrid = variant;
-        hybrid.remainder_split = split;
-        if (grid <= hybrid.stream_k || !is_valid(desc, hybrid, 9) || sharing_blocks(desc, hybrid) == previous_sharing)
-          continue;
-        previous_sharing = sharing_blocks(desc, hybrid);
-        variants.push_back(hybrid);
-      }
+      // Over a full wave: the hybrid schedule too.
+      CudaVariant hybrid = variant;
+      hybrid.remainder_split = searched_remainder_split;
+      if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
     }
   return variants;
 }
@@ -281,7 +276,18 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     CudaVariant streamed = variant_of(shape);
     const int64_t grid = tiles(desc, streamed);
     streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
-    if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) return streamed;
+    if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
+      // The hybrid where its remaining tiles are few enough to be cut once each (at most half a
+      // wave over whole waves): 85.2 against 87.2 us at M = 1024 on 6144x4096 (192 tiles: 132
+      // whole, 60 halved over 120 blocks). Where more remain every block shares again, and the
+      // plain schedule was faster (98.3 against 99.4 us at M = 256 on 28672x4096: 224 tiles).
+      CudaVariant hybrid = streamed;
+      hybrid.remainder_split = searched_remainder_split;
+      if (grid > streamed.stream_k && searched_remainder_split * remaining_tiles(desc, hybrid) <= streamed.stream_k &&
+          is_valid(desc, hybrid, 9))
+        return hybrid;
+      return streamed;
+    }
   }
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);

@@ -113,10 +113,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
     const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
-  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132");  // 192 tiles
+  // 192 tiles: 132 whole, 60 halved over 120 blocks (the hybrid, where at most half a wave remains)
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132r2");
   EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");    // 48 x 2
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws");     // 48 x 2
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224 tiles
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");        // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
@@ -135,6 +136,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).block_m, 256);
   EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).stream_k, 0);
   EXPECT_EQ(generator.heuristic(ragged).stream_k, 132);
+  EXPECT_EQ(generator.heuristic(ragged).remainder_split, 2);
   EXPECT_EQ(heuristic(ragged, 9, 96), WgmmaGenerator(96).heuristic(ragged));
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
@@ -264,7 +266,7 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   EXPECT_NE(generator.emit(desc, hybrid).find("static constexpr int REMAINDER_SPLIT = 2;"), std::string::npos);
   EXPECT_NE(generator.emit(desc, variant).find("static constexpr int REMAINDER_SPLIT = 0;"), std::string::npos);
   EXPECT_NE(std::find(listed.begin(), listed.end(), hybrid), listed.end());
-  EXPECT_NE(std::find(listed.begin(), listed.end(), hybrid_variant(128, 256, 64, 4, 132, 3)), listed.end());
+  EXPECT_EQ(std::find(listed.begin(), listed.end(), hybrid_variant(128, 256, 64, 4, 132, 3)), listed.end());
   CudaVariant unstreamed = hybrid;
   unstreamed.stream_k = 0;
   EXPECT_NE(reason(generator, desc, unstreamed).find("needs stream_k"), std::string::npos);
@@ -294,10 +296,8 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
     }
     return count;
   };
-  // 64 x 128 tiles: 768, over 4 waves; the other four over a wave, each with its hybrids: 384
-  // tiles leave 120 (r = 2 and 3 both share them over all 132 blocks: one kept), the 256-row 128-column
-  // grid 60 (r = 2: 120 blocks, r = 3: 132).
-  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096"), 4 + 5);
+  // 64 x 128 tiles: 768, over 4 waves; the other four over a wave, each with its hybrid (r = 2).
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096"), 4 + 4);
   EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096"), 0);   // below 256 rows
   EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096"), 0);  // 33 x 128 columns: 132, 264 or 528 tiles, whole waves
   EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096"), 0);  // thousands of tiles
@@ -313,8 +313,9 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   for (const CudaVariant& candidate : generator.candidates(desc))
     if (candidate.stream_k != 0) variants.push_back(candidate);
   // 5 shapes; the 160 tiles of the two 128 x 128 shapes, 320 of 64 x 128 and 192 of 64 x 256
-  // leave 28, 56 and 60 over whole waves: hybrids r = 2 and 3 each (fewer sharing blocks at 2).
-  ASSERT_EQ(variants.size(), 5u + 8u);
+  // leave 28, 56 and 60 over whole waves: a hybrid (r = 2) each.
+  ASSERT_EQ(variants.size(), 5u + 4u);
+  variants.push_back(hybrid_variant(128, 128, 64, 5, 132, 3));
   variants.push_back(stream_k_variant(128, 128, 64, 5, 7));
   variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
   for (const CudaVariant& variant : variants) {
