@@ -227,7 +227,8 @@ __device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& 
 // OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
-// warp, above); STREAM_K (stream-K programs only: the persistent blocks, StreamKSchedule).
+// warp, above); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
+// the hybrid schedule's sharing, StreamKSchedule).
 template <class Config>
 struct WgmmaTile {
   static constexpr int BLOCK_N = Config::BLOCK_N;
@@ -631,6 +632,11 @@ __device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, cons
 // a contributor's part is the first thing its block computes, an owner's part the last, so an
 // owner's wait is for work done long before (the other way round, each block would wait for
 // its predecessor's whole run).
+// Hybrid (REMAINDER_SPLIT > 0): where the tiles fill some waves whole and leave a remainder (192
+// tiles on 132 SMs), the full waves' tiles run whole first, one per block in turn, and only the
+// remainder is shared as above, after them, by the first SHARING_BLOCKS blocks. A whole tile
+// has no fix-up; the shared part's contributors run their cut tile's end right after their whole
+// tiles, at about the time its owner starts the tile, so the owner's wait stays short.
 // Flags: flag[b] (u64) holds the launch's token (a kernel argument, new every launch, never 0)
 // once block b's partial is stored; the owner that consumes it resets it to 0. So a flag left by
 // an earlier launch, or anything else in the caller's workspace, is not taken for this launch's
@@ -643,12 +649,25 @@ struct StreamKSchedule {
   static constexpr long long N_TILES = ((Config::N + 15) / 16 + Tile::PANELS - 1) / Tile::PANELS;
   static constexpr long long TILES = M_TILES * N_TILES;
   static constexpr int PAIRS = (Tile::K_STAGES + 1) / 2;  // iterations of one tile
-  static constexpr long long ITERATIONS = TILES * PAIRS;
+  // REMAINDER_SPLIT > 0 (the hybrid schedule): the WHOLE_TILES of the grid's full waves run whole,
+  // block b taking tiles b, b + BLOCKS, ... first (no fix-up); only the SHARED_TILES left over are
+  // shared, by SHARING_BLOCKS = min(BLOCKS, REMAINDER_SPLIT x SHARED_TILES) blocks (fewer blocks
+  // cut fewer tiles: at 2 x the shared tiles each is cut once, in halves). 0: every tile shared.
+  static constexpr int REMAINDER_SPLIT = Config::REMAINDER_SPLIT;
+  static constexpr long long WHOLE_TILES = REMAINDER_SPLIT > 0 ? TILES / BLOCKS * BLOCKS : 0;
+  static constexpr long long SHARED_TILES = TILES - WHOLE_TILES;
+  static constexpr int SHARING_BLOCKS =
+      REMAINDER_SPLIT > 0 && REMAINDER_SPLIT * SHARED_TILES < BLOCKS ? static_cast<int>(REMAINDER_SPLIT * SHARED_TILES)
+                                                                       : BLOCKS;
+  static constexpr long long FIRST_SHARED = WHOLE_TILES * PAIRS;  // the first shared iteration
+  static constexpr long long ITERATIONS = SHARED_TILES * PAIRS;   // the shared ones
   static constexpr int FRAGMENTS = Tile::BLOCK_M / 8;  // float4 of accumulator per consumer thread
   static constexpr int FLAG_BYTES = (BLOCKS * 8 + 255) / 256 * 256;  // the flags, then the partial slots
-  static_assert(BLOCKS >= 1 && BLOCKS <= ITERATIONS, "every block has at least one iteration");
+  static_assert(SHARING_BLOCKS >= 1 && SHARING_BLOCKS <= ITERATIONS, "every sharing block has at least one iteration");
+  static_assert(REMAINDER_SPLIT == 0 || (TILES > BLOCKS && SHARED_TILES > 0), "a full wave of whole tiles and a remainder");
   static_assert(!Tile::PRODUCER && Tile::SPLIT_K == 1, "stream-K runs the all-thread ring without a split");
-  static __device__ __forceinline__ long long begin(int block) { return block * ITERATIONS / BLOCKS; }
+  // The first shared iteration of sharing block `block` (0 .. SHARING_BLOCKS).
+  static __device__ __forceinline__ long long begin(int block) { return FIRST_SHARED + block * ITERATIONS / SHARING_BLOCKS; }
 };
 
 // Release at GPU scope: the block's partial stores (ordered before by a barrier and a fence) are
@@ -702,7 +721,7 @@ struct StreamKWork {
       return false;
     }
     const long long tile_end = tile_begin + Schedule::PAIRS;
-    for (int other = block + 1; other < Schedule::BLOCKS && Schedule::begin(other) < tile_end; ++other) {
+    for (int other = block + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other) {
       if (threadIdx.x == 0) {
         while (acquire_flag(flags + other) != token) {
         }
@@ -721,7 +740,8 @@ struct StreamKWork {
   }
 };
 
-// The persistent block blockIdx.x of BLOCKS: its run of iterations, segment by segment.
+// The persistent block blockIdx.x of BLOCKS: its whole tiles (REMAINDER_SPLIT > 0), then its
+// run of shared iterations, segment by segment.
 template <class Config>
 __device__ __forceinline__ void wgmma_stream_k_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                                     const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -733,6 +753,19 @@ __device__ __forceinline__ void wgmma_stream_k_int4(const void* __restrict__ x, 
   work.flags = static_cast<u64*>(workspace);
   work.partials = reinterpret_cast<float4*>(static_cast<unsigned char*>(workspace) + Schedule::FLAG_BYTES);
   work.token = token;
+  if constexpr (Schedule::REMAINDER_SPLIT > 0) {
+    // Whole tiles: each its own owner with no contributor (every shared iteration lies past them).
+    const long long first_tile = blockIdx.x;
+    for (work.tile = first_tile; work.tile < Schedule::WHOLE_TILES; work.tile += Schedule::BLOCKS) {
+      if (work.tile != first_tile) __syncthreads();  // the previous tile's wgmmas are done, as below
+      work.tile_begin = work.tile * Schedule::PAIRS;
+      work.iteration = work.tile_begin;
+      work.segment_end = work.tile_begin + Schedule::PAIRS;
+      wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+    }
+    if (static_cast<int>(blockIdx.x) >= Schedule::SHARING_BLOCKS) return;
+    __syncthreads();  // every block had a whole tile before its shared run
+  }
   const long long first = Schedule::begin(blockIdx.x);
   const long long end = Schedule::begin(blockIdx.x + 1);
   for (work.iteration = first; work.iteration < end; work.iteration = work.segment_end) {

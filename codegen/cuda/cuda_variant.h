@@ -35,13 +35,17 @@ namespace lowbit::cuda {
 // layout fields stay 0), split_k (blocks along K, each a run of whole stages, summed by a
 // second kernel) and producer (0: every thread copies; 1: one more warpgroup alone copies,
 // through mbarriers) and stream_k (that many persistent blocks share the tiles' k iterations
-// equally, partial tiles fixed up in a workspace; 0: off). gemv_mma also reads block_k (k a
+// equally, partial tiles fixed up in a workspace; 0: off) and, with stream_k, remainder_split (0:
+// every tile shared; r > 0: the tiles of the grid's full waves run whole, one per block in turn,
+// and only the remaining tiles' k iterations are shared, by min(stream_k, r x those tiles)
+// blocks). gemv_mma also reads block_k (k a
 // warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
 // copies) and panels (16-column panels per block, walked in turn with the ring kept running)
 // and prefetch (1: each warp prefetches its weight span into L2 when it starts).
 // Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0,
-// stream_k=0. The tile fields, split_k, producer, bulk_copy, panels, prefetch and stream_k came
+// stream_k=0, remainder_split=0. The tile fields, split_k, producer, bulk_copy, panels, prefetch,
+// stream_k and remainder_split came
 // later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -60,6 +64,7 @@ struct CudaVariant {
   int panels = 1;    // gemv_mma: 16-column panels one block walks with one ring (1, 2, 4 or 8)
   int prefetch = 0;  // gemv_mma: 1 = each warp asks L2 for its whole weight span when it starts
   int stream_k = 0;  // wgmma: persistent blocks of a stream-K schedule (0: one block per tile)
+  int remainder_split = 0;  // wgmma with stream_k: whole tiles for the full waves, the rest shared (0: all shared)
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -71,7 +76,8 @@ struct CudaVariant {
                       field("warps_m", &CudaVariant::warps_m), field("warps_k", &CudaVariant::warps_k),
                       field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer),
                       field("bulk_copy", &CudaVariant::bulk_copy), field("panels", &CudaVariant::panels),
-                      field("prefetch", &CudaVariant::prefetch), field("stream_k", &CudaVariant::stream_k)};
+                      field("prefetch", &CudaVariant::prefetch), field("stream_k", &CudaVariant::stream_k),
+                      field("remainder_split", &CudaVariant::remainder_split)};
   }
 };
 
@@ -88,11 +94,12 @@ struct LaunchGeometry {
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
-// when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks); gemv_mma appends "_k128" when block_k is set,
+// when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks, then "r2" with
+// remainder_split = 2); gemv_mma appends "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 // Why a variant may not carry a field its family does not read (split_k, producer, stream_k,
-// bulk_copy, panels, prefetch away from their neutral values), or empty when it may.
+// remainder_split, bulk_copy, panels, prefetch away from their neutral values), or empty when it may.
 std::string family_field_misuse(const CudaVariant& variant);
 nlohmann::json to_json(const CudaVariant& variant);
 CudaVariant variant_from_json(const nlohmann::json& json);

@@ -49,6 +49,16 @@ int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
 constexpr int64_t stream_k_min_rows = 256;
 constexpr int stream_k_min_block_m = 128;
 constexpr int stream_k_max_waves = 4;
+// The hybrid schedule (remainder_split = r): the tiles of the full waves of stream_k blocks run
+// whole, the remaining ones are shared by min(stream_k, r x remaining) blocks. Searched: r = 2,
+// each remaining tile cut once, in halves, where there are blocks enough (fewest partial tiles;
+// r = 3, every block sharing, was slower on the H100: 86.5 against 85.2 us at M = 1024 on
+// 6144x4096, docs/benchmarks.md).
+constexpr int searched_remainder_split = 2;
+int64_t remaining_tiles(const OpDesc& desc, const CudaVariant& variant) { return tiles(desc, variant) % variant.stream_k; }
+int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
+  return std::min<int64_t>(variant.stream_k, variant.remainder_split * remaining_tiles(desc, variant));
+}
 // The workspace of a stream-K launch: a flag per block (u64), padded to 256 bytes, then a partial
 // tile per block (the template's StreamKSchedule::FLAG_BYTES and partial slots).
 std::size_t stream_k_flag_bytes(int blocks) { return (static_cast<std::size_t>(blocks) * 8 + 255) / 256 * 256; }
@@ -165,6 +175,22 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
                                 variant.stream_k, stream_k_iterations(desc, variant)));
   }
+  if (variant.remainder_split != 0) {
+    if (variant.stream_k == 0)
+      return refuse(fmt::format("remainder_split={} needs stream_k > 0 (it shapes the stream-K schedule)",
+                                variant.remainder_split));
+    if (variant.remainder_split < 1 || variant.remainder_split > 8)
+      return refuse(fmt::format("remainder_split={}: must be 0 (every tile shared) or 1..8 (blocks per remaining tile)",
+                                variant.remainder_split));
+    if (tiles(desc, variant) <= variant.stream_k || remaining_tiles(desc, variant) == 0)
+      return refuse(fmt::format("remainder_split={}: the grid's {} tiles on stream_k={} blocks leave no full wave "
+                                "and a remainder (it needs more tiles than blocks, not a multiple of them)",
+                                variant.remainder_split, tiles(desc, variant), variant.stream_k));
+    const int64_t shared_iterations = remaining_tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
+    if (sharing_blocks(desc, variant) > shared_iterations)
+      return refuse(fmt::format("remainder_split={}: {} sharing blocks for {} shared iterations (each needs one)",
+                                variant.remainder_split, sharing_blocks(desc, variant), shared_iterations));
+  }
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -202,7 +228,12 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
           grid >= int64_t{stream_k_max_waves} * sm_count_)
         continue;
       variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
-      if (is_valid(desc, variant, 9)) variants.push_back(variant);
+      if (!is_valid(desc, variant, 9)) continue;
+      variants.push_back(variant);
+      // Over a full wave: the hybrid schedule too.
+      CudaVariant hybrid = variant;
+      hybrid.remainder_split = searched_remainder_split;
+      if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
     }
   return variants;
 }
@@ -245,7 +276,18 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     CudaVariant streamed = variant_of(shape);
     const int64_t grid = tiles(desc, streamed);
     streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
-    if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) return streamed;
+    if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
+      // The hybrid where its remaining tiles are few enough to be cut once each (at most half a
+      // wave over whole waves): 85.2 against 87.2 us at M = 1024 on 6144x4096 (192 tiles: 132
+      // whole, 60 halved over 120 blocks). Where more remain every block shares again, and the
+      // plain schedule was faster (98.3 against 99.4 us at M = 256 on 28672x4096: 224 tiles).
+      CudaVariant hybrid = streamed;
+      hybrid.remainder_split = searched_remainder_split;
+      if (grid > streamed.stream_k && searched_remainder_split * remaining_tiles(desc, hybrid) <= streamed.stream_k &&
+          is_valid(desc, hybrid, 9))
+        return hybrid;
+      return streamed;
+    }
   }
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
@@ -337,8 +379,11 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
       fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()),
-      fmt::arg("stream_k", variant.stream_k == 0 ? std::string()
-                                                 : fmt::format("  static constexpr int STREAM_K = {};\n", variant.stream_k)),
+      fmt::arg("stream_k", variant.stream_k == 0
+                               ? std::string()
+                               : fmt::format("  static constexpr int STREAM_K = {};\n"
+                                             "  static constexpr int REMAINDER_SPLIT = {};\n",
+                                             variant.stream_k, variant.remainder_split)),
       fmt::arg("entry_source", variant.stream_k == 0 ? tiled_entry_source(variant) : stream_k_entry_source(variant)));
 }
 

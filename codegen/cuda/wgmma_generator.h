@@ -24,8 +24,9 @@ class WgmmaGenerator {
  public:
   static constexpr std::string_view family = "cuda_wgmma";
   // 2: split_k; 3: producer (warp-specialized copy warpgroup); 4: per-thread copy plans (same
-  // variants, faster kernels: decisions tuned before are re-tuned); 5: stream_k candidates
-  static constexpr int version = 5;
+  // variants, faster kernels: decisions tuned before are re-tuned); 5: stream_k candidates; 6:
+  // remainder_split candidates (the hybrid stream-K schedule), the heuristic's where few tiles remain
+  static constexpr int version = 6;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

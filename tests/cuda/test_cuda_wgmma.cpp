@@ -113,10 +113,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
     const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
-  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132");  // 192 tiles
+  // 192 tiles: 132 whole, 60 halved over 120 blocks (the hybrid, where at most half a wave remains)
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132r2");
   EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");    // 48 x 2
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws");     // 48 x 2
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224 tiles
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");        // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
@@ -135,6 +136,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).block_m, 256);
   EXPECT_EQ(WgmmaGenerator(96).heuristic(ragged).stream_k, 0);
   EXPECT_EQ(generator.heuristic(ragged).stream_k, 132);
+  EXPECT_EQ(generator.heuristic(ragged).remainder_split, 2);
   EXPECT_EQ(heuristic(ragged, 9, 96), WgmmaGenerator(96).heuristic(ragged));
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
@@ -184,6 +186,13 @@ CudaVariant stream_k_variant(int block_n, int block_m, int block_k, int stages, 
   variant.block_k = block_k;
   variant.stages = stages;
   variant.stream_k = blocks;
+  return variant;
+}
+// The hybrid schedule of that: the full waves' tiles whole, the rest shared by min(blocks,
+// split x remaining tiles) blocks.
+CudaVariant hybrid_variant(int block_n, int block_m, int block_k, int stages, int blocks, int split) {
+  CudaVariant variant = stream_k_variant(block_n, block_m, block_k, stages, blocks);
+  variant.remainder_split = split;
   return variant;
 }
 
@@ -240,6 +249,40 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   CudaVariant gemv;
   gemv.stream_k = 4;
   EXPECT_NE(family_field_misuse(gemv).find("stream_k=4"), std::string::npos);
+  gemv.stream_k = 0;
+  gemv.remainder_split = 2;
+  EXPECT_NE(family_field_misuse(gemv).find("remainder_split=2"), std::string::npos);
+
+  // remainder_split: "r<split>" after the blocks, JSON stored before the field reads 0, the same
+  // grid and workspace as plain stream-K, the constant only where it is set, and refusals.
+  const CudaVariant hybrid = hybrid_variant(128, 256, 64, 4, 132, 2);
+  ASSERT_TRUE(generator.is_valid(desc, hybrid, 9)) << generator.is_valid(desc, hybrid, 9).reason;
+  EXPECT_EQ(variant_name(desc, hybrid, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132r2");
+  EXPECT_EQ(variant_from_json(to_json(hybrid)), hybrid);
+  older.erase("remainder_split");
+  EXPECT_EQ(variant_from_json(older).remainder_split, 0);
+  EXPECT_EQ(generator.launch_geometry(desc, hybrid).grid_x, 132u);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, hybrid), WgmmaGenerator::workspace_bytes(desc, variant));
+  EXPECT_NE(generator.emit(desc, hybrid).find("static constexpr int REMAINDER_SPLIT = 2;"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, variant).find("static constexpr int REMAINDER_SPLIT = 0;"), std::string::npos);
+  EXPECT_NE(std::find(listed.begin(), listed.end(), hybrid), listed.end());
+  EXPECT_EQ(std::find(listed.begin(), listed.end(), hybrid_variant(128, 256, 64, 4, 132, 3)), listed.end());
+  CudaVariant unstreamed = hybrid;
+  unstreamed.stream_k = 0;
+  EXPECT_NE(reason(generator, desc, unstreamed).find("needs stream_k"), std::string::npos);
+  EXPECT_NE(reason(generator, desc, hybrid_variant(128, 256, 64, 4, 132, 9)).find("1..8"), std::string::npos);
+  // 128 tiles on 4096 columns: no full wave of 132; 264 tiles on 8448: two whole waves, no remainder.
+  EXPECT_NE(reason(generator, descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16"), hybrid)
+                .find("no full wave"),
+            std::string::npos);
+  EXPECT_NE(reason(generator, descriptor("m=1024,n=8448,k=4096,bits=4,group=128,zero=int,act=bf16"), hybrid)
+                .find("no full wave"),
+            std::string::npos);
+  // 8 tiles on 7 blocks, one stage pair each: the remaining tile has 1 iteration for 2 blocks.
+  EXPECT_NE(reason(generator, descriptor("m=1,n=1024,k=64,bits=4,group=64,act=bf16"),
+                   hybrid_variant(128, 256, 64, 4, 7, 2))
+                .find("each needs one"),
+            std::string::npos);
 
   auto stream_k_candidates = [&](const char* text) {
     const OpDesc on = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
@@ -253,14 +296,15 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
     }
     return count;
   };
-  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096"), 4);  // 64 x 128 tiles: 768, over 4 waves
+  // 64 x 128 tiles: 768, over 4 waves; the other four over a wave, each with its hybrid (r = 2).
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096"), 4 + 4);
   EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096"), 0);   // below 256 rows
   EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096"), 0);  // 33 x 128 columns: 132, 264 or 528 tiles, whole waves
   EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096"), 0);  // thousands of tiles
 }
 
-// Every stream-K shape of the candidates compiles at a K tail with whole-K groups, fp16, and a
-// block count below the SMs' (a block runs through several tiles).
+// Every stream-K shape of the candidates, hybrids included, compiles at a K tail with whole-K
+// groups, fp16, and a block count below the SMs' (a block runs through several tiles).
 TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
@@ -268,8 +312,12 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   std::vector<CudaVariant> variants;
   for (const CudaVariant& candidate : generator.candidates(desc))
     if (candidate.stream_k != 0) variants.push_back(candidate);
-  ASSERT_EQ(variants.size(), 5u);
+  // 5 shapes; the 160 tiles of the two 128 x 128 shapes, 320 of 64 x 128 and 192 of 64 x 256
+  // leave 28, 56 and 60 over whole waves: a hybrid (r = 2) each.
+  ASSERT_EQ(variants.size(), 5u + 4u);
+  variants.push_back(hybrid_variant(128, 128, 64, 5, 132, 3));
   variants.push_back(stream_k_variant(128, 128, 64, 5, 7));
+  variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
   for (const CudaVariant& variant : variants) {
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     EXPECT_TRUE(looks_like_cubin(
@@ -646,6 +694,40 @@ TEST(CudaWgmma, StreamKAtOddShapes) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
+// The hybrid schedule (remainder_split): whole tiles for the full waves, then the remainder shared,
+// at odd shapes (N tails, a K of 33 groups: an odd stage count, so a padded stage; whole-K
+// groups with a K tail), M around the tiles, with 132 blocks where the grid has more tiles than
+// that (M = 513 or 1000 on 6144 columns: 144 or 192 tiles of 256 x 128, the latter the M = 1024
+// row's grid) and with few blocks (7, 9) so that every block runs several whole tiles; r = 1
+// (each remaining tile whole on its own block: no cut), 2 and 3.
+TEST(CudaWgmma, HybridStreamKAtOddShapes) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  const std::vector<CudaVariant> every_shape = {stream_k_variant(128, 128, 64, 5, 0), stream_k_variant(64, 128, 64, 6, 0),
+                                                stream_k_variant(128, 256, 64, 4, 0)};
+  const std::vector<CudaVariant> tallest = {stream_k_variant(128, 256, 64, 4, 0)};
+  auto add = [&](const std::string& text, const std::vector<CudaVariant>& shapes, int blocks) {
+    const OpDesc desc = descriptor("bits=4," + text);
+    for (const CudaVariant& shape : shapes)
+      for (int split : {1, 2, 3}) {
+        CudaVariant variant = shape;
+        variant.stream_k = blocks;
+        variant.remainder_split = split;
+        EXPECT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
+        cases.push_back({desc, variant});
+      }
+  };
+  for (int m : {127, 129, 256, 257, 400})
+    add("n=1000,k=2112,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m), every_shape, 7);
+  add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16", every_shape, 9);
+  add("m=513,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1", tallest, 132);
+  add("m=1000,n=6144,k=1032,group=-1,zero=int,act=bf16,out=bf16,bias=1", tallest, 132);
+  EXPECT_EQ(cases.size(), 60u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
 // Problem buffers on the device for the run-to-run and refusal checks below.
 struct DeviceProblem {
   explicit DeviceProblem(const OpDesc& desc)
@@ -693,14 +775,16 @@ TEST(CudaWgmma, SplitRunsAreBitIdentical) {
   EXPECT_TRUE(outputs[0] == outputs[1]) << kernel.name() << ": two runs differ";
 }
 
-// Stream-K fixes up a cut tile in block order: runs give the same bits whatever the workspace
+// Stream-K fixes up a cut tile in block order (also the hybrid's shared remainder): runs give the same bits whatever the workspace
 // held (poison, zeros, the flags and partials the previous run left: each launch has its own
 // token), also two launches in a row on the stream without a wait between; a missing workspace
 // is refused with its size, a misaligned one naming the alignment.
 TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
   SKIP_WITHOUT_HOPPER();
   const OpDesc desc = descriptor("m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
-  for (const CudaVariant& variant : {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7)}) {
+  // (The hybrid: 144 tiles of 128 x 128, 132 whole, 12 shared by 24 blocks.)
+  for (const CudaVariant& variant : {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7),
+                                     hybrid_variant(128, 128, 64, 5, 132, 2)}) {
     const CudaKernel kernel(desc, variant);
     DeviceProblem device(desc);
     DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
