@@ -103,11 +103,16 @@ formats_part() {
 # The release call: every test, the CUDA sweep against torch, lowbit's no-tune CPU kernels against
 # torch on the Xeon, then, with the time left, the formats part; each step bounded (within) so
 # that a slow one leaves the later ones time, and every result written to $OUT as soon as it exists.
+# LOWBIT_DEVICE_RELEASE_TESTS=0 leaves the tests out: on a freshly started machine the whole suite
+# takes about 320 s (NVRTC compiles cold), more than this call can give it, so it runs as its own
+# call first (CTEST_TEST_TIMEOUT=400 LOWBIT_DEVICE_TESTS='.'; docs/benchmarks.md, session 6).
 if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
-  seed_test_costs
-  (cd build-device && timeout "$(within 200)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
-  keep_test_costs
-  grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
+  if [ "${LOWBIT_DEVICE_RELEASE_TESTS:-1}" != 0 ]; then
+    seed_test_costs
+    (cd build-device && timeout "$(within 200)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
+    keep_test_costs
+    grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
+  fi
   timeout "$(within 220)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
     > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
   timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_sweep.txt \
