@@ -11,7 +11,8 @@
 # by: separate processes seconds apart saw one variant's median move 1.32x.
 # Usage: bench/heuristic_vs_tuned.sh [BUILD_DIR] [THREADS] [OUT_DIR] [SHAPES]
 #   THREADS: default every usable core (nproc); ROUNDS (environment, default 3): interleaved
-#   rounds of the two `lowbit bench` timings, table.md takes each side's median; PAIRS (default
+#   rounds of the two `lowbit bench` timings, table.md takes each side's median (0: none, the
+#   paired table only); PAIRS (default
 #   21, 0: skip) and RUNS (default 5) for the paired table. Writes tune.json, bench.jsonl,
 #   table.md, paired.jsonl and paired.md to OUT_DIR (default BUILD_DIR/heuristic_vs_tuned) and
 #   prints both tables. Needs the targets lowbit and lowbit_policy_ab_bench built in BUILD_DIR.
@@ -35,24 +36,26 @@ echo "== tune ${#descriptors[@]} descriptors, $threads threads" >&2
 "$lowbit" tune --json --threads "$threads" --db "$tuned_db" "${desc_args[@]}" > "$out_dir/tune.json"
 
 rounds=${ROUNDS:-3}
-echo "== bench: tuned winner, then heuristic, per descriptor; $rounds rounds" >&2
-: > "$out_dir/bench.jsonl"
-for round in $(seq "$rounds"); do
-for descriptor in "${descriptors[@]}"; do
-  for policy in tuned heuristic; do
-    if [ "$policy" = tuned ]; then
-      result=$("$lowbit" bench --json --threads "$threads" --db "$tuned_db" --desc "$descriptor")
-    else
-      result=$("$lowbit" bench --json --threads "$threads" --db "$empty_db" --no-tune --desc "$descriptor")
-    fi
-    echo "$result" | python3 -c "import json,sys; r=json.load(sys.stdin); r['policy']='$policy'; print(json.dumps(r))" \
-      >> "$out_dir/bench.jsonl"
+if [ "$rounds" -gt 0 ]; then  # ROUNDS=0: the paired table only
+  echo "== bench: tuned winner, then heuristic, per descriptor; $rounds rounds" >&2
+  : > "$out_dir/bench.jsonl"
+  for round in $(seq "$rounds"); do
+  for descriptor in "${descriptors[@]}"; do
+    for policy in tuned heuristic; do
+      if [ "$policy" = tuned ]; then
+        result=$("$lowbit" bench --json --threads "$threads" --db "$tuned_db" --desc "$descriptor")
+      else
+        result=$("$lowbit" bench --json --threads "$threads" --db "$empty_db" --no-tune --desc "$descriptor")
+      fi
+      echo "$result" | python3 -c "import json,sys; r=json.load(sys.stdin); r['policy']='$policy'; print(json.dumps(r))" \
+        >> "$out_dir/bench.jsonl"
+    done
+    tail -2 "$out_dir/bench.jsonl" | python3 -c "import json,sys; a,b=[json.loads(l) for l in sys.stdin]; \
+  print(f\"{a['descriptor'].split(',bits')[0]}: tuned {a['time_us']:.1f} us, heuristic {b['time_us']:.1f} us\")" >&2
   done
-  tail -2 "$out_dir/bench.jsonl" | python3 -c "import json,sys; a,b=[json.loads(l) for l in sys.stdin]; \
-print(f\"{a['descriptor'].split(',bits')[0]}: tuned {a['time_us']:.1f} us, heuristic {b['time_us']:.1f} us\")" >&2
-done
-done  # rounds
-python3 "$bench_dir/heuristic_table.py" "$out_dir/bench.jsonl" "$out_dir/tune.json" | tee "$out_dir/table.md"
+  done  # rounds
+  python3 "$bench_dir/heuristic_table.py" "$out_dir/bench.jsonl" "$out_dir/tune.json" | tee "$out_dir/table.md"
+fi
 
 pairs=${PAIRS:-21}
 if [ "$pairs" -gt 0 ]; then

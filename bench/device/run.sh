@@ -14,7 +14,8 @@
 # and M=16 (`lowbit bench --threads 1..16`), and stops. LOWBIT_DEVICE_PARTS=formats: the
 # compute-sanitizer sample and issue 4's format rows (below; the release call runs them too when
 # time is left; LOWBIT_DEVICE_RELEASE_CPU=0 leaves the release call's Xeon table out to make that
-# time). LOWBIT_DEVICE_BENCH: see below.
+# time). LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's heuristic against tuned (below).
+# LOWBIT_DEVICE_BENCH: see below.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +34,7 @@ trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cpu_table\.md|ctes
   > "$OUT/machine.txt" 2>&1
 targets=()
 [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ] && targets=(--target lowbit lowbit_cpu_problem_dump lowbit_ceilings)
+[ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ] && targets=(--target lowbit lowbit_policy_ab_bench)
 cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$jobs" "${targets[@]}" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
@@ -49,6 +51,16 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   # Outputs stay in build-device (the call returns few files); the log carries every row.
   PYTHON=python3 bash bench/cpu_compare.sh build-device "$(nproc)" build-device/cpu_compare > "$OUT/cpu_compare.log" 2>&1
   tail -45 "$OUT/cpu_compare.log"
+  exit 0
+fi
+
+# LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's no-tune heuristic against its tuned winner, paired in
+# one process (bench/heuristic_vs_tuned.sh with ROUNDS=0) on the CPU sweep, every thread, then stop.
+if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ]; then
+  ROUNDS=0 PAIRS=${PAIRS:-11} RUNS=${RUNS:-3} timeout "${LOWBIT_DEVICE_DEADLINE:-570}" \
+    bash bench/heuristic_vs_tuned.sh build-device "$(nproc)" "$OUT/policy" bench/shapes/llama3_8b_cpu_sweep.txt \
+    > "$OUT/policy.log" 2>&1
+  tail -30 "$OUT/policy.log"
   exit 0
 fi
 
