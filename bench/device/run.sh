@@ -54,16 +54,6 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   exit 0
 fi
 
-# LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's no-tune heuristic against its tuned winner, paired in
-# one process (bench/heuristic_vs_tuned.sh with ROUNDS=0) on the CPU sweep, every thread, then stop.
-if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ]; then
-  ROUNDS=0 PAIRS=${PAIRS:-11} RUNS=${RUNS:-3} timeout "${LOWBIT_DEVICE_DEADLINE:-570}" \
-    bash bench/heuristic_vs_tuned.sh build-device "$(nproc)" "$OUT/policy" bench/shapes/llama3_8b_cpu_sweep.txt \
-    > "$OUT/policy.log" 2>&1
-  tail -30 "$OUT/policy.log"
-  exit 0
-fi
-
 # ctest starts the longest tests first when it has their durations: bench/device/ctest_costs.txt
 # holds them from a release call (ctest's own CTestCostData.txt format: name, runs, seconds), so
 # the slow GPU compile-and-check tests no longer start last and run past the step's bound. Each
@@ -85,6 +75,19 @@ within() {
   [ "$left" -lt 1 ] && left=1
   echo "$left"
 }
+
+# LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's no-tune heuristic against its tuned winner, paired in
+# one process (bench/heuristic_vs_tuned.sh with ROUNDS=0), every thread, on each shapes file of
+# LOWBIT_DEVICE_POLICY_SHAPES (default the CPU sweep) in turn, then stop.
+if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ]; then
+  for shapes in ${LOWBIT_DEVICE_POLICY_SHAPES:-bench/shapes/llama3_8b_cpu_sweep.txt}; do
+    name=$(basename "$shapes" .txt)
+    ROUNDS=0 PAIRS=${PAIRS:-11} RUNS=${RUNS:-3} timeout "$(within 570)" \
+      bash bench/heuristic_vs_tuned.sh build-device "$(nproc)" "$OUT/policy_$name" "$shapes" > "$OUT/policy_$name.log" 2>&1
+    tail -14 "$OUT/policy_$name.log"
+  done
+  exit 0
+fi
 
 # compute-sanitizer (memcheck on a sample of every family's checks, racecheck on the
 # shared-memory families) and the format rows of issue 4's benchmark (fp16 at every M; 2, 3 and
