@@ -67,11 +67,13 @@ double quantile(std::vector<double> values, double q) {
   return values[static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5)];
 }
 
-// The variant part of a kernel name: x86_avx512bf16_w4g128_n4m1k2_t2 -> n4m1k2_t2.
+// A kernel name without its backend and format: x86_amxbf16_w4g128_n2m16k1_t16 -> amxbf16 n2m16k1_t16.
 std::string short_variant(const std::string& name) {
-  std::size_t cut = 0;
-  for (int field = 0; field < 3 && cut != std::string::npos; ++field) cut = name.find('_', cut + (field > 0));
-  return cut == std::string::npos ? name : name.substr(cut + 1);
+  const std::size_t family = name.find('_');
+  const std::size_t format = family == std::string::npos ? family : name.find('_', family + 1);
+  const std::size_t variant = format == std::string::npos ? format : name.find('_', format + 1);
+  if (variant == std::string::npos) return name;
+  return name.substr(family + 1, format - family - 1) + " " + name.substr(variant + 1);
 }
 
 void check_against_reference(const lowbit::Kernel& kernel, const lowbit::OpDesc& desc,
