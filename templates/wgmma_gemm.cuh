@@ -1,5 +1,5 @@
-// Hopper tensor-core GEMM family for medium and large M (sm_90a only): int4 weights in lowbit's
-// native layout, bf16 or fp16 activations, wgmma.mma_async with the dequantized weights as the
+// Hopper tensor-core GEMM family for medium and large M (sm_90a only): 2-, 4- or 8-bit weights in
+// lowbit's native layout, bf16 or fp16 activations, wgmma.mma_async with the dequantized weights as the
 // A operand from registers and x from shared memory, fp32 accumulation. Needs gemv.cuh's
 // conversion helpers and mma_gemm.cuh's copy and pair helpers (the generator emits all three).
 // Compiled by NVRTC; codegen/cuda/wgmma_generator.cpp writes the Config and the entry point.
@@ -26,12 +26,22 @@
 // end, which would serialize the tensor cores with the fold. The cost is one rounding per
 // weight (2^-8 relative in bf16, 2^-11 in fp16; the family is verified against
 // dequantized_weights_tolerance, lowbit/tolerance.h). Each weight is still rounded once only:
-//   zero=none/int: MAGIC + q (the nibble OR-ed under the exponent) minus MAGIC + z is q - z,
+//   zero=none/int: MAGIC + q (the code OR-ed under the exponent) minus MAGIC + z is q - z,
 //     exact; fp16: one mul.rn.f16x2 by the scale pair rounds (q - z) s once. bf16: the fp16
 //     scale s is split into s_hi = bf16(s) and s_lo = s - s_hi (at most 4 significant bits,
-//     exact in bf16); (q - z) s_lo is exact (4 x 4 bits), and one fma (q - z) s_hi + that
-//     rounds (q - z) s once.
-//   zero=float: q s + (-z s) in fp32 (z s rounded at 2^-24), then one conversion.
+//     exact in bf16); (q - z) s_lo is exact (at most 4 x 4 bits), and one fma (q - z) s_hi +
+//     that rounds (q - z) s once.
+//   zero=float, and bf16 at 8 bits (128 + q needs 9 significant bits, more than bf16's 8, and
+//     (q - z) s_lo up to 12): q s + (-z s) in fp32, then one conversion. With an integer z that
+//     is exact before the conversion ((q - z) s has at most 8 + 11 significant bits); with a
+//     float z, z s is rounded at 2^-24 first.
+//
+// Widths (WgmmaFormat, below): the lane's two 32-bit words of a k-tile hold, in bytes 0-1 and
+// 2-3, its columns' codes of k 2t, 2t+1 and 2t+8, 2t+9 in their low bits, read from the panel's
+// 32-byte steps as the native layout stores them (docs/layout.md): 4 bits, words g of steps t/2
+// and 2 + t/2 shifted by the nibble; 8 bits, words g of steps t and 4 + t; 2 bits, words g of
+// steps 0 and 1 shifted by field t. (3 bits are not served: a stage's 96-byte steps do not
+// split evenly over the copy threads' 16-byte chunks, CopyPlan.)
 //
 // Copies: each copying thread works out its sources and its row and panel checks once per block
 // (CopyPlan, in the kernel); a stage's copies then lie at compile-time strides from one x and one
@@ -72,7 +82,7 @@
 // kernel, wgmma_split_reduce, sums the SPLIT_K partials of each element in split order, adds
 // the bias and converts: the same sums in the same order every run, no atomics.
 //
-// Stream-K (Config::STREAM_K blocks, a persistent grid; wgmma_stream_k_int4 below): the tile code
+// Stream-K (Config::STREAM_K blocks, a persistent grid; wgmma_stream_k below): the tile code
 // above runs once per segment of a block's equal share of every tile's stage pairs, and a tile
 // cut between blocks is summed through the workspace in block order. The tiled grid and the
 // stream-K one share wgmma_tile through a Work policy (TiledWork, StreamKWork).
@@ -174,7 +184,7 @@ struct GroupConstants {
   float offset[2];     // zero=float: -z s
 };
 
-template <bool IS_BF16, int ZERO>
+template <bool IS_BF16, int ZERO, int BITS>
 __device__ __forceinline__ GroupConstants group_constants(u32 scale_bits, u32 zero_bits) {
   constexpr float MAGIC = IS_BF16 ? 128.0f : 1024.0f;
   GroupConstants constants;
@@ -182,7 +192,7 @@ __device__ __forceinline__ GroupConstants group_constants(u32 scale_bits, u32 ze
   for (int column = 0; column < 2; ++column) {
     const u16 scale_half = static_cast<u16>(scale_bits >> (16 * column));
     const float scale = half_to_float(scale_half);
-    float zero = 8.0f;  // zero=none: implicit 2^(bits-1)
+    float zero = static_cast<float>(1 << (BITS - 1));  // zero=none: implicit 2^(bits-1)
     if (ZERO != zero_none) zero = half_to_float(static_cast<u16>(zero_bits >> (16 * column)));
     constants.scale[column] = scale;
     constants.offset[column] = -zero * scale;
@@ -204,27 +214,67 @@ __device__ __forceinline__ u32 and_or(u32 a) {
   return result;
 }
 
-// One A register: the k pair of one column, `codes` = its two codes in bits 0-3 and 16-19
-// (other bits of those bytes ignored), dequantized to s (q - z) in the activation type (see the
-// top of this file).
-template <bool IS_BF16, int ZERO>
+// Whether a width and format dequantize in fp32 (top of file): zero=float, and bf16 at 8 bits.
+template <bool IS_BF16, int ZERO, int BITS>
+__device__ __forceinline__ constexpr bool dequantizes_in_fp32() {
+  return ZERO == zero_float || (IS_BF16 && BITS == 8);
+}
+
+// One A register: the k pair of one column, `codes` = its two codes in the low BITS bits of
+// bits 0-15 and 16-31 (other bits ignored), dequantized to s (q - z) in the activation type (see
+// the top of this file).
+template <bool IS_BF16, int ZERO, int BITS>
 __device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& constants, int column) {
-  if (ZERO == zero_float) {
-    const u32 nibbles = codes & 0x000f000fu;
-    const float low = __uint_as_float(0x4b000000u | (nibbles & 0xffffu)) - 8388608.0f;  // 2^23 + q - 2^23
-    const float high = __uint_as_float(0x4b000000u | (nibbles >> 16)) - 8388608.0f;
+  constexpr u32 MASK = ((1u << BITS) - 1) * 0x00010001u;
+  if (dequantizes_in_fp32<IS_BF16, ZERO, BITS>()) {
+    const u32 fields = codes & MASK;
+    const float low = __uint_as_float(0x4b000000u | (fields & 0xffffu)) - 8388608.0f;  // 2^23 + q - 2^23
+    const float high = __uint_as_float(0x4b000000u | (fields >> 16)) - 8388608.0f;
     return pack_floats<IS_BF16>(fmaf(low, constants.scale[column], constants.offset[column]),
                                 fmaf(high, constants.scale[column], constants.offset[column]));
   }
   constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
-  const u32 difference = add_pair<IS_BF16>(and_or<0x000f000fu, EXPONENT>(codes), constants.offset_pair[column]);  // q - z, exact
+  const u32 difference = add_pair<IS_BF16>(and_or<MASK, EXPONENT>(codes), constants.offset_pair[column]);  // q - z, exact
   if (!IS_BF16) return fma_pair<false>(difference, constants.scale_pair[column], 0x80008000u);
   const u32 low_part = fma_pair<true>(difference, constants.low_pair[column], 0x80008000u);  // exact
   return fma_pair<true>(difference, constants.scale_pair[column], low_part);
 }
 
+// A lane's (g, t) codes of one k-tile of its warp's panel: `low` holds k 2t, 2t+1 and `high`
+// k 2t+8, 2t+9, each with column 2g's pair in bytes 0-1 and column 2g+1's in bytes 2-3, the
+// code in each byte's low BITS bits (top of file). `steps`: the panel's stage in shared
+// memory, 32-byte steps of K_PER_STEP k as words. Conflict-free: lanes of one t read 8
+// consecutive words, and different t either share a word or lie 8 banks apart.
+template <int BITS>
+struct WgmmaFormat;
+template <>
+struct WgmmaFormat<4> {
+  static constexpr int K_PER_STEP = 4;  // nibbles k0+h (low) and k0+2+h (high) of byte 2j+h
+  static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
+    const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
+    low = steps[(k_tile * 4 + (t >> 1)) * 8 + g] >> nibble_shift;
+    high = steps[(k_tile * 4 + 2 + (t >> 1)) * 8 + g] >> nibble_shift;
+  }
+};
+template <>
+struct WgmmaFormat<8> {
+  static constexpr int K_PER_STEP = 2;  // byte 2j+h is k0+h
+  static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
+    low = steps[(k_tile * 8 + t) * 8 + g];
+    high = steps[(k_tile * 8 + 4 + t) * 8 + g];
+  }
+};
+template <>
+struct WgmmaFormat<2> {
+  static constexpr int K_PER_STEP = 8;  // field f of byte 2j+h is k0+2f+h
+  static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
+    low = steps[(k_tile * 2) * 8 + g] >> (2 * t);
+    high = steps[(k_tile * 2 + 1) * 8 + g] >> (2 * t);
+  }
+};
+
 // Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
-// OUT, HAS_BIAS; the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
+// OUT, HAS_BIAS, BITS (2, 4 or 8); the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
 // warp, above); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
@@ -245,6 +295,9 @@ struct WgmmaTile {
   // (With one, 8 warps get 255 registers each already.)
   static constexpr bool MOVE_REGISTERS = PRODUCER && WARPGROUPS == 2;
   static constexpr int PANELS = BLOCK_N / 16;  // one per warp
+  static constexpr int BITS = Config::BITS;
+  static constexpr int K_PER_STEP = WgmmaFormat<BITS>::K_PER_STEP;  // k per 32-byte step
+  static constexpr int PANEL_STAGE_BYTES = BLOCK_K / K_PER_STEP * 32;  // one panel's weights of a stage
   static constexpr int K_TILES = BLOCK_K / 16;
   static constexpr int ATOMS = BLOCK_K / 64;  // 128-byte-swizzle atoms along k
   static constexpr int STAGE_GROUPS = Config::WHOLE_K_GROUP || Config::GROUP >= BLOCK_K ? 1 : BLOCK_K / Config::GROUP;
@@ -256,7 +309,7 @@ struct WgmmaTile {
   static constexpr int SPLIT_STAGES = ((K_STAGES + SPLIT_K - 1) / SPLIT_K + 1) / 2 * 2;
   // One stage, each part 1024- (x) or 16-byte aligned:
   static constexpr int X_BYTES = BLOCK_M * BLOCK_K * 2;           // [ATOMS][BLOCK_M][64] bf16/fp16, swizzled
-  static constexpr int WEIGHT_BYTES = PANELS * BLOCK_K / 4 * 32;  // [PANELS][BLOCK_K / 4 steps][32 bytes]
+  static constexpr int WEIGHT_BYTES = PANELS * PANEL_STAGE_BYTES;  // [PANELS][BLOCK_K / K_PER_STEP steps][32 bytes]
   static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;  // [PANELS][STAGE_GROUPS][16] fp16
   static constexpr int STAGE_BYTES = (X_BYTES + WEIGHT_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
   // Dynamic shared memory is not promised 1024-byte alignment: one more KiB to align the ring.
@@ -302,7 +355,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   constexpr int K = Config::K;
   constexpr int GROUP = Config::GROUP;
   constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / GROUP;
-  constexpr int STEPS = (K + 3) / 4;                // 32-byte steps per panel
+  constexpr int STEPS = (K + Tile::K_PER_STEP - 1) / Tile::K_PER_STEP;  // 32-byte steps per panel
   constexpr long long PANEL_COUNT = (N + 15) / 16;  // panels in the weights
   // This block's stages: [first_stage, end_stage), an even count.
   const int first_stage = work.first_stage();
@@ -348,10 +401,10 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   constexpr int ROW_STRIDE = COPIERS / ROW_CHUNKS;
   static_assert(COPIERS % ROW_CHUNKS == 0 && ROW_STRIDE % 8 == 0, "a copier's x chunks share their k and swizzle");
   static_assert(X_COPIES <= 32, "one bit per x copy in CopyPlan::x_rows_inside");
-  // [PANELS][BLOCK_K / 2] 16-byte weight chunks; each panel's steps are contiguous in memory. A
+  // [PANELS][PANEL_CHUNKS] 16-byte weight chunks; each panel's steps are contiguous in memory. A
   // copier's chunks share their byte in the panel (COPIERS is a multiple of the chunks per panel)
   // and step over panels by PANEL_STRIDE.
-  constexpr int PANEL_CHUNKS = Tile::BLOCK_K / 2;
+  constexpr int PANEL_CHUNKS = Tile::PANEL_STAGE_BYTES / 16;
   constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;
   constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + COPIERS - 1) / COPIERS;
   constexpr int PANEL_STRIDE = COPIERS / PANEL_CHUNKS;
@@ -412,8 +465,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
         copy_16_async(x_target + i * ROW_STRIDE * 128, x_source + static_cast<long long>(i) * ROW_STRIDE * K,
                       plan.x_rows_inside >> i & 1u ? x_bytes : 0);
       // Weights: steps past the panel's end zero-filled (they meet zero x).
-      const bool step_inside = WHOLE_STAGES ? first_k < K : first_k / 4 + plan.weight_step < STEPS;
-      const unsigned char* weight_source = plan.weight_source + static_cast<long long>(first_k) * 8;  // 32 bytes a step
+      const bool step_inside = WHOLE_STAGES ? first_k < K : first_k / Tile::K_PER_STEP + plan.weight_step < STEPS;
+      // 32 bytes a step of K_PER_STEP k: 2 BITS bytes a k.
+      const unsigned char* weight_source = plan.weight_source + static_cast<long long>(first_k) * (2 * Tile::BITS);
 #pragma unroll
       for (int i = 0; i < WEIGHT_COPIES; ++i) {
         const int chunk = copier + i * COPIERS;
@@ -486,8 +540,6 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(copy_plan, stage);
   }
 
-  const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
-
   // One stage: dequantize this warp's A fragments into `a`, issue the stage's wgmmas, and wait
   // for the previous stage's (then, PRODUCER = 1, release its slot). Register contract: writes a
   // (read by the wgmmas until the next stage's wait), accumulator (asynchronously), constants,
@@ -506,10 +558,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     const int stage_first_k = stage * Tile::BLOCK_K;
     // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
     const int stage_first_group = Config::WHOLE_K_GROUP ? 0 : min(stage_first_k, K - 1) / GROUP;
-    const u32* panel_words = reinterpret_cast<const u32*>(stage_weights(slot)) + warp * (Tile::BLOCK_K / 4) * 8;
+    const u32* panel_words = reinterpret_cast<const u32*>(stage_weights(slot)) + warp * Tile::PANEL_STAGE_BYTES / 4;
 
-    // A: [K_TILES][4] registers, this warp's panel x 16 k each. Words g of steps t/2 and
-    // 2 + t/2 of a k-tile (conflict-free: lanes t and t^1 share a word, steps are 8 banks apart).
+    // A: [K_TILES][4] registers, this warp's panel x 16 k each (WgmmaFormat reads the codes).
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
       const int first_k = stage_first_k + k_tile * 16;
@@ -523,14 +574,16 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
         u32 zero_bits = 0;
         if (Config::ZERO != zero_none)
           zero_bits = *reinterpret_cast<const u32*>(stage_scales(slot) + Tile::TABLE_BYTES / 2 + entry);
-        constants = group_constants<IS_BF16, Config::ZERO>(scale_bits, zero_bits);
+        constants = group_constants<IS_BF16, Config::ZERO, Tile::BITS>(scale_bits, zero_bits);
       }
-      const u32 low_word = panel_words[(k_tile * 4 + (t >> 1)) * 8 + g] >> nibble_shift;
-      const u32 high_word = panel_words[(k_tile * 4 + 2 + (t >> 1)) * 8 + g] >> nibble_shift;
-      a[k_tile][0] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4140), constants, 0);
-      a[k_tile][1] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(low_word, 0u, 0x4342), constants, 1);
-      a[k_tile][2] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4140), constants, 0);
-      a[k_tile][3] = dequantize_pair<IS_BF16, Config::ZERO>(__byte_perm(high_word, 0u, 0x4342), constants, 1);
+      u32 low_word, high_word;
+      WgmmaFormat<Tile::BITS>::codes(panel_words, k_tile, g, t, low_word, high_word);
+      // Bytes 0-1 (column 2g) and 2-3 (column 2g+1) zero-extended to a pair of 16-bit lanes.
+      constexpr int ZERO = Config::ZERO;
+      a[k_tile][0] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(low_word, 0u, 0x4140), constants, 0);
+      a[k_tile][1] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(low_word, 0u, 0x4342), constants, 1);
+      a[k_tile][2] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(high_word, 0u, 0x4140), constants, 0);
+      a[k_tile][3] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(high_word, 0u, 0x4342), constants, 1);
     }
 
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.
@@ -610,7 +663,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 // with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N], stored bias-free into the block's slice
 // (wgmma_split_reduce adds them).
 template <class Config>
-__device__ __forceinline__ void wgmma_gemm_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
+__device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                                 const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                                 const void* __restrict__ bias, void* __restrict__ y,
                                                 unsigned char* shared_raw) {
@@ -743,7 +796,7 @@ struct StreamKWork {
 // The persistent block blockIdx.x of BLOCKS: its whole tiles (REMAINDER_SPLIT > 0), then its
 // run of shared iterations, segment by segment.
 template <class Config>
-__device__ __forceinline__ void wgmma_stream_k_int4(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
+__device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                                     const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                                     const void* __restrict__ bias, void* __restrict__ y,
                                                     void* __restrict__ workspace, u64 token,

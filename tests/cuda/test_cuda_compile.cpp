@@ -217,6 +217,30 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
   }
 }
 
+// The wgmma family's widths beyond int4: every candidate of bits 8 and 2 for sm_90a (the same
+// 52 as int4: every shape fits the shared memory at 8 bits too). Activation dtype and zero point
+// take turns: 8-bit bf16 dequantizes in fp32, 8-bit fp16 and 2-bit through the exponent trick.
+TEST(CudaCompile, EveryWgmmaWidthCandidateCompilesForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  for (const char* format : {"bits=8,act=bf16,zero=int", "bits=8,act=fp16,zero=none", "bits=2,act=bf16,zero=float",
+                             "bits=2,act=fp16,zero=int"}) {
+    const OpDesc desc =
+        parse_descriptor(std::string("m=256,n=1000,k=4160,group=64,bias=1,device=cuda:0,") + format);
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    ASSERT_EQ(variants.size(), 52u) << format;
+    // Split between the formats of one width: every candidate of each width, each format half.
+    const bool first_half = std::string(format).find("zero=int") != std::string::npos;
+    std::vector<CudaVariant> half;
+    for (std::size_t i = 0; i < variants.size(); ++i)
+      if ((i % 2 == 0) == first_half) half.push_back(variants[i]);
+    const std::vector<CompiledCandidate> compiled = compile_candidates(desc, half, "sm_90a");
+    for (std::size_t i = 0; i < half.size(); ++i)
+      EXPECT_TRUE(compiled[i].error.empty() && looks_like_cubin(compiled[i].cubin))
+          << variant_name(desc, half[i], "sm_90a") << ": " << compiled[i].error;
+  }
+}
+
 // The mma family's widths beyond int4 (its int4 candidates: test_cuda_mma.cpp): every candidate
 // of bits 2, 3 and 8, with and without eqscale, and int4 with eqscale, through NVRTC for sm_80,
 // sm_89 and sm_90a. Activation dtype and zero point take turns (8-bit bf16 and fp16 decode

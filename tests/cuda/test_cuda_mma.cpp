@@ -123,9 +123,10 @@ TEST(CudaMmaCompile, AnyMKernelsCompileForEveryArch) {
 }
 
 // The registry's routing without a GPU: above gemv_mma's 16 rows and up to 128 rows bits 2, 3
-// and 8 (which wgmma does not serve) go to mma, not dequant_gemm (which stays a tuning
-// candidate); above 128 rows to dequant_gemm (measured, MmaGenerator::preferred); m=0 and
-// eqscale=1 are served for every width.
+// and 8 go to mma, not dequant_gemm (which stays a tuning candidate), except where wgmma serves
+// them on sm_90 (bits 2 and 8 without eqscale over its rows, as int4: test_cuda_wgmma.cpp); above
+// 128 rows to dequant_gemm (measured, MmaGenerator::preferred); m=0 and eqscale=1 are served for
+// every width.
 TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
   for (const char* text : {"m=64,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
                            "m=32,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16",
@@ -135,9 +136,11 @@ TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
                            "m=0,n=1000,k=4099,bits=8,group=-1,zero=none,act=fp16,eqscale=1",
                            "m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,eqscale=1"}) {
     const OpDesc desc = descriptor(text);
+    const bool wgmma_serves = desc.bits != 3 && !desc.eqscale && desc.m >= 17;
     for (int major : {8, 9}) {
       const CudaVariant chosen = cuda::heuristic(desc, major);
-      EXPECT_EQ(chosen.family, CudaFamily::mma) << text << " sm_" << major << "x: " << variant_name(desc, chosen, "sm_90a");
+      EXPECT_EQ(chosen.family, major == 9 && wgmma_serves ? CudaFamily::wgmma : CudaFamily::mma)
+          << text << " sm_" << major << "x: " << variant_name(desc, chosen, "sm_90a");
     }
     bool dequant_candidate = false;
     for (const CudaVariant& variant : cuda::candidates(desc, 9, 132))
@@ -147,7 +150,8 @@ TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
   for (const char* text : {"m=129,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16",
                            "m=256,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16,eqscale=1"}) {
     const OpDesc desc = descriptor(text);
-    EXPECT_EQ(cuda::heuristic(desc, 9).family, CudaFamily::dequant_gemm) << text;
+    EXPECT_EQ(cuda::heuristic(desc, 8).family, CudaFamily::dequant_gemm) << text;
+    EXPECT_EQ(cuda::heuristic(desc, 9).family, desc.eqscale ? CudaFamily::dequant_gemm : CudaFamily::wgmma) << text;
     EXPECT_FALSE(MmaGenerator::preferred(desc)) << text;
   }
   EXPECT_TRUE(MmaGenerator::preferred(descriptor("m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16")));

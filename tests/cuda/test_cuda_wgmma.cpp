@@ -15,6 +15,7 @@
 // workspace contents, the flags the previous run left included.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -222,9 +223,9 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   CudaVariant tiled = variant;
   tiled.stream_k = 0;
   EXPECT_NE(generator.emit(desc, variant).find("static constexpr int STREAM_K = 132;"), std::string::npos);
-  EXPECT_NE(generator.emit(desc, variant).find("wgmma_stream_k_int4<LowbitConfig>"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, variant).find("wgmma_stream_k<LowbitConfig>"), std::string::npos);
   EXPECT_EQ(generator.emit(desc, tiled).find("static constexpr int STREAM_K"), std::string::npos);
-  EXPECT_EQ(generator.emit(desc, tiled).find("wgmma_stream_k_int4<LowbitConfig>"), std::string::npos);
+  EXPECT_EQ(generator.emit(desc, tiled).find("wgmma_stream_k<LowbitConfig>"), std::string::npos);
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, tiled), 0u);
 
   auto reason = [&](const WgmmaGenerator& by, const OpDesc& on, const CudaVariant& tried) {
@@ -378,8 +379,7 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant variant = generator.heuristic(good);
   ASSERT_TRUE(generator.is_valid(good, variant, 9));
-  for (const char* text : {"m=0,n=64,k=128", "m=16,n=64,k=128,bits=8", "m=16,n=64,k=128,bits=2",
-                           "m=16,n=64,k=128,eqscale=1", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
+  for (const char* text : {"m=0,n=64,k=128", "m=16,n=64,k=128,bits=3", "m=16,n=64,k=128,eqscale=1", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
                            "m=16,n=64,k=131,group=-1"}) {
     Validity validity = generator.is_valid(descriptor(text), variant, 9);
     EXPECT_FALSE(validity.ok) << text;
@@ -438,8 +438,42 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
     v = CudaVariant{CudaFamily::wgmma, 8, 2, 128, 256, 128, 8, 0, 0, 0};
   }));
   EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
+  // 3 bits: the reason names the widths that are served.
+  const Validity three = generator.is_valid(descriptor("m=64,n=4096,k=4096,bits=3,group=128,act=bf16"), variant, 9);
+  EXPECT_NE(three.reason.find("bits 2, 4 and 8"), std::string::npos) << three.reason;
+  // 8 bits double a stage's weights: the shared memory counts them (the tallest producer tile:
+  // 5 stages of 32 KiB of x, 8 (8-bit) or 4 (int4) KiB of weights and 1 KiB of tables).
+  CudaVariant tall = variant;
+  tall.block_n = 128, tall.warps = 8, tall.block_m = 256, tall.block_k = 64, tall.stages = 5, tall.producer = 1;
+  tall.split_k = 1;
+  EXPECT_EQ(WgmmaGenerator::shared_bytes(descriptor("m=256,n=4096,k=4096,bits=8,group=128,act=bf16"), tall),
+            5 * 41 * 1024 + 1024 + 80);
+  EXPECT_EQ(WgmmaGenerator::shared_bytes(descriptor("m=256,n=4096,k=4096,bits=4,group=128,act=bf16"), tall),
+            5 * 37 * 1024 + 1024 + 80);
   // No generator of another family claims these variants, and older arches never list them.
   for (const CudaVariant& listed : candidates(good, 8)) EXPECT_NE(listed.family, CudaFamily::wgmma);
+}
+
+// Bits 2 and 8 take wgmma's rows on sm_90 as int4 does (17..1024, its heuristic); 3 bits,
+// which wgmma does not serve, and other arches keep mma up to 128 rows and dequant_gemm above.
+TEST(CudaWgmmaCompile, RegistryRoutesEveryServedWidthToWgmmaOnHopper) {
+  for (int bits : {2, 3, 8})
+    for (int64_t m : {16, 17, 64, 128, 129, 256, 1024, 1025}) {
+      const OpDesc desc =
+          descriptor(fmt::format("n=4096,k=4096,bits={},group=128,zero=int,act=bf16,m={}", bits, m));
+      const CudaFamily hopper = heuristic(desc, 9).family;
+      const CudaFamily ampere = heuristic(desc, 8).family;
+      if (m > 16) {
+        EXPECT_EQ(ampere, m <= 128 ? CudaFamily::mma : CudaFamily::dequant_gemm) << bits << " " << m;
+      }
+      if (bits != 3 && m >= 17 && m <= 1024) {
+        EXPECT_EQ(heuristic(desc, 9), WgmmaGenerator().heuristic(desc)) << bits << " " << m;
+      } else if (m > 16) {
+        EXPECT_EQ(hopper, ampere) << bits << " " << m;
+      } else {
+        EXPECT_NE(hopper, CudaFamily::wgmma) << bits << " " << m;  // 16 rows on N = 4096: not wgmma's, as int4
+      }
+    }
 }
 
 // The no-tune choice on sm_90 (registry order and WgmmaGenerator::preferred): gemv_mma up to
@@ -472,7 +506,9 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
   EXPECT_EQ(heuristic(descriptor("m=15,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16"), 9).family,
             CudaFamily::gemv_mma);
   EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=8,group=128,zero=int,act=bf16"), 9).family,
-            CudaFamily::gemv_mma);  // wgmma is int4 only
+            CudaFamily::wgmma);  // as int4
+  EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=3,group=128,zero=int,act=bf16"), 9).family,
+            CudaFamily::gemv_mma);  // wgmma does not serve 3 bits
   // What wgmma does not serve (eqscale) gets on sm_90 what it gets elsewhere.
   const OpDesc scaled = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,eqscale=1");
   EXPECT_EQ(heuristic(scaled, 9), heuristic(scaled, 8));
@@ -577,6 +613,60 @@ TEST(CudaWgmma, EveryFormatBf16) {
 TEST(CudaWgmma, EveryFormatFp16) {
   SKIP_WITHOUT_HOPPER();
   check_every_format("fp16");
+}
+
+// Bits 2 and 8 (WgmmaFormat; 8-bit bf16 dequantizes in fp32): every zero point x activation
+// dtype at odd shapes (N not a multiple of 64 or 16; a stage past K's last group, group=-1 with
+// a k tail inside a stage), M across the tiles (1, 17, 63, 64, 65, 300 in turn, each at four
+// shapes), each case a different candidate in turn.
+void check_width(int bits) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  int turn = 0;
+  constexpr int rows[] = {1, 17, 63, 64, 65, 300};
+  for (const char* act : {"bf16", "fp16"})
+    for (const char* zero : {"none", "int", "float"})
+      for (const char* shape : {"n=1000,k=4160,group=64,bias=1", "n=37,k=136,group=-1,out=fp32",
+                                "n=4095,k=384,group=128,out=fp16", "n=200,k=4104,group=-1,bias=1"}) {
+        const int m = rows[turn % 6];
+        OpDesc desc = descriptor(fmt::format("bits={},act={},zero={},m={},{}", bits, act, zero, m, shape));
+        const std::vector<CudaVariant> variants = generator.candidates(desc);
+        cases.push_back({desc, variants[turn * 7 % variants.size()]});
+        ++turn;
+      }
+  EXPECT_EQ(cases.size(), 24u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+TEST(CudaWgmma, EveryFormatEightBits) {
+  SKIP_WITHOUT_HOPPER();
+  check_width(8);
+}
+
+TEST(CudaWgmma, EveryFormatTwoBits) {
+  SKIP_WITHOUT_HOPPER();
+  check_width(2);
+}
+
+// Every 8-bit candidate at one M past a tile edge (bf16: the fp32 dequantization), and each new
+// width's heuristic choice at the benchmark shapes' M (its splits, producer and stream-K grids).
+TEST(CudaWgmma, EveryCandidateAndHeuristicOfNewWidths) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* format : {"bits=8,act=bf16,zero=int", "bits=2,act=fp16,zero=float"}) {
+    OpDesc desc = descriptor(std::string("n=1000,k=4160,group=64,out=bf16,bias=1,m=257,") + format);
+    if (std::string(format).find("bits=8") != std::string::npos)
+      for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
+    for (int m : {64, 128, 256, 1024})
+      for (const char* size : {"n=4096,k=4096", "n=6144,k=4096"}) {
+        OpDesc large = descriptor(fmt::format("{},group=128,m={},{}", size, m, format));
+        cases.push_back({large, generator.heuristic(large)});
+      }
+  }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaWgmma, NoBiasOddNAndLargeShapes) {
