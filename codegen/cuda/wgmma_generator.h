@@ -1,5 +1,5 @@
-// CUDA Hopper GEMM generator (medium and large M, sm_90a only): int4 weights in the native
-// layout, wgmma.mma_async m64nNk16 with the dequantized weights as the A operand from registers
+// CUDA Hopper GEMM generator (medium and large M, sm_90a only): 2-, 4- or 8-bit weights in the
+// native layout, wgmma.mma_async m64nNk16 with the dequantized weights as the A operand from registers
 // and x as B from 128-byte-swizzled shared memory, a cp.async ring of BLOCK_K-k stages
 // (templates/wgmma_gemm.cuh). Block tiles of BLOCK_N weight columns (64 per consumer
 // warpgroup) x BLOCK_M rows of x (the wgmma's N), optionally split along K across blocks
@@ -25,8 +25,9 @@ class WgmmaGenerator {
   static constexpr std::string_view family = "cuda_wgmma";
   // 2: split_k; 3: producer (warp-specialized copy warpgroup); 4: per-thread copy plans (same
   // variants, faster kernels: decisions tuned before are re-tuned); 5: stream_k candidates; 6:
-  // remainder_split candidates (the hybrid stream-K schedule), the heuristic's where few tiles remain
-  static constexpr int version = 6;
+  // remainder_split candidates (the hybrid stream-K schedule), the heuristic's where few tiles remain;
+  // 7: bits 2 and 8 (decisions of those widths tuned before had no wgmma candidate: re-tuned)
+  static constexpr int version = 7;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
