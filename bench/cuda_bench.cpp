@@ -16,12 +16,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "bench/shapes_file.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
@@ -133,10 +133,7 @@ int main(int argc, char** argv) {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
     lowbit::cuda::DeviceBuffer flush(flush_bytes);
-    std::ifstream shapes(argv[1]);
-    std::string line;
-    while (std::getline(shapes, line)) {
-      if (line.empty() || line[0] == '#') continue;
+    for (const std::string& line : lowbit::bench::read_shapes_file(argv[1])) {
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
       Inputs inputs = upload(problem);

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/shapes_file.h"
 #include "codegen/x86/registry.h"
 #include "codegen/x86/x86_variant.h"
 #include "lowbit/descriptor.h"
@@ -48,19 +49,6 @@ struct Options {
   std::vector<std::string> descriptors;
   std::string shapes;
 };
-
-// The descriptors of a shapes file: one a line, '#' comments and blank lines skipped.
-std::vector<std::string> read_shapes(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw lowbit::InvalidArgument("--shapes", fmt::format("cannot open '{}'", path));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(file, line);) {
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    lines.push_back(line.substr(first));
-  }
-  return lines;
-}
 
 double quantile(std::vector<double> values, double q) {
   std::sort(values.begin(), values.end());
@@ -177,7 +165,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (!options.shapes.empty())
-      for (std::string& line : read_shapes(options.shapes)) options.descriptors.push_back(std::move(line));
+      for (std::string& line : lowbit::bench::read_shapes_file(options.shapes)) options.descriptors.push_back(std::move(line));
     if (options.descriptors.empty()) throw lowbit::InvalidArgument("--desc", "give at least one --desc or --shapes");
     std::ofstream jsonl;
     if (!options.jsonl.empty()) jsonl.open(options.jsonl);

@@ -7,11 +7,11 @@
 // Usage: lowbit_x86_split_k_bench SHAPES_FILE [--threads N] [--json]
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "bench/shapes_file.h"
 #include "codegen/x86/block_program.h"
 #include "codegen/x86/registry.h"
 #include "codegen/x86/x86_kernel.h"
@@ -19,19 +19,6 @@
 #include "lowbit/native_layout.h"
 #include "lowbit/problem.h"
 #include "tuner/measure.h"
-
-namespace {
-
-std::vector<std::string> read_shapes(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot read " + path);
-  std::vector<std::string> shapes;
-  for (std::string line; std::getline(file, line);)
-    if (!line.empty() && line[0] != '#') shapes.push_back(line);
-  return shapes;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace lowbit;
@@ -53,7 +40,7 @@ int main(int argc, char** argv) {
   nlohmann::json rows = nlohmann::json::array();
   if (!json_output)
     fmt::print("{:<58} {:<40} {:>9} {:>8} {:>8}\n", "shape", "variant", "time us", "GB/s", "vs s1");
-  for (const std::string& shape : read_shapes(argv[1])) {
+  for (const std::string& shape : lowbit::bench::read_shapes_file(argv[1])) {
     const OpDesc desc = parse_descriptor(shape);
     const Problem problem = make_random_problem(desc, desc.m, seed_for(shape));
     const tuner::RotatedInputs inputs(problem);
