@@ -78,6 +78,28 @@ std::string check_run_twice_identical(const Kernel& kernel) {
 // One ctest test per weight width, so the device script runs them in parallel.
 class CudaKernelsBits : public ::testing::TestWithParam<int> {};
 
+// MmaFormat's CHUNK_TILES * 16: the k of one gemv_mma ring chunk at this width.
+int gemv_mma_chunk_k(int bits) { return (bits == 2 ? 8 : bits == 8 ? 2 : 4) * 16; }
+
+// The format sweep of the gemv_mma variant tests below: each shape at M = 1, 9 and 16, with bias;
+// the zero point, the activation and the output dtype turn from one descriptor to the next, so
+// the sweep meets each of them.
+std::vector<OpDesc> gemv_mma_format_sweep(int bits, std::initializer_list<const char*> shapes) {
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  std::vector<OpDesc> descs;
+  int index = 0;
+  for (const char* shape : shapes)
+    for (const char* rows : {"1", "9", "16"}) {
+      descs.push_back(parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}", bits,
+                                                   shape, zeros[index % 3], acts[index % 2], outs[(index / 2) % 3],
+                                                   rows)));
+      ++index;
+    }
+  return descs;
+}
+
 TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
@@ -213,23 +235,11 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
 TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
-  struct Shape {
-    const char* text;
-    int splits_refused;  // variants below refused at this shape (more blocks than fold runs)
-  };
-  const char* acts[] = {"bf16", "fp16"};
-  const char* outs[] = {"fp32", "bf16", "fp16"};
-  const char* zeros[] = {"none", "int", "float"};
+  const int format_k = gemv_mma_chunk_k(GetParam());
   int checked = 0;
-  int index = 0;
-  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
-                            "n=72,k=4096,group=128,eqscale=1"})
-    for (const char* rows : {"1", "9", "16"}) {
-      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
-                                                 GetParam(), shape, zeros[index % 3], acts[index % 2],
-                                                 outs[(index / 2) % 3], rows));
-      ++index;
+  for (const OpDesc& desc :
+       gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
+                                          "n=72,k=4096,group=128,eqscale=1"})) {
       // (warps, unroll, block_k, split, bulk): a split alone, split with wide chunks, wide alone,
       // the most parts, bulk copies wide and narrow; all within sm_90's shared memory at M=16
       // with 2-bit weights.
@@ -268,19 +278,11 @@ TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
 TEST_P(CudaKernelsBits, PanelWalks) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
-  const char* acts[] = {"bf16", "fp16"};
-  const char* outs[] = {"fp32", "bf16", "fp16"};
-  const char* zeros[] = {"none", "int", "float"};
+  const int format_k = gemv_mma_chunk_k(GetParam());
   int checked = 0;
-  int index = 0;
-  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
-                            "n=72,k=4096,group=128,eqscale=1"})
-    for (const char* rows : {"1", "9", "16"}) {
-      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
-                                                 GetParam(), shape, zeros[index % 3], acts[index % 2],
-                                                 outs[(index / 2) % 3], rows));
-      ++index;
+  for (const OpDesc& desc :
+       gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
+                                          "n=72,k=4096,group=128,eqscale=1"})) {
       // (warps, unroll, block_k, panels): 1, 2 and 4 stages, 4 to 16 warps, 2 to 8 panels, wide chunks.
       for (auto [warps, unroll, block_k, panels] :
            {std::tuple{8, 1, 2 * format_k, 8}, std::tuple{16, 2, 0, 4}, std::tuple{4, 4, 0, 2}}) {
@@ -304,20 +306,12 @@ TEST_P(CudaKernelsBits, PanelWalks) {
 TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
+  const int format_k = gemv_mma_chunk_k(GetParam());
   const int arch_major = device_info(0).major;
-  const char* acts[] = {"bf16", "fp16"};
-  const char* outs[] = {"fp32", "bf16", "fp16"};
-  const char* zeros[] = {"none", "int", "float"};
   int checked = 0;
-  int index = 0;
-  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
-                            "n=72,k=4096,group=128,eqscale=1"})
-    for (const char* rows : {"1", "9", "16"}) {
-      OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
-                                                 GetParam(), shape, zeros[index % 3], acts[index % 2],
-                                                 outs[(index / 2) % 3], rows));
-      ++index;
+  for (const OpDesc& desc :
+       gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
+                                          "n=72,k=4096,group=128,eqscale=1"})) {
       // (warps, unroll, block_k, split_k, bulk_copy)
       for (auto [warps, unroll, block_k, split, bulk] :
            {std::tuple{8, 2, 0, 1, 0}, std::tuple{16, 1, 2 * format_k, 1, 0}, std::tuple{4, 2, 0, 2, 0},
@@ -346,7 +340,7 @@ TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
 TEST_P(CudaKernelsBits, ResidentXAndRingXAgree) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  const int format_k = (GetParam() == 2 ? 8 : GetParam() == 8 ? 2 : 4) * 16;  // MmaFormat's CHUNK_TILES * 16
+  const int format_k = gemv_mma_chunk_k(GetParam());
   const char* acts[] = {"bf16", "fp16"};
   const char* zeros[] = {"none", "int", "float"};
   int resident = 0;
