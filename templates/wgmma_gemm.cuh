@@ -373,6 +373,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
   unsigned char* ring = shared_raw + ((1024u - (raw_address & 1023u)) & 1023u);
   const u32 ring_address = static_cast<u32>(__cvta_generic_to_shared(ring));
+  const u64 ring_descriptor = swizzled_descriptor(ring_address);  // slot 0's x, k-tile 0
   auto stage_x = [&](int slot) { return ring + slot * Tile::STAGE_BYTES; };
   auto stage_weights = [&](int slot) { return ring + slot * Tile::STAGE_BYTES + Tile::X_BYTES; };
   auto stage_scales = [&](int slot) {
@@ -417,6 +418,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // Whole stages and no stage past K in any block's run (no split's or odd count's padding): every
   // copied stage lies inside K, and its copies need no k check.
   constexpr bool RUNS_INSIDE_K = WHOLE_STAGES && Tile::SPLIT_K * Tile::SPLIT_STAGES == Tile::K_STAGES;
+  // Every tile whole along M (N) and every copy inside its tile: no row (panel) check at all.
+  constexpr bool X_ROWS_INSIDE = M % Tile::BLOCK_M == 0 && X_CHUNKS % COPIERS == 0;
+  constexpr bool PANELS_INSIDE = PANEL_COUNT % Tile::PANELS == 0 && WEIGHT_CHUNKS % COPIERS == 0;
 
   struct CopyPlan {
     const u16* x_source;            // row x_first_row, k = x_chunk * 8 of stage 0 (read only when inside)
@@ -488,7 +492,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 #pragma unroll
       for (int i = 0; i < X_COPIES; ++i)
         copy_16_async(x_target + i * ROW_STRIDE * 128, x_source + static_cast<long long>(i) * ROW_STRIDE * K,
-                      plan.x_rows_inside >> i & 1u ? x_bytes : 0);
+                      X_ROWS_INSIDE || (plan.x_rows_inside >> i & 1u) ? x_bytes : 0);
       // Weights: steps past the panel's end zero-filled (they meet zero x).
       const bool step_inside = RUNS_INSIDE_K  ? true
                                : WHOLE_STAGES ? first_k < K
@@ -500,14 +504,15 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
         const int chunk = copier + i * COPIERS;
         if (WEIGHT_CHUNKS % COPIERS != 0 && chunk >= WEIGHT_CHUNKS) break;
         copy_16_async(stage_weights(slot) + chunk * 16, weight_source + static_cast<long long>(i) * PANEL_STRIDE * STEPS * 32,
-                      step_inside && (plan.weight_panels_inside >> i & 1u) ? 16 : 0);
+                      step_inside && (PANELS_INSIDE || (plan.weight_panels_inside >> i & 1u)) ? 16 : 0);
       }
       // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;
 #pragma unroll
       for (int i = 0; i < TABLE_COPIES; ++i) {
         if (plan.table_stage_group[i] < 0) break;
-        const bool inside = (plan.table_panels_inside >> i & 1u) && first_group + plan.table_stage_group[i] < GROUPS;
+        const bool inside = (PANEL_COUNT % Tile::PANELS == 0 || (plan.table_panels_inside >> i & 1u)) &&
+                            (RUNS_INSIDE_K || first_group + plan.table_stage_group[i] < GROUPS);
         copy_16_async(reinterpret_cast<unsigned char*>(stage_scales(slot)) + plan.table_target[i],
                       plan.table_source[i] + first_group * 16, inside ? 16 : 0);
       }
@@ -615,11 +620,13 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.
     // Every wgmma input is defined before the fence: ptxas serializes the wgmmas (C7513) when
     // another instruction defines one of their registers while the stage's wgmmas are issued.
-    const u32 x_address = ring_address + slot * Tile::STAGE_BYTES;
+    // The ring's descriptor plus the offset >> 4 (the start address field, bits 0-13, holds any
+    // shared-window address >> 4 without a carry out: the window is below 2^18 bytes).
     u64 descriptor[Tile::K_TILES];
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
-      descriptor[k_tile] = swizzled_descriptor(x_address + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32);
+      descriptor[k_tile] =
+          ring_descriptor + ((slot * Tile::STAGE_BYTES + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32) >> 4);
     wgmma_fence();
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
