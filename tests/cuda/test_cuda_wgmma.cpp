@@ -731,6 +731,26 @@ TEST(CudaWgmma, WholeStageKAtOddShapesAndSplits) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
+// Whole tiles (M, N multiples of every tile: the copies' compile-time row and panel checks) and K
+// a multiple of the stage pair (no stage past K: no k checks), with runs of 30 .. 68 stages, so
+// that the main loop's unrolled turns (4, 6 or 10 stages: lcm(2, stages)) leave every remainder
+// of stage pairs to the runtime-slot loop after them: every candidate (splits, producer and
+// stream-K grids included), bf16 with an integer zero point at each K, fp16 without one at two.
+TEST(CudaWgmma, WholeTilesAtEveryTurnRemainder) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  auto add_every_candidate = [&](int k, const char* format) {
+    OpDesc desc = descriptor(fmt::format("bits=4,group=128,m=256,n=256,k={},{}", k, format));
+    for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
+  };
+  for (int k : {3840, 3968, 4096, 4224, 4352}) add_every_candidate(k, "zero=int,act=bf16,out=bf16,bias=1");
+  for (int k : {3968, 4352}) add_every_candidate(k, "zero=none,act=fp16,out=fp16");
+  EXPECT_GE(cases.size(), 300u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
 // Every warp-specialized shape (producer = 1) at odd shapes: M one past and one short of its
 // tiles, N tails, K tails with whole-K groups, each zero-point kind, fp16, no bias, splits.
 TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
