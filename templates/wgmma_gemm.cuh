@@ -55,7 +55,10 @@
 // wgmma group (wgmma.wait_group 1 leaves the newest in flight), and the refill two stages later
 // comes after the barrier that follows that wait in every warpgroup. So STAGES - 2 stages load
 // while one is dequantized and one multiplies. The dequantized A of consecutive stages lives in
-// two register sets (the wgmmas of one stage still read theirs while the next is dequantized). cp.async writes through the generic proxy and
+// two register sets (the wgmmas of one stage still read theirs while the next is dequantized); the
+// main loop is unrolled over turns of lcm(2, STAGES) stages, so slots, shared-memory addresses and
+// descriptors are compile-time offsets (the per-stage address work was a fifth of a consumer's
+// instructions, docs/benchmarks.md). cp.async writes through the generic proxy and
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
 //
