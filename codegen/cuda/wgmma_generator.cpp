@@ -249,8 +249,9 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // At M = 65..128 the warp-specialized ring (producer = 1) was 6-11 % faster than the
   // all-thread one. From 256 rows both were within 1 % until the main loop's compile-time turns
   // (generator version 8) cut a consumer's instructions a stage (194 all-thread, 154 with the copy
-  // warpgroup): the warp-specialized 256-row tile was then 5 % faster at M = 1024 on 4096x4096,
-  // 28672x4096 and 4096x14336 (48.6 against 51.2, 318.7 against 333.9, 155.0 against 163.1 us).
+  // warpgroup): the warp-specialized 256-row tile was then 4-6 % faster at M = 1024 on 4096x4096,
+  // 28672x4096 and 4096x14336 (48.5 against 50.6, 318.4 against 333.8, 154.8 against 164.0 us)
+  // and 2-3 % split at M = 256 on 4096x4096 and 4096x14336 (26.9 against 27.7, 53.8 against 54.8).
   Shape shape = Shape{128, 16, 128, 5};
   int waves = 3;
   int producer = 0;
