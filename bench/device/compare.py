@@ -1,6 +1,9 @@
 """Joins lowbit_cuda_bench's JSON lines with torch_baselines.py's (same device call) into the
 table of docs/benchmarks.md: time, % of the bandwidth floor (bytes moved / measured copy
-bandwidth), and speedups over cuBLAS (in the row's activation dtype) and tinygemm (bf16 rows). Usage: compare.py LOWBIT.jsonl TORCH.jsonl"""
+bandwidth), and speedups over cuBLAS (in the row's activation dtype) and tinygemm (bf16 rows).
+Both files must name the same L2 flush protocol (bench/l2_flush.h; files from before the field
+existed were measured with the memset, "write"); a mix is refused.
+Usage: compare.py LOWBIT.jsonl TORCH.jsonl"""
 import json
 import sys
 
@@ -13,8 +16,13 @@ def main():
     lowbit_rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
     torch_rows = [json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")]
     copy_gbps = torch_rows[0]["copy_gbps"]
+    flush = torch_rows[0].get("flush", "write")
+    mixed = sorted({row.get("flush", "write") for row in lowbit_rows} - {flush})
+    if mixed:
+        sys.exit(f"compare.py: the torch baselines were timed with --flush {flush}, lowbit rows with {', '.join(mixed)}: "
+                 "not comparable; measure both with the same --flush")
     baselines = {(row["m"], row["n"], row["k"], row.get("act", "bf16")): row for row in torch_rows[1:]}
-    print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write)")
+    print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write); L2 flush: {flush}")
     print(f"{'M':>4} {'N x K':>12} {'format':>10} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
           f"{'tinygemm us':>12} {'x tinygemm':>11} {'heur us':>8} {'max err':>9}  best variant")
     for row in lowbit_rows:
