@@ -15,6 +15,8 @@ def fields(descriptor):
 def main():
     lowbit_rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
     torch_rows = [json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")]
+    if not torch_rows or "copy_gbps" not in torch_rows[0]:
+        sys.exit(f"compare.py: {sys.argv[2]} holds no torch baselines (did torch_baselines.py run out of time?)")
     copy_gbps = torch_rows[0]["copy_gbps"]
     flush = torch_rows[0].get("flush", "write")
     mixed = sorted({row.get("flush", "write") for row in lowbit_rows} - {flush})
