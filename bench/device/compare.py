@@ -35,13 +35,15 @@ def main():
         form = f"w{f['bits']}g{f['group']} {key[3]}"
         floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
         tiny = base.get("tinygemm_us")
+        # "—": the heuristic's variant was not timed (a --family or --variant run left it out).
+        heuristic = f"{row['heuristic_us']:.1f}" if "heuristic_us" in row else "—"
         if "best_variant" not in row or not row["best_variant"]:
             print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} no variant passed: {row.get('failures', '?')}")
             continue
         print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
               f"{cublas:>10.1f} {cublas / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
-              f"{row.get('heuristic_us', float('nan')):>8.1f} {row['max_rel_err']:>9.1e}  {row['best_variant']}")
+              f"{heuristic:>8} {row['max_rel_err']:>9.1e}  {row['best_variant']}")
 
 
 if __name__ == "__main__":
