@@ -1,13 +1,14 @@
-// lowbit_cuda_bench: times lowbit's CUDA kernels on this GPU (CUDA events, L2 flushed by a
-// 512 MiB memset before every timed run, median of repeats) for every shape x M of a shape
-// file, trying every candidate variant of every registered family (codegen/cuda/registry.h:
-// compiled in parallel, each checked on the first 8 rows against the reference at its family's
-// tolerance, failures reported), and prints JSON lines: the best variant's time, the
-// heuristic's time and the bytes a call must move. bench/device/compare.py joins them with the
-// torch baselines measured in the same call. Workspaces (dequant_gemm) are allocated here; that
-// family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
-// its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME] [--variant NAME]
+// lowbit_cuda_bench: times lowbit's CUDA kernels on this GPU (CUDA events, L2 emptied before
+// every timed run by bench/l2_flush.h's protocol, --flush read (default) or write; median of
+// repeats) for every shape x M of a shape file, trying every candidate variant of every
+// registered family (codegen/cuda/registry.h: compiled in parallel, each checked on the first
+// rows against the reference at its family's tolerance, failures reported), and prints JSON
+// lines: the best variant's time, the heuristic's time, the bytes a call must move and the flush
+// protocol. bench/device/compare.py joins them with the torch baselines measured in the same call
+// under the same protocol. Workspaces (dequant_gemm) are allocated here; that family also reports
+// its dequantization pass alone, per variant ("dequant": name -> us) and for its fastest variant
+// end to end (dequant_us, dequant_gbps: bytes read + written over time).
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME] [--variant NAME] [--flush read|write]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
 // M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
 // that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma), e.g. to skip the mma family's
@@ -15,12 +16,14 @@
 // cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4), so a profiler sees its launches alone.
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "bench/l2_flush.h"
 #include "bench/shapes_file.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
@@ -38,8 +41,6 @@ namespace {
 
 using lowbit::cuda::check;
 using lowbit::cuda::driver;
-
-constexpr std::size_t flush_bytes = std::size_t{512} << 20;
 
 struct Inputs {
   lowbit::cuda::DeviceBuffer x;
@@ -66,7 +67,7 @@ Inputs upload(const lowbit::Problem& problem) {
 
 // Median microseconds of `repeats` calls of launch(), each after flushing L2.
 template <class Launch>
-double time_launch(const Launch& launch, lowbit::cuda::DeviceBuffer& flush, int repeats) {
+double time_launch(const Launch& launch, lowbit::bench::L2Flush& flush, int repeats) {
   CUevent start = nullptr;
   CUevent stop = nullptr;
   check(driver().cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
@@ -74,7 +75,7 @@ double time_launch(const Launch& launch, lowbit::cuda::DeviceBuffer& flush, int 
   for (int i = 0; i < 3; ++i) launch();
   std::vector<double> microseconds;
   for (int i = 0; i < repeats; ++i) {
-    flush.fill(static_cast<uint8_t>(i));
+    flush.run(i);
     check(driver().cuEventRecord(start, nullptr), "cuEventRecord");
     launch();
     check(driver().cuEventRecord(stop, nullptr), "cuEventRecord");
@@ -89,7 +90,7 @@ double time_launch(const Launch& launch, lowbit::cuda::DeviceBuffer& flush, int 
   return microseconds[microseconds.size() / 2];
 }
 
-double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lowbit::cuda::DeviceBuffer& flush,
+double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lowbit::bench::L2Flush& flush,
                    int repeats) {
   return time_launch([&] { kernel.run(args); }, flush, repeats);
 }
@@ -108,32 +109,27 @@ double check_error(const lowbit::Kernel& kernel, const lowbit::Problem& problem,
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME] [--variant NAME]\n");
-    return 2;
-  }
+  std::string shapes;
   int repeats = 50;
   int64_t check_rows = 8;
   std::string family;  // empty: every family
   std::string only;    // empty: every variant
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--repeats") repeats = std::stoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--check-rows") check_rows = std::stoll(argv[i + 1]);
-    if (std::string(argv[i]) == "--family") family = argv[i + 1];
-    if (std::string(argv[i]) == "--variant") only = argv[i + 1];
-  }
-  const auto& family_names = lowbit::EnumNames<lowbit::cuda::CudaFamily>::names;
-  if (!family.empty() && std::find(family_names.begin(), family_names.end(), family) == family_names.end()) {
-    std::fprintf(stderr, "lowbit_cuda_bench: --family %s: not a CUDA family (gemv, gemv_mma, dequant_gemm, mma, wgmma)\n",
-                 family.c_str());
-    return 2;
-  }
+  std::string flush_name = "read";
+  CLI::App app{"lowbit_cuda_bench: every CUDA candidate of each shape, timed and checked"};
+  app.add_option("shapes", shapes, "a file of descriptors, one a line")->required()->check(CLI::ExistingFile);
+  app.add_option("--repeats", repeats, "timed runs per variant (their median)")->check(CLI::Range(1, 100000));
+  app.add_option("--check-rows", check_rows, "rows compared with the reference")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--family", family, "only this family's candidates")
+      ->check(CLI::IsMember(lowbit::EnumNames<lowbit::cuda::CudaFamily>::names));
+  app.add_option("--variant", only, "only the candidate of this full name");
+  app.add_option("--flush", flush_name, "how L2 is emptied before each timed run (bench/l2_flush.h)")
+      ->check(CLI::IsMember({"read", "write"}));
+  CLI11_PARSE(app, argc, argv);
   try {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
-    lowbit::cuda::DeviceBuffer flush(flush_bytes);
-    for (const std::string& line : lowbit::bench::read_shapes_file(argv[1])) {
+    lowbit::bench::L2Flush flush(lowbit::bench::parse_flush_mode(flush_name));
+    for (const std::string& line : lowbit::bench::read_shapes_file(shapes)) {
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
       Inputs inputs = upload(problem);
@@ -142,6 +138,7 @@ int main(int argc, char** argv) {
       const std::vector<double> reference =
           lowbit::reference_matmul(desc, reference_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
+                            {"flush", lowbit::bench::flush_mode_name(flush.mode())},
                             {"bytes", lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
                                           desc.m * desc.n * lowbit::dtype_bytes(desc.out)}};
       double best = 1e30;

@@ -15,7 +15,10 @@
 # compute-sanitizer sample and issue 4's format rows (below; the release call runs them too when
 # time is left; LOWBIT_DEVICE_RELEASE_CPU=0 leaves the release call's Xeon table out to make that
 # time). LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's heuristic against tuned (below).
-# LOWBIT_DEVICE_BENCH: see below.
+# LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_FLUSH=read|write: the L2 flush protocol of every
+# CUDA timing, lowbit's and torch's alike (bench/l2_flush.h; default read). The release call also
+# times the floor shapes at M <= 16 under `write`, the memset protocol of the tables before
+# 2026-11-22's session 7, for a side-by-side.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,11 +27,12 @@ OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 jobs=$(nproc)
+flush=${LOWBIT_DEVICE_FLUSH:-read}
 
 # On exit every file under $OUT but the tables, the test and sanitizer logs and the machine
 # description goes into raw.tar.gz (pack_outputs.sh).
 source "$script_dir/pack_outputs.sh"
-trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cpu_table\.md|ctest\.log|sanitizer\.log|machine\.txt|raw\.tar\.gz)$"' EXIT
+trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cuda_floor_other_table\.txt|cpu_table\.md|ctest\.log|sanitizer\.log|machine\.txt|raw\.tar\.gz)$"' EXIT
 
 { date -u; nvidia-smi; g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1; lscpu; } \
   > "$OUT/machine.txt" 2>&1
@@ -107,9 +111,9 @@ formats_part() {
   done
   grep -E "^== |ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -20
   timeout "$(within 250)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_formats.txt --repeats 10 \
-    > "$OUT/lowbit_cuda_formats.jsonl" 2> "$OUT/lowbit_cuda_formats.err"
+    --flush "$flush" > "$OUT/lowbit_cuda_formats.jsonl" 2> "$OUT/lowbit_cuda_formats.err"
   timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_formats.txt \
-    > "$OUT/torch_formats.jsonl" 2> "$OUT/torch_formats.err"
+    --flush "$flush" > "$OUT/torch_formats.jsonl" 2> "$OUT/torch_formats.err"
   python3 bench/device/compare.py "$OUT/lowbit_cuda_formats.jsonl" "$OUT/torch_formats.jsonl" \
     > "$OUT/cuda_formats_table.txt" 2>&1
   cat "$OUT/cuda_formats_table.txt"
@@ -129,11 +133,21 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
     grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
   fi
   timeout "$(within 220)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
-    > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
+    --flush "$flush" > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
   timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_sweep.txt \
-    > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
+    --flush "$flush" > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
   python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
   tail -40 "$OUT/cuda_table.txt"
+  # The floor shapes at M <= 16 again under the other protocol, lowbit and torch alike.
+  other=write
+  [ "$flush" = write ] && other=read
+  timeout "$(within 90)" build-device/bench/lowbit_cuda_bench bench/shapes/gemv3_floor.txt --repeats 15 \
+    --flush "$other" > "$OUT/lowbit_cuda_floor_$other.jsonl" 2> "$OUT/lowbit_cuda_floor_$other.err"
+  timeout "$(within 40)" python3 bench/device/torch_baselines.py bench/shapes/gemv3_floor.txt \
+    --flush "$other" > "$OUT/torch_floor_$other.jsonl" 2> "$OUT/torch_floor_$other.err"
+  python3 bench/device/compare.py "$OUT/lowbit_cuda_floor_$other.jsonl" "$OUT/torch_floor_$other.jsonl" \
+    > "$OUT/cuda_floor_other_table.txt" 2>&1
+  cat "$OUT/cuda_floor_other_table.txt"
   # LOWBIT_DEVICE_RELEASE_CPU=0 leaves the Xeon's table out (a call whose x86 kernels are those of
   # a measured call already), so that the formats part fits.
   if [ "${LOWBIT_DEVICE_RELEASE_CPU:-1}" != 0 ]; then
@@ -175,8 +189,9 @@ fi
 # (after the tests of LOWBIT_DEVICE_TESTS when both are set). A quick loop while tuning a family.
 if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   read -r -a bench_args <<< "$LOWBIT_DEVICE_BENCH"
-  timeout 400 build-device/bench/lowbit_cuda_bench "${bench_args[@]}" > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
-  timeout 100 python3 bench/device/torch_baselines.py "${bench_args[0]}" > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
+  timeout 400 build-device/bench/lowbit_cuda_bench "${bench_args[@]}" --flush "$flush" > "$OUT/lowbit_cuda.jsonl" \
+    2> "$OUT/lowbit_cuda.err"
+  timeout 100 python3 bench/device/torch_baselines.py "${bench_args[0]}" --flush "$flush" > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
   python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
   cat "$OUT/cuda_table.txt"
   tail -3 "$OUT/lowbit_cuda.err"
@@ -191,8 +206,10 @@ seed_test_costs
 keep_test_costs
 grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
 
-build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_gemv.txt > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
-python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_gemv.txt > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
+build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_gemv.txt --flush "$flush" > "$OUT/lowbit_cuda.jsonl" \
+  2> "$OUT/lowbit_cuda.err"
+python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_gemv.txt --flush "$flush" > "$OUT/torch.jsonl" \
+  2> "$OUT/torch.err"
 python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" | tee "$OUT/cuda_table.txt"
 tail -3 "$OUT/lowbit_cuda.err" "$OUT/torch.err"
 
