@@ -55,7 +55,10 @@
 // wgmma group (wgmma.wait_group 1 leaves the newest in flight), and the refill two stages later
 // comes after the barrier that follows that wait in every warpgroup. So STAGES - 2 stages load
 // while one is dequantized and one multiplies. The dequantized A of consecutive stages lives in
-// two register sets (the wgmmas of one stage still read theirs while the next is dequantized). cp.async writes through the generic proxy and
+// two register sets (the wgmmas of one stage still read theirs while the next is dequantized); the
+// main loop is unrolled over turns of lcm(2, STAGES) stages, so slots, shared-memory addresses and
+// descriptors are compile-time offsets (the per-stage address work was a fifth of a consumer's
+// instructions, docs/benchmarks.md). cp.async writes through the generic proxy and
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
 //
@@ -373,6 +376,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
   unsigned char* ring = shared_raw + ((1024u - (raw_address & 1023u)) & 1023u);
   const u32 ring_address = static_cast<u32>(__cvta_generic_to_shared(ring));
+  const u64 ring_descriptor = swizzled_descriptor(ring_address);  // slot 0's x, k-tile 0
   auto stage_x = [&](int slot) { return ring + slot * Tile::STAGE_BYTES; };
   auto stage_weights = [&](int slot) { return ring + slot * Tile::STAGE_BYTES + Tile::X_BYTES; };
   auto stage_scales = [&](int slot) {
@@ -414,6 +418,12 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   constexpr int TABLE_COPIES = (TABLE_KINDS * TABLE_CHUNKS + COPIERS - 1) / COPIERS;
   // Whole stages of K (no k-tail inside a stage): a stage's k is inside K exactly when the stage is.
   constexpr bool WHOLE_STAGES = K % Tile::BLOCK_K == 0;
+  // Whole stages and no stage past K in any block's run (no split's or odd count's padding): every
+  // copied stage lies inside K, and its copies need no k check.
+  constexpr bool RUNS_INSIDE_K = WHOLE_STAGES && Tile::SPLIT_K * Tile::SPLIT_STAGES == Tile::K_STAGES;
+  // Every tile whole along M (N) and every copy inside its tile: no row (panel) check at all.
+  constexpr bool X_ROWS_INSIDE = M % Tile::BLOCK_M == 0 && X_CHUNKS % COPIERS == 0;
+  constexpr bool PANELS_INSIDE = PANEL_COUNT % Tile::PANELS == 0 && WEIGHT_CHUNKS % COPIERS == 0;
 
   struct CopyPlan {
     const u16* x_source;            // row x_first_row, k = x_chunk * 8 of stage 0 (read only when inside)
@@ -423,6 +433,13 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     int x_k;                        // x_chunk * 8
     int weight_step;                // the chunk's 32-byte step within a stage
     u32 x_target;                   // x_first_row's swizzled chunk offset in a stage's x
+    // Group tables: copy i's source at group 0 (its panel's scales or zeros, its group of the
+    // stage, its half), its byte offset in a stage's tables, its group within the stage (-1: no
+    // such chunk), and whether its panel lies inside N.
+    const u16* table_source[TABLE_COPIES];
+    int table_target[TABLE_COPIES];
+    int table_stage_group[TABLE_COPIES];
+    u32 table_panels_inside;
   };
   auto plan_copies = [&]() {
     CopyPlan plan;
@@ -447,25 +464,42 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       const int panel = first_panel + i * PANEL_STRIDE;
       if (panel < Tile::PANELS && block_panel + panel < PANEL_COUNT) plan.weight_panels_inside |= 1u << i;
     }
+    plan.table_panels_inside = 0;
+#pragma unroll
+    for (int i = 0; i < TABLE_COPIES; ++i) {
+      const int chunk = copier + i * COPIERS;
+      const bool is_zero = chunk >= TABLE_CHUNKS;
+      const int index = chunk % TABLE_CHUNKS;
+      const long long global_panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
+      const int stage_group = index / 2 % Tile::STAGE_GROUPS;
+      plan.table_stage_group[i] = chunk < TABLE_KINDS * TABLE_CHUNKS ? stage_group : -1;
+      plan.table_source[i] = (is_zero ? zeros : scales) + (global_panel * GROUPS + stage_group) * 16 + index % 2 * 8;
+      plan.table_target[i] = (is_zero ? Tile::TABLE_BYTES : 0) + index * 16;
+      if (global_panel < PANEL_COUNT) plan.table_panels_inside |= 1u << i;
+    }
     return plan;
   };
 
-  // Copies nothing past the block's run (the caller still closes its commit group).
-  auto copy_stage = [&](const CopyPlan& plan, int stage) {
+  // Copies nothing past the block's run (the caller still closes its commit group). slot: the
+  // stage's, slot_of(stage) (a compile-time constant in the unrolled main loop).
+  auto copy_stage = [&](const CopyPlan& plan, int stage, int slot) {
     if (stage < end_stage) {
-      const int slot = slot_of(stage);
       const int first_k = stage * Tile::BLOCK_K;
       // x: [ATOMS][BLOCK_M][64] swizzled; rows past M and k past K zero-filled.
       const int k = first_k + plan.x_k;
-      const int x_bytes = WHOLE_STAGES ? (first_k < K ? 16 : 0) : (k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0);
+      const int x_bytes = RUNS_INSIDE_K ? 16
+                          : WHOLE_STAGES ? (first_k < K ? 16 : 0)
+                                         : (k < K ? (K - k >= 8 ? 16 : (K - k) * 2) : 0);
       const u16* x_source = plan.x_source + first_k;
       unsigned char* x_target = stage_x(slot) + plan.x_target;
 #pragma unroll
       for (int i = 0; i < X_COPIES; ++i)
         copy_16_async(x_target + i * ROW_STRIDE * 128, x_source + static_cast<long long>(i) * ROW_STRIDE * K,
-                      plan.x_rows_inside >> i & 1u ? x_bytes : 0);
+                      X_ROWS_INSIDE || (plan.x_rows_inside >> i & 1u) ? x_bytes : 0);
       // Weights: steps past the panel's end zero-filled (they meet zero x).
-      const bool step_inside = WHOLE_STAGES ? first_k < K : first_k / Tile::K_PER_STEP + plan.weight_step < STEPS;
+      const bool step_inside = RUNS_INSIDE_K  ? true
+                               : WHOLE_STAGES ? first_k < K
+                                              : first_k / Tile::K_PER_STEP + plan.weight_step < STEPS;
       // 32 bytes a step of K_PER_STEP k: 2 BITS bytes a k.
       const unsigned char* weight_source = plan.weight_source + static_cast<long long>(first_k) * (2 * Tile::BITS);
 #pragma unroll
@@ -473,29 +507,23 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
         const int chunk = copier + i * COPIERS;
         if (WEIGHT_CHUNKS % COPIERS != 0 && chunk >= WEIGHT_CHUNKS) break;
         copy_16_async(stage_weights(slot) + chunk * 16, weight_source + static_cast<long long>(i) * PANEL_STRIDE * STEPS * 32,
-                      step_inside && (plan.weight_panels_inside >> i & 1u) ? 16 : 0);
+                      step_inside && (PANELS_INSIDE || (plan.weight_panels_inside >> i & 1u)) ? 16 : 0);
       }
       // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;
 #pragma unroll
       for (int i = 0; i < TABLE_COPIES; ++i) {
-        const int chunk = copier + i * COPIERS;
-        if (chunk >= TABLE_KINDS * TABLE_CHUNKS) break;
-        const bool is_zero = chunk >= TABLE_CHUNKS;
-        const int index = chunk % TABLE_CHUNKS;
-        const int panel = index / (2 * Tile::STAGE_GROUPS);
-        const int group = first_group + index / 2 % Tile::STAGE_GROUPS;
-        const long long global_panel = block_panel + panel;
-        const bool inside = global_panel < PANEL_COUNT && group < GROUPS;
-        const u16* table = is_zero ? zeros : scales;
-        const u16* source = table + (inside ? (global_panel * GROUPS + group) * 16 + index % 2 * 8 : 0);
-        copy_16_async(stage_scales(slot) + (is_zero ? Tile::TABLE_BYTES / 2 : 0) + index * 8, source, inside ? 16 : 0);
+        if (plan.table_stage_group[i] < 0) break;
+        const bool inside = (PANEL_COUNT % Tile::PANELS == 0 || (plan.table_panels_inside >> i & 1u)) &&
+                            (RUNS_INSIDE_K || first_group + plan.table_stage_group[i] < GROUPS);
+        copy_16_async(reinterpret_cast<unsigned char*>(stage_scales(slot)) + plan.table_target[i],
+                      plan.table_source[i] + first_group * 16, inside ? 16 : 0);
       }
     }
   };
   // PRODUCER = 0: every thread copies a stage as one commit group.
-  auto issue_stage = [&](const CopyPlan& plan, int stage) {
-    copy_stage(plan, stage);
+  auto issue_stage = [&](const CopyPlan& plan, int stage, int slot) {
+    copy_stage(plan, stage, slot);
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
 
@@ -515,7 +543,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       for (int stage = first_stage; stage < end_stage; ++stage) {
         const int use = stage - first_stage;
         if (use >= Tile::STAGES) mbarrier_wait(empty_barrier(slot_of(stage)), (use / Tile::STAGES - 1) & 1);
-        copy_stage(plan, stage);
+        copy_stage(plan, stage, slot_of(stage));
         mbarrier_arrive_on_copies(full_barrier(slot_of(stage)));
       }
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
@@ -537,15 +565,21 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   if constexpr (!Tile::PRODUCER) {
     copy_plan = plan_copies();
 #pragma unroll
-    for (int stage = first_stage; stage < first_stage + Tile::STAGES - 2; ++stage) issue_stage(copy_plan, stage);
+    for (int use = 0; use < Tile::STAGES - 2; ++use) issue_stage(copy_plan, first_stage + use, use);
   }
 
+  // Whether a stage at an odd position of the run (every stage of a_odd) never starts a group:
+  // a stage inside one group (STAGE_GROUPS = 1) with groups of an even count of stages, or whole K,
+  // starts its group at an even stage only (runs start at even stages).
+  constexpr bool ODD_STAGES_KEEP_GROUP =
+      Tile::STAGE_GROUPS == 1 && (Config::WHOLE_K_GROUP || (GROUP / Tile::BLOCK_K) % 2 == 0);
+
   // One stage: dequantize this warp's A fragments into `a`, issue the stage's wgmmas, and wait
-  // for the previous stage's (then, PRODUCER = 1, release its slot). Register contract: writes a
-  // (read by the wgmmas until the next stage's wait), accumulator (asynchronously), constants,
-  // group.
-  auto run_stage = [&](int stage, u32 (&a)[Tile::K_TILES][4]) {
-    const int slot = slot_of(stage);
+  // for the previous stage's (then, PRODUCER = 1, release its slot). slot: slot_of(stage) and
+  // odd: whether the stage is at an odd position of the run, both compile-time constants where
+  // the main loop is unrolled. Register contract: writes a (read by the wgmmas until the next
+  // stage's wait), accumulator (asynchronously), constants, group.
+  auto run_stage = [&](int stage, int slot, bool odd, u32 (&a)[Tile::K_TILES][4]) {
     if constexpr (Tile::PRODUCER) {
       mbarrier_wait(full_barrier(slot), ((stage - first_stage) / Tile::STAGES) & 1);  // this stage has landed ...
       fence_proxy_async();  // ... for the async proxy too
@@ -553,7 +587,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
       fence_proxy_async();                                                  // ... for the async proxy too
       __syncthreads();  // ... for every thread; every warpgroup is done with stage - 2's wgmmas
-      issue_stage(copy_plan, stage + Tile::STAGES - 2);
+      issue_stage(copy_plan, stage + Tile::STAGES - 2, (slot + Tile::STAGES - 2) % Tile::STAGES);
     }
     const int stage_first_k = stage * Tile::BLOCK_K;
     // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
@@ -567,7 +601,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       const int tile_group = Config::WHOLE_K_GROUP ? 0 : min(first_k, K - 1) / GROUP;
       // A stage inside one group (STAGE_GROUPS = 1: GROUP a multiple of BLOCK_K, or whole K)
       // changes group at its first k-tile only, so the others skip the check.
-      if ((Tile::STAGE_GROUPS > 1 || k_tile == 0) && tile_group != group) {
+      if ((Tile::STAGE_GROUPS > 1 || k_tile == 0) && !(ODD_STAGES_KEEP_GROUP && odd) && tile_group != group) {
         group = tile_group;
         const int entry = (warp * Tile::STAGE_GROUPS + (tile_group - stage_first_group)) * 16 + 2 * g;
         const u32 scale_bits = *reinterpret_cast<const u32*>(stage_scales(slot) + entry);
@@ -589,11 +623,13 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.
     // Every wgmma input is defined before the fence: ptxas serializes the wgmmas (C7513) when
     // another instruction defines one of their registers while the stage's wgmmas are issued.
-    const u32 x_address = ring_address + slot * Tile::STAGE_BYTES;
+    // The ring's descriptor plus the offset >> 4 (the start address field, bits 0-13, holds any
+    // shared-window address >> 4 without a carry out: the window is below 2^18 bytes).
     u64 descriptor[Tile::K_TILES];
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
-      descriptor[k_tile] = swizzled_descriptor(x_address + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32);
+      descriptor[k_tile] =
+          ring_descriptor + ((slot * Tile::STAGE_BYTES + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32) >> 4);
     wgmma_fence();
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
@@ -601,7 +637,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
     if constexpr (Tile::PRODUCER)
-      if (stage > first_stage) mbarrier_arrive(empty_barrier(slot_of(stage - 1)));
+      if (stage > first_stage) mbarrier_arrive(empty_barrier((slot + Tile::STAGES - 1) % Tile::STAGES));
   };
 
   // The stages alternate between two sets of A registers. A wgmma reads its A registers until
@@ -614,9 +650,22 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   u32 a_odd[Tile::K_TILES][4];
   // No branch between the two: a conditional second call would merge the accumulators of two
   // paths with register moves while wgmmas write them, which ptxas answers by serializing.
-  for (int stage = first_stage; stage < end_stage; stage += 2) {
-    run_stage(stage, a_even);
-    run_stage(stage + 1, a_odd);
+  // A turn of TURN stages (both register sets, every slot: a multiple of 2 and of STAGES) is
+  // unrolled, so every slot, shared-memory address and descriptor is a compile-time offset and
+  // odd positions skip the group check; the stages after the last whole turn (an even count
+  // below TURN) run in pairs with runtime slots.
+  constexpr int TURN = Tile::STAGES % 2 == 0 ? Tile::STAGES : 2 * Tile::STAGES;
+  int stage = first_stage;
+  for (; stage + TURN <= end_stage; stage += TURN) {
+#pragma unroll
+    for (int position = 0; position < TURN; position += 2) {
+      run_stage(stage + position, position % Tile::STAGES, false, a_even);
+      run_stage(stage + position + 1, (position + 1) % Tile::STAGES, true, a_odd);
+    }
+  }
+  for (; stage < end_stage; stage += 2) {
+    run_stage(stage, slot_of(stage), false, a_even);
+    run_stage(stage + 1, slot_of(stage + 1), true, a_odd);
   }
   wgmma_wait<0>();
   fence_accumulators(accumulator);

@@ -247,12 +247,16 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // warpgroups (128 columns) and the tallest tile M fills; K split until the grid reaches about
   // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
   // At M = 65..128 the warp-specialized ring (producer = 1) was 6-11 % faster than the
-  // all-thread one; from 256 rows both are within 1 %, and the all-thread ring is kept.
+  // all-thread one. From 256 rows both were within 1 % until the main loop's compile-time turns
+  // (generator version 8) cut a consumer's instructions a stage (194 all-thread, 154 with the copy
+  // warpgroup): the warp-specialized 256-row tile was then 4-6 % faster at M = 1024 on 4096x4096,
+  // 28672x4096 and 4096x14336 (48.5 against 50.6, 318.4 against 333.8, 154.8 against 164.0 us)
+  // and 2-3 % split at M = 256 on 4096x4096 and 4096x14336 (26.9 against 27.7, 53.8 against 54.8).
   Shape shape = Shape{128, 16, 128, 5};
   int waves = 3;
   int producer = 0;
   if (desc.m > 128)
-    shape = Shape{128, 256, 64, 4}, waves = 1;
+    shape = Shape{128, 256, 64, 4}, waves = 1, producer = 1;
   else if (desc.m > 64)
     shape = Shape{128, 128, 128, 4}, waves = 1, producer = 1;
   else if (desc.m > 32)

@@ -26,8 +26,10 @@ class WgmmaGenerator {
   // 2: split_k; 3: producer (warp-specialized copy warpgroup); 4: per-thread copy plans (same
   // variants, faster kernels: decisions tuned before are re-tuned); 5: stream_k candidates; 6:
   // remainder_split candidates (the hybrid stream-K schedule), the heuristic's where few tiles remain;
-  // 7: bits 2 and 8 (decisions of those widths tuned before had no wgmma candidate: re-tuned)
-  static constexpr int version = 7;
+  // 7: bits 2 and 8 (decisions of those widths tuned before had no wgmma candidate: re-tuned); 8:
+  // the main loop unrolled over turns of compile-time slots, copies without the checks a whole
+  // shape cannot fail (same variants, fewer instructions a stage: re-tuned)
+  static constexpr int version = 8;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

@@ -69,6 +69,8 @@ TEST(CudaWgmmaCompile, NamesJsonGeometryAndDeterminism) {
   WgmmaGenerator generator;
   OpDesc desc = descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   CudaVariant variant = generator.heuristic(desc);
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");
+  variant.producer = 0;  // the all-thread ring (the copy warpgroup's: WarpSpecializedNamesJsonAndGeometry)
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");
   EXPECT_EQ(generator.emit(desc, variant), generator.emit(desc, variant));
   CudaVariant other = variant;
@@ -119,11 +121,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");    // 48 x 2
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws");     // 48 x 2
   EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224: 92 remain
-  EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");        // 128 tiles
-  EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 896 tiles
-  EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4");     // 128 tiles
-  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4");  // 32 x 4
-  EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8");  // 64: under half a wave
+  EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
+  EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
+  EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
+  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4
+  EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8_ws");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
                    192.0 / 264.0);
@@ -141,10 +143,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(heuristic(ragged, 9, 96), WgmmaGenerator(96).heuristic(ragged));
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
-  // The warp-specialized ring is the no-tune choice at M = 65..128 only (measured, benchmarks.md).
+  // The warp-specialized ring is the no-tune choice from M = 65 where the grid is tiled (measured,
+  // benchmarks.md; stream-K grids run the all-thread ring).
   for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
     EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
-              m > 64 && m <= 128 ? 1 : 0)
+              m > 64 ? 1 : 0)
         << m;
   // Every split the heuristic picks is valid, also where rounding to stage pairs leaves too
   // few stages for the next split (k=2056: 17 stages of 128).
@@ -333,8 +336,7 @@ TEST(CudaWgmmaCompile, WarpSpecializedNamesJsonAndGeometry) {
   WgmmaGenerator generator;
   OpDesc desc = descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   CudaVariant variant = generator.heuristic(desc);
-  ASSERT_EQ(variant.producer, 0);
-  variant.producer = 1;
+  ASSERT_EQ(variant.producer, 1);  // the heuristic's from 65 rows where the tiled grid is kept
   ASSERT_TRUE(generator.is_valid(desc, variant, 9));
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");
   EXPECT_EQ(variant_from_json(to_json(variant)), variant);
@@ -727,6 +729,28 @@ TEST(CudaWgmma, WholeStageKAtOddShapesAndSplits) {
       }
   }
   EXPECT_GE(cases.size(), 30u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// Whole tiles (M, N multiples of every tile: the copies' compile-time row and panel checks) and K
+// a multiple of the stage pair (no stage past K: no k checks), with runs of 62 .. 68 stages of 64
+// k (31 .. 34 of 128), so that the main loop's unrolled turns (4, 6 or 10 stages: lcm(2, stages))
+// leave every remainder of stage pairs to the runtime-slot loop after them. Every unsplit
+// candidate (producer and stream-K grids included) at each K, bf16 with an integer zero point and
+// fp16 without one at one K; every split too at one K.
+TEST(CudaWgmma, WholeTilesAtEveryTurnRemainder) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  auto add_candidates = [&](int k, const char* format, bool splits) {
+    OpDesc desc = descriptor(fmt::format("bits=4,group=128,m=256,n=256,k={},{}", k, format));
+    for (const CudaVariant& variant : generator.candidates(desc))
+      if (splits || variant.split_k == 1) cases.push_back({desc, variant});
+  };
+  for (int k : {3968, 4096, 4224, 4352}) add_candidates(k, "zero=int,act=bf16,out=bf16,bias=1", k == 4096);
+  add_candidates(4352, "zero=none,act=fp16,out=fp16", false);
+  EXPECT_GE(cases.size(), 100u);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
