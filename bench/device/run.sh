@@ -93,6 +93,20 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ]; then
   exit 0
 fi
 
+# lowbit's CUDA candidates and torch's baselines on one shapes file under one L2 flush, each step
+# bounded (within), joined by compare.py into $OUT/TABLE; the JSON lines and stderr lie beside it
+# as lowbit_TAG.* and torch_TAG.*.
+# Usage: bench_against_torch TAG SHAPES FLUSH TABLE LOWBIT_SECONDS TORCH_SECONDS [lowbit_cuda_bench options]
+bench_against_torch() {
+  local tag=$1 shapes=$2 flush_mode=$3 table=$4 lowbit_seconds=$5 torch_seconds=$6
+  shift 6
+  timeout "$(within "$lowbit_seconds")" build-device/bench/lowbit_cuda_bench "$shapes" --flush "$flush_mode" "$@" \
+    > "$OUT/lowbit_$tag.jsonl" 2> "$OUT/lowbit_$tag.err"
+  timeout "$(within "$torch_seconds")" python3 bench/device/torch_baselines.py "$shapes" --flush "$flush_mode" \
+    > "$OUT/torch_$tag.jsonl" 2> "$OUT/torch_$tag.err"
+  python3 bench/device/compare.py "$OUT/lowbit_$tag.jsonl" "$OUT/torch_$tag.jsonl" > "$OUT/$table" 2>&1
+}
+
 # compute-sanitizer (memcheck on a sample of every family's checks, racecheck on the
 # shared-memory families) and the format rows of issue 4's benchmark (fp16 at every M; 2, 3 and
 # 8 bits at M=1 and 16) against torch's baselines in the same call.
@@ -110,12 +124,7 @@ formats_part() {
     echo "== $tool exit status $? (124: stopped by its time limit)" >> "$OUT/sanitizer.log"
   done
   grep -E "^== |ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -20
-  timeout "$(within 250)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_formats.txt --repeats 10 \
-    --flush "$flush" > "$OUT/lowbit_cuda_formats.jsonl" 2> "$OUT/lowbit_cuda_formats.err"
-  timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_formats.txt \
-    --flush "$flush" > "$OUT/torch_formats.jsonl" 2> "$OUT/torch_formats.err"
-  python3 bench/device/compare.py "$OUT/lowbit_cuda_formats.jsonl" "$OUT/torch_formats.jsonl" \
-    > "$OUT/cuda_formats_table.txt" 2>&1
+  bench_against_torch formats bench/shapes/llama3_8b_cuda_formats.txt "$flush" cuda_formats_table.txt 250 100 --repeats 10
   cat "$OUT/cuda_formats_table.txt"
 }
 
@@ -132,21 +141,12 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
     keep_test_costs
     grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
   fi
-  timeout "$(within 220)" build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_sweep.txt --repeats 15 \
-    --flush "$flush" > "$OUT/lowbit_cuda.jsonl" 2> "$OUT/lowbit_cuda.err"
-  timeout "$(within 100)" python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_sweep.txt \
-    --flush "$flush" > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
-  python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
+  bench_against_torch sweep bench/shapes/llama3_8b_cuda_sweep.txt "$flush" cuda_table.txt 220 100 --repeats 15
   tail -40 "$OUT/cuda_table.txt"
   # The floor shapes at M <= 16 again under the other protocol, lowbit and torch alike.
   other=write
   [ "$flush" = write ] && other=read
-  timeout "$(within 90)" build-device/bench/lowbit_cuda_bench bench/shapes/gemv3_floor.txt --repeats 15 \
-    --flush "$other" > "$OUT/lowbit_cuda_floor_$other.jsonl" 2> "$OUT/lowbit_cuda_floor_$other.err"
-  timeout "$(within 40)" python3 bench/device/torch_baselines.py bench/shapes/gemv3_floor.txt \
-    --flush "$other" > "$OUT/torch_floor_$other.jsonl" 2> "$OUT/torch_floor_$other.err"
-  python3 bench/device/compare.py "$OUT/lowbit_cuda_floor_$other.jsonl" "$OUT/torch_floor_$other.jsonl" \
-    > "$OUT/cuda_floor_other_table.txt" 2>&1
+  bench_against_torch "floor_$other" bench/shapes/gemv3_floor.txt "$other" cuda_floor_other_table.txt 90 40 --repeats 15
   cat "$OUT/cuda_floor_other_table.txt"
   # LOWBIT_DEVICE_RELEASE_CPU=0 leaves the Xeon's table out (a call whose x86 kernels are those of
   # a measured call already), so that the formats part fits.
@@ -189,12 +189,9 @@ fi
 # (after the tests of LOWBIT_DEVICE_TESTS when both are set). A quick loop while tuning a family.
 if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   read -r -a bench_args <<< "$LOWBIT_DEVICE_BENCH"
-  timeout 400 build-device/bench/lowbit_cuda_bench "${bench_args[@]}" --flush "$flush" > "$OUT/lowbit_cuda.jsonl" \
-    2> "$OUT/lowbit_cuda.err"
-  timeout 100 python3 bench/device/torch_baselines.py "${bench_args[0]}" --flush "$flush" > "$OUT/torch.jsonl" 2> "$OUT/torch.err"
-  python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" > "$OUT/cuda_table.txt" 2>&1
+  bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt 400 100 "${bench_args[@]:1}"
   cat "$OUT/cuda_table.txt"
-  tail -3 "$OUT/lowbit_cuda.err"
+  tail -3 "$OUT/lowbit_bench.err"
   exit 0
 fi
 
@@ -206,12 +203,9 @@ seed_test_costs
 keep_test_costs
 grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
 
-build-device/bench/lowbit_cuda_bench bench/shapes/llama3_8b_cuda_gemv.txt --flush "$flush" > "$OUT/lowbit_cuda.jsonl" \
-  2> "$OUT/lowbit_cuda.err"
-python3 bench/device/torch_baselines.py bench/shapes/llama3_8b_cuda_gemv.txt --flush "$flush" > "$OUT/torch.jsonl" \
-  2> "$OUT/torch.err"
-python3 bench/device/compare.py "$OUT/lowbit_cuda.jsonl" "$OUT/torch.jsonl" | tee "$OUT/cuda_table.txt"
-tail -3 "$OUT/lowbit_cuda.err" "$OUT/torch.err"
+bench_against_torch gemv bench/shapes/llama3_8b_cuda_gemv.txt "$flush" cuda_table.txt 400 100
+cat "$OUT/cuda_table.txt"
+tail -3 "$OUT/lowbit_gemv.err" "$OUT/torch_gemv.err"
 
 if [ "$parts" = profile ]; then
   bash bench/device/profile.sh m=8,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0 15 mma_m8
