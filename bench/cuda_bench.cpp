@@ -18,6 +18,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -122,13 +123,15 @@ int main(int argc, char** argv) {
   app.add_option("--family", family, "only this family's candidates")
       ->check(CLI::IsMember(lowbit::EnumNames<lowbit::cuda::CudaFamily>::names));
   app.add_option("--variant", only, "only the candidate of this full name");
+  const std::map<std::string, lowbit::bench::FlushMode> flush_modes = {{"read", lowbit::bench::FlushMode::read},
+                                                                      {"write", lowbit::bench::FlushMode::write}};
   app.add_option("--flush", flush_name, "how L2 is emptied before each timed run (bench/l2_flush.h)")
-      ->check(CLI::IsMember({"read", "write"}));
+      ->check(CLI::IsMember(flush_modes));
   CLI11_PARSE(app, argc, argv);
   try {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
-    lowbit::bench::L2Flush flush(lowbit::bench::parse_flush_mode(flush_name));
+    lowbit::bench::L2Flush flush(flush_modes.at(flush_name));
     for (const std::string& line : lowbit::bench::read_shapes_file(shapes)) {
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));

@@ -1,10 +1,7 @@
 #include "bench/l2_flush.h"
 
-#include <fmt/format.h>
-
+#include <array>
 #include <vector>
-
-#include "lowbit/errors.h"
 
 namespace lowbit::bench {
 namespace {
@@ -37,12 +34,6 @@ extern "C" __global__ void l2_flush_read(const uint4* data, long long words, uns
 
 }  // namespace
 
-FlushMode parse_flush_mode(std::string_view text) {
-  if (text == "read") return FlushMode::read;
-  if (text == "write") return FlushMode::write;
-  throw InvalidArgument("flush", fmt::format("--flush {}: not a flush protocol (read, write)", text));
-}
-
 const char* flush_mode_name(FlushMode mode) { return mode == FlushMode::read ? "read" : "write"; }
 
 L2Flush::L2Flush(FlushMode mode) : mode_(mode), buffer_(flush_bytes), sink_(sizeof(unsigned)) {
@@ -69,7 +60,7 @@ void L2Flush::run(int round) {
   long long words = static_cast<long long>(flush_bytes / 16);
   unsigned key = 0x01000000u | static_cast<unsigned>(round & 0xffff);  // never 0
   void* sink = sink_.data();
-  std::vector<void*> args = {&data, &words, &key, &sink};
+  std::array<void*, 4> args = {&data, &words, &key, &sink};
   cuda::check(cuda::driver().cuLaunchKernel(read_kernel_, static_cast<unsigned>(blocks_), 1, 1, read_threads, 1, 1, 0,
                                             nullptr, args.data(), nullptr),
               "cuLaunchKernel (L2 flush)");

@@ -13,8 +13,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <string_view>
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/device_buffer.h"
@@ -23,8 +21,6 @@ namespace lowbit::bench {
 
 enum class FlushMode { read, write };
 
-// "read" or "write"; anything else throws lowbit::Error naming the allowed values.
-FlushMode parse_flush_mode(std::string_view text);
 const char* flush_mode_name(FlushMode mode);
 
 // Owns the flush buffer (and, for `read`, the read kernel, compiled with NVRTC for the current

@@ -23,9 +23,7 @@ def main():
         read = torch_baselines.time_us(call, torch_baselines.L2Flush("read"))
         write = torch_baselines.time_us(call, torch_baselines.L2Flush("write"))
         do_bench = 1e3 * triton.testing.do_bench(call, warmup=25, rep=200, return_mode="median")
-        torch_baselines.REPEATS = 1000
-        read_long = torch_baselines.time_us(call, torch_baselines.L2Flush("read"))
-        torch_baselines.REPEATS = 100
+        read_long = torch_baselines.time_us(call, torch_baselines.L2Flush("read"), repeats=1000)
         print(f"M={m} {n}x{k}: read 100 calls {read:.1f} us, write 100 calls {write:.1f}, "
               f"do_bench (write, 200 ms) {do_bench:.1f}, read 1000 calls {read_long:.1f}", flush=True)
 

@@ -40,12 +40,12 @@ class L2Flush:
             self.buffer.zero_()
 
 
-def time_us(fn, flush):
-    """Median microseconds of REPEATS calls, each after flush.run(), between CUDA events."""
+def time_us(fn, flush, repeats=REPEATS):
+    """Median microseconds of `repeats` calls, each after flush.run(), between CUDA events."""
     for _ in range(WARMUP):
         fn()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(REPEATS)]
-    stops = [torch.cuda.Event(enable_timing=True) for _ in range(REPEATS)]
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+    stops = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
     for start, stop in zip(starts, stops):
         flush.run()
         start.record()
