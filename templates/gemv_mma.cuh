@@ -267,15 +267,27 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // instructions a fold in the SASS, the per-fold panel start 10).
   const u32* scale_words = nullptr;
   const u32* zero_words = nullptr;
+  // Where groups are at most 256 k a run is one group: the pointers then start at the warp's first
+  // run and advance a group (8 words) a run. Loop-carried, ptxas keeps them; rebuilt from the
+  // panel at every fold they cost 10 instructions there.
+  constexpr bool RUN_IS_GROUP = GROUPS > 1 && GROUP <= 256;
   auto set_panel_tables = [&]() {
-    const long long panel_table = panel * (GROUPS * 16) + 2 * g;
+    const long long panel_table = panel * (GROUPS * 16) + 2 * g + (RUN_IS_GROUP ? first_run * 16 : 0);
     scale_words = reinterpret_cast<const u32*>(scales + panel_table);
     if (Config::ZERO != zero_none) zero_words = reinterpret_cast<const u32*>(zeros + panel_table);
   };
   auto load_group_tables = [&]() {
-    const int group = GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
+    const int group = RUN_IS_GROUP || GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
     scale_pair = scale_words[group * 8];
     if (Config::ZERO != zero_none) zero_pair = zero_words[group * 8];
+  };
+  auto next_group_tables = [&]() {
+    ++run;
+    if (RUN_IS_GROUP) {
+      scale_words += 8;
+      if (Config::ZERO != zero_none) zero_words += 8;
+    }
+    load_group_tables();
   };
 
   // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
@@ -371,7 +383,27 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr bool CLAMP = TILE_TEST || TILES * TILE_BYTES > PANEL_BYTES;
   const unsigned char* issue_source = panel_bytes_of(panel) + first_tile * TILE_BYTES + 16 * lane;
   int issue_byte = first_tile * TILE_BYTES + 16 * lane;
-  const u32 ring_target = static_cast<u32>(__cvta_generic_to_shared(warp_ring)) + 16 * lane;
+  // x in the ring, 16-byte copies: lane copies piece lane + 32 i of the chunk's [ROWS][CHUNK_K / 8]
+  // pieces, i.e. column x_column of row x_row0 + i * X_ROW_STEP (a row's pieces divide 32). Its
+  // source advances a chunk per call like the weights' (reset where a walk moves on: x is the
+  // same for every panel); only where a chunk can reach past K (X_CLAMP) is its k tested.
+  constexpr int X_ROW_PIECES = CHUNK_K / 8;  // 16 bytes = 8 k
+  constexpr int X_PIECES = ROWS * X_ROW_PIECES;
+  constexpr int X_ROW_STEP = 32 / X_ROW_PIECES;
+  static_assert(32 % X_ROW_PIECES == 0, "a chunk's row of x is 4, 8, 16 or 32 copies");
+  constexpr bool X_CLAMP = TILE_TEST || TILES * 16 > K;
+  const int x_row0 = lane / X_ROW_PIECES;
+  const int x_column = lane % X_ROW_PIECES;
+  const u16* x_issue_source = x_rows + static_cast<long long>(x_row0) * K + first_tile * 16 + x_column * 8;
+  int x_issue_k = first_tile * 16 + x_column * 8;
+  // The lane's weight and x copy targets in the next call's stage (slot issue_count % STAGES),
+  // advanced a stage per call and wrapped at the ring's end. Loop-carried, ptxas keeps them in
+  // registers; as a slot offset from a loop-invariant base it rebuilt that base from the thread
+  // index in every chunk (7 instructions).
+  constexpr u32 STAGE_BYTES = Shared::STAGE_WORDS * 4;
+  const u32 ring_target = static_cast<u32>(__cvta_generic_to_shared(warp_ring));
+  u32 issue_target = ring_target + 16 * lane;
+  u32 x_issue_target = ring_target + Shared::CHUNK_WORDS * 4 + x_row0 * Shared::X_STRIDE + x_column * 16;
   auto issue_chunk = [&]() {
     const bool live = WALK ? chunks > 0 && issue_step < block_panels : issue_count < chunks;
     const int chunk = WALK ? issue_chunk_index : issue_count;
@@ -391,12 +423,11 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     if (live) {
       u32* stage = warp_ring + slot * Shared::STAGE_WORDS;
       const int tile0 = first_tile + chunk * CHUNK_TILES;
-      const u32 stage_target = ring_target + slot * (Shared::STAGE_WORDS * 4);
 #pragma unroll
       for (int i = 0; i < (BULK ? 0 : (CHUNK_PIECES + 31) / 32); ++i) {
         if (CHUNK_PIECES % 32 != 0 && lane + 32 * i >= CHUNK_PIECES) break;  // 3-bit: 24 lanes copy
         const int valid = !CLAMP || issue_byte + 512 * i + 16 <= PANEL_BYTES ? 16 : 0;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(stage_target + 512 * i),
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(issue_target + 512 * i),
                      "l"(valid ? issue_source + 512 * i : panel_bytes), "r"(valid));
       }
       issue_source += CHUNK_BYTES;
@@ -410,15 +441,18 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       if (Config::X_RESIDENT) {
         // x is already in shared memory (copy_resident_x)
       } else if (x_copies) {
-        constexpr int PIECES = ROWS * CHUNK_K / 8;  // 16 bytes = 8 k
 #pragma unroll
-        for (int piece = lane; piece < PIECES; piece += 32) {
-          const int r = piece / (CHUNK_K / 8);
-          const int k = k0 + piece % (CHUNK_K / 8) * 8;
-          const int valid = k < K ? 16 : 0;  // K % 8 == 0: a piece is all inside or all past K
-          const u32 target = static_cast<u32>(__cvta_generic_to_shared(x_stage + r * X_STRIDE_WORDS + (k - k0) / 2));
-          asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
-                       "l"(x_rows + (valid ? static_cast<long long>(r) * K + k : 0)), "r"(valid));
+        for (int i = 0; i < (X_PIECES + 31) / 32; ++i) {
+          if (X_PIECES % 32 != 0 && lane + 32 * i >= X_PIECES) break;  // rows past M: no copy
+          const int valid = !X_CLAMP || x_issue_k < K ? 16 : 0;  // K % 8 == 0: all inside or all past K
+          asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(x_issue_target + i * X_ROW_STEP * Shared::X_STRIDE),
+                       "l"(valid ? x_issue_source + static_cast<long long>(i * X_ROW_STEP) * K : x_rows), "r"(valid));
+        }
+        x_issue_source += CHUNK_K;
+        x_issue_k += CHUNK_K;
+        if (WALK && next_panel) {
+          x_issue_source -= chunks * CHUNK_K;
+          x_issue_k -= chunks * CHUNK_K;
         }
       } else {
         constexpr int PAIRS = ROWS * CHUNK_K / 2;
@@ -431,6 +465,9 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
         }
       }
     }
+    const u32 advance = slot == STAGES - 1 ? 0u - (STAGES - 1) * STAGE_BYTES : STAGE_BYTES;
+    issue_target += advance;
+    x_issue_target += advance;
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
   // X_RESIDENT: the warp's slice of x, k = first_tile * 16 + i for i < RESIDENT_K, zero past K;
@@ -509,8 +546,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
                                                            : j == 0 && (chunk * CHUNK_TILES) % RUN_TILES == 0;
         if (run_starts && (chunk > 0 || j > 0)) {
           fold_group();
-          ++run;
-          load_group_tables();
+          next_group_tables();
         }
         // B: x[row][k] at lane t's two k pairs, 16-bit pairs; [half][part][pair].
         u32 b[HALVES][PARTS][2];
