@@ -256,7 +256,13 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   for (int h = 0; h < HALVES; ++h)
 #pragma unroll
     for (int i = 0; i < 4; ++i) total[h][i] = c[h][i] = c_high[h][i] = x_sum[h][i] = 0.0f;
+  // The ones-mma's A: four registers of 1.0 pairs. OR-ed with words of the zero row (zero, but
+  // not known to ptxas) they stay live across the loop; as constants ptxas rebuilt them before
+  // every chunk's ones-mma's (4 IMAD.MOV a chunk), the value mma's having taken their registers.
   constexpr u32 ONES = IS_BF16 ? 0x3f803f80u : 0x3c003c00u;
+  u32 ones[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) ones[i] = ONES | zero_row[i];
   int run = first_run;
   // The run's scales and zero points, loaded when the run starts so the load's latency hides
   // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
@@ -589,7 +595,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
             mma_16816<IS_BF16>(c[h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
             if (SPLIT)
               mma_16816<IS_BF16>(c_high[h], a_high[0], a_high[1], a_high[2], a_high[3], b[h][part][0], b[h][part][1]);
-            mma_16816<IS_BF16>(x_sum[h], ONES, ONES, ONES, ONES, b[h][part][0], b[h][part][1]);
+            mma_16816<IS_BF16>(x_sum[h], ones[0], ones[1], ones[2], ones[3], b[h][part][0], b[h][part][1]);
           }
       }
       __syncwarp();  // every lane has read this stage before a later chunk refills it
