@@ -249,25 +249,51 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // sum_k x[row][k] over the run, from a second mma whose A is all ones: lane (g, t) receives
   // the sums of rows 2t and 2t+1 of its half in x_sum[h][0], [1], exactly where c holds those
   // rows. The tensor cores are idle at this M; the sums cost no conversion, add or shuffle.
+  // (Sums formed once per warp from resident x instead, halving the loop's mma's at M <= 8,
+  // were slower: docs/benchmarks.md, "CUDA small M, sixth round".)
   float x_sum[HALVES][4];
 #pragma unroll
   for (int h = 0; h < HALVES; ++h)
 #pragma unroll
     for (int i = 0; i < 4; ++i) total[h][i] = c[h][i] = c_high[h][i] = x_sum[h][i] = 0.0f;
+  // The ones-mma's A: four registers of 1.0 pairs. OR-ed with words of the zero row (zero, but
+  // not known to ptxas) they stay live across the loop; as constants ptxas rebuilt them before
+  // every chunk's ones-mma's (4 IMAD.MOV a chunk), the value mma's having taken their registers.
   constexpr u32 ONES = IS_BF16 ? 0x3f803f80u : 0x3c003c00u;
+  u32 ones[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) ones[i] = ONES | zero_row[i];
   int run = first_run;
   // The run's scales and zero points, loaded when the run starts so the load's latency hides
   // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
   u32 scale_pair = 0;
   u32 zero_pair = 0;
+  // The lane's pairs of the panel's first group (64-bit, once a panel: set_panel_tables); a
+  // run's group is then a 32-bit word index (the 64-bit form of the whole index cost 20
+  // instructions a fold in the SASS, the per-fold panel start 10).
+  const u32* scale_words = nullptr;
+  const u32* zero_words = nullptr;
+  // Where groups are at most 256 k a run is one group: the pointers then start at the warp's first
+  // run and advance a group (8 words) a run. Loop-carried, ptxas keeps them; rebuilt from the
+  // panel at every fold they cost 10 instructions there.
+  constexpr bool RUN_IS_GROUP = GROUPS > 1 && GROUP <= 256;
+  auto set_panel_tables = [&]() {
+    const long long panel_table = panel * (GROUPS * 16) + 2 * g + (RUN_IS_GROUP ? first_run * 16 : 0);
+    scale_words = reinterpret_cast<const u32*>(scales + panel_table);
+    if (Config::ZERO != zero_none) zero_words = reinterpret_cast<const u32*>(zeros + panel_table);
+  };
   auto load_group_tables = [&]() {
-    // The panel's table start (64-bit, once) plus a 32-bit in-panel offset: the 64-bit form
-    // of the whole index cost 20 instructions a fold in the SASS.
-    const int group = GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
-    const long long panel_table = panel * (GROUPS * 16);
-    const int in_panel = group * 16 + 2 * g;
-    scale_pair = *reinterpret_cast<const u32*>(scales + panel_table + in_panel);
-    if (Config::ZERO != zero_none) zero_pair = *reinterpret_cast<const u32*>(zeros + panel_table + in_panel);
+    const int group = RUN_IS_GROUP || GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
+    scale_pair = scale_words[group * 8];
+    if (Config::ZERO != zero_none) zero_pair = zero_words[group * 8];
+  };
+  auto next_group_tables = [&]() {
+    ++run;
+    if (RUN_IS_GROUP) {
+      scale_words += 8;
+      if (Config::ZERO != zero_none) zero_words += 8;
+    }
+    load_group_tables();
   };
 
   // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
@@ -353,15 +379,48 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   int issue_count = 0;        // calls so far (q)
   int issue_step = 0;         // WALK: panel step of the next chunk
   int issue_chunk_index = 0;  // WALK: its chunk within that panel
+  // The lane's first 16-byte weight copy of the next chunk (its piece `lane`; piece lane + 32 i
+  // is 512 i bytes on), and that copy's in-panel byte offset: advanced by a chunk per call and
+  // reset only where a walk moves to its next panel, so a chunk costs no 64-bit address math.
+  // Only where a chunk can reach past the panel (CLAMP) is the offset tested; copies there are
+  // zero-filled. Without TILE_TEST every chunk lies inside the warp's whole tiles, so only a
+  // panel whose last tile is partial can be reached past.
+  constexpr int CHUNK_BYTES = CHUNK_TILES * TILE_BYTES;
+  constexpr bool CLAMP = TILE_TEST || TILES * TILE_BYTES > PANEL_BYTES;
+  const unsigned char* issue_source = panel_bytes_of(panel) + first_tile * TILE_BYTES + 16 * lane;
+  int issue_byte = first_tile * TILE_BYTES + 16 * lane;
+  // x in the ring, 16-byte copies: lane copies piece lane + 32 i of the chunk's [ROWS][CHUNK_K / 8]
+  // pieces, i.e. column x_column of row x_row0 + i * X_ROW_STEP (a row's pieces divide 32). Its
+  // source advances a chunk per call like the weights' (reset where a walk moves on: x is the
+  // same for every panel); only where a chunk can reach past K (X_CLAMP) is its k tested.
+  constexpr int X_ROW_PIECES = CHUNK_K / 8;  // 16 bytes = 8 k
+  constexpr int X_PIECES = ROWS * X_ROW_PIECES;
+  constexpr int X_ROW_STEP = 32 / X_ROW_PIECES;
+  static_assert(32 % X_ROW_PIECES == 0, "a chunk's row of x is 4, 8, 16 or 32 copies");
+  constexpr bool X_CLAMP = TILE_TEST || TILES * 16 > K;
+  const int x_row0 = lane / X_ROW_PIECES;
+  const int x_column = lane % X_ROW_PIECES;
+  const u16* x_issue_source = x_rows + static_cast<long long>(x_row0) * K + first_tile * 16 + x_column * 8;
+  int x_issue_k = first_tile * 16 + x_column * 8;
+  // The lane's weight and x copy targets in the next call's stage (slot issue_count % STAGES),
+  // advanced a stage per call and wrapped at the ring's end. Loop-carried, ptxas keeps them in
+  // registers; as a slot offset from a loop-invariant base it rebuilt that base from the thread
+  // index in every chunk (7 instructions).
+  constexpr u32 STAGE_BYTES = Shared::STAGE_WORDS * 4;
+  const u32 ring_target = static_cast<u32>(__cvta_generic_to_shared(warp_ring));
+  u32 issue_target = ring_target + 16 * lane;
+  u32 x_issue_target = ring_target + Shared::CHUNK_WORDS * 4 + x_row0 * Shared::X_STRIDE + x_column * 16;
   auto issue_chunk = [&]() {
     const bool live = WALK ? chunks > 0 && issue_step < block_panels : issue_count < chunks;
     const int chunk = WALK ? issue_chunk_index : issue_count;
     const int slot = issue_count % STAGES;
     const unsigned char* panel_bytes = panel_bytes_of(WALK ? panel_of(issue_step) : panel);
     ++issue_count;
+    bool next_panel = false;
     if (WALK && live && ++issue_chunk_index == chunks) {
       issue_chunk_index = 0;
       ++issue_step;
+      next_panel = true;
     }
     if (BULK && live) {
       issue_bulk_chunk(warp_ring + slot * Shared::STAGE_WORDS, slot, first_tile + chunk * CHUNK_TILES, panel_bytes);
@@ -371,27 +430,35 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       u32* stage = warp_ring + slot * Shared::STAGE_WORDS;
       const int tile0 = first_tile + chunk * CHUNK_TILES;
 #pragma unroll
-      for (int piece = lane; piece < (BULK ? 0 : CHUNK_PIECES); piece += 32) {
-        const int byte = tile0 * TILE_BYTES + piece * 16;  // this copy's 16 bytes
-        const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;  // past the panel: zero-filled
-        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + piece * 4));
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
-                     "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
+      for (int i = 0; i < (BULK ? 0 : (CHUNK_PIECES + 31) / 32); ++i) {
+        if (CHUNK_PIECES % 32 != 0 && lane + 32 * i >= CHUNK_PIECES) break;  // 3-bit: 24 lanes copy
+        const int valid = !CLAMP || issue_byte + 512 * i + 16 <= PANEL_BYTES ? 16 : 0;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(issue_target + 512 * i),
+                     "l"(valid ? issue_source + 512 * i : panel_bytes), "r"(valid));
+      }
+      issue_source += CHUNK_BYTES;
+      issue_byte += CHUNK_BYTES;
+      if (WALK && next_panel) {
+        issue_source = panel_bytes_of(panel_of(issue_step)) + first_tile * TILE_BYTES + 16 * lane;
+        issue_byte = first_tile * TILE_BYTES + 16 * lane;
       }
       u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
       const int k0 = tile0 * 16;
       if (Config::X_RESIDENT) {
         // x is already in shared memory (copy_resident_x)
       } else if (x_copies) {
-        constexpr int PIECES = ROWS * CHUNK_K / 8;  // 16 bytes = 8 k
 #pragma unroll
-        for (int piece = lane; piece < PIECES; piece += 32) {
-          const int r = piece / (CHUNK_K / 8);
-          const int k = k0 + piece % (CHUNK_K / 8) * 8;
-          const int valid = k < K ? 16 : 0;  // K % 8 == 0: a piece is all inside or all past K
-          const u32 target = static_cast<u32>(__cvta_generic_to_shared(x_stage + r * X_STRIDE_WORDS + (k - k0) / 2));
-          asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
-                       "l"(x_rows + (valid ? static_cast<long long>(r) * K + k : 0)), "r"(valid));
+        for (int i = 0; i < (X_PIECES + 31) / 32; ++i) {
+          if (X_PIECES % 32 != 0 && lane + 32 * i >= X_PIECES) break;  // rows past M: no copy
+          const int valid = !X_CLAMP || x_issue_k < K ? 16 : 0;  // K % 8 == 0: all inside or all past K
+          asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(x_issue_target + i * X_ROW_STEP * Shared::X_STRIDE),
+                       "l"(valid ? x_issue_source + static_cast<long long>(i * X_ROW_STEP) * K : x_rows), "r"(valid));
+        }
+        x_issue_source += CHUNK_K;
+        x_issue_k += CHUNK_K;
+        if (WALK && next_panel) {
+          x_issue_source -= chunks * CHUNK_K;
+          x_issue_k -= chunks * CHUNK_K;
         }
       } else {
         constexpr int PAIRS = ROWS * CHUNK_K / 2;
@@ -404,6 +471,9 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
         }
       }
     }
+    const u32 advance = slot == STAGES - 1 ? 0u - (STAGES - 1) * STAGE_BYTES : STAGE_BYTES;
+    issue_target += advance;
+    x_issue_target += advance;
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
   // X_RESIDENT: the warp's slice of x, k = first_tile * 16 + i for i < RESIDENT_K, zero past K;
@@ -442,25 +512,36 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // [WARPS][16 rows][16 columns] fp32: each warp's totals of the current panel (C's 8 columns
   // are x's rows).
   __shared__ float partial[WARPS][8 * HALVES][16];
+  // x_row's start and per-chunk (resident) or per-slot step, once: a lane of a row past M
+  // reads the zero row at every chunk.
+  const u32* x_base[HALVES];
+  int x_step[HALVES];
+#pragma unroll
+  for (int h = 0; h < HALVES; ++h) {
+    const bool row_live = 8 * h + g < ROWS;
+    x_base[h] = !row_live ? zero_row
+                : Config::X_RESIDENT ? x_resident + (8 * h + g) * (Shared::RESIDENT_STRIDE / 4)
+                                     : warp_ring + Shared::CHUNK_WORDS + (8 * h + g) * X_STRIDE_WORDS;
+    x_step[h] = !row_live ? 0 : Config::X_RESIDENT ? CHUNK_K / 2 : Shared::STAGE_WORDS;
+  }
   int consumed = 0;  // chunks taken out of the ring so far, over every panel
   for (int step = 0; step < block_panels; ++step) {
     panel = panel_of(step);
     run = first_run;
+    set_panel_tables();
     if (first_tile < end_tile) load_group_tables();
     for (int chunk = 0; chunk < chunks; ++chunk, ++consumed) {
       issue_chunk();  // STAGES - 1 chunks ahead, across the panel boundary
       asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));  // chunk `consumed` has landed
       if (BULK) bulk_barrier_wait(stage_barrier(consumed % STAGES), (consumed / STAGES) & 1);
       __syncwarp();
-      const u32* stage = warp_ring + (consumed % STAGES) * Shared::STAGE_WORDS;
-      // Each half's x rows for this lane: row 8h + g of the chunk's slice, or the zero row.
+      const int slot = consumed % STAGES;
+      const u32* stage = warp_ring + slot * Shared::STAGE_WORDS;
+      // Each half's x rows for this lane: row 8h + g of the chunk's slice (x_base + chunk or
+      // slot times x_step), or the zero row (x_step 0).
       const u32* x_row[HALVES];
 #pragma unroll
-      for (int h = 0; h < HALVES; ++h)
-        x_row[h] = 8 * h + g >= ROWS ? zero_row
-                   : Config::X_RESIDENT
-                       ? x_resident + (8 * h + g) * (Shared::RESIDENT_STRIDE / 4) + chunk * CHUNK_K / 2
-                       : stage + Shared::CHUNK_WORDS + (8 * h + g) * X_STRIDE_WORDS;
+      for (int h = 0; h < HALVES; ++h) x_row[h] = x_base[h] + (Config::X_RESIDENT ? chunk : slot) * x_step[h];
 #pragma unroll
       for (int j = 0; j < CHUNK_TILES; ++j) {
         const int tile = first_tile + chunk * CHUNK_TILES + j;
@@ -471,8 +552,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
                                                            : j == 0 && (chunk * CHUNK_TILES) % RUN_TILES == 0;
         if (run_starts && (chunk > 0 || j > 0)) {
           fold_group();
-          ++run;
-          load_group_tables();
+          next_group_tables();
         }
         // B: x[row][k] at lane t's two k pairs, 16-bit pairs; [half][part][pair].
         u32 b[HALVES][PARTS][2];
@@ -515,7 +595,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
             mma_16816<IS_BF16>(c[h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
             if (SPLIT)
               mma_16816<IS_BF16>(c_high[h], a_high[0], a_high[1], a_high[2], a_high[3], b[h][part][0], b[h][part][1]);
-            mma_16816<IS_BF16>(x_sum[h], ONES, ONES, ONES, ONES, b[h][part][0], b[h][part][1]);
+            mma_16816<IS_BF16>(x_sum[h], ones[0], ones[1], ones[2], ones[3], b[h][part][0], b[h][part][1]);
           }
       }
       __syncwarp();  // every lane has read this stage before a later chunk refills it
