@@ -49,6 +49,12 @@ int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
 constexpr int64_t stream_k_min_rows = 256;
 constexpr int stream_k_min_block_m = 128;
 constexpr int stream_k_max_waves = 4;
+// The warp-specialized ring's stream-K (producer = 1): its 128-row tiles from 128 rows (at M = 128
+// on 4096 or 6144 columns the 32 or 48 tiles fill a quarter to a third of the SMs, and split-K
+// was the only way to fill the rest), and grids up to 8 waves, where the hybrid schedule's whole
+// waves carry most tiles and only the last partial wave's are shared.
+constexpr int64_t producer_stream_k_min_rows = 128;
+constexpr int producer_stream_k_max_waves = 8;
 // The hybrid schedule (remainder_split = r): the tiles of the full waves of stream_k blocks run
 // whole, the remaining ones are shared by min(stream_k, r x remaining) blocks. Searched: r = 2,
 // each remaining tile cut once, in halves, where there are blocks enough (fewest partial tiles;
@@ -165,10 +171,10 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
     return refuse(fmt::format("producer={}: must be 0 (every thread copies) or 1 (a warp-specialized copy warpgroup)",
                               variant.producer));
   if (variant.stream_k != 0) {
-    if (variant.split_k != 1 || variant.producer != 0)
-      return refuse(fmt::format("stream_k={} with split_k={}, producer={}: the stream-K schedule runs the all-thread "
-                                "ring (producer=0) without a split (split_k=1)",
-                                variant.stream_k, variant.split_k, variant.producer));
+    if (variant.split_k != 1)
+      return refuse(fmt::format("stream_k={} with split_k={}: the stream-K schedule shares K among its blocks itself, "
+                                "so it runs without a split (split_k=1)",
+                                variant.stream_k, variant.split_k));
     // Every block must be resident at once (an owner waits for later blocks' partials): at most
     // one block per SM of this device.
     if (variant.stream_k < 1 || variant.stream_k > sm_count_)
@@ -222,23 +228,27 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
   for (const Shape& shape : producer_shapes) add(shape, 1);
-  // Stream-K: the tall all-thread tiles whose grid leaves SMs idle in its last wave, with one
-  // persistent block per SM (or per iteration, where fewer).
+  // Stream-K: the tall tiles whose grid leaves SMs idle in its last wave, with one persistent
+  // block per SM (or per iteration, where fewer); the all-thread ring's from stream_k_min_rows,
+  // the copy warpgroup's from producer_stream_k_min_rows.
+  auto add_stream_k = [&](const Shape& shape, int producer, int max_waves) {
+    CudaVariant variant = variant_of(shape, producer);
+    const int64_t grid = tiles(desc, variant);
+    if (variant.block_m < stream_k_min_block_m || variant.block_m > rows || grid % sm_count_ == 0 ||
+        grid >= int64_t{max_waves} * sm_count_)
+      return;
+    variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
+    if (!is_valid(desc, variant, 9)) return;
+    variants.push_back(variant);
+    // Over a full wave: the hybrid schedule too.
+    CudaVariant hybrid = variant;
+    hybrid.remainder_split = searched_remainder_split;
+    if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
+  };
   if (desc.m >= stream_k_min_rows)
-    for (const Shape& shape : searched_shapes) {
-      CudaVariant variant = variant_of(shape);
-      const int64_t grid = tiles(desc, variant);
-      if (variant.block_m < stream_k_min_block_m || variant.block_m > rows || grid % sm_count_ == 0 ||
-          grid >= int64_t{stream_k_max_waves} * sm_count_)
-        continue;
-      variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
-      if (!is_valid(desc, variant, 9)) continue;
-      variants.push_back(variant);
-      // Over a full wave: the hybrid schedule too.
-      CudaVariant hybrid = variant;
-      hybrid.remainder_split = searched_remainder_split;
-      if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
-    }
+    for (const Shape& shape : searched_shapes) add_stream_k(shape, 0, stream_k_max_waves);
+  if (desc.m >= producer_stream_k_min_rows)
+    for (const Shape& shape : producer_shapes) add_stream_k(shape, 1, producer_stream_k_max_waves);
   return variants;
 }
 
@@ -452,7 +462,7 @@ std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant) {
       "  lowbit_gemv::wgmma_stream_k<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, "
       "bias, y, workspace, token, shared);\n"
       "}}\n",
-      fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point));
+      fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point));
 }
 
 std::string WgmmaGenerator::reduce_source() {
