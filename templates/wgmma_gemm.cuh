@@ -377,6 +377,9 @@ __device__ __forceinline__ void init_ring_barriers(unsigned char* shared_raw) {
 // One tile of `work` (Work: ring_base(), first_stage(), end_stage(first), block_row(),
 // block_panel(), fix_up(accumulator), as TiledWork): rows from block_row, weight panels from
 // block_panel, stages [first_stage, end_stage) (an even count). Called by the threads PART names.
+// (TilePart::producer's instantiation returns at the producer's end: the consumer code after it
+// is unreachable there by design, which NVCC's front end would report as warning 128.)
+#pragma nv_diag_suppress 128
 template <class Config, class Work, TilePart PART = TilePart::whole_block>
 __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                            const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -765,6 +768,8 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       }
     }
 }
+
+#pragma nv_diag_default 128
 
 // One block per tile and split (grid: M tiles x N tiles x SPLIT_K). y: the output [M][N] of OUT, or
 // with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N], stored bias-free into the block's slice
