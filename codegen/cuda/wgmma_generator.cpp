@@ -274,6 +274,19 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{128, 32, 128, 4};
   const CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  // Stream-K with the copy warpgroup (generator version 9; the H100, docs/benchmarks.md): at
+  // M = 128..256, where the 128-row tiles' grid is under a wave (from 32 tiles: M = 128 on 4096
+  // columns), the 128 x 128 x 128 warp-specialized tile with a block per SM sharing every tile's
+  // k iterations beat splitting K: 21.4 against 24.2 us (split2_ws) at M = 128 on 6144x4096, 29.9
+  // against 30.4 (the tiled grid) and 30.7 (the all-thread 256-row stream-K) at M = 256 on
+  // 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256 on 4096x4096.
+  const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
+  if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) >= 32 &&
+      tiles(desc, shared_tiles) < sm_count_) {
+    CudaVariant streamed = shared_tiles;
+    streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
+    if (is_valid(desc, streamed, 9)) return streamed;
+  }
   // Wave quantization of the 256-row tiles (M > 128): where their grid, split as above, leaves
   // more than a fifth of its last wave's SMs idle (e.g. 192 tiles at M = 1024 on 6144 columns:
   // 1.45 waves), the 128-row warp-specialized tile's grid (twice the tiles) is taken if it fills
@@ -288,10 +301,12 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 0.73 waves), 4 % faster than the 256-row grid at M = 256 on 28672x4096 (1.70 waves). Where the
   // grid fills its wave (0.97: 128 tiles on 4096 columns at M = 1024, or split to 128 blocks at
   // M = 256) the fix-up of every cut tile cost more than the 4 idle SMs (60.0 against 52.6 us on
-  // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays.
+  // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays. With the copy
+  // warpgroup (generator version 9) the same grids ran faster again: 75.6 against 80.6 us at
+  // M = 1024 on 6144x4096 (the hybrid of each ring).
   if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
       tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
-    CudaVariant streamed = variant_of(shape);
+    CudaVariant streamed = variant_of(shape, 1);
     const int64_t grid = tiles(desc, streamed);
     streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
     if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
