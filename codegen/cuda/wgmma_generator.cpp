@@ -275,14 +275,16 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     shape = Shape{128, 32, 128, 4};
   const CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
   // Stream-K with the copy warpgroup (generator version 9; the H100, docs/benchmarks.md): at
-  // M = 128..256, where the 128-row tiles' grid is under a wave (from 32 tiles: M = 128 on 4096
-  // columns), the 128 x 128 x 128 warp-specialized tile with a block per SM sharing every tile's
-  // k iterations beat splitting K: 21.4 against 24.2 us (split2_ws) at M = 128 on 6144x4096, 29.9
-  // against 30.4 (the tiled grid) and 30.7 (the all-thread 256-row stream-K) at M = 256 on
-  // 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256 on 4096x4096.
+  // M = 128..256, where the 128-row tiles' grid is over a quarter of a wave and under a whole one
+  // and K is at most 32 stages of 128 k, the 128 x 128 x 128 warp-specialized tile with a block per
+  // SM sharing every tile's k iterations beat splitting K: 21.4 against 24.2 us (split2_ws) at
+  // M = 128 on 6144x4096 (48 tiles), 29.9 against 30.4 (the tiled grid) and 30.7 (the all-thread
+  // 256-row stream-K) at M = 256 on 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256
+  // on 4096x4096. Not taken, as it lost: 32 tiles (M = 128 on 4096x4096: 18.9 against 18.6 split4_ws)
+  // and a long K (M = 256 on 4096x14336: 56.9 against 52.1, the 256-row split4_ws).
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
-  if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) >= 32 &&
-      tiles(desc, shared_tiles) < sm_count_) {
+  if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
+      tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
     CudaVariant streamed = shared_tiles;
     streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
     if (is_valid(desc, streamed, 9)) return streamed;
@@ -310,15 +312,14 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     const int64_t grid = tiles(desc, streamed);
     streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
     if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
-      // The hybrid where its remaining tiles are few enough to be cut once each (at most half a
-      // wave over whole waves): 85.2 against 87.2 us at M = 1024 on 6144x4096 (192 tiles: 132
-      // whole, 60 halved over 120 blocks). Where more remain every block shares again, and the
-      // plain schedule was faster (98.3 against 99.4 us at M = 256 on 28672x4096: 224 tiles).
+      // The hybrid over a full wave: on the all-thread ring it won only where its remaining tiles
+      // were few enough to be cut once each (85.2 against 87.2 us at M = 1024 on 6144x4096: 192
+      // tiles, 132 whole, 60 halved over 120 blocks; 98.3 against 99.4 for the plain schedule at
+      // M = 256 on 28672x4096: 224 tiles); with the copy warpgroup it won at both (75.6 against
+      // 76.5 and 90.1 against 92.4 us).
       CudaVariant hybrid = streamed;
       hybrid.remainder_split = searched_remainder_split;
-      if (grid > streamed.stream_k && searched_remainder_split * remaining_tiles(desc, hybrid) <= streamed.stream_k &&
-          is_valid(desc, hybrid, 9))
-        return hybrid;
+      if (grid > streamed.stream_k && is_valid(desc, hybrid, 9)) return hybrid;
       return streamed;
     }
   }

@@ -108,9 +108,8 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(geometry.grid_y, 32u);
   EXPECT_EQ(geometry.grid_z, 8u);
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
-  // Tall tiles split to one wave only: 32 tiles x 4 at M=100 on 4096 columns (from M=128 such a
-  // grid runs stream-K with the copy warpgroup instead, below).
-  EXPECT_EQ(generator.heuristic(descriptor("m=100,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
+  // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
+  EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
   // Wave quantization of the 256-row tiles: from 256 rows, where their grid leaves a tenth of its
   // last wave idle, stream-K over a block per SM; below 256 rows, where it leaves a fifth idle,
   // the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
@@ -120,17 +119,18 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   };
   // 192 tiles: 132 whole, 60 halved over 120 blocks (the hybrid, where at most half a wave remains)
   EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2");
-  // M = 128..256 with under a wave of 128-row tiles (from 32): those shared by a block per SM.
+  // M = 128..256 with a quarter to a whole wave of 128-row tiles and K up to 32 stages of 128:
+  // those shared by a block per SM.
   EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws_sk132");  // 96 tiles
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132");  // 96 tiles
   EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");  // 48 tiles
-  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");  // 32 tiles
+  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // 32 tiles
   EXPECT_EQ(chosen("m=127,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_split2_ws");
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132");  // 224: 92 remain
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
-  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws_sk132");  // 64 tiles
+  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
   EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m256k64_s4_split2_ws");  // 64 x 2
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8_ws");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
