@@ -213,38 +213,49 @@ __device__ __forceinline__ GroupConstants group_constants(u32 scale_bits, u32 ze
   return constants;
 }
 
-// (a & B) | C in one instruction (lop3's table 0xea), which ptxas does not always fuse itself.
-template <u32 B, u32 C>
-__device__ __forceinline__ u32 and_or(u32 a) {
-  u32 result;
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(result) : "r"(a), "n"(B), "n"(C));
-  return result;
-}
-
 // Whether a width and format dequantize in fp32 (top of file): zero=float, and bf16 at 8 bits.
 template <bool IS_BF16, int ZERO, int BITS>
 __device__ __forceinline__ constexpr bool dequantizes_in_fp32() {
   return ZERO == zero_float || (IS_BF16 && BITS == 8);
 }
 
-// One A register: the k pair of one column, `codes` = its two codes in the low BITS bits of
-// bits 0-15 and 16-31 (other bits ignored), dequantized to s (q - z) in the activation type (see
-// the top of this file).
+// One A register: the k pair of one column, dequantized to s (q - z) in the activation type (see
+// the top of this file). `lanes` holds the pair in bits 0-15 and 16-31: for the fp32 path, each
+// code in its lane's low BITS bits (other bits ignored); otherwise each lane already MAGIC + q in
+// the activation type (code_lanes below), exact.
 template <bool IS_BF16, int ZERO, int BITS>
-__device__ __forceinline__ u32 dequantize_pair(u32 codes, const GroupConstants& constants, int column) {
-  constexpr u32 MASK = ((1u << BITS) - 1) * 0x00010001u;
+__device__ __forceinline__ u32 dequantize_pair(u32 lanes, const GroupConstants& constants, int column) {
   if (dequantizes_in_fp32<IS_BF16, ZERO, BITS>()) {
-    const u32 fields = codes & MASK;
+    const u32 fields = lanes & ((1u << BITS) - 1) * 0x00010001u;
     const float low = __uint_as_float(0x4b000000u | (fields & 0xffffu)) - 8388608.0f;  // 2^23 + q - 2^23
     const float high = __uint_as_float(0x4b000000u | (fields >> 16)) - 8388608.0f;
     return pack_floats<IS_BF16>(fmaf(low, constants.scale[column], constants.offset[column]),
                                 fmaf(high, constants.scale[column], constants.offset[column]));
   }
-  constexpr u32 EXPONENT = IS_BF16 ? 0x43004300u : 0x64006400u;
-  const u32 difference = add_pair<IS_BF16>(and_or<MASK, EXPONENT>(codes), constants.offset_pair[column]);  // q - z, exact
+  const u32 difference = add_pair<IS_BF16>(lanes, constants.offset_pair[column]);  // q - z, exact
   if (!IS_BF16) return fma_pair<false>(difference, constants.scale_pair[column], 0x80008000u);
   const u32 low_part = fma_pair<true>(difference, constants.low_pair[column], 0x80008000u);  // exact
   return fma_pair<true>(difference, constants.scale_pair[column], low_part);
+}
+
+// The lanes dequantize_pair takes for the two registers of one codes word (bytes 0-1: column 2g,
+// bytes 2-3: column 2g+1, each code in its byte's low BITS bits). Outside the fp32 path the word
+// is masked once, for all four codes, and each register's two bytes are then set under the
+// exponent byte of MAGIC (0x43: 128 in bf16, 0x64: 1024 in fp16) by one byte permute, so a
+// register costs one PRMT and half a LOP3 instead of a PRMT and a LOP3: the same bits as
+// (bytes & mask) | exponent, so the same results.
+template <bool IS_BF16, int ZERO, int BITS>
+__device__ __forceinline__ void code_lanes(u32 word, u32& column_low, u32& column_high) {
+  if (dequantizes_in_fp32<IS_BF16, ZERO, BITS>()) {
+    column_low = __byte_perm(word, 0u, 0x4140);
+    column_high = __byte_perm(word, 0u, 0x4342);
+    return;
+  }
+  constexpr u32 FIELDS = ((1u << BITS) - 1) * 0x01010101u;  // every byte's code
+  constexpr u32 EXPONENT_BYTES = IS_BF16 ? 0x43434343u : 0x64646464u;
+  const u32 fields = word & FIELDS;
+  column_low = __byte_perm(fields, EXPONENT_BYTES, 0x4140);
+  column_high = __byte_perm(fields, EXPONENT_BYTES, 0x4342);
 }
 
 // A lane's (g, t) codes of one k-tile of its warp's panel: `low` holds k 2t, 2t+1 and `high`
@@ -663,12 +674,13 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       }
       u32 low_word, high_word;
       WgmmaFormat<Tile::BITS>::codes(panel_words, k_tile, g, t, low_word, high_word);
-      // Bytes 0-1 (column 2g) and 2-3 (column 2g+1) zero-extended to a pair of 16-bit lanes.
+      // Bytes 0-1 (column 2g) and 2-3 (column 2g+1), each to a pair of 16-bit lanes.
       constexpr int ZERO = Config::ZERO;
-      a[k_tile][0] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(low_word, 0u, 0x4140), constants, 0);
-      a[k_tile][1] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(low_word, 0u, 0x4342), constants, 1);
-      a[k_tile][2] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(high_word, 0u, 0x4140), constants, 0);
-      a[k_tile][3] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(__byte_perm(high_word, 0u, 0x4342), constants, 1);
+      u32 lanes[4];
+      code_lanes<IS_BF16, ZERO, Tile::BITS>(low_word, lanes[0], lanes[1]);
+      code_lanes<IS_BF16, ZERO, Tile::BITS>(high_word, lanes[2], lanes[3]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[k_tile][i] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(lanes[i], constants, i & 1);
     }
 
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.

@@ -19,7 +19,8 @@ class MmaGenerator {
  public:
   static constexpr std::string_view family = "cuda_mma";
   // 2: the entry point takes the launch's rows (m=0 kernels). 3: bits 2, 3, 8 and eqscale.
-  static constexpr int version = 3;
+  // 4: 4-bit codes masked a word at a time, one PRMT a register (same results).
+  static constexpr int version = 4;
   static constexpr int max_rows = 512;
   static constexpr const char* entry_point = "lowbit_kernel";
 

@@ -274,7 +274,7 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{128, 32, 128, 4};
   const CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
-  // Stream-K with the copy warpgroup (generator version 9; the H100, docs/benchmarks.md): at
+  // Stream-K with the copy warpgroup (generator version 10; the H100, docs/benchmarks.md): at
   // M = 128..256, where the 128-row tiles' grid is over a quarter of a wave and under a whole one
   // and K is at most 32 stages of 128 k, the 128 x 128 x 128 warp-specialized tile with a block per
   // SM sharing every tile's k iterations beat splitting K: 21.4 against 24.2 us (split2_ws) at
@@ -304,7 +304,7 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // grid fills its wave (0.97: 128 tiles on 4096 columns at M = 1024, or split to 128 blocks at
   // M = 256) the fix-up of every cut tile cost more than the 4 idle SMs (60.0 against 52.6 us on
   // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays. With the copy
-  // warpgroup (generator version 9) the same grids ran faster again: 75.6 against 80.6 us at
+  // warpgroup (generator version 10) the same grids ran faster again: 75.6 against 80.6 us at
   // M = 1024 on 6144x4096 (the hybrid of each ring).
   if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
       tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {

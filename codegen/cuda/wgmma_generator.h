@@ -28,9 +28,11 @@ class WgmmaGenerator {
   // remainder_split candidates (the hybrid stream-K schedule), the heuristic's where few tiles remain;
   // 7: bits 2 and 8 (decisions of those widths tuned before had no wgmma candidate: re-tuned); 8:
   // the main loop unrolled over turns of compile-time slots, copies without the checks a whole
-  // shape cannot fail (same variants, fewer instructions a stage: re-tuned); 9: stream-K (and the
-  // hybrid) with the copy warpgroup (producer = 1 with stream_k > 0), searched from 128 rows
-  static constexpr int version = 9;
+  // shape cannot fail (same variants, fewer instructions a stage: re-tuned); 9: codes masked a word
+  // at a time and set under the exponent byte by one PRMT a register (same results, fewer
+  // instructions); 10: stream-K (and the hybrid) with the copy warpgroup (producer = 1 with
+  // stream_k > 0), searched from 128 rows
+  static constexpr int version = 10;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

@@ -151,7 +151,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
   // The warp-specialized ring is the no-tune choice from M = 65 where the grid is tiled (measured,
-  // benchmarks.md; from generator version 9 its stream-K grids too).
+  // benchmarks.md; from generator version 10 its stream-K grids too).
   for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
     EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
               m > 64 ? 1 : 0)
