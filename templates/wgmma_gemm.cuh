@@ -88,7 +88,11 @@
 // Stream-K (Config::STREAM_K blocks, a persistent grid; wgmma_stream_k below): the tile code
 // above runs once per segment of a block's equal share of every tile's stage pairs, and a tile
 // cut between blocks is summed through the workspace in block order. The tiled grid and the
-// stream-K one share wgmma_tile through a Work policy (TiledWork, StreamKWork).
+// stream-K one share wgmma_tile through a Work policy (TiledWork, StreamKWork). With PRODUCER = 1
+// the ring lives as long as the block: its mbarriers are initialized once, and the producer and
+// the consumers walk the same segments (TilePart: each role runs its own half of wgmma_tile)
+// counting one block-lifetime ring position, so the producer loads a segment's first stages while
+// the consumers still finish the previous one (wgmma_stream_k says why that is race-free).
 
 namespace lowbit_gemv {
 
@@ -343,6 +347,8 @@ struct WgmmaTile {
 // needs after the wgmmas: nothing, it is stored. (A stream-K segment, below, is the other Work.)
 template <class Tile>
 struct TiledWork {
+  // The ring's uses before this tile's first stage (PRODUCER = 1): none, the block runs one tile.
+  __device__ __forceinline__ int ring_base() const { return 0; }
   __device__ __forceinline__ int first_stage() const { return blockIdx.z * Tile::SPLIT_STAGES; }
   __device__ __forceinline__ int end_stage(int first) const { return first + Tile::SPLIT_STAGES; }
   __device__ __forceinline__ int block_row() const { return blockIdx.x * Tile::BLOCK_M; }
@@ -354,10 +360,38 @@ struct TiledWork {
   }
 };
 
-// One tile of `work` (Work: first_stage(), end_stage(first), block_row(), block_panel(),
-// fix_up(accumulator), as TiledWork): rows from block_row, weight panels from block_panel,
-// stages [first_stage, end_stage) (an even count). Called by every thread of the block.
-template <class Config, class Work>
+// Which threads run a wgmma_tile call. whole_block: every thread of the block, for a block that
+// runs one tile (PRODUCER = 1: it initializes the ring's mbarriers and moves registers itself, and
+// the producer warpgroup splits off inside). producer, consumers: only that role's threads, for a
+// stream-K block's segments (PRODUCER = 1), whose caller set the ring up once for the block's
+// lifetime; each call then leaves the ring at a multiple of STAGES uses (below).
+enum class TilePart { whole_block, producer, consumers };
+
+// The mbarriers of a PRODUCER = 1 ring: full[STAGES] then empty[STAGES], right after the ring
+// (shared-window address; the ring is 1024-byte aligned in the shared window).
+template <class Tile>
+__device__ __forceinline__ u32 ring_barriers_address(unsigned char* shared_raw) {
+  const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
+  return raw_address + ((1024u - (raw_address & 1023u)) & 1023u) + Tile::STAGES * Tile::STAGE_BYTES;
+}
+// By thread 0; every thread must pass a barrier after it before anyone arrives or waits.
+// full: one arrival per producer thread (its copies landed); empty: one per consumer thread.
+template <class Tile>
+__device__ __forceinline__ void init_ring_barriers(unsigned char* shared_raw) {
+  const u32 barriers = ring_barriers_address<Tile>(shared_raw);
+  for (int slot = 0; slot < Tile::STAGES; ++slot) {
+    mbarrier_init(barriers + slot * 8, Tile::COPIERS);
+    mbarrier_init(barriers + (Tile::STAGES + slot) * 8, Tile::CONSUMER_THREADS);
+  }
+}
+
+// One tile of `work` (Work: ring_base(), first_stage(), end_stage(first), block_row(),
+// block_panel(), fix_up(accumulator), as TiledWork): rows from block_row, weight panels from
+// block_panel, stages [first_stage, end_stage) (an even count). Called by the threads PART names.
+// (TilePart::producer's instantiation returns at the producer's end: the consumer code after it
+// is unreachable there by design, which NVCC's front end would report as warning 128.)
+#pragma nv_diag_suppress 128
+template <class Config, class Work, TilePart PART = TilePart::whole_block>
 __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                            const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                            const void* __restrict__ bias, void* __restrict__ y,
@@ -396,7 +430,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // A stage's slot, counted from this block's first stage (a split's run may start anywhere).
   auto slot_of = [&](int stage) { return (stage - first_stage) % Tile::STAGES; };
   // PRODUCER: full[STAGES] then empty[STAGES] mbarriers right after the ring (top of file).
-  const u32 barriers_address = ring_address + Tile::STAGES * Tile::STAGE_BYTES;
+  const u32 barriers_address = ring_barriers_address<Tile>(shared_raw);
   auto full_barrier = [&](int slot) { return barriers_address + slot * 8; };
   auto empty_barrier = [&](int slot) { return barriers_address + (Tile::STAGES + slot) * 8; };
 
@@ -538,29 +572,46 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     asm volatile("cp.async.commit_group;\n" ::);  // an empty group keeps the count uniform
   };
 
-  // ---- PRODUCER = 1: the barriers, then the producer warpgroup's whole loop. Slot s's use u (stage
-  // first_stage + u, u % STAGES = s) completes full[s]'s phase u / STAGES; the refill for use u
-  // waits for empty[s]'s phase u / STAGES - 1 (the consumers' release of use u - STAGES).
+  // ---- PRODUCER = 1: the barriers, then the producer warpgroup's whole loop. Uses of the ring are
+  // counted from ring_base (0 for a block's only tile; a stream-K segment's, a multiple of STAGES,
+  // so its stage first_stage + i still has slot i % STAGES, compile-time in the unrolled loop).
+  // Use u (slot u % STAGES = s) completes full[s]'s phase u / STAGES; the refill for use u waits
+  // for empty[s]'s phase u / STAGES - 1 (the consumers' release of use u - STAGES).
+  const int ring_base = work.ring_base();
+  auto wait_to_refill = [&](int use) {
+    if (use >= Tile::STAGES) mbarrier_wait(empty_barrier(use % Tile::STAGES), (use / Tile::STAGES - 1) & 1);
+  };
+  // A segment's uses up to the next multiple of STAGES, after its own (TilePart::producer and
+  // consumers only): each passes through its slot's two phases without a copy (the producer's 128
+  // plain arrivals complete full, the consumers' empty), so every phase still completes in use
+  // order and the next segment starts at slot 0.
+  const int padded_uses_end = (ring_base + end_stage - first_stage + Tile::STAGES - 1) / Tile::STAGES * Tile::STAGES;
   if constexpr (Tile::PRODUCER) {
-    if (threadIdx.x == 0)
-      for (int slot = 0; slot < Tile::STAGES; ++slot) {
-        mbarrier_init(full_barrier(slot), COPIERS);
-        mbarrier_init(empty_barrier(slot), Tile::CONSUMER_THREADS);
-      }
-    __syncthreads();  // the barriers are initialized before anyone arrives or waits
-    if (threadIdx.x >= Tile::CONSUMER_THREADS) {
-      if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+    if constexpr (PART == TilePart::whole_block) {
+      if (threadIdx.x == 0) init_ring_barriers<Tile>(shared_raw);
+      __syncthreads();  // the barriers are initialized before anyone arrives or waits
+    }
+    if (PART == TilePart::producer || (PART == TilePart::whole_block && threadIdx.x >= Tile::CONSUMER_THREADS)) {
+      if constexpr (Tile::MOVE_REGISTERS && PART == TilePart::whole_block)
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
       const CopyPlan plan = plan_copies();
       for (int stage = first_stage; stage < end_stage; ++stage) {
-        const int use = stage - first_stage;
-        if (use >= Tile::STAGES) mbarrier_wait(empty_barrier(slot_of(stage)), (use / Tile::STAGES - 1) & 1);
+        wait_to_refill(ring_base + stage - first_stage);
         copy_stage(plan, stage, slot_of(stage));
         mbarrier_arrive_on_copies(full_barrier(slot_of(stage)));
       }
-      asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+      if constexpr (PART == TilePart::producer) {
+        for (int use = ring_base + end_stage - first_stage; use < padded_uses_end; ++use) {
+          wait_to_refill(use);
+          mbarrier_arrive(full_barrier(use % Tile::STAGES));
+        }
+      } else {
+        asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+      }
       return;
     }
-    if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    if constexpr (Tile::MOVE_REGISTERS && PART == TilePart::whole_block)
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
   }
 
   // ---- Consumer state: [BLOCK_M / 2] fp32 a lane, D's layout (top of file).
@@ -592,7 +643,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // stage's wait), accumulator (asynchronously), constants, group.
   auto run_stage = [&](int stage, int slot, bool odd, u32 (&a)[Tile::K_TILES][4]) {
     if constexpr (Tile::PRODUCER) {
-      mbarrier_wait(full_barrier(slot), ((stage - first_stage) / Tile::STAGES) & 1);  // this stage has landed ...
+      mbarrier_wait(full_barrier(slot), ((ring_base + stage - first_stage) / Tile::STAGES) & 1);  // landed ...
       fence_proxy_async();  // ... for the async proxy too
     } else {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
@@ -682,6 +733,16 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   wgmma_wait<0>();
   fence_accumulators(accumulator);
   asm volatile("cp.async.wait_group 0;\n" ::);
+  if constexpr (Tile::PRODUCER && PART == TilePart::consumers) {
+    // The ring goes on to the next segment: release the last stage's slot (its wgmmas are done),
+    // then pass the padding uses (above), before the fix-up, so the producer can fill the whole
+    // ring for the next segment while this one's partials are exchanged.
+    mbarrier_arrive(empty_barrier(slot_of(end_stage - 1)));
+    for (int use = ring_base + end_stage - first_stage; use < padded_uses_end; ++use) {
+      mbarrier_wait(full_barrier(use % Tile::STAGES), (use / Tile::STAGES) & 1);
+      mbarrier_arrive(empty_barrier(use % Tile::STAGES));
+    }
+  }
   if (!work.fix_up(accumulator)) return;
 
   // ---- Epilogue: bias, output dtype, masked stores. Lane (g, t) writes columns 2g, 2g+1 of
@@ -720,6 +781,8 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     }
 }
 
+#pragma nv_diag_default 128
+
 // One block per tile and split (grid: M tiles x N tiles x SPLIT_K). y: the output [M][N] of OUT, or
 // with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N], stored bias-free into the block's slice
 // (wgmma_split_reduce adds them).
@@ -731,7 +794,7 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
   wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<WgmmaTile<Config>>{});
 }
 
-// ---- Stream-K (STREAM_K = BLOCKS > 0; PRODUCER = 0, SPLIT_K = 1). A grid of BLOCKS persistent
+// ---- Stream-K (STREAM_K = BLOCKS > 0; SPLIT_K = 1; either ring). A grid of BLOCKS persistent
 // blocks (at most one per SM, so all are resident at once) shares the ITERATIONS = TILES x PAIRS
 // iterations (a stage pair of one tile: stages run in pairs, above) equally: block b takes
 // [b ITERATIONS / BLOCKS, (b + 1) ITERATIONS / BLOCKS), tile by tile in order (tiles with M
@@ -779,10 +842,22 @@ struct StreamKSchedule {
   static constexpr int FLAG_BYTES = (BLOCKS * 8 + 255) / 256 * 256;  // the flags, then the partial slots
   static_assert(SHARING_BLOCKS >= 1 && SHARING_BLOCKS <= ITERATIONS, "every sharing block has at least one iteration");
   static_assert(REMAINDER_SPLIT == 0 || (TILES > BLOCKS && SHARED_TILES > 0), "a full wave of whole tiles and a remainder");
-  static_assert(!Tile::PRODUCER && Tile::SPLIT_K == 1, "stream-K runs the all-thread ring without a split");
+  static_assert(Tile::SPLIT_K == 1, "stream-K runs without a split");
   // The first shared iteration of sharing block `block` (0 .. SHARING_BLOCKS).
   static __device__ __forceinline__ long long begin(int block) { return FIRST_SHARED + block * ITERATIONS / SHARING_BLOCKS; }
 };
+
+// A barrier over the consumer threads only (named barrier 1): with PRODUCER = 1 the copy
+// warpgroup walks its own segments ahead and never joins the fix-up; without it every thread is
+// a consumer and this is the block barrier.
+template <class Tile>
+__device__ __forceinline__ void consumer_barrier() {
+  if constexpr (Tile::PRODUCER) {
+    asm volatile("bar.sync 1, %0;\n" ::"n"(Tile::CONSUMER_THREADS) : "memory");
+  } else {
+    __syncthreads();
+  }
+}
 
 // Release at GPU scope: the block's partial stores (ordered before by a barrier and a fence) are
 // visible to whoever acquires the flag.
@@ -806,10 +881,12 @@ struct StreamKWork {
   using Tile = WgmmaTile<Config>;
   using Schedule = StreamKSchedule<Config>;
   long long tile, tile_begin, iteration, segment_end;
+  int ring_uses;  // PRODUCER = 1: the block's ring uses before this segment (a multiple of STAGES)
   u64* flags;
   float4* partials;
   u64 token;  // this launch's, nonzero
 
+  __device__ __forceinline__ int ring_base() const { return ring_uses; }
   __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
   __device__ __forceinline__ int end_stage(int) const { return static_cast<int>(2 * (segment_end - tile_begin)); }
   __device__ __forceinline__ int block_row() const { return static_cast<int>(tile % Schedule::M_TILES) * Tile::BLOCK_M; }
@@ -827,7 +904,7 @@ struct StreamKWork {
       for (int i = 0; i < Schedule::FRAGMENTS; ++i)
         __stcg(mine + i * Tile::CONSUMER_THREADS, make_float4(accumulator[4 * i], accumulator[4 * i + 1],
                                                               accumulator[4 * i + 2], accumulator[4 * i + 3]));
-      __syncthreads();  // every thread's partial is stored ...
+      consumer_barrier<Tile>();  // every thread's partial is stored ...
       if (threadIdx.x == 0) {
         __threadfence();  // ... and ordered before the flag at GPU scope
         publish_flag(flags + block, token);
@@ -841,7 +918,7 @@ struct StreamKWork {
         }
         flags[other] = 0;  // consumed: reset for the next launch (nothing else reads it in this one)
       }
-      __syncthreads();  // thread 0's acquire orders the partial before every thread's reads
+      consumer_barrier<Tile>();  // thread 0's acquire orders the partial before every thread's reads
       const float4* theirs = slot(other);
 #pragma unroll
       for (int i = 0; i < Schedule::FRAGMENTS; ++i) {
@@ -854,8 +931,53 @@ struct StreamKWork {
   }
 };
 
-// The persistent block blockIdx.x of BLOCKS: its whole tiles (REMAINDER_SPLIT > 0), then its
-// run of shared iterations, segment by segment.
+// The segments of the persistent block blockIdx.x of BLOCKS, in order: its whole tiles
+// (REMAINDER_SPLIT > 0), then its run of shared iterations. Sets work's tile, tile_begin,
+// iteration and segment_end, then calls segment(first: whether it is the block's first).
+template <class Config, class Segment>
+__device__ __forceinline__ void for_each_segment(StreamKWork<Config>& work, Segment&& segment) {
+  using Schedule = StreamKSchedule<Config>;
+  bool first = true;
+  if constexpr (Schedule::REMAINDER_SPLIT > 0) {
+    // Whole tiles: each its own owner with no contributor (every shared iteration lies past them).
+    for (work.tile = blockIdx.x; work.tile < Schedule::WHOLE_TILES; work.tile += Schedule::BLOCKS) {
+      work.tile_begin = work.tile * Schedule::PAIRS;
+      work.iteration = work.tile_begin;
+      work.segment_end = work.tile_begin + Schedule::PAIRS;
+      segment(first);
+      first = false;
+    }
+    if (static_cast<int>(blockIdx.x) >= Schedule::SHARING_BLOCKS) return;
+  }
+  const long long begin = Schedule::begin(blockIdx.x);
+  const long long end = Schedule::begin(blockIdx.x + 1);
+  for (work.iteration = begin; work.iteration < end; work.iteration = work.segment_end) {
+    work.tile = work.iteration / Schedule::PAIRS;
+    work.tile_begin = work.tile * Schedule::PAIRS;
+    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
+    segment(first);
+    first = false;
+  }
+}
+
+// The persistent block blockIdx.x of BLOCKS: its segments (for_each_segment), each a wgmma_tile.
+// PRODUCER = 0: every thread runs each segment; a block barrier between two segments (every
+// warpgroup's wgmmas of the previous one are done before its ring is refilled).
+// PRODUCER = 1: the ring's mbarriers are initialized once, and registers moved once; then the
+// producer warpgroup and the consumers each walk the same segments (both roles compute the same
+// schedule) through their own part of wgmma_tile, counting one ring position for the block's
+// lifetime: each segment's uses padded to a multiple of STAGES (ring_uses, so its stages keep
+// their compile-time slots). Race-free without a block barrier between segments, because each
+// slot's reuse is ordered by its own two barriers exactly as inside one tile: the producer
+// refills use u only after empty's phase for use u - STAGES, which completes only when every
+// consumer thread has released it (after the wgmma wait that retired its reads; a segment's last
+// stage is released after its final wgmma wait, and padding uses pass straight through); a
+// consumer reads use u only after full's phase for it, completed by the producer's 128 copies
+// (or plain arrivals for padding) of that use. Phases of one barrier complete strictly in use
+// order (a role cannot arrive for use u + STAGES before waiting for a phase that needs use u's
+// completion), so the parity (u / STAGES) & 1 that each waits on is never mistaken for an
+// older phase of the same parity. The fix-up synchronizes the consumer threads only
+// (consumer_barrier), so the producer, free to run a segment ahead, never has to join it.
 template <class Config>
 __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                                     const u16* __restrict__ scales, const u16* __restrict__ zeros,
@@ -863,32 +985,39 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
                                                     void* __restrict__ workspace, u64 token,
                                                     unsigned char* shared_raw) {
   using Schedule = StreamKSchedule<Config>;
+  using Tile = WgmmaTile<Config>;
   StreamKWork<Config> work;
   work.flags = static_cast<u64*>(workspace);
   work.partials = reinterpret_cast<float4*>(static_cast<unsigned char*>(workspace) + Schedule::FLAG_BYTES);
   work.token = token;
-  if constexpr (Schedule::REMAINDER_SPLIT > 0) {
-    // Whole tiles: each its own owner with no contributor (every shared iteration lies past them).
-    const long long first_tile = blockIdx.x;
-    for (work.tile = first_tile; work.tile < Schedule::WHOLE_TILES; work.tile += Schedule::BLOCKS) {
-      if (work.tile != first_tile) __syncthreads();  // the previous tile's wgmmas are done, as below
-      work.tile_begin = work.tile * Schedule::PAIRS;
-      work.iteration = work.tile_begin;
-      work.segment_end = work.tile_begin + Schedule::PAIRS;
+  work.ring_uses = 0;
+  if constexpr (!Tile::PRODUCER) {
+    for_each_segment(work, [&](bool first) {
+      if (!first) __syncthreads();
       wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+    });
+  } else {
+    if (threadIdx.x == 0) init_ring_barriers<Tile>(shared_raw);
+    __syncthreads();  // the barriers are initialized before anyone arrives or waits
+    // After a segment: its stages' uses, padded to a multiple of STAGES (wgmma_tile pads them).
+    auto advance_ring = [&]() {
+      const int uses = static_cast<int>(2 * (work.segment_end - work.iteration));
+      work.ring_uses += (uses + Tile::STAGES - 1) / Tile::STAGES * Tile::STAGES;
+    };
+    if (threadIdx.x >= Tile::CONSUMER_THREADS) {
+      if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+      for_each_segment(work, [&](bool) {
+        wgmma_tile<Config, StreamKWork<Config>, TilePart::producer>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+        advance_ring();
+      });
+      asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+      return;
     }
-    if (static_cast<int>(blockIdx.x) >= Schedule::SHARING_BLOCKS) return;
-    __syncthreads();  // every block had a whole tile before its shared run
-  }
-  const long long first = Schedule::begin(blockIdx.x);
-  const long long end = Schedule::begin(blockIdx.x + 1);
-  for (work.iteration = first; work.iteration < end; work.iteration = work.segment_end) {
-    work.tile = work.iteration / Schedule::PAIRS;
-    work.tile_begin = work.tile * Schedule::PAIRS;
-    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
-    // Every warpgroup's wgmmas of the previous segment are done before its ring is refilled.
-    if (work.iteration != first) __syncthreads();
-    wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+    if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    for_each_segment(work, [&](bool) {
+      wgmma_tile<Config, StreamKWork<Config>, TilePart::consumers>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+      advance_ring();
+    });
   }
 }
 

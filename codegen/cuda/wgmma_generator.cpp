@@ -49,6 +49,12 @@ int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
 constexpr int64_t stream_k_min_rows = 256;
 constexpr int stream_k_min_block_m = 128;
 constexpr int stream_k_max_waves = 4;
+// The warp-specialized ring's stream-K (producer = 1): its 128-row tiles from 128 rows (at M = 128
+// on 4096 or 6144 columns the 32 or 48 tiles fill a quarter to a third of the SMs, and split-K
+// was the only way to fill the rest), and grids up to 8 waves, where the hybrid schedule's whole
+// waves carry most tiles and only the last partial wave's are shared.
+constexpr int64_t producer_stream_k_min_rows = 128;
+constexpr int producer_stream_k_max_waves = 8;
 // The hybrid schedule (remainder_split = r): the tiles of the full waves of stream_k blocks run
 // whole, the remaining ones are shared by min(stream_k, r x remaining) blocks. Searched: r = 2,
 // each remaining tile cut once, in halves, where there are blocks enough (fewest partial tiles;
@@ -165,10 +171,10 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
     return refuse(fmt::format("producer={}: must be 0 (every thread copies) or 1 (a warp-specialized copy warpgroup)",
                               variant.producer));
   if (variant.stream_k != 0) {
-    if (variant.split_k != 1 || variant.producer != 0)
-      return refuse(fmt::format("stream_k={} with split_k={}, producer={}: the stream-K schedule runs the all-thread "
-                                "ring (producer=0) without a split (split_k=1)",
-                                variant.stream_k, variant.split_k, variant.producer));
+    if (variant.split_k != 1)
+      return refuse(fmt::format("stream_k={} with split_k={}: the stream-K schedule shares K among its blocks itself, "
+                                "so it runs without a split (split_k=1)",
+                                variant.stream_k, variant.split_k));
     // Every block must be resident at once (an owner waits for later blocks' partials): at most
     // one block per SM of this device.
     if (variant.stream_k < 1 || variant.stream_k > sm_count_)
@@ -222,23 +228,27 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
   for (const Shape& shape : producer_shapes) add(shape, 1);
-  // Stream-K: the tall all-thread tiles whose grid leaves SMs idle in its last wave, with one
-  // persistent block per SM (or per iteration, where fewer).
+  // Stream-K: the tall tiles whose grid leaves SMs idle in its last wave, with one persistent
+  // block per SM (or per iteration, where fewer); the all-thread ring's from stream_k_min_rows,
+  // the copy warpgroup's from producer_stream_k_min_rows.
+  auto add_stream_k = [&](const Shape& shape, int producer, int max_waves) {
+    CudaVariant variant = variant_of(shape, producer);
+    const int64_t grid = tiles(desc, variant);
+    if (variant.block_m < stream_k_min_block_m || variant.block_m > rows || grid % sm_count_ == 0 ||
+        grid >= int64_t{max_waves} * sm_count_)
+      return;
+    variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
+    if (!is_valid(desc, variant, 9)) return;
+    variants.push_back(variant);
+    // Over a full wave: the hybrid schedule too.
+    CudaVariant hybrid = variant;
+    hybrid.remainder_split = searched_remainder_split;
+    if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
+  };
   if (desc.m >= stream_k_min_rows)
-    for (const Shape& shape : searched_shapes) {
-      CudaVariant variant = variant_of(shape);
-      const int64_t grid = tiles(desc, variant);
-      if (variant.block_m < stream_k_min_block_m || variant.block_m > rows || grid % sm_count_ == 0 ||
-          grid >= int64_t{stream_k_max_waves} * sm_count_)
-        continue;
-      variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
-      if (!is_valid(desc, variant, 9)) continue;
-      variants.push_back(variant);
-      // Over a full wave: the hybrid schedule too.
-      CudaVariant hybrid = variant;
-      hybrid.remainder_split = searched_remainder_split;
-      if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
-    }
+    for (const Shape& shape : searched_shapes) add_stream_k(shape, 0, stream_k_max_waves);
+  if (desc.m >= producer_stream_k_min_rows)
+    for (const Shape& shape : producer_shapes) add_stream_k(shape, 1, producer_stream_k_max_waves);
   return variants;
 }
 
@@ -264,6 +274,21 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{128, 32, 128, 4};
   const CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  // Stream-K with the copy warpgroup (generator version 10; the H100, docs/benchmarks.md): at
+  // M = 128..256, where the 128-row tiles' grid is over a quarter of a wave and under a whole one
+  // and K is at most 32 stages of 128 k, the 128 x 128 x 128 warp-specialized tile with a block per
+  // SM sharing every tile's k iterations beat splitting K: 21.4 against 24.2 us (split2_ws) at
+  // M = 128 on 6144x4096 (48 tiles), 29.9 against 30.4 (the tiled grid) and 30.7 (the all-thread
+  // 256-row stream-K) at M = 256 on 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256
+  // on 4096x4096. Not taken, as it lost: 32 tiles (M = 128 on 4096x4096: 18.9 against 18.6 split4_ws)
+  // and a long K (M = 256 on 4096x14336: 56.9 against 52.1, the 256-row split4_ws).
+  const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
+  if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
+      tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
+    CudaVariant streamed = shared_tiles;
+    streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
+    if (is_valid(desc, streamed, 9)) return streamed;
+  }
   // Wave quantization of the 256-row tiles (M > 128): where their grid, split as above, leaves
   // more than a fifth of its last wave's SMs idle (e.g. 192 tiles at M = 1024 on 6144 columns:
   // 1.45 waves), the 128-row warp-specialized tile's grid (twice the tiles) is taken if it fills
@@ -278,22 +303,23 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 0.73 waves), 4 % faster than the 256-row grid at M = 256 on 28672x4096 (1.70 waves). Where the
   // grid fills its wave (0.97: 128 tiles on 4096 columns at M = 1024, or split to 128 blocks at
   // M = 256) the fix-up of every cut tile cost more than the 4 idle SMs (60.0 against 52.6 us on
-  // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays.
+  // 4096x4096, 197 against 174 on 4096x14336 at M = 1024): the tiled grid stays. With the copy
+  // warpgroup (generator version 10) the same grids ran faster again: 75.6 against 80.6 us at
+  // M = 1024 on 6144x4096 (the hybrid of each ring).
   if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
       tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
-    CudaVariant streamed = variant_of(shape);
+    CudaVariant streamed = variant_of(shape, 1);
     const int64_t grid = tiles(desc, streamed);
     streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
     if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
-      // The hybrid where its remaining tiles are few enough to be cut once each (at most half a
-      // wave over whole waves): 85.2 against 87.2 us at M = 1024 on 6144x4096 (192 tiles: 132
-      // whole, 60 halved over 120 blocks). Where more remain every block shares again, and the
-      // plain schedule was faster (98.3 against 99.4 us at M = 256 on 28672x4096: 224 tiles).
+      // The hybrid over a full wave: on the all-thread ring it won only where its remaining tiles
+      // were few enough to be cut once each (85.2 against 87.2 us at M = 1024 on 6144x4096: 192
+      // tiles, 132 whole, 60 halved over 120 blocks; 98.3 against 99.4 for the plain schedule at
+      // M = 256 on 28672x4096: 224 tiles); with the copy warpgroup it won at both (75.6 against
+      // 76.5 and 90.1 against 92.4 us).
       CudaVariant hybrid = streamed;
       hybrid.remainder_split = searched_remainder_split;
-      if (grid > streamed.stream_k && searched_remainder_split * remaining_tiles(desc, hybrid) <= streamed.stream_k &&
-          is_valid(desc, hybrid, 9))
-        return hybrid;
+      if (grid > streamed.stream_k && is_valid(desc, hybrid, 9)) return hybrid;
       return streamed;
     }
   }
@@ -452,7 +478,7 @@ std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant) {
       "  lowbit_gemv::wgmma_stream_k<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, "
       "bias, y, workspace, token, shared);\n"
       "}}\n",
-      fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point));
+      fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point));
 }
 
 std::string WgmmaGenerator::reduce_source() {

@@ -30,8 +30,9 @@ class WgmmaGenerator {
   // the main loop unrolled over turns of compile-time slots, copies without the checks a whole
   // shape cannot fail (same variants, fewer instructions a stage: re-tuned); 9: codes masked a word
   // at a time and set under the exponent byte by one PRMT a register (same results, fewer
-  // instructions)
-  static constexpr int version = 9;
+  // instructions); 10: stream-K (and the hybrid) with the copy warpgroup (producer = 1 with
+  // stream_k > 0), searched from 128 rows
+  static constexpr int version = 10;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

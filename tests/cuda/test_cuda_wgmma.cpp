@@ -10,8 +10,9 @@
 // mbarriers per ring slot) are among the candidates at M >= 128 and checked at odd shapes with
 // splits and every zero-point kind. Stream-K variants (stream_k persistent blocks sharing the
 // tiles' k iterations, cut tiles fixed up through the workspace) are among the candidates at
-// M >= 256, checked at odd shapes from M = 1 (against the reference, also with few blocks, so that
-// a block runs through several tiles), and must give bit-identical outputs run to run over any
+// M >= 256 (with the copy warpgroup, producer = 1, from M >= 128), checked at odd shapes from M = 1
+// (against the reference, also with few blocks, so that a block runs through several tiles and its
+// ring through several segments), and must give bit-identical outputs run to run over any
 // workspace contents, the flags the previous run left included.
 #include <gtest/gtest.h>
 
@@ -117,14 +118,20 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
   // 192 tiles: 132 whole, 60 halved over 120 blocks (the hybrid, where at most half a wave remains)
-  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132r2");
-  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");    // 48 x 2
-  EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws");     // 48 x 2
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_sk132");  // 224: 92 remain
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2");
+  // M = 128..256 with a quarter to a whole wave of 128-row tiles and K up to 32 stages of 128:
+  // those shared by a block per SM.
+  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws_sk132");  // 96 tiles
+  EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132");  // 96 tiles
+  EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");  // 48 tiles
+  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // 32 tiles
+  EXPECT_EQ(chosen("m=127,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_split2_ws");
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
-  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4
+  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
+  EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m256k64_s4_split2_ws");  // 64 x 2
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8_ws");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
@@ -144,7 +151,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_DOUBLE_EQ(WgmmaGenerator(96).wave_fill(ragged, WgmmaGenerator(96).heuristic(ragged)), 1.0);
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
   // The warp-specialized ring is the no-tune choice from M = 65 where the grid is tiled (measured,
-  // benchmarks.md; stream-K grids run the all-thread ring).
+  // benchmarks.md; from generator version 10 its stream-K grids too).
   for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
     EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
               m > 64 ? 1 : 0)
@@ -180,9 +187,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,group=128,act=bf16")).split_k, 1);
 }
 
-// A stream-K variant of a tile shape (n x m x k, stages) with `blocks` persistent blocks.
-CudaVariant stream_k_variant(int block_n, int block_m, int block_k, int stages, int blocks) {
+// A stream-K variant of a tile shape (n x m x k, stages) with `blocks` persistent blocks, on the
+// all-thread ring (producer = 0) or with the copy warpgroup (1).
+CudaVariant stream_k_variant(int block_n, int block_m, int block_k, int stages, int blocks, int producer = 0) {
   CudaVariant variant;
+  variant.producer = producer;
   variant.family = CudaFamily::wgmma;
   variant.warps = block_n / 16;
   variant.block_n = block_n;
@@ -194,8 +203,8 @@ CudaVariant stream_k_variant(int block_n, int block_m, int block_k, int stages, 
 }
 // The hybrid schedule of that: the full waves' tiles whole, the rest shared by min(blocks,
 // split x remaining tiles) blocks.
-CudaVariant hybrid_variant(int block_n, int block_m, int block_k, int stages, int blocks, int split) {
-  CudaVariant variant = stream_k_variant(block_n, block_m, block_k, stages, blocks);
+CudaVariant hybrid_variant(int block_n, int block_m, int block_k, int stages, int blocks, int split, int producer = 0) {
+  CudaVariant variant = stream_k_variant(block_n, block_m, block_k, stages, blocks, producer);
   variant.remainder_split = split;
   return variant;
 }
@@ -239,10 +248,25 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   CudaVariant split = variant;
   split.split_k = 2;
   EXPECT_NE(reason(generator, desc, split).find("without a split"), std::string::npos);
-  CudaVariant producer = variant;
-  producer.producer = 1;
-  producer.warps = 8;
-  EXPECT_NE(reason(generator, desc, producer).find("producer=0"), std::string::npos);
+  // With the copy warpgroup: "_ws" before "_sk", 128 more threads, the same workspace (the
+  // partial slots are the consumer threads' accumulators), its mbarriers in the shared memory.
+  const CudaVariant specialized = stream_k_variant(128, 256, 64, 4, 132, 1);
+  ASSERT_TRUE(generator.is_valid(desc, specialized, 9)) << generator.is_valid(desc, specialized, 9).reason;
+  EXPECT_EQ(variant_name(desc, specialized, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132");
+  EXPECT_EQ(variant_name(desc, hybrid_variant(128, 256, 64, 4, 132, 2, 1), "sm_90a"),
+            "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2");
+  EXPECT_EQ(variant_from_json(to_json(specialized)), specialized);
+  EXPECT_EQ(generator.launch_geometry(desc, specialized).grid_x, 132u);
+  EXPECT_EQ(generator.launch_geometry(desc, specialized).threads, 384u);
+  EXPECT_EQ(generator.launch_geometry(desc, specialized).shared_bytes,
+            generator.launch_geometry(desc, variant).shared_bytes + 4u * 2u * 8u);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, specialized), WgmmaGenerator::workspace_bytes(desc, variant));
+  EXPECT_NE(generator.emit(desc, specialized).find("__launch_bounds__(384, 1)"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, specialized).find("static constexpr int PRODUCER = 1;"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, specialized).find("wgmma_stream_k<LowbitConfig>"), std::string::npos);
+  CudaVariant split_specialized = specialized;
+  split_specialized.split_k = 2;
+  EXPECT_NE(reason(generator, desc, split_specialized).find("without a split"), std::string::npos);
   EXPECT_NE(reason(generator, desc, stream_k_variant(128, 256, 64, 4, 133)).find("1..132"), std::string::npos);
   EXPECT_NE(reason(WgmmaGenerator(96), desc, variant).find("1..96"), std::string::npos);
   EXPECT_NE(reason(generator, desc, stream_k_variant(128, 256, 64, 4, -1)).find("stream_k=-1"), std::string::npos);
@@ -288,23 +312,35 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
                 .find("each needs one"),
             std::string::npos);
 
-  auto stream_k_candidates = [&](const char* text) {
+  // The stream-K candidates of one ring (producer 0 or 1).
+  auto stream_k_candidates = [&](const char* text, int producer) {
     const OpDesc on = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     int count = 0;
     for (const CudaVariant& candidate : generator.candidates(on)) {
-      if (candidate.stream_k == 0) continue;
+      if (candidate.stream_k == 0 || candidate.producer != producer) continue;
       ++count;
       EXPECT_GE(candidate.block_m, 128);
-      EXPECT_EQ(candidate.producer, 0);
       EXPECT_EQ(candidate.split_k, 1);
     }
     return count;
   };
   // 64 x 128 tiles: 768, over 4 waves; the other four over a wave, each with its hybrid (r = 2).
-  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096"), 4 + 4);
-  EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096"), 0);   // below 256 rows
-  EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096"), 0);  // 33 x 128 columns: 132, 264 or 528 tiles, whole waves
-  EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096"), 0);  // thousands of tiles
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 0), 4 + 4);
+  // Every copy-warpgroup shape (384 or 192 tiles: under 8 waves), each with its hybrid.
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 1), 5 + 5);
+  EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096", 0), 0);  // below 256 rows
+  // 96 or 48 tiles, under a wave: no hybrid.
+  EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096", 1), 5);
+  EXPECT_EQ(stream_k_candidates("m=128,n=6144,k=4096", 1), 2);  // the 128-row tiles (48)
+  EXPECT_EQ(stream_k_candidates("m=127,n=6144,k=4096", 1), 0);  // below 128 rows
+  for (int producer : {0, 1}) {
+    // 33 x 128 columns: 132, 264 or 528 tiles, whole waves
+    EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096", producer), 0);
+    EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", producer), 0);  // thousands of tiles
+  }
+  // 768 tiles of 256 x 128 at M = 4096 on 6144 columns (5.8 waves): the copy warpgroup's only.
+  EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 0), 0);
+  EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 1), 2 + 2);
 }
 
 // Every stream-K shape of the candidates, hybrids included, compiles at a K tail with whole-K
@@ -316,12 +352,16 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   std::vector<CudaVariant> variants;
   for (const CudaVariant& candidate : generator.candidates(desc))
     if (candidate.stream_k != 0) variants.push_back(candidate);
-  // 5 shapes; the 160 tiles of the two 128 x 128 shapes, 320 of 64 x 128 and 192 of 64 x 256
-  // leave 28, 56 and 60 over whole waves: a hybrid (r = 2) each.
-  ASSERT_EQ(variants.size(), 5u + 4u);
+  // All-thread: 5 shapes; the 160 tiles of the two 128 x 128 shapes, 320 of 64 x 128 and 192 of
+  // 64 x 256 leave 28, 56 and 60 over whole waves: a hybrid (r = 2) each. Copy warpgroup: 5
+  // shapes, a hybrid for the 160 tiles of each 128 x 128 and the 192 of 64 x 256 (not the 96 of
+  // 128 x 256).
+  ASSERT_EQ(variants.size(), 5u + 4u + 5u + 3u);
   variants.push_back(hybrid_variant(128, 128, 64, 5, 132, 3));
   variants.push_back(stream_k_variant(128, 128, 64, 5, 7));
   variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
+  variants.push_back(stream_k_variant(128, 128, 64, 6, 7, 1));
+  variants.push_back(hybrid_variant(128, 256, 64, 5, 7, 3, 1));
   for (const CudaVariant& variant : variants) {
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     EXPECT_TRUE(looks_like_cubin(
@@ -354,7 +394,8 @@ TEST(CudaWgmmaCompile, WarpSpecializedNamesJsonAndGeometry) {
   for (const CudaVariant& listed : generator.candidates(descriptor("m=64,n=4096,k=4096,bits=4,group=128,act=bf16")))
     specialized += listed.producer;
   EXPECT_EQ(specialized, 0);
-  for (const CudaVariant& listed : generator.candidates(desc)) specialized += listed.producer && listed.split_k == 1;
+  for (const CudaVariant& listed : generator.candidates(desc))
+    specialized += listed.producer && listed.split_k == 1 && listed.stream_k == 0;
   EXPECT_EQ(specialized, 5);  // every warp-specialized shape, unsplit (128-row tiles split too: 4 x 32 tiles)
 }
 
@@ -756,7 +797,8 @@ TEST(CudaWgmma, WholeTilesAtEveryTurnRemainder) {
 }
 
 // Every warp-specialized shape (producer = 1) at odd shapes: M one past and one short of its
-// tiles, N tails, K tails with whole-K groups, each zero-point kind, fp16, no bias, splits.
+// tiles, N tails, K tails with whole-K groups, each zero-point kind, fp16, no bias, splits
+// (its stream-K grids are the StreamK tests', below).
 TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
   SKIP_WITHOUT_HOPPER();
   WgmmaGenerator generator;
@@ -767,7 +809,7 @@ TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
                            "m=513,n=6144,k=1000,group=-1,zero=float,act=fp16,out=bf16"}) {
     OpDesc desc = descriptor(std::string("bits=4,") + text);
     for (const CudaVariant& variant : generator.candidates(desc))
-      if (variant.producer == 1) cases.push_back({desc, variant});
+      if (variant.producer == 1 && variant.stream_k == 0) cases.push_back({desc, variant});
   }
   EXPECT_GE(cases.size(), 20u);
   const std::string failure = check_on_device(cases);
@@ -779,18 +821,23 @@ TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
 // 64), M from 1 over the tiles' edges (127/129, 255/257) to several hundred; every tall tile with
 // a block per SM, and few blocks (7, 3) on one, so that a block runs through whole tiles between
 // its cut ones and a tile is cut among several blocks. 300 x 6144 (144 tiles of 128 x 128) leaves
-// a remainder on 132 blocks. Against the reference.
+// a remainder on 132 blocks. The copy warpgroup's (producer = 1) too: its 128 x 128 x 64 six-stage
+// tile also with few blocks (so that its ring runs through segments of 2..66 stages, padded to
+// whole turns of 6 slots), its 256-row tiles of 4 and 5 stages with a block per SM. Against the
+// reference.
 TEST(CudaWgmma, StreamKAtOddShapes) {
   SKIP_WITHOUT_HOPPER();
   WgmmaGenerator generator;
   std::vector<Case> cases;
   auto add = [&](const std::string& text) {
     const OpDesc desc = descriptor("bits=4," + text);
-    for (const CudaVariant& shape : {stream_k_variant(128, 128, 64, 5, 0), stream_k_variant(128, 128, 128, 4, 0),
-                                     stream_k_variant(64, 128, 64, 6, 0), stream_k_variant(128, 256, 64, 4, 0),
-                                     stream_k_variant(64, 256, 64, 5, 0)})
+    for (const CudaVariant& shape :
+         {stream_k_variant(128, 128, 64, 5, 0), stream_k_variant(128, 128, 128, 4, 0), stream_k_variant(64, 128, 64, 6, 0),
+          stream_k_variant(128, 256, 64, 4, 0), stream_k_variant(64, 256, 64, 5, 0), stream_k_variant(128, 128, 64, 6, 0, 1),
+          stream_k_variant(128, 256, 64, 4, 0, 1), stream_k_variant(128, 256, 64, 5, 0, 1)})
       for (int blocks : {132, 7, 3}) {
-        if (blocks != 132 && !(shape.block_n == 128 && shape.block_m == 128 && shape.block_k == 64)) continue;
+        const bool few_blocks_shape = shape.block_n == 128 && shape.block_m == 128 && shape.block_k == 64;
+        if (blocks != 132 && !few_blocks_shape) continue;
         CudaVariant variant = shape;
         const int64_t tiles = (desc.m + shape.block_m - 1) / shape.block_m * ((desc.n + shape.block_n - 1) / shape.block_n);
         const int64_t iterations = tiles * (((desc.k + shape.block_k - 1) / shape.block_k + 1) / 2);
@@ -803,7 +850,7 @@ TEST(CudaWgmma, StreamKAtOddShapes) {
     add("n=1000,k=2112,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
   add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16");
   add("m=300,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1");
-  EXPECT_EQ(cases.size(), 56u);
+  EXPECT_EQ(cases.size(), 56u + 40u);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -813,14 +860,17 @@ TEST(CudaWgmma, StreamKAtOddShapes) {
 // groups with a K tail), M around the tiles, with 132 blocks where the grid has more tiles than
 // that (M = 513 or 1000 on 6144 columns: 144 or 192 tiles of 256 x 128, the latter the M = 1024
 // row's grid) and with few blocks (7, 9) so that every block runs several whole tiles; r = 1
-// (each remaining tile whole on its own block: no cut), 2 and 3.
+// (each remaining tile whole on its own block: no cut), 2 and 3. Each also with the copy
+// warpgroup (producer = 1: 128 x 128 x 64 in six stages, 128 x 256 x 64 in four).
 TEST(CudaWgmma, HybridStreamKAtOddShapes) {
   SKIP_WITHOUT_HOPPER();
   WgmmaGenerator generator;
   std::vector<Case> cases;
-  const std::vector<CudaVariant> every_shape = {stream_k_variant(128, 128, 64, 5, 0), stream_k_variant(64, 128, 64, 6, 0),
-                                                stream_k_variant(128, 256, 64, 4, 0)};
-  const std::vector<CudaVariant> tallest = {stream_k_variant(128, 256, 64, 4, 0)};
+  const std::vector<CudaVariant> every_shape = {
+      stream_k_variant(128, 128, 64, 5, 0),    stream_k_variant(64, 128, 64, 6, 0),
+      stream_k_variant(128, 256, 64, 4, 0),    stream_k_variant(128, 128, 64, 6, 0, 1),
+      stream_k_variant(128, 256, 64, 4, 0, 1)};
+  const std::vector<CudaVariant> tallest = {stream_k_variant(128, 256, 64, 4, 0), stream_k_variant(128, 256, 64, 4, 0, 1)};
   auto add = [&](const std::string& text, const std::vector<CudaVariant>& shapes, int blocks) {
     const OpDesc desc = descriptor("bits=4," + text);
     for (const CudaVariant& shape : shapes)
@@ -837,7 +887,7 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
   add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16", every_shape, 9);
   add("m=513,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1", tallest, 132);
   add("m=1000,n=6144,k=1032,group=-1,zero=int,act=bf16,out=bf16,bias=1", tallest, 132);
-  EXPECT_EQ(cases.size(), 60u);
+  EXPECT_EQ(cases.size(), 60u + 42u);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -896,9 +946,11 @@ TEST(CudaWgmma, SplitRunsAreBitIdentical) {
 TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
   SKIP_WITHOUT_HOPPER();
   const OpDesc desc = descriptor("m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
-  // (The hybrid: 144 tiles of 128 x 128, 132 whole, 12 shared by 24 blocks.)
-  for (const CudaVariant& variant : {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7),
-                                     hybrid_variant(128, 128, 64, 5, 132, 2)}) {
+  // (The hybrid: 144 tiles of 128 x 128, 132 whole, 12 shared by 24 blocks.) Both rings.
+  for (const CudaVariant& variant :
+       {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7), hybrid_variant(128, 128, 64, 5, 132, 2),
+        stream_k_variant(128, 128, 64, 6, 132, 1), stream_k_variant(128, 256, 64, 4, 7, 1),
+        hybrid_variant(128, 128, 64, 6, 132, 2, 1)}) {
     const CudaKernel kernel(desc, variant);
     DeviceProblem device(desc);
     DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
