@@ -407,7 +407,11 @@ TEST(CudaWgmmaCompile, SplitVariantsCompileForHopper) {
                            "m=33,n=1001,k=4104,group=-1,zero=float,act=fp16,out=fp32,bias=0"}) {
     OpDesc desc = descriptor(std::string("bits=4,") + text);
     for (int split : {2, 4, 8}) {
+      // The heuristic's tile, split across blocks (where it takes stream-K, as at m=255 here,
+      // its tiled grid: a split excludes stream-K).
       CudaVariant variant = generator.heuristic(desc);
+      variant.stream_k = 0;
+      variant.remainder_split = 0;
       variant.split_k = split;
       if (!generator.is_valid(desc, variant, 9)) continue;  // k=4104: 33 stages of 128, too few for 8
       EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "split", "sm_90a"))) << text;
@@ -739,7 +743,11 @@ TEST(CudaWgmma, EverySplitOfSplitShapes) {
                            "m=255,n=4096,k=4096,group=128,zero=int,act=bf16,out=bf16,bias=1"}) {
     OpDesc desc = descriptor(std::string("bits=4,") + text);
     for (int split : {2, 4, 8}) {
+      // The heuristic's tile, split across blocks (where it takes stream-K, as at m=255 here,
+      // its tiled grid: a split excludes stream-K).
       CudaVariant variant = generator.heuristic(desc);
+      variant.stream_k = 0;
+      variant.remainder_split = 0;
       variant.split_k = split;
       if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
     }
