@@ -55,15 +55,20 @@ class WgmmaGenerator {
   CudaVariant heuristic(const OpDesc& desc) const;
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
   // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
-  // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096).
+  // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096); for 4
+  // bits at every M beyond too (session 8's sweep, same call: the copy warpgroup's
+  // n128m256k64_s4_ws at M = 4096 took 278.6 / 187.3 / 1301.9 / 638.5 us against dequant_gemm's
+  // no-tune 287.9 / 196.6 / 1336.7 / 645.4 on the four Llama-3-8B shapes, bf16; fp16 likewise).
+  // Bits 2 and 8 above 1024 rows were not measured against dequant_gemm: it stays.
   // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma too (39.2
   // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls); on N = 4096 and below 16 rows
   // gemv_mma stays (faster there, or not measured).
   static constexpr int64_t preferred_min_rows = 17;
   static constexpr int64_t preferred_max_rows = 1024;
+  static constexpr int preferred_unbounded_bits = 4;
   static constexpr int64_t preferred_wide_n = 16384;
   static bool preferred(const OpDesc& desc) {
-    return (desc.m >= preferred_min_rows && desc.m <= preferred_max_rows) ||
+    return (desc.m >= preferred_min_rows && (desc.m <= preferred_max_rows || desc.bits == preferred_unbounded_bits)) ||
            (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n);
   }
   // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the
