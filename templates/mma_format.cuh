@@ -23,6 +23,18 @@ __device__ __forceinline__ u32 mask_or(u32 value, u32 mask, u32 bits) {
   return result;
 }
 
+// A word of four byte codes, already masked to each byte's low bits, as two registers of 16-bit
+// lanes under MAGIC's exponent byte (0x43: 128 in bf16, 0x64: 1024 in fp16), so each lane is
+// MAGIC + q exactly: bytes 0-1 into column_low, bytes 2-3 into column_high. One PRMT a register,
+// the bits of (pair & mask) | exponent; the caller masks the whole word once (one LOP3 for four
+// codes), where permuting first and masking each pair cost a LOP3 a register.
+template <bool IS_BF16>
+__device__ __forceinline__ void under_exponent(u32 fields, u32& column_low, u32& column_high) {
+  constexpr u32 EXPONENT_BYTES = IS_BF16 ? 0x43434343u : 0x64646464u;
+  column_low = __byte_perm(fields, EXPONENT_BYTES, 0x4140);   // [byte0, exp, byte1, exp]
+  column_high = __byte_perm(fields, EXPONENT_BYTES, 0x4342);  // [byte2, exp, byte3, exp]
+}
+
 // How the tensor-core family reads one format (ACT16 = bf16 or fp16 activations):
 //   TILE_WORDS: 4-byte words of one 16-k tile of a panel (tile bytes / 4);
 //   CHUNK_TILES: tiles of one 16-byte copy per lane (at most 512 bytes a warp); a stage of the
@@ -49,19 +61,13 @@ struct MmaFormat<4, IS_BF16> {
   static constexpr float OFFSET = IS_BF16 ? 128.0f : 1024.0f;
   static constexpr bool CONTIGUOUS_PAIRS = true;  // x_pair(t, 1) == x_pair(t, 0) + 2
   static __device__ __forceinline__ int x_pair(int t, int p) { return 4 * t + 2 * p; }
-  // Masks first, on the whole word, then one byte permute per register that puts each nibble
-  // byte under an exponent byte taken from a second operand: 7 instructions a tile (LOP3, SHF,
-  // LOP3, 4 PRMT) where permuting first and masking each pair cost 8 (2 PRMT, 2 SHF, 4 LOP3).
-  // The registers' bits are the same either way.
+  // Masks first, on the whole word, then under_exponent: 7 instructions a tile (LOP3, SHF, LOP3,
+  // 4 PRMT) where permuting first and masking each pair cost 8 (2 PRMT, 2 SHF, 4 LOP3). The
+  // registers' bits are the same either way.
   static __device__ __forceinline__ void decode(const u32* tile, int g, int t, u32 (&a)[4], u32 (&)[4]) {
-    constexpr u32 EXPONENT_BYTES = IS_BF16 ? 0x43434343u : 0x64646464u;  // 128.0 / 1024.0's high byte
-    const u32 word = tile[t * 8 + g];              // byte 4g of step t: conflict-free
-    const u32 low = word & 0x0f0f0f0fu;            // k 4t+h of each byte
-    const u32 high = (word >> 4) & 0x0f0f0f0fu;    // k 4t+2+h of each byte
-    a[0] = __byte_perm(low, EXPONENT_BYTES, 0x4140);   // [byte0, exp, byte1, exp]: column 2g
-    a[1] = __byte_perm(low, EXPONENT_BYTES, 0x4342);   // [byte2, exp, byte3, exp]: column 2g+1
-    a[2] = __byte_perm(high, EXPONENT_BYTES, 0x4140);
-    a[3] = __byte_perm(high, EXPONENT_BYTES, 0x4342);
+    const u32 word = tile[t * 8 + g];  // byte 4g of step t: conflict-free
+    under_exponent<IS_BF16>(word & 0x0f0f0f0fu, a[0], a[1]);         // k 4t+h of each byte: columns 2g, 2g+1
+    under_exponent<IS_BF16>((word >> 4) & 0x0f0f0f0fu, a[2], a[3]);  // k 4t+2+h of each byte
   }
 };
 
@@ -143,14 +149,10 @@ struct MmaFormat<8, IS_BF16> {
 #pragma unroll
     for (int p = 0; p < 2; ++p) {
       if (IS_BF16) {
-        // Masks first, then a byte permute under 128.0's high byte per register (as int4):
-        // 7 instructions a word where permuting first cost 8; the same bits.
-        const u32 low = words[p] & 0x0f0f0f0fu;
-        const u32 high = (words[p] >> 4) & 0x0f0f0f0fu;
-        a[2 * p] = __byte_perm(low, 0x43434343u, 0x4140);       // column 2g
-        a[2 * p + 1] = __byte_perm(low, 0x43434343u, 0x4342);   // column 2g+1
-        a_high[2 * p] = __byte_perm(high, 0x43434343u, 0x4140);
-        a_high[2 * p + 1] = __byte_perm(high, 0x43434343u, 0x4342);
+        // Masks first, then under_exponent (as int4): 7 instructions a word where permuting
+        // first cost 8; the same bits.
+        under_exponent<true>(words[p] & 0x0f0f0f0fu, a[2 * p], a[2 * p + 1]);  // columns 2g, 2g+1
+        under_exponent<true>((words[p] >> 4) & 0x0f0f0f0fu, a_high[2 * p], a_high[2 * p + 1]);
       } else {
         a[2 * p] = __byte_perm(words[p], 0x64u, 0x4140);      // [byte0, 0x64, byte1, 0x64]
         a[2 * p + 1] = __byte_perm(words[p], 0x64u, 0x4342);  // [byte2, 0x64, byte3, 0x64]

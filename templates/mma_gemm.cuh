@@ -186,7 +186,6 @@ __device__ __forceinline__ void mma_gemm(const void* __restrict__ x, const unsig
   constexpr int STAGE_COUNT = (K + Tile::BLOCK_K - 1) / Tile::BLOCK_K;
   constexpr bool IS_BF16 = Config::ACT == bf16;
   constexpr bool FLOAT_ZERO = Config::ZERO == zero_float;
-  constexpr u32 EXPONENT_BYTES = IS_BF16 ? 0x43434343u : 0x64646464u;  // MAGIC's exponent byte (128 or 1024)
   typedef MmaFormat<Config::BITS, IS_BF16> Format;
   // Each fragment element's offset (int4: 128 for bf16, 1024 for fp16; the split 8-bit format's
   // fragments: 128 each).
@@ -472,14 +471,11 @@ __device__ __forceinline__ void mma_gemm(const void* __restrict__ x, const unsig
         u32 a[4];
         if (Config::BITS == 4) {
           const u32* panel_words = weight_words + ((warp_n * Tile::WARP_PANELS + p) * (Tile::BLOCK_K / 4) + k_tile * 4) * 8;
-          // Each word masked once for its four codes, then each register's two bytes set under
-          // MAGIC's exponent byte by one PRMT: the bits of (bytes & 0x000f000f) | (0x4300 or 0x6400 per lane).
-          const u32 low_fields = (panel_words[(t >> 1) * 8 + g] >> nibble_shift) & 0x0f0f0f0fu;
-          const u32 high_fields = (panel_words[(2 + (t >> 1)) * 8 + g] >> nibble_shift) & 0x0f0f0f0fu;
-          a[0] = add_pair<IS_BF16>(__byte_perm(low_fields, EXPONENT_BYTES, 0x4140), offset_pair[p][0]);
-          a[1] = add_pair<IS_BF16>(__byte_perm(low_fields, EXPONENT_BYTES, 0x4342), offset_pair[p][1]);
-          a[2] = add_pair<IS_BF16>(__byte_perm(high_fields, EXPONENT_BYTES, 0x4140), offset_pair[p][0]);
-          a[3] = add_pair<IS_BF16>(__byte_perm(high_fields, EXPONENT_BYTES, 0x4342), offset_pair[p][1]);
+          // Each word masked once for its four codes, then under_exponent (mma_format.cuh).
+          under_exponent<IS_BF16>((panel_words[(t >> 1) * 8 + g] >> nibble_shift) & 0x0f0f0f0fu, a[0], a[1]);
+          under_exponent<IS_BF16>((panel_words[(2 + (t >> 1)) * 8 + g] >> nibble_shift) & 0x0f0f0f0fu, a[2], a[3]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) a[i] = add_pair<IS_BF16>(a[i], offset_pair[p][i & 1]);
         } else {
           // A: the format's decode of the panel's k-tile ([K_TILES][TILE_WORDS] per panel), then
           // q - z (a[i]: column 2g for even i, 2g+1 for odd i).

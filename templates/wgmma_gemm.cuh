@@ -240,10 +240,9 @@ __device__ __forceinline__ u32 dequantize_pair(u32 lanes, const GroupConstants& 
 
 // The lanes dequantize_pair takes for the two registers of one codes word (bytes 0-1: column 2g,
 // bytes 2-3: column 2g+1, each code in its byte's low BITS bits). Outside the fp32 path the word
-// is masked once, for all four codes, and each register's two bytes are then set under the
-// exponent byte of MAGIC (0x43: 128 in bf16, 0x64: 1024 in fp16) by one byte permute, so a
-// register costs one PRMT and half a LOP3 instead of a PRMT and a LOP3: the same bits as
-// (bytes & mask) | exponent, so the same results.
+// is masked once, for all four codes, then set under MAGIC's exponent byte (under_exponent,
+// mma_format.cuh): a register costs one PRMT and half a LOP3 instead of a PRMT and a LOP3, with
+// the same bits, so the same results.
 template <bool IS_BF16, int ZERO, int BITS>
 __device__ __forceinline__ void code_lanes(u32 word, u32& column_low, u32& column_high) {
   if (dequantizes_in_fp32<IS_BF16, ZERO, BITS>()) {
@@ -252,10 +251,7 @@ __device__ __forceinline__ void code_lanes(u32 word, u32& column_low, u32& colum
     return;
   }
   constexpr u32 FIELDS = ((1u << BITS) - 1) * 0x01010101u;  // every byte's code
-  constexpr u32 EXPONENT_BYTES = IS_BF16 ? 0x43434343u : 0x64646464u;
-  const u32 fields = word & FIELDS;
-  column_low = __byte_perm(fields, EXPONENT_BYTES, 0x4140);
-  column_high = __byte_perm(fields, EXPONENT_BYTES, 0x4342);
+  under_exponent<IS_BF16>(word & FIELDS, column_low, column_high);
 }
 
 // A lane's (g, t) codes of one k-tile of its warp's panel: `low` holds k 2t, 2t+1 and `high`
@@ -312,6 +308,9 @@ struct WgmmaTile {
   // setmaxnreg's per-thread counts with two consumer warpgroups: 128 x 64 + 256 x 216 <= 65536.
   // (With one, 8 warps get 255 registers each already.)
   static constexpr bool MOVE_REGISTERS = PRODUCER && WARPGROUPS == 2;
+  // Ring uses rounded up to a multiple of STAGES (a stream-K segment's, PRODUCER = 1: the next
+  // segment then starts at slot 0, wgmma_stream_k).
+  static __device__ __forceinline__ int whole_turns(int uses) { return (uses + STAGES - 1) / STAGES * STAGES; }
   static constexpr int PANELS = BLOCK_N / 16;  // one per warp
   static constexpr int BITS = Config::BITS;
   static constexpr int K_PER_STEP = WgmmaFormat<BITS>::K_PER_STEP;  // k per 32-byte step
@@ -359,6 +358,17 @@ struct TiledWork {
     return true;
   }
 };
+
+// setmaxnreg's hand-over with two consumer warpgroups (WgmmaTile::MOVE_REGISTERS): the producer
+// warpgroup gives up registers down to 64, the consumers take theirs up to 216.
+template <class Tile>
+__device__ __forceinline__ void producer_gives_registers() {
+  if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+}
+template <class Tile>
+__device__ __forceinline__ void consumers_take_registers() {
+  if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+}
 
 // Which threads run a wgmma_tile call. whole_block: every thread of the block, for a block that
 // runs one tile (PRODUCER = 1: it initializes the ring's mbarriers and moves registers itself, and
@@ -585,15 +595,14 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // consumers only): each passes through its slot's two phases without a copy (the producer's 128
   // plain arrivals complete full, the consumers' empty), so every phase still completes in use
   // order and the next segment starts at slot 0.
-  const int padded_uses_end = (ring_base + end_stage - first_stage + Tile::STAGES - 1) / Tile::STAGES * Tile::STAGES;
+  const int padded_uses_end = Tile::whole_turns(ring_base + end_stage - first_stage);
   if constexpr (Tile::PRODUCER) {
     if constexpr (PART == TilePart::whole_block) {
       if (threadIdx.x == 0) init_ring_barriers<Tile>(shared_raw);
       __syncthreads();  // the barriers are initialized before anyone arrives or waits
     }
     if (PART == TilePart::producer || (PART == TilePart::whole_block && threadIdx.x >= Tile::CONSUMER_THREADS)) {
-      if constexpr (Tile::MOVE_REGISTERS && PART == TilePart::whole_block)
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+      if constexpr (PART == TilePart::whole_block) producer_gives_registers<Tile>();
       const CopyPlan plan = plan_copies();
       for (int stage = first_stage; stage < end_stage; ++stage) {
         wait_to_refill(ring_base + stage - first_stage);
@@ -610,8 +619,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       }
       return;
     }
-    if constexpr (Tile::MOVE_REGISTERS && PART == TilePart::whole_block)
-      asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    if constexpr (PART == TilePart::whole_block) consumers_take_registers<Tile>();
   }
 
   // ---- Consumer state: [BLOCK_M / 2] fp32 a lane, D's layout (top of file).
@@ -1001,11 +1009,10 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
     __syncthreads();  // the barriers are initialized before anyone arrives or waits
     // After a segment: its stages' uses, padded to a multiple of STAGES (wgmma_tile pads them).
     auto advance_ring = [&]() {
-      const int uses = static_cast<int>(2 * (work.segment_end - work.iteration));
-      work.ring_uses += (uses + Tile::STAGES - 1) / Tile::STAGES * Tile::STAGES;
+      work.ring_uses += Tile::whole_turns(static_cast<int>(2 * (work.segment_end - work.iteration)));
     };
     if (threadIdx.x >= Tile::CONSUMER_THREADS) {
-      if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
+      producer_gives_registers<Tile>();
       for_each_segment(work, [&](bool) {
         wgmma_tile<Config, StreamKWork<Config>, TilePart::producer>(x, qweight, scales, zeros, bias, y, shared_raw, work);
         advance_ring();
@@ -1013,7 +1020,7 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
       return;
     }
-    if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    consumers_take_registers<Tile>();
     for_each_segment(work, [&](bool) {
       wgmma_tile<Config, StreamKWork<Config>, TilePart::consumers>(x, qweight, scales, zeros, bias, y, shared_raw, work);
       advance_ring();
