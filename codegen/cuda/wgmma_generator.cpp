@@ -43,6 +43,11 @@ int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
 int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
   return tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
 }
+// variant as stream-K: one persistent block per SM, or per iteration where there are fewer.
+CudaVariant streamed_over_sms(const OpDesc& desc, CudaVariant variant, int sm_count) {
+  variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count, stream_k_iterations(desc, variant)));
+  return variant;
+}
 // Stream-K pruning: searched from stream_k_min_rows, for the all-thread ring's tall tiles, where the
 // tiled grid leaves part of its last wave idle and is under stream_k_max_waves waves (beyond, the
 // idle share of the last wave is small against the partial tiles' fix-up).
@@ -232,12 +237,12 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   // block per SM (or per iteration, where fewer); the all-thread ring's from stream_k_min_rows,
   // the copy warpgroup's from producer_stream_k_min_rows.
   auto add_stream_k = [&](const Shape& shape, int producer, int max_waves) {
-    CudaVariant variant = variant_of(shape, producer);
-    const int64_t grid = tiles(desc, variant);
-    if (variant.block_m < stream_k_min_block_m || variant.block_m > rows || grid % sm_count_ == 0 ||
+    const CudaVariant tiled = variant_of(shape, producer);
+    const int64_t grid = tiles(desc, tiled);
+    if (tiled.block_m < stream_k_min_block_m || tiled.block_m > rows || grid % sm_count_ == 0 ||
         grid >= int64_t{max_waves} * sm_count_)
       return;
-    variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, variant)));
+    const CudaVariant variant = streamed_over_sms(desc, tiled, sm_count_);
     if (!is_valid(desc, variant, 9)) return;
     variants.push_back(variant);
     // Over a full wave: the hybrid schedule too.
@@ -285,8 +290,7 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
-    CudaVariant streamed = shared_tiles;
-    streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
+    const CudaVariant streamed = streamed_over_sms(desc, shared_tiles, sm_count_);
     if (is_valid(desc, streamed, 9)) return streamed;
   }
   // Wave quantization of the 256-row tiles (M > 128): where their grid, split as above, leaves
@@ -308,9 +312,8 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // M = 1024 on 6144x4096 (the hybrid of each ring).
   if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
       tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
-    CudaVariant streamed = variant_of(shape, 1);
+    const CudaVariant streamed = streamed_over_sms(desc, variant_of(shape, 1), sm_count_);
     const int64_t grid = tiles(desc, streamed);
-    streamed.stream_k = static_cast<int>(std::min<int64_t>(sm_count_, stream_k_iterations(desc, streamed)));
     if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
       // The hybrid over a full wave: on the all-thread ring it won only where its remaining tiles
       // were few enough to be cut once each (85.2 against 87.2 us at M = 1024 on 6144x4096: 192
