@@ -95,6 +95,16 @@ __device__ __forceinline__ void fence_proxy_async() {
 #endif
 }
 
+// Programmatic dependent launch (sm_90 on; RunArgs::overlap_previous, CudaKernel::run): returns
+// once the grids this one depends on (the stream's previous kernel) have completed and their
+// memory writes are visible. Without the launch attribute there is nothing to wait for and it
+// returns at once; below sm_90 it is not compiled.
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 // fp32 pair -> packed 16-bit pair (first value in the low half), round to nearest even.
 template <bool IS_BF16>
 __device__ __forceinline__ u32 pack_pair(float first, float second) {
@@ -505,6 +515,23 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       }
     }
   };
+  // Up to here only the weights' addresses and shared memory were touched; from here on x,
+  // eq_scale, bias and y (or the workspace) are. A launch overlapping the stream's previous
+  // kernel (RunArgs::overlap_previous) waits for it here, and meanwhile has L2 fetch the first
+  // 2 STAGES chunks of the warp's weights, which the ring then finds there (the weights are the
+  // caller's promise: not written by that kernel). Without the overlap the hints cost a
+  // prefetch or two a lane. (PREFETCH asked for the warp's whole span above.)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (!Config::PREFETCH && first_tile < end_tile) {
+    const int span_end = end_tile * TILE_BYTES < PANEL_BYTES ? end_tile * TILE_BYTES : PANEL_BYTES;
+    const int lead_end = first_tile * TILE_BYTES + 2 * STAGES * CHUNK_BYTES;
+    const unsigned long long begin = reinterpret_cast<unsigned long long>(panel_bytes_of(panel) + first_tile * TILE_BYTES);
+    const unsigned long long end = begin + ((lead_end < span_end ? lead_end : span_end) - first_tile * TILE_BYTES);
+    for (unsigned long long line = (begin & ~127ull) + 128ull * lane; line < end; line += 32 * 128)
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
+  }
+#endif
+  wait_for_previous_grid();
   if (Config::X_RESIDENT) copy_resident_x();
 #pragma unroll
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk();

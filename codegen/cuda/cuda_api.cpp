@@ -47,6 +47,8 @@ Driver load_driver() {
   LOWBIT_DRIVER_FUNCTIONS(LOWBIT_RESOLVE)
 #undef LOWBIT_RESOLVE
   if (!complete) return loaded;
+  std::string optional_reason;
+  resolve(handle, loaded.cuLaunchKernelEx, LOWBIT_CUDA_SYMBOL(cuLaunchKernelEx), opened, optional_reason);
   CUresult result = loaded.cuInit(0);
   if (result != CUDA_SUCCESS) {
     const char* message = nullptr;

@@ -25,9 +25,13 @@ struct Driver {
   X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuCtxSynchronize) X(cuGetErrorString) X(cuModuleLoadData)    \
   X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuMemAlloc) X(cuMemFree)   \
   X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemsetD8) X(cuStreamSynchronize) X(cuEventCreate) X(cuEventRecord)        \
-  X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy) X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
+  X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy) X(cuOccupancyMaxActiveBlocksPerMultiprocessor)   \
+  X(cuStreamCreate) X(cuStreamDestroy)
 #define LOWBIT_DECLARE(name) decltype(&::name) name = nullptr;
   LOWBIT_DRIVER_FUNCTIONS(LOWBIT_DECLARE)
+  // Optional (CUDA 11.8 drivers on): launches with attributes, here programmatic dependent
+  // launch (RunArgs::overlap_previous). Null on an older driver: such calls launch plainly.
+  LOWBIT_DECLARE(cuLaunchKernelEx)
 #undef LOWBIT_DECLARE
 };
 

@@ -40,6 +40,42 @@ unsigned long long next_launch_token() {
   return 0x5354524d00000000ull | (launches.fetch_add(1, std::memory_order_relaxed) % 0xffffffffull + 1);
 }
 
+// Whether this call may overlap the stream's previous kernel: asked for, a family whose
+// program waits for the previous grid before it touches anything but the weights
+// (templates/gemv_mma.cuh, wait_for_previous_grid), a device with programmatic dependent launch
+// (sm_90 on) and a driver with cuLaunchKernelEx.
+bool overlaps_previous(const RunArgs& args, const CudaVariant& variant, int device_major) {
+  return args.overlap_previous && variant.family == CudaFamily::gemv_mma && device_major >= 9 &&
+         driver().cuLaunchKernelEx != nullptr;
+}
+
+// cuLaunchKernel, or with `overlap` its programmatic-dependent-launch form: the grid may start
+// once the previous kernel in the stream has begun to finish (its blocks exiting), and its
+// griddepcontrol.wait returns when that kernel has completed.
+void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream, void** parameters, bool overlap) {
+  if (!overlap) {
+    check(driver().cuLaunchKernel(function, geometry.grid_x, geometry.grid_y, geometry.grid_z, geometry.threads, 1, 1,
+                                  geometry.shared_bytes, stream, parameters, nullptr),
+          "cuLaunchKernel");
+    return;
+  }
+  CUlaunchAttribute attribute{};
+  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attribute.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig config{};
+  config.gridDimX = geometry.grid_x;
+  config.gridDimY = geometry.grid_y;
+  config.gridDimZ = geometry.grid_z;
+  config.blockDimX = geometry.threads;
+  config.blockDimY = 1;
+  config.blockDimZ = 1;
+  config.sharedMemBytes = geometry.shared_bytes;
+  config.hStream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  check(driver().cuLaunchKernelEx(&config, function, parameters, nullptr), "cuLaunchKernelEx (overlapping the previous kernel)");
+}
+
 }  // namespace
 
 CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant) : desc_(desc), variant_(variant) {
@@ -123,10 +159,9 @@ void CudaKernel::run(const RunArgs& args) const {
   void* workspace = args.workspace;
   unsigned long long token = variant_.stream_k != 0 ? next_launch_token() : 0;
   void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token};
-  check(driver().cuLaunchKernel(function_, geometry.grid_x, geometry.grid_y, geometry.grid_z, geometry.threads, 1, 1,
-                                geometry.shared_bytes, static_cast<CUstream>(args.stream),
-                                variant_.stream_k != 0 ? stream_k_parameters : parameters, nullptr),
-        "cuLaunchKernel");
+  launch(function_, geometry, static_cast<CUstream>(args.stream),
+         variant_.stream_k != 0 ? stream_k_parameters : parameters,
+         overlaps_previous(args, variant_, device_info(desc_.device.index).major));
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;
   void* reduce_parameters[] = {&partials, &bias, &y};

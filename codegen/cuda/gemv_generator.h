@@ -23,7 +23,7 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 7;  // 7: gemv_mma copies, x rows and group tables addressed incrementally; int4 decode mask-first
+  static constexpr int version = 8;  // 8: gemv_mma waits for the previous grid (overlap_previous) after an L2 lead of its weights
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";

@@ -31,6 +31,13 @@ struct RunArgs {
   // need none. The kernel may overwrite all of it; calls in flight at once need their own.
   void* workspace = nullptr;
   std::size_t workspace_size = 0;  // bytes at `workspace`
+  // device=cuda:N, sm_90 and later, the gemv_mma family (M <= 16; others ignore it): the call may
+  // start while the kernel before it in `stream` is still finishing (programmatic dependent
+  // launch), prefetching its first weights into L2 meanwhile; it touches x, eq_scale, bias, y and
+  // the workspace only after that kernel has completed and its writes are visible. Set it only
+  // when no work still running before this call in the stream writes the weights (qweight,
+  // scales, zeros): in a decode loop they are constant. docs/integration.md.
+  bool overlap_previous = false;
 };
 
 class Kernel {
