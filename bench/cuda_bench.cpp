@@ -6,7 +6,8 @@
 // lines: the best variant's time, the heuristic's time, the bytes a call must move, the flush
 // protocol (and under rotate the copies of the operands), and the pure-read reference: the
 // read kernel of l2_flush over the call's weight buffer, timed the same way (read_us,
-// read_bytes). bench/device/compare.py joins them with the torch baselines measured in the same
+// read_bytes); under rotate also each run's mean without per-call events (variants_run_mean,
+// best_run_mean_us, read_run_mean_us; bench/l2_flush.h's Timing). bench/device/compare.py joins them with the torch baselines measured in the same
 // call under the same protocol. Workspaces (dequant_gemm) are allocated here, one per copy; that
 // family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
 // its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
@@ -94,9 +95,9 @@ void provide_workspaces(std::vector<Inputs>& copies, std::vector<std::unique_ptr
   }
 }
 
-double time_kernel(const lowbit::Kernel& kernel, const std::vector<Inputs>& copies, lowbit::bench::L2Flush& flush,
-                   int repeats) {
-  return flush.median_us([&](int copy) { kernel.run(copies[static_cast<std::size_t>(copy)].args); },
+lowbit::bench::Timing time_kernel(const lowbit::Kernel& kernel, const std::vector<Inputs>& copies,
+                                  lowbit::bench::L2Flush& flush, int repeats) {
+  return flush.time([&](int copy) { kernel.run(copies[static_cast<std::size_t>(copy)].args); },
                          static_cast<int>(copies.size()), repeats);
 }
 
@@ -155,9 +156,11 @@ int main(int argc, char** argv) {
       // y) read by l2_flush's read kernel under the same protocol.
       const std::size_t read_bytes = problem.packed.storage.size() / 16 * 16;
       row["read_bytes"] = read_bytes;
-      row["read_us"] = flush.median_us(
+      const lowbit::bench::Timing read = flush.time(
           [&](int copy) { flush.read(copies[static_cast<std::size_t>(copy)].weights.data(), read_bytes, copy); },
           copy_count, repeats);
+      row["read_us"] = read.median_us;
+      if (flush.mode() == lowbit::bench::FlushMode::rotate) row["read_run_mean_us"] = read.run_mean_us;
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
@@ -189,28 +192,32 @@ int main(int argc, char** argv) {
           row["failures"][kernel->name()] = fmt::format("relative error {:.3g} exceeds {:.3g}", error, bound);
           continue;
         }
-        double microseconds = 0;
+        lowbit::bench::Timing timing;
         try {
-          microseconds = time_kernel(*kernel, copies, flush, repeats);
+          timing = time_kernel(*kernel, copies, flush, repeats);
         } catch (const std::runtime_error& refusal) {  // rotate: the host could not stay ahead of the GPU
           row["failures"][kernel->name()] = fmt::format("not timed: {}", refusal.what());
           continue;
         }
         worst_error = std::max(worst_error, error);
+        const double microseconds = timing.median_us;
         row["variants"][kernel->name()] = microseconds;
+        // rotate: the whole run's mean beside the per-call median (l2_flush.h's Timing says why)
+        if (flush.mode() == lowbit::bench::FlushMode::rotate) row["variants_run_mean"][kernel->name()] = timing.run_mean_us;
         if (variant == heuristic) row["heuristic_us"] = microseconds;
         if (microseconds < best) {
           best = microseconds;
           best_name = kernel->name();
+          if (flush.mode() == lowbit::bench::FlushMode::rotate) row["best_run_mean_us"] = timing.run_mean_us;
         }
         // The fallback's dequantization pass alone: bytes read + written over its time.
         if (const auto* dequant = dynamic_cast<const lowbit::cuda::DequantGemmKernel*>(kernel.get())) {
-          const double dequant_us = flush.median_us(
+          const double dequant_us = flush.time(
               [&](int copy) {
                 const lowbit::RunArgs& args = copies[static_cast<std::size_t>(copy)].args;
                 dequant->dequantize(args, args.workspace);
               },
-              copy_count, repeats);
+              copy_count, repeats).median_us;
           const double dequant_bytes = static_cast<double>(lowbit::native_weight_bytes(desc) + desc.n * desc.k * 2);
           row["dequant"][kernel->name()] = dequant_us;
           if (microseconds < best_dequant_gemm) {

@@ -130,9 +130,9 @@ int L2Flush::copies_for(std::size_t call_bytes) const {
   return mode_ == FlushMode::rotate ? rotation_copies(call_bytes, l2_bytes_) : 1;
 }
 
-double L2Flush::median_us(const std::function<void(int copy)>& launch, int copies, int repeats) {
-  if (copies < 1 || repeats < 1) throw std::invalid_argument("L2Flush::median_us: copies and repeats must be >= 1");
-  return mode_ == FlushMode::rotate ? time_rotated(launch, copies, repeats) : time_flushed(launch, repeats);
+Timing L2Flush::time(const std::function<void(int copy)>& launch, int copies, int repeats) {
+  if (copies < 1 || repeats < 1) throw std::invalid_argument("L2Flush::time: copies and repeats must be >= 1");
+  return mode_ == FlushMode::rotate ? time_rotated(launch, copies, repeats) : Timing{time_flushed(launch, repeats), 0};
 }
 
 void L2Flush::read(const void* data, std::size_t bytes, int round) {
@@ -177,29 +177,30 @@ double L2Flush::time_flushed(const std::function<void(int copy)>& launch, int re
 // enqueue (from before that launch to after the last event record) took less than `wait` on the
 // host's clock had every call queued before the GPU reached it. A run that took longer is
 // discarded and repeated behind a longer wait; one that never fits (a launch that blocks the host,
-// or a queue too deep for --repeats) is refused.
-double L2Flush::time_rotated(const std::function<void(int copy)>& launch, int copies, int repeats) {
-  for (int i = 0; i < warmup_calls; ++i) launch(i % copies);  // first launches, outside the run
-  cuda::check(cuda::driver().cuCtxSynchronize(), "cuCtxSynchronize");
-  Events events(static_cast<std::size_t>(repeats) + 1);
-  int64_t wait_ns = wait_base_ns + wait_per_operation_ns * (warmup_calls + 2 * int64_t{repeats} + 1);
+// or a queue too deep for --repeats) is refused. Returns the intervals between consecutive events:
+// one per call with event_per_call, else one over the whole run.
+std::vector<double> L2Flush::run_rotated(const std::function<void(int copy)>& launch, int copies, int repeats,
+                                         bool event_per_call) {
+  const int event_count = event_per_call ? repeats + 1 : 2;
+  Events events(static_cast<std::size_t>(event_count));
+  int64_t wait_ns = wait_base_ns + wait_per_operation_ns * (warmup_calls + repeats + event_count);
   int64_t enqueue_ns = 0;
   for (int attempt = 0; attempt < wait_attempts; ++attempt) {
     const auto begin = std::chrono::steady_clock::now();
     busy_wait(wait_ns);
     for (int i = 0; i < warmup_calls; ++i) launch(i % copies);  // the timed calls follow other calls
     for (int i = 0; i < repeats; ++i) {
-      events.record(static_cast<std::size_t>(i));
+      if (event_per_call || i == 0) events.record(event_per_call ? static_cast<std::size_t>(i) : 0);
       launch((warmup_calls + i) % copies);
     }
-    events.record(static_cast<std::size_t>(repeats));
+    events.record(static_cast<std::size_t>(event_count - 1));
     enqueue_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count();
     cuda::check(cuda::driver().cuCtxSynchronize(), "cuCtxSynchronize");
     if (enqueue_ns < wait_ns) {
-      std::vector<double> microseconds;
-      for (int i = 0; i < repeats; ++i)
-        microseconds.push_back(events.microseconds(static_cast<std::size_t>(i), static_cast<std::size_t>(i) + 1));
-      return median(microseconds);
+      std::vector<double> intervals;
+      for (int i = 0; i + 1 < event_count; ++i)
+        intervals.push_back(events.microseconds(static_cast<std::size_t>(i), static_cast<std::size_t>(i) + 1));
+      return intervals;
     }
     wait_ns = 2 * enqueue_ns;
   }
@@ -207,6 +208,15 @@ double L2Flush::time_rotated(const std::function<void(int copy)>& launch, int co
                            " us to enqueue a run of " + std::to_string(repeats) +
                            " calls, longer than the GPU's busy-wait ahead of it, " + std::to_string(wait_attempts) +
                            " times: a launch blocks the host, or --repeats is too large for the launch queue");
+}
+
+Timing L2Flush::time_rotated(const std::function<void(int copy)>& launch, int copies, int repeats) {
+  for (int i = 0; i < warmup_calls; ++i) launch(i % copies);  // first launches, outside the runs
+  cuda::check(cuda::driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  Timing timing;
+  timing.median_us = median(run_rotated(launch, copies, repeats, true));
+  timing.run_mean_us = run_rotated(launch, copies, repeats, false).front() / repeats;
+  return timing;
 }
 
 }  // namespace lowbit::bench

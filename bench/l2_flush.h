@@ -29,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/device_buffer.h"
@@ -47,6 +48,17 @@ const std::map<std::string, FlushMode>& flush_modes();
 // (no GPU): tests/cuda/test_l2_flush.cpp.
 int rotation_copies(std::size_t call_bytes, std::size_t l2_bytes);
 
+// What L2Flush::time measures, microseconds.
+struct Timing {
+  double median_us = 0;  // the protocol's figure: the median over the calls
+  // rotate only (0 otherwise): the same run again with events only before the first call and after
+  // the last, its time over the calls. An event between two kernels holds the next one back until
+  // the GPU has drained the previous one and written the timestamp, so per-call intervals cannot
+  // show the overlap of one call's tail with the next one's launch that a decode loop gets; this
+  // mean does (but is a mean: one slow call moves it).
+  double run_mean_us = 0;
+};
+
 // Owns the flush buffer (read, write), and the read and busy-wait kernels (compiled with NVRTC
 // for the current device). Everything is enqueued on the null stream.
 class L2Flush {
@@ -61,10 +73,10 @@ class L2Flush {
   // L2 under rotate, 1 otherwise.
   int copies_for(std::size_t call_bytes) const;
 
-  // Median microseconds of `repeats` timed calls of launch(copy), copy in [0, copies): under read
-  // and write one flush before each call and events around it (every call on copy 0); under
-  // rotate the back-to-back run above. Warm-up calls first in both.
-  double median_us(const std::function<void(int copy)>& launch, int copies, int repeats);
+  // Times `repeats` calls of launch(copy), copy in [0, copies): under read and write one flush
+  // before each call and events around it (every call on copy 0); under rotate the back-to-back
+  // run above. Warm-up calls first in both.
+  Timing time(const std::function<void(int copy)>& launch, int copies, int repeats);
 
   // Enqueues the read kernel over `bytes` (a multiple of 16) at `data`: the flush itself, and the
   // pure-read reference of the tables (what a read of a call's bytes gets under the protocol).
@@ -74,7 +86,9 @@ class L2Flush {
   void flush(int round);
   void busy_wait(int64_t nanoseconds);
   double time_flushed(const std::function<void(int copy)>& launch, int repeats);
-  double time_rotated(const std::function<void(int copy)>& launch, int copies, int repeats);
+  Timing time_rotated(const std::function<void(int copy)>& launch, int copies, int repeats);
+  std::vector<double> run_rotated(const std::function<void(int copy)>& launch, int copies, int repeats,
+                                  bool event_per_call);
 
   FlushMode mode_;
   std::size_t l2_bytes_ = 0;

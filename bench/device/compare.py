@@ -3,6 +3,8 @@ table of docs/benchmarks.md: time, % of the bandwidth floor (bytes moved / measu
 bandwidth), and speedups over cuBLAS (in the row's activation dtype) and tinygemm (bf16 rows);
 "read %": the pure-read reference (l2_flush's read kernel over the call's weight buffer, timed
 under the same protocol) as % of its own bytes' floor, "—" for files from before it existed.
+Under rotate a second table gives the same rows by each run's mean without per-call events
+(*_run_mean_us; bench/l2_flush.h's Timing says why both).
 Both files must name the same L2 flush protocol (bench/l2_flush.h: read, write or rotate; files
 from before the field existed were measured with the memset, "write"); a mix is refused.
 Usage: compare.py LOWBIT.jsonl TORCH.jsonl"""
@@ -48,6 +50,30 @@ def main():
               f"{cublas:>10.1f} {cublas / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
               f"{heuristic:>8} {row['max_rel_err']:>9.1e} {read:>7}  {row['best_variant']}")
+
+    run_mean_table(lowbit_rows, baselines, copy_gbps)
+
+
+def run_mean_table(lowbit_rows, baselines, copy_gbps):
+    """rotate's second figure: each run's time over its calls, events only at the run's two ends."""
+    rows = [row for row in lowbit_rows if "best_run_mean_us" in row]
+    if not rows:
+        return
+    print("rotate, the run's mean (no event between calls; the best variant by the median above):")
+    print(f"{'M':>4} {'N x K':>12} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
+          f"{'tinygemm us':>12} {'x tinygemm':>11} {'read %':>7}  copies")
+    nan = float("nan")
+    for row in rows:
+        f = fields(row["descriptor"])
+        key = (int(f["m"]), int(f["n"]), int(f["k"]), f.get("act", "bf16"))
+        base = baselines.get(key, {})
+        lowbit = row["best_run_mean_us"]
+        cublas = base.get("cublas_run_mean_us", nan)
+        tiny = base.get("tinygemm_run_mean_us", nan)
+        floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
+        read = 100 * row["read_bytes"] / (copy_gbps * 1e9) * 1e6 / row["read_run_mean_us"]
+        print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {lowbit:>10.1f} {100 * floor_us / lowbit:>7.0f}% "
+              f"{cublas:>10.1f} {cublas / lowbit:>8.2f}x {tiny:>12.1f} {tiny / lowbit:>10.2f}x {read:>6.0f}%  {row['copies']}")
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   for mode in $flushes; do
     bench_against_torch "bench_$mode" "${bench_args[0]}" "$mode" "table_$mode.txt" 400 100 "${bench_args[@]:1}"
     cat "$OUT/table_$mode.txt" >> "$OUT/cuda_table.txt"
-    tail -3 "$OUT/lowbit_bench_$mode.err" "$OUT/torch_bench_$mode.err"
+    tail -n 3 "$OUT/lowbit_bench_$mode.err" "$OUT/torch_bench_$mode.err"
   done
   cat "$OUT/cuda_table.txt"
   exit 0

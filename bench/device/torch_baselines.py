@@ -11,7 +11,8 @@ inputs, x and the weight, or tinygemm's packed weight and scales, together >= 4x
 back to back round-robin over them, an event before each and after the last, each call's time
 the interval to the next event; the run queued behind torch.cuda._sleep, long enough by the
 host's clock that Python's dispatch never shows, else repeated behind a longer sleep; torch's
-outputs come from its caching allocator and are not rotated). The copy bandwidth is
+outputs come from its caching allocator and are not rotated; the same run again with events
+only at its two ends gives the run's mean, *_run_mean_us: bench/l2_flush.h's Timing says why). The copy bandwidth is
 triton.testing.do_bench's (a 1 GiB copy: 2 GiB of traffic, the flush's lines do not matter).
 Prints one JSON object per line. Usage: python3 torch_baselines.py SHAPES_FILE [--flush read|write|rotate]"""
 import argparse
@@ -80,33 +81,40 @@ def time_flushed_us(fn, flush, repeats):
     return times[len(times) // 2]
 
 
-def time_rotated_us(fn, copies, repeats, cycles_per_us):
-    """Median microseconds of `repeats` back-to-back calls fn(copy), round-robin over `copies`,
-    each the interval between consecutive events, queued behind a sleep of the GPU that outlasts
-    the host's enqueue (checked by the host's clock; a run that did not fit is repeated behind
-    twice the enqueue time, at most 4 times, then refused)."""
-    for copy in range(WARMUP):
-        fn(copy % copies)
-    torch.cuda.synchronize()
-    events = [torch.cuda.Event(enable_timing=True) for _ in range(repeats + 1)]
-    sleep_us = 2000 + 50 * (WARMUP + 2 * repeats)  # Python's dispatch: ~10-20 us an operation
+def run_rotated(fn, copies, repeats, cycles_per_us, event_per_call):
+    """Intervals (us) between consecutive events of `repeats` back-to-back calls fn(copy),
+    round-robin over `copies`, an event before each call and after the last (event_per_call) or
+    only before the first and after the last; queued behind a sleep of the GPU that outlasts the
+    host's enqueue (checked by the host's clock; a run that did not fit is repeated behind twice
+    the enqueue time, at most 4 times, then refused)."""
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(repeats + 1 if event_per_call else 2)]
+    sleep_us = 2000 + 50 * (WARMUP + repeats + len(events))  # Python's dispatch: ~10-20 us an operation
     for _ in range(4):
         begin = time.perf_counter()
         torch.cuda._sleep(int(sleep_us * cycles_per_us))
         for copy in range(WARMUP):
             fn(copy % copies)
         for index in range(repeats):
-            events[index].record()
+            if event_per_call or index == 0:
+                events[index if event_per_call else 0].record()
             fn((WARMUP + index) % copies)
-        events[repeats].record()
+        events[-1].record()
         enqueue_us = 1e6 * (time.perf_counter() - begin)
         torch.cuda.synchronize()
         if enqueue_us < sleep_us:
-            times = sorted(1e3 * events[i].elapsed_time(events[i + 1]) for i in range(repeats))
-            return times[len(times) // 2]
+            return [1e3 * events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
         sleep_us = 2 * enqueue_us
     raise RuntimeError(f"--flush rotate: enqueueing {repeats} calls took {enqueue_us:.0f} us, "
                        "longer than the GPU's sleep ahead of them, 4 times")
+
+
+def time_rotated_us(fn, copies, repeats, cycles_per_us):
+    """(median of the per-call intervals, the run's mean without per-call events): bench/l2_flush.h's Timing."""
+    for copy in range(WARMUP):
+        fn(copy % copies)
+    torch.cuda.synchronize()
+    times = sorted(run_rotated(fn, copies, repeats, cycles_per_us, True))
+    return times[len(times) // 2], run_rotated(fn, copies, repeats, cycles_per_us, False)[0] / repeats
 
 
 class Timer:
@@ -120,10 +128,11 @@ class Timer:
     def copies(self, call_bytes):
         return rotation_copies(call_bytes) if self.mode == "rotate" else 1
 
-    def median_us(self, fn, copies, repeats=REPEATS):
+    def time_us(self, fn, copies, repeats=REPEATS):
+        """(median, run mean or None): the run mean only under rotate."""
         if self.mode == "rotate":
             return time_rotated_us(fn, copies, repeats, self.cycles_per_us)
-        return time_flushed_us(fn, self.flush, repeats)
+        return time_flushed_us(fn, self.flush, repeats), None
 
 
 def nbytes(tensor):
@@ -142,7 +151,7 @@ def cublas(x, n, k, timer):
     weight = torch.randn(n, k, dtype=x.dtype, device="cuda")
     copies = timer.copies(nbytes(x) + nbytes(weight))
     operands = [(x.clone(), weight.clone()) for _ in range(copies)]
-    return timer.median_us(lambda copy: torch.nn.functional.linear(*operands[copy]), copies)
+    return timer.time_us(lambda copy: torch.nn.functional.linear(*operands[copy]), copies)
 
 
 def tinygemm(x, n, k, group, timer):
@@ -157,7 +166,7 @@ def tinygemm(x, n, k, group, timer):
     def call(copy):
         x_copy, weight_copy, scales_copy = operands[copy]
         return torch.ops.aten._weight_int4pack_mm(x_copy, weight_copy, group, scales_copy)
-    return timer.median_us(call, copies)
+    return timer.time_us(call, copies)
 
 
 def main():
@@ -182,12 +191,17 @@ def main():
         measured.add((m, n, k, act))
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[act]
         x = torch.randn(m, k, dtype=dtype, device="cuda")
-        row = {"m": m, "n": n, "k": k, "act": act, "cublas_us": cublas(x, n, k, timer)}
+        row = {"m": m, "n": n, "k": k, "act": act}
+        row["cublas_us"], run_mean = cublas(x, n, k, timer)
+        if run_mean is not None:
+            row["cublas_run_mean_us"] = run_mean
         if act != "bf16":
             row["tinygemm_error"] = "torch's int4 kernel takes bf16 activations only"
         else:
             try:
-                row["tinygemm_us"] = tinygemm(x, n, k, 128, timer)
+                row["tinygemm_us"], run_mean = tinygemm(x, n, k, 128, timer)
+                if run_mean is not None:
+                    row["tinygemm_run_mean_us"] = run_mean
             except Exception as error:  # report, do not hide: the table shows the reason
                 row["tinygemm_error"] = str(error)[:200]
         print(json.dumps(row), flush=True)
