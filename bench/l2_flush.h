@@ -14,11 +14,11 @@
 //         from rotation_copies: the copies together >= 4x L2, so a copy's lines are gone when its
 //         turn comes again); the calls run back to back, round-robin over the copies, with an
 //         event before each and after the last; a call's time is the interval to the next event,
-//         so it holds the gap to the next kernel, as a decode loop of layers pays it, and one
-//         call's tail overlaps the next one's launch as there. The run starts behind a GPU
-//         busy-wait long enough that the host has enqueued every call before the GPU needs it
-//         (checked after each run by the host's clock, see time_rotated), so no interval holds
-//         host launch latency. L2 holds the previous calls' lines: clean weight lines and the
+//         so it holds the gap to the next kernel, as a decode loop of layers pays it; a second
+//         run without those events gives the run's mean (Timing::run_mean_us). Each run starts
+//         behind a GPU busy-wait long enough that the host has enqueued every call before the
+//         GPU needs it (checked after each run by the host's clock, see run_rotated), so no
+//         interval holds host launch latency. L2 holds the previous calls' lines: clean weight lines and the
 //         small dirty outputs, as in the decode loop.
 // Both tools of a comparison (this bench and bench/device/torch_baselines.py) take the same
 // --flush, and bench/device/compare.py refuses to join rows measured under different ones.
@@ -53,9 +53,10 @@ struct Timing {
   double median_us = 0;  // the protocol's figure: the median over the calls
   // rotate only (0 otherwise): the same run again with events only before the first call and after
   // the last, its time over the calls. An event between two kernels holds the next one back until
-  // the GPU has drained the previous one and written the timestamp, so per-call intervals cannot
-  // show the overlap of one call's tail with the next one's launch that a decode loop gets; this
-  // mean does (but is a mean: one slow call moves it).
+  // the previous one has drained and the timestamp is written (so it appears: not profiled), and
+  // the per-call intervals miss the overlap of one call's tail with the next one's launch that a
+  // decode loop (no events) gets: 0.9-1.6 us a call on issue 4's floor shapes (docs/benchmarks.md,
+  // "the rotate protocol"). This mean has it, but is a mean: one slow call moves it.
   double run_mean_us = 0;
 };
 
