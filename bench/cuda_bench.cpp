@@ -1,19 +1,24 @@
-// lowbit_cuda_bench: times lowbit's CUDA kernels on this GPU (CUDA events, L2 emptied before
-// every timed run by bench/l2_flush.h's protocol, --flush read (default) or write; median of
-// repeats) for every shape x M of a shape file, trying every candidate variant of every
+// lowbit_cuda_bench: times lowbit's CUDA kernels on this GPU (CUDA events; L2 kept free of the
+// timed call's operands by bench/l2_flush.h's protocol, --flush read (default), write or rotate;
+// median of repeats) for every shape x M of a shape file, trying every candidate variant of every
 // registered family (codegen/cuda/registry.h: compiled in parallel, each checked on the first
 // rows against the reference at its family's tolerance, failures reported), and prints JSON
-// lines: the best variant's time, the heuristic's time, the bytes a call must move and the flush
-// protocol. bench/device/compare.py joins them with the torch baselines measured in the same call
-// under the same protocol. Workspaces (dequant_gemm) are allocated here; that family also reports
-// its dequantization pass alone, per variant ("dequant": name -> us) and for its fastest variant
-// end to end (dequant_us, dequant_gbps: bytes read + written over time).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME] [--variant NAME] [--flush read|write]
+// lines: the best variant's time, the heuristic's time, the bytes a call must move, the flush
+// protocol (and under rotate the copies of the operands), and the pure-read reference: the
+// read kernel of l2_flush over the call's weight buffer, timed the same way (read_us,
+// read_bytes); under rotate also each run's mean without per-call events (variants_run_mean,
+// best_run_mean_us, read_run_mean_us; bench/l2_flush.h's Timing). bench/device/compare.py joins them with the torch baselines measured in the same
+// call under the same protocol. Workspaces (dequant_gemm) are allocated here, one per copy; that
+// family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
+// its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME[,NAME...]] [--variant NAME] [--flush read|write|rotate]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
 // M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
-// that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma), e.g. to skip the mma family's
-// compile at large M. --variant NAME times only the candidate of that full name (e.g.
+// that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma; several comma-separated),
+// e.g. to skip the mma family's compile at large M. --variant NAME times only the candidate of that full name (e.g.
 // cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4), so a profiler sees its launches alone.
+// Under rotate every copy holds the same bytes (the same problem uploaded again), and the check
+// runs on copy 0 as under the other protocols.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -66,34 +71,34 @@ Inputs upload(const lowbit::Problem& problem) {
   return inputs;
 }
 
-// Median microseconds of `repeats` calls of launch(), each after flushing L2.
-template <class Launch>
-double time_launch(const Launch& launch, lowbit::bench::L2Flush& flush, int repeats) {
-  CUevent start = nullptr;
-  CUevent stop = nullptr;
-  check(driver().cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
-  check(driver().cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
-  for (int i = 0; i < 3; ++i) launch();
-  std::vector<double> microseconds;
-  for (int i = 0; i < repeats; ++i) {
-    flush.run(i);
-    check(driver().cuEventRecord(start, nullptr), "cuEventRecord");
-    launch();
-    check(driver().cuEventRecord(stop, nullptr), "cuEventRecord");
-    check(driver().cuEventSynchronize(stop), "cuEventSynchronize");
-    float milliseconds = 0;
-    check(driver().cuEventElapsedTime(&milliseconds, start, stop), "cuEventElapsedTime");
-    microseconds.push_back(milliseconds * 1e3);
-  }
-  driver().cuEventDestroy(start);
-  driver().cuEventDestroy(stop);
-  std::sort(microseconds.begin(), microseconds.end());
-  return microseconds[microseconds.size() / 2];
+// The operands of one call, `copies` times over (bench/l2_flush.h: 1 under read and write, R
+// under rotate), each holding the same bytes.
+std::vector<Inputs> upload_copies(const lowbit::Problem& problem, int copies) {
+  std::vector<Inputs> inputs;
+  for (int copy = 0; copy < copies; ++copy) inputs.push_back(upload(problem));
+  return inputs;
 }
 
-double time_kernel(const lowbit::Kernel& kernel, const lowbit::RunArgs& args, lowbit::bench::L2Flush& flush,
-                   int repeats) {
-  return time_launch([&] { kernel.run(args); }, flush, repeats);
+// Gives every copy a workspace of at least `bytes` (none when 0): the calls of a rotated run must
+// not share the scratch they write.
+void provide_workspaces(std::vector<Inputs>& copies, std::vector<std::unique_ptr<lowbit::cuda::DeviceBuffer>>& workspaces,
+                        std::size_t bytes) {
+  workspaces.resize(copies.size());
+  for (std::size_t copy = 0; copy < copies.size(); ++copy) {
+    std::unique_ptr<lowbit::cuda::DeviceBuffer>& workspace = workspaces[copy];
+    if (bytes > 0 && (!workspace || workspace->size() < bytes)) {
+      workspace.reset();  // frees the smaller one first
+      workspace = std::make_unique<lowbit::cuda::DeviceBuffer>(bytes);
+    }
+    copies[copy].args.workspace = workspace ? workspace->data() : nullptr;
+    copies[copy].args.workspace_size = workspace ? workspace->size() : 0;
+  }
+}
+
+lowbit::bench::Timing time_kernel(const lowbit::Kernel& kernel, const std::vector<Inputs>& copies,
+                                  lowbit::bench::L2Flush& flush, int repeats) {
+  return flush.time([&](int copy) { kernel.run(copies[static_cast<std::size_t>(copy)].args); },
+                         static_cast<int>(copies.size()), repeats);
 }
 
 // Runs once on poisoned outputs; the error of the first reference rows against the reference
@@ -113,19 +118,19 @@ int main(int argc, char** argv) {
   std::string shapes;
   int repeats = 50;
   int64_t check_rows = 8;
-  std::string family;  // empty: every family
+  std::vector<std::string> families;  // empty: every family
   std::string only;    // empty: every variant
   std::string flush_name = "read";
   CLI::App app{"lowbit_cuda_bench: every CUDA candidate of each shape, timed and checked"};
   app.add_option("shapes", shapes, "a file of descriptors, one a line")->required()->check(CLI::ExistingFile);
   app.add_option("--repeats", repeats, "timed runs per variant (their median)")->check(CLI::Range(1, 100000));
   app.add_option("--check-rows", check_rows, "rows compared with the reference")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--family", family, "only this family's candidates")
+  app.add_option("--family", families, "only these families' candidates (comma-separated)")
+      ->delimiter(',')
       ->check(CLI::IsMember(lowbit::EnumNames<lowbit::cuda::CudaFamily>::names));
   app.add_option("--variant", only, "only the candidate of this full name");
-  const std::map<std::string, lowbit::bench::FlushMode> flush_modes = {{"read", lowbit::bench::FlushMode::read},
-                                                                      {"write", lowbit::bench::FlushMode::write}};
-  app.add_option("--flush", flush_name, "how L2 is emptied before each timed run (bench/l2_flush.h)")
+  const std::map<std::string, lowbit::bench::FlushMode>& flush_modes = lowbit::bench::flush_modes();
+  app.add_option("--flush", flush_name, "how the timed calls' operands are kept out of L2 (bench/l2_flush.h)")
       ->check(CLI::IsMember(flush_modes));
   CLI11_PARSE(app, argc, argv);
   try {
@@ -135,22 +140,34 @@ int main(int argc, char** argv) {
     for (const std::string& line : lowbit::bench::read_shapes_file(shapes)) {
       lowbit::OpDesc desc = lowbit::parse_descriptor(line);
       lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("cuda bench " + line));
-      Inputs inputs = upload(problem);
+      const int64_t call_bytes = lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
+                                 desc.m * desc.n * lowbit::dtype_bytes(desc.out);
+      const int copy_count = flush.copies_for(static_cast<std::size_t>(call_bytes));
+      std::vector<Inputs> copies = upload_copies(problem, copy_count);
+      Inputs& inputs = copies.front();  // the checked copy
       // The first rows of y are the first rows of the reference: relative_error reads as many as it gets.
       const int64_t reference_rows = std::min<int64_t>(check_rows, desc.m);
       const std::vector<double> reference =
           lowbit::reference_matmul(desc, reference_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
                             {"flush", lowbit::bench::flush_mode_name(flush.mode())},
-                            {"bytes", lowbit::native_weight_bytes(desc) + static_cast<int64_t>(problem.x.size()) +
-                                          desc.m * desc.n * lowbit::dtype_bytes(desc.out)}};
+                            {"bytes", call_bytes}, {"copies", copy_count}};
+      // The pure-read reference: the call's weight buffer (qweight, scales, zeros: all but x and
+      // y) read by l2_flush's read kernel under the same protocol.
+      const std::size_t read_bytes = problem.packed.storage.size() / 16 * 16;
+      row["read_bytes"] = read_bytes;
+      const lowbit::bench::Timing read = flush.time(
+          [&](int copy) { flush.read(copies[static_cast<std::size_t>(copy)].weights.data(), read_bytes, copy); },
+          copy_count, repeats);
+      row["read_us"] = read.median_us;
+      if (flush.mode() == lowbit::bench::FlushMode::rotate) row["read_run_mean_us"] = read.run_mean_us;
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
       std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major, device.sm_count);
-      if (!family.empty())
+      if (!families.empty())
         std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
-          return lowbit::cuda::to_string(variant.family) != family;
+          return std::ranges::find(families, lowbit::cuda::to_string(variant.family)) == families.end();
         });
       if (!only.empty())
         std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
@@ -159,7 +176,7 @@ int main(int argc, char** argv) {
       const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major, device.sm_count);
       std::vector<lowbit::cuda::CompiledCandidate> compiled =
           lowbit::cuda::compile_candidates(desc, variants, device.arch());
-      std::unique_ptr<lowbit::cuda::DeviceBuffer> workspace;
+      std::vector<std::unique_ptr<lowbit::cuda::DeviceBuffer>> workspaces;  // one per copy
       double best_dequant_gemm = 1e30;  // the fastest dequant_gemm variant end to end: its pass is reported
       for (std::size_t index = 0; index < variants.size(); ++index) {
         const lowbit::cuda::CudaVariant& variant = variants[index];
@@ -168,31 +185,39 @@ int main(int argc, char** argv) {
           continue;
         }
         const auto kernel = lowbit::cuda::load(desc, variant, std::move(compiled[index].cubin));
-        const std::size_t workspace_bytes = kernel->workspace_bytes(desc.m);
-        if (workspace_bytes > 0 && (!workspace || workspace->size() < workspace_bytes)) {
-          workspace.reset();  // frees the smaller one first
-          workspace = std::make_unique<lowbit::cuda::DeviceBuffer>(workspace_bytes);
-        }
-        inputs.args.workspace = workspace ? workspace->data() : nullptr;
-        inputs.args.workspace_size = workspace ? workspace->size() : 0;
+        provide_workspaces(copies, workspaces, kernel->workspace_bytes(desc.m));
         const double error = check_error(*kernel, problem, reference, inputs);
         const double bound = lowbit::cuda::verification_tolerance(desc, variant);
         if (!(error <= bound)) {
           row["failures"][kernel->name()] = fmt::format("relative error {:.3g} exceeds {:.3g}", error, bound);
           continue;
         }
+        lowbit::bench::Timing timing;
+        try {
+          timing = time_kernel(*kernel, copies, flush, repeats);
+        } catch (const std::runtime_error& refusal) {  // rotate: the host could not stay ahead of the GPU
+          row["failures"][kernel->name()] = fmt::format("not timed: {}", refusal.what());
+          continue;
+        }
         worst_error = std::max(worst_error, error);
-        const double microseconds = time_kernel(*kernel, inputs.args, flush, repeats);
+        const double microseconds = timing.median_us;
         row["variants"][kernel->name()] = microseconds;
+        // rotate: the whole run's mean beside the per-call median (l2_flush.h's Timing says why)
+        if (flush.mode() == lowbit::bench::FlushMode::rotate) row["variants_run_mean"][kernel->name()] = timing.run_mean_us;
         if (variant == heuristic) row["heuristic_us"] = microseconds;
         if (microseconds < best) {
           best = microseconds;
           best_name = kernel->name();
+          if (flush.mode() == lowbit::bench::FlushMode::rotate) row["best_run_mean_us"] = timing.run_mean_us;
         }
         // The fallback's dequantization pass alone: bytes read + written over its time.
         if (const auto* dequant = dynamic_cast<const lowbit::cuda::DequantGemmKernel*>(kernel.get())) {
-          const double dequant_us =
-              time_launch([&] { dequant->dequantize(inputs.args, workspace->data()); }, flush, repeats);
+          const double dequant_us = flush.time(
+              [&](int copy) {
+                const lowbit::RunArgs& args = copies[static_cast<std::size_t>(copy)].args;
+                dequant->dequantize(args, args.workspace);
+              },
+              copy_count, repeats).median_us;
           const double dequant_bytes = static_cast<double>(lowbit::native_weight_bytes(desc) + desc.n * desc.k * 2);
           row["dequant"][kernel->name()] = dequant_us;
           if (microseconds < best_dequant_gemm) {

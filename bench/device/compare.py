@@ -1,8 +1,12 @@
 """Joins lowbit_cuda_bench's JSON lines with torch_baselines.py's (same device call) into the
 table of docs/benchmarks.md: time, % of the bandwidth floor (bytes moved / measured copy
-bandwidth), and speedups over cuBLAS (in the row's activation dtype) and tinygemm (bf16 rows).
-Both files must name the same L2 flush protocol (bench/l2_flush.h; files from before the field
-existed were measured with the memset, "write"); a mix is refused.
+bandwidth), and speedups over cuBLAS (in the row's activation dtype) and tinygemm (bf16 rows);
+"read %": the pure-read reference (l2_flush's read kernel over the call's weight buffer, timed
+under the same protocol) as % of its own bytes' floor, "—" for files from before it existed.
+Under rotate a second table gives the same rows by each run's mean without per-call events
+(*_run_mean_us; bench/l2_flush.h's Timing says why both).
+Both files must name the same L2 flush protocol (bench/l2_flush.h: read, write or rotate; files
+from before the field existed were measured with the memset, "write"); a mix is refused.
 Usage: compare.py LOWBIT.jsonl TORCH.jsonl"""
 import json
 import sys
@@ -26,7 +30,7 @@ def main():
     baselines = {(row["m"], row["n"], row["k"], row.get("act", "bf16")): row for row in torch_rows[1:]}
     print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write); L2 flush: {flush}")
     print(f"{'M':>4} {'N x K':>12} {'format':>10} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
-          f"{'tinygemm us':>12} {'x tinygemm':>11} {'heur us':>8} {'max err':>9}  best variant")
+          f"{'tinygemm us':>12} {'x tinygemm':>11} {'heur us':>8} {'max err':>9} {'read %':>7}  best variant")
     for row in lowbit_rows:
         f = fields(row["descriptor"])
         key = (int(f["m"]), int(f["n"]), int(f["k"]), f.get("act", "bf16"))
@@ -37,13 +41,39 @@ def main():
         tiny = base.get("tinygemm_us")
         # "—": the heuristic's variant was not timed (a --family or --variant run left it out).
         heuristic = f"{row['heuristic_us']:.1f}" if "heuristic_us" in row else "—"
+        read = (f"{100 * row['read_bytes'] / (copy_gbps * 1e9) * 1e6 / row['read_us']:.0f}%"
+                if "read_us" in row else "—")
         if "best_variant" not in row or not row["best_variant"]:
             print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} no variant passed: {row.get('failures', '?')}")
             continue
         print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
               f"{cublas:>10.1f} {cublas / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
-              f"{heuristic:>8} {row['max_rel_err']:>9.1e}  {row['best_variant']}")
+              f"{heuristic:>8} {row['max_rel_err']:>9.1e} {read:>7}  {row['best_variant']}")
+
+    run_mean_table(lowbit_rows, baselines, copy_gbps)
+
+
+def run_mean_table(lowbit_rows, baselines, copy_gbps):
+    """rotate's second figure: each run's time over its calls, events only at the run's two ends."""
+    rows = [row for row in lowbit_rows if "best_run_mean_us" in row]
+    if not rows:
+        return
+    print("rotate, the run's mean (no event between calls; the best variant by the median above):")
+    print(f"{'M':>4} {'N x K':>12} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
+          f"{'tinygemm us':>12} {'x tinygemm':>11} {'read %':>7}  copies")
+    nan = float("nan")
+    for row in rows:
+        f = fields(row["descriptor"])
+        key = (int(f["m"]), int(f["n"]), int(f["k"]), f.get("act", "bf16"))
+        base = baselines.get(key, {})
+        lowbit = row["best_run_mean_us"]
+        cublas = base.get("cublas_run_mean_us", nan)
+        tiny = base.get("tinygemm_run_mean_us", nan)
+        floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
+        read = 100 * row["read_bytes"] / (copy_gbps * 1e9) * 1e6 / row["read_run_mean_us"]
+        print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {lowbit:>10.1f} {100 * floor_us / lowbit:>7.0f}% "
+              f"{cublas:>10.1f} {cublas / lowbit:>8.2f}x {tiny:>12.1f} {tiny / lowbit:>10.2f}x {read:>6.0f}%  {row['copies']}")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@
 # compute-sanitizer sample and issue 4's format rows (below; the release call runs them too when
 # time is left; LOWBIT_DEVICE_RELEASE_CPU=0 leaves the release call's Xeon table out to make that
 # time). LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's heuristic against tuned (below).
-# LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_FLUSH=read|write: the L2 flush protocol of every
+# LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_FLUSH=read|write|rotate: the L2 protocol of every
 # CUDA timing, lowbit's and torch's alike (bench/l2_flush.h; default read). The release call also
-# times the floor shapes at M <= 16 under `write`, the memset protocol of the tables before
-# 2026-11-22's session 7, for a side-by-side.
+# times the floor shapes at M <= 16 under both other protocols (with read: write, the memset of the
+# tables before 2026-11-22's session 7, and rotate, the back-to-back run), for a side-by-side.
 set -uo pipefail
 deps="$PWD/.deps/usr"  # the checkout root: where the call starts
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,7 +27,10 @@ OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 jobs=$(nproc)
-flush=${LOWBIT_DEVICE_FLUSH:-read}
+# LOWBIT_DEVICE_FLUSH may name several protocols, space-separated: the LOWBIT_DEVICE_BENCH mode
+# times its shapes under each in turn (one table after the other); every other step takes the first.
+flushes=${LOWBIT_DEVICE_FLUSH:-read}
+flush=${flushes%% *}
 
 # On exit every file under $OUT but the tables, the test and sanitizer logs and the machine
 # description goes into raw.tar.gz (pack_outputs.sh).
@@ -143,10 +146,14 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
   fi
   bench_against_torch sweep bench/shapes/llama3_8b_cuda_sweep.txt "$flush" cuda_table.txt 220 100 --repeats 15
   tail -40 "$OUT/cuda_table.txt"
-  # The floor shapes at M <= 16 again under the other protocol, lowbit and torch alike.
-  other=write
-  [ "$flush" = write ] && other=read
-  bench_against_torch "floor_$other" bench/shapes/gemv3_floor.txt "$other" cuda_floor_other_table.txt 90 40 --repeats 15
+  # The floor shapes at M <= 16 again under each other protocol, lowbit and torch alike; both
+  # tables in one file (the call returns at most 8 files; the parts go into raw.tar.gz).
+  : > "$OUT/cuda_floor_other_table.txt"
+  for other in read write rotate; do
+    [ "$other" = "$flush" ] && continue
+    bench_against_torch "floor_$other" bench/shapes/gemv3_floor.txt "$other" "floor_$other.txt" 90 40 --repeats 15
+    cat "$OUT/floor_$other.txt" >> "$OUT/cuda_floor_other_table.txt"
+  done
   cat "$OUT/cuda_floor_other_table.txt"
   # LOWBIT_DEVICE_RELEASE_CPU=0 leaves the Xeon's table out (a call whose x86 kernels are those of
   # a measured call already), so that the formats part fits.
@@ -189,9 +196,20 @@ fi
 # (after the tests of LOWBIT_DEVICE_TESTS when both are set). A quick loop while tuning a family.
 if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   read -r -a bench_args <<< "$LOWBIT_DEVICE_BENCH"
-  bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt 400 100 "${bench_args[@]:1}"
+  if [ "$flushes" = "$flush" ]; then
+    bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt 400 100 "${bench_args[@]:1}"
+    cat "$OUT/cuda_table.txt"
+    tail -3 "$OUT/lowbit_bench.err"
+    exit 0
+  fi
+  # Several protocols: each its own tables (into raw.tar.gz), joined in cuda_table.txt.
+  : > "$OUT/cuda_table.txt"
+  for mode in $flushes; do
+    bench_against_torch "bench_$mode" "${bench_args[0]}" "$mode" "table_$mode.txt" 400 100 "${bench_args[@]:1}"
+    cat "$OUT/table_$mode.txt" >> "$OUT/cuda_table.txt"
+    tail -n 3 "$OUT/lowbit_bench_$mode.err" "$OUT/torch_bench_$mode.err"
+  done
   cat "$OUT/cuda_table.txt"
-  tail -3 "$OUT/lowbit_bench.err"
   exit 0
 fi
 

@@ -3,14 +3,22 @@ kernels: cuBLAS through torch.nn.functional.linear in the descriptor's activatio
 fp16), torch's int4 kernel (aten._weight_int4pack_mm, "tinygemm", group 128, bf16 only), and the
 device's copy bandwidth. The baselines do not depend on the descriptor's bits, group or zero:
 each (M, N, K, act) is measured once.
-Times: CUDA events around each call, L2 emptied before every one by the same protocol as
-lowbit_cuda_bench (bench/l2_flush.h): --flush read (default; a read of a 512 MiB buffer leaves
-only clean lines in L2) or write (a 512 MiB memset, triton.testing.do_bench's way, which leaves
-dirty lines the timed call must write back); the median of the repeats. The copy bandwidth is
+Times: the same protocols as lowbit_cuda_bench (bench/l2_flush.h), the median of the repeats:
+--flush read (default; CUDA events around each call, a read of a 512 MiB buffer before it
+leaves only clean lines in L2), write (the same with a 512 MiB memset, triton.testing.do_bench's
+way, which leaves dirty lines the timed call must write back) or rotate (R copies of the call's
+inputs, x and the weight, or tinygemm's packed weight and scales, together >= 4x L2; the calls
+back to back round-robin over them, an event before each and after the last, each call's time
+the interval to the next event; the run queued behind torch.cuda._sleep, long enough by the
+host's clock that Python's dispatch never shows, else repeated behind a longer sleep; torch's
+outputs come from its caching allocator and are not rotated; the same run again with events
+only at its two ends gives the run's mean, *_run_mean_us: bench/l2_flush.h's Timing says why). The copy bandwidth is
 triton.testing.do_bench's (a 1 GiB copy: 2 GiB of traffic, the flush's lines do not matter).
-Prints one JSON object per line. Usage: python3 torch_baselines.py SHAPES_FILE [--flush read|write]"""
+Prints one JSON object per line. Usage: python3 torch_baselines.py SHAPES_FILE [--flush read|write|rotate]"""
 import argparse
 import json
+import math
+import time
 
 import torch
 import triton.testing
@@ -26,12 +34,13 @@ REPEATS = 100
 
 
 class L2Flush:
-    """bench/l2_flush.h's two protocols. The read kernel is torch's sum over the buffer (one
-    float written); the buffer holds ones, so the sum never overflows or varies."""
+    """bench/l2_flush.h's protocols. The read kernel is torch's sum over the buffer (one float
+    written); the buffer holds ones, so the sum never overflows or varies. rotate needs no buffer."""
 
     def __init__(self, mode):
         self.mode = mode
-        self.buffer = torch.ones(FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
+        if mode != "rotate":
+            self.buffer = torch.ones(FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
 
     def run(self):
         if self.mode == "read":
@@ -40,20 +49,94 @@ class L2Flush:
             self.buffer.zero_()
 
 
-def time_us(fn, flush, repeats=REPEATS):
+def rotation_copies(call_bytes):
+    """bench/l2_flush.h's rotation_copies: copies of call_bytes together >= 4x this GPU's L2, at least 2."""
+    return max(2, math.ceil(4 * torch.cuda.get_device_properties(0).L2_cache_size / call_bytes))
+
+
+def sleep_cycles_per_us():
+    """torch.cuda._sleep counts clock cycles: its rate, measured once with events."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(1000)  # first launch outside the measurement
+    start.record()
+    torch.cuda._sleep(10_000_000)
+    stop.record()
+    torch.cuda.synchronize()
+    return 10_000_000 / (1e3 * start.elapsed_time(stop))
+
+
+def time_flushed_us(fn, flush, repeats):
     """Median microseconds of `repeats` calls, each after flush.run(), between CUDA events."""
     for _ in range(WARMUP):
-        fn()
+        fn(0)
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
     stops = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
     for start, stop in zip(starts, stops):
         flush.run()
         start.record()
-        fn()
+        fn(0)
         stop.record()
     torch.cuda.synchronize()
     times = sorted(1e3 * start.elapsed_time(stop) for start, stop in zip(starts, stops))
     return times[len(times) // 2]
+
+
+def run_rotated(fn, copies, repeats, cycles_per_us, event_per_call):
+    """Intervals (us) between consecutive events of `repeats` back-to-back calls fn(copy),
+    round-robin over `copies`, an event before each call and after the last (event_per_call) or
+    only before the first and after the last; queued behind a sleep of the GPU that outlasts the
+    host's enqueue (checked by the host's clock; a run that did not fit is repeated behind twice
+    the enqueue time, at most 4 times, then refused)."""
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(repeats + 1 if event_per_call else 2)]
+    sleep_us = 2000 + 50 * (WARMUP + repeats + len(events))  # Python's dispatch: ~10-20 us an operation
+    for _ in range(4):
+        begin = time.perf_counter()
+        torch.cuda._sleep(int(sleep_us * cycles_per_us))
+        for copy in range(WARMUP):
+            fn(copy % copies)
+        for index in range(repeats):
+            if event_per_call or index == 0:
+                events[index if event_per_call else 0].record()
+            fn((WARMUP + index) % copies)
+        events[-1].record()
+        enqueue_us = 1e6 * (time.perf_counter() - begin)
+        torch.cuda.synchronize()
+        if enqueue_us < sleep_us:
+            return [1e3 * events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
+        sleep_us = 2 * enqueue_us
+    raise RuntimeError(f"--flush rotate: enqueueing {repeats} calls took {enqueue_us:.0f} us, "
+                       "longer than the GPU's sleep ahead of them, 4 times")
+
+
+def time_rotated_us(fn, copies, repeats, cycles_per_us):
+    """(median of the per-call intervals, the run's mean without per-call events): bench/l2_flush.h's Timing."""
+    for copy in range(WARMUP):
+        fn(copy % copies)
+    torch.cuda.synchronize()
+    times = sorted(run_rotated(fn, copies, repeats, cycles_per_us, True))
+    return times[len(times) // 2], run_rotated(fn, copies, repeats, cycles_per_us, False)[0] / repeats
+
+
+class Timer:
+    """Times fn(copy) under one protocol; under rotate the caller made `copies` of the inputs."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.flush = L2Flush(mode)
+        self.cycles_per_us = sleep_cycles_per_us() if mode == "rotate" else None
+
+    def copies(self, call_bytes):
+        return rotation_copies(call_bytes) if self.mode == "rotate" else 1
+
+    def time_us(self, fn, copies, repeats=REPEATS):
+        """(median, run mean or None): the run mean only under rotate."""
+        if self.mode == "rotate":
+            return time_rotated_us(fn, copies, repeats, self.cycles_per_us)
+        return time_flushed_us(fn, self.flush, repeats), None
+
+
+def nbytes(tensor):
+    return tensor.numel() * tensor.element_size()
 
 
 def copy_bandwidth_gbps():
@@ -63,22 +146,37 @@ def copy_bandwidth_gbps():
     return 2 * source.numel() / (microseconds * 1e-6) / 1e9  # bytes read + bytes written
 
 
-def tinygemm(x, n, k, group):
+def cublas(x, n, k, timer):
+    """F.linear on R copies of x and the weight (the same bytes: clones)."""
+    weight = torch.randn(n, k, dtype=x.dtype, device="cuda")
+    copies = timer.copies(nbytes(x) + nbytes(weight))
+    operands = [(x.clone(), weight.clone()) for _ in range(copies)]
+    return timer.time_us(lambda copy: torch.nn.functional.linear(*operands[copy]), copies)
+
+
+def tinygemm(x, n, k, group, timer):
     # Random int4 codes packed the way torch expects: uint8 [n, k/2], then the tile packing.
     codes = torch.randint(0, 16, (n, k), dtype=torch.int32, device="cuda")
     packed_bytes = (codes[:, ::2] << 4 | codes[:, 1::2]).to(torch.uint8)
     weight = torch.ops.aten._convert_weight_to_int4pack(packed_bytes, 8)
     scales_and_zeros = torch.randn(k // group, n, 2, dtype=torch.bfloat16, device="cuda") * 0.01
-    return lambda: torch.ops.aten._weight_int4pack_mm(x, weight, group, scales_and_zeros)
+    copies = timer.copies(nbytes(x) + nbytes(weight) + nbytes(scales_and_zeros))
+    operands = [(x.clone(), weight.clone(), scales_and_zeros.clone()) for _ in range(copies)]
+
+    def call(copy):
+        x_copy, weight_copy, scales_copy = operands[copy]
+        return torch.ops.aten._weight_int4pack_mm(x_copy, weight_copy, group, scales_copy)
+    return timer.time_us(call, copies)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("shapes", help="a file of descriptors, one a line")
-    parser.add_argument("--flush", choices=["read", "write"], default="read", help="how L2 is emptied before each run")
+    parser.add_argument("--flush", choices=["read", "write", "rotate"], default="read",
+                        help="how the timed calls' operands are kept out of L2 (bench/l2_flush.h)")
     arguments = parser.parse_args()
     torch.manual_seed(0)
-    flush = L2Flush(arguments.flush)
+    timer = Timer(arguments.flush)
     print(json.dumps({"copy_gbps": copy_bandwidth_gbps(), "device": torch.cuda.get_device_name(), "flush": arguments.flush}),
           flush=True)
     measured = set()
@@ -93,13 +191,17 @@ def main():
         measured.add((m, n, k, act))
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[act]
         x = torch.randn(m, k, dtype=dtype, device="cuda")
-        weight = torch.randn(n, k, dtype=dtype, device="cuda")
-        row = {"m": m, "n": n, "k": k, "act": act, "cublas_us": time_us(lambda: torch.nn.functional.linear(x, weight), flush)}
+        row = {"m": m, "n": n, "k": k, "act": act}
+        row["cublas_us"], run_mean = cublas(x, n, k, timer)
+        if run_mean is not None:
+            row["cublas_run_mean_us"] = run_mean
         if act != "bf16":
             row["tinygemm_error"] = "torch's int4 kernel takes bf16 activations only"
         else:
             try:
-                row["tinygemm_us"] = time_us(tinygemm(x, n, k, 128), flush)
+                row["tinygemm_us"], run_mean = tinygemm(x, n, k, 128, timer)
+                if run_mean is not None:
+                    row["tinygemm_run_mean_us"] = run_mean
             except Exception as error:  # report, do not hide: the table shows the reason
                 row["tinygemm_error"] = str(error)[:200]
         print(json.dumps(row), flush=True)
