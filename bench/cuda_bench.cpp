@@ -11,7 +11,7 @@
 // call under the same protocol. Workspaces (dequant_gemm) are allocated here, one per copy; that
 // family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
 // its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME[,NAME...]] [--variant NAME] [--flush read|write|rotate]
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME[,NAME...]] [--variant NAME] [--flush read|write|rotate] [--overlap]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
 // M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
 // that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma; several comma-separated),
@@ -129,6 +129,10 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::IsMember(lowbit::EnumNames<lowbit::cuda::CudaFamily>::names));
   app.add_option("--variant", only, "only the candidate of this full name");
+  bool overlap = false;
+  app.add_flag("--overlap", overlap,
+               "calls set RunArgs::overlap_previous (gemv_mma on sm_90 may then start while the previous call "
+               "finishes; meaningful with --flush rotate's run mean, which has no events between calls)");
   const std::map<std::string, lowbit::bench::FlushMode>& flush_modes = lowbit::bench::flush_modes();
   app.add_option("--flush", flush_name, "how the timed calls' operands are kept out of L2 (bench/l2_flush.h)")
       ->check(CLI::IsMember(flush_modes));
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
                                  desc.m * desc.n * lowbit::dtype_bytes(desc.out);
       const int copy_count = flush.copies_for(static_cast<std::size_t>(call_bytes));
       std::vector<Inputs> copies = upload_copies(problem, copy_count);
+      for (Inputs& copy : copies) copy.args.overlap_previous = overlap;
       Inputs& inputs = copies.front();  // the checked copy
       // The first rows of y are the first rows of the reference: relative_error reads as many as it gets.
       const int64_t reference_rows = std::min<int64_t>(check_rows, desc.m);
@@ -151,7 +156,7 @@ int main(int argc, char** argv) {
           lowbit::reference_matmul(desc, reference_rows, problem.x.data(), problem.weights, nullptr, nullptr);
       nlohmann::json row = {{"descriptor", lowbit::to_string(desc)}, {"device", device.name},
                             {"flush", lowbit::bench::flush_mode_name(flush.mode())},
-                            {"bytes", call_bytes}, {"copies", copy_count}};
+                            {"bytes", call_bytes}, {"copies", copy_count}, {"overlap_previous", overlap}};
       // The pure-read reference: the call's weight buffer (qweight, scales, zeros: all but x and
       // y) read by l2_flush's read kernel under the same protocol.
       const std::size_t read_bytes = problem.packed.storage.size() / 16 * 16;

@@ -28,7 +28,9 @@ def main():
         sys.exit(f"compare.py: the torch baselines were timed with --flush {flush}, lowbit rows with {', '.join(mixed)}: "
                  "not comparable; measure both with the same --flush")
     baselines = {(row["m"], row["n"], row["k"], row.get("act", "bf16")): row for row in torch_rows[1:]}
-    print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write); L2 flush: {flush}")
+    overlap = "; lowbit calls set overlap_previous (gemv_mma may start while the call before it ends)" if any(
+        row.get("overlap_previous") for row in lowbit_rows) else ""
+    print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write); L2 flush: {flush}{overlap}")
     print(f"{'M':>4} {'N x K':>12} {'format':>10} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
           f"{'tinygemm us':>12} {'x tinygemm':>11} {'heur us':>8} {'max err':>9} {'read %':>7}  best variant")
     for row in lowbit_rows:
