@@ -55,6 +55,7 @@ extern "C" __global__ void early_reader(const unsigned* from, unsigned* to, unsi
 class HelperKernels {
  public:
   HelperKernels() {
+    make_current(0);  // each test runs in its own process: nothing made the context current yet
     const std::vector<char> cubin = compile_to_cubin(helper_source, "overlap_helpers", device_info(0).arch());
     check(driver().cuModuleLoadData(&module_, cubin.data()), "cuModuleLoadData");
     check(driver().cuModuleGetFunction(&late_writer_, module_, "late_writer"), "cuModuleGetFunction");
