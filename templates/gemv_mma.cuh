@@ -105,6 +105,16 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 #endif
 }
 
+// Lets the stream's next kernel, if launched to overlap this one, start now: its blocks may take
+// free SM slots and start what precedes their own wait_for_previous_grid, which still returns
+// only once this grid has completed and its writes are visible. Without such a dependent it does
+// nothing; below sm_90 it is not compiled.
+__device__ __forceinline__ void let_next_grid_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // fp32 pair -> packed 16-bit pair (first value in the low half), round to nearest even.
 template <bool IS_BF16>
 __device__ __forceinline__ u32 pack_pair(float first, float second) {
@@ -532,6 +542,9 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   }
 #endif
   wait_for_previous_grid();
+  // The next call's lead then overlaps this one's stream (and its tail): the dependent grid starts
+  // once every block of this one has passed here, so it never takes a slot this grid still needs.
+  let_next_grid_start();
   if (Config::X_RESIDENT) copy_resident_x();
 #pragma unroll
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk();
