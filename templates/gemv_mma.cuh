@@ -105,10 +105,10 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 #endif
 }
 
-// Lets the stream's next kernel, if launched to overlap this one, start now: its blocks may take
-// free SM slots and start what precedes their own wait_for_previous_grid, which still returns
-// only once this grid has completed and its writes are visible. Without such a dependent it does
-// nothing; below sm_90 it is not compiled.
+// Lets the stream's next kernel, if launched to overlap this one, start once every block of this
+// grid has passed here (or exited): its blocks may take free SM slots and run what precedes their
+// own wait_for_previous_grid, which still returns only once this grid has completed and its
+// writes are visible. Without such a dependent it does nothing; below sm_90 it is not compiled.
 __device__ __forceinline__ void let_next_grid_start() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
@@ -542,9 +542,6 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   }
 #endif
   wait_for_previous_grid();
-  // The next call's lead then overlaps this one's stream (and its tail): the dependent grid starts
-  // once every block of this one has passed here, so it never takes a slot this grid still needs.
-  let_next_grid_start();
   if (Config::X_RESIDENT) copy_resident_x();
 #pragma unroll
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk();
@@ -640,6 +637,11 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       }
       __syncwarp();  // every lane has read this stage before a later chunk refills it
     }
+    // The block's weights are all read: an overlapping next call may start (its lead into L2 then
+    // fills this grid's tail, not its stream). Triggered at the start instead, the next call's
+    // lead competed with this call's stream: on the H100 M = 8 and 16 on 4096x14336 took 16 % and
+    // 33 % longer back to back (docs/benchmarks.md, "overlapping calls").
+    if (step + 1 == block_panels) let_next_grid_start();
     if (first_tile < end_tile) fold_group();
 
 #pragma unroll

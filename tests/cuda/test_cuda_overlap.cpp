@@ -178,15 +178,16 @@ TEST(CudaOverlap, ControlReaderWithoutTheWaitSeesTheOldX) {
                                    "overlapping-call tests below prove nothing on this device";
 }
 
-// gemv_mma at odd shapes (N not a multiple of 16, K with a partial last group), unsplit and split
+// gemv_mma at odd shapes (N not a multiple of 16; K not a multiple of 128, or with whole-K
+// scaling a K tail inside the last 16-k tile), unsplit and split
 // along K (its partials go to the workspace, summed by a second, plain launch), at M = 1, 5, 16.
 TEST(CudaOverlap, GemvMmaSeesThePreviousKernelsWrites) {
   SKIP_WITHOUT_HOPPER();
   const HelperKernels helpers;
   GemvGenerator generator;
   int checked = 0;
-  for (const char* text : {"m=1,n=1000,k=4100,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
-                           "m=5,n=1000,k=4100,bits=8,group=64,zero=float,act=fp16,out=fp32,bias=1",
+  for (const char* text : {"m=1,n=1000,k=4224,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=5,n=1000,k=4160,bits=8,group=64,zero=float,act=fp16,out=fp32,bias=1",
                            "m=16,n=1000,k=4100,bits=2,group=-1,zero=none,act=bf16,out=bf16,bias=0"}) {
     const OpDesc desc = parse_descriptor(std::string(text) + ",device=cuda:0");
     for (int split : {1, 2}) {
@@ -207,7 +208,7 @@ TEST(CudaOverlap, GemvMmaSeesThePreviousKernelsWrites) {
 TEST(CudaOverlap, OtherFamiliesLaunchPlainly) {
   SKIP_WITHOUT_HOPPER();
   const HelperKernels helpers;
-  const OpDesc desc = parse_descriptor("m=3,n=1000,k=4100,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1,device=cuda:0");
+  const OpDesc desc = parse_descriptor("m=3,n=1000,k=4224,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1,device=cuda:0");
   const CudaKernel kernel(desc, CudaVariant{CudaFamily::gemv, 4, 2});
   const std::string failure = check_overlapping_call(helpers, kernel);
   EXPECT_TRUE(failure.empty()) << failure;
