@@ -203,25 +203,32 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 }
 
 // What the candidates' timings on an H100 favoured (docs/benchmarks.md, "small M to the
-// bandwidth floor", both rounds): the tensor-core family at every M (the CUDA-core family only
-// for fp32 activations), 2 stages; up to M=4, 16 warps per panel except on many panels
-// (N = 28672: 8 warps, 35.7 against 39.5 us at M=1); from M=5 on, 8 warps with 1 KB chunks
-// (block_k twice the format's: best or within 3 % at M=8 and 16 on all four shapes, 37.2
-// against 39.8 us at M=8 on 28672x4096), and 1 KB chunks at 16 warps up to M=4 on few panels
-// with long K (4096x14336: 20.4 against 20.9 us at M=1, 20.3 against 20.8 at M=4, in two
-// calls). Split-K never won (its second launch alone costs about 2.5 us at these sizes).
+// bandwidth floor" and the no-tune heuristic's misses of session 9): the tensor-core family at
+// every M (the CUDA-core family only for fp32 activations), 2 stages; the warps a panel's block
+// takes and the chunk per warp and stage by the rows and by how many blocks the grid has:
+// - Few panels (at most few_panels: about two blocks per SM of the H100's 132) need more warps
+//   per block to keep enough bytes in flight; on more panels, the grid's own blocks do, and half
+//   the warps per panel won: at M <= 4, 16 warps on 256 panels (4096 columns: 7.8 us at M=1),
+//   8 on 384 and 1792 (6144x4096: 9.5 against 11.2 us at M=1, 9.9 against 11.7 at M=4;
+//   28672x4096: 27.5 against 30.9 at M=1); at M = 5..8, 8 warps on 256 panels (4096x14336:
+//   15.6 us, the best) and 4 on more (28672x4096: 28.2 against 31.0 us with 8 warps; 6144x4096:
+//   9.5 against 9.7).
+// - 1 KB chunks (block_k twice the format's) at M = 5..8 (4096x14336: 15.6 against 18.1 us at
+//   M=8); not at M <= 4 (4096x14336 at M=1: 15.6 against 16.4 us, M=4: 15.2 against 15.4), nor
+//   above 8 rows, where x's rows double a stage's share of x and 1 KB chunks took a block of 8
+//   warps to 98 KB, two blocks an SM (M=16: 11.4 against 14.5 us on 6144x4096, 8.9 against 9.6
+//   on 4096x4096, 20.5 against 20.8 on 4096x14336, all with 8 warps; 4 warps lost there too).
+// Split-K never won (its second launch alone costs about 2.5 us at these sizes).
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  const int wide = 2 * mma_chunk_tiles(desc.bits) * 16;
+  const bool few_panels = native_geometry(desc).panels <= heuristic_few_panels;
+  if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
   if (desc.m > 4) {
-    CudaVariant variant{CudaFamily::gemv_mma, 8, 2};
-    variant.block_k = wide;
+    CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
+    variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
     return variant;
   }
-  if (native_geometry(desc).panels >= 1024) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
-  CudaVariant variant{CudaFamily::gemv_mma, 16, 2};
-  if (desc.k >= 8192) variant.block_k = wide;
-  return variant;
+  return CudaVariant{CudaFamily::gemv_mma, few_panels ? 16 : 8, 2};
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {

@@ -36,6 +36,9 @@ class GemvGenerator {
   // The complete CUDA source for NVRTC: the template text and a thin instantiation.
   std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
   CudaVariant heuristic(const OpDesc& desc) const;
+  // heuristic(): up to this many panels the grid has about two blocks an SM of the H100 (132
+  // SMs), and a block takes twice the warps (gemv_generator.cpp says what was measured).
+  static constexpr int64_t heuristic_few_panels = 256;
   // A block per panel (split_k blocks per panel along grid y); gemv_mma's cp.async ring
   // of weights and x is dynamic shared memory.
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;

@@ -278,7 +278,27 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     shape = Shape{128, 64, 64, 6};
   else if (desc.m > 16)
     shape = Shape{128, 32, 128, 4};
-  const CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
+  // heuristic call, docs/benchmarks.md) where the taller tile wastes what the shorter one saves:
+  // - it pads at least a quarter of its rows more (M = 257..384: a second row of 256-row tiles
+  //   half empty): at M = 384 the 128-row tile's stream-K took 29.6 against 34.5 us (the 256-row
+  //   split2_ws) on 4096x4096 and 37.8 against 44.0 (the 256-row stream-K) on 6144x4096. A
+  //   smaller padded share is not worth it: at M = 1024, with no padding, the 128-row tile was
+  //   13-20 % slower (56.7 against 47.0 us on 4096x4096, 85.3 against 75.2 on 6144x4096).
+  // - it fills the SMs unsplit with no more work a block than the split 256-row grid (the same
+  //   rows x k a block, no partial sums to write and add): 30.3 against 36.3 us (split2_ws) at
+  //   M = 512 on 4096x4096. Where it needs a split too, the 256-row tile's wider split stayed
+  //   faster (51.5 against 56.1 us at M = 256 on 4096x14336, split4_ws against split2_ws).
+  if (desc.m > 128) {
+    const Shape shorter_shape{128, 128, 128, 4};
+    const CudaVariant shorter = variant_of(shorter_shape, 1);
+    if (pads_a_quarter_more(desc, chosen, shorter) ||
+        (chosen.split_k > 1 && block_work(desc, shorter) <= block_work(desc, chosen))) {
+      shape = shorter_shape;
+      chosen = split_to_waves(desc, shorter, 1);
+    }
+  }
   // Stream-K with the copy warpgroup (generator version 10; the H100, docs/benchmarks.md): at
   // M = 128..256, where the 128-row tiles' grid is over a quarter of a wave and under a whole one
   // and K is at most 32 stages of 128 k, the 128 x 128 x 128 warp-specialized tile with a block per
@@ -320,9 +340,12 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
       // tiles, 132 whole, 60 halved over 120 blocks; 98.3 against 99.4 for the plain schedule at
       // M = 256 on 28672x4096: 224 tiles); with the copy warpgroup it won at both (75.6 against
       // 76.5 and 90.1 against 92.4 us).
+      // Where its last phase is long against the even share it lost: 144 tiles on 132 blocks
+      // (M = 768 on 6144x4096) leave 12 halved tiles, 1.5 tiles a block against 1.09, and took
+      // 72.2 against 57.6 us (hybrid_pays).
       CudaVariant hybrid = streamed;
       hybrid.remainder_split = searched_remainder_split;
-      if (grid > streamed.stream_k && is_valid(desc, hybrid, 9)) return hybrid;
+      if (hybrid_pays(desc, hybrid) && is_valid(desc, hybrid, 9)) return hybrid;
       return streamed;
     }
   }
@@ -351,6 +374,27 @@ double WgmmaGenerator::wave_fill(const OpDesc& desc, const CudaVariant& variant)
   const int64_t blocks = tiles(desc, variant) * variant.split_k;
   const int64_t sms = sm_count_;
   return static_cast<double>(blocks) / static_cast<double>((blocks + sms - 1) / sms * sms);
+}
+
+int64_t WgmmaGenerator::block_work(const OpDesc& desc, const CudaVariant& variant) const {
+  const int64_t blocks = tiles(desc, variant) * variant.split_k;
+  const int64_t waves = (blocks + sm_count_ - 1) / sm_count_;
+  return waves * variant.block_m * ((desc.k + variant.split_k - 1) / variant.split_k);
+}
+
+bool WgmmaGenerator::pads_a_quarter_more(const OpDesc& desc, const CudaVariant& tall, const CudaVariant& shorter) {
+  const int64_t tall_rows = (desc.m + tall.block_m - 1) / tall.block_m * tall.block_m;
+  const int64_t shorter_rows = (desc.m + shorter.block_m - 1) / shorter.block_m * shorter.block_m;
+  return 4 * (tall_rows - shorter_rows) >= tall_rows;
+}
+
+bool WgmmaGenerator::hybrid_pays(const OpDesc& desc, const CudaVariant& hybrid) {
+  const int64_t grid = tiles(desc, hybrid);
+  if (grid <= hybrid.stream_k || remaining_tiles(desc, hybrid) == 0) return false;
+  const double even_share = static_cast<double>(grid) / static_cast<double>(hybrid.stream_k);
+  const double last_phase =
+      static_cast<double>(remaining_tiles(desc, hybrid)) / static_cast<double>(sharing_blocks(desc, hybrid));
+  return static_cast<double>(grid / hybrid.stream_k) + last_phase <= hybrid_margin * even_share;
 }
 
 LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {

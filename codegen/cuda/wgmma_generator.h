@@ -53,22 +53,46 @@ class WgmmaGenerator {
   // declares it): one wgmma.mma_async m64n{rows}k16 whose inline PTX names each accumulator.
   static std::string instruction_source(int rows, bool bf16);
   CudaVariant heuristic(const OpDesc& desc) const;
+  // heuristic()'s measures of a grid (the .cpp says what each was measured against):
+  // block_work: the rows x k one SM runs, its blocks' waves times a block's share;
+  int64_t block_work(const OpDesc& desc, const CudaVariant& variant) const;
+  // pads_a_quarter_more: tall's row tiles pad at least a quarter of their rows more than shorter's;
+  static bool pads_a_quarter_more(const OpDesc& desc, const CudaVariant& tall, const CudaVariant& shorter);
+  // hybrid_pays: the hybrid schedule's whole waves plus its last phase (the remaining tiles over
+  // their sharing blocks), in tiles a block, within hybrid_margin of stream-K's even share: the
+  // margin is the fix-up of every cut tile that the hybrid's whole tiles skip (it won by 1-2 %
+  // where the two shares were equal: 86.8 against 88.3 us at M = 256 on 28672x4096, and at 1.03
+  // times: 75.2 against 76.5 at M = 1024 on 6144x4096).
+  static constexpr double hybrid_margin = 1.05;
+  static bool hybrid_pays(const OpDesc& desc, const CudaVariant& hybrid);
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
   // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
   // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096); for 4
   // bits at every M beyond too (session 8's sweep, same call: the copy warpgroup's
   // n128m256k64_s4_ws at M = 4096 took 278.6 / 187.3 / 1301.9 / 638.5 us against dequant_gemm's
   // no-tune 287.9 / 196.6 / 1336.7 / 645.4 on the four Llama-3-8B shapes, bf16; fp16 likewise).
-  // Bits 2 and 8 above 1024 rows were not measured against dequant_gemm: it stays.
+  // Above 1024 rows at 2 and 8 bits (session 9's heuristic call, 4096x4096 and 4096x14336,
+  // bf16; the 256-row n128m256k64_s4_ws this heuristic takes there against dequant_gemm's
+  // no-tune w4u4s3): 2 bits at every M, as 4 (90.1 / 181.6 against 108.7 / 191.8 us at M = 2048
+  // / 4096 on 4096x4096, 293.6 against 332.5 at M = 2048 on 4096x14336); 8 bits up to 2048
+  // rows (105.9 against 112.5 us at M = 2048 on 4096x4096), not at 4096 (210.8 against 196.1):
+  // each 256-row tile decodes its weights again, twice the bytes a code at 8 bits, while
+  // dequant_gemm decodes them once for every M, so from some M the GEMM on decoded weights wins.
+  // 3 bits: not measured above 1024 rows, dequant_gemm stays.
   // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma too (39.2
   // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls); on N = 4096 and below 16 rows
   // gemv_mma stays (faster there, or not measured).
   static constexpr int64_t preferred_min_rows = 17;
   static constexpr int64_t preferred_max_rows = 1024;
-  static constexpr int preferred_unbounded_bits = 4;
+  static constexpr int64_t preferred_max_rows_8_bits = 2048;
   static constexpr int64_t preferred_wide_n = 16384;
+  // The most rows wgmma is preferred for at `bits` (no bound at 2 and 4 bits).
+  static constexpr int64_t preferred_rows_up_to(int bits) {
+    if (bits == 2 || bits == 4) return max_rows;
+    return bits == 8 ? preferred_max_rows_8_bits : preferred_max_rows;
+  }
   static bool preferred(const OpDesc& desc) {
-    return (desc.m >= preferred_min_rows && (desc.m <= preferred_max_rows || desc.bits == preferred_unbounded_bits)) ||
+    return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits)) ||
            (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n);
   }
   // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the

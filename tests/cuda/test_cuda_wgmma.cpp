@@ -131,7 +131,9 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
-  EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m256k64_s4_split2_ws");  // 64 x 2
+  // 257 rows: the 256-row grid would pad 255 of its 512 rows, the 128-row one 127 of 384 (not
+  // measured at this K; HeuristicShorterTileAndHybridRules): its 96 tiles shared by 132 blocks.
+  EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m128k128_s4_ws_sk132");
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8_ws");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
@@ -343,6 +345,39 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 1), 2 + 2);
 }
 
+// The heuristic's tile and schedule past 256 rows (WgmmaGenerator::heuristic, session 9's
+// measurements on the H100): the 128-row warp-specialized tile where the 256-row one pads a
+// quarter of its rows more or needs a split the 128-row grid does not; the hybrid stream-K only
+// where its last phase is short against the even share.
+TEST(CudaWgmmaCompile, HeuristicShorterTileAndHybridRules) {
+  WgmmaGenerator generator;
+  auto chosen = [&](const char* text) {
+    const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
+    return variant_name(desc, generator.heuristic(desc), "sm_90a");
+  };
+  // A tiled grid of the copy warpgroup's 256-row (n128m256k64) or 128-row (n128m128k128) tile.
+  auto variant_of_rows = [](int rows) { return stream_k_variant(128, rows, rows == 256 ? 64 : 128, 4, 0, 1); };
+  // The 128-row tile where the 256-row one pads a quarter of its rows more (M = 257..384), or
+  // fills the SMs only split where the 128-row grid fills them unsplit for the same work a block.
+  EXPECT_EQ(chosen("m=384,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m384_n128m128k128_s4_ws_sk132");  // 96 tiles
+  EXPECT_EQ(chosen("m=384,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m384_n128m128k128_s4_ws_sk132");  // 144 tiles
+  EXPECT_EQ(chosen("m=512,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m512_n128m128k128_s4_ws");  // 128 unsplit
+  EXPECT_EQ(chosen("m=385,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m385_n128m128k128_s4_ws");  // 128 unsplit
+  EXPECT_EQ(chosen("m=640,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m640_n128m256k64_s4_ws_sk132");  // a sixth padded
+  EXPECT_EQ(chosen("m=512,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m512_n128m256k64_s4_ws_sk132");  // unsplit: stays
+  // The hybrid only where its last phase is short: 144 tiles on 132 blocks leave 12 (1.5 tiles a
+  // block against stream-K's 1.09), 192 leave 60 (1.5 against 1.45), 224 leave 92 (1.70 each).
+  EXPECT_EQ(chosen("m=768,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m768_n128m256k64_s4_ws_sk132");
+  const OpDesc llama = descriptor("m=768,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
+  EXPECT_FALSE(WgmmaGenerator::hybrid_pays(llama, hybrid_variant(128, 256, 64, 4, 132, 2, 1)));
+  EXPECT_TRUE(WgmmaGenerator::hybrid_pays(descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"),
+                                          hybrid_variant(128, 256, 64, 4, 132, 2, 1)));
+  EXPECT_FALSE(WgmmaGenerator::pads_a_quarter_more(llama, variant_of_rows(256), variant_of_rows(128)));
+  EXPECT_TRUE(WgmmaGenerator::pads_a_quarter_more(descriptor("m=257,n=64,k=128,bits=4,act=bf16"), variant_of_rows(256),
+                                                  variant_of_rows(128)));
+  EXPECT_EQ(generator.block_work(llama, variant_of_rows(256)), 2 * 256 * 4096);  // 144 tiles: two waves
+}
+
 // Every stream-K shape of the candidates, hybrids included, compiles at a K tail with whole-K
 // groups, fp16, and a block count below the SMs' (a block runs through several tiles).
 TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
@@ -501,11 +536,12 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   for (const CudaVariant& listed : candidates(good, 8)) EXPECT_NE(listed.family, CudaFamily::wgmma);
 }
 
-// Bits 2 and 8 take wgmma's rows on sm_90 as int4 does (17..1024, its heuristic); 3 bits,
-// which wgmma does not serve, and other arches keep mma up to 128 rows and dequant_gemm above.
+// Bits 2 and 8 take wgmma's rows on sm_90 as int4 does (its heuristic; from 17 rows, at 8 bits up
+// to 2048: WgmmaGenerator::preferred_rows_up_to); 3 bits, which wgmma does not serve, and other
+// arches keep mma up to 128 rows and dequant_gemm above.
 TEST(CudaWgmmaCompile, RegistryRoutesEveryServedWidthToWgmmaOnHopper) {
   for (int bits : {2, 3, 8})
-    for (int64_t m : {16, 17, 64, 128, 129, 256, 1024, 1025}) {
+    for (int64_t m : {16, 17, 64, 128, 129, 256, 1024, 1025, 2048, 2049, 4096}) {
       const OpDesc desc =
           descriptor(fmt::format("n=4096,k=4096,bits={},group=128,zero=int,act=bf16,m={}", bits, m));
       const CudaFamily hopper = heuristic(desc, 9).family;
@@ -513,7 +549,7 @@ TEST(CudaWgmmaCompile, RegistryRoutesEveryServedWidthToWgmmaOnHopper) {
       if (m > 16) {
         EXPECT_EQ(ampere, m <= 128 ? CudaFamily::mma : CudaFamily::dequant_gemm) << bits << " " << m;
       }
-      if (bits != 3 && m >= 17 && m <= 1024) {
+      if (bits != 3 && m >= 17 && (bits == 2 || m <= 2048)) {
         EXPECT_EQ(heuristic(desc, 9), WgmmaGenerator().heuristic(desc)) << bits << " " << m;
       } else if (m > 16) {
         EXPECT_EQ(hopper, ampere) << bits << " " << m;
@@ -524,7 +560,7 @@ TEST(CudaWgmmaCompile, RegistryRoutesEveryServedWidthToWgmmaOnHopper) {
 }
 
 // The no-tune choice on sm_90 (registry order and WgmmaGenerator::preferred): gemv_mma up to
-// 16 rows, wgmma from 17 rows on (4 bits; 2 and 8 bits up to 1024, above: RegistryRoutes...);
+// 16 rows, wgmma from 17 rows on (2 and 4 bits; 8 bits up to 2048, above: RegistryRoutes...);
 // other arches keep mma up to 512 rows and dequant_gemm beyond.
 TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
   for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 1024, 1025, 4096}) {
