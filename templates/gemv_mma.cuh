@@ -191,7 +191,7 @@ template <class Config>
 __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* __restrict__ qweight,
                                          const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                          const void* __restrict__ bias, const float* __restrict__ eq_scale,
-                                         void* __restrict__ y) {
+                                         void* __restrict__ y, bool overlapping) {
   constexpr bool IS_BF16 = Config::ACT == bf16;
   typedef MmaFormat<Config::BITS, IS_BF16> Format;
   typedef GemvMmaShared<Config> Shared;
@@ -527,12 +527,13 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   };
   // Up to here only the weights' addresses and shared memory were touched; from here on x,
   // eq_scale, bias and y (or the workspace) are. A launch overlapping the stream's previous
-  // kernel (RunArgs::overlap_previous) waits for it here, and meanwhile has L2 fetch the first
-  // 2 STAGES chunks of the warp's weights, which the ring then finds there (the weights are the
-  // caller's promise: not written by that kernel). Without the overlap the hints cost a
-  // prefetch or two a lane. (PREFETCH asked for the warp's whole span above.)
+  // kernel (`overlapping`: RunArgs::overlap_previous) waits for it here, and meanwhile has L2
+  // fetch the first 2 STAGES chunks of the warp's weights, which the ring then finds there (the
+  // weights are the caller's promise: not written by that kernel). Only then: on a lone launch
+  // the hints cost 3-10 % on the H100 (M <= 16, docs/benchmarks.md "overlapping calls"), the
+  // ring's own copies asking for the same lines at once. (PREFETCH asked for the whole span above.)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (!Config::PREFETCH && first_tile < end_tile) {
+  if (overlapping && !Config::PREFETCH && first_tile < end_tile) {
     const int span_end = end_tile * TILE_BYTES < PANEL_BYTES ? end_tile * TILE_BYTES : PANEL_BYTES;
     const int lead_end = first_tile * TILE_BYTES + 2 * STAGES * CHUNK_BYTES;
     const unsigned long long begin = reinterpret_cast<unsigned long long>(panel_bytes_of(panel) + first_tile * TILE_BYTES);

@@ -150,18 +150,20 @@ void CudaKernel::run(const RunArgs& args) const {
   void* y = args.y;
   // A split writes its fp32 partials into the workspace; the second pass reads them into y.
   void* first_output = reduce_function_ != nullptr ? args.workspace : y;
-  // rows: the mma family's entry point takes it (M of an m=0 kernel); the others declare seven
-  // parameters, and the driver reads only as many as the kernel's image declares.
-  int rows = static_cast<int>(args.m);
-  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &rows};
+  // The eighth parameter: the mma family's rows (M of an m=0 kernel), or the gemv families'
+  // `overlapping` (1 when this launch may overlap the previous kernel); wgmma declares seven,
+  // and the driver reads only as many as the kernel's image declares.
+  const int device_major = device_info(desc_.device.index).major;
+  const bool overlap = overlaps_previous(args, variant_, device_major);
+  int eighth = variant_.family == CudaFamily::mma ? static_cast<int>(args.m) : overlap ? 1 : 0;
+  void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &eighth};
   const LaunchGeometry geometry = desc_.m == 0 ? geometry_for_rows(args.m) : geometry_;
   // A stream-K wgmma variant takes the workspace (its flags and partial tiles) and a launch token.
   void* workspace = args.workspace;
   unsigned long long token = variant_.stream_k != 0 ? next_launch_token() : 0;
   void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token};
   launch(function_, geometry, static_cast<CUstream>(args.stream),
-         variant_.stream_k != 0 ? stream_k_parameters : parameters,
-         overlaps_previous(args, variant_, device_info(desc_.device.index).major));
+         variant_.stream_k != 0 ? stream_k_parameters : parameters, overlap);
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;
   void* reduce_parameters[] = {&partials, &bias, &y};

@@ -273,9 +273,9 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias, const float* eq_scale,\n"
-      "    void* y) {{\n"
+      "    void* y, int overlapping) {{\n"
       "  lowbit_gemv::{function}<LowbitConfig>(x, static_cast<const {weight_type}*>(qweight), scales, zeros, bias,\n"
-      "                                         eq_scale, y);\n"
+      "                                         eq_scale, y{overlapping});\n"
       "}}\n"
       "{split_sum}",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("rows", desc.m),
@@ -288,6 +288,9 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("prefetch", variant.prefetch == 1 ? "true" : "false"),
       fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
+      // gemv_mma's lead into L2 before it waits for the previous grid, only when launched to
+      // overlap it (CudaKernel::run); the CUDA-core gemv neither waits nor leads.
+      fmt::arg("overlapping", variant.family == CudaFamily::gemv_mma ? ", overlapping != 0" : ""),
       fmt::arg("shared_check", variant.family == CudaFamily::gemv_mma
                                    ? fmt::format("static_assert(lowbit_gemv::GemvMmaShared<LowbitConfig>::SHARED_BYTES == "
                                                  "{}, \"generator and template agree\");\n",
