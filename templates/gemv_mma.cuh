@@ -639,10 +639,11 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       __syncwarp();  // every lane has read this stage before a later chunk refills it
     }
     // The block's weights are all read: an overlapping next call may start (its lead into L2 then
-    // fills this grid's tail, not its stream). Triggered at the start instead, the next call's
-    // lead competed with this call's stream: on the H100 M = 8 and 16 on 4096x14336 took 16 % and
-    // 33 % longer back to back (docs/benchmarks.md, "overlapping calls").
-    if (step + 1 == block_panels) let_next_grid_start();
+    // fills this grid's tail, not its stream). Measured on the H100 back to back (docs/benchmarks.md,
+    // "overlapping calls"): up to 4 rows this took a further 0.2-0.8 us off a call; from 8 rows
+    // on it cost 10-22 % on 4096x14336 (at the block's start, 16-33 %), so there the next call
+    // starts only when this grid's blocks exit, as without the trigger. Not profiled.
+    if (ROWS <= 4 && step + 1 == block_panels) let_next_grid_start();
     if (first_tile < end_tile) fold_group();
 
 #pragma unroll
