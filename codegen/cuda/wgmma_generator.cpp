@@ -258,8 +258,8 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
-  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..1024): two
-  // warpgroups (128 columns) and the tallest tile M fills; K split until the grid reaches about
+  // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..1024): the
+  // tallest tile M fills, two warpgroups (128 columns) but at M = 17..64 (below); K split until the grid reaches about
   // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
   // At M = 65..128 the warp-specialized ring (producer = 1) was 6-11 % faster than the
   // all-thread one. From 256 rows both were within 1 % until the main loop's compile-time turns
@@ -274,10 +274,17 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     shape = Shape{128, 256, 64, 4}, waves = 1, producer = 1;
   else if (desc.m > 64)
     shape = Shape{128, 128, 128, 4}, waves = 1, producer = 1;
+  // M = 17..64: one warpgroup (64 columns), twice the tiles, so half the split for the same three
+  // waves. Session 9's release sweep (the H100, read flush, docs/benchmarks.md) on 6144x4096,
+  // 4096x4096, 4096x14336 and 28672x4096: at M = 32 n64m32k128_s5 split as below took 15.8, 13.4,
+  // 25.7 and 43.8 us where the two-warpgroup n128m32k128_s4 (split8, split8, split8, unsplit) took
+  // 19.6, 15.1, 27.0 and 42.6; at M = 64 n64m64k128_s4 (split4, split4, split4, unsplit) 19.6,
+  // 14.5, 27.4 and 47.2 where n128m64k64_s6 took 21.7, 16.7, 29.1 and 46.7. (On 6144x4096 at M = 64
+  // the unsplit 64-column grid was faster still, 18.1: under a wave, not what this rule picks.)
   else if (desc.m > 32)
-    shape = Shape{128, 64, 64, 6};
+    shape = Shape{64, 64, 128, 4};
   else if (desc.m > 16)
-    shape = Shape{128, 32, 128, 4};
+    shape = Shape{64, 32, 128, 5};
   CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
   // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
   // heuristic call, docs/benchmarks.md) where the taller tile wastes what the shorter one saves:

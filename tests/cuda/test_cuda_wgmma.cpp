@@ -97,17 +97,24 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   // M=64 on 4096x14336: 64 column tiles of 64 for 132 SMs, 112 stages of 128 k.
   OpDesc desc = descriptor("m=64,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,bias=1");
   CudaVariant variant = generator.heuristic(desc);
-  EXPECT_EQ(variant.split_k, 8);  // 32 tiles x 8 within three waves (the H100's best)
-  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n128m64k64_s6_split8");
+  EXPECT_EQ(variant.split_k, 4);  // 64 tiles x 4 within three waves (the H100's best: 27.4 us)
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_split4");
   EXPECT_EQ(variant_from_json(to_json(variant)), variant);
   nlohmann::json older = to_json(variant);  // a variant stored before split_k existed
   older.erase("split_k");
   EXPECT_EQ(variant_from_json(older).split_k, 1);
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
   EXPECT_EQ(geometry.grid_x, 1u);
-  EXPECT_EQ(geometry.grid_y, 32u);
-  EXPECT_EQ(geometry.grid_z, 8u);
-  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{8} * 64 * 4096 * 4);
+  EXPECT_EQ(geometry.grid_y, 64u);
+  EXPECT_EQ(geometry.grid_z, 4u);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), std::size_t{4} * 64 * 4096 * 4);
+  // M = 17..64 take one warpgroup's 64 columns (session 9's release sweep): at M = 32 on 6144x4096
+  // 96 tiles split 4 (15.8 against the 128-column split8's 19.6 us), unsplit on 28672 columns.
+  EXPECT_EQ(variant_name(descriptor("m=32,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"),
+                         generator.heuristic(descriptor("m=32,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16")),
+                         "sm_90a"),
+            "cuda_sm90a_wgmma_w4g128_m32_n64m32k128_s5_split4");
+  EXPECT_EQ(generator.heuristic(descriptor("m=64,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16")).split_k, 1);
   // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
   EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
   // Wave quantization of the 256-row tiles: from 256 rows, where their grid leaves a tenth of its
