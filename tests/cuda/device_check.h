@@ -27,6 +27,14 @@ inline DeviceBuffer upload(const void* data, std::size_t bytes) {
   return buffer;
 }
 
+// The weights of a problem whose packed storage was uploaded as one buffer (pack_native's
+// codes, then scales, then zero points where the format has them).
+inline WeightsView device_weights(const DeviceBuffer& weights, const Problem& problem) {
+  auto* base = static_cast<uint8_t*>(weights.data());
+  return {base, base + problem.packed.scales_offset,
+          problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+}
+
 // Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
 // that many bytes past an aligned allocation (a kernel's unaligned-x path). rows: the M of the
 // run, for an m=0 kernel (any M); 0 takes the descriptor's.
@@ -54,9 +62,7 @@ inline std::string check_on_device(const Kernel& kernel, double bound, std::size
   }
   RunArgs args;
   args.x = static_cast<uint8_t*>(x.data()) + x_offset_bytes;
-  auto* base = static_cast<uint8_t*>(weights.data());
-  args.weights = {base, base + problem.packed.scales_offset,
-                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  args.weights = device_weights(weights, problem);
   args.bias = desc.bias ? bias.data() : nullptr;
   args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
   args.y = static_cast<uint8_t*>(y.data()) + guard_bytes;

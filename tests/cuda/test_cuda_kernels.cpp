@@ -53,9 +53,7 @@ std::string check_run_twice_identical(const Kernel& kernel) {
   DeviceBuffer workspace(std::max<std::size_t>(kernel.workspace_bytes(desc.m), 256));
   RunArgs args;
   args.x = x.data();
-  auto* base = static_cast<uint8_t*>(weights.data());
-  args.weights = {base, base + problem.packed.scales_offset,
-                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  args.weights = testing::device_weights(weights, problem);
   args.bias = desc.bias ? bias.data() : nullptr;
   args.eq_scale = desc.eqscale ? static_cast<const float*>(eq_scale.data()) : nullptr;
   args.y = y.data();

@@ -132,9 +132,7 @@ std::string check_overlapping_call(const HelperKernels& helpers, const Kernel& k
   Stream stream;
   RunArgs args;
   args.x = x.data();
-  auto* base = static_cast<uint8_t*>(weights.data());
-  args.weights = {base, base + problem.packed.scales_offset,
-                  problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  args.weights = testing::device_weights(weights, problem);
   args.bias = desc.bias ? bias.data() : nullptr;
   args.y = y.data();
   args.m = desc.m;

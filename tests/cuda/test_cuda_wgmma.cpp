@@ -955,9 +955,7 @@ struct DeviceProblem {
   RunArgs args(const OpDesc& desc) {
     RunArgs result;
     result.x = x.data();
-    auto* base = static_cast<uint8_t*>(weights.data());
-    result.weights = {base, base + problem.packed.scales_offset,
-                      problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+    result.weights = testing::device_weights(weights, problem);
     result.bias = desc.bias ? bias.data() : nullptr;
     result.y = y.data();
     result.m = desc.m;
