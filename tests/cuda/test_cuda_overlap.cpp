@@ -4,7 +4,8 @@
 // start at once (griddepcontrol.launch_dependents), then waits 200 us before it writes x and
 // clears y, so a call that touched x or y early would read poison or have its results wiped. A
 // control kernel without the wait, launched the same way, shows the overlap is real (the test
-// could fail). Skips with the reason where no sm_90 device is usable (CI).
+// could fail). Those skip with the reason where no sm_90 device is usable (CI); the entry points'
+// launch contract is checked everywhere.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -151,6 +152,22 @@ std::string check_overlapping_call(const HelperKernels& helpers, const Kernel& k
     return fmt::format("case: {} seed={}: relative error {} > {} (x read, or y written, before the previous kernel ended)",
                        case_name, seed, error, tolerance(desc));
   return {};
+}
+
+// The launch contract CudaKernel::run relies on (no GPU needed): the gemv families' entry points
+// take `overlapping` as their eighth parameter, gemv_mma hands it to the template (its L2 lead
+// runs only on overlapping launches), and the CUDA-core gemv, which never waits, ignores it.
+TEST(CudaOverlapSource, GemvEntriesTakeTheOverlapFlagEighth) {
+  const OpDesc desc = parse_descriptor("m=4,n=1000,k=4224,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  GemvGenerator generator;
+  const std::string tensor_cores = generator.emit(desc, CudaVariant{CudaFamily::gemv_mma, 4, 2});
+  EXPECT_NE(tensor_cores.find("void* y, int overlapping)"), std::string::npos);
+  EXPECT_NE(tensor_cores.find("eq_scale, y, overlapping != 0);"), std::string::npos);
+  EXPECT_NE(tensor_cores.find("griddepcontrol.wait"), std::string::npos);
+  const std::string cuda_cores = generator.emit(desc, CudaVariant{CudaFamily::gemv, 4, 2});
+  EXPECT_NE(cuda_cores.find("void* y, int overlapping)"), std::string::npos);
+  EXPECT_NE(cuda_cores.find("eq_scale, y);"), std::string::npos);
+  EXPECT_EQ(cuda_cores.find("griddepcontrol"), std::string::npos);
 }
 
 // The control: a kernel without griddepcontrol.wait, launched to overlap the late writer, reads
