@@ -351,17 +351,21 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   auto panel_bytes_of = [&](long long of) {
     return reinterpret_cast<const unsigned char*>(qweight) + of * PANEL_BYTES;
   };
-  // PREFETCH: the warp asks L2 for its whole weight span at once (one prefetch a 128-byte line,
-  // spread over the lanes) before the ring starts, so DRAM streams the block's bytes while the
-  // ring's copies and the decode follow behind, hitting L2. (A hint: correctness never depends
-  // on it.)
-  if (Config::PREFETCH && first_tile < end_tile) {
+  // Asks L2 for the warp's weight span of the first panel from its first tile on, at most
+  // `limit` bytes of it (one prefetch a 128-byte line, spread over the lanes). A hint:
+  // correctness never depends on it.
+  auto prefetch_weights = [&](int limit) {
+    if (first_tile >= end_tile) return;
     const int span_end = end_tile * TILE_BYTES < PANEL_BYTES ? end_tile * TILE_BYTES : PANEL_BYTES;
+    const int span = span_end - first_tile * TILE_BYTES;
     const unsigned long long begin = reinterpret_cast<unsigned long long>(panel_bytes_of(panel) + first_tile * TILE_BYTES);
-    const unsigned long long end = begin + (span_end - first_tile * TILE_BYTES);
+    const unsigned long long end = begin + (span < limit ? span : limit);
     for (unsigned long long line = (begin & ~127ull) + 128ull * lane; line < end; line += 32 * 128)
       asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
-  }
+  };
+  // PREFETCH: the warp's whole span at once, before the ring starts, so DRAM streams the block's
+  // bytes while the ring's copies and the decode follow behind, hitting L2.
+  if (Config::PREFETCH) prefetch_weights(PANEL_BYTES);
   const u16* x_rows = static_cast<const u16*>(x);
   // 16-byte copies of x need 16-byte aligned rows; otherwise each lane loads 16-bit values and
   // stores pairs (a slower path for odd K or offset x, same results).
@@ -533,14 +537,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // the hints cost 3-10 % on the H100 (M <= 16, docs/benchmarks.md "overlapping calls"), the
   // ring's own copies asking for the same lines at once. (PREFETCH asked for the whole span above.)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (overlapping && !Config::PREFETCH && first_tile < end_tile) {
-    const int span_end = end_tile * TILE_BYTES < PANEL_BYTES ? end_tile * TILE_BYTES : PANEL_BYTES;
-    const int lead_end = first_tile * TILE_BYTES + 2 * STAGES * CHUNK_BYTES;
-    const unsigned long long begin = reinterpret_cast<unsigned long long>(panel_bytes_of(panel) + first_tile * TILE_BYTES);
-    const unsigned long long end = begin + ((lead_end < span_end ? lead_end : span_end) - first_tile * TILE_BYTES);
-    for (unsigned long long line = (begin & ~127ull) + 128ull * lane; line < end; line += 32 * 128)
-      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
-  }
+  if (overlapping && !Config::PREFETCH) prefetch_weights(2 * STAGES * CHUNK_BYTES);
 #endif
   wait_for_previous_grid();
   if (Config::X_RESIDENT) copy_resident_x();

@@ -40,23 +40,23 @@ unsigned long long next_launch_token() {
   return 0x5354524d00000000ull | (launches.fetch_add(1, std::memory_order_relaxed) % 0xffffffffull + 1);
 }
 
-// Whether this call may overlap the stream's previous kernel: asked for, a family whose
-// program waits for the previous grid before it touches anything but the weights
+// Whether a kernel's launches may overlap the stream's previous kernel when asked to: a family
+// whose program waits for the previous grid before it touches anything but the weights
 // (templates/gemv_mma.cuh, wait_for_previous_grid), a device with programmatic dependent launch
 // (sm_90 on) and a driver with cuLaunchKernelEx.
-bool overlaps_previous(const RunArgs& args, const CudaVariant& variant, int device_major) {
-  return args.overlap_previous && variant.family == CudaFamily::gemv_mma && device_major >= 9 &&
-         driver().cuLaunchKernelEx != nullptr;
+bool can_overlap_previous(const CudaVariant& variant, int device_major) {
+  return variant.family == CudaFamily::gemv_mma && device_major >= 9 && driver().cuLaunchKernelEx != nullptr;
 }
 
 // cuLaunchKernel, or with `overlap` its programmatic-dependent-launch form: the grid may start
 // once the previous kernel in the stream has begun to finish (its blocks exiting), and its
 // griddepcontrol.wait returns when that kernel has completed.
-void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream, void** parameters, bool overlap) {
+void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream, void** parameters, bool overlap,
+            const char* what = "cuLaunchKernel") {
   if (!overlap) {
     check(driver().cuLaunchKernel(function, geometry.grid_x, geometry.grid_y, geometry.grid_z, geometry.threads, 1, 1,
                                   geometry.shared_bytes, stream, parameters, nullptr),
-          "cuLaunchKernel");
+          what);
     return;
   }
   CUlaunchAttribute attribute{};
@@ -98,6 +98,7 @@ CudaKernel::CudaKernel(const OpDesc& desc, const CudaVariant& variant, std::vect
 void CudaKernel::load() {
   const DeviceInfo& device = device_info(desc_.device.index);
   geometry_ = family_geometry(desc_, variant_);
+  can_overlap_ = can_overlap_previous(variant_, device.major);
   if (geometry_.shared_bytes > static_cast<unsigned>(device.max_shared_per_block_optin))
     throw Unsupported(fmt::format("cannot load {}: {} bytes of shared memory, the device allows {}", name_,
                                   geometry_.shared_bytes, device.max_shared_per_block_optin));
@@ -153,8 +154,7 @@ void CudaKernel::run(const RunArgs& args) const {
   // The eighth parameter: the mma family's rows (M of an m=0 kernel), or the gemv families'
   // `overlapping` (1 when this launch may overlap the previous kernel); wgmma declares seven,
   // and the driver reads only as many as the kernel's image declares.
-  const int device_major = device_info(desc_.device.index).major;
-  const bool overlap = overlaps_previous(args, variant_, device_major);
+  const bool overlap = args.overlap_previous && can_overlap_;
   int eighth = variant_.family == CudaFamily::mma ? static_cast<int>(args.m) : overlap ? 1 : 0;
   void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &eighth};
   const LaunchGeometry geometry = desc_.m == 0 ? geometry_for_rows(args.m) : geometry_;
@@ -167,9 +167,8 @@ void CudaKernel::run(const RunArgs& args) const {
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;
   void* reduce_parameters[] = {&partials, &bias, &y};
-  check(driver().cuLaunchKernel(reduce_function_, reduce_geometry_.grid_x, 1, 1, reduce_geometry_.threads, 1, 1, 0,
-                                static_cast<CUstream>(args.stream), reduce_parameters, nullptr),
-        "cuLaunchKernel (split-K sum)");
+  launch(reduce_function_, reduce_geometry_, static_cast<CUstream>(args.stream), reduce_parameters, false,
+         "cuLaunchKernel (split-K sum)");
 }
 
 }  // namespace lowbit::cuda

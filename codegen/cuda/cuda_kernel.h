@@ -57,6 +57,9 @@ class CudaKernel final : public ProgramKernel {
   CUfunction reduce_function_ = nullptr;  // a split's second pass (wgmma or gemv_mma with split_k > 1), else null
   LaunchGeometry geometry_;               // from the family's generator
   LaunchGeometry reduce_geometry_;
+  // Whether RunArgs::overlap_previous takes effect: settled once at load (family, device, driver),
+  // not per launch.
+  bool can_overlap_ = false;
 };
 
 }  // namespace lowbit::cuda
