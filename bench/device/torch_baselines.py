@@ -135,10 +135,6 @@ class Timer:
         return time_flushed_us(fn, self.flush, repeats), None
 
 
-def nbytes(tensor):
-    return tensor.numel() * tensor.element_size()
-
-
 def copy_bandwidth_gbps():
     source = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
     target = torch.empty_like(source)
@@ -149,7 +145,7 @@ def copy_bandwidth_gbps():
 def cublas(x, n, k, timer):
     """F.linear on R copies of x and the weight (the same bytes: clones)."""
     weight = torch.randn(n, k, dtype=x.dtype, device="cuda")
-    copies = timer.copies(nbytes(x) + nbytes(weight))
+    copies = timer.copies(x.nbytes + weight.nbytes)
     operands = [(x.clone(), weight.clone()) for _ in range(copies)]
     return timer.time_us(lambda copy: torch.nn.functional.linear(*operands[copy]), copies)
 
@@ -160,7 +156,7 @@ def tinygemm(x, n, k, group, timer):
     packed_bytes = (codes[:, ::2] << 4 | codes[:, 1::2]).to(torch.uint8)
     weight = torch.ops.aten._convert_weight_to_int4pack(packed_bytes, 8)
     scales_and_zeros = torch.randn(k // group, n, 2, dtype=torch.bfloat16, device="cuda") * 0.01
-    copies = timer.copies(nbytes(x) + nbytes(weight) + nbytes(scales_and_zeros))
+    copies = timer.copies(x.nbytes + weight.nbytes + scales_and_zeros.nbytes)
     operands = [(x.clone(), weight.clone(), scales_and_zeros.clone()) for _ in range(copies)]
 
     def call(copy):
