@@ -217,10 +217,12 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
           add(variant);
         }
       }
-  // Warps covering 2 or 4 panels (block_n 32, 64) from M = 4 on, where x's copies from L2
-  // outweigh... (measured below: docs/benchmarks.md, "several panels per warp"): each chunk of
-  // x then serves block_n / 16 panels. 4 to 16 warps, both chunk widths, 2 stages; on few
-  // panels also split-K in two (a block per set of panels leaves fewer blocks).
+  // Warps covering 2 or 4 panels (block_n 32, 64) from M = 4 on, where x's copies from L2 are
+  // at least the weights' bytes with one panel a warp (M / 4 times them): each chunk of x then
+  // serves block_n / 16 panels. 4 to 16 warps, both chunk widths, 2 stages; on few panels also
+  // split-K in two (a block per set of panels leaves fewer blocks). On the H100 (docs/benchmarks.md,
+  // "several panels per warp") they won at M = 4, 8 and 16 on 28672x4096 and at M=16 on
+  // 4096-column shapes, and lost by 0.3-0.7 us elsewhere.
   if (desc.m >= 4)
     for (int warps : {4, 8, 16})
       for (int block_n : {32, 64})
@@ -261,9 +263,23 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   warps to 98 KB, two blocks an SM (M=16: 11.4 against 14.5 us on 6144x4096, 8.9 against 9.6
 //   on 4096x4096, 20.5 against 20.8 on 4096x14336, all with 8 warps; 4 warps lost there too).
 // Split-K never won (its second launch alone costs about 2.5 us at these sizes).
+// - From 4 rows on many panels (at least heuristic_many_panels), 4 warps each covering 4
+//   panels (block_n 64): a warp's copy of x then serves 4 panels, and x's traffic from L2, M / 4
+//   times the weights' bytes with one panel a warp, falls by 4 (docs/benchmarks.md, "several
+//   panels per warp", rotate run mean on 28672x4096: M=16 30.1 against 38.5 us, M=8 27.6
+//   against 28.4, M=4 28.4 against 29.8). On fewer panels the sets of 4 leave too few blocks
+//   for the SMs (6144x4096, 96 sets: P=1 stayed best at every M), and at M <= 8 on 256 panels
+//   x's share is small enough that one panel a warp won. 16 warps of 2 panels won at M=16 on 256
+//   panels (4096x14336: 18.3 against 21.2 us, 4096x4096: 8.9 against 9.4), but their ring takes
+//   114 KB, past sm_8x's 99 KiB, and this choice knows no arch: left to tuning.
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
   const bool few_panels = native_geometry(desc).panels <= heuristic_few_panels;
+  if (desc.m >= 4 && native_geometry(desc).panels >= heuristic_many_panels) {
+    CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
+    variant.block_n = 64;
+    return variant;
+  }
   if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
   if (desc.m > 4) {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};

@@ -323,7 +323,8 @@ TEST(CudaCompile, EveryFormatIsServed) {
 
 // gemv_mma's no-tune warps and chunk (GemvGenerator::heuristic, as measured on the H100): half
 // the warps a panel on more than heuristic_few_panels panels, 1 KB chunks at 5..8 rows only,
-// 8 warps with 512-byte chunks above 8 rows.
+// 8 warps with 512-byte chunks above 8 rows; from 4 rows on at least heuristic_many_panels
+// panels, 4 warps of 4 panels each.
 TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   GemvGenerator generator;
   auto chosen = [&](const std::string& shape) {
@@ -334,23 +335,29 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=1,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2");    // long K too
   EXPECT_EQ(chosen("m=4,n=4112,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w8u2");      // 257 panels
   EXPECT_EQ(chosen("m=1,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m1_w8u2");
-  EXPECT_EQ(chosen("m=4,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w8u2");
+  EXPECT_EQ(chosen("m=3,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2");
+  EXPECT_EQ(chosen("m=4,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w4u2_n64");      // 1792 panels
+  EXPECT_EQ(chosen("m=4,n=16384,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w4u2_n64");      // 1024
+  EXPECT_EQ(chosen("m=16,n=16368,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");        // 1023
   EXPECT_EQ(chosen("m=5,n=4096,k=4096"), "cuda_sm90a_gemvmma_w4g128_m5_w8u2_k128");
   EXPECT_EQ(chosen("m=8,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m8_w8u2_k128");
   EXPECT_EQ(chosen("m=8,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m8_w4u2_k128");
-  EXPECT_EQ(chosen("m=8,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m8_w4u2_k128");
-  EXPECT_EQ(chosen("m=9,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m9_w8u2");
+  EXPECT_EQ(chosen("m=8,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m8_w4u2_n64");
+  EXPECT_EQ(chosen("m=9,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m9_w4u2_n64");
+  EXPECT_EQ(chosen("m=16,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w4u2_n64");
   EXPECT_EQ(chosen("m=16,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
   EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
-  // Every width's choice is a variant the generator serves, at each row count and panel count.
+  // Every width's choice is a variant the generator serves, at each row count and panel count,
+  // on sm_8x's smaller shared memory too (the choice knows no arch).
   for (int bits : {2, 3, 4, 8})
     for (int m : {1, 4, 5, 8, 9, 16})
-      for (const char* size : {"n=4096,k=4096", "n=28672,k=4096", "n=100,k=96"}) {
-        const OpDesc desc = parse_descriptor(
-            fmt::format("m={},{},bits={},group=32,zero=int,act=fp16,device=cuda:0", m, size, bits));
-        const Validity validity = generator.is_valid(desc, generator.heuristic(desc), 9);
-        EXPECT_TRUE(validity.ok) << to_string(desc) << ": " << validity.reason;
-      }
+      for (const char* size : {"n=4096,k=4096", "n=28672,k=4096", "n=100,k=96", "n=16400,k=96"})
+        for (int arch_major : {8, 9}) {
+          const OpDesc desc = parse_descriptor(
+              fmt::format("m={},{},bits={},group=32,zero=int,act=fp16,device=cuda:0", m, size, bits));
+          const Validity validity = generator.is_valid(desc, generator.heuristic(desc), arch_major);
+          EXPECT_TRUE(validity.ok) << to_string(desc) << " sm_" << arch_major << "x: " << validity.reason;
+        }
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
