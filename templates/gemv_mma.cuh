@@ -274,7 +274,9 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     return (static_cast<long long>(blockIdx.x) + static_cast<long long>(step) * gridDim.x) * P;
   };
   // The panels of the set starting at `first` that exist (P but in the last set).
-  auto live_panels_of = [&](long long first) { return P == 1 || first + P <= PANELS ? P : static_cast<int>(PANELS - first); };
+  auto live_panels_of = [&](long long first) {
+    return P == 1 || first + P <= PANELS ? P : static_cast<int>(PANELS - first);
+  };
   long long panel = panel_of(0);
   const int block_first_run = RUNS * static_cast<int>(blockIdx.y) / Config::SPLIT_K;
   const int block_runs = RUNS * (static_cast<int>(blockIdx.y) + 1) / Config::SPLIT_K - block_first_run;
@@ -523,7 +525,8 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
 #pragma unroll
         for (int p = 0; p < P; ++p) {
           const int valid = inside && (P == 1 || p < issue_panels) ? 16 : 0;
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(issue_target + p * Shared::CHUNK_WORDS * 4 + 512 * i),
+          const u32 target = issue_target + p * Shared::CHUNK_WORDS * 4 + 512 * i;
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
                        "l"(valid ? issue_source + static_cast<long long>(p) * PANEL_BYTES + 512 * i : panel_bytes),
                        "r"(valid));
         }

@@ -23,7 +23,8 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 9;  // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels
+  // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels
+  static constexpr int version = 9;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";
