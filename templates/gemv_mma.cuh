@@ -134,9 +134,11 @@ __device__ __forceinline__ float unpack_element(u32 packed, int index) {
 }
 
 // The shared memory of one block (dynamic; the generator asks for SHARED_BYTES at launch).
-// Per warp and stage of the cp.async ring: the chunk's weight tiles (Config::CHUNK_TILES, a
-// multiple of the format's: each lane then issues several 16-byte copies, more bytes in flight
-// for the same bookkeeping) and the chunk's slice of x,
+// Per warp and stage of the cp.async ring: the chunk's weight tiles of each of the warp's
+// WARP_PANELS panels, [WARP_PANELS][CHUNK_WORDS] (Config::CHUNK_TILES, a multiple of the
+// format's: each lane then issues several 16-byte copies, more bytes in flight for the same
+// bookkeeping; each panel's tiles keep the one-panel layout, so a decode's word reads stay
+// conflict-free) and the chunk's slice of x, shared by those panels,
 // [ROWS][X_STRIDE bytes] (CHUNK_K k of each row, then 32 bytes of padding: B fragments read
 // 8 bytes at 8t + 160g, which keeps a half-warp's 16 lanes on distinct banks). After the
 // warps: one zero row that lanes of rows past M read instead of branching.
@@ -147,10 +149,11 @@ struct GemvMmaShared {
   static constexpr int CHUNK_TILES = Config::CHUNK_TILES;
   static_assert(CHUNK_TILES % Format::CHUNK_TILES == 0, "a stage is whole 16-byte copies per lane");
   static constexpr int CHUNK_K = CHUNK_TILES * 16;
-  static constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;  // weights of one chunk
+  static constexpr int CHUNK_WORDS = CHUNK_TILES * Format::TILE_WORDS;  // weights of one chunk of one panel
+  static constexpr int WEIGHT_WORDS = Config::WARP_PANELS * CHUNK_WORDS;  // a stage's weights, every panel
   static constexpr int X_STRIDE = CHUNK_K * 2 + 32;                     // bytes of one row of x
   static constexpr int X_WORDS = Config::X_RESIDENT ? 0 : Config::ROWS * X_STRIDE / 4;  // x of one chunk
-  static constexpr int STAGE_WORDS = CHUNK_WORDS + X_WORDS;
+  static constexpr int STAGE_WORDS = WEIGHT_WORDS + X_WORDS;
   // X_RESIDENT: the warp's whole slice of x, [ROWS][RESIDENT_STRIDE bytes], copied once before
   // the ring starts. A warp's k span is at most WARP_RUNS fold runs (the block's runs, split
   // over WARPS warps as in gemv_mma); the row stride is 32 bytes past a multiple of 128, which
@@ -169,6 +172,23 @@ struct GemvMmaShared {
   static constexpr int SHARED_BYTES = (Config::WARPS * WARP_WORDS + ZERO_WORDS) * 4;
 };
 
+// SPLIT_K > 1: this block's part of one panel, the warps' totals summed in warp order, no bias,
+// fp32, into the workspace y: [SPLIT_K][ROWS][N], part blockIdx.y.
+template <class Config, int ROW_CAPACITY>
+__device__ __forceinline__ void store_split_part(const float (*partial)[ROW_CAPACITY][16], void* y, long long panel) {
+  float* part = static_cast<float*>(y) + static_cast<long long>(blockIdx.y) * Config::ROWS * Config::N;
+  for (int index = threadIdx.x; index < Config::ROWS * 16; index += Config::WARPS * 32) {
+    const int r = index / 16;
+    const int column = index % 16;
+    const long long n = panel * 16 + column;
+    if (n >= Config::N) continue;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Config::WARPS; ++w) sum += partial[w][r][column];
+    part[r * Config::N + n] = sum;
+  }
+}
+
 // Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
 // EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring),
 // CHUNK_TILES (16-k tiles a warp copies per stage), SPLIT_K (blocks per panel along K),
@@ -178,9 +198,14 @@ struct GemvMmaShared {
 // the panel boundary, so the block's start (zero row, barriers) and the ring's fill and drain
 // are paid once per block, not per panel; 1 with SPLIT_K > 1 or BULK_COPY), X_RESIDENT (x
 // copied once per warp, see GemvMmaShared), PREFETCH (each warp's weight span prefetched into
-// L2 when it starts; PANELS_PER_BLOCK 1).
+// L2 when it starts; PANELS_PER_BLOCK 1), WARP_PANELS (1, 2 or 4 adjacent panels every warp
+// covers over its k range: each chunk of x it copies, each B fragment it loads and each
+// ones-mma's x sums then serve that many panels' A tiles, so x crosses L2 -> SM once per
+// WARP_PANELS panels, not once per panel; 1 with BULK_COPY).
 //
-// Work split: SPLIT_K blocks per 16-column panel (blockIdx.x the panel, or the block's first of
+// Work split: a panel set is WARP_PANELS adjacent panels (the last set may reach past N's
+// panels: those copy zeros, read the set's first panel's scales, and store nothing).
+// SPLIT_K blocks per panel set (blockIdx.x the set, or the block's first of
 // PANELS_PER_BLOCK, each walked in full in turn; blockIdx.y its part of K),
 // each a contiguous range of fold runs (a group, at most 256 k); a block's warps take
 // contiguous runs of that range, so a fold never falls inside a warp's chunk except where groups are
@@ -226,21 +251,32 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
                 "a block walks several panels only without split-K and bulk copies (the generator refuses them)");
   static_assert(!(Config::X_RESIDENT && Config::BULK_COPY),
                 "resident x is copied with cp.async (the generator keeps it off with bulk copies)");
+  constexpr int P = Config::WARP_PANELS;
+  static_assert(P == 1 || P == 2 || P == 4, "a warp covers 1, 2 or 4 panels");
+  static_assert(P == 1 || !Config::BULK_COPY, "bulk copies fill one panel's stage (the generator refuses P > 1 there)");
 
   extern __shared__ __align__(16) u32 shared_words[];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2;
   const int t = lane & 3;
-  // This block's panels: blockIdx.x, + gridDim.x, ... (PANELS_PER_BLOCK of them at most; the
-  // generator launches ceil(panels / PANELS_PER_BLOCK) blocks, so counts differ by at most one).
-  // With one panel a block everything below folds to the single-panel kernel: a general walk
+  // This block's panel sets: blockIdx.x, + gridDim.x, ... (PANELS_PER_BLOCK of them at most; the
+  // generator launches ceil(sets / PANELS_PER_BLOCK) blocks, so counts differ by at most one).
+  // With one set a block everything below folds to the single-set kernel: a general walk
   // there cost registers (63 against 46) and 12 % at M=1 on 28672x4096 (40.4 against 36.0 us).
+  // `panel` and panel_of: the first panel of a set.
   constexpr bool WALK = Config::PANELS_PER_BLOCK > 1;
   constexpr int PANELS = static_cast<int>((Config::N + 15) / 16);
-  const int walk_panels = (PANELS - 1 - static_cast<int>(blockIdx.x)) / static_cast<int>(gridDim.x) + 1;
+  constexpr int PANEL_SETS = (PANELS + P - 1) / P;
+  const int walk_panels = (PANEL_SETS - 1 - static_cast<int>(blockIdx.x)) / static_cast<int>(gridDim.x) + 1;
   const int block_panels = !WALK ? 1 : walk_panels < Config::PANELS_PER_BLOCK ? walk_panels : Config::PANELS_PER_BLOCK;
-  auto panel_of = [&](int step) { return static_cast<long long>(blockIdx.x) + static_cast<long long>(step) * gridDim.x; };
+  auto panel_of = [&](int step) {
+    return (static_cast<long long>(blockIdx.x) + static_cast<long long>(step) * gridDim.x) * P;
+  };
+  // The panels of the set starting at `first` that exist (P but in the last set).
+  auto live_panels_of = [&](long long first) {
+    return P == 1 || first + P <= PANELS ? P : static_cast<int>(PANELS - first);
+  };
   long long panel = panel_of(0);
   const int block_first_run = RUNS * static_cast<int>(blockIdx.y) / Config::SPLIT_K;
   const int block_runs = RUNS * (static_cast<int>(blockIdx.y) + 1) / Config::SPLIT_K - block_first_run;
@@ -263,9 +299,10 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   }
   __syncthreads();
 
-  float total[HALVES][4];   // [half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
-  float c[HALVES][4];       // mma accumulator of the current run
-  float c_high[HALVES][4];  // SPLIT formats: the high fragments' accumulator
+  // Per panel of the set (first index), as one panel's: x_sum alone is shared by the set.
+  float total[P][HALVES][4];   // [panel][half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
+  float c[P][HALVES][4];       // mma accumulator of the current run
+  float c_high[P][HALVES][4];  // SPLIT formats: the high fragments' accumulator
   // sum_k x[row][k] over the run, from a second mma whose A is all ones: lane (g, t) receives
   // the sums of rows 2t and 2t+1 of its half in x_sum[h][0], [1], exactly where c holds those
   // rows. The tensor cores are idle at this M; the sums cost no conversion, add or shuffle.
@@ -275,7 +312,11 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
 #pragma unroll
   for (int h = 0; h < HALVES; ++h)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) total[h][i] = c[h][i] = c_high[h][i] = x_sum[h][i] = 0.0f;
+    for (int i = 0; i < 4; ++i) {
+      x_sum[h][i] = 0.0f;
+#pragma unroll
+      for (int p = 0; p < P; ++p) total[p][h][i] = c[p][h][i] = c_high[p][h][i] = 0.0f;
+    }
   // The ones-mma's A: four registers of 1.0 pairs. OR-ed with words of the zero row (zero, but
   // not known to ptxas) they stay live across the loop; as constants ptxas rebuilt them before
   // every chunk's ones-mma's (4 IMAD.MOV a chunk), the value mma's having taken their registers.
@@ -285,9 +326,11 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   for (int i = 0; i < 4; ++i) ones[i] = ONES | zero_row[i];
   int run = first_run;
   // The run's scales and zero points, loaded when the run starts so the load's latency hides
-  // behind the run's mma's: [columns 2g, 2g+1] as two fp16 each.
-  u32 scale_pair = 0;
-  u32 zero_pair = 0;
+  // behind the run's mma's: [panel of the set][columns 2g, 2g+1] as two fp16 each.
+  u32 scale_pair[P] = {};
+  u32 zero_pair[P] = {};
+  // The set's panels that exist (set_panel_tables): the rest read the first panel's tables.
+  int table_panels = 1;
   // The lane's pairs of the panel's first group (64-bit, once a panel: set_panel_tables); a
   // run's group is then a 32-bit word index (the 64-bit form of the whole index cost 20
   // instructions a fold in the SASS, the per-fold panel start 10).
@@ -301,11 +344,17 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     const long long panel_table = panel * (GROUPS * 16) + 2 * g + (RUN_IS_GROUP ? first_run * 16 : 0);
     scale_words = reinterpret_cast<const u32*>(scales + panel_table);
     if (Config::ZERO != zero_none) zero_words = reinterpret_cast<const u32*>(zeros + panel_table);
+    table_panels = live_panels_of(panel);
   };
+  // The set's panels' tables are GROUPS * 8 words apart (one panel's [GROUPS][16] fp16).
   auto load_group_tables = [&]() {
     const int group = RUN_IS_GROUP || GROUPS == 1 ? 0 : run * RUN_TILES * 16 / GROUP;
-    scale_pair = scale_words[group * 8];
-    if (Config::ZERO != zero_none) zero_pair = zero_words[group * 8];
+#pragma unroll
+    for (int p = 0; p < P; ++p) {
+      const int word = group * 8 + (p < table_panels ? p * GROUPS * 8 : 0);
+      scale_pair[p] = scale_words[word];
+      if (Config::ZERO != zero_none) zero_pair[p] = zero_words[word];
+    }
   };
   auto next_group_tables = [&]() {
     ++run;
@@ -316,31 +365,39 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     load_group_tables();
   };
 
-  // Folds the run's accumulators into the totals. Register contract: reads c, c_high, x_sum,
-  // scale_pair, zero_pair; writes total; clears c, c_high and x_sum.
+  // Folds the run's accumulators into the totals, every panel of the set with the one x_sum.
+  // Register contract: reads c, c_high, x_sum, scale_pair, zero_pair; writes total; clears c,
+  // c_high and x_sum.
   auto fold_group = [&]() {
-    const float scale0 = half_to_float(static_cast<u16>(scale_pair));
-    const float scale1 = half_to_float(static_cast<u16>(scale_pair >> 16));
-    float zero0 = 1 << (Config::BITS - 1);  // zero=none: implicit 2^(bits-1)
-    float zero1 = 1 << (Config::BITS - 1);
-    if (Config::ZERO != zero_none) {
-      zero0 = half_to_float(static_cast<u16>(zero_pair));
-      zero1 = half_to_float(static_cast<u16>(zero_pair >> 16));
-    }
 #pragma unroll
-    for (int h = 0; h < HALVES; ++h) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        if (SPLIT) c[h][i] = fmaf(Format::HIGH_WEIGHT, c_high[h][i], c[h][i]);
-        c_high[h][i] = 0.0f;
+    for (int p = 0; p < P; ++p) {
+      const float scale0 = half_to_float(static_cast<u16>(scale_pair[p]));
+      const float scale1 = half_to_float(static_cast<u16>(scale_pair[p] >> 16));
+      float zero0 = 1 << (Config::BITS - 1);  // zero=none: implicit 2^(bits-1)
+      float zero1 = 1 << (Config::BITS - 1);
+      if (Config::ZERO != zero_none) {
+        zero0 = half_to_float(static_cast<u16>(zero_pair[p]));
+        zero1 = half_to_float(static_cast<u16>(zero_pair[p] >> 16));
       }
-      total[h][0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][0], c[h][0]), total[h][0]);
-      total[h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][1], c[h][1]), total[h][1]);
-      total[h][2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][0], c[h][2]), total[h][2]);
-      total[h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][1], c[h][3]), total[h][3]);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) c[h][i] = x_sum[h][i] = 0.0f;
+      for (int h = 0; h < HALVES; ++h) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          if (SPLIT) c[p][h][i] = fmaf(Format::HIGH_WEIGHT, c_high[p][h][i], c[p][h][i]);
+          c_high[p][h][i] = 0.0f;
+        }
+        total[p][h][0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][0], c[p][h][0]), total[p][h][0]);
+        total[p][h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][1], c[p][h][1]), total[p][h][1]);
+        total[p][h][2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][0], c[p][h][2]), total[p][h][2]);
+        total[p][h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][1], c[p][h][3]), total[p][h][3]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) c[p][h][i] = 0.0f;
+      }
     }
+#pragma unroll
+    for (int h = 0; h < HALVES; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) x_sum[h][i] = 0.0f;
   };
 
   // Weights and x stream through shared memory: each warp copies a chunk (CHUNK_TILES tiles,
@@ -351,17 +408,21 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   auto panel_bytes_of = [&](long long of) {
     return reinterpret_cast<const unsigned char*>(qweight) + of * PANEL_BYTES;
   };
-  // Asks L2 for the warp's weight span of the first panel from its first tile on, at most
-  // `limit` bytes of it (one prefetch a 128-byte line, spread over the lanes). A hint:
-  // correctness never depends on it.
+  // Asks L2 for the warp's weight span of each panel of the first set from its first tile on,
+  // at most `limit` bytes of it a panel (one prefetch a 128-byte line, spread over the lanes).
+  // A hint: correctness never depends on it.
   auto prefetch_weights = [&](int limit) {
     if (first_tile >= end_tile) return;
     const int span_end = end_tile * TILE_BYTES < PANEL_BYTES ? end_tile * TILE_BYTES : PANEL_BYTES;
     const int span = span_end - first_tile * TILE_BYTES;
-    const unsigned long long begin = reinterpret_cast<unsigned long long>(panel_bytes_of(panel) + first_tile * TILE_BYTES);
-    const unsigned long long end = begin + (span < limit ? span : limit);
-    for (unsigned long long line = (begin & ~127ull) + 128ull * lane; line < end; line += 32 * 128)
-      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
+    const int live = live_panels_of(panel);
+    for (int p = 0; p < live; ++p) {
+      const unsigned long long begin =
+          reinterpret_cast<unsigned long long>(panel_bytes_of(panel + p) + first_tile * TILE_BYTES);
+      const unsigned long long end = begin + (span < limit ? span : limit);
+      for (unsigned long long line = (begin & ~127ull) + 128ull * lane; line < end; line += 32 * 128)
+        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
+    }
   };
   // PREFETCH: the warp's whole span at once, before the ring starts, so DRAM streams the block's
   // bytes while the ring's copies and the decode follow behind, hitting L2.
@@ -380,7 +441,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     const int byte0 = tile0 * TILE_BYTES;
     const int weight_bytes = PANEL_BYTES - byte0 < CHUNK_BYTES ? PANEL_BYTES - byte0 : CHUNK_BYTES;
     for (int word = weight_bytes / 4 + lane; word < Shared::CHUNK_WORDS; word += 32) stage[word] = 0u;
-    u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
+    u32* x_stage = stage + Shared::WEIGHT_WORDS;  // [ROWS][X_STRIDE_WORDS] (one panel: CHUNK_WORDS on)
     const int k0 = tile0 * 16;
     const int x_k = K - k0 < CHUNK_K ? K - k0 : CHUNK_K;  // x_copies: a multiple of 8
     if (x_copies && x_k < CHUNK_K)
@@ -433,12 +494,14 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   constexpr u32 STAGE_BYTES = Shared::STAGE_WORDS * 4;
   const u32 ring_target = static_cast<u32>(__cvta_generic_to_shared(warp_ring));
   u32 issue_target = ring_target + 16 * lane;
-  u32 x_issue_target = ring_target + Shared::CHUNK_WORDS * 4 + x_row0 * Shared::X_STRIDE + x_column * 16;
+  u32 x_issue_target = ring_target + Shared::WEIGHT_WORDS * 4 + x_row0 * Shared::X_STRIDE + x_column * 16;
   auto issue_chunk = [&]() {
     const bool live = WALK ? chunks > 0 && issue_step < block_panels : issue_count < chunks;
     const int chunk = WALK ? issue_chunk_index : issue_count;
     const int slot = issue_count % STAGES;
     const unsigned char* panel_bytes = panel_bytes_of(WALK ? panel_of(issue_step) : panel);
+    // The set's panels that exist: the others' copies are zero-filled (from a valid address).
+    const int issue_panels = live_panels_of(WALK ? panel_of(issue_step) : panel);
     ++issue_count;
     bool next_panel = false;
     if (WALK && live && ++issue_chunk_index == chunks) {
@@ -456,9 +519,17 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
 #pragma unroll
       for (int i = 0; i < (BULK ? 0 : (CHUNK_PIECES + 31) / 32); ++i) {
         if (CHUNK_PIECES % 32 != 0 && lane + 32 * i >= CHUNK_PIECES) break;  // 3-bit: 24 lanes copy
-        const int valid = !CLAMP || issue_byte + 512 * i + 16 <= PANEL_BYTES ? 16 : 0;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(issue_target + 512 * i),
-                     "l"(valid ? issue_source + 512 * i : panel_bytes), "r"(valid));
+        const bool inside = !CLAMP || issue_byte + 512 * i + 16 <= PANEL_BYTES;
+        // Panel p of the set: the same in-panel bytes, PANEL_BYTES further per panel; its stage
+        // slot CHUNK_WORDS further.
+#pragma unroll
+        for (int p = 0; p < P; ++p) {
+          const int valid = inside && (P == 1 || p < issue_panels) ? 16 : 0;
+          const u32 target = issue_target + p * Shared::CHUNK_WORDS * 4 + 512 * i;
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                       "l"(valid ? issue_source + static_cast<long long>(p) * PANEL_BYTES + 512 * i : panel_bytes),
+                       "r"(valid));
+        }
       }
       issue_source += CHUNK_BYTES;
       issue_byte += CHUNK_BYTES;
@@ -466,7 +537,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
         issue_source = panel_bytes_of(panel_of(issue_step)) + first_tile * TILE_BYTES + 16 * lane;
         issue_byte = first_tile * TILE_BYTES + 16 * lane;
       }
-      u32* x_stage = stage + Shared::CHUNK_WORDS;  // [ROWS][X_STRIDE_WORDS]
+      u32* x_stage = stage + Shared::WEIGHT_WORDS;  // [ROWS][X_STRIDE_WORDS]
       const int k0 = tile0 * 16;
       if (Config::X_RESIDENT) {
         // x is already in shared memory (copy_resident_x)
@@ -556,7 +627,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     const bool row_live = 8 * h + g < ROWS;
     x_base[h] = !row_live ? zero_row
                 : Config::X_RESIDENT ? x_resident + (8 * h + g) * (Shared::RESIDENT_STRIDE / 4)
-                                     : warp_ring + Shared::CHUNK_WORDS + (8 * h + g) * X_STRIDE_WORDS;
+                                     : warp_ring + Shared::WEIGHT_WORDS + (8 * h + g) * X_STRIDE_WORDS;
     x_step[h] = !row_live ? 0 : Config::X_RESIDENT ? CHUNK_K / 2 : Shared::STAGE_WORDS;
   }
   int consumed = 0;  // chunks taken out of the ring so far, over every panel
@@ -620,18 +691,27 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
             }
           }
         }
-        u32 a[4];
-        u32 a_high[4];
-        Format::decode(stage + j * Format::TILE_WORDS, g, t, a, a_high);
+        // The one B (x) against each panel's A tile; x's sums once for the set.
+#pragma unroll
+        for (int p = 0; p < P; ++p) {
+          u32 a[4];
+          u32 a_high[4];
+          Format::decode(stage + p * Shared::CHUNK_WORDS + j * Format::TILE_WORDS, g, t, a, a_high);
+#pragma unroll
+          for (int h = 0; h < HALVES; ++h)
+#pragma unroll
+            for (int part = 0; part < PARTS; ++part) {
+              mma_16816<IS_BF16>(c[p][h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
+              if (SPLIT)
+                mma_16816<IS_BF16>(c_high[p][h], a_high[0], a_high[1], a_high[2], a_high[3], b[h][part][0],
+                                   b[h][part][1]);
+            }
+        }
 #pragma unroll
         for (int h = 0; h < HALVES; ++h)
 #pragma unroll
-          for (int part = 0; part < PARTS; ++part) {
-            mma_16816<IS_BF16>(c[h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
-            if (SPLIT)
-              mma_16816<IS_BF16>(c_high[h], a_high[0], a_high[1], a_high[2], a_high[3], b[h][part][0], b[h][part][1]);
+          for (int part = 0; part < PARTS; ++part)
             mma_16816<IS_BF16>(x_sum[h], ones[0], ones[1], ones[2], ones[3], b[h][part][0], b[h][part][1]);
-          }
       }
       __syncwarp();  // every lane has read this stage before a later chunk refills it
     }
@@ -643,35 +723,29 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     if (ROWS <= 4 && step + 1 == block_panels) let_next_grid_start();
     if (first_tile < end_tile) fold_group();
 
+    // The set's panels one at a time through `partial` (columns past N, and so panels past the
+    // last, are skipped by the stores).
 #pragma unroll
-    for (int h = 0; h < HALVES; ++h) {
-      partial[warp][8 * h + 2 * t][2 * g] = total[h][0];
-      partial[warp][8 * h + 2 * t + 1][2 * g] = total[h][1];
-      partial[warp][8 * h + 2 * t][2 * g + 1] = total[h][2];
-      partial[warp][8 * h + 2 * t + 1][2 * g + 1] = total[h][3];
+    for (int p = 0; p < P; ++p) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) total[h][i] = 0.0f;
-    }
-    __syncthreads();
-    if (Config::SPLIT_K == 1) {
-      store_panel<Config, 8 * HALVES>(partial, bias, y, panel);
-      if (step + 1 < block_panels) __syncthreads();  // partial read before the next panel's totals
+      for (int h = 0; h < HALVES; ++h) {
+        partial[warp][8 * h + 2 * t][2 * g] = total[p][h][0];
+        partial[warp][8 * h + 2 * t + 1][2 * g] = total[p][h][1];
+        partial[warp][8 * h + 2 * t][2 * g + 1] = total[p][h][2];
+        partial[warp][8 * h + 2 * t + 1][2 * g + 1] = total[p][h][3];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) total[p][h][i] = 0.0f;
+      }
+      __syncthreads();
+      if (Config::SPLIT_K == 1) {
+        store_panel<Config, 8 * HALVES>(partial, bias, y, panel + p);
+      } else {
+        store_split_part<Config, 8 * HALVES>(partial, y, panel + p);
+      }
+      if (p + 1 < P || step + 1 < block_panels) __syncthreads();  // partial read before the next panel's totals
     }
   }
   asm volatile("cp.async.wait_group 0;\n" ::);  // only empty groups are left: nothing in flight at exit
-  if (Config::SPLIT_K == 1) return;
-  // This block's part: the warps' totals summed in warp order, no bias, fp32.
-  float* part = static_cast<float*>(y) + static_cast<long long>(blockIdx.y) * ROWS * Config::N;  // [ROWS][N]
-  for (int index = threadIdx.x; index < ROWS * 16; index += WARPS * 32) {
-    const int r = index / 16;
-    const int column = index % 16;
-    const long long n = panel * 16 + column;
-    if (n >= Config::N) continue;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; ++w) sum += partial[w][r][column];
-    part[r * Config::N + n] = sum;
-  }
 }
 
 // The second kernel of a split (SPLIT_K > 1): y[r][n] = sum over the parts in part order + bias,

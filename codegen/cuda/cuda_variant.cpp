@@ -32,8 +32,9 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
-  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
+  return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}{}{}{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
                      variant.warps, variant.unroll,
+                     variant.block_n == 0 ? std::string() : fmt::format("_n{}", variant.block_n),
                      variant.block_k == 0 ? std::string() : fmt::format("_k{}", variant.block_k),
                      variant.split_k == 1 ? std::string() : fmt::format("_split{}", variant.split_k),
                      variant.bulk_copy == 0 ? "" : "_bulk",

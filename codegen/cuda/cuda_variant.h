@@ -42,7 +42,9 @@ namespace lowbit::cuda {
 // warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
 // copies) and panels (16-column panels per block, walked in turn with the ring kept running)
-// and prefetch (1: each warp prefetches its weight span into L2 when it starts).
+// and prefetch (1: each warp prefetches its weight span into L2 when it starts) and block_n (the
+// columns each warp, and so its block, covers: 2 or 4 adjacent 16-column panels over the warp's
+// k range, one copy of x serving them; 0: one panel).
 // Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0,
 // stream_k=0, remainder_split=0. The tile fields, split_k, producer, bulk_copy, panels, prefetch,
 // stream_k and remainder_split came
@@ -51,7 +53,7 @@ struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
   int unroll = 2;  // gemv: 16-byte loads a lane keeps in flight (whole chunks); gemv_mma: cp.async stages
-  int block_n = 0;  // mma: output columns per block (whole 16-column panels)
+  int block_n = 0;  // mma: output columns per block (whole 16-column panels); gemv_mma: per warp (0: 16)
   int block_m = 0;  // mma: rows of x per block
   int block_k = 0;  // mma: k per pipeline stage; gemv_mma: k per warp and stage (0: the format's default)
   int stages = 0;   // mma: cp.async pipeline depth; dequant_gemm: tiles in flight per block (cp.async)
@@ -95,7 +97,7 @@ struct LaunchGeometry {
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
 // when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks, then "r2" with
-// remainder_split = 2); gemv_mma appends "_k128" when block_k is set,
+// remainder_split = 2); gemv_mma appends "_n64" when block_n is set, "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 // Why a variant may not carry a field its family does not read (split_k, producer, stream_k,

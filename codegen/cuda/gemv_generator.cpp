@@ -19,6 +19,9 @@ namespace {
 int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
 int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
 
+// gemv_mma's panels per warp (WARP_PANELS in the template): block_n / 16, 0 meaning one panel.
+int mma_warp_panels(const CudaVariant& variant) { return variant.block_n == 0 ? 1 : variant.block_n / 16; }
+
 // gemv_mma's fold runs per panel (RUNS in the template): a group, at most 256 k; whole K
 // folds every 256 k. Split-K gives each block a contiguous range of them.
 int mma_runs(const OpDesc& desc) {
@@ -73,11 +76,13 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   if (variant.unroll != 1 && variant.unroll != 2 && variant.unroll != 4 && variant.unroll != 8)
     return refuse("unroll must be 1, 2, 4 or 8");
   if (variant.family != CudaFamily::gemv_mma &&
-      (variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0 || variant.panels != 1 ||
-       variant.prefetch != 0))
-    return refuse(fmt::format("block_k={}, split_k={}, bulk_copy={}, panels={}, prefetch={}: the gemv family reads "
-                              "none of them (block_k=0, split_k=1, bulk_copy=0, panels=1, prefetch=0)",
-                              variant.block_k, variant.split_k, variant.bulk_copy, variant.panels, variant.prefetch));
+      (variant.block_n != 0 || variant.block_k != 0 || variant.split_k != 1 || variant.bulk_copy != 0 ||
+       variant.panels != 1 || variant.prefetch != 0))
+    return refuse(fmt::format("block_n={}, block_k={}, split_k={}, bulk_copy={}, panels={}, prefetch={}: the gemv "
+                              "family reads none of them (block_n=0, block_k=0, split_k=1, bulk_copy=0, panels=1, "
+                              "prefetch=0)",
+                              variant.block_n, variant.block_k, variant.split_k, variant.bulk_copy, variant.panels,
+                              variant.prefetch));
   if (variant.prefetch != 0 && variant.prefetch != 1) return refuse("prefetch must be 0 or 1");
   if (variant.bulk_copy != 0 && variant.bulk_copy != 1) return refuse("bulk_copy must be 0 or 1");
   if (variant.bulk_copy == 1 && arch_major < 9)
@@ -89,6 +94,21 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
                                 variant.block_k, format_k, 2 * format_k, desc.bits, format_k));
     if (variant.split_k != 1 && variant.split_k != 2 && variant.split_k != 4 && variant.split_k != 8)
       return refuse(fmt::format("split_k={}: must be 1, 2, 4 or 8", variant.split_k));
+    // block_n: the columns each warp (and so the block) covers, 2 or 4 adjacent panels; 0 is one
+    // panel (16 is refused, so one kernel has one name).
+    if (variant.block_n != 0 && variant.block_n != 32 && variant.block_n != 64)
+      return refuse(fmt::format("block_n={}: gemv_mma covers 0 (one panel), 32 or 64 columns per warp",
+                                variant.block_n));
+    // 512 threads leave a thread 128 registers: 4 panels' accumulators of 16 rows spill there
+    // (ptxas: 164-312 bytes at 8 bits bf16, whose SPLIT format doubles the accumulators).
+    if (variant.block_n == 64 && variant.warps == 16 && desc.m > 8)
+      return refuse(fmt::format("block_n=64 with warps=16 at m={}: four panels' accumulators of more than 8 rows "
+                                "spill from the 128 registers a thread of 512 has; use warps <= 8 or block_n <= 32",
+                                desc.m));
+    if (variant.block_n != 0 && variant.bulk_copy != 0)
+      return refuse(fmt::format("block_n={} with bulk_copy=1: bulk copies fill one panel's stage; several panels "
+                                "per warp need bulk_copy=0",
+                                variant.block_n));
     if (variant.panels != 1 && variant.panels != 2 && variant.panels != 4 && variant.panels != 8)
       return refuse(fmt::format("panels={}: must be 1, 2, 4 or 8", variant.panels));
     if (variant.panels != 1 && (variant.split_k != 1 || variant.bulk_copy != 0))
@@ -130,22 +150,26 @@ bool GemvGenerator::x_resident(const OpDesc& desc, const CudaVariant& variant) {
 
 int GemvGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.family != CudaFamily::gemv_mma) return 0;
-  // GemvMmaShared: per warp, its ring (per stage the chunk's weights and, unless x is resident,
+  // GemvMmaShared: per warp, its ring (per stage the chunk's weights of each of its panels and, unless x is resident,
   // [m][chunk_k * 2 + 32 bytes] of x) and its resident x ([m][mma_resident_stride]); then one
   // zero row of chunk_k 16-bit values.
   const int chunk_tiles = GemvGenerator::chunk_tiles(desc, variant);
   const int chunk_k = chunk_tiles * 16;
   const bool resident = x_resident(desc, variant);
   const int m = static_cast<int>(desc.m);
-  const int stage_words = chunk_tiles * mma_tile_words(desc.bits) + (resident ? 0 : m * (chunk_k * 2 + 32) / 4);
+  const int stage_words = mma_warp_panels(variant) * chunk_tiles * mma_tile_words(desc.bits) +
+                          (resident ? 0 : m * (chunk_k * 2 + 32) / 4);
   const int resident_words = resident ? m * mma_resident_stride(desc, variant) / 4 : 0;
   return (variant.warps * (variant.unroll * stage_words + resident_words) + chunk_k * 2 / 4) * 4;
 }
 
 LaunchGeometry GemvGenerator::launch_geometry(const OpDesc& desc, const CudaVariant& variant) const {
   LaunchGeometry geometry;  // fields by name: a positional list shifts when LaunchGeometry grows
+  // A block per set of warp_panels adjacent panels, or per `panels` such sets walked in turn.
   const int64_t panels = native_geometry(desc).panels;
-  geometry.grid_x = static_cast<unsigned>((panels + variant.panels - 1) / variant.panels);
+  const int64_t warp_panels = variant.family == CudaFamily::gemv_mma ? mma_warp_panels(variant) : 1;
+  const int64_t sets = (panels + warp_panels - 1) / warp_panels;
+  geometry.grid_x = static_cast<unsigned>((sets + variant.panels - 1) / variant.panels);
   geometry.grid_y = static_cast<unsigned>(variant.split_k);
   geometry.threads = static_cast<unsigned>(variant.warps * 32);
   geometry.shared_bytes = static_cast<unsigned>(shared_bytes(desc, variant));
@@ -193,6 +217,26 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
           add(variant);
         }
       }
+  // Warps covering 2 or 4 panels (block_n 32, 64) from M = 4 on, where x's copies from L2 are
+  // at least the weights' bytes with one panel a warp (M / 4 times them): each chunk of x then
+  // serves block_n / 16 panels. 4 to 16 warps, both chunk widths, 2 stages; on few panels also
+  // split-K in two (a block per set of panels leaves fewer blocks). On the H100 (docs/benchmarks.md,
+  // "several panels per warp") they won at M = 4, 8 and 16 on 28672x4096 and at M=16 on
+  // 4096-column shapes, and lost by 0.3-0.7 us elsewhere.
+  if (desc.m >= 4)
+    for (int warps : {4, 8, 16})
+      for (int block_n : {32, 64})
+        for (int block_k : {0, 2 * format_k}) {
+          CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
+          variant.block_n = block_n;
+          variant.block_k = block_k;
+          if (warps == 16 && block_n == 64) continue;  // spills at 16 rows; 8 warps carry the bytes
+          add(variant);
+          if (few_panels && warps == 8 && block_k == 0) {
+            variant.split_k = 2;
+            add(variant);
+          }
+        }
   // Blocks walking 2, 4 or 8 panels with one ring (panels) are not searched either: on the
   // H100 at M = 1..16 on 28672x4096 and 4096x14336 (docs/benchmarks.md, third small-M round)
   // the best of them was within 0.2 us of the best single-panel variant or slower (the kernel
@@ -219,9 +263,23 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   warps to 98 KB, two blocks an SM (M=16: 11.4 against 14.5 us on 6144x4096, 8.9 against 9.6
 //   on 4096x4096, 20.5 against 20.8 on 4096x14336, all with 8 warps; 4 warps lost there too).
 // Split-K never won (its second launch alone costs about 2.5 us at these sizes).
+// - From 4 rows on many panels (at least heuristic_many_panels), 4 warps each covering 4
+//   panels (block_n 64): a warp's copy of x then serves 4 panels, and x's traffic from L2, M / 4
+//   times the weights' bytes with one panel a warp, falls by 4 (docs/benchmarks.md, "several
+//   panels per warp", rotate run mean on 28672x4096: M=16 30.1 against 38.5 us, M=8 27.6
+//   against 28.4, M=4 28.4 against 29.8). On fewer panels the sets of 4 leave too few blocks
+//   for the SMs (6144x4096, 96 sets: P=1 stayed best at every M), and at M <= 8 on 256 panels
+//   x's share is small enough that one panel a warp won. 16 warps of 2 panels won at M=16 on 256
+//   panels (4096x14336: 18.3 against 21.2 us, 4096x4096: 8.9 against 9.4), but their ring takes
+//   114 KB, past sm_8x's 99 KiB, and this choice knows no arch: left to tuning.
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
   const bool few_panels = native_geometry(desc).panels <= heuristic_few_panels;
+  if (desc.m >= 4 && native_geometry(desc).panels >= heuristic_many_panels) {
+    CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
+    variant.block_n = 64;
+    return variant;
+  }
   if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
   if (desc.m > 4) {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
@@ -269,6 +327,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       "  static constexpr int PANELS_PER_BLOCK = {panels};\n"
       "  static constexpr bool X_RESIDENT = {resident};\n"
       "  static constexpr bool PREFETCH = {prefetch};\n"
+      "  static constexpr int WARP_PANELS = {warp_panels};\n"
       "}};\n"
       "{shared_check}"
       "extern \"C\" __global__ void __launch_bounds__({threads}) {entry}(const void* x, const void* qweight,\n"
@@ -285,7 +344,7 @@ std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) 
       fmt::arg("unroll", variant.unroll), fmt::arg("chunk_tiles", chunk_tiles(desc, variant)),
       fmt::arg("split", variant.split_k), fmt::arg("bulk", variant.bulk_copy == 1 ? "true" : "false"),
       fmt::arg("panels", variant.panels), fmt::arg("resident", x_resident(desc, variant) ? "true" : "false"),
-      fmt::arg("prefetch", variant.prefetch == 1 ? "true" : "false"),
+      fmt::arg("prefetch", variant.prefetch == 1 ? "true" : "false"), fmt::arg("warp_panels", mma_warp_panels(variant)),
       fmt::arg("split_sum", split_sum), fmt::arg("threads", variant.warps * 32), fmt::arg("entry", entry_point),
       fmt::arg("function", function), fmt::arg("weight_type", weight_type),
       // gemv_mma's lead into L2 before it waits for the previous grid, only when launched to

@@ -23,7 +23,8 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  static constexpr int version = 8;  // 8: gemv_mma waits for the previous grid (overlap_previous) after an L2 lead of its weights
+  // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels
+  static constexpr int version = 9;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";
@@ -39,6 +40,9 @@ class GemvGenerator {
   // heuristic(): up to this many panels the grid has about two blocks an SM of the H100 (132
   // SMs), and a block takes twice the warps (gemv_generator.cpp says what was measured).
   static constexpr int64_t heuristic_few_panels = 256;
+  // heuristic(): from this many panels on, warps of 4 panels (block_n 64) from 4 rows: sets of
+  // 4 then still give the H100's 132 SMs about two blocks each.
+  static constexpr int64_t heuristic_many_panels = 1024;
   // A block per panel (split_k blocks per panel along grid y); gemv_mma's cp.async ring
   // of weights and x is dynamic shared memory.
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;

@@ -177,6 +177,23 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       ++compiled;
     }
   }
+  // Warps covering 4 panels (block_n 64), and 2 panels in a walk of 4 sets, at M=16 with
+  // eqscale (the most accumulators a thread holds), for every arch.
+  {
+    OpDesc desc = parse_descriptor(fmt::format(
+        "m=16,n=1000,k=4100,bits={},group=-1,zero=int,act=bf16,out=fp16,bias=1,eqscale=1,device=cuda:0", bits));
+    for (auto [warps, block_n, panels] : {std::tuple{4, 64, 1}, std::tuple{8, 32, 4}}) {  // fit sm_80 at 2 bits
+      CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
+      variant.block_n = block_n;
+      variant.panels = panels;
+      ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
+      for (const char* arch : arches) {
+        EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
+            << variant_name(desc, variant, arch);
+        ++compiled;
+      }
+    }
+  }
   // Bulk copies (sm_90a only), wide, at the same M=16 with eqscale and fp16.
   {
     OpDesc desc = parse_descriptor(fmt::format(
@@ -189,7 +206,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
     ++compiled;
   }
-  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 2 * 3 + 1);
+  EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 2 * 3 + 2 * 3 + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, CudaCompileBits, ::testing::Values(2, 3, 4, 8),
@@ -281,13 +298,33 @@ TEST(CudaCompile, EveryFormatIsServed) {
           fmt::format("m=3,n=100,k=4096,bits={},group=64,zero=int,act=bf16,eqscale={},device=cuda:0", bits, eqscale));
       EXPECT_EQ(generator.candidates(desc).size(), 26u) << to_string(desc);  // as the sweep above
     }
+  // From M = 4 on, warps covering 2 or 4 panels too (block_n): 4 and 8 warps at block_n 32
+  // and 64, 16 warps at 32, both chunk widths (10), and on few panels a split in two at 8 warps
+  // with 512-byte chunks (2); none below 4 rows. At 16 rows of 2-bit weights 16 warps of 1 KB
+  // chunks take 353 KB of shared memory, past sm_90's 227 KiB: 9 there.
+  auto wide_candidates = [&](const OpDesc& desc) {
+    const std::vector<CudaVariant> variants = generator.candidates(desc);
+    return std::count_if(variants.begin(), variants.end(), [](const CudaVariant& v) { return v.block_n != 0; });
+  };
+  for (int bits : {2, 3, 4, 8}) {
+    const OpDesc few = parse_descriptor(
+        fmt::format("m=8,n=100,k=4096,bits={},group=64,zero=int,act=bf16,device=cuda:0", bits));
+    EXPECT_EQ(wide_candidates(few), 10 + 2) << to_string(few);
+    const OpDesc many = parse_descriptor(
+        fmt::format("m=16,n=28672,k=4096,bits={},group=128,zero=int,act=bf16,device=cuda:0", bits));
+    EXPECT_EQ(wide_candidates(many), bits == 2 ? 9 : 10) << to_string(many);
+    const OpDesc three = parse_descriptor(
+        fmt::format("m=3,n=28672,k=4096,bits={},group=128,zero=int,act=bf16,device=cuda:0", bits));
+    EXPECT_EQ(wide_candidates(three), 0) << to_string(three);
+  }
   // fp32 activations: the CUDA-core family only.
   EXPECT_EQ(generator.candidates(parse_descriptor("m=1,n=100,k=96,bits=3,group=32,act=fp32,device=cuda:0")).size(), 9u);
 }
 
 // gemv_mma's no-tune warps and chunk (GemvGenerator::heuristic, as measured on the H100): half
 // the warps a panel on more than heuristic_few_panels panels, 1 KB chunks at 5..8 rows only,
-// 8 warps with 512-byte chunks above 8 rows.
+// 8 warps with 512-byte chunks above 8 rows; from 4 rows on at least heuristic_many_panels
+// panels, 4 warps of 4 panels each.
 TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   GemvGenerator generator;
   auto chosen = [&](const std::string& shape) {
@@ -298,23 +335,29 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=1,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2");    // long K too
   EXPECT_EQ(chosen("m=4,n=4112,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w8u2");      // 257 panels
   EXPECT_EQ(chosen("m=1,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m1_w8u2");
-  EXPECT_EQ(chosen("m=4,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w8u2");
+  EXPECT_EQ(chosen("m=3,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2");
+  EXPECT_EQ(chosen("m=4,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w4u2_n64");      // 1792 panels
+  EXPECT_EQ(chosen("m=4,n=16384,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w4u2_n64");      // 1024
+  EXPECT_EQ(chosen("m=16,n=16368,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");        // 1023
   EXPECT_EQ(chosen("m=5,n=4096,k=4096"), "cuda_sm90a_gemvmma_w4g128_m5_w8u2_k128");
   EXPECT_EQ(chosen("m=8,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m8_w8u2_k128");
   EXPECT_EQ(chosen("m=8,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m8_w4u2_k128");
-  EXPECT_EQ(chosen("m=8,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m8_w4u2_k128");
-  EXPECT_EQ(chosen("m=9,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m9_w8u2");
+  EXPECT_EQ(chosen("m=8,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m8_w4u2_n64");
+  EXPECT_EQ(chosen("m=9,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m9_w4u2_n64");
+  EXPECT_EQ(chosen("m=16,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w4u2_n64");
   EXPECT_EQ(chosen("m=16,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
   EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
-  // Every width's choice is a variant the generator serves, at each row count and panel count.
+  // Every width's choice is a variant the generator serves, at each row count and panel count,
+  // on sm_8x's smaller shared memory too (the choice knows no arch).
   for (int bits : {2, 3, 4, 8})
     for (int m : {1, 4, 5, 8, 9, 16})
-      for (const char* size : {"n=4096,k=4096", "n=28672,k=4096", "n=100,k=96"}) {
-        const OpDesc desc = parse_descriptor(
-            fmt::format("m={},{},bits={},group=32,zero=int,act=fp16,device=cuda:0", m, size, bits));
-        const Validity validity = generator.is_valid(desc, generator.heuristic(desc), 9);
-        EXPECT_TRUE(validity.ok) << to_string(desc) << ": " << validity.reason;
-      }
+      for (const char* size : {"n=4096,k=4096", "n=28672,k=4096", "n=100,k=96", "n=16400,k=96"})
+        for (int arch_major : {8, 9}) {
+          const OpDesc desc = parse_descriptor(
+              fmt::format("m={},{},bits={},group=32,zero=int,act=fp16,device=cuda:0", m, size, bits));
+          const Validity validity = generator.is_valid(desc, generator.heuristic(desc), arch_major);
+          EXPECT_TRUE(validity.ok) << to_string(desc) << " sm_" << arch_major << "x: " << validity.reason;
+        }
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
@@ -381,6 +424,23 @@ TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
   before_prefetch.erase("prefetch");
   EXPECT_EQ(variant_from_json(before_prefetch), variant);
   EXPECT_EQ(generator.launch_geometry(desc, prefetched).grid_x, generator.launch_geometry(desc, variant).grid_x);
+  // Several panels per warp (block_n): in the source, the name, the JSON (older JSON has 0:
+  // one panel) and the grid, a block per set of 4 panels (63 panels: 16 sets, the last one
+  // panel short; walked 8 sets a block: 2 blocks).
+  CudaVariant wide = variant;
+  wide.block_n = 64;
+  EXPECT_NE(generator.emit(desc, wide).find("WARP_PANELS = 4;"), std::string::npos);
+  EXPECT_NE(generator.emit(desc, variant).find("WARP_PANELS = 1;"), std::string::npos);
+  EXPECT_EQ(variant_name(desc, wide, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2_n64");
+  EXPECT_EQ(variant_from_json(to_json(wide)), wide);
+  EXPECT_EQ(generator.launch_geometry(desc, wide).grid_x, 64u);
+  EXPECT_EQ(generator.launch_geometry(odd, wide).grid_x, 16u);
+  wide.panels = 8;
+  EXPECT_EQ(variant_name(desc, wide, "sm_90a"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2_n64_p8");
+  EXPECT_EQ(generator.launch_geometry(odd, wide).grid_x, 2u);
+  // The stage holds every panel's weights: 4 x 512 bytes of int4 a stage in place of 512.
+  EXPECT_EQ(GemvGenerator::shared_bytes(desc, wide) - GemvGenerator::shared_bytes(desc, variant),
+            16 * 2 * 3 * 512);
 }
 
 TEST(CudaCompile, CompileErrorsCarryTheNvrtcLog) {
@@ -508,7 +568,29 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   prefetched.prefetch = 1;
   prefetched.panels = 2;
   EXPECT_NE(generator.is_valid(small, prefetched, 9).reason.find("prefetch=1 with panels=2"), std::string::npos);
+  // block_n (panels per warp): gemv_mma only, 0, 32 or 64; not with bulk copies; 64 not with 16
+  // warps above 8 rows (spills).
+  const OpDesc sixteen = parse_descriptor("m=16,n=64,k=512,group=128,device=cuda:0");
+  for (auto [block_n, warps, bulk, ok] : {std::tuple{32, 16, 0, true}, std::tuple{64, 8, 0, true},
+                                          std::tuple{64, 16, 0, false}, std::tuple{16, 4, 0, false},
+                                          std::tuple{48, 4, 0, false}, std::tuple{128, 4, 0, false},
+                                          std::tuple{32, 4, 1, false}}) {
+    CudaVariant candidate{CudaFamily::gemv_mma, warps, 2};
+    candidate.block_n = block_n;
+    candidate.bulk_copy = bulk;
+    const Validity validity = generator.is_valid(sixteen, candidate, 9);
+    EXPECT_EQ(validity.ok, ok) << block_n << " " << warps << " " << bulk << ": " << validity.reason;
+    if (!ok) {
+      EXPECT_NE(validity.reason.find("block_n="), std::string::npos) << validity.reason;
+    }
+  }
+  CudaVariant sixteen_warps{CudaFamily::gemv_mma, 16, 2};
+  sixteen_warps.block_n = 64;
+  EXPECT_TRUE(generator.is_valid(parse_descriptor("m=8,n=64,k=512,group=128,device=cuda:0"), sixteen_warps, 9).ok);
   fma.panels = 1;
+  fma.block_n = 32;
+  EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("block_n=32"), std::string::npos);
+  fma.block_n = 0;
   fma.prefetch = 1;
   EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("prefetch=1"), std::string::npos);
   EXPECT_NE(family_field_misuse(fma).find("prefetch=1"), std::string::npos);

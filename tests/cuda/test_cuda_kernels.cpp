@@ -298,6 +298,64 @@ TEST_P(CudaKernelsBits, PanelWalks) {
   EXPECT_EQ(checked, 4 * 3 * 3);
 }
 
+// gemv_mma warps covering 2 or 4 adjacent panels (block_n 32, 64: one copy of x for all): N
+// not a multiple of 16 x panels (the last set's panels past N copy zeros and store nothing: 63,
+// 3, 7 and 5 panels), K tails, whole-K groups, eqscale, every zero point, both activations,
+// every output dtype, bias, at M = 1, 7, 8, 9, 15 and 16; with wide chunks, one stage, 16
+// warps with the L2 prefetch of every panel's span, split-K (run twice: the same bits), a panel
+// walk of such sets, and resident x beside ring x (few rows). Compiled a desc at a time on every
+// core (as the tuner).
+TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const int format_k = gemv_mma_chunk_k(GetParam());
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  // (warps, unroll, block_k, block_n, split_k, panels, prefetch)
+  const std::tuple<int, int, int, int, int, int, int> fields[] = {{8, 2, 0, 32, 1, 1, 0},
+                                                                    {4, 2, 2 * format_k, 64, 1, 1, 0},
+                                                                    {16, 1, 0, 32, 1, 1, 1},
+                                                                    {8, 2, 0, 64, 2, 1, 0},
+                                                                    {4, 2, 0, 32, 1, 4, 0}};
+  int checked = 0;
+  int index = 0;
+  for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
+                            "n=72,k=4096,group=128,eqscale=1"})
+    for (const char* rows : {"1", "7", "8", "9", "15", "16"}) {
+      const OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                       GetParam(), shape, zeros[index % 3], acts[index % 2],
+                                                       outs[(index / 2) % 3], rows));
+      ++index;
+      std::vector<CudaVariant> variants;
+      for (auto [warps, unroll, block_k, block_n, split, panels, prefetch] : fields) {
+        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+        variant.block_k = block_k;
+        variant.block_n = block_n;
+        variant.split_k = split;
+        variant.panels = panels;
+        variant.prefetch = prefetch;
+        const Validity validity = generator.is_valid(desc, variant, 9);
+        ASSERT_TRUE(validity) << to_string(desc) << ": " << validity.reason;
+        variants.push_back(variant);
+      }
+      const std::vector<CompiledCandidate> cubins = compile_candidates(desc, variants, device_info(0).arch());
+      for (std::size_t i = 0; i < variants.size(); ++i) {
+        ASSERT_TRUE(cubins[i].error.empty()) << variant_name(desc, variants[i], device_info(0).arch()) << ": "
+                                             << cubins[i].error;
+        CudaKernel kernel(desc, variants[i], cubins[i].cubin);
+        std::string failure = check_on_device(kernel);
+        ASSERT_TRUE(failure.empty()) << failure;
+        if (variants[i].split_k > 1) {
+          failure = check_run_twice_identical(kernel);
+          ASSERT_TRUE(failure.empty()) << failure;
+        }
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 4 * 6 * 5);
+}
+
 // gemv_mma with the L2 prefetch of each warp's weight span (prefetch=1): the same results as
 // without, across odd N, K tails, whole-K groups, eqscale, M = 1, 9 and 16, warps without a run
 // (k=384: 3 runs for 8 and 16 warps), one stage, wide chunks, split-K and (sm_90) bulk copies.
