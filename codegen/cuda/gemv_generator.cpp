@@ -269,10 +269,13 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   panels per warp", rotate run mean on 28672x4096: M=16 30.1 against 38.5 us, M=8 27.6
 //   against 28.4, M=4 28.4 against 29.8). On fewer panels the sets of 4 leave too few blocks
 //   for the SMs (6144x4096, 96 sets: P=1 stayed best at every M), and at M <= 8 on 256 panels
-//   x's share is small enough that one panel a warp won. 16 warps of 2 panels won at M=16 on 256
-//   panels (4096x14336: 18.3 against 21.2 us, 4096x4096: 8.9 against 9.4), but their ring takes
-//   114 KB, past sm_8x's 99 KiB, and this choice knows no arch: left to tuning.
-CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
+//   x's share is small enough that one panel a warp won.
+// - Above 8 rows on few panels, 16 warps of 2 panels (block_n 32) where the arch's shared memory
+//   holds their ring (114 KB at M=16 and 4 bits: sm_90's 227 KiB, not sm_8x's 99 KiB; else 8
+//   warps of one panel): x's share of a warp's bytes is largest there, and 256 panels leave too
+//   few blocks for sets of 4 (4096x14336 at M=16: 17.2 against 20.3 us by the rotate run mean,
+//   18.3 against 21.2 per call; 4096x4096: 8.0 against 8.4).
+CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
   const bool few_panels = native_geometry(desc).panels <= heuristic_few_panels;
   if (desc.m >= 4 && native_geometry(desc).panels >= heuristic_many_panels) {
@@ -280,7 +283,12 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc) const {
     variant.block_n = 64;
     return variant;
   }
-  if (desc.m > 8) return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  if (desc.m > 8) {
+    CudaVariant pairs{CudaFamily::gemv_mma, 16, 2};
+    pairs.block_n = 32;
+    if (few_panels && arch_major >= 9 && is_valid(desc, pairs, arch_major)) return pairs;
+    return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+  }
   if (desc.m > 4) {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
     variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;

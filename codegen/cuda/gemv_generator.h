@@ -23,8 +23,9 @@ struct Validity {
 class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
-  // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels
-  static constexpr int version = 9;
+  // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels;
+  // 10: the heuristic knows the arch (16 warps of 2 panels above 8 rows on few panels, sm_90)
+  static constexpr int version = 10;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";
@@ -36,7 +37,9 @@ class GemvGenerator {
   Validity is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;
   // The complete CUDA source for NVRTC: the template text and a thin instantiation.
   std::string emit(const OpDesc& desc, const CudaVariant& variant) const;
-  CudaVariant heuristic(const OpDesc& desc) const;
+  // The no-tune choice on a device of compute capability arch_major (0: unknown, the choice
+  // then fits every arch the family serves; the registry passes the device's).
+  CudaVariant heuristic(const OpDesc& desc, int arch_major = 0) const;
   // heuristic(): up to this many panels the grid has about two blocks an SM of the H100 (132
   // SMs), and a block takes twice the warps (gemv_generator.cpp says what was measured).
   static constexpr int64_t heuristic_few_panels = 256;

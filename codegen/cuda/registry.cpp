@@ -27,7 +27,9 @@ struct Generator {
   std::vector<CudaFamily> owns;
   // sm_count: the device's SMs (0: unknown), for the generators whose rules count waves.
   std::vector<CudaVariant> (*candidates)(const OpDesc&, int sm_count);
-  CudaVariant (*heuristic)(const OpDesc&, int sm_count);
+  // arch_major: the device's compute capability major, for the generators whose choice depends
+  // on the arch's limits (GemvGenerator: shared memory); the others ignore it.
+  CudaVariant (*heuristic)(const OpDesc&, int arch_major, int sm_count);
   // Whether its heuristic is the no-tune choice for desc (where it was measured to win); a
   // generator without a preference is preferred wherever it is valid.
   bool (*preferred)(const OpDesc&);
@@ -82,7 +84,13 @@ Generator make_generator(std::vector<CudaFamily> owns) {
           G::version,
           std::move(owns),
           [](const OpDesc& desc, int sm_count) { return generator_for<G>(sm_count).candidates(desc); },
-          [](const OpDesc& desc, int sm_count) { return generator_for<G>(sm_count).heuristic(desc); },
+          [](const OpDesc& desc, int arch_major, int sm_count) {
+            const G generator = generator_for<G>(sm_count);
+            if constexpr (requires { generator.heuristic(desc, arch_major); })
+              return generator.heuristic(desc, arch_major);
+            else
+              return generator.heuristic(desc);
+          },
           [](const OpDesc& desc) {
             if constexpr (requires { G::preferred(desc); })
               return G::preferred(desc);
@@ -140,7 +148,7 @@ std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_c
 Validity supports(const OpDesc& desc, int arch_major, int sm_count) {
   std::string reasons;
   for (const Generator& generator : generators()) {
-    Validity validity = generator.is_valid(desc, generator.heuristic(desc, sm_count), arch_major);
+    Validity validity = generator.is_valid(desc, generator.heuristic(desc, arch_major, sm_count), arch_major);
     if (validity) return validity;
     reasons += fmt::format("{}{} ({})", reasons.empty() ? "" : "; ", validity.reason, generator.family);
   }
@@ -153,7 +161,7 @@ CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count) {
   for (bool only_preferred : {true, false})
     for (const Generator& generator : generators()) {
       if (only_preferred && !generator.preferred(desc)) continue;
-      CudaVariant variant = generator.heuristic(desc, sm_count);
+      CudaVariant variant = generator.heuristic(desc, arch_major, sm_count);
       if (generator.is_valid(desc, variant, arch_major)) return variant;
     }
   throw Unsupported(

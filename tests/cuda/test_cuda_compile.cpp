@@ -346,18 +346,43 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=9,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m9_w4u2_n64");
   EXPECT_EQ(chosen("m=16,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w4u2_n64");
   EXPECT_EQ(chosen("m=16,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
-  EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
+  EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");  // arch unknown
   // Every width's choice is a variant the generator serves, at each row count and panel count,
-  // on sm_8x's smaller shared memory too (the choice knows no arch).
+  // on the arch it was asked for, and with the arch unknown on every arch.
   for (int bits : {2, 3, 4, 8})
     for (int m : {1, 4, 5, 8, 9, 16})
       for (const char* size : {"n=4096,k=4096", "n=28672,k=4096", "n=100,k=96", "n=16400,k=96"})
         for (int arch_major : {8, 9}) {
           const OpDesc desc = parse_descriptor(
               fmt::format("m={},{},bits={},group=32,zero=int,act=fp16,device=cuda:0", m, size, bits));
-          const Validity validity = generator.is_valid(desc, generator.heuristic(desc), arch_major);
-          EXPECT_TRUE(validity.ok) << to_string(desc) << " sm_" << arch_major << "x: " << validity.reason;
+          for (int asked : {0, arch_major}) {
+            const Validity validity = generator.is_valid(desc, generator.heuristic(desc, asked), arch_major);
+            EXPECT_TRUE(validity.ok) << to_string(desc) << " asked sm_" << asked << "x, on sm_" << arch_major
+                                     << "x: " << validity.reason;
+          }
         }
+}
+
+// Above 8 rows on few panels, sm_90's shared memory holds 16 warps of 2 panels (block_n 32),
+// which won at M=16 on 256 panels; sm_8x's does not (114 KB at 4 bits), so it keeps 8 warps of
+// one panel, as does an unknown arch. On many panels the arch changes nothing.
+TEST(CudaCompile, GemvHeuristicTakesPanelPairsWhereTheArchHoldsThem) {
+  GemvGenerator generator;
+  auto chosen = [&](const std::string& shape, int arch_major) {
+    const OpDesc desc = parse_descriptor(shape + ",bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+    return variant_name(desc, generator.heuristic(desc, arch_major), "sm_90a");
+  };
+  EXPECT_EQ(chosen("m=16,n=4096,k=14336", 9), "cuda_sm90a_gemvmma_w4g128_m16_w16u2_n32");
+  EXPECT_EQ(chosen("m=9,n=4096,k=4096", 9), "cuda_sm90a_gemvmma_w4g128_m9_w16u2_n32");
+  EXPECT_EQ(chosen("m=16,n=4096,k=14336", 8), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
+  EXPECT_EQ(chosen("m=16,n=4096,k=14336", 0), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
+  EXPECT_EQ(chosen("m=8,n=4096,k=14336", 9), "cuda_sm90a_gemvmma_w4g128_m8_w8u2_k128");  // 8 rows: as before
+  EXPECT_EQ(chosen("m=16,n=6144,k=4096", 9), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");      // 384 panels
+  EXPECT_EQ(chosen("m=16,n=28672,k=4096", 9), "cuda_sm90a_gemvmma_w4g128_m16_w4u2_n64");
+  // The registry asks with the device's arch (wgmma is not preferred at 16 rows on N = 4096).
+  const OpDesc desc = parse_descriptor("m=16,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  EXPECT_EQ(lowbit::cuda::heuristic(desc, 9, 132), generator.heuristic(desc, 9));
+  EXPECT_EQ(lowbit::cuda::heuristic(desc, 8, 132), generator.heuristic(desc, 8));
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
