@@ -54,15 +54,19 @@ def summarize(rows, run):
             times = {}
             for kind, argument, ns, clock in segment:
                 times.setdefault(kind, []).append((argument, ns, clock))
+            # Roles from what the segment did (a deposit, waits for others' partials) and where it lies
+            # in its block's run (the first of several: a contributor whose run goes on; the last).
             deposits = "deposit_end" in times
-            if not deposits:
-                role = "owner"
-            elif len(segments) == 1:
-                role = "middle (whole run in one tile)"
-            else:
-                role = "tail contributor (first segment)"
-            if "wait_start" not in times and not deposits:
+            reduces = "wait_start" in times
+            place = "only segment" if len(segments) == 1 else ("first segment" if index == 0 else "last segment")
+            if not deposits and not reduces:
                 role = "whole tile (no contributor)"
+            elif not reduces:
+                role = f"deposits only ({place})"
+            elif not deposits:
+                role = f"reduces, no deposit ({place})"
+            else:
+                role = f"deposits and reduces ({place})"
             data = roles[role]
             first = times["segment_start"][0][1]
             loop_end = times["loop_end"][0][1]
@@ -77,8 +81,9 @@ def summarize(rows, run):
                     times.get("wait_start", []), times.get("wait_end", []), times.get("read_end", [])):
                 data["wait per contributor"].append(wait_end - wait_start)
                 data["read per contributor"].append(read_end - wait_end)
-            if "wait_start" in times:
-                data["waits+reads (loop end to last read)"].append(times["read_end"][-1][1] - loop_end)
+            if reduces:
+                data["waits+reads (deposit end or loop end to last read)"].append(
+                    times["read_end"][-1][1] - (times["deposit_end"][0][1] if deposits else loop_end))
                 data["epilogue (last read to end)"].append(times["segment_end"][0][1] - times["read_end"][-1][1])
             elif not deposits:
                 data["epilogue"].append(times["segment_end"][0][1] - loop_end)

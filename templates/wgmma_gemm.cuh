@@ -822,6 +822,10 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
 // remainder is shared as above, after them, by the first SHARING_BLOCKS blocks. A whole tile
 // has no fix-up; the shared part's contributors run their cut tile's end right after their whole
 // tiles, at about the time its owner starts the tile, so the owner's wait stays short.
+// Measured (docs/benchmarks.md, the per-block timeline below): the deposits are the dear part of a
+// fix-up (128 KiB leave an SM at about 50 GB/s; a read comes in at about 125 GB/s), and the
+// critical path runs through an owner whose first segment deposited in mid-run. Sharing the
+// reduction among the blocks that end in a tile (so the owner deposits too) was slower.
 // Flags: flag[b] (u64) holds the launch's token (a kernel argument, new every launch, never 0)
 // once block b's partial is stored; the owner that consumes it resets it to 0. So a flag left by
 // an earlier launch, or anything else in the caller's workspace, is not taken for this launch's
