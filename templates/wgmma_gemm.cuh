@@ -822,6 +822,10 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
 // remainder is shared as above, after them, by the first SHARING_BLOCKS blocks. A whole tile
 // has no fix-up; the shared part's contributors run their cut tile's end right after their whole
 // tiles, at about the time its owner starts the tile, so the owner's wait stays short.
+// Measured (docs/benchmarks.md, the per-block timeline below): the deposits are the dear part of a
+// fix-up (128 KiB leave an SM at about 50 GB/s; a read comes in at about 125 GB/s), and the
+// critical path runs through an owner whose first segment deposited in mid-run. Sharing the
+// reduction among the blocks that end in a tile (so the owner deposits too) was slower.
 // Flags: flag[b] (u64) holds the launch's token (a kernel argument, new every launch, never 0)
 // once block b's partial is stored; the owner that consumes it resets it to 0. So a flag left by
 // an earlier launch, or anything else in the caller's workspace, is not taken for this launch's
@@ -878,6 +882,46 @@ __device__ __forceinline__ u64 acquire_flag(const u64* flag) {
   return value;
 }
 
+// ---- Stream-K timeline (diagnostic; LOWBIT_STREAM_K_TIMELINE, defined by no emitted kernel: only
+// bench/stream_k_timeline.cpp prepends it to the generator's source and compiles its own copy, so
+// no cached or tuned kernel ever carries it). Consumer thread 0 of each block appends entries
+// {%globaltimer ns, %clock64, kind, argument} to its block's log of TIMELINE_ENTRIES after the
+// partial slots (the tool allocates the room past workspace_bytes); entry 0's kind holds the
+// count. globaltimer orders events across SMs; clock64 (the SM's cycles) times them within a block.
+enum StreamKEvent : u32 {
+  event_block_start = 0,   // argument: 0
+  event_segment_start,     // argument: tile
+  event_loop_end,          // argument: tile (main loop and ring padding done, fix-up begins)
+  event_deposit_stored,    // argument: tile (thread 0's partial stores issued)
+  event_deposit_end,       // argument: tile (barrier, fence and flag done)
+  event_wait_start,        // argument: contributing block
+  event_wait_end,          // argument: contributing block (its flag seen, consumers released)
+  event_read_end,          // argument: contributing block (thread 0's partial added)
+  event_segment_end,       // argument: tile (owner: epilogue stored; contributor: after the deposit)
+};
+struct TimelineEntry {
+  u64 global_ns;
+  u64 clock;
+  u32 kind;
+  u32 argument;
+  u64 unused;
+};
+constexpr int TIMELINE_ENTRIES = 64;
+#ifdef LOWBIT_STREAM_K_TIMELINE
+__device__ __forceinline__ void timeline_stamp(TimelineEntry* log, u32 kind, long long argument) {
+  if (threadIdx.x != 0) return;
+  u64 global_ns, clock;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(global_ns)::"memory");
+  asm volatile("mov.u64 %0, %%clock64;\n" : "=l"(clock)::"memory");
+  const u32 count = log[0].kind + 1;
+  if (count >= TIMELINE_ENTRIES) return;
+  log[count] = TimelineEntry{global_ns, clock, kind, static_cast<u32>(argument), 0};
+  log[0].kind = count;
+}
+#else
+__device__ __forceinline__ void timeline_stamp(TimelineEntry*, u32, long long) {}
+#endif
+
 // One segment of a stream-K block's run: stages [2 (iteration - tile_begin), 2 (segment_end -
 // tile_begin)) of tile `tile`. A contributor (iteration past the tile's first: only a block's
 // first segment can be one) stores its partial and publishes it, and does not store the tile; the
@@ -893,6 +937,7 @@ struct StreamKWork {
   u64* flags;
   float4* partials;
   u64 token;  // this launch's, nonzero
+  TimelineEntry* timeline;  // this block's log (LOWBIT_STREAM_K_TIMELINE only, above)
 
   __device__ __forceinline__ int ring_base() const { return ring_uses; }
   __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
@@ -906,27 +951,32 @@ struct StreamKWork {
 
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     const int block = blockIdx.x;
+    timeline_stamp(timeline, event_loop_end, tile);
     if (iteration != tile_begin) {
       float4* mine = slot(block);
 #pragma unroll
       for (int i = 0; i < Schedule::FRAGMENTS; ++i)
         __stcg(mine + i * Tile::CONSUMER_THREADS, make_float4(accumulator[4 * i], accumulator[4 * i + 1],
                                                               accumulator[4 * i + 2], accumulator[4 * i + 3]));
+      timeline_stamp(timeline, event_deposit_stored, tile);
       consumer_barrier<Tile>();  // every thread's partial is stored ...
       if (threadIdx.x == 0) {
         __threadfence();  // ... and ordered before the flag at GPU scope
         publish_flag(flags + block, token);
       }
+      timeline_stamp(timeline, event_deposit_end, tile);
       return false;
     }
     const long long tile_end = tile_begin + Schedule::PAIRS;
     for (int other = block + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other) {
+      timeline_stamp(timeline, event_wait_start, other);
       if (threadIdx.x == 0) {
         while (acquire_flag(flags + other) != token) {
         }
         flags[other] = 0;  // consumed: reset for the next launch (nothing else reads it in this one)
       }
       consumer_barrier<Tile>();  // thread 0's acquire orders the partial before every thread's reads
+      timeline_stamp(timeline, event_wait_end, other);
       const float4* theirs = slot(other);
 #pragma unroll
       for (int i = 0; i < Schedule::FRAGMENTS; ++i) {
@@ -934,6 +984,7 @@ struct StreamKWork {
         accumulator[4 * i] += value.x, accumulator[4 * i + 1] += value.y;
         accumulator[4 * i + 2] += value.z, accumulator[4 * i + 3] += value.w;
       }
+      timeline_stamp(timeline, event_read_end, other);
     }
     return true;
   }
@@ -999,10 +1050,17 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
   work.partials = reinterpret_cast<float4*>(static_cast<unsigned char*>(workspace) + Schedule::FLAG_BYTES);
   work.token = token;
   work.ring_uses = 0;
+  // Past the partial slots: [BLOCKS][TIMELINE_ENTRIES] (used only with LOWBIT_STREAM_K_TIMELINE).
+  work.timeline = reinterpret_cast<TimelineEntry*>(work.partials + static_cast<long long>(Schedule::BLOCKS) *
+                                                                       Schedule::FRAGMENTS * Tile::CONSUMER_THREADS) +
+                  static_cast<long long>(blockIdx.x) * TIMELINE_ENTRIES;
+  timeline_stamp(work.timeline, event_block_start, 0);
   if constexpr (!Tile::PRODUCER) {
     for_each_segment(work, [&](bool first) {
       if (!first) __syncthreads();
+      timeline_stamp(work.timeline, event_segment_start, work.tile);
       wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+      timeline_stamp(work.timeline, event_segment_end, work.tile);
     });
   } else {
     if (threadIdx.x == 0) init_ring_barriers<Tile>(shared_raw);
@@ -1022,7 +1080,9 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
     }
     consumers_take_registers<Tile>();
     for_each_segment(work, [&](bool) {
+      timeline_stamp(work.timeline, event_segment_start, work.tile);
       wgmma_tile<Config, StreamKWork<Config>, TilePart::consumers>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+      timeline_stamp(work.timeline, event_segment_end, work.tile);
       advance_ring();
     });
   }
