@@ -79,9 +79,12 @@ class WgmmaGenerator {
   // each 256-row tile decodes its weights again, twice the bytes a code at 8 bits, while
   // dequant_gemm decodes them once for every M, so from some M the GEMM on decoded weights wins.
   // 3 bits: not measured above 1024 rows, dequant_gemm stays.
-  // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma too (39.2
-  // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls); on N = 4096 and below 16 rows
-  // gemv_mma stays (faster there, or not measured).
+  // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma at 2 and 8 bits
+  // too (measured at 4 bits: 39.2 against 47.5 us bf16, 37.3 against 47.2 fp16, same calls;
+  // 2 and 8 bits follow that, unmeasured against gemv_mma's panel sets). Not at 4 bits since
+  // gemv_mma's warps cover 4 panels (block_n 64, GemvGenerator::heuristic): 30.1 us (rotate run
+  // mean) against wgmma's 33.6 (session 9, `read`); on N = 4096 and below 16 rows gemv_mma
+  // stays (faster there, or not measured).
   static constexpr int64_t preferred_min_rows = 17;
   static constexpr int64_t preferred_max_rows = 1024;
   static constexpr int64_t preferred_max_rows_8_bits = 2048;
@@ -93,7 +96,7 @@ class WgmmaGenerator {
   }
   static bool preferred(const OpDesc& desc) {
     return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits)) ||
-           (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n);
+           (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n && desc.bits != 4);
   }
   // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the
   // ring's shared memory.

@@ -589,15 +589,19 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
     }
   }
   // At 16 rows on a wide N (28672x4096) wgmma's 16-row tile beat gemv_mma on the H100 (39.2
-  // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls): wgmma there on sm_90 only; 15
+  // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls) until gemv_mma's warps covered 4
+  // panels (30.1 against 33.6 us at 4 bits): wgmma there on sm_90 at 2 and 8 bits only; 15
   // rows and N = 4096 stay gemv_mma (not measured / gemv_mma faster).
   const OpDesc wide = descriptor("m=16,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16");
-  EXPECT_EQ(heuristic(wide, 9), WgmmaGenerator().heuristic(wide));
+  EXPECT_EQ(heuristic(wide, 9).family, CudaFamily::gemv_mma);
+  EXPECT_EQ(heuristic(wide, 9).block_n, 64);
   EXPECT_EQ(heuristic(wide, 8).family, CudaFamily::gemv_mma);
+  const OpDesc wide2 = descriptor("m=16,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16");
+  EXPECT_EQ(heuristic(wide2, 9), WgmmaGenerator().heuristic(wide2));
   EXPECT_EQ(heuristic(descriptor("m=15,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16"), 9).family,
             CudaFamily::gemv_mma);
   EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=8,group=128,zero=int,act=bf16"), 9).family,
-            CudaFamily::wgmma);  // as int4
+            CudaFamily::wgmma);  // as int2
   EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=3,group=128,zero=int,act=bf16"), 9).family,
             CudaFamily::gemv_mma);  // wgmma does not serve 3 bits
   // What wgmma does not serve (eqscale) gets on sm_90 what it gets elsewhere.
