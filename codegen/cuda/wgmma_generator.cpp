@@ -112,7 +112,7 @@ CudaVariant variant_of(const Shape& shape, int producer = 0) {
 
 }  // namespace
 
-int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
+int WgmmaGenerator::ring_bytes(const OpDesc& desc, const CudaVariant& variant) {
   const bool whole_k = desc.group == whole_k_group;
   const int group = static_cast<int>(desc.group_size());
   const int stage_groups = whole_k || group >= variant.block_k ? 1 : variant.block_k / group;
@@ -121,8 +121,12 @@ int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant)
   const int stage_bytes = round_up(variant.block_m * variant.block_k * 2 + panels * variant.block_k * 2 * desc.bits +
                                        2 * panels * stage_groups * 32,
                                    1024);
-  // + alignment of the ring to 1024 bytes, + the full and empty mbarriers of a producer's ring.
-  return variant.stages * stage_bytes + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
+  return variant.stages * stage_bytes;
+}
+
+int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  // The ring + its alignment to 1024 bytes, + the full and empty mbarriers of a producer's ring.
+  return ring_bytes(desc, variant) + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
 }
 
 Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -190,6 +194,22 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
                                 variant.stream_k, stream_k_iterations(desc, variant)));
   }
+  if (variant.cluster_split != 0) {
+    if (variant.cluster_split != 1)
+      return refuse(fmt::format("cluster_split={}: must be 0 (a split summed by a second kernel) or 1 (a tile's "
+                                "splits as one thread-block cluster, summed in its distributed shared memory)",
+                                variant.cluster_split));
+    if (variant.split_k < 2 || variant.split_k > max_cluster_blocks)
+      return refuse(fmt::format("cluster_split=1 with split_k={}: the cluster is the tile's splits, so split_k must "
+                                "be 2..{} (a portable cluster size; stream-K, which runs unsplit, sums through its "
+                                "workspace instead)",
+                                variant.split_k, max_cluster_blocks));
+    if (accumulator_bytes(variant) > ring_bytes(desc, variant))
+      return refuse(fmt::format("cluster_split=1: the {}-byte fp32 accumulator of a {}x{} tile does not fit the {} "
+                                "bytes of the {}-stage ring it is summed in",
+                                accumulator_bytes(variant), variant.block_n, variant.block_m,
+                                ring_bytes(desc, variant), variant.stages));
+  }
   if (variant.remainder_split != 0) {
     if (variant.stream_k == 0)
       return refuse(fmt::format("remainder_split={} needs stream_k > 0 (it shapes the stream-K schedule)",
@@ -229,6 +249,11 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * sm_count_ &&
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
+      // The same split summed in its cluster's shared memory (where the accumulator fits the ring).
+      CudaVariant clustered = variant;
+      clustered.cluster_split = 1;
+      if (split > 1 && variant.block_m <= rows && split_useful && is_valid(desc, clustered, 9))
+        variants.push_back(clustered);
     }
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
@@ -416,6 +441,7 @@ LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVar
   geometry.grid_x = static_cast<unsigned>((desc.m + variant.block_m - 1) / variant.block_m);
   geometry.grid_y = static_cast<unsigned>((desc.n + variant.block_n - 1) / variant.block_n);
   geometry.grid_z = static_cast<unsigned>(variant.split_k);
+  if (variant.cluster_split == 1) geometry.cluster_z = geometry.grid_z;  // a tile's splits: one cluster
   return geometry;
 }
 
@@ -432,7 +458,7 @@ std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVarian
   if (variant.stream_k != 0)
     return stream_k_flag_bytes(variant.stream_k) +
            static_cast<std::size_t>(variant.stream_k) * variant.block_m * variant.block_n * sizeof(float);
-  if (variant.split_k == 1) return 0;
+  if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory
   const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
   return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;
 }
@@ -457,6 +483,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int STAGES = {stages};\n"
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
+      "  static constexpr int CLUSTER_SPLIT = {cluster_split};\n"
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
@@ -467,7 +494,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
-      fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()),
+      fmt::arg("cluster_split", variant.cluster_split),
+      fmt::arg("reduce_entry", variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source()),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()
                                : fmt::format("  static constexpr int STREAM_K = {};\n"
