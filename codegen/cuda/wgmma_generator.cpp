@@ -43,6 +43,15 @@ int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
 int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
   return tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
 }
+// variant split in two along K; a split summed in its cluster's shared memory.
+CudaVariant split_in_two(CudaVariant variant) {
+  variant.split_k = 2;
+  return variant;
+}
+CudaVariant clustered(CudaVariant variant) {
+  variant.cluster_split = 1;
+  return variant;
+}
 // variant as stream-K: one persistent block per SM, or per iteration where there are fewer.
 CudaVariant streamed_over_sms(const OpDesc& desc, CudaVariant variant, int sm_count) {
   variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count, stream_k_iterations(desc, variant)));
@@ -311,6 +320,15 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{64, 32, 128, 5};
   CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  // M = 33..64: the split's 4 blocks a tile as 2 summed in their cluster (generator version 11;
+  // the H100, docs/benchmarks.md, dsmem's call): 13.4 against 14.4 us (split4) at M = 64 on
+  // 4096x4096. At M = 17..32 the two were equal (13.4 and 13.4), so the split stays there.
+  if (desc.m > 32 && desc.m <= 64 && chosen.split_k == 4) {
+    CudaVariant pair = chosen;
+    pair.split_k = 2;
+    pair.cluster_split = 1;
+    if (is_valid(desc, pair, 9)) chosen = pair;
+  }
   // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
   // heuristic call, docs/benchmarks.md) where the taller tile wastes what the shorter one saves:
   // - it pads at least a quarter of its rows more (M = 257..384: a second row of 256-row tiles
@@ -339,6 +357,15 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 256-row stream-K) at M = 256 on 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256
   // on 4096x4096. Not taken, as it lost: 32 tiles (M = 128 on 4096x4096: 18.9 against 18.6 split4_ws)
   // and a long K (M = 256 on 4096x14336: 56.9 against 52.1, the 256-row split4_ws).
+  // Cluster pairs (generator version 11; the H100, dsmem's call, docs/benchmarks.md): at M = 129..256
+  // where the 128-row warp-specialized tiles split in two fill 0.9 .. 1 wave, each tile's two
+  // blocks summed in their cluster's shared memory beat stream-K: 21.1 against 23.5 us
+  // (sk132) at M = 256 on 4096x4096 (64 tiles, 128 blocks), cuBLAS 20.8 in the same call. K up
+  // to 32 stages of 128, as stream-K's rule below (a long K kept the 256-row split4_ws there).
+  const CudaVariant pairs = clustered(split_in_two(variant_of(Shape{128, 128, 128, 4}, 1)));
+  if (desc.m > 128 && desc.m <= 256 && tiles(desc, pairs) * 2 <= sm_count_ && tiles(desc, pairs) * 20 >= sm_count_ * 9 &&
+      k_stages(desc, pairs) <= 32 && is_valid(desc, pairs, 9))
+    return pairs;
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
@@ -383,11 +410,23 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   }
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
-    if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen)) return shorter;
+    if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen))
+      return summed_in_pairs(desc, shorter);
   }
-  if (is_valid(desc, chosen, 9)) return chosen;
+  if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+}
+
+CudaVariant WgmmaGenerator::summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const {
+  // A split of 2 summed in its cluster (generator version 11; the H100, dsmem's call,
+  // docs/benchmarks.md): faster than the second kernel's sum in 40 of 44 split-2 candidates at
+  // M = 32..512 on 4096x4096, by 1.5 to 6 us (e.g. 20.8 against 22.1 us, the 128-row
+  // warp-specialized tile at M = 128). Splits of 4 and 8 are not: at one block an SM their
+  // clusters of 4 and 8 did not all fit one wave (17.8 split4_ws against 28.2 cs4_ws at M = 128).
+  if (variant.split_k != 2) return variant;
+  const CudaVariant pair = clustered(variant);
+  return is_valid(desc, pair, 9) ? pair : variant;
 }
 
 CudaVariant WgmmaGenerator::split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const {

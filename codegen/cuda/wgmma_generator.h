@@ -129,6 +129,8 @@ class WgmmaGenerator {
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).
   CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;
+  // variant, or with split_k = 2 the same split summed in its cluster (cluster_split) where valid.
+  CudaVariant summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const;
 };
 
 }  // namespace lowbit::cuda
