@@ -420,10 +420,11 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
 
 CudaVariant WgmmaGenerator::summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const {
   // A split of 2 summed in its cluster (generator version 11; the H100, dsmem's call,
-  // docs/benchmarks.md): faster than the second kernel's sum in 40 of 44 split-2 candidates at
-  // M = 32..512 on 4096x4096, by 1.5 to 6 us (e.g. 20.8 against 22.1 us, the 128-row
-  // warp-specialized tile at M = 128). Splits of 4 and 8 are not: at one block an SM their
-  // clusters of 4 and 8 did not all fit one wave (17.8 split4_ws against 28.2 cs4_ws at M = 128).
+  // docs/benchmarks.md): faster than the second kernel's sum in 42 of 44 split-2 candidates at
+  // M = 32..512 on 4096x4096, by 0.3 to 6 us (e.g. 20.8 against 22.1 us, the 128-row
+  // warp-specialized tile at M = 128). Splits of 4 and 8 are not: slower in all 64 candidates, and
+  // at one block an SM by 10 to 33 us, their clusters not all fitting one wave (17.8 split4_ws
+  // against 28.2 cs4_ws at M = 128).
   if (variant.split_k != 2) return variant;
   const CudaVariant pair = clustered(variant);
   return is_valid(desc, pair, 9) ? pair : variant;
