@@ -320,13 +320,13 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{64, 32, 128, 5};
   CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
-  // M = 33..64: the split's 4 blocks a tile as 2 summed in their cluster (generator version 11;
-  // the H100, docs/benchmarks.md, dsmem's call): 13.4 against 14.4 us (split4) at M = 64 on
-  // 4096x4096. At M = 17..32 the two were equal (13.4 and 13.4), so the split stays there.
-  if (desc.m > 32 && desc.m <= 64 && chosen.split_k == 4) {
-    CudaVariant pair = chosen;
-    pair.split_k = 2;
-    pair.cluster_split = 1;
+  // M = 33..64: the split's 4 blocks a tile as 2 summed in their cluster where the pairs fill 0.9 ..
+  // 1 wave and K is at most 32 stages of 128 (generator version 11; the H100, docs/benchmarks.md,
+  // dsmem's call): 13.4 against 14.4 us (split4) at M = 64 on 4096x4096 (64 tiles, 128 blocks).
+  // Elsewhere not measured (a longer K, a grid of pairs over a wave); at M = 17..32 the two were
+  // equal (13.4 and 13.4), so the split stays there.
+  if (desc.m > 32 && desc.m <= 64 && chosen.split_k == 4 && pairs_fill_a_wave(desc, chosen)) {
+    const CudaVariant pair = clustered(split_in_two(chosen));
     if (is_valid(desc, pair, 9)) chosen = pair;
   }
   // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
@@ -363,9 +363,7 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // (sk132) at M = 256 on 4096x4096 (64 tiles, 128 blocks), cuBLAS 20.8 in the same call. K up
   // to 32 stages of 128, as stream-K's rule below (a long K kept the 256-row split4_ws there).
   const CudaVariant pairs = clustered(split_in_two(variant_of(Shape{128, 128, 128, 4}, 1)));
-  if (desc.m > 128 && desc.m <= 256 && tiles(desc, pairs) * 2 <= sm_count_ && tiles(desc, pairs) * 20 >= sm_count_ * 9 &&
-      k_stages(desc, pairs) <= 32 && is_valid(desc, pairs, 9))
-    return pairs;
+  if (desc.m > 128 && desc.m <= 256 && pairs_fill_a_wave(desc, pairs) && is_valid(desc, pairs, 9)) return pairs;
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
@@ -416,6 +414,11 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+}
+
+bool WgmmaGenerator::pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const {
+  const int64_t blocks = tiles(desc, variant) * 2;
+  return blocks <= sm_count_ && blocks * 10 >= int64_t{sm_count_} * 9 && k_stages(desc, variant) * variant.block_k <= 32 * 128;
 }
 
 CudaVariant WgmmaGenerator::summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const {
