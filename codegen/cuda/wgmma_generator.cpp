@@ -259,10 +259,9 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
       // The same split summed in its cluster's shared memory (where the accumulator fits the ring).
-      CudaVariant clustered = variant;
-      clustered.cluster_split = 1;
-      if (split > 1 && variant.block_m <= rows && split_useful && is_valid(desc, clustered, 9))
-        variants.push_back(clustered);
+      const CudaVariant in_cluster = clustered(variant);
+      if (split > 1 && variant.block_m <= rows && split_useful && is_valid(desc, in_cluster, 9))
+        variants.push_back(in_cluster);
     }
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
