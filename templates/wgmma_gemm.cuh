@@ -84,6 +84,12 @@
 // accumulator, bias-free, into partials [SPLIT_K][M][N] (the caller's workspace). A second
 // kernel, wgmma_split_reduce, sums the SPLIT_K partials of each element in split order, adds
 // the bias and converts: the same sums in the same order every run, no atomics.
+// Cluster split (CLUSTER_SPLIT = 1, "_cs<SPLIT_K>"): the SPLIT_K blocks of a tile run as one
+// thread-block cluster and sum their accumulators through distributed shared memory instead
+// (ClusterSplitWork): each lays its accumulator over its idle ring, a cluster barrier, then each
+// block adds its share of the tile's fragments from the SPLIT_K blocks in split order (mapa,
+// ld.shared::cluster) and stores that share with bias and conversion. No workspace, no second
+// launch, no partials through L2; the cost is a cluster's co-scheduling (its blocks on one GPC).
 //
 // Stream-K (Config::STREAM_K blocks, a persistent grid; wgmma_stream_k below): the tile code
 // above runs once per segment of a block's equal share of every tile's stage pairs, and a tile
@@ -340,6 +346,13 @@ struct WgmmaTile {
                 "a stage holds whole groups or lies inside one");
   static_assert(Config::K % 8 == 0, "x rows 16-byte aligned for cp.async");
   static_assert(SPLIT_K >= 1 && (SPLIT_K - 1) * SPLIT_STAGES < K_STAGES, "every split holds some of K");
+  // CLUSTER_SPLIT: the SPLIT_K blocks of a tile are one thread-block cluster and sum their
+  // accumulators through distributed shared memory (ClusterSplitWork), each block's accumulator
+  // [BLOCK_M / 8][CONSUMER_THREADS] float4 laid over its ring, which the main loop no longer needs.
+  static constexpr bool CLUSTER_SPLIT = Config::CLUSTER_SPLIT != 0;
+  static constexpr int ACCUMULATOR_BYTES = BLOCK_M * BLOCK_N * 4;
+  static_assert(!CLUSTER_SPLIT || (SPLIT_K >= 2 && SPLIT_K <= 8), "a cluster of 2..8 blocks (the portable size)");
+  static_assert(!CLUSTER_SPLIT || ACCUMULATOR_BYTES <= STAGES * STAGE_BYTES, "the accumulator fits the ring");
 };
 
 // The work of a block of the tiled grid (blockIdx: M tile, N tile, split), and what its tile
@@ -358,6 +371,90 @@ struct TiledWork {
     return true;
   }
 };
+
+// A barrier over the consumer threads (defined with the stream-K code below).
+template <class Tile>
+__device__ __forceinline__ void consumer_barrier();
+
+// Every thread of the cluster that has not exited: release its earlier memory accesses, then
+// acquire everyone's (a peer's shared-memory writes before it, for ld.shared::cluster after).
+__device__ __forceinline__ void cluster_barrier() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+// This thread's float4 at `address` (a shared-window address) in block `rank` of its cluster.
+__device__ __forceinline__ float4 load_from_cluster_block(u32 address, u32 rank) {
+  u32 remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(address), "r"(rank));
+  float4 value;
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(value.x), "=f"(value.y), "=f"(value.z), "=f"(value.w)
+               : "r"(remote)
+               : "memory");
+  return value;
+}
+
+// A block of a split summed in its cluster (CLUSTER_SPLIT; grid M tiles x N tiles x SPLIT_K,
+// cluster (1, 1, SPLIT_K): the splits of one tile, rank = blockIdx.z = split). After the main
+// loop each block lays its fp32 accumulator over its own ring, [FRAGMENTS][CONSUMER_THREADS]
+// float4 (thread-major: the same thread of every block holds the same outputs); after a cluster
+// barrier, each (fragment, warp) unit is summed by one block, owner = (fragment x WARPS + warp) %
+// SPLIT_K (interleaved, so 16-row tiles with fewer fragments than splits still share the work),
+// which reads that unit from blocks 0 .. SPLIT_K - 1 in order (its own from its registers), and
+// stores only its units with bias and conversion (stores_fragment). The same sums in the same
+// order every run; no workspace and no second kernel. A second cluster barrier keeps every block
+// (its shared memory) alive until its peers have read it.
+template <class Tile>
+struct ClusterSplitWork : TiledWork<Tile> {
+  static constexpr int FRAGMENTS = Tile::BLOCK_M / 8;  // float4 of accumulator per consumer thread
+  static constexpr int WARPS = Tile::CONSUMER_THREADS / 32;
+  unsigned char* shared_raw;  // the dynamic shared memory (the ring, 1024-aligned, inside)
+
+  static __device__ __forceinline__ int owner(int fragment, int warp) { return (fragment * WARPS + warp) % Tile::SPLIT_K; }
+  __device__ __forceinline__ bool stores(int fragment) const {
+    return owner(fragment, static_cast<int>(threadIdx.x >> 5)) == static_cast<int>(blockIdx.z);
+  }
+  // Consumer threads only, every wgmma retired and (PRODUCER = 0) every copy landed.
+  __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
+    const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
+    float4* ring = reinterpret_cast<float4*>(shared_raw + ((1024u - (raw_address & 1023u)) & 1023u));
+    float4* mine = ring + threadIdx.x;
+    consumer_barrier<Tile>();  // every warpgroup's wgmmas are done reading x from the ring
+#pragma unroll
+    for (int i = 0; i < FRAGMENTS; ++i)
+      mine[i * Tile::CONSUMER_THREADS] =
+          make_float4(accumulator[4 * i], accumulator[4 * i + 1], accumulator[4 * i + 2], accumulator[4 * i + 3]);
+    cluster_barrier();  // every block's accumulator is in its shared memory
+#pragma unroll
+    for (int i = 0; i < FRAGMENTS; ++i) {
+      if (!stores(i)) continue;
+      const u32 address = static_cast<u32>(__cvta_generic_to_shared(mine + i * Tile::CONSUMER_THREADS));
+      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int split = 0; split < Tile::SPLIT_K; ++split) {
+        const float4 value = split == static_cast<int>(blockIdx.z)
+                                 ? make_float4(accumulator[4 * i], accumulator[4 * i + 1], accumulator[4 * i + 2],
+                                               accumulator[4 * i + 3])
+                                 : load_from_cluster_block(address, static_cast<u32>(split));
+        sum.x += value.x, sum.y += value.y, sum.z += value.z, sum.w += value.w;
+      }
+      accumulator[4 * i] = sum.x, accumulator[4 * i + 1] = sum.y;
+      accumulator[4 * i + 2] = sum.z, accumulator[4 * i + 3] = sum.w;
+    }
+    cluster_barrier();  // no block exits (freeing its shared memory) while a peer still reads it
+    return true;
+  }
+};
+
+// Whether this thread stores fragment `fragment` (rows 8 fragment .. + 7) of its tile in the
+// epilogue: every fragment, but for a cluster split's block, its own share.
+template <class Work>
+__device__ __forceinline__ bool stores_fragment(const Work&, int) {
+  return true;
+}
+template <class Tile>
+__device__ __forceinline__ bool stores_fragment(const ClusterSplitWork<Tile>& work, int fragment) {
+  return work.stores(fragment);
+}
 
 // setmaxnreg's hand-over with two consumer warpgroups (WgmmaTile::MOVE_REGISTERS): the producer
 // warpgroup gives up registers down to 64, the consumers take theirs up to 216.
@@ -616,6 +713,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
         }
       } else {
         asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+        // A cluster split: the copy warpgroup joins the consumers' two cluster barriers
+        // (ClusterSplitWork::fix_up) rather than relying on exited threads being left out.
+        if constexpr (Tile::CLUSTER_SPLIT) cluster_barrier(), cluster_barrier();
       }
       return;
     }
@@ -755,8 +855,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 
   // ---- Epilogue: bias, output dtype, masked stores. Lane (g, t) writes columns 2g, 2g+1 of
   // rows 8i+2t, 8i+2t+1; with N even the two columns are one aligned pair. A split stores its
-  // fp32 partial sums instead, bias-free, into its [M][N] slice (wgmma_split_reduce adds).
-  constexpr bool PARTIAL = Tile::SPLIT_K > 1;
+  // fp32 partial sums instead, bias-free, into its [M][N] slice (wgmma_split_reduce adds); a
+  // cluster split has summed them (fix_up) and stores its share of the fragments as any tile.
+  constexpr bool PARTIAL = Tile::SPLIT_K > 1 && !Tile::CLUSTER_SPLIT;
   constexpr int STORED = PARTIAL ? fp32 : Config::OUT;
   if (PARTIAL) y = static_cast<float*>(y) + static_cast<long long>(blockIdx.z) * M * N;
   const long long column = (block_panel + warp) * 16 + 2 * g;
@@ -772,7 +873,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int row = block_row + i * 8 + 2 * t + half;
-      if (row >= M) continue;
+      if (row >= M || !stores_fragment(work, i)) continue;
       const float value0 = accumulator[4 * i + half] + bias_value[0];      // column 2g
       const float value1 = accumulator[4 * i + 2 + half] + bias_value[1];  // column 2g+1
       const long long index = static_cast<long long>(row) * N + column;
@@ -793,13 +894,21 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 
 // One block per tile and split (grid: M tiles x N tiles x SPLIT_K). y: the output [M][N] of OUT, or
 // with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N], stored bias-free into the block's slice
-// (wgmma_split_reduce adds them).
+// (wgmma_split_reduce adds them); with CLUSTER_SPLIT (launched in clusters of (1, 1, SPLIT_K))
+// the output, summed in the cluster's shared memory.
 template <class Config>
 __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                                 const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                                 const void* __restrict__ bias, void* __restrict__ y,
                                                 unsigned char* shared_raw) {
-  wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<WgmmaTile<Config>>{});
+  using Tile = WgmmaTile<Config>;
+  if constexpr (Tile::CLUSTER_SPLIT) {
+    ClusterSplitWork<Tile> work;
+    work.shared_raw = shared_raw;
+    wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+  } else {
+    wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<Tile>{});
+  }
 }
 
 // ---- Stream-K (STREAM_K = BLOCKS > 0; SPLIT_K = 1; either ring). A grid of BLOCKS persistent

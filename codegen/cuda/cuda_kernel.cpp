@@ -26,9 +26,11 @@ LaunchGeometry family_geometry(const OpDesc& desc, const CudaVariant& variant) {
   return GemvGenerator().launch_geometry(desc, variant);
 }
 
-// Whether the variant writes fp32 partials to the workspace and sums them in a second kernel.
+// Whether the variant writes fp32 partials to the workspace and sums them in a second kernel (a
+// wgmma cluster split sums them in its cluster's shared memory).
 bool splits(const CudaVariant& variant) {
-  return variant.split_k > 1 && (variant.family == CudaFamily::wgmma || variant.family == CudaFamily::gemv_mma);
+  return variant.split_k > 1 && variant.cluster_split == 0 &&
+         (variant.family == CudaFamily::wgmma || variant.family == CudaFamily::gemv_mma);
 }
 
 // A stream-K launch's token (templates/wgmma_gemm.cuh: its flags hold it once a partial is
@@ -51,17 +53,26 @@ bool can_overlap_previous(const CudaVariant& variant, int device_major) {
 // cuLaunchKernel, or with `overlap` its programmatic-dependent-launch form: the grid may start
 // once the previous kernel in the stream has begun to finish (its blocks exiting), and its
 // griddepcontrol.wait returns when that kernel has completed.
+// A geometry with cluster_z > 1 launches through cuLaunchKernelEx with the cluster dimension
+// (1, 1, cluster_z) as a launch attribute (the program declares none at compile time).
 void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream, void** parameters, bool overlap,
             const char* what = "cuLaunchKernel") {
-  if (!overlap) {
+  if (!overlap && geometry.cluster_z == 1) {
     check(driver().cuLaunchKernel(function, geometry.grid_x, geometry.grid_y, geometry.grid_z, geometry.threads, 1, 1,
                                   geometry.shared_bytes, stream, parameters, nullptr),
           what);
     return;
   }
   CUlaunchAttribute attribute{};
-  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-  attribute.value.programmaticStreamSerializationAllowed = 1;
+  if (overlap) {
+    attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attribute.value.programmaticStreamSerializationAllowed = 1;
+  } else {
+    attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attribute.value.clusterDim.x = 1;
+    attribute.value.clusterDim.y = 1;
+    attribute.value.clusterDim.z = geometry.cluster_z;
+  }
   CUlaunchConfig config{};
   config.gridDimX = geometry.grid_x;
   config.gridDimY = geometry.grid_y;
@@ -73,7 +84,8 @@ void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream
   config.hStream = stream;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  check(driver().cuLaunchKernelEx(&config, function, parameters, nullptr), "cuLaunchKernelEx (overlapping the previous kernel)");
+  check(driver().cuLaunchKernelEx(&config, function, parameters, nullptr),
+        overlap ? "cuLaunchKernelEx (overlapping the previous kernel)" : "cuLaunchKernelEx (a cluster launch)");
 }
 
 }  // namespace
@@ -99,6 +111,9 @@ void CudaKernel::load() {
   const DeviceInfo& device = device_info(desc_.device.index);
   geometry_ = family_geometry(desc_, variant_);
   can_overlap_ = can_overlap_previous(variant_, device.major);
+  if (geometry_.cluster_z > 1 && driver().cuLaunchKernelEx == nullptr)
+    throw Unsupported(fmt::format("cannot load {}: a cluster launch needs cuLaunchKernelEx, which this driver lacks",
+                                  name_));
   if (geometry_.shared_bytes > static_cast<unsigned>(device.max_shared_per_block_optin))
     throw Unsupported(fmt::format("cannot load {}: {} bytes of shared memory, the device allows {}", name_,
                                   geometry_.shared_bytes, device.max_shared_per_block_optin));

@@ -36,7 +36,8 @@ class CudaKernel final : public ProgramKernel {
   nlohmann::json variant_json() const override;
   // Launches on args.stream; returns without waiting for the GPU. A split (wgmma or gemv_mma) variant
   // launches its second pass after it on the same stream and needs args.workspace; so does a
-  // stream-K wgmma variant (its flags and partial tiles).
+  // stream-K wgmma variant (its flags and partial tiles). A wgmma cluster split (cluster_split)
+  // is one cluster launch (cuLaunchKernelEx) and needs no workspace.
   void run(const RunArgs& args) const override;
   std::size_t workspace_bytes(int64_t m) const override;
 

@@ -38,7 +38,9 @@ namespace lowbit::cuda {
 // equally, partial tiles fixed up in a workspace; 0: off) and, with stream_k, remainder_split (0:
 // every tile shared; r > 0: the tiles of the grid's full waves run whole, one per block in turn,
 // and only the remaining tiles' k iterations are shared, by min(stream_k, r x those tiles)
-// blocks). gemv_mma also reads block_k (k a
+// blocks) and, with split_k > 1, cluster_split (1: a tile's split_k blocks form one thread-block
+// cluster and sum their accumulators in its distributed shared memory, no second kernel).
+// gemv_mma also reads block_k (k a
 // warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
 // copies) and panels (16-column panels per block, walked in turn with the ring kept running)
@@ -46,9 +48,9 @@ namespace lowbit::cuda {
 // columns each warp, and so its block, covers: 2 or 4 adjacent 16-column panels over the warp's
 // k range, one copy of x serving them; 0: one panel).
 // Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0,
-// stream_k=0, remainder_split=0. The tile fields, split_k, producer, bulk_copy, panels, prefetch,
-// stream_k and remainder_split came
-// later: JSON without them (older caches) reads as these defaults.
+// stream_k=0, remainder_split=0, cluster_split=0. The tile fields, split_k, producer, bulk_copy,
+// panels, prefetch, stream_k, remainder_split and cluster_split came later: JSON without them
+// (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
   int warps = 4;   // warps per block; they split one panel's K (gemv), or the warp layout's product (mma)
@@ -67,6 +69,7 @@ struct CudaVariant {
   int prefetch = 0;  // gemv_mma: 1 = each warp asks L2 for its whole weight span when it starts
   int stream_k = 0;  // wgmma: persistent blocks of a stream-K schedule (0: one block per tile)
   int remainder_split = 0;  // wgmma with stream_k: whole tiles for the full waves, the rest shared (0: all shared)
+  int cluster_split = 0;    // wgmma with split_k > 1: 1 = a tile's splits are one cluster, summed in its shared memory
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -79,7 +82,8 @@ struct CudaVariant {
                       field("split_k", &CudaVariant::split_k), field("producer", &CudaVariant::producer),
                       field("bulk_copy", &CudaVariant::bulk_copy), field("panels", &CudaVariant::panels),
                       field("prefetch", &CudaVariant::prefetch), field("stream_k", &CudaVariant::stream_k),
-                      field("remainder_split", &CudaVariant::remainder_split)};
+                      field("remainder_split", &CudaVariant::remainder_split),
+                      field("cluster_split", &CudaVariant::cluster_split)};
   }
 };
 
@@ -90,13 +94,14 @@ struct LaunchGeometry {
   unsigned grid_z = 1;
   unsigned threads = 32;
   unsigned shared_bytes = 0;
+  unsigned cluster_z = 1;  // blocks of one thread-block cluster along z (1: no cluster launch)
 };
 
 // Complete, parseable name, e.g. "cuda_sm90a_gemv_w4g128_m1_w4u2", "cuda_sm90a_gemvmma_w4g128_m1_w4u2",
 // "cuda_sm90a_mma_w4g128_m64_n128m64k64_s4_w4x2x1" (tile n x m x k, stages, warps n x m x k),
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
-// when split_k > 1, "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks, then "r2" with
+// when split_k > 1 ("_cs4" instead with cluster_split), "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks, then "r2" with
 // remainder_split = 2); gemv_mma appends "_n64" when block_n is set, "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);

@@ -43,6 +43,15 @@ int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
 int64_t stream_k_iterations(const OpDesc& desc, const CudaVariant& variant) {
   return tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
 }
+// variant split in two along K; a split summed in its cluster's shared memory.
+CudaVariant split_in_two(CudaVariant variant) {
+  variant.split_k = 2;
+  return variant;
+}
+CudaVariant clustered(CudaVariant variant) {
+  variant.cluster_split = 1;
+  return variant;
+}
 // variant as stream-K: one persistent block per SM, or per iteration where there are fewer.
 CudaVariant streamed_over_sms(const OpDesc& desc, CudaVariant variant, int sm_count) {
   variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count, stream_k_iterations(desc, variant)));
@@ -112,7 +121,7 @@ CudaVariant variant_of(const Shape& shape, int producer = 0) {
 
 }  // namespace
 
-int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
+int WgmmaGenerator::ring_bytes(const OpDesc& desc, const CudaVariant& variant) {
   const bool whole_k = desc.group == whole_k_group;
   const int group = static_cast<int>(desc.group_size());
   const int stage_groups = whole_k || group >= variant.block_k ? 1 : variant.block_k / group;
@@ -121,8 +130,12 @@ int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant)
   const int stage_bytes = round_up(variant.block_m * variant.block_k * 2 + panels * variant.block_k * 2 * desc.bits +
                                        2 * panels * stage_groups * 32,
                                    1024);
-  // + alignment of the ring to 1024 bytes, + the full and empty mbarriers of a producer's ring.
-  return variant.stages * stage_bytes + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
+  return variant.stages * stage_bytes;
+}
+
+int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
+  // The ring + its alignment to 1024 bytes, + the full and empty mbarriers of a producer's ring.
+  return ring_bytes(desc, variant) + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
 }
 
 Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -190,6 +203,22 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
                                 variant.stream_k, stream_k_iterations(desc, variant)));
   }
+  if (variant.cluster_split != 0) {
+    if (variant.cluster_split != 1)
+      return refuse(fmt::format("cluster_split={}: must be 0 (a split summed by a second kernel) or 1 (a tile's "
+                                "splits as one thread-block cluster, summed in its distributed shared memory)",
+                                variant.cluster_split));
+    if (variant.split_k < 2 || variant.split_k > max_cluster_blocks)
+      return refuse(fmt::format("cluster_split=1 with split_k={}: the cluster is the tile's splits, so split_k must "
+                                "be 2..{} (a portable cluster size; stream-K, which runs unsplit, sums through its "
+                                "workspace instead)",
+                                variant.split_k, max_cluster_blocks));
+    if (accumulator_bytes(variant) > ring_bytes(desc, variant))
+      return refuse(fmt::format("cluster_split=1: the {}-byte fp32 accumulator of a {}x{} tile does not fit the {} "
+                                "bytes of the {}-stage ring it is summed in",
+                                accumulator_bytes(variant), variant.block_n, variant.block_m,
+                                ring_bytes(desc, variant), variant.stages));
+  }
   if (variant.remainder_split != 0) {
     if (variant.stream_k == 0)
       return refuse(fmt::format("remainder_split={} needs stream_k > 0 (it shapes the stream-K schedule)",
@@ -229,6 +258,10 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * sm_count_ &&
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
+      // The same split summed in its cluster's shared memory (where the accumulator fits the ring).
+      const CudaVariant in_cluster = clustered(variant);
+      if (split > 1 && variant.block_m <= rows && split_useful && is_valid(desc, in_cluster, 9))
+        variants.push_back(in_cluster);
     }
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
@@ -286,6 +319,15 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{64, 32, 128, 5};
   CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
+  // M = 33..64: the split's 4 blocks a tile as 2 summed in their cluster where the pairs fill 0.9 ..
+  // 1 wave and K is at most 32 stages of 128 (generator version 11; the H100, docs/benchmarks.md,
+  // dsmem's call): 13.4 against 14.4 us (split4) at M = 64 on 4096x4096 (64 tiles, 128 blocks).
+  // Elsewhere not measured (a longer K, a grid of pairs over a wave); at M = 17..32 the two were
+  // equal (13.4 and 13.4), so the split stays there.
+  if (desc.m > 32 && desc.m <= 64 && chosen.split_k == 4 && pairs_fill_a_wave(desc, chosen)) {
+    const CudaVariant pair = clustered(split_in_two(chosen));
+    if (is_valid(desc, pair, 9)) chosen = pair;
+  }
   // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
   // heuristic call, docs/benchmarks.md) where the taller tile wastes what the shorter one saves:
   // - it pads at least a quarter of its rows more (M = 257..384: a second row of 256-row tiles
@@ -314,6 +356,13 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 256-row stream-K) at M = 256 on 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256
   // on 4096x4096. Not taken, as it lost: 32 tiles (M = 128 on 4096x4096: 18.9 against 18.6 split4_ws)
   // and a long K (M = 256 on 4096x14336: 56.9 against 52.1, the 256-row split4_ws).
+  // Cluster pairs (generator version 11; the H100, dsmem's call, docs/benchmarks.md): at M = 129..256
+  // where the 128-row warp-specialized tiles split in two fill 0.9 .. 1 wave, each tile's two
+  // blocks summed in their cluster's shared memory beat stream-K: 21.1 against 23.5 us
+  // (sk132) at M = 256 on 4096x4096 (64 tiles, 128 blocks), cuBLAS 20.8 in the same call. K up
+  // to 32 stages of 128, as stream-K's rule below (a long K kept the 256-row split4_ws there).
+  const CudaVariant pairs = clustered(split_in_two(variant_of(Shape{128, 128, 128, 4}, 1)));
+  if (desc.m > 128 && desc.m <= 256 && pairs_fill_a_wave(desc, pairs) && is_valid(desc, pairs, 9)) return pairs;
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
@@ -358,11 +407,29 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   }
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
-    if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen)) return shorter;
+    if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen))
+      return summed_in_pairs(desc, shorter);
   }
-  if (is_valid(desc, chosen, 9)) return chosen;
+  if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+}
+
+bool WgmmaGenerator::pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const {
+  const int64_t blocks = tiles(desc, variant) * 2;
+  return blocks <= sm_count_ && blocks * 10 >= int64_t{sm_count_} * 9 && k_stages(desc, variant) * variant.block_k <= 32 * 128;
+}
+
+CudaVariant WgmmaGenerator::summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const {
+  // A split of 2 summed in its cluster (generator version 11; the H100, dsmem's call,
+  // docs/benchmarks.md): faster than the second kernel's sum in 42 of 44 split-2 candidates at
+  // M = 32..512 on 4096x4096, by 0.3 to 6 us (e.g. 20.8 against 22.1 us, the 128-row
+  // warp-specialized tile at M = 128). Splits of 4 and 8 are not: slower in all 64 candidates, and
+  // at one block an SM by 10 to 33 us, their clusters not all fitting one wave (17.8 split4_ws
+  // against 28.2 cs4_ws at M = 128).
+  if (variant.split_k != 2) return variant;
+  const CudaVariant pair = clustered(variant);
+  return is_valid(desc, pair, 9) ? pair : variant;
 }
 
 CudaVariant WgmmaGenerator::split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const {
@@ -416,6 +483,7 @@ LaunchGeometry WgmmaGenerator::launch_geometry(const OpDesc& desc, const CudaVar
   geometry.grid_x = static_cast<unsigned>((desc.m + variant.block_m - 1) / variant.block_m);
   geometry.grid_y = static_cast<unsigned>((desc.n + variant.block_n - 1) / variant.block_n);
   geometry.grid_z = static_cast<unsigned>(variant.split_k);
+  if (variant.cluster_split == 1) geometry.cluster_z = geometry.grid_z;  // a tile's splits: one cluster
   return geometry;
 }
 
@@ -432,7 +500,7 @@ std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVarian
   if (variant.stream_k != 0)
     return stream_k_flag_bytes(variant.stream_k) +
            static_cast<std::size_t>(variant.stream_k) * variant.block_m * variant.block_n * sizeof(float);
-  if (variant.split_k == 1) return 0;
+  if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory
   const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
   return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;
 }
@@ -457,6 +525,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int STAGES = {stages};\n"
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
+      "  static constexpr int CLUSTER_SPLIT = {cluster_split};\n"
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
@@ -467,7 +536,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
-      fmt::arg("reduce_entry", variant.split_k == 1 ? std::string() : reduce_source()),
+      fmt::arg("cluster_split", variant.cluster_split),
+      fmt::arg("reduce_entry", variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source()),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()
                                : fmt::format("  static constexpr int STREAM_K = {};\n"

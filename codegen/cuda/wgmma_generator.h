@@ -4,7 +4,8 @@
 // (templates/wgmma_gemm.cuh). Block tiles of BLOCK_N weight columns (64 per consumer
 // warpgroup) x BLOCK_M rows of x (the wgmma's N), optionally split along K across blocks
 // (split_k: fp32 partials in the caller's workspace, summed by a second kernel of the same
-// program), or shared by stream_k persistent blocks (equal shares of every tile's stage pairs,
+// program; or with cluster_split, the splits of a tile as one thread-block cluster, summed in its
+// distributed shared memory), or shared by stream_k persistent blocks (equal shares of every tile's stage pairs,
 // cut tiles fixed up through the workspace), optionally with a warp-specialized copy warpgroup handing the ring over through
 // mbarriers (producer = 1). candidates / is_valid / emit as every generator, plus the launch
 // geometry, the second kernel's and the workspace size the kernel class uses.
@@ -31,8 +32,9 @@ class WgmmaGenerator {
   // shape cannot fail (same variants, fewer instructions a stage: re-tuned); 9: codes masked a word
   // at a time and set under the exponent byte by one PRMT a register (same results, fewer
   // instructions); 10: stream-K (and the hybrid) with the copy warpgroup (producer = 1 with
-  // stream_k > 0), searched from 128 rows
-  static constexpr int version = 10;
+  // stream_k > 0), searched from 128 rows; 11: cluster_split (a split summed in a thread-block
+  // cluster's distributed shared memory, no second kernel)
+  static constexpr int version = 11;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
@@ -99,16 +101,23 @@ class WgmmaGenerator {
            (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n && desc.bits != 4);
   }
   // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the
-  // ring's shared memory.
+  // ring's shared memory; cluster_split: clusters of (1, 1, split_k).
   LaunchGeometry launch_geometry(const OpDesc& desc, const CudaVariant& variant) const;
   // The second pass of a split: a thread per 4 (N % 4 == 0) or 1 elements of y.
   static LaunchGeometry reduce_geometry(const OpDesc& desc);
-  // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split); with
+  // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split or with
+  // cluster_split); with
   // stream_k, a flag (8 bytes, padded to 256 in all) and a block_m x block_n fp32 partial tile
   // per persistent block.
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // The ring's bytes (STAGES x STAGE_BYTES), where a cluster split lays its accumulator.
+  static int ring_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // A cluster split's fp32 accumulator of one tile, block_m x block_n x 4 bytes.
+  static int accumulator_bytes(const CudaVariant& variant) { return variant.block_m * variant.block_n * 4; }
+  // The most blocks of one cluster (the portable cluster size; more needs a non-portable opt-in).
+  static constexpr int max_cluster_blocks = 8;
   // The share of the SM slots its grid uses over whole waves (blocks over sm_count per wave,
   // one block an SM): 1 when the last wave is full.
   double wave_fill(const OpDesc& desc, const CudaVariant& variant) const;
@@ -123,6 +132,11 @@ class WgmmaGenerator {
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).
   CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;
+  // Whether variant's tiles split in two fill 0.9 .. 1 wave of the SMs, with K at most 32 stages of
+  // 128 k: where cluster pairs were measured to win (the heuristic's M = 33..64 and 129..256 rules).
+  bool pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const;
+  // variant, or with split_k = 2 the same split summed in its cluster (cluster_split) where valid.
+  CudaVariant summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const;
 };
 
 }  // namespace lowbit::cuda

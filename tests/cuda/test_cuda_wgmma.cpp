@@ -6,7 +6,8 @@
 // (dequantized_weights_tolerance: the family folds the scales into its A operand). Split-K
 // variants (split_k > 1: fp32 partials in the workspace, a second kernel sums them) are among
 // the candidates checked; they also must give bit-identical outputs run to run and refuse a
-// missing or small workspace. Warp-specialized variants (producer = 1: a copy warpgroup and
+// missing or small workspace; cluster splits (cluster_split = 1: summed in the cluster's shared
+// memory) likewise, without a workspace. Warp-specialized variants (producer = 1: a copy warpgroup and
 // mbarriers per ring slot) are among the candidates at M >= 128 and checked at odd shapes with
 // splits and every zero-point kind. Stream-K variants (stream_k persistent blocks sharing the
 // tiles' k iterations, cut tiles fixed up through the workspace) are among the candidates at
@@ -96,9 +97,15 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   WgmmaGenerator generator;
   // M=64 on 4096x14336: 64 column tiles of 64 for 132 SMs, 112 stages of 128 k.
   OpDesc desc = descriptor("m=64,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,bias=1");
+  // 64 tiles x 4 within three waves (27.4 us on the H100). (With K = 4096 the heuristic sums the
+  // tiles in cluster pairs instead, generator version 11: 13.4 against 14.4 us on 4096x4096.)
   CudaVariant variant = generator.heuristic(desc);
-  EXPECT_EQ(variant.split_k, 4);  // 64 tiles x 4 within three waves (the H100's best: 27.4 us)
+  EXPECT_EQ(variant.split_k, 4);
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_split4");
+  const OpDesc short_k = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  EXPECT_EQ(variant_name(short_k, generator.heuristic(short_k), "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_cs2");
+  // Pairs over a wave (96 tiles on 6144 columns: 192 blocks) were not measured: the split stays.
+  EXPECT_EQ(generator.heuristic(descriptor("m=64,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16")).cluster_split, 0);
   EXPECT_EQ(variant_from_json(to_json(variant)), variant);
   nlohmann::json older = to_json(variant);  // a variant stored before split_k existed
   older.erase("split_k");
@@ -132,7 +139,10 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132");  // 96 tiles
   EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");  // 48 tiles
   EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // 32 tiles
-  EXPECT_EQ(chosen("m=127,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_split2_ws");
+  // M = 129..256 where the 128-row tiles in cluster pairs fill 0.9 .. 1 wave (64 x 2 = 128 blocks).
+  EXPECT_EQ(chosen("m=256,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_cs2_ws");
+  EXPECT_EQ(chosen("m=200,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m200_n128m128k128_s4_cs2_ws");
+  EXPECT_EQ(chosen("m=127,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_cs2_ws");  // a pair
   EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
@@ -455,12 +465,93 @@ TEST(CudaWgmmaCompile, SplitVariantsCompileForHopper) {
       variant.stream_k = 0;
       variant.remainder_split = 0;
       variant.split_k = split;
+      variant.cluster_split = 0;  // the second kernel's sum (cluster splits: ClusterSplit* tests)
       if (!generator.is_valid(desc, variant, 9)) continue;  // k=4104: 33 stages of 128, too few for 8
       EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "split", "sm_90a"))) << text;
       ++compiled;
     }
   }
   EXPECT_EQ(compiled, 5);
+}
+
+// A cluster split (cluster_split = 1): "_cs<split>" in the name, JSON stored before the field
+// reads 0, the split's grid in clusters of (1, 1, split), no workspace and no second kernel, and
+// refusals naming the reason: no split, a split over the portable cluster size, stream-K, an
+// accumulator larger than the ring, a value other than 0 or 1, another family.
+TEST(CudaWgmmaCompile, ClusterSplitNamesJsonGeometryAndRefusals) {
+  WgmmaGenerator generator;
+  OpDesc desc = descriptor("m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,bias=1");
+  CudaVariant variant;
+  variant.family = CudaFamily::wgmma;
+  variant.warps = 8, variant.block_n = 128, variant.block_m = 256, variant.block_k = 64, variant.stages = 4;
+  variant.split_k = 4, variant.producer = 1, variant.cluster_split = 1;
+  ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << generator.is_valid(desc, variant, 9).reason;
+  EXPECT_FALSE(generator.is_valid(desc, variant, 8));
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_cs4_ws");
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  nlohmann::json older = to_json(variant);  // a variant stored before cluster_split existed
+  older.erase("cluster_split");
+  EXPECT_EQ(variant_from_json(older).cluster_split, 0);
+  const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
+  EXPECT_EQ(geometry.grid_x, 1u);
+  EXPECT_EQ(geometry.grid_y, 32u);
+  EXPECT_EQ(geometry.grid_z, 4u);
+  EXPECT_EQ(geometry.cluster_z, 4u);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, variant), 0u);
+  const std::string source = generator.emit(desc, variant);
+  EXPECT_NE(source.find("CLUSTER_SPLIT = 1"), std::string::npos);
+  EXPECT_EQ(source.find(std::string(WgmmaGenerator::reduce_entry_point) + "("), std::string::npos);  // no second kernel
+  CudaVariant plain = variant;
+  plain.cluster_split = 0;
+  EXPECT_EQ(generator.launch_geometry(desc, plain).cluster_z, 1u);
+  EXPECT_GT(WgmmaGenerator::workspace_bytes(desc, plain), 0u);
+  auto refused = [&](const CudaVariant& bad, const char* words) {
+    const Validity validity = generator.is_valid(desc, bad, 9);
+    EXPECT_FALSE(validity) << words;
+    EXPECT_NE(validity.reason.find(words), std::string::npos) << validity.reason;
+  };
+  CudaVariant unsplit = variant;
+  unsplit.split_k = 1;
+  refused(unsplit, "split_k must be 2..8");
+  CudaVariant other_value = variant;
+  other_value.cluster_split = 2;
+  refused(other_value, "must be 0");
+  CudaVariant streamed = variant;
+  streamed.split_k = 1;
+  streamed.stream_k = 132;
+  refused(streamed, "split_k must be 2..8");  // (with a split, stream-K's own check refuses it)
+  streamed.split_k = 2;
+  refused(streamed, "runs without a split");
+  CudaVariant shallow = variant;  // 3 stages of 37 KiB hold less than the 128 KiB accumulator
+  shallow.stages = 3;
+  refused(shallow, "does not fit");
+  CudaVariant mma = variant;
+  mma.family = CudaFamily::mma;
+  mma.split_k = 1, mma.producer = 0;
+  EXPECT_NE(family_field_misuse(mma).find("cluster_split"), std::string::npos) << family_field_misuse(mma);
+}
+
+// Cluster splits through NVRTC: a 16-row tile (2 fragments a thread, fewer than 4 and 8 splits:
+// the interleaved owners), the 256-row copy-warpgroup tile, the all-thread 128-row tile, each
+// format kind once.
+TEST(CudaWgmmaCompile, ClusterSplitVariantsCompileForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  int compiled = 0;
+  for (const char* text : {"m=16,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=256,n=1001,k=4104,bits=8,group=-1,zero=float,act=fp16,out=fp32,bias=0",
+                           "m=129,n=4096,k=4096,bits=2,group=64,zero=none,act=bf16,out=fp16,bias=1"}) {
+    const OpDesc desc = descriptor(text);
+    for (const CudaVariant& variant : generator.candidates(desc)) {
+      if (variant.cluster_split == 0 || (variant.block_m != 16 && variant.block_m != 256 && variant.block_m != 128))
+        continue;
+      if (variant.block_m == 128 && variant.producer == 1) continue;
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "cluster", "sm_90a")))
+          << variant_name(desc, variant, "sm_90a");
+      ++compiled;
+    }
+  }
+  EXPECT_GE(compiled, 6);
 }
 
 TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
@@ -797,6 +888,7 @@ TEST(CudaWgmma, EverySplitOfSplitShapes) {
       variant.stream_k = 0;
       variant.remainder_split = 0;
       variant.split_k = split;
+      variant.cluster_split = 0;  // the second kernel's sum (cluster splits: ClusterSplit* tests)
       if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
     }
   }
@@ -822,6 +914,7 @@ TEST(CudaWgmma, WholeStageKAtOddShapesAndSplits) {
         CudaVariant variant = generator.heuristic(desc);
         variant.producer = producer;
         variant.split_k = split;
+        variant.cluster_split = 0;
         if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
       }
   }
@@ -971,11 +1064,68 @@ struct DeviceProblem {
 
 // A split sums its partials in a fixed order: two runs, the second over a workspace of other
 // contents, give the same bits.
+// Cluster splits (a tile's splits summed in the cluster's shared memory) against the reference:
+// every cluster-split candidate at M from 1 over the 16-, 64-, 128- and 256-row tiles' edges
+// (tile - 1, tile, tile + 1), N tails (1000, 1001, 4095: a partial last tile and panel), K tails
+// (4160 = 65 groups of 64; 4104 and 2056, whole-K groups not a multiple of the stage or the
+// split), every zero-point kind, bf16 and fp16, bias or none, bits 2, 4 and 8.
+TEST(CudaWgmma, ClusterSplitAtOddShapes) {
+  SKIP_WITHOUT_HOPPER();
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  int descs = 0;
+  auto add = [&](const std::string& text, std::initializer_list<int> rows) {
+    for (int m : rows) {
+      const OpDesc desc = descriptor(fmt::format("m={},{}", m, text));
+      ++descs;
+      for (const CudaVariant& variant : generator.candidates(desc))
+        if (variant.cluster_split == 1) cases.push_back({desc, variant});
+    }
+  };
+  add("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1", {1, 15, 16, 17, 64, 65});
+  add("n=4095,k=4104,bits=4,group=-1,zero=none,act=fp16,out=fp16", {63, 127, 128, 129});
+  add("n=1001,k=2056,bits=4,group=-1,zero=float,act=bf16,out=fp32,bias=1", {255, 256, 257});
+  add("n=200,k=1024,bits=8,group=32,zero=int,act=fp16,out=fp16,bias=1", {33, 129});
+  add("n=1000,k=4160,bits=2,group=64,zero=float,act=bf16,out=bf16", {17, 256});
+  add("n=1000,k=4160,bits=8,group=64,zero=none,act=bf16,out=bf16,bias=1", {200});
+  EXPECT_GE(cases.size(), static_cast<std::size_t>(descs) * 2);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// A cluster split sums in a fixed order (split 0 .. SPLIT_K - 1): the same bits run to run, and
+// it runs without a workspace.
+TEST(CudaWgmma, ClusterSplitRunsAreBitIdentical) {
+  SKIP_WITHOUT_HOPPER();
+  for (const char* text : {"m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=64,n=4096,k=14336,bits=4,group=128,zero=int,act=fp16,out=fp16,bias=1"}) {
+    const OpDesc desc = descriptor(text);
+    CudaVariant variant = WgmmaGenerator().heuristic(desc);
+    variant.stream_k = 0, variant.remainder_split = 0;
+    if (variant.split_k == 1) variant.split_k = 4;
+    variant.cluster_split = 1;
+    ASSERT_TRUE(WgmmaGenerator().is_valid(desc, variant, 9)) << WgmmaGenerator().is_valid(desc, variant, 9).reason;
+    const CudaKernel kernel(desc, variant);
+    ASSERT_EQ(kernel.workspace_bytes(desc.m), 0u);
+    DeviceProblem device(desc);
+    RunArgs args = device.args(desc);
+    std::vector<std::vector<uint8_t>> outputs;
+    for (uint8_t fill : {uint8_t{0xff}, uint8_t{0x00}}) {
+      device.y.fill(fill);
+      kernel.run(args);
+      check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+      outputs.push_back(device.y.download());
+    }
+    EXPECT_TRUE(outputs[0] == outputs[1]) << kernel.name() << ": two runs differ";
+  }
+}
+
 TEST(CudaWgmma, SplitRunsAreBitIdentical) {
   SKIP_WITHOUT_HOPPER();
   OpDesc desc = descriptor("m=64,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
   CudaVariant variant = WgmmaGenerator().heuristic(desc);
-  ASSERT_GT(variant.split_k, 1);
+  variant.split_k = 4;  // the heuristic's tile, split 4 and summed by the second kernel
+  variant.cluster_split = 0;
   const CudaKernel kernel(desc, variant);
   DeviceProblem device(desc);
   DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
