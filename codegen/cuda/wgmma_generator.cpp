@@ -319,11 +319,13 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   else if (desc.m > 16)
     shape = Shape{64, 32, 128, 5};
   CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
-  // M = 33..64: the split's 4 blocks a tile as 2 summed in their cluster where the pairs fill 0.9 ..
-  // 1 wave and K is at most 32 stages of 128 (generator version 11; the H100, docs/benchmarks.md,
-  // dsmem's call): 13.4 against 14.4 us (split4) at M = 64 on 4096x4096 (64 tiles, 128 blocks).
-  // Elsewhere not measured (a longer K, a grid of pairs over a wave); at M = 17..32 the two were
-  // equal (13.4 and 13.4), so the split stays there.
+  // M = 33..64: the split's 4 blocks a tile as 2 summed in their cluster where the pairs fit one
+  // wave (two 64-column blocks an SM) and give every SM one, and K is at most 32 stages of 128
+  // (generator version 11; the H100, docs/benchmarks.md, dsmem's call): 13.4 against 14.4 us
+  // (split4) at M = 64 on 4096x4096 (64 tiles, 128 blocks); session 10's release sweep: 17.1
+  // against 19.5 (bf16; fp16 17.6 against 19.3, unsplit 18.0) on 6144x4096 (96 tiles, 192 blocks
+  // two an SM). Elsewhere not measured (a longer K: 4096x14336 kept split4, 28.0 us); at
+  // M = 17..32 the two were equal (13.4 and 13.4), so the split stays there.
   if (desc.m > 32 && desc.m <= 64 && chosen.split_k == 4 && pairs_fill_a_wave(desc, chosen)) {
     const CudaVariant pair = clustered(split_in_two(chosen));
     if (is_valid(desc, pair, 9)) chosen = pair;
@@ -416,8 +418,13 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
 }
 
 bool WgmmaGenerator::pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const {
+  // A wave: every SM holding as many blocks as its shared memory takes (228 KiB an SM, 1 KiB of
+  // it reserved a block): two of the 64-column tiles' 80 KB rings, one 128-row tile's 160 KB.
+  constexpr int64_t shared_an_sm = 233472;
+  const int64_t resident = std::max<int64_t>(1, shared_an_sm / (shared_bytes(desc, variant) + 1024));
   const int64_t blocks = tiles(desc, variant) * 2;
-  return blocks <= sm_count_ && blocks * 10 >= int64_t{sm_count_} * 9 && k_stages(desc, variant) * variant.block_k <= 32 * 128;
+  return blocks <= int64_t{sm_count_} * resident && blocks * 10 >= int64_t{sm_count_} * 9 &&
+         k_stages(desc, variant) * variant.block_k <= 32 * 128;
 }
 
 CudaVariant WgmmaGenerator::summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const {

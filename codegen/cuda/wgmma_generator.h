@@ -132,8 +132,9 @@ class WgmmaGenerator {
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).
   CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;
-  // Whether variant's tiles split in two fill 0.9 .. 1 wave of the SMs, with K at most 32 stages of
-  // 128 k: where cluster pairs were measured to win (the heuristic's M = 33..64 and 129..256 rules).
+  // Whether variant's tiles split in two fit one wave (as many blocks an SM as its shared memory
+  // holds) and give at least 0.9 of the SMs one, with K at most 32 stages of 128 k: where cluster
+  // pairs were measured to win (the heuristic's M = 33..64 and 129..256 rules).
   bool pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const;
   // variant, or with split_k = 2 the same split summed in its cluster (cluster_split) where valid.
   CudaVariant summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const;
