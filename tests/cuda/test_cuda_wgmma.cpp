@@ -51,6 +51,15 @@ bool looks_like_cubin(const std::vector<char>& cubin) {
 
 OpDesc descriptor(const std::string& text) { return parse_descriptor(text + ",device=cuda:0"); }
 
+// The variant's JSON reads back as the variant, and JSON stored before `field` existed (the
+// variant's without it) reads `member` as `absent`.
+void expect_json_round_trip(const CudaVariant& variant, const char* field, int CudaVariant::*member, int absent) {
+  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
+  nlohmann::json older = to_json(variant);
+  older.erase(field);
+  EXPECT_EQ(variant_from_json(older).*member, absent) << field;
+}
+
 // Every candidate compiling for sm_90a: tests/cuda/test_cuda_compile.cpp (CudaCompile, CI's NVRTC check).
 
 TEST(CudaWgmmaCompile, EveryFormatCompilesForHopper) {
@@ -109,10 +118,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   const OpDesc wider = descriptor("m=64,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   EXPECT_EQ(variant_name(wider, generator.heuristic(wider), "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_cs2");
   EXPECT_EQ(generator.heuristic(descriptor("m=64,n=6144,k=8192,bits=4,group=128,zero=int,act=bf16")).cluster_split, 0);
-  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
-  nlohmann::json older = to_json(variant);  // a variant stored before split_k existed
-  older.erase("split_k");
-  EXPECT_EQ(variant_from_json(older).split_k, 1);
+  expect_json_round_trip(variant, "split_k", &CudaVariant::split_k, 1);
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
   EXPECT_EQ(geometry.grid_x, 1u);
   EXPECT_EQ(geometry.grid_y, 64u);
@@ -240,10 +246,7 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   const CudaVariant variant = stream_k_variant(128, 256, 64, 4, 132);
   ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << generator.is_valid(desc, variant, 9).reason;
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132");
-  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
-  nlohmann::json older = to_json(variant);  // a variant stored before stream_k existed
-  older.erase("stream_k");
-  EXPECT_EQ(variant_from_json(older).stream_k, 0);
+  expect_json_round_trip(variant, "stream_k", &CudaVariant::stream_k, 0);
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
   EXPECT_EQ(geometry.grid_x, 132u);
   EXPECT_EQ(geometry.grid_y, 1u);
@@ -308,9 +311,7 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   const CudaVariant hybrid = hybrid_variant(128, 256, 64, 4, 132, 2);
   ASSERT_TRUE(generator.is_valid(desc, hybrid, 9)) << generator.is_valid(desc, hybrid, 9).reason;
   EXPECT_EQ(variant_name(desc, hybrid, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_sk132r2");
-  EXPECT_EQ(variant_from_json(to_json(hybrid)), hybrid);
-  older.erase("remainder_split");
-  EXPECT_EQ(variant_from_json(older).remainder_split, 0);
+  expect_json_round_trip(hybrid, "remainder_split", &CudaVariant::remainder_split, 0);
   EXPECT_EQ(generator.launch_geometry(desc, hybrid).grid_x, 132u);
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, hybrid), WgmmaGenerator::workspace_bytes(desc, variant));
   EXPECT_NE(generator.emit(desc, hybrid).find("static constexpr int REMAINDER_SPLIT = 2;"), std::string::npos);
@@ -434,10 +435,7 @@ TEST(CudaWgmmaCompile, WarpSpecializedNamesJsonAndGeometry) {
   ASSERT_EQ(variant.producer, 1);  // the heuristic's from 65 rows where the tiled grid is kept
   ASSERT_TRUE(generator.is_valid(desc, variant, 9));
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");
-  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
-  nlohmann::json older = to_json(variant);
-  older.erase("producer");
-  EXPECT_EQ(variant_from_json(older).producer, 0);
+  expect_json_round_trip(variant, "producer", &CudaVariant::producer, 0);
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
   EXPECT_EQ(geometry.threads, 384u);                       // 2 consumer warpgroups + the producer
   EXPECT_EQ(geometry.shared_bytes, 4u * 37888u + 1024u + 64u);  // + 8 mbarriers of 8 bytes
@@ -491,10 +489,7 @@ TEST(CudaWgmmaCompile, ClusterSplitNamesJsonGeometryAndRefusals) {
   ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << generator.is_valid(desc, variant, 9).reason;
   EXPECT_FALSE(generator.is_valid(desc, variant, 8));
   EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_cs4_ws");
-  EXPECT_EQ(variant_from_json(to_json(variant)), variant);
-  nlohmann::json older = to_json(variant);  // a variant stored before cluster_split existed
-  older.erase("cluster_split");
-  EXPECT_EQ(variant_from_json(older).cluster_split, 0);
+  expect_json_round_trip(variant, "cluster_split", &CudaVariant::cluster_split, 0);
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
   EXPECT_EQ(geometry.grid_x, 1u);
   EXPECT_EQ(geometry.grid_y, 32u);
