@@ -151,11 +151,12 @@ struct ChunkFormat<8> {
 };
 
 // Sums a block's per-warp results, partial [WARPS][ROW_CAPACITY][16] fp32 in shared memory
-// (rows >= ROWS ignored), adds the bias and writes the panel's columns inside N to y. Called by
-// every thread of the block after the barrier that completes `partial`.
-template <class Config, int ROW_CAPACITY>
-__device__ __forceinline__ void store_panel(const float (*partial)[ROW_CAPACITY][16], const void* bias, void* y,
-                                            long long panel) {
+// (rows >= ROWS ignored), in warp order, and hands each of the panel's outputs inside N to
+// store(row, column n, sum). Called by every thread of the block after the barrier that
+// completes `partial`.
+template <class Config, int ROW_CAPACITY, class Store>
+__device__ __forceinline__ void for_each_panel_sum(const float (*partial)[ROW_CAPACITY][16], long long panel,
+                                                   Store&& store) {
   for (int index = threadIdx.x; index < Config::ROWS * 16; index += Config::WARPS * 32) {
     const int r = index / 16;
     const int column = index % 16;
@@ -164,9 +165,18 @@ __device__ __forceinline__ void store_panel(const float (*partial)[ROW_CAPACITY]
     float total = 0.0f;
 #pragma unroll
     for (int w = 0; w < Config::WARPS; ++w) total += partial[w][r][column];
+    store(r, n, total);
+  }
+}
+
+// The panel's sums (for_each_panel_sum) plus the bias, converted and written to y.
+template <class Config, int ROW_CAPACITY>
+__device__ __forceinline__ void store_panel(const float (*partial)[ROW_CAPACITY][16], const void* bias, void* y,
+                                            long long panel) {
+  for_each_panel_sum<Config>(partial, panel, [&](int r, long long n, float total) {
     if (Config::HAS_BIAS) total += load_element<Config::ACT>(bias, n);
     store_element<Config::OUT>(y, r * Config::N + n, total);
-  }
+  });
 }
 
 // Config (generated): ROWS (M, 1..8), N, K, BITS, GROUP (k per group; K for group=-1), ZERO,

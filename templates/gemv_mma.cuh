@@ -177,16 +177,7 @@ struct GemvMmaShared {
 template <class Config, int ROW_CAPACITY>
 __device__ __forceinline__ void store_split_part(const float (*partial)[ROW_CAPACITY][16], void* y, long long panel) {
   float* part = static_cast<float*>(y) + static_cast<long long>(blockIdx.y) * Config::ROWS * Config::N;
-  for (int index = threadIdx.x; index < Config::ROWS * 16; index += Config::WARPS * 32) {
-    const int r = index / 16;
-    const int column = index % 16;
-    const long long n = panel * 16 + column;
-    if (n >= Config::N) continue;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < Config::WARPS; ++w) sum += partial[w][r][column];
-    part[r * Config::N + n] = sum;
-  }
+  for_each_panel_sum<Config>(partial, panel, [&](int r, long long n, float sum) { part[r * Config::N + n] = sum; });
 }
 
 // Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,

@@ -370,6 +370,9 @@ struct TiledWork {
   __device__ __forceinline__ bool fix_up(float (&)[COUNT]) const {
     return true;
   }
+  // Whether this thread stores fragment `fragment` (rows 8 fragment .. + 7) of a stored tile:
+  // every one (a cluster split's block stores its share only, ClusterSplitWork).
+  __device__ __forceinline__ bool stores(int) const { return true; }
 };
 
 // A barrier over the consumer threads (defined with the stream-K code below).
@@ -400,7 +403,7 @@ __device__ __forceinline__ float4 load_from_cluster_block(u32 address, u32 rank)
 // barrier, each (fragment, warp) unit is summed by one block, owner = (fragment x WARPS + warp) %
 // SPLIT_K (interleaved, so 16-row tiles with fewer fragments than splits still share the work),
 // which reads that unit from blocks 0 .. SPLIT_K - 1 in order (its own from its registers), and
-// stores only its units with bias and conversion (stores_fragment). The same sums in the same
+// stores only its units with bias and conversion (stores, hiding TiledWork's). The same sums in the same
 // order every run; no workspace and no second kernel. A second cluster barrier keeps every block
 // (its shared memory) alive until its peers have read it.
 template <class Tile>
@@ -444,17 +447,6 @@ struct ClusterSplitWork : TiledWork<Tile> {
     return true;
   }
 };
-
-// Whether this thread stores fragment `fragment` (rows 8 fragment .. + 7) of its tile in the
-// epilogue: every fragment, but for a cluster split's block, its own share.
-template <class Work>
-__device__ __forceinline__ bool stores_fragment(const Work&, int) {
-  return true;
-}
-template <class Tile>
-__device__ __forceinline__ bool stores_fragment(const ClusterSplitWork<Tile>& work, int fragment) {
-  return work.stores(fragment);
-}
 
 // setmaxnreg's hand-over with two consumer warpgroups (WgmmaTile::MOVE_REGISTERS): the producer
 // warpgroup gives up registers down to 64, the consumers take theirs up to 216.
@@ -873,7 +865,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int row = block_row + i * 8 + 2 * t + half;
-      if (row >= M || !stores_fragment(work, i)) continue;
+      if (row >= M || !work.stores(i)) continue;
       const float value0 = accumulator[4 * i + half] + bias_value[0];      // column 2g
       const float value1 = accumulator[4 * i + 2 + half] + bias_value[1];  // column 2g+1
       const long long index = static_cast<long long>(row) * N + column;
@@ -1053,6 +1045,8 @@ struct StreamKWork {
   __device__ __forceinline__ int end_stage(int) const { return static_cast<int>(2 * (segment_end - tile_begin)); }
   __device__ __forceinline__ int block_row() const { return static_cast<int>(tile % Schedule::M_TILES) * Tile::BLOCK_M; }
   __device__ __forceinline__ long long block_panel() const { return tile / Schedule::M_TILES * Tile::PANELS; }
+  // An owner stores every fragment of its tile.
+  __device__ __forceinline__ bool stores(int) const { return true; }
   // This thread's first float4 of a block's partial slot (float4 i at + i CONSUMER_THREADS).
   __device__ __forceinline__ float4* slot(int block) const {
     return partials + static_cast<long long>(block) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS + threadIdx.x;

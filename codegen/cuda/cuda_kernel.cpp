@@ -63,15 +63,18 @@ void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream
           what);
     return;
   }
-  CUlaunchAttribute attribute{};
+  // Each asked-for attribute, so a cluster launch may also overlap the previous kernel.
+  CUlaunchAttribute attributes[2]{};
+  unsigned count = 0;
   if (overlap) {
-    attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    attribute.value.programmaticStreamSerializationAllowed = 1;
-  } else {
-    attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    attribute.value.clusterDim.x = 1;
-    attribute.value.clusterDim.y = 1;
-    attribute.value.clusterDim.z = geometry.cluster_z;
+    attributes[count].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attributes[count++].value.programmaticStreamSerializationAllowed = 1;
+  }
+  if (geometry.cluster_z > 1) {
+    attributes[count].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attributes[count].value.clusterDim.x = 1;
+    attributes[count].value.clusterDim.y = 1;
+    attributes[count++].value.clusterDim.z = geometry.cluster_z;
   }
   CUlaunchConfig config{};
   config.gridDimX = geometry.grid_x;
@@ -82,8 +85,8 @@ void launch(CUfunction function, const LaunchGeometry& geometry, CUstream stream
   config.blockDimZ = 1;
   config.sharedMemBytes = geometry.shared_bytes;
   config.hStream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
+  config.attrs = attributes;
+  config.numAttrs = count;
   check(driver().cuLaunchKernelEx(&config, function, parameters, nullptr),
         overlap ? "cuLaunchKernelEx (overlapping the previous kernel)" : "cuLaunchKernelEx (a cluster launch)");
 }

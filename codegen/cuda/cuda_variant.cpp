@@ -86,13 +86,13 @@ CudaVariant variant_from_json(const nlohmann::json& json) {
   // split_k and producer with the wgmma family's split and copy warpgroup, bulk_copy and panels
   // with gemv_mma's bulk copies and panel walk, prefetch with its L2 prefetch, stream_k with the
   // wgmma family's stream-K schedule, remainder_split with its whole-tile first waves, cluster_split
-// with its split summed in a cluster (a variant
-  // stored before has none of them).
+  // with its split summed in a cluster (a variant stored before has none of them).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
     for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k",
-                             "split_k", "producer", "bulk_copy", "panels", "prefetch", "stream_k", "remainder_split", "cluster_split"})
+                             "split_k", "producer", "bulk_copy", "panels", "prefetch", "stream_k", "remainder_split",
+                             "cluster_split"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

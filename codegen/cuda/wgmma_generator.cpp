@@ -257,11 +257,10 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       variant.split_k = split;
       const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * sm_count_ &&
                                                k_stages(desc, variant) / split >= min_split_stages);
-      if (variant.block_m <= rows && split_useful && is_valid(desc, variant, 9)) variants.push_back(variant);
+      if (variant.block_m > rows || !split_useful) continue;
+      if (is_valid(desc, variant, 9)) variants.push_back(variant);
       // The same split summed in its cluster's shared memory (where the accumulator fits the ring).
-      const CudaVariant in_cluster = clustered(variant);
-      if (split > 1 && variant.block_m <= rows && split_useful && is_valid(desc, in_cluster, 9))
-        variants.push_back(in_cluster);
+      if (split > 1 && is_valid(desc, clustered(variant), 9)) variants.push_back(clustered(variant));
     }
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
