@@ -62,10 +62,8 @@ Inputs upload(const lowbit::Problem& problem) {
                 {}};
   inputs.x.upload(problem.x.data(), problem.x.size());
   inputs.weights.upload(problem.packed.storage.data(), problem.packed.storage.size());
-  auto* base = static_cast<uint8_t*>(inputs.weights.data());
   inputs.args.x = inputs.x.data();
-  inputs.args.weights = {base, base + problem.packed.scales_offset,
-                         problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  inputs.args.weights = lowbit::view_at(problem.packed, inputs.weights.data());
   inputs.args.y = inputs.y.data();
   inputs.args.m = desc.m;
   return inputs;

@@ -445,11 +445,7 @@ int main(int argc, char** argv) {
       args.x = x.data();
       args.y = y.data();
       args.m = desc.m;
-      auto weights_of = [&](int copy) {
-        auto* base = static_cast<uint8_t*>(weights[copy].data());
-        return lowbit::WeightsView{base, base + problem.packed.scales_offset,
-                                   problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
-      };
+      auto weights_of = [&](int copy) { return lowbit::view_at(problem.packed, weights[copy].data()); };
       args.weights = weights_of(copies - 1);
       y.fill(0xff);
       kernel->run(args);

@@ -81,11 +81,9 @@ int main(int argc, char** argv) {
     const std::size_t timeline_bytes = static_cast<std::size_t>(variant.stream_k) * timeline_entries * sizeof(TimelineEntry);
     lowbit::cuda::DeviceBuffer workspace(workspace_bytes + timeline_bytes);
     workspace.fill(0);
-    auto* base = static_cast<uint8_t*>(weights.data());
     lowbit::RunArgs args;
     args.x = x.data();
-    args.weights = {base, base + problem.packed.scales_offset,
-                    problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+    args.weights = lowbit::view_at(problem.packed, weights.data());
     args.y = y.data();
     args.m = desc.m;
     args.workspace = workspace.data();

@@ -80,12 +80,9 @@ DeviceInputs::DeviceInputs(const Problem& problem)
 
 RunArgs DeviceInputs::args(int copy) const {
   const Problem& problem = *problem_;
-  auto* base = static_cast<uint8_t*>(weights_[static_cast<std::size_t>(copy)].data());
   RunArgs args;
   args.x = x_.data();
-  args.weights.qweight = base;
-  args.weights.scales = base + problem.packed.scales_offset;
-  args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
+  args.weights = view_at(problem.packed, weights_[static_cast<std::size_t>(copy)].data());
   args.bias = problem.desc.bias ? bias_.data() : nullptr;
   args.eq_scale = problem.desc.eqscale ? static_cast<const float*>(eq_scale_.data()) : nullptr;
   args.y = static_cast<uint8_t*>(output_.data()) + guard_bytes;

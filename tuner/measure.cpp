@@ -30,12 +30,9 @@ RotatedInputs::RotatedInputs(const Problem& problem) : problem_(&problem) {
 
 RunArgs RotatedInputs::args(int copy) const {
   const Problem& problem = *problem_;
-  const uint8_t* base = weights_[copy].data();
   RunArgs args;
   args.x = problem.x.data();
-  args.weights.qweight = base;
-  args.weights.scales = base + problem.packed.scales_offset;
-  args.weights.zeros = problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset;
+  args.weights = view_at(problem.packed, weights_[copy].data());
   args.bias = problem.desc.bias ? problem.bias.data() : nullptr;
   args.eq_scale = problem.desc.eqscale ? problem.eq_scale.data() : nullptr;
   args.y = outputs_[copy].data();

@@ -58,9 +58,13 @@ struct WeightsView {
   const void* scales = nullptr;
   const void* zeros = nullptr;  // null for zero=none
 };
-inline WeightsView view(const NativeWeights& weights) {
-  return {weights.qweight(), weights.scales(), weights.zeros()};
+// The same sections in a copy of weights.storage that starts at `base` (a device buffer, or one
+// of a benchmark's rotated copies).
+inline WeightsView view_at(const NativeWeights& weights, const void* base) {
+  const auto* bytes = static_cast<const uint8_t*>(base);
+  return {bytes, bytes + weights.scales_offset, weights.zeros_offset < 0 ? nullptr : bytes + weights.zeros_offset};
 }
+inline WeightsView view(const NativeWeights& weights) { return view_at(weights, weights.storage.data()); }
 
 // Bytes a kernel must read for one pass over the packed weights (codes, scales, zeros).
 int64_t native_weight_bytes(const OpDesc& desc);

@@ -30,9 +30,7 @@ inline DeviceBuffer upload(const void* data, std::size_t bytes) {
 // The weights of a problem whose packed storage was uploaded as one buffer (pack_native's
 // codes, then scales, then zero points where the format has them).
 inline WeightsView device_weights(const DeviceBuffer& weights, const Problem& problem) {
-  auto* base = static_cast<uint8_t*>(weights.data());
-  return {base, base + problem.packed.scales_offset,
-          problem.packed.zeros_offset < 0 ? nullptr : base + problem.packed.zeros_offset};
+  return view_at(problem.packed, weights.data());
 }
 
 // Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
