@@ -329,6 +329,16 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     const CudaVariant pair = clustered(split_in_two(chosen));
     if (is_valid(desc, pair, 9)) chosen = pair;
   }
+  // M = 65..128: one warpgroup's 64 x 64 tiles split in two and summed in cluster pairs where those
+  // pairs fill a wave (two blocks an SM by their 80 KB rings) with K at most 32 stages of 128: at
+  // M = 128 on 4096x4096 (128 tiles, 256 blocks) 17.4 against 18.0 us for the 128-row split4_ws
+  // (session 10's release sweep at 3785b20, cuBLAS 18.0; dsmem's call: n64m128k64_s6_cs2 17.4
+  // against 17.8). Measured at M = 128 only; below it the grid is the same (two row tiles).
+  if (desc.m > 64 && desc.m <= 128) {
+    const CudaVariant narrow = variant_of(Shape{64, 64, 128, 4}, 0);
+    const CudaVariant pair = clustered(split_in_two(narrow));
+    if (pairs_fill_a_wave(desc, narrow) && is_valid(desc, pair, 9)) return pair;
+  }
   // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
   // heuristic call, docs/benchmarks.md) where the taller tile wastes what the shorter one saves:
   // - it pads at least a quarter of its rows more (M = 257..384: a second row of 256-row tiles
@@ -367,6 +377,15 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
+    const CudaVariant streamed = streamed_over_sms(desc, shared_tiles, sm_count_);
+    if (is_valid(desc, streamed, 9)) return streamed;
+  }
+  // The same at M = 128 where the 128-row tiles' grid is over one wave and leaves more than a
+  // tenth of its second idle: 55.3 against 57.5 us for the tiled grid at M = 128 on 28672x4096
+  // (224 tiles, 1.70 waves; session 10's release sweep at 3785b20).
+  if (desc.m >= producer_stream_k_min_rows && desc.m <= 128 && tiles(desc, shared_tiles) > sm_count_ &&
+      tiles(desc, shared_tiles) < 2 * sm_count_ && wave_fill(desc, shared_tiles) < 0.9 &&
+      k_stages(desc, shared_tiles) <= 32) {
     const CudaVariant streamed = streamed_over_sms(desc, shared_tiles, sm_count_);
     if (is_valid(desc, streamed, 9)) return streamed;
   }

@@ -131,8 +131,9 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
                          "sm_90a"),
             "cuda_sm90a_wgmma_w4g128_m32_n64m32k128_s5_split4");
   EXPECT_EQ(generator.heuristic(descriptor("m=64,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16")).split_k, 1);
-  // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns.
-  EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=4096,bits=4,group=128,act=bf16")).split_k, 4);
+  // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns with a long K (with
+  // K = 4096 the 64 x 64 tiles' cluster pairs fill the wave instead, below).
+  EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=8192,bits=4,group=128,act=bf16")).split_k, 4);
   // Wave quantization of the 256-row tiles: from 256 rows, where their grid leaves a tenth of its
   // last wave idle, stream-K over a block per SM; below 256 rows, where it leaves a fifth idle,
   // the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
@@ -147,7 +148,13 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws_sk132");  // 96 tiles
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132");  // 96 tiles
   EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");  // 48 tiles
-  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // 32 tiles
+  // M = 65..128 where the 64 x 64 tiles' cluster pairs fill a wave, two an SM (128 x 2 blocks).
+  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n64m64k128_s4_cs2");
+  EXPECT_EQ(chosen("m=65,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m65_n64m64k128_s4_cs2");
+  EXPECT_EQ(chosen("m=128,n=4096,k=8192"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // long K
+  // M = 128 over one wave of 128-row tiles and under 0.9 of two: stream-K (224 tiles).
+  EXPECT_EQ(chosen("m=128,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");
+  EXPECT_EQ(chosen("m=127,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_ws");  // below 128 rows
   // M = 129..256 where the 128-row tiles in cluster pairs fill 0.9 .. 1 wave (64 x 2 = 128 blocks).
   EXPECT_EQ(chosen("m=256,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_cs2_ws");
   EXPECT_EQ(chosen("m=200,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m200_n128m128k128_s4_cs2_ws");
@@ -180,8 +187,11 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(candidates(ragged, 9, 132), candidates(ragged, 9));
   // The warp-specialized ring is the no-tune choice from M = 65 where the grid is tiled (measured,
   // benchmarks.md; from generator version 10 its stream-K grids too).
+  // (K = 8192 at M = 65..128: with 4096 the 64 x 64 cluster pairs are taken, on the all-thread ring.)
   for (int m : {64, 65, 128, 129, 1024})  // 4096 columns: the 256-row grids fill their waves
-    EXPECT_EQ(generator.heuristic(descriptor("n=4096,k=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m))).producer,
+    EXPECT_EQ(generator.heuristic(descriptor("n=4096,bits=4,group=128,act=bf16,m=" + std::to_string(m) +
+                                             (m > 64 && m <= 128 ? ",k=8192" : ",k=4096")))
+                  .producer,
               m > 64 ? 1 : 0)
         << m;
   // Every split the heuristic picks is valid, also where rounding to stage pairs leaves too
