@@ -147,7 +147,10 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
     keep_test_costs
     grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
   fi
-  bench_against_torch sweep bench/shapes/llama3_8b_cuda_sweep.txt "$flush" cuda_table.txt 220 100 --repeats 15
+  # LOWBIT_DEVICE_SWEEP_SECONDS bounds lowbit's part of the sweep (default 220; session 10's call
+  # was cut before its last M = 4096 rows: 300 lets it finish when the floor tables may run short).
+  bench_against_torch sweep bench/shapes/llama3_8b_cuda_sweep.txt "$flush" cuda_table.txt \
+    "${LOWBIT_DEVICE_SWEEP_SECONDS:-220}" 100 --repeats 15
   tail -40 "$OUT/cuda_table.txt"
   # The floor shapes at M <= 16 again under each other protocol, lowbit and torch alike; both
   # tables in one file (the call returns at most 8 files; the parts go into raw.tar.gz).
