@@ -79,6 +79,23 @@ int64_t remaining_tiles(const OpDesc& desc, const CudaVariant& variant) { return
 int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
   return std::min<int64_t>(variant.stream_k, variant.remainder_split * remaining_tiles(desc, variant));
 }
+// Whole tiles a persistent block (a stream-K grid whose shares are whole tiles, with the copy
+// warpgroup): where the tiled grid runs more than min_whole_tile_waves waves and its tiles split
+// evenly over the blocks of those waves, `tiles / waves` persistent blocks (at most one an SM) each
+// run `waves` whole tiles in turn, so no tile is cut and no fix-up runs: the tiled grid's makespan,
+// but the copy warpgroup loads a tile's first stages while its consumers still finish the previous
+// tile, where each tiled block starts on an empty ring. (The H100's profile of the tiled
+// n128m256k64_s4_ws at M = 4096 on 4096x4096, docs/benchmarks.md: a consumer spent 7 % of its time
+// in the code run once a tile and 3 % more waiting for a tile's first stage.) 0: none (the tiled
+// grid fills fewer waves, or they do not split evenly).
+constexpr int64_t min_whole_tile_waves = 2;
+int whole_tile_blocks(const OpDesc& desc, const CudaVariant& tiled, int sm_count) {
+  const int64_t grid = tiles(desc, tiled);
+  const int64_t waves = (grid + sm_count - 1) / sm_count;
+  if (waves <= min_whole_tile_waves || grid % waves != 0) return 0;
+  return static_cast<int>(grid / waves);
+}
+
 // The workspace of a stream-K launch: a flag per block (u64), padded to 256 bytes, then a partial
 // tile per block (the template's StreamKSchedule::FLAG_BYTES and partial slots).
 std::size_t stream_k_flag_bytes(int blocks) { return (static_cast<std::size_t>(blocks) * 8 + 255) / 256 * 256; }
@@ -286,6 +303,15 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
     for (const Shape& shape : searched_shapes) add_stream_k(shape, 0, stream_k_max_waves);
   if (desc.m >= producer_stream_k_min_rows)
     for (const Shape& shape : producer_shapes) add_stream_k(shape, 1, producer_stream_k_max_waves);
+  // Whole tiles a persistent block (above whole_tile_blocks), the copy warpgroup's tall tiles only
+  // (the all-thread ring's blocks pass a block barrier between tiles, so they could not overlap them).
+  for (const Shape& shape : producer_shapes) {
+    CudaVariant whole = variant_of(shape, 1);
+    whole.stream_k = whole_tile_blocks(desc, whole, sm_count_);
+    if (whole.block_m < stream_k_min_block_m || whole.block_m > rows || whole.stream_k == 0) continue;
+    if (std::find(variants.begin(), variants.end(), whole) == variants.end() && is_valid(desc, whole, 9))
+      variants.push_back(whole);
+  }
   return variants;
 }
 
