@@ -307,10 +307,19 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
   // (the all-thread ring's blocks pass a block barrier between tiles, so they could not overlap them).
   for (const Shape& shape : producer_shapes) {
     CudaVariant whole = variant_of(shape, 1);
+    if (whole.block_m < stream_k_min_block_m || whole.block_m > rows) continue;
     whole.stream_k = whole_tile_blocks(desc, whole, sm_count_);
-    if (whole.block_m < stream_k_min_block_m || whole.block_m > rows || whole.stream_k == 0) continue;
-    if (std::find(variants.begin(), variants.end(), whole) == variants.end() && is_valid(desc, whole, 9))
+    if (whole.stream_k != 0 && std::find(variants.begin(), variants.end(), whole) == variants.end() &&
+        is_valid(desc, whole, 9))
       variants.push_back(whole);
+    // The same in the tiled grid's order: the hybrid schedule with each remaining tile whole on
+    // its own block (remainder_split = 1), a block per SM taking tiles b, b + SMs, ... so that the
+    // blocks at work together hold neighbouring tiles, as a wave of the tiled grid does (their
+    // weights and x share L2), where the grid is over a wave and not a whole count of them.
+    CudaVariant strided = streamed_over_sms(desc, variant_of(shape, 1), sm_count_);
+    strided.remainder_split = 1;
+    if (tiles(desc, strided) > strided.stream_k && remaining_tiles(desc, strided) != 0 && is_valid(desc, strided, 9))
+      variants.push_back(strided);
   }
   return variants;
 }
