@@ -155,6 +155,12 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
+  // Whole tiles a persistent block where a block's run stays within the grid's row tiles: 4 or 6
+  // of 16 at M = 4096 (512 or 768 tiles on 128 blocks); not 28 of 16 (28672 columns).
+  EXPECT_EQ(chosen("m=4096,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
+  EXPECT_EQ(chosen("m=4096,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
+  EXPECT_EQ(chosen("m=4096,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
+  EXPECT_EQ(chosen("m=4096,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws");
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
   // 257 rows: the 256-row grid would pad 255 of its 512 rows, the 128-row one 127 of 384 (not
@@ -349,10 +355,9 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   };
   // 64 x 128 tiles: 768, over 4 waves; the other four over a wave, each with its hybrid (r = 2).
   EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 0), 4 + 4);
-  // Every copy-warpgroup shape (384 or 192 tiles: under 8 waves), each with its hybrid and its
-  // tiles whole in the tiled grid's order (r = 1); and the 384-tile grids' 3 whole tiles on each
-  // of 128 blocks (192 tiles: 2 waves, too few).
-  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 1), 5 + 5 + 5 + 3);
+  // Every copy-warpgroup shape (384 or 192 tiles: under 8 waves), each with its hybrid; and the
+  // 384-tile grids' 3 whole tiles on each of 128 blocks (192 tiles: 2 waves, too few).
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 1), 5 + 5 + 3);
   EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096", 0), 0);  // below 256 rows
   // 96 or 48 tiles, under a wave: no hybrid.
   EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096", 1), 5);
@@ -362,16 +367,14 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
     // 33 x 128 columns: 132, 264 or 528 tiles, whole waves (at most 2: no whole-tile grid)
     EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096", producer), 0);
   }
-  // Thousands of tiles: only the copy warpgroup's whole tiles a block, in the tiled grid's order
-  // (every shape: none fills whole waves of 132) and contiguous where they split evenly (3584
-  // tiles of 256 x 128 in 28 waves of 128 blocks; 7168 of 128 x 128 in 55 do not).
+  // Thousands of tiles: only the copy warpgroup's whole tiles a block, where they split evenly
+  // (3584 tiles of 256 x 128 in 28 waves of 128 blocks; 7168 of 128 x 128 in 55 do not).
   EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", 0), 0);
-  EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", 1), 5 + 2);
+  EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", 1), 2);
   // 768 tiles of 256 x 128 at M = 4096 on 6144 columns (5.8 waves): the copy warpgroup's only,
-  // and every copy-warpgroup shape's whole tiles, in the tiled grid's order and on 128 blocks (6 or
-  // 12 a block).
+  // and every copy-warpgroup shape's whole tiles on 128 blocks (6 or 12 a block).
   EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 0), 0);
-  EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 1), 2 + 2 + 5 + 5);
+  EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 1), 2 + 2 + 5);
   // 512 tiles at M = 4096 on 4096 columns: 4 whole tiles on each of 128 blocks.
   const std::vector<CudaVariant> large = generator.candidates(descriptor("m=4096,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16"));
   EXPECT_NE(std::find(large.begin(), large.end(), stream_k_variant(128, 256, 64, 4, 128, 1)), large.end());
