@@ -58,7 +58,9 @@
 // two register sets (the wgmmas of one stage still read theirs while the next is dequantized); the
 // main loop is unrolled over turns of lcm(2, STAGES) stages, so slots, shared-memory addresses and
 // descriptors are compile-time offsets (the per-stage address work was a fifth of a consumer's
-// instructions, docs/benchmarks.md). cp.async writes through the generic proxy and
+// instructions, docs/benchmarks.md); so are, from a turn's phase computed once, the full
+// barriers' parities, and where a group spans one or two stages, which stages start one (their
+// per-stage division, masking and group comparison were 18 of 146 instructions a consumer stage). cp.async writes through the generic proxy and
 // wgmma reads through the async proxy: a fence.proxy.async between them makes the copies
 // visible.
 //
@@ -98,7 +100,10 @@
 // the ring lives as long as the block: its mbarriers are initialized once, and the producer and
 // the consumers walk the same segments (TilePart: each role runs its own half of wgmma_tile)
 // counting one block-lifetime ring position, so the producer loads a segment's first stages while
-// the consumers still finish the previous one (wgmma_stream_k says why that is race-free).
+// the consumers still finish the previous one (wgmma_stream_k says why that is race-free). Where
+// BLOCKS divides the tiles, every share is whole tiles (consecutive ones, M fastest): a persistent
+// tiled grid with no fix-up, which the generator offers as "whole tiles a persistent block" (the
+// ring is refilled across tiles, and a block's tiles share their weight panel).
 
 namespace lowbit_gemv {
 
@@ -735,16 +740,28 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // starts its group at an even stage only (runs start at even stages).
   constexpr bool ODD_STAGES_KEEP_GROUP =
       Tile::STAGE_GROUPS == 1 && (Config::WHOLE_K_GROUP || (GROUP / Tile::BLOCK_K) % 2 == 0);
+  // Whether the stages that start a group are known by position: groups of exactly one stage
+  // (every stage starts one) or two (every even position: runs start at even stages, so at a
+  // group's first). Such a stage loads its group's constants without comparing groups. (A stage
+  // past K, a split's padding, then loads its zero-filled table: its x and codes are zeros as
+  // well, so it still adds nothing.)
+  constexpr bool POSITIONS_START_GROUPS = Tile::STAGE_GROUPS == 1 && !Config::WHOLE_K_GROUP &&
+                                          (GROUP == Tile::BLOCK_K || GROUP == 2 * Tile::BLOCK_K);
+
+  // The phase of the ring's use of `stage` (PRODUCER = 1): uses count from ring_base, STAGES a phase.
+  auto phase_of = [&](int stage) { return static_cast<u32>(ring_base + stage - first_stage) / Tile::STAGES; };
 
   // One stage: dequantize this warp's A fragments into `a`, issue the stage's wgmmas, and wait
-  // for the previous stage's (then, PRODUCER = 1, release its slot). slot: slot_of(stage) and
-  // odd: whether the stage is at an odd position of the run, both compile-time constants where
-  // the main loop is unrolled. Register contract: writes a (read by the wgmmas until the next
-  // stage's wait), accumulator (asynchronously), constants, group.
-  auto run_stage = [&](int stage, int slot, bool odd, u32 (&a)[Tile::K_TILES][4]) {
+  // for the previous stage's (then, PRODUCER = 1, release its slot, unless `first`: the run's
+  // first stage). slot: slot_of(stage); odd: whether the stage is at an odd position of the run;
+  // full_parity: phase_of(stage) & 1 (PRODUCER = 1). Where the main loop is unrolled, slot, odd
+  // and (but at a turn's first stage) first are compile-time constants, and full_parity a
+  // compile-time offset from the turn's phase. Register contract: writes a (read by the wgmmas
+  // until the next stage's wait), accumulator (asynchronously), constants, group.
+  auto run_stage = [&](int stage, int slot, bool odd, bool first, u32 full_parity, u32 (&a)[Tile::K_TILES][4]) {
     if constexpr (Tile::PRODUCER) {
-      mbarrier_wait(full_barrier(slot), ((ring_base + stage - first_stage) / Tile::STAGES) & 1);  // landed ...
-      fence_proxy_async();  // ... for the async proxy too
+      mbarrier_wait(full_barrier(slot), full_parity);  // landed ...
+      fence_proxy_async();                             // ... for the async proxy too
     } else {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::STAGES - 3));  // this stage has landed ...
       fence_proxy_async();                                                  // ... for the async proxy too
@@ -760,12 +777,16 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
       const int first_k = stage_first_k + k_tile * 16;
-      const int tile_group = Config::WHOLE_K_GROUP ? 0 : min(first_k, K - 1) / GROUP;
+      // (k is never negative: an unsigned division is a shift.)
+      const int tile_group = Config::WHOLE_K_GROUP ? 0 : static_cast<int>(static_cast<u32>(min(first_k, K - 1)) / GROUP);
       // A stage inside one group (STAGE_GROUPS = 1: GROUP a multiple of BLOCK_K, or whole K)
       // changes group at its first k-tile only, so the others skip the check.
-      if ((Tile::STAGE_GROUPS > 1 || k_tile == 0) && !(ODD_STAGES_KEEP_GROUP && odd) && tile_group != group) {
+      const bool starts_group =
+          POSITIONS_START_GROUPS ? k_tile == 0 && (GROUP == Tile::BLOCK_K || !odd) : tile_group != group;
+      if ((Tile::STAGE_GROUPS > 1 || k_tile == 0) && !(ODD_STAGES_KEEP_GROUP && odd) && starts_group) {
         group = tile_group;
-        const int entry = (warp * Tile::STAGE_GROUPS + (tile_group - stage_first_group)) * 16 + 2 * g;
+        const int entry = Tile::STAGE_GROUPS == 1 ? warp * 16 + 2 * g
+                                                  : (warp * Tile::STAGE_GROUPS + (tile_group - stage_first_group)) * 16 + 2 * g;
         const u32 scale_bits = *reinterpret_cast<const u32*>(stage_scales(slot) + entry);
         u32 zero_bits = 0;
         if (Config::ZERO != zero_none)
@@ -800,7 +821,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
     if constexpr (Tile::PRODUCER)
-      if (stage > first_stage) mbarrier_arrive(empty_barrier((slot + Tile::STAGES - 1) % Tile::STAGES));
+      if (!first) mbarrier_arrive(empty_barrier((slot + Tile::STAGES - 1) % Tile::STAGES));
   };
 
   // The stages alternate between two sets of A registers. A wgmma reads its A registers until
@@ -818,17 +839,24 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // odd positions skip the group check; the stages after the last whole turn (an even count
   // below TURN) run in pairs with runtime slots.
   constexpr int TURN = Tile::STAGES % 2 == 0 ? Tile::STAGES : 2 * Tile::STAGES;
+  // A turn starts at a multiple of STAGES uses (ring_base is one, a turn is STAGES or 2 STAGES),
+  // so its positions' full parities are the turn's phase plus position / STAGES, computed once a
+  // turn (the per-stage division and masking were a tenth of a consumer's overhead, docs/benchmarks.md).
   int stage = first_stage;
   for (; stage + TURN <= end_stage; stage += TURN) {
+    const u32 turn_phase = phase_of(stage);
+    const bool turn_first = stage == first_stage;
 #pragma unroll
     for (int position = 0; position < TURN; position += 2) {
-      run_stage(stage + position, position % Tile::STAGES, false, a_even);
-      run_stage(stage + position + 1, (position + 1) % Tile::STAGES, true, a_odd);
+      run_stage(stage + position, position % Tile::STAGES, false, position == 0 && turn_first,
+                (turn_phase + position / Tile::STAGES) & 1, a_even);
+      run_stage(stage + position + 1, (position + 1) % Tile::STAGES, true, false,
+                (turn_phase + (position + 1) / Tile::STAGES) & 1, a_odd);
     }
   }
   for (; stage < end_stage; stage += 2) {
-    run_stage(stage, slot_of(stage), false, a_even);
-    run_stage(stage + 1, slot_of(stage + 1), true, a_odd);
+    run_stage(stage, slot_of(stage), false, stage == first_stage, phase_of(stage) & 1, a_even);
+    run_stage(stage + 1, slot_of(stage + 1), true, false, phase_of(stage + 1) & 1, a_odd);
   }
   wgmma_wait<0>();
   fence_accumulators(accumulator);

@@ -79,6 +79,26 @@ int64_t remaining_tiles(const OpDesc& desc, const CudaVariant& variant) { return
 int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
   return std::min<int64_t>(variant.stream_k, variant.remainder_split * remaining_tiles(desc, variant));
 }
+// Whole tiles a persistent block (a stream-K grid whose shares are whole tiles, with the copy
+// warpgroup): where the tiled grid runs more than min_whole_tile_waves waves and its tiles split
+// evenly over the blocks of those waves, `tiles / waves` persistent blocks (at most one an SM) each
+// run `waves` consecutive whole tiles in turn (the stream-K shares fall on tile boundaries), so no
+// tile is cut and no fix-up runs: the tiled grid's makespan, but the copy warpgroup loads a tile's
+// first stages while its consumers still finish the previous tile, where each tiled block starts
+// on an empty ring, and a block's consecutive tiles (M fastest) share their weight panel. (The
+// H100's profile of the tiled n128m256k64_s4_ws at M = 4096 on 4096x4096, docs/benchmarks.md: a
+// consumer spent 7 % of its time in the code run once a tile and 3 % more waiting for a tile's
+// first stage. Measured there: 176.8 against 183.9 us tiled; the same whole tiles taken in the
+// tiled grid's order, tiles b, b + 132, ... on 132 blocks, 182.4: the order is most of the gain.)
+// 0: none (the tiled grid fills fewer waves, or they do not split evenly).
+constexpr int64_t min_whole_tile_waves = 2;
+int whole_tile_blocks(const OpDesc& desc, const CudaVariant& tiled, int sm_count) {
+  const int64_t grid = tiles(desc, tiled);
+  const int64_t waves = (grid + sm_count - 1) / sm_count;
+  if (waves <= min_whole_tile_waves || grid % waves != 0) return 0;
+  return static_cast<int>(grid / waves);
+}
+
 // The workspace of a stream-K launch: a flag per block (u64), padded to 256 bytes, then a partial
 // tile per block (the template's StreamKSchedule::FLAG_BYTES and partial slots).
 std::size_t stream_k_flag_bytes(int blocks) { return (static_cast<std::size_t>(blocks) * 8 + 255) / 256 * 256; }
@@ -286,6 +306,15 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
     for (const Shape& shape : searched_shapes) add_stream_k(shape, 0, stream_k_max_waves);
   if (desc.m >= producer_stream_k_min_rows)
     for (const Shape& shape : producer_shapes) add_stream_k(shape, 1, producer_stream_k_max_waves);
+  // Whole tiles a persistent block (above whole_tile_blocks), the copy warpgroup's tall tiles only
+  // (the all-thread ring's blocks pass a block barrier between tiles, so they could not overlap them).
+  for (const Shape& shape : producer_shapes) {
+    CudaVariant whole = variant_of(shape, 1);
+    whole.stream_k = whole_tile_blocks(desc, whole, sm_count_);
+    if (whole.block_m < stream_k_min_block_m || whole.block_m > rows || whole.stream_k == 0) continue;
+    if (std::find(variants.begin(), variants.end(), whole) == variants.end() && is_valid(desc, whole, 9))
+      variants.push_back(whole);
+  }
   return variants;
 }
 
@@ -438,6 +467,21 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
     if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen))
       return summed_in_pairs(desc, shorter);
+  }
+  // Whole tiles a persistent block (whole_tile_blocks) instead of the tiled grid, where a block's
+  // run stays within about one weight panel (its tiles at most the grid's row tiles) (generator
+  // version 12; the H100, docs/benchmarks.md, helper mainloop's calls at M = 4096, the 256-row
+  // tile): 176.8 / 177.1 against 183.9 / 184.7 us on 4096x4096 (4 tiles a block of 16 row tiles),
+  // 590.6 / 592.0 against 613.0 on 4096x14336 (4), 266.4 against 269.6 (stream-K, the best before)
+  // on 6144x4096 (6). Not taken where a block's run crosses several panels: 28 tiles a block of 16
+  // on 28672x4096 at M = 4096 (1261.9 against 1271.3 tiled: within the calls' spread) and 7 of 4 at
+  // M = 1024 (311.8 against 308.7: slower).
+  if (chosen.producer == 1 && chosen.split_k == 1 && chosen.stream_k == 0) {
+    CudaVariant whole = chosen;
+    whole.stream_k = whole_tile_blocks(desc, whole, sm_count_);
+    const int64_t row_tiles = (desc.m + whole.block_m - 1) / whole.block_m;
+    if (whole.stream_k != 0 && tiles(desc, whole) / whole.stream_k <= row_tiles && is_valid(desc, whole, 9))
+      return whole;
   }
   if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
   const std::vector<CudaVariant> variants = candidates(desc);

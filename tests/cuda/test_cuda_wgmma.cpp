@@ -168,6 +168,12 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
+  // Whole tiles a persistent block where a block's run stays within the grid's row tiles: 4 or 6
+  // of 16 at M = 4096 (512 or 768 tiles on 128 blocks); not 28 of 16 (28672 columns).
+  EXPECT_EQ(chosen("m=4096,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
+  EXPECT_EQ(chosen("m=4096,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
+  EXPECT_EQ(chosen("m=4096,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
+  EXPECT_EQ(chosen("m=4096,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws");
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
   // 257 rows: the 256-row grid would pad 255 of its 512 rows, the 128-row one 127 of 384 (not
@@ -365,21 +371,29 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   };
   // 64 x 128 tiles: 768, over 4 waves; the other four over a wave, each with its hybrid (r = 2).
   EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 0), 4 + 4);
-  // Every copy-warpgroup shape (384 or 192 tiles: under 8 waves), each with its hybrid.
-  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 1), 5 + 5);
+  // Every copy-warpgroup shape (384 or 192 tiles: under 8 waves), each with its hybrid; and the
+  // 384-tile grids' 3 whole tiles on each of 128 blocks (192 tiles: 2 waves, too few).
+  EXPECT_EQ(stream_k_candidates("m=1024,n=6144,k=4096", 1), 5 + 5 + 3);
   EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096", 0), 0);  // below 256 rows
   // 96 or 48 tiles, under a wave: no hybrid.
   EXPECT_EQ(stream_k_candidates("m=255,n=6144,k=4096", 1), 5);
   EXPECT_EQ(stream_k_candidates("m=128,n=6144,k=4096", 1), 2);  // the 128-row tiles (48)
   EXPECT_EQ(stream_k_candidates("m=127,n=6144,k=4096", 1), 0);  // below 128 rows
   for (int producer : {0, 1}) {
-    // 33 x 128 columns: 132, 264 or 528 tiles, whole waves
+    // 33 x 128 columns: 132, 264 or 528 tiles, whole waves (at most 2: no whole-tile grid)
     EXPECT_EQ(stream_k_candidates("m=1024,n=4224,k=4096", producer), 0);
-    EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", producer), 0);  // thousands of tiles
   }
-  // 768 tiles of 256 x 128 at M = 4096 on 6144 columns (5.8 waves): the copy warpgroup's only.
+  // Thousands of tiles: only the copy warpgroup's whole tiles a block, where they split evenly
+  // (3584 tiles of 256 x 128 in 28 waves of 128 blocks; 7168 of 128 x 128 in 55 do not).
+  EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", 0), 0);
+  EXPECT_EQ(stream_k_candidates("m=4096,n=28672,k=4096", 1), 2);
+  // 768 tiles of 256 x 128 at M = 4096 on 6144 columns (5.8 waves): the copy warpgroup's only,
+  // and every copy-warpgroup shape's whole tiles on 128 blocks (6 or 12 a block).
   EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 0), 0);
-  EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 1), 2 + 2);
+  EXPECT_EQ(stream_k_candidates("m=4096,n=6144,k=4096", 1), 2 + 2 + 5);
+  // 512 tiles at M = 4096 on 4096 columns: 4 whole tiles on each of 128 blocks.
+  const std::vector<CudaVariant> large = generator.candidates(descriptor("m=4096,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16"));
+  EXPECT_NE(std::find(large.begin(), large.end(), stream_k_variant(128, 256, 64, 4, 128, 1)), large.end());
 }
 
 // The heuristic's tile and schedule past 256 rows (WgmmaGenerator::heuristic, session 9's
@@ -1051,6 +1065,34 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
   add("m=513,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1", tallest, 132);
   add("m=1000,n=6144,k=1032,group=-1,zero=int,act=bf16,out=bf16,bias=1", tallest, 132);
   EXPECT_EQ(cases.size(), 60u + 42u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// Whole tiles a persistent block (candidates' whole_tile_blocks: a stream-K grid of tiles / waves
+// blocks, each running its tiles whole, one after another, on one ring): every such candidate of a
+// generator counting 8 SMs (so that these grids take several tiles a block) at odd shapes: N and K
+// tails, M past the row tiles, every zero-point kind, bf16 and fp16, 2, 4 and 8 bits.
+TEST(CudaWgmma, WholeTilesPerPersistentBlockAtOddShapes) {
+  SKIP_WITHOUT_HOPPER();
+  const WgmmaGenerator generator(8);
+  std::vector<Case> cases;
+  for (const char* text : {"m=1000,n=1000,k=2112,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=513,n=1001,k=2056,bits=4,group=-1,zero=float,act=fp16,out=fp16",
+                           "m=300,n=2048,k=1032,bits=8,group=-1,zero=none,act=bf16,out=fp32,bias=1",
+                           "m=257,n=1000,k=1024,bits=2,group=128,zero=int,act=fp16,out=bf16"}) {
+    const OpDesc desc = descriptor(text);
+    int whole = 0;
+    for (const CudaVariant& variant : generator.candidates(desc)) {
+      const int64_t tiles = (desc.m + variant.block_m - 1) / variant.block_m * ((desc.n + variant.block_n - 1) / variant.block_n);
+      if (variant.stream_k == 0 || variant.remainder_split != 0 || tiles % variant.stream_k != 0 || tiles == variant.stream_k)
+        continue;
+      EXPECT_EQ(variant.producer, 1) << variant_name(desc, variant, "sm_90a");
+      cases.push_back({desc, variant});
+      ++whole;
+    }
+    EXPECT_GE(whole, 1) << text;
+  }
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
