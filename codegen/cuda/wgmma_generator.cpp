@@ -349,9 +349,10 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   CudaVariant chosen = split_to_waves(desc, variant_of(shape, producer), waves);
   // M = 17..32 where the 64-column grid is left unsplit (three waves of tiles or more): the
   // two-warpgroup 128-column tile, unsplit too. At M = 32 on 28672x4096 it took 36.8 against 40.3
-  // us in fp16 (2026-11-23's formats call), 43.4 against 43.7 in bf16 (session 10's release
-  // sweep), 42.6 against 43.8 (session 9's). Where the 64-column grid splits, it stays (6144x4096:
-  // 14.8 against 16.2 for the 128-column pair).
+  // us in fp16 (2026-11-23's formats call); in bf16 the two are within 3 % either way (43.4
+  // against 43.7 in session 10's release sweep, 42.6 against 43.8 in session 9's, 42.8 against
+  // 41.7 in 2026-11-23's). Where the 64-column grid splits, it stays (6144x4096: 14.8 against
+  // 16.2 for the 128-column pair).
   if (desc.m > 16 && desc.m <= 32 && chosen.split_k == 1) {
     const CudaVariant wider = variant_of(Shape{128, 32, 128, 4}, 0);
     if (is_valid(desc, wider, 9)) chosen = wider;
