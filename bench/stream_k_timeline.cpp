@@ -77,7 +77,9 @@ int main(int argc, char** argv) {
     lowbit::cuda::DeviceBuffer y(static_cast<std::size_t>(desc.m * desc.n * lowbit::dtype_bytes(desc.out)));
     x.upload(problem.x.data(), problem.x.size());
     weights.upload(problem.packed.storage.data(), problem.packed.storage.size());
-    const std::size_t workspace_bytes = kernel.workspace_bytes(desc.m);
+    // The kernel's own part, whether or not this grid cuts a tile (a grid of whole tiles reports
+    // no workspace, but its logs still lie past the flags and partial slots of the layout).
+    const std::size_t workspace_bytes = lowbit::cuda::WgmmaGenerator::stream_k_layout_bytes(variant);
     const std::size_t timeline_bytes = static_cast<std::size_t>(variant.stream_k) * timeline_entries * sizeof(TimelineEntry);
     lowbit::cuda::DeviceBuffer workspace(workspace_bytes + timeline_bytes);
     workspace.fill(0);

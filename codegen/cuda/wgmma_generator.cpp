@@ -575,10 +575,21 @@ LaunchGeometry WgmmaGenerator::reduce_geometry(const OpDesc& desc) {
   return geometry;
 }
 
+std::size_t WgmmaGenerator::stream_k_layout_bytes(const CudaVariant& variant) {
+  return stream_k_flag_bytes(variant.stream_k) +
+         static_cast<std::size_t>(variant.stream_k) * variant.block_m * variant.block_n * sizeof(float);
+}
+
+bool WgmmaGenerator::cuts_no_tile(const OpDesc& desc, const CudaVariant& variant) {
+  // StreamKSchedule::begin(b) is then a whole number of tiles for every block: the flags and
+  // partial slots are never touched (StreamKWork::fix_up neither deposits nor reads).
+  if (variant.stream_k == 0) return false;
+  if (variant.remainder_split == 0) return tiles(desc, variant) % variant.stream_k == 0;
+  return variant.remainder_split == 1;
+}
+
 std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
-  if (variant.stream_k != 0)
-    return stream_k_flag_bytes(variant.stream_k) +
-           static_cast<std::size_t>(variant.stream_k) * variant.block_m * variant.block_n * sizeof(float);
+  if (variant.stream_k != 0) return cuts_no_tile(desc, variant) ? 0 : stream_k_layout_bytes(variant);
   if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory
   const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
   return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;

@@ -111,7 +111,15 @@ class WgmmaGenerator {
   // cluster_split); with
   // stream_k, a flag (8 bytes, padded to 256 in all) and a block_m x block_n fp32 partial tile
   // per persistent block.
+  // (0 for a stream-K grid that cuts no tile: whole tiles a persistent block, or a hybrid whose
+  // remaining tiles are whole on their blocks; no owner then waits for a partial.)
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
+  // A stream-K grid's layout in its workspace: the flags, then a partial tile per block (the
+  // timeline diagnostic's logs lie past it), whether or not the grid uses them.
+  static std::size_t stream_k_layout_bytes(const CudaVariant& variant);
+  // Whether a stream-K grid gives every block whole tiles only: its tiles a multiple of its blocks
+  // (no hybrid), or a hybrid whose remaining tiles go one to a block (remainder_split = 1).
+  static bool cuts_no_tile(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
   // The ring's bytes (STAGES x STAGE_BYTES), where a cluster split lays its accumulator.

@@ -340,6 +340,19 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   EXPECT_NE(generator.emit(desc, variant).find("static constexpr int REMAINDER_SPLIT = 0;"), std::string::npos);
   EXPECT_NE(std::find(listed.begin(), listed.end(), hybrid), listed.end());
   EXPECT_EQ(std::find(listed.begin(), listed.end(), hybrid_variant(128, 256, 64, 4, 132, 3)), listed.end());
+  // A grid that cuts no tile needs no workspace (its blocks never deposit or read a partial):
+  // 192 tiles on 96 blocks (two whole tiles each), or a hybrid whose 60 remaining tiles go one to
+  // a block; 192 on 132 (plain) or remaining tiles halved (r = 2) cut tiles and keep the layout.
+  EXPECT_TRUE(WgmmaGenerator::cuts_no_tile(desc, stream_k_variant(128, 256, 64, 4, 96, 1)));
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, stream_k_variant(128, 256, 64, 4, 96, 1)), 0u);
+  EXPECT_TRUE(WgmmaGenerator::cuts_no_tile(desc, hybrid_variant(128, 256, 64, 4, 132, 1, 1)));
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, hybrid_variant(128, 256, 64, 4, 132, 1, 1)), 0u);
+  EXPECT_FALSE(WgmmaGenerator::cuts_no_tile(desc, variant));
+  EXPECT_FALSE(WgmmaGenerator::cuts_no_tile(desc, hybrid));
+  EXPECT_FALSE(WgmmaGenerator::cuts_no_tile(desc, tiled));
+  EXPECT_EQ(WgmmaGenerator::stream_k_layout_bytes(variant), WgmmaGenerator::workspace_bytes(desc, variant));
+  EXPECT_EQ(WgmmaGenerator::stream_k_layout_bytes(stream_k_variant(128, 256, 64, 4, 96, 1)),
+            std::size_t{768} + std::size_t{96} * 256 * 128 * 4);
   CudaVariant unstreamed = hybrid;
   unstreamed.stream_k = 0;
   EXPECT_NE(reason(generator, desc, unstreamed).find("needs stream_k"), std::string::npos);
