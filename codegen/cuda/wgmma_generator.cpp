@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -319,6 +320,24 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
+  // The tile and split by M (base_tile), then, in this order, the rules that replace them where
+  // they were measured to win (each with its evidence): cluster pairs of 64 x 64 tiles at
+  // M = 65..128, of 128-row tiles at M = 129..256; the 128-row tiles as stream-K at M = 128..256;
+  // the tall tiles as stream-K (or its hybrid) from 256 rows; the 128-row tile where the tall
+  // grid leaves a fifth of its last wave idle; whole tiles a persistent block.
+  if (auto pair = narrow_cluster_pairs(desc)) return *pair;
+  const CudaVariant chosen = base_tile(desc);
+  if (auto pair = tall_cluster_pairs(desc)) return *pair;
+  if (auto streamed = shared_tiles_streamed(desc)) return *streamed;
+  if (auto streamed = tall_tiles_streamed(desc, chosen)) return *streamed;
+  if (auto shorter = shorter_tiles_for_waves(desc, chosen)) return *shorter;
+  if (auto whole = whole_tiles_per_block(desc, chosen)) return *whole;
+  if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
+  const std::vector<CudaVariant> variants = candidates(desc);
+  return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+}
+
+CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {
   // What won on the H100 (docs/benchmarks.md, the four Llama-3-8B shapes at M = 16..1024): the
   // tallest tile M fills, two warpgroups (128 columns) but at M = 17..64 (below); K split until the grid reaches about
   // three waves of short blocks (M <= 64) or one wave of tall ones (M > 64, each block longer).
@@ -368,16 +387,6 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     const CudaVariant pair = clustered(split_in_two(chosen));
     if (is_valid(desc, pair, 9)) chosen = pair;
   }
-  // M = 65..128: one warpgroup's 64 x 64 tiles split in two and summed in cluster pairs where those
-  // pairs fill a wave (two blocks an SM by their 80 KB rings) with K at most 32 stages of 128: at
-  // M = 128 on 4096x4096 (128 tiles, 256 blocks) 17.4 against 18.0 us for the 128-row split4_ws
-  // (session 10's release sweep at 3785b20, cuBLAS 18.0; dsmem's call: n64m128k64_s6_cs2 17.4
-  // against 17.8). Measured at M = 128 only; below it the grid is the same (two row tiles).
-  if (desc.m > 64 && desc.m <= 128) {
-    const CudaVariant narrow = variant_of(Shape{64, 64, 128, 4}, 0);
-    const CudaVariant pair = clustered(split_in_two(narrow));
-    if (pairs_fill_a_wave(desc, narrow) && is_valid(desc, pair, 9)) return pair;
-  }
   // The 128-row warp-specialized tile instead of the 256-row one (the H100, session 9's
   // heuristic call, docs/benchmarks.md) where the taller tile wastes what the shorter one saves:
   // - it pads at least a quarter of its rows more (M = 257..384: a second row of 256-row tiles
@@ -393,11 +402,37 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     const Shape shorter_shape{128, 128, 128, 4};
     const CudaVariant shorter = variant_of(shorter_shape, 1);
     if (pads_a_quarter_more(desc, chosen, shorter) ||
-        (chosen.split_k > 1 && block_work(desc, shorter) <= block_work(desc, chosen))) {
-      shape = shorter_shape;
+        (chosen.split_k > 1 && block_work(desc, shorter) <= block_work(desc, chosen)))
       chosen = split_to_waves(desc, shorter, 1);
-    }
   }
+  return chosen;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::narrow_cluster_pairs(const OpDesc& desc) const {
+  // M = 65..128: one warpgroup's 64 x 64 tiles split in two and summed in cluster pairs where those
+  // pairs fill a wave (two blocks an SM by their 80 KB rings) with K at most 32 stages of 128: at
+  // M = 128 on 4096x4096 (128 tiles, 256 blocks) 17.4 against 18.0 us for the 128-row split4_ws
+  // (session 10's release sweep at 3785b20, cuBLAS 18.0; dsmem's call: n64m128k64_s6_cs2 17.4
+  // against 17.8). Measured at M = 128 only; below it the grid is the same (two row tiles).
+  if (desc.m <= 64 || desc.m > 128) return std::nullopt;
+  const CudaVariant narrow = variant_of(Shape{64, 64, 128, 4}, 0);
+  const CudaVariant pair = clustered(split_in_two(narrow));
+  if (pairs_fill_a_wave(desc, narrow) && is_valid(desc, pair, 9)) return pair;
+  return std::nullopt;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::tall_cluster_pairs(const OpDesc& desc) const {
+  // Cluster pairs (generator version 11; the H100, dsmem's call, docs/benchmarks.md): at M = 129..256
+  // where the 128-row warp-specialized tiles split in two fill 0.9 .. 1 wave, each tile's two
+  // blocks summed in their cluster's shared memory beat stream-K: 21.1 against 23.5 us
+  // (sk132) at M = 256 on 4096x4096 (64 tiles, 128 blocks), cuBLAS 20.8 in the same call. K up
+  // to 32 stages of 128, as stream-K's rule below (a long K kept the 256-row split4_ws there).
+  const CudaVariant pairs = clustered(split_in_two(variant_of(Shape{128, 128, 128, 4}, 1)));
+  if (desc.m > 128 && desc.m <= 256 && pairs_fill_a_wave(desc, pairs) && is_valid(desc, pairs, 9)) return pairs;
+  return std::nullopt;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::shared_tiles_streamed(const OpDesc& desc) const {
   // Stream-K with the copy warpgroup (generator version 10; the H100, docs/benchmarks.md): at
   // M = 128..256, where the 128-row tiles' grid is over a quarter of a wave and under a whole one
   // and K is at most 32 stages of 128 k, the 128 x 128 x 128 warp-specialized tile with a block per
@@ -406,13 +441,6 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // 256-row stream-K) at M = 256 on 6144x4096, 23.6 against 25.8 (256 rows, split4_ws) at M = 256
   // on 4096x4096. Not taken, as it lost: 32 tiles (M = 128 on 4096x4096: 18.9 against 18.6 split4_ws)
   // and a long K (M = 256 on 4096x14336: 56.9 against 52.1, the 256-row split4_ws).
-  // Cluster pairs (generator version 11; the H100, dsmem's call, docs/benchmarks.md): at M = 129..256
-  // where the 128-row warp-specialized tiles split in two fill 0.9 .. 1 wave, each tile's two
-  // blocks summed in their cluster's shared memory beat stream-K: 21.1 against 23.5 us
-  // (sk132) at M = 256 on 4096x4096 (64 tiles, 128 blocks), cuBLAS 20.8 in the same call. K up
-  // to 32 stages of 128, as stream-K's rule below (a long K kept the 256-row split4_ws there).
-  const CudaVariant pairs = clustered(split_in_two(variant_of(Shape{128, 128, 128, 4}, 1)));
-  if (desc.m > 128 && desc.m <= 256 && pairs_fill_a_wave(desc, pairs) && is_valid(desc, pairs, 9)) return pairs;
   const CudaVariant shared_tiles = variant_of(Shape{128, 128, 128, 4}, 1);
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
@@ -428,13 +456,10 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     const CudaVariant streamed = streamed_over_sms(desc, shared_tiles, sm_count_);
     if (is_valid(desc, streamed, 9)) return streamed;
   }
-  // Wave quantization of the 256-row tiles (M > 128): where their grid, split as above, leaves
-  // more than a fifth of its last wave's SMs idle (e.g. 192 tiles at M = 1024 on 6144 columns:
-  // 1.45 waves), the 128-row warp-specialized tile's grid (twice the tiles) is taken if it fills
-  // its waves at least as well. Measured: 7 % faster at M = 1024 and 13 % at M = 256 on
-  // 6144x4096; where the 256-row grid fills its waves (28672 or 4096 columns at M = 1024) it
-  // stays, as it was faster there. Grids under half a wave (few columns: splitting is what
-  // fills them) are left as they are: not measured.
+  return std::nullopt;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::tall_tiles_streamed(const OpDesc& desc, const CudaVariant& chosen) const {
   // Stream-K (from 256 rows, docs/benchmarks.md, the H100 at M = 256 and 1024): where that grid
   // leaves more than a tenth of its last wave idle, over half a wave and under stream_k_max_waves,
   // the 256-row tile with a block per SM sharing every tile's k iterations: measured 7 % faster
@@ -447,7 +472,9 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // M = 1024 on 6144x4096 (the hybrid of each ring).
   if (desc.m >= stream_k_min_rows && wave_fill(desc, chosen) < 0.9 &&
       tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
-    const CudaVariant streamed = streamed_over_sms(desc, variant_of(shape, 1), sm_count_);
+    // chosen's tile (the 256-row one, or the 128-row one base_tile took instead), unsplit.
+    const CudaVariant tile = variant_of(Shape{chosen.block_n, chosen.block_m, chosen.block_k, chosen.stages}, 1);
+    const CudaVariant streamed = streamed_over_sms(desc, tile, sm_count_);
     const int64_t grid = tiles(desc, streamed);
     if (grid < int64_t{stream_k_max_waves} * sm_count_ && is_valid(desc, streamed, 9)) {
       // The hybrid over a full wave: on the all-thread ring it won only where its remaining tiles
@@ -464,11 +491,27 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
       return streamed;
     }
   }
+  return std::nullopt;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::shorter_tiles_for_waves(const OpDesc& desc,
+                                                                   const CudaVariant& chosen) const {
+  // Wave quantization of the 256-row tiles (M > 128): where their grid, split as above, leaves
+  // more than a fifth of its last wave's SMs idle (e.g. 192 tiles at M = 1024 on 6144 columns:
+  // 1.45 waves), the 128-row warp-specialized tile's grid (twice the tiles) is taken if it fills
+  // its waves at least as well. Measured: 7 % faster at M = 1024 and 13 % at M = 256 on
+  // 6144x4096; where the 256-row grid fills its waves (28672 or 4096 columns at M = 1024) it
+  // stays, as it was faster there. Grids under half a wave (few columns: splitting is what
+  // fills them) are left as they are: not measured.
   if (desc.m > 128 && wave_fill(desc, chosen) < 0.8 && tiles(desc, chosen) * chosen.split_k >= sm_count_ / 2) {
     const CudaVariant shorter = split_to_waves(desc, variant_of(Shape{128, 128, 128, 4}, 1), 1);
     if (is_valid(desc, shorter, 9) && wave_fill(desc, shorter) >= wave_fill(desc, chosen))
       return summed_in_pairs(desc, shorter);
   }
+  return std::nullopt;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::whole_tiles_per_block(const OpDesc& desc, const CudaVariant& chosen) const {
   // Whole tiles a persistent block (whole_tile_blocks) instead of the tiled grid, where a block's
   // run stays within about one weight panel (its tiles at most the grid's row tiles) (generator
   // version 12; the H100, docs/benchmarks.md, helper mainloop's calls at M = 4096, the 256-row
@@ -484,9 +527,7 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
     if (whole.stream_k != 0 && tiles(desc, whole) / whole.stream_k <= row_tiles && is_valid(desc, whole, 9))
       return whole;
   }
-  if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
-  const std::vector<CudaVariant> variants = candidates(desc);
-  return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+  return std::nullopt;
 }
 
 bool WgmmaGenerator::pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,15 @@ class WgmmaGenerator {
   bool pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const;
   // variant, or with split_k = 2 the same split summed in its cluster (cluster_split) where valid.
   CudaVariant summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const;
+  // The heuristic's steps (heuristic() applies them in order; each names its evidence): the tile and
+  // split by M, then the rules that replace it where they were measured to win.
+  CudaVariant base_tile(const OpDesc& desc) const;
+  std::optional<CudaVariant> narrow_cluster_pairs(const OpDesc& desc) const;  // M = 65..128
+  std::optional<CudaVariant> tall_cluster_pairs(const OpDesc& desc) const;    // M = 129..256
+  std::optional<CudaVariant> shared_tiles_streamed(const OpDesc& desc) const; // M = 128..256
+  std::optional<CudaVariant> tall_tiles_streamed(const OpDesc& desc, const CudaVariant& chosen) const;  // M >= 256
+  std::optional<CudaVariant> shorter_tiles_for_waves(const OpDesc& desc, const CudaVariant& chosen) const;  // M > 128
+  std::optional<CudaVariant> whole_tiles_per_block(const OpDesc& desc, const CudaVariant& chosen) const;
 };
 
 }  // namespace lowbit::cuda
