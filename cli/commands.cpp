@@ -353,7 +353,7 @@ int run_compile(const Options& options) {
   const OpDesc desc = parse_descriptor(options.descriptors.front());
   if (desc.device.kind != DeviceKind::cuda)
     throw InvalidArgument("device", "lowbit compile writes CUDA cubins: the descriptor needs device=cuda:N");
-  const runtime::CompiledCuda compiled = runtime::compile_cuda(desc, options.arch);
+  const runtime::CompiledCuda compiled = runtime::compile_cuda(desc, options.arch, options.variant);
   std::FILE* file = std::fopen(options.out.c_str(), "wb");
   if (file == nullptr) throw InvalidArgument("out", fmt::format("cannot write '{}'", options.out));
   const bool written = std::fwrite(compiled.cubin.data(), 1, compiled.cubin.size(), file) == compiled.cubin.size();

@@ -14,6 +14,7 @@ struct Options {
   bool no_tune = false;
   std::string arch;
   std::string out;
+  std::string variant;  // compile --variant: a candidate's full name instead of the heuristic's
   std::string isa;  // --isa: x86 ISA family (GetOptions.isa)
   int rounds = 1;   // bench --rounds: CPU rows alternate a bandwidth reading and a kernel timing this often
 };

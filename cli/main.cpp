@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   add_descs(compile);
   compile->add_option("--arch", options.arch, "CUDA architecture, e.g. sm_80, sm_89, sm_90a")->required();
   compile->add_option("--out", options.out, "cubin file to write")->required();
+  compile->add_option("--variant", options.variant,
+                      "compile this candidate (its full name, as tune and the benches print them) instead of the "
+                      "heuristic's");
   compile->add_flag("--json", options.json, "print JSON");
 
   CLI::App* show = app.add_subcommand("show", "list the decisions of a cache file");

@@ -52,9 +52,12 @@ struct CompiledCuda {
   std::vector<char> cubin;
 };
 // Compiles desc's heuristic CUDA variant for arch ("sm_80", "sm_89", "sm_90a", ...) with NVRTC;
-// needs no GPU. Throws InvalidArgument for a malformed arch, Unsupported when NVRTC is missing
-// or no CUDA family serves desc on that arch.
-CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch);
+// needs no GPU. With `variant` (a full name, as `lowbit tune` and the benches print them), that
+// candidate of desc on arch instead (the candidates of every family the arch has, counted for the
+// H100's 132 SMs where a family's grid depends on them). Throws InvalidArgument for a malformed
+// arch or a name that is no candidate (naming how many there are and a few of them), Unsupported
+// when NVRTC is missing or no CUDA family serves desc on that arch.
+CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch, const std::string& variant = "");
 
 // {"available", "reason", "device", "arch", "nvrtc"} for `lowbit info`.
 nlohmann::json cuda_status();

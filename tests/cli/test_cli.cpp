@@ -131,6 +131,37 @@ TEST_F(CliTest, CompileWritesACubinWithoutAGpu) {
   EXPECT_EQ(json.at("variant").get<std::string>().rfind("cuda_sm90a_", 0), 0u) << outcome;
 }
 
+// --variant compiles a named candidate: the heuristic's by its name gives the same cubin; an unknown
+// name is refused naming --variant, the candidate count and examples, and an example compiles.
+TEST_F(CliTest, CompileNamedVariant) {
+  const std::string desc = "m=1,n=1000,k=4096,group=64,device=cuda:0";
+  const std::string first = db("heuristic.cubin");
+  const Outcome heuristic = run({"compile", "--desc", desc, "--arch", "sm_90a", "--out", first, "--json"});
+  if (heuristic.exit_code == 2 && heuristic.err.find("NVRTC") != std::string::npos)
+    GTEST_SKIP() << "NVRTC is not installed here" << heuristic;
+  ASSERT_EQ(heuristic.exit_code, 0) << heuristic;
+  const std::string name = parse_json(heuristic).at("variant").get<std::string>();
+  const std::string second = db("named.cubin");
+  const Outcome named = run({"compile", "--desc", desc, "--arch", "sm_90a", "--out", second, "--variant", name, "--json"});
+  ASSERT_EQ(named.exit_code, 0) << named;
+  EXPECT_EQ(parse_json(named).at("variant").get<std::string>(), name) << named;
+  EXPECT_EQ(read_bytes(second), read_bytes(first)) << "the same variant compiled twice differs";
+
+  const Outcome unknown =
+      run({"compile", "--desc", desc, "--arch", "sm_90a", "--out", db("none.cubin"), "--variant", "cuda_sm90a_nope"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown;
+  EXPECT_NE(unknown.err.find("--variant 'cuda_sm90a_nope' is not a candidate"), std::string::npos) << unknown;
+  const std::size_t examples = unknown.err.find("(e.g. ");
+  ASSERT_NE(examples, std::string::npos) << unknown;
+  const std::size_t begin = examples + 6;
+  const std::string example = unknown.err.substr(begin, unknown.err.find_first_of(",)", begin) - begin);
+  const Outcome other = run({"compile", "--desc", desc, "--arch", "sm_90a", "--out", db("example.cubin"), "--variant",
+                             example, "--json"});
+  ASSERT_EQ(other.exit_code, 0) << other;
+  EXPECT_EQ(parse_json(other).at("variant").get<std::string>(), example) << other;
+  EXPECT_FALSE(std::filesystem::exists(db("none.cubin"))) << "a refused compile wrote its output";
+}
+
 TEST_F(CliTest, InfoJsonHasThisMachinesFingerprint) {
   const Outcome outcome = run({"info", "--json"});
   ASSERT_EQ(outcome.exit_code, 0) << outcome;
