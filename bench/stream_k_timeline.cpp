@@ -60,12 +60,8 @@ int main(int argc, char** argv) {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
     const lowbit::OpDesc desc = lowbit::parse_descriptor(descriptor);
-    const std::vector<lowbit::cuda::CudaVariant> variants = lowbit::cuda::candidates(desc, device.major, device.sm_count);
-    const auto found = std::ranges::find_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
-      return lowbit::cuda::variant_name(desc, variant, device.arch()) == name;
-    });
-    if (found == variants.end()) throw std::runtime_error(fmt::format("{} is no candidate of {}", name, descriptor));
-    const lowbit::cuda::CudaVariant variant = *found;
+    const lowbit::cuda::CudaVariant variant =
+        lowbit::cuda::candidate_named(desc, name, device.arch(), device.major, device.sm_count);
     if (variant.family != lowbit::cuda::CudaFamily::wgmma || variant.stream_k == 0)
       throw std::runtime_error(fmt::format("{}: only stream-K wgmma variants carry the timeline", name));
     const std::string source = "#define LOWBIT_STREAM_K_TIMELINE 1\n" + lowbit::cuda::emit(desc, variant);

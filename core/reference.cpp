@@ -13,23 +13,20 @@ namespace {
 
 constexpr int64_t block_columns = 8;
 
-// y[row][n0 + j] for every row and the block's `count` <= block_columns columns: `block` holds
-// their dequantized weights interleaved [k][block_columns]. Each sum is serial in k order (the
-// vector lanes are the columns, never k), so every clone gives the same bits; the clones only let
-// the lanes be as wide as the CPU has (the library is built for the baseline x86-64).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sum_block_rows(
-    const double* activations, int64_t m, int64_t k_size, const double* block, int64_t count, double* sums_out) {
+// sums_out[row][j] for every row and the block's block_columns columns: `block` holds their
+// dequantized weights interleaved [k][block_columns] (a last block's unused columns zero). Each
+// sum is serial in k order (the vector lanes are the columns, never k), so every clone gives the
+// same bits; the clones only let the lanes be as wide as the CPU has (the library is built for
+// the baseline x86-64).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sum_block_rows(const double* activations, int64_t m,
+                                                                                 int64_t k_size, const double* block,
+                                                                                 double* sums_out) {
   for (int64_t row = 0; row < m; ++row) {
     const double* a = activations + row * k_size;
     double sums[block_columns] = {};
-    if (count == block_columns) {
-      for (int64_t k = 0; k < k_size; ++k)
-        for (int64_t j = 0; j < block_columns; ++j) sums[j] += a[k] * block[k * block_columns + j];
-    } else {
-      for (int64_t k = 0; k < k_size; ++k)
-        for (int64_t j = 0; j < count; ++j) sums[j] += a[k] * block[k * block_columns + j];
-    }
-    for (int64_t j = 0; j < count; ++j) sums_out[row * block_columns + j] = sums[j];
+    for (int64_t k = 0; k < k_size; ++k)
+      for (int64_t j = 0; j < block_columns; ++j) sums[j] += a[k] * block[k * block_columns + j];
+    for (int64_t j = 0; j < block_columns; ++j) sums_out[row * block_columns + j] = sums[j];
   }
 }
 
@@ -60,6 +57,7 @@ std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* 
     std::vector<double> sums(static_cast<std::size_t>(m * block_columns));
     for (int64_t n0 = n_begin; n0 < n_end; n0 += block_columns) {
       const int64_t count = std::min(block_columns, n_end - n0);
+      if (count < block_columns) std::fill(block.begin(), block.end(), 0.0);  // the unused columns sum nothing
       for (int64_t j = 0; j < count; ++j) {
         const int64_t n = n0 + j;
         for (int64_t group = 0; group < weights.group_count(); ++group) {
@@ -69,7 +67,7 @@ std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* 
             block[k * block_columns + j] = (static_cast<double>(weights.q[n * k_size + k]) - zero) * scale;
         }
       }
-      sum_block_rows(activations.data(), m, k_size, block.data(), count, sums.data());
+      sum_block_rows(activations.data(), m, k_size, block.data(), sums.data());
       for (int64_t j = 0; j < count; ++j) {
         const double bias_value = desc.bias ? load_as_float(bias, desc.act, n0 + j) : 0.0;
         for (int64_t row = 0; row < m; ++row) y[row * n_size + n0 + j] = sums[row * block_columns + j] + bias_value;

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -110,33 +109,13 @@ int arch_major(const std::string& arch) {
   return major;
 }
 
-// The candidate of desc on arch named `wanted` (or the heuristic's, which may lie outside the
-// candidates); InvalidArgument naming --variant, the count and the first few names otherwise.
-cuda::CudaVariant named_candidate(const OpDesc& desc, const std::string& arch, const std::string& wanted) {
-  const int major = arch_major(arch);
-  std::vector<cuda::CudaVariant> variants = cuda::candidates(desc, major);
-  variants.push_back(cuda::heuristic(desc, major));
-  std::vector<std::string> names;
-  for (const cuda::CudaVariant& variant : variants) {
-    const std::string name = cuda::variant_name(desc, variant, arch);
-    if (name == wanted) return variant;
-    names.push_back(name);
-  }
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-  const std::size_t shown = std::min<std::size_t>(names.size(), 5);
-  std::string examples;
-  for (std::size_t i = 0; i < shown; ++i) examples += (i ? ", " : "") + names[i];
-  throw InvalidArgument("variant", "--variant '" + wanted + "' is not a candidate of " + to_string(desc) + " on " + arch + "; it has " +
-                                       std::to_string(names.size()) + " (e.g. " + examples + ")");
-}
-
 }  // namespace
 
 CompiledCuda compile_cuda(const OpDesc& desc, const std::string& arch, const std::string& wanted) {
   const int major = arch_major(arch);
   if (!cuda::nvrtc().available) throw Unsupported("cannot compile CUDA: " + cuda::nvrtc().reason);
-  const cuda::CudaVariant variant = wanted.empty() ? cuda::heuristic(desc, major) : named_candidate(desc, arch, wanted);
+  const cuda::CudaVariant variant =
+      wanted.empty() ? cuda::heuristic(desc, major) : cuda::candidate_named(desc, wanted, arch, major);
   CompiledCuda compiled;
   compiled.variant_name = cuda::variant_name(desc, variant, arch);
   compiled.cubin = cuda::compile_to_cubin(cuda::emit(desc, variant), compiled.variant_name, arch);

@@ -360,6 +360,13 @@ struct WgmmaTile {
   static_assert(!CLUSTER_SPLIT || ACCUMULATOR_BYTES <= STAGES * STAGE_BYTES, "the accumulator fits the ring");
 };
 
+// The ring's start in the dynamic shared memory: the first 1024-byte aligned address of the
+// shared window at or after shared_raw (the 128-byte swizzle's atoms need that alignment).
+__device__ __forceinline__ unsigned char* aligned_ring(unsigned char* shared_raw) {
+  const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
+  return shared_raw + ((1024u - (raw_address & 1023u)) & 1023u);
+}
+
 // The work of a block of the tiled grid (blockIdx: M tile, N tile, split), and what its tile
 // needs after the wgmmas: nothing, it is stored. (A stream-K segment, below, is the other Work.)
 template <class Tile>
@@ -423,6 +430,8 @@ struct ClusterSplitWork : TiledWork<Tile> {
   }
   // Consumer threads only, every wgmma retired and (PRODUCER = 0) every copy landed.
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
+    // (Not aligned_ring(shared_raw), the same address: ptxas then schedules the cluster split's
+    // code differently, and that cubin has not run on the GPU.)
     const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
     float4* ring = reinterpret_cast<float4*>(shared_raw + ((1024u - (raw_address & 1023u)) & 1023u));
     float4* mine = ring + threadIdx.x;
@@ -475,8 +484,7 @@ enum class TilePart { whole_block, producer, consumers };
 // (shared-window address; the ring is 1024-byte aligned in the shared window).
 template <class Tile>
 __device__ __forceinline__ u32 ring_barriers_address(unsigned char* shared_raw) {
-  const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
-  return raw_address + ((1024u - (raw_address & 1023u)) & 1023u) + Tile::STAGES * Tile::STAGE_BYTES;
+  return static_cast<u32>(__cvta_generic_to_shared(aligned_ring(shared_raw))) + Tile::STAGES * Tile::STAGE_BYTES;
 }
 // By thread 0; every thread must pass a barrier after it before anyone arrives or waits.
 // full: one arrival per producer thread (its copies landed); empty: one per consumer thread.
@@ -522,8 +530,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   const long long block_panel = work.block_panel();
 
   // The ring: [STAGES][STAGE_BYTES], 1024-byte aligned in the shared window.
-  const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
-  unsigned char* ring = shared_raw + ((1024u - (raw_address & 1023u)) & 1023u);
+  unsigned char* ring = aligned_ring(shared_raw);
   const u32 ring_address = static_cast<u32>(__cvta_generic_to_shared(ring));
   const u64 ring_descriptor = swizzled_descriptor(ring_address);  // slot 0's x, k-tile 0
   auto stage_x = [&](int slot) { return ring + slot * Tile::STAGE_BYTES; };

@@ -1,6 +1,7 @@
 #include "codegen/cuda/registry.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -143,6 +144,22 @@ std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_c
     for (const CudaVariant& variant : generator.candidates(desc, sm_count))
       if (generator.is_valid(desc, variant, arch_major)) variants.push_back(variant);
   return variants;
+}
+
+CudaVariant candidate_named(const OpDesc& desc, const std::string& name, const std::string& arch, int arch_major,
+                            int sm_count) {
+  std::vector<CudaVariant> variants = candidates(desc, arch_major, sm_count);
+  variants.push_back(heuristic(desc, arch_major, sm_count));
+  std::vector<std::string> names;
+  for (const CudaVariant& variant : variants) {
+    names.push_back(variant_name(desc, variant, arch));
+    if (names.back() == name) return variant;
+  }
+  std::ranges::sort(names);
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  const std::vector<std::string> examples(names.begin(), names.begin() + std::min<std::size_t>(names.size(), 5));
+  throw InvalidArgument("variant", fmt::format("--variant '{}' is not a candidate of {} on {}; it has {} (e.g. {})", name,
+                                               to_string(desc), arch, names.size(), fmt::join(examples, ", ")));
 }
 
 Validity supports(const OpDesc& desc, int arch_major, int sm_count) {

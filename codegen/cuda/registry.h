@@ -38,6 +38,13 @@ std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_c
 // desc on arch_major. Throws Unsupported, with every generator's reason, when none does.
 CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count = 0);
 
+// The candidate (or the heuristic's variant, which may lie outside the candidates) of desc on
+// `arch` (e.g. "sm_90a", of compute capability arch_major) whose full name (variant_name) is
+// `name`: the `--variant NAME` of `lowbit compile` and the benches. Throws InvalidArgument
+// naming --variant, how many candidates there are and a few of them when none is.
+CudaVariant candidate_named(const OpDesc& desc, const std::string& name, const std::string& arch, int arch_major,
+                            int sm_count = 0);
+
 // Whether some generator serves desc on arch_major (its heuristic variant is valid); the
 // reasons of all of them when not.
 Validity supports(const OpDesc& desc, int arch_major, int sm_count = 0);

@@ -86,7 +86,9 @@ class WgmmaGenerator {
   // 3 bits: not measured above 1024 rows, dequant_gemm stays.
   // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma at 2 and 8 bits
   // too (measured at 4 bits: 39.2 against 47.5 us bf16, 37.3 against 47.2 fp16, same calls;
-  // 2 and 8 bits follow that, unmeasured against gemv_mma's panel sets). Not at 4 bits since
+  // 2 and 8 bits followed that; on 2026-11-23 gemv_mma's best panel sets beat it there, 32.1
+  // against 34.0 us at 2 bits and 50.1 against 57.2 at 8, but gemv's heuristic choice for those
+  // bits, w4u2_n64, was not timed apart, so the rule stays until it is). Not at 4 bits since
   // gemv_mma's warps cover 4 panels (block_n 64, GemvGenerator::heuristic): 30.1 us (rotate run
   // mean) against wgmma's 33.6 (session 9, `read`); on N = 4096 and below 16 rows gemv_mma
   // stays (faster there, or not measured).
@@ -109,14 +111,12 @@ class WgmmaGenerator {
   // The second pass of a split: a thread per 4 (N % 4 == 0) or 1 elements of y.
   static LaunchGeometry reduce_geometry(const OpDesc& desc);
   // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split or with
-  // cluster_split); with
-  // stream_k, a flag (8 bytes, padded to 256 in all) and a block_m x block_n fp32 partial tile
-  // per persistent block.
-  // (0 for a stream-K grid that cuts no tile: whole tiles a persistent block, or a hybrid whose
-  // remaining tiles are whole on their blocks; no owner then waits for a partial.)
+  // cluster_split); with stream_k, stream_k_layout_bytes, or 0 where the grid cuts no tile
+  // (cuts_no_tile: no owner then waits for a partial).
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
-  // A stream-K grid's layout in its workspace: the flags, then a partial tile per block (the
-  // timeline diagnostic's logs lie past it), whether or not the grid uses them.
+  // A stream-K grid's layout in its workspace: a flag per block (8 bytes, padded to 256 in all),
+  // then a block_m x block_n fp32 partial tile per block (the timeline diagnostic's logs lie past
+  // it), whether or not the grid uses them.
   static std::size_t stream_k_layout_bytes(const CudaVariant& variant);
   // Whether a stream-K grid gives every block whole tiles only: its tiles a multiple of its blocks
   // (no hybrid), or a hybrid whose remaining tiles go one to a block (remainder_split = 1).
