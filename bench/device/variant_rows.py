@@ -19,7 +19,8 @@ def main(lowbit_path, torch_path):
     for line in open(torch_path):
         if line.strip():
             row = json.loads(line)
-            cublas[torch_key(row)] = row.get("cublas_us")
+            if "m" in row:  # the first line names the device and the copy bandwidth
+                cublas[torch_key(row)] = row.get("cublas_us")
     print(f"{'M':>5} {'N x K':>11}  {'lowbit us':>9}  {'cuBLAS us':>9}  {'x cuBLAS':>8}  variant")
     for line in open(lowbit_path):
         if not line.strip():

@@ -484,7 +484,7 @@ std::optional<CudaVariant> WgmmaGenerator::shared_tiles_streamed(const OpDesc& d
   if (desc.m >= producer_stream_k_min_rows && desc.m <= 256 && tiles(desc, shared_tiles) * 4 > sm_count_ &&
       tiles(desc, shared_tiles) < sm_count_ && k_stages(desc, shared_tiles) <= 32) {
     const CudaVariant streamed = streamed_over_sms(desc, shared_tiles, sm_count_);
-    if (is_valid(desc, streamed, 9)) return streamed;
+    if (is_valid(desc, streamed, 9)) return with_planned_runs(desc, streamed);
   }
   // The same at M = 128 where the 128-row tiles' grid is over one wave and leaves more than a
   // tenth of its second idle: 55.3 against 57.5 us for the tiled grid at M = 128 on 28672x4096
@@ -493,7 +493,7 @@ std::optional<CudaVariant> WgmmaGenerator::shared_tiles_streamed(const OpDesc& d
       tiles(desc, shared_tiles) < 2 * sm_count_ && wave_fill(desc, shared_tiles) < 0.9 &&
       k_stages(desc, shared_tiles) <= 32) {
     const CudaVariant streamed = streamed_over_sms(desc, shared_tiles, sm_count_);
-    if (is_valid(desc, streamed, 9)) return streamed;
+    if (is_valid(desc, streamed, 9)) return with_planned_runs(desc, streamed);
   }
   return std::nullopt;
 }
@@ -526,8 +526,8 @@ std::optional<CudaVariant> WgmmaGenerator::tall_tiles_streamed(const OpDesc& des
       // 72.2 against 57.6 us (hybrid_pays).
       CudaVariant hybrid = streamed;
       hybrid.remainder_split = searched_remainder_split;
-      if (hybrid_pays(desc, hybrid) && is_valid(desc, hybrid, 9)) return hybrid;
-      return streamed;
+      if (hybrid_pays(desc, hybrid) && is_valid(desc, hybrid, 9)) return with_planned_runs(desc, hybrid);
+      return with_planned_runs(desc, streamed);
     }
   }
   return std::nullopt;
@@ -567,6 +567,19 @@ std::optional<CudaVariant> WgmmaGenerator::whole_tiles_per_block(const OpDesc& d
       return whole;
   }
   return std::nullopt;
+}
+
+CudaVariant WgmmaGenerator::with_planned_runs(const OpDesc& desc, const CudaVariant& streamed) const {
+  // Planned runs (generator version 13; the H100, docs/benchmarks.md, 2026-11-23, each pair in one
+  // process, read flush): faster than even runs on every copy-warpgroup stream-K grid the heuristic
+  // takes that was timed: 21.3 against 23.6 us at M = 256 on 4096x4096 (sk132), 27.8 against 28.6
+  // at M = 256 on 6144x4096 (the 128-row sk132), 74.5 against 75.4 at M = 1024 on 6144x4096 (r2),
+  // 53.2 / 53.6 against 54.1 at M = 128 on 28672x4096 (r2 / sk132), 86.3 against 87.9 at M = 256
+  // on 28672x4096 (r2); equal within 0.3 % at M = 1024 on 28672x4096 (311.1 against 310.3) and
+  // M = 128 on 6144x4096 (20.6 against 20.5).
+  if (streamed.producer != 1) return streamed;
+  const CudaVariant plan = planned(streamed);
+  return is_valid(desc, plan, 9) ? plan : streamed;
 }
 
 bool WgmmaGenerator::pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const {

@@ -151,6 +151,8 @@ class WgmmaGenerator {
   bool pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const;
   // variant, or with split_k = 2 the same split summed in its cluster (cluster_split) where valid.
   CudaVariant summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const;
+  // A copy-warpgroup stream-K grid that cuts a tile with its runs planned (stream_k_plan), else as is.
+  CudaVariant with_planned_runs(const OpDesc& desc, const CudaVariant& streamed) const;
   // The heuristic's steps (heuristic() applies them in order; each names its evidence): the tile and
   // split by M, then the rules that replace it where they were measured to win.
   CudaVariant base_tile(const OpDesc& desc) const;

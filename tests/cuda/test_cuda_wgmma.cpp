@@ -148,24 +148,24 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
   // 192 tiles: 132 whole, 60 halved over 120 blocks (the hybrid, where at most half a wave remains)
-  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2");
+  EXPECT_EQ(chosen("m=1024,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2p");
   // M = 128..256 with a quarter to a whole wave of 128-row tiles and K up to 32 stages of 128:
   // those shared by a block per SM.
-  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws_sk132");  // 96 tiles
-  EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132");  // 96 tiles
-  EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");  // 48 tiles
+  EXPECT_EQ(chosen("m=256,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_ws_sk132p");  // 96 tiles
+  EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132p");  // 96 tiles
+  EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");  // 48 tiles
   // M = 65..128 where the 64 x 64 tiles' cluster pairs fill a wave, two an SM (128 x 2 blocks).
   EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n64m64k128_s4_cs2");
   EXPECT_EQ(chosen("m=65,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m65_n64m64k128_s4_cs2");
   EXPECT_EQ(chosen("m=128,n=4096,k=8192"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // long K
   // M = 128 over one wave of 128-row tiles and under 0.9 of two: stream-K (224 tiles).
-  EXPECT_EQ(chosen("m=128,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132");
+  EXPECT_EQ(chosen("m=128,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");
   EXPECT_EQ(chosen("m=127,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_ws");  // below 128 rows
   // M = 129..256 where the 128-row tiles in cluster pairs fill 0.9 .. 1 wave (64 x 2 = 128 blocks).
   EXPECT_EQ(chosen("m=256,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k128_s4_cs2_ws");
   EXPECT_EQ(chosen("m=200,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m200_n128m128k128_s4_cs2_ws");
   EXPECT_EQ(chosen("m=127,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_cs2_ws");  // a pair
-  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2");  // 224: 92 remain
+  EXPECT_EQ(chosen("m=256,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132r2p");  // 224: 92 remain
   EXPECT_EQ(chosen("m=1024,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");     // 128 tiles
   EXPECT_EQ(chosen("m=1024,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 896 tiles
   // Whole tiles a persistent block where a block's run stays within the grid's row tiles: 4 or 6
@@ -178,7 +178,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
   // 257 rows: the 256-row grid would pad 255 of its 512 rows, the 128-row one 127 of 384 (not
   // measured at this K; HeuristicShorterTileAndHybridRules): its 96 tiles shared by 132 blocks.
-  EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m128k128_s4_ws_sk132");
+  EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m128k128_s4_ws_sk132p");
   EXPECT_EQ(chosen("m=129,n=1001,k=2048"), "cuda_sm90a_wgmma_w4g128_m129_n128m256k64_s4_split8_ws");  // 64: under half a wave
   EXPECT_DOUBLE_EQ(WgmmaGenerator().wave_fill(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16"),
                                              generator.heuristic(descriptor("m=1024,n=28672,k=4096,bits=4,act=bf16"))),
@@ -474,19 +474,20 @@ TEST(CudaWgmmaCompile, HeuristicShorterTileAndHybridRules) {
     const OpDesc desc = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
   };
+  // (Each stream-K grid with its runs planned: with_planned_runs.)
   // A tiled grid of the copy warpgroup's 256-row (n128m256k64) or 128-row (n128m128k128) tile.
   auto variant_of_rows = [](int rows) { return stream_k_variant(128, rows, rows == 256 ? 64 : 128, 4, 0, 1); };
   // The 128-row tile where the 256-row one pads a quarter of its rows more (M = 257..384), or
   // fills the SMs only split where the 128-row grid fills them unsplit for the same work a block.
-  EXPECT_EQ(chosen("m=384,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m384_n128m128k128_s4_ws_sk132");  // 96 tiles
-  EXPECT_EQ(chosen("m=384,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m384_n128m128k128_s4_ws_sk132");  // 144 tiles
+  EXPECT_EQ(chosen("m=384,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m384_n128m128k128_s4_ws_sk132p");  // 96 tiles
+  EXPECT_EQ(chosen("m=384,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m384_n128m128k128_s4_ws_sk132p");  // 144 tiles
   EXPECT_EQ(chosen("m=512,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m512_n128m128k128_s4_ws");  // 128 unsplit
   EXPECT_EQ(chosen("m=385,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m385_n128m128k128_s4_ws");  // 128 unsplit
-  EXPECT_EQ(chosen("m=640,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m640_n128m256k64_s4_ws_sk132");  // a sixth padded
-  EXPECT_EQ(chosen("m=512,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m512_n128m256k64_s4_ws_sk132");  // unsplit: stays
+  EXPECT_EQ(chosen("m=640,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m640_n128m256k64_s4_ws_sk132p");  // a sixth padded
+  EXPECT_EQ(chosen("m=512,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m512_n128m256k64_s4_ws_sk132p");  // unsplit: stays
   // The hybrid only where its last phase is short: 144 tiles on 132 blocks leave 12 (1.5 tiles a
   // block against stream-K's 1.09), 192 leave 60 (1.5 against 1.45), 224 leave 92 (1.70 each).
-  EXPECT_EQ(chosen("m=768,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m768_n128m256k64_s4_ws_sk132");
+  EXPECT_EQ(chosen("m=768,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m768_n128m256k64_s4_ws_sk132p");
   const OpDesc llama = descriptor("m=768,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   EXPECT_FALSE(WgmmaGenerator::hybrid_pays(llama, hybrid_variant(128, 256, 64, 4, 132, 2, 1)));
   EXPECT_TRUE(WgmmaGenerator::hybrid_pays(descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"),
