@@ -343,15 +343,7 @@ struct WgmmaTile {
   // Dynamic shared memory is not promised 1024-byte alignment: one more KiB to align the ring.
   // PRODUCER: the full and empty mbarriers (8 bytes each per slot) after the ring.
   static constexpr int BARRIER_BYTES = PRODUCER ? 2 * STAGES * 8 : 0;
-  // STAGED_EPILOGUE (the generator sets it for stream-K grids with the copy warpgroup, a 2-byte
-  // output, N % 8 == 0, where it fits the shared memory): the epilogue writes the tile into a
-  // staging buffer after the barriers, [BLOCK_M][STAGING_PITCH] bytes (rows padded by 16 bytes, so
-  // the consumers' 4-byte writes meet no bank conflict), and bulk copies (the TMA engine) store its
-  // rows to y while the block goes on to its next segment (staged_epilogue).
-  static constexpr bool STAGED_EPILOGUE = Config::STAGED_EPILOGUE != 0;
-  static constexpr int STAGING_PITCH = BLOCK_N * 2 + 16;
-  static constexpr int STAGING_BYTES = STAGED_EPILOGUE ? BLOCK_M * STAGING_PITCH : 0;
-  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024 + BARRIER_BYTES + STAGING_BYTES;
+  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024 + BARRIER_BYTES;
   static_assert(BLOCK_N == 64 || BLOCK_N == 128, "one or two consumer warpgroups");
   static_assert(BLOCK_K % 64 == 0, "whole 64-k swizzle atoms");
   static_assert(STAGES >= 3, "a slot loading, one dequantizing, one multiplying");
@@ -366,9 +358,6 @@ struct WgmmaTile {
   static constexpr int ACCUMULATOR_BYTES = BLOCK_M * BLOCK_N * 4;
   static_assert(!CLUSTER_SPLIT || (SPLIT_K >= 2 && SPLIT_K <= 8), "a cluster of 2..8 blocks (the portable size)");
   static_assert(!CLUSTER_SPLIT || ACCUMULATOR_BYTES <= STAGES * STAGE_BYTES, "the accumulator fits the ring");
-  static_assert(!STAGED_EPILOGUE || (PRODUCER && SPLIT_K == 1 && !CLUSTER_SPLIT && Config::N % 8 == 0 &&
-                                     Config::OUT != fp32),
-                "a staged epilogue: the copy warpgroup's stream-K, 2-byte outputs, rows of whole 16-byte chunks");
 };
 
 // The ring's start in the dynamic shared memory: the first 1024-byte aligned address of the
@@ -497,24 +486,6 @@ template <class Tile>
 __device__ __forceinline__ u32 ring_barriers_address(unsigned char* shared_raw) {
   return static_cast<u32>(__cvta_generic_to_shared(aligned_ring(shared_raw))) + Tile::STAGES * Tile::STAGE_BYTES;
 }
-// The staged epilogue's buffer (STAGED_EPILOGUE): right after the barriers (16-byte aligned).
-template <class Tile>
-__device__ __forceinline__ u32 staging_address(unsigned char* shared_raw) {
-  return ring_barriers_address<Tile>(shared_raw) + Tile::BARRIER_BYTES;
-}
-
-// Bulk stores (cp.async.bulk, the TMA engine's 1-D form, sm_90): `bytes` (a multiple of 16) from
-// the shared-window address `source` to global `target` (both 16-byte aligned), in this thread's
-// bulk group; commit closes the group; wait_read returns once this thread's groups have read
-// their shared sources (the buffer may be written again), wait_done once they are complete.
-__device__ __forceinline__ void bulk_store(void* target, u32 source, u32 bytes) {
-  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(target), "r"(source), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_store_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void bulk_store_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
-__device__ __forceinline__ void bulk_store_wait_done() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
-
 // By thread 0; every thread must pass a barrier after it before anyone arrives or waits.
 // full: one arrival per producer thread (its copies landed); empty: one per consumer thread.
 template <class Tile>
@@ -523,57 +494,6 @@ __device__ __forceinline__ void init_ring_barriers(unsigned char* shared_raw) {
   for (int slot = 0; slot < Tile::STAGES; ++slot) {
     mbarrier_init(barriers + slot * 8, Tile::COPIERS);
     mbarrier_init(barriers + (Tile::STAGES + slot) * 8, Tile::CONSUMER_THREADS);
-  }
-}
-
-// The epilogue through the staging buffer (STAGED_EPILOGUE), by the consumer threads: the tile's
-// values (bias added, converted to OUT) written to the buffer in D's layout (lane (g, t) of warp w:
-// columns 16 w + 2g, 16 w + 2g + 1 of rows 8i + 2t, 8i + 2t + 1), then each row inside M stored
-// by one bulk copy of its columns inside N, issued by warp 0's lanes. Before writing, warp 0 waits
-// until its previous tile's copies have read the buffer; the kernel's end waits for them all
-// (wgmma_stream_k). The same values as the direct stores, so the same bits.
-template <class Config>
-__device__ __forceinline__ void staged_epilogue(const float (&accumulator)[WgmmaTile<Config>::BLOCK_M / 2],
-                                                const void* __restrict__ bias, void* __restrict__ y,
-                                                unsigned char* shared_raw, int block_row, long long block_panel) {
-  using Tile = WgmmaTile<Config>;
-  constexpr long long N = Config::N;
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int g = lane >> 2;
-  const int t = lane & 3;
-  const u32 staging = staging_address<Tile>(shared_raw);
-  if (warp == 0) bulk_store_wait_read();
-  consumer_barrier<Tile>();  // the buffer is free
-  const long long column = (block_panel + warp) * 16 + 2 * g;  // N % 8 == 0: column + 1 < N when column < N
-  float bias_value[2] = {0.0f, 0.0f};
-  if (Config::HAS_BIAS && column < N) {
-    bias_value[0] = load_element<Config::ACT>(bias, column);
-    bias_value[1] = load_element<Config::ACT>(bias, column + 1);
-  }
-  const u32 lane_bytes = staging + (2 * t) * Tile::STAGING_PITCH + (warp * 16 + 2 * g) * 2;
-#pragma unroll
-  for (int i = 0; i < Tile::BLOCK_M / 8; ++i)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const float value0 = accumulator[4 * i + half] + bias_value[0];      // column 2g
-      const float value1 = accumulator[4 * i + 2 + half] + bias_value[1];  // column 2g+1
-      const u32 bits0 = Config::OUT == bf16 ? float_to_bf16(value0) : float_to_half(value0);
-      const u32 bits1 = Config::OUT == bf16 ? float_to_bf16(value1) : float_to_half(value1);
-      asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(lane_bytes + (i * 8 + half) * Tile::STAGING_PITCH),
-                   "r"(bits0 | bits1 << 16)
-                   : "memory");
-    }
-  fence_proxy_async();       // this thread's writes, before the bulk copies read them
-  consumer_barrier<Tile>();  // every thread's
-  if (warp == 0) {
-    const int rows = min(Tile::BLOCK_M, Config::M - block_row);
-    const long long first_column = block_panel * 16;
-    const u32 bytes = static_cast<u32>(min(static_cast<long long>(Tile::BLOCK_N), N - first_column) * 2);
-    for (int row = lane; row < rows; row += 32)
-      bulk_store(static_cast<u16*>(y) + static_cast<long long>(block_row + row) * N + first_column,
-                 staging + row * Tile::STAGING_PITCH, bytes);
-    bulk_store_commit();
   }
 }
 
@@ -964,12 +884,6 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // rows 8i+2t, 8i+2t+1; with N even the two columns are one aligned pair. A split stores its
   // fp32 partial sums instead, bias-free, into its [M][N] slice (wgmma_split_reduce adds); a
   // cluster split has summed them (fix_up) and stores its share of the fragments as any tile.
-  if constexpr (Tile::STAGED_EPILOGUE) {
-    // (y is 16-byte aligned: the host refuses other pointers, check_operand_alignment. A run-time
-    // fallback to the stores below kept both paths' registers live: ptxas spilled.)
-    staged_epilogue<Config>(accumulator, bias, y, shared_raw, block_row, block_panel);
-    return;
-  }
   constexpr bool PARTIAL = Tile::SPLIT_K > 1 && !Tile::CLUSTER_SPLIT;
   constexpr int STORED = PARTIAL ? fp32 : Config::OUT;
   if (PARTIAL) y = static_cast<float*>(y) + static_cast<long long>(blockIdx.z) * M * N;
@@ -1015,7 +929,6 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
                                                 const void* __restrict__ bias, void* __restrict__ y,
                                                 unsigned char* shared_raw) {
   using Tile = WgmmaTile<Config>;
-  static_assert(!Tile::STAGED_EPILOGUE, "only stream-K grids (wgmma_stream_k) wait for staged epilogues' stores");
   if constexpr (Tile::CLUSTER_SPLIT) {
     ClusterSplitWork<Tile> work;
     work.shared_raw = shared_raw;
@@ -1318,9 +1231,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       timeline_stamp(work.timeline, event_segment_end, work.tile);
       advance_ring();
     });
-    // The staged epilogues' bulk stores (warp 0's) complete before the block ends.
-    if constexpr (Tile::STAGED_EPILOGUE)
-      if (threadIdx.x < 32) bulk_store_wait_done();
   }
 }
 

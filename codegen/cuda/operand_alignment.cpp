@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
 
@@ -29,10 +28,7 @@ void check_operand_alignment(const OpDesc& desc, const CudaVariant& variant, con
   require_aligned(args.weights.zeros, 16, "weights.zeros", kernels, packed);
   if ((family == CudaFamily::mma || family == CudaFamily::wgmma) && desc.k % 8 == 0)
     require_aligned(args.x, 16, "x", kernels, "with k % 8 == 0 the mma and wgmma families copy rows of x 16 bytes at a time");
-  if (family == CudaFamily::wgmma && WgmmaGenerator::staged_epilogue(desc, variant))
-    require_aligned(args.y, 16, "y", kernels,
-                    "this wgmma kernel stores its tiles' rows of y with bulk copies of 16-byte chunks (a staged epilogue)");
-  else if (desc.n % 2 == 0)
+  if (desc.n % 2 == 0)
     require_aligned(args.y, 2 * static_cast<std::size_t>(dtype_bytes(desc.out)), "y", kernels, "with n even, two adjacent output columns are stored together");
   else
     require_aligned(args.y, static_cast<std::size_t>(dtype_bytes(desc.out)), "y", kernels, "outputs are stored as whole elements");

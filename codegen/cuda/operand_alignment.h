@@ -17,9 +17,7 @@ namespace lowbit::cuda {
 //   mma and wgmma: x 16-byte aligned when k % 8 == 0 (rows copied 16 bytes at a time; with
 //     other k they copy elements); the gemv families check x themselves and fall back;
 //   every family: y aligned to two output elements when n is even (pairs of columns are
-//     stored together), to one otherwise; a wgmma kernel with a staged epilogue
-//     (WgmmaGenerator::staged_epilogue: the copy warpgroup's stream-K, 2-byte outputs,
-//     n % 8 == 0), 16 bytes (its rows are stored by bulk copies).
+//     stored together), to one otherwise.
 //   eq_scale 16-byte aligned when desc.eqscale (read 16 bytes at a time when k % 4 == 0);
 //   a split variant (split_k > 1): the workspace 256-byte aligned (partials read as float4).
 // dequant_gemm has its own, stricter rules (dequant_gemm_kernel.cpp), spelled with

@@ -12,7 +12,6 @@
 #include "codegen/cuda/stream_k_plan.h"
 #include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
-#include "lowbit/half.h"
 #include "lowbit/native_layout.h"
 
 namespace lowbit::cuda {
@@ -179,17 +178,8 @@ int WgmmaGenerator::ring_bytes(const OpDesc& desc, const CudaVariant& variant) {
 }
 
 int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
-  return unstaged_shared_bytes(desc, variant) + (staged_epilogue(desc, variant) ? staging_bytes(variant) : 0);
-}
-
-int WgmmaGenerator::unstaged_shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
   // The ring + its alignment to 1024 bytes, + the full and empty mbarriers of a producer's ring.
   return ring_bytes(desc, variant) + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
-}
-
-bool WgmmaGenerator::staged_epilogue(const OpDesc& desc, const CudaVariant& variant) {
-  return variant.stream_k != 0 && variant.producer == 1 && variant.split_k == 1 && dtype_bytes(desc.out) == 2 &&
-         desc.n % 8 == 0 && unstaged_shared_bytes(desc, variant) + staging_bytes(variant) <= hopper_shared_limit;
 }
 
 Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -720,7 +710,6 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
       "  static constexpr int CLUSTER_SPLIT = {cluster_split};\n"
-      "  static constexpr int STAGED_EPILOGUE = {staged_epilogue};\n"
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
@@ -731,7 +720,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
-      fmt::arg("cluster_split", variant.cluster_split), fmt::arg("staged_epilogue", staged_epilogue(desc, variant) ? 1 : 0),
+      fmt::arg("cluster_split", variant.cluster_split),
       fmt::arg("reduce_entry", variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source()),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()

@@ -38,9 +38,8 @@ class WgmmaGenerator {
   // a turn and the group starts known by position (same results, fewer instructions a stage), and
   // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates; 13:
   // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
-  // warpgroup; 14: the copy warpgroup's stream-K tiles stored through a staging buffer by bulk
-  // copies (staged_epilogue; same results)
-  static constexpr int version = 14;
+  // warpgroup
+  static constexpr int version = 13;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
@@ -126,15 +125,6 @@ class WgmmaGenerator {
   static bool cuts_no_tile(const OpDesc& desc, const CudaVariant& variant);
   // Shared memory of one block, in bytes (the template's WgmmaTile::SHARED_BYTES).
   static int shared_bytes(const OpDesc& desc, const CudaVariant& variant);
-  // Whether the kernel stores its tiles through a staging buffer with bulk copies (the template's
-  // STAGED_EPILOGUE): stream-K with the copy warpgroup, a 2-byte output, N % 8 == 0 (rows of whole
-  // 16-byte chunks), where the buffer fits the shared memory beside the ring; then a block's
-  // whole tiles' stores run while it goes on to its next segment.
-  static bool staged_epilogue(const OpDesc& desc, const CudaVariant& variant);
-  // The staging buffer: BLOCK_M rows of BLOCK_N 2-byte values, each padded by 16 bytes.
-  static int staging_bytes(const CudaVariant& variant) { return variant.block_m * (variant.block_n * 2 + 16); }
-  // shared_bytes without the staging buffer.
-  static int unstaged_shared_bytes(const OpDesc& desc, const CudaVariant& variant);
   // The ring's bytes (STAGES x STAGE_BYTES), where a cluster split lays its accumulator.
   static int ring_bytes(const OpDesc& desc, const CudaVariant& variant);
   // A cluster split's fp32 accumulator of one tile, block_m x block_n x 4 bytes.

@@ -12,7 +12,6 @@
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/operand_alignment.h"
-#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/tolerance.h"
 #include "tests/cuda/device_check.h"
@@ -86,29 +85,6 @@ TEST(CudaOperandAlignment, YNeedsAPairOfOutputsWhenNIsEven) {
   const OpDesc fp32_out = parse_descriptor("m=32,n=64,k=256,out=fp32,device=cuda:0");
   args.y = address(4);
   EXPECT_NE(refusal(fp32_out, CudaFamily::gemv, args).find("8-byte aligned"), std::string::npos);
-}
-
-// A wgmma stream-K kernel with the copy warpgroup and a staged epilogue (2-byte outputs, n % 8 == 0)
-// stores rows of y with bulk copies: y 16-byte aligned; its tiled twin keeps the pair rule.
-TEST(CudaOperandAlignment, StagedEpilogueNeedsSixteenBytesOfY) {
-  const OpDesc desc = parse_descriptor("m=256,n=6144,k=4096,out=bf16,device=cuda:0");
-  CudaVariant streamed;
-  streamed.family = CudaFamily::wgmma, streamed.warps = 8, streamed.block_n = 128, streamed.block_m = 128;
-  streamed.block_k = 128, streamed.stages = 4, streamed.producer = 1, streamed.stream_k = 132;
-  ASSERT_TRUE(WgmmaGenerator::staged_epilogue(desc, streamed));
-  RunArgs args = aligned_args();
-  args.y = address(4);
-  std::string refused;
-  try {
-    check_operand_alignment(desc, streamed, args);
-  } catch (const InvalidArgument& error) {
-    refused = error.what();
-  }
-  EXPECT_NE(refused.find("RunArgs.y is not 16-byte aligned"), std::string::npos) << refused;
-  EXPECT_NE(refused.find("bulk copies"), std::string::npos) << refused;
-  CudaVariant tiled = streamed;
-  tiled.stream_k = 0;
-  EXPECT_NO_THROW(check_operand_alignment(desc, tiled, args));
 }
 
 TEST(CudaOperandAlignment, MisalignedXIsRefusedAndTheContextStaysUsable) {

@@ -311,9 +311,8 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
   EXPECT_EQ(variant_from_json(to_json(specialized)), specialized);
   EXPECT_EQ(generator.launch_geometry(desc, specialized).grid_x, 132u);
   EXPECT_EQ(generator.launch_geometry(desc, specialized).threads, 384u);
-  // + the mbarriers, + the staged epilogue's buffer (StagedEpilogueWhereItFits).
   EXPECT_EQ(generator.launch_geometry(desc, specialized).shared_bytes,
-            generator.launch_geometry(desc, variant).shared_bytes + 4u * 2u * 8u + 256u * (128u * 2u + 16u));
+            generator.launch_geometry(desc, variant).shared_bytes + 4u * 2u * 8u);
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, specialized), WgmmaGenerator::workspace_bytes(desc, variant));
   EXPECT_NE(generator.emit(desc, specialized).find("__launch_bounds__(384, 1)"), std::string::npos);
   EXPECT_NE(generator.emit(desc, specialized).find("static constexpr int PRODUCER = 1;"), std::string::npos);
@@ -467,30 +466,6 @@ TEST(CudaWgmmaCompile, PlannedStreamKNamesJsonSourceAndRefusals) {
   CudaVariant gemv;
   gemv.stream_k_plan = 1;
   EXPECT_NE(family_field_misuse(gemv).find("stream_k_plan=1"), std::string::npos);
-}
-
-// The staged epilogue (WgmmaGenerator::staged_epilogue): the copy warpgroup's stream-K grids with
-// a 2-byte output and n % 8 == 0, where the buffer fits beside the ring (the 256-row tile's four
-// stages do, its five do not); the shared memory counts the buffer; the source says which.
-TEST(CudaWgmmaCompile, StagedEpilogueWhereItFits) {
-  WgmmaGenerator generator;
-  const OpDesc desc = descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16");
-  const CudaVariant four = stream_k_variant(128, 256, 64, 4, 132, 1);
-  ASSERT_TRUE(WgmmaGenerator::staged_epilogue(desc, four));
-  EXPECT_EQ(WgmmaGenerator::shared_bytes(desc, four),
-            WgmmaGenerator::unstaged_shared_bytes(desc, four) + 256 * (128 * 2 + 16));
-  EXPECT_LE(WgmmaGenerator::shared_bytes(desc, four), 232448);
-  EXPECT_NE(generator.emit(desc, four).find("static constexpr int STAGED_EPILOGUE = 1;"), std::string::npos);
-  const CudaVariant five = stream_k_variant(128, 256, 64, 5, 132, 1);
-  EXPECT_FALSE(WgmmaGenerator::staged_epilogue(desc, five));  // 5 rings of 37 KiB + 68 KiB: too much
-  EXPECT_EQ(WgmmaGenerator::shared_bytes(desc, five), WgmmaGenerator::unstaged_shared_bytes(desc, five));
-  EXPECT_NE(generator.emit(desc, five).find("static constexpr int STAGED_EPILOGUE = 0;"), std::string::npos);
-  EXPECT_FALSE(WgmmaGenerator::staged_epilogue(desc, stream_k_variant(128, 256, 64, 4, 132, 0)));  // all-thread ring
-  CudaVariant tiled = four;
-  tiled.stream_k = 0;
-  EXPECT_FALSE(WgmmaGenerator::staged_epilogue(desc, tiled));
-  EXPECT_FALSE(WgmmaGenerator::staged_epilogue(descriptor("m=1024,n=6144,k=4096,bits=4,act=bf16,out=fp32"), four));
-  EXPECT_FALSE(WgmmaGenerator::staged_epilogue(descriptor("m=1024,n=6140,k=4096,bits=4,act=bf16,out=bf16"), four));
 }
 
 TEST(CudaWgmmaCompile, HeuristicShorterTileAndHybridRules) {
