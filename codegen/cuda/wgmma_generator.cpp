@@ -362,13 +362,15 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   // The tile and split by M (base_tile), then, in this order, the rules that replace them where
   // they were measured to win (each with its evidence): cluster pairs of 64 x 64 tiles at
   // M = 65..128, of 128-row tiles at M = 129..256; the 128-row tiles as stream-K at M = 128..256;
-  // the tall tiles as stream-K (or its hybrid) from 256 rows; the 128-row tile where the tall
-  // grid leaves a fifth of its last wave idle; whole tiles a persistent block.
+  // the tall tiles as stream-K (or its hybrid) from 256 rows; a long K's split tiles as planned
+  // stream-K at M = 128..256; the 128-row tile where the tall grid leaves a fifth of its last wave
+  // idle; whole tiles a persistent block.
   if (auto pair = narrow_cluster_pairs(desc)) return *pair;
   const CudaVariant chosen = base_tile(desc);
   if (auto pair = tall_cluster_pairs(desc)) return *pair;
   if (auto streamed = shared_tiles_streamed(desc)) return *streamed;
   if (auto streamed = tall_tiles_streamed(desc, chosen)) return *streamed;
+  if (auto streamed = long_k_splits_streamed(desc, chosen)) return *streamed;
   if (auto shorter = shorter_tiles_for_waves(desc, chosen)) return *shorter;
   if (auto whole = whole_tiles_per_block(desc, chosen)) return *whole;
   if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
@@ -530,6 +532,21 @@ std::optional<CudaVariant> WgmmaGenerator::tall_tiles_streamed(const OpDesc& des
       return with_planned_runs(desc, streamed);
     }
   }
+  return std::nullopt;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::long_k_splits_streamed(const OpDesc& desc, const CudaVariant& chosen) const {
+  // Planned stream-K instead of a split, for the copy warpgroup's tiles at M = 128..256 with a K
+  // over 32 stages of 128 (where the rules above keep the split; the H100, 2026-11-23's release
+  // sweep, docs/benchmarks.md, 4096x14336): the same tile over 132 blocks with planned runs took
+  // 32.5 against 34.0 us (split4_ws) at M = 128 and 49.3 against 50.7 (the 256-row split4_ws) at
+  // M = 256, where even runs had lost (34.4 and 52.4).
+  if (desc.m < producer_stream_k_min_rows || desc.m > 256 || chosen.producer != 1 || chosen.split_k == 1 ||
+      chosen.cluster_split != 0 || k_stages(desc, variant_of(Shape{128, 128, 128, 4})) <= 32)
+    return std::nullopt;
+  const CudaVariant tile = variant_of(Shape{chosen.block_n, chosen.block_m, chosen.block_k, chosen.stages}, 1);
+  const CudaVariant streamed = with_planned_runs(desc, streamed_over_sms(desc, tile, sm_count_));
+  if (streamed.stream_k_plan == 1 && is_valid(desc, streamed, 9)) return streamed;
   return std::nullopt;
 }
 

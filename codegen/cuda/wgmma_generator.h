@@ -160,6 +160,7 @@ class WgmmaGenerator {
   std::optional<CudaVariant> tall_cluster_pairs(const OpDesc& desc) const;    // M = 129..256
   std::optional<CudaVariant> shared_tiles_streamed(const OpDesc& desc) const; // M = 128..256
   std::optional<CudaVariant> tall_tiles_streamed(const OpDesc& desc, const CudaVariant& chosen) const;  // M >= 256
+  std::optional<CudaVariant> long_k_splits_streamed(const OpDesc& desc, const CudaVariant& chosen) const;  // M = 128..256
   std::optional<CudaVariant> shorter_tiles_for_waves(const OpDesc& desc, const CudaVariant& chosen) const;  // M > 128
   std::optional<CudaVariant> whole_tiles_per_block(const OpDesc& desc, const CudaVariant& chosen) const;
 };

@@ -137,9 +137,9 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
                          generator.heuristic(descriptor("m=32,n=28672,k=4096,bits=4,group=128,zero=int,act=fp16")),
                          "sm_90a"),
             "cuda_sm90a_wgmma_w4g128_m32_n128m32k128_s4");
-  // Tall tiles split to one wave only: 32 tiles x 4 at M=128 on 4096 columns with a long K (with
-  // K = 4096 the 64 x 64 tiles' cluster pairs fill the wave instead, below).
-  EXPECT_EQ(generator.heuristic(descriptor("m=128,n=4096,k=8192,bits=4,group=128,act=bf16")).split_k, 4);
+  // Short tiles split to three waves: 64 tiles of 64 x 64 x 4 at M=64 on 4096 columns with a long
+  // K (at M = 128..256 a long K's split tile is streamed instead, long_k_splits_streamed, below).
+  EXPECT_EQ(generator.heuristic(descriptor("m=64,n=4096,k=14336,bits=4,group=128,act=bf16")).split_k, 4);
   // Wave quantization of the 256-row tiles: from 256 rows, where their grid leaves a tenth of its
   // last wave idle, stream-K over a block per SM; below 256 rows, where it leaves a fifth idle,
   // the 128-row warp-specialized tile (as measured on the H100, benchmarks.md).
@@ -157,7 +157,9 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   // M = 65..128 where the 64 x 64 tiles' cluster pairs fill a wave, two an SM (128 x 2 blocks).
   EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n64m64k128_s4_cs2");
   EXPECT_EQ(chosen("m=65,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m65_n64m64k128_s4_cs2");
-  EXPECT_EQ(chosen("m=128,n=4096,k=8192"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_split4_ws");  // long K
+  // A long K (over 32 stages of 128) at M = 128..256: the split's tile as planned stream-K.
+  EXPECT_EQ(chosen("m=128,n=4096,k=8192"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");
+  EXPECT_EQ(chosen("m=128,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");
   // M = 128 over one wave of 128-row tiles and under 0.9 of two: stream-K (224 tiles).
   EXPECT_EQ(chosen("m=128,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");
   EXPECT_EQ(chosen("m=127,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m127_n128m128k128_s4_ws");  // below 128 rows
@@ -175,7 +177,7 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=4096,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws_sk128");
   EXPECT_EQ(chosen("m=4096,n=28672,k=4096"), "cuda_sm90a_wgmma_w4g128_m4096_n128m256k64_s4_ws");
   EXPECT_EQ(chosen("m=1024,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws");    // 128 tiles
-  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_split4_ws");  // 32 x 4 (long K)
+  EXPECT_EQ(chosen("m=256,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4_ws_sk132p");  // 16 tiles, long K
   // 257 rows: the 256-row grid would pad 255 of its 512 rows, the 128-row one 127 of 384 (not
   // measured at this K; HeuristicShorterTileAndHybridRules): its 96 tiles shared by 132 blocks.
   EXPECT_EQ(chosen("m=257,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m257_n128m128k128_s4_ws_sk132p");
