@@ -21,9 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "codegen/cuda/cuda_api.h"
@@ -33,6 +31,7 @@
 #include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/tolerance.h"
+#include "tests/cuda/compile_cases.h"
 #include "tests/cuda/device_check.h"
 
 namespace lowbit::cuda {
@@ -742,38 +741,17 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
   EXPECT_NE(heuristic(scaled, 9).family, CudaFamily::wgmma);
 }
 
-// One kernel to check: a descriptor (M, the format) and a variant.
-struct Case {
-  OpDesc desc;
-  CudaVariant variant;
-};
+using testing::Case;
 
-// Compiles every case in parallel (NVRTC takes about half a second a program, a thread per
-// core), then runs each once on a random problem with poisoned, guarded outputs and compares
-// with the reference (device_check.h) at the family's bound. Empty when all pass, else the
-// first failure's reproducer.
+// Compiles every case first (compile_cases: each distinct source once, in parallel), then runs
+// each once on a random problem with poisoned, guarded outputs and compares with the reference
+// (device_check.h) at the family's bound. Empty when all pass, else the first failure's
+// reproducer.
 std::string check_on_device(const std::vector<Case>& cases) {
-  const std::string arch = device_info(0).arch();
-  std::vector<std::vector<char>> cubins(cases.size());
-  std::vector<std::string> errors(cases.size());
-  std::atomic<std::size_t> next{0};
-  {
-    std::vector<std::jthread> workers;
-    for (unsigned worker = 0; worker < std::max(1u, std::thread::hardware_concurrency()); ++worker)
-      workers.emplace_back([&] {
-        for (std::size_t i = next++; i < cases.size(); i = next++) {
-          try {
-            const std::string name = variant_name(cases[i].desc, cases[i].variant, arch);
-            cubins[i] = compile_to_cubin(WgmmaGenerator().emit(cases[i].desc, cases[i].variant), name, arch);
-          } catch (const std::exception& error) {
-            errors[i] = error.what();
-          }
-        }
-      });
-  }
+  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    if (!errors[i].empty()) return errors[i];
-    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(cubins[i]));
+    if (!compiled[i].error.empty()) return compiled[i].error;
+    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(compiled[i].cubin));
     std::string failure = testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant));
     if (!failure.empty()) return failure;
   }
