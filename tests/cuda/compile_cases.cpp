@@ -58,6 +58,19 @@ std::vector<CompiledCandidate> compile_programs(const std::vector<Program>& prog
   return compiled;
 }
 
+std::string compile_failures(const std::vector<Program>& programs) {
+  const std::vector<CompiledCandidate> compiled = compile_programs(programs);
+  std::string failures;
+  for (std::size_t i = 0; i < programs.size(); ++i) {
+    const std::vector<char>& cubin = compiled[i].cubin;
+    const bool elf = cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
+    if (!elf)
+      failures += fmt::format("{} for {}: {}\n", programs[i].name, programs[i].arch,
+                              compiled[i].error.empty() ? "not a cubin" : compiled[i].error);
+  }
+  return failures;
+}
+
 std::vector<CompiledCandidate> compile_cases(const std::vector<Case>& cases) {
   const DeviceInfo& device = device_info(0);
   const std::string arch = device.arch();

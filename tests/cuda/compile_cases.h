@@ -40,6 +40,10 @@ struct Program {
 // (source, arch) compiled once, over compile_threads() threads. What a compile-only test uses.
 std::vector<CompiledCandidate> compile_programs(const std::vector<Program>& programs);
 
+// Compile-only tests: every program compiled (compile_programs); empty when each gave a cubin
+// (an ELF image), else one line per program that did not: its name, arch and NVRTC's error.
+std::string compile_failures(const std::vector<Program>& programs);
+
 // Each case's cubin for device 0 (or why not): a case that is not valid there is refused with
 // the generator's reason, as building it would (CudaKernel, DequantGemmKernel); otherwise its
 // emitted source goes through compile_programs, so a case repeated with only run-time arguments

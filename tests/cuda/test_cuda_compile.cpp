@@ -16,6 +16,7 @@
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/registry.h"
 #include "codegen/cuda/wgmma_generator.h"
+#include "tests/cuda/compile_cases.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/errors.h"
 
@@ -42,11 +43,10 @@ TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   // (panels > 1) and the L2 prefetch are not candidates: CudaCompileBits compiles them for
   // every arch.
   ASSERT_EQ(variants.size(), 9u + 9u + 6u + 2u);
+  std::vector<testing::Program> programs;
   for (const CudaVariant& variant : variants)
-    for (const char* arch : arches) {
-      std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-      EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, arch);
-    }
+    for (const char* arch : arches) programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
+  EXPECT_EQ(testing::compile_failures(programs), "");
 }
 
 TEST(CudaCompile, EveryFormatCompilesForHopper) {
@@ -81,6 +81,8 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
   SKIP_WITHOUT_NVRTC();
   GemvGenerator generator;
   const int bits = GetParam();
+  // Every program listed first, then all compiled at once (compile_failures).
+  std::vector<testing::Program> programs;
   int compiled = 0;
   for (const char* eqscale : {"0", "1"})
     for (const char* rows : {"1", "8"}) {
@@ -94,9 +96,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
         if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
         for (const char* arch : arches) {
-          std::vector<char> cubin =
-              compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-          EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+          programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
           ++compiled;
         }
       }
@@ -110,8 +110,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     ASSERT_EQ(variant.family, CudaFamily::gemv_mma) << text;
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
     for (const char* arch : arches) {
-      std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-      EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+      programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
       ++compiled;
     }
   }
@@ -121,9 +120,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
       for (CudaVariant variant : {CudaVariant{family, 2, 2}, CudaVariant{family, 8, 8}}) {
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
-        std::vector<char> cubin =
-            compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a");
-        EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, "sm_90a");
+        programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a"});
         ++compiled;
       }
   }
@@ -140,8 +137,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       variant.split_k = split;
       ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << text << " " << variant_name(desc, variant, "sm_80");
       for (const char* arch : arches) {
-        std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-        EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+        programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
         ++compiled;
       }
     }
@@ -156,8 +152,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     variant.panels = 8;
     ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
     for (const char* arch : arches) {
-      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
-          << variant_name(desc, variant, arch);
+      programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
       ++compiled;
     }
   }
@@ -172,8 +167,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     variant.split_k = rows[1] == '6' ? 2 : 1;
     ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
     for (const char* arch : arches) {
-      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
-          << variant_name(desc, variant, arch);
+      programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
       ++compiled;
     }
   }
@@ -188,8 +182,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       variant.panels = panels;
       ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
       for (const char* arch : arches) {
-        EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
-            << variant_name(desc, variant, arch);
+        programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
         ++compiled;
       }
     }
@@ -203,9 +196,10 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     variant.bulk_copy = 1;
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     EXPECT_FALSE(generator.is_valid(desc, variant, 8).ok);
-    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
+    programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a"});
     ++compiled;
   }
+  EXPECT_EQ(testing::compile_failures(programs), "");
   EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 2 * 3 + 2 * 3 + 1);
 }
 
@@ -490,14 +484,14 @@ TEST(CudaCompile, SuccessfulCompileLogShownOnlyWhenAskedFor) {
   const char* source = "extern \"C\" __global__ void warned(int* out) { int never_used; out[0] = 1; }";
   ::unsetenv("LOWBIT_QUIET");
   ::unsetenv("LOWBIT_CUDA_LOG");
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
-  const std::string silent = testing::internal::GetCapturedStderr();
+  const std::string silent = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(silent.find("NVRTC log"), std::string::npos) << silent;
   ::setenv("LOWBIT_CUDA_LOG", "1", 1);
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
-  const std::string shown = testing::internal::GetCapturedStderr();
+  const std::string shown = ::testing::internal::GetCapturedStderr();
   ::unsetenv("LOWBIT_CUDA_LOG");
   EXPECT_NE(shown.find("NVRTC log of warned for sm_90a"), std::string::npos) << shown;
   EXPECT_NE(shown.find("never_used"), std::string::npos) << "the warning itself is missing: " << shown;
