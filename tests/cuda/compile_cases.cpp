@@ -3,17 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <map>
-#include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
-#include <vector>
 
 #include "codegen/cuda/cuda_api.h"
+#include "tests/cuda/compile_slots.h"
 
 namespace lowbit::cuda::testing {
 
@@ -26,35 +23,53 @@ unsigned compile_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-std::vector<CompiledCandidate> compile_programs(const std::vector<Program>& programs) {
-  // The distinct (arch, source) pairs, each named by the first program that has it.
+BackgroundCompiles::BackgroundCompiles(const std::vector<Program>& programs) : distinct_of_(programs.size()) {
+  // The distinct (arch, source) pairs in order of first appearance, so that the compiles run in
+  // the order a test checks its cases.
   std::map<std::pair<std::string_view, std::string_view>, std::size_t> known;
-  std::vector<std::size_t> first_program;
-  std::vector<std::size_t> distinct_of(programs.size());
   for (std::size_t i = 0; i < programs.size(); ++i) {
-    const auto [place, inserted] = known.try_emplace({programs[i].arch, programs[i].source}, first_program.size());
-    if (inserted) first_program.push_back(i);
-    distinct_of[i] = place->second;
+    const auto [place, inserted] = known.try_emplace({programs[i].arch, programs[i].source}, distinct_.size());
+    if (inserted) distinct_.push_back(programs[i]);
+    distinct_of_[i] = place->second;
   }
-  std::vector<CompiledCandidate> distinct(first_program.size());
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t index = next++; index < distinct.size(); index = next++) {
-      const Program& program = programs[first_program[index]];
-      try {
-        distinct[index].cubin = compile_to_cubin(program.source, program.name, program.arch);
-      } catch (const std::exception& error) {
-        distinct[index].error = error.what();
-      }
+  results_.resize(distinct_.size());
+  done_.assign(distinct_.size(), 0);
+  const std::size_t width = std::min<std::size_t>(distinct_.size(), compile_threads());
+  for (std::size_t worker = 0; worker < width; ++worker) workers_.emplace_back([this] { compile_next_ones(); });
+}
+
+BackgroundCompiles::~BackgroundCompiles() { stopping_ = true; }  // then workers_ join, first of the members
+
+void BackgroundCompiles::compile_next_ones() {
+  for (std::size_t index = next_++; index < distinct_.size() && !stopping_; index = next_++) {
+    const Program& program = distinct_[index];
+    CompiledCandidate result;
+    try {
+      result.cubin = compile_in_slot(program.source, program.name, program.arch);
+    } catch (const std::exception& error) {
+      result.error = error.what();
     }
-  };
-  {
-    const std::size_t width = std::min<std::size_t>(distinct.size(), compile_threads());
-    std::vector<std::jthread> workers;
-    for (std::size_t worker = 0; worker < width; ++worker) workers.emplace_back(work);
-  }  // joins
-  std::vector<CompiledCandidate> compiled(programs.size());
-  for (std::size_t i = 0; i < programs.size(); ++i) compiled[i] = distinct[distinct_of[i]];
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      results_[index] = std::move(result);
+      done_[index] = 1;
+    }
+    compiled_.notify_all();
+  }
+}
+
+const CompiledCandidate& BackgroundCompiles::wait(std::size_t i) {
+  const std::size_t index = distinct_of_.at(i);
+  std::unique_lock<std::mutex> lock(mutex_);
+  compiled_.wait(lock, [&] { return done_[index] != 0; });
+  return results_[index];  // written once, before done_ was set; never again
+}
+
+std::vector<CompiledCandidate> compile_programs(const std::vector<Program>& programs) {
+  BackgroundCompiles compiles(programs);
+  std::vector<CompiledCandidate> compiled;
+  compiled.reserve(programs.size());
+  for (std::size_t i = 0; i < programs.size(); ++i) compiled.push_back(compiles.wait(i));
   return compiled;
 }
 
@@ -71,25 +86,25 @@ std::string compile_failures(const std::vector<Program>& programs) {
   return failures;
 }
 
-std::vector<CompiledCandidate> compile_cases(const std::vector<Case>& cases) {
+CompiledCases::CompiledCases(const std::vector<Case>& cases) : refusals_(cases.size()), program_of_(cases.size(), 0) {
   const DeviceInfo& device = device_info(0);
   const std::string arch = device.arch();
-  std::vector<CompiledCandidate> compiled(cases.size());
   std::vector<Program> programs;
-  std::vector<std::size_t> program_of(cases.size(), 0);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const std::string name = variant_name(cases[i].desc, cases[i].variant, arch);
     if (const Validity validity = is_valid(cases[i].desc, cases[i].variant, device.major); !validity) {
-      compiled[i].error = fmt::format("cannot build {}: {}", name, validity.reason);
+      refusals_[i] = fmt::format("cannot build {}: {}", name, validity.reason);
       continue;
     }
-    program_of[i] = programs.size();
+    program_of_[i] = programs.size();
     programs.push_back({emit(cases[i].desc, cases[i].variant), name, arch});
   }
-  std::vector<CompiledCandidate> cubins = compile_programs(programs);
-  for (std::size_t i = 0; i < cases.size(); ++i)
-    if (compiled[i].error.empty()) compiled[i] = std::move(cubins[program_of[i]]);
-  return compiled;
+  compiles_ = std::make_unique<BackgroundCompiles>(programs);
+}
+
+CompiledCandidate CompiledCases::get(std::size_t i) {
+  if (!refusals_.at(i).empty()) return {{}, refusals_[i]};
+  return compiles_->wait(program_of_[i]);  // a copy: cases that share a source share its cubin
 }
 
 }  // namespace lowbit::cuda::testing

@@ -147,17 +147,18 @@ TEST(DequantGemmCompile, EveryVariantAndFormatCompilesForEveryArch) {
 // poisoned); an empty string when it passes.
 using testing::Case;
 
-// The kernel of cases[i], loaded from the cubin compile_cases made for it (every case compiled
-// before the first runs); refused with the reason when it did not compile.
-DequantGemmKernel load_case(const std::vector<Case>& cases, std::vector<CompiledCandidate>& compiled, std::size_t i) {
-  if (!compiled[i].error.empty()) throw Error(compiled[i].error);
-  return DequantGemmKernel(cases[i].desc, cases[i].variant, std::move(compiled[i].cubin));
+// The kernel of cases[i], loaded from the cubin CompiledCases made for it (waiting for it when
+// its compile is still under way); refused with the reason when it did not compile.
+DequantGemmKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
+  CompiledCandidate candidate = compiled.get(i);
+  if (!candidate.error.empty()) throw Error(candidate.error);
+  return DequantGemmKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
 }
 
-// Each case once, in order (compiled first, all at once); empty when all pass, else the first
+// Each case once, in order (compiled ahead, several at once); empty when all pass, else the first
 // failure's reproducer.
 std::string check_on_device(const std::vector<Case>& cases) {
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     std::string failure =
         testing::check_on_device(load_case(cases, compiled, i), dequantized_weights_tolerance(cases[i].desc));
@@ -240,7 +241,7 @@ TEST(CudaDequantGemm, ManyTilesPerBlock) {
     if (desc.bits == 4) variants = generator.candidates(desc);
     for (const CudaVariant& variant : variants) cases.push_back({desc, variant});
   }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const DequantGemmKernel kernel = load_case(cases, compiled, i);
     const CudaVariant& variant = cases[i].variant;

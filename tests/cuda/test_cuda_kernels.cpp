@@ -36,11 +36,12 @@ std::string check_on_device(const Kernel& kernel) { return testing::check_on_dev
 
 using testing::Case;
 
-// The kernel of cases[i], loaded from the cubin compile_cases made for it (every case compiled
-// before the first runs); refused with the reason when it did not compile.
-CudaKernel load_case(const std::vector<Case>& cases, std::vector<CompiledCandidate>& compiled, std::size_t i) {
-  if (!compiled[i].error.empty()) throw Error(compiled[i].error);
-  return CudaKernel(cases[i].desc, cases[i].variant, std::move(compiled[i].cubin));
+// The kernel of cases[i], loaded from the cubin CompiledCases made for it (waiting for it when
+// its compile is still under way); refused with the reason when it did not compile.
+CudaKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
+  CompiledCandidate candidate = compiled.get(i);
+  if (!candidate.error.empty()) throw Error(candidate.error);
+  return CudaKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
 }
 
 // Runs the kernel twice on one random problem, the workspace poisoned differently each time
@@ -115,12 +116,13 @@ TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
         "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
     for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
   }
-  // Compiled all at once (a thread per core), as the tuner does.
-  std::vector<CompiledCandidate> cubins = testing::compile_cases(cases);
+  // Compiled ahead of the checks, several at once, as the tuner does.
+  testing::CompiledCases cubins(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    ASSERT_TRUE(cubins[i].error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
-                                         << ": " << cubins[i].error;
-    std::string failure = check_on_device(load_case(cases, cubins, i));
+    const CompiledCandidate compiled = cubins.get(i);
+    ASSERT_TRUE(compiled.error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
+                                        << ": " << compiled.error;
+    std::string failure = check_on_device(CudaKernel(cases[i].desc, cases[i].variant, compiled.cubin));
     ASSERT_TRUE(failure.empty()) << failure;
   }
 }
@@ -152,7 +154,7 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
           cases.push_back({desc, variant});
         }
       }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     std::string failure = check_on_device(load_case(cases, compiled, i));
@@ -183,7 +185,7 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
         cases.push_back({desc, variant});
       }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     std::string failure = check_on_device(load_case(cases, compiled, i));
@@ -211,7 +213,7 @@ TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
         cases.push_back({desc, variant});
       }
     }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const std::string failure =
@@ -241,7 +243,7 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
           cases.push_back({desc, variant});
         }
       }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     std::string failure = check_on_device(load_case(cases, compiled, i));
@@ -284,7 +286,7 @@ TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
         cases.push_back({desc, variant});
       }
     }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     CudaKernel kernel = load_case(cases, compiled, i);
@@ -324,7 +326,7 @@ TEST_P(CudaKernelsBits, PanelWalks) {
         cases.push_back({desc, variant});
       }
     }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const std::string failure = check_on_device(load_case(cases, compiled, i));
@@ -339,8 +341,8 @@ TEST_P(CudaKernelsBits, PanelWalks) {
 // 3, 7 and 5 panels), K tails, whole-K groups, eqscale, every zero point, both activations,
 // every output dtype, bias, at M = 1, 7, 8, 9, 15 and 16; with wide chunks, one stage, 16
 // warps with the L2 prefetch of every panel's span, split-K (run twice: the same bits), a panel
-// walk of such sets, and resident x beside ring x (few rows). Every case compiled before the
-// first runs (compile_cases).
+// walk of such sets, and resident x beside ring x (few rows). Every case compiled ahead of the
+// checks (CompiledCases).
 TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
@@ -375,12 +377,13 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
         cases.push_back({desc, variant});
       }
     }
-  std::vector<CompiledCandidate> cubins = testing::compile_cases(cases);
+  testing::CompiledCases cubins(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    ASSERT_TRUE(cubins[i].error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
-                                         << ": " << cubins[i].error;
-    CudaKernel kernel = load_case(cases, cubins, i);
+    const CompiledCandidate compiled = cubins.get(i);
+    ASSERT_TRUE(compiled.error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
+                                        << ": " << compiled.error;
+    CudaKernel kernel(cases[i].desc, cases[i].variant, compiled.cubin);
     std::string failure = check_on_device(kernel);
     ASSERT_TRUE(failure.empty()) << failure;
     if (cases[i].variant.split_k > 1) {
@@ -419,7 +422,7 @@ TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
         cases.push_back({desc, variant});
       }
     }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int checked = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const std::string failure = check_on_device(load_case(cases, compiled, i));
@@ -459,7 +462,7 @@ TEST_P(CudaKernelsBits, ResidentXAndRingXAgree) {
       }
     }
   // One kernel a case, run at both offsets of x (only a run-time argument).
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   int resident = 0;
   int ring = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {

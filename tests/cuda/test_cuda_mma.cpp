@@ -226,17 +226,18 @@ std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
 
 using testing::Case;
 
-// The kernel of cases[i], loaded from the cubin compile_cases made for it (every case compiled
-// before the first runs); refused with the reason when it did not compile.
-CudaKernel load_case(const std::vector<Case>& cases, std::vector<CompiledCandidate>& compiled, std::size_t i) {
-  if (!compiled[i].error.empty()) throw Error(compiled[i].error);
-  return CudaKernel(cases[i].desc, cases[i].variant, std::move(compiled[i].cubin));
+// The kernel of cases[i], loaded from the cubin CompiledCases made for it (waiting for it when
+// its compile is still under way); refused with the reason when it did not compile.
+CudaKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
+  CompiledCandidate candidate = compiled.get(i);
+  if (!candidate.error.empty()) throw Error(candidate.error);
+  return CudaKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
 }
 
 // Each case once, in order, against the reference at its descriptor's bound; every case compiled
-// first (compile_cases). Empty when all pass, else the first failure's reproducer.
+// ahead of the checks (CompiledCases). Empty when all pass, else the first failure's reproducer.
 std::string check_on_device(const std::vector<Case>& cases) {
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     std::string failure = testing::check_on_device(load_case(cases, compiled, i), tolerance(cases[i].desc));
     if (!failure.empty()) return failure;
@@ -325,7 +326,7 @@ TEST(CudaMma, AnyMKernelServesEveryRowCount) {
     cases.push_back({any, generator.heuristic(any)});
     is_heuristic.push_back(true);
   }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const CudaKernel kernel = load_case(cases, compiled, i);
     const std::vector<int64_t> every_rows = is_heuristic[i] ? std::vector<int64_t>{1, 2, 7, 15, 16, 17, 31, 64, 100, 257, 513, 1030}
@@ -402,7 +403,7 @@ TEST(CudaMma, EveryWidthEveryCandidate) {
       cases.push_back({desc, variant});
     }
   }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const CudaKernel kernel = load_case(cases, compiled, i);
     const int64_t block_m = cases[i].variant.block_m;
@@ -425,7 +426,7 @@ TEST(CudaMma, AnyMServesEveryWidthAndEqscale) {
     const OpDesc any = descriptor(std::string("m=0,n=1000,out=fp32,bias=1,") + format);
     cases.push_back({any, cuda::heuristic(any, device_info(0).major)});
   }
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const CudaKernel kernel = load_case(cases, compiled, i);
     for (int64_t rows : {1, 2, 15, 16, 17, 31, 64, 65, 129, 300, 513, 1030}) {

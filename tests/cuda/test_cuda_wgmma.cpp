@@ -460,7 +460,7 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
   variants.push_back(stream_k_variant(128, 128, 64, 6, 7, 1));
   variants.push_back(hybrid_variant(128, 256, 64, 5, 7, 3, 1));
-  std::vector<testing::Program> programs;  // compiled all at once
+  std::vector<testing::Program> programs;  // compiled several at once (compile_failures)
   for (const CudaVariant& variant : variants) {
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a"});
@@ -743,15 +743,16 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
 
 using testing::Case;
 
-// Compiles every case first (compile_cases: each distinct source once, in parallel), then runs
-// each once on a random problem with poisoned, guarded outputs and compares with the reference
-// (device_check.h) at the family's bound. Empty when all pass, else the first failure's
-// reproducer.
+// Compiles the cases ahead of the checks (CompiledCases: each distinct source once, several at
+// once, in case order), and runs each once on a random problem with poisoned, guarded outputs and
+// compares with the reference (device_check.h) at the family's bound. Empty when all pass, else
+// the first failure's reproducer.
 std::string check_on_device(const std::vector<Case>& cases) {
-  std::vector<CompiledCandidate> compiled = testing::compile_cases(cases);
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    if (!compiled[i].error.empty()) return compiled[i].error;
-    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(compiled[i].cubin));
+    CompiledCandidate candidate = compiled.get(i);
+    if (!candidate.error.empty()) return candidate.error;
+    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
     std::string failure = testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant));
     if (!failure.empty()) return failure;
   }
