@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -21,22 +20,21 @@
 namespace lowbit::cuda::testing {
 namespace {
 
-// How long a waiter sleeps between two passes over the slots when all are taken. Polling rather
-// than a blocking flock on one chosen file: a waiter blocked on one slot sleeps on while another
-// slot comes free, leaving a core idle for a whole compile; a 10-ms pass costs at most 10 ms of a
-// compile that takes 0.3 s (gemv) to several seconds (wgmma).
-constexpr auto poll_interval = std::chrono::milliseconds(10);
-
 constexpr unsigned most_slots = 4096;
 
-// The lock on slot file `index`, without waiting: its descriptor, or -1 when another holds it.
-int try_slot(const std::string& directory, unsigned index) {
+// The lock on slot file `index`: its descriptor once locked; with `wait` false, -1 at once when
+// another descriptor holds it.
+int take_slot(const std::string& directory, unsigned index, bool wait) {
   const std::string path = fmt::format("{}/slot-{}", directory, index);
   const int file = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
   if (file < 0)
     throw Error(fmt::format("cannot open the compile slot {}: {} (LOWBIT_TEST_COMPILE_SLOT_DIR names the directory)",
                             path, std::strerror(errno)));
-  if (::flock(file, LOCK_EX | LOCK_NB) == 0) return file;
+  int status = 0;
+  do {
+    status = ::flock(file, wait ? LOCK_EX : LOCK_EX | LOCK_NB);
+  } while (status != 0 && errno == EINTR);
+  if (status == 0) return file;
   const int error = errno;
   ::close(file);
   if (error != EWOULDBLOCK)
@@ -74,17 +72,22 @@ std::string compile_slot_directory() {
 CompileSlot::CompileSlot() {
   const unsigned count = compile_slot_count();
   const std::string directory = compile_slot_directory();
-  // Each wait starts its passes at its own slot (the process and a count of this process's
-  // waits), so that compiles arriving together try different files first, not all slot 0.
-  static std::atomic<unsigned> waits{0};
-  const unsigned first = (static_cast<unsigned>(::getpid()) * 7919u + waits++) % count;
-  for (;;) {
-    for (unsigned step = 0; step < count; ++step) {
-      file_ = try_slot(directory, (first + step) % count);
-      if (file_ >= 0) return;
-    }
-    std::this_thread::sleep_for(poll_interval);
+  // Each request starts its pass at its own slot (from the process and a count of its requests),
+  // so that compiles arriving together try different files first and waiters spread over the
+  // slots instead of all sleeping on slot 0.
+  static std::atomic<unsigned> requests{0};
+  const unsigned first = (static_cast<unsigned>(::getpid()) * 7919u + requests++) % count;
+  for (unsigned step = 0; step < count; ++step) {
+    file_ = take_slot(directory, (first + step) % count, /*wait=*/false);
+    if (file_ >= 0) return;
   }
+  // Every slot taken: sleep in flock on the first one tried. Not a poll over all of them: in the
+  // device call of 2026-11-23 that polled every 10 ms (16 test processes of up to 16 compile
+  // threads each, a pass the open, flock and close of 16 files) system time took 5-10 % of the
+  // 16 cores throughout, time the compiles and checks needed. A waiter may sleep on while another
+  // slot comes free, but with more waiters than slots every slot has some, and a compile that
+  // starts later takes any free slot in its first pass.
+  file_ = take_slot(directory, first, /*wait=*/true);
 }
 
 CompileSlot::~CompileSlot() { ::close(file_); }  // closing the descriptor releases its lock

@@ -21,7 +21,8 @@ unsigned compile_slot_count();
 std::string compile_slot_directory();
 
 // Holds one slot from construction to destruction: the first free slot file, or, when every slot
-// is taken, the first to come free (polled, see compile_slots.cpp). Not copyable or movable.
+// is taken, one of them once its holder lets it go (compile_slots.cpp says which and why). Not
+// copyable or movable.
 class CompileSlot {
  public:
   CompileSlot();
