@@ -11,12 +11,13 @@
 // call under the same protocol. Workspaces (dequant_gemm) are allocated here, one per copy; that
 // family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
 // its fastest variant end to end (dequant_us, dequant_gbps: bytes read + written over time).
-// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME[,NAME...]] [--variant NAME] [--flush read|write|rotate] [--overlap]
+// Usage: lowbit_cuda_bench SHAPES_FILE [--repeats N] [--check-rows R] [--family NAME[,NAME...]] [--variant NAME[,NAME...]] [--flush read|write|rotate] [--overlap]
 // --check-rows R compares only the first R rows (default 8) with the double reference, which at
 // M in the thousands on the large shapes would otherwise take minutes. --family NAME times only
 // that family's candidates (gemv, gemv_mma, dequant_gemm, mma, wgmma; several comma-separated),
 // e.g. to skip the mma family's compile at large M. --variant NAME times only the candidate of that full name (e.g.
-// cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4), so a profiler sees its launches alone.
+// cuda_sm90a_wgmma_w4g128_m256_n128m256k64_s4), so a profiler sees its launches alone; several
+// comma-separated names time those (a schedule against its twin, side by side in one process).
 // Under rotate every copy holds the same bytes (the same problem uploaded again), and the check
 // runs on copy 0 as under the other protocols.
 #include <fmt/format.h>
@@ -117,7 +118,7 @@ int main(int argc, char** argv) {
   int repeats = 50;
   int64_t check_rows = 8;
   std::vector<std::string> families;  // empty: every family
-  std::string only;    // empty: every variant
+  std::vector<std::string> only;  // empty: every variant
   std::string flush_name = "read";
   CLI::App app{"lowbit_cuda_bench: every CUDA candidate of each shape, timed and checked"};
   app.add_option("shapes", shapes, "a file of descriptors, one a line")->required()->check(CLI::ExistingFile);
@@ -126,7 +127,7 @@ int main(int argc, char** argv) {
   app.add_option("--family", families, "only these families' candidates (comma-separated)")
       ->delimiter(',')
       ->check(CLI::IsMember(lowbit::EnumNames<lowbit::cuda::CudaFamily>::names));
-  app.add_option("--variant", only, "only the candidate of this full name");
+  app.add_option("--variant", only, "only the candidates of these full names (comma-separated)")->delimiter(',');
   bool overlap = false;
   app.add_flag("--overlap", overlap,
                "calls set RunArgs::overlap_previous (gemv_mma on sm_90 may then start while the previous call "
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
         });
       if (!only.empty())
         std::erase_if(variants, [&](const lowbit::cuda::CudaVariant& variant) {
-          return lowbit::cuda::variant_name(desc, variant, device.arch()) != only;
+          return std::ranges::find(only, lowbit::cuda::variant_name(desc, variant, device.arch())) == only.end();
         });
       const lowbit::cuda::CudaVariant heuristic = lowbit::cuda::heuristic(desc, device.major, device.sm_count);
       std::vector<lowbit::cuda::CompiledCandidate> compiled =

@@ -962,6 +962,9 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
 // fix-up (128 KiB leave an SM at about 50 GB/s; a read comes in at about 125 GB/s), and the
 // critical path runs through an owner whose first segment deposited in mid-run. Sharing the
 // reduction among the blocks that end in a tile (so the owner deposits too) was slower.
+// Planned runs (STREAM_K_PLAN = 1): the same roles, with run boundaries the generator moved so that
+// the blocks that deposit run shorter and the owners, which wait and read, longer (a model of each
+// block's end: codegen/cuda/stream_k_plan.h); the kernel only reads their table.
 // Flags: flag[b] (u64) holds the launch's token (a kernel argument, new every launch, never 0)
 // once block b's partial is stored; the owner that consumes it resets it to 0. So a flag left by
 // an earlier launch, or anything else in the caller's workspace, is not taken for this launch's
@@ -991,8 +994,13 @@ struct StreamKSchedule {
   static_assert(SHARING_BLOCKS >= 1 && SHARING_BLOCKS <= ITERATIONS, "every sharing block has at least one iteration");
   static_assert(REMAINDER_SPLIT == 0 || (TILES > BLOCKS && SHARED_TILES > 0), "a full wave of whole tiles and a remainder");
   static_assert(Tile::SPLIT_K == 1, "stream-K runs without a split");
-  // The first shared iteration of sharing block `block` (0 .. SHARING_BLOCKS).
-  static __device__ __forceinline__ long long begin(int block) { return FIRST_SHARED + block * ITERATIONS / SHARING_BLOCKS; }
+  // The first shared iteration of sharing block `block` (0 .. SHARING_BLOCKS): even runs, or with
+  // STREAM_K_PLAN the generator's planned ones (Config::planned_begin, a table in constant memory:
+  // codegen/cuda/stream_k_plan.h; strictly increasing from 0 to ITERATIONS).
+  static __device__ __forceinline__ long long begin(int block) {
+    if constexpr (Config::STREAM_K_PLAN) return FIRST_SHARED + Config::planned_begin(block);
+    else return FIRST_SHARED + block * ITERATIONS / SHARING_BLOCKS;
+  }
 };
 
 // A barrier over the consumer threads only (named barrier 1): with PRODUCER = 1 the copy

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "codegen/cuda/embedded_templates.h"
+#include "codegen/cuda/stream_k_plan.h"
 #include "codegen/cuda/template_constants.h"
 #include "lowbit/errors.h"
 #include "lowbit/native_layout.h"
@@ -53,6 +54,11 @@ CudaVariant clustered(CudaVariant variant) {
   variant.cluster_split = 1;
   return variant;
 }
+// variant's stream-K runs planned against the fix-up's cost.
+CudaVariant planned(CudaVariant variant) {
+  variant.stream_k_plan = 1;
+  return variant;
+}
 // variant as stream-K: one persistent block per SM, or per iteration where there are fewer.
 CudaVariant streamed_over_sms(const OpDesc& desc, CudaVariant variant, int sm_count) {
   variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count, stream_k_iterations(desc, variant)));
@@ -79,6 +85,23 @@ constexpr int searched_remainder_split = 2;
 int64_t remaining_tiles(const OpDesc& desc, const CudaVariant& variant) { return tiles(desc, variant) % variant.stream_k; }
 int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
   return std::min<int64_t>(variant.stream_k, variant.remainder_split * remaining_tiles(desc, variant));
+}
+// The shared part of a stream-K grid, as the template's StreamKSchedule counts it: every tile on
+// stream_k blocks, or the hybrid's remaining tiles on its sharing blocks.
+StreamKShape shared_part(const OpDesc& desc, const CudaVariant& variant) {
+  const bool hybrid = variant.remainder_split > 0;
+  return StreamKShape{hybrid ? remaining_tiles(desc, variant) : tiles(desc, variant), (k_stages(desc, variant) + 1) / 2,
+                      static_cast<int>(hybrid ? sharing_blocks(desc, variant) : variant.stream_k)};
+}
+// The planned runs' beginnings (stream_k_plan = 1), as the emitted source's table: shared
+// iterations from the first shared one, the sharing blocks' and the end.
+std::string planned_runs_source(const OpDesc& desc, const CudaVariant& variant) {
+  const RunBegins begins =
+      planned_runs(shared_part(desc, variant), h100_fix_up_costs(variant.block_n, variant.block_m, variant.block_k));
+  return fmt::format("// Planned stream-K runs (codegen/cuda/stream_k_plan.h): block b's shared iterations begin at\n"
+                     "// [b] and end at [b + 1].\n"
+                     "__constant__ long long lowbit_stream_k_runs[{}] = {{{}}};\n",
+                     begins.size(), fmt::join(begins, ", "));
 }
 // Whole tiles a persistent block (a stream-K grid whose shares are whole tiles, with the copy
 // warpgroup): where the tiled grid runs more than min_whole_tile_waves waves and its tiles split
@@ -256,6 +279,17 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("remainder_split={}: {} sharing blocks for {} shared iterations (each needs one)",
                                 variant.remainder_split, sharing_blocks(desc, variant), shared_iterations));
   }
+  if (variant.stream_k_plan != 0) {
+    if (variant.stream_k_plan != 1)
+      return refuse(fmt::format("stream_k_plan={}: must be 0 (even runs) or 1 (runs planned against the fix-up's cost)",
+                                variant.stream_k_plan));
+    if (variant.stream_k == 0)
+      return refuse("stream_k_plan=1 needs stream_k > 0 (it plans the stream-K blocks' runs)");
+    if (cuts_no_tile(desc, variant))
+      return refuse(fmt::format("stream_k_plan=1: the grid's {} tiles on stream_k={} blocks (remainder_split={}) are "
+                                "whole tiles a block, so no fix-up to plan around",
+                                tiles(desc, variant), variant.stream_k, variant.remainder_split));
+  }
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -297,11 +331,16 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       return;
     const CudaVariant variant = streamed_over_sms(desc, tiled, sm_count_);
     if (!is_valid(desc, variant, 9)) return;
-    variants.push_back(variant);
+    // With the copy warpgroup, each also with planned runs.
+    auto add_with_plan = [&](const CudaVariant& even) {
+      variants.push_back(even);
+      if (even.producer == 1 && is_valid(desc, planned(even), 9)) variants.push_back(planned(even));
+    };
+    add_with_plan(variant);
     // Over a full wave: the hybrid schedule too.
     CudaVariant hybrid = variant;
     hybrid.remainder_split = searched_remainder_split;
-    if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) variants.push_back(hybrid);
+    if (grid > hybrid.stream_k && is_valid(desc, hybrid, 9)) add_with_plan(hybrid);
   };
   if (desc.m >= stream_k_min_rows)
     for (const Shape& shape : searched_shapes) add_stream_k(shape, 0, stream_k_max_waves);
@@ -647,6 +686,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
   return fmt::format(
       "{body}\n"
       "// Instantiation for {descriptor}\n"
+      "{planned_runs}"
       "struct LowbitConfig {{\n"
       "{problem}"
       "  static constexpr int BITS = {bits};\n"
@@ -672,8 +712,14 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()
                                : fmt::format("  static constexpr int STREAM_K = {};\n"
-                                             "  static constexpr int REMAINDER_SPLIT = {};\n",
-                                             variant.stream_k, variant.remainder_split)),
+                                             "  static constexpr int REMAINDER_SPLIT = {};\n"
+                                             "  static constexpr int STREAM_K_PLAN = {};\n{}",
+                                             variant.stream_k, variant.remainder_split, variant.stream_k_plan,
+                                             variant.stream_k_plan == 0
+                                                 ? ""
+                                                 : "  static __device__ __forceinline__ long long planned_begin(int "
+                                                   "block) { return lowbit_stream_k_runs[block]; }\n")),
+      fmt::arg("planned_runs", variant.stream_k_plan == 0 ? std::string() : planned_runs_source(desc, variant)),
       fmt::arg("entry_source", variant.stream_k == 0 ? tiled_entry_source(variant) : stream_k_entry_source(variant)));
 }
 

@@ -36,8 +36,10 @@ class WgmmaGenerator {
   // stream_k > 0), searched from 128 rows; 11: cluster_split (a split summed in a thread-block
   // cluster's distributed shared memory, no second kernel); 12: the main loop's full parities once
   // a turn and the group starts known by position (same results, fewer instructions a stage), and
-  // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates
-  static constexpr int version = 12;
+  // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates; 13:
+  // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
+  // warpgroup
+  static constexpr int version = 13;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

@@ -258,6 +258,12 @@ CudaVariant hybrid_variant(int block_n, int block_m, int block_k, int stages, in
   return variant;
 }
 
+// variant with its stream-K runs planned (stream_k_plan = 1).
+CudaVariant planned(CudaVariant variant) {
+  variant.stream_k_plan = 1;
+  return variant;
+}
+
 // stream_k: "_sk<blocks>" in the name, JSON stored before the field reads 0, a grid of stream_k
 // blocks, the workspace of their flags and partial tiles, refusals with reasons, and the pruning
 // of the candidates (from M=256, tall all-thread tiles, grids that leave SMs idle under 4 waves).
@@ -369,12 +375,13 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
                 .find("each needs one"),
             std::string::npos);
 
-  // The stream-K candidates of one ring (producer 0 or 1).
+  // The stream-K candidates of one ring (producer 0 or 1), even runs (their planned twins:
+  // PlannedStreamKNamesJsonSourceAndRefusals).
   auto stream_k_candidates = [&](const char* text, int producer) {
     const OpDesc on = descriptor(std::string("bits=4,group=128,zero=int,act=bf16,") + text);
     int count = 0;
     for (const CudaVariant& candidate : generator.candidates(on)) {
-      if (candidate.stream_k == 0 || candidate.producer != producer) continue;
+      if (candidate.stream_k == 0 || candidate.producer != producer || candidate.stream_k_plan == 1) continue;
       ++count;
       EXPECT_GE(candidate.block_m, 128);
       EXPECT_EQ(candidate.split_k, 1);
@@ -412,6 +419,54 @@ TEST(CudaWgmmaCompile, StreamKNamesJsonGeometryWorkspaceAndPruning) {
 // measurements on the H100): the 128-row warp-specialized tile where the 256-row one pads a
 // quarter of its rows more or needs a split the 128-row grid does not; the hybrid stream-K only
 // where its last phase is short against the even share.
+// stream_k_plan: "p" after the schedule in the name, JSON stored before the field reads 0, the
+// planned runs' table in the source (the sharing blocks' beginnings and the end), planned twins
+// of the copy warpgroup's stream-K candidates, refusals with reasons.
+TEST(CudaWgmmaCompile, PlannedStreamKNamesJsonSourceAndRefusals) {
+  WgmmaGenerator generator;
+  const OpDesc desc = descriptor("m=1024,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");  // 192 tiles of 256 x 128
+  const CudaVariant hybrid = planned(hybrid_variant(128, 256, 64, 4, 132, 2, 1));
+  ASSERT_TRUE(generator.is_valid(desc, hybrid, 9)) << generator.is_valid(desc, hybrid, 9).reason;
+  EXPECT_EQ(variant_name(desc, hybrid, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2p");
+  expect_json_round_trip(hybrid, "stream_k_plan", &CudaVariant::stream_k_plan, 0);
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, hybrid), WgmmaGenerator::stream_k_layout_bytes(hybrid));
+  // 60 remaining tiles halved over 120 blocks: 121 beginnings, the owners' pieces the longer.
+  const std::string source = generator.emit(desc, hybrid);
+  EXPECT_NE(source.find("__constant__ long long lowbit_stream_k_runs[121] = {0, 17, 32, 49, 64,"), std::string::npos);
+  EXPECT_NE(source.find("static constexpr int STREAM_K_PLAN = 1;"), std::string::npos);
+  CudaVariant even = hybrid;
+  even.stream_k_plan = 0;
+  EXPECT_NE(generator.emit(desc, even).find("static constexpr int STREAM_K_PLAN = 0;"), std::string::npos);
+  EXPECT_EQ(generator.emit(desc, even).find("lowbit_stream_k_runs"), std::string::npos);
+  const std::vector<CudaVariant> listed = generator.candidates(desc);
+  EXPECT_NE(std::find(listed.begin(), listed.end(), hybrid), listed.end());
+  for (const CudaVariant& variant : listed)
+    if (variant.stream_k_plan == 1) {
+      EXPECT_EQ(variant.producer, 1) << variant_name(desc, variant, "sm_90a");
+      CudaVariant twin = variant;
+      twin.stream_k_plan = 0;
+      EXPECT_NE(std::find(listed.begin(), listed.end(), twin), listed.end()) << variant_name(desc, variant, "sm_90a");
+    }
+
+  auto reason = [&](const OpDesc& on, const CudaVariant& tried) {
+    const Validity validity = generator.is_valid(on, tried, 9);
+    EXPECT_FALSE(validity) << variant_name(on, tried, "sm_90a");
+    return validity.reason;
+  };
+  CudaVariant tiled = hybrid;
+  tiled.stream_k = 0, tiled.remainder_split = 0;
+  EXPECT_NE(reason(desc, tiled).find("needs stream_k > 0"), std::string::npos);
+  CudaVariant two = hybrid;
+  two.stream_k_plan = 2;
+  EXPECT_NE(reason(desc, two).find("must be 0 (even runs) or 1"), std::string::npos);
+  CudaVariant whole = hybrid;  // 192 tiles on 96 blocks: two whole tiles a block
+  whole.stream_k = 96, whole.remainder_split = 0;
+  EXPECT_NE(reason(desc, whole).find("no fix-up to plan around"), std::string::npos);
+  CudaVariant gemv;
+  gemv.stream_k_plan = 1;
+  EXPECT_NE(family_field_misuse(gemv).find("stream_k_plan=1"), std::string::npos);
+}
+
 TEST(CudaWgmmaCompile, HeuristicShorterTileAndHybridRules) {
   WgmmaGenerator generator;
   auto chosen = [&](const char* text) {
@@ -453,8 +508,8 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   // All-thread: 5 shapes; the 160 tiles of the two 128 x 128 shapes, 320 of 64 x 128 and 192 of
   // 64 x 256 leave 28, 56 and 60 over whole waves: a hybrid (r = 2) each. Copy warpgroup: 5
   // shapes, a hybrid for the 160 tiles of each 128 x 128 and the 192 of 64 x 256 (not the 96 of
-  // 128 x 256).
-  ASSERT_EQ(variants.size(), 5u + 4u + 5u + 3u);
+  // 128 x 256); each of the copy warpgroup's 8 also with planned runs.
+  ASSERT_EQ(variants.size(), 5u + 4u + 5u + 3u + 8u);
   variants.push_back(hybrid_variant(128, 128, 64, 5, 132, 3));
   variants.push_back(stream_k_variant(128, 128, 64, 5, 7));
   variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
@@ -998,6 +1053,7 @@ TEST(CudaWgmma, StreamKAtOddShapes) {
   SKIP_WITHOUT_HOPPER();
   WgmmaGenerator generator;
   std::vector<Case> cases;
+  int plans = 0;
   auto add = [&](const std::string& text) {
     const OpDesc desc = descriptor("bits=4," + text);
     for (const CudaVariant& shape :
@@ -1013,13 +1069,19 @@ TEST(CudaWgmma, StreamKAtOddShapes) {
         variant.stream_k = static_cast<int>(std::min<int64_t>(blocks, iterations));
         EXPECT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
         cases.push_back({desc, variant});
+        // With the copy warpgroup and a block an SM, the planned runs too where the grid cuts a tile.
+        CudaVariant planned = variant;
+        planned.stream_k_plan = 1;
+        if (variant.producer == 1 && blocks == 132 && generator.is_valid(desc, planned, 9))
+          cases.push_back({desc, planned}), ++plans;
       }
   };
   for (int m : {1, 127, 129, 255, 257, 400})
     add("n=1000,k=2112,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
   add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16");
   add("m=300,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1");
-  EXPECT_EQ(cases.size(), 56u + 40u);
+  EXPECT_EQ(cases.size() - plans, 56u + 40u);
+  EXPECT_EQ(plans, 24);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -1040,6 +1102,7 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
       stream_k_variant(128, 256, 64, 4, 0),    stream_k_variant(128, 128, 64, 6, 0, 1),
       stream_k_variant(128, 256, 64, 4, 0, 1)};
   const std::vector<CudaVariant> tallest = {stream_k_variant(128, 256, 64, 4, 0), stream_k_variant(128, 256, 64, 4, 0, 1)};
+  int plans = 0;
   auto add = [&](const std::string& text, const std::vector<CudaVariant>& shapes, int blocks) {
     const OpDesc desc = descriptor("bits=4," + text);
     for (const CudaVariant& shape : shapes)
@@ -1049,6 +1112,11 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
         variant.remainder_split = split;
         EXPECT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
         cases.push_back({desc, variant});
+        // With the copy warpgroup, the searched hybrid (r = 2) with planned runs too.
+        CudaVariant planned = variant;
+        planned.stream_k_plan = 1;
+        if (variant.producer == 1 && split == 2 && generator.is_valid(desc, planned, 9))
+          cases.push_back({desc, planned}), ++plans;
       }
   };
   for (int m : {127, 129, 256, 257, 400})
@@ -1056,7 +1124,8 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
   add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16", every_shape, 9);
   add("m=513,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1", tallest, 132);
   add("m=1000,n=6144,k=1032,group=-1,zero=int,act=bf16,out=bf16,bias=1", tallest, 132);
-  EXPECT_EQ(cases.size(), 60u + 42u);
+  EXPECT_EQ(cases.size() - plans, 60u + 42u);
+  EXPECT_EQ(plans, 14);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -1198,11 +1267,13 @@ TEST(CudaWgmma, SplitRunsAreBitIdentical) {
 TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
   SKIP_WITHOUT_HOPPER();
   const OpDesc desc = descriptor("m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
-  // (The hybrid: 144 tiles of 128 x 128, 132 whole, 12 shared by 24 blocks.) Both rings.
+  // (The hybrid: 144 tiles of 128 x 128, 132 whole, 12 shared by 24 blocks.) Both rings; the copy
+  // warpgroup's also with planned runs.
   for (const CudaVariant& variant :
        {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7), hybrid_variant(128, 128, 64, 5, 132, 2),
         stream_k_variant(128, 128, 64, 6, 132, 1), stream_k_variant(128, 256, 64, 4, 7, 1),
-        hybrid_variant(128, 128, 64, 6, 132, 2, 1)}) {
+        hybrid_variant(128, 128, 64, 6, 132, 2, 1), planned(stream_k_variant(128, 128, 64, 6, 132, 1)),
+        planned(hybrid_variant(128, 128, 64, 6, 132, 2, 1))}) {
     const CudaKernel kernel(desc, variant);
     DeviceProblem device(desc);
     DeviceBuffer workspace(kernel.workspace_bytes(desc.m));
