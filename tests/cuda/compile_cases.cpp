@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <exception>
 #include <map>
@@ -10,17 +11,23 @@
 #include <utility>
 
 #include "codegen/cuda/cuda_api.h"
+#include "lowbit/errors.h"
 #include "tests/cuda/compile_slots.h"
 
 namespace lowbit::cuda::testing {
 
 unsigned compile_threads() {
-  if (const char* text = std::getenv("LOWBIT_TEST_COMPILE_THREADS"); text != nullptr) {
-    char* end = nullptr;
-    const long count = std::strtol(text, &end, 10);
-    if (end != text && *end == '\0' && count > 0) return static_cast<unsigned>(count);
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
+  const char* text = std::getenv("LOWBIT_TEST_COMPILE_THREADS");
+  if (text == nullptr || *text == '\0') return std::max(1u, std::thread::hardware_concurrency());
+  char* end = nullptr;
+  errno = 0;
+  const long count = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || errno != 0 || count < 1 || count > 4096)
+    throw InvalidArgument("LOWBIT_TEST_COMPILE_THREADS",
+                          fmt::format("LOWBIT_TEST_COMPILE_THREADS={} is not allowed: it is how many threads one CUDA "
+                                      "test compiles on, an integer from 1 to 4096",
+                                      text));
+  return static_cast<unsigned>(count);
 }
 
 BackgroundCompiles::BackgroundCompiles(const std::vector<Program>& programs) : distinct_of_(programs.size()) {

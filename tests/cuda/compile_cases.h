@@ -36,8 +36,8 @@ struct Program {
   std::string arch;
 };
 
-// How many threads one test compiles on: LOWBIT_TEST_COMPILE_THREADS when set to a positive
-// count, else a thread per hardware thread. The machine-wide slots (compile_slots.h), not this,
+// How many threads one test compiles on: LOWBIT_TEST_COMPILE_THREADS (an integer from 1 to
+// 4096; another value is an InvalidArgument naming it), else a thread per hardware thread. The machine-wide slots (compile_slots.h), not this,
 // bound how many compiles run at once: a thread waiting for a slot only sleeps.
 unsigned compile_threads();
 

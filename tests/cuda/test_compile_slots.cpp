@@ -1,5 +1,5 @@
 // The tests' machine-wide cap on NVRTC compiles (compile_slots.h): never more holders than
-// slots, within a process and across processes, and a bad slot count refused. Needs no GPU
+// slots, within a process and across processes, and a bad slot or thread count refused. Needs no GPU
 // and no NVRTC: a slot is only a lock.
 #include <gtest/gtest.h>
 
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lowbit/errors.h"
+#include "tests/cuda/compile_cases.h"
 #include "tests/cuda/compile_slots.h"
 
 namespace lowbit::cuda {
@@ -107,6 +108,22 @@ TEST(CudaCompileSlots, BadCountIsRefusedNamingTheVariable) {
       EXPECT_NE(std::string(error.what()).find("an integer from 1 to 4096"), std::string::npos) << error.what();
     }
   }
+}
+
+TEST(CudaCompileSlots, BadThreadCountIsRefusedNamingTheVariable) {
+  for (const char* count : {"0", "-1", "four", "3 ", "9999"}) {
+    ::setenv("LOWBIT_TEST_COMPILE_THREADS", count, 1);
+    try {
+      testing::compile_threads();
+      ADD_FAILURE() << "LOWBIT_TEST_COMPILE_THREADS=" << count << " was taken";
+    } catch (const InvalidArgument& error) {
+      EXPECT_EQ(error.field(), "LOWBIT_TEST_COMPILE_THREADS");
+    }
+  }
+  ::setenv("LOWBIT_TEST_COMPILE_THREADS", "3", 1);
+  EXPECT_EQ(testing::compile_threads(), 3u);
+  ::unsetenv("LOWBIT_TEST_COMPILE_THREADS");
+  EXPECT_GE(testing::compile_threads(), 1u);
 }
 
 }  // namespace
