@@ -75,6 +75,14 @@ seed_test_costs() {
 keep_test_costs() {
   cp build-device/Testing/Temporary/CTestCostData.txt "$OUT/ctest_costs.txt" 2>/dev/null || true
 }
+# ctest's parallel level in every test mode: a test per hardware thread. What once oversubscribed
+# the cores at -j 8 were the CUDA tests' NVRTC compiles (a thread per core in each test); they
+# now take one of a machine-wide set of slots, a compile per hardware thread whichever test runs
+# it (tests/cuda/compile_slots.h, the slot files in the directory below), and a GPU check takes
+# milliseconds, so more tests at once only fill the cores that one test's serial checks and
+# another's waits for a slot leave idle.
+test_jobs=$jobs
+export LOWBIT_TEST_COMPILE_SLOT_DIR="$PWD/build-device/compile-slots"
 
 # Seconds left before LOWBIT_DEVICE_DEADLINE (seconds since this script started; default 570,
 # under the device tool's 600 s per call), capped at $1: each step below gets that as its
@@ -143,7 +151,7 @@ formats_part() {
 if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
   if [ "${LOWBIT_DEVICE_RELEASE_TESTS:-1}" != 0 ]; then
     seed_test_costs
-    (cd build-device && timeout "$(within 200)" ctest -j 12 --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
+    (cd build-device && timeout "$(within 200)" ctest -j "$test_jobs" --timeout 150 --output-on-failure) > "$OUT/ctest.log" 2>&1
     keep_test_costs
     grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run" "$OUT/ctest.log" | tail -20
   fi
@@ -192,7 +200,7 @@ if [ -n "${LOWBIT_DEVICE_TESTS:-}" ]; then
   seed_test_costs
   exclude=()
   [ -n "${LOWBIT_DEVICE_TESTS_EXCLUDE:-}" ] && exclude=(-E "$LOWBIT_DEVICE_TESTS_EXCLUDE")
-  (cd build-device && ctest -j 8 --output-on-failure -R "$LOWBIT_DEVICE_TESTS" "${exclude[@]}") > "$OUT/ctest.log" 2>&1
+  (cd build-device && ctest -j "$test_jobs" --output-on-failure -R "$LOWBIT_DEVICE_TESTS" "${exclude[@]}") > "$OUT/ctest.log" 2>&1
   status=$?
   keep_test_costs
   grep -E "tests passed|FAILED|Failed|Skipped|Not Run" "$OUT/ctest.log" | tail -30
@@ -225,7 +233,7 @@ parts=${LOWBIT_DEVICE_PARTS:-all}
 filter=()
 [ "$parts" != all ] && filter=(-R "Cuda")
 seed_test_costs
-(cd build-device && ctest -j 8 --output-on-failure "${filter[@]}") > "$OUT/ctest.log" 2>&1
+(cd build-device && ctest -j "$test_jobs" --output-on-failure "${filter[@]}") > "$OUT/ctest.log" 2>&1
 keep_test_costs
 grep -E "tests passed|FAILED|Failed|Skipped" "$OUT/ctest.log" | tail -12
 

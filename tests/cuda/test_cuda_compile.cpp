@@ -16,6 +16,7 @@
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/registry.h"
 #include "codegen/cuda/wgmma_generator.h"
+#include "tests/cuda/compile_cases.h"
 #include "lowbit/native_layout.h"
 #include "lowbit/errors.h"
 
@@ -32,6 +33,16 @@ bool looks_like_cubin(const std::vector<char>& cubin) {
   return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
 }
 
+// What the library's compile_candidates (registry.h) gives, each variant of desc emitted and
+// compiled for arch, but through the tests' compile slots (compile_cases.h): the library's
+// thread per core in each of several test processes at once would oversubscribe the cores.
+std::vector<CompiledCandidate> compile_variants(const OpDesc& desc, const std::vector<CudaVariant>& variants,
+                                                const std::string& arch) {
+  std::vector<testing::Program> programs;
+  for (const CudaVariant& variant : variants) programs.push_back({emit(desc, variant), variant_name(desc, variant, arch), arch});
+  return testing::compile_programs(programs);
+}
+
 TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   SKIP_WITHOUT_NVRTC();
   GemvGenerator generator;
@@ -42,11 +53,10 @@ TEST(CudaCompile, EveryGemvCandidateCompilesForEveryArch) {
   // (panels > 1) and the L2 prefetch are not candidates: CudaCompileBits compiles them for
   // every arch.
   ASSERT_EQ(variants.size(), 9u + 9u + 6u + 2u);
+  std::vector<testing::Program> programs;
   for (const CudaVariant& variant : variants)
-    for (const char* arch : arches) {
-      std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-      EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, arch);
-    }
+    for (const char* arch : arches) programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
+  EXPECT_EQ(testing::compile_failures(programs), "");
 }
 
 TEST(CudaCompile, EveryFormatCompilesForHopper) {
@@ -81,6 +91,8 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
   SKIP_WITHOUT_NVRTC();
   GemvGenerator generator;
   const int bits = GetParam();
+  // Every program listed first, then compiled several at once (compile_failures).
+  std::vector<testing::Program> programs;
   int compiled = 0;
   for (const char* eqscale : {"0", "1"})
     for (const char* rows : {"1", "8"}) {
@@ -94,9 +106,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
         if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
         for (const char* arch : arches) {
-          std::vector<char> cubin =
-              compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-          EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+          programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
           ++compiled;
         }
       }
@@ -110,8 +120,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     ASSERT_EQ(variant.family, CudaFamily::gemv_mma) << text;
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << text;
     for (const char* arch : arches) {
-      std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-      EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+      programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
       ++compiled;
     }
   }
@@ -121,9 +130,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     for (CudaFamily family : {CudaFamily::gemv, CudaFamily::gemv_mma})
       for (CudaVariant variant : {CudaVariant{family, 2, 2}, CudaVariant{family, 8, 8}}) {
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
-        std::vector<char> cubin =
-            compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a");
-        EXPECT_TRUE(looks_like_cubin(cubin)) << variant_name(desc, variant, "sm_90a");
+        programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a"});
         ++compiled;
       }
   }
@@ -140,8 +147,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       variant.split_k = split;
       ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << text << " " << variant_name(desc, variant, "sm_80");
       for (const char* arch : arches) {
-        std::vector<char> cubin = compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch);
-        EXPECT_TRUE(looks_like_cubin(cubin)) << text << " " << variant_name(desc, variant, arch);
+        programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
         ++compiled;
       }
     }
@@ -156,8 +162,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     variant.panels = 8;
     ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
     for (const char* arch : arches) {
-      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
-          << variant_name(desc, variant, arch);
+      programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
       ++compiled;
     }
   }
@@ -172,8 +177,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     variant.split_k = rows[1] == '6' ? 2 : 1;
     ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
     for (const char* arch : arches) {
-      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
-          << variant_name(desc, variant, arch);
+      programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
       ++compiled;
     }
   }
@@ -188,8 +192,7 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
       variant.panels = panels;
       ASSERT_TRUE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_80");
       for (const char* arch : arches) {
-        EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, arch), arch)))
-            << variant_name(desc, variant, arch);
+        programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, arch), arch});
         ++compiled;
       }
     }
@@ -203,9 +206,10 @@ TEST_P(CudaCompileBits, EveryFamilyAndEqScaleCompilesForEveryArch) {
     variant.bulk_copy = 1;
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     EXPECT_FALSE(generator.is_valid(desc, variant, 8).ok);
-    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "bulk", "sm_90a")));
+    programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a"});
     ++compiled;
   }
+  EXPECT_EQ(testing::compile_failures(programs), "");
   EXPECT_EQ(compiled, 2 * 2 * 2 * 3 + 2 * 3 + 2 * 2 * 2 + 2 * 3 + 2 * 3 + 2 * 3 + 2 * 3 + 1);
 }
 
@@ -236,9 +240,9 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     EXPECT_FALSE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_90a");
   }
-  // A thread per core (compile_candidates): one at a time this was the device call's longest
-  // test (312 s of NVRTC on a 16-core host, session 8).
-  const std::vector<CompiledCandidate> compiled = compile_candidates(desc, variants, "sm_90a");
+  // Several at once (compile_variants): one at a time this was the device call's longest test
+  // (312 s of NVRTC on a 16-core host, session 8).
+  const std::vector<CompiledCandidate> compiled = compile_variants(desc, variants, "sm_90a");
   ASSERT_EQ(compiled.size(), variants.size());
   for (std::size_t i = 0; i < variants.size(); ++i)
     EXPECT_TRUE(compiled[i].error.empty() && looks_like_cubin(compiled[i].cubin))
@@ -262,7 +266,7 @@ TEST(CudaCompile, EveryWgmmaWidthCandidateCompilesForHopper) {
     std::vector<CudaVariant> half;
     for (std::size_t i = 0; i < variants.size(); ++i)
       if ((i % 2 == 0) == first_half) half.push_back(variants[i]);
-    const std::vector<CompiledCandidate> compiled = compile_candidates(desc, half, "sm_90a");
+    const std::vector<CompiledCandidate> compiled = compile_variants(desc, half, "sm_90a");
     for (std::size_t i = 0; i < half.size(); ++i)
       EXPECT_TRUE(compiled[i].error.empty() && looks_like_cubin(compiled[i].cubin))
           << variant_name(desc, half[i], "sm_90a") << ": " << compiled[i].error;
@@ -289,7 +293,7 @@ TEST(CudaCompile, EveryMmaWidthCandidateCompilesForEveryArch) {
       for (const CudaVariant& variant : variants)
         if (generator.is_valid(desc, variant, major)) valid.push_back(variant);
       ASSERT_FALSE(valid.empty()) << format << " " << arch;
-      const std::vector<CompiledCandidate> compiled = compile_candidates(desc, valid, arch);
+      const std::vector<CompiledCandidate> compiled = compile_variants(desc, valid, arch);
       for (std::size_t i = 0; i < valid.size(); ++i)
         EXPECT_TRUE(compiled[i].error.empty() && looks_like_cubin(compiled[i].cubin))
             << variant_name(desc, valid[i], arch) << ": " << compiled[i].error;
@@ -493,14 +497,14 @@ TEST(CudaCompile, SuccessfulCompileLogShownOnlyWhenAskedFor) {
   const char* source = "extern \"C\" __global__ void warned(int* out) { int never_used; out[0] = 1; }";
   ::unsetenv("LOWBIT_QUIET");
   ::unsetenv("LOWBIT_CUDA_LOG");
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
-  const std::string silent = testing::internal::GetCapturedStderr();
+  const std::string silent = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(silent.find("NVRTC log"), std::string::npos) << silent;
   ::setenv("LOWBIT_CUDA_LOG", "1", 1);
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_TRUE(looks_like_cubin(compile_to_cubin(source, "warned", "sm_90a")));
-  const std::string shown = testing::internal::GetCapturedStderr();
+  const std::string shown = ::testing::internal::GetCapturedStderr();
   ::unsetenv("LOWBIT_CUDA_LOG");
   EXPECT_NE(shown.find("NVRTC log of warned for sm_90a"), std::string::npos) << shown;
   EXPECT_NE(shown.find("never_used"), std::string::npos) << "the warning itself is missing: " << shown;

@@ -11,6 +11,7 @@
 #include "codegen/cuda/cublaslt_api.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
+#include "tests/cuda/compile_cases.h"
 #include "tests/cuda/device_check.h"
 #include "codegen/cuda/device_buffer.h"
 #include "lowbit/errors.h"
@@ -144,13 +145,32 @@ TEST(DequantGemmCompile, EveryVariantAndFormatCompilesForEveryArch) {
 
 // One call on a random problem against the reference (device_check.h: outputs and workspace
 // poisoned); an empty string when it passes.
-std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
-  return testing::check_on_device(DequantGemmKernel(desc, variant), dequantized_weights_tolerance(desc));
+using testing::Case;
+
+// The kernel of cases[i], loaded from the cubin CompiledCases made for it (waiting for it when
+// its compile is still under way); refused with the reason when it did not compile.
+DequantGemmKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
+  CompiledCandidate candidate = compiled.get(i);
+  if (!candidate.error.empty()) throw Error(candidate.error);
+  return DequantGemmKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
+}
+
+// Each case once, in order (compiled ahead, several at once); empty when all pass, else the first
+// failure's reproducer.
+std::string check_on_device(const std::vector<Case>& cases) {
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string failure =
+        testing::check_on_device(load_case(cases, compiled, i), dequantized_weights_tolerance(cases[i].desc));
+    if (!failure.empty()) return failure;
+  }
+  return {};
 }
 
 TEST(CudaDequantGemm, OddShapesAgainstTheReference) {
   SKIP_WITHOUT_GPU_AND_CUBLASLT();
   DequantGemmGenerator generator;
+  std::vector<Case> cases;
   // N=1000: 62 panels and an 8-column tail; K=4160: 65 groups of 64, not a multiple of 128.
   // Every candidate at M=17; the heuristic at the other M (the reference at M=1000 costs seconds).
   for (const char* rows : {"1", "17", "256", "1000"}) {
@@ -158,16 +178,15 @@ TEST(CudaDequantGemm, OddShapesAgainstTheReference) {
         parse_descriptor(std::string("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0,m=") + rows);
     std::vector<CudaVariant> variants{heuristic_variant};
     if (desc.m == 17) variants = generator.candidates(desc);
-    for (const CudaVariant& variant : variants) {
-      std::string failure = check_on_device(desc, variant);
-      ASSERT_TRUE(failure.empty()) << failure;
-    }
+    for (const CudaVariant& variant : variants) cases.push_back({desc, variant});
   }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaDequantGemm, EveryFormatAndKTail) {
   SKIP_WITHOUT_GPU_AND_CUBLASLT();
-  int checked = 0;
+  std::vector<Case> cases;
   for (const char* bits : {"2", "3", "4", "8"})
     for (const char* types : {"act=bf16,out=bf16,bias=1", "act=fp16,out=fp16,bias=1", "act=bf16,out=fp32",
                               "act=fp16,out=fp32,eqscale=1"})
@@ -176,11 +195,11 @@ TEST(CudaDequantGemm, EveryFormatAndKTail) {
                                   "group=-1,k=4098,m=3"}) {
           const OpDesc desc = parse_descriptor(std::string("n=37,device=cuda:0,bits=") + bits + "," + types +
                                                ",zero=" + zero + "," + shape);
-          std::string failure = check_on_device(desc, heuristic_variant);
-          ASSERT_TRUE(failure.empty()) << failure;
-          ++checked;
+          cases.push_back({desc, heuristic_variant});
         }
-  EXPECT_EQ(checked, 4 * 4 * 3 * 4);
+  EXPECT_EQ(cases.size(), std::size_t{4 * 4 * 3 * 4});
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaDequantGemm, RunRefusesSmallWorkspaceAndMisalignment) {
@@ -214,17 +233,21 @@ TEST(CudaDequantGemm, RunRefusesSmallWorkspaceAndMisalignment) {
 TEST(CudaDequantGemm, ManyTilesPerBlock) {
   SKIP_WITHOUT_GPU_AND_CUBLASLT();
   DequantGemmGenerator generator;
+  std::vector<Case> cases;
   for (const char* bits : {"4", "3", "8"}) {
     const OpDesc desc = parse_descriptor(std::string("m=1,n=24008,k=4160,group=64,zero=int,act=bf16,device=cuda:0,bits=") +
                                          bits);
     std::vector<CudaVariant> variants{heuristic_variant};
     if (desc.bits == 4) variants = generator.candidates(desc);
-    for (const CudaVariant& variant : variants) {
-      const DequantGemmKernel kernel(desc, variant);
-      ASSERT_GT(DequantGemmGenerator::tiles(desc, variant), int64_t{variant.stages} * kernel.grid()) << kernel.name();
-      std::string failure = check_on_device(desc, variant);
-      ASSERT_TRUE(failure.empty()) << failure;
-    }
+    for (const CudaVariant& variant : variants) cases.push_back({desc, variant});
+  }
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const DequantGemmKernel kernel = load_case(cases, compiled, i);
+    const CudaVariant& variant = cases[i].variant;
+    ASSERT_GT(DequantGemmGenerator::tiles(cases[i].desc, variant), int64_t{variant.stages} * kernel.grid()) << kernel.name();
+    std::string failure = testing::check_on_device(kernel, dequantized_weights_tolerance(cases[i].desc));
+    ASSERT_TRUE(failure.empty()) << failure;
   }
 }
 

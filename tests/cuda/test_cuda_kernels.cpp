@@ -16,6 +16,7 @@
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/registry.h"
+#include "tests/cuda/compile_cases.h"
 #include "tests/cuda/device_check.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -33,8 +34,14 @@ namespace {
 // Runs the kernel once on a random problem, compares with the reference (device_check.h).
 std::string check_on_device(const Kernel& kernel) { return testing::check_on_device(kernel, tolerance(kernel.desc())); }
 
-std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
-  return check_on_device(CudaKernel(desc, variant));
+using testing::Case;
+
+// The kernel of cases[i], loaded from the cubin CompiledCases made for it (waiting for it when
+// its compile is still under way); refused with the reason when it did not compile.
+CudaKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
+  CompiledCandidate candidate = compiled.get(i);
+  if (!candidate.error.empty()) throw Error(candidate.error);
+  return CudaKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
 }
 
 // Runs the kernel twice on one random problem, the workspace poisoned differently each time
@@ -101,20 +108,22 @@ std::vector<OpDesc> gemv_mma_format_sweep(int bits, std::initializer_list<const 
 TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
+  std::vector<Case> cases;
   // 9 and 16: the tensor-core family's second n8 B operand (the CUDA-core family stops at 8).
   for (const char* rows : {"1", "2", "7", "8", "9", "16"}) {
     // N=1000: 62 panels and an 8-column tail; K=8256: 129 groups of 64, not a multiple of 64 steps.
     OpDesc desc = parse_descriptor(fmt::format(
         "n=1000,k=8256,bits={},group=64,zero=int,act=bf16,bias=1,device=cuda:0,m={}", GetParam(), rows));
-    // Compiled all at once (a thread per core), as the tuner does.
-    const std::vector<CudaVariant> variants = generator.candidates(desc);
-    const std::vector<CompiledCandidate> cubins = compile_candidates(desc, variants, device_info(0).arch());
-    for (std::size_t i = 0; i < variants.size(); ++i) {
-      ASSERT_TRUE(cubins[i].error.empty()) << variant_name(desc, variants[i], device_info(0).arch()) << ": "
-                                           << cubins[i].error;
-      std::string failure = check_on_device(CudaKernel(desc, variants[i], cubins[i].cubin));
-      ASSERT_TRUE(failure.empty()) << failure;
-    }
+    for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
+  }
+  // Compiled ahead of the checks, several at once, as the tuner does.
+  testing::CompiledCases cubins(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const CompiledCandidate compiled = cubins.get(i);
+    ASSERT_TRUE(compiled.error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
+                                        << ": " << compiled.error;
+    std::string failure = check_on_device(CudaKernel(cases[i].desc, cases[i].variant, compiled.cubin));
+    ASSERT_TRUE(failure.empty()) << failure;
   }
 }
 
@@ -126,7 +135,7 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
   GemvGenerator generator;
   const char* acts[] = {"bf16", "fp16", "fp32"};
   const char* outs[] = {"fp32", "bf16", "fp16"};
-  int checked = 0;
+  std::vector<Case> cases;
   int index = 0;
   for (const char* zero : {"none", "int", "float"})
     for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
@@ -142,11 +151,16 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
           variant.family = family;
           if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
           if (!generator.is_valid(desc, variant, 9)) continue;  // mma needs 16-bit activations
-          std::string failure = check_on_device(desc, variant);
-          ASSERT_TRUE(failure.empty()) << failure;
-          ++checked;
+          cases.push_back({desc, variant});
         }
       }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string failure = check_on_device(load_case(cases, compiled, i));
+    ASSERT_TRUE(failure.empty()) << failure;
+    ++checked;
+  }
   EXPECT_EQ(checked, 36 + 24);  // a third of the cases have fp32 activations: gemv only
 }
 
@@ -157,7 +171,7 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
   GemvGenerator generator;
   const char* acts[] = {"bf16", "fp16"};
   const char* outs[] = {"fp32", "bf16", "fp16"};
-  int checked = 0;
+  std::vector<Case> cases;
   int index = 0;
   for (const char* zero : {"none", "int", "float"})
     for (const char* shape : {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
@@ -169,10 +183,15 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
         CudaVariant variant = generator.heuristic(desc);
         variant.family = CudaFamily::gemv_mma;
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
-        std::string failure = check_on_device(desc, variant);
-        ASSERT_TRUE(failure.empty()) << failure;
-        ++checked;
+        cases.push_back({desc, variant});
       }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string failure = check_on_device(load_case(cases, compiled, i));
+    ASSERT_TRUE(failure.empty()) << failure;
+    ++checked;
+  }
   EXPECT_EQ(checked, 36);
 }
 
@@ -181,7 +200,7 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
 TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  int checked = 0;
+  std::vector<Case> cases;
   for (const char* act : {"bf16", "fp16"})
     for (int rows : {1, 5, 16}) {
       OpDesc desc = parse_descriptor(fmt::format("n=37,k=512,bits={},group=128,zero=int,bias=1,device=cuda:0,act={},m={}",
@@ -191,12 +210,17 @@ TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
         variant.family = family;
         if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
         if (!generator.is_valid(desc, variant, 9)) continue;  // the CUDA-core family serves up to 8 rows
-        const std::string failure =
-            testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), /*x_offset_bytes=*/2);
-        ASSERT_TRUE(failure.empty()) << failure;
-        ++checked;
+        cases.push_back({desc, variant});
       }
     }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const std::string failure =
+        testing::check_on_device(load_case(cases, compiled, i), tolerance(cases[i].desc), /*x_offset_bytes=*/2);
+    ASSERT_TRUE(failure.empty()) << failure;
+    ++checked;
+  }
   EXPECT_EQ(checked, 10);  // per act: gemv at rows 1 and 5, gemv_mma at rows 1, 5 and 16
 }
 
@@ -205,7 +229,7 @@ TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
 TEST_P(CudaKernelsBits, EqualizationScale) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
-  int checked = 0;
+  std::vector<Case> cases;
   for (const char* act : {"bf16", "fp16", "fp32"})
     for (const char* shape : {"group=128,k=4096", "group=-1,k=4099"})
       for (const char* rows : {"1", "8", "16"}) {
@@ -216,11 +240,16 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
           variant.family = family;
           if (family == CudaFamily::gemv) variant = CudaVariant{family, std::min(variant.warps, 8), variant.unroll};  // its most warps, no gemv_mma fields
           if (!generator.is_valid(desc, variant, 9)) continue;
-          std::string failure = check_on_device(desc, variant);
-          ASSERT_TRUE(failure.empty()) << failure;
-          ++checked;
+          cases.push_back({desc, variant});
         }
       }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string failure = check_on_device(load_case(cases, compiled, i));
+    ASSERT_TRUE(failure.empty()) << failure;
+    ++checked;
+  }
   EXPECT_EQ(checked, 20 + 4);  // m=16: the tensor-core family with bf16 and fp16 only
 }
 
@@ -234,7 +263,7 @@ TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
   const int format_k = gemv_mma_chunk_k(GetParam());
-  int checked = 0;
+  std::vector<Case> cases;
   for (const OpDesc& desc :
        gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
                                           "n=72,k=4096,group=128,eqscale=1"})) {
@@ -254,16 +283,21 @@ TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
           ASSERT_NE(validity.reason.find("fold runs"), std::string::npos) << to_string(desc) << ": " << validity.reason;
           continue;
         }
-        CudaKernel kernel(desc, variant);
-        std::string failure = check_on_device(kernel);
-        ASSERT_TRUE(failure.empty()) << failure;
-        if (split > 1) {
-          failure = check_run_twice_identical(kernel);
-          ASSERT_TRUE(failure.empty()) << failure;
-        }
-        ++checked;
+        cases.push_back({desc, variant});
       }
     }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CudaKernel kernel = load_case(cases, compiled, i);
+    std::string failure = check_on_device(kernel);
+    ASSERT_TRUE(failure.empty()) << failure;
+    if (cases[i].variant.split_k > 1) {
+      failure = check_run_twice_identical(kernel);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+    ++checked;
+  }
   EXPECT_EQ(checked, 3 * (6 + 6 + 4 + 6));  // k=384: 3 fold runs, splits 4 and 8 refused
 }
 
@@ -277,7 +311,7 @@ TEST_P(CudaKernelsBits, PanelWalks) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
   const int format_k = gemv_mma_chunk_k(GetParam());
-  int checked = 0;
+  std::vector<Case> cases;
   for (const OpDesc& desc :
        gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
                                           "n=72,k=4096,group=128,eqscale=1"})) {
@@ -289,12 +323,16 @@ TEST_P(CudaKernelsBits, PanelWalks) {
         variant.panels = panels;
         const Validity validity = generator.is_valid(desc, variant, 9);
         ASSERT_TRUE(validity) << to_string(desc) << ": " << validity.reason;
-        CudaKernel kernel(desc, variant);
-        const std::string failure = check_on_device(kernel);
-        ASSERT_TRUE(failure.empty()) << failure;
-        ++checked;
+        cases.push_back({desc, variant});
       }
     }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const std::string failure = check_on_device(load_case(cases, compiled, i));
+    ASSERT_TRUE(failure.empty()) << failure;
+    ++checked;
+  }
   EXPECT_EQ(checked, 4 * 3 * 3);
 }
 
@@ -303,8 +341,8 @@ TEST_P(CudaKernelsBits, PanelWalks) {
 // 3, 7 and 5 panels), K tails, whole-K groups, eqscale, every zero point, both activations,
 // every output dtype, bias, at M = 1, 7, 8, 9, 15 and 16; with wide chunks, one stage, 16
 // warps with the L2 prefetch of every panel's span, split-K (run twice: the same bits), a panel
-// walk of such sets, and resident x beside ring x (few rows). Compiled a desc at a time on every
-// core (as the tuner).
+// walk of such sets, and resident x beside ring x (few rows). Every case compiled ahead of the
+// checks (CompiledCases).
 TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
@@ -318,7 +356,7 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
                                                                     {16, 1, 0, 32, 1, 1, 1},
                                                                     {8, 2, 0, 64, 2, 1, 0},
                                                                     {4, 2, 0, 32, 1, 4, 0}};
-  int checked = 0;
+  std::vector<Case> cases;
   int index = 0;
   for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
                             "n=72,k=4096,group=128,eqscale=1"})
@@ -327,7 +365,6 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
                                                        GetParam(), shape, zeros[index % 3], acts[index % 2],
                                                        outs[(index / 2) % 3], rows));
       ++index;
-      std::vector<CudaVariant> variants;
       for (auto [warps, unroll, block_k, block_n, split, panels, prefetch] : fields) {
         CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
         variant.block_k = block_k;
@@ -337,22 +374,24 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
         variant.prefetch = prefetch;
         const Validity validity = generator.is_valid(desc, variant, 9);
         ASSERT_TRUE(validity) << to_string(desc) << ": " << validity.reason;
-        variants.push_back(variant);
-      }
-      const std::vector<CompiledCandidate> cubins = compile_candidates(desc, variants, device_info(0).arch());
-      for (std::size_t i = 0; i < variants.size(); ++i) {
-        ASSERT_TRUE(cubins[i].error.empty()) << variant_name(desc, variants[i], device_info(0).arch()) << ": "
-                                             << cubins[i].error;
-        CudaKernel kernel(desc, variants[i], cubins[i].cubin);
-        std::string failure = check_on_device(kernel);
-        ASSERT_TRUE(failure.empty()) << failure;
-        if (variants[i].split_k > 1) {
-          failure = check_run_twice_identical(kernel);
-          ASSERT_TRUE(failure.empty()) << failure;
-        }
-        ++checked;
+        cases.push_back({desc, variant});
       }
     }
+  testing::CompiledCases cubins(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const CompiledCandidate compiled = cubins.get(i);
+    ASSERT_TRUE(compiled.error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
+                                        << ": " << compiled.error;
+    CudaKernel kernel(cases[i].desc, cases[i].variant, compiled.cubin);
+    std::string failure = check_on_device(kernel);
+    ASSERT_TRUE(failure.empty()) << failure;
+    if (cases[i].variant.split_k > 1) {
+      failure = check_run_twice_identical(kernel);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+    ++checked;
+  }
   EXPECT_EQ(checked, 4 * 6 * 5);
 }
 
@@ -364,7 +403,7 @@ TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
   GemvGenerator generator;
   const int format_k = gemv_mma_chunk_k(GetParam());
   const int arch_major = device_info(0).major;
-  int checked = 0;
+  std::vector<Case> cases;
   for (const OpDesc& desc :
        gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=1000,k=384,group=128",
                                           "n=72,k=4096,group=128,eqscale=1"})) {
@@ -380,11 +419,16 @@ TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
         if (bulk == 1 && arch_major < 9) continue;  // bulk copies need sm_90
         const Validity validity = generator.is_valid(desc, variant, arch_major);
         ASSERT_TRUE(validity) << to_string(desc) << ": " << validity.reason;
-        const std::string failure = check_on_device(desc, variant);
-        ASSERT_TRUE(failure.empty()) << failure;
-        ++checked;
+        cases.push_back({desc, variant});
       }
     }
+  testing::CompiledCases compiled(cases);
+  int checked = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const std::string failure = check_on_device(load_case(cases, compiled, i));
+    ASSERT_TRUE(failure.empty()) << failure;
+    ++checked;
+  }
   EXPECT_EQ(checked, 4 * 3 * (arch_major >= 9 ? 4 : 3));
 }
 
@@ -399,8 +443,7 @@ TEST_P(CudaKernelsBits, ResidentXAndRingXAgree) {
   const int format_k = gemv_mma_chunk_k(GetParam());
   const char* acts[] = {"bf16", "fp16"};
   const char* zeros[] = {"none", "int", "float"};
-  int resident = 0;
-  int ring = 0;
+  std::vector<Case> cases;
   int index = 0;
   for (const char* shape : {"n=1000,k=8256,group=64", "n=37,k=4097,group=-1", "n=100,k=384,group=128",
                             "n=72,k=4096,group=128,eqscale=1", "n=37,k=14336,group=128"})
@@ -415,14 +458,22 @@ TEST_P(CudaKernelsBits, ResidentXAndRingXAgree) {
         variant.block_k = block_k;
         variant.split_k = split;
         if (!generator.is_valid(desc, variant, 9)) continue;  // splits beyond the fold runs
-        const bool x_resident = GemvGenerator::x_resident(desc, variant);
-        (x_resident ? resident : ring) += 1;
-        for (std::size_t offset : {std::size_t{0}, std::size_t{2}}) {
-          const std::string failure = testing::check_on_device(CudaKernel(desc, variant), tolerance(desc), offset);
-          ASSERT_TRUE(failure.empty()) << (x_resident ? "resident x: " : "ring x: ") << failure;
-        }
+        cases.push_back({desc, variant});
       }
     }
+  // One kernel a case, run at both offsets of x (only a run-time argument).
+  testing::CompiledCases compiled(cases);
+  int resident = 0;
+  int ring = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const bool x_resident = GemvGenerator::x_resident(cases[i].desc, cases[i].variant);
+    (x_resident ? resident : ring) += 1;
+    const CudaKernel kernel = load_case(cases, compiled, i);
+    for (std::size_t offset : {std::size_t{0}, std::size_t{2}}) {
+      const std::string failure = testing::check_on_device(kernel, tolerance(cases[i].desc), offset);
+      ASSERT_TRUE(failure.empty()) << (x_resident ? "resident x: " : "ring x: ") << failure;
+    }
+  }
   EXPECT_GE(resident, 20);
   EXPECT_GE(ring, 4);
 }

@@ -15,6 +15,7 @@
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/registry.h"
+#include "tests/cuda/compile_cases.h"
 #include "tests/cuda/device_check.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
@@ -223,19 +224,40 @@ std::string check_on_device(const OpDesc& desc, const CudaVariant& variant) {
   return testing::check_on_device(CudaKernel(desc, variant), tolerance(desc));
 }
 
+using testing::Case;
+
+// The kernel of cases[i], loaded from the cubin CompiledCases made for it (waiting for it when
+// its compile is still under way); refused with the reason when it did not compile.
+CudaKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
+  CompiledCandidate candidate = compiled.get(i);
+  if (!candidate.error.empty()) throw Error(candidate.error);
+  return CudaKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
+}
+
+// Each case once, in order, against the reference at its descriptor's bound; every case compiled
+// ahead of the checks (CompiledCases). Empty when all pass, else the first failure's reproducer.
+std::string check_on_device(const std::vector<Case>& cases) {
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string failure = testing::check_on_device(load_case(cases, compiled, i), tolerance(cases[i].desc));
+    if (!failure.empty()) return failure;
+  }
+  return {};
+}
+
 // Every candidate at each M: N=1000 (a 104-column tail after 7 blocks of 128, an 8-column
 // tail in the last panel), K=4160 (65 groups of 64; 32.5 stages of 128, 65 of 64).
 void check_every_candidate(std::initializer_list<int> rows) {
   MmaGenerator generator;
+  std::vector<Case> cases;
   for (int m : rows) {
     OpDesc desc = descriptor("n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
     const std::vector<CudaVariant> variants = generator.candidates(desc);
     ASSERT_FALSE(variants.empty()) << m;
-    for (const CudaVariant& variant : variants) {
-      std::string failure = check_on_device(desc, variant);
-      ASSERT_TRUE(failure.empty()) << failure;
-    }
+    for (const CudaVariant& variant : variants) cases.push_back({desc, variant});
   }
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaMma, EveryCandidateAtSmallM) {
@@ -257,7 +279,7 @@ TEST(CudaMma, EveryCandidateAtLargeM) {
 // activation dtype, each with a different candidate in turn, at a few M.
 void check_every_format(const char* act) {
   MmaGenerator generator;
-  int checked = 0;
+  std::vector<Case> cases;
   int turn = 0;
   for (const char* out : {"fp32", "bf16", "fp16"})
     for (const char* zero : {"none", "int", "float"})
@@ -267,13 +289,12 @@ void check_every_format(const char* act) {
         OpDesc desc = descriptor(std::string("n=37,bits=4,bias=1,") + shape + ",zero=" + zero + ",act=" + act +
                                  ",out=" + out + ",m=" + rows);
         const std::vector<CudaVariant> variants = generator.candidates(desc);
-        const CudaVariant variant = variants[turn % variants.size()];
+        cases.push_back({desc, variants[turn % variants.size()]});
         ++turn;
-        std::string failure = check_on_device(desc, variant);
-        ASSERT_TRUE(failure.empty()) << failure;
-        ++checked;
       }
-  EXPECT_EQ(checked, 63);
+  EXPECT_EQ(cases.size(), 63u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaMma, EveryFormatBf16) {
@@ -292,19 +313,26 @@ TEST(CudaMma, EveryFormatFp16) {
 TEST(CudaMma, AnyMKernelServesEveryRowCount) {
   SKIP_WITHOUT_GPU();
   MmaGenerator generator;
+  // Per format: every candidate, then the heuristic (at every row count).
+  std::vector<Case> cases;
+  std::vector<bool> is_heuristic;
   for (const char* format : {"act=bf16,out=bf16,zero=int,group=64,k=4160,bias=1",
                              "act=fp16,out=fp32,zero=float,group=-1,k=4099,bias=0"}) {
     const OpDesc any = descriptor(std::string("m=0,n=1000,bits=4,") + format);
     for (const CudaVariant& variant : generator.candidates(any)) {
-      const CudaKernel kernel(any, variant);
-      for (int64_t rows : {1, 33}) {
-        std::string failure = testing::check_on_device(kernel, tolerance(any), 0, rows);
-        ASSERT_TRUE(failure.empty()) << failure;
-      }
+      cases.push_back({any, variant});
+      is_heuristic.push_back(false);
     }
-    const CudaKernel kernel(any, generator.heuristic(any));
-    for (int64_t rows : {1, 2, 7, 15, 16, 17, 31, 64, 100, 257, 513, 1030}) {
-      std::string failure = testing::check_on_device(kernel, tolerance(any), 0, rows);
+    cases.push_back({any, generator.heuristic(any)});
+    is_heuristic.push_back(true);
+  }
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const CudaKernel kernel = load_case(cases, compiled, i);
+    const std::vector<int64_t> every_rows = is_heuristic[i] ? std::vector<int64_t>{1, 2, 7, 15, 16, 17, 31, 64, 100, 257, 513, 1030}
+                                                      : std::vector<int64_t>{1, 33};
+    for (int64_t rows : every_rows) {
+      std::string failure = testing::check_on_device(kernel, tolerance(cases[i].desc), 0, rows);
       ASSERT_TRUE(failure.empty()) << failure;
     }
   }
@@ -326,7 +354,7 @@ TEST(CudaMma, NoBiasAndOddN) {
 // a multiple of 16), the output dtype and the candidate taking turns.
 void check_every_width(const char* act) {
   MmaGenerator generator;
-  int checked = 0;
+  std::vector<Case> cases;
   int turn = 0;
   const char* shapes[] = {"group=32,k=96", "group=128,k=384", "group=256,k=512", "group=-1,k=131",
                           "group=-1,k=130", "group=64,k=4160", "group=-1,k=4097"};
@@ -340,13 +368,12 @@ void check_every_width(const char* act) {
                                                    rows[turn % 10]));
         const std::vector<CudaVariant> variants = generator.candidates(desc);
         ASSERT_FALSE(variants.empty()) << to_string(desc);
-        const CudaVariant variant = variants[turn % variants.size()];
+        cases.push_back({desc, variants[turn % variants.size()]});
         ++turn;
-        std::string failure = check_on_device(desc, variant);
-        ASSERT_TRUE(failure.empty()) << failure;
-        ++checked;
       }
-  EXPECT_EQ(checked, 18);
+  EXPECT_EQ(cases.size(), 18u);
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 TEST(CudaMma, EveryWidthBf16) {
@@ -365,6 +392,7 @@ TEST(CudaMma, EveryWidthFp16) {
 TEST(CudaMma, EveryWidthEveryCandidate) {
   SKIP_WITHOUT_GPU();
   MmaGenerator generator;
+  std::vector<Case> cases;
   int turn = 0;
   for (const char* format : {"bits=2,act=bf16,zero=int", "bits=3,act=fp16,zero=float", "bits=8,act=bf16,zero=none",
                              "bits=8,act=fp16,zero=int"}) {
@@ -372,12 +400,16 @@ TEST(CudaMma, EveryWidthEveryCandidate) {
     for (const CudaVariant& variant : generator.candidates(any)) {
       OpDesc desc = any;
       desc.eqscale = turn++ % 2 == 1;
-      const CudaKernel kernel(desc, variant);
-      for (int64_t rows : {int64_t{1}, int64_t{variant.block_m} - 1, int64_t{variant.block_m}, int64_t{variant.block_m} + 1,
-                           int64_t{300}}) {
-        std::string failure = testing::check_on_device(kernel, tolerance(desc), 0, rows);
-        ASSERT_TRUE(failure.empty()) << failure;
-      }
+      cases.push_back({desc, variant});
+    }
+  }
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const CudaKernel kernel = load_case(cases, compiled, i);
+    const int64_t block_m = cases[i].variant.block_m;
+    for (int64_t rows : {int64_t{1}, block_m - 1, block_m, block_m + 1, int64_t{300}}) {
+      std::string failure = testing::check_on_device(kernel, tolerance(cases[i].desc), 0, rows);
+      ASSERT_TRUE(failure.empty()) << failure;
     }
   }
 }
@@ -386,14 +418,19 @@ TEST(CudaMma, EveryWidthEveryCandidate) {
 // family's 512 too), against the reference.
 TEST(CudaMma, AnyMServesEveryWidthAndEqscale) {
   SKIP_WITHOUT_GPU();
+  std::vector<Case> cases;
   for (const char* format : {"bits=2,act=fp16,zero=none,group=128,k=384,eqscale=1", "bits=3,act=bf16,zero=int,group=-1,k=4097",
                              "bits=8,act=bf16,zero=float,group=32,k=4096,eqscale=1",
                              "bits=8,act=fp16,zero=none,group=-1,k=131", "bits=4,act=bf16,zero=int,group=64,k=4160,eqscale=1",
                              "bits=3,act=fp16,zero=float,group=256,k=512,eqscale=1"}) {
     const OpDesc any = descriptor(std::string("m=0,n=1000,out=fp32,bias=1,") + format);
-    const CudaKernel kernel(any, cuda::heuristic(any, device_info(0).major));
+    cases.push_back({any, cuda::heuristic(any, device_info(0).major)});
+  }
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const CudaKernel kernel = load_case(cases, compiled, i);
     for (int64_t rows : {1, 2, 15, 16, 17, 31, 64, 65, 129, 300, 513, 1030}) {
-      std::string failure = testing::check_on_device(kernel, tolerance(any), 0, rows);
+      std::string failure = testing::check_on_device(kernel, tolerance(cases[i].desc), 0, rows);
       ASSERT_TRUE(failure.empty()) << failure;
     }
   }

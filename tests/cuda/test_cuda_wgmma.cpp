@@ -21,9 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "codegen/cuda/cuda_api.h"
@@ -33,6 +31,7 @@
 #include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/tolerance.h"
+#include "tests/cuda/compile_cases.h"
 #include "tests/cuda/device_check.h"
 
 namespace lowbit::cuda {
@@ -519,12 +518,12 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
   variants.push_back(stream_k_variant(128, 128, 64, 6, 7, 1));
   variants.push_back(hybrid_variant(128, 256, 64, 5, 7, 3, 1));
+  std::vector<testing::Program> programs;  // compiled several at once (compile_failures)
   for (const CudaVariant& variant : variants) {
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
-    EXPECT_TRUE(looks_like_cubin(
-        compile_to_cubin(generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a")))
-        << variant_name(desc, variant, "sm_90a");
+    programs.push_back({generator.emit(desc, variant), variant_name(desc, variant, "sm_90a"), "sm_90a"});
   }
+  EXPECT_EQ(testing::compile_failures(programs), "");
 }
 
 // producer = 1: a copy warpgroup after the consumers (threads + 128), two mbarriers per slot in
@@ -800,38 +799,18 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
   EXPECT_NE(heuristic(scaled, 9).family, CudaFamily::wgmma);
 }
 
-// One kernel to check: a descriptor (M, the format) and a variant.
-struct Case {
-  OpDesc desc;
-  CudaVariant variant;
-};
+using testing::Case;
 
-// Compiles every case in parallel (NVRTC takes about half a second a program, a thread per
-// core), then runs each once on a random problem with poisoned, guarded outputs and compares
-// with the reference (device_check.h) at the family's bound. Empty when all pass, else the
-// first failure's reproducer.
+// Compiles the cases ahead of the checks (CompiledCases: each distinct source once, several at
+// once, in case order), and runs each once on a random problem with poisoned, guarded outputs and
+// compares with the reference (device_check.h) at the family's bound. Empty when all pass, else
+// the first failure's reproducer.
 std::string check_on_device(const std::vector<Case>& cases) {
-  const std::string arch = device_info(0).arch();
-  std::vector<std::vector<char>> cubins(cases.size());
-  std::vector<std::string> errors(cases.size());
-  std::atomic<std::size_t> next{0};
-  {
-    std::vector<std::jthread> workers;
-    for (unsigned worker = 0; worker < std::max(1u, std::thread::hardware_concurrency()); ++worker)
-      workers.emplace_back([&] {
-        for (std::size_t i = next++; i < cases.size(); i = next++) {
-          try {
-            const std::string name = variant_name(cases[i].desc, cases[i].variant, arch);
-            cubins[i] = compile_to_cubin(WgmmaGenerator().emit(cases[i].desc, cases[i].variant), name, arch);
-          } catch (const std::exception& error) {
-            errors[i] = error.what();
-          }
-        }
-      });
-  }
+  testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    if (!errors[i].empty()) return errors[i];
-    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(cubins[i]));
+    CompiledCandidate candidate = compiled.get(i);
+    if (!candidate.error.empty()) return candidate.error;
+    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
     std::string failure = testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant));
     if (!failure.empty()) return failure;
   }
