@@ -89,8 +89,11 @@ class WgmmaGenerator {
   // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma at 2 and 8 bits
   // too (measured at 4 bits: 39.2 against 47.5 us bf16, 37.3 against 47.2 fp16, same calls;
   // 2 and 8 bits followed that; on 2026-11-23 gemv_mma's best panel sets beat it there, 32.1
-  // against 34.0 us at 2 bits and 50.1 against 57.2 at 8, but gemv's heuristic choice for those
-  // bits, w4u2_n64, was not timed apart, so the rule stays until it is). Not at 4 bits since
+  // against 34.0 us at 2 bits and 50.1 against 57.2 at 8 (bf16), but what the registry would take
+  // instead is gemv's heuristic choice, w4u2_n64, timed beside it later that day (session 12,
+  // bench/shapes/wide_n_sixteen_rows.txt): 32.5 against 33.8 us at 2 bits bf16, but 63.3 against
+  // 57.0 at 8 bits bf16, 32.5 against 29.9 at 2 bits fp16 and 47.7 against 47.2 at 8 bits fp16, so
+  // the rule stays: it wins or ties on three of the four). Not at 4 bits since
   // gemv_mma's warps cover 4 panels (block_n 64, GemvGenerator::heuristic): 30.1 us (rotate run
   // mean) against wgmma's 33.6 (session 9, `read`); on N = 4096 and below 16 rows gemv_mma
   // stays (faster there, or not measured).
