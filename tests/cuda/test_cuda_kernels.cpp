@@ -44,6 +44,19 @@ CudaKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& com
   return CudaKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
 }
 
+// Checks every case in order, each loaded as its compile lands (CompiledCases compiles them in
+// the background): the first failure's reproducer, or empty; `checked` counts the cases that
+// passed.
+std::string check_every_case(const std::vector<Case>& cases, int& checked) {
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string failure = check_on_device(load_case(cases, compiled, i));
+    if (!failure.empty()) return failure;
+    ++checked;
+  }
+  return {};
+}
+
 // Runs the kernel twice on one random problem, the workspace poisoned differently each time
 // (0xff, then 0x00); empty when both runs wrote the same bytes (a split sums its parts in a
 // fixed order, so no run-to-run drift), else the case and the first differing byte.
@@ -154,13 +167,9 @@ TEST_P(CudaKernelsBits, EveryFormatAndKTail) {
           cases.push_back({desc, variant});
         }
       }
-  testing::CompiledCases compiled(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    std::string failure = check_on_device(load_case(cases, compiled, i));
-    ASSERT_TRUE(failure.empty()) << failure;
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 36 + 24);  // a third of the cases have fp32 activations: gemv only
 }
 
@@ -185,13 +194,9 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
         ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << to_string(desc);
         cases.push_back({desc, variant});
       }
-  testing::CompiledCases compiled(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    std::string failure = check_on_device(load_case(cases, compiled, i));
-    ASSERT_TRUE(failure.empty()) << failure;
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 36);
 }
 
@@ -243,13 +248,9 @@ TEST_P(CudaKernelsBits, EqualizationScale) {
           cases.push_back({desc, variant});
         }
       }
-  testing::CompiledCases compiled(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    std::string failure = check_on_device(load_case(cases, compiled, i));
-    ASSERT_TRUE(failure.empty()) << failure;
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 20 + 4);  // m=16: the tensor-core family with bf16 and fp16 only
 }
 
@@ -326,13 +327,9 @@ TEST_P(CudaKernelsBits, PanelWalks) {
         cases.push_back({desc, variant});
       }
     }
-  testing::CompiledCases compiled(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    const std::string failure = check_on_device(load_case(cases, compiled, i));
-    ASSERT_TRUE(failure.empty()) << failure;
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 4 * 3 * 3);
 }
 
@@ -422,13 +419,9 @@ TEST_P(CudaKernelsBits, PrefetchMatchesTheReference) {
         cases.push_back({desc, variant});
       }
     }
-  testing::CompiledCases compiled(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    const std::string failure = check_on_device(load_case(cases, compiled, i));
-    ASSERT_TRUE(failure.empty()) << failure;
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 4 * 3 * (arch_major >= 9 ? 4 : 3));
 }
 
