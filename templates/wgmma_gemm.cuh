@@ -431,7 +431,7 @@ struct ClusterSplitWork : TiledWork<Tile> {
   // Consumer threads only, every wgmma retired and (PRODUCER = 0) every copy landed.
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     // (Not aligned_ring(shared_raw), the same address: ptxas then schedules the cluster split's
-    // code differently, and that cubin has not run on the GPU.)
+    // code differently, 6528 bytes of its cubin, a change for a session with GPU time to check.)
     const u32 raw_address = static_cast<u32>(__cvta_generic_to_shared(shared_raw));
     float4* ring = reinterpret_cast<float4*>(shared_raw + ((1024u - (raw_address & 1023u)) & 1023u));
     float4* mine = ring + threadIdx.x;

@@ -730,6 +730,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
+      "{planned_runs_check}"
       "{entry_source}"
       "{reduce_entry}",
       fmt::arg("body", body), fmt::arg("descriptor", to_string(desc)), fmt::arg("problem", problem_constants(desc)),
@@ -750,6 +751,13 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                                                  : "  static __device__ __forceinline__ long long planned_begin(int "
                                                    "block) { return lowbit_stream_k_runs[block]; }\n")),
       fmt::arg("planned_runs", variant.stream_k_plan == 0 ? std::string() : planned_runs_source(desc, variant)),
+      // The table holds a beginning per sharing block and the end, as the template counts them.
+      fmt::arg("planned_runs_check",
+               variant.stream_k_plan == 0
+                   ? std::string()
+                   : std::string("static_assert(sizeof(lowbit_stream_k_runs) / sizeof(long long) == "
+                                 "lowbit_gemv::StreamKSchedule<LowbitConfig>::SHARING_BLOCKS + 1, "
+                                 "\"generator and template agree on the sharing blocks\");\n")),
       fmt::arg("entry_source", variant.stream_k == 0 ? tiled_entry_source(variant) : stream_k_entry_source(variant)));
 }
 

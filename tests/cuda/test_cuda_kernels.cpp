@@ -40,21 +40,9 @@ using testing::Case;
 // its compile is still under way); refused with the reason when it did not compile.
 CudaKernel load_case(const std::vector<Case>& cases, testing::CompiledCases& compiled, std::size_t i) {
   CompiledCandidate candidate = compiled.get(i);
-  if (!candidate.error.empty()) throw Error(candidate.error);
+  if (!candidate.error.empty())
+    throw Error(variant_name(cases[i].desc, cases[i].variant, device_info(0).arch()) + ": " + candidate.error);
   return CudaKernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
-}
-
-// Checks every case in order, each loaded as its compile lands (CompiledCases compiles them in
-// the background): the first failure's reproducer, or empty; `checked` counts the cases that
-// passed.
-std::string check_every_case(const std::vector<Case>& cases, int& checked) {
-  testing::CompiledCases compiled(cases);
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    std::string failure = check_on_device(load_case(cases, compiled, i));
-    if (!failure.empty()) return failure;
-    ++checked;
-  }
-  return {};
 }
 
 // Runs the kernel twice on one random problem, the workspace poisoned differently each time
@@ -90,6 +78,22 @@ std::string check_run_twice_identical(const Kernel& kernel) {
   }
   for (std::size_t i = 0; i < out_bytes; ++i)
     if (runs[0][i] != runs[1][i]) return fmt::format("case: {}: byte {} differs between two runs", case_name, i);
+  return {};
+}
+
+// Checks every case in order, each loaded as its compile lands (CompiledCases compiles them in
+// the background), and with split_runs_identical a split case (split_k > 1) also run twice over
+// differently poisoned workspaces: the first failure's reproducer, or empty; `checked` counts the
+// cases that passed.
+std::string check_every_case(const std::vector<Case>& cases, int& checked, bool split_runs_identical = false) {
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const CudaKernel kernel = load_case(cases, compiled, i);
+    std::string failure = check_on_device(kernel);
+    if (failure.empty() && split_runs_identical && cases[i].variant.split_k > 1) failure = check_run_twice_identical(kernel);
+    if (!failure.empty()) return failure;
+    ++checked;
+  }
   return {};
 }
 
@@ -130,14 +134,9 @@ TEST_P(CudaKernelsBits, EveryGemvCandidateAtOddShapes) {
     for (const CudaVariant& variant : generator.candidates(desc)) cases.push_back({desc, variant});
   }
   // Compiled ahead of the checks, several at once, as the tuner does.
-  testing::CompiledCases cubins(cases);
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    const CompiledCandidate compiled = cubins.get(i);
-    ASSERT_TRUE(compiled.error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
-                                        << ": " << compiled.error;
-    std::string failure = check_on_device(CudaKernel(cases[i].desc, cases[i].variant, compiled.cubin));
-    ASSERT_TRUE(failure.empty()) << failure;
-  }
+  int checked = 0;
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 // Every zero point x group shape (K tails with group=-1) x M in {1, 3} x family, each with
@@ -287,18 +286,9 @@ TEST_P(CudaKernelsBits, WideChunksSplitKAndBulkCopies) {
         cases.push_back({desc, variant});
       }
     }
-  testing::CompiledCases compiled(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    CudaKernel kernel = load_case(cases, compiled, i);
-    std::string failure = check_on_device(kernel);
-    ASSERT_TRUE(failure.empty()) << failure;
-    if (cases[i].variant.split_k > 1) {
-      failure = check_run_twice_identical(kernel);
-      ASSERT_TRUE(failure.empty()) << failure;
-    }
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked, /*split_runs_identical=*/true);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 3 * (6 + 6 + 4 + 6));  // k=384: 3 fold runs, splits 4 and 8 refused
 }
 
@@ -374,21 +364,9 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
         cases.push_back({desc, variant});
       }
     }
-  testing::CompiledCases cubins(cases);
   int checked = 0;
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    const CompiledCandidate compiled = cubins.get(i);
-    ASSERT_TRUE(compiled.error.empty()) << variant_name(cases[i].desc, cases[i].variant, device_info(0).arch())
-                                        << ": " << compiled.error;
-    CudaKernel kernel(cases[i].desc, cases[i].variant, compiled.cubin);
-    std::string failure = check_on_device(kernel);
-    ASSERT_TRUE(failure.empty()) << failure;
-    if (cases[i].variant.split_k > 1) {
-      failure = check_run_twice_identical(kernel);
-      ASSERT_TRUE(failure.empty()) << failure;
-    }
-    ++checked;
-  }
+  const std::string failure = check_every_case(cases, checked, /*split_runs_identical=*/true);
+  ASSERT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(checked, 4 * 6 * 5);
 }
 
