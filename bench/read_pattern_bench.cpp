@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda_module.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/device_buffer.h"
 #include "codegen/cuda/gemv_generator.h"
@@ -44,6 +45,9 @@ namespace {
 using lowbit::cuda::check;
 using lowbit::cuda::driver;
 using lowbit::cuda::DeviceBuffer;
+using lowbit::bench::Events;
+using lowbit::bench::launch;
+using lowbit::bench::Module;
 
 constexpr std::size_t flush_bytes = std::size_t{512} << 20;
 
@@ -213,58 +217,6 @@ std::string pattern_constants(const lowbit::OpDesc& desc, const Pattern& pattern
       groups, desc.zero == lowbit::ZeroPoint::none ? 0 : 1, pattern.variant.warps, pattern.variant.unroll,
       pattern.chunk_bytes);
 }
-
-class Module {
- public:
-  explicit Module(const std::vector<char>& cubin) { check(driver().cuModuleLoadData(&module_, cubin.data()), "cuModuleLoadData"); }
-  ~Module() { driver().cuModuleUnload(module_); }
-  Module(const Module&) = delete;
-  Module& operator=(const Module&) = delete;
-  CUfunction function(const char* name) const {
-    CUfunction function = nullptr;
-    check(driver().cuModuleGetFunction(&function, module_, name), name);
-    return function;
-  }
-
- private:
-  CUmodule module_ = nullptr;
-};
-
-void launch(CUfunction function, unsigned grid, unsigned threads, unsigned shared, std::vector<void*> args) {
-  if (shared > 48 * 1024)
-    check(driver().cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(shared)),
-          "cuFuncSetAttribute");
-  check(driver().cuLaunchKernel(function, grid, 1, 1, threads, 1, 1, shared, nullptr, args.data(), nullptr),
-        "cuLaunchKernel");
-}
-
-class Events {
- public:
-  Events() {
-    check(driver().cuEventCreate(&start_, CU_EVENT_DEFAULT), "cuEventCreate");
-    check(driver().cuEventCreate(&stop_, CU_EVENT_DEFAULT), "cuEventCreate");
-  }
-  ~Events() {
-    driver().cuEventDestroy(start_);
-    driver().cuEventDestroy(stop_);
-  }
-  Events(const Events&) = delete;
-  Events& operator=(const Events&) = delete;
-  // Microseconds of body() between two events on the default stream.
-  double time(const std::function<void()>& body) {
-    check(driver().cuEventRecord(start_, nullptr), "cuEventRecord");
-    body();
-    check(driver().cuEventRecord(stop_, nullptr), "cuEventRecord");
-    check(driver().cuEventSynchronize(stop_), "cuEventSynchronize");
-    float milliseconds = 0;
-    check(driver().cuEventElapsedTime(&milliseconds, start_, stop_), "cuEventElapsedTime");
-    return milliseconds * 1e3;
-  }
-
- private:
-  CUevent start_ = nullptr;
-  CUevent stop_ = nullptr;
-};
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());

@@ -1,0 +1,70 @@
+// Small driver-API helpers of the CUDA bench tools that compile their own kernels with NVRTC
+// (lowbit_read_pattern_bench, lowbit_deposit_bench): a loaded module, a launch, event timing.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "codegen/cuda/cuda_api.h"
+
+namespace lowbit::bench {
+
+// A cubin loaded with cuModuleLoadData, unloaded on destruction.
+class Module {
+ public:
+  explicit Module(const std::vector<char>& cubin) {
+    cuda::check(cuda::driver().cuModuleLoadData(&module_, cubin.data()), "cuModuleLoadData");
+  }
+  ~Module() { cuda::driver().cuModuleUnload(module_); }
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  CUfunction function(const char* name) const {
+    CUfunction function = nullptr;
+    cuda::check(cuda::driver().cuModuleGetFunction(&function, module_, name), name);
+    return function;
+  }
+
+ private:
+  CUmodule module_ = nullptr;
+};
+
+// A 1-D launch on the default stream; opts into more than 48 KiB of dynamic shared memory.
+inline void launch(CUfunction function, unsigned grid, unsigned threads, unsigned shared, std::vector<void*> args) {
+  if (shared > 48 * 1024)
+    cuda::check(cuda::driver().cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                  static_cast<int>(shared)),
+                "cuFuncSetAttribute");
+  cuda::check(cuda::driver().cuLaunchKernel(function, grid, 1, 1, threads, 1, 1, shared, nullptr, args.data(), nullptr),
+              "cuLaunchKernel");
+}
+
+// Two events on the default stream.
+class Events {
+ public:
+  Events() {
+    cuda::check(cuda::driver().cuEventCreate(&start_, CU_EVENT_DEFAULT), "cuEventCreate");
+    cuda::check(cuda::driver().cuEventCreate(&stop_, CU_EVENT_DEFAULT), "cuEventCreate");
+  }
+  ~Events() {
+    cuda::driver().cuEventDestroy(start_);
+    cuda::driver().cuEventDestroy(stop_);
+  }
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
+  // Microseconds of body() between two events on the default stream.
+  double time(const std::function<void()>& body) {
+    cuda::check(cuda::driver().cuEventRecord(start_, nullptr), "cuEventRecord");
+    body();
+    cuda::check(cuda::driver().cuEventRecord(stop_, nullptr), "cuEventRecord");
+    cuda::check(cuda::driver().cuEventSynchronize(stop_), "cuEventSynchronize");
+    float milliseconds = 0;
+    cuda::check(cuda::driver().cuEventElapsedTime(&milliseconds, start_, stop_), "cuEventElapsedTime");
+    return milliseconds * 1e3;
+  }
+
+ private:
+  CUevent start_ = nullptr;
+  CUevent stop_ = nullptr;
+};
+
+}  // namespace lowbit::bench
