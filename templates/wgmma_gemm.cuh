@@ -343,13 +343,7 @@ struct WgmmaTile {
   // Dynamic shared memory is not promised 1024-byte alignment: one more KiB to align the ring.
   // PRODUCER: the full and empty mbarriers (8 bytes each per slot) after the ring.
   static constexpr int BARRIER_BYTES = PRODUCER ? 2 * STAGES * 8 : 0;
-  // BULK_DEPOSIT (stream-K with PRODUCER only): the fp32 partial's image after the barriers
-  // ([BLOCK_M / 8][CONSUMER_THREADS] float4, the slot's layout), which bulk copies store
-  // (StreamKWork::fix_up); the ring cannot hold it, as the producer refills it meanwhile.
-  static constexpr bool BULK_DEPOSIT = Config::BULK_DEPOSIT != 0;
-  static constexpr int DEPOSIT_BYTES = BULK_DEPOSIT ? BLOCK_M * BLOCK_N * 4 : 0;
-  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024 + BARRIER_BYTES + DEPOSIT_BYTES;
-  static_assert(!BULK_DEPOSIT || PRODUCER, "bulk deposits with the copy warpgroup only");
+  static constexpr int SHARED_BYTES = STAGES * STAGE_BYTES + 1024 + BARRIER_BYTES;
   static_assert(BLOCK_N == 64 || BLOCK_N == 128, "one or two consumer warpgroups");
   static_assert(BLOCK_K % 64 == 0, "whole 64-k swizzle atoms");
   static_assert(STAGES >= 3, "a slot loading, one dequantizing, one multiplying");
@@ -1088,8 +1082,6 @@ struct StreamKWork {
   float4* partials;
   u64 token;  // this launch's, nonzero
   TimelineEntry* timeline;  // this block's log (LOWBIT_STREAM_K_TIMELINE only, above)
-  float4* deposit_image;    // BULK_DEPOSIT: the partial's image in shared memory (WgmmaTile::DEPOSIT_BYTES)
-  mutable bool deposit_in_flight;  // BULK_DEPOSIT, consumer thread 0: copies issued, flag not yet raised
 
   __device__ __forceinline__ int ring_base() const { return ring_uses; }
   __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
@@ -1103,57 +1095,10 @@ struct StreamKWork {
     return partials + static_cast<long long>(block) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS + threadIdx.x;
   }
 
-  // BULK_DEPOSIT: consumer thread 0 waits for its deposit's copies, if any are in flight, and
-  // raises its flag. Called at every fix-up after the deposit's (the next segment's main loop has
-  // run while the copies went out) and when the block's segments are done.
-  __device__ __forceinline__ void raise_deposit_flag() const {
-    if constexpr (Tile::BULK_DEPOSIT) {
-      if (threadIdx.x == 0 && deposit_in_flight) {
-        // Complete: the slot written, and visible to the generic proxy (the completion implies the
-        // async-to-generic proxy fence), then ordered before the flag at GPU scope.
-        asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-        __threadfence();
-        publish_flag(flags + blockIdx.x, token);
-        deposit_in_flight = false;
-      }
-    }
-  }
-
-  // BULK_DEPOSIT: the partial laid out in shared memory in the slot's order, then consumer thread 0
-  // stores it with bulk copies and goes on; raise_deposit_flag raises the flag later.
-  __device__ __forceinline__ void deposit_by_bulk_copies(const float (&accumulator)[Tile::BLOCK_M / 2]) const {
-    constexpr int CHUNK_BYTES = 32768;
-    static_assert(Tile::DEPOSIT_BYTES % CHUNK_BYTES == 0, "whole chunks");
-#pragma unroll
-    for (int i = 0; i < Schedule::FRAGMENTS; ++i)
-      deposit_image[i * Tile::CONSUMER_THREADS + threadIdx.x] =
-          make_float4(accumulator[4 * i], accumulator[4 * i + 1], accumulator[4 * i + 2], accumulator[4 * i + 3]);
-    fence_proxy_async();       // the image, for the bulk copies' async proxy ...
-    consumer_barrier<Tile>();  // ... from every consumer thread
-    if (threadIdx.x == 0) {
-      unsigned char* destination = reinterpret_cast<unsigned char*>(slot(blockIdx.x));
-      const u32 source = static_cast<u32>(__cvta_generic_to_shared(deposit_image));
-#pragma unroll
-      for (int offset = 0; offset < Tile::DEPOSIT_BYTES; offset += CHUNK_BYTES)
-        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(destination + offset),
-                     "r"(source + offset), "n"(CHUNK_BYTES)
-                     : "memory");
-      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-      deposit_in_flight = true;
-    }
-  }
-
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     const int block = blockIdx.x;
     timeline_stamp(timeline, event_loop_end, tile);
-    raise_deposit_flag();  // an earlier segment's bulk deposit
     if (iteration != tile_begin) {
-      if constexpr (Tile::BULK_DEPOSIT) {
-        deposit_by_bulk_copies(accumulator);
-        timeline_stamp(timeline, event_deposit_stored, tile);
-        timeline_stamp(timeline, event_deposit_end, tile);
-        return false;
-      }
       float4* mine = slot(block);
 #pragma unroll
       for (int i = 0; i < Schedule::FRAGMENTS; ++i)
@@ -1255,9 +1200,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
   work.timeline = reinterpret_cast<TimelineEntry*>(work.partials + static_cast<long long>(Schedule::BLOCKS) *
                                                                        Schedule::FRAGMENTS * Tile::CONSUMER_THREADS) +
                   static_cast<long long>(blockIdx.x) * TIMELINE_ENTRIES;
-  work.deposit_image = reinterpret_cast<float4*>(aligned_ring(shared_raw) + Tile::STAGES * Tile::STAGE_BYTES +
-                                                 Tile::BARRIER_BYTES);
-  work.deposit_in_flight = false;
   timeline_stamp(work.timeline, event_block_start, 0);
   if constexpr (!Tile::PRODUCER) {
     for_each_segment(work, [&](bool first) {
@@ -1289,7 +1231,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       timeline_stamp(work.timeline, event_segment_end, work.tile);
       advance_ring();
     });
-    work.raise_deposit_flag();  // a bulk deposit in the block's last segment (its image lives until then)
   }
 }
 

@@ -18,10 +18,6 @@ namespace {
 // - an owner's read of a partial: 0.16 us for the flag, plus the partial at 125 bytes/ns (128 KiB:
 //   1.06-1.25 us, 64 KiB: 0.67);
 // - the owner's epilogue: 1.0 us (1.0-1.1 measured at M = 256).
-// Bulk deposits (lowbit_deposit_bench, 2026-11-23, one block an SM, a quarter or an eighth of the
-// SMs depositing at a time): laying the partial out in shared memory took 0.35 us (64 KiB) and
-// 0.61 us (128 KiB) of the consumers' time; the copies landed and the flag went up 1.73 and 2.78 us
-// later (all SMs at once: 2.95 and 4.93).
 constexpr double loop_us_per_128k = 0.288;
 constexpr double loop_us_per_128k_and_row = 0.00489;
 constexpr double deposit_fixed_us = 1.0;
@@ -29,10 +25,6 @@ constexpr double deposit_bytes_per_us = 55000.0;
 constexpr double read_fixed_us = 0.16;
 constexpr double read_bytes_per_us = 125000.0;
 constexpr double store_us = 1.0;
-constexpr double staging_fixed_us = 0.09;
-constexpr double staging_bytes_per_us = 250000.0;
-constexpr double transfer_fixed_us = 0.68;
-constexpr double transfer_bytes_per_us = 62400.0;
 // planned_runs bisects the makespan to within this.
 constexpr double bisection_tolerance_us = 0.01;
 
@@ -41,12 +33,7 @@ constexpr double bisection_tolerance_us = 0.01;
 double deposit_time(const StreamKShape& shape, const FixUpCosts& costs, int64_t first, int64_t end) {
   if (first % shape.pairs == 0) return 0.0;
   const int64_t tile_end = first / shape.pairs * shape.pairs + shape.pairs;
-  const double deposited = static_cast<double>(std::min(end, tile_end) - first) * costs.pair + costs.deposit;
-  if (!costs.deferred_flag) return deposited;
-  const double landed = deposited + costs.transfer;
-  if (end <= tile_end) return landed;  // no next segment: flagged once the copies have landed
-  const int64_t next_end = std::min(end, tile_end + shape.pairs);
-  return std::max(landed, deposited + static_cast<double>(next_end - tile_end) * costs.pair);
+  return static_cast<double>(std::min(end, tile_end) - first) * costs.pair + costs.deposit;
 }
 
 // Block `block`'s modelled end when it runs [first, end), the later blocks' runs (begins past
@@ -54,16 +41,13 @@ double deposit_time(const StreamKShape& shape, const FixUpCosts& costs, int64_t 
 double block_end(const StreamKShape& shape, const FixUpCosts& costs, const RunBegins& begins,
                  const std::vector<double>& flagged, int block, int64_t first, int64_t end) {
   double clock = 0.0;
-  double landed = 0.0;  // a bulk deposit's copies (deferred flags): its flag goes up at the next fix-up
   for (int64_t at = first; at < end;) {
     const int64_t tile_begin = at / shape.pairs * shape.pairs;
     const int64_t tile_end = tile_begin + shape.pairs;
     const int64_t segment_end = std::min(end, tile_end);
     clock += static_cast<double>(segment_end - at) * costs.pair;
-    clock = std::max(clock, landed);
     if (at != tile_begin) {
       clock += costs.deposit;
-      if (costs.deferred_flag) landed = clock + costs.transfer;
     } else {
       for (int other = block + 1; other < shape.blocks && begins[other] < tile_end; ++other)
         clock = std::max(clock, flagged[other]) + costs.read;
@@ -71,7 +55,7 @@ double block_end(const StreamKShape& shape, const FixUpCosts& costs, const RunBe
     }
     at = segment_end;
   }
-  return std::max(clock, landed);  // the block waits for its copies before it exits
+  return clock;
 }
 
 // Runs whose modelled ends are all within `target`, or nothing where this construction finds
@@ -114,14 +98,11 @@ void check_shape(const StreamKShape& shape) {
 
 }  // namespace
 
-FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k, bool bulk_deposit) {
+FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k) {
   const double partial_bytes = 4.0 * block_n * block_m;
   FixUpCosts costs;
   costs.pair = (2.0 * block_k / 128.0) * (block_n / 128.0) * (loop_us_per_128k + loop_us_per_128k_and_row * block_m);
-  costs.deposit = bulk_deposit ? staging_fixed_us + partial_bytes / staging_bytes_per_us
-                               : deposit_fixed_us + partial_bytes / deposit_bytes_per_us;
-  costs.deferred_flag = bulk_deposit;
-  costs.transfer = bulk_deposit ? transfer_fixed_us + partial_bytes / transfer_bytes_per_us : 0.0;
+  costs.deposit = deposit_fixed_us + partial_bytes / deposit_bytes_per_us;
   costs.read = read_fixed_us + partial_bytes / read_bytes_per_us;
   costs.store = store_us;
   return costs;

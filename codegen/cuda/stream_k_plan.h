@@ -31,21 +31,14 @@ struct StreamKShape {
 // One block's costs, in microseconds (only their ratios shape a plan).
 struct FixUpCosts {
   double pair = 1.0;     // one iteration of the main loop
-  double deposit = 0.0;  // the depositing block's own time: a partial stored, fenced and flagged
+  double deposit = 0.0;  // a partial stored, fenced and flagged
   double read = 0.0;     // a partial waited for and added by its owner
   double store = 0.0;    // the owner's epilogue: the tile to y
-  // Bulk deposits (the wgmma family's bulk_deposit = 1): `deposit` only lays the partial out in
-  // shared memory and issues its copies; they land `transfer` later, and the flag goes up at the
-  // block's next fix-up (the end of its next segment's main loop), or once they have landed
-  // where no segment follows.
-  bool deferred_flag = false;
-  double transfer = 0.0;
 };
 
-// The H100 model of a block_n x block_m tile with block_k-k stages, its partials deposited from
-// registers or (bulk_deposit) by bulk copies (fitted to the stream-K timelines and
-// lowbit_deposit_bench of docs/benchmarks.md; the .cpp gives the figures).
-FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k, bool bulk_deposit = false);
+// The H100 model of a block_n x block_m tile with block_k-k stages (fitted to the stream-K
+// timelines of docs/benchmarks.md; the .cpp gives the figures).
+FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k);
 
 // Run beginnings: blocks + 1 iteration indices, the first 0, the last shape.iterations(),
 // strictly increasing; block b runs [begins[b], begins[b + 1]).

@@ -59,11 +59,6 @@ CudaVariant planned(CudaVariant variant) {
   variant.stream_k_plan = 1;
   return variant;
 }
-// variant's stream-K partials deposited by bulk copies from shared memory.
-CudaVariant bulk_deposited(CudaVariant variant) {
-  variant.bulk_deposit = 1;
-  return variant;
-}
 // variant as stream-K: one persistent block per SM, or per iteration where there are fewer.
 CudaVariant streamed_over_sms(const OpDesc& desc, CudaVariant variant, int sm_count) {
   variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count, stream_k_iterations(desc, variant)));
@@ -101,9 +96,8 @@ StreamKShape shared_part(const OpDesc& desc, const CudaVariant& variant) {
 // The planned runs' beginnings (stream_k_plan = 1), as the emitted source's table: shared
 // iterations from the first shared one, the sharing blocks' and the end.
 std::string planned_runs_source(const OpDesc& desc, const CudaVariant& variant) {
-  const RunBegins begins = planned_runs(
-      shared_part(desc, variant),
-      h100_fix_up_costs(variant.block_n, variant.block_m, variant.block_k, variant.bulk_deposit == 1));
+  const RunBegins begins =
+      planned_runs(shared_part(desc, variant), h100_fix_up_costs(variant.block_n, variant.block_m, variant.block_k));
   return fmt::format("// Planned stream-K runs (codegen/cuda/stream_k_plan.h): block b's shared iterations begin at\n"
                      "// [b] and end at [b + 1].\n"
                      "__constant__ long long lowbit_stream_k_runs[{}] = {{{}}};\n",
@@ -184,10 +178,8 @@ int WgmmaGenerator::ring_bytes(const OpDesc& desc, const CudaVariant& variant) {
 }
 
 int WgmmaGenerator::shared_bytes(const OpDesc& desc, const CudaVariant& variant) {
-  // The ring + its alignment to 1024 bytes, + the full and empty mbarriers of a producer's ring,
-  // + with bulk_deposit the fp32 partial's image (the template's WgmmaTile::DEPOSIT_BYTES).
-  return ring_bytes(desc, variant) + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0) +
-         (variant.bulk_deposit == 1 ? static_cast<int>(accumulator_bytes(variant)) : 0);
+  // The ring + its alignment to 1024 bytes, + the full and empty mbarriers of a producer's ring.
+  return ring_bytes(desc, variant) + 1024 + (variant.producer == 1 ? 2 * variant.stages * 8 : 0);
 }
 
 Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
@@ -298,20 +290,6 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
                                 "whole tiles a block, so no fix-up to plan around",
                                 tiles(desc, variant), variant.stream_k, variant.remainder_split));
   }
-  if (variant.bulk_deposit != 0) {
-    if (variant.bulk_deposit != 1)
-      return refuse(fmt::format("bulk_deposit={}: must be 0 (partials stored from registers) or 1 (by bulk copies from "
-                                "shared memory)",
-                                variant.bulk_deposit));
-    if (variant.stream_k == 0 || variant.producer != 1)
-      return refuse(fmt::format("bulk_deposit=1 needs stream_k > 0 and producer=1 (it deposits the stream-K partials of "
-                                "the copy warpgroup's ring; stream_k={}, producer={})",
-                                variant.stream_k, variant.producer));
-    if (cuts_no_tile(desc, variant))
-      return refuse(fmt::format("bulk_deposit=1: the grid's {} tiles on stream_k={} blocks (remainder_split={}) are "
-                                "whole tiles a block, so no partial to deposit",
-                                tiles(desc, variant), variant.stream_k, variant.remainder_split));
-  }
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -353,13 +331,10 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       return;
     const CudaVariant variant = streamed_over_sms(desc, tiled, sm_count_);
     if (!is_valid(desc, variant, 9)) return;
-    // With the copy warpgroup, each also with planned runs, and those also with bulk deposits
-    // where the partial's image fits beside the ring.
+    // With the copy warpgroup, each also with planned runs.
     auto add_with_plan = [&](const CudaVariant& even) {
       variants.push_back(even);
-      if (even.producer != 1 || !is_valid(desc, planned(even), 9)) return;
-      variants.push_back(planned(even));
-      if (is_valid(desc, bulk_deposited(planned(even)), 9)) variants.push_back(bulk_deposited(planned(even)));
+      if (even.producer == 1 && is_valid(desc, planned(even), 9)) variants.push_back(planned(even));
     };
     add_with_plan(variant);
     // Over a full wave: the hybrid schedule too.
@@ -752,7 +727,6 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
       "  static constexpr int CLUSTER_SPLIT = {cluster_split};\n"
-      "  static constexpr int BULK_DEPOSIT = {bulk_deposit};\n"
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
@@ -764,7 +738,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
-      fmt::arg("cluster_split", variant.cluster_split), fmt::arg("bulk_deposit", variant.bulk_deposit),
+      fmt::arg("cluster_split", variant.cluster_split),
       fmt::arg("reduce_entry", variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source()),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()

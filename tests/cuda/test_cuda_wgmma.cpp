@@ -265,11 +265,6 @@ CudaVariant planned(CudaVariant variant) {
   variant.stream_k_plan = 1;
   return variant;
 }
-// variant with its stream-K partials deposited by bulk copies (bulk_deposit = 1).
-CudaVariant bulk_deposited(CudaVariant variant) {
-  variant.bulk_deposit = 1;
-  return variant;
-}
 
 // stream_k: "_sk<blocks>" in the name, JSON stored before the field reads 0, a grid of stream_k
 // blocks, the workspace of their flags and partial tiles, refusals with reasons, and the pruning
@@ -451,7 +446,7 @@ TEST(CudaWgmmaCompile, PlannedStreamKNamesJsonSourceAndRefusals) {
     if (variant.stream_k_plan == 1) {
       EXPECT_EQ(variant.producer, 1) << variant_name(desc, variant, "sm_90a");
       CudaVariant twin = variant;
-      twin.stream_k_plan = 0, twin.bulk_deposit = 0;  // (bulk deposits are twins of planned runs)
+      twin.stream_k_plan = 0;
       EXPECT_NE(std::find(listed.begin(), listed.end(), twin), listed.end()) << variant_name(desc, variant, "sm_90a");
     }
 
@@ -472,61 +467,6 @@ TEST(CudaWgmmaCompile, PlannedStreamKNamesJsonSourceAndRefusals) {
   CudaVariant gemv;
   gemv.stream_k_plan = 1;
   EXPECT_NE(family_field_misuse(gemv).find("stream_k_plan=1"), std::string::npos);
-}
-
-// bulk_deposit: "d" after the plan in the name, JSON stored before the field reads 0, the
-// partial's image in the shared memory and the source, twins of the planned copy-warpgroup
-// candidates where the image fits, refusals with reasons.
-TEST(CudaWgmmaCompile, BulkDepositNamesJsonSourceAndRefusals) {
-  WgmmaGenerator generator;
-  const OpDesc desc = descriptor("m=256,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");  // 96 tiles of 128 x 128
-  const CudaVariant bulk = bulk_deposited(planned(stream_k_variant(128, 128, 64, 6, 132, 1)));
-  ASSERT_TRUE(generator.is_valid(desc, bulk, 9)) << generator.is_valid(desc, bulk, 9).reason;
-  EXPECT_EQ(variant_name(desc, bulk, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m256_n128m128k64_s6_ws_sk132pd");
-  expect_json_round_trip(bulk, "bulk_deposit", &CudaVariant::bulk_deposit, 0);
-  CudaVariant registers = bulk;
-  registers.bulk_deposit = 0;
-  // The image: a 128 x 128 fp32 partial beside the ring; the workspace is the same.
-  EXPECT_EQ(WgmmaGenerator::shared_bytes(desc, bulk), WgmmaGenerator::shared_bytes(desc, registers) + 65536);
-  EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, bulk), WgmmaGenerator::workspace_bytes(desc, registers));
-  EXPECT_NE(generator.emit(desc, bulk).find("static constexpr int BULK_DEPOSIT = 1;"), std::string::npos);
-  EXPECT_NE(generator.emit(desc, registers).find("static constexpr int BULK_DEPOSIT = 0;"), std::string::npos);
-  const std::vector<CudaVariant> listed = generator.candidates(desc);
-  EXPECT_NE(std::find(listed.begin(), listed.end(), bulk), listed.end());
-  int twins = 0;
-  for (const CudaVariant& variant : listed)
-    if (variant.bulk_deposit == 1) {
-      CudaVariant twin = variant;
-      twin.bulk_deposit = 0;
-      EXPECT_EQ(variant.stream_k_plan, 1) << variant_name(desc, variant, "sm_90a");
-      EXPECT_NE(std::find(listed.begin(), listed.end(), twin), listed.end()) << variant_name(desc, variant, "sm_90a");
-      ++twins;
-    }
-  EXPECT_GE(twins, 1);
-
-  auto reason = [&](const OpDesc& on, const CudaVariant& tried) {
-    const Validity validity = generator.is_valid(on, tried, 9);
-    EXPECT_FALSE(validity) << variant_name(on, tried, "sm_90a");
-    return validity.reason;
-  };
-  CudaVariant two = bulk;
-  two.bulk_deposit = 2;
-  EXPECT_NE(reason(desc, two).find("must be 0 (partials stored from registers) or 1"), std::string::npos);
-  CudaVariant all_thread = bulk;
-  all_thread.producer = 0, all_thread.stream_k_plan = 0, all_thread.stages = 5;
-  EXPECT_NE(reason(desc, all_thread).find("needs stream_k > 0 and producer=1"), std::string::npos);
-  CudaVariant tiled = bulk;
-  tiled.stream_k = 0, tiled.stream_k_plan = 0;
-  EXPECT_NE(reason(desc, tiled).find("needs stream_k > 0 and producer=1"), std::string::npos);
-  CudaVariant whole = bulk;  // 96 tiles on 48 blocks: two whole tiles a block
-  whole.stream_k = 48, whole.stream_k_plan = 0;
-  EXPECT_NE(reason(desc, whole).find("no partial to deposit"), std::string::npos);
-  // The 256-row tile's 128 KiB image does not fit beside its four-stage ring.
-  const CudaVariant tall = bulk_deposited(planned(stream_k_variant(128, 256, 64, 4, 132, 1)));
-  EXPECT_NE(reason(desc, tall).find("bytes of shared memory exceed"), std::string::npos);
-  CudaVariant gemv;
-  gemv.bulk_deposit = 1;
-  EXPECT_NE(family_field_misuse(gemv).find("bulk_deposit=1"), std::string::npos);
 }
 
 TEST(CudaWgmmaCompile, HeuristicShorterTileAndHybridRules) {
@@ -571,9 +511,8 @@ TEST(CudaWgmmaCompile, StreamKVariantsCompileForHopper) {
   // All-thread: 5 shapes; the 160 tiles of the two 128 x 128 shapes, 320 of 64 x 128 and 192 of
   // 64 x 256 leave 28, 56 and 60 over whole waves: a hybrid (r = 2) each. Copy warpgroup: 5
   // shapes, a hybrid for the 160 tiles of each 128 x 128 and the 192 of 64 x 256 (not the 96 of
-  // 128 x 256); each of the copy warpgroup's 8 also with planned runs, and the 128 x 128 x 64
-  // tile's two (plain and hybrid) with bulk deposits (the others' partial images do not fit).
-  ASSERT_EQ(variants.size(), 5u + 4u + 5u + 3u + 8u + 2u);
+  // 128 x 256); each of the copy warpgroup's 8 also with planned runs.
+  ASSERT_EQ(variants.size(), 5u + 4u + 5u + 3u + 8u);
   variants.push_back(hybrid_variant(128, 128, 64, 5, 132, 3));
   variants.push_back(stream_k_variant(128, 128, 64, 5, 7));
   variants.push_back(hybrid_variant(128, 256, 64, 4, 7, 1));
@@ -1111,16 +1050,13 @@ TEST(CudaWgmma, WarpSpecializedAtOddShapesAndSplits) {
 // its cut ones and a tile is cut among several blocks. 300 x 6144 (144 tiles of 128 x 128) leaves
 // a remainder on 132 blocks. The copy warpgroup's (producer = 1) too: its 128 x 128 x 64 six-stage
 // tile also with few blocks (so that its ring runs through segments of 2..66 stages, padded to
-// whole turns of 6 slots), its 256-row tiles of 4 and 5 stages with a block per SM. The copy
-// warpgroup's 128-row tile also with bulk deposits (bulk_deposit = 1), even runs on 132, 7 and 3
-// blocks (a deposit's flag then raised at a later whole tile's fix-up, or at the block's end) and
-// planned runs on 132. Against the reference.
+// whole turns of 6 slots), its 256-row tiles of 4 and 5 stages with a block per SM. Against the
+// reference.
 TEST(CudaWgmma, StreamKAtOddShapes) {
   SKIP_WITHOUT_HOPPER();
   WgmmaGenerator generator;
   std::vector<Case> cases;
   int plans = 0;
-  int bulks = 0;
   auto add = [&](const std::string& text) {
     const OpDesc desc = descriptor("bits=4," + text);
     for (const CudaVariant& shape :
@@ -1141,21 +1077,14 @@ TEST(CudaWgmma, StreamKAtOddShapes) {
         planned.stream_k_plan = 1;
         if (variant.producer == 1 && blocks == 132 && generator.is_valid(desc, planned, 9))
           cases.push_back({desc, planned}), ++plans;
-        // Bulk deposits where the partial's image fits (the 128-row tile), even and planned runs.
-        for (CudaVariant bulk : {variant, planned}) {
-          bulk.bulk_deposit = 1;
-          if (variant.producer == 1 && (bulk.stream_k_plan == 0 || blocks == 132) && generator.is_valid(desc, bulk, 9))
-            cases.push_back({desc, bulk}), ++bulks;
-        }
       }
   };
   for (int m : {1, 127, 129, 255, 257, 400})
     add("n=1000,k=2112,group=64,zero=int,act=bf16,out=bf16,bias=1,m=" + std::to_string(m));
   add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16");
   add("m=300,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1");
-  EXPECT_EQ(cases.size() - plans - bulks, 56u + 40u);
+  EXPECT_EQ(cases.size() - plans, 56u + 40u);
   EXPECT_EQ(plans, 24);
-  EXPECT_EQ(bulks, 30);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -1177,7 +1106,6 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
       stream_k_variant(128, 256, 64, 4, 0, 1)};
   const std::vector<CudaVariant> tallest = {stream_k_variant(128, 256, 64, 4, 0), stream_k_variant(128, 256, 64, 4, 0, 1)};
   int plans = 0;
-  int bulks = 0;
   auto add = [&](const std::string& text, const std::vector<CudaVariant>& shapes, int blocks) {
     const OpDesc desc = descriptor("bits=4," + text);
     for (const CudaVariant& shape : shapes)
@@ -1187,16 +1115,11 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
         variant.remainder_split = split;
         EXPECT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
         cases.push_back({desc, variant});
-        // With the copy warpgroup, the searched hybrid (r = 2) with planned runs too, and those
-        // with bulk deposits where the partial's image fits (the 128-row tile).
+        // With the copy warpgroup, the searched hybrid (r = 2) with planned runs too.
         CudaVariant planned = variant;
         planned.stream_k_plan = 1;
-        if (variant.producer == 1 && split == 2 && generator.is_valid(desc, planned, 9)) {
+        if (variant.producer == 1 && split == 2 && generator.is_valid(desc, planned, 9))
           cases.push_back({desc, planned}), ++plans;
-          CudaVariant bulk = planned;
-          bulk.bulk_deposit = 1;
-          if (generator.is_valid(desc, bulk, 9)) cases.push_back({desc, bulk}), ++bulks;
-        }
       }
   };
   for (int m : {127, 129, 256, 257, 400})
@@ -1204,9 +1127,8 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
   add("m=513,n=1001,k=2056,group=-1,zero=float,act=fp16,out=fp16", every_shape, 9);
   add("m=513,n=6144,k=1024,group=128,zero=none,act=bf16,out=fp32,bias=1", tallest, 132);
   add("m=1000,n=6144,k=1032,group=-1,zero=int,act=bf16,out=bf16,bias=1", tallest, 132);
-  EXPECT_EQ(cases.size() - plans - bulks, 60u + 42u);
+  EXPECT_EQ(cases.size() - plans, 60u + 42u);
   EXPECT_EQ(plans, 14);
-  EXPECT_EQ(bulks, 6);
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -1349,13 +1271,12 @@ TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
   SKIP_WITHOUT_HOPPER();
   const OpDesc desc = descriptor("m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
   // (The hybrid: 144 tiles of 128 x 128, 132 whole, 12 shared by 24 blocks.) Both rings; the copy
-  // warpgroup's also with planned runs, and with bulk deposits.
+  // warpgroup's also with planned runs.
   for (const CudaVariant& variant :
        {stream_k_variant(128, 128, 64, 5, 132), stream_k_variant(128, 256, 64, 4, 7), hybrid_variant(128, 128, 64, 5, 132, 2),
         stream_k_variant(128, 128, 64, 6, 132, 1), stream_k_variant(128, 256, 64, 4, 7, 1),
         hybrid_variant(128, 128, 64, 6, 132, 2, 1), planned(stream_k_variant(128, 128, 64, 6, 132, 1)),
-        planned(hybrid_variant(128, 128, 64, 6, 132, 2, 1)), bulk_deposited(planned(stream_k_variant(128, 128, 64, 6, 132, 1))),
-        bulk_deposited(stream_k_variant(128, 128, 64, 6, 7, 1))}) {
+        planned(hybrid_variant(128, 128, 64, 6, 132, 2, 1))}) {
     const CudaKernel kernel(desc, variant);
     DeviceProblem device(desc);
     DeviceBuffer workspace(kernel.workspace_bytes(desc.m));

@@ -44,43 +44,12 @@ TEST(StreamKPlan, ModelledEndsOfAWorkedCase) {
   EXPECT_EQ(modelled_ends(whole, costs, even_runs(whole)), (std::vector<double>{5.0, 5.0, 5.0}));
 }
 
-// The same with bulk deposits (deferred flags): a deposit costs its block 0.5, its copies land 2
-// later, and its flag goes up at the block's next fix-up, or once they land where none follows:
-// - block 1 deposits at 2 + 0.5 = 2.5 (landed 4.5), ends its loop of tile 1 at 3.5, raises its
-//   flag when the copies land (4.5), reads block 2's deposit (flagged at 3 + 0.5 + 2 = 5.5) by
-//   6.5, stores by 7.5;
-// - block 0 waits for block 1's flag (4.5), reads (5.5), stores (6.5);
-// - block 2 deposits at 3.5 and exits when its copies land: 5.5.
-TEST(StreamKPlan, ModelledEndsWithBulkDeposits) {
-  const StreamKShape shape{2, 4, 3};
-  FixUpCosts costs{1.0, 0.5, 1.0, 1.0};
-  costs.deferred_flag = true;
-  costs.transfer = 2.0;
-  EXPECT_EQ(modelled_ends(shape, costs, even_runs(shape)), (std::vector<double>{6.5, 7.5, 5.5}));
-  // A long next segment raises the flag at its end, after the copies landed: 3 tiles of 4 on 2
-  // blocks, runs [0, 5), [5, 12): block 1 deposits 5..7 at 3.5 (landed 5.5), loops tile 2 to
-  // 7.5 and flags then; block 0 owns tiles 0 (store at 5) and 1 (loop to 6, read at max(6, 7.5) + 1,
-  // store): 9.5.
-  const StreamKShape longer{3, 4, 2};
-  const RunBegins runs{0, 5, 12};
-  EXPECT_EQ(modelled_ends(longer, costs, runs), (std::vector<double>{9.5, 8.5}));
-  // The H100's bulk costs: the deposit's own time is a fraction of the stored one's.
-  const FixUpCosts stored = h100_fix_up_costs(128, 128, 64);
-  const FixUpCosts bulk = h100_fix_up_costs(128, 128, 64, true);
-  EXPECT_TRUE(bulk.deferred_flag);
-  EXPECT_FALSE(stored.deferred_flag);
-  EXPECT_LT(4 * bulk.deposit, stored.deposit);
-  EXPECT_GT(bulk.transfer, bulk.deposit);
-  EXPECT_EQ(bulk.pair, stored.pair);
-}
-
 // The plan never ends later than the even runs by the model, and partitions the iterations, over
 // shapes of every kind: more blocks than tiles, fewer, one block, a block an iteration, costs
 // with and without a fix-up.
 TEST(StreamKPlan, PlansPartitionAndNeverEndLater) {
   const std::vector<FixUpCosts> every_cost = {{1.0, 0.0, 0.0, 0.0}, {1.0, 3.0, 1.0, 1.0}, {1.5, 3.4, 1.2, 1.0},
-                                              h100_fix_up_costs(128, 128, 128), h100_fix_up_costs(64, 256, 64),
-                                              h100_fix_up_costs(128, 128, 64, true)};
+                                              h100_fix_up_costs(128, 128, 128), h100_fix_up_costs(64, 256, 64)};
   for (const StreamKShape& shape : {StreamKShape{48, 32, 132}, StreamKShape{96, 16, 132}, StreamKShape{60, 32, 120},
                                     StreamKShape{3, 17, 7}, StreamKShape{1, 1, 1}, StreamKShape{5, 3, 15},
                                     StreamKShape{11, 9, 2}, StreamKShape{224, 16, 132}})
