@@ -1082,7 +1082,6 @@ struct StreamKWork {
   float4* partials;
   u64 token;  // this launch's, nonzero
   TimelineEntry* timeline;  // this block's log (LOWBIT_STREAM_K_TIMELINE only, above)
-  mutable bool flag_pending;  // DEFERRED_FLAG, thread 0: a deposit stored, its fence and flag still to come
 
   __device__ __forceinline__ int ring_base() const { return ring_uses; }
   __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
@@ -1096,24 +1095,9 @@ struct StreamKWork {
     return partials + static_cast<long long>(block) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS + threadIdx.x;
   }
 
-  // DEFERRED_FLAG: thread 0 fences the block's deposit, if one is pending, and raises its flag. At
-  // every fix-up after the deposit's (the next segment's main loop ran while the stores drained,
-  // so the fence finds them done) and when the block's segments are done. The consumer barrier
-  // after the deposit's stores, before this fence, makes it cumulative over every thread's stores.
-  __device__ __forceinline__ void raise_pending_flag() const {
-    if constexpr (Config::DEFERRED_FLAG) {
-      if (threadIdx.x == 0 && flag_pending) {
-        __threadfence();
-        publish_flag(flags + blockIdx.x, token);
-        flag_pending = false;
-      }
-    }
-  }
-
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     const int block = blockIdx.x;
     timeline_stamp(timeline, event_loop_end, tile);
-    raise_pending_flag();  // an earlier segment's deposit
     if (iteration != tile_begin) {
       float4* mine = slot(block);
 #pragma unroll
@@ -1123,12 +1107,8 @@ struct StreamKWork {
       timeline_stamp(timeline, event_deposit_stored, tile);
       consumer_barrier<Tile>();  // every thread's partial is stored ...
       if (threadIdx.x == 0) {
-        if constexpr (Config::DEFERRED_FLAG) {
-          flag_pending = true;  // ... and fenced and flagged later (raise_pending_flag)
-        } else {
-          __threadfence();  // ... and ordered before the flag at GPU scope
-          publish_flag(flags + block, token);
-        }
+        __threadfence();  // ... and ordered before the flag at GPU scope
+        publish_flag(flags + block, token);
       }
       timeline_stamp(timeline, event_deposit_end, tile);
       return false;
@@ -1220,7 +1200,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
   work.timeline = reinterpret_cast<TimelineEntry*>(work.partials + static_cast<long long>(Schedule::BLOCKS) *
                                                                        Schedule::FRAGMENTS * Tile::CONSUMER_THREADS) +
                   static_cast<long long>(blockIdx.x) * TIMELINE_ENTRIES;
-  work.flag_pending = false;
   timeline_stamp(work.timeline, event_block_start, 0);
   if constexpr (!Tile::PRODUCER) {
     for_each_segment(work, [&](bool first) {
@@ -1229,7 +1208,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
       timeline_stamp(work.timeline, event_segment_end, work.tile);
     });
-    work.raise_pending_flag();  // a deposit in the block's last segment
   } else {
     if (threadIdx.x == 0) init_ring_barriers<Tile>(shared_raw);
     __syncthreads();  // the barriers are initialized before anyone arrives or waits
@@ -1253,7 +1231,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       timeline_stamp(work.timeline, event_segment_end, work.tile);
       advance_ring();
     });
-    work.raise_pending_flag();  // a deposit in the block's last segment
   }
 }
 

@@ -18,10 +18,6 @@ namespace {
 // - an owner's read of a partial: 0.16 us for the flag, plus the partial at 125 bytes/ns (128 KiB:
 //   1.06-1.25 us, 64 KiB: 0.67);
 // - the owner's epilogue: 1.0 us (1.0-1.1 measured at M = 256).
-// Deferred flags: the deposit's own time is its stores' issue, 0.1 us plus the partial at 58
-// bytes/ns (64 KiB: 1.06-1.25 us in the timeline of n128m128k64_s6_ws_sk132p, 2026-11-23); the
-// barrier, fence and flag after it took 0.96 (64 KiB), and lowbit_deposit_bench's 0.8 (64 and
-// 128 KiB, a quarter of the SMs storing at once), so the stores land 1.0 us after their issue.
 constexpr double loop_us_per_128k = 0.288;
 constexpr double loop_us_per_128k_and_row = 0.00489;
 constexpr double deposit_fixed_us = 1.0;
@@ -29,9 +25,6 @@ constexpr double deposit_bytes_per_us = 55000.0;
 constexpr double read_fixed_us = 0.16;
 constexpr double read_bytes_per_us = 125000.0;
 constexpr double store_us = 1.0;
-constexpr double issue_fixed_us = 0.1;
-constexpr double issue_bytes_per_us = 58000.0;
-constexpr double landing_us = 1.0;
 // planned_runs bisects the makespan to within this.
 constexpr double bisection_tolerance_us = 0.01;
 
@@ -40,12 +33,7 @@ constexpr double bisection_tolerance_us = 0.01;
 double deposit_time(const StreamKShape& shape, const FixUpCosts& costs, int64_t first, int64_t end) {
   if (first % shape.pairs == 0) return 0.0;
   const int64_t tile_end = first / shape.pairs * shape.pairs + shape.pairs;
-  const double deposited = static_cast<double>(std::min(end, tile_end) - first) * costs.pair + costs.deposit;
-  if (!costs.deferred_flag) return deposited;
-  const double landed = deposited + costs.transfer;
-  if (end <= tile_end) return landed;  // no next segment: flagged once the stores have landed
-  const int64_t next_end = std::min(end, tile_end + shape.pairs);
-  return std::max(landed, deposited + static_cast<double>(next_end - tile_end) * costs.pair);
+  return static_cast<double>(std::min(end, tile_end) - first) * costs.pair + costs.deposit;
 }
 
 // Block `block`'s modelled end when it runs [first, end), the later blocks' runs (begins past
@@ -53,16 +41,13 @@ double deposit_time(const StreamKShape& shape, const FixUpCosts& costs, int64_t 
 double block_end(const StreamKShape& shape, const FixUpCosts& costs, const RunBegins& begins,
                  const std::vector<double>& flagged, int block, int64_t first, int64_t end) {
   double clock = 0.0;
-  double landed = 0.0;  // a deferred deposit's stores: its fence and flag wait at the next fix-up
   for (int64_t at = first; at < end;) {
     const int64_t tile_begin = at / shape.pairs * shape.pairs;
     const int64_t tile_end = tile_begin + shape.pairs;
     const int64_t segment_end = std::min(end, tile_end);
     clock += static_cast<double>(segment_end - at) * costs.pair;
-    clock = std::max(clock, landed);
     if (at != tile_begin) {
       clock += costs.deposit;
-      if (costs.deferred_flag) landed = clock + costs.transfer;
     } else {
       for (int other = block + 1; other < shape.blocks && begins[other] < tile_end; ++other)
         clock = std::max(clock, flagged[other]) + costs.read;
@@ -70,7 +55,7 @@ double block_end(const StreamKShape& shape, const FixUpCosts& costs, const RunBe
     }
     at = segment_end;
   }
-  return std::max(clock, landed);  // the block fences its stores before it exits
+  return clock;
 }
 
 // Runs whose modelled ends are all within `target`, or nothing where this construction finds
@@ -113,14 +98,11 @@ void check_shape(const StreamKShape& shape) {
 
 }  // namespace
 
-FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k, bool deferred_flag) {
+FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k) {
   const double partial_bytes = 4.0 * block_n * block_m;
   FixUpCosts costs;
   costs.pair = (2.0 * block_k / 128.0) * (block_n / 128.0) * (loop_us_per_128k + loop_us_per_128k_and_row * block_m);
-  costs.deposit = deferred_flag ? issue_fixed_us + partial_bytes / issue_bytes_per_us
-                                : deposit_fixed_us + partial_bytes / deposit_bytes_per_us;
-  costs.deferred_flag = deferred_flag;
-  costs.transfer = deferred_flag ? landing_us : 0.0;
+  costs.deposit = deposit_fixed_us + partial_bytes / deposit_bytes_per_us;
   costs.read = read_fixed_us + partial_bytes / read_bytes_per_us;
   costs.store = store_us;
   return costs;

@@ -31,19 +31,14 @@ struct StreamKShape {
 // One block's costs, in microseconds (only their ratios shape a plan).
 struct FixUpCosts {
   double pair = 1.0;     // one iteration of the main loop
-  double deposit = 0.0;  // the depositing block's own time: a partial stored, fenced and flagged
+  double deposit = 0.0;  // a partial stored, fenced and flagged
   double read = 0.0;     // a partial waited for and added by its owner
   double store = 0.0;    // the owner's epilogue: the tile to y
-  // Deferred flags (the wgmma family's deferred_flag = 1): `deposit` only issues the partial's
-  // stores; they land `transfer` later, and the fence and flag wait for the block's next fix-up
-  // (the end of its next segment's main loop), or for the stores to land where no segment follows.
-  bool deferred_flag = false;
-  double transfer = 0.0;
 };
 
-// The H100 model of a block_n x block_m tile with block_k-k stages, its deposits flagged at once
-// or deferred (fitted to the stream-K timelines of docs/benchmarks.md; the .cpp gives the figures).
-FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k, bool deferred_flag = false);
+// The H100 model of a block_n x block_m tile with block_k-k stages (fitted to the stream-K
+// timelines of docs/benchmarks.md; the .cpp gives the figures).
+FixUpCosts h100_fix_up_costs(int block_n, int block_m, int block_k);
 
 // Run beginnings: blocks + 1 iteration indices, the first 0, the last shape.iterations(),
 // strictly increasing; block b runs [begins[b], begins[b + 1]).

@@ -59,11 +59,6 @@ CudaVariant planned(CudaVariant variant) {
   variant.stream_k_plan = 1;
   return variant;
 }
-// variant's stream-K deposits fenced and flagged at the block's next fix-up.
-CudaVariant flags_deferred(CudaVariant variant) {
-  variant.deferred_flag = 1;
-  return variant;
-}
 // variant as stream-K: one persistent block per SM, or per iteration where there are fewer.
 CudaVariant streamed_over_sms(const OpDesc& desc, CudaVariant variant, int sm_count) {
   variant.stream_k = static_cast<int>(std::min<int64_t>(sm_count, stream_k_iterations(desc, variant)));
@@ -101,9 +96,8 @@ StreamKShape shared_part(const OpDesc& desc, const CudaVariant& variant) {
 // The planned runs' beginnings (stream_k_plan = 1), as the emitted source's table: shared
 // iterations from the first shared one, the sharing blocks' and the end.
 std::string planned_runs_source(const OpDesc& desc, const CudaVariant& variant) {
-  const RunBegins begins = planned_runs(
-      shared_part(desc, variant),
-      h100_fix_up_costs(variant.block_n, variant.block_m, variant.block_k, variant.deferred_flag == 1));
+  const RunBegins begins =
+      planned_runs(shared_part(desc, variant), h100_fix_up_costs(variant.block_n, variant.block_m, variant.block_k));
   return fmt::format("// Planned stream-K runs (codegen/cuda/stream_k_plan.h): block b's shared iterations begin at\n"
                      "// [b] and end at [b + 1].\n"
                      "__constant__ long long lowbit_stream_k_runs[{}] = {{{}}};\n",
@@ -296,17 +290,6 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
                                 "whole tiles a block, so no fix-up to plan around",
                                 tiles(desc, variant), variant.stream_k, variant.remainder_split));
   }
-  if (variant.deferred_flag != 0) {
-    if (variant.deferred_flag != 1)
-      return refuse(fmt::format("deferred_flag={}: must be 0 (a deposit fenced and flagged at once) or 1 (at the "
-                                "block's next fix-up)",
-                                variant.deferred_flag));
-    if (variant.stream_k == 0) return refuse("deferred_flag=1 needs stream_k > 0 (it flags the stream-K deposits)");
-    if (cuts_no_tile(desc, variant))
-      return refuse(fmt::format("deferred_flag=1: the grid's {} tiles on stream_k={} blocks (remainder_split={}) are "
-                                "whole tiles a block, so no deposit to flag",
-                                tiles(desc, variant), variant.stream_k, variant.remainder_split));
-  }
   const CudaVariant defaults;
   if (variant.unroll != defaults.unroll || variant.warps_n != 0 || variant.warps_m != 0 || variant.warps_k != 0)
     return refuse(fmt::format("the wgmma family does not read unroll, warps_n, warps_m or warps_k; leave them at {}, "
@@ -348,12 +331,10 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       return;
     const CudaVariant variant = streamed_over_sms(desc, tiled, sm_count_);
     if (!is_valid(desc, variant, 9)) return;
-    // With the copy warpgroup, each also with planned runs, and those also with deferred flags.
+    // With the copy warpgroup, each also with planned runs.
     auto add_with_plan = [&](const CudaVariant& even) {
       variants.push_back(even);
-      if (even.producer != 1 || !is_valid(desc, planned(even), 9)) return;
-      variants.push_back(planned(even));
-      variants.push_back(flags_deferred(planned(even)));
+      if (even.producer == 1 && is_valid(desc, planned(even), 9)) variants.push_back(planned(even));
     };
     add_with_plan(variant);
     // Over a full wave: the hybrid schedule too.
@@ -763,10 +744,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                                ? std::string()
                                : fmt::format("  static constexpr int STREAM_K = {};\n"
                                              "  static constexpr int REMAINDER_SPLIT = {};\n"
-                                             "  static constexpr int STREAM_K_PLAN = {};\n"
-                                             "  static constexpr int DEFERRED_FLAG = {};\n{}",
+                                             "  static constexpr int STREAM_K_PLAN = {};\n{}",
                                              variant.stream_k, variant.remainder_split, variant.stream_k_plan,
-                                             variant.deferred_flag,
                                              variant.stream_k_plan == 0
                                                  ? ""
                                                  : "  static __device__ __forceinline__ long long planned_begin(int "

@@ -38,9 +38,8 @@ class WgmmaGenerator {
   // a turn and the group starts known by position (same results, fewer instructions a stage), and
   // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates; 13:
   // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
-  // warpgroup; 14: deferred_flag (a deposit fenced and flagged at the block's next fix-up) as twins
-  // of the planned candidates
-  static constexpr int version = 14;
+  // warpgroup
+  static constexpr int version = 13;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

@@ -44,43 +44,12 @@ TEST(StreamKPlan, ModelledEndsOfAWorkedCase) {
   EXPECT_EQ(modelled_ends(whole, costs, even_runs(whole)), (std::vector<double>{5.0, 5.0, 5.0}));
 }
 
-// The same with deferred flags: a deposit costs its block 0.5 (its stores issued), they land 2
-// later, and the fence and flag wait for the block's next fix-up, or for the landing where none
-// follows:
-// - block 1 deposits at 2 + 0.5 = 2.5 (landed 4.5), ends its loop of tile 1 at 3.5, raises its
-//   flag once its stores have landed (4.5), reads block 2's deposit (flagged at 3 + 0.5 + 2 = 5.5)
-//   by 6.5, stores by 7.5;
-// - block 0 waits for block 1's flag (4.5), reads (5.5), stores (6.5);
-// - block 2 deposits at 3.5 and exits when its stores have landed and are flagged: 5.5.
-TEST(StreamKPlan, ModelledEndsWithDeferredFlags) {
-  const StreamKShape shape{2, 4, 3};
-  FixUpCosts costs{1.0, 0.5, 1.0, 1.0};
-  costs.deferred_flag = true;
-  costs.transfer = 2.0;
-  EXPECT_EQ(modelled_ends(shape, costs, even_runs(shape)), (std::vector<double>{6.5, 7.5, 5.5}));
-  // A long next segment raises the flag at its end, after the stores landed: 3 tiles of 4 on 2
-  // blocks, runs [0, 5), [5, 12): block 1 deposits 5..7 at 3.5 (landed 5.5), loops tile 2 to 7.5
-  // and flags then, stores by 8.5; block 0 owns tiles 0 (stored at 5) and 1 (loop to 6, read at
-  // max(6, 7.5) + 1, store): 9.5.
-  const StreamKShape longer{3, 4, 2};
-  EXPECT_EQ(modelled_ends(longer, costs, RunBegins{0, 5, 12}), (std::vector<double>{9.5, 8.5}));
-  // The H100's figures: the deposit's own time is its issue, a fraction of the fenced one's.
-  const FixUpCosts at_once = h100_fix_up_costs(128, 128, 128);
-  const FixUpCosts deferred = h100_fix_up_costs(128, 128, 128, true);
-  EXPECT_TRUE(deferred.deferred_flag);
-  EXPECT_FALSE(at_once.deferred_flag);
-  EXPECT_LT(deferred.deposit, at_once.deposit);
-  EXPECT_GT(deferred.transfer, 0.0);
-  EXPECT_EQ(deferred.pair, at_once.pair);
-}
-
 // The plan never ends later than the even runs by the model, and partitions the iterations, over
 // shapes of every kind: more blocks than tiles, fewer, one block, a block an iteration, costs
 // with and without a fix-up.
 TEST(StreamKPlan, PlansPartitionAndNeverEndLater) {
   const std::vector<FixUpCosts> every_cost = {{1.0, 0.0, 0.0, 0.0}, {1.0, 3.0, 1.0, 1.0}, {1.5, 3.4, 1.2, 1.0},
-                                              h100_fix_up_costs(128, 128, 128), h100_fix_up_costs(64, 256, 64),
-                                              h100_fix_up_costs(128, 256, 64, true)};
+                                              h100_fix_up_costs(128, 128, 128), h100_fix_up_costs(64, 256, 64)};
   for (const StreamKShape& shape : {StreamKShape{48, 32, 132}, StreamKShape{96, 16, 132}, StreamKShape{60, 32, 120},
                                     StreamKShape{3, 17, 7}, StreamKShape{1, 1, 1}, StreamKShape{5, 3, 15},
                                     StreamKShape{11, 9, 2}, StreamKShape{224, 16, 132}})
