@@ -275,9 +275,21 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   warps of one panel): x's share of a warp's bytes is largest there, and 256 panels leave too
 //   few blocks for sets of 4 (4096x14336 at M=16: 17.2 against 20.3 us by the rotate run mean,
 //   18.3 against 21.2 per call; 4096x4096: 8.0 against 8.4).
+// - Above 8 rows on many panels at 2 and 8 bits in bf16, 8 warps of 2 panels (block_n 32; 64-k
+//   chunks at 8 bits) where the arch takes them (session 13, bench/shapes/sixteen_rows_wide_n.txt,
+//   28672x4096, median of 20): at M = 16 32.0 against 32.6 us (4 panels a warp) at 2 bits, 50.1
+//   against 63.5 at 8; at M = 12 30.5 against 32.7, 50.2 against 65.0. (In fp16 the registry
+//   takes wgmma's 16-row tile there, WgmmaGenerator::preferred.)
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
   const bool few_panels = native_geometry(desc).panels <= heuristic_few_panels;
+  if (desc.m > 8 && native_geometry(desc).panels >= heuristic_many_panels && desc.act == DType::bf16 &&
+      (desc.bits == 2 || desc.bits == 8)) {
+    CudaVariant pairs{CudaFamily::gemv_mma, 8, 2};
+    pairs.block_n = 32;
+    if (desc.bits == 8) pairs.block_k = 64;
+    if (is_valid(desc, pairs, arch_major == 0 ? 8 : arch_major)) return pairs;
+  }
   if (desc.m >= 4 && native_geometry(desc).panels >= heuristic_many_panels) {
     CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
     variant.block_n = 64;

@@ -24,8 +24,9 @@ class GemvGenerator {
  public:
   static constexpr std::string_view family = "cuda_gemv";
   // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels;
-  // 10: the heuristic knows the arch (16 warps of 2 panels above 8 rows on few panels, sm_90)
-  static constexpr int version = 10;
+  // 10: the heuristic knows the arch (16 warps of 2 panels above 8 rows on few panels, sm_90);
+  // 11: 8 warps of 2 panels above 8 rows on many panels at 2 and 8 bits in bf16
+  static constexpr int version = 11;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
   static constexpr const char* entry_point = "lowbit_kernel";

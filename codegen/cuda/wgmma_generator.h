@@ -93,7 +93,13 @@ class WgmmaGenerator {
   // instead is gemv's heuristic choice, w4u2_n64, timed beside it later that day (session 12,
   // bench/shapes/wide_n_sixteen_rows.txt): 32.5 against 33.8 us at 2 bits bf16, but 63.3 against
   // 57.0 at 8 bits bf16, 32.5 against 29.9 at 2 bits fp16 and 47.7 against 47.2 at 8 bits fp16, so
-  // the rule stays: it wins or ties on three of the four). Not at 4 bits since
+  // the rule stayed then: it won or tied on three of the four). Session 13 (2026-11-23,
+  // bench/shapes/sixteen_rows_wide_n.txt, median of 20, 12 and 16 rows): in bf16, gemv_mma's 2-panel
+  // warps beat the 16-row tile at both widths (M = 16: 32.0 against 34.0 us at 2 bits, 50.1 against
+  // 57.5 at 8; M = 12: 30.5 against 34.3, 50.2 against 57.5) and GemvGenerator::heuristic now takes
+  // them, so the rule keeps fp16 only, and from 9 rows: the 16-row tile took 29.9 / 30.0 us at 2
+  // bits (M = 16 / 12) against gemv's 32.1 / 30.3 at best and 32.7 / 32.6 for w4u2_n64 (what gemv's
+  // heuristic takes in fp16), 48.1 / 47.1 at 8 bits against 48.3 / 47.4. Not at 4 bits since
   // gemv_mma's warps cover 4 panels (block_n 64, GemvGenerator::heuristic): 30.1 us (rotate run
   // mean) against wgmma's 33.6 (session 9, `read`); on N = 4096 and below 16 rows gemv_mma
   // stays (faster there, or not measured).
@@ -101,6 +107,7 @@ class WgmmaGenerator {
   static constexpr int64_t preferred_max_rows = 1024;
   static constexpr int64_t preferred_max_rows_8_bits = 2048;
   static constexpr int64_t preferred_wide_n = 16384;
+  static constexpr int64_t preferred_wide_n_min_rows = 9;
   // The most rows wgmma is preferred for at `bits` (no bound at 2 and 4 bits).
   static constexpr int64_t preferred_rows_up_to(int bits) {
     if (bits == 2 || bits == 4) return max_rows;
@@ -108,7 +115,8 @@ class WgmmaGenerator {
   }
   static bool preferred(const OpDesc& desc) {
     return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits)) ||
-           (desc.m == preferred_min_rows - 1 && desc.n >= preferred_wide_n && desc.bits != 4);
+           (desc.m >= preferred_wide_n_min_rows && desc.m < preferred_min_rows && desc.n >= preferred_wide_n &&
+            desc.bits != 4 && desc.act == DType::fp16);
   }
   // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the
   // ring's shared memory; cluster_split: clusters of (1, 1, split_k).

@@ -358,20 +358,34 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=16,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w4u2_n64");
   EXPECT_EQ(chosen("m=16,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
   EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");  // arch unknown
+  // Above 8 rows on many panels at 2 and 8 bits in bf16: 8 warps of 2 panels (64-k chunks at 8
+  // bits); fp16, 3 bits, 8 rows and fewer panels keep the rules above.
+  auto chosen_format = [&](const std::string& shape) {
+    const OpDesc desc = parse_descriptor(shape + ",group=128,zero=int,device=cuda:0");
+    return variant_name(desc, generator.heuristic(desc), "sm_90a");
+  };
+  EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m16_w8u2_n32");
+  EXPECT_EQ(chosen_format("m=9,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m9_w8u2_n32_k64");
+  EXPECT_EQ(chosen_format("m=16,n=16384,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2_n32_k64");
+  EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=2,act=fp16"), "cuda_sm90a_gemvmma_w2g128_m16_w4u2_n64");
+  EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w4u2_n64");
+  EXPECT_EQ(chosen_format("m=8,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m8_w4u2_n64");
+  EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2");
   // Every width's choice is a variant the generator serves, at each row count and panel count,
   // on the arch it was asked for, and with the arch unknown on every arch.
   for (int bits : {2, 3, 4, 8})
     for (int m : {1, 4, 5, 8, 9, 16})
       for (const char* size : {"n=4096,k=4096", "n=28672,k=4096", "n=100,k=96", "n=16400,k=96"})
-        for (int arch_major : {8, 9}) {
-          const OpDesc desc = parse_descriptor(
-              fmt::format("m={},{},bits={},group=32,zero=int,act=fp16,device=cuda:0", m, size, bits));
-          for (int asked : {0, arch_major}) {
-            const Validity validity = generator.is_valid(desc, generator.heuristic(desc, asked), arch_major);
-            EXPECT_TRUE(validity.ok) << to_string(desc) << " asked sm_" << asked << "x, on sm_" << arch_major
-                                     << "x: " << validity.reason;
+        for (int arch_major : {8, 9})
+          for (const char* act : {"fp16", "bf16"}) {
+            const OpDesc desc = parse_descriptor(
+                fmt::format("m={},{},bits={},group=32,zero=int,act={},device=cuda:0", m, size, bits, act));
+            for (int asked : {0, arch_major}) {
+              const Validity validity = generator.is_valid(desc, generator.heuristic(desc, asked), arch_major);
+              EXPECT_TRUE(validity.ok) << to_string(desc) << " asked sm_" << asked << "x, on sm_" << arch_major
+                                       << "x: " << validity.reason;
+            }
           }
-        }
 }
 
 // Above 8 rows on few panels, sm_90's shared memory holds 16 warps of 2 panels (block_n 32),

@@ -777,21 +777,34 @@ TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
       EXPECT_EQ(ampere, CudaFamily::dequant_gemm) << m;
     }
   }
-  // At 16 rows on a wide N (28672x4096) wgmma's 16-row tile beat gemv_mma on the H100 (39.2
-  // against 47.5 us bf16, 37.3 against 47.2 fp16, same calls) until gemv_mma's warps covered 4
-  // panels (30.1 against 33.6 us at 4 bits): wgmma there on sm_90 at 2 and 8 bits only; 15
-  // rows and N = 4096 stay gemv_mma (not measured / gemv_mma faster).
+  // At 9..16 rows on a wide N (28672x4096), 2 and 8 bits in fp16: wgmma's 16-row tile (29.9 /
+  // 30.0 us at 2 bits, M = 16 / 12, against gemv_mma's 32.7 / 32.6; 48.1 / 47.1 at 8 bits against
+  // 48.3 / 47.4, session 13). In bf16, and at 4 bits (gemv_mma's warps of 4 panels: 30.1 against
+  // 33.6 us), gemv_mma; in bf16 at 2 and 8 bits its warps of 2 panels (32.0 against 34.0 us, 50.1
+  // against 57.5 at M = 16). 8 rows and N = 4096 stay gemv_mma (not measured / gemv_mma faster).
   const OpDesc wide = descriptor("m=16,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16");
   EXPECT_EQ(heuristic(wide, 9).family, CudaFamily::gemv_mma);
   EXPECT_EQ(heuristic(wide, 9).block_n, 64);
   EXPECT_EQ(heuristic(wide, 8).family, CudaFamily::gemv_mma);
-  const OpDesc wide2 = descriptor("m=16,n=28672,k=4096,bits=2,group=128,zero=int,act=bf16");
-  EXPECT_EQ(heuristic(wide2, 9), WgmmaGenerator().heuristic(wide2));
-  EXPECT_EQ(heuristic(descriptor("m=15,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16"), 9).family,
+  for (const char* rows : {"m=9,", "m=12,", "m=16,"})
+    for (int bits : {2, 8}) {
+      const OpDesc half = descriptor(std::string(rows) + "n=28672,k=4096,group=128,zero=int,act=fp16,bits=" + std::to_string(bits));
+      EXPECT_EQ(heuristic(half, 9), WgmmaGenerator().heuristic(half)) << to_string(half);
+      EXPECT_EQ(heuristic(half, 8).family, CudaFamily::gemv_mma) << to_string(half);
+      const OpDesc brain = descriptor(std::string(rows) + "n=28672,k=4096,group=128,zero=int,act=bf16,bits=" + std::to_string(bits));
+      const CudaVariant pairs = heuristic(brain, 9);
+      EXPECT_EQ(pairs.family, CudaFamily::gemv_mma) << to_string(brain);
+      EXPECT_EQ(pairs.warps, 8) << to_string(brain);
+      EXPECT_EQ(pairs.block_n, 32) << to_string(brain);
+      EXPECT_EQ(pairs.block_k, bits == 8 ? 64 : 0) << to_string(brain);
+    }
+  EXPECT_EQ(heuristic(descriptor("m=8,n=28672,k=4096,bits=2,group=128,zero=int,act=fp16"), 9).family,
             CudaFamily::gemv_mma);
-  EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=8,group=128,zero=int,act=bf16"), 9).family,
-            CudaFamily::wgmma);  // as int2
-  EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=3,group=128,zero=int,act=bf16"), 9).family,
+  EXPECT_EQ(heuristic(descriptor("m=15,n=28672,k=4096,bits=4,group=128,zero=int,act=fp16"), 9).family,
+            CudaFamily::gemv_mma);
+  EXPECT_EQ(heuristic(descriptor("m=16,n=4096,k=4096,bits=2,group=128,zero=int,act=fp16"), 9).family,
+            CudaFamily::gemv_mma);
+  EXPECT_EQ(heuristic(descriptor("m=16,n=28672,k=4096,bits=3,group=128,zero=int,act=fp16"), 9).family,
             CudaFamily::gemv_mma);  // wgmma does not serve 3 bits
   // What wgmma does not serve (eqscale) gets on sm_90 what it gets elsewhere.
   const OpDesc scaled = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,eqscale=1");
