@@ -1,13 +1,21 @@
-// Small driver-API helpers of the CUDA bench tools that compile their own kernels with NVRTC
-// (lowbit_read_pattern_bench, lowbit_deposit_bench): a loaded module, a launch, event timing.
+// Small helpers of the CUDA bench tools (lowbit_read_pattern_bench and lowbit_deposit_bench,
+// which compile their own kernels with NVRTC, and the L2 flush protocols): a loaded module, a
+// launch, event timing, a median.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <vector>
 
 #include "codegen/cuda/cuda_api.h"
 
 namespace lowbit::bench {
+
+// The median of values (the upper one of an even count), as every table of docs/benchmarks.md reports.
+inline double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
 
 // A cubin loaded with cuModuleLoadData, unloaded on destruction.
 class Module {

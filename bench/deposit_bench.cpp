@@ -33,6 +33,7 @@
 namespace {
 
 using lowbit::bench::Events;
+using lowbit::bench::median;
 using lowbit::bench::launch;
 using lowbit::bench::Module;
 using lowbit::cuda::check;
@@ -171,11 +172,6 @@ extern "C" __global__ void read_bulk(const float4* slots, u64* stamps, float* su
   sums[blockIdx.x * THREADS + threadIdx.x] = sum;
 }
 )";
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 // The blocks' median and slowest time from their start to stamp `which`, in us.
 struct Spread {

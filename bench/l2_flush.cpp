@@ -1,5 +1,7 @@
 #include "bench/l2_flush.h"
 
+#include "bench/cuda_module.h"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -54,23 +56,18 @@ extern "C" __global__ void l2_flush_wait(long long nanoseconds) {
 }
 )";
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 // CUDA events created and destroyed together.
-class Events {
+class EventList {
  public:
-  explicit Events(std::size_t count) : events_(count, nullptr) {
+  explicit EventList(std::size_t count) : events_(count, nullptr) {
     for (CUevent& event : events_) cuda::check(cuda::driver().cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate");
   }
-  ~Events() {
+  ~EventList() {
     for (CUevent event : events_)
       if (event != nullptr) cuda::driver().cuEventDestroy(event);
   }
-  Events(const Events&) = delete;
-  Events& operator=(const Events&) = delete;
+  EventList(const EventList&) = delete;
+  EventList& operator=(const EventList&) = delete;
   void record(std::size_t index) { cuda::check(cuda::driver().cuEventRecord(events_[index], nullptr), "cuEventRecord"); }
   // Microseconds from event `from` to event `to`, waiting for `to`.
   double microseconds(std::size_t from, std::size_t to) {
@@ -161,7 +158,7 @@ void L2Flush::busy_wait(int64_t nanoseconds) {
 
 double L2Flush::time_flushed(const std::function<void(int copy)>& launch, int repeats) {
   for (int i = 0; i < warmup_calls; ++i) launch(0);
-  Events events(2);
+  EventList events(2);
   std::vector<double> microseconds;
   for (int i = 0; i < repeats; ++i) {
     flush(i);
@@ -182,7 +179,7 @@ double L2Flush::time_flushed(const std::function<void(int copy)>& launch, int re
 std::vector<double> L2Flush::run_rotated(const std::function<void(int copy)>& launch, int copies, int repeats,
                                          bool event_per_call) {
   const int event_count = event_per_call ? repeats + 1 : 2;
-  Events events(static_cast<std::size_t>(event_count));
+  EventList events(static_cast<std::size_t>(event_count));
   int64_t wait_ns = wait_base_ns + wait_per_operation_ns * (warmup_calls + repeats + event_count);
   int64_t enqueue_ns = 0;
   for (int attempt = 0; attempt < wait_attempts; ++attempt) {

@@ -46,6 +46,7 @@ using lowbit::cuda::check;
 using lowbit::cuda::driver;
 using lowbit::cuda::DeviceBuffer;
 using lowbit::bench::Events;
+using lowbit::bench::median;
 using lowbit::bench::launch;
 using lowbit::bench::Module;
 
@@ -216,11 +217,6 @@ std::string pattern_constants(const lowbit::OpDesc& desc, const Pattern& pattern
       geometry.panel_bytes, (tiles + run_tiles - 1) / run_tiles, run_tiles * tile_bytes, run_tiles * 16, group,
       groups, desc.zero == lowbit::ZeroPoint::none ? 0 : 1, pattern.variant.warps, pattern.variant.unroll,
       pattern.chunk_bytes);
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 // The three timings of run(copy) (copy: which of the rotated weight copies it reads).
