@@ -99,7 +99,9 @@ class WgmmaGenerator {
   // 57.5 at 8; M = 12: 30.5 against 34.3, 50.2 against 57.5) and GemvGenerator::heuristic now takes
   // them, so the rule keeps fp16 only, and from 9 rows: the 16-row tile took 29.9 / 30.0 us at 2
   // bits (M = 16 / 12) against gemv's 32.1 / 30.3 at best and 32.7 / 32.6 for w4u2_n64 (what gemv's
-  // heuristic takes in fp16), 48.1 / 47.1 at 8 bits against 48.3 / 47.4. Not at 4 bits since
+  // heuristic takes in fp16), 48.1 / 47.1 at 8 bits against 48.3 / 47.4 (the other row counts
+  // from 9 were not timed: both kernels read the same bytes at 12 and 16 rows, so M moves them
+  // little). Not at 4 bits since
   // gemv_mma's warps cover 4 panels (block_n 64, GemvGenerator::heuristic): 30.1 us (rotate run
   // mean) against wgmma's 33.6 (session 9, `read`); on N = 4096 and below 16 rows gemv_mma
   // stays (faster there, or not measured).
