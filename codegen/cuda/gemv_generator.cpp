@@ -299,14 +299,26 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
     CudaVariant pairs{CudaFamily::gemv_mma, 16, 2};
     pairs.block_n = 32;
     if (few_panels && arch_major >= 9 && is_valid(desc, pairs, arch_major)) return pairs;
-    return CudaVariant{CudaFamily::gemv_mma, 8, 2};
+    if (desc.bits == 2) {
+      CudaVariant two_panels{CudaFamily::gemv_mma, 8, 2};
+      two_panels.block_n = 32;
+      if (is_valid(desc, two_panels, arch_major == 0 ? 8 : arch_major)) return two_panels;
+    }
+    return with_wide_chunks(desc, CudaVariant{CudaFamily::gemv_mma, 8, 2}, arch_major);
   }
   if (desc.m > 4) {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
     variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
     return variant;
   }
-  return CudaVariant{CudaFamily::gemv_mma, few_panels ? 16 : 8, 2};
+  return with_wide_chunks(desc, CudaVariant{CudaFamily::gemv_mma, few_panels ? 16 : 8, 2}, arch_major);
+}
+
+CudaVariant GemvGenerator::with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const {
+  if (desc.bits != 3 && desc.bits != 8) return variant;
+  CudaVariant wide = variant;
+  wide.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
+  return is_valid(desc, wide, arch_major == 0 ? 8 : arch_major) ? wide : variant;
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {

@@ -41,6 +41,9 @@ class GemvGenerator {
   // The no-tune choice on a device of compute capability arch_major (0: unknown, the choice
   // then fits every arch the family serves; the registry passes the device's).
   CudaVariant heuristic(const OpDesc& desc, int arch_major = 0) const;
+  // At 3 and 8 bits, variant with chunks twice the format's (block_k), where the arch takes them
+  // (gemv_generator.cpp says what was measured); otherwise variant.
+  CudaVariant with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const;
   // heuristic(): up to this many panels the grid has about two blocks an SM of the H100 (132
   // SMs), and a block takes twice the warps (gemv_generator.cpp says what was measured).
   static constexpr int64_t heuristic_few_panels = 256;
