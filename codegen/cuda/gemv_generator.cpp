@@ -275,6 +275,17 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   warps of one panel): x's share of a warp's bytes is largest there, and 256 panels leave too
 //   few blocks for sets of 4 (4096x14336 at M=16: 17.2 against 20.3 us by the rotate run mean,
 //   18.3 against 21.2 per call; 4096x4096: 8.0 against 8.4).
+// - Wide chunks (block_k twice the format's, as at 5..8 rows) at 3 bits at every row count, and at
+//   8 bits above 8 rows, where a warp takes one panel (with_wide_chunks; session 13,
+//   bench/shapes/wide_chunks_rows.txt, median of 20, old choice against new in one process): at 3
+//   bits 2-8 % faster on every row timed (M = 1: 12.1 -> 11.4 us on 6144x4096, 39.6 -> 36.9 on
+//   28672x4096, 21.7 -> 19.9 on 4096x14336; M = 4 and 16 likewise; fp16 too); at 8 bits 11 % at
+//   M = 16 on 6144x4096 (16.9 -> 15.0 us; fp16 16.7 -> 14.1), but mixed at M <= 4 (-2 % to +4 %:
+//   25.6 -> 26.2 us at M = 1 on 4096x14336, 14.4 -> 15.0 at M = 4 on 6144x4096), so not there.
+// - Above 8 rows below 1024 panels at 2 bits, 8 warps of 2 panels (block_n 32) where the rule
+//   above does not take 16 (more than 256 panels, or not sm_90): 12.1 against 14.6 us at M = 16 on
+//   6144x4096 (same call; on 4096x4096, 256 panels, release call 7 had it fastest too: 8.6 us
+//   against 9.2 for sm_90's 16 warps of 2 panels).
 // - Above 8 rows on many panels at 2 and 8 bits in bf16, 8 warps of 2 panels (block_n 32; 64-k
 //   chunks at 8 bits) where the arch takes them (session 13, bench/shapes/sixteen_rows_wide_n.txt,
 //   28672x4096, median of 20): at M = 16 32.0 against 32.6 us (4 panels a warp) at 2 bits, 50.1
@@ -315,7 +326,7 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
 }
 
 CudaVariant GemvGenerator::with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const {
-  if (desc.bits != 3 && desc.bits != 8) return variant;
+  if (desc.bits != 3 && !(desc.bits == 8 && desc.m > 8)) return variant;
   CudaVariant wide = variant;
   wide.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
   return is_valid(desc, wide, arch_major == 0 ? 8 : arch_major) ? wide : variant;

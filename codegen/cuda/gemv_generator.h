@@ -25,7 +25,9 @@ class GemvGenerator {
   static constexpr std::string_view family = "cuda_gemv";
   // 9: gemv_mma warps covering 2 or 4 panels (block_n), the heuristic's from 4 rows on many panels;
   // 10: the heuristic knows the arch (16 warps of 2 panels above 8 rows on few panels, sm_90);
-  // 11: 8 warps of 2 panels above 8 rows on many panels at 2 and 8 bits in bf16
+  // 11: 8 warps of 2 panels above 8 rows on many panels at 2 and 8 bits in bf16, and at 2 bits
+  // on fewer panels where sm_90's 16 warps of 2 are not taken; wide chunks at 3 bits, and at 8
+  // bits above 8 rows
   static constexpr int version = 11;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
@@ -41,8 +43,8 @@ class GemvGenerator {
   // The no-tune choice on a device of compute capability arch_major (0: unknown, the choice
   // then fits every arch the family serves; the registry passes the device's).
   CudaVariant heuristic(const OpDesc& desc, int arch_major = 0) const;
-  // At 3 and 8 bits, variant with chunks twice the format's (block_k), where the arch takes them
-  // (gemv_generator.cpp says what was measured); otherwise variant.
+  // At 3 bits, and at 8 bits above 8 rows, variant with chunks twice the format's (block_k),
+  // where the arch takes them (gemv_generator.cpp says what was measured); otherwise variant.
   CudaVariant with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const;
   // heuristic(): up to this many panels the grid has about two blocks an SM of the H100 (132
   // SMs), and a block takes twice the warps (gemv_generator.cpp says what was measured).

@@ -359,7 +359,7 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=16,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
   EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");  // arch unknown
   // Above 8 rows on many panels at 2 and 8 bits in bf16: 8 warps of 2 panels (64-k chunks at 8
-  // bits); fp16, 3 bits, 8 rows and fewer panels keep the rules above.
+  // bits); fp16, 3 bits and 8 rows keep the rules above.
   auto chosen_format = [&](const std::string& shape) {
     const OpDesc desc = parse_descriptor(shape + ",group=128,zero=int,device=cuda:0");
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
@@ -370,7 +370,19 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=2,act=fp16"), "cuda_sm90a_gemvmma_w2g128_m16_w4u2_n64");
   EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w4u2_n64");
   EXPECT_EQ(chosen_format("m=8,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m8_w4u2_n64");
-  EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2");
+  // Wide chunks at 3 bits at every row count and at 8 bits above 8 rows, where a warp takes one
+  // panel; 8 warps of 2 panels at 2 bits above 8 rows below 1024 panels (where sm_90's 16 are not taken).
+  EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2_k64");
+  EXPECT_EQ(chosen_format("m=1,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u2");
+  EXPECT_EQ(chosen_format("m=4,n=4096,k=14336,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m4_w16u2");
+  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m1_w8u2_k128");
+  EXPECT_EQ(chosen_format("m=4,n=4096,k=14336,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m4_w16u2_k128");
+  EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w8u2_k128");
+  EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m16_w8u2_n32");
+  // (On 256 panels sm_90 takes 16 warps of 2 panels first; an unknown arch the 8 warps of 2.)
+  EXPECT_EQ(chosen_format("m=16,n=4096,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m16_w8u2_n32");
+  const OpDesc few = parse_descriptor("m=16,n=4096,k=4096,bits=2,group=128,zero=int,act=bf16,device=cuda:0");
+  EXPECT_EQ(variant_name(few, generator.heuristic(few, 9), "sm_90a"), "cuda_sm90a_gemvmma_w2g128_m16_w16u2_n32");
   // Every width's choice is a variant the generator serves, at each row count and panel count,
   // on the arch it was asked for, and with the arch unknown on every arch.
   for (int bits : {2, 3, 4, 8})
