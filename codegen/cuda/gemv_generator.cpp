@@ -282,6 +282,12 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   28672x4096, 21.7 -> 19.9 on 4096x14336; M = 4 and 16 likewise; fp16 too); at 8 bits 11 % at
 //   M = 16 on 6144x4096 (16.9 -> 15.0 us; fp16 16.7 -> 14.1), but mixed at M <= 4 (-2 % to +4 %:
 //   25.6 -> 26.2 us at M = 1 on 4096x14336, 14.4 -> 15.0 at M = 4 on 6144x4096), so not there.
+// - From 4 rows on many panels at 3 bits, 4 warps of 2 panels (block_n 32) instead of 4: on
+//   28672x4096 38.8 against 42.5 us at M = 4, 38.1 against 41.2 at M = 8, 43.6 against 47.1 at
+//   M = 16 (session 13, bench/shapes/width_rules_rows.txt, median of 20, one process a row).
+// - At M = 1 and 8 bits on more than few_panels panels, 4 stages (w8u4): 13.6 against 14.3 us
+//   on 6144x4096, 47.5 against 48.5 on 28672x4096 (same call); on 256 panels and at M = 4 the
+//   extra stages gained nothing or lost (10.7 against 10.8, 25.5 against 25.6; 14.8 against 14.4).
 // - Above 8 rows below 1024 panels at 2 bits, 8 warps of 2 panels (block_n 32) where the rule
 //   above does not take 16 (more than 256 panels, or not sm_90): 12.1 against 14.6 us at M = 16 on
 //   6144x4096 (same call; on 4096x4096, 256 panels, release call 7 had it fastest too: 8.6 us
@@ -303,7 +309,7 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   }
   if (desc.m >= 4 && native_geometry(desc).panels >= heuristic_many_panels) {
     CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
-    variant.block_n = 64;
+    variant.block_n = desc.bits == 3 ? 32 : 64;
     return variant;
   }
   if (desc.m > 8) {
@@ -321,6 +327,10 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
     variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
     return variant;
+  }
+  if (desc.bits == 8 && desc.m == 1 && !few_panels) {
+    const CudaVariant deeper{CudaFamily::gemv_mma, 8, 4};
+    if (is_valid(desc, deeper, arch_major == 0 ? 8 : arch_major)) return deeper;
   }
   return with_wide_chunks(desc, CudaVariant{CudaFamily::gemv_mma, few_panels ? 16 : 8, 2}, arch_major);
 }

@@ -27,7 +27,8 @@ class GemvGenerator {
   // 10: the heuristic knows the arch (16 warps of 2 panels above 8 rows on few panels, sm_90);
   // 11: 8 warps of 2 panels above 8 rows on many panels at 2 and 8 bits in bf16, and at 2 bits
   // on fewer panels where sm_90's 16 warps of 2 are not taken; wide chunks at 3 bits, and at 8
-  // bits above 8 rows
+  // bits above 8 rows; warps of 2 panels at 3 bits from 4 rows on many panels; 4 stages at 8 bits
+  // and M = 1 on more than few panels
   static constexpr int version = 11;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands

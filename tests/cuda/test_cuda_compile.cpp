@@ -359,7 +359,7 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=16,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");
   EXPECT_EQ(chosen("m=16,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");  // arch unknown
   // Above 8 rows on many panels at 2 and 8 bits in bf16: 8 warps of 2 panels (64-k chunks at 8
-  // bits); fp16, 3 bits and 8 rows keep the rules above.
+  // bits); fp16 and 8 rows keep the rules above, and 3 bits take 4 warps of 2 panels from 4 rows.
   auto chosen_format = [&](const std::string& shape) {
     const OpDesc desc = parse_descriptor(shape + ",group=128,zero=int,device=cuda:0");
     return variant_name(desc, generator.heuristic(desc), "sm_90a");
@@ -368,12 +368,18 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen_format("m=9,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m9_w8u2_n32_k64");
   EXPECT_EQ(chosen_format("m=16,n=16384,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2_n32_k64");
   EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=2,act=fp16"), "cuda_sm90a_gemvmma_w2g128_m16_w4u2_n64");
-  EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w4u2_n64");
+  EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w4u2_n32");
+  EXPECT_EQ(chosen_format("m=4,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m4_w4u2_n32");
+  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m3_w8u2_k128");
+  // 4 stages at 8 bits and M = 1 on more than 256 panels.
+  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u4");
+  EXPECT_EQ(chosen_format("m=1,n=4096,k=14336,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w16u2");
+  EXPECT_EQ(chosen_format("m=2,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m2_w8u2");
   EXPECT_EQ(chosen_format("m=8,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m8_w4u2_n64");
   // Wide chunks at 3 bits at every row count and at 8 bits above 8 rows, where a warp takes one
   // panel; 8 warps of 2 panels at 2 bits above 8 rows below 1024 panels (where sm_90's 16 are not taken).
   EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2_k64");
-  EXPECT_EQ(chosen_format("m=1,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u2");
+  EXPECT_EQ(chosen_format("m=1,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u4");
   EXPECT_EQ(chosen_format("m=4,n=4096,k=14336,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m4_w16u2");
   EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m1_w8u2_k128");
   EXPECT_EQ(chosen_format("m=4,n=4096,k=14336,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m4_w16u2_k128");
