@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -173,6 +174,13 @@ extern "C" __global__ void read_bulk(const float4* slots, u64* stamps, float* su
 }
 )";
 
+// The program for a partial of partial_kib KiB per block, copied in chunks of chunk_kib KiB.
+std::string program_source(int partial_kib, int chunk_kib) {
+  return fmt::format("#define FRAGMENTS {}\n#define CHUNK_BYTES {}\n", partial_kib * 1024 / (block_threads * 16),
+                     chunk_kib * 1024) +
+         kernel_source;
+}
+
 // The blocks' median and slowest time from their start to stamp `which`, in us.
 struct Spread {
   double median = 0;
@@ -200,10 +208,7 @@ int main(int argc, char** argv) {
     if (compile_only) {
       for (int partial : partials_kib)
         for (int chunk : chunks_kib)
-          lowbit::cuda::compile_to_cubin(
-              fmt::format("#define FRAGMENTS {}\n#define CHUNK_BYTES {}\n", partial * 1024 / (block_threads * 16), chunk * 1024) +
-                  kernel_source,
-              "deposit", "sm_90a");
+          lowbit::cuda::compile_to_cubin(program_source(partial, chunk), "deposit", "sm_90a");
       std::printf("compiled %zu programs for sm_90a\n", std::size(partials_kib) * std::size(chunks_kib));
       return 0;
     }
@@ -221,10 +226,7 @@ int main(int argc, char** argv) {
     Events events;
     for (int partial : partials_kib)
       for (int chunk : chunks_kib) {
-        const int fragments = partial * 1024 / (block_threads * 16);
-        const Module module(lowbit::cuda::compile_to_cubin(
-            fmt::format("#define FRAGMENTS {}\n#define CHUNK_BYTES {}\n", fragments, chunk * 1024) + kernel_source, "deposit",
-            device.arch()));
+        const Module module(lowbit::cuda::compile_to_cubin(program_source(partial, chunk), "deposit", device.arch()));
         struct Case {
           const char* name;
           bool bulk;
@@ -254,10 +256,9 @@ int main(int argc, char** argv) {
               const double us = events.time([&] { launch(function, blocks, block_threads, shared, args); });
               if (r >= 2) times.push_back(us);
             }
-            std::vector<uint64_t> stamp_values(static_cast<std::size_t>(blocks) * stamps_per_block);
-            check(driver().cuMemcpyDtoH(stamp_values.data(), reinterpret_cast<CUdeviceptr>(stamps.data()),
-                                        stamp_values.size() * 8),
-                  "cuMemcpyDtoH");
+            const std::vector<uint8_t> stamp_bytes = stamps.download();
+            std::vector<uint64_t> stamp_values(stamp_bytes.size() / 8);
+            std::memcpy(stamp_values.data(), stamp_bytes.data(), stamp_bytes.size());
             const Spread staged = spread(stamp_values, blocks, 1);
             const Spread issued = spread(stamp_values, blocks, 2);
             const Spread end = spread(stamp_values, blocks, 3);

@@ -299,15 +299,17 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   takes wgmma's 16-row tile there, WgmmaGenerator::preferred.)
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  const bool few_panels = native_geometry(desc).panels <= heuristic_few_panels;
-  if (desc.m > 8 && native_geometry(desc).panels >= heuristic_many_panels && desc.act == DType::bf16 &&
-      (desc.bits == 2 || desc.bits == 8)) {
+  const int64_t panels = native_geometry(desc).panels;
+  const bool few_panels = panels <= heuristic_few_panels;
+  const bool many_panels = panels >= heuristic_many_panels;
+  auto fits = [&](const CudaVariant& variant) { return fits_arch(desc, variant, arch_major); };
+  if (desc.m > 8 && many_panels && desc.act == DType::bf16 && (desc.bits == 2 || desc.bits == 8)) {
     CudaVariant pairs{CudaFamily::gemv_mma, 8, 2};
     pairs.block_n = 32;
     if (desc.bits == 8) pairs.block_k = 64;
-    if (is_valid(desc, pairs, arch_major == 0 ? 8 : arch_major)) return pairs;
+    if (fits(pairs)) return pairs;
   }
-  if (desc.m >= 4 && native_geometry(desc).panels >= heuristic_many_panels) {
+  if (desc.m >= 4 && many_panels) {
     CudaVariant variant{CudaFamily::gemv_mma, 4, 2};
     variant.block_n = desc.bits == 3 ? 32 : 64;
     return variant;
@@ -319,7 +321,7 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
     if (desc.bits == 2) {
       CudaVariant two_panels{CudaFamily::gemv_mma, 8, 2};
       two_panels.block_n = 32;
-      if (is_valid(desc, two_panels, arch_major == 0 ? 8 : arch_major)) return two_panels;
+      if (fits(two_panels)) return two_panels;
     }
     return with_wide_chunks(desc, CudaVariant{CudaFamily::gemv_mma, 8, 2}, arch_major);
   }
@@ -330,7 +332,7 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   }
   if (desc.bits == 8 && desc.m == 1 && !few_panels) {
     const CudaVariant deeper{CudaFamily::gemv_mma, 8, 4};
-    if (is_valid(desc, deeper, arch_major == 0 ? 8 : arch_major)) return deeper;
+    if (fits(deeper)) return deeper;
   }
   return with_wide_chunks(desc, CudaVariant{CudaFamily::gemv_mma, few_panels ? 16 : 8, 2}, arch_major);
 }
@@ -339,7 +341,11 @@ CudaVariant GemvGenerator::with_wide_chunks(const OpDesc& desc, CudaVariant vari
   if (desc.bits != 3 && !(desc.bits == 8 && desc.m > 8)) return variant;
   CudaVariant wide = variant;
   wide.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
-  return is_valid(desc, wide, arch_major == 0 ? 8 : arch_major) ? wide : variant;
+  return fits_arch(desc, wide, arch_major) ? wide : variant;
+}
+
+bool GemvGenerator::fits_arch(const OpDesc& desc, const CudaVariant& variant, int arch_major) const {
+  return bool(is_valid(desc, variant, arch_major == 0 ? 8 : arch_major));
 }
 
 std::string GemvGenerator::emit(const OpDesc& desc, const CudaVariant& variant) const {

@@ -44,9 +44,6 @@ class GemvGenerator {
   // The no-tune choice on a device of compute capability arch_major (0: unknown, the choice
   // then fits every arch the family serves; the registry passes the device's).
   CudaVariant heuristic(const OpDesc& desc, int arch_major = 0) const;
-  // At 3 bits, and at 8 bits above 8 rows, variant with chunks twice the format's (block_k),
-  // where the arch takes them (gemv_generator.cpp says what was measured); otherwise variant.
-  CudaVariant with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const;
   // heuristic(): up to this many panels the grid has about two blocks an SM of the H100 (132
   // SMs), and a block takes twice the warps (gemv_generator.cpp says what was measured).
   static constexpr int64_t heuristic_few_panels = 256;
@@ -70,6 +67,14 @@ class GemvGenerator {
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // The split's second kernel: one thread per output.
   static LaunchGeometry split_sum_geometry(const OpDesc& desc);
+ private:
+  // heuristic(): at 3 bits, and at 8 bits above 8 rows, variant with chunks twice the format's
+  // (block_k), where the arch takes them (gemv_generator.cpp says what was measured); otherwise
+  // variant.
+  CudaVariant with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const;
+  // Whether a heuristic rule's variant is valid on arch_major, or, where that is unknown (0), on
+  // sm_8x too (its smaller shared memory).
+  bool fits_arch(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;
 };
 
 }  // namespace lowbit::cuda
