@@ -46,6 +46,31 @@ inline void launch(CUfunction function, unsigned grid, unsigned threads, unsigne
               "cuLaunchKernel");
 }
 
+// The same launch in thread-block clusters of cluster_x blocks (cuLaunchKernelEx; grid a multiple of it).
+inline void launch_clusters(CUfunction function, unsigned grid, unsigned cluster_x, unsigned threads, unsigned shared,
+                            std::vector<void*> args) {
+  if (shared > 48 * 1024)
+    cuda::check(cuda::driver().cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                  static_cast<int>(shared)),
+                "cuFuncSetAttribute");
+  CUlaunchAttribute cluster{};
+  cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+  cluster.value.clusterDim.x = cluster_x;
+  cluster.value.clusterDim.y = 1;
+  cluster.value.clusterDim.z = 1;
+  CUlaunchConfig config{};
+  config.gridDimX = grid;
+  config.gridDimY = 1;
+  config.gridDimZ = 1;
+  config.blockDimX = threads;
+  config.blockDimY = 1;
+  config.blockDimZ = 1;
+  config.sharedMemBytes = shared;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  cuda::check(cuda::driver().cuLaunchKernelEx(&config, function, args.data(), nullptr), "cuLaunchKernelEx (clusters)");
+}
+
 // Two events on the default stream.
 class Events {
  public:

@@ -12,6 +12,13 @@
 //   read registers     float4 __ldcg loads of another block's slot, summed (the template's way);
 //   read bulk          thread 0 has cp.async.bulk bring the slot into shared memory (mbarrier
 //                      with the byte count), then every thread sums its float4s from there.
+//   push cluster       thread-block clusters of 2 or 4: each block stores its float4s straight into
+//                      the next block's (rank + 1) shared memory (st.shared::cluster through mapa),
+//                      a cluster barrier (release / acquire), then sums the partial it received
+//                      from its own shared memory: a hand-over inside a cluster, no L2 round trip;
+//   pull cluster       the same clusters: each block lays its partial out in its own shared memory,
+//                      a cluster barrier, then sums the next block's over DSMEM (ld.shared::cluster)
+//                      and a last cluster barrier keeps that memory alive until it is read.
 // Each block stamps %globaltimer at its start, when its part is issued (stores or bulk copies
 // issued; for bulk deposits also when the shared-memory image is complete) and at its end (flag
 // published / sum done). Prints one line per case: the launch's median time over --repeats (CUDA
@@ -36,6 +43,7 @@ namespace {
 using lowbit::bench::Events;
 using lowbit::bench::median;
 using lowbit::bench::launch;
+using lowbit::bench::launch_clusters;
 using lowbit::bench::Module;
 using lowbit::cuda::check;
 using lowbit::cuda::DeviceBuffer;
@@ -172,6 +180,79 @@ extern "C" __global__ void read_bulk(const float4* slots, u64* stamps, float* su
   if (threadIdx.x == 0) record(stamps, start, issued, issued, now());
   sums[blockIdx.x * THREADS + threadIdx.x] = sum;
 }
+
+// Clusters: every block of the cluster has started before the clock starts (the stamps then time
+// the hand-over, not the cluster's co-scheduling).
+__device__ __forceinline__ u32 cluster_rank() {
+  u32 rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+  return rank;
+}
+__device__ __forceinline__ u32 cluster_blocks() {
+  u32 count;
+  asm volatile("mov.u32 %0, %%cluster_nctarank;\n" : "=r"(count));
+  return count;
+}
+__device__ __forceinline__ u32 cluster_address(u32 local, u32 rank) {
+  u32 remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  return remote;
+}
+__device__ __forceinline__ void cluster_barrier() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
+extern "C" __global__ void push_cluster(u64* stamps, float* sums) {
+  extern __shared__ __align__(128) float4 staging[];
+  cluster_barrier();
+  const u64 start = now();
+  const u32 next = (cluster_rank() + 1) % cluster_blocks();
+  const u32 target = cluster_address(shared_address(staging + threadIdx.x), next);
+#pragma unroll
+  for (int i = 0; i < FRAGMENTS; ++i) {
+    const float4 value = fragment(i);
+    asm volatile("st.shared::cluster.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"r"(target + i * THREADS * 16), "f"(value.x),
+                 "f"(value.y), "f"(value.z), "f"(value.w)
+                 : "memory");
+  }
+  const u64 issued = now();
+  cluster_barrier();  // every push has landed
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < FRAGMENTS; ++i) {
+    const float4 value = staging[i * THREADS + threadIdx.x];
+    sum += value.x + value.y + value.z + value.w;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) record(stamps, start, issued, issued, now());
+  sums[blockIdx.x * THREADS + threadIdx.x] = sum;
+}
+
+extern "C" __global__ void pull_cluster(u64* stamps, float* sums) {
+  extern __shared__ __align__(128) float4 staging[];
+  cluster_barrier();
+  const u64 start = now();
+#pragma unroll
+  for (int i = 0; i < FRAGMENTS; ++i) staging[i * THREADS + threadIdx.x] = fragment(i);
+  const u64 staged = now();
+  cluster_barrier();  // every partial is laid out
+  const u32 next = (cluster_rank() + 1) % cluster_blocks();
+  const u32 source = cluster_address(shared_address(staging + threadIdx.x), next);
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < FRAGMENTS; ++i) {
+    float4 value;
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(value.x), "=f"(value.y), "=f"(value.z), "=f"(value.w)
+                 : "r"(source + i * THREADS * 16)
+                 : "memory");
+    sum += value.x + value.y + value.z + value.w;
+  }
+  const u64 issued = now();
+  cluster_barrier();  // the next block's memory stays until every read of it is done
+  if (threadIdx.x == 0) record(stamps, start, staged, issued, now());
+  sums[blockIdx.x * THREADS + threadIdx.x] = sum;
+}
 )";
 
 // The program for a partial of partial_kib KiB per block, copied in chunks of chunk_kib KiB.
@@ -191,6 +272,20 @@ Spread spread(const std::vector<uint64_t>& stamps, int blocks, int which) {
   for (int b = 0; b < blocks; ++b)
     times.push_back(static_cast<double>(stamps[b * stamps_per_block + which] - stamps[b * stamps_per_block]) * 1e-3);
   return Spread{median(times), *std::max_element(times.begin(), times.end())};
+}
+
+// One line of the table: the launch's median and the blocks' stamps of the last launch.
+void print_case(const std::string& name, int partial_kib, int chunk_kib, const std::string& at_once, double launch_us,
+                const DeviceBuffer& stamps, int blocks) {
+  const std::vector<uint8_t> stamp_bytes = stamps.download();
+  std::vector<uint64_t> stamp_values(stamp_bytes.size() / 8);
+  std::memcpy(stamp_values.data(), stamp_bytes.data(), stamp_bytes.size());
+  const Spread staged = spread(stamp_values, blocks, 1);
+  const Spread issued = spread(stamp_values, blocks, 2);
+  const Spread end = spread(stamp_values, blocks, 3);
+  std::printf("%-18s %5d KiB %3d KiB %-14s %9.2f %7.2f / %6.2f %7.2f / %6.2f %7.2f / %6.2f\n", name.c_str(), partial_kib,
+              chunk_kib, at_once.c_str(), launch_us, staged.median, staged.slowest, issued.median, issued.slowest,
+              end.median, end.slowest);
 }
 
 }  // namespace
@@ -236,6 +331,25 @@ int main(int argc, char** argv) {
                               {"deposit bulk", true, true},
                               {"read registers", false, false},
                               {"read bulk", true, false}};
+        // Hand-overs inside thread-block clusters (every block at once; 2 and 4 blocks a cluster).
+        if (chunk == chunks_kib[0])
+          for (const char* name : {"push_cluster", "pull_cluster"})
+            for (unsigned cluster : {2u, 4u}) {
+              const CUfunction function = module.function(name);
+              const unsigned grid = static_cast<unsigned>(blocks) / cluster * cluster;
+              void* stamps_pointer = stamps.data();
+              void* sums_pointer = sums.data();
+              std::vector<double> times;
+              for (int r = 0; r < repeats + 2; ++r) {
+                const double us = events.time([&] {
+                  launch_clusters(function, grid, cluster, block_threads, static_cast<unsigned>(partial * 1024),
+                                  {&stamps_pointer, &sums_pointer});
+                });
+                if (r >= 2) times.push_back(us);
+              }
+              print_case(fmt::format("{} x{}", name, cluster), partial, 0, fmt::format("{} of {}", grid, blocks),
+                         median(times), stamps, static_cast<int>(grid));
+            }
         for (const Case& c : cases) {
           if (!c.bulk && chunk != chunks_kib[0]) continue;  // the register forms have no chunk
           const CUfunction function = module.function(
@@ -256,16 +370,8 @@ int main(int argc, char** argv) {
               const double us = events.time([&] { launch(function, blocks, block_threads, shared, args); });
               if (r >= 2) times.push_back(us);
             }
-            const std::vector<uint8_t> stamp_bytes = stamps.download();
-            std::vector<uint64_t> stamp_values(stamp_bytes.size() / 8);
-            std::memcpy(stamp_values.data(), stamp_bytes.data(), stamp_bytes.size());
-            const Spread staged = spread(stamp_values, blocks, 1);
-            const Spread issued = spread(stamp_values, blocks, 2);
-            const Spread end = spread(stamp_values, blocks, 3);
-            std::printf("%-18s %5d KiB %3d KiB %-14s %9.2f %7.2f / %6.2f %7.2f / %6.2f %7.2f / %6.2f\n", c.name, partial,
-                        c.bulk ? chunk : 0, fmt::format("{} of {}", (blocks + groups - 1) / groups, blocks).c_str(),
-                        median(times), staged.median, staged.slowest, issued.median, issued.slowest, end.median,
-                        end.slowest);
+            print_case(c.name, partial, c.bulk ? chunk : 0,
+                       fmt::format("{} of {}", (blocks + groups - 1) / groups, blocks), median(times), stamps, blocks);
           }
         }
       }
