@@ -1,0 +1,290 @@
+// lowbit_operand_stream_bench: is the wgmma family's main loop bound by the bytes it streams from
+// L2? (templates/wgmma_gemm.cuh: every block copies, each k64 stage, its x tile, BLOCK_M rows x
+// 128 bytes, and its weights, 128 columns x 32 bytes; x is the same for every block of a row
+// tile, so it comes from L2.) This tool streams the same bytes with no arithmetic at all, one
+// block an SM, every SM at once, a ring of 4 stages, RUN stages a block, four ways:
+//   cp.async           128 threads issue 16-byte cp.async copies (the copy warpgroup's way): x
+//                      read row by row from an x of RUN x 64 k per row, weights the block's own;
+//   cp.async half x    the same with half the x rows: what a stage would cost if half its x
+//                      arrived some other way (the ceiling of sharing x between two blocks);
+//   bulk               one thread issues cp.async.bulk copies (the TMA engine, 1-D) of x, laid
+//                      out stage by stage so a stage is one copy, and of the weights, completing
+//                      on the slot's mbarrier;
+//   bulk multicast     clusters of 2: each block copies half of the stage's x with
+//                      .multicast::cluster into both blocks' shared memory, and its own weights;
+//                      a slot is refilled when both blocks have released it (an empty mbarrier
+//                      of 2 arrivals, one local and one from the peer).
+// Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
+// time a stage (from their own start), and the bytes the SMs received and L2 served per second.
+// Usage: lowbit_operand_stream_bench [--repeats N] [--compile-only]
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/cuda_module.h"
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/device_buffer.h"
+
+namespace {
+
+using lowbit::bench::Events;
+using lowbit::bench::launch;
+using lowbit::bench::launch_clusters;
+using lowbit::bench::median;
+using lowbit::bench::Module;
+using lowbit::cuda::DeviceBuffer;
+
+constexpr int block_threads = 128;  // the copy warpgroup
+constexpr int run_stages = 64;      // K = 4096 in k64 stages
+constexpr int weight_bytes = 4096;  // 128 columns x 64 k at 4 bits
+
+// Compiled once per x tile (X_BYTES a stage: BLOCK_M x 128), with W_BYTES and RUN in front.
+constexpr const char* kernel_source = R"(
+typedef unsigned int u32;
+typedef unsigned long long u64;
+#define SLOTS 4
+#define SLOT_BYTES (X_BYTES + W_BYTES)
+
+__device__ __forceinline__ u64 now() {
+  u64 t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t)::"memory");
+  return t;
+}
+__device__ __forceinline__ u32 shared_address(const void* pointer) {
+  return static_cast<u32>(__cvta_generic_to_shared(pointer));
+}
+__device__ __forceinline__ void record(u64* stamps, u64 start) {
+  if (threadIdx.x == 0) {
+    stamps[2 * blockIdx.x] = start;
+    stamps[2 * blockIdx.x + 1] = now();
+  }
+}
+
+// x: [rows][RUN * 128 bytes] (a row's 64 k of stage s at byte 128 s); weights: [blocks][RUN][W_BYTES].
+// `rows`: the x rows a stage copies (X_BYTES / 128, or half of them).
+__device__ __forceinline__ void issue_cp_async(unsigned char* slot, const uint4* x, const uint4* w, int stage, int rows) {
+  for (int piece = threadIdx.x; piece < rows * 8; piece += blockDim.x) {
+    const uint4* source = x + static_cast<long long>(piece / 8) * (RUN * 8) + stage * 8 + piece % 8;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(slot + piece * 16)), "l"(source));
+  }
+  const uint4* weights = w + (static_cast<long long>(blockIdx.x) * RUN + stage) * (W_BYTES / 16);
+  for (int piece = threadIdx.x; piece < W_BYTES / 16; piece += blockDim.x)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(slot + X_BYTES + piece * 16)),
+                 "l"(weights + piece));
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+
+__device__ __forceinline__ void stream_cp_async(const uint4* x, const uint4* w, u64* stamps, int rows) {
+  extern __shared__ __align__(128) unsigned char ring[];
+  __syncthreads();
+  const u64 start = now();
+  for (int stage = 0; stage < SLOTS - 1; ++stage) issue_cp_async(ring + stage * SLOT_BYTES, x, w, stage, rows);
+  for (int stage = 0; stage < RUN; ++stage) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(SLOTS - 2));  // this stage's copies have landed
+    __syncthreads();  // every thread's, and every thread is past the previous stage
+    const int next = stage + SLOTS - 1;
+    if (next < RUN)
+      issue_cp_async(ring + next % SLOTS * SLOT_BYTES, x, w, next, rows);
+    else
+      asm volatile("cp.async.commit_group;\n" ::);
+  }
+  record(stamps, start);
+}
+
+extern "C" __global__ void cp_async_full(const uint4* x, const uint4* w, const uint4*, u64* stamps) {
+  stream_cp_async(x, w, stamps, X_BYTES / 128);
+}
+extern "C" __global__ void cp_async_half(const uint4* x, const uint4* w, const uint4*, u64* stamps) {
+  stream_cp_async(x, w, stamps, X_BYTES / 256);
+}
+
+__device__ __forceinline__ void barrier_init(u32 barrier, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(barrier), "r"(count) : "memory");
+}
+__device__ __forceinline__ void expect_bytes(u32 barrier, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(barrier), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void wait_parity(u32 barrier, u32 parity) {
+  u32 done = 0;
+  while (!done)
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(barrier), "r"(parity)
+        : "memory");
+}
+__device__ __forceinline__ void bulk_copy(u32 target, const void* source, u32 bytes, u32 barrier) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(target),
+               "l"(source), "r"(bytes), "r"(barrier)
+               : "memory");
+}
+// The same offsets in every block of the cluster that `mask` names.
+__device__ __forceinline__ void bulk_copy_multicast(u32 target, const void* source, u32 bytes, u32 barrier, unsigned short mask) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;\n" ::"r"(
+          target),
+      "l"(source), "r"(bytes), "r"(barrier), "h"(mask)
+      : "memory");
+}
+__device__ __forceinline__ u32 cluster_rank() {
+  u32 rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+  return rank;
+}
+__device__ __forceinline__ void cluster_barrier() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
+// x_tiled: [RUN][X_BYTES] (stage by stage). MULTICAST: clusters of 2, each block copies half a
+// stage's x into both blocks.
+template <bool MULTICAST>
+__device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w, u64* stamps) {
+  extern __shared__ __align__(128) unsigned char ring[];
+  __shared__ __align__(8) u64 full[SLOTS];
+  __shared__ __align__(8) u64 empty[SLOTS];
+  const u32 rank = MULTICAST ? cluster_rank() : 0;
+  if (threadIdx.x == 0) {
+    for (int slot = 0; slot < SLOTS; ++slot) {
+      barrier_init(shared_address(&full[slot]), 1);
+      barrier_init(shared_address(&empty[slot]), MULTICAST ? 2 : 1);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (MULTICAST)
+    cluster_barrier();  // both blocks' barriers exist before any copy or arrival reaches them
+  else
+    __syncthreads();
+  const u64 start = now();
+  const unsigned char* weights = reinterpret_cast<const unsigned char*>(w) + static_cast<long long>(blockIdx.x) * RUN * W_BYTES;
+  auto issue = [&](int stage) {
+    const int slot = stage % SLOTS;
+    const u32 target = shared_address(ring + slot * SLOT_BYTES);
+    const u32 barrier = shared_address(&full[slot]);
+    if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);  // released by all
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    expect_bytes(barrier, SLOT_BYTES);
+    const unsigned char* x_stage = reinterpret_cast<const unsigned char*>(x_tiled) + static_cast<long long>(stage) * X_BYTES;
+    if (MULTICAST)
+      bulk_copy_multicast(target + rank * (X_BYTES / 2), x_stage + rank * (X_BYTES / 2), X_BYTES / 2, barrier, 0x3);
+    else
+      bulk_copy(target, x_stage, X_BYTES, barrier);
+    bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
+  };
+  if (threadIdx.x == 0)
+    for (int stage = 0; stage < SLOTS - 1; ++stage) issue(stage);
+  for (int stage = 0; stage < RUN; ++stage) {
+    const int slot = stage % SLOTS;
+    wait_parity(shared_address(&full[slot]), (stage / SLOTS) & 1);
+    __syncthreads();  // every thread is done with the stage (a consumer would have read it here)
+    if (threadIdx.x == 0) {
+      const u32 released = shared_address(&empty[slot]);
+      asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+      if (MULTICAST) {
+        u32 peer;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
+        asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+      }
+      if (stage + SLOTS - 1 < RUN) issue(stage + SLOTS - 1);
+    }
+  }
+  record(stamps, start);
+  if (MULTICAST) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
+}
+
+extern "C" __global__ void bulk(const uint4*, const uint4* w, const uint4* x_tiled, u64* stamps) {
+  stream_bulk<false>(x_tiled, w, stamps);
+}
+extern "C" __global__ void bulk_multicast(const uint4*, const uint4* w, const uint4* x_tiled, u64* stamps) {
+  stream_bulk<true>(x_tiled, w, stamps);
+}
+)";
+
+std::string program_source(int x_bytes) {
+  return fmt::format("#define X_BYTES {}\n#define W_BYTES {}\n#define RUN {}\n", x_bytes, weight_bytes, run_stages) +
+         kernel_source;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int repeats = 20;
+  bool compile_only = false;
+  CLI::App app{"lowbit_operand_stream_bench: the wgmma main loop's copies alone (cp.async, bulk, bulk multicast)"};
+  app.add_option("--repeats", repeats, "launches timed per case (the median is printed)")->check(CLI::Range(1, 1000));
+  app.add_flag("--compile-only", compile_only, "compile the kernels for sm_90a with NVRTC and stop (no GPU needed)");
+  CLI11_PARSE(app, argc, argv);
+  const int rows_cases[] = {256, 128};  // the 256- and 128-row tiles' x
+  try {
+    if (compile_only) {
+      for (int rows : rows_cases) lowbit::cuda::compile_to_cubin(program_source(rows * 128), "stream", "sm_90a");
+      std::printf("compiled %zu programs for sm_90a\n", std::size(rows_cases));
+      return 0;
+    }
+    const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
+    lowbit::cuda::make_current(0);
+    const int blocks = device.sm_count / 2 * 2;  // pairs for the multicast case
+    std::printf("device: %s, %d blocks of %d threads (one an SM), %d stages a block, weights %d bytes a stage\n",
+                device.name.c_str(), blocks, block_threads, run_stages, weight_bytes);
+    std::printf("%-18s %6s %9s %9s %13s %13s\n", "case", "x rows", "launch us", "us/stage", "SMs in TB/s", "L2 out TB/s");
+    DeviceBuffer x(static_cast<std::size_t>(256) * run_stages * 128);
+    DeviceBuffer x_tiled(static_cast<std::size_t>(256) * run_stages * 128);
+    DeviceBuffer weights(static_cast<std::size_t>(blocks) * run_stages * weight_bytes);
+    DeviceBuffer stamps(static_cast<std::size_t>(blocks) * 2 * 8);
+    Events events;
+    for (int rows : rows_cases) {
+      const int x_bytes = rows * 128;
+      const Module module(lowbit::cuda::compile_to_cubin(program_source(x_bytes), "stream", device.arch()));
+      struct Case {
+        const char* name;
+        const char* function;
+        double x_in;  // x bytes a block receives a stage, in units of x_bytes
+        double x_out; // x bytes L2 serves a block a stage
+        bool pairs;
+      };
+      const Case cases[] = {{"cp.async", "cp_async_full", 1.0, 1.0, false},
+                            {"cp.async half x", "cp_async_half", 0.5, 0.5, false},
+                            {"bulk", "bulk", 1.0, 1.0, false},
+                            {"bulk multicast x2", "bulk_multicast", 1.0, 0.5, true}};
+      for (const Case& c : cases) {
+        const CUfunction function = module.function(c.function);
+        const unsigned shared = static_cast<unsigned>(4 * (x_bytes + weight_bytes));
+        void* x_pointer = x.data();
+        void* weights_pointer = weights.data();
+        void* tiled_pointer = x_tiled.data();
+        void* stamps_pointer = stamps.data();
+        const std::vector<void*> args{&x_pointer, &weights_pointer, &tiled_pointer, &stamps_pointer};
+        std::vector<double> times;
+        for (int r = 0; r < repeats + 2; ++r) {
+          const double us = events.time([&] {
+            if (c.pairs)
+              launch_clusters(function, static_cast<unsigned>(blocks), 2, block_threads, shared, args);
+            else
+              launch(function, static_cast<unsigned>(blocks), block_threads, shared, args);
+          });
+          if (r >= 2) times.push_back(us);
+        }
+        const std::vector<uint8_t> stamp_bytes = stamps.download();
+        std::vector<uint64_t> stamp_values(stamp_bytes.size() / 8);
+        std::memcpy(stamp_values.data(), stamp_bytes.data(), stamp_bytes.size());
+        std::vector<double> per_stage;
+        for (int b = 0; b < blocks; ++b)
+          per_stage.push_back(static_cast<double>(stamp_values[2 * b + 1] - stamp_values[2 * b]) * 1e-3 / run_stages);
+        const double launch_us = median(times);
+        const double stage_us = median(per_stage);
+        // Rates over the blocks' median stage time (the launch adds its ramp and tail).
+        const double in_bytes = blocks * (c.x_in * x_bytes + weight_bytes);
+        const double out_bytes = blocks * (c.x_out * x_bytes + weight_bytes);
+        std::printf("%-18s %6d %9.2f %9.3f %13.2f %13.2f\n", c.name, rows, launch_us, stage_us, in_bytes / stage_us * 1e-6,
+                    out_bytes / stage_us * 1e-6);
+      }
+    }
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "lowbit_operand_stream_bench: %s\n", error.what());
+    return 1;
+  }
+}
