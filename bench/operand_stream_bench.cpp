@@ -2,7 +2,8 @@
 // L2? (templates/wgmma_gemm.cuh: every block copies, each k64 stage, its x tile, BLOCK_M rows x
 // 128 bytes, and its weights, 128 columns x 32 bytes; x is the same for every block of a row
 // tile, so it comes from L2.) This tool streams the same bytes with no arithmetic at all, one
-// block an SM, every SM at once, a ring of 4 stages, RUN stages a block, four ways:
+// block an SM, every SM at once, a ring of 4 to 6 stages (bulk copies of 4 or 16 KiB), RUN stages
+// a block, four ways:
 //   cp.async           128 threads issue 16-byte cp.async copies (the copy warpgroup's way): x
 //                      read row by row from an x of RUN x 64 k per row, weights the block's own;
 //   cp.async half x    the same with half the x rows: what a stage would cost if half its x
@@ -46,7 +47,6 @@ constexpr int weight_bytes = 4096;  // 128 columns x 64 k at 4 bits
 constexpr const char* kernel_source = R"(
 typedef unsigned int u32;
 typedef unsigned long long u64;
-#define SLOTS 4
 #define SLOT_BYTES (X_BYTES + W_BYTES)
 
 __device__ __forceinline__ u64 now() {
@@ -168,10 +168,16 @@ __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     expect_bytes(barrier, SLOT_BYTES);
     const unsigned char* x_stage = reinterpret_cast<const unsigned char*>(x_tiled) + static_cast<long long>(stage) * X_BYTES;
-    if (MULTICAST)
-      bulk_copy_multicast(target + rank * (X_BYTES / 2), x_stage + rank * (X_BYTES / 2), X_BYTES / 2, barrier, 0x3);
-    else
-      bulk_copy(target, x_stage, X_BYTES, barrier);
+    // In copies of at most CHUNK_BYTES (one copy's bytes are handled in order by the issuing SM).
+    if (MULTICAST) {
+      for (int offset = 0; offset < X_BYTES / 2; offset += CHUNK_BYTES)
+        bulk_copy_multicast(target + rank * (X_BYTES / 2) + offset, x_stage + rank * (X_BYTES / 2) + offset,
+                            X_BYTES / 2 - offset < CHUNK_BYTES ? X_BYTES / 2 - offset : CHUNK_BYTES, barrier, 0x3);
+    } else {
+      for (int offset = 0; offset < X_BYTES; offset += CHUNK_BYTES)
+        bulk_copy(target + offset, x_stage + offset, X_BYTES - offset < CHUNK_BYTES ? X_BYTES - offset : CHUNK_BYTES,
+                  barrier);
+    }
     bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
   };
   if (threadIdx.x == 0)
@@ -203,10 +209,22 @@ extern "C" __global__ void bulk_multicast(const uint4*, const uint4* w, const ui
 }
 )";
 
-std::string program_source(int x_bytes) {
-  return fmt::format("#define X_BYTES {}\n#define W_BYTES {}\n#define RUN {}\n", x_bytes, weight_bytes, run_stages) +
+// x_bytes a stage (BLOCK_M x 128), a ring of `slots` stages, bulk copies of at most chunk_bytes.
+std::string program_source(int x_bytes, int slots, int chunk_bytes) {
+  return fmt::format("#define X_BYTES {}\n#define W_BYTES {}\n#define RUN {}\n#define SLOTS {}\n#define CHUNK_BYTES {}\n",
+                     x_bytes, weight_bytes, run_stages, slots, chunk_bytes) +
          kernel_source;
 }
+
+// The ring depths and bulk copy sizes tried for a tile of `rows` rows of x (the slots fill at most
+// 216 KiB: 5 of the 256-row tile's 36 KiB stages, 6 of the 128-row tile's 20 KiB).
+struct Program {
+  int rows;
+  int slots;
+  int chunk_bytes;
+};
+constexpr Program programs[] = {{256, 4, 16384}, {256, 4, 4096}, {256, 5, 16384}, {256, 5, 4096},
+                                {128, 4, 16384}, {128, 4, 4096}, {128, 6, 16384}, {128, 6, 4096}};
 
 }  // namespace
 
@@ -217,11 +235,12 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "launches timed per case (the median is printed)")->check(CLI::Range(1, 1000));
   app.add_flag("--compile-only", compile_only, "compile the kernels for sm_90a with NVRTC and stop (no GPU needed)");
   CLI11_PARSE(app, argc, argv);
-  const int rows_cases[] = {256, 128};  // the 256- and 128-row tiles' x
   try {
     if (compile_only) {
-      for (int rows : rows_cases) lowbit::cuda::compile_to_cubin(program_source(rows * 128), "stream", "sm_90a");
-      std::printf("compiled %zu programs for sm_90a\n", std::size(rows_cases));
+      for (const Program& program : programs)
+        lowbit::cuda::compile_to_cubin(program_source(program.rows * 128, program.slots, program.chunk_bytes), "stream",
+                                       "sm_90a");
+      std::printf("compiled %zu programs for sm_90a\n", std::size(programs));
       return 0;
     }
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
@@ -229,15 +248,17 @@ int main(int argc, char** argv) {
     const int blocks = device.sm_count / 2 * 2;  // pairs for the multicast case
     std::printf("device: %s, %d blocks of %d threads (one an SM), %d stages a block, weights %d bytes a stage\n",
                 device.name.c_str(), blocks, block_threads, run_stages, weight_bytes);
-    std::printf("%-18s %6s %9s %9s %13s %13s\n", "case", "x rows", "launch us", "us/stage", "SMs in TB/s", "L2 out TB/s");
+    std::printf("%-18s %6s %5s %6s %9s %9s %13s %13s\n", "case", "x rows", "slots", "chunk", "launch us", "us/stage",
+                "SMs in TB/s", "L2 out TB/s");
     DeviceBuffer x(static_cast<std::size_t>(256) * run_stages * 128);
     DeviceBuffer x_tiled(static_cast<std::size_t>(256) * run_stages * 128);
     DeviceBuffer weights(static_cast<std::size_t>(blocks) * run_stages * weight_bytes);
     DeviceBuffer stamps(static_cast<std::size_t>(blocks) * 2 * 8);
     Events events;
-    for (int rows : rows_cases) {
-      const int x_bytes = rows * 128;
-      const Module module(lowbit::cuda::compile_to_cubin(program_source(x_bytes), "stream", device.arch()));
+    for (const Program& program : programs) {
+      const int x_bytes = program.rows * 128;
+      const Module module(
+          lowbit::cuda::compile_to_cubin(program_source(x_bytes, program.slots, program.chunk_bytes), "stream", device.arch()));
       struct Case {
         const char* name;
         const char* function;
@@ -250,8 +271,10 @@ int main(int argc, char** argv) {
                             {"bulk", "bulk", 1.0, 1.0, false},
                             {"bulk multicast x2", "bulk_multicast", 1.0, 0.5, true}};
       for (const Case& c : cases) {
+        const bool bulk_case = std::strncmp(c.function, "bulk", 4) == 0;
+        if (!bulk_case && program.chunk_bytes != programs[0].chunk_bytes) continue;  // cp.async has no chunk
         const CUfunction function = module.function(c.function);
-        const unsigned shared = static_cast<unsigned>(4 * (x_bytes + weight_bytes));
+        const unsigned shared = static_cast<unsigned>(program.slots * (x_bytes + weight_bytes));
         void* x_pointer = x.data();
         void* weights_pointer = weights.data();
         void* tiled_pointer = x_tiled.data();
@@ -278,7 +301,8 @@ int main(int argc, char** argv) {
         // Rates over the blocks' median stage time (the launch adds its ramp and tail).
         const double in_bytes = blocks * (c.x_in * x_bytes + weight_bytes);
         const double out_bytes = blocks * (c.x_out * x_bytes + weight_bytes);
-        std::printf("%-18s %6d %9.2f %9.3f %13.2f %13.2f\n", c.name, rows, launch_us, stage_us, in_bytes / stage_us * 1e-6,
+        std::printf("%-18s %6d %5d %6d %9.2f %9.3f %13.2f %13.2f\n", c.name, program.rows, program.slots,
+                    bulk_case ? program.chunk_bytes : 0, launch_us, stage_us, in_bytes / stage_us * 1e-6,
                     out_bytes / stage_us * 1e-6);
       }
     }
