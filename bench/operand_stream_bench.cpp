@@ -3,9 +3,11 @@
 // 128 bytes, and its weights, 128 columns x 32 bytes; x is the same for every block of a row
 // tile, so it comes from L2.) This tool streams the same bytes with no arithmetic at all, one
 // block an SM, every SM at once, a ring of 4 to 6 stages (bulk copies of 4 or 16 KiB), RUN stages
-// a block, four ways:
+// a block, five ways (the mbarrier waits by try_wait or test_wait):
 //   cp.async           128 threads issue 16-byte cp.async copies (the copy warpgroup's way): x
 //                      read row by row from an x of RUN x 64 k per row, weights the block's own;
+//   cp.async ring      the same copies through the copy warpgroup's mbarrier ring (full and
+//                      empty barriers, 128 more threads waiting as the consumers would);
 //   cp.async half x    the same with half the x rows: what a stage would cost if half its x
 //                      arrived some other way (the ceiling of sharing x between two blocks);
 //   bulk               one thread issues cp.async.bulk copies (the TMA engine, 1-D) of x, laid
@@ -39,7 +41,7 @@ using lowbit::bench::median;
 using lowbit::bench::Module;
 using lowbit::cuda::DeviceBuffer;
 
-constexpr int block_threads = 128;  // the copy warpgroup
+constexpr int block_threads = 128;  // the copy warpgroup (the ring case adds 128 waiting threads)
 constexpr int run_stages = 64;      // K = 4096 in k64 stages
 constexpr int weight_bytes = 4096;  // 128 columns x 64 k at 4 bits
 
@@ -66,13 +68,14 @@ __device__ __forceinline__ void record(u64* stamps, u64 start) {
 
 // x: [rows][RUN * 128 bytes] (a row's 64 k of stage s at byte 128 s); weights: [blocks][RUN][W_BYTES].
 // `rows`: the x rows a stage copies (X_BYTES / 128, or half of them).
-__device__ __forceinline__ void issue_cp_async(unsigned char* slot, const uint4* x, const uint4* w, int stage, int rows) {
-  for (int piece = threadIdx.x; piece < rows * 8; piece += blockDim.x) {
+__device__ __forceinline__ void issue_cp_async(unsigned char* slot, const uint4* x, const uint4* w, int stage, int rows,
+                                               int copier, int copiers) {
+  for (int piece = copier; piece < rows * 8; piece += copiers) {
     const uint4* source = x + static_cast<long long>(piece / 8) * (RUN * 8) + stage * 8 + piece % 8;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(slot + piece * 16)), "l"(source));
   }
   const uint4* weights = w + (static_cast<long long>(blockIdx.x) * RUN + stage) * (W_BYTES / 16);
-  for (int piece = threadIdx.x; piece < W_BYTES / 16; piece += blockDim.x)
+  for (int piece = copier; piece < W_BYTES / 16; piece += copiers)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(slot + X_BYTES + piece * 16)),
                  "l"(weights + piece));
   asm volatile("cp.async.commit_group;\n" ::);
@@ -82,13 +85,13 @@ __device__ __forceinline__ void stream_cp_async(const uint4* x, const uint4* w, 
   extern __shared__ __align__(128) unsigned char ring[];
   __syncthreads();
   const u64 start = now();
-  for (int stage = 0; stage < SLOTS - 1; ++stage) issue_cp_async(ring + stage * SLOT_BYTES, x, w, stage, rows);
+  for (int stage = 0; stage < SLOTS - 1; ++stage) issue_cp_async(ring + stage * SLOT_BYTES, x, w, stage, rows, threadIdx.x, blockDim.x);
   for (int stage = 0; stage < RUN; ++stage) {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(SLOTS - 2));  // this stage's copies have landed
     __syncthreads();  // every thread's, and every thread is past the previous stage
     const int next = stage + SLOTS - 1;
     if (next < RUN)
-      issue_cp_async(ring + next % SLOTS * SLOT_BYTES, x, w, next, rows);
+      issue_cp_async(ring + next % SLOTS * SLOT_BYTES, x, w, next, rows, threadIdx.x, blockDim.x);
     else
       asm volatile("cp.async.commit_group;\n" ::);
   }
@@ -112,7 +115,7 @@ __device__ __forceinline__ void wait_parity(u32 barrier, u32 parity) {
   u32 done = 0;
   while (!done)
     asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        "{\n .reg .pred p;\n mbarrier." WAIT ".parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
         : "r"(barrier), "r"(parity)
         : "memory");
@@ -201,6 +204,42 @@ __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w
   if (MULTICAST) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
 }
 
+// The copy warpgroup's ring (templates/wgmma_gemm.cuh, PRODUCER = 1): threads 0-127 copy with
+// cp.async and arrive on full[slot] when their copies land (.noinc, 128 arrivals); threads
+// 128-255 stand for the consumers: they wait on full[slot] and release the slot on empty[slot]
+// (128 arrivals), which the copiers wait on before refilling it.
+extern "C" __global__ void cp_async_ring(const uint4* x, const uint4* w, const uint4*, u64* stamps) {
+  extern __shared__ __align__(128) unsigned char ring[];
+  __shared__ __align__(8) u64 full[SLOTS];
+  __shared__ __align__(8) u64 empty[SLOTS];
+  if (threadIdx.x == 0)
+    for (int slot = 0; slot < SLOTS; ++slot) {
+      barrier_init(shared_address(&full[slot]), 128);
+      barrier_init(shared_address(&empty[slot]), 128);
+    }
+  __syncthreads();
+  const u64 start = now();
+  if (threadIdx.x < 128) {
+    for (int stage = 0; stage < RUN; ++stage) {
+      const int slot = stage % SLOTS;
+      if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);
+      issue_cp_async(ring + slot * SLOT_BYTES, x, w, stage, X_BYTES / 128, threadIdx.x, 128);
+      asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(&full[slot])) : "memory");
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+  } else {
+    for (int stage = 0; stage < RUN; ++stage) {
+      const int slot = stage % SLOTS;
+      wait_parity(shared_address(&full[slot]), (stage / SLOTS) & 1);
+      asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(&empty[slot])) : "memory");
+    }
+    if (threadIdx.x == 128) {
+      stamps[2 * blockIdx.x] = start;
+      stamps[2 * blockIdx.x + 1] = now();
+    }
+  }
+}
+
 extern "C" __global__ void bulk(const uint4*, const uint4* w, const uint4* x_tiled, u64* stamps) {
   stream_bulk<false>(x_tiled, w, stamps);
 }
@@ -209,10 +248,14 @@ extern "C" __global__ void bulk_multicast(const uint4*, const uint4* w, const ui
 }
 )";
 
-// x_bytes a stage (BLOCK_M x 128), a ring of `slots` stages, bulk copies of at most chunk_bytes.
-std::string program_source(int x_bytes, int slots, int chunk_bytes) {
-  return fmt::format("#define X_BYTES {}\n#define W_BYTES {}\n#define RUN {}\n#define SLOTS {}\n#define CHUNK_BYTES {}\n",
-                     x_bytes, weight_bytes, run_stages, slots, chunk_bytes) +
+// x_bytes a stage (BLOCK_M x 128), a ring of `slots` stages, bulk copies of at most chunk_bytes;
+// the mbarrier waits poll with `wait` ("try_wait", which may suspend the thread for a while, or
+// "test_wait", which returns at once).
+std::string program_source(int x_bytes, int slots, int chunk_bytes, const char* wait) {
+  return fmt::format(
+             "#define X_BYTES {}\n#define W_BYTES {}\n#define RUN {}\n#define SLOTS {}\n#define CHUNK_BYTES {}\n"
+             "#define WAIT \"{}\"\n",
+             x_bytes, weight_bytes, run_stages, slots, chunk_bytes, wait) +
          kernel_source;
 }
 
@@ -222,9 +265,11 @@ struct Program {
   int rows;
   int slots;
   int chunk_bytes;
+  const char* wait;
 };
-constexpr Program programs[] = {{256, 4, 16384}, {256, 4, 4096}, {256, 5, 16384}, {256, 5, 4096},
-                                {128, 4, 16384}, {128, 4, 4096}, {128, 6, 16384}, {128, 6, 4096}};
+constexpr Program programs[] = {{256, 4, 16384, "try_wait"}, {256, 4, 16384, "test_wait"}, {256, 5, 4096, "try_wait"},
+                                {256, 5, 4096, "test_wait"}, {128, 4, 16384, "try_wait"}, {128, 4, 16384, "test_wait"},
+                                {128, 6, 4096, "try_wait"},  {128, 6, 4096, "test_wait"}};
 
 }  // namespace
 
@@ -238,7 +283,7 @@ int main(int argc, char** argv) {
   try {
     if (compile_only) {
       for (const Program& program : programs)
-        lowbit::cuda::compile_to_cubin(program_source(program.rows * 128, program.slots, program.chunk_bytes), "stream",
+        lowbit::cuda::compile_to_cubin(program_source(program.rows * 128, program.slots, program.chunk_bytes, program.wait), "stream",
                                        "sm_90a");
       std::printf("compiled %zu programs for sm_90a\n", std::size(programs));
       return 0;
@@ -248,8 +293,8 @@ int main(int argc, char** argv) {
     const int blocks = device.sm_count / 2 * 2;  // pairs for the multicast case
     std::printf("device: %s, %d blocks of %d threads (one an SM), %d stages a block, weights %d bytes a stage\n",
                 device.name.c_str(), blocks, block_threads, run_stages, weight_bytes);
-    std::printf("%-18s %6s %5s %6s %9s %9s %13s %13s\n", "case", "x rows", "slots", "chunk", "launch us", "us/stage",
-                "SMs in TB/s", "L2 out TB/s");
+    std::printf("%-18s %6s %5s %6s %-9s %9s %9s %13s %13s\n", "case", "x rows", "slots", "chunk", "wait", "launch us",
+                "us/stage", "SMs in TB/s", "L2 out TB/s");
     DeviceBuffer x(static_cast<std::size_t>(256) * run_stages * 128);
     DeviceBuffer x_tiled(static_cast<std::size_t>(256) * run_stages * 128);
     DeviceBuffer weights(static_cast<std::size_t>(blocks) * run_stages * weight_bytes);
@@ -258,21 +303,27 @@ int main(int argc, char** argv) {
     for (const Program& program : programs) {
       const int x_bytes = program.rows * 128;
       const Module module(
-          lowbit::cuda::compile_to_cubin(program_source(x_bytes, program.slots, program.chunk_bytes), "stream", device.arch()));
+          lowbit::cuda::compile_to_cubin(program_source(x_bytes, program.slots, program.chunk_bytes, program.wait), "stream", device.arch()));
       struct Case {
         const char* name;
         const char* function;
         double x_in;  // x bytes a block receives a stage, in units of x_bytes
         double x_out; // x bytes L2 serves a block a stage
         bool pairs;
+        unsigned threads;
       };
-      const Case cases[] = {{"cp.async", "cp_async_full", 1.0, 1.0, false},
-                            {"cp.async half x", "cp_async_half", 0.5, 0.5, false},
-                            {"bulk", "bulk", 1.0, 1.0, false},
-                            {"bulk multicast x2", "bulk_multicast", 1.0, 0.5, true}};
+      const Case cases[] = {{"cp.async", "cp_async_full", 1.0, 1.0, false, 128},
+                            {"cp.async half x", "cp_async_half", 0.5, 0.5, false, 128},
+                            {"cp.async ring", "cp_async_ring", 1.0, 1.0, false, 256},
+                            {"bulk", "bulk", 1.0, 1.0, false, 128},
+                            {"bulk multicast x2", "bulk_multicast", 1.0, 0.5, true, 128}};
       for (const Case& c : cases) {
+        // The mbarrier cases run at every wait kind; plain cp.async has none (and no chunk): once per
+        // ring depth.
+        const bool uses_barriers =
+            std::strcmp(c.function, "cp_async_full") != 0 && std::strcmp(c.function, "cp_async_half") != 0;
+        if (!uses_barriers && std::strcmp(program.wait, "try_wait") != 0) continue;
         const bool bulk_case = std::strncmp(c.function, "bulk", 4) == 0;
-        if (!bulk_case && program.chunk_bytes != programs[0].chunk_bytes) continue;  // cp.async has no chunk
         const CUfunction function = module.function(c.function);
         const unsigned shared = static_cast<unsigned>(program.slots * (x_bytes + weight_bytes));
         void* x_pointer = x.data();
@@ -284,9 +335,9 @@ int main(int argc, char** argv) {
         for (int r = 0; r < repeats + 2; ++r) {
           const double us = events.time([&] {
             if (c.pairs)
-              launch_clusters(function, static_cast<unsigned>(blocks), 2, block_threads, shared, args);
+              launch_clusters(function, static_cast<unsigned>(blocks), 2, c.threads, shared, args);
             else
-              launch(function, static_cast<unsigned>(blocks), block_threads, shared, args);
+              launch(function, static_cast<unsigned>(blocks), c.threads, shared, args);
           });
           if (r >= 2) times.push_back(us);
         }
@@ -301,8 +352,8 @@ int main(int argc, char** argv) {
         // Rates over the blocks' median stage time (the launch adds its ramp and tail).
         const double in_bytes = blocks * (c.x_in * x_bytes + weight_bytes);
         const double out_bytes = blocks * (c.x_out * x_bytes + weight_bytes);
-        std::printf("%-18s %6d %5d %6d %9.2f %9.3f %13.2f %13.2f\n", c.name, program.rows, program.slots,
-                    bulk_case ? program.chunk_bytes : 0, launch_us, stage_us, in_bytes / stage_us * 1e-6,
+        std::printf("%-18s %6d %5d %6d %-9s %9.2f %9.3f %13.2f %13.2f\n", c.name, program.rows, program.slots,
+                    bulk_case ? program.chunk_bytes : 0, uses_barriers ? program.wait : "-", launch_us, stage_us, in_bytes / stage_us * 1e-6,
                     out_bytes / stage_us * 1e-6);
       }
     }
