@@ -10,9 +10,10 @@
 //                      empty barriers, 128 more threads waiting as the consumers would);
 //   cp.async half x    the same with half the x rows: what a stage would cost if half its x
 //                      arrived some other way (the ceiling of sharing x between two blocks);
-//   bulk               one thread issues cp.async.bulk copies (the TMA engine, 1-D) of x, laid
-//                      out stage by stage so a stage is one copy, and of the weights, completing
-//                      on the slot's mbarrier;
+//   bulk               one thread, which does nothing else, issues cp.async.bulk copies (the
+//                      TMA engine, 1-D) of x, laid out stage by stage so a stage is one copy or
+//                      a few, and of the weights, completing on the slot's mbarrier; 96 other
+//                      threads wait on it and release the slot;
 //   bulk multicast     clusters of 2: each block copies half of the stage's x with
 //                      .multicast::cluster into both blocks' shared memory, and its own weights;
 //                      a slot is refilled when both blocks have released it (an empty mbarrier
@@ -142,8 +143,12 @@ __device__ __forceinline__ void cluster_barrier() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
 
-// x_tiled: [RUN][X_BYTES] (stage by stage). MULTICAST: clusters of 2, each block copies half a
-// stage's x into both blocks.
+// x_tiled: [RUN][X_BYTES] (stage by stage). Thread 0 alone copies (it never waits on a full
+// barrier, so it runs SLOTS - 1 stages ahead whatever the consumers do); warps 1-3 stand for the
+// consumers: they wait on full[slot], meet at a named barrier, and one of them releases the slot
+// on empty[slot]. MULTICAST: clusters of 2, each block copies half of a stage's x into both
+// blocks, so a slot is refilled only when both blocks' consumers have released it (empty[slot]
+// counts 2 arrivals, its own consumers' and the peer's).
 template <bool MULTICAST>
 __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w, u64* stamps) {
   extern __shared__ __align__(128) unsigned char ring[];
@@ -162,45 +167,50 @@ __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w
   else
     __syncthreads();
   const u64 start = now();
-  const unsigned char* weights = reinterpret_cast<const unsigned char*>(w) + static_cast<long long>(blockIdx.x) * RUN * W_BYTES;
-  auto issue = [&](int stage) {
-    const int slot = stage % SLOTS;
-    const u32 target = shared_address(ring + slot * SLOT_BYTES);
-    const u32 barrier = shared_address(&full[slot]);
-    if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);  // released by all
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    expect_bytes(barrier, SLOT_BYTES);
-    const unsigned char* x_stage = reinterpret_cast<const unsigned char*>(x_tiled) + static_cast<long long>(stage) * X_BYTES;
-    // In copies of at most CHUNK_BYTES (one copy's bytes are handled in order by the issuing SM).
-    if (MULTICAST) {
-      for (int offset = 0; offset < X_BYTES / 2; offset += CHUNK_BYTES)
-        bulk_copy_multicast(target + rank * (X_BYTES / 2) + offset, x_stage + rank * (X_BYTES / 2) + offset,
-                            X_BYTES / 2 - offset < CHUNK_BYTES ? X_BYTES / 2 - offset : CHUNK_BYTES, barrier, 0x3);
-    } else {
-      for (int offset = 0; offset < X_BYTES; offset += CHUNK_BYTES)
-        bulk_copy(target + offset, x_stage + offset, X_BYTES - offset < CHUNK_BYTES ? X_BYTES - offset : CHUNK_BYTES,
-                  barrier);
-    }
-    bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
-  };
-  if (threadIdx.x == 0)
-    for (int stage = 0; stage < SLOTS - 1; ++stage) issue(stage);
-  for (int stage = 0; stage < RUN; ++stage) {
-    const int slot = stage % SLOTS;
-    wait_parity(shared_address(&full[slot]), (stage / SLOTS) & 1);
-    __syncthreads();  // every thread is done with the stage (a consumer would have read it here)
-    if (threadIdx.x == 0) {
-      const u32 released = shared_address(&empty[slot]);
-      asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+  if (threadIdx.x == 0) {
+    const unsigned char* weights =
+        reinterpret_cast<const unsigned char*>(w) + static_cast<long long>(blockIdx.x) * RUN * W_BYTES;
+    for (int stage = 0; stage < RUN; ++stage) {
+      const int slot = stage % SLOTS;
+      const u32 target = shared_address(ring + slot * SLOT_BYTES);
+      const u32 barrier = shared_address(&full[slot]);
+      if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);  // released by all
+      expect_bytes(barrier, SLOT_BYTES);
+      const unsigned char* x_stage =
+          reinterpret_cast<const unsigned char*>(x_tiled) + static_cast<long long>(stage) * X_BYTES;
+      // In copies of at most CHUNK_BYTES.
       if (MULTICAST) {
-        u32 peer;
-        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
-        asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+        for (int offset = 0; offset < X_BYTES / 2; offset += CHUNK_BYTES)
+          bulk_copy_multicast(target + rank * (X_BYTES / 2) + offset, x_stage + rank * (X_BYTES / 2) + offset,
+                              X_BYTES / 2 - offset < CHUNK_BYTES ? X_BYTES / 2 - offset : CHUNK_BYTES, barrier, 0x3);
+      } else {
+        for (int offset = 0; offset < X_BYTES; offset += CHUNK_BYTES)
+          bulk_copy(target + offset, x_stage + offset, X_BYTES - offset < CHUNK_BYTES ? X_BYTES - offset : CHUNK_BYTES,
+                    barrier);
       }
-      if (stage + SLOTS - 1 < RUN) issue(stage + SLOTS - 1);
+      bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
+    }
+  } else if (threadIdx.x >= 32) {
+    for (int stage = 0; stage < RUN; ++stage) {
+      const int slot = stage % SLOTS;
+      wait_parity(shared_address(&full[slot]), (stage / SLOTS) & 1);
+      asm volatile("bar.sync 1, 96;\n" ::: "memory");  // every consumer is done with the stage
+      if (threadIdx.x == 32) {
+        const u32 released = shared_address(&empty[slot]);
+        asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+        if (MULTICAST) {
+          u32 peer;
+          asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
+          asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+        }
+      }
+    }
+    if (threadIdx.x == 32) {
+      stamps[2 * blockIdx.x] = start;
+      stamps[2 * blockIdx.x + 1] = now();
     }
   }
-  record(stamps, start);
+  __syncthreads();
   if (MULTICAST) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
 }
 
