@@ -90,6 +90,20 @@ __device__ __forceinline__ u32 shared_address(const void* pointer) {
   return static_cast<u32>(__cvta_generic_to_shared(pointer));
 }
 
+// Sums this thread's float4s of the partial laid out in shared memory, stamps the block's end and
+// stores the sum (so the reads are not dropped).
+__device__ __forceinline__ void sum_staged(const float4* staging, u64* stamps, float* sums, u64 start, u64 issued) {
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < FRAGMENTS; ++i) {
+    const float4 value = staging[i * THREADS + threadIdx.x];
+    sum += value.x + value.y + value.z + value.w;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) record(stamps, start, issued, issued, now());
+  sums[blockIdx.x * THREADS + threadIdx.x] = sum;
+}
+
 extern "C" __global__ void deposit_registers(float4* slots, u64* flags, u64* stamps, int groups, long long delay_ns) {
   const u64 start = staggered_start(groups, delay_ns);
   float4* mine = slots + static_cast<long long>(blockIdx.x) * FRAGMENTS * THREADS + threadIdx.x;
@@ -170,15 +184,7 @@ extern "C" __global__ void read_bulk(const float4* slots, u64* stamps, float* su
         : "=r"(done)
         : "r"(barrier)
         : "memory");
-  float sum = 0.0f;
-#pragma unroll
-  for (int i = 0; i < FRAGMENTS; ++i) {
-    const float4 value = staging[i * THREADS + threadIdx.x];
-    sum += value.x + value.y + value.z + value.w;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) record(stamps, start, issued, issued, now());
-  sums[blockIdx.x * THREADS + threadIdx.x] = sum;
+  sum_staged(staging, stamps, sums, start, issued);
 }
 
 // Clusters: every block of the cluster has started before the clock starts (the stamps then time
@@ -217,15 +223,7 @@ extern "C" __global__ void push_cluster(u64* stamps, float* sums) {
   }
   const u64 issued = now();
   cluster_barrier();  // every push has landed
-  float sum = 0.0f;
-#pragma unroll
-  for (int i = 0; i < FRAGMENTS; ++i) {
-    const float4 value = staging[i * THREADS + threadIdx.x];
-    sum += value.x + value.y + value.z + value.w;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) record(stamps, start, issued, issued, now());
-  sums[blockIdx.x * THREADS + threadIdx.x] = sum;
+  sum_staged(staging, stamps, sums, start, issued);
 }
 
 extern "C" __global__ void pull_cluster(u64* stamps, float* sums) {
