@@ -624,7 +624,9 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 #pragma unroll
     for (int i = 0; i < TABLE_COPIES; ++i) {
       const int chunk = copier + i * COPIERS;
-      const bool is_zero = chunk >= TABLE_CHUNKS;
+      // A zero point chunk only where there are zero points: with zero=none `zeros` is null, and
+      // the chunks past the scales (no copy, table_stage_group -1) take their address from `scales`.
+      const bool is_zero = TABLE_KINDS == 2 && chunk >= TABLE_CHUNKS;
       const int index = chunk % TABLE_CHUNKS;
       const long long global_panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
       const int stage_group = index / 2 % Tile::STAGE_GROUPS;
