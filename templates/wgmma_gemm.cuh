@@ -38,10 +38,10 @@
 //
 // Widths (WgmmaFormat, below): the lane's two 32-bit words of a k-tile hold, in bytes 0-1 and
 // 2-3, its columns' codes of k 2t, 2t+1 and 2t+8, 2t+9 in their low bits, read from the panel's
-// 32-byte steps as the native layout stores them (docs/layout.md): 4 bits, words g of steps t/2
+// steps as the native layout stores them (docs/layout.md): 4 bits, words g of 32-byte steps t/2
 // and 2 + t/2 shifted by the nibble; 8 bits, words g of steps t and 4 + t; 2 bits, words g of
-// steps 0 and 1 shifted by field t. (3 bits are not served: a stage's 96-byte steps do not
-// split evenly over the copy threads' 16-byte chunks, CopyPlan.)
+// steps 0 and 1 shifted by field t; 3 bits, one 96-byte step a k-tile, words g of its two
+// low-bit blocks shifted by field t under bits t and t + 4 of word g of its high-bit block.
 //
 // Copies: each copying thread works out its sources and its row and panel checks once per block
 // (CopyPlan, in the kernel); a stage's copies then lie at compile-time strides from one x and one
@@ -267,14 +267,16 @@ __device__ __forceinline__ void code_lanes(u32 word, u32& column_low, u32& colum
 
 // A lane's (g, t) codes of one k-tile of its warp's panel: `low` holds k 2t, 2t+1 and `high`
 // k 2t+8, 2t+9, each with column 2g's pair in bytes 0-1 and column 2g+1's in bytes 2-3, the
-// code in each byte's low BITS bits (top of file). `steps`: the panel's stage in shared
-// memory, 32-byte steps of K_PER_STEP k as words. Conflict-free: lanes of one t read 8
-// consecutive words, and different t either share a word or lie 8 banks apart.
+// code in each byte's low BITS bits (top of file; the bits above them are ignored). `steps`:
+// the panel's stage in shared memory, steps of STEP_BYTES bytes and K_PER_STEP k as words.
+// Conflict-free: lanes of one t read 8 consecutive words, and different t either share a word
+// or lie 8 banks apart.
 template <int BITS>
 struct WgmmaFormat;
 template <>
 struct WgmmaFormat<4> {
   static constexpr int K_PER_STEP = 4;  // nibbles k0+h (low) and k0+2+h (high) of byte 2j+h
+  static constexpr int STEP_BYTES = 32;
   static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
     const int nibble_shift = 4 * (t & 1);  // pairs 2t, 2t+1 of a step: low (t even) or high nibbles
     low = steps[(k_tile * 4 + (t >> 1)) * 8 + g] >> nibble_shift;
@@ -284,6 +286,7 @@ struct WgmmaFormat<4> {
 template <>
 struct WgmmaFormat<8> {
   static constexpr int K_PER_STEP = 2;  // byte 2j+h is k0+h
+  static constexpr int STEP_BYTES = 32;
   static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
     low = steps[(k_tile * 8 + t) * 8 + g];
     high = steps[(k_tile * 8 + 4 + t) * 8 + g];
@@ -292,9 +295,28 @@ struct WgmmaFormat<8> {
 template <>
 struct WgmmaFormat<2> {
   static constexpr int K_PER_STEP = 8;  // field f of byte 2j+h is k0+2f+h
+  static constexpr int STEP_BYTES = 32;
   static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
     low = steps[(k_tile * 2) * 8 + g] >> (2 * t);
     high = steps[(k_tile * 2 + 1) * 8 + g] >> (2 * t);
+  }
+};
+// 3 bits: a step is one k-tile, three 32-byte blocks (docs/layout.md): the low two bits of k 0..7
+// (2-bit fields, field f of byte 2j+h is k 2f+h), of k 8..15, then the high bits of all 16 (bit f
+// of byte 2j+h is k 2f+h). Lane t's pairs are field t of the first two blocks and bits t and t+4
+// of the third, put under each code's low two bits.
+template <>
+struct WgmmaFormat<3> {
+  static constexpr int K_PER_STEP = 16;
+  static constexpr int STEP_BYTES = 96;
+  static __device__ __forceinline__ void codes(const u32* steps, int k_tile, int g, int t, u32& low, u32& high) {
+    constexpr u32 LOW_BITS = 0x03030303u;  // each byte's bits 0-1 from the low planes, the rest from the high
+    const u32* step = steps + k_tile * 24;
+    const u32 high_bits = step[16 + g] >> t;  // bit t (k 2t+h) at bit 0 of each byte, bit t+4 (k 2t+8+h) at bit 4
+    const u32 first = step[g] >> (2 * t);
+    const u32 second = step[8 + g] >> (2 * t);
+    low = (first & LOW_BITS) | ((high_bits << 2) & ~LOW_BITS);
+    high = (second & LOW_BITS) | ((high_bits >> 2) & ~LOW_BITS);
   }
 };
 
@@ -324,8 +346,9 @@ struct WgmmaTile {
   static __device__ __forceinline__ int whole_turns(int uses) { return (uses + STAGES - 1) / STAGES * STAGES; }
   static constexpr int PANELS = BLOCK_N / 16;  // one per warp
   static constexpr int BITS = Config::BITS;
-  static constexpr int K_PER_STEP = WgmmaFormat<BITS>::K_PER_STEP;  // k per 32-byte step
-  static constexpr int PANEL_STAGE_BYTES = BLOCK_K / K_PER_STEP * 32;  // one panel's weights of a stage
+  static constexpr int K_PER_STEP = WgmmaFormat<BITS>::K_PER_STEP;  // k per step of the native layout
+  static constexpr int STEP_BYTES = WgmmaFormat<BITS>::STEP_BYTES;  // 32, or 96 at 3 bits
+  static constexpr int PANEL_STAGE_BYTES = BLOCK_K / K_PER_STEP * STEP_BYTES;  // one panel's weights of a stage
   static constexpr int K_TILES = BLOCK_K / 16;
   static constexpr int ATOMS = BLOCK_K / 64;  // 128-byte-swizzle atoms along k
   static constexpr int STAGE_GROUPS = Config::WHOLE_K_GROUP || Config::GROUP >= BLOCK_K ? 1 : BLOCK_K / Config::GROUP;
@@ -337,7 +360,7 @@ struct WgmmaTile {
   static constexpr int SPLIT_STAGES = ((K_STAGES + SPLIT_K - 1) / SPLIT_K + 1) / 2 * 2;
   // One stage, each part 1024- (x) or 16-byte aligned:
   static constexpr int X_BYTES = BLOCK_M * BLOCK_K * 2;           // [ATOMS][BLOCK_M][64] bf16/fp16, swizzled
-  static constexpr int WEIGHT_BYTES = PANELS * PANEL_STAGE_BYTES;  // [PANELS][BLOCK_K / K_PER_STEP steps][32 bytes]
+  static constexpr int WEIGHT_BYTES = PANELS * PANEL_STAGE_BYTES;  // [PANELS][BLOCK_K / K_PER_STEP steps][STEP_BYTES]
   static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;  // [PANELS][STAGE_GROUPS][16] fp16
   static constexpr int STAGE_BYTES = (X_BYTES + WEIGHT_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
   // Dynamic shared memory is not promised 1024-byte alignment: one more KiB to align the ring.
@@ -515,7 +538,8 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   constexpr int K = Config::K;
   constexpr int GROUP = Config::GROUP;
   constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / GROUP;
-  constexpr int STEPS = (K + Tile::K_PER_STEP - 1) / Tile::K_PER_STEP;  // 32-byte steps per panel
+  constexpr int STEPS = (K + Tile::K_PER_STEP - 1) / Tile::K_PER_STEP;  // steps per panel
+  constexpr long long PANEL_BYTES = static_cast<long long>(STEPS) * Tile::STEP_BYTES;  // one panel's weights
   constexpr long long PANEL_COUNT = (N + 15) / 16;  // panels in the weights
   // This block's stages: [first_stage, end_stage), an even count.
   const int first_stage = work.first_stage();
@@ -561,14 +585,17 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   constexpr int ROW_STRIDE = COPIERS / ROW_CHUNKS;
   static_assert(COPIERS % ROW_CHUNKS == 0 && ROW_STRIDE % 8 == 0, "a copier's x chunks share their k and swizzle");
   static_assert(X_COPIES <= 32, "one bit per x copy in CopyPlan::x_rows_inside");
-  // [PANELS][PANEL_CHUNKS] 16-byte weight chunks; each panel's steps are contiguous in memory. A
-  // copier's chunks share their byte in the panel (COPIERS is a multiple of the chunks per panel)
-  // and step over panels by PANEL_STRIDE.
+  // [PANELS][PANEL_CHUNKS] 16-byte weight chunks; each panel's steps are contiguous in memory.
+  // Where COPIERS is a multiple of the chunks per panel (2, 4 and 8 bits), a copier's chunks
+  // share their byte in the panel and step over panels by PANEL_STRIDE: one source pointer. 3-bit
+  // panels have 24 or 48 chunks a stage, so there each copy keeps its own source and step.
   constexpr int PANEL_CHUNKS = Tile::PANEL_STAGE_BYTES / 16;
   constexpr int WEIGHT_CHUNKS = Tile::WEIGHT_BYTES / 16;
   constexpr int WEIGHT_COPIES = (WEIGHT_CHUNKS + COPIERS - 1) / COPIERS;
-  constexpr int PANEL_STRIDE = COPIERS / PANEL_CHUNKS;
-  static_assert(COPIERS % PANEL_CHUNKS == 0, "a copier's weight chunks share their byte in the panel");
+  constexpr bool UNIFORM_WEIGHT_COPIES = COPIERS % PANEL_CHUNKS == 0;
+  constexpr int PANEL_STRIDE = UNIFORM_WEIGHT_COPIES ? COPIERS / PANEL_CHUNKS : 0;
+  constexpr int OWN_WEIGHT_SOURCES = UNIFORM_WEIGHT_COPIES ? 1 : WEIGHT_COPIES;  // CopyPlan's arrays
+  static_assert(WEIGHT_COPIES <= 32, "one bit per weight copy in CopyPlan::weight_panels_inside");
   constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
   constexpr int TABLE_KINDS = Config::ZERO == zero_none ? 1 : 2;
   constexpr int TABLE_COPIES = (TABLE_KINDS * TABLE_CHUNKS + COPIERS - 1) / COPIERS;
@@ -584,10 +611,12 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   struct CopyPlan {
     const u16* x_source;            // row x_first_row, k = x_chunk * 8 of stage 0 (read only when inside)
     u32 x_rows_inside;              // bit i: copy i's row lies inside M (and the tile)
-    const unsigned char* weight_source;  // panel copier / PANEL_CHUNKS, its byte, step 0
+    // Copy i's source at step 0 (its panel, its byte) and its step within a stage: index i with
+    // OWN_WEIGHT_SOURCES, else index 0 for every copy (panel copier / PANEL_CHUNKS, + i PANEL_STRIDE).
+    const unsigned char* weight_source[OWN_WEIGHT_SOURCES];
+    int weight_step[OWN_WEIGHT_SOURCES];
     u32 weight_panels_inside;       // bit i: copy i's panel lies inside N (and the tile)
     int x_k;                        // x_chunk * 8
-    int weight_step;                // the chunk's 32-byte step within a stage
     u32 x_target;                   // x_first_row's swizzled chunk offset in a stage's x
     // Group tables: copy i's source at group 0 (its panel's scales or zeros, its group of the
     // stage, its half), its byte offset in a stage's tables, its group within the stage (-1: no
@@ -612,12 +641,20 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     }
     plan.x_target = x_chunk / 8 * (Tile::BLOCK_M * 128) + x_first_row * 128 + (((x_chunk % 8) ^ (x_first_row & 7)) << 4);
     const int first_panel = copier / PANEL_CHUNKS;
-    plan.weight_step = copier % PANEL_CHUNKS / 2;
-    plan.weight_source = qweight + (block_panel + first_panel) * STEPS * 32 + copier % PANEL_CHUNKS * 16;
+    if constexpr (UNIFORM_WEIGHT_COPIES) {
+      plan.weight_step[0] = copier % PANEL_CHUNKS / (Tile::STEP_BYTES / 16);
+      plan.weight_source[0] = qweight + (block_panel + first_panel) * PANEL_BYTES + copier % PANEL_CHUNKS * 16;
+    }
     plan.weight_panels_inside = 0;
 #pragma unroll
     for (int i = 0; i < WEIGHT_COPIES; ++i) {
-      const int panel = first_panel + i * PANEL_STRIDE;
+      const int chunk = copier + i * COPIERS;
+      const int panel = UNIFORM_WEIGHT_COPIES ? first_panel + i * PANEL_STRIDE : chunk / PANEL_CHUNKS;
+      if constexpr (!UNIFORM_WEIGHT_COPIES) {
+        const int byte = chunk % PANEL_CHUNKS * 16;
+        plan.weight_source[i] = qweight + (block_panel + panel) * PANEL_BYTES + byte;
+        plan.weight_step[i] = byte / Tile::STEP_BYTES;
+      }
       if (panel < Tile::PANELS && block_panel + panel < PANEL_COUNT) plan.weight_panels_inside |= 1u << i;
     }
     plan.table_panels_inside = 0;
@@ -654,18 +691,24 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       for (int i = 0; i < X_COPIES; ++i)
         copy_16_async(x_target + i * ROW_STRIDE * 128, x_source + static_cast<long long>(i) * ROW_STRIDE * K,
                       X_ROWS_INSIDE || (plan.x_rows_inside >> i & 1u) ? x_bytes : 0);
-      // Weights: steps past the panel's end zero-filled (they meet zero x).
-      const bool step_inside = RUNS_INSIDE_K  ? true
-                               : WHOLE_STAGES ? first_k < K
-                                              : first_k / Tile::K_PER_STEP + plan.weight_step < STEPS;
-      // 32 bytes a step of K_PER_STEP k: 2 BITS bytes a k.
-      const unsigned char* weight_source = plan.weight_source + static_cast<long long>(first_k) * (2 * Tile::BITS);
+      // Weights: steps past the panel's end zero-filled (they meet zero x). A panel holds 2 BITS
+      // bytes a k (STEP_BYTES a step of K_PER_STEP k), so a stage starts first_k 2 BITS bytes in.
+      auto step_inside = [&](int step) {
+        return RUNS_INSIDE_K ? true : WHOLE_STAGES ? first_k < K : first_k / Tile::K_PER_STEP + step < STEPS;
+      };
+      const bool steps_inside = step_inside(plan.weight_step[0]);  // every copy's, where uniform
+      const long long stage_offset = static_cast<long long>(first_k) * (2 * Tile::BITS);
+      const unsigned char* weight_source = plan.weight_source[0] + stage_offset;
 #pragma unroll
       for (int i = 0; i < WEIGHT_COPIES; ++i) {
         const int chunk = copier + i * COPIERS;
         if (WEIGHT_CHUNKS % COPIERS != 0 && chunk >= WEIGHT_CHUNKS) break;
-        copy_16_async(stage_weights(slot) + chunk * 16, weight_source + static_cast<long long>(i) * PANEL_STRIDE * STEPS * 32,
-                      step_inside && (PANELS_INSIDE || (plan.weight_panels_inside >> i & 1u)) ? 16 : 0);
+        const bool inside = UNIFORM_WEIGHT_COPIES ? steps_inside : step_inside(plan.weight_step[i]);
+        const unsigned char* source = UNIFORM_WEIGHT_COPIES
+                                          ? weight_source + static_cast<long long>(i) * PANEL_STRIDE * PANEL_BYTES
+                                          : plan.weight_source[i] + stage_offset;
+        copy_16_async(stage_weights(slot) + chunk * 16, source,
+                      inside && (PANELS_INSIDE || (plan.weight_panels_inside >> i & 1u)) ? 16 : 0);
       }
       // [PANELS][STAGE_GROUPS][16] scales, then zeros: 32 bytes (2 chunks) per panel and group.
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / GROUP;

@@ -38,8 +38,8 @@ class WgmmaGenerator {
   // a turn and the group starts known by position (same results, fewer instructions a stage), and
   // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates; 13:
   // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
-  // warpgroup
-  static constexpr int version = 13;
+  // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned)
+  static constexpr int version = 14;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.
@@ -118,7 +118,7 @@ class WgmmaGenerator {
   static bool preferred(const OpDesc& desc) {
     return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits)) ||
            (desc.m >= preferred_wide_n_min_rows && desc.m < preferred_min_rows && desc.n >= preferred_wide_n &&
-            desc.bits != 4 && desc.act == DType::fp16);
+            (desc.bits == 2 || desc.bits == 8) && desc.act == DType::fp16);
   }
   // Blocks over (M, N) tiles (stream_k: that many blocks), a warpgroup per 64 weight columns, the
   // ring's shared memory; cluster_split: clusters of (1, 1, split_k).

@@ -249,14 +249,15 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
         << variant_name(desc, variants[i], "sm_90a") << ": " << compiled[i].error;
 }
 
-// The wgmma family's widths beyond int4: every candidate of bits 8 and 2 for sm_90a (the same
+// The wgmma family's widths beyond int4: every candidate of bits 8, 3 and 2 for sm_90a (the same
 // 93 as int4: every shape fits the shared memory at 8 bits too, every accumulator its ring). Activation dtype and zero point
-// take turns: 8-bit bf16 dequantizes in fp32, 8-bit fp16 and 2-bit through the exponent trick.
+// take turns: 8-bit bf16 dequantizes in fp32, 8-bit fp16, 3-bit and 2-bit through the exponent
+// trick (3-bit zero=float in fp32 too).
 TEST(CudaCompile, EveryWgmmaWidthCandidateCompilesForHopper) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
   for (const char* format : {"bits=8,act=bf16,zero=int", "bits=8,act=fp16,zero=none", "bits=2,act=bf16,zero=float",
-                             "bits=2,act=fp16,zero=int"}) {
+                             "bits=2,act=fp16,zero=int", "bits=3,act=bf16,zero=int", "bits=3,act=fp16,zero=float"}) {
     const OpDesc desc =
         parse_descriptor(std::string("m=256,n=1000,k=4160,group=64,bias=1,device=cuda:0,") + format);
     const std::vector<CudaVariant> variants = generator.candidates(desc);
