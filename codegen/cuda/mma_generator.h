@@ -40,7 +40,7 @@ class MmaGenerator {
   // 4096x4096 and 28672x4096: mma 1.0-3.5x faster at M = 32 and 64, 0.94-1.21x at M = 128, and
   // 0.59-0.66x at M = 256, so above preferred_narrow_max_rows those widths go to dequant_gemm.
   // int4 and m=0 (dequant_gemm needs an exact M) wherever it is valid. (On sm_90a wgmma comes
-  // first for bits 2, 4 and 8 over its own rows, WgmmaGenerator::preferred.)
+  // first for every width over its own rows, WgmmaGenerator::preferred.)
   static constexpr int64_t preferred_narrow_max_rows = 128;
   static bool preferred(const OpDesc& desc) { return desc.bits == 4 || desc.m <= preferred_narrow_max_rows; }
 };

@@ -108,7 +108,7 @@ Generator make_generator(std::vector<CudaFamily> owns) {
 
 // In order of preference: the first that prefers a descriptor and whose heuristic serves it
 // gives its heuristic. So on sm_90: wgmma over its preferred rows (WgmmaGenerator::preferred,
-// as measured on the H100: every M from 17 at 2 and 4 bits, 17..2048 at 8, and 16 rows on a wide N), gemv / gemv_mma up to
+// as measured on the H100: every M from 17 at 2, 3 and 4 bits, 17..2048 at 8, and 16 rows on a wide N), gemv / gemv_mma up to
 // M=16, then mma up to its max_rows (bits 2/3/8: up to MmaGenerator::preferred_narrow_max_rows,
 // as measured) and dequant_gemm beyond. Elsewhere wgmma is invalid
 // (sm_90a only) and the order is as without it.

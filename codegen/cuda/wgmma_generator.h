@@ -85,7 +85,11 @@ class WgmmaGenerator {
   // rows (105.9 against 112.5 us at M = 2048 on 4096x4096), not at 4096 (210.8 against 196.1):
   // each 256-row tile decodes its weights again, twice the bytes a code at 8 bits, while
   // dequant_gemm decodes them once for every M, so from some M the GEMM on decoded weights wins.
-  // 3 bits: not measured above 1024 rows, dequant_gemm stays.
+  // 3 bits at every M, as 2 and 4 (session 15, 2026-11-23, bench/shapes/wgmma_three_bits_rows.txt,
+  // bf16 g128 zero=int, the four Llama-3-8B shapes): at M = 2048 / 4096 the heuristic's 256-row
+  // tiles took 151.5 / 296.9, 102.5 / 195.5, 680.9 / 1391.3 and 336.2 / 669.7 us against
+  // dequant_gemm's no-tune w4u4s3 at 185.5 / 309.6, 120.8 / 205.5, 847.4 / 1445.2 and 406.6 /
+  // 694.1; from 17 to 1024 rows 1.5-4.2x faster than the mma and dequant_gemm choices before it.
   // At exactly 16 rows on a wide N (28672x4096) its 16-row tile beat gemv_mma at 2 and 8 bits
   // too (measured at 4 bits: 39.2 against 47.5 us bf16, 37.3 against 47.2 fp16, same calls;
   // 2 and 8 bits followed that; on 2026-11-23 gemv_mma's best panel sets beat it there, 32.1
@@ -103,17 +107,16 @@ class WgmmaGenerator {
   // from 9 were not timed: both kernels read the same bytes at 12 and 16 rows, so M moves them
   // little). Not at 4 bits since
   // gemv_mma's warps cover 4 panels (block_n 64, GemvGenerator::heuristic): 30.1 us (rotate run
-  // mean) against wgmma's 33.6 (session 9, `read`); on N = 4096 and below 16 rows gemv_mma
+  // mean) against wgmma's 33.6 (session 9, `read`); nor at 3 bits (not measured: gemv_mma's
+  // 3-bit panel pairs, GemvGenerator::heuristic, stay); on N = 4096 and below 16 rows gemv_mma
   // stays (faster there, or not measured).
   static constexpr int64_t preferred_min_rows = 17;
-  static constexpr int64_t preferred_max_rows = 1024;
   static constexpr int64_t preferred_max_rows_8_bits = 2048;
   static constexpr int64_t preferred_wide_n = 16384;
   static constexpr int64_t preferred_wide_n_min_rows = 9;
-  // The most rows wgmma is preferred for at `bits` (no bound at 2 and 4 bits).
+  // The most rows wgmma is preferred for at `bits` (no bound at 2, 3 and 4 bits).
   static constexpr int64_t preferred_rows_up_to(int bits) {
-    if (bits == 2 || bits == 4) return max_rows;
-    return bits == 8 ? preferred_max_rows_8_bits : preferred_max_rows;
+    return bits == 8 ? preferred_max_rows_8_bits : max_rows;
   }
   static bool preferred(const OpDesc& desc) {
     return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits)) ||
