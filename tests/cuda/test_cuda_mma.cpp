@@ -137,7 +137,7 @@ TEST(CudaMmaCompile, RoutingPicksMmaForEveryWidth) {
                            "m=0,n=1000,k=4099,bits=8,group=-1,zero=none,act=fp16,eqscale=1",
                            "m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,eqscale=1"}) {
     const OpDesc desc = descriptor(text);
-    const bool wgmma_serves = desc.bits != 3 && !desc.eqscale && desc.m >= 17;
+    const bool wgmma_serves = !desc.eqscale && desc.m >= 17;
     for (int major : {8, 9}) {
       const CudaVariant chosen = cuda::heuristic(desc, major);
       EXPECT_EQ(chosen.family, major == 9 && wgmma_serves ? CudaFamily::wgmma : CudaFamily::mma)

@@ -1163,15 +1163,15 @@ TEST(CudaWgmma, HybridStreamKAtOddShapes) {
 // Whole tiles a persistent block (candidates' whole_tile_blocks: a stream-K grid of tiles / waves
 // blocks, each running its tiles whole, one after another, on one ring): every such candidate of a
 // generator counting 8 SMs (so that these grids take several tiles a block) at odd shapes: N and K
-// tails, M past the row tiles, every zero-point kind, bf16 and fp16, 2, 4 and 8 bits.
+// tails, M past the row tiles, every zero-point kind, bf16 and fp16, 2, 3, 4 and 8 bits.
 TEST(CudaWgmma, WholeTilesPerPersistentBlockAtOddShapes) {
-  SKIP_WITHOUT_HOPPER();
   const WgmmaGenerator generator(8);
   std::vector<Case> cases;
   for (const char* text : {"m=1000,n=1000,k=2112,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1",
                            "m=513,n=1001,k=2056,bits=4,group=-1,zero=float,act=fp16,out=fp16",
                            "m=300,n=2048,k=1032,bits=8,group=-1,zero=none,act=bf16,out=fp32,bias=1",
-                           "m=257,n=1000,k=1024,bits=2,group=128,zero=int,act=fp16,out=bf16"}) {
+                           "m=257,n=1000,k=1024,bits=2,group=128,zero=int,act=fp16,out=bf16",
+                           "m=700,n=1000,k=1048,bits=3,group=-1,zero=int,act=bf16,out=bf16,bias=1"}) {
     const OpDesc desc = descriptor(text);
     int whole = 0;
     for (const CudaVariant& variant : generator.candidates(desc)) {
@@ -1184,6 +1184,7 @@ TEST(CudaWgmma, WholeTilesPerPersistentBlockAtOddShapes) {
     }
     EXPECT_GE(whole, 1) << text;
   }
+  SKIP_WITHOUT_HOPPER();  // (the case lists above are checked without a GPU too)
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
@@ -1215,9 +1216,8 @@ struct DeviceProblem {
 // every cluster-split candidate at M from 1 over the 16-, 64-, 128- and 256-row tiles' edges
 // (tile - 1, tile, tile + 1), N tails (1000, 1001, 4095: a partial last tile and panel), K tails
 // (4160 = 65 groups of 64; 4104 and 2056, whole-K groups not a multiple of the stage or the
-// split), every zero-point kind, bf16 and fp16, bias or none, bits 2, 4 and 8.
+// split), every zero-point kind, bf16 and fp16, bias or none, bits 2, 3, 4 and 8.
 TEST(CudaWgmma, ClusterSplitAtOddShapes) {
-  SKIP_WITHOUT_HOPPER();
   WgmmaGenerator generator;
   std::vector<Case> cases;
   int descs = 0;
@@ -1235,7 +1235,9 @@ TEST(CudaWgmma, ClusterSplitAtOddShapes) {
   add("n=200,k=1024,bits=8,group=32,zero=int,act=fp16,out=fp16,bias=1", {33, 129});
   add("n=1000,k=4160,bits=2,group=64,zero=float,act=bf16,out=bf16", {17, 256});
   add("n=1000,k=4160,bits=8,group=64,zero=none,act=bf16,out=bf16,bias=1", {200});
+  add("n=1001,k=4104,bits=3,group=-1,zero=none,act=fp16,out=fp16,bias=1", {17, 129});
   EXPECT_GE(cases.size(), static_cast<std::size_t>(descs) * 2);
+  SKIP_WITHOUT_HOPPER();  // (the case list above is checked without a GPU too)
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
 }
