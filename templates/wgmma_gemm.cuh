@@ -321,7 +321,7 @@ struct WgmmaFormat<3> {
 };
 
 // Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
-// OUT, HAS_BIAS, BITS (2, 4 or 8); the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
+// OUT, HAS_BIAS, BITS (2, 3, 4 or 8); the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
 // warp, above); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
