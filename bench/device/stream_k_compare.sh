@@ -4,7 +4,9 @@
 # $LOWBIT_COMPARE_TESTS; time each "DESCRIPTOR VARIANT" line of ROWS with the older build, then
 # this one, alternated (lowbit_cuda_bench --variant, read flush, median of REPEATS); cuBLAS
 # (torch_baselines.py) on the rows' descriptors up to LOWBIT_COMPARE_TORCH_MAX_M rows (default
-# 1024), after the timeline summary of each line of TIMELINES. Everything lands in $OUT (compare.txt, ctest.log, timelines.txt, raw files tarred).
+# 1024), after the timeline summary of each line of TIMELINES. LOWBIT_COMPARE_TEST_SECONDS bounds
+# the tests (default 90), LOWBIT_COMPARE_TEST_TIMEOUT each test (default 85). Everything lands in
+# $OUT (compare.txt, ctest.log, timelines.txt, raw files tarred).
 # Usage, from this snapshot's root: bash bench/device/stream_k_compare.sh OLD_SNAPSHOT ROWS [TIMELINES] [REPEATS]
 set -uo pipefail
 old=$1
@@ -26,7 +28,7 @@ new_build=$!
 old_build=$!
 wait $new_build || { tail -30 "$OUT/build.log"; exit 1; }
 if [ -n "${LOWBIT_COMPARE_TESTS:-}" ]; then
-  (cd build-device && timeout "${LOWBIT_COMPARE_TEST_SECONDS:-90}" ctest -j 4 --timeout 85 --output-on-failure \
+  (cd build-device && timeout "${LOWBIT_COMPARE_TEST_SECONDS:-90}" ctest -j 4 --timeout "${LOWBIT_COMPARE_TEST_TIMEOUT:-85}" --output-on-failure \
     -R "$LOWBIT_COMPARE_TESTS") > "$OUT/ctest.log" 2>&1
   tail -6 "$OUT/ctest.log"
 fi
