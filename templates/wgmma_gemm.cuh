@@ -452,6 +452,30 @@ struct ClusterSplitWork : TiledWork<Tile> {
     return owner(fragment, static_cast<int>(threadIdx.x >> 5)) == static_cast<int>(blockIdx.z);
   }
   // Consumer threads only, every wgmma retired and (PRODUCER = 0) every copy landed.
+  // An owner's contributors: the blocks after it whose runs begin inside its tile.
+  template <class Visit>
+  __device__ __forceinline__ void for_each_contributor(Visit&& visit) const {
+    const long long tile_end = tile_begin + Schedule::PAIRS;
+    for (int other = blockIdx.x + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other)
+      visit(other);
+  }
+
+  // The copy warpgroup's first thread, once it has issued an owner segment's copies (the consumers
+  // still have the ring's stages to run): has L2 fetch each contributor's partial slot, so the
+  // owner's reads meet L2 rather than DRAM. A contribution runs before its block's whole tiles
+  // (for_each_segment), so its partial was written tens of microseconds before the owner reads
+  // it, and the streams of x and weights in between evict it (the read of one took 2.8 µs against
+  // 1.1 for a partial just written, docs/benchmarks.md). Only a hint: a slot not yet written is
+  // fetched as it is, and the owner still reads it after the contributor's flag.
+  __device__ __forceinline__ void prefetch_partials() const {
+    if (iteration != tile_begin || threadIdx.x != Tile::CONSUMER_THREADS) return;
+    constexpr u32 SLOT_BYTES = Schedule::FRAGMENTS * Tile::CONSUMER_THREADS * sizeof(float4);
+    for_each_contributor([&](int other) {
+      const float4* slot_start = partials + static_cast<long long>(other) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS;
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(slot_start), "r"(SLOT_BYTES) : "memory");
+    });
+  }
+
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     // (Not aligned_ring(shared_raw), the same address: ptxas then schedules the cluster split's
     // code differently, 6528 bytes of its cubin, a change for a session with GPU time to check.)
@@ -1141,6 +1165,30 @@ struct StreamKWork {
     return partials + static_cast<long long>(block) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS + threadIdx.x;
   }
 
+  // An owner's contributors: the blocks after it whose runs begin inside its tile.
+  template <class Visit>
+  __device__ __forceinline__ void for_each_contributor(Visit&& visit) const {
+    const long long tile_end = tile_begin + Schedule::PAIRS;
+    for (int other = blockIdx.x + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other)
+      visit(other);
+  }
+
+  // The copy warpgroup's first thread, once it has issued an owner segment's copies (the consumers
+  // still have the ring's stages to run): has L2 fetch each contributor's partial slot, so the
+  // owner's reads meet L2 rather than DRAM. A contribution runs before its block's whole tiles
+  // (for_each_segment), so its partial was written tens of microseconds before the owner reads
+  // it, and the streams of x and weights in between evict it (the read of one took 2.8 µs against
+  // 1.1 for a partial just written, docs/benchmarks.md). Only a hint: a slot not yet written is
+  // fetched as it is, and the owner still reads it after the contributor's flag.
+  __device__ __forceinline__ void prefetch_partials() const {
+    if (iteration != tile_begin || threadIdx.x != Tile::CONSUMER_THREADS) return;
+    constexpr u32 SLOT_BYTES = Schedule::FRAGMENTS * Tile::CONSUMER_THREADS * sizeof(float4);
+    for_each_contributor([&](int other) {
+      const float4* slot_start = partials + static_cast<long long>(other) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS;
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(slot_start), "r"(SLOT_BYTES) : "memory");
+    });
+  }
+
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     const int block = blockIdx.x;
     timeline_stamp(timeline, event_loop_end, tile);
@@ -1159,8 +1207,7 @@ struct StreamKWork {
       timeline_stamp(timeline, event_deposit_end, tile);
       return false;
     }
-    const long long tile_end = tile_begin + Schedule::PAIRS;
-    for (int other = block + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other) {
+    for_each_contributor([&](int other) {
       timeline_stamp(timeline, event_wait_start, other);
       if (threadIdx.x == 0) {
         while (acquire_flag(flags + other) != token) {
@@ -1177,7 +1224,7 @@ struct StreamKWork {
         accumulator[4 * i + 2] += value.z, accumulator[4 * i + 3] += value.w;
       }
       timeline_stamp(timeline, event_read_end, other);
-    }
+    });
     return true;
   }
 };
@@ -1273,6 +1320,7 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       producer_gives_registers<Tile>();
       for_each_segment(work, [&](bool) {
         wgmma_tile<Config, StreamKWork<Config>, TilePart::producer>(x, qweight, scales, zeros, bias, y, shared_raw, work);
+        work.prefetch_partials();
         advance_ring();
       });
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
