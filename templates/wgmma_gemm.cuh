@@ -452,30 +452,6 @@ struct ClusterSplitWork : TiledWork<Tile> {
     return owner(fragment, static_cast<int>(threadIdx.x >> 5)) == static_cast<int>(blockIdx.z);
   }
   // Consumer threads only, every wgmma retired and (PRODUCER = 0) every copy landed.
-  // An owner's contributors: the blocks after it whose runs begin inside its tile.
-  template <class Visit>
-  __device__ __forceinline__ void for_each_contributor(Visit&& visit) const {
-    const long long tile_end = tile_begin + Schedule::PAIRS;
-    for (int other = blockIdx.x + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other)
-      visit(other);
-  }
-
-  // The copy warpgroup's first thread, once it has issued an owner segment's copies (the consumers
-  // still have the ring's stages to run): has L2 fetch each contributor's partial slot, so the
-  // owner's reads meet L2 rather than DRAM. A contribution runs before its block's whole tiles
-  // (for_each_segment), so its partial was written tens of microseconds before the owner reads
-  // it, and the streams of x and weights in between evict it (the read of one took 2.8 µs against
-  // 1.1 for a partial just written, docs/benchmarks.md). Only a hint: a slot not yet written is
-  // fetched as it is, and the owner still reads it after the contributor's flag.
-  __device__ __forceinline__ void prefetch_partials() const {
-    if (iteration != tile_begin || threadIdx.x != Tile::CONSUMER_THREADS) return;
-    constexpr u32 SLOT_BYTES = Schedule::FRAGMENTS * Tile::CONSUMER_THREADS * sizeof(float4);
-    for_each_contributor([&](int other) {
-      const float4* slot_start = partials + static_cast<long long>(other) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS;
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(slot_start), "r"(SLOT_BYTES) : "memory");
-    });
-  }
-
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     // (Not aligned_ring(shared_raw), the same address: ptxas then schedules the cluster split's
     // code differently, 6528 bytes of its cubin, a change for a session with GPU time to check.)
@@ -1047,8 +1023,7 @@ struct StreamKSchedule {
   static constexpr long long TILES = M_TILES * N_TILES;
   static constexpr int PAIRS = (Tile::K_STAGES + 1) / 2;  // iterations of one tile
   // REMAINDER_SPLIT > 0 (the hybrid schedule): the WHOLE_TILES of the grid's full waves run whole,
-  // block b taking tiles b, b + BLOCKS, ... (no fix-up; after its contribution, if its run starts
-  // inside a tile, and before the rest of its run: for_each_segment); only the SHARED_TILES left over are
+  // block b taking tiles b, b + BLOCKS, ... first (no fix-up); only the SHARED_TILES left over are
   // shared, by SHARING_BLOCKS = min(BLOCKS, REMAINDER_SPLIT x SHARED_TILES) blocks (fewer blocks
   // cut fewer tiles: at 2 x the shared tiles each is cut once, in halves). 0: every tile shared.
   static constexpr int REMAINDER_SPLIT = Config::REMAINDER_SPLIT;
@@ -1165,30 +1140,6 @@ struct StreamKWork {
     return partials + static_cast<long long>(block) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS + threadIdx.x;
   }
 
-  // An owner's contributors: the blocks after it whose runs begin inside its tile.
-  template <class Visit>
-  __device__ __forceinline__ void for_each_contributor(Visit&& visit) const {
-    const long long tile_end = tile_begin + Schedule::PAIRS;
-    for (int other = blockIdx.x + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other)
-      visit(other);
-  }
-
-  // The copy warpgroup's first thread, once it has issued an owner segment's copies (the consumers
-  // still have the ring's stages to run): has L2 fetch each contributor's partial slot, so the
-  // owner's reads meet L2 rather than DRAM. A contribution runs before its block's whole tiles
-  // (for_each_segment), so its partial was written tens of microseconds before the owner reads
-  // it, and the streams of x and weights in between evict it (the read of one took 2.8 µs against
-  // 1.1 for a partial just written, docs/benchmarks.md). Only a hint: a slot not yet written is
-  // fetched as it is, and the owner still reads it after the contributor's flag.
-  __device__ __forceinline__ void prefetch_partials() const {
-    if (iteration != tile_begin || threadIdx.x != Tile::CONSUMER_THREADS) return;
-    constexpr u32 SLOT_BYTES = Schedule::FRAGMENTS * Tile::CONSUMER_THREADS * sizeof(float4);
-    for_each_contributor([&](int other) {
-      const float4* slot_start = partials + static_cast<long long>(other) * Schedule::FRAGMENTS * Tile::CONSUMER_THREADS;
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(slot_start), "r"(SLOT_BYTES) : "memory");
-    });
-  }
-
   __device__ __forceinline__ bool fix_up(float (&accumulator)[Tile::BLOCK_M / 2]) const {
     const int block = blockIdx.x;
     timeline_stamp(timeline, event_loop_end, tile);
@@ -1207,7 +1158,8 @@ struct StreamKWork {
       timeline_stamp(timeline, event_deposit_end, tile);
       return false;
     }
-    for_each_contributor([&](int other) {
+    const long long tile_end = tile_begin + Schedule::PAIRS;
+    for (int other = block + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other) {
       timeline_stamp(timeline, event_wait_start, other);
       if (threadIdx.x == 0) {
         while (acquire_flag(flags + other) != token) {
@@ -1224,36 +1176,19 @@ struct StreamKWork {
         accumulator[4 * i + 2] += value.z, accumulator[4 * i + 3] += value.w;
       }
       timeline_stamp(timeline, event_read_end, other);
-    });
+    }
     return true;
   }
 };
 
-// The segments of the persistent block blockIdx.x of BLOCKS, in order: where its run of shared
-// iterations starts inside a tile (REMAINDER_SPLIT > 0), that contribution first; then its whole
-// tiles; then the rest of its run (a run is shared iterations [begin(b), begin(b + 1))). A
-// contribution's partial is deposited while its block goes on to its whole tiles, so the tile's
-// owner, whose part ends its run, finds it there instead of waiting for it (without whole tiles a
-// contribution is a run's first segment anyway). Sets work's tile, tile_begin, iteration and
-// segment_end, then calls segment(first: whether it is the block's first).
+// The segments of the persistent block blockIdx.x of BLOCKS, in order: its whole tiles
+// (REMAINDER_SPLIT > 0), then its run of shared iterations. Sets work's tile, tile_begin,
+// iteration and segment_end, then calls segment(first: whether it is the block's first).
 template <class Config, class Segment>
 __device__ __forceinline__ void for_each_segment(StreamKWork<Config>& work, Segment&& segment) {
   using Schedule = StreamKSchedule<Config>;
   bool first = true;
-  const bool sharing = Schedule::REMAINDER_SPLIT == 0 || static_cast<int>(blockIdx.x) < Schedule::SHARING_BLOCKS;
-  long long next = sharing ? Schedule::begin(blockIdx.x) : 0;  // the run's next shared iteration
-  const long long end = sharing ? Schedule::begin(blockIdx.x + 1) : 0;
-  auto shared_segment = [&]() {
-    work.iteration = next;
-    work.tile = next / Schedule::PAIRS;
-    work.tile_begin = work.tile * Schedule::PAIRS;
-    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
-    segment(first);
-    first = false;
-    next = work.segment_end;
-  };
   if constexpr (Schedule::REMAINDER_SPLIT > 0) {
-    if (next < end && next % Schedule::PAIRS != 0) shared_segment();  // a contribution
     // Whole tiles: each its own owner with no contributor (every shared iteration lies past them).
     for (work.tile = blockIdx.x; work.tile < Schedule::WHOLE_TILES; work.tile += Schedule::BLOCKS) {
       work.tile_begin = work.tile * Schedule::PAIRS;
@@ -1262,8 +1197,17 @@ __device__ __forceinline__ void for_each_segment(StreamKWork<Config>& work, Segm
       segment(first);
       first = false;
     }
+    if (static_cast<int>(blockIdx.x) >= Schedule::SHARING_BLOCKS) return;
   }
-  while (next < end) shared_segment();
+  const long long begin = Schedule::begin(blockIdx.x);
+  const long long end = Schedule::begin(blockIdx.x + 1);
+  for (work.iteration = begin; work.iteration < end; work.iteration = work.segment_end) {
+    work.tile = work.iteration / Schedule::PAIRS;
+    work.tile_begin = work.tile * Schedule::PAIRS;
+    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
+    segment(first);
+    first = false;
+  }
 }
 
 // The persistent block blockIdx.x of BLOCKS: its segments (for_each_segment), each a wgmma_tile.
@@ -1320,7 +1264,6 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
       producer_gives_registers<Tile>();
       for_each_segment(work, [&](bool) {
         wgmma_tile<Config, StreamKWork<Config>, TilePart::producer>(x, qweight, scales, zeros, bias, y, shared_raw, work);
-        work.prefetch_partials();
         advance_ring();
       });
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
