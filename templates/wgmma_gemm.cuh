@@ -1023,8 +1023,7 @@ struct StreamKSchedule {
   static constexpr long long TILES = M_TILES * N_TILES;
   static constexpr int PAIRS = (Tile::K_STAGES + 1) / 2;  // iterations of one tile
   // REMAINDER_SPLIT > 0 (the hybrid schedule): the WHOLE_TILES of the grid's full waves run whole,
-  // block b taking tiles b, b + BLOCKS, ... (no fix-up; after its contribution, if its run starts
-  // inside a tile, and before the rest of its run: for_each_segment); only the SHARED_TILES left over are
+  // block b taking tiles b, b + BLOCKS, ... first (no fix-up); only the SHARED_TILES left over are
   // shared, by SHARING_BLOCKS = min(BLOCKS, REMAINDER_SPLIT x SHARED_TILES) blocks (fewer blocks
   // cut fewer tiles: at 2 x the shared tiles each is cut once, in halves). 0: every tile shared.
   static constexpr int REMAINDER_SPLIT = Config::REMAINDER_SPLIT;
@@ -1146,25 +1145,10 @@ struct StreamKWork {
     timeline_stamp(timeline, event_loop_end, tile);
     if (iteration != tile_begin) {
       float4* mine = slot(block);
-      if constexpr (Schedule::REMAINDER_SPLIT > 0) {
-        // The hybrid's contribution runs before its block's whole tiles (for_each_segment), so
-        // its owner reads it tens of microseconds later: stored to stay in L2 (evict_last) through
-        // the streams of x and weights in between, where a plain store's lines were gone (2.8 µs
-        // to read a partial back instead of 1.1, docs/benchmarks.md).
-        u64 policy;
-        asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
 #pragma unroll
-        for (int i = 0; i < Schedule::FRAGMENTS; ++i)
-          asm volatile("st.global.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;\n" ::"l"(mine + i * Tile::CONSUMER_THREADS),
-                       "f"(accumulator[4 * i]), "f"(accumulator[4 * i + 1]), "f"(accumulator[4 * i + 2]),
-                       "f"(accumulator[4 * i + 3]), "l"(policy)
-                       : "memory");
-      } else {
-#pragma unroll
-        for (int i = 0; i < Schedule::FRAGMENTS; ++i)
-          __stcg(mine + i * Tile::CONSUMER_THREADS, make_float4(accumulator[4 * i], accumulator[4 * i + 1],
-                                                                accumulator[4 * i + 2], accumulator[4 * i + 3]));
-      }
+      for (int i = 0; i < Schedule::FRAGMENTS; ++i)
+        __stcg(mine + i * Tile::CONSUMER_THREADS, make_float4(accumulator[4 * i], accumulator[4 * i + 1],
+                                                              accumulator[4 * i + 2], accumulator[4 * i + 3]));
       timeline_stamp(timeline, event_deposit_stored, tile);
       consumer_barrier<Tile>();  // every thread's partial is stored ...
       if (threadIdx.x == 0) {
@@ -1185,20 +1169,9 @@ struct StreamKWork {
       consumer_barrier<Tile>();  // thread 0's acquire orders the partial before every thread's reads
       timeline_stamp(timeline, event_wait_end, other);
       const float4* theirs = slot(other);
-      u64 read_policy = 0;  // the hybrid's: read once, first out of L2 (its evict_last lines released)
-      if constexpr (Schedule::REMAINDER_SPLIT > 0)
-        asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(read_policy));
 #pragma unroll
       for (int i = 0; i < Schedule::FRAGMENTS; ++i) {
-        float4 value;
-        if constexpr (Schedule::REMAINDER_SPLIT > 0) {
-          asm volatile("ld.global.cg.L2::cache_hint.v4.f32 {%0, %1, %2, %3}, [%4], %5;\n"
-                       : "=f"(value.x), "=f"(value.y), "=f"(value.z), "=f"(value.w)
-                       : "l"(theirs + i * Tile::CONSUMER_THREADS), "l"(read_policy)
-                       : "memory");
-        } else {
-          value = __ldcg(theirs + i * Tile::CONSUMER_THREADS);
-        }
+        const float4 value = __ldcg(theirs + i * Tile::CONSUMER_THREADS);
         accumulator[4 * i] += value.x, accumulator[4 * i + 1] += value.y;
         accumulator[4 * i + 2] += value.z, accumulator[4 * i + 3] += value.w;
       }
@@ -1208,31 +1181,14 @@ struct StreamKWork {
   }
 };
 
-// The segments of the persistent block blockIdx.x of BLOCKS, in order: where its run of shared
-// iterations starts inside a tile (REMAINDER_SPLIT > 0), that contribution first; then its whole
-// tiles; then the rest of its run (a run is shared iterations [begin(b), begin(b + 1))). A
-// contribution's partial is deposited while its block goes on to its whole tiles, so the tile's
-// owner, whose part ends its run, finds it there instead of waiting for it (without whole tiles a
-// contribution is a run's first segment anyway). Sets work's tile, tile_begin, iteration and
-// segment_end, then calls segment(first: whether it is the block's first).
+// The segments of the persistent block blockIdx.x of BLOCKS, in order: its whole tiles
+// (REMAINDER_SPLIT > 0), then its run of shared iterations. Sets work's tile, tile_begin,
+// iteration and segment_end, then calls segment(first: whether it is the block's first).
 template <class Config, class Segment>
 __device__ __forceinline__ void for_each_segment(StreamKWork<Config>& work, Segment&& segment) {
   using Schedule = StreamKSchedule<Config>;
   bool first = true;
-  const bool sharing = Schedule::REMAINDER_SPLIT == 0 || static_cast<int>(blockIdx.x) < Schedule::SHARING_BLOCKS;
-  long long next = sharing ? Schedule::begin(blockIdx.x) : 0;  // the run's next shared iteration
-  const long long end = sharing ? Schedule::begin(blockIdx.x + 1) : 0;
-  auto shared_segment = [&]() {
-    work.iteration = next;
-    work.tile = next / Schedule::PAIRS;
-    work.tile_begin = work.tile * Schedule::PAIRS;
-    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
-    segment(first);
-    first = false;
-    next = work.segment_end;
-  };
   if constexpr (Schedule::REMAINDER_SPLIT > 0) {
-    if (next < end && next % Schedule::PAIRS != 0) shared_segment();  // a contribution
     // Whole tiles: each its own owner with no contributor (every shared iteration lies past them).
     for (work.tile = blockIdx.x; work.tile < Schedule::WHOLE_TILES; work.tile += Schedule::BLOCKS) {
       work.tile_begin = work.tile * Schedule::PAIRS;
@@ -1241,8 +1197,17 @@ __device__ __forceinline__ void for_each_segment(StreamKWork<Config>& work, Segm
       segment(first);
       first = false;
     }
+    if (static_cast<int>(blockIdx.x) >= Schedule::SHARING_BLOCKS) return;
   }
-  while (next < end) shared_segment();
+  const long long begin = Schedule::begin(blockIdx.x);
+  const long long end = Schedule::begin(blockIdx.x + 1);
+  for (work.iteration = begin; work.iteration < end; work.iteration = work.segment_end) {
+    work.tile = work.iteration / Schedule::PAIRS;
+    work.tile_begin = work.tile * Schedule::PAIRS;
+    work.segment_end = min(end, work.tile_begin + Schedule::PAIRS);
+    segment(first);
+    first = false;
+  }
 }
 
 // The persistent block blockIdx.x of BLOCKS: its segments (for_each_segment), each a wgmma_tile.

@@ -28,14 +28,8 @@ constexpr double store_us = 1.0;
 // planned_runs bisects the makespan to within this.
 constexpr double bisection_tolerance_us = 0.01;
 
-// The whole tiles a sharing block runs, stores included.
-double whole_tiles_time(const StreamKShape& shape, const FixUpCosts& costs) {
-  return static_cast<double>(shape.whole_tiles) * (static_cast<double>(shape.pairs) * costs.pair + costs.store);
-}
-
 // When a block running [first, end) flags its deposit (its first segment, where that starts inside
-// a tile: only a run's first segment can, and it runs before the block's whole tiles), or 0 where
-// it deposits nothing.
+// a tile: only a run's first segment can), or 0 where it deposits nothing.
 double deposit_time(const StreamKShape& shape, const FixUpCosts& costs, int64_t first, int64_t end) {
   if (first % shape.pairs == 0) return 0.0;
   const int64_t tile_end = first / shape.pairs * shape.pairs + shape.pairs;
@@ -46,14 +40,14 @@ double deposit_time(const StreamKShape& shape, const FixUpCosts& costs, int64_t 
 // block + 1) and deposit times (flagged) being set.
 double block_end(const StreamKShape& shape, const FixUpCosts& costs, const RunBegins& begins,
                  const std::vector<double>& flagged, int block, int64_t first, int64_t end) {
-  double clock = first % shape.pairs == 0 ? whole_tiles_time(shape, costs) : 0.0;
+  double clock = 0.0;
   for (int64_t at = first; at < end;) {
     const int64_t tile_begin = at / shape.pairs * shape.pairs;
     const int64_t tile_end = tile_begin + shape.pairs;
     const int64_t segment_end = std::min(end, tile_end);
     clock += static_cast<double>(segment_end - at) * costs.pair;
     if (at != tile_begin) {
-      clock += costs.deposit + whole_tiles_time(shape, costs);  // the contribution, then the whole tiles
+      clock += costs.deposit;
     } else {
       for (int other = block + 1; other < shape.blocks && begins[other] < tile_end; ++other)
         clock = std::max(clock, flagged[other]) + costs.read;
@@ -73,9 +67,7 @@ std::optional<RunBegins> runs_ending_by(const StreamKShape& shape, const FixUpCo
   RunBegins begins(shape.blocks + 1, 0);
   begins[shape.blocks] = shape.iterations();
   std::vector<double> flagged(shape.blocks, 0.0);
-  // Every block runs its whole tiles too: its run takes at most the rest of the target.
-  const double run_target = std::max(0.0, target - whole_tiles_time(shape, costs));
-  const int64_t longest = static_cast<int64_t>(std::ceil(run_target / costs.pair)) + 1;
+  const int64_t longest = static_cast<int64_t>(std::ceil(target / costs.pair)) + 1;
   for (int block = shape.blocks - 1; block >= 0; --block) {
     const int64_t end = begins[block + 1];
     // Block 0 begins at 0; block b > 0 leaves an iteration to each of the b before it.
@@ -100,9 +92,8 @@ std::optional<RunBegins> runs_ending_by(const StreamKShape& shape, const FixUpCo
 }
 
 void check_shape(const StreamKShape& shape) {
-  if (shape.tiles < 1 || shape.pairs < 1 || shape.blocks < 1 || shape.blocks > shape.iterations() || shape.whole_tiles < 0)
-    throw std::invalid_argument(
-        "stream-K plan: needs tiles, pairs and blocks >= 1, blocks <= tiles x pairs, and whole_tiles >= 0");
+  if (shape.tiles < 1 || shape.pairs < 1 || shape.blocks < 1 || shape.blocks > shape.iterations())
+    throw std::invalid_argument("stream-K plan: needs tiles, pairs and blocks >= 1, and blocks <= tiles x pairs");
 }
 
 }  // namespace
@@ -142,7 +133,7 @@ RunBegins planned_runs(const StreamKShape& shape, const FixUpCosts& costs) {
   RunBegins plan = even_runs(shape);
   double planned = modelled_makespan(shape, costs, plan);
   // Bisect the makespan between the work alone spread evenly and the even runs' end.
-  double low = whole_tiles_time(shape, costs) + static_cast<double>(shape.iterations()) * costs.pair / shape.blocks;
+  double low = static_cast<double>(shape.iterations()) * costs.pair / shape.blocks;
   double high = planned;
   for (int step = 0; step < 40 && high - low > bisection_tolerance_us; ++step) {
     const double target = 0.5 * (low + high);

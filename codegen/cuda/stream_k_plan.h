@@ -20,15 +20,11 @@
 namespace lowbit::cuda {
 
 // The shared part of a stream-K grid: `tiles` tiles of `pairs` iterations each, shared by
-// `blocks` blocks (each at least one iteration: blocks <= tiles x pairs). whole_tiles: the tiles
-// each sharing block also runs whole (the hybrid schedule's full waves; 0 for plain stream-K), in
-// the template's order: after the block's contribution (where its run starts inside a tile) and
-// before the rest of its run.
+// `blocks` blocks (each at least one iteration: blocks <= tiles x pairs).
 struct StreamKShape {
   int64_t tiles = 0;
   int64_t pairs = 0;
   int blocks = 0;
-  int64_t whole_tiles = 0;
   int64_t iterations() const { return tiles * pairs; }
 };
 
@@ -50,8 +46,8 @@ using RunBegins = std::vector<int64_t>;
 
 // The template's even runs: b x iterations / blocks.
 RunBegins even_runs(const StreamKShape& shape);
-// Each block's modelled end (after its last segment's fix-up), in microseconds from the launch
-// (whole tiles included).
+// Each block's modelled end (after its last segment's fix-up), in microseconds from the shared
+// phase's start.
 std::vector<double> modelled_ends(const StreamKShape& shape, const FixUpCosts& costs, const RunBegins& begins);
 // The latest of modelled_ends.
 double modelled_makespan(const StreamKShape& shape, const FixUpCosts& costs, const RunBegins& begins);

@@ -91,8 +91,7 @@ int64_t sharing_blocks(const OpDesc& desc, const CudaVariant& variant) {
 StreamKShape shared_part(const OpDesc& desc, const CudaVariant& variant) {
   const bool hybrid = variant.remainder_split > 0;
   return StreamKShape{hybrid ? remaining_tiles(desc, variant) : tiles(desc, variant), (k_stages(desc, variant) + 1) / 2,
-                      static_cast<int>(hybrid ? sharing_blocks(desc, variant) : variant.stream_k),
-                      hybrid ? tiles(desc, variant) / variant.stream_k : 0};
+                      static_cast<int>(hybrid ? sharing_blocks(desc, variant) : variant.stream_k)};
 }
 // The planned runs' beginnings (stream_k_plan = 1), as the emitted source's table: shared
 // iterations from the first shared one, the sharing blocks' and the end.

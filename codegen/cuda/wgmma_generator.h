@@ -38,9 +38,8 @@ class WgmmaGenerator {
   // a turn and the group starts known by position (same results, fewer instructions a stage), and
   // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates; 13:
   // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
-  // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned);
-  // 15: the hybrid's contributions run before the block's whole tiles, and its plans model that
-  static constexpr int version = 15;
+  // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned)
+  static constexpr int version = 14;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

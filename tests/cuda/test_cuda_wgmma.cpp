@@ -432,10 +432,9 @@ TEST(CudaWgmmaCompile, PlannedStreamKNamesJsonSourceAndRefusals) {
   EXPECT_EQ(variant_name(desc, hybrid, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4_ws_sk132r2p");
   expect_json_round_trip(hybrid, "stream_k_plan", &CudaVariant::stream_k_plan, 0);
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(desc, hybrid), WgmmaGenerator::stream_k_layout_bytes(hybrid));
-  // 60 remaining tiles halved over 120 blocks: 121 beginnings. The contributions run before the
-  // whole tiles (generator version 15), so the model finds nothing to gain over even halves.
+  // 60 remaining tiles halved over 120 blocks: 121 beginnings, the owners' pieces the longer.
   const std::string source = generator.emit(desc, hybrid);
-  EXPECT_NE(source.find("__constant__ long long lowbit_stream_k_runs[121] = {0, 16, 32, 48, 64,"), std::string::npos);
+  EXPECT_NE(source.find("__constant__ long long lowbit_stream_k_runs[121] = {0, 17, 32, 49, 64,"), std::string::npos);
   EXPECT_NE(source.find("static constexpr int STREAM_K_PLAN = 1;"), std::string::npos);
   CudaVariant even = hybrid;
   even.stream_k_plan = 0;
