@@ -18,8 +18,17 @@
 //                      .multicast::cluster into both blocks' shared memory, and its own weights;
 //                      a slot is refilled when both blocks have released it (an empty mbarrier
 //                      of 2 arrivals, one local and one from the peer).
+//   tensor             the bulk case with x by the TMA engine's 2-D tiled copies instead: one
+//                      copy a stage of a box of 64 k x BLOCK_M rows through a tensor map
+//                      (cuTensorMapEncodeTiled) of the row-major x, landing 128-byte swizzled
+//                      as the wgmma ring lays x out;
+//   tensor multicast   clusters of 2: each block copies a box of half the rows with
+//                      .multicast::cluster into both blocks (the form CUTLASS's Hopper GEMMs
+//                      share an operand in), the ring as in bulk multicast.
 // Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
 // time a stage (from their own start), and the bytes the SMs received and L2 served per second.
+// The tensor cases need a driver with cuTensorMapEncodeTiled (CUDA 12 on); without one they are
+// skipped with a printed reason.
 // Usage: lowbit_operand_stream_bench [--repeats N] [--compile-only]
 #include <fmt/format.h>
 
@@ -214,6 +223,103 @@ __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w
   if (MULTICAST) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
 }
 
+// A CUtensorMap (128 opaque bytes, 64-byte aligned), passed by value as a __grid_constant__
+// parameter so its address is a parameter-space address the TMA engine may read.
+struct __align__(64) TensorMap {
+  unsigned long long words[16];
+};
+// The box of the map at (k, row) into `target` (1024-byte aligned for the 128-byte swizzle),
+// completing on `barrier`; MULTICAST: into the same offset of every block of the cluster `mask`
+// names, completing on each one's barrier at the same offset.
+template <bool MULTICAST>
+__device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, int k, int row, u32 barrier,
+                                            unsigned short mask) {
+  const unsigned long long map_address = reinterpret_cast<unsigned long long>(&map);
+  if (MULTICAST)
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(target),
+        "l"(map_address), "r"(k), "r"(row), "r"(barrier), "h"(mask)
+        : "memory");
+  else
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+            target),
+        "l"(map_address), "r"(k), "r"(row), "r"(barrier)
+        : "memory");
+}
+
+// stream_bulk with x by tensor copies: `map` covers x ([rows][RUN * 64] 16-bit values, row-major)
+// with a box of 64 k x X_BYTES / 128 rows (MULTICAST: half as many, block `rank` copying the
+// rank-th half into both blocks). The ring starts at the next 1024-byte boundary of the dynamic
+// window (the launch asks for 1 KiB more).
+template <bool MULTICAST>
+__device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const TensorMap& map) {
+  extern __shared__ __align__(128) unsigned char window[];
+  unsigned char* ring = window + ((1024u - (shared_address(window) & 1023u)) & 1023u);
+  __shared__ __align__(8) u64 full[SLOTS];
+  __shared__ __align__(8) u64 empty[SLOTS];
+  const u32 rank = MULTICAST ? cluster_rank() : 0;
+  if (threadIdx.x == 0) {
+    for (int slot = 0; slot < SLOTS; ++slot) {
+      barrier_init(shared_address(&full[slot]), 1);
+      barrier_init(shared_address(&empty[slot]), MULTICAST ? 2 : 1);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (MULTICAST)
+    cluster_barrier();
+  else
+    __syncthreads();
+  const u64 start = now();
+  if (threadIdx.x == 0) {
+    const unsigned char* weights =
+        reinterpret_cast<const unsigned char*>(w) + static_cast<long long>(blockIdx.x) * RUN * W_BYTES;
+    constexpr int HALF_ROWS = X_BYTES / 256;
+    for (int stage = 0; stage < RUN; ++stage) {
+      const int slot = stage % SLOTS;
+      const u32 target = shared_address(ring + slot * SLOT_BYTES);
+      const u32 barrier = shared_address(&full[slot]);
+      if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);
+      expect_bytes(barrier, SLOT_BYTES);
+      if (MULTICAST)
+        tensor_copy<true>(target + rank * (X_BYTES / 2), map, stage * 64, static_cast<int>(rank) * HALF_ROWS, barrier, 0x3);
+      else
+        tensor_copy<false>(target, map, stage * 64, 0, barrier, 0);
+      bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
+    }
+  } else if (threadIdx.x >= 32) {
+    for (int stage = 0; stage < RUN; ++stage) {
+      const int slot = stage % SLOTS;
+      wait_parity(shared_address(&full[slot]), (stage / SLOTS) & 1);
+      asm volatile("bar.sync 1, 96;\n" ::: "memory");
+      if (threadIdx.x == 32) {
+        const u32 released = shared_address(&empty[slot]);
+        asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+        if (MULTICAST) {
+          u32 peer;
+          asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
+          asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+        }
+      }
+    }
+    if (threadIdx.x == 32) {
+      stamps[2 * blockIdx.x] = start;
+      stamps[2 * blockIdx.x + 1] = now();
+    }
+  }
+  __syncthreads();
+  if (MULTICAST) cluster_barrier();
+}
+
+extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u64* stamps, const __grid_constant__ TensorMap map) {
+  stream_tensor<false>(w, stamps, map);
+}
+extern "C" __global__ void tensor_multicast(const uint4*, const uint4* w, const uint4*, u64* stamps,
+                                            const __grid_constant__ TensorMap map) {
+  stream_tensor<true>(w, stamps, map);
+}
+
 // The copy warpgroup's ring (templates/wgmma_gemm.cuh, PRODUCER = 1): threads 0-127 copy with
 // cp.async and arrive on full[slot] when their copies land (.noinc, 128 arrivals); threads
 // 128-255 stand for the consumers: they wait on full[slot] and release the slot on empty[slot]
@@ -281,12 +387,28 @@ constexpr Program programs[] = {{256, 4, 16384, "try_wait"}, {256, 4, 16384, "te
                                 {256, 5, 4096, "test_wait"}, {128, 4, 16384, "try_wait"}, {128, 4, 16384, "test_wait"},
                                 {128, 6, 4096, "try_wait"},  {128, 6, 4096, "test_wait"}};
 
+// A tensor map of x ([256 rows][run_stages * 64] bf16, row-major) whose box is 64 k x box_rows
+// rows, landing 128-byte swizzled (64 k of bf16 are one 128-byte row of the box).
+CUtensorMap x_tensor_map(void* x, int box_rows) {
+  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(run_stages) * 64, 256};
+  const cuuint64_t row_stride[1] = {static_cast<cuuint64_t>(run_stages) * 128};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  lowbit::cuda::check(lowbit::cuda::driver().cuTensorMapEncodeTiled(
+                          &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, dimensions, row_stride, box, element_strides,
+                          CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                      "cuTensorMapEncodeTiled");
+  return map;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int repeats = 20;
   bool compile_only = false;
-  CLI::App app{"lowbit_operand_stream_bench: the wgmma main loop's copies alone (cp.async, bulk, bulk multicast)"};
+  CLI::App app{"lowbit_operand_stream_bench: the wgmma main loop's copies alone (cp.async, bulk, tensor, and their multicast)"};
   app.add_option("--repeats", repeats, "launches timed per case (the median is printed)")->check(CLI::Range(1, 1000));
   app.add_flag("--compile-only", compile_only, "compile the kernels for sm_90a with NVRTC and stop (no GPU needed)");
   CLI11_PARSE(app, argc, argv);
@@ -321,12 +443,15 @@ int main(int argc, char** argv) {
         double x_out; // x bytes L2 serves a block a stage
         bool pairs;
         unsigned threads;
+        int box_rows;  // tensor cases: the map's box rows (0: no tensor map)
       };
-      const Case cases[] = {{"cp.async", "cp_async_full", 1.0, 1.0, false, 128},
-                            {"cp.async half x", "cp_async_half", 0.5, 0.5, false, 128},
-                            {"cp.async ring", "cp_async_ring", 1.0, 1.0, false, 256},
-                            {"bulk", "bulk", 1.0, 1.0, false, 128},
-                            {"bulk multicast x2", "bulk_multicast", 1.0, 0.5, true, 128}};
+      const Case cases[] = {{"cp.async", "cp_async_full", 1.0, 1.0, false, 128, 0},
+                            {"cp.async half x", "cp_async_half", 0.5, 0.5, false, 128, 0},
+                            {"cp.async ring", "cp_async_ring", 1.0, 1.0, false, 256, 0},
+                            {"bulk", "bulk", 1.0, 1.0, false, 128, 0},
+                            {"bulk multicast x2", "bulk_multicast", 1.0, 0.5, true, 128, 0},
+                            {"tensor", "tensor", 1.0, 1.0, false, 128, program.rows},
+                            {"tensor multicast x2", "tensor_multicast", 1.0, 0.5, true, 128, program.rows / 2}};
       for (const Case& c : cases) {
         // The mbarrier cases run at every wait kind; plain cp.async has none (and no chunk): once per
         // ring depth.
@@ -334,13 +459,21 @@ int main(int argc, char** argv) {
             std::strcmp(c.function, "cp_async_full") != 0 && std::strcmp(c.function, "cp_async_half") != 0;
         if (!uses_barriers && std::strcmp(program.wait, "try_wait") != 0) continue;
         const bool bulk_case = std::strncmp(c.function, "bulk", 4) == 0;
+        if (c.box_rows > 0 && lowbit::cuda::driver().cuTensorMapEncodeTiled == nullptr) {
+          std::printf("%-18s skipped: the driver has no cuTensorMapEncodeTiled (CUDA 12 on)\n", c.name);
+          continue;
+        }
         const CUfunction function = module.function(c.function);
-        const unsigned shared = static_cast<unsigned>(program.slots * (x_bytes + weight_bytes));
+        // Tensor cases: 1 KiB more, to start the ring on a 1024-byte boundary.
+        const unsigned shared = static_cast<unsigned>(program.slots * (x_bytes + weight_bytes) + (c.box_rows > 0 ? 1024 : 0));
         void* x_pointer = x.data();
         void* weights_pointer = weights.data();
         void* tiled_pointer = x_tiled.data();
         void* stamps_pointer = stamps.data();
-        const std::vector<void*> args{&x_pointer, &weights_pointer, &tiled_pointer, &stamps_pointer};
+        alignas(64) CUtensorMap map{};
+        if (c.box_rows > 0) map = x_tensor_map(x.data(), c.box_rows);
+        std::vector<void*> args{&x_pointer, &weights_pointer, &tiled_pointer, &stamps_pointer};
+        if (c.box_rows > 0) args.push_back(&map);
         std::vector<double> times;
         for (int r = 0; r < repeats + 2; ++r) {
           const double us = events.time([&] {

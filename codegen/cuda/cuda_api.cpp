@@ -49,6 +49,7 @@ Driver load_driver() {
   if (!complete) return loaded;
   std::string optional_reason;
   resolve(handle, loaded.cuLaunchKernelEx, LOWBIT_CUDA_SYMBOL(cuLaunchKernelEx), opened, optional_reason);
+  resolve(handle, loaded.cuTensorMapEncodeTiled, LOWBIT_CUDA_SYMBOL(cuTensorMapEncodeTiled), opened, optional_reason);
   CUresult result = loaded.cuInit(0);
   if (result != CUDA_SUCCESS) {
     const char* message = nullptr;

@@ -32,6 +32,9 @@ struct Driver {
   // Optional (CUDA 11.8 drivers on): launches with attributes, here programmatic dependent
   // launch (RunArgs::overlap_previous). Null on an older driver: such calls launch plainly.
   LOWBIT_DECLARE(cuLaunchKernelEx)
+  // Optional (CUDA 12 drivers on): tensor maps for the TMA engine's tiled copies (only
+  // lowbit_operand_stream_bench's tensor cases use one so far). Null on an older driver.
+  LOWBIT_DECLARE(cuTensorMapEncodeTiled)
 #undef LOWBIT_DECLARE
 };
 
