@@ -152,15 +152,15 @@ __device__ __forceinline__ void cluster_barrier() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
 
-// x_tiled: [RUN][X_BYTES] (stage by stage). Thread 0 alone copies (it never waits on a full
-// barrier, so it runs SLOTS - 1 stages ahead whatever the consumers do); warps 1-3 stand for the
-// consumers: they wait on full[slot], meet at a named barrier, and one of them releases the slot
-// on empty[slot]. MULTICAST: clusters of 2, each block copies half of a stage's x into both
-// blocks, so a slot is refilled only when both blocks' consumers have released it (empty[slot]
-// counts 2 arrivals, its own consumers' and the peer's).
-template <bool MULTICAST>
-__device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w, u64* stamps) {
-  extern __shared__ __align__(128) unsigned char ring[];
+// Thread 0 alone copies (it never waits on a full barrier, so it runs SLOTS - 1 stages ahead
+// whatever the consumers do): a stage's x by copy_x(target, stage, rank, barrier), then its
+// weights by one bulk copy, all completing on full[slot]; warps 1-3 stand for the consumers:
+// they wait on full[slot], meet at a named barrier, and one of them releases the slot on
+// empty[slot]. MULTICAST: clusters of 2, each block copies half of a stage's x into both blocks,
+// so a slot is refilled only when both blocks' consumers have released it (empty[slot] counts 2
+// arrivals, its own consumers' and the peer's).
+template <bool MULTICAST, class CopyX>
+__device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const uint4* w, u64* stamps, CopyX copy_x) {
   __shared__ __align__(8) u64 full[SLOTS];
   __shared__ __align__(8) u64 empty[SLOTS];
   const u32 rank = MULTICAST ? cluster_rank() : 0;
@@ -185,18 +185,7 @@ __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w
       const u32 barrier = shared_address(&full[slot]);
       if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);  // released by all
       expect_bytes(barrier, SLOT_BYTES);
-      const unsigned char* x_stage =
-          reinterpret_cast<const unsigned char*>(x_tiled) + static_cast<long long>(stage) * X_BYTES;
-      // In copies of at most CHUNK_BYTES.
-      if (MULTICAST) {
-        for (int offset = 0; offset < X_BYTES / 2; offset += CHUNK_BYTES)
-          bulk_copy_multicast(target + rank * (X_BYTES / 2) + offset, x_stage + rank * (X_BYTES / 2) + offset,
-                              X_BYTES / 2 - offset < CHUNK_BYTES ? X_BYTES / 2 - offset : CHUNK_BYTES, barrier, 0x3);
-      } else {
-        for (int offset = 0; offset < X_BYTES; offset += CHUNK_BYTES)
-          bulk_copy(target + offset, x_stage + offset, X_BYTES - offset < CHUNK_BYTES ? X_BYTES - offset : CHUNK_BYTES,
-                    barrier);
-      }
+      copy_x(target, stage, rank, barrier);
       bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
     }
   } else if (threadIdx.x >= 32) {
@@ -221,6 +210,24 @@ __device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w
   }
   __syncthreads();
   if (MULTICAST) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
+}
+
+// x_tiled: [RUN][X_BYTES] (stage by stage), copied by 1-D bulk copies of at most CHUNK_BYTES.
+template <bool MULTICAST>
+__device__ __forceinline__ void stream_bulk(const uint4* x_tiled, const uint4* w, u64* stamps) {
+  extern __shared__ __align__(128) unsigned char ring[];
+  stream_by_one_thread<MULTICAST>(ring, w, stamps, [&](u32 target, int stage, u32 rank, u32 barrier) {
+    const unsigned char* x_stage = reinterpret_cast<const unsigned char*>(x_tiled) + static_cast<long long>(stage) * X_BYTES;
+    if (MULTICAST) {
+      for (int offset = 0; offset < X_BYTES / 2; offset += CHUNK_BYTES)
+        bulk_copy_multicast(target + rank * (X_BYTES / 2) + offset, x_stage + rank * (X_BYTES / 2) + offset,
+                            X_BYTES / 2 - offset < CHUNK_BYTES ? X_BYTES / 2 - offset : CHUNK_BYTES, barrier, 0x3);
+    } else {
+      for (int offset = 0; offset < X_BYTES; offset += CHUNK_BYTES)
+        bulk_copy(target + offset, x_stage + offset, X_BYTES - offset < CHUNK_BYTES ? X_BYTES - offset : CHUNK_BYTES,
+                  barrier);
+    }
+  });
 }
 
 // A CUtensorMap (128 opaque bytes, 64-byte aligned), passed by value as a __grid_constant__
@@ -249,67 +256,21 @@ __device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, in
         : "memory");
 }
 
-// stream_bulk with x by tensor copies: `map` covers x ([rows][RUN * 64] 16-bit values, row-major)
-// with a box of 64 k x X_BYTES / 128 rows (MULTICAST: half as many, block `rank` copying the
-// rank-th half into both blocks). The ring starts at the next 1024-byte boundary of the dynamic
-// window (the launch asks for 1 KiB more).
+// x by tensor copies: `map` covers x ([rows][RUN * 64] 16-bit values, row-major) with a box of
+// 64 k x X_BYTES / 128 rows (MULTICAST: half as many, block `rank` copying the rank-th half into
+// both blocks). The ring starts at the next 1024-byte boundary of the dynamic window (the launch
+// asks for 1 KiB more).
 template <bool MULTICAST>
 __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const TensorMap& map) {
   extern __shared__ __align__(128) unsigned char window[];
   unsigned char* ring = window + ((1024u - (shared_address(window) & 1023u)) & 1023u);
-  __shared__ __align__(8) u64 full[SLOTS];
-  __shared__ __align__(8) u64 empty[SLOTS];
-  const u32 rank = MULTICAST ? cluster_rank() : 0;
-  if (threadIdx.x == 0) {
-    for (int slot = 0; slot < SLOTS; ++slot) {
-      barrier_init(shared_address(&full[slot]), 1);
-      barrier_init(shared_address(&empty[slot]), MULTICAST ? 2 : 1);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  if (MULTICAST)
-    cluster_barrier();
-  else
-    __syncthreads();
-  const u64 start = now();
-  if (threadIdx.x == 0) {
-    const unsigned char* weights =
-        reinterpret_cast<const unsigned char*>(w) + static_cast<long long>(blockIdx.x) * RUN * W_BYTES;
+  stream_by_one_thread<MULTICAST>(ring, w, stamps, [&](u32 target, int stage, u32 rank, u32 barrier) {
     constexpr int HALF_ROWS = X_BYTES / 256;
-    for (int stage = 0; stage < RUN; ++stage) {
-      const int slot = stage % SLOTS;
-      const u32 target = shared_address(ring + slot * SLOT_BYTES);
-      const u32 barrier = shared_address(&full[slot]);
-      if (stage >= SLOTS) wait_parity(shared_address(&empty[slot]), (stage / SLOTS - 1) & 1);
-      expect_bytes(barrier, SLOT_BYTES);
-      if (MULTICAST)
-        tensor_copy<true>(target + rank * (X_BYTES / 2), map, stage * 64, static_cast<int>(rank) * HALF_ROWS, barrier, 0x3);
-      else
-        tensor_copy<false>(target, map, stage * 64, 0, barrier, 0);
-      bulk_copy(target + X_BYTES, weights + static_cast<long long>(stage) * W_BYTES, W_BYTES, barrier);
-    }
-  } else if (threadIdx.x >= 32) {
-    for (int stage = 0; stage < RUN; ++stage) {
-      const int slot = stage % SLOTS;
-      wait_parity(shared_address(&full[slot]), (stage / SLOTS) & 1);
-      asm volatile("bar.sync 1, 96;\n" ::: "memory");
-      if (threadIdx.x == 32) {
-        const u32 released = shared_address(&empty[slot]);
-        asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
-        if (MULTICAST) {
-          u32 peer;
-          asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
-          asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
-        }
-      }
-    }
-    if (threadIdx.x == 32) {
-      stamps[2 * blockIdx.x] = start;
-      stamps[2 * blockIdx.x + 1] = now();
-    }
-  }
-  __syncthreads();
-  if (MULTICAST) cluster_barrier();
+    if (MULTICAST)
+      tensor_copy<true>(target + rank * (X_BYTES / 2), map, stage * 64, static_cast<int>(rank) * HALF_ROWS, barrier, 0x3);
+    else
+      tensor_copy<false>(target, map, stage * 64, 0, barrier, 0);
+  });
 }
 
 extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u64* stamps, const __grid_constant__ TensorMap map) {
