@@ -33,9 +33,10 @@ for round in $(seq "$rounds"); do
 import json, sys
 for line in sys.stdin:
     row = json.loads(line)
+    shape = ",".join(part for part in row.get("descriptor", row.get("desc", "")).split(",")[:3])
     for name, us in row.get("variants", {}).items():
-        print(f"{name:64s} {us:8.1f} us")
+        print(f"{shape:24s} {name:64s} {us:8.1f} us")
     for name, why in row.get("failures", {}).items():
-        print(f"{name:64s} failed: {why}")'
+        print(f"{shape:24s} {name:64s} failed: {why}")'
   done
 done
