@@ -291,33 +291,22 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   __syncthreads();
 
   // Per panel of the set (first index), as one panel's: x_sum alone is shared by the set.
-  // With one panel a warp, even and odd tiles of a chunk accumulate into separate chains (first
-  // index of c and x_sum), added at the fold: each chain is then half as long a run of dependent
-  // mma's (each waits for the previous one's result, docs/benchmarks.md, "sixth round"). Warps
-  // of several panels have a chain per panel already (and no registers to spare: a second set
-  // spilled at 4 panels).
-  constexpr int CHAINS = P == 1 && CHUNK_TILES >= 2 ? 2 : 1;
-  float total[P][HALVES][4];     // [panel][half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
-  float c[CHAINS][P][HALVES][4];  // mma accumulators of the current run
-  float c_high[P][HALVES][4];    // SPLIT formats: the high fragments' accumulator
+  float total[P][HALVES][4];   // [panel][half][column 2g, 2g+1] x [row 8h+2t, 8h+2t+1]
+  float c[P][HALVES][4];       // mma accumulator of the current run
+  float c_high[P][HALVES][4];  // SPLIT formats: the high fragments' accumulator
   // sum_k x[row][k] over the run, from a second mma whose A is all ones: lane (g, t) receives
   // the sums of rows 2t and 2t+1 of its half in x_sum[h][0], [1], exactly where c holds those
   // rows. The tensor cores are idle at this M; the sums cost no conversion, add or shuffle.
   // (Sums formed once per warp from resident x instead, halving the loop's mma's at M <= 8,
   // were slower: docs/benchmarks.md, "CUDA small M, sixth round".)
-  float x_sum[CHAINS][HALVES][4];
+  float x_sum[HALVES][4];
 #pragma unroll
   for (int h = 0; h < HALVES; ++h)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
+      x_sum[h][i] = 0.0f;
 #pragma unroll
-      for (int chain = 0; chain < CHAINS; ++chain) {
-        x_sum[chain][h][i] = 0.0f;
-#pragma unroll
-        for (int p = 0; p < P; ++p) c[chain][p][h][i] = 0.0f;
-      }
-#pragma unroll
-      for (int p = 0; p < P; ++p) total[p][h][i] = c_high[p][h][i] = 0.0f;
+      for (int p = 0; p < P; ++p) total[p][h][i] = c[p][h][i] = c_high[p][h][i] = 0.0f;
     }
   // The ones-mma's A: four registers of 1.0 pairs. OR-ed with words of the zero row (zero, but
   // not known to ptxas) they stay live across the loop; as constants ptxas rebuilt them before
@@ -371,21 +360,6 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   // Register contract: reads c, c_high, x_sum, scale_pair, zero_pair; writes total; clears c,
   // c_high and x_sum.
   auto fold_group = [&]() {
-    // The chains' sums, into chain 0.
-#pragma unroll
-    for (int chain = 1; chain < CHAINS; ++chain)
-#pragma unroll
-      for (int h = 0; h < HALVES; ++h)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          x_sum[0][h][i] += x_sum[chain][h][i];
-          x_sum[chain][h][i] = 0.0f;
-#pragma unroll
-          for (int p = 0; p < P; ++p) {
-            c[0][p][h][i] += c[chain][p][h][i];
-            c[chain][p][h][i] = 0.0f;
-          }
-        }
 #pragma unroll
     for (int p = 0; p < P; ++p) {
       const float scale0 = half_to_float(static_cast<u16>(scale_pair[p]));
@@ -400,22 +374,21 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
       for (int h = 0; h < HALVES; ++h) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          if (SPLIT) c[0][p][h][i] = fmaf(Format::HIGH_WEIGHT, c_high[p][h][i], c[0][p][h][i]);
+          if (SPLIT) c[p][h][i] = fmaf(Format::HIGH_WEIGHT, c_high[p][h][i], c[p][h][i]);
           c_high[p][h][i] = 0.0f;
         }
-        const float* sum = x_sum[0][h];
-        total[p][h][0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), sum[0], c[0][p][h][0]), total[p][h][0]);
-        total[p][h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), sum[1], c[0][p][h][1]), total[p][h][1]);
-        total[p][h][2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), sum[0], c[0][p][h][2]), total[p][h][2]);
-        total[p][h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), sum[1], c[0][p][h][3]), total[p][h][3]);
+        total[p][h][0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][0], c[p][h][0]), total[p][h][0]);
+        total[p][h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][1], c[p][h][1]), total[p][h][1]);
+        total[p][h][2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][0], c[p][h][2]), total[p][h][2]);
+        total[p][h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][1], c[p][h][3]), total[p][h][3]);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) c[0][p][h][i] = 0.0f;
+        for (int i = 0; i < 4; ++i) c[p][h][i] = 0.0f;
       }
     }
 #pragma unroll
     for (int h = 0; h < HALVES; ++h)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) x_sum[0][h][i] = 0.0f;
+      for (int i = 0; i < 4; ++i) x_sum[h][i] = 0.0f;
   };
 
   // Weights and x stream through shared memory: each warp copies a chunk (CHUNK_TILES tiles,
@@ -719,7 +692,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
           for (int h = 0; h < HALVES; ++h)
 #pragma unroll
             for (int part = 0; part < PARTS; ++part) {
-              mma_16816<IS_BF16>(c[j % CHAINS][p][h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
+              mma_16816<IS_BF16>(c[p][h], a[0], a[1], a[2], a[3], b[h][part][0], b[h][part][1]);
               if (SPLIT)
                 mma_16816<IS_BF16>(c_high[p][h], a_high[0], a_high[1], a_high[2], a_high[3], b[h][part][0],
                                    b[h][part][1]);
@@ -729,7 +702,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
         for (int h = 0; h < HALVES; ++h)
 #pragma unroll
           for (int part = 0; part < PARTS; ++part)
-            mma_16816<IS_BF16>(x_sum[j % CHAINS][h], ones[0], ones[1], ones[2], ones[3], b[h][part][0], b[h][part][1]);
+            mma_16816<IS_BF16>(x_sum[h], ones[0], ones[1], ones[2], ones[3], b[h][part][0], b[h][part][1]);
       }
       __syncwarp();  // every lane has read this stage before a later chunk refills it
     }
