@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/compile_only.h"
 #include "bench/cuda_module.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/device_buffer.h"
@@ -299,6 +300,7 @@ int main(int argc, char** argv) {
     const int partials_kib[] = {64, 128};  // the 128- and 256-row tiles' partials (128 columns)
     const int chunks_kib[] = {16, 64};
     if (compile_only) {
+      if (!lowbit::bench::nvrtc_usable()) return lowbit::bench::kMissingNvrtcExit;
       for (int partial : partials_kib)
         for (int chunk : chunks_kib)
           lowbit::cuda::compile_to_cubin(program_source(partial, chunk), "deposit", "sm_90a");

@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/compile_only.h"
 #include "bench/cuda_module.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/device_buffer.h"
@@ -375,6 +376,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (compile_only) {
+      if (!lowbit::bench::nvrtc_usable()) return lowbit::bench::kMissingNvrtcExit;
       for (const Program& program : programs)
         lowbit::cuda::compile_to_cubin(program_source(program.rows * 128, program.slots, program.chunk_bytes, program.wait), "stream",
                                        "sm_90a");

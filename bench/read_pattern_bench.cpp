@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/compile_only.h"
 #include "bench/cuda_module.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/device_buffer.h"
@@ -300,6 +301,7 @@ int main(int argc, char** argv) {
   try {
     const lowbit::OpDesc desc = lowbit::parse_descriptor(argv[1]);
     if (compile_only) {
+      if (!lowbit::bench::nvrtc_usable()) return lowbit::bench::kMissingNvrtcExit;
       for (const auto& variant : replayed_variants(desc, 9, 132)) {
         const Pattern pattern = pattern_of(desc, variant);
         const auto cubin = lowbit::cuda::compile_to_cubin(pattern_constants(desc, pattern) + kernel_source, "read_pattern", "sm_90a");
