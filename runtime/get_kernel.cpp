@@ -130,7 +130,8 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
 // resolves to: a decision stored for it (`lowbit tune` of that m), else its heuristic, never tuned
 // here (sixteen tunes would make the first get_kernel of a shape take minutes). Its cubin is
 // compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
-// serves is left to the any-M kernel.
+// serves is left to the any-M kernel. The ranges past 32 rows take the mma family's heuristic tile
+// for their top, built as any-M kernels (their cubins cached the same way).
 ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
@@ -155,7 +156,19 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
       exact.push_back(nullptr);
     }
   }
-  resolved.kernel = std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), resolved.kernel);
+  std::optional<cache::DecisionCache> reader;
+  if (options.use_cache && std::filesystem::exists(cache_path))
+    reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
+  std::vector<runtime::RowRange> ranges;
+  for (int64_t first_rows : runtime::any_rows_range_starts) {
+    const nlohmann::json variant = runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1));
+    // A range whose tile is the one below it adds nothing: that kernel goes on serving it.
+    const Kernel& below = ranges.empty() ? *resolved.kernel : *ranges.back().kernel;
+    if (variant == below.variant_json()) continue;
+    ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader ? &*reader : nullptr, cache_path)});
+  }
+  resolved.kernel =
+      std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), std::move(ranges), resolved.kernel);
   std::lock_guard<std::mutex> lock(memory.mutex);
   return memory.kernels.emplace(key, resolved).first->second;
 }

@@ -1,5 +1,5 @@
 // m=0 on CUDA: RowBucketKernel's dispatch (without a GPU, over kernels that only record their
-// calls), and on a GPU get_kernel's m=0 kernel at row counts on both sides of the exact range,
+// calls), and on a GPU get_kernel's m=0 kernel at row counts on both sides of every bucket's edge,
 // each checked against the reference (poisoned outputs, guard bytes) at its own kernel's bound.
 #include <gtest/gtest.h>
 
@@ -46,9 +46,13 @@ class RecordingKernel final : public Kernel {
   std::string name_;
 };
 
+// Exact kernels for m = 1..16 but 3 (tag m), the any-M kernel (tag 100), ranges from 33 rows
+// (tag 200) and from 65 (tag 300).
 struct Buckets {
-  std::vector<std::shared_ptr<RecordingKernel>> exact;  // exact[i]: m = i + 1, tag i + 1; null at m=3
+  std::vector<std::shared_ptr<RecordingKernel>> exact;
   std::shared_ptr<RecordingKernel> any = std::make_shared<RecordingKernel>(0, 100);
+  std::shared_ptr<RecordingKernel> from_33 = std::make_shared<RecordingKernel>(0, 200);
+  std::shared_ptr<RecordingKernel> from_65 = std::make_shared<RecordingKernel>(0, 300);
   std::unique_ptr<RowBucketKernel> kernel;
 
   Buckets() {
@@ -57,14 +61,21 @@ struct Buckets {
       exact.push_back(m == 3 ? nullptr : std::make_shared<RecordingKernel>(m, static_cast<int>(m)));
       parts.push_back(exact.back());
     }
-    kernel = std::make_unique<RowBucketKernel>(any->desc(), parts, any);
+    kernel = std::make_unique<RowBucketKernel>(any->desc(), parts,
+                                               std::vector<runtime::RowRange>{{33, from_33}, {65, from_65}}, any);
   }
 };
+
+std::vector<int64_t> counts(int64_t first, int64_t last) {
+  std::vector<int64_t> rows;
+  for (int64_t m = first; m <= last; ++m) rows.push_back(m);
+  return rows;
+}
 
 TEST(RowBuckets, EachRowCountRunsOnItsKernel) {
   Buckets buckets;
   RunArgs args;
-  for (int64_t m = 1; m <= 40; ++m) {
+  for (int64_t m = 1; m <= 300; ++m) {
     args.m = m;
     buckets.kernel->run(args);
   }
@@ -73,10 +84,12 @@ TEST(RowBuckets, EachRowCountRunsOnItsKernel) {
       EXPECT_EQ(buckets.exact[m - 1]->calls, std::vector<int64_t>{m}) << "m=" << m;
     }
   }
-  // m=3 has no exact kernel: the any-M kernel takes it, and every count past the exact range.
-  std::vector<int64_t> any_rows{3};
-  for (int64_t m = runtime::exact_bucket_rows + 1; m <= 40; ++m) any_rows.push_back(m);
+  // m=3 has no exact kernel: the any-M kernel takes it, and the counts from 17 to the first range.
+  std::vector<int64_t> any_rows = counts(17, 32);
+  any_rows.insert(any_rows.begin(), 3);
   EXPECT_EQ(buckets.any->calls, any_rows);
+  EXPECT_EQ(buckets.from_33->calls, counts(33, 64));
+  EXPECT_EQ(buckets.from_65->calls, counts(65, 300));
 }
 
 TEST(RowBuckets, WorkspaceIsTheKernelOfTheRows) {
@@ -85,6 +98,8 @@ TEST(RowBuckets, WorkspaceIsTheKernelOfTheRows) {
   EXPECT_EQ(buckets.kernel->workspace_bytes(16), 16016u);
   EXPECT_EQ(buckets.kernel->workspace_bytes(3), 100003u);
   EXPECT_EQ(buckets.kernel->workspace_bytes(17), 100017u);
+  EXPECT_EQ(buckets.kernel->workspace_bytes(64), 200064u);
+  EXPECT_EQ(buckets.kernel->workspace_bytes(1000), 301000u);
   EXPECT_EQ(buckets.kernel->workspace_bytes(0), 100000u);  // no call runs at 0 rows
 }
 
@@ -100,22 +115,33 @@ TEST(RowBuckets, RowsBelowOneAreRefused) {
 
 TEST(RowBuckets, NameAndVariantListEveryPart) {
   Buckets buckets;
-  EXPECT_EQ(buckets.kernel->name(), "recording_100+exact_m1-16");
+  EXPECT_EQ(buckets.kernel->name(), "recording_100+exact_m1-16+2_ranges");
   const nlohmann::json json = buckets.kernel->variant_json();
   EXPECT_EQ(json["any_rows"]["tag"], 100);
   ASSERT_EQ(json["exact_rows"].size(), 16u);
   EXPECT_EQ(json["exact_rows"][0]["variant"], "recording_1");
   EXPECT_EQ(json["exact_rows"][2]["variant"], "recording_100");  // m=3: the any-M kernel
   EXPECT_EQ(json["exact_rows"][15]["m"], 16);
+  ASSERT_EQ(json["row_ranges"].size(), 2u);
+  EXPECT_EQ(json["row_ranges"][1]["first_rows"], 65);
+  EXPECT_EQ(json["row_ranges"][1]["variant"], "recording_300");
 }
 
 TEST(RowBuckets, PartsForOtherRowsAreRefused) {
   auto any = std::make_shared<RecordingKernel>(0, 100);
   auto two = std::make_shared<RecordingKernel>(2, 2);
+  auto wide = std::make_shared<RecordingKernel>(0, 200);
+  using Ranges = std::vector<runtime::RowRange>;
   // An exact kernel in another row's place, an exact kernel as the any-M one, no any-M kernel.
-  EXPECT_THROW(RowBucketKernel(any->desc(), {two}, any), Error);
-  EXPECT_THROW(RowBucketKernel(any->desc(), {}, two), Error);
-  EXPECT_THROW(RowBucketKernel(any->desc(), {}, nullptr), Error);
+  EXPECT_THROW(RowBucketKernel(any->desc(), {two}, {}, any), Error);
+  EXPECT_THROW(RowBucketKernel(any->desc(), {}, {}, two), Error);
+  EXPECT_THROW(RowBucketKernel(any->desc(), {}, {}, nullptr), Error);
+  // A range inside the exact rows, ranges out of order, an exact-M or missing range kernel.
+  EXPECT_THROW(RowBucketKernel(any->desc(), {nullptr, nullptr}, Ranges{{2, wide}}, any), Error);
+  EXPECT_THROW(RowBucketKernel(any->desc(), {}, Ranges{{65, wide}, {33, wide}}, any), Error);
+  EXPECT_THROW(RowBucketKernel(any->desc(), {}, Ranges{{33, two}}, any), Error);
+  EXPECT_THROW(RowBucketKernel(any->desc(), {}, Ranges{{33, nullptr}}, any), Error);
+  EXPECT_NO_THROW(RowBucketKernel(any->desc(), {nullptr, nullptr}, Ranges{{3, wide}, {65, wide}}, any));
 }
 
 #if LOWBIT_WITH_CUDA
@@ -136,7 +162,7 @@ TEST(RowBuckets, CudaAnyMKernelMatchesTheReferenceAtEveryRowCount) {
     const ResolvedKernel resolved = get_kernel(desc, options);
     const auto* buckets = dynamic_cast<const RowBucketKernel*>(resolved.kernel.get());
     ASSERT_NE(buckets, nullptr) << text << ": " << resolved.kernel->name();
-    for (int64_t rows : {1, 2, 3, 5, 8, 9, 12, 16, 17, 31, 100}) {
+    for (int64_t rows : {1, 2, 3, 5, 8, 9, 12, 16, 17, 31, 33, 64, 65, 100, 129, 300}) {
       const Kernel& part = buckets->kernel_for(rows);
       EXPECT_EQ(part.desc().m, rows <= runtime::exact_bucket_rows ? rows : 0) << text << " rows=" << rows;
       const double bound = cuda::verification_tolerance(part.desc(), cuda::variant_from_json(part.variant_json()));
