@@ -42,7 +42,7 @@ class RowBucketKernel final : public Kernel {
 
   const OpDesc& desc() const override { return desc_; }
   // The any-M kernel's name, the exact rows and the ranges' count, e.g.
-  // "cuda_sm90a_mma_w4g128_m0_n64m16k128_s4_w2x1x2+exact_m1-16+3_ranges".
+  // "cuda_sm90a_mma_w4g128_m0_n64m16k256_s3_w2x1x4+exact_m1-16+3_ranges" (6144x4096).
   const std::string& name() const override { return name_; }
   // {"any_rows": the any-M kernel's variant, "exact_rows": [{"m": 1, "variant": name}, ...],
   //  "row_ranges": [{"first_rows": 33, "variant": name}, ...]}.
