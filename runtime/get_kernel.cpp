@@ -162,10 +162,14 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   std::vector<runtime::RowRange> ranges;
   for (int64_t first_rows : runtime::any_rows_range_starts) {
     const nlohmann::json variant = runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1));
-    // A range whose tile is the one below it adds nothing: that kernel goes on serving it.
+    // A range whose tile is the one below it adds nothing: that kernel goes on serving it. So
+    // does one this device cannot build (the tile is chosen for sm_90's shared memory).
     const Kernel& below = ranges.empty() ? *resolved.kernel : *ranges.back().kernel;
     if (variant == below.variant_json()) continue;
-    ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader ? &*reader : nullptr, cache_path)});
+    try {
+      ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader ? &*reader : nullptr, cache_path)});
+    } catch (const Unsupported&) {
+    }
   }
   resolved.kernel =
       std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), std::move(ranges), resolved.kernel);
