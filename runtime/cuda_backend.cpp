@@ -12,6 +12,7 @@
 #include "codegen/cuda/cublaslt_api.h"
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
+#include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/registry.h"
 #endif
 
@@ -86,6 +87,12 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
   return cuda::load(desc, variant, obtain_cubin(desc, variant, device.arch(), reader, cache_path));
 }
 
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows) {
+  OpDesc sized = desc;
+  sized.m = rows;
+  return cuda::to_json(cuda::MmaGenerator().heuristic(sized));
+}
+
 bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel) {
   const auto* cuda_kernel = dynamic_cast<const cuda::ProgramKernel*>(&kernel);
   if (cuda_kernel == nullptr) return false;
@@ -157,6 +164,8 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
                                          const std::string&) {
   throw Unsupported(cuda_refusal(desc));
 }
+
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t) { throw Unsupported(cuda_refusal(desc)); }
 
 bool store_cuda_cubin(cache::DecisionCache&, const Kernel&) { return false; }
 

@@ -34,6 +34,10 @@ nlohmann::json cuda_provenance(const OpDesc& desc);
 std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json* variant,
                                          const cache::DecisionCache* reader, const std::string& cache_path);
 
+// The mma family's variant (as JSON, for build_cuda) that its heuristic takes at `rows` rows of
+// desc: the tile of an any-M (m=0) kernel that serves row counts near `rows` (runtime/row_buckets.h).
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows);
+
 // Stores a CUDA kernel's cubin (a tuning winner) under its content key. False when the cache
 // refused it (with a warning) or kernel is not a CUDA kernel.
 bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel);

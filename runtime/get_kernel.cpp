@@ -6,12 +6,15 @@
 // runtime/cuda_backend.h with the cubin cache).
 // Resolved kernels are also kept for the life of the process, so an engine asking again for
 // the same descriptor gets the same object without touching the file.
+// m=0 on CUDA is one kernel per row count up to 16, then the any-M kernel (resolve_row_buckets).
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <memory>
 #include <optional>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "cache/decision_cache.h"
@@ -21,6 +24,7 @@
 #include "lowbit/kernel.h"
 #include "runtime/cuda_backend.h"
 #include "runtime/decisions.h"
+#include "runtime/row_buckets.h"
 #include "tuner/tuner.h"
 
 namespace lowbit {
@@ -73,11 +77,8 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
   }
 }
 
-}  // namespace
-
-ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
-  validate(desc);
-  runtime::require_served(desc, options.isa);
+// One descriptor's kernel (the policy at the top of this file), desc validated and served.
+ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path);
   ProcessCache& memory = process_cache();
@@ -122,6 +123,67 @@ ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
   // Two threads that missed together both resolved; the first stored wins for both.
   std::lock_guard<std::mutex> lock(memory.mutex);
   return memory.kernels.emplace(key, *resolved).first->second;
+}
+
+// m=0 on CUDA (runtime/row_buckets.h): desc's own any-M kernel by the policy above (its decision
+// is the m=0 one), and for each row count up to exact_bucket_rows the exact-M kernel that m=rows
+// resolves to: a decision stored for it (`lowbit tune` of that m), else its heuristic, never tuned
+// here (sixteen tunes would make the first get_kernel of a shape take minutes). Its cubin is
+// compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
+// serves is left to the any-M kernel. The ranges past 32 rows take the mma family's heuristic tile
+// for their top, built as any-M kernels (their cubins cached the same way).
+ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
+  const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
+  const std::string key = process_key(desc, options, cache_path) + "|row buckets";
+  ProcessCache& memory = process_cache();
+  {
+    std::lock_guard<std::mutex> lock(memory.mutex);
+    auto found = memory.kernels.find(key);
+    if (found != memory.kernels.end()) return found->second;
+  }
+  ResolvedKernel resolved = resolve(desc, options);
+  GetOptions exact_options = options;
+  exact_options.on_miss = OnMiss::heuristic;
+  exact_options.progress = false;
+  std::vector<std::shared_ptr<const Kernel>> exact;
+  for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
+    OpDesc one = desc;
+    one.m = rows;
+    try {
+      runtime::require_served(one, options.isa);
+      exact.push_back(resolve(one, exact_options).kernel);
+    } catch (const Unsupported&) {
+      exact.push_back(nullptr);
+    }
+  }
+  std::optional<cache::DecisionCache> reader;
+  if (options.use_cache && std::filesystem::exists(cache_path))
+    reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
+  std::vector<runtime::RowRange> ranges;
+  for (int64_t first_rows : runtime::any_rows_range_starts) {
+    const nlohmann::json variant = runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1));
+    // A range whose tile is the one below it adds nothing: that kernel goes on serving it. So
+    // does one this device cannot build (the tile is chosen for sm_90's shared memory).
+    const Kernel& below = ranges.empty() ? *resolved.kernel : *ranges.back().kernel;
+    if (variant == below.variant_json()) continue;
+    try {
+      ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader ? &*reader : nullptr, cache_path)});
+    } catch (const Unsupported&) {
+    }
+  }
+  resolved.kernel =
+      std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), std::move(ranges), resolved.kernel);
+  std::lock_guard<std::mutex> lock(memory.mutex);
+  return memory.kernels.emplace(key, resolved).first->second;
+}
+
+}  // namespace
+
+ResolvedKernel get_kernel(const OpDesc& desc, const GetOptions& options) {
+  validate(desc);
+  runtime::require_served(desc, options.isa);
+  if (on_cuda(desc) && desc.m == 0) return resolve_row_buckets(desc, options);
+  return resolve(desc, options);
 }
 
 }  // namespace lowbit

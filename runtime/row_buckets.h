@@ -1,0 +1,68 @@
+// m=0 (any M) on CUDA as the engine sees it: one Kernel that runs each call on the kernel for its
+// row count. The fast CUDA families compile for an exact M (gemv_mma and the FMA GEMV at decode,
+// wgmma's short tiles), so up to exact_bucket_rows every row count has its own exact-M kernel.
+// Above it any-M kernels (the mma family, which takes M at run time) serve: desc's own m=0 kernel
+// up to 32 rows, then one a range of row counts, each with the tile the mma family takes for its
+// range's top (any_rows_range_starts): a 16-row tile read the weights 4x over at 64 rows.
+// get_kernel (runtime/get_kernel.cpp) resolves the parts; this class only dispatches, so it holds
+// no CUDA code and is tested without a GPU.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lowbit/kernel.h"
+
+namespace lowbit::runtime {
+
+// The row counts an m=0 CUDA kernel serves with exact-M kernels: 1 .. exact_bucket_rows (the
+// decode range, where the exact-M families are 1.3-3x the any-M kernel: docs/benchmarks.md).
+inline constexpr int64_t exact_bucket_rows = 16;
+
+// The first row counts of the any-M ranges past 32 rows; a range's kernel takes the mma family's
+// tile for twice its first row count less 2 (64, 128 and 256 rows), and the last range is open.
+inline constexpr int64_t any_rows_range_starts[] = {33, 65, 129};
+
+// An any-M kernel and the first row count it serves (up to the next range's first).
+struct RowRange {
+  int64_t first_rows = 0;
+  std::shared_ptr<const Kernel> kernel;
+};
+
+class RowBucketKernel final : public Kernel {
+ public:
+  // exact[i] serves M = i + 1 (desc with m = i + 1); a null entry leaves that row count to
+  // any_rows. Past exact.size() rows, the last of `ranges` (any-M kernels, ascending first_rows,
+  // each above exact.size()) whose first_rows the count reaches, else any_rows, desc's own (m=0)
+  // kernel.
+  RowBucketKernel(const OpDesc& desc, std::vector<std::shared_ptr<const Kernel>> exact, std::vector<RowRange> ranges,
+                  std::shared_ptr<const Kernel> any_rows);
+
+  const OpDesc& desc() const override { return desc_; }
+  // The any-M kernel's name, the exact rows and the ranges' count, e.g.
+  // "cuda_sm90a_mma_w4g128_m0_n64m16k256_s3_w2x1x4+exact_m1-16+3_ranges" (6144x4096).
+  const std::string& name() const override { return name_; }
+  // {"any_rows": the any-M kernel's variant, "exact_rows": [{"m": 1, "variant": name}, ...],
+  //  "row_ranges": [{"first_rows": 33, "variant": name}, ...]}.
+  nlohmann::json variant_json() const override;
+  // The call on kernel_for(args.m), which checks the arguments as it always does.
+  void run(const RunArgs& args) const override;
+  // kernel_for(m)'s workspace at m rows.
+  std::size_t workspace_bytes(int64_t m) const override;
+
+  // The kernel a call of m rows runs on. Throws InvalidArgument for m < 1.
+  const Kernel& kernel_for(int64_t m) const;
+  // The any-M kernel (desc's own m=0 kernel), which serves every row count past the exact ones.
+  const Kernel& any_rows() const { return *any_rows_; }
+
+ private:
+  OpDesc desc_;
+  std::vector<std::shared_ptr<const Kernel>> exact_;
+  std::vector<RowRange> ranges_;
+  std::shared_ptr<const Kernel> any_rows_;
+  std::string name_;
+};
+
+}  // namespace lowbit::runtime
