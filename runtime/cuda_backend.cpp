@@ -13,6 +13,7 @@
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/mma_generator.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "codegen/cuda/registry.h"
 #endif
 
@@ -88,6 +89,9 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
 }
 
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows) {
+  const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
+  const cuda::CudaVariant tile = cuda::WgmmaGenerator(device.sm_count).any_rows_tile(desc, rows);
+  if (cuda::is_valid(desc, tile, device.major)) return cuda::to_json(tile);
   OpDesc sized = desc;
   sized.m = rows;
   return cuda::to_json(cuda::MmaGenerator().heuristic(sized));

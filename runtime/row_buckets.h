@@ -1,9 +1,9 @@
 // m=0 (any M) on CUDA as the engine sees it: one Kernel that runs each call on the kernel for its
 // row count. The fast CUDA families compile for an exact M (gemv_mma and the FMA GEMV at decode,
-// wgmma's short tiles), so up to exact_bucket_rows every row count has its own exact-M kernel.
-// Above it any-M kernels (the mma family, which takes M at run time) serve: desc's own m=0 kernel
-// up to 32 rows, then one a range of row counts, each with the tile the mma family takes for its
-// range's top (any_rows_range_starts): a 16-row tile read the weights 4x over at 64 rows.
+// wgmma's stream-K and split grids), so up to exact_bucket_rows every row count has its own
+// exact-M kernel. Above it any-M kernels serve, one a range of row counts (any_rows_range_starts),
+// each with the tile for its range's top: wgmma's tiled grid on sm_90a (M taken at run time), else
+// the mma family's. desc's own m=0 kernel (its decision) takes the row counts nothing else serves.
 // get_kernel (runtime/get_kernel.cpp) resolves the parts; this class only dispatches, so it holds
 // no CUDA code and is tested without a GPU.
 #pragma once
@@ -21,9 +21,10 @@ namespace lowbit::runtime {
 // decode range, where the exact-M families are 1.3-3x the any-M kernel: docs/benchmarks.md).
 inline constexpr int64_t exact_bucket_rows = 16;
 
-// The first row counts of the any-M ranges past 32 rows; a range's kernel takes the mma family's
-// tile for twice its first row count less 2 (64, 128 and 256 rows), and the last range is open.
-inline constexpr int64_t any_rows_range_starts[] = {33, 65, 129};
+// The first row counts of the any-M ranges past the exact rows; a range's kernel takes the tile for
+// twice its first row count less 2 (32, 64, 128 and 256 rows: wgmma's tiled grid on sm_90a, else
+// the mma family's), and the last range is open.
+inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129};
 
 // An any-M kernel and the first row count it serves (up to the next range's first).
 struct RowRange {

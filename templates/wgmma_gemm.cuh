@@ -392,8 +392,11 @@ __device__ __forceinline__ unsigned char* aligned_ring(unsigned char* shared_raw
 
 // The work of a block of the tiled grid (blockIdx: M tile, N tile, split), and what its tile
 // needs after the wgmmas: nothing, it is stored. (A stream-K segment, below, is the other Work.)
+// `rows`: the call's M where the Config's M is 0 (an any-M kernel, tiled without a split only).
 template <class Tile>
 struct TiledWork {
+  int rows = 0;
+  __device__ __forceinline__ int call_rows() const { return rows; }
   // The ring's uses before this tile's first stage (PRODUCER = 1): none, the block runs one tile.
   __device__ __forceinline__ int ring_base() const { return 0; }
   __device__ __forceinline__ int first_stage() const { return blockIdx.z * Tile::SPLIT_STAGES; }
@@ -525,6 +528,17 @@ __device__ __forceinline__ void init_ring_barriers(unsigned char* shared_raw) {
 // block_panel, stages [first_stage, end_stage) (an even count). Called by the threads PART names.
 // (TilePart::producer's instantiation returns at the producer's end: the consumer code after it
 // is unreachable there by design, which NVCC's front end would report as warning 128.)
+// The rows of the call: the Config's M, or with M = 0 (an any-M kernel: tiled work only, the
+// generator refuses the rest) the call's, which the entry point passed to TiledWork.
+template <class Config, class Work>
+__device__ __forceinline__ int rows_of(const Work& work) {
+  if constexpr (Config::M == 0) {
+    return work.call_rows();
+  } else {
+    return Config::M;
+  }
+}
+
 #pragma nv_diag_suppress 128
 template <class Config, class Work, TilePart PART = TilePart::whole_block>
 __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
@@ -533,7 +547,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
                                            unsigned char* shared_raw, const Work& work) {
   // y: the output [M][N] of OUT, or with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N].
   using Tile = WgmmaTile<Config>;
-  constexpr int M = Config::M;
+  const int M = rows_of<Config>(work);
   constexpr long long N = Config::N;
   constexpr int K = Config::K;
   constexpr int GROUP = Config::GROUP;
@@ -605,7 +619,7 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // copied stage lies inside K, and its copies need no k check.
   constexpr bool RUNS_INSIDE_K = WHOLE_STAGES && Tile::SPLIT_K * Tile::SPLIT_STAGES == Tile::K_STAGES;
   // Every tile whole along M (N) and every copy inside its tile: no row (panel) check at all.
-  constexpr bool X_ROWS_INSIDE = M % Tile::BLOCK_M == 0 && X_CHUNKS % COPIERS == 0;
+  constexpr bool X_ROWS_INSIDE = Config::M != 0 && Config::M % Tile::BLOCK_M == 0 && X_CHUNKS % COPIERS == 0;
   constexpr bool PANELS_INSIDE = PANEL_COUNT % Tile::PANELS == 0 && WEIGHT_CHUNKS % COPIERS == 0;
 
   struct CopyPlan {
@@ -968,18 +982,19 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
 // with SPLIT_K > 1 the fp32 partials [SPLIT_K][M][N], stored bias-free into the block's slice
 // (wgmma_split_reduce adds them); with CLUSTER_SPLIT (launched in clusters of (1, 1, SPLIT_K))
 // the output, summed in the cluster's shared memory.
+// rows: the call's M for an any-M Config (M = 0), else unused.
 template <class Config>
 __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, const unsigned char* __restrict__ qweight,
                                                 const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                                 const void* __restrict__ bias, void* __restrict__ y,
-                                                unsigned char* shared_raw) {
+                                                unsigned char* shared_raw, int rows = 0) {
   using Tile = WgmmaTile<Config>;
   if constexpr (Tile::CLUSTER_SPLIT) {
     ClusterSplitWork<Tile> work;
     work.shared_raw = shared_raw;
     wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
   } else {
-    wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<Tile>{});
+    wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<Tile>{rows});
   }
 }
 

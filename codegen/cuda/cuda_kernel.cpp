@@ -169,11 +169,13 @@ void CudaKernel::run(const RunArgs& args) const {
   void* y = args.y;
   // A split writes its fp32 partials into the workspace; the second pass reads them into y.
   void* first_output = reduce_function_ != nullptr ? args.workspace : y;
-  // The eighth parameter: the mma family's rows (M of an m=0 kernel), or the gemv families'
-  // `overlapping` (1 when this launch may overlap the previous kernel); wgmma declares seven,
-  // and the driver reads only as many as the kernel's image declares.
+  // The eighth parameter: the rows of an any-M kernel (every mma kernel declares it; an m=0
+  // wgmma one), or the gemv families' `overlapping` (1 when this launch may overlap the previous
+  // kernel); an exact-M wgmma kernel declares seven, and the driver reads only as many as the
+  // kernel's image declares.
   const bool overlap = args.overlap_previous && can_overlap_;
-  int eighth = variant_.family == CudaFamily::mma ? static_cast<int>(args.m) : overlap ? 1 : 0;
+  const bool takes_rows = variant_.family == CudaFamily::mma || (variant_.family == CudaFamily::wgmma && desc_.m == 0);
+  int eighth = takes_rows ? static_cast<int>(args.m) : overlap ? 1 : 0;
   void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &eighth};
   const LaunchGeometry geometry = desc_.m == 0 ? geometry_for_rows(args.m) : geometry_;
   // A stream-K wgmma variant takes the workspace (its flags and partial tiles) and a launch token.

@@ -198,9 +198,14 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
                   "before its tile is multiplied); gemv and dequant_gemm serve it");
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
   if (desc.act == DType::fp32) return refuse("the wgmma family needs act=bf16 or fp16 (tensor-core operands)");
-  if (desc.m < 1 || desc.m > max_rows)
-    return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} (m=0, any M, is not built)", desc.m,
+  if (desc.m < 0 || desc.m > max_rows)
+    return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M, tiled only)", desc.m,
                               max_rows));
+  if (desc.m == 0 && (variant.split_k != 1 || variant.stream_k != 0 || variant.cluster_split != 0))
+    return refuse(fmt::format("m=0 (any M) with split_k={}, stream_k={}, cluster_split={}: only the tiled grid takes "
+                              "M at run time (a split's partials, a stream-K schedule and a cluster split are sized "
+                              "by M when generated); use split_k=1, stream_k=0, cluster_split=0",
+                              variant.split_k, variant.stream_k, variant.cluster_split));
   if (desc.k % 8 != 0)
     return refuse(fmt::format("k={}: the wgmma family copies x rows 16 bytes at a time, so k must be a multiple of 8 "
                               "(only group=-1 allows other k; the mma family serves them)",
@@ -301,6 +306,8 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
 }
 
 std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
+  // m=0 kernels are built as the row ranges of an m=0 descriptor (any_rows_tile), not tuned.
+  if (desc.m == 0) return {};
   // Blocks much taller than M only multiply zeros: keep block_m within M rounded up to 16.
   const int rows = std::max(16, round_up(std::clamp<int64_t>(desc.m, 1, 256), 16));
   std::vector<CudaVariant> variants;
@@ -374,6 +381,18 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
   if (is_valid(desc, chosen, 9)) return summed_in_pairs(desc, chosen);
   const std::vector<CudaVariant> variants = candidates(desc);
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
+}
+
+CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows) const {
+  OpDesc sized = desc;
+  sized.m = rows;
+  CudaVariant tile = heuristic(sized);
+  tile.split_k = 1;
+  tile.cluster_split = 0;
+  tile.stream_k = 0;
+  tile.remainder_split = 0;
+  tile.stream_k_plan = 0;
+  return tile;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {
@@ -756,7 +775,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                    : std::string("static_assert(sizeof(lowbit_stream_k_runs) / sizeof(long long) == "
                                  "lowbit_gemv::StreamKSchedule<LowbitConfig>::SHARING_BLOCKS + 1, "
                                  "\"generator and template agree on the sharing blocks\");\n")),
-      fmt::arg("entry_source", variant.stream_k == 0 ? tiled_entry_source(variant) : stream_k_entry_source(variant)));
+      fmt::arg("entry_source",
+               variant.stream_k == 0 ? tiled_entry_source(variant, desc.m == 0) : stream_k_entry_source(variant)));
 }
 
 std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
@@ -789,18 +809,20 @@ std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
       fmt::arg("one", accumulators + 5));
 }
 
-std::string WgmmaGenerator::tiled_entry_source(const CudaVariant& variant) {
+std::string WgmmaGenerator::tiled_entry_source(const CudaVariant& variant, bool any_rows) {
   return fmt::format(
-      "// y: the output, or with SPLIT_K > 1 the caller's workspace (fp32 partials, {reduce} sums them).\n"
+      "// y: the output, or with SPLIT_K > 1 the caller's workspace (fp32 partials, {reduce} sums them).{rows_note}\n"
       "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
-      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y) {{\n"
+      "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y{rows_parameter}) {{\n"
       "  extern __shared__ __align__(1024) unsigned char shared[];\n"
       "  lowbit_gemv::wgmma_gemm_tiled<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, bias, "
-      "y, shared);\n"
+      "y, shared{rows_argument});\n"
       "}}\n",
       fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point),
-      fmt::arg("reduce", reduce_entry_point));
+      fmt::arg("reduce", reduce_entry_point),
+      fmt::arg("rows_note", any_rows ? "\n// rows: this call's M (an any-M kernel; the grid covers its row tiles)." : ""),
+      fmt::arg("rows_parameter", any_rows ? ", int rows" : ""), fmt::arg("rows_argument", any_rows ? ", rows" : ""));
 }
 
 std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant) {

@@ -60,6 +60,10 @@ class WgmmaGenerator {
   // declares it): one wgmma.mma_async m64n{rows}k16 whose inline PTX names each accumulator.
   static std::string instruction_source(int rows, bool bf16);
   CudaVariant heuristic(const OpDesc& desc) const;
+  // The tile of an any-M (m=0) kernel for calls of about `rows` rows: heuristic() at m = rows,
+  // as the tiled grid (no split, stream-K or cluster split: only it takes M at run time). For
+  // an m=0 descriptor's row ranges (runtime/row_buckets.h); m=0 is otherwise not a candidate.
+  CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows) const;
   // heuristic()'s measures of a grid (the .cpp says what each was measured against):
   // block_work: the rows x k one SM runs, its blocks' waves times a block's share;
   int64_t block_work(const OpDesc& desc, const CudaVariant& variant) const;
@@ -156,7 +160,7 @@ class WgmmaGenerator {
   static std::string reduce_source();
   // The entry point of a tiled grid (stream_k = 0: unchanged since before stream-K) and of a
   // stream-K one (two more parameters: workspace, launch token).
-  static std::string tiled_entry_source(const CudaVariant& variant);
+  static std::string tiled_entry_source(const CudaVariant& variant, bool any_rows);
   static std::string stream_k_entry_source(const CudaVariant& variant);
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).

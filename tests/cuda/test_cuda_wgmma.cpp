@@ -652,12 +652,62 @@ TEST(CudaWgmmaCompile, ClusterSplitVariantsCompileForHopper) {
   EXPECT_GE(compiled, 6);
 }
 
+// m=0 (any M): the tiled grid only, never a candidate; the entry point then takes the rows.
+TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOnly) {
+  WgmmaGenerator generator;
+  const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
+  EXPECT_TRUE(generator.candidates(any).empty());
+  for (int64_t rows : {32, 64, 128, 256, 1024}) {
+    const CudaVariant tile = generator.any_rows_tile(any, rows);
+    EXPECT_EQ(tile.split_k, 1) << rows;
+    EXPECT_EQ(tile.stream_k, 0) << rows;
+    EXPECT_EQ(tile.cluster_split, 0) << rows;
+    EXPECT_TRUE(generator.is_valid(any, tile, 9)) << rows << ": " << generator.is_valid(any, tile, 9).reason;
+    // Its tile is the exact heuristic's at that M.
+    OpDesc sized = any;
+    sized.m = rows;
+    EXPECT_EQ(tile.block_m, generator.heuristic(sized).block_m) << rows;
+  }
+  const CudaVariant tile = generator.any_rows_tile(any, 256);
+  const std::string source = generator.emit(any, tile);
+  EXPECT_NE(source.find("void* y, int rows)"), std::string::npos);
+  OpDesc exact = any;
+  exact.m = 256;
+  EXPECT_EQ(generator.emit(exact, tile).find("void* y, int rows)"), std::string::npos);
+  auto refusal = [&](auto change) {
+    CudaVariant changed = tile;
+    change(changed);
+    return generator.is_valid(any, changed, 9).reason;
+  };
+  for (const std::string& reason : {refusal([](CudaVariant& v) { v.split_k = 2; }),
+                                    refusal([](CudaVariant& v) { v.split_k = 2, v.cluster_split = 1; }),
+                                    refusal([](CudaVariant& v) { v.stream_k = 132; })})
+    EXPECT_NE(reason.find("m=0 (any M)"), std::string::npos) << reason;
+  OpDesc negative = any;
+  negative.m = -1;
+  EXPECT_FALSE(generator.is_valid(negative, tile, 9).ok);
+}
+
+TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=0,n=28672,k=4104,bits=3,group=-1,zero=float,act=fp16,out=fp32"}) {
+    const OpDesc any = descriptor(text);
+    for (int64_t rows : {32, 64, 256}) {
+      const CudaVariant tile = generator.any_rows_tile(any, rows);
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(any, tile), "any_rows", "sm_90a")))
+          << variant_name(any, tile, "sm_90a");
+    }
+  }
+}
+
 TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
   WgmmaGenerator generator;
   OpDesc good = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant variant = generator.heuristic(good);
   ASSERT_TRUE(generator.is_valid(good, variant, 9));
-  for (const char* text : {"m=0,n=64,k=128", "m=16,n=64,k=128,eqscale=1", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
+  for (const char* text : {"m=16,n=64,k=128,eqscale=1", "m=16,n=64,k=128,act=fp32", "m=16,n=64,k=128,compute=int8",
                            "m=16,n=64,k=131,group=-1"}) {
     Validity validity = generator.is_valid(descriptor(text), variant, 9);
     EXPECT_FALSE(validity.ok) << text;
@@ -1240,6 +1290,31 @@ TEST(CudaWgmma, ClusterSplitAtOddShapes) {
   SKIP_WITHOUT_HOPPER();  // (the case list above is checked without a GPU too)
   const std::string failure = check_on_device(cases);
   ASSERT_TRUE(failure.empty()) << failure;
+}
+
+// An any-M kernel (m=0, the tiled grid: runtime/row_buckets.h's ranges) at row counts around
+// its tile's edges, on odd shapes: the grid and every row mask follow the call's M.
+TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  for (const char* text : {"m=0,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=0,n=28680,k=2056,bits=3,group=-1,zero=float,act=fp16,out=fp32",
+                           "m=0,n=4095,k=4160,bits=8,group=64,zero=none,act=bf16,out=fp16,bias=1"}) {
+    const OpDesc any = descriptor(text);
+    for (int64_t rows : {32, 64, 256}) cases.push_back({any, generator.any_rows_tile(any, rows)});
+  }
+  SKIP_WITHOUT_HOPPER();
+  testing::CompiledCases compiled(cases);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CompiledCandidate candidate = compiled.get(i);
+    ASSERT_TRUE(candidate.error.empty()) << candidate.error;
+    const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
+    for (int64_t rows : {1, 15, 17, 31, 32, 33, 64, 65, 255, 256, 257, 700}) {
+      const std::string failure =
+          testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant), 0, rows);
+      ASSERT_TRUE(failure.empty()) << failure;
+    }
+  }
 }
 
 // A cluster split sums in a fixed order (split 0 .. SPLIT_K - 1): the same bits run to run, and
