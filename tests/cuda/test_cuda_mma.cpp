@@ -119,7 +119,8 @@ TEST(CudaMmaCompile, AnyMKernelsCompileForEveryArch) {
   }
   EXPECT_EQ(generator.launch_geometry(any, first).grid_x, 1u);
   // In the registry m=0 is the mma family's alone: every arch gets its heuristic, for every
-  // width and with eqscale.
+  // width and with eqscale. (wgmma's any-M grid is no candidate: only an m=0 descriptor's row
+  // ranges build it, runtime/row_buckets.h.)
   for (int major : {8, 9}) EXPECT_EQ(cuda::heuristic(any, major), generator.heuristic(any)) << major;
 }
 

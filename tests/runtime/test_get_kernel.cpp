@@ -274,8 +274,9 @@ TEST_F(GetKernelTest, InvalidDescriptorIsInvalidArgumentNamingTheField) {
 }
 
 TEST_F(GetKernelTest, CudaDescriptorNoCudaKernelServesIsUnsupported) {
-  // m=0 (any M) on CUDA is the mma family's, which needs bf16 or fp16 activations: fp32
-  // activations at m=0 are refused on every machine, GPU or not, naming the device.
+  // m=0 (any M) on CUDA is served by the families that take M at run time (mma, and wgmma's
+  // tiled grid for its row ranges), which need bf16 or fp16 activations: fp32 activations at
+  // m=0 are refused on every machine, GPU or not, naming the device.
   OpDesc desc = parse_descriptor("m=0,n=64,k=256,bits=8,group=128,act=fp32,device=cuda:0");
   try {
     get_kernel(desc, options());
