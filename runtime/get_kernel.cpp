@@ -6,7 +6,7 @@
 // runtime/cuda_backend.h with the cubin cache).
 // Resolved kernels are also kept for the life of the process, so an engine asking again for
 // the same descriptor gets the same object without touching the file.
-// m=0 on CUDA is one kernel per row count up to 16, then the any-M kernel (resolve_row_buckets).
+// m=0 on CUDA is one kernel per row count up to 16, then any-M kernels by range (resolve_row_buckets).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -130,8 +130,8 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
 // resolves to: a decision stored for it (`lowbit tune` of that m), else its heuristic, never tuned
 // here (sixteen tunes would make the first get_kernel of a shape take minutes). Its cubin is
 // compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
-// serves is left to the any-M kernel. The ranges past 32 rows take the mma family's heuristic tile
-// for their top, built as any-M kernels (their cubins cached the same way).
+// serves is left to the any-M kernel. The ranges past 16 rows are any-M kernels with the tile for
+// their top (cuda_any_rows_variant: wgmma's tiled grid on sm_90a, else mma's), cubins cached alike.
 ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
