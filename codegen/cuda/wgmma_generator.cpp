@@ -201,11 +201,11 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (desc.m < 0 || desc.m > max_rows)
     return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M, tiled only)", desc.m,
                               max_rows));
-  if (desc.m == 0 && (variant.split_k != 1 || variant.stream_k != 0 || variant.cluster_split != 0))
-    return refuse(fmt::format("m=0 (any M) with split_k={}, stream_k={}, cluster_split={}: only the tiled grid takes "
-                              "M at run time (a split's partials, a stream-K schedule and a cluster split are sized "
-                              "by M when generated); use split_k=1, stream_k=0, cluster_split=0",
-                              variant.split_k, variant.stream_k, variant.cluster_split));
+  if (desc.m == 0 && ((variant.split_k != 1 && variant.cluster_split == 0) || variant.stream_k != 0))
+    return refuse(fmt::format("m=0 (any M) with split_k={}, cluster_split={}, stream_k={}: only the tiled grid and "
+                              "the cluster split take M at run time (a split's partials and a stream-K schedule are "
+                              "sized by M when generated); use stream_k=0 and split_k=1 or cluster_split=1",
+                              variant.split_k, variant.cluster_split, variant.stream_k));
   if (desc.k % 8 != 0)
     return refuse(fmt::format("k={}: the wgmma family copies x rows 16 bytes at a time, so k must be a multiple of 8 "
                               "(only group=-1 allows other k; the mma family serves them)",
@@ -386,12 +386,29 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
 CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows) const {
   OpDesc sized = desc;
   sized.m = rows;
-  CudaVariant tile = heuristic(sized);
+  const CudaVariant chosen = heuristic(sized);
+  CudaVariant tile = chosen;
   tile.split_k = 1;
   tile.cluster_split = 0;
   tile.stream_k = 0;
   tile.remainder_split = 0;
   tile.stream_k_plan = 0;
+  // Where the heuristic splits K or shares it by stream-K (its grid of whole tiles would leave SMs
+  // idle at that M), the same tile split in clusters, summed in their shared memory, which takes M
+  // at run time: the heuristic's split, or for stream-K the fewest splits that give the grid a
+  // wave at `rows` rows.
+  if (chosen.split_k == 1 && chosen.stream_k == 0) return tile;
+  std::vector<int> splits;
+  if (chosen.split_k > 1) splits.push_back(chosen.split_k);
+  for (int split = 2; split <= max_cluster_blocks; split *= 2)
+    if (chosen.split_k == 1 && (tiles(sized, tile) * split >= sm_count_ || split == max_cluster_blocks))
+      splits.push_back(split);
+  for (int split : splits) {
+    CudaVariant pair = tile;
+    pair.split_k = split;
+    pair.cluster_split = 1;
+    if (is_valid(sized, pair, 9)) return pair;
+  }
   return tile;
 }
 
