@@ -393,23 +393,22 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows) cons
   tile.stream_k = 0;
   tile.remainder_split = 0;
   tile.stream_k_plan = 0;
-  // Where the heuristic splits K or shares it by stream-K (its grid of whole tiles would leave SMs
-  // idle at that M), the same tile split in clusters, summed in their shared memory, which takes M
-  // at run time: the heuristic's split, or for stream-K the fewest splits that give the grid a
-  // wave at `rows` rows.
+  // Where the heuristic splits K, the same split in clusters (summed in their shared memory, which
+  // takes M at run time). Where it shares K by stream-K: split only a tiled grid that fills at
+  // most half a wave, into the most splits (2, 4 or 8) that keep it to one wave. (Measured,
+  // docs/benchmarks.md, session 18: splits that gave the grid more than a wave were up to 27 %
+  // slower than the tiled grid, and four splits of 48 tiles no faster.)
   if (chosen.split_k == 1 && chosen.stream_k == 0) return tile;
-  std::vector<int> splits;
-  if (chosen.split_k > 1) splits.push_back(chosen.split_k);
-  for (int split = 2; split <= max_cluster_blocks; split *= 2)
-    if (chosen.split_k == 1 && (tiles(sized, tile) * split >= sm_count_ || split == max_cluster_blocks))
-      splits.push_back(split);
-  for (int split : splits) {
-    CudaVariant pair = tile;
-    pair.split_k = split;
-    pair.cluster_split = 1;
-    if (is_valid(sized, pair, 9)) return pair;
+  int split = chosen.split_k;
+  if (split == 1) {
+    const int64_t blocks = tiles(sized, tile);
+    for (int s = 2; s <= max_cluster_blocks && blocks * s <= sm_count_; s *= 2) split = s;
   }
-  return tile;
+  if (split == 1) return tile;
+  CudaVariant pair = tile;
+  pair.split_k = split;
+  pair.cluster_split = 1;
+  return is_valid(sized, pair, 9) ? pair : tile;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {

@@ -678,6 +678,15 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrAClusterSplitOnly) {
     }
   }
   EXPECT_GE(clustered, 2);  // 4096x14336 streams K from 128 rows
+  // Where the heuristic streams K: splits only where the tiled grid fills half a wave or less, the
+  // most that keep to one. 6144x4096 at 256 rows has 96 tiles of 128x128: tiled; 4096x14336 has 32
+  // tiles of 128x256: four splits keep to a wave of 132 SMs, eight would not.
+  const CudaVariant wide = generator.any_rows_tile(descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"), 256);
+  EXPECT_EQ(wide.split_k, 1);
+  const CudaVariant deep =
+      generator.any_rows_tile(descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"), 256);
+  EXPECT_EQ(deep.split_k, 4);
+  EXPECT_EQ(deep.cluster_split, 1);
   const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant tile = generator.any_rows_tile(any, 256);
   const std::string source = generator.emit(any, tile);
