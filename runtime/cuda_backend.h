@@ -35,8 +35,8 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
                                          const cache::DecisionCache* reader, const std::string& cache_path);
 
 // The variant (as JSON, for build_cuda) of an any-M (m=0) kernel for row counts near `rows`
-// (runtime/row_buckets.h): wgmma's tiled grid with the tile its heuristic takes at `rows` rows
-// where this device runs it (sm_90a; not with eqscale), else the mma family's heuristic there.
+// (runtime/row_buckets.h): wgmma's any-M grid (WgmmaGenerator::any_rows_tile: tiled or a cluster
+// split) where this device runs it (sm_90a; not with eqscale), else the mma family's heuristic there.
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows);
 
 // Stores a CUDA kernel's cubin (a tuning winner) under its content key. False when the cache

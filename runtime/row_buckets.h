@@ -2,8 +2,8 @@
 // row count. The fast CUDA families compile for an exact M (gemv_mma and the FMA GEMV at decode,
 // wgmma's stream-K and split grids), so up to exact_bucket_rows every row count has its own
 // exact-M kernel. Above it any-M kernels serve, one a range of row counts (any_rows_range_starts),
-// each with the tile for its range's top: wgmma's tiled grid on sm_90a (M taken at run time), else
-// the mma family's. desc's own m=0 kernel (its decision) takes the row counts nothing else serves.
+// each with the tile for its range's top: wgmma's tiled grid or cluster split on sm_90a (M taken at
+// run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts nothing else serves.
 // get_kernel (runtime/get_kernel.cpp) resolves the parts; this class only dispatches, so it holds
 // no CUDA code and is tested without a GPU.
 #pragma once
@@ -22,7 +22,7 @@ namespace lowbit::runtime {
 inline constexpr int64_t exact_bucket_rows = 16;
 
 // The first row counts of the any-M ranges past the exact rows; a range's kernel takes the tile for
-// twice its first row count less 2 (32, 64, 128 and 256 rows: wgmma's tiled grid on sm_90a, else
+// twice its first row count less 2 (32, 64, 128 and 256 rows: wgmma on sm_90a, else
 // the mma family's), and the last range is open.
 inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129};
 

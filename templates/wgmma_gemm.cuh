@@ -992,6 +992,7 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
   if constexpr (Tile::CLUSTER_SPLIT) {
     ClusterSplitWork<Tile> work;
     work.shared_raw = shared_raw;
+    work.rows = rows;
     wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, work);
   } else {
     wgmma_tile<Config>(x, qweight, scales, zeros, bias, y, shared_raw, TiledWork<Tile>{rows});

@@ -201,11 +201,11 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (desc.m < 0 || desc.m > max_rows)
     return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M, tiled only)", desc.m,
                               max_rows));
-  if (desc.m == 0 && (variant.split_k != 1 || variant.stream_k != 0 || variant.cluster_split != 0))
-    return refuse(fmt::format("m=0 (any M) with split_k={}, stream_k={}, cluster_split={}: only the tiled grid takes "
-                              "M at run time (a split's partials, a stream-K schedule and a cluster split are sized "
-                              "by M when generated); use split_k=1, stream_k=0, cluster_split=0",
-                              variant.split_k, variant.stream_k, variant.cluster_split));
+  if (desc.m == 0 && ((variant.split_k != 1 && variant.cluster_split == 0) || variant.stream_k != 0))
+    return refuse(fmt::format("m=0 (any M) with split_k={}, cluster_split={}, stream_k={}: only the tiled grid and "
+                              "the cluster split take M at run time (a split's partials and a stream-K schedule are "
+                              "sized by M when generated); use stream_k=0 and split_k=1 or cluster_split=1",
+                              variant.split_k, variant.cluster_split, variant.stream_k));
   if (desc.k % 8 != 0)
     return refuse(fmt::format("k={}: the wgmma family copies x rows 16 bytes at a time, so k must be a multiple of 8 "
                               "(only group=-1 allows other k; the mma family serves them)",
@@ -386,13 +386,29 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
 CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows) const {
   OpDesc sized = desc;
   sized.m = rows;
-  CudaVariant tile = heuristic(sized);
+  const CudaVariant chosen = heuristic(sized);
+  CudaVariant tile = chosen;
   tile.split_k = 1;
   tile.cluster_split = 0;
   tile.stream_k = 0;
   tile.remainder_split = 0;
   tile.stream_k_plan = 0;
-  return tile;
+  // Where the heuristic splits K, the same split in clusters (summed in their shared memory, which
+  // takes M at run time). Where it shares K by stream-K: split only a tiled grid that fills at
+  // most half a wave, into the most splits (2, 4 or 8) that keep it to one wave. (Measured,
+  // docs/benchmarks.md, session 18: splits that gave the grid more than a wave were up to 27 %
+  // slower than the tiled grid, and four splits of 48 tiles no faster.)
+  if (chosen.split_k == 1 && chosen.stream_k == 0) return tile;
+  int split = chosen.split_k;
+  if (split == 1) {
+    const int64_t blocks = tiles(sized, tile);
+    for (int s = 2; s <= max_cluster_blocks && blocks * s <= sm_count_; s *= 2) split = s;
+  }
+  if (split == 1) return tile;
+  CudaVariant pair = tile;
+  pair.split_k = split;
+  pair.cluster_split = 1;
+  return is_valid(sized, pair, 9) ? pair : tile;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {

@@ -60,9 +60,11 @@ class WgmmaGenerator {
   // declares it): one wgmma.mma_async m64n{rows}k16 whose inline PTX names each accumulator.
   static std::string instruction_source(int rows, bool bf16);
   CudaVariant heuristic(const OpDesc& desc) const;
-  // The tile of an any-M (m=0) kernel for calls of about `rows` rows: heuristic() at m = rows,
-  // as the tiled grid (no split, stream-K or cluster split: only it takes M at run time). For
-  // an m=0 descriptor's row ranges (runtime/row_buckets.h); m=0 is otherwise not a candidate.
+  // The tile of an any-M (m=0) kernel for calls of about `rows` rows: heuristic()'s tile at m =
+  // rows, as the tiled grid, or where the heuristic splits K or shares it by stream-K as a cluster
+  // split (the tiled grid and the cluster split take M at run time; a split's partials and a
+  // stream-K schedule are sized by M when generated). For an m=0 descriptor's row ranges
+  // (runtime/row_buckets.h); m=0 is otherwise not a candidate.
   CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows) const;
   // heuristic()'s measures of a grid (the .cpp says what each was measured against):
   // block_work: the rows x k one SM runs, its blocks' waves times a block's share;

@@ -652,22 +652,42 @@ TEST(CudaWgmmaCompile, ClusterSplitVariantsCompileForHopper) {
   EXPECT_GE(compiled, 6);
 }
 
-// m=0 (any M): the tiled grid only, never a candidate; the entry point then takes the rows.
-TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOnly) {
+// m=0 (any M): the tiled grid or a cluster split only, never a candidate; the entry point then
+// takes the rows.
+TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrAClusterSplitOnly) {
   WgmmaGenerator generator;
-  const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
-  EXPECT_TRUE(generator.candidates(any).empty());
-  for (int64_t rows : {32, 64, 128, 256, 1024}) {
-    const CudaVariant tile = generator.any_rows_tile(any, rows);
-    EXPECT_EQ(tile.split_k, 1) << rows;
-    EXPECT_EQ(tile.stream_k, 0) << rows;
-    EXPECT_EQ(tile.cluster_split, 0) << rows;
-    EXPECT_TRUE(generator.is_valid(any, tile, 9)) << rows << ": " << generator.is_valid(any, tile, 9).reason;
-    // Its tile is the exact heuristic's at that M.
-    OpDesc sized = any;
-    sized.m = rows;
-    EXPECT_EQ(tile.block_m, generator.heuristic(sized).block_m) << rows;
+  int clustered = 0;
+  for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16",
+                           "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"}) {
+    const OpDesc any = descriptor(text);
+    EXPECT_TRUE(generator.candidates(any).empty());
+    for (int64_t rows : {32, 64, 128, 256, 1024}) {
+      const CudaVariant tile = generator.any_rows_tile(any, rows);
+      EXPECT_EQ(tile.stream_k, 0) << text << " " << rows;
+      EXPECT_TRUE(tile.split_k == 1 || tile.cluster_split == 1) << text << " " << rows;
+      EXPECT_TRUE(generator.is_valid(any, tile, 9)) << rows << ": " << generator.is_valid(any, tile, 9).reason;
+      // Its tile is the exact heuristic's at that M; a split where that one splits or streams K.
+      OpDesc sized = any;
+      sized.m = rows;
+      const CudaVariant exact = generator.heuristic(sized);
+      EXPECT_EQ(tile.block_m, exact.block_m) << text << " " << rows;
+      if (exact.split_k == 1 && exact.stream_k == 0) {
+        EXPECT_EQ(tile.split_k, 1) << text << " " << rows;
+      }
+      clustered += tile.cluster_split;
+    }
   }
+  EXPECT_GE(clustered, 2);  // 4096x14336 streams K from 128 rows
+  // Where the heuristic streams K: splits only where the tiled grid fills half a wave or less, the
+  // most that keep to one. 6144x4096 at 256 rows has 96 tiles of 128x128: tiled; 4096x14336 has 32
+  // tiles of 128x256: four splits keep to a wave of 132 SMs, eight would not.
+  const CudaVariant wide = generator.any_rows_tile(descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"), 256);
+  EXPECT_EQ(wide.split_k, 1);
+  const CudaVariant deep =
+      generator.any_rows_tile(descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"), 256);
+  EXPECT_EQ(deep.split_k, 4);
+  EXPECT_EQ(deep.cluster_split, 1);
+  const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant tile = generator.any_rows_tile(any, 256);
   const std::string source = generator.emit(any, tile);
   EXPECT_NE(source.find("void* y, int rows)"), std::string::npos);
@@ -679,8 +699,7 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOnly) {
     change(changed);
     return generator.is_valid(any, changed, 9).reason;
   };
-  for (const std::string& reason : {refusal([](CudaVariant& v) { v.split_k = 2; }),
-                                    refusal([](CudaVariant& v) { v.split_k = 2, v.cluster_split = 1; }),
+  for (const std::string& reason : {refusal([](CudaVariant& v) { v.split_k = 2, v.cluster_split = 0; }),
                                     refusal([](CudaVariant& v) { v.stream_k = 132; })})
     EXPECT_NE(reason.find("m=0 (any M)"), std::string::npos) << reason;
   OpDesc negative = any;
@@ -692,7 +711,8 @@ TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
   for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
-                           "m=0,n=28672,k=4104,bits=3,group=-1,zero=float,act=fp16,out=fp32"}) {
+                           "m=0,n=28672,k=4104,bits=3,group=-1,zero=float,act=fp16,out=fp32",
+                           "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16"}) {
     const OpDesc any = descriptor(text);
     for (int64_t rows : {32, 64, 256}) {
       const CudaVariant tile = generator.any_rows_tile(any, rows);
@@ -1292,8 +1312,8 @@ TEST(CudaWgmma, ClusterSplitAtOddShapes) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
-// An any-M kernel (m=0, the tiled grid: runtime/row_buckets.h's ranges) at row counts around
-// its tile's edges, on odd shapes: the grid and every row mask follow the call's M.
+// An any-M kernel (m=0, the tiled grid or a cluster split: runtime/row_buckets.h's ranges) at row
+// counts around its tile's edges, on odd shapes: the grid and every row mask follow the call's M.
 TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
   WgmmaGenerator generator;
   std::vector<Case> cases;
@@ -1303,6 +1323,10 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     const OpDesc any = descriptor(text);
     for (int64_t rows : {32, 64, 256}) cases.push_back({any, generator.any_rows_tile(any, rows)});
   }
+  // A long K on few columns: the cluster splits (any_rows_tile where the heuristic streams K).
+  const OpDesc long_k = descriptor("m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
+  for (int64_t rows : {128, 256}) cases.push_back({long_k, generator.any_rows_tile(long_k, rows)});
+  EXPECT_TRUE(std::any_of(cases.begin(), cases.end(), [](const Case& c) { return c.variant.cluster_split == 1; }));
   SKIP_WITHOUT_HOPPER();
   testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
