@@ -283,8 +283,11 @@ int run_bench(const Options& options) {
   nlohmann::json rows = nlohmann::json::array();
   std::optional<tuner::ReadBandwidthProbe> probe;  // made at the first CPU row, kept for the rest
   for (const OpDesc& desc : descs) {
+    if (desc.m > 0 && options.rows > 0 && options.rows != desc.m)
+      throw InvalidArgument("rows", fmt::format("--rows {} applies to m=0 descriptors; {} runs its own m={}",
+                                                options.rows, to_string(desc), desc.m));
     ResolvedKernel resolved = get_kernel(desc, get);
-    const int64_t m = desc.m > 0 ? desc.m : any_m_rows;
+    const int64_t m = desc.m > 0 ? desc.m : options.rows > 0 ? options.rows : any_m_rows;
     Problem problem = make_random_problem(desc, m, seed_for("bench " + to_string(desc)));
     auto reference_start = Clock::now();
     std::vector<double> reference =

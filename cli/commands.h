@@ -1,6 +1,7 @@
 // The CLI's commands, one function each; main.cpp only parses arguments.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct Options {
   std::string variant;  // compile --variant: a candidate's full name instead of the heuristic's
   std::string isa;  // --isa: x86 ISA family (GetOptions.isa)
   int rounds = 1;   // bench --rounds: CPU rows alternate a bandwidth reading and a kernel timing this often
+  int64_t rows = 0;  // bench --rows: the M of an m=0 descriptor's timed call (0: any_m_rows)
 };
 
 int run_info(const Options& options);

@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
                     "CPU: rounds of (memory read bandwidth reading, kernel timing), each row's figures the medians "
                     "over its rounds")
       ->check(CLI::Range(1, 100));
+  bench->add_option("--rows", options.rows,
+                    "m=0 descriptors: the rows of the timed call (default 16); an exact-M descriptor runs its own m")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   bench->add_flag("--json", options.json, "print JSON");
 
   CLI::App* compile = app.add_subcommand("compile", "compile a CUDA descriptor's kernel to a cubin (no GPU needed)");

@@ -345,6 +345,23 @@ TEST_F(CliTest, BenchRoundsSetEachTimingAgainstItsOwnBandwidthReading) {
   EXPECT_NE(refused.err.find("--rounds"), std::string::npos) << refused;
 }
 
+// --rows sets the M of an m=0 descriptor's timed call (on CUDA, the kernel of that row count runs);
+// an exact-M descriptor with another --rows is refused, naming the option.
+TEST_F(CliTest, BenchRowsSetTheMOfAnAnyMDescriptor) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const Outcome outcome =
+      run({"bench", "--desc", "m=0,n=64,k=256,bits=4,group=128", "--db", db(), "--threads", "2", "--no-tune", "--rows",
+           "3", "--json"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome;
+  const nlohmann::json json = parse_json(outcome);
+  ASSERT_TRUE(json.is_object()) << outcome;
+  EXPECT_EQ(json.value("m", int64_t{0}), 3) << outcome;
+  EXPECT_LT(json["rel_err"].get<double>(), 1e-2) << outcome;
+  const Outcome refused = run({"bench", "--desc", small_a, "--db", db(), "--no-tune", "--rows", "3"});
+  EXPECT_EQ(refused.exit_code, 2) << refused;
+  EXPECT_NE(refused.err.find("--rows 3"), std::string::npos) << refused;
+}
+
 TEST_F(CliTest, GarbageDbWarnsAndStillTunes) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   const std::string garbage(4096, 'G');
