@@ -298,7 +298,7 @@ int run_bench(const Options& options) {
                                        : bench_cpu(desc, resolved, problem, reference, options.rounds, options.threads,
                                                    probe ? *probe : probe.emplace());
     row.update({{"descriptor", to_string(desc)},
-                {"variant", resolved.kernel->name()},
+                {"variant", resolved.kernel->kernel_for_rows(m).name()},
                 {"source", std::string(to_string(resolved.source))},
                 {"m", m},
                 {"weight_bytes", native_weight_bytes(desc)},

@@ -43,7 +43,7 @@ class RowBucketKernel final : public Kernel {
 
   const OpDesc& desc() const override { return desc_; }
   // The any-M kernel's name, the exact rows and the ranges' count, e.g.
-  // "cuda_sm90a_mma_w4g128_m0_n64m16k256_s3_w2x1x4+exact_m1-16+3_ranges" (6144x4096).
+  // "cuda_sm90a_mma_w4g128_m0_n64m16k256_s3_w2x1x4+exact_m1-16+4_ranges" (6144x4096).
   const std::string& name() const override { return name_; }
   // {"any_rows": the any-M kernel's variant, "exact_rows": [{"m": 1, "variant": name}, ...],
   //  "row_ranges": [{"first_rows": 33, "variant": name}, ...]}.
@@ -55,7 +55,8 @@ class RowBucketKernel final : public Kernel {
 
   // The kernel a call of m rows runs on. Throws InvalidArgument for m < 1.
   const Kernel& kernel_for(int64_t m) const;
-  // The any-M kernel (desc's own m=0 kernel), which serves every row count past the exact ones.
+  const Kernel& kernel_for_rows(int64_t m) const override { return kernel_for(m); }
+  // The any-M kernel (desc's own m=0 kernel), which serves the row counts nothing else serves.
   const Kernel& any_rows() const { return *any_rows_; }
 
  private:

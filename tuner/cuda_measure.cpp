@@ -118,7 +118,9 @@ CandidateResult verify_cuda(const Kernel& kernel, DeviceInputs& inputs, const st
   const OpDesc& desc = kernel.desc();
   CandidateResult result;
   result.name = kernel.name();
-  const double bound = cuda::verification_tolerance(desc, cuda::variant_from_json(kernel.variant_json()));
+  // The bound of the variant that runs these rows (an m=0 kernel hands them to one by row count).
+  const Kernel& running = kernel.kernel_for_rows(inputs.args(0).m);
+  const double bound = cuda::verification_tolerance(running.desc(), cuda::variant_from_json(running.variant_json()));
   inputs.reserve_workspace(kernel.workspace_bytes(inputs.args(0).m));
   inputs.poison_output();
   kernel.run(inputs.args(0));

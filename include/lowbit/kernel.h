@@ -55,6 +55,13 @@ class Kernel {
     (void)m;
     return 0;
   }
+  // The kernel a call of m rows runs on: this one, or for a kernel that hands each call to another
+  // by its row count (m=0 on CUDA) that one. What looks at the variant that runs (its name, its
+  // verification bound) asks this.
+  virtual const Kernel& kernel_for_rows(int64_t m) const {
+    (void)m;
+    return *this;
+  }
 };
 
 // Checks args against desc; shared by every backend. workspace_bytes: what the kernel needs

@@ -246,6 +246,19 @@ TEST_F(CliTest, CudaTuneThenGetHitsTheCacheThenBench) {
   EXPECT_EQ(row.value("protocol", ""), "cuda-rotate-median:1") << bench;
   EXPECT_GT(row.value("time_us", 0.0), 0) << bench;
   EXPECT_LE(row.value("rel_err", 1.0), tolerance(parse_descriptor(cuda_desc))) << bench;
+
+  // An m=0 descriptor: bench --rows times the kernel of that row count, and names it.
+  const std::string any_desc = std::string(cuda_desc).replace(0, 3, "m=0");
+  for (const char* rows : {"3", "40"}) {
+    const Outcome any = run({"bench", "--desc", any_desc, "--db", db(), "--no-tune", "--rows", rows, "--json"});
+    ASSERT_EQ(any.exit_code, 0) << any;
+    const nlohmann::json timed = parse_json(any);
+    EXPECT_EQ(timed.value("m", int64_t{0}), std::stoll(rows)) << any;
+    EXPECT_NE(timed.value("variant", "").find(std::string("_m") + (std::string(rows) == "3" ? "3_" : "0_")),
+              std::string::npos)
+        << any;
+    EXPECT_LE(timed.value("rel_err", 1.0), dequantized_weights_tolerance(parse_descriptor(any_desc))) << any;
+  }
 }
 
 // --isa avx2 runs the fallback on an AVX-512 machine: every command takes it, and what it tunes

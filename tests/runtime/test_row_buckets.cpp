@@ -90,6 +90,12 @@ TEST(RowBuckets, EachRowCountRunsOnItsKernel) {
   EXPECT_EQ(buckets.any->calls, any_rows);
   EXPECT_EQ(buckets.from_33->calls, counts(33, 64));
   EXPECT_EQ(buckets.from_65->calls, counts(65, 300));
+  // Kernel::kernel_for_rows names the same kernels (what the tuner's check and the CLI look at).
+  const Kernel& generic = *buckets.kernel;
+  EXPECT_EQ(&generic.kernel_for_rows(5), buckets.exact[4].get());
+  EXPECT_EQ(&generic.kernel_for_rows(3), buckets.any.get());
+  EXPECT_EQ(&generic.kernel_for_rows(64), buckets.from_33.get());
+  EXPECT_EQ(&buckets.any->kernel_for_rows(64), buckets.any.get());  // any other kernel: itself
 }
 
 TEST(RowBuckets, WorkspaceIsTheKernelOfTheRows) {
