@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
             lowbit::reference_matmul(desc, rows, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
                                      desc.eqscale ? problem.eq_scale.data() : nullptr);
         lowbit::tuner::DeviceInputs inputs(problem);
-        const lowbit::Kernel& part = buckets->kernel_for(rows);
+        const lowbit::Kernel& part = buckets->kernel_for_rows(rows);
         const double part_us = verified_time_us(part, inputs, reference);
         const double any_us = &part == &buckets->any_rows() ? part_us : verified_time_us(buckets->any_rows(), inputs, reference);
         lowbit::OpDesc exact_desc = desc;

@@ -40,6 +40,32 @@ ProcessCache& process_cache() {
   return cache;
 }
 
+// The kernel this process resolved under `key`, if any.
+std::optional<ResolvedKernel> remembered(const std::string& key) {
+  ProcessCache& memory = process_cache();
+  std::lock_guard<std::mutex> lock(memory.mutex);
+  auto found = memory.kernels.find(key);
+  if (found == memory.kernels.end()) return std::nullopt;
+  return found->second;
+}
+
+// Keeps `resolved` under `key` and returns what the process keeps there: two threads that missed
+// together both resolved, and the first stored wins for both.
+ResolvedKernel remember(const std::string& key, const ResolvedKernel& resolved) {
+  ProcessCache& memory = process_cache();
+  std::lock_guard<std::mutex> lock(memory.mutex);
+  return memory.kernels.emplace(key, resolved).first->second;
+}
+
+// A read-only connection to the cache file (the cheapest open: no schema or journal-mode work),
+// or none when the cache is off or the file does not exist yet.
+std::optional<cache::DecisionCache> open_reader(const GetOptions& options, const std::string& cache_path) {
+  std::optional<cache::DecisionCache> reader;
+  if (options.use_cache && std::filesystem::exists(cache_path))
+    reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
+  return reader;
+}
+
 std::string process_key(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
   return fmt::format("{}|{}|{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache,
                      options.on_miss == OnMiss::tune ? "tune" : "heuristic",
@@ -81,21 +107,13 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
 ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path);
-  ProcessCache& memory = process_cache();
-  {
-    std::lock_guard<std::mutex> lock(memory.mutex);
-    auto found = memory.kernels.find(key);
-    if (found != memory.kernels.end()) return found->second;
-  }
+  if (auto known = remembered(key)) return *known;
 
-  // Look up through a read-only connection (the cheapest open: no schema or journal-mode
-  // work); open for writing only when a tuned result or a new cubin has to be stored.
+  // Look up through a read-only connection; open for writing only when a tuned result or a new
+  // cubin has to be stored.
   std::optional<ResolvedKernel> resolved;
-  std::optional<cache::DecisionCache> reader;
-  if (options.use_cache && std::filesystem::exists(cache_path)) {
-    reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
-    resolved = from_cache(desc, *reader, options, cache_path);
-  }
+  std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
+  if (reader) resolved = from_cache(desc, *reader, options, cache_path);
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
@@ -120,9 +138,7 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
       resolved->median_us = result.median_us;
     }
   }
-  // Two threads that missed together both resolved; the first stored wins for both.
-  std::lock_guard<std::mutex> lock(memory.mutex);
-  return memory.kernels.emplace(key, *resolved).first->second;
+  return remember(key, *resolved);
 }
 
 // m=0 on CUDA (runtime/row_buckets.h): desc's own any-M kernel by the policy above (its decision
@@ -131,16 +147,11 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
 // here (sixteen tunes would make the first get_kernel of a shape take minutes). Its cubin is
 // compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
 // serves is left to the any-M kernel. The ranges past 16 rows are any-M kernels with the tile for
-// their top (cuda_any_rows_variant: wgmma's tiled grid on sm_90a, else mma's), cubins cached alike.
+// their top (cuda_any_rows_variant: wgmma's on sm_90a, else mma's), their cubins cached alike.
 ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
-  ProcessCache& memory = process_cache();
-  {
-    std::lock_guard<std::mutex> lock(memory.mutex);
-    auto found = memory.kernels.find(key);
-    if (found != memory.kernels.end()) return found->second;
-  }
+  if (auto known = remembered(key)) return *known;
   ResolvedKernel resolved = resolve(desc, options);
   GetOptions exact_options = options;
   exact_options.on_miss = OnMiss::heuristic;
@@ -156,9 +167,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
       exact.push_back(nullptr);
     }
   }
-  std::optional<cache::DecisionCache> reader;
-  if (options.use_cache && std::filesystem::exists(cache_path))
-    reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
+  const std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
   std::vector<runtime::RowRange> ranges;
   for (int64_t first_rows : runtime::any_rows_range_starts) {
     const nlohmann::json variant = runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1));
@@ -173,8 +182,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   }
   resolved.kernel =
       std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), std::move(ranges), resolved.kernel);
-  std::lock_guard<std::mutex> lock(memory.mutex);
-  return memory.kernels.emplace(key, resolved).first->second;
+  return remember(key, resolved);
 }
 
 }  // namespace

@@ -36,13 +36,13 @@ RowBucketKernel::RowBucketKernel(const OpDesc& desc, std::vector<std::shared_ptr
 nlohmann::json RowBucketKernel::variant_json() const {
   nlohmann::json exact = nlohmann::json::array();
   for (std::size_t i = 0; i < exact_.size(); ++i)
-    exact.push_back({{"m", i + 1}, {"variant", kernel_for(static_cast<int64_t>(i) + 1).name()}});
+    exact.push_back({{"m", i + 1}, {"variant", kernel_for_rows(static_cast<int64_t>(i) + 1).name()}});
   nlohmann::json ranges = nlohmann::json::array();
   for (const RowRange& range : ranges_) ranges.push_back({{"first_rows", range.first_rows}, {"variant", range.kernel->name()}});
   return {{"any_rows", any_rows_->variant_json()}, {"exact_rows", exact}, {"row_ranges", ranges}};
 }
 
-const Kernel& RowBucketKernel::kernel_for(int64_t m) const {
+const Kernel& RowBucketKernel::kernel_for_rows(int64_t m) const {
   if (m < 1) throw InvalidArgument("m", fmt::format("RunArgs.m is {}; it must be >= 1", m));
   if (m <= static_cast<int64_t>(exact_.size())) return exact_[m - 1] != nullptr ? *exact_[m - 1] : *any_rows_;
   const Kernel* chosen = any_rows_.get();
@@ -51,11 +51,11 @@ const Kernel& RowBucketKernel::kernel_for(int64_t m) const {
   return *chosen;
 }
 
-void RowBucketKernel::run(const RunArgs& args) const { kernel_for(args.m).run(args); }
+void RowBucketKernel::run(const RunArgs& args) const { kernel_for_rows(args.m).run(args); }
 
 // (No call runs with m < 1; the any-M kernel's figure stands for it rather than an exception.)
 std::size_t RowBucketKernel::workspace_bytes(int64_t m) const {
-  return m < 1 ? any_rows_->workspace_bytes(m) : kernel_for(m).workspace_bytes(m);
+  return m < 1 ? any_rows_->workspace_bytes(m) : kernel_for_rows(m).workspace_bytes(m);
 }
 
 }  // namespace lowbit::runtime

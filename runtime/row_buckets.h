@@ -3,7 +3,8 @@
 // wgmma's stream-K and split grids), so up to exact_bucket_rows every row count has its own
 // exact-M kernel. Above it any-M kernels serve, one a range of row counts (any_rows_range_starts),
 // each with the tile for its range's top: wgmma's tiled grid or cluster split on sm_90a (M taken at
-// run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts nothing else serves.
+// run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts
+// nothing else serves.
 // get_kernel (runtime/get_kernel.cpp) resolves the parts; this class only dispatches, so it holds
 // no CUDA code and is tested without a GPU.
 #pragma once
@@ -18,7 +19,7 @@
 namespace lowbit::runtime {
 
 // The row counts an m=0 CUDA kernel serves with exact-M kernels: 1 .. exact_bucket_rows (the
-// decode range, where the exact-M families are 1.3-3x the any-M kernel: docs/benchmarks.md).
+// decode range, where the exact-M kernels were 1.4-2.6x the single any-M kernel: docs/benchmarks.md).
 inline constexpr int64_t exact_bucket_rows = 16;
 
 // The first row counts of the any-M ranges past the exact rows; a range's kernel takes the tile for
@@ -48,14 +49,13 @@ class RowBucketKernel final : public Kernel {
   // {"any_rows": the any-M kernel's variant, "exact_rows": [{"m": 1, "variant": name}, ...],
   //  "row_ranges": [{"first_rows": 33, "variant": name}, ...]}.
   nlohmann::json variant_json() const override;
-  // The call on kernel_for(args.m), which checks the arguments as it always does.
+  // The call on kernel_for_rows(args.m), which checks the arguments as it always does.
   void run(const RunArgs& args) const override;
-  // kernel_for(m)'s workspace at m rows.
+  // kernel_for_rows(m)'s workspace at m rows.
   std::size_t workspace_bytes(int64_t m) const override;
 
   // The kernel a call of m rows runs on. Throws InvalidArgument for m < 1.
-  const Kernel& kernel_for(int64_t m) const;
-  const Kernel& kernel_for_rows(int64_t m) const override { return kernel_for(m); }
+  const Kernel& kernel_for_rows(int64_t m) const override;
   // The any-M kernel (desc's own m=0 kernel), which serves the row counts nothing else serves.
   const Kernel& any_rows() const { return *any_rows_; }
 

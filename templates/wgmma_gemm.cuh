@@ -392,7 +392,7 @@ __device__ __forceinline__ unsigned char* aligned_ring(unsigned char* shared_raw
 
 // The work of a block of the tiled grid (blockIdx: M tile, N tile, split), and what its tile
 // needs after the wgmmas: nothing, it is stored. (A stream-K segment, below, is the other Work.)
-// `rows`: the call's M where the Config's M is 0 (an any-M kernel, tiled without a split only).
+// `rows`: the call's M where the Config's M is 0 (an any-M kernel: this grid or a cluster split).
 template <class Tile>
 struct TiledWork {
   int rows = 0;
@@ -528,8 +528,8 @@ __device__ __forceinline__ void init_ring_barriers(unsigned char* shared_raw) {
 // block_panel, stages [first_stage, end_stage) (an even count). Called by the threads PART names.
 // (TilePart::producer's instantiation returns at the producer's end: the consumer code after it
 // is unreachable there by design, which NVCC's front end would report as warning 128.)
-// The rows of the call: the Config's M, or with M = 0 (an any-M kernel: tiled work only, the
-// generator refuses the rest) the call's, which the entry point passed to TiledWork.
+// The rows of the call: the Config's M, or with M = 0 (an any-M kernel: TiledWork or
+// ClusterSplitWork only, the generator refuses the rest) the call's, which the entry point passed on.
 template <class Config, class Work>
 __device__ __forceinline__ int rows_of(const Work& work) {
   if constexpr (Config::M == 0) {

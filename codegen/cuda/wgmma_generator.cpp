@@ -199,7 +199,7 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
   if (desc.act == DType::fp32) return refuse("the wgmma family needs act=bf16 or fp16 (tensor-core operands)");
   if (desc.m < 0 || desc.m > max_rows)
-    return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M, tiled only)", desc.m,
+    return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M: the tiled grid or a cluster split)", desc.m,
                               max_rows));
   if (desc.m == 0 && ((variant.split_k != 1 && variant.cluster_split == 0) || variant.stream_k != 0))
     return refuse(fmt::format("m=0 (any M) with split_k={}, cluster_split={}, stream_k={}: only the tiled grid and "

@@ -169,7 +169,7 @@ TEST(RowBuckets, CudaAnyMKernelMatchesTheReferenceAtEveryRowCount) {
     const auto* buckets = dynamic_cast<const RowBucketKernel*>(resolved.kernel.get());
     ASSERT_NE(buckets, nullptr) << text << ": " << resolved.kernel->name();
     for (int64_t rows : {1, 2, 3, 5, 8, 9, 12, 16, 17, 31, 33, 64, 65, 100, 129, 300}) {
-      const Kernel& part = buckets->kernel_for(rows);
+      const Kernel& part = buckets->kernel_for_rows(rows);
       EXPECT_EQ(part.desc().m, rows <= runtime::exact_bucket_rows ? rows : 0) << text << " rows=" << rows;
       const double bound = cuda::verification_tolerance(part.desc(), cuda::variant_from_json(part.variant_json()));
       const std::string failure = cuda::testing::check_on_device(*buckets, bound, 0, rows);
