@@ -156,8 +156,8 @@ int run_tune(const Options& options) {
         on_cuda(desc) ? tuner::ReadBandwidth{} : (probe ? *probe : probe.emplace()).measure(options.threads);
     tuner::TuneResult result = tuner::tune(desc, tune_options);
     bool stored = runtime::store_decision(decisions, desc, get, result);
-    progress.done(static_cast<int>(index), desc, std::chrono::duration<double>(Clock::now() - start).count(),
-                  result.winner->name());
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    progress.done(static_cast<int>(index), desc, seconds, result.winner->name());
     double gbps = weight_gbps(desc, result.median_us);
     rows.push_back({{"descriptor", to_string(desc)},
                     {"variant", result.winner->name()},
@@ -171,7 +171,9 @@ int run_tune(const Options& options) {
                     {"candidates", std::count_if(result.ranked.begin(), result.ranked.end(),
                                                  [](const auto& candidate) { return candidate.verified; })},
                     {"tuned_rows", result.rows},
+                    {"tune_s", seconds},
                     {"stored", stored}});
+    if (on_cuda(desc)) rows.back()["compile_s"] = result.compile_us * 1e-6;
   }
   if (options.json) {
     print_json({{"db", decisions.path()}, {"results", rows}});

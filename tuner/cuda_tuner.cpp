@@ -33,7 +33,10 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - reference_start).count();
   DeviceInputs inputs(problem);
 
+  const auto compile_start = std::chrono::steady_clock::now();
   std::vector<cuda::CompiledCandidate> compiled = cuda::compile_candidates(desc, variants, device.arch());
+  result.compile_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - compile_start).count();
   CandidateTally tally(desc);
   for (std::size_t index = 0; index < variants.size(); ++index) {
     const std::string name = cuda::variant_name(desc, variants[index], device.arch());

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The brief's two cold-start targets on the GPU machine, from a build of run.sh (build-device):
+#  1. a full tune of a model's 4 layer shapes x 8 M buckets (bench/shapes/cold_start_tune.txt)
+#     with one `lowbit tune` into a fresh cache, wall clock (target: <= 2 minutes); the progress
+#     lines give each descriptor's seconds, the JSON (tune.json) its compile seconds;
+#  2. get_kernel on a shape of that cache in a new process (`lowbit get`, get_kernel_ms: the call
+#     alone, the CUDA context apart; target: <= 1 ms, no compilation), for exact-M rows, then
+#     for an m=0 descriptor (its row-bucket kernels: the first process compiles them, the next
+#     ones load them from the cache);
+#  3. lowbit_resolve_breakdown: the steps of one exact-M hit, timed apart.
+# Everything lands in $OUT (cold_start.txt, tune.json, tune.err).
+# Usage (in the tree that holds BUILD_DIR): bash bench/device/cold_start.sh BUILD_DIR [TUNE_SECONDS=330] [PROCESSES=5]
+set -uo pipefail
+build_dir=$1 tune_seconds=${2:-330} processes=${3:-5}
+OUT=${OUT:-/tmp/lowbit-device-out}
+mkdir -p "$OUT"
+lowbit="$build_dir/cli/lowbit"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+db="$work/cache.sqlite"
+report="$OUT/cold_start.txt"
+
+mapfile -t descs < <(grep -v '^#' bench/shapes/cold_start_tune.txt | grep .)
+start=$(date +%s%N)
+timeout "$tune_seconds" "$lowbit" tune --json --db "$db" --desc "${descs[@]}" > "$OUT/tune.json" 2> "$OUT/tune.err"
+status=$?
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+{
+  echo "== 1. lowbit tune of ${#descs[@]} descriptors: exit $status, ${elapsed_ms} ms wall (process included; timeout ${tune_seconds} s)"
+  grep '^\[' "$OUT/tune.err"
+  [ "$status" = 0 ] && python3 -c "
+import json, sys
+rows = json.load(open(sys.argv[1]))['results']
+total = sum(r['tune_s'] for r in rows); compile_s = sum(r['compile_s'] for r in rows)
+print(f'sum of tune_s {total:.1f} s, of which NVRTC compiles {compile_s:.1f} s; reference {sum(r[\"reference_us\"] for r in rows) / 1e6:.1f} s')
+" "$OUT/tune.json"
+} >> "$report"
+
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+latency() {  # label, get arguments...: get_kernel_ms of $processes new processes, and the last one's source
+  local label=$1; shift
+  local values=() row
+  for _ in $(seq "$processes"); do
+    row=$("$lowbit" get --json --db "$db" "$@")
+    values+=("$(echo "$row" | field get_kernel_ms)")
+  done
+  printf '%s\n' "${values[@]}" | sort -g | awk -v label="$label" -v source="$(echo "$row" | field source)" '{ v[NR] = $1 } END {
+    printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes, %s)\n", label, v[int((NR + 1) / 2)], v[NR], NR, source }' >> "$report"
+}
+echo "== 2. get_kernel_ms in new processes (lowbit get --json --no-tune), cache of step 1" >> "$report"
+for shape in n=6144,k=4096 n=28672,k=4096; do
+  for m in 1 256; do
+    desc="m=$m,$shape,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"
+    latency "$desc" --no-tune --desc "$desc"
+  done
+done
+any="m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"
+first=$("$lowbit" get --json --db "$db" --no-tune --desc "$any")
+echo "$any, first process (compiles its row buckets' cubins): $(echo "$first" | field get_kernel_ms) ms, $(echo "$first" | field variant)" >> "$report"
+latency "$any (cubins cached)" --no-tune --desc "$any"
+
+{
+  echo "== 3. lowbit_resolve_breakdown (one process; ms)"
+  "$build_dir/bench/lowbit_resolve_breakdown" --db "$db" --repeats 5 \
+    --desc "m=1,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0" \
+    --desc "m=256,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0" \
+    --desc "m=1024,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0" 2>&1
+} >> "$report"
+cat "$report"
