@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -88,6 +89,37 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
   return cuda::load(desc, variant, obtain_cubin(desc, variant, device.arch(), reader, cache_path));
 }
 
+void precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
+                     const std::string& cache_path) {
+  if (cache_path.empty() || builds.empty()) return;
+  const cuda::DeviceInfo& device = cuda::device_info(builds.front().desc.device.index);
+  std::vector<cuda::CompileJob> jobs;
+  std::vector<std::string> keys;
+  for (const PlannedCudaBuild& build : builds) {
+    try {
+      const cuda::CudaVariant variant = build.variant ? cuda::variant_from_json(*build.variant)
+                                                      : cuda::heuristic(build.desc, device.major, device.sm_count);
+      if (!cuda::is_valid(build.desc, variant, device.major)) continue;
+      const std::string key = cubin_key(cuda::emit(build.desc, variant), device.arch());
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+      if (reader != nullptr && reader->lookup_artifact(key)) continue;
+      jobs.push_back({build.desc, variant});
+      keys.push_back(key);
+    } catch (const std::exception&) {
+      // No family serves this build, or its stored variant does not parse: its own build says so.
+    }
+  }
+  if (jobs.empty()) return;
+  cuda::CompileQueue compiles(jobs, device.arch());
+  cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
+  while (auto compiled = compiles.next()) {
+    if (compiled->second.cubin.empty()) continue;
+    const cuda::CompileJob& job = jobs[compiled->first];
+    writer.store_artifact({keys[compiled->first], cuda::variant_name(job.desc, job.variant, device.arch()),
+                           "nvrtc " + cuda::nvrtc_version(), device.arch(), std::move(compiled->second.cubin), ""});
+  }
+}
+
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   const cuda::CudaVariant tile = cuda::WgmmaGenerator(device.sm_count).any_rows_tile(desc, rows);
@@ -168,6 +200,8 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
                                          const std::string&) {
   throw Unsupported(cuda_refusal(desc));
 }
+
+void precompile_cuda(const std::vector<PlannedCudaBuild>&, const cache::DecisionCache*, const std::string&) {}
 
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t) { throw Unsupported(cuda_refusal(desc)); }
 

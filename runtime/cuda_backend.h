@@ -3,10 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cache/decision_cache.h"
 #include "lowbit/kernel.h"
@@ -33,6 +34,19 @@ nlohmann::json cuda_provenance(const OpDesc& desc);
 // when cache_path is not empty, stored there for the next process. reader may be null.
 std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json* variant,
                                          const cache::DecisionCache* reader, const std::string& cache_path);
+
+// A kernel about to be built: desc and its variant (as JSON; none: the heuristic one).
+struct PlannedCudaBuild {
+  OpDesc desc;
+  std::optional<nlohmann::json> variant;
+};
+// Compiles at once (codegen/cuda/compile_queue.h, a thread per core) the cubins of `builds` that
+// reader (may be null) does not hold, and stores them in cache_path, so that the build_cuda calls
+// that follow load them instead of compiling one after another: m=0's row buckets build up to 21
+// kernels. A build that is invalid or does not compile is skipped here; its build_cuda reports
+// it. Does nothing when cache_path is empty.
+void precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
+                     const std::string& cache_path);
 
 // The variant (as JSON, for build_cuda) of an any-M (m=0) kernel for row counts near `rows`
 // (runtime/row_buckets.h): wgmma's any-M grid (WgmmaGenerator::any_rows_tile: tiled or a cluster

@@ -104,7 +104,10 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
 }
 
 // One descriptor's kernel (the policy at the top of this file), desc validated and served.
-ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
+// `shared_reader`: a read-only connection to the cache file the caller already holds (m=0's
+// parts share one: each new connection reads the schema again), else this call opens its own.
+ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
+                       const cache::DecisionCache* shared_reader = nullptr) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path);
   if (auto known = remembered(key)) return *known;
@@ -112,12 +115,14 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
   // Look up through a read-only connection; open for writing only when a tuned result or a new
   // cubin has to be stored.
   std::optional<ResolvedKernel> resolved;
-  std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
+  std::optional<cache::DecisionCache> own_reader;
+  if (shared_reader == nullptr) own_reader = open_reader(options, cache_path);
+  const cache::DecisionCache* reader = shared_reader != nullptr ? shared_reader : own_reader ? &*own_reader : nullptr;
   if (reader) resolved = from_cache(desc, *reader, options, cache_path);
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
-      resolved->kernel = build_heuristic(desc, options, reader ? &*reader : nullptr, cache_path);
+      resolved->kernel = build_heuristic(desc, options, reader, cache_path);
       resolved->source = KernelSource::heuristic;
     } else {
       tuner::TuneOptions tune_options;
@@ -148,6 +153,28 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options) {
 // compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
 // serves is left to the any-M kernel. The ranges past 16 rows are any-M kernels with the tile for
 // their top (cuda_any_rows_variant: wgmma's on sm_90a, else mma's), their cubins cached alike.
+// What resolve_row_buckets is about to build (the exact row counts this process has not resolved
+// yet, each by its stored decision or its heuristic, then the ranges' any-M tiles), for
+// precompile_cuda. desc's own any-M kernel is resolved before it.
+std::vector<runtime::PlannedCudaBuild> row_bucket_builds(const OpDesc& desc, const GetOptions& exact_options,
+                                                         const cache::DecisionCache* reader,
+                                                         const std::string& cache_path) {
+  std::vector<runtime::PlannedCudaBuild> builds;
+  for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
+    OpDesc one = desc;
+    one.m = rows;
+    if (remembered(process_key(one, exact_options, cache_path))) continue;
+    std::optional<cache::Decision> decision;
+    if (reader != nullptr && reader->usable())
+      decision = reader->lookup(to_string(one), runtime::decision_fingerprint(one, exact_options),
+                                runtime::decision_generator_version(one, exact_options));
+    builds.push_back({one, decision ? std::optional(nlohmann::json::parse(decision->variant_json)) : std::nullopt});
+  }
+  for (int64_t first_rows : runtime::any_rows_range_starts)
+    builds.push_back({desc, runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1))});
+  return builds;
+}
+
 ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
@@ -156,18 +183,26 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   GetOptions exact_options = options;
   exact_options.on_miss = OnMiss::heuristic;
   exact_options.progress = false;
+  // The parts' cubins not in the cache compile at once (a cold start compiles up to 21 programs),
+  // then every part is built from the cache through one read-only connection (opened after the
+  // compiles: a file they created is then seen).
+  {
+    const std::optional<cache::DecisionCache> planner = open_reader(options, cache_path);
+    runtime::precompile_cuda(row_bucket_builds(desc, exact_options, planner ? &*planner : nullptr, cache_path),
+                             planner ? &*planner : nullptr, cache_path);
+  }
+  const std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
   std::vector<std::shared_ptr<const Kernel>> exact;
   for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
     OpDesc one = desc;
     one.m = rows;
     try {
       runtime::require_served(one, options.isa);
-      exact.push_back(resolve(one, exact_options).kernel);
+      exact.push_back(resolve(one, exact_options, reader ? &*reader : nullptr).kernel);
     } catch (const Unsupported&) {
       exact.push_back(nullptr);
     }
   }
-  const std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
   std::vector<runtime::RowRange> ranges;
   for (int64_t first_rows : runtime::any_rows_range_starts) {
     const nlohmann::json variant = runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1));

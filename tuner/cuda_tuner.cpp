@@ -15,12 +15,18 @@
 
 namespace lowbit::tuner {
 
+// The candidates compile on every core but one while this thread computes the reference, then
+// loads, verifies and times each on the GPU as it finishes (in finishing order: the ranking is by
+// time, not by order), so the GPU work of a tune hides under its compiles.
 TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   const std::vector<cuda::CudaVariant> variants = cuda::candidates(desc, device.major, device.sm_count);
   if (variants.empty())
     throw Unsupported(fmt::format("no CUDA candidate serves {}: {}", to_string(desc),
                                   cuda::supports(desc, device.major, device.sm_count).reason));
+  std::vector<cuda::CompileJob> jobs;
+  for (const cuda::CudaVariant& variant : variants) jobs.push_back({desc, variant});
+  cuda::CompileQueue compiles(std::move(jobs), device.arch(), cuda::compile_workers_beside_timing());
 
   TuneResult result;
   result.rows = desc.m > 0 ? desc.m : any_m_rows;  // m=0 (the mma family only) is timed at 16 rows
@@ -33,18 +39,17 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - reference_start).count();
   DeviceInputs inputs(problem);
 
-  const auto compile_start = std::chrono::steady_clock::now();
-  std::vector<cuda::CompiledCandidate> compiled = cuda::compile_candidates(desc, variants, device.arch());
-  result.compile_us =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - compile_start).count();
   CandidateTally tally(desc);
-  for (std::size_t index = 0; index < variants.size(); ++index) {
-    const std::string name = cuda::variant_name(desc, variants[index], device.arch());
-    if (options.on_candidate) options.on_candidate(static_cast<int>(index), static_cast<int>(variants.size()), name);
+  int processed = 0;
+  while (auto compiled = compiles.next()) {
+    const cuda::CudaVariant& variant = variants[compiled->first];
+    const std::string name = cuda::variant_name(desc, variant, device.arch());
+    if (options.on_candidate) options.on_candidate(processed, static_cast<int>(variants.size()), name);
+    ++processed;
     std::shared_ptr<const Kernel> kernel;
     try {
-      if (compiled[index].cubin.empty()) throw Error(compiled[index].error);
-      kernel = cuda::load(desc, variants[index], std::move(compiled[index].cubin));
+      if (compiled->second.cubin.empty()) throw Error(compiled->second.error);
+      kernel = cuda::load(desc, variant, std::move(compiled->second.cubin));
     } catch (const Error& error) {
       // A candidate that does not compile or load is a generator bug; the others may still win.
       tally.reject(CandidateResult{name, 0, 0, false, error.what()});
@@ -58,6 +63,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
     candidate.median_us = time_cuda_kernel(*kernel, inputs).median_us;
     tally.accept(std::move(candidate), std::move(kernel));
   }
+  result.compile_us = compiles.compile_seconds() * 1e6;
   tally.rank_into(result);
   return result;
 }

@@ -27,8 +27,9 @@ struct TuneResult {
   double median_us = 0;
   double rel_err = 0;
   double reference_us = 0;              // one run of the reference on the same inputs
-  double compile_us = 0;                // CUDA: NVRTC of every candidate, in parallel, wall clock (x86: 0, each
-                                        // candidate's code is generated inside the loop, in microseconds)
+  // CUDA: wall clock from the first compile's start to the last one's end (the compiles run
+  // beside the reference and the timings); x86: 0 (each candidate is generated in the loop).
+  double compile_us = 0;
   std::vector<CandidateResult> ranked;  // verified candidates fastest first, then rejected ones
   int64_t rows = 0;                     // M the candidates were timed at
 };

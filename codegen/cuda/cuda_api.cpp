@@ -3,6 +3,8 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <fstream>
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -117,6 +119,22 @@ std::vector<std::string> compile_options(const std::string& arch) {
   return {"--gpu-architecture=" + arch, "--std=c++17", "-default-device", "--extra-device-vectorization"};
 }
 
+namespace {
+
+// LOWBIT_DUMP_CUDA=dir: each compile's source (dir/<stem>.cu, what NVRTC read) and cubin
+// (dir/<stem>.cubin, for cuobjdump -sass). The directory must exist; a failed write is a warning.
+void dump_compiled(const std::string& stem, const std::string& source, const std::vector<char>& cubin) {
+  const char* directory = std::getenv("LOWBIT_DUMP_CUDA");
+  if (directory == nullptr || directory[0] == '\0') return;
+  const std::string path = std::string(directory) + "/" + stem;
+  std::ofstream(path + ".cu", std::ios::binary).write(source.data(), static_cast<std::streamsize>(source.size()));
+  std::ofstream file(path + ".cubin", std::ios::binary);
+  file.write(cubin.data(), static_cast<std::streamsize>(cubin.size()));
+  if (!file) warn("LOWBIT_DUMP_CUDA: could not write " + path + ".cu / .cubin");
+}
+
+}  // namespace
+
 std::vector<char> compile_to_cubin(const std::string& source, const std::string& name, const std::string& arch) {
   const Nvrtc& api = nvrtc();
   if (!api.available) throw Unsupported("cannot compile CUDA: " + api.reason);
@@ -145,6 +163,7 @@ std::vector<char> compile_to_cubin(const std::string& source, const std::string&
   std::vector<char> cubin(cubin_size);
   api.nvrtcGetCUBIN(program, cubin.data());
   api.nvrtcDestroyProgram(&program);
+  dump_compiled(name, source, cubin);
   return cubin;
 }
 

@@ -4,8 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <type_traits>
 #include <nlohmann/json.hpp>
 
@@ -206,22 +204,11 @@ std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant&
 
 std::vector<CompiledCandidate> compile_candidates(const OpDesc& desc, const std::vector<CudaVariant>& variants,
                                                   const std::string& arch) {
+  std::vector<CompileJob> jobs;
+  for (const CudaVariant& variant : variants) jobs.push_back({desc, variant});
+  CompileQueue queue(std::move(jobs), arch);
   std::vector<CompiledCandidate> compiled(variants.size());
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t index = next++; index < variants.size(); index = next++) {
-      try {
-        compiled[index].cubin =
-            compile_to_cubin(emit(desc, variants[index]), variant_name(desc, variants[index], arch), arch);
-      } catch (const std::exception& error) {
-        compiled[index].error = error.what();
-      }
-    }
-  };
-  const std::size_t width = std::min<std::size_t>(variants.size(), std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::jthread> workers;
-  for (std::size_t worker = 0; worker < width; ++worker) workers.emplace_back(work);
-  workers.clear();  // joins
+  while (auto finished = queue.next()) compiled[finished->first] = std::move(finished->second);
   return compiled;
 }
 

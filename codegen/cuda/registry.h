@@ -18,6 +18,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "codegen/cuda/compile_queue.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/gemv_generator.h"
@@ -64,15 +65,11 @@ std::shared_ptr<const Kernel> build(const OpDesc& desc, const nlohmann::json& va
 // owning family's kernel, without NVRTC. The caller has checked the variant's validity.
 std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant& variant, std::vector<char> cubin);
 
-// One candidate's cubin, or why it did not compile.
-struct CompiledCandidate {
-  std::vector<char> cubin;
-  std::string error;  // when cubin is empty
-};
 // Compiles every variant of desc for arch with NVRTC, a thread per core (NVRTC takes a good part
 // of a second per template-heavy program; loading and timing take milliseconds, so compiling the
-// candidates at once is what keeps a tune or a benchmark short). Never throws for one
-// candidate's failure: its error is kept.
+// candidates at once is what keeps a benchmark short), and returns them in the variants' order.
+// Never throws for one candidate's failure: its error is kept. (compile_queue.h hands each back
+// as it finishes.)
 std::vector<CompiledCandidate> compile_candidates(const OpDesc& desc, const std::vector<CudaVariant>& variants,
                                                   const std::string& arch);
 

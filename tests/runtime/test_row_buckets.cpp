@@ -16,7 +16,10 @@
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_variant.h"
 #include "codegen/cuda/registry.h"
+#include "cache/decision_cache.h"
+#include "runtime/cuda_backend.h"
 #include "tests/cuda/device_check.h"
+#include "tests/support/test_support.h"
 #endif
 
 namespace lowbit {
@@ -176,6 +179,35 @@ TEST(RowBuckets, CudaAnyMKernelMatchesTheReferenceAtEveryRowCount) {
       EXPECT_TRUE(failure.empty()) << part.name() << ": " << failure;
     }
   }
+}
+
+// A cold m=0 resolution through a cache file: the parts' cubins compile at once
+// (runtime::precompile_cuda) and every part's cubin is then in the file, so the next process
+// loads them all without NVRTC; the parts still match the reference.
+TEST(RowBuckets, CudaColdStartStoresEveryPartsCubin) {
+  if (!cuda::nvrtc().available || !cuda::driver().available)
+    GTEST_SKIP() << "no usable CUDA device here: " << cuda::driver().reason << cuda::nvrtc().reason;
+  testing::TempDirectory directory("row_buckets_cold");
+  GetOptions options;
+  options.on_miss = OnMiss::heuristic;
+  options.cache_path = (directory.path() / "cache.sqlite").string();
+  const OpDesc desc = parse_descriptor("m=0,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0");
+  const ResolvedKernel resolved = get_kernel(desc, options);
+  const auto* buckets = dynamic_cast<const RowBucketKernel*>(resolved.kernel.get());
+  ASSERT_NE(buckets, nullptr) << resolved.kernel->name();
+  const cache::DecisionCache stored = cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_only);
+  const std::string arch = cuda::device_info(0).arch();
+  int parts = 0;
+  for (int64_t rows : {1, 2, 5, 8, 9, 16, 17, 33, 65, 129, 700}) {
+    const Kernel& part = buckets->kernel_for_rows(rows);
+    const std::string key = runtime::cubin_key(cuda::emit(part.desc(), cuda::variant_from_json(part.variant_json())), arch);
+    EXPECT_TRUE(stored.lookup_artifact(key).has_value()) << part.name() << " (rows " << rows << ") has no cubin in the cache";
+    const double bound = cuda::verification_tolerance(part.desc(), cuda::variant_from_json(part.variant_json()));
+    const std::string failure = cuda::testing::check_on_device(*buckets, bound, 0, rows);
+    EXPECT_TRUE(failure.empty()) << part.name() << ": " << failure;
+    ++parts;
+  }
+  EXPECT_EQ(parts, 11);
 }
 
 #endif

@@ -1,0 +1,71 @@
+#include "codegen/cuda/compile_queue.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/registry.h"
+
+namespace lowbit::cuda {
+
+CompileQueue::CompileQueue(std::vector<CompileJob> jobs, std::string arch, int workers)
+    : jobs_(std::move(jobs)), arch_(std::move(arch)) {
+  const std::size_t wanted =
+      workers > 0 ? static_cast<std::size_t>(workers) : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t count = std::min(wanted, jobs_.size());
+  for (std::size_t worker = 0; worker < count; ++worker) workers_.emplace_back([this] { work(); });
+}
+
+CompileQueue::~CompileQueue() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  for (std::thread& worker : workers_) worker.join();
+}
+
+void CompileQueue::work() {
+  for (;;) {
+    std::size_t index = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ || handed_out_ == jobs_.size()) return;
+      index = handed_out_++;
+    }
+    CompiledCandidate result;
+    const CompileJob& job = jobs_[index];
+    try {
+      result.cubin = compile_to_cubin(emit(job.desc, job.variant), variant_name(job.desc, job.variant, arch_), arch_);
+    } catch (const std::exception& error) {
+      result.error = error.what();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.emplace_back(index, std::move(result));
+      last_finished_ = std::chrono::steady_clock::now();
+    }
+    finished_.notify_one();
+  }
+}
+
+std::optional<std::pair<std::size_t, CompiledCandidate>> CompileQueue::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (returned_ == jobs_.size()) return std::nullopt;
+  finished_.wait(lock, [this] { return !done_.empty(); });
+  std::pair<std::size_t, CompiledCandidate> result = std::move(done_.front());
+  done_.pop_front();
+  ++returned_;
+  return result;
+}
+
+double CompileQueue::compile_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::chrono::duration<double>(last_finished_ - start_).count();
+}
+
+int compile_workers_beside_timing() {
+  const unsigned cores = std::thread::hardware_concurrency();  // 0 when unknown
+  return cores > 1 ? static_cast<int>(cores - 1) : 1;
+}
+
+}  // namespace lowbit::cuda
