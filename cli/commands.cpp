@@ -172,6 +172,7 @@ int run_tune(const Options& options) {
                                                  [](const auto& candidate) { return candidate.verified; })},
                     {"tuned_rows", result.rows},
                     {"tune_s", seconds},
+                    {"top", tuner::top_candidates_json(result, options.top)},
                     {"stored", stored}});
     if (on_cuda(desc)) rows.back()["compile_s"] = result.compile_us * 1e-6;
   }

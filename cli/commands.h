@@ -19,6 +19,7 @@ struct Options {
   std::string isa;  // --isa: x86 ISA family (GetOptions.isa)
   int rounds = 1;   // bench --rounds: CPU rows alternate a bandwidth reading and a kernel timing this often
   int64_t rows = 0;  // bench --rows: the M of an m=0 descriptor's timed call (0: any_m_rows)
+  int top = 5;       // tune --top: the verified candidates each JSON result lists, fastest first
 };
 
 int run_info(const Options& options);

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   add_threads(tune);
   add_isa(tune);
   tune->add_flag("--json", options.json, "print JSON");
+  tune->add_option("--top", options.top, "verified candidates listed per descriptor in the JSON, fastest first")
+      ->check(CLI::Range(0, 100000));
 
   CLI::App* get = app.add_subcommand("get", "resolve a kernel as an engine would (cache, tune or heuristic)");
   add_descs(get);

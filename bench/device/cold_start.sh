@@ -22,7 +22,7 @@ report="$OUT/cold_start.txt"
 
 mapfile -t descs < <(grep -v '^#' bench/shapes/cold_start_tune.txt | grep .)
 start=$(date +%s%N)
-timeout "$tune_seconds" "$lowbit" tune --json --db "$db" --desc "${descs[@]}" > "$OUT/tune.json" 2> "$OUT/tune.err"
+timeout "$tune_seconds" "$lowbit" tune --json --top 1000 --db "$db" --desc "${descs[@]}" > "$OUT/tune.json" 2> "$OUT/tune.err"
 status=$?
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 {
