@@ -146,6 +146,7 @@ int run_tune(const Options& options) {
     tuner::TuneOptions tune_options;
     tune_options.max_threads = options.threads;
     tune_options.isa = options.isa;
+    tune_options.exhaustive = options.exhaustive;
     tune_options.on_candidate = [&](int candidate, int count, const std::string& name) {
       progress.candidate(static_cast<int>(index), desc, candidate, count, name);
     };

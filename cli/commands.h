@@ -20,6 +20,7 @@ struct Options {
   int rounds = 1;   // bench --rounds: CPU rows alternate a bandwidth reading and a kernel timing this often
   int64_t rows = 0;  // bench --rows: the M of an m=0 descriptor's timed call (0: any_m_rows)
   int top = 5;       // tune --top: the verified candidates each JSON result lists, fastest first
+  bool exhaustive = false;  // tune --exhaustive: every CUDA candidate of every family
 };
 
 int run_info(const Options& options);

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   add_threads(tune);
   add_isa(tune);
   tune->add_flag("--json", options.json, "print JSON");
+  tune->add_flag("--exhaustive", options.exhaustive,
+                 "CUDA: time every candidate of every family (default: the preferred family's candidates and one "
+                 "heuristic sentinel of each other family)");
   tune->add_option("--top", options.top, "verified candidates listed per descriptor in the JSON, fastest first")
       ->check(CLI::Range(0, 100000));
 

@@ -20,7 +20,8 @@ namespace lowbit::tuner {
 // time, not by order), so the GPU work of a tune hides under its compiles.
 TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
-  const std::vector<cuda::CudaVariant> variants = cuda::candidates(desc, device.major, device.sm_count);
+  const std::vector<cuda::CudaVariant> variants =
+      cuda::tuning_candidates(desc, device.major, device.sm_count, options.exhaustive);
   if (variants.empty())
     throw Unsupported(fmt::format("no CUDA candidate serves {}: {}", to_string(desc),
                                   cuda::supports(desc, device.major, device.sm_count).reason));

@@ -37,6 +37,9 @@ struct TuneResult {
 struct TuneOptions {
   int max_threads = 0;
   std::string isa;  // x86 ISA family, as GetOptions.isa (empty: $LOWBIT_ISA, else the best)
+  // CUDA: time every candidate of every family (else the preferred family's and one heuristic
+  // sentinel of each other family: cuda::tuning_candidates). x86 tunes are always exhaustive.
+  bool exhaustive = false;
   // Called before each candidate with (index, count, candidate name).
   std::function<void(int, int, const std::string&)> on_candidate;
 };

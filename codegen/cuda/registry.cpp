@@ -144,6 +144,25 @@ std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_c
   return variants;
 }
 
+std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, int sm_count, bool exhaustive) {
+  if (exhaustive) return candidates(desc, arch_major, sm_count);
+  const CudaVariant chosen = heuristic(desc, arch_major, sm_count);
+  const Generator& preferred = owner(chosen);
+  std::vector<CudaVariant> variants;
+  for (const Generator& generator : generators()) {
+    if (&generator == &preferred) {
+      for (const CudaVariant& variant : generator.candidates(desc, sm_count))
+        if (generator.is_valid(desc, variant, arch_major)) variants.push_back(variant);
+      // The no-tune choice is always measured, also where it lies outside the candidates.
+      if (std::find(variants.begin(), variants.end(), chosen) == variants.end()) variants.push_back(chosen);
+      continue;
+    }
+    CudaVariant sentinel = generator.heuristic(desc, arch_major, sm_count);
+    if (generator.is_valid(desc, sentinel, arch_major)) variants.push_back(std::move(sentinel));
+  }
+  return variants;
+}
+
 CudaVariant candidate_named(const OpDesc& desc, const std::string& name, const std::string& arch, int arch_major,
                             int sm_count) {
   std::vector<CudaVariant> variants = candidates(desc, arch_major, sm_count);

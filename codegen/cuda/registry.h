@@ -35,6 +35,15 @@ std::string generator_version();
 // generators that count waves then take the H100's), in registration order.
 std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_count = 0);
 
+// What a tune times (tuner/cuda_tuner.cpp). Exhaustive: every candidate. Otherwise the
+// generator of desc's heuristic variant (the family measured fastest for these rows) contributes
+// every candidate, and each other generator only its own heuristic variant where valid: one
+// measured sentinel a family, so a descriptor on which the preferred family is slow still finds
+// the other's kernel. Across issue 4's 32 rows on the H100 (4 shapes x 8 M, int4) no other family
+// came within 1.13x of the winner, and their candidates were 40 % of the compiles
+// (docs/benchmarks.md, "cold start").
+std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, int sm_count, bool exhaustive);
+
 // The heuristic variant of the first generator (in order of preference) whose heuristic serves
 // desc on arch_major. Throws Unsupported, with every generator's reason, when none does.
 CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count = 0);

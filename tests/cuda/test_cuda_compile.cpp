@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <cstdlib>
 #include <string>
 #include <tuple>
@@ -427,6 +428,52 @@ TEST(CudaCompile, GemvHeuristicTakesPanelPairsWhereTheArchHoldsThem) {
   const OpDesc desc = parse_descriptor("m=16,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
   EXPECT_EQ(lowbit::cuda::heuristic(desc, 9, 132), generator.heuristic(desc, 9));
   EXPECT_EQ(lowbit::cuda::heuristic(desc, 8, 132), generator.heuristic(desc, 8));
+}
+
+// The fast search (registry.h, tuning_candidates): every candidate of the heuristic's generator,
+// its heuristic variant, and one valid sentinel (its heuristic) of each other generator.
+// (No compile: enumeration only.)
+TEST(CudaCompile, TuningCandidatesArePreferredFamilyAndOneSentinelEach) {
+  struct Case {
+    const char* text;
+    int arch_major;
+    std::vector<CudaFamily> preferred;  // the generator of the heuristic (gemv owns gemv and gemv_mma)
+  };
+  const std::vector<Case> cases{
+      {"m=256,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0", 9, {CudaFamily::wgmma}},
+      {"m=1,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0", 9, {CudaFamily::gemv, CudaFamily::gemv_mma}},
+      {"m=100,n=1000,k=4160,bits=3,group=64,zero=float,act=fp16,eqscale=1,device=cuda:0", 9, {CudaFamily::mma}},
+      {"m=256,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0", 8, {CudaFamily::mma}}};
+  for (const Case& c : cases) {
+    const OpDesc desc = parse_descriptor(c.text);
+    const std::vector<CudaVariant> all = candidates(desc, c.arch_major, 132);
+    const std::vector<CudaVariant> fast = tuning_candidates(desc, c.arch_major, 132, false);
+    EXPECT_EQ(tuning_candidates(desc, c.arch_major, 132, true), all) << c.text;
+    const CudaVariant chosen = heuristic(desc, c.arch_major, 132);
+    EXPECT_NE(std::find(fast.begin(), fast.end(), chosen), fast.end()) << c.text << ": the no-tune choice is timed";
+    const auto is_preferred = [&](const CudaVariant& variant) {
+      return std::find(c.preferred.begin(), c.preferred.end(), variant.family) != c.preferred.end();
+    };
+    EXPECT_TRUE(is_preferred(chosen)) << c.text << ": " << to_string(chosen.family);
+    std::map<CudaFamily, int> others;
+    for (const CudaVariant& variant : fast) {
+      EXPECT_TRUE(is_valid(desc, variant, c.arch_major)) << c.text << ": " << variant_name(desc, variant, "sm_90a");
+      if (is_preferred(variant)) {
+        EXPECT_TRUE(variant == chosen || std::find(all.begin(), all.end(), variant) != all.end())
+            << c.text << ": " << variant_name(desc, variant, "sm_90a") << " is no candidate";
+      } else {
+        ++others[variant.family];
+      }
+    }
+    for (const CudaVariant& variant : all) {
+      if (!is_preferred(variant)) continue;
+      EXPECT_NE(std::find(fast.begin(), fast.end(), variant), fast.end())
+          << c.text << ": preferred candidate " << variant_name(desc, variant, "sm_90a") << " missing";
+    }
+    for (const auto& [family, count] : others) EXPECT_EQ(count, 1) << c.text << ": " << to_string(family);
+    EXPECT_FALSE(others.empty()) << c.text << ": no sentinel of another family";
+    EXPECT_LT(fast.size(), all.size()) << c.text;
+  }
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
