@@ -32,12 +32,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void sum_block_rows
 
 }  // namespace
 
-std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* x,
-                                     const QuantizedWeights& weights, const void* bias,
-                                     const float* eq_scale) {
-  const int64_t n_size = desc.n;
+std::vector<double> reference_activations(const OpDesc& desc, int64_t m, const void* x, const float* eq_scale) {
   const int64_t k_size = desc.k;
-  // Activations after the equalization scale, in double, once.
   std::vector<double> activations(static_cast<std::size_t>(m * k_size));
   for (int64_t row = 0; row < m; ++row)
     for (int64_t k = 0; k < k_size; ++k) {
@@ -45,6 +41,15 @@ std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* 
       if (desc.eqscale) value *= eq_scale[k];
       activations[row * k_size + k] = value;
     }
+  return activations;
+}
+
+std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* x,
+                                     const QuantizedWeights& weights, const void* bias,
+                                     const float* eq_scale) {
+  const int64_t n_size = desc.n;
+  const int64_t k_size = desc.k;
+  const std::vector<double> activations = reference_activations(desc, m, x, eq_scale);
   std::vector<double> y(static_cast<std::size_t>(m * n_size));
   // Columns [n_begin, n_end), block_columns at a time: their dequantized weights interleaved
   // [k][block_columns], then each row's sums side by side (sum_block_rows). Each output is still

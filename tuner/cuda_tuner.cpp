@@ -9,15 +9,16 @@
 #include "codegen/cuda/registry.h"
 #include "lowbit/errors.h"
 #include "lowbit/problem.h"
-#include "lowbit/reference.h"
 #include "tuner/candidate_tally.h"
 #include "tuner/cuda_measure.h"
+#include "tuner/device_reference.h"
 
 namespace lowbit::tuner {
 
-// The candidates compile on every core but one while this thread computes the reference, then
-// loads, verifies and times each on the GPU as it finishes (in finishing order: the ranking is by
-// time, not by order), so the GPU work of a tune hides under its compiles.
+// The candidates compile on every core but one while this thread computes the reference (on the
+// GPU: tuner/device_reference.h), then loads, verifies and times each on the GPU as it finishes
+// (in finishing order: the ranking is by time, not by order), so the GPU work of a tune hides
+// under its compiles.
 TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   const std::vector<cuda::CudaVariant> variants =
@@ -33,9 +34,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   result.rows = desc.m > 0 ? desc.m : any_m_rows;  // m=0 (the mma family only) is timed at 16 rows
   const Problem problem = make_random_problem(desc, result.rows, seed_for(to_string(desc)));
   auto reference_start = std::chrono::steady_clock::now();
-  const std::vector<double> reference =
-      reference_matmul(desc, result.rows, problem.x.data(), problem.weights,
-                       desc.bias ? problem.bias.data() : nullptr, desc.eqscale ? problem.eq_scale.data() : nullptr);
+  const std::vector<double> reference = device_reference_matmul(problem);
   result.reference_us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - reference_start).count();
   DeviceInputs inputs(problem);

@@ -16,6 +16,10 @@ std::vector<double> reference_matmul(const OpDesc& desc, int64_t m, const void* 
                                      const QuantizedWeights& weights, const void* bias,
                                      const float* eq_scale);
 
+// reference_matmul's first step, shared with its GPU twin (tuner/device_reference.h): x [m][k]
+// in desc.act, times eq_scale[k] when desc.eqscale, in double.
+std::vector<double> reference_activations(const OpDesc& desc, int64_t m, const void* x, const float* eq_scale);
+
 // compute=int8 (docs/descriptor.md): each row of x (times eq_scale) is quantized to symmetric
 // s8 in blocks of int8_block_size(desc) consecutive k: the scale group when group > 0, else
 // 128 (group=-1: the last block holds K mod 128 when that is not 0). Per block, in fp32:
