@@ -1,5 +1,7 @@
 #include "tuner/device_reference.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -18,14 +20,14 @@ using cuda::check;
 using cuda::driver;
 
 constexpr unsigned threads_per_block = 128;
-constexpr int64_t max_grid_rows = 65535;  // gridDim.y
+constexpr int64_t rows_per_thread = 4;                        // the template's REFERENCE_ROWS
+constexpr int64_t max_launch_rows = 65535 * rows_per_thread;  // gridDim.y's limit
 
 // The reference program loaded in a device's primary context, kept for the process.
 class ReferenceModule {
  public:
   explicit ReferenceModule(const std::string& arch) {
-    const std::vector<char> cubin =
-        cuda::compile_to_cubin(cuda::embedded_templates().at("reference_gemm.cuh"), "lowbit_reference_" + arch, arch);
+    const std::vector<char> cubin = cuda::compile_to_cubin(reference_program_source(), "lowbit_reference_" + arch, arch);
     check(driver().cuModuleLoadData(&module_, cubin.data()), "cuModuleLoadData");
     check(driver().cuModuleGetFunction(&function_, module_, "lowbit_reference"), "cuModuleGetFunction");
   }
@@ -55,6 +57,10 @@ cuda::DeviceBuffer upload(const void* source, std::size_t bytes) {
 }
 
 }  // namespace
+
+std::string reference_program_source() {
+  return fmt::format("#define REFERENCE_ROWS {}\n", rows_per_thread) + cuda::embedded_templates().at("reference_gemm.cuh");
+}
 
 std::vector<double> device_reference_matmul(const Problem& problem) {
   const OpDesc& desc = problem.desc;
@@ -93,13 +99,15 @@ std::vector<double> device_reference_matmul(const Problem& problem) {
   const void* scale_pointer = scale_buffer.data();
   const void* bias_pointer = desc.bias ? bias_buffer.data() : nullptr;
   const unsigned column_blocks = static_cast<unsigned>((desc.n + threads_per_block - 1) / threads_per_block);
-  for (int64_t first_row = 0; first_row < problem.m; first_row += max_grid_rows) {
-    const unsigned rows = static_cast<unsigned>(std::min(max_grid_rows, problem.m - first_row));
+  for (int64_t first_row = 0; first_row < problem.m; first_row += max_launch_rows) {
+    int rows = static_cast<int>(std::min(max_launch_rows, problem.m - first_row));
+    const unsigned row_blocks = static_cast<unsigned>((rows + rows_per_thread - 1) / rows_per_thread);
     const void* a_pointer = static_cast<const double*>(a.data()) + first_row * desc.k;
     void* y_pointer = static_cast<double*>(y.data()) + first_row * desc.n;
     void* args[] = {&a_pointer, &q_pointer, &zero_pointer, &scale_pointer, &bias_pointer,
-                    &y_pointer, &n_size,    &k_size,       &group_size};
-    check(driver().cuLaunchKernel(function, column_blocks, rows, 1, threads_per_block, 1, 1, 0, nullptr, args, nullptr),
+                    &y_pointer, &n_size,    &k_size,       &group_size,    &rows};
+    check(driver().cuLaunchKernel(function, column_blocks, row_blocks, 1, threads_per_block, 1, 1, 0, nullptr, args,
+                                  nullptr),
           "cuLaunchKernel");
   }
   const std::vector<uint8_t> bytes = y.download();  // synchronous: waits for the launches

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "lowbit/problem.h"
@@ -15,5 +16,8 @@ namespace lowbit::tuner {
 // y [m][n] in double for problem (its x, weights, bias and eq_scale), on problem.desc's device
 // (made current on the calling thread). The program compiles with NVRTC once per process and arch.
 std::vector<double> device_reference_matmul(const Problem& problem);
+
+// The program NVRTC compiles for it: templates/reference_gemm.cuh with its rows per thread.
+std::string reference_program_source();
 
 }  // namespace lowbit::tuner

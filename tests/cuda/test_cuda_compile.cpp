@@ -13,7 +13,6 @@
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_variant.h"
-#include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/gemv_generator.h"
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/registry.h"
@@ -475,16 +474,6 @@ TEST(CudaCompile, TuningCandidatesArePreferredFamilyAndOneSentinelEach) {
     EXPECT_FALSE(others.empty()) << c.text << ": no sentinel of another family";
     EXPECT_LT(fast.size(), all.size()) << c.text;
   }
-}
-
-// The tuner's GPU oracle (templates/reference_gemm.cuh, tuner/device_reference.h) compiles as
-// embedded, for every arch; its results are checked against the host's on the GPU
-// (DeviceReference.MatchesTheHostReferenceOnEveryFormat).
-TEST(CudaCompile, ReferenceProgramCompilesForEveryArch) {
-  SKIP_WITHOUT_NVRTC();
-  for (const char* arch : arches)
-    EXPECT_TRUE(looks_like_cubin(compile_to_cubin(embedded_templates().at("reference_gemm.cuh"), "reference", arch)))
-        << arch;
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
