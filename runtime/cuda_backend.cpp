@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "cache/content_hash.h"
@@ -59,15 +61,31 @@ std::string cubin_key(const std::string& source, const std::string& arch) {
 
 namespace {
 
+// The cubin key of (desc, variant) on arch, kept for the process: generating a variant's source
+// to hash it costs up to half a millisecond (wgmma's stream-K plan), and an m=0 resolution asks
+// for the same twenty keys twice (precompile_cuda, then each part's build). The templates are
+// embedded, so a key never changes within a process.
+std::string memoized_cubin_key(const OpDesc& desc, const cuda::CudaVariant& variant, const std::string& arch) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::string> keys;  // descriptor, variant JSON (every field), arch -> key
+  const std::string name = to_string(desc) + "|" + cuda::to_json(variant).dump() + "|" + arch;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto found = keys.find(name); found != keys.end()) return found->second;
+  }
+  std::string key = cubin_key(cuda::emit(desc, variant), arch);
+  std::lock_guard<std::mutex> lock(mutex);
+  return keys.emplace(name, std::move(key)).first->second;
+}
+
 // The cubin of (desc, variant) for arch: the stored one, else NVRTC's, stored for next time.
 std::vector<char> obtain_cubin(const OpDesc& desc, const cuda::CudaVariant& variant, const std::string& arch,
                                const cache::DecisionCache* reader, const std::string& cache_path) {
-  const std::string source = cuda::emit(desc, variant);
-  const std::string key = cubin_key(source, arch);
+  const std::string key = memoized_cubin_key(desc, variant, arch);
   if (reader != nullptr)
     if (std::optional<cache::Artifact> stored = reader->lookup_artifact(key)) return std::move(stored->bytes);
   const std::string name = cuda::variant_name(desc, variant, arch);
-  std::vector<char> cubin = cuda::compile_to_cubin(source, name, arch);
+  std::vector<char> cubin = cuda::compile_to_cubin(cuda::emit(desc, variant), name, arch);
   if (!cache_path.empty()) {
     cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
     writer.store_artifact({key, name, "nvrtc " + cuda::nvrtc_version(), arch, cubin, ""});
@@ -100,7 +118,7 @@ void precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
       const cuda::CudaVariant variant = build.variant ? cuda::variant_from_json(*build.variant)
                                                       : cuda::heuristic(build.desc, device.major, device.sm_count);
       if (!cuda::is_valid(build.desc, variant, device.major)) continue;
-      const std::string key = cubin_key(cuda::emit(build.desc, variant), device.arch());
+      const std::string key = memoized_cubin_key(build.desc, variant, device.arch());
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
       if (reader != nullptr && reader->lookup_artifact(key)) continue;
       jobs.push_back({build.desc, variant});

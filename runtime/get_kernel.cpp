@@ -146,13 +146,6 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
   return remember(key, *resolved);
 }
 
-// m=0 on CUDA (runtime/row_buckets.h): desc's own any-M kernel by the policy above (its decision
-// is the m=0 one), and for each row count up to exact_bucket_rows the exact-M kernel that m=rows
-// resolves to: a decision stored for it (`lowbit tune` of that m), else its heuristic, never tuned
-// here (sixteen tunes would make the first get_kernel of a shape take minutes). Its cubin is
-// compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
-// serves is left to the any-M kernel. The ranges past 16 rows are any-M kernels with the tile for
-// their top (cuda_any_rows_variant: wgmma's on sm_90a, else mma's), their cubins cached alike.
 // What resolve_row_buckets is about to build (the exact row counts this process has not resolved
 // yet, each by its stored decision or its heuristic, then the ranges' any-M tiles), for
 // precompile_cuda. desc's own any-M kernel is resolved before it.
@@ -175,6 +168,13 @@ std::vector<runtime::PlannedCudaBuild> row_bucket_builds(const OpDesc& desc, con
   return builds;
 }
 
+// m=0 on CUDA (runtime/row_buckets.h): desc's own any-M kernel by the policy above (its decision
+// is the m=0 one), and for each row count up to exact_bucket_rows the exact-M kernel that m=rows
+// resolves to: a decision stored for it (`lowbit tune` of that m), else its heuristic, never tuned
+// here (sixteen tunes would make the first get_kernel of a shape take minutes). Its cubin is
+// compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
+// serves is left to the any-M kernel. The ranges past 16 rows are any-M kernels with the tile for
+// their top (cuda_any_rows_variant: wgmma's on sm_90a, else mma's), their cubins cached alike.
 ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
