@@ -13,15 +13,23 @@ CompileQueue::CompileQueue(std::vector<CompileJob> jobs, std::string arch, int w
   const std::size_t wanted =
       workers > 0 ? static_cast<std::size_t>(workers) : std::max(1u, std::thread::hardware_concurrency());
   const std::size_t count = std::min(wanted, jobs_.size());
-  for (std::size_t worker = 0; worker < count; ++worker) workers_.emplace_back([this] { work(); });
+  try {
+    for (std::size_t worker = 0; worker < count; ++worker) workers_.emplace_back([this] { work(); });
+  } catch (...) {
+    stop_and_join();  // a thread the system refused: the destructor will not run
+    throw;
+  }
 }
 
-CompileQueue::~CompileQueue() {
+CompileQueue::~CompileQueue() { stop_and_join(); }
+
+void CompileQueue::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
 }
 
 void CompileQueue::work() {

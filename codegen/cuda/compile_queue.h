@@ -54,6 +54,7 @@ class CompileQueue {
 
  private:
   void work();
+  void stop_and_join();
 
   const std::vector<CompileJob> jobs_;
   const std::string arch_;
