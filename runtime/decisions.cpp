@@ -61,6 +61,7 @@ bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const G
   decision.protocol = std::string(on_cuda ? tuner::cuda_protocol_id : tuner::protocol_id);
   nlohmann::json source = {{"lowbit_version", LOWBIT_VERSION},
                            {"tuned_rows", result.rows},
+                           {"search", result.search},
                            {"reference_us", result.reference_us},
                            {"top", tuner::top_candidates_json(result, 3)}};
   if (on_cuda)

@@ -32,6 +32,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
 
   TuneResult result;
   result.rows = desc.m > 0 ? desc.m : any_m_rows;  // m=0 (the mma family only) is timed at 16 rows
+  result.search = options.exhaustive ? "exhaustive" : "preferred family + sentinels";
   const Problem problem = make_random_problem(desc, result.rows, seed_for(to_string(desc)));
   auto reference_start = std::chrono::steady_clock::now();
   const std::vector<double> reference = device_reference_matmul(problem);

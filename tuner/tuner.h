@@ -32,6 +32,8 @@ struct TuneResult {
   double compile_us = 0;
   std::vector<CandidateResult> ranked;  // verified candidates fastest first, then rejected ones
   int64_t rows = 0;                     // M the candidates were timed at
+  std::string search = "exhaustive";    // which candidates were timed: "exhaustive", or (CUDA by
+                                        // default) "preferred family + sentinels"
 };
 
 struct TuneOptions {

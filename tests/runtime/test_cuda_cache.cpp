@@ -158,6 +158,9 @@ TEST_F(CudaCacheTest, TuneStoresDecisionAndCubinThenAFreshCacheHitLoadsIt) {
   ASSERT_TRUE(decision);
   EXPECT_EQ(decision->variant_name, tuned.kernel->name());
   EXPECT_EQ(decision->protocol, std::string(tuner::cuda_protocol_id));
+  EXPECT_EQ(nlohmann::json::parse(decision->source_json).at("search").get<std::string>(),
+            "preferred family + sentinels")
+      << "get_kernel's tune takes the default search";
   const cuda::CudaVariant winner = cuda::variant_from_json(nlohmann::json::parse(decision->variant_json));
   const std::string arch = cuda::device_info(0).arch();
   auto artifact = reader.lookup_artifact(runtime::cubin_key(cuda::emit(desc, winner), arch));

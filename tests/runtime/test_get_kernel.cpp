@@ -121,6 +121,7 @@ TEST_F(GetKernelTest, MissTunesAndStoresTheWinner) {
   ASSERT_FALSE(source["top"].empty()) << decision->source_json;
   EXPECT_EQ(source["top"][0].at("name").get<std::string>(), resolved.kernel->name());
   EXPECT_EQ(source.at("cpu").at("fingerprint").get<std::string>(), cpu_info().fingerprint());
+  EXPECT_EQ(source.at("search").get<std::string>(), "exhaustive") << "x86 tunes time every candidate";
 
   // Exactly one row, and nothing written to the default cache.
   cache::DecisionCache decisions = cache::DecisionCache::open(file().string(), cache::OpenMode::read_only);
