@@ -76,6 +76,7 @@ constexpr std::string_view insert_artifact_sql =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr std::string_view lookup_artifact_sql =
     "SELECT key, name, compiler, arch, bytes, bytes_sha256, created_at FROM artifacts WHERE key = ?1";
+constexpr std::string_view has_artifact_sql = "SELECT 1 FROM artifacts WHERE key = ?1";
 constexpr auto busy_timeout = std::chrono::milliseconds(5000);
 
 template <typename Value>
@@ -611,6 +612,18 @@ std::optional<Artifact> DecisionCache::lookup_artifact(const std::string& key) c
     warn(fmt::format("{}; treated as a miss", error.what()));
   }
   return std::nullopt;
+}
+
+bool DecisionCache::has_artifact(const std::string& key) const {
+  if (!database_ || !has_artifacts_) return false;
+  try {
+    Statement statement(*database_, has_artifact_sql);
+    statement.bind_text(1, key);
+    return statement.step() == StepResult::row;
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; treated as a miss", error.what()));
+  }
+  return false;
 }
 
 bool DecisionCache::store_artifact(const Artifact& artifact) {

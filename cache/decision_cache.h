@@ -92,6 +92,10 @@ class DecisionCache {
   // beside them: a mismatch (a damaged row) is a warning and a miss, as is an SQLite failure.
   // A version 1 file opened read-only has no artifacts: every lookup misses, silently.
   std::optional<Artifact> lookup_artifact(const std::string& key) const;
+  // Whether an artifact is stored under key, without reading or checking its bytes (a caller
+  // deciding what to compile; the build that follows reads them through lookup_artifact, which
+  // treats a damaged one as a miss). Failures as lookup_artifact's.
+  bool has_artifact(const std::string& key) const;
 
   // Inserts or replaces the artifact of its key, in one transaction. Returns false, with a
   // warning, when the cache is read-only, unusable, or SQLite fails. Throws InvalidArgument

@@ -107,9 +107,9 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
   return cuda::load(desc, variant, obtain_cubin(desc, variant, device.arch(), reader, cache_path));
 }
 
-void precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
+bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
                      const std::string& cache_path) {
-  if (cache_path.empty() || builds.empty()) return;
+  if (cache_path.empty() || builds.empty()) return false;
   const cuda::DeviceInfo& device = cuda::device_info(builds.front().desc.device.index);
   std::vector<cuda::CompileJob> jobs;
   std::vector<std::string> keys;
@@ -120,22 +120,25 @@ void precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
       if (!cuda::is_valid(build.desc, variant, device.major)) continue;
       const std::string key = memoized_cubin_key(build.desc, variant, device.arch());
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
-      if (reader != nullptr && reader->lookup_artifact(key)) continue;
+      if (reader != nullptr && reader->has_artifact(key)) continue;
       jobs.push_back({build.desc, variant});
       keys.push_back(key);
     } catch (const std::exception&) {
       // No family serves this build, or its stored variant does not parse: its own build says so.
     }
   }
-  if (jobs.empty()) return;
+  if (jobs.empty()) return false;
   cuda::CompileQueue compiles(jobs, device.arch());
   cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
+  bool stored = false;
   while (auto compiled = compiles.next()) {
     if (compiled->second.cubin.empty()) continue;
     const cuda::CompileJob& job = jobs[compiled->first];
-    writer.store_artifact({keys[compiled->first], cuda::variant_name(job.desc, job.variant, device.arch()),
-                           "nvrtc " + cuda::nvrtc_version(), device.arch(), std::move(compiled->second.cubin), ""});
+    stored |= writer.store_artifact({keys[compiled->first], cuda::variant_name(job.desc, job.variant, device.arch()),
+                                     "nvrtc " + cuda::nvrtc_version(), device.arch(),
+                                     std::move(compiled->second.cubin), ""});
   }
+  return stored;
 }
 
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows) {
@@ -219,7 +222,9 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
   throw Unsupported(cuda_refusal(desc));
 }
 
-void precompile_cuda(const std::vector<PlannedCudaBuild>&, const cache::DecisionCache*, const std::string&) {}
+bool precompile_cuda(const std::vector<PlannedCudaBuild>&, const cache::DecisionCache*, const std::string&) {
+  return false;
+}
 
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t) { throw Unsupported(cuda_refusal(desc)); }
 

@@ -44,8 +44,8 @@ struct PlannedCudaBuild {
 // reader (may be null) does not hold, and stores them in cache_path, so that the build_cuda calls
 // that follow load them instead of compiling one after another: m=0's row buckets build up to 21
 // kernels. A build that is invalid or does not compile is skipped here; its build_cuda reports
-// it. Does nothing when cache_path is empty.
-void precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
+// it. Does nothing when cache_path is empty. Returns whether it stored a cubin.
+bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
                      const std::string& cache_path);
 
 // The variant (as JSON, for build_cuda) of an any-M (m=0) kernel for row counts near `rows`

@@ -146,10 +146,20 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
   return remember(key, *resolved);
 }
 
+// The any-M variant of each range of runtime::any_rows_range_starts: the tile for twice its first
+// row count less 2, its top (cuda_any_rows_variant).
+std::vector<nlohmann::json> range_variants(const OpDesc& desc) {
+  std::vector<nlohmann::json> variants;
+  for (int64_t first_rows : runtime::any_rows_range_starts)
+    variants.push_back(runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1)));
+  return variants;
+}
+
 // What resolve_row_buckets is about to build (the exact row counts this process has not resolved
 // yet, each by its stored decision or its heuristic, then the ranges' any-M tiles), for
 // precompile_cuda. desc's own any-M kernel is resolved before it.
 std::vector<runtime::PlannedCudaBuild> row_bucket_builds(const OpDesc& desc, const GetOptions& exact_options,
+                                                         const std::vector<nlohmann::json>& ranges,
                                                          const cache::DecisionCache* reader,
                                                          const std::string& cache_path) {
   std::vector<runtime::PlannedCudaBuild> builds;
@@ -163,8 +173,7 @@ std::vector<runtime::PlannedCudaBuild> row_bucket_builds(const OpDesc& desc, con
                                 runtime::decision_generator_version(one, exact_options));
     builds.push_back({one, decision ? std::optional(nlohmann::json::parse(decision->variant_json)) : std::nullopt});
   }
-  for (int64_t first_rows : runtime::any_rows_range_starts)
-    builds.push_back({desc, runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1))});
+  for (const nlohmann::json& variant : ranges) builds.push_back({desc, variant});
   return builds;
 }
 
@@ -183,15 +192,15 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   GetOptions exact_options = options;
   exact_options.on_miss = OnMiss::heuristic;
   exact_options.progress = false;
+  const std::vector<nlohmann::json> ranges_wanted = range_variants(desc);
   // The parts' cubins not in the cache compile at once (a cold start compiles up to 21 programs),
-  // then every part is built from the cache through one read-only connection (opened after the
-  // compiles: a file they created is then seen).
-  {
-    const std::optional<cache::DecisionCache> planner = open_reader(options, cache_path);
-    runtime::precompile_cuda(row_bucket_builds(desc, exact_options, planner ? &*planner : nullptr, cache_path),
-                             planner ? &*planner : nullptr, cache_path);
-  }
-  const std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
+  // then every part is built from the cache through one read-only connection: the planner's, or
+  // after compiles that stored cubins a new one (a file they created, or upgraded, is then seen).
+  std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
+  if (runtime::precompile_cuda(
+          row_bucket_builds(desc, exact_options, ranges_wanted, reader ? &*reader : nullptr, cache_path),
+          reader ? &*reader : nullptr, cache_path))
+    reader = open_reader(options, cache_path);
   std::vector<std::shared_ptr<const Kernel>> exact;
   for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
     OpDesc one = desc;
@@ -204,8 +213,9 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
     }
   }
   std::vector<runtime::RowRange> ranges;
-  for (int64_t first_rows : runtime::any_rows_range_starts) {
-    const nlohmann::json variant = runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1));
+  for (std::size_t range = 0; range < ranges_wanted.size(); ++range) {
+    const int64_t first_rows = runtime::any_rows_range_starts[range];
+    const nlohmann::json& variant = ranges_wanted[range];
     // A range whose tile is the one below it adds nothing: that kernel goes on serving it. So
     // does one this device cannot build (the tile is chosen for sm_90's shared memory).
     const Kernel& below = ranges.empty() ? *resolved.kernel : *ranges.back().kernel;

@@ -43,12 +43,6 @@ class EventPair {
   CUevent stop = nullptr;
 };
 
-cuda::DeviceBuffer upload(const void* source, std::size_t bytes) {
-  cuda::DeviceBuffer buffer(bytes);
-  if (bytes > 0) buffer.upload(source, bytes);
-  return buffer;
-}
-
 int weight_copies(int64_t weight_bytes, int device) {
   const int64_t rotate_bytes = 4 * static_cast<int64_t>(cuda::device_info(device).l2_bytes);
   return static_cast<int>(std::clamp<int64_t>((rotate_bytes + weight_bytes - 1) / weight_bytes, 2, maximum_copies));
@@ -68,14 +62,16 @@ const Problem& with_current_device(const Problem& problem) {
 
 DeviceInputs::DeviceInputs(const Problem& problem)
     : problem_(&with_current_device(problem)),
-      x_(upload(problem.x.data(), problem.x.size())),
-      bias_(upload(problem.bias.data(), problem.desc.bias ? problem.bias.size() : 0)),
-      eq_scale_(upload(problem.eq_scale.data(), problem.desc.eqscale ? problem.eq_scale.size() * sizeof(float) : 0)),
+      x_(cuda::copy_to_device(problem.x.data(), problem.x.size())),
+      bias_(cuda::copy_to_device(problem.bias.data(), problem.desc.bias ? problem.bias.size() : 0)),
+      eq_scale_(cuda::copy_to_device(problem.eq_scale.data(),
+                                     problem.desc.eqscale ? problem.eq_scale.size() * sizeof(float) : 0)),
       output_(output_bytes(problem) + 2 * guard_bytes),
       output_bytes_(output_bytes(problem)) {
   const std::size_t weight_bytes = problem.packed.storage.size();
   const int copies = weight_copies(static_cast<int64_t>(weight_bytes), problem.desc.device.index);
-  for (int copy = 0; copy < copies; ++copy) weights_.push_back(upload(problem.packed.storage.data(), weight_bytes));
+  for (int copy = 0; copy < copies; ++copy)
+    weights_.push_back(cuda::copy_to_device(problem.packed.storage.data(), weight_bytes));
 }
 
 RunArgs DeviceInputs::args(int copy) const {

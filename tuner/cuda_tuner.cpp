@@ -26,9 +26,7 @@ TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
   if (variants.empty())
     throw Unsupported(fmt::format("no CUDA candidate serves {}: {}", to_string(desc),
                                   cuda::supports(desc, device.major, device.sm_count).reason));
-  std::vector<cuda::CompileJob> jobs;
-  for (const cuda::CudaVariant& variant : variants) jobs.push_back({desc, variant});
-  cuda::CompileQueue compiles(std::move(jobs), device.arch(), cuda::compile_workers_beside_timing());
+  cuda::CompileQueue compiles(cuda::compile_jobs(desc, variants), device.arch(), cuda::compile_workers_beside_timing());
 
   TuneResult result;
   result.rows = desc.m > 0 ? desc.m : any_m_rows;  // m=0 (the mma family only) is timed at 16 rows

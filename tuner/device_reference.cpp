@@ -50,12 +50,6 @@ CUfunction reference_function(int ordinal) {
   return module->function();
 }
 
-cuda::DeviceBuffer upload(const void* source, std::size_t bytes) {
-  cuda::DeviceBuffer buffer(bytes);
-  if (bytes > 0) buffer.upload(source, bytes);
-  return buffer;
-}
-
 }  // namespace
 
 std::string reference_program_source() {
@@ -84,11 +78,11 @@ std::vector<double> device_reference_matmul(const Problem& problem) {
   if (desc.bias)
     for (int64_t n = 0; n < desc.n; ++n) bias.push_back(load_as_float(problem.bias.data(), desc.act, n));
 
-  const cuda::DeviceBuffer a = upload(activations.data(), activations.size() * sizeof(double));
-  const cuda::DeviceBuffer q = upload(weights.q.data(), weights.q.size());
-  const cuda::DeviceBuffer zero_buffer = upload(zero.data(), zero.size() * sizeof(double));
-  const cuda::DeviceBuffer scale_buffer = upload(scale.data(), scale.size() * sizeof(double));
-  const cuda::DeviceBuffer bias_buffer = upload(bias.data(), bias.size() * sizeof(double));
+  const cuda::DeviceBuffer a = cuda::copy_to_device(activations.data(), activations.size() * sizeof(double));
+  const cuda::DeviceBuffer q = cuda::copy_to_device(weights.q.data(), weights.q.size());
+  const cuda::DeviceBuffer zero_buffer = cuda::copy_to_device(zero.data(), zero.size() * sizeof(double));
+  const cuda::DeviceBuffer scale_buffer = cuda::copy_to_device(scale.data(), scale.size() * sizeof(double));
+  const cuda::DeviceBuffer bias_buffer = cuda::copy_to_device(bias.data(), bias.size() * sizeof(double));
   const cuda::DeviceBuffer y(static_cast<std::size_t>(problem.m * desc.n) * sizeof(double));
 
   long long n_size = desc.n;

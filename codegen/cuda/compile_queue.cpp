@@ -8,6 +8,12 @@
 
 namespace lowbit::cuda {
 
+std::vector<CompileJob> compile_jobs(const OpDesc& desc, const std::vector<CudaVariant>& variants) {
+  std::vector<CompileJob> jobs;
+  for (const CudaVariant& variant : variants) jobs.push_back({desc, variant});
+  return jobs;
+}
+
 CompileQueue::CompileQueue(std::vector<CompileJob> jobs, std::string arch, int workers)
     : jobs_(std::move(jobs)), arch_(std::move(arch)) {
   const std::size_t wanted =

@@ -32,6 +32,9 @@ struct CompileJob {
   CudaVariant variant;
 };
 
+// One job a variant of desc.
+std::vector<CompileJob> compile_jobs(const OpDesc& desc, const std::vector<CudaVariant>& variants);
+
 class CompileQueue {
  public:
   // Starts `workers` threads (0: one per hardware thread; never more than the jobs) that take

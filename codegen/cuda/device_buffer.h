@@ -38,4 +38,11 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
+// A buffer holding a copy of `bytes` host bytes at source (none for 0: a 1-byte allocation).
+inline DeviceBuffer copy_to_device(const void* source, std::size_t bytes) {
+  DeviceBuffer buffer(bytes);
+  if (bytes > 0) buffer.upload(source, bytes);
+  return buffer;
+}
+
 }  // namespace lowbit::cuda

@@ -223,9 +223,7 @@ std::shared_ptr<const ProgramKernel> load(const OpDesc& desc, const CudaVariant&
 
 std::vector<CompiledCandidate> compile_candidates(const OpDesc& desc, const std::vector<CudaVariant>& variants,
                                                   const std::string& arch) {
-  std::vector<CompileJob> jobs;
-  for (const CudaVariant& variant : variants) jobs.push_back({desc, variant});
-  CompileQueue queue(std::move(jobs), arch);
+  CompileQueue queue(compile_jobs(desc, variants), arch);
   std::vector<CompiledCandidate> compiled(variants.size());
   while (auto finished = queue.next()) compiled[finished->first] = std::move(finished->second);
   return compiled;

@@ -185,6 +185,32 @@ TEST_F(ArtifactTest, DamagedBytesAreAWarningAndAMiss) {
   EXPECT_NE(printed.find("damaged"), std::string::npos) << printed;
 }
 
+// has_artifact answers from the key alone: a damaged row still counts as stored (lookup_artifact,
+// which the build that follows calls, treats it as a miss).
+TEST_F(ArtifactTest, HasArtifactAnswersFromTheKeyWithoutReadingTheBytes) {
+  const Artifact artifact = sample_artifact(8);
+  {
+    DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+    EXPECT_FALSE(cache.has_artifact(artifact.key));
+    ASSERT_TRUE(cache.store_artifact(artifact));
+    EXPECT_TRUE(cache.has_artifact(artifact.key));
+    Database database(file().string(), SQLITE_OPEN_READWRITE);
+    database.exec("UPDATE artifacts SET bytes = substr(bytes, 1, 100) || x'00' || substr(bytes, 102)");
+  }
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+  EXPECT_TRUE(cache.has_artifact(artifact.key));
+  EXPECT_FALSE(cache.has_artifact(sample_artifact(9).key));
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(cache.lookup_artifact(artifact.key));
+  EXPECT_EQ(count_warnings(::testing::internal::GetCapturedStderr()), 1);
+
+  write_bytes(directory_ / "garbage.sqlite", std::string(4096, 'x'));
+  ::testing::internal::CaptureStderr();
+  DecisionCache garbage = DecisionCache::open((directory_ / "garbage.sqlite").string(), OpenMode::read_only);
+  EXPECT_FALSE(garbage.has_artifact(artifact.key));
+  ::testing::internal::GetCapturedStderr();
+}
+
 TEST_F(ArtifactTest, ForeignOrGarbageFileIsAWarningAndAMiss) {
   write_bytes(file(), std::string(4096, 'x'));
   ::testing::internal::CaptureStderr();
