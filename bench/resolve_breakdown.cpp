@@ -1,10 +1,11 @@
 // Where a CUDA cache hit's time goes: for each descriptor, the steps get_kernel takes to build
 // a kernel from a cache file, each timed on its own, in this order and in one process (so the
 // first descriptor pays SQLite's and the driver's first-use costs, as a new engine process
-// would): the read-only open, the decision lookup, parsing the variant, generating the source
-// (the cubin key hashes it), the key, the cubin's lookup, and loading the module
-// (cuModuleLoadData and its functions). A descriptor with no stored decision takes its heuristic
-// variant; one whose cubin is not stored is compiled (and says so). Then each step again,
+// would): the read-only open, the decision lookup, parsing the variant, the cubin's lookup under
+// the key its decision names, and loading the module (cuModuleLoadData and its functions). A
+// descriptor with no stored decision, or one naming no cubin (a file before schema version 3),
+// takes get_kernel's other path: generating the source and hashing it for the content key (the
+// emit and key columns, else "-"); a cubin stored under neither is compiled (and says so). Then each step again,
 // --repeats times, warm. Prints a table (ms). Needs a GPU.
 // Usage: lowbit_resolve_breakdown --db FILE --desc D [--desc D ...] [--repeats N]
 #include <fmt/format.h>
@@ -38,6 +39,7 @@ double milliseconds_since(Clock::time_point start) {
 struct Steps {
   double open = 0, decision = 0, parse = 0, emit = 0, key = 0, artifact = 0, load = 0;
   bool decision_stored = false, cubin_stored = false;
+  bool content_keyed = false;  // the cubin was looked up by its content key (emit and key ran)
   double total() const { return open + decision + parse + emit + key + artifact + load; }
 };
 
@@ -63,17 +65,27 @@ Steps time_steps(const lowbit::OpDesc& desc, const std::string& db) {
                                              : cuda::heuristic(desc, device.major, device.sm_count);
   steps.parse = milliseconds_since(start);
 
-  start = Clock::now();
-  const std::string source = cuda::emit(desc, variant);
-  steps.emit = milliseconds_since(start);
+  std::optional<lowbit::cache::Artifact> artifact;
+  if (decision && !decision->artifact_key.empty()) {
+    start = Clock::now();
+    artifact = reader.lookup_artifact(decision->artifact_key);
+    steps.artifact = milliseconds_since(start);
+  }
+  std::string source;
+  if (!artifact) {
+    steps.content_keyed = true;
+    start = Clock::now();
+    source = cuda::emit(desc, variant);
+    steps.emit = milliseconds_since(start);
 
-  start = Clock::now();
-  const std::string key = lowbit::runtime::cubin_key(source, device.arch());
-  steps.key = milliseconds_since(start);
+    start = Clock::now();
+    const std::string key = lowbit::runtime::cubin_key(source, device.arch());
+    steps.key = milliseconds_since(start);
 
-  start = Clock::now();
-  std::optional<lowbit::cache::Artifact> artifact = reader.lookup_artifact(key);
-  steps.artifact = milliseconds_since(start);
+    start = Clock::now();
+    artifact = reader.lookup_artifact(key);
+    steps.artifact += milliseconds_since(start);
+  }
   steps.cubin_stored = artifact.has_value();
   std::vector<char> cubin = artifact ? std::move(artifact->bytes)
                                      : cuda::compile_to_cubin(source, cuda::variant_name(desc, variant, device.arch()),
@@ -85,10 +97,15 @@ Steps time_steps(const lowbit::OpDesc& desc, const std::string& db) {
   return steps;
 }
 
+std::string cell(bool ran, double milliseconds) { return ran ? fmt::format("{:6.3f}", milliseconds) : "     -"; }
+
 void print_row(const std::string& label, const Steps& steps) {
-  std::printf("%-58s %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f %7.3f  %s%s\n", label.c_str(), steps.open, steps.decision,
-              steps.parse, steps.emit, steps.key, steps.artifact, steps.load, steps.total(),
-              steps.decision_stored ? "decision" : "heuristic", steps.cubin_stored ? "" : ", cubin compiled");
+  std::printf("%-58s %6.3f %6.3f %6.3f %s %s %6.3f %6.3f %7.3f  %s%s\n", label.c_str(), steps.open, steps.decision,
+              steps.parse, cell(steps.content_keyed, steps.emit).c_str(), cell(steps.content_keyed, steps.key).c_str(),
+              steps.artifact, steps.load, steps.total(),
+              steps.decision_stored ? (steps.content_keyed ? "decision, content key" : "decision names the cubin")
+                                    : "heuristic",
+              steps.cubin_stored ? "" : ", cubin compiled");
 }
 
 }  // namespace

@@ -30,30 +30,33 @@ namespace {
 using Member = std::variant<std::string Decision::*, double Decision::*, int Decision::*>;
 
 // What store() demands of a field before writing it.
-enum class Rule { any, non_empty, json_object, non_negative };
+enum class Rule { any, non_empty, json_object, non_negative, empty_or_hex_key };
 
 struct Field {
   std::string_view name;  // the column's name
   Member member;
   bool key;  // part of the primary key; the key's order is the order here
   Rule rule;
+  int since;  // the schema version that added the column (older files answer its default)
 };
 
-// The one list of Decision's fields. The table's columns, the CREATE TABLE, INSERT and SELECT
-// texts, binding, row reading and validation are all derived from it. A field added to
-// Decision but not here fails the round-trip test, whose Decision compares every member.
-constexpr std::array<Field, 11> fields{{
-    {"descriptor", &Decision::descriptor, true, Rule::non_empty},
-    {"fingerprint", &Decision::fingerprint, true, Rule::non_empty},
-    {"generator_version", &Decision::generator_version, true, Rule::non_empty},
-    {"variant_name", &Decision::variant_name, false, Rule::non_empty},
-    {"variant_json", &Decision::variant_json, false, Rule::json_object},
-    {"median_us", &Decision::median_us, false, Rule::non_negative},
-    {"rel_err", &Decision::rel_err, false, Rule::non_negative},
-    {"candidates", &Decision::candidates, false, Rule::non_negative},
-    {"protocol", &Decision::protocol, false, Rule::non_empty},
-    {"source_json", &Decision::source_json, false, Rule::json_object},
-    {"created_at", &Decision::created_at, false, Rule::any},
+// The one list of Decision's fields. The table's columns, the CREATE TABLE, INSERT, SELECT and
+// upgrade texts, binding, row reading and validation are all derived from it. A field added to
+// Decision but not here fails the round-trip test, whose Decision compares every member. A
+// column added later goes last: ALTER TABLE appends, so fresh and upgraded files agree.
+constexpr std::array<Field, 12> fields{{
+    {"descriptor", &Decision::descriptor, true, Rule::non_empty, 1},
+    {"fingerprint", &Decision::fingerprint, true, Rule::non_empty, 1},
+    {"generator_version", &Decision::generator_version, true, Rule::non_empty, 1},
+    {"variant_name", &Decision::variant_name, false, Rule::non_empty, 1},
+    {"variant_json", &Decision::variant_json, false, Rule::json_object, 1},
+    {"median_us", &Decision::median_us, false, Rule::non_negative, 1},
+    {"rel_err", &Decision::rel_err, false, Rule::non_negative, 1},
+    {"candidates", &Decision::candidates, false, Rule::non_negative, 1},
+    {"protocol", &Decision::protocol, false, Rule::non_empty, 1},
+    {"source_json", &Decision::source_json, false, Rule::json_object, 1},
+    {"created_at", &Decision::created_at, false, Rule::any, 1},
+    {"artifact_key", &Decision::artifact_key, false, Rule::empty_or_hex_key, 3},
 }};
 
 constexpr std::string_view table_name = "decisions";
@@ -96,11 +99,25 @@ std::string_view sql_type(const Member& member) {
       member);
 }
 
+// The value a column holds in a file older than the column: what an upgrade fills it with.
+std::string_view column_default(const Member& member) { return sql_type(member) == "TEXT" ? "''" : "0"; }
+
 std::string column_list() {
   std::string text;
   for (const Field& field : fields) {
     if (!text.empty()) text += ", ";
     text += field.name;
+  }
+  return text;
+}
+
+// column_list() as a file of schema `version` answers it: a column it lacks reads its default.
+std::string select_list(int version) {
+  std::string text;
+  for (const Field& field : fields) {
+    if (!text.empty()) text += ", ";
+    text += field.since <= version ? std::string(field.name)
+                                   : fmt::format("{} AS {}", column_default(field.member), field.name);
   }
   return text;
 }
@@ -141,14 +158,23 @@ const std::string& insert_sql() {
   return text;
 }
 
-const std::string& select_sql() {
-  static const std::string text = fmt::format("SELECT {} FROM {}", column_list(), table_name);
-  return text;
+// One text per readable schema version, built on first use (index: the version).
+using TextsByVersion = std::array<std::string, schema_version + 1>;
+
+TextsByVersion texts_by_version(std::string (*make)(int version)) {
+  TextsByVersion texts;
+  for (int version = oldest_readable_schema_version; version <= schema_version; ++version)
+    texts[static_cast<std::size_t>(version)] = make(version);
+  return texts;
 }
 
-const std::string& lookup_sql() {
+std::string select_sql(int version) {
+  return fmt::format("SELECT {} FROM {}", select_list(version), table_name);
+}
+
+const std::string& lookup_sql(int version) {
   // Parameters are numbered in key order, so bind_key() of a probe row fills them.
-  static const std::string text = [] {
+  static const TextsByVersion texts = texts_by_version([](int version) {
     std::string condition;
     int parameter = 0;
     for (const Field& field : fields) {
@@ -157,14 +183,29 @@ const std::string& lookup_sql() {
           fmt::format("{}{} = ?{}", parameter > 0 ? " AND " : "", field.name, parameter + 1);
       ++parameter;
     }
-    return fmt::format("{} WHERE {}", select_sql(), condition);
-  }();
-  return text;
+    return fmt::format("{} WHERE {}", select_sql(version), condition);
+  });
+  return texts[static_cast<std::size_t>(version)];
 }
 
-const std::string& list_sql() {
-  static const std::string text = fmt::format("{} ORDER BY {}", select_sql(), key_list());
-  return text;
+const std::string& list_sql(int version) {
+  static const TextsByVersion texts = texts_by_version(
+      [](int version) { return fmt::format("{} ORDER BY {}", select_sql(version), key_list()); });
+  return texts[static_cast<std::size_t>(version)];
+}
+
+// The ALTER TABLE texts that add the columns a file of schema `version` lacks.
+std::vector<std::string> add_columns_sql(int version) {
+  std::vector<std::string> texts;
+  for (const Field& field : fields)
+    if (field.since > version)
+      texts.push_back(fmt::format("ALTER TABLE {} ADD COLUMN {} {} NOT NULL DEFAULT {}", table_name, field.name,
+                                  sql_type(field.member), column_default(field.member)));
+  return texts;
+}
+
+bool is_hex_key(const std::string& key) {
+  return key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 void bind_field(Statement& statement, int index, const Decision& decision, const Field& field) {
@@ -231,6 +272,11 @@ void validate(const Decision& decision) {
                 !nlohmann::json::parse(value, nullptr, false).is_object()) {
               throw InvalidArgument(
                   name, fmt::format("decision field '{}' is not a JSON object: '{}'", name, value));
+            }
+            if (field.rule == Rule::empty_or_hex_key && !value.empty() && !is_hex_key(value)) {
+              throw InvalidArgument(
+                  name, fmt::format("decision field '{}' is '{}': it must be empty or 64 lowercase hex "
+                                    "digits (an artifact's SHA-256 key)", name, value));
             }
           } else if (field.rule == Rule::non_negative) {
             // A NaN would be stored as NULL by SQLite and then break the NOT NULL constraint.
@@ -313,16 +359,21 @@ bool check_header(const std::filesystem::path& path) {
   return id == application_id && version == schema_version;
 }
 
-// blank: may become lowbit's file; previous: schema version 1 (decisions, no artifacts), read
-// as is and upgraded by a writer; current: schema version 2.
+// blank: may become lowbit's file; previous: an older readable schema version (1: decisions,
+// no artifacts; 2: no artifact_key column), read as is and upgraded by a writer; current.
 enum class State { blank, previous, current };
+
+struct Inspected {
+  State state = State::blank;
+  int version = 0;  // the file's schema version (0 when blank)
+};
 
 // Decides whether the connected file is lowbit's (current or previous schema) or a blank file
 // that may become one; throws Unusable otherwise. Only reads.
 // full_check runs PRAGMA quick_check (reads every page). Writers run it before they add to a
 // file; readers skip it to keep get_kernel's cache hit under a millisecond: a damaged page
 // they touch makes the lookup fail, which is a warning and a miss all the same.
-State inspect(const Database& database, bool full_check) {
+Inspected inspect(const Database& database, bool full_check) {
   // One statement reads one snapshot. Read one by one, the three could straddle another
   // process's schema creation and show its tables without its application_id.
   Statement identity(database,
@@ -340,7 +391,7 @@ State inspect(const Database& database, bool full_check) {
   const std::int64_t objects = identity.column_int64(2);
   identity.reset();  // ends the read, so the checks below may see a newer snapshot
   check_identity(id, version);
-  if (objects == 0 && version == 0) return State::blank;
+  if (objects == 0 && version == 0) return {State::blank, 0};
   if (id == 0)
     throw Unusable{"is an SQLite database of another program (no lowbit application_id)"};
   if (version < oldest_readable_schema_version || version > schema_version) {
@@ -352,20 +403,22 @@ State inspect(const Database& database, bool full_check) {
     const std::string check = query_text(database, "PRAGMA quick_check");
     if (check != "ok") throw Unusable{fmt::format("is damaged (PRAGMA quick_check: {})", check)};
   }
+  const int readable = static_cast<int>(version);
   try {
-    Statement probe(database, list_sql());
+    Statement probe(database, list_sql(readable));
   } catch (const CacheError& error) {
     throw Unusable{fmt::format("lacks the decisions table of schema version {} ({})",
                                version, error.sqlite_message())};
   }
-  if (version < schema_version) return State::previous;
-  try {
-    Statement probe(database, lookup_artifact_sql);
-  } catch (const CacheError& error) {
-    throw Unusable{fmt::format("lacks the artifacts table of schema version {} ({})",
-                               schema_version, error.sqlite_message())};
+  if (version >= 2) {
+    try {
+      Statement probe(database, lookup_artifact_sql);
+    } catch (const CacheError& error) {
+      throw Unusable{fmt::format("lacks the artifacts table of schema version {} ({})",
+                                 version, error.sqlite_message())};
+    }
   }
-  return State::current;
+  return {version < schema_version ? State::previous : State::current, readable};
 }
 
 void create_schema(Database& database) {
@@ -375,18 +428,20 @@ void create_schema(Database& database) {
   database.exec(std::string(create_artifacts_sql));
 }
 
-// Version 1 -> 2: the artifacts table is new; the decisions table is unchanged. Run inside
-// the writer's transaction, so a crash leaves version 1 whole and another writer that waited
-// for the lock finds version 2 done.
-void upgrade_schema(Database& database) {
-  database.exec(std::string(create_artifacts_sql));
+// Version 1 or 2 -> 3: version 2 added the artifacts table, version 3 the decisions'
+// artifact_key column (an old row's is empty); no row changes. Run inside the writer's
+// transaction, so a crash leaves the old version whole and another writer that waited for the
+// lock finds the upgrade done.
+void upgrade_schema(Database& database, int version) {
+  if (version < 2) database.exec(std::string(create_artifacts_sql));
+  for (const std::string& text : add_columns_sql(version)) database.exec(text);
   database.exec(fmt::format("PRAGMA user_version = {}", schema_version));
 }
 
-// A database connection and what its file holds.
+// A database connection and the schema version of its file.
 struct Opened {
   std::unique_ptr<Database> database;
-  bool has_artifacts = false;
+  int version = schema_version;
 };
 
 // WAL lets readers go on while one process writes. The mode is stored in the file, so only
@@ -415,16 +470,16 @@ Opened open_read_only(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Unusable{"does not exist"};
   if (std::filesystem::is_directory(path)) throw Unusable{"is a directory"};
   const bool header_is_current = check_header(path);
-  Opened opened{std::make_unique<Database>(path, SQLITE_OPEN_READONLY), true};
+  Opened opened{std::make_unique<Database>(path, SQLITE_OPEN_READONLY), schema_version};
   opened.database->set_busy_timeout(busy_timeout);
   // A header that names lowbit's current schema settles it: application_id is written with
   // the schema and never unset. Skipping the query keeps a cache hit's open short; only a
-  // header still stale behind a WAL (a file created moments ago) or a version 1 file needs
-  // SQLite's answer. A version 1 file is read as it is: a reader never upgrades.
+  // header still stale behind a WAL (a file created moments ago) or an older file needs
+  // SQLite's answer. An older file is read as it is: a reader never upgrades.
   if (!header_is_current) {
-    const State state = inspect(*opened.database, false);
-    if (state == State::blank) throw Unusable{"is empty and was opened read-only"};
-    opened.has_artifacts = state == State::current;
+    const Inspected inspected = inspect(*opened.database, false);
+    if (inspected.state == State::blank) throw Unusable{"is empty and was opened read-only"};
+    opened.version = inspected.version;
   }
   return opened;
 }
@@ -447,24 +502,24 @@ Opened open_read_write(const std::string& path) {
     // that reads a foreign WAL database can checkpoint that database's WAL into it on close.
     Database probe(path, SQLITE_OPEN_READONLY);
     probe.set_busy_timeout(busy_timeout);
-    state = inspect(probe, true);
+    state = inspect(probe, true).state;
   }
   auto database = std::make_unique<Database>(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   database->set_busy_timeout(busy_timeout);
   if (state != State::current) {
-    // Several processes may find the same blank (or version 1) file; the write lock makes one
-    // of them create (or upgrade) the schema and the others find it done when their turn comes.
+    // Several processes may find the same blank (or older) file; the write lock makes one of
+    // them create (or upgrade) the schema and the others find it done when their turn comes.
     Transaction transaction(*database);
-    const State locked = inspect(*database, true);
-    if (locked == State::blank) create_schema(*database);
-    if (locked == State::previous) upgrade_schema(*database);
+    const Inspected locked = inspect(*database, true);
+    if (locked.state == State::blank) create_schema(*database);
+    if (locked.state == State::previous) upgrade_schema(*database, locked.version);
     transaction.commit();
   }
   prefer_wal(*database);
   // In WAL mode NORMAL loses at most the last commits on power loss, never consistency;
   // a lost decision is only re-tuned.
   database->exec("PRAGMA synchronous = NORMAL");
-  return Opened{std::move(database), true};
+  return Opened{std::move(database), schema_version};
 }
 
 std::string environment(const char* name) {
@@ -498,7 +553,7 @@ DecisionCache DecisionCache::open(const std::string& path, OpenMode mode) {
   try {
     Opened opened = mode == OpenMode::read_only ? open_read_only(path) : open_read_write(path);
     cache.database_ = std::move(opened.database);
-    cache.has_artifacts_ = opened.has_artifacts;
+    cache.file_version_ = opened.version;
   } catch (const Unusable& unusable) {
     warn(fmt::format("cache '{}' {}; it is ignored (lookups miss, nothing is stored)", path,
                      unusable.problem));
@@ -529,7 +584,7 @@ std::optional<Decision> DecisionCache::lookup(const std::string& descriptor,
   key.generator_version = generator_version;
   try {
     // Preparing per call costs microseconds; a lookup happens once per problem shape.
-    Statement statement(*database_, lookup_sql());
+    Statement statement(*database_, lookup_sql(file_version_));
     bind_key(statement, key);
     if (statement.step() == StepResult::row) return read_row(statement);
   } catch (const CacheError& error) {
@@ -567,7 +622,7 @@ std::vector<Decision> DecisionCache::list() const {
   std::vector<Decision> rows;
   if (!database_) return rows;
   try {
-    Statement statement(*database_, list_sql());
+    Statement statement(*database_, list_sql(file_version_));
     while (statement.step() == StepResult::row) rows.push_back(read_row(statement));
   } catch (const CacheError& error) {
     warn(fmt::format("{}; listing only {} rows", error.what(), rows.size()));
@@ -576,10 +631,6 @@ std::vector<Decision> DecisionCache::list() const {
 }
 
 namespace {
-
-bool is_hex_key(const std::string& key) {
-  return key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
 
 void validate(const Artifact& artifact) {
   if (!is_hex_key(artifact.key))
@@ -593,7 +644,7 @@ void validate(const Artifact& artifact) {
 }  // namespace
 
 std::optional<Artifact> DecisionCache::lookup_artifact(const std::string& key) const {
-  if (!database_ || !has_artifacts_) return std::nullopt;
+  if (!database_ || file_version_ < 2) return std::nullopt;
   try {
     Statement statement(*database_, lookup_artifact_sql);
     statement.bind_text(1, key);
@@ -615,7 +666,7 @@ std::optional<Artifact> DecisionCache::lookup_artifact(const std::string& key) c
 }
 
 bool DecisionCache::has_artifact(const std::string& key) const {
-  if (!database_ || !has_artifacts_) return false;
+  if (!database_ || file_version_ < 2) return false;
   try {
     Statement statement(*database_, has_artifact_sql);
     statement.bind_text(1, key);

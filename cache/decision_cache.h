@@ -29,6 +29,8 @@ struct Decision {
   std::string protocol;           // measurement protocol id, e.g. "rotate-median:1"
   std::string source_json;        // provenance (full fingerprint, lowbit version): JSON object
   std::string created_at;         // ISO-8601 UTC; filled by store() when empty
+  std::string artifact_key;       // the key of the compiled artifact (cubin) this decision timed, or
+                                  // empty (x86 decisions; files before schema version 3)
 
   bool operator==(const Decision&) const = default;
 };
@@ -48,10 +50,10 @@ struct Artifact {
 enum class OpenMode { read_write, read_only };
 
 // The file's identity: PRAGMA application_id (ASCII "LOWB") and PRAGMA user_version.
-// Version 2 added the artifacts table; version 1 files are still read, and a read-write open
-// upgrades them in place (docs/cache.md).
+// Version 2 added the artifacts table, version 3 the decisions' artifact_key column; files of
+// versions 1 and 2 are still read, and a read-write open upgrades them in place (docs/cache.md).
 inline constexpr int application_id = 0x4C4F5742;
-inline constexpr int schema_version = 2;
+inline constexpr int schema_version = 3;
 inline constexpr int oldest_readable_schema_version = 1;
 
 class DecisionCache {
@@ -75,7 +77,8 @@ class DecisionCache {
   OpenMode mode() const;
 
   // The decision for exactly this (descriptor, fingerprint, generator_version), if any.
-  // An SQLite failure (e.g. the disk vanished) is a warning and a miss.
+  // An SQLite failure (e.g. the disk vanished) is a warning and a miss. A file older than
+  // schema version 3, opened read-only, answers an empty artifact_key.
   std::optional<Decision> lookup(const std::string& descriptor, const std::string& fingerprint,
                                  const std::string& generator_version) const;
 
@@ -108,7 +111,7 @@ class DecisionCache {
   std::string path_;
   OpenMode mode_;
   std::unique_ptr<Database> database_;  // null when the file is unusable
-  bool has_artifacts_ = false;          // false for a version 1 file opened read-only
+  int file_version_ = 0;                // the schema version read (a reader never upgrades)
   bool warned_store_refused_ = false;   // a refused store is reported once, not per call
 };
 

@@ -127,8 +127,8 @@ int run_info(const Options& options) {
   fmt::print("backends     x86: {}\n",
              x86_status.ok ? "available (" + x86::generator_version() + ")" : "unavailable (" + x86_status.reason + ")");
   fmt::print("             cuda: {}\n", cuda["available"].get<bool>()
-                                            ? fmt::format("available ({}, {}, NVRTC {})", cuda["device"].get<std::string>(),
-                                                          cuda["arch"].get<std::string>(), cuda["nvrtc"].get<std::string>())
+                                            ? fmt::format("available ({}, {}; compiler: {})", cuda["device"].get<std::string>(),
+                                                          cuda["arch"].get<std::string>(), cuda["compiler"].get<std::string>())
                                             : "unavailable (" + cuda["reason"].get<std::string>() + ")");
   fmt::print("cache        {}\n", cache::default_cache_path());
   return 0;

@@ -25,7 +25,8 @@ namespace lowbit::runtime {
 #if LOWBIT_WITH_CUDA
 
 std::string cuda_refusal(const OpDesc& desc) {
-  if (!cuda::nvrtc().available) return cuda::nvrtc().reason;
+  // NVRTC is not asked for: a kernel whose cubin is stored runs without it (a deployment that
+  // ships its cache needs only the driver). Compiling without it is refused where it happens.
   try {
     const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
     cuda::Validity validity = cuda::supports(desc, device.major, device.sm_count);
@@ -35,14 +36,14 @@ std::string cuda_refusal(const OpDesc& desc) {
   }
 }
 
+std::string cuda_compiler_refusal() { return cuda::nvrtc().available ? std::string() : cuda::nvrtc().reason; }
+
 std::string cuda_fingerprint(const OpDesc& desc) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   return fmt::format("{};name={}", device.fingerprint(), device.name);
 }
 
-std::string cuda_generator_version() {
-  return fmt::format("{};nvrtc={}", cuda::generator_version(), cuda::nvrtc_version());
-}
+std::string cuda_generator_version() { return cuda::generator_version(); }
 
 nlohmann::json cuda_provenance(const OpDesc& desc) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
@@ -78,13 +79,22 @@ std::string memoized_cubin_key(const OpDesc& desc, const cuda::CudaVariant& vari
   return keys.emplace(name, std::move(key)).first->second;
 }
 
-// The cubin of (desc, variant) for arch: the stored one, else NVRTC's, stored for next time.
+// The cubin of (desc, variant) for arch: the one stored under decided_key (a decision's, which
+// needs neither the source nor NVRTC), else the one stored under its content key, else NVRTC's,
+// stored for next time.
 std::vector<char> obtain_cubin(const OpDesc& desc, const cuda::CudaVariant& variant, const std::string& arch,
-                               const cache::DecisionCache* reader, const std::string& cache_path) {
-  const std::string key = memoized_cubin_key(desc, variant, arch);
-  if (reader != nullptr)
-    if (std::optional<cache::Artifact> stored = reader->lookup_artifact(key)) return std::move(stored->bytes);
+                               const cache::DecisionCache* reader, const std::string& cache_path,
+                               const std::string& decided_key) {
+  if (reader != nullptr && !decided_key.empty())
+    if (std::optional<cache::Artifact> stored = reader->lookup_artifact(decided_key)) return std::move(stored->bytes);
   const std::string name = cuda::variant_name(desc, variant, arch);
+  if (!cuda::nvrtc().available)
+    throw Unsupported(fmt::format("cannot build {}: its cubin is not in the cache{} and NVRTC, which would compile it, "
+                                  "is unavailable ({})",
+                                  name, reader != nullptr ? " '" + reader->path() + "'" : "", cuda::nvrtc().reason));
+  const std::string key = memoized_cubin_key(desc, variant, arch);
+  if (reader != nullptr && key != decided_key)
+    if (std::optional<cache::Artifact> stored = reader->lookup_artifact(key)) return std::move(stored->bytes);
   std::vector<char> cubin = cuda::compile_to_cubin(cuda::emit(desc, variant), name, arch);
   if (!cache_path.empty()) {
     cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
@@ -96,7 +106,8 @@ std::vector<char> obtain_cubin(const OpDesc& desc, const cuda::CudaVariant& vari
 }  // namespace
 
 std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json* variant_json,
-                                         const cache::DecisionCache* reader, const std::string& cache_path) {
+                                         const cache::DecisionCache* reader, const std::string& cache_path,
+                                         const std::string& decided_key) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   const cuda::CudaVariant variant =
       variant_json != nullptr ? cuda::variant_from_json(*variant_json) : cuda::heuristic(desc, device.major, device.sm_count);
@@ -104,12 +115,12 @@ std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::jso
   if (!validity)
     throw Unsupported(fmt::format("cannot build {}: {}", cuda::variant_name(desc, variant, device.arch()),
                                   validity.reason));
-  return cuda::load(desc, variant, obtain_cubin(desc, variant, device.arch(), reader, cache_path));
+  return cuda::load(desc, variant, obtain_cubin(desc, variant, device.arch(), reader, cache_path, decided_key));
 }
 
 bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
                      const std::string& cache_path) {
-  if (cache_path.empty() || builds.empty()) return false;
+  if (cache_path.empty() || builds.empty() || !cuda::nvrtc().available) return false;
   const cuda::DeviceInfo& device = cuda::device_info(builds.front().desc.device.index);
   std::vector<cuda::CompileJob> jobs;
   std::vector<std::string> keys;
@@ -150,12 +161,14 @@ nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows) {
   return cuda::to_json(cuda::MmaGenerator().heuristic(sized));
 }
 
-bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel) {
+std::string store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel) {
   const auto* cuda_kernel = dynamic_cast<const cuda::ProgramKernel*>(&kernel);
-  if (cuda_kernel == nullptr) return false;
+  if (cuda_kernel == nullptr) return {};
   const std::string arch = cuda::device_info(kernel.desc().device.index).arch();
-  return cache.store_artifact({cubin_key(cuda::emit(kernel.desc(), cuda_kernel->variant()), arch), kernel.name(),
-                               "nvrtc " + cuda::nvrtc_version(), arch, cuda_kernel->cubin(), ""});
+  const std::string key = cubin_key(cuda::emit(kernel.desc(), cuda_kernel->variant()), arch);
+  if (!cache.store_artifact({key, kernel.name(), "nvrtc " + cuda::nvrtc_version(), arch, cuda_kernel->cubin(), ""}))
+    return {};
+  return key;
 }
 
 void prepare_cuda_context(const OpDesc& desc) { cuda::make_current(desc.device.index); }
@@ -192,10 +205,10 @@ nlohmann::json cuda_status() {
   status["cublaslt"] = cuda::cublaslt().available
                            ? cuda::cublaslt_version() + " (" + cuda::cublaslt().library + ")"
                            : "unavailable: " + cuda::cublaslt().reason;
-  if (!cuda::nvrtc().available) {
-    status["reason"] = cuda::nvrtc().reason;
-    return status;
-  }
+  // NVRTC compiles (a tune, a cache miss); a cubin stored in the cache loads without it.
+  status["compiler"] = cuda::nvrtc().available
+                           ? "nvrtc " + cuda::nvrtc_version() + " (" + cuda::nvrtc().library + ")"
+                           : "unavailable: " + cuda::nvrtc().reason + "; cubins stored in the cache still load";
   try {
     const cuda::DeviceInfo& device = cuda::device_info(0);
     status["available"] = true;
@@ -213,12 +226,14 @@ nlohmann::json cuda_status() {
 
 std::string cuda_refusal(const OpDesc&) { return "this build of lowbit has no CUDA backend (no CUDA toolkit at build time)"; }
 
+std::string cuda_compiler_refusal() { return cuda_refusal(OpDesc{}); }
+
 std::string cuda_fingerprint(const OpDesc& desc) { throw Unsupported(cuda_refusal(desc)); }
 std::string cuda_generator_version() { throw Unsupported(cuda_refusal(OpDesc{})); }
 nlohmann::json cuda_provenance(const OpDesc& desc) { throw Unsupported(cuda_refusal(desc)); }
 
 std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json*, const cache::DecisionCache*,
-                                         const std::string&) {
+                                         const std::string&, const std::string&) {
   throw Unsupported(cuda_refusal(desc));
 }
 
@@ -228,7 +243,7 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>&, const cache::Decision
 
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t) { throw Unsupported(cuda_refusal(desc)); }
 
-bool store_cuda_cubin(cache::DecisionCache&, const Kernel&) { return false; }
+std::string store_cuda_cubin(cache::DecisionCache&, const Kernel&) { return {}; }
 
 std::string cubin_key(const std::string&, const std::string&) { throw Unsupported(cuda_refusal(OpDesc{})); }
 

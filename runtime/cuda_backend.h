@@ -15,25 +15,34 @@
 namespace lowbit::runtime {
 
 // Empty when a CUDA kernel can serve desc here; else why not (no toolkit at build time, no
-// driver, no device, or the generators' own reasons).
+// driver, no device, or the generators' own reasons). NVRTC is not needed to serve: a kernel
+// whose cubin is cached loads without it; a build that must compile refuses where it would.
 std::string cuda_refusal(const OpDesc& desc);
+
+// Empty when NVRTC can compile here; else why not.
+std::string cuda_compiler_refusal();
 
 // The key parts of a CUDA decision. The fingerprint holds the hard facts a tuned variant
 // depends on: arch, SM count and the device's name (an H100 and an H200 share arch and SM
 // count but not memory bandwidth), e.g. "cuda;sm_90;sms=132;name=NVIDIA H100 80GB HBM3".
-// The generator version names the registered generators and the NVRTC that compiles them,
-// e.g. "cuda_gemv@1;nvrtc=13.0": another compiler is other code. The driver version is soft:
-// it is kept in the provenance, and a driver update does not discard the decisions.
+// The generator version names the registered generators, e.g. "cuda_gemv@4+cuda_mma@3+...".
+// NVRTC's version is not in it: a decision names the cubin it timed (Decision::artifact_key),
+// so a hit runs the very code that won whichever NVRTC is installed, or none; it is kept in
+// the provenance with the driver's, and neither update discards decisions.
 std::string cuda_fingerprint(const OpDesc& desc);
 std::string cuda_generator_version();
 // {"device", "driver", "nvrtc", "l2_bytes"}: the facts kept beside a CUDA decision.
 nlohmann::json cuda_provenance(const OpDesc& desc);
 
 // Builds (desc, variant) on desc's device; a null variant means the heuristic one. The cubin
-// comes from `reader`'s artifacts when stored there (no NVRTC call); else it is compiled and,
-// when cache_path is not empty, stored there for the next process. reader may be null.
+// comes from `reader`'s artifacts when stored there: under decided_key (a decision's
+// artifact_key: neither the source nor NVRTC is touched), else under its content key (the
+// source is generated and hashed, NVRTC's version read); else it is compiled and, when
+// cache_path is not empty, stored there for the next process. reader may be null. Throws
+// Unsupported naming the variant when it must compile and NVRTC is unavailable.
 std::shared_ptr<const Kernel> build_cuda(const OpDesc& desc, const nlohmann::json* variant,
-                                         const cache::DecisionCache* reader, const std::string& cache_path);
+                                         const cache::DecisionCache* reader, const std::string& cache_path,
+                                         const std::string& decided_key = {});
 
 // A kernel about to be built: desc and its variant (as JSON; none: the heuristic one).
 struct PlannedCudaBuild {
@@ -44,7 +53,8 @@ struct PlannedCudaBuild {
 // reader (may be null) does not hold, and stores them in cache_path, so that the build_cuda calls
 // that follow load them instead of compiling one after another: m=0's row buckets build up to 21
 // kernels. A build that is invalid or does not compile is skipped here; its build_cuda reports
-// it. Does nothing when cache_path is empty. Returns whether it stored a cubin.
+// it. Does nothing when cache_path is empty or NVRTC is unavailable. Returns whether it stored a
+// cubin.
 bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::DecisionCache* reader,
                      const std::string& cache_path);
 
@@ -53,9 +63,10 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
 // split) where this device runs it (sm_90a; not with eqscale), else the mma family's heuristic there.
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows);
 
-// Stores a CUDA kernel's cubin (a tuning winner) under its content key. False when the cache
-// refused it (with a warning) or kernel is not a CUDA kernel.
-bool store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel);
+// Stores a CUDA kernel's cubin (a tuning winner) under its content key and returns the key (the
+// decision's artifact_key); empty when the cache refused it (with a warning) or kernel is not a
+// CUDA kernel.
+std::string store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel);
 
 // The content key of a cubin: SHA-256 over the generated source (it embeds the templates), the
 // NVRTC version, the arch and the NVRTC options.

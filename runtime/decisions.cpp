@@ -71,7 +71,7 @@ bool store_decision(cache::DecisionCache& decisions, const OpDesc& desc, const G
   decision.source_json = source.dump();
   // The cubin first: a decision whose cubin is missing still works (it is compiled once more),
   // while the reverse order would let another process find the decision and compile anyway.
-  if (on_cuda) store_cuda_cubin(decisions, *result.winner);
+  if (on_cuda) decision.artifact_key = store_cuda_cubin(decisions, *result.winner);
   return decisions.store(decision);
 }
 

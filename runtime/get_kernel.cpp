@@ -1,6 +1,6 @@
 // get_kernel: the policy that joins cache, tuner and generators.
-//   hit  -> build the stored variant (no timing, no reference; a CUDA one loads its stored
-//           cubin, no NVRTC call)
+//   hit  -> build the stored variant (no timing, no reference; a CUDA one loads the cubin its
+//           decision names: no source generated, NVRTC not loaded)
 //   miss -> tune, store, return the winner; or (OnMiss::heuristic) the heuristic variant
 // Both backends go the same way; only building a variant differs (x86 registry, or
 // runtime/cuda_backend.h with the cubin cache).
@@ -91,7 +91,7 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
   try {
     const nlohmann::json variant = nlohmann::json::parse(decision->variant_json);
     ResolvedKernel resolved;
-    resolved.kernel = on_cuda(desc) ? runtime::build_cuda(desc, &variant, &decisions, cache_path)
+    resolved.kernel = on_cuda(desc) ? runtime::build_cuda(desc, &variant, &decisions, cache_path, decision->artifact_key)
                                     : x86::build_from_json(desc, variant, options.max_threads);
     resolved.source = KernelSource::cache;
     resolved.median_us = decision->median_us;
@@ -189,6 +189,10 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
   if (auto known = remembered(key)) return *known;
   ResolvedKernel resolved = resolve(desc, options);
+  if (const std::string refusal = runtime::cuda_compiler_refusal(); !refusal.empty())
+    warn(fmt::format("{}: NVRTC is unavailable ({}), so of the row counts' own kernels only those whose decisions "
+                     "name a stored cubin load; the other row counts run on the any-M kernel",
+                     to_string(desc), refusal));
   GetOptions exact_options = options;
   exact_options.on_miss = OnMiss::heuristic;
   exact_options.progress = false;

@@ -20,6 +20,9 @@ namespace lowbit::tuner {
 // (in finishing order: the ranking is by time, not by order), so the GPU work of a tune hides
 // under its compiles.
 TuneResult tune_cuda(const OpDesc& desc, const TuneOptions& options) {
+  if (!cuda::nvrtc().available)
+    throw Unsupported(fmt::format("cannot tune {}: tuning compiles its candidates with NVRTC, which is unavailable ({})",
+                                  to_string(desc), cuda::nvrtc().reason));
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   const std::vector<cuda::CudaVariant> variants =
       cuda::tuning_candidates(desc, device.major, device.sm_count, options.exhaustive);

@@ -6,12 +6,16 @@
 #  2. get_kernel on a shape of that cache in a new process (`lowbit get`, get_kernel_ms: the call
 #     alone, the CUDA context apart; target: <= 1 ms, no compilation), for exact-M rows, then
 #     for an m=0 descriptor (its row-bucket kernels: the first process compiles them, the next
-#     ones load them from the cache);
+#     ones load them from the cache); for one row of each, whether the process opened libnvrtc
+#     (LD_DEBUG=libs);
 #  3. lowbit_resolve_breakdown: the steps of one exact-M hit, timed apart.
 # Everything lands in $OUT (cold_start.txt, tune.json, tune.err).
-# Usage (in the tree that holds BUILD_DIR): bash bench/device/cold_start.sh BUILD_DIR [TUNE_SECONDS=330] [PROCESSES=5]
+# Usage (in the tree that holds BUILD_DIR):
+#   bash bench/device/cold_start.sh BUILD_DIR [TUNE_SECONDS=330] [PROCESSES=5] [SHAPES=bench/shapes/cold_start_tune.txt]
+# (SHAPES must hold the m=1 and m=256 rows of 6144x4096 and 28672x4096 that step 2 asks for;
+# bench/shapes/cold_start_hits.txt is those four alone, a short tune.)
 set -uo pipefail
-build_dir=$1 tune_seconds=${2:-330} processes=${3:-5}
+build_dir=$1 tune_seconds=${2:-330} processes=${3:-5} shapes=${4:-bench/shapes/cold_start_tune.txt}
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 lowbit="$build_dir/cli/lowbit"
@@ -20,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 db="$work/cache.sqlite"
 report="$OUT/cold_start.txt"
 
-mapfile -t descs < <(grep -v '^#' bench/shapes/cold_start_tune.txt | grep .)
+mapfile -t descs < <(grep -v '^#' "$shapes" | grep .)
 start=$(date +%s%N)
 timeout "$tune_seconds" "$lowbit" tune --json --top 1000 --db "$db" --desc "${descs[@]}" > "$OUT/tune.json" 2> "$OUT/tune.err"
 status=$?
@@ -47,6 +51,13 @@ latency() {  # label, get arguments...: get_kernel_ms of $processes new processe
   printf '%s\n' "${values[@]}" | sort -g | awk -v label="$label" -v source="$(echo "$row" | field source)" '{ v[NR] = $1 } END {
     printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes, %s)\n", label, v[int((NR + 1) / 2)], v[NR], NR, source }' >> "$report"
 }
+opens_nvrtc() {  # get arguments...: "yes" when a new process of lowbit get opens libnvrtc
+  if LD_DEBUG=libs "$lowbit" get --json --db "$db" "$@" 2>&1 >/dev/null | grep -q 'calling init: .*libnvrtc'; then
+    echo yes
+  else
+    echo no
+  fi
+}
 echo "== 2. get_kernel_ms in new processes (lowbit get --json --no-tune), cache of step 1" >> "$report"
 for shape in n=6144,k=4096 n=28672,k=4096; do
   for m in 1 256; do
@@ -58,6 +69,8 @@ any="m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0
 first=$("$lowbit" get --json --db "$db" --no-tune --desc "$any")
 echo "$any, first process (compiles its row buckets' cubins): $(echo "$first" | field get_kernel_ms) ms, $(echo "$first" | field variant)" >> "$report"
 latency "$any (cubins cached)" --no-tune --desc "$any"
+exact="m=1,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"
+echo "libnvrtc opened by a new process's cached get: $exact: $(opens_nvrtc --no-tune --desc "$exact"); $any: $(opens_nvrtc --no-tune --desc "$any")" >> "$report"
 
 {
   echo "== 3. lowbit_resolve_breakdown (one process; ms)"

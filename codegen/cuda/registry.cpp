@@ -4,12 +4,14 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <string_view>
 #include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
+#include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
@@ -130,9 +132,12 @@ const Generator& owner(const CudaVariant& variant) {
 }  // namespace
 
 std::string generator_version() {
-  std::string version;
-  for (const Generator& generator : generators())
-    version += fmt::format("{}{}@{}", version.empty() ? "" : "+", generator.family, generator.version);
+  static const std::string version = [] {
+    std::string families;
+    for (const Generator& generator : generators())
+      families += fmt::format("{}{}@{}", families.empty() ? "" : "+", generator.family, generator.version);
+    return fmt::format("{};templates={}", families, std::string_view(embedded_templates_digest()).substr(0, 16));
+  }();
   return version;
 }
 

@@ -26,8 +26,10 @@
 
 namespace lowbit::cuda {
 
-// Identifies the code every registered generator emits, e.g. "cuda_gemv@1" (several joined by
-// '+'); part of every CUDA decision's key.
+// Identifies the code every registered generator emits: each family's version (bumped when its
+// emitted code changes) joined by '+', then the first 16 hex digits of the embedded templates'
+// digest (any template edit), e.g. "cuda_gemv@4+cuda_mma@3+...;templates=3f2a9c0d1e4b5a67".
+// Part of every CUDA decision's key: a decision names the cubin it timed, so new code must miss.
 std::string generator_version();
 
 // Every registered generator's candidates that are valid for desc on a device of compute

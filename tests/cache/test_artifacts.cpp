@@ -1,5 +1,5 @@
-// Tests of the artifacts table (schema version 2), the content hash that keys it, and the
-// upgrade of version 1 files. The CUDA side (cubins compiled by NVRTC, keys from generated
+// Tests of the artifacts table (schema version 2), the content hash that keys it, the
+// decisions' artifact_key (version 3), and the upgrade of version 1 and 2 files. The CUDA side (cubins compiled by NVRTC, keys from generated
 // source) is tested in tests/runtime/test_cuda_cache.cpp.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -47,7 +47,7 @@ Decision sample_decision() {
   Decision decision;
   decision.descriptor = "m=1,n=4096,k=4096,bits=4,group=128,device=cuda:0";
   decision.fingerprint = "cuda;sm_90;sms=132;name=NVIDIA H100 80GB HBM3";
-  decision.generator_version = "cuda_gemv@1;nvrtc=13.0";
+  decision.generator_version = "cuda_gemv@1";
   decision.variant_name = "cuda_sm90a_gemv_w4g128_m1_w8u4";
   decision.variant_json = R"({"family":"gemv","warps":8,"unroll":4})";
   decision.median_us = 7.5;
@@ -80,14 +80,80 @@ class ArtifactTest : public ::testing::Test {
   }
   fs::path file() const { return directory_ / "cache.sqlite"; }
 
-  // A version 1 file as lowbit 0.1 wrote it: the decisions table alone, user_version 1.
+  // A version 1 file as lowbit 0.1 wrote it: the decisions table of eleven columns (no
+  // artifact_key) alone, holding sample_decision(), user_version 1.
   void write_version_1_file() {
-    {
-      DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
-      ASSERT_TRUE(cache.store(sample_decision()));
-    }
+    Database database(file().string(), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    database.exec("PRAGMA application_id = " + std::to_string(application_id) + "; PRAGMA user_version = 1;");
+    database.exec(
+        "CREATE TABLE decisions (descriptor TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+        "generator_version TEXT NOT NULL, variant_name TEXT NOT NULL, variant_json TEXT NOT NULL, "
+        "median_us REAL NOT NULL, rel_err REAL NOT NULL, candidates INTEGER NOT NULL, protocol TEXT NOT NULL, "
+        "source_json TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "PRIMARY KEY (descriptor, fingerprint, generator_version))");
+    const Decision decision = sample_decision();
+    Statement insert(database, "INSERT INTO decisions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    insert.bind_text(1, decision.descriptor);
+    insert.bind_text(2, decision.fingerprint);
+    insert.bind_text(3, decision.generator_version);
+    insert.bind_text(4, decision.variant_name);
+    insert.bind_text(5, decision.variant_json);
+    insert.bind_double(6, decision.median_us);
+    insert.bind_double(7, decision.rel_err);
+    insert.bind_int64(8, decision.candidates);
+    insert.bind_text(9, decision.protocol);
+    insert.bind_text(10, decision.source_json);
+    insert.bind_text(11, decision.created_at);
+    ASSERT_EQ(insert.step(), StepResult::done);
+  }
+
+  // A version 2 file as lowbit wrote it before artifact_key: version 1's table, the artifacts
+  // table holding sample_artifact(3), user_version 2.
+  void write_version_2_file() {
+    write_version_1_file();
     Database database(file().string(), SQLITE_OPEN_READWRITE);
-    database.exec("DROP TABLE artifacts; PRAGMA user_version = 1;");
+    database.exec(
+        "CREATE TABLE artifacts (key TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, compiler TEXT NOT NULL, "
+        "arch TEXT NOT NULL, bytes BLOB NOT NULL, bytes_sha256 TEXT NOT NULL, created_at TEXT NOT NULL);"
+        "PRAGMA user_version = 2;");
+    const Artifact artifact = sample_artifact(3);
+    Statement insert(database, "INSERT INTO artifacts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    insert.bind_text(1, artifact.key);
+    insert.bind_text(2, artifact.name);
+    insert.bind_text(3, artifact.compiler);
+    insert.bind_text(4, artifact.arch);
+    insert.bind_blob(5, artifact.bytes);
+    insert.bind_text(6, sha256_hex(std::string_view(artifact.bytes.data(), artifact.bytes.size())));
+    insert.bind_text(7, artifact.created_at);
+    ASSERT_EQ(insert.step(), StepResult::done);
+  }
+
+  // A reader of the file (schema `version`, holding sample_decision() and from version 2
+  // sample_artifact(3)) finds the decision with an empty artifact_key, the artifact where the
+  // file has the table (a version 1 file's lookup is a quiet miss), warns of nothing and
+  // leaves the file byte for byte as it was.
+  void expect_read_as_is(int version) {
+    ASSERT_EQ(user_version(file()), version);
+    const std::string bytes = read_bytes(file());
+    const Decision decision = sample_decision();
+    ::testing::internal::CaptureStderr();
+    {
+      DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+      ASSERT_TRUE(cache.usable());
+      auto found = cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version);
+      ASSERT_TRUE(found);
+      EXPECT_EQ(*found, decision);
+      EXPECT_TRUE(found->artifact_key.empty());
+      EXPECT_EQ(cache.list().size(), 1u);
+      auto stored = cache.lookup_artifact(sample_artifact(3).key);
+      EXPECT_EQ(stored.has_value(), version >= 2);
+      if (stored) {
+        EXPECT_EQ(*stored, sample_artifact(3));
+      }
+    }
+    EXPECT_EQ(count_warnings(::testing::internal::GetCapturedStderr()), 0);
+    EXPECT_EQ(user_version(file()), version);
+    EXPECT_EQ(read_bytes(file()), bytes) << "a reader modified a version " << version << " file";
   }
 
   fs::path directory_;
@@ -244,41 +310,87 @@ TEST_F(ArtifactTest, ReadOnlyCacheRefusesToStoreOnce) {
 
 TEST_F(ArtifactTest, Version1FileIsReadAsIsByAReader) {
   write_version_1_file();
-  ASSERT_EQ(user_version(file()), 1);
-  const std::string bytes = read_bytes(file());
-  const Decision decision = sample_decision();
-  ::testing::internal::CaptureStderr();
-  {
-    DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
-    ASSERT_TRUE(cache.usable());
-    auto found = cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version);
-    ASSERT_TRUE(found);
-    EXPECT_EQ(*found, decision);
-    EXPECT_FALSE(cache.lookup_artifact(sample_artifact(1).key));  // no table: a quiet miss
-  }
-  EXPECT_EQ(count_warnings(::testing::internal::GetCapturedStderr()), 0);
-  EXPECT_EQ(user_version(file()), 1);
-  EXPECT_EQ(read_bytes(file()), bytes) << "a reader modified a version 1 file";
+  expect_read_as_is(1);
 }
 
 TEST_F(ArtifactTest, Version1FileIsUpgradedInPlaceByAWriter) {
   write_version_1_file();
   const Decision decision = sample_decision();
   const Artifact artifact = sample_artifact(10);
+  Decision keyed = sample_decision();
+  keyed.descriptor = "m=2,n=4096,k=4096,bits=4,group=128,device=cuda:0";
+  keyed.artifact_key = artifact.key;
   {
     DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
     ASSERT_TRUE(cache.usable());
     EXPECT_FALSE(cache.lookup_artifact(artifact.key));
     ASSERT_TRUE(cache.store_artifact(artifact));
+    ASSERT_TRUE(cache.store(keyed));
   }
-  EXPECT_EQ(user_version(file()), 2);
+  EXPECT_EQ(user_version(file()), schema_version);
   DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
   auto found = cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version);
   ASSERT_TRUE(found);
-  EXPECT_EQ(*found, decision);
+  EXPECT_EQ(*found, decision);  // the old row's artifact_key reads empty
+  auto found_keyed = cache.lookup(keyed.descriptor, keyed.fingerprint, keyed.generator_version);
+  ASSERT_TRUE(found_keyed);
+  EXPECT_EQ(*found_keyed, keyed);
   auto stored = cache.lookup_artifact(artifact.key);
   ASSERT_TRUE(stored);
   EXPECT_EQ(*stored, artifact);
+}
+
+TEST_F(ArtifactTest, Version2FileIsReadAsIsByAReader) {
+  write_version_2_file();
+  expect_read_as_is(2);
+}
+
+TEST_F(ArtifactTest, Version2FileIsUpgradedInPlaceByAWriter) {
+  write_version_2_file();
+  Decision keyed = sample_decision();  // the same key: it replaces the old row
+  keyed.artifact_key = sample_artifact(3).key;
+  {
+    DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+    ASSERT_TRUE(cache.usable());
+    const auto old = cache.lookup(keyed.descriptor, keyed.fingerprint, keyed.generator_version);
+    ASSERT_TRUE(old);
+    EXPECT_EQ(*old, sample_decision());
+    ASSERT_TRUE(cache.store(keyed));
+  }
+  EXPECT_EQ(user_version(file()), schema_version);
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+  auto found = cache.lookup(keyed.descriptor, keyed.fingerprint, keyed.generator_version);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, keyed);
+  auto stored = cache.lookup_artifact(keyed.artifact_key);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(*stored, sample_artifact(3));
+}
+
+TEST_F(ArtifactTest, Version3FileWithoutTheArtifactKeyColumnIsIgnored) {
+  write_version_2_file();
+  {
+    Database database(file().string(), SQLITE_OPEN_READWRITE);
+    database.exec("PRAGMA user_version = 3");
+  }
+  const std::string bytes = read_bytes(file());
+  // A writer inspects the file and leaves it alone.
+  ::testing::internal::CaptureStderr();
+  DecisionCache writer = DecisionCache::open(file().string(), OpenMode::read_write);
+  std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(writer.usable());
+  EXPECT_NE(printed.find("lacks the decisions table of schema version 3"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("artifact_key"), std::string::npos) << printed;
+  EXPECT_EQ(read_bytes(file()), bytes);
+  // A reader trusts a current header (a cache hit's open stays short); its lookup then fails,
+  // which is a warning and a miss.
+  ::testing::internal::CaptureStderr();
+  DecisionCache reader = DecisionCache::open(file().string(), OpenMode::read_only);
+  const Decision decision = sample_decision();
+  EXPECT_FALSE(reader.lookup(decision.descriptor, decision.fingerprint, decision.generator_version));
+  printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count_warnings(printed), 1) << printed;
+  EXPECT_NE(printed.find("artifact_key"), std::string::npos) << printed;
 }
 
 TEST_F(ArtifactTest, Version2FileWithoutTheArtifactsTableIsIgnored) {

@@ -43,6 +43,7 @@ Decision sample_decision(int number) {
   decision.protocol = "rotate-median:1";
   decision.source_json = R"({"lowbit":"0.1.0","soft":{"governor":"performance"}})";
   decision.created_at = "2024-05-01T12:34:" + std::to_string(10 + number % 50) + "Z";
+  decision.artifact_key = std::string(63, 'a') + "0123456789abcdef"[number % 16];
   return decision;
 }
 
@@ -200,7 +201,7 @@ TEST_F(DecisionCacheTest, FileCarriesApplicationIdVersionAndSchema) {
   { DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write); }
   Database database(file().string(), SQLITE_OPEN_READONLY);
   EXPECT_EQ(query_integer(database, "PRAGMA application_id"), 0x4C4F5742);
-  EXPECT_EQ(query_integer(database, "PRAGMA user_version"), 2);
+  EXPECT_EQ(query_integer(database, "PRAGMA user_version"), 3);
 
   Statement mode(database, "PRAGMA journal_mode");
   ASSERT_EQ(mode.step(), StepResult::row);
@@ -218,7 +219,7 @@ TEST_F(DecisionCacheTest, FileCarriesApplicationIdVersionAndSchema) {
       "descriptor TEXT 1 1",   "fingerprint TEXT 1 2",   "generator_version TEXT 1 3",
       "variant_name TEXT 1 0", "variant_json TEXT 1 0",  "median_us REAL 1 0",
       "rel_err REAL 1 0",      "candidates INTEGER 1 0", "protocol TEXT 1 0",
-      "source_json TEXT 1 0",  "created_at TEXT 1 0"};
+      "source_json TEXT 1 0",  "created_at TEXT 1 0",   "artifact_key TEXT 1 0"};
   EXPECT_EQ(described, expected);
 }
 
@@ -291,9 +292,9 @@ TEST_F(DecisionCacheTest, NewerSchemaVersionIsIgnored) {
   }
   {
     Database database(file().string(), SQLITE_OPEN_READWRITE);
-    database.exec("PRAGMA user_version = 3");
+    database.exec("PRAGMA user_version = 4");
   }
-  expect_ignored_untouched(file(), "newer lowbit (schema version 3");
+  expect_ignored_untouched(file(), "newer lowbit (schema version 4");
   // The row is there, yet the cache refuses to read a format it does not know.
   auto [cache, printed] = open_capturing(file(), OpenMode::read_only);
   EXPECT_FALSE(cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version));
@@ -395,7 +396,14 @@ TEST_F(DecisionCacheTest, StoreRejectsMalformedDecisions) {
   decision = sample_decision(1);
   decision.candidates = -1;
   EXPECT_EQ(rejected_field(decision), "candidates");
+  decision = sample_decision(1);
+  decision.artifact_key = "not-a-sha256";
+  EXPECT_EQ(rejected_field(decision), "artifact_key");
+  decision.artifact_key = std::string(64, 'A');  // upper case: keys are lowercase hex
+  EXPECT_EQ(rejected_field(decision), "artifact_key");
   EXPECT_TRUE(cache.list().empty());
+  decision.artifact_key.clear();  // no artifact (an x86 decision): accepted
+  EXPECT_TRUE(cache.store(decision));
 }
 
 TEST_F(DecisionCacheTest, MovedCacheKeepsItsConnection) {

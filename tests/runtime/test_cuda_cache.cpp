@@ -12,6 +12,7 @@
 
 #include "cache/content_hash.h"
 #include "cache/decision_cache.h"
+#include "cache/sqlite.h"
 #include "lowbit/errors.h"
 #include "lowbit/kernel.h"
 #include "lowbit/problem.h"
@@ -163,8 +164,10 @@ TEST_F(CudaCacheTest, TuneStoresDecisionAndCubinThenAFreshCacheHitLoadsIt) {
       << "get_kernel's tune takes the default search";
   const cuda::CudaVariant winner = cuda::variant_from_json(nlohmann::json::parse(decision->variant_json));
   const std::string arch = cuda::device_info(0).arch();
-  auto artifact = reader.lookup_artifact(runtime::cubin_key(cuda::emit(desc, winner), arch));
+  const std::string content_key = runtime::cubin_key(cuda::emit(desc, winner), arch);
+  auto artifact = reader.lookup_artifact(content_key);
   ASSERT_TRUE(artifact) << "the winner's cubin was not stored";
+  EXPECT_EQ(decision->artifact_key, content_key) << "the decision does not name the cubin it timed";
 
   // Another path (as another process would open it; the process map is keyed by path) hits.
   fs::copy_file(file(), file("copy.sqlite"));
@@ -173,6 +176,72 @@ TEST_F(CudaCacheTest, TuneStoresDecisionAndCubinThenAFreshCacheHitLoadsIt) {
   EXPECT_EQ(hit.kernel->name(), tuned.kernel->name());
   EXPECT_NE(hit.kernel.get(), tuned.kernel.get());
   expect_correct(*hit.kernel);
+}
+
+// Tunes small_cuda into file(), then rewrites the decision's artifact_key in a copy to
+// `named_key` (moving the winner's cubin there when move_cubin): what a hit does with the
+// decision's key shows in what the copy holds afterwards.
+struct RekeyedCopy {
+  std::string content_key;  // the winner's cubin's content key
+  ResolvedKernel tuned;
+};
+
+RekeyedCopy tune_then_rekey(const OpDesc& desc, const GetOptions& tuning, const fs::path& copy,
+                            const std::string& named_key, bool move_cubin) {
+  RekeyedCopy result;
+  result.tuned = get_kernel(desc, tuning);
+  fs::copy_file(tuning.cache_path, copy);
+  cache::DecisionCache writer = cache::DecisionCache::open(copy.string(), cache::OpenMode::read_write);
+  cache::Decision decision =
+      *writer.lookup(to_string(desc), runtime::cuda_fingerprint(desc), runtime::cuda_generator_version());
+  result.content_key = decision.artifact_key;
+  if (move_cubin) {
+    cache::Artifact artifact = *writer.lookup_artifact(result.content_key);
+    artifact.key = named_key;
+    EXPECT_TRUE(writer.store_artifact(artifact));
+    cache::Database database(copy.string(), SQLITE_OPEN_READWRITE);
+    cache::Statement erase(database, "DELETE FROM artifacts WHERE key = ?1");
+    erase.bind_text(1, result.content_key);
+    erase.step();
+  }
+  decision.artifact_key = named_key;
+  EXPECT_TRUE(writer.store(decision));
+  return result;
+}
+
+TEST_F(CudaCacheTest, AHitLoadsTheCubinItsDecisionNamesWithoutGeneratingTheSource) {
+  SKIP_WITHOUT_GPU();
+  const OpDesc desc = parse_descriptor(small_cuda);
+  const std::string moved_key = cache::ContentHash().add("moved cubin").hex();
+  const RekeyedCopy copy = tune_then_rekey(desc, options(), file("moved.sqlite"), moved_key, true);
+  const ResolvedKernel hit = get_kernel(desc, options("moved.sqlite"));
+  EXPECT_EQ(hit.source, KernelSource::cache);
+  EXPECT_EQ(hit.kernel->name(), copy.tuned.kernel->name());
+  expect_correct(*hit.kernel);
+  // Had the hit looked under the content key, it would have missed, compiled and stored there.
+  cache::DecisionCache reader = cache::DecisionCache::open(file("moved.sqlite").string(), cache::OpenMode::read_only);
+  EXPECT_FALSE(reader.has_artifact(copy.content_key)) << "the hit compiled instead of loading the named cubin";
+}
+
+TEST_F(CudaCacheTest, ADecisionWhoseCubinIsGoneCompilesItAgain) {
+  SKIP_WITHOUT_GPU();
+  const OpDesc desc = parse_descriptor(small_cuda);
+  const std::string missing_key = cache::ContentHash().add("no such cubin").hex();
+  {
+    // The decision names a key nothing is stored under, and the winner's own cubin is removed.
+    tune_then_rekey(desc, options(), file("gone.sqlite"), missing_key, true);
+    cache::Database database(file("gone.sqlite").string(), SQLITE_OPEN_READWRITE);
+    cache::Statement erase(database, "DELETE FROM artifacts WHERE key = ?1");
+    erase.bind_text(1, missing_key);
+    erase.step();
+  }
+  const ResolvedKernel hit = get_kernel(desc, options("gone.sqlite"));
+  EXPECT_EQ(hit.source, KernelSource::cache);
+  expect_correct(*hit.kernel);
+  cache::DecisionCache reader = cache::DecisionCache::open(file("gone.sqlite").string(), cache::OpenMode::read_only);
+  const cuda::CudaVariant variant = cuda::variant_from_json(hit.kernel->variant_json());
+  EXPECT_TRUE(reader.has_artifact(runtime::cubin_key(cuda::emit(desc, variant), cuda::device_info(0).arch())))
+      << "the recompiled cubin was not stored under its content key";
 }
 
 TEST_F(CudaCacheTest, HeuristicMissCompilesOnceAndStoresTheCubin) {
