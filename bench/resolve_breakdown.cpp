@@ -40,6 +40,7 @@ struct Steps {
   double open = 0, decision = 0, parse = 0, emit = 0, key = 0, artifact = 0, load = 0;
   bool decision_stored = false, cubin_stored = false;
   bool content_keyed = false;  // the cubin was looked up by its content key (emit and key ran)
+  std::size_t cubin_bytes = 0;
   double total() const { return open + decision + parse + emit + key + artifact + load; }
 };
 
@@ -91,6 +92,7 @@ Steps time_steps(const lowbit::OpDesc& desc, const std::string& db) {
                                      : cuda::compile_to_cubin(source, cuda::variant_name(desc, variant, device.arch()),
                                                               device.arch());
 
+  steps.cubin_bytes = cubin.size();
   start = Clock::now();
   const auto kernel = cuda::load(desc, variant, std::move(cubin));
   steps.load = milliseconds_since(start);
@@ -100,9 +102,10 @@ Steps time_steps(const lowbit::OpDesc& desc, const std::string& db) {
 std::string cell(bool ran, double milliseconds) { return ran ? fmt::format("{:6.3f}", milliseconds) : "     -"; }
 
 void print_row(const std::string& label, const Steps& steps) {
-  std::printf("%-58s %6.3f %6.3f %6.3f %s %s %6.3f %6.3f %7.3f  %s%s\n", label.c_str(), steps.open, steps.decision,
-              steps.parse, cell(steps.content_keyed, steps.emit).c_str(), cell(steps.content_keyed, steps.key).c_str(),
-              steps.artifact, steps.load, steps.total(),
+  std::printf("%-58s %6.3f %6.3f %6.3f %s %s %6.3f %6.3f %7.3f %5zu  %s%s\n", label.c_str(), steps.open,
+              steps.decision, steps.parse, cell(steps.content_keyed, steps.emit).c_str(),
+              cell(steps.content_keyed, steps.key).c_str(), steps.artifact, steps.load, steps.total(),
+              steps.cubin_bytes >> 10,
               steps.decision_stored ? (steps.content_keyed ? "decision, content key" : "decision names the cubin")
                                     : "heuristic",
               steps.cubin_stored ? "" : ", cubin compiled");
@@ -130,8 +133,8 @@ int main(int argc, char** argv) {
     Clock::time_point start = Clock::now();
     lowbit::cuda::make_current(parsed.front().device.index);
     std::printf("CUDA context: %.1f ms (not part of any row)\n", milliseconds_since(start));
-    std::printf("%-58s %6s %6s %6s %6s %6s %6s %6s %7s\n", "descriptor (ms)", "open", "decisn", "parse", "emit", "key",
-                "cubin", "load", "total");
+    std::printf("%-58s %6s %6s %6s %6s %6s %6s %6s %7s %5s\n", "descriptor (ms)", "open", "decisn", "parse", "emit",
+                "key", "cubin", "load", "total", "KiB");
     for (const lowbit::OpDesc& desc : parsed) print_row(lowbit::to_string(desc).substr(0, 58) + " (1st)", time_steps(desc, db));
     for (const lowbit::OpDesc& desc : parsed) {
       std::vector<Steps> runs;

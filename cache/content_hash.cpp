@@ -1,68 +1,61 @@
 #include "cache/content_hash.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include <array>
 #include <cstdint>
 
-#include "lowbit/errors.h"
-
 namespace lowbit::cache {
 
+// Nettle's SHA-256 needs no library initialisation: OpenSSL 3's first digest in a process cost
+// 0.5-1.7 ms (loading its providers and configuration), more than a whole cache hit may take.
 struct ContentHash::State {
-  EVP_MD_CTX* context = nullptr;
-  ~State() { EVP_MD_CTX_free(context); }
+  sha256_ctx context{};
 };
 
 namespace {
 
-void require(int result, const char* what) {
-  // OpenSSL fails here only when out of memory or misconfigured (e.g. a FIPS provider that
-  // lacks SHA-256); nothing the caller could correct.
-  if (result != 1) throw Error(fmt::format("OpenSSL {} failed while hashing a compiled artifact's key", what));
+std::string to_hex(const std::array<std::uint8_t, SHA256_DIGEST_SIZE>& digest) {
+  std::string text;
+  text.reserve(2 * digest.size());
+  for (std::uint8_t byte : digest) text += fmt::format("{:02x}", byte);
+  return text;
 }
 
-std::string to_hex(const unsigned char* digest, unsigned int size) {
-  std::string text;
-  text.reserve(size * 2);
-  for (unsigned int index = 0; index < size; ++index) text += fmt::format("{:02x}", digest[index]);
-  return text;
+void update(sha256_ctx& context, std::string_view bytes) {
+  sha256_update(&context, bytes.size(), reinterpret_cast<const std::uint8_t*>(bytes.data()));
 }
 
 }  // namespace
 
-ContentHash::ContentHash() : state_(std::make_unique<State>()) {
-  state_->context = EVP_MD_CTX_new();
-  if (state_->context == nullptr) throw Error("OpenSSL EVP_MD_CTX_new failed (out of memory)");
-  require(EVP_DigestInit_ex(state_->context, EVP_sha256(), nullptr), "EVP_DigestInit_ex");
-}
+ContentHash::ContentHash() : state_(std::make_unique<State>()) { sha256_init(&state_->context); }
 
 ContentHash::~ContentHash() = default;
 
 ContentHash& ContentHash::add(std::string_view part) {
   // Length as 8 little-endian bytes, independent of the host's byte order.
-  std::array<unsigned char, 8> length{};
+  std::array<char, 8> length{};
   const std::uint64_t size = part.size();
-  for (std::size_t index = 0; index < length.size(); ++index)
-    length[index] = static_cast<unsigned char>(size >> (8 * index));
-  require(EVP_DigestUpdate(state_->context, length.data(), length.size()), "EVP_DigestUpdate");
-  require(EVP_DigestUpdate(state_->context, part.data(), part.size()), "EVP_DigestUpdate");
+  for (std::size_t index = 0; index < length.size(); ++index) length[index] = static_cast<char>(size >> (8 * index));
+  update(state_->context, std::string_view(length.data(), length.size()));
+  update(state_->context, part);
   return *this;
 }
 
 std::string ContentHash::hex() {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  require(EVP_DigestFinal_ex(state_->context, digest.data(), &size), "EVP_DigestFinal_ex");
-  return to_hex(digest.data(), size);
+  std::array<std::uint8_t, SHA256_DIGEST_SIZE> digest{};
+  sha256_digest(&state_->context, digest.size(), digest.data());
+  return to_hex(digest);
 }
 
 std::string sha256_hex(std::string_view bytes) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  require(EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_sha256(), nullptr), "EVP_Digest");
-  return to_hex(digest.data(), size);
+  sha256_ctx context{};
+  sha256_init(&context);
+  update(context, bytes);
+  std::array<std::uint8_t, SHA256_DIGEST_SIZE> digest{};
+  sha256_digest(&context, digest.size(), digest.data());
+  return to_hex(digest);
 }
 
 }  // namespace lowbit::cache

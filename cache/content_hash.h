@@ -1,4 +1,4 @@
-// SHA-256 content addresses for compiled artifacts (OpenSSL's EVP digest; never hand-written).
+// SHA-256 content addresses for compiled artifacts (Nettle's sha256; never hand-written).
 #pragma once
 
 #include <memory>

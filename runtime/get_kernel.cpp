@@ -24,6 +24,7 @@
 #include "lowbit/kernel.h"
 #include "runtime/cuda_backend.h"
 #include "runtime/decisions.h"
+#include "runtime/kept_readers.h"
 #include "runtime/row_buckets.h"
 #include "tuner/tuner.h"
 
@@ -57,11 +58,20 @@ ResolvedKernel remember(const std::string& key, const ResolvedKernel& resolved) 
   return memory.kernels.emplace(key, resolved).first->second;
 }
 
-// A read-only connection to the cache file (the cheapest open: no schema or journal-mode work),
-// or none when the cache is off or the file does not exist yet.
-std::optional<cache::DecisionCache> open_reader(const GetOptions& options, const std::string& cache_path) {
+// The process's read-only connection to the cache file (runtime/kept_readers.h), held until the
+// lease is dropped: a hit's lookup and build. None when the cache is off or the file does not
+// exist (yet).
+runtime::ReaderLease lease_reader(const std::string& cache_path) {
+  if (cache_path.empty()) return {std::unique_lock<std::mutex>(), nullptr};
+  return runtime::lease_reader(cache_path);
+}
+
+// A read-only connection of the caller's own, or none when the cache is off or the file does not
+// exist yet: for builds that may compile for seconds (a miss's heuristic kernel, m=0's parts),
+// which must not hold the process's connection from other threads' hits meanwhile.
+std::optional<cache::DecisionCache> open_reader(const std::string& cache_path) {
   std::optional<cache::DecisionCache> reader;
-  if (options.use_cache && std::filesystem::exists(cache_path))
+  if (!cache_path.empty() && std::filesystem::exists(cache_path))
     reader.emplace(cache::DecisionCache::open(cache_path, cache::OpenMode::read_only));
   return reader;
 }
@@ -112,16 +122,21 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
   const std::string key = process_key(desc, options, cache_path);
   if (auto known = remembered(key)) return *known;
 
-  // Look up through a read-only connection; open for writing only when a tuned result or a new
-  // cubin has to be stored.
+  // Look up through the process's read-only connection, or the caller's; open for writing only
+  // when a tuned result or a new cubin has to be stored.
   std::optional<ResolvedKernel> resolved;
-  std::optional<cache::DecisionCache> own_reader;
-  if (shared_reader == nullptr) own_reader = open_reader(options, cache_path);
-  const cache::DecisionCache* reader = shared_reader != nullptr ? shared_reader : own_reader ? &*own_reader : nullptr;
-  if (reader) resolved = from_cache(desc, *reader, options, cache_path);
+  if (shared_reader != nullptr) {
+    resolved = from_cache(desc, *shared_reader, options, cache_path);
+  } else {
+    const runtime::ReaderLease lease = lease_reader(cache_path);
+    if (lease.get() != nullptr) resolved = from_cache(desc, *lease.get(), options, cache_path);
+  }
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
+      std::optional<cache::DecisionCache> own_reader;
+      if (shared_reader == nullptr) own_reader = open_reader(cache_path);
+      const cache::DecisionCache* reader = shared_reader != nullptr ? shared_reader : own_reader ? &*own_reader : nullptr;
       resolved->kernel = build_heuristic(desc, options, reader, cache_path);
       resolved->source = KernelSource::heuristic;
     } else {
@@ -200,18 +215,19 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   // The parts' cubins not in the cache compile at once (a cold start compiles up to 21 programs),
   // then every part is built from the cache through one read-only connection: the planner's, or
   // after compiles that stored cubins a new one (a file they created, or upgraded, is then seen).
-  std::optional<cache::DecisionCache> reader = open_reader(options, cache_path);
+  std::optional<cache::DecisionCache> own_reader = open_reader(cache_path);
   if (runtime::precompile_cuda(
-          row_bucket_builds(desc, exact_options, ranges_wanted, reader ? &*reader : nullptr, cache_path),
-          reader ? &*reader : nullptr, cache_path))
-    reader = open_reader(options, cache_path);
+          row_bucket_builds(desc, exact_options, ranges_wanted, own_reader ? &*own_reader : nullptr, cache_path),
+          own_reader ? &*own_reader : nullptr, cache_path))
+    own_reader = open_reader(cache_path);
+  const cache::DecisionCache* reader = own_reader ? &*own_reader : nullptr;
   std::vector<std::shared_ptr<const Kernel>> exact;
   for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
     OpDesc one = desc;
     one.m = rows;
     try {
       runtime::require_served(one, options.isa);
-      exact.push_back(resolve(one, exact_options, reader ? &*reader : nullptr).kernel);
+      exact.push_back(resolve(one, exact_options, reader).kernel);
     } catch (const Unsupported&) {
       exact.push_back(nullptr);
     }
@@ -225,7 +241,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
     const Kernel& below = ranges.empty() ? *resolved.kernel : *ranges.back().kernel;
     if (variant == below.variant_json()) continue;
     try {
-      ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader ? &*reader : nullptr, cache_path)});
+      ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader, cache_path)});
     } catch (const Unsupported&) {
     }
   }

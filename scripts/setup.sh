@@ -2,7 +2,7 @@
 # Installs the Debian packages lowbit builds and tests with. Does nothing when all are present.
 set -euo pipefail
 packages=(cmake g++ make pkg-config libxbyak-dev libsqlite3-dev libfmt-dev libgtest-dev
-          libcli11-dev nlohmann-json3-dev libssl-dev)
+          libcli11-dev nlohmann-json3-dev nettle-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -16,7 +16,7 @@ OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 { date -u; lscpu; } > "$OUT/machine.txt" 2>&1
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" \
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" \
   -DLOWBIT_WERROR=OFF > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$(nproc)" --target lowbit_x86_tests lowbit lowbit_x86_isa_bench \
     >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }

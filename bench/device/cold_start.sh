@@ -7,7 +7,8 @@
 #     alone, the CUDA context apart; target: <= 1 ms, no compilation), for exact-M rows, then
 #     for an m=0 descriptor (its row-bucket kernels: the first process compiles them, the next
 #     ones load them from the cache); for one row of each, whether the process opened libnvrtc
-#     (LD_DEBUG=libs);
+#     (LD_DEBUG=libs); then the four exact-M rows asked for by one process, in order (its first
+#     call pays the connection to the cache file, the later ones find it kept);
 #  3. lowbit_resolve_breakdown: the steps of one exact-M hit, timed apart.
 # Everything lands in $OUT (cold_start.txt, tune.json, tune.err).
 # Usage (in the tree that holds BUILD_DIR):
@@ -51,8 +52,8 @@ latency() {  # label, get arguments...: get_kernel_ms of $processes new processe
   printf '%s\n' "${values[@]}" | sort -g | awk -v label="$label" -v source="$(echo "$row" | field source)" '{ v[NR] = $1 } END {
     printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes, %s)\n", label, v[int((NR + 1) / 2)], v[NR], NR, source }' >> "$report"
 }
-opens_nvrtc() {  # get arguments...: "yes" when a new process of lowbit get opens libnvrtc
-  if LD_DEBUG=libs "$lowbit" get --json --db "$db" "$@" 2>&1 >/dev/null | grep -q 'calling init: .*libnvrtc'; then
+opens_nvrtc() {  # lowbit arguments...: "yes" when a new process of lowbit opens libnvrtc
+  if LD_DEBUG=libs "$lowbit" "$@" 2>&1 >/dev/null | grep -q 'calling init: .*libnvrtc'; then
     echo yes
   else
     echo no
@@ -69,8 +70,17 @@ any="m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0
 first=$("$lowbit" get --json --db "$db" --no-tune --desc "$any")
 echo "$any, first process (compiles its row buckets' cubins): $(echo "$first" | field get_kernel_ms) ms, $(echo "$first" | field variant)" >> "$report"
 latency "$any (cubins cached)" --no-tune --desc "$any"
+hits=()
+for shape in n=6144,k=4096 n=28672,k=4096; do
+  for m in 1 256; do hits+=(--desc "m=$m,$shape,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"); done
+done
+for _ in $(seq "$processes"); do
+  "$lowbit" get --json --db "$db" --no-tune "${hits[@]}" | python3 -c "
+import json, sys
+print('the 4 rows above in one process, get_kernel_ms in order:', ' '.join(f'{r[\"get_kernel_ms\"]:.3f}' for r in json.load(sys.stdin)))"
+done >> "$report"
 exact="m=1,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"
-echo "libnvrtc opened by a new process's cached get: $exact: $(opens_nvrtc --no-tune --desc "$exact"); $any: $(opens_nvrtc --no-tune --desc "$any")" >> "$report"
+echo "libnvrtc opened by a new process's cached get: $exact: $(opens_nvrtc get --db "$db" --no-tune --desc "$exact"); $any: $(opens_nvrtc get --db "$db" --no-tune --desc "$any"); lowbit info (the check's control, which must say yes): $(opens_nvrtc info)" >> "$report"
 
 {
   echo "== 3. lowbit_resolve_breakdown (one process; ms)"

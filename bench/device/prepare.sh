@@ -9,11 +9,11 @@ cd "$(git rev-parse --show-toplevel)"
 mkdir -p .git/info
 for folder in /.deps/ /.snapshot/; do grep -qxF "$folder" .git/info/exclude || echo "$folder" >> .git/info/exclude; done
 # Re-extracted when a package of the list is missing (the list grows with the build's needs).
-if [ ! -d .deps/usr/include/openssl ]; then
+if [ ! -f .deps/usr/include/nettle/sha2.h ]; then
   rm -rf .deps
   downloads=$(mktemp -d)
   (cd "$downloads" && apt-get download libxbyak-dev libsqlite3-dev libsqlite3-0 libfmt-dev libfmt9 libgtest-dev \
-    libcli11-dev nlohmann-json3-dev libssl-dev libssl3)
+    libcli11-dev nlohmann-json3-dev nettle-dev libnettle8)
   mkdir -p .deps
   for package in "$downloads"/*.deb; do dpkg -x "$package" .deps; done
   rm -rf "$downloads"

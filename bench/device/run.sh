@@ -45,7 +45,7 @@ trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cuda_floor_other_t
 targets=()
 [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ] && targets=(--target lowbit lowbit_cpu_problem_dump lowbit_ceilings)
 [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ] && targets=(--target lowbit lowbit_policy_ab_bench)
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DLOWBIT_WERROR=OFF \
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$jobs" "${targets[@]}" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 

@@ -22,7 +22,7 @@ scratch="$root/../.stage-probe"
 rm -rf "$scratch" && mkdir -p "$scratch"
 tar -C "$root" --exclude=./build-device -cf - . | tar -C "$scratch" -xf -
 cd "$scratch" && patch -s -p1 < bench/device/stage_probe.patch || exit 1
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DLOWBIT_WERROR=OFF \
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/stage_probe_build.log" 2>&1 &&
   cmake --build build-device -j "$(nproc)" --target lowbit_cuda_bench >> "$OUT/stage_probe_build.log" 2>&1 ||
   { tail -30 "$OUT/stage_probe_build.log"; exit 1; }

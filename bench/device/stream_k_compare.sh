@@ -18,7 +18,7 @@ OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 configure() {
-  cmake -S "$1" -B "$1/build-device" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" \
+  cmake -S "$1" -B "$1/build-device" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" \
     -DLOWBIT_WERROR=OFF
 }
 { configure . && cmake --build build-device -j 12 --target lowbit_cuda_bench lowbit_cuda_tests lowbit_stream_k_timeline; } \

@@ -8,7 +8,7 @@ deps="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/.deps/usr"
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" \
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" \
   -DLOWBIT_WERROR=OFF > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$(nproc)" --target lowbit_stream_k_timeline >> "$OUT/build.log" 2>&1 ||
   { tail -40 "$OUT/build.log"; exit 1; }

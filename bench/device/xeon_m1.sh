@@ -55,7 +55,7 @@ within() {
 # XEON_M1_BUILD=DIR: a build directory that already holds both targets (a dry run on another machine).
 build=${XEON_M1_BUILD:-build-device}
 if [ -z "${XEON_M1_BUILD:-}" ]; then
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" \
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" \
     -DLOWBIT_WERROR=OFF > "$OUT/build.log" 2>&1 &&
     cmake --build "$build" -j "$all_threads" --target lowbit lowbit_x86_m1_bandwidth_bench >> "$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
