@@ -466,11 +466,11 @@ void prefer_wal(Database& database) {
   }
 }
 
-Opened open_read_only(const std::string& path) {
+Opened open_read_only(const std::string& path, bool immutable) {
   if (!std::filesystem::exists(path)) throw Unusable{"does not exist"};
   if (std::filesystem::is_directory(path)) throw Unusable{"is a directory"};
   const bool header_is_current = check_header(path);
-  Opened opened{std::make_unique<Database>(path, SQLITE_OPEN_READONLY), schema_version};
+  Opened opened{std::make_unique<Database>(path, SQLITE_OPEN_READONLY, immutable), schema_version};
   opened.database->set_busy_timeout(busy_timeout);
   // A header that names lowbit's current schema settles it: application_id is written with
   // the schema and never unset. Skipping the query keeps a cache hit's open short; only a
@@ -551,7 +551,8 @@ DecisionCache& DecisionCache::operator=(DecisionCache&& other) noexcept = defaul
 DecisionCache DecisionCache::open(const std::string& path, OpenMode mode) {
   DecisionCache cache(path, mode);
   try {
-    Opened opened = mode == OpenMode::read_only ? open_read_only(path) : open_read_write(path);
+    Opened opened =
+        mode == OpenMode::read_write ? open_read_write(path) : open_read_only(path, mode == OpenMode::immutable);
     cache.database_ = std::move(opened.database);
     cache.file_version_ = opened.version;
   } catch (const Unusable& unusable) {
@@ -595,10 +596,10 @@ std::optional<Decision> DecisionCache::lookup(const std::string& descriptor,
 
 bool DecisionCache::store(const Decision& decision) {
   validate(decision);
-  if (mode_ == OpenMode::read_only || !database_) {
+  if (mode_ != OpenMode::read_write || !database_) {
     if (!warned_store_refused_) {
       warn(fmt::format("cache '{}' is {}; decisions are not stored", path_,
-                       mode_ == OpenMode::read_only ? "open read-only" : "unusable"));
+                       mode_ != OpenMode::read_write ? "open read-only" : "unusable"));
       warned_store_refused_ = true;
     }
     return false;
@@ -679,10 +680,10 @@ bool DecisionCache::has_artifact(const std::string& key) const {
 
 bool DecisionCache::store_artifact(const Artifact& artifact) {
   validate(artifact);
-  if (mode_ == OpenMode::read_only || !database_) {
+  if (mode_ != OpenMode::read_write || !database_) {
     if (!warned_store_refused_) {
       warn(fmt::format("cache '{}' is {}; artifacts are not stored", path_,
-                       mode_ == OpenMode::read_only ? "open read-only" : "unusable"));
+                       mode_ != OpenMode::read_write ? "open read-only" : "unusable"));
       warned_store_refused_ = true;
     }
     return false;

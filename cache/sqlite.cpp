@@ -14,8 +14,29 @@ CacheError::CacheError(std::string path, int code, std::string_view context,
       code_(code),
       sqlite_message_(sqlite_message) {}
 
-Database::Database(std::string path, int flags) : path_(std::move(path)) {
-  const int code = sqlite3_open_v2(path_.c_str(), &handle_, flags, nullptr);
+namespace {
+
+// path as an SQLite URI with ?immutable=1; '%', '?' and '#' in the path are percent-encoded.
+std::string immutable_uri(const std::string& path) {
+  std::string uri = "file:";
+  for (char character : path) {
+    if (character == '%')
+      uri += "%25";
+    else if (character == '?')
+      uri += "%3F";
+    else if (character == '#')
+      uri += "%23";
+    else
+      uri += character;
+  }
+  return uri + "?immutable=1";
+}
+
+}  // namespace
+
+Database::Database(std::string path, int flags, bool immutable) : path_(std::move(path)) {
+  const std::string name = immutable ? immutable_uri(path_) : path_;
+  const int code = sqlite3_open_v2(name.c_str(), &handle_, immutable ? flags | SQLITE_OPEN_URI : flags, nullptr);
   if (code != SQLITE_OK) {
     // On most failures SQLite still allocates a handle that holds the message and must be closed.
     std::string message = handle_ != nullptr ? sqlite3_errmsg(handle_) : sqlite3_errstr(code);

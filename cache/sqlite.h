@@ -41,7 +41,10 @@ class Database {
   // flags are sqlite3_open_v2's SQLITE_OPEN_* flags. Throws CacheError when SQLite refuses
   // (e.g. a missing file without SQLITE_OPEN_CREATE). SQLite reads the file lazily, so a file
   // that is not a database only fails at the first statement, with SQLITE_NOTADB.
-  Database(std::string path, int flags);
+  // immutable (with SQLITE_OPEN_READONLY): the caller promises that nothing changes the file
+  // while it is open, and SQLite takes no locks and keeps no WAL index (its "immutable" URI
+  // parameter): a shipped, read-only cache.
+  Database(std::string path, int flags, bool immutable = false);
   ~Database();
   Database(Database&& other) noexcept;
   Database& operator=(Database&& other) noexcept;

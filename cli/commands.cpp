@@ -43,6 +43,7 @@ std::vector<OpDesc> parse_all(const Options& options) {
 GetOptions get_options(const Options& options) {
   GetOptions get;
   get.cache_path = options.db;
+  get.shipped_caches = options.shipped_dbs;
   get.max_threads = options.threads;
   get.on_miss = options.no_tune ? OnMiss::heuristic : OnMiss::tune;
   get.isa = options.isa;
@@ -218,7 +219,10 @@ int run_get(const Options& options) {
                     {"variant_params", resolved.kernel->variant_json()},
                     {"median_us", resolved.median_us},
                     {"get_kernel_ms", milliseconds}});
-    if (on_cuda(desc)) rows.back()["cuda_context_ms"] = context_milliseconds;
+    if (on_cuda(desc)) {
+      rows.back()["cuda_context_ms"] = context_milliseconds;
+      rows.back()["nvrtc_loaded"] = runtime::cuda_compiler_loaded();  // by this process, so far
+    }
   }
   if (options.json) {
     print_json(rows.size() == 1 ? rows[0] : rows);

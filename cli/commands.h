@@ -10,6 +10,7 @@ namespace lowbit::cli {
 struct Options {
   std::vector<std::string> descriptors;
   std::string db;
+  std::vector<std::string> shipped_dbs;  // get --shipped-db: GetOptions.shipped_caches
   int threads = 0;
   bool json = false;
   bool no_tune = false;

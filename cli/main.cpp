@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   add_db(get);
   add_threads(get);
   add_isa(get);
+  get->add_option("--shipped-db", options.shipped_dbs,
+                  "a cache shipped with a deployment, read (immutable) after --db, which takes every new result; "
+                  "repeatable (default: $LOWBIT_SHIPPED_CACHE, paths joined by ':')");
   get->add_flag("--no-tune", options.no_tune, "on a cache miss take the heuristic variant instead of tuning");
   get->add_flag("--json", options.json, "print JSON");
 

@@ -38,6 +38,8 @@ std::string cuda_refusal(const OpDesc& desc) {
 
 std::string cuda_compiler_refusal() { return cuda::nvrtc().available ? std::string() : cuda::nvrtc().reason; }
 
+bool cuda_compiler_loaded() { return cuda::nvrtc_loaded(); }
+
 std::string cuda_fingerprint(const OpDesc& desc) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
   return fmt::format("{};name={}", device.fingerprint(), device.name);
@@ -227,6 +229,8 @@ nlohmann::json cuda_status() {
 std::string cuda_refusal(const OpDesc&) { return "this build of lowbit has no CUDA backend (no CUDA toolkit at build time)"; }
 
 std::string cuda_compiler_refusal() { return cuda_refusal(OpDesc{}); }
+
+bool cuda_compiler_loaded() { return false; }
 
 std::string cuda_fingerprint(const OpDesc& desc) { throw Unsupported(cuda_refusal(desc)); }
 std::string cuda_generator_version() { throw Unsupported(cuda_refusal(OpDesc{})); }

@@ -21,6 +21,8 @@ std::string cuda_refusal(const OpDesc& desc);
 
 // Empty when NVRTC can compile here; else why not.
 std::string cuda_compiler_refusal();
+// Whether this process has loaded (or tried to load) NVRTC so far.
+bool cuda_compiler_loaded();
 
 // The key parts of a CUDA decision. The fingerprint holds the hard facts a tuned variant
 // depends on: arch, SM count and the device's name (an H100 and an H200 share arch and SM

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "codegen/x86/registry.h"
@@ -26,6 +28,19 @@ void require_served(const OpDesc& desc, const std::string& isa) {
 
 std::string cache_path(const GetOptions& options) {
   return options.cache_path.empty() ? cache::default_cache_path() : options.cache_path;
+}
+
+std::vector<std::string> shipped_cache_paths(const GetOptions& options) {
+  if (!options.shipped_caches.empty()) return options.shipped_caches;
+  std::vector<std::string> paths;
+  const char* listed = std::getenv("LOWBIT_SHIPPED_CACHE");
+  std::string_view rest = listed != nullptr ? listed : "";
+  while (!rest.empty()) {
+    const std::size_t colon = rest.find(':');
+    if (colon != 0) paths.emplace_back(rest.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+  }
+  return paths;
 }
 
 int thread_budget(const GetOptions& options) {

@@ -15,6 +15,8 @@ void require_served(const OpDesc& desc, const std::string& isa = {});
 
 // options.cache_path, else $LOWBIT_CACHE, else the user cache directory.
 std::string cache_path(const GetOptions& options);
+// options.shipped_caches, else $LOWBIT_SHIPPED_CACHE split at ':' (empty parts skipped).
+std::vector<std::string> shipped_cache_paths(const GetOptions& options);
 
 // Worker threads a kernel may use under options: the cap, at most the usable cores.
 int thread_budget(const GetOptions& options);

@@ -8,12 +8,14 @@
 // the same descriptor gets the same object without touching the file.
 // m=0 on CUDA is one kernel per row count up to 16, then any-M kernels by range (resolve_row_buckets).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 #include <nlohmann/json.hpp>
 
@@ -77,9 +79,24 @@ std::optional<cache::DecisionCache> open_reader(const std::string& cache_path) {
 }
 
 std::string process_key(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
-  return fmt::format("{}|{}|{}|{}|{}|{}", to_string(desc), cache_path, options.max_threads, options.use_cache,
-                     options.on_miss == OnMiss::tune ? "tune" : "heuristic",
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}", to_string(desc), cache_path,
+                     options.use_cache ? fmt::format("{}", fmt::join(runtime::shipped_cache_paths(options), ":")) : "",
+                     options.max_threads, options.use_cache, options.on_miss == OnMiss::tune ? "tune" : "heuristic",
                      runtime::decision_generator_version(desc, options));
+}
+
+// The process's immutable reader of a shipped cache; a missing file is a warning (once per path
+// and process: a deployment that names a cache it did not ship should hear of it) and none.
+runtime::ReaderLease lease_shipped(const std::string& path) {
+  runtime::ReaderLease lease = runtime::lease_reader(path, cache::OpenMode::immutable);
+  if (lease.get() == nullptr && !std::filesystem::exists(path)) {
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (warned.insert(path).second)
+      warn(fmt::format("shipped cache '{}' does not exist; it is ignored (lookups miss)", path));
+  }
+  return lease;
 }
 
 bool on_cuda(const OpDesc& desc) { return desc.device.kind == DeviceKind::cuda; }
@@ -131,6 +148,14 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
     const runtime::ReaderLease lease = lease_reader(cache_path);
     if (lease.get() != nullptr) resolved = from_cache(desc, *lease.get(), options, cache_path);
   }
+  // Then the shipped caches, under the user's: a decision found there builds from the cubin
+  // stored beside it; one compiled again (its cubin missing) is stored in the user's cache.
+  if (!resolved && options.use_cache)
+    for (const std::string& shipped : runtime::shipped_cache_paths(options)) {
+      const runtime::ReaderLease lease = lease_shipped(shipped);
+      if (lease.get() != nullptr) resolved = from_cache(desc, *lease.get(), options, cache_path);
+      if (resolved) break;
+    }
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {

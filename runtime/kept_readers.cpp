@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 
 namespace lowbit::runtime {
 namespace {
@@ -16,19 +17,19 @@ struct KeptReader {
   ino_t inode = 0;
 };
 
-KeptReader& kept_reader(const std::string& path) {
+KeptReader& kept_reader(const std::string& path, cache::OpenMode mode) {
   static std::mutex mutex;
-  static std::map<std::string, std::unique_ptr<KeptReader>> readers;
+  static std::map<std::pair<std::string, cache::OpenMode>, std::unique_ptr<KeptReader>> readers;
   std::lock_guard<std::mutex> lock(mutex);
-  std::unique_ptr<KeptReader>& kept = readers[path];
+  std::unique_ptr<KeptReader>& kept = readers[{path, mode}];
   if (!kept) kept = std::make_unique<KeptReader>();
   return *kept;
 }
 
 }  // namespace
 
-ReaderLease lease_reader(const std::string& path) {
-  KeptReader& kept = kept_reader(path);
+ReaderLease lease_reader(const std::string& path, cache::OpenMode mode) {
+  KeptReader& kept = kept_reader(path, mode);
   std::unique_lock<std::mutex> lock(kept.mutex);
   struct stat file {};
   if (::stat(path.c_str(), &file) != 0) {
@@ -36,7 +37,7 @@ ReaderLease lease_reader(const std::string& path) {
     return {std::move(lock), nullptr};
   }
   if (!kept.reader || kept.device != file.st_dev || kept.inode != file.st_ino) {
-    kept.reader.emplace(cache::DecisionCache::open(path, cache::OpenMode::read_only));
+    kept.reader.emplace(cache::DecisionCache::open(path, mode));
     kept.device = file.st_dev;
     kept.inode = file.st_ino;
   }

@@ -26,10 +26,11 @@ class ReaderLease {
   const cache::DecisionCache* reader_;
 };
 
-// Locks and returns the process's reader of path. It is opened when first asked for, and opened
-// again when the file at path is no longer the one it opened (another inode: a deployment
-// replaced the cache). A file that does not exist, or cannot be used, is not kept: the next
-// call looks again (it may have been created since, or finished being written).
-ReaderLease lease_reader(const std::string& path);
+// Locks and returns the process's reader of path, opened in `mode` (read_only, or immutable
+// for a shipped cache; one reader per path and mode). It is opened when first asked for, and
+// opened again when the file at path is no longer the one it opened (another inode: a
+// deployment replaced the cache). A file that does not exist, or cannot be used, is not kept:
+// the next call looks again (it may have been created since, or finished being written).
+ReaderLease lease_reader(const std::string& path, cache::OpenMode mode = cache::OpenMode::read_only);
 
 }  // namespace lowbit::runtime

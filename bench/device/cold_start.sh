@@ -7,8 +7,9 @@
 #     alone, the CUDA context apart; target: <= 1 ms, no compilation), for exact-M rows, then
 #     for an m=0 descriptor (its row-bucket kernels: the first process compiles them, the next
 #     ones load them from the cache); for one row of each, whether the process opened libnvrtc
-#     (LD_DEBUG=libs); then the four exact-M rows asked for by one process, in order (its first
-#     call pays the connection to the cache file, the later ones find it kept);
+#     (nvrtc_loaded); then the four exact-M rows asked for by one process, in order (its first
+#     call pays the connection to the cache file, the later ones find it kept); then all of it
+#     again with the cache as a deployment ships it (--shipped-db: immutable, no user cache);
 #  3. lowbit_resolve_breakdown: the steps of one exact-M hit, timed apart.
 # Everything lands in $OUT (cold_start.txt, tune.json, tune.err).
 # Usage (in the tree that holds BUILD_DIR):
@@ -52,12 +53,8 @@ latency() {  # label, get arguments...: get_kernel_ms of $processes new processe
   printf '%s\n' "${values[@]}" | sort -g | awk -v label="$label" -v source="$(echo "$row" | field source)" '{ v[NR] = $1 } END {
     printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes, %s)\n", label, v[int((NR + 1) / 2)], v[NR], NR, source }' >> "$report"
 }
-opens_nvrtc() {  # lowbit arguments...: "yes" when a new process of lowbit opens libnvrtc
-  if LD_DEBUG=libs "$lowbit" "$@" 2>&1 >/dev/null | grep -q 'calling init: .*libnvrtc'; then
-    echo yes
-  else
-    echo no
-  fi
+loads_nvrtc() {  # get arguments...: whether a new process of lowbit get loaded NVRTC
+  "$lowbit" get --json --db "$db" "$@" | python3 -c "import json, sys; print(json.load(sys.stdin)['nvrtc_loaded'])"
 }
 echo "== 2. get_kernel_ms in new processes (lowbit get --json --no-tune), cache of step 1" >> "$report"
 for shape in n=6144,k=4096 n=28672,k=4096; do
@@ -80,7 +77,31 @@ import json, sys
 print('the 4 rows above in one process, get_kernel_ms in order:', ' '.join(f'{r[\"get_kernel_ms\"]:.3f}' for r in json.load(sys.stdin)))"
 done >> "$report"
 exact="m=1,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"
-echo "libnvrtc opened by a new process's cached get: $exact: $(opens_nvrtc get --db "$db" --no-tune --desc "$exact"); $any: $(opens_nvrtc get --db "$db" --no-tune --desc "$any"); lowbit info (the check's control, which must say yes): $(opens_nvrtc info)" >> "$report"
+echo "NVRTC loaded by a new process's cached get: $exact: $(loads_nvrtc --no-tune --desc "$exact"); $any: $(loads_nvrtc --no-tune --desc "$any")" >> "$report"
+# The same cache shipped with a deployment: read immutable, under a user cache that does not exist.
+shipped="$work/shipped.sqlite"
+cp "$db" "$shipped"
+echo "== 2b. the cache of step 1 as a shipped one (lowbit get --shipped-db, immutable; the user cache --db does not exist)" >> "$report"
+for shape in n=6144,k=4096 n=28672,k=4096; do
+  for m in 1 256; do
+    desc="m=$m,$shape,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda:0"
+    values=()
+    for _ in $(seq "$processes"); do
+      values+=("$("$lowbit" get --json --db "$work/user.sqlite" --shipped-db "$shipped" --no-tune --desc "$desc" | field get_kernel_ms)")
+    done
+    printf '%s\n' "${values[@]}" | sort -g | awk -v label="$desc" '{ v[NR] = $1 } END {
+      printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes)\n", label, v[int((NR + 1) / 2)], v[NR], NR }' >> "$report"
+  done
+done
+for _ in $(seq "$processes"); do
+  "$lowbit" get --json --db "$work/user.sqlite" --shipped-db "$shipped" --no-tune "${hits[@]}" | python3 -c "
+import json, sys
+rows = json.load(sys.stdin)
+print('the 4 rows in one process, get_kernel_ms in order:', ' '.join(f'{r[\"get_kernel_ms\"]:.3f}' for r in rows),
+      ' sources:', ' '.join(sorted(set(r['source'] for r in rows))), ' NVRTC loaded:', rows[-1]['nvrtc_loaded'])"
+done >> "$report"
+[ -e "$work/user.sqlite" ] && echo "BUG: the user cache was created by cache hits" >> "$report"
+
 
 {
   echo "== 3. lowbit_resolve_breakdown (one process; ms)"

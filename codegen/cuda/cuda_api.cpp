@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -68,7 +69,10 @@ Driver load_driver() {
   return loaded;
 }
 
+std::atomic<bool> nvrtc_was_loaded{false};
+
 Nvrtc load_nvrtc() {
+  nvrtc_was_loaded = true;
   Nvrtc loaded;
   std::string failures;
   // The toolkit's soname first, then older majors, then the unversioned development link.
@@ -98,6 +102,8 @@ const Nvrtc& nvrtc() {
   static const Nvrtc loaded = load_nvrtc();
   return loaded;
 }
+
+bool nvrtc_loaded() { return nvrtc_was_loaded; }
 
 void check(CUresult result, const char* what) {
   if (result == CUDA_SUCCESS) return;

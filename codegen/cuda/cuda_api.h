@@ -53,6 +53,8 @@ struct Nvrtc {
 // Opened once per process; never throw. cuInit is called by driver() itself.
 const Driver& driver();
 const Nvrtc& nvrtc();
+// Whether this process has asked for NVRTC yet (and so tried to dlopen it): a cache hit never does.
+bool nvrtc_loaded();
 
 // Throws lowbit::Error with the driver's message when result is not CUDA_SUCCESS.
 void check(CUresult result, const char* what);

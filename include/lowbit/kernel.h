@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -76,6 +77,11 @@ enum class OnMiss { tune, heuristic };
 struct GetOptions {
   OnMiss on_miss = OnMiss::tune;
   std::string cache_path;  // empty: $LOWBIT_CACHE, else the user cache directory
+  // Caches a deployment ships beside its model, read after cache_path (which is layered on top:
+  // its decisions win, and every new result goes there), in order; opened immutable, so nothing
+  // may write them while the process runs. Empty: $LOWBIT_SHIPPED_CACHE (paths joined by ':'),
+  // else none. A shipped cache that is missing or unusable is a warning and a miss.
+  std::vector<std::string> shipped_caches;
   bool use_cache = true;   // false: no cache read or write (tests, one-off runs)
   int max_threads = 0;     // 0: every usable core
   bool progress = false;   // print tuning progress to stderr

@@ -339,15 +339,18 @@ TEST_F(DecisionCacheTest, ReadOnlyMissingFileIsNotCreated) {
   EXPECT_TRUE(directory_entries(directory_).empty());
 }
 
-TEST_F(DecisionCacheTest, ReadOnlyReadsButNeverStores) {
+class ReaderModeTest : public DecisionCacheTest, public ::testing::WithParamInterface<OpenMode> {};
+
+TEST_P(ReaderModeTest, ReadsButNeverStores) {
   const Decision decision = sample_decision(6);
   {
     DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
     ASSERT_TRUE(cache.store(decision));
   }
   const std::string bytes = read_bytes(file());
+  const auto entries = directory_entries(directory_);
   {
-    DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+    DecisionCache cache = DecisionCache::open(file().string(), GetParam());
     ASSERT_TRUE(cache.usable());
     EXPECT_EQ(cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version),
               decision);
@@ -359,8 +362,29 @@ TEST_F(DecisionCacheTest, ReadOnlyReadsButNeverStores) {
     EXPECT_NE(printed.find("read-only"), std::string::npos) << printed;
   }
   EXPECT_EQ(read_bytes(file()), bytes);
+  // An immutable reader takes no locks and keeps no WAL index: no -wal or -shm file appears.
+  if (GetParam() == OpenMode::immutable) {
+    EXPECT_EQ(directory_entries(directory_), entries);
+  }
   DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
   EXPECT_EQ(cache.list().size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ReaderModeTest, ::testing::Values(OpenMode::read_only, OpenMode::immutable),
+                         [](const ::testing::TestParamInfo<OpenMode>& info) {
+                           return info.param == OpenMode::read_only ? std::string("ReadOnly") : std::string("Immutable");
+                         });
+
+TEST_F(DecisionCacheTest, ImmutableReadsAPathThatNeedsEscapingInAUri) {
+  const fs::path odd = directory_ / "a?b#c%20d.sqlite";
+  const Decision decision = sample_decision(9);
+  {
+    DecisionCache cache = DecisionCache::open(odd.string(), OpenMode::read_write);
+    ASSERT_TRUE(cache.store(decision));
+  }
+  DecisionCache cache = DecisionCache::open(odd.string(), OpenMode::immutable);
+  ASSERT_TRUE(cache.usable());
+  EXPECT_EQ(cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version), decision);
 }
 
 TEST_F(DecisionCacheTest, ReadOnlyEmptyFileIsUnusable) {

@@ -217,6 +217,96 @@ TEST_F(GetKernelTest, HeuristicOnMissStillTakesAStoredDecision) {
   EXPECT_EQ(resolved.kernel->name(), x86::variant_name(desc, variant));
 }
 
+// A shipped cache (GetOptions.shipped_caches): hits are served from it, read immutable (no
+// companion file appears beside it, its bytes never change), and a miss tunes into the user's
+// cache, which is layered on top.
+TEST_F(GetKernelTest, ShippedCacheServesHitsAndNewResultsGoToTheUserCache) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const OpDesc shipped_shape = parse_descriptor("m=1,n=80,k=256,bits=4,group=128,zero=int,act=bf16");
+  const OpDesc new_shape = parse_descriptor("m=1,n=80,k=512,bits=4,group=128,zero=int,act=bf16");
+  const x86::X86Variant variant{x86::X86Isa::avx512_fma, 3, 1, 1, 1};  // never a tuning winner here
+  const std::string name = x86::variant_name(shipped_shape, variant);
+  const fs::path shipped_directory = directory_ / "shipped";
+  fs::create_directory(shipped_directory);
+  const fs::path shipped = shipped_directory / "model.lowbit.sqlite";
+  store_by_hand(shipped, hand_made_decision(shipped_shape, name, x86::to_json(variant).dump(), 7.5));
+  fs::remove(shipped.string() + "-wal");
+  fs::remove(shipped.string() + "-shm");
+  const std::string bytes = read_bytes(shipped);
+
+  GetOptions get = options("user.sqlite");
+  get.shipped_caches = {shipped.string()};
+  const ResolvedKernel hit = get_kernel(shipped_shape, get);
+  EXPECT_EQ(hit.source, KernelSource::cache);
+  EXPECT_EQ(hit.kernel->name(), name);
+  EXPECT_EQ(hit.median_us, 7.5);
+  EXPECT_EQ(check_against_reference(*hit.kernel, 1), "");
+  EXPECT_FALSE(fs::exists(file("user.sqlite"))) << "a hit wrote the user's cache";
+
+  const ResolvedKernel tuned = get_kernel(new_shape, get);
+  EXPECT_EQ(tuned.source, KernelSource::tuned);
+  EXPECT_TRUE(stored_decision(file("user.sqlite"), new_shape)) << "the new result did not go to the user's cache";
+  EXPECT_EQ(read_bytes(shipped), bytes) << "the shipped cache was written";
+  std::vector<std::string> beside;
+  for (const auto& entry : fs::directory_iterator(shipped_directory)) beside.push_back(entry.path().filename());
+  EXPECT_EQ(beside, std::vector<std::string>{"model.lowbit.sqlite"}) << "an immutable read left companion files";
+}
+
+TEST_F(GetKernelTest, TheUserCacheIsLayeredOverTheShippedOnes) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const OpDesc desc = parse_descriptor("m=1,n=80,k=256,bits=4,group=64,zero=int,act=bf16");
+  const x86::X86Variant shipped_variant{x86::X86Isa::avx512_fma, 3, 1, 1, 1};
+  const x86::X86Variant user_variant{x86::X86Isa::avx512_fma, 2, 1, 1, 1};
+  const x86::X86Variant second_variant{x86::X86Isa::avx512_fma, 1, 1, 1, 1};
+  store_by_hand(file("first.sqlite"), hand_made_decision(desc, x86::variant_name(desc, shipped_variant),
+                                                         x86::to_json(shipped_variant).dump(), 5));
+  store_by_hand(file("second.sqlite"), hand_made_decision(desc, x86::variant_name(desc, second_variant),
+                                                          x86::to_json(second_variant).dump(), 6));
+  GetOptions shipped_only = options("empty_user.sqlite");
+  shipped_only.shipped_caches = {file("first.sqlite").string(), file("second.sqlite").string()};
+  EXPECT_EQ(get_kernel(desc, shipped_only).kernel->name(), x86::variant_name(desc, shipped_variant))
+      << "shipped caches are read in their order";
+
+  store_by_hand(file("user.sqlite"), hand_made_decision(desc, x86::variant_name(desc, user_variant),
+                                                        x86::to_json(user_variant).dump(), 4));
+  GetOptions layered = options("user.sqlite");
+  layered.shipped_caches = shipped_only.shipped_caches;
+  const ResolvedKernel resolved = get_kernel(desc, layered);
+  EXPECT_EQ(resolved.source, KernelSource::cache);
+  EXPECT_EQ(resolved.kernel->name(), x86::variant_name(desc, user_variant)) << "the user's decision must win";
+}
+
+TEST_F(GetKernelTest, AMissingShippedCacheIsAWarningOnceAndAMiss) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const OpDesc first = parse_descriptor("m=2,n=80,k=256,bits=4,group=128,zero=int,act=bf16");
+  const OpDesc second = parse_descriptor("m=3,n=80,k=256,bits=4,group=128,zero=int,act=bf16");
+  GetOptions get = options();
+  get.on_miss = OnMiss::heuristic;
+  get.shipped_caches = {file("not_shipped.sqlite").string()};
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(get_kernel(first, get).source, KernelSource::heuristic);
+  EXPECT_EQ(get_kernel(second, get).source, KernelSource::heuristic);
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count_warnings(printed), 1) << printed;
+  EXPECT_NE(printed.find("shipped cache '" + file("not_shipped.sqlite").string() + "' does not exist"),
+            std::string::npos)
+      << printed;
+  EXPECT_FALSE(fs::exists(file("not_shipped.sqlite")));
+}
+
+TEST(ShippedCachePaths, OptionsElseTheEnvironmentSplitAtColons) {
+  {
+    testing::ScopedEnvironment listed("LOWBIT_SHIPPED_CACHE", "/srv/a.sqlite::/srv/b c.sqlite:");
+    EXPECT_EQ(runtime::shipped_cache_paths(GetOptions{}),
+              (std::vector<std::string>{"/srv/a.sqlite", "/srv/b c.sqlite"}));
+    GetOptions given;
+    given.shipped_caches = {"/opt/x.sqlite"};
+    EXPECT_EQ(runtime::shipped_cache_paths(given), given.shipped_caches) << "options win over the environment";
+  }
+  testing::ScopedEnvironment unset("LOWBIT_SHIPPED_CACHE", std::nullopt);
+  EXPECT_TRUE(runtime::shipped_cache_paths(GetOptions{}).empty());
+}
+
 // BUG (reported): the process map's key leaves out on_miss, so a heuristic answer given to one
 // caller is returned to a later caller that asked for tuning, which is never tuned or stored.
 TEST_F(GetKernelTest, TuneRequestAfterAHeuristicAnswerStillTunesAndStores) {
