@@ -2,7 +2,8 @@
 // a kernel from a cache file, each timed on its own, in this order and in one process (so the
 // first descriptor pays SQLite's and the driver's first-use costs, as a new engine process
 // would): the read-only open, the decision lookup, parsing the variant, the cubin's lookup under
-// the key its decision names, and loading the module (cuModuleLoadData and its functions). A
+// the key its decision names, and loading the module (cuModuleLoadData and its functions;
+// "modload": cuModuleLoadData of the same bytes alone, just before, not part of the total). A
 // descriptor with no stored decision, or one naming no cubin (a file before schema version 3),
 // takes get_kernel's other path: generating the source and hashing it for the content key (the
 // emit and key columns, else "-"); a cubin stored under neither is compiled (and says so). Then each step again,
@@ -41,6 +42,7 @@ struct Steps {
   bool decision_stored = false, cubin_stored = false;
   bool content_keyed = false;  // the cubin was looked up by its content key (emit and key ran)
   std::size_t cubin_bytes = 0;
+  double module = 0;  // cuModuleLoadData alone (a separate load, not part of total)
   double total() const { return open + decision + parse + emit + key + artifact + load; }
 };
 
@@ -93,6 +95,12 @@ Steps time_steps(const lowbit::OpDesc& desc, const std::string& db) {
                                                               device.arch());
 
   steps.cubin_bytes = cubin.size();
+  // The driver's share of the load: cuModuleLoadData of the same bytes alone, then unloaded.
+  CUmodule module = nullptr;
+  start = Clock::now();
+  cuda::check(cuda::driver().cuModuleLoadData(&module, cubin.data()), "cuModuleLoadData");
+  steps.module = milliseconds_since(start);
+  cuda::driver().cuModuleUnload(module);
   start = Clock::now();
   const auto kernel = cuda::load(desc, variant, std::move(cubin));
   steps.load = milliseconds_since(start);
@@ -102,10 +110,10 @@ Steps time_steps(const lowbit::OpDesc& desc, const std::string& db) {
 std::string cell(bool ran, double milliseconds) { return ran ? fmt::format("{:6.3f}", milliseconds) : "     -"; }
 
 void print_row(const std::string& label, const Steps& steps) {
-  std::printf("%-58s %6.3f %6.3f %6.3f %s %s %6.3f %6.3f %7.3f %5zu  %s%s\n", label.c_str(), steps.open,
+  std::printf("%-58s %6.3f %6.3f %6.3f %s %s %6.3f %6.3f %7.3f %5zu %7.3f  %s%s\n", label.c_str(), steps.open,
               steps.decision, steps.parse, cell(steps.content_keyed, steps.emit).c_str(),
               cell(steps.content_keyed, steps.key).c_str(), steps.artifact, steps.load, steps.total(),
-              steps.cubin_bytes >> 10,
+              steps.cubin_bytes >> 10, steps.module,
               steps.decision_stored ? (steps.content_keyed ? "decision, content key" : "decision names the cubin")
                                     : "heuristic",
               steps.cubin_stored ? "" : ", cubin compiled");
@@ -133,8 +141,8 @@ int main(int argc, char** argv) {
     Clock::time_point start = Clock::now();
     lowbit::cuda::make_current(parsed.front().device.index);
     std::printf("CUDA context: %.1f ms (not part of any row)\n", milliseconds_since(start));
-    std::printf("%-58s %6s %6s %6s %6s %6s %6s %6s %7s %5s\n", "descriptor (ms)", "open", "decisn", "parse", "emit",
-                "key", "cubin", "load", "total", "KiB");
+    std::printf("%-58s %6s %6s %6s %6s %6s %6s %6s %7s %5s %7s\n", "descriptor (ms)", "open", "decisn", "parse", "emit",
+                "key", "cubin", "load", "total", "KiB", "modload");
     for (const lowbit::OpDesc& desc : parsed) print_row(lowbit::to_string(desc).substr(0, 58) + " (1st)", time_steps(desc, db));
     for (const lowbit::OpDesc& desc : parsed) {
       std::vector<Steps> runs;
