@@ -159,8 +159,9 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
   if (!resolved) {
     resolved.emplace();
     if (options.on_miss == OnMiss::heuristic) {
+      // Only a CUDA heuristic reads the file (its cubin); an x86 one is generated on the spot.
       std::optional<cache::DecisionCache> own_reader;
-      if (shared_reader == nullptr) own_reader = open_reader(cache_path);
+      if (shared_reader == nullptr && on_cuda(desc)) own_reader = open_reader(cache_path);
       const cache::DecisionCache* reader = shared_reader != nullptr ? shared_reader : own_reader ? &*own_reader : nullptr;
       resolved->kernel = build_heuristic(desc, options, reader, cache_path);
       resolved->source = KernelSource::heuristic;
