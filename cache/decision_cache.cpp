@@ -80,6 +80,26 @@ constexpr std::string_view insert_artifact_sql =
 constexpr std::string_view lookup_artifact_sql =
     "SELECT key, name, compiler, arch, bytes, bytes_sha256, created_at FROM artifacts WHERE key = ?1";
 constexpr std::string_view has_artifact_sql = "SELECT 1 FROM artifacts WHERE key = ?1";
+
+// The row_plans table (schema version 4), written out like the artifacts table's.
+constexpr std::string_view create_row_plans_sql =
+    "CREATE TABLE row_plans (\n"
+    "  descriptor TEXT NOT NULL,\n"
+    "  fingerprint TEXT NOT NULL,\n"
+    "  generator_version TEXT NOT NULL,\n"
+    "  plan_json TEXT NOT NULL,\n"
+    "  created_at TEXT NOT NULL,\n"
+    "  PRIMARY KEY (descriptor, fingerprint, generator_version)\n"
+    ")";
+constexpr std::string_view insert_row_plan_sql =
+    "INSERT OR REPLACE INTO row_plans (descriptor, fingerprint, generator_version, plan_json, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr std::string_view lookup_row_plan_sql =
+    "SELECT descriptor, fingerprint, generator_version, plan_json, created_at FROM row_plans "
+    "WHERE descriptor = ?1 AND fingerprint = ?2 AND generator_version = ?3";
+constexpr std::string_view list_row_plans_sql =
+    "SELECT descriptor, fingerprint, generator_version, plan_json, created_at FROM row_plans "
+    "ORDER BY descriptor, fingerprint, generator_version";
 constexpr auto busy_timeout = std::chrono::milliseconds(5000);
 
 template <typename Value>
@@ -360,7 +380,8 @@ bool check_header(const std::filesystem::path& path) {
 }
 
 // blank: may become lowbit's file; previous: an older readable schema version (1: decisions,
-// no artifacts; 2: no artifact_key column), read as is and upgraded by a writer; current.
+// no artifacts; 2: no artifact_key column; 3: no row_plans), read as is and upgraded by a writer;
+// current.
 enum class State { blank, previous, current };
 
 struct Inspected {
@@ -418,6 +439,14 @@ Inspected inspect(const Database& database, bool full_check) {
                                  version, error.sqlite_message())};
     }
   }
+  if (version >= 4) {
+    try {
+      Statement probe(database, lookup_row_plan_sql);
+    } catch (const CacheError& error) {
+      throw Unusable{fmt::format("lacks the row_plans table of schema version {} ({})",
+                                 version, error.sqlite_message())};
+    }
+  }
   return {version < schema_version ? State::previous : State::current, readable};
 }
 
@@ -426,15 +455,17 @@ void create_schema(Database& database) {
   database.exec(fmt::format("PRAGMA user_version = {}", schema_version));
   database.exec(create_table_sql());
   database.exec(std::string(create_artifacts_sql));
+  database.exec(std::string(create_row_plans_sql));
 }
 
-// Version 1 or 2 -> 3: version 2 added the artifacts table, version 3 the decisions'
-// artifact_key column (an old row's is empty); no row changes. Run inside the writer's
+// Version 1, 2 or 3 -> 4: version 2 added the artifacts table, version 3 the decisions'
+// artifact_key column (an old row's is empty), version 4 the row_plans table; no row changes. Run inside the writer's
 // transaction, so a crash leaves the old version whole and another writer that waited for the
 // lock finds the upgrade done.
 void upgrade_schema(Database& database, int version) {
   if (version < 2) database.exec(std::string(create_artifacts_sql));
   for (const std::string& text : add_columns_sql(version)) database.exec(text);
+  if (version < 4) database.exec(std::string(create_row_plans_sql));
   database.exec(fmt::format("PRAGMA user_version = {}", schema_version));
 }
 
@@ -571,6 +602,16 @@ DecisionCache DecisionCache::open(const std::string& path, OpenMode mode) {
 
 bool DecisionCache::usable() const { return database_ != nullptr; }
 
+bool DecisionCache::refuses_stores(std::string_view what) {
+  if (mode_ == OpenMode::read_write && database_) return false;
+  if (!warned_store_refused_) {
+    warn(fmt::format("cache '{}' is {}; {} are not stored", path_,
+                     mode_ != OpenMode::read_write ? "open read-only" : "unusable", what));
+    warned_store_refused_ = true;
+  }
+  return true;
+}
+
 const std::string& DecisionCache::path() const { return path_; }
 
 OpenMode DecisionCache::mode() const { return mode_; }
@@ -596,14 +637,7 @@ std::optional<Decision> DecisionCache::lookup(const std::string& descriptor,
 
 bool DecisionCache::store(const Decision& decision) {
   validate(decision);
-  if (mode_ != OpenMode::read_write || !database_) {
-    if (!warned_store_refused_) {
-      warn(fmt::format("cache '{}' is {}; decisions are not stored", path_,
-                       mode_ != OpenMode::read_write ? "open read-only" : "unusable"));
-      warned_store_refused_ = true;
-    }
-    return false;
-  }
+  if (refuses_stores("decisions")) return false;
   Decision row = decision;
   if (row.created_at.empty()) row.created_at = utc_now();
   try {
@@ -680,14 +714,7 @@ bool DecisionCache::has_artifact(const std::string& key) const {
 
 bool DecisionCache::store_artifact(const Artifact& artifact) {
   validate(artifact);
-  if (mode_ != OpenMode::read_write || !database_) {
-    if (!warned_store_refused_) {
-      warn(fmt::format("cache '{}' is {}; artifacts are not stored", path_,
-                       mode_ != OpenMode::read_write ? "open read-only" : "unusable"));
-      warned_store_refused_ = true;
-    }
-    return false;
-  }
+  if (refuses_stores("artifacts")) return false;
   try {
     Transaction transaction(*database_);
     Statement statement(*database_, insert_artifact_sql);
@@ -705,6 +732,71 @@ bool DecisionCache::store_artifact(const Artifact& artifact) {
     warn(fmt::format("{}; the artifact {} ({}) is not stored", error.what(), artifact.key, artifact.name));
     return false;
   }
+}
+
+namespace {
+
+void validate(const RowPlan& plan) {
+  for (const auto& [name, value] : {std::pair<std::string_view, const std::string*>{"descriptor", &plan.descriptor},
+                                    {"fingerprint", &plan.fingerprint},
+                                    {"generator_version", &plan.generator_version}})
+    if (value->empty()) throw InvalidArgument(std::string(name), fmt::format("row plan field '{}' is empty", name));
+  if (!nlohmann::json::parse(plan.plan_json, nullptr, false).is_object())
+    throw InvalidArgument("plan_json", fmt::format("row plan field 'plan_json' is not a JSON object: '{}'", plan.plan_json));
+}
+
+RowPlan read_row_plan(const Statement& statement) {
+  return {statement.column_text(0), statement.column_text(1), statement.column_text(2), statement.column_text(3),
+          statement.column_text(4)};
+}
+
+}  // namespace
+
+std::optional<RowPlan> DecisionCache::lookup_row_plan(const std::string& descriptor, const std::string& fingerprint,
+                                                      const std::string& generator_version) const {
+  if (!database_ || file_version_ < 4) return std::nullopt;
+  try {
+    Statement statement(*database_, lookup_row_plan_sql);
+    statement.bind_text(1, descriptor);
+    statement.bind_text(2, fingerprint);
+    statement.bind_text(3, generator_version);
+    if (statement.step() == StepResult::row) return read_row_plan(statement);
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; treated as a miss", error.what()));
+  }
+  return std::nullopt;
+}
+
+bool DecisionCache::store_row_plan(const RowPlan& plan) {
+  validate(plan);
+  if (refuses_stores("row plans")) return false;
+  try {
+    Transaction transaction(*database_);
+    Statement statement(*database_, insert_row_plan_sql);
+    statement.bind_text(1, plan.descriptor);
+    statement.bind_text(2, plan.fingerprint);
+    statement.bind_text(3, plan.generator_version);
+    statement.bind_text(4, plan.plan_json);
+    statement.bind_text(5, plan.created_at.empty() ? utc_now() : plan.created_at);
+    statement.step();
+    transaction.commit();
+    return true;
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; the row plan of '{}' is not stored", error.what(), plan.descriptor));
+    return false;
+  }
+}
+
+std::vector<RowPlan> DecisionCache::list_row_plans() const {
+  std::vector<RowPlan> plans;
+  if (!database_ || file_version_ < 4) return plans;
+  try {
+    Statement statement(*database_, list_row_plans_sql);
+    while (statement.step() == StepResult::row) plans.push_back(read_row_plan(statement));
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; listing only {} row plans", error.what(), plans.size()));
+  }
+  return plans;
 }
 
 std::string default_cache_path() {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lowbit::cache {
@@ -47,16 +48,31 @@ struct Artifact {
   bool operator==(const Artifact&) const = default;
 };
 
+// m=0's row plan (schema version 4): what an any-M CUDA descriptor's row counts run on where no
+// decision names their kernel (their heuristic variants) and the any-M ranges past them, each with
+// the key of its cubin, so that a later process loads every part with the driver alone
+// (runtime/row_buckets.h documents plan_json). Keyed like a decision.
+struct RowPlan {
+  std::string descriptor;         // the m=0 descriptor's canonical text
+  std::string fingerprint;        // as Decision::fingerprint
+  std::string generator_version;  // as Decision::generator_version
+  std::string plan_json;          // a JSON object
+  std::string created_at;         // ISO-8601 UTC; filled by store_row_plan() when empty
+
+  bool operator==(const RowPlan&) const = default;
+};
+
 // read_only: another process may write the file meanwhile (a user cache). immutable: read-only,
 // and nothing may change the file while it is open (a cache a deployment ships): SQLite takes no
 // locks and keeps no WAL index, and the first lookup costs a third as much.
 enum class OpenMode { read_write, read_only, immutable };
 
 // The file's identity: PRAGMA application_id (ASCII "LOWB") and PRAGMA user_version.
-// Version 2 added the artifacts table, version 3 the decisions' artifact_key column; files of
-// versions 1 and 2 are still read, and a read-write open upgrades them in place (docs/cache.md).
+// Version 2 added the artifacts table, version 3 the decisions' artifact_key column, version 4
+// the row_plans table; files of versions 1 to 3 are still read, and a read-write open upgrades
+// them in place (docs/cache.md).
 inline constexpr int application_id = 0x4C4F5742;
-inline constexpr int schema_version = 3;
+inline constexpr int schema_version = 4;
 inline constexpr int oldest_readable_schema_version = 1;
 
 class DecisionCache {
@@ -108,8 +124,22 @@ class DecisionCache {
   // for a key that is not 64 hex digits, an empty name, compiler or arch, or no bytes.
   bool store_artifact(const Artifact& artifact);
 
+  // The row plan stored for exactly this (descriptor, fingerprint, generator_version), if any.
+  // A file older than schema version 4 has none (a silent miss); failures as lookup's.
+  std::optional<RowPlan> lookup_row_plan(const std::string& descriptor, const std::string& fingerprint,
+                                         const std::string& generator_version) const;
+  // Inserts or replaces the plan of its key, filling created_at when empty. Returns false, with a
+  // warning, when the cache is read-only, unusable, or SQLite fails. Throws InvalidArgument for
+  // an empty key field or plan_json that is not a JSON object.
+  bool store_row_plan(const RowPlan& plan);
+  // Every plan, ordered by descriptor, then fingerprint, then generator version.
+  std::vector<RowPlan> list_row_plans() const;
+
  private:
   DecisionCache(std::string path, OpenMode mode);
+  // Whether a store must be refused (read-only or unusable); the first refusal is a warning
+  // naming `what` ("decisions", "artifacts", "row plans").
+  bool refuses_stores(std::string_view what);
 
   std::string path_;
   OpenMode mode_;

@@ -135,6 +135,18 @@ int run_info(const Options& options) {
   return 0;
 }
 
+// An m=0 CUDA descriptor runs each call on the kernel of its row count (docs/architecture.md,
+// get_kernel's step 5). Resolving it once here compiles every part's cubin and stores its row
+// plan, so the cache file holds all a later process (or a deployment that ships the file) loads.
+void prepare_row_parts(const OpDesc& desc, const GetOptions& get, nlohmann::json& row) {
+  GetOptions parts = get;
+  parts.on_miss = OnMiss::heuristic;
+  parts.progress = false;
+  const auto start = Clock::now();
+  row["row_parts"] = get_kernel(desc, parts).kernel->name();
+  row["row_parts_s"] = std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 int run_tune(const Options& options) {
   std::vector<OpDesc> descs = parse_all(options);
   GetOptions get = get_options(options);
@@ -177,6 +189,7 @@ int run_tune(const Options& options) {
                     {"top", tuner::top_candidates_json(result, options.top)},
                     {"stored", stored}});
     if (on_cuda(desc)) rows.back()["compile_s"] = result.compile_us * 1e-6;
+    if (on_cuda(desc) && desc.m == 0 && stored) prepare_row_parts(desc, get, rows.back());
   }
   if (options.json) {
     print_json({{"db", decisions.path()}, {"results", rows}});
@@ -347,8 +360,18 @@ int run_show(const Options& options) {
                     {"candidates", decision.candidates},
                     {"protocol", decision.protocol},
                     {"created_at", decision.created_at}});
+  // m=0's row plans (docs/cache.md): the parts of an any-M CUDA kernel no decision names.
+  nlohmann::json plans = nlohmann::json::array();
+  for (const cache::RowPlan& plan : decisions.list_row_plans()) {
+    nlohmann::json parts = nlohmann::json::parse(plan.plan_json, nullptr, false);
+    plans.push_back({{"descriptor", plan.descriptor},
+                     {"fingerprint", plan.fingerprint},
+                     {"generator_version", plan.generator_version},
+                     {"plan", parts.is_discarded() ? nlohmann::json(plan.plan_json) : parts},
+                     {"created_at", plan.created_at}});
+  }
   if (options.json) {
-    print_json({{"db", decisions.path()}, {"decisions", rows}});
+    print_json({{"db", decisions.path()}, {"decisions", rows}, {"row_plans", plans}});
     return 0;
   }
   fmt::print("{} decisions in {}\n", rows.size(), decisions.path());
@@ -356,6 +379,14 @@ int run_show(const Options& options) {
     fmt::print("{}\n  {}  {:.1f} us  {}  {}\n", row["descriptor"].get<std::string>(), row["variant"].get<std::string>(),
                row["median_us"].get<double>(), row["generator_version"].get<std::string>(),
                row["created_at"].get<std::string>());
+  if (!plans.empty()) fmt::print("{} row plans (m=0 parts no decision names)\n", plans.size());
+  for (const auto& plan : plans) {
+    const nlohmann::json& parts = plan["plan"];
+    const auto count = [&](const char* member) { return parts.is_object() && parts.contains(member) && parts[member].is_array() ? parts[member].size() : 0; };
+    fmt::print("{}\n  {} exact rows, {} ranges{}  {}  {}\n", plan["descriptor"].get<std::string>(), count("exact_rows"),
+               count("ranges"), parts.is_object() && parts.contains("any_rows") && !parts["any_rows"].is_null() ? ", the any-M kernel" : "",
+               plan["generator_version"].get<std::string>(), plan["created_at"].get<std::string>());
+  }
   return 0;
 }
 

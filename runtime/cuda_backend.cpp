@@ -173,6 +173,12 @@ std::string store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel) 
   return key;
 }
 
+std::string cuda_artifact_key(const Kernel& kernel) {
+  const auto* cuda_kernel = dynamic_cast<const cuda::ProgramKernel*>(&kernel);
+  if (cuda_kernel == nullptr) return {};
+  return memoized_cubin_key(kernel.desc(), cuda_kernel->variant(), cuda::device_info(kernel.desc().device.index).arch());
+}
+
 void prepare_cuda_context(const OpDesc& desc) { cuda::make_current(desc.device.index); }
 
 namespace {
@@ -248,6 +254,8 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>&, const cache::Decision
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t) { throw Unsupported(cuda_refusal(desc)); }
 
 std::string store_cuda_cubin(cache::DecisionCache&, const Kernel&) { return {}; }
+
+std::string cuda_artifact_key(const Kernel&) { return {}; }
 
 std::string cubin_key(const std::string&, const std::string&) { throw Unsupported(cuda_refusal(OpDesc{})); }
 

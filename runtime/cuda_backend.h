@@ -70,6 +70,11 @@ nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows);
 // CUDA kernel.
 std::string store_cuda_cubin(cache::DecisionCache& cache, const Kernel& kernel);
 
+// The key a CUDA kernel's cubin is stored under when it was built by its content (a heuristic
+// kernel, an m=0 part): cubin_key of its generated source, kept for the process. Empty for a
+// kernel of another backend. Reads NVRTC's version, so it loads NVRTC.
+std::string cuda_artifact_key(const Kernel& kernel);
+
 // The content key of a cubin: SHA-256 over the generated source (it embeds the templates), the
 // NVRTC version, the arch and the NVRTC options.
 std::string cubin_key(const std::string& source, const std::string& arch);

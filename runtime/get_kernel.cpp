@@ -6,7 +6,8 @@
 // runtime/cuda_backend.h with the cubin cache).
 // Resolved kernels are also kept for the life of the process, so an engine asking again for
 // the same descriptor gets the same object without touching the file.
-// m=0 on CUDA is one kernel per row count up to 16, then any-M kernels by range (resolve_row_buckets).
+// m=0 on CUDA is one kernel per row count up to 16, then any-M kernels by range (resolve_row_buckets);
+// the parts a decision does not name are recorded in a row plan, which a later process loads first.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -28,6 +29,7 @@
 #include "runtime/decisions.h"
 #include "runtime/kept_readers.h"
 #include "runtime/row_buckets.h"
+#include "runtime/row_plan.h"
 #include "tuner/tuner.h"
 
 namespace lowbit {
@@ -130,11 +132,19 @@ std::optional<ResolvedKernel> from_cache(const OpDesc& desc, const cache::Decisi
   }
 }
 
+// A part of a row plan (runtime/row_plan.h) and the connection to the file that holds its cubin.
+struct PlannedBuild {
+  const runtime::PlannedPart* part;
+  const cache::DecisionCache* reader;
+};
+
 // One descriptor's kernel (the policy at the top of this file), desc validated and served.
 // `shared_reader`: a read-only connection to the cache file the caller already holds (m=0's
 // parts share one: each new connection reads the schema again), else this call opens its own.
+// `planned`: what a row plan says desc's heuristic kernel is (an m=0 part): on a miss answered
+// with the heuristic, that variant's cubin is loaded by its key instead.
 ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
-                       const cache::DecisionCache* shared_reader = nullptr) {
+                       const cache::DecisionCache* shared_reader = nullptr, const PlannedBuild* planned = nullptr) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path);
   if (auto known = remembered(key)) return *known;
@@ -158,7 +168,11 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
     }
   if (!resolved) {
     resolved.emplace();
-    if (options.on_miss == OnMiss::heuristic) {
+    if (options.on_miss == OnMiss::heuristic && planned != nullptr) {
+      resolved->kernel = runtime::build_cuda(desc, &planned->part->variant, planned->reader, cache_path,
+                                             planned->part->artifact_key);
+      resolved->source = KernelSource::heuristic;
+    } else if (options.on_miss == OnMiss::heuristic) {
       // Only a CUDA heuristic reads the file (its cubin); an x86 one is generated on the spot.
       std::optional<cache::DecisionCache> own_reader;
       if (shared_reader == nullptr && on_cuda(desc)) own_reader = open_reader(cache_path);
@@ -218,6 +232,85 @@ std::vector<runtime::PlannedCudaBuild> row_bucket_builds(const OpDesc& desc, con
   return builds;
 }
 
+// The options m=0's exact parts resolve with: never tuned, no progress bar of their own.
+GetOptions exact_part_options(const GetOptions& options) {
+  GetOptions exact_options = options;
+  exact_options.on_miss = OnMiss::heuristic;
+  exact_options.progress = false;
+  return exact_options;
+}
+
+// A row plan and a connection to the file it was found in, which holds its parts' cubins.
+struct FoundRowPlan {
+  cache::DecisionCache reader;
+  bool in_user_cache = false;
+  runtime::RowPlanParts parts;
+};
+
+// desc's row plan: the user's cache's, else the first shipped cache's that has one. A plan that
+// does not parse is a warning and is passed over.
+std::optional<FoundRowPlan> find_row_plan(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
+  if (!options.use_cache) return std::nullopt;
+  std::vector<std::pair<std::string, cache::OpenMode>> files{{cache_path, cache::OpenMode::read_only}};
+  for (const std::string& shipped : runtime::shipped_cache_paths(options))
+    files.emplace_back(shipped, cache::OpenMode::immutable);
+  const std::string descriptor = to_string(desc);
+  const std::string fingerprint = runtime::decision_fingerprint(desc, options);
+  const std::string generator_version = runtime::decision_generator_version(desc, options);
+  for (const auto& [path, mode] : files) {
+    if (!std::filesystem::exists(path)) continue;  // (a missing shipped cache was reported once already)
+    cache::DecisionCache reader = cache::DecisionCache::open(path, mode);
+    std::optional<cache::RowPlan> plan = reader.lookup_row_plan(descriptor, fingerprint, generator_version);
+    if (!plan) continue;
+    try {
+      runtime::RowPlanParts parts = runtime::row_plan_from_json(nlohmann::json::parse(plan->plan_json));
+      return FoundRowPlan{std::move(reader), path == cache_path, std::move(parts)};
+    } catch (const std::exception& error) {
+      warn(fmt::format("cache {}: the row plan of {} is unusable ({}); it is ignored", path, descriptor, error.what()));
+    }
+  }
+  return std::nullopt;
+}
+
+// m=0's parts as desc's row plan names them: each row count by its decision where one is stored
+// (a tune since the plan was made wins), else the plan's part; the ranges and, when desc has no
+// decision of its own and a miss takes the heuristic, its any-M kernel likewise. Every cubin loads
+// by its key, so neither a heuristic nor NVRTC is consulted. Throws when a part cannot be built
+// (its cubin gone, say): the caller then takes the long way.
+ResolvedKernel rows_from_plan(const OpDesc& desc, const FoundRowPlan& plan, const GetOptions& options,
+                              const std::string& cache_path) {
+  const runtime::RowPlanParts& parts = plan.parts;
+  std::optional<PlannedBuild> planned_any;
+  if (parts.any_rows) planned_any = PlannedBuild{&*parts.any_rows, &plan.reader};
+  ResolvedKernel resolved = resolve(desc, options, nullptr, planned_any ? &*planned_any : nullptr);
+  std::optional<cache::DecisionCache> user_reader;
+  if (!plan.in_user_cache) user_reader = open_reader(cache_path);
+  const cache::DecisionCache* decisions = plan.in_user_cache ? &plan.reader : user_reader ? &*user_reader : nullptr;
+  const GetOptions exact_options = exact_part_options(options);
+  std::vector<std::shared_ptr<const Kernel>> exact;
+  for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
+    if (parts.is_unserved(rows)) {
+      exact.push_back(nullptr);
+      continue;
+    }
+    OpDesc one = desc;
+    one.m = rows;
+    const runtime::PlannedPart* part = parts.exact_part(rows);
+    const PlannedBuild planned{part, &plan.reader};
+    exact.push_back(resolve(one, exact_options, decisions, part != nullptr ? &planned : nullptr).kernel);
+  }
+  std::vector<runtime::RowRange> ranges;
+  for (const runtime::PlannedPart& range : parts.ranges)
+    ranges.push_back({range.rows, runtime::build_cuda(desc, &range.variant, &plan.reader, cache_path, range.artifact_key)});
+  resolved.kernel = std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), std::move(ranges), resolved.kernel);
+  return resolved;
+}
+
+// The part of a kernel resolved the long way, for the row plan: its variant and its cubin's key.
+runtime::PlannedPart planned_part(int64_t rows, const Kernel& kernel) {
+  return {rows, kernel.variant_json(), runtime::cuda_artifact_key(kernel)};
+}
+
 // m=0 on CUDA (runtime/row_buckets.h): desc's own any-M kernel by the policy above (its decision
 // is the m=0 one), and for each row count up to exact_bucket_rows the exact-M kernel that m=rows
 // resolves to: a decision stored for it (`lowbit tune` of that m), else its heuristic, never tuned
@@ -225,18 +318,27 @@ std::vector<runtime::PlannedCudaBuild> row_bucket_builds(const OpDesc& desc, con
 // compiled once and kept in the cache like any heuristic kernel's. A row count no exact-M family
 // serves is left to the any-M kernel. The ranges past 16 rows are any-M kernels with the tile for
 // their top (cuda_any_rows_variant: wgmma's on sm_90a, else mma's), their cubins cached alike.
+// What it resolved without a decision is then recorded as desc's row plan in the user's cache,
+// which the next process reads first (rows_from_plan).
 ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options) {
   const std::string cache_path = options.use_cache ? runtime::cache_path(options) : "";
   const std::string key = process_key(desc, options, cache_path) + "|row buckets";
   if (auto known = remembered(key)) return *known;
+  if (std::optional<FoundRowPlan> plan = find_row_plan(desc, options, cache_path)) {
+    try {
+      return remember(key, rows_from_plan(desc, *plan, options, cache_path));
+    } catch (const std::exception& error) {
+      warn(fmt::format("cache {}: the row plan of {} cannot be built ({}); resolving its parts again",
+                       plan->reader.path(), to_string(desc), error.what()));
+    }
+  }
   ResolvedKernel resolved = resolve(desc, options);
-  if (const std::string refusal = runtime::cuda_compiler_refusal(); !refusal.empty())
+  const std::string compiler_refusal = runtime::cuda_compiler_refusal();
+  if (!compiler_refusal.empty())
     warn(fmt::format("{}: NVRTC is unavailable ({}), so of the row counts' own kernels only those whose decisions "
                      "name a stored cubin load; the other row counts run on the any-M kernel",
-                     to_string(desc), refusal));
-  GetOptions exact_options = options;
-  exact_options.on_miss = OnMiss::heuristic;
-  exact_options.progress = false;
+                     to_string(desc), compiler_refusal));
+  const GetOptions exact_options = exact_part_options(options);
   const std::vector<nlohmann::json> ranges_wanted = range_variants(desc);
   // The parts' cubins not in the cache compile at once (a cold start compiles up to 21 programs),
   // then every part is built from the cache through one read-only connection: the planner's, or
@@ -247,15 +349,29 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
           own_reader ? &*own_reader : nullptr, cache_path))
     own_reader = open_reader(cache_path);
   const cache::DecisionCache* reader = own_reader ? &*own_reader : nullptr;
+  // The plan is recorded only when every part resolved as it would with NVRTC at hand: a part
+  // refused for want of it would be recorded as missing.
+  runtime::RowPlanParts plan;
+  bool plan_complete = compiler_refusal.empty();
+  if (resolved.source == KernelSource::heuristic) plan.any_rows = planned_part(0, *resolved.kernel);
   std::vector<std::shared_ptr<const Kernel>> exact;
   for (int64_t rows = 1; rows <= runtime::exact_bucket_rows; ++rows) {
     OpDesc one = desc;
     one.m = rows;
     try {
       runtime::require_served(one, options.isa);
-      exact.push_back(resolve(one, exact_options, reader).kernel);
     } catch (const Unsupported&) {
       exact.push_back(nullptr);
+      plan.unserved.push_back(rows);
+      continue;
+    }
+    try {
+      const ResolvedKernel part = resolve(one, exact_options, reader);
+      exact.push_back(part.kernel);
+      if (part.source == KernelSource::heuristic) plan.exact.push_back(planned_part(rows, *part.kernel));
+    } catch (const Unsupported&) {
+      exact.push_back(nullptr);
+      plan_complete = false;
     }
   }
   std::vector<runtime::RowRange> ranges;
@@ -268,8 +384,14 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
     if (variant == below.variant_json()) continue;
     try {
       ranges.push_back({first_rows, runtime::build_cuda(desc, &variant, reader, cache_path)});
+      plan.ranges.push_back(planned_part(first_rows, *ranges.back().kernel));
     } catch (const Unsupported&) {
     }
+  }
+  if (plan_complete && !cache_path.empty()) {
+    cache::DecisionCache writer = cache::DecisionCache::open(cache_path, cache::OpenMode::read_write);
+    writer.store_row_plan({to_string(desc), runtime::decision_fingerprint(desc, options),
+                           runtime::decision_generator_version(desc, options), runtime::to_json(plan).dump(), ""});
   }
   resolved.kernel =
       std::make_shared<runtime::RowBucketKernel>(desc, std::move(exact), std::move(ranges), resolved.kernel);

@@ -9,7 +9,8 @@
 #     ones load them from the cache); for one row of each, whether the process opened libnvrtc
 #     (nvrtc_loaded); then the four exact-M rows asked for by one process, in order (its first
 #     call pays the connection to the cache file, the later ones find it kept); then all of it
-#     again with the cache as a deployment ships it (--shipped-db: immutable, no user cache);
+#     again with the cache as a deployment ships it (--shipped-db: immutable, no user cache), the
+#     m=0 descriptor included (its row plan, stored by the first m=0 process, loads every part);
 #  3. lowbit_resolve_breakdown: the steps of one exact-M hit, timed apart.
 # Everything lands in $OUT (cold_start.txt, tune.json, tune.err).
 # Usage (in the tree that holds BUILD_DIR):
@@ -100,6 +101,14 @@ rows = json.load(sys.stdin)
 print('the 4 rows in one process, get_kernel_ms in order:', ' '.join(f'{r[\"get_kernel_ms\"]:.3f}' for r in rows),
       ' sources:', ' '.join(sorted(set(r['source'] for r in rows))), ' NVRTC loaded:', rows[-1]['nvrtc_loaded'])"
 done >> "$report"
+# m=0 from the shipped cache: its row plan (recorded by step 2's first m=0 process) loads every part.
+values=()
+for _ in $(seq "$processes"); do
+  row=$("$lowbit" get --json --db "$work/user.sqlite" --shipped-db "$shipped" --no-tune --desc "$any")
+  values+=("$(echo "$row" | field get_kernel_ms)")
+done
+printf '%s\n' "${values[@]}" | sort -g | awk -v label="$any" -v nvrtc="$(echo "$row" | field nvrtc_loaded)" '{ v[NR] = $1 } END {
+  printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes; NVRTC loaded: %s)\n", label, v[NR > 0 ? int((NR + 1) / 2) : 0], v[NR], NR, nvrtc }' >> "$report"
 [ -e "$work/user.sqlite" ] && echo "BUG: the user cache was created by cache hits" >> "$report"
 
 

@@ -1,5 +1,6 @@
 // Tests of the artifacts table (schema version 2), the content hash that keys it, the
-// decisions' artifact_key (version 3), and the upgrade of version 1 and 2 files. The CUDA side (cubins compiled by NVRTC, keys from generated
+// decisions' artifact_key (version 3), m=0's row plans (version 4), and the upgrade of version 1,
+// 2 and 3 files. The CUDA side (cubins compiled by NVRTC, keys from generated
 // source) is tested in tests/runtime/test_cuda_cache.cpp.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -57,6 +58,17 @@ Decision sample_decision() {
   decision.source_json = R"({"driver":13000})";
   decision.created_at = "2026-11-22T10:00:00Z";
   return decision;
+}
+
+RowPlan sample_row_plan(int number = 1) {
+  RowPlan plan;
+  plan.descriptor = "m=0,n=" + std::to_string(1000 + number) + ",k=4160,bits=4,group=64,zero=int,device=cuda:0";
+  plan.fingerprint = "cuda;sm_90;sms=132;name=NVIDIA H100 80GB HBM3";
+  plan.generator_version = "cuda_gemv@4+cuda_mma@3;templates=0123456789abcdef";
+  plan.plan_json = R"({"exact_rows":[{"m":1,"artifact_key":")" + sample_artifact(number).key +
+                   R"(","variant":{"family":"gemv_mma"}}],"unserved_rows":[],"ranges":[]})";
+  plan.created_at = "2026-11-24T03:00:0" + std::to_string(number % 10) + "Z";
+  return plan;
 }
 
 std::int64_t user_version(const fs::path& path) {
@@ -128,10 +140,20 @@ class ArtifactTest : public ::testing::Test {
     ASSERT_EQ(insert.step(), StepResult::done);
   }
 
+  // A version 3 file as lowbit wrote it before row plans: version 2's tables with the decisions'
+  // artifact_key column (the sample decision's empty), user_version 3.
+  void write_version_3_file() {
+    write_version_2_file();
+    Database database(file().string(), SQLITE_OPEN_READWRITE);
+    database.exec(
+        "ALTER TABLE decisions ADD COLUMN artifact_key TEXT NOT NULL DEFAULT '';"
+        "PRAGMA user_version = 3;");
+  }
+
   // A reader of the file (schema `version`, holding sample_decision() and from version 2
   // sample_artifact(3)) finds the decision with an empty artifact_key, the artifact where the
-  // file has the table (a version 1 file's lookup is a quiet miss), warns of nothing and
-  // leaves the file byte for byte as it was.
+  // file has the table (a version 1 file's lookup is a quiet miss), no row plan (a quiet miss
+  // before version 4), warns of nothing and leaves the file byte for byte as it was.
   void expect_read_as_is(int version) {
     ASSERT_EQ(user_version(file()), version);
     const std::string bytes = read_bytes(file());
@@ -150,6 +172,9 @@ class ArtifactTest : public ::testing::Test {
       if (stored) {
         EXPECT_EQ(*stored, sample_artifact(3));
       }
+      EXPECT_FALSE(cache.lookup_row_plan(sample_row_plan().descriptor, sample_row_plan().fingerprint,
+                                         sample_row_plan().generator_version));
+      EXPECT_TRUE(cache.list_row_plans().empty());
     }
     EXPECT_EQ(count_warnings(::testing::internal::GetCapturedStderr()), 0);
     EXPECT_EQ(user_version(file()), version);
@@ -308,6 +333,80 @@ TEST_F(ArtifactTest, ReadOnlyCacheRefusesToStoreOnce) {
   EXPECT_EQ(count_warnings(::testing::internal::GetCapturedStderr()), 1);
 }
 
+TEST_F(ArtifactTest, RowPlanRoundTripsAndIsReplacedByItsKey) {
+  RowPlan plan = sample_row_plan(1);
+  {
+    DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+    EXPECT_FALSE(cache.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version));
+    ASSERT_TRUE(cache.store_row_plan(plan));
+    ASSERT_TRUE(cache.store_row_plan(sample_row_plan(2)));
+    plan.plan_json = R"({"exact_rows":[],"unserved_rows":[1,2],"ranges":[]})";
+    ASSERT_TRUE(cache.store_row_plan(plan));  // the same key: replaces the first
+  }
+  for (OpenMode mode : {OpenMode::read_only, OpenMode::immutable}) {
+    DecisionCache cache = DecisionCache::open(file().string(), mode);
+    auto found = cache.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(*found, plan);
+    EXPECT_FALSE(cache.lookup_row_plan(plan.descriptor, plan.fingerprint, "cuda_gemv@5"));
+    EXPECT_FALSE(cache.lookup_row_plan(plan.descriptor, "cuda;sm_80;sms=108;name=A100", plan.generator_version));
+    const std::vector<RowPlan> plans = cache.list_row_plans();
+    ASSERT_EQ(plans.size(), 2u);
+    EXPECT_EQ(plans[0], plan);  // n=1001 sorts before n=1002
+    EXPECT_EQ(plans[1], sample_row_plan(2));
+    EXPECT_TRUE(cache.list().empty()) << "a row plan is not a decision";
+  }
+}
+
+TEST_F(ArtifactTest, RowPlanFillsItsCreationTime) {
+  RowPlan plan = sample_row_plan(3);
+  plan.created_at.clear();
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+  ASSERT_TRUE(cache.store_row_plan(plan));
+  auto found = cache.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->created_at.size(), std::string("2026-11-24T03:00:00Z").size()) << found->created_at;
+  EXPECT_EQ(found->created_at.back(), 'Z');
+}
+
+TEST_F(ArtifactTest, MalformedRowPlanIsRefusedByName) {
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+  auto refused_field = [&](const RowPlan& plan) -> std::string {
+    try {
+      cache.store_row_plan(plan);
+    } catch (const InvalidArgument& error) {
+      return error.field();
+    }
+    return "(accepted)";
+  };
+  RowPlan plan = sample_row_plan();
+  plan.descriptor.clear();
+  EXPECT_EQ(refused_field(plan), "descriptor");
+  plan = sample_row_plan();
+  plan.fingerprint.clear();
+  EXPECT_EQ(refused_field(plan), "fingerprint");
+  plan = sample_row_plan();
+  plan.generator_version.clear();
+  EXPECT_EQ(refused_field(plan), "generator_version");
+  plan = sample_row_plan();
+  plan.plan_json = "[1, 2]";
+  EXPECT_EQ(refused_field(plan), "plan_json");
+  plan.plan_json = "{not json";
+  EXPECT_EQ(refused_field(plan), "plan_json");
+  EXPECT_TRUE(cache.list_row_plans().empty());
+}
+
+TEST_F(ArtifactTest, ReadOnlyCacheRefusesToStoreARowPlan) {
+  { DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write); }
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(cache.store_row_plan(sample_row_plan(1)));
+  EXPECT_FALSE(cache.store_row_plan(sample_row_plan(2)));
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count_warnings(printed), 1) << printed;
+  EXPECT_NE(printed.find("row plans are not stored"), std::string::npos) << printed;
+}
+
 TEST_F(ArtifactTest, Version1FileIsReadAsIsByAReader) {
   write_version_1_file();
   expect_read_as_is(1);
@@ -367,11 +466,41 @@ TEST_F(ArtifactTest, Version2FileIsUpgradedInPlaceByAWriter) {
   EXPECT_EQ(*stored, sample_artifact(3));
 }
 
-TEST_F(ArtifactTest, Version3FileWithoutTheArtifactKeyColumnIsIgnored) {
+TEST_F(ArtifactTest, Version3FileIsReadAsIsByAReader) {
+  write_version_3_file();
+  expect_read_as_is(3);
+}
+
+TEST_F(ArtifactTest, Version3FileIsUpgradedInPlaceByAWriter) {
+  write_version_3_file();
+  const RowPlan plan = sample_row_plan();
+  {
+    DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+    ASSERT_TRUE(cache.usable());
+    EXPECT_FALSE(cache.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version));
+    ASSERT_TRUE(cache.store_row_plan(plan));
+  }
+  EXPECT_EQ(user_version(file()), schema_version);
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+  auto found = cache.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, plan);
+  const Decision decision = sample_decision();
+  auto old = cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version);
+  ASSERT_TRUE(old);
+  EXPECT_EQ(*old, decision);
+  EXPECT_TRUE(cache.lookup_artifact(sample_artifact(3).key));
+}
+
+TEST_F(ArtifactTest, Version4FileWithoutTheArtifactKeyColumnIsIgnored) {
   write_version_2_file();
   {
     Database database(file().string(), SQLITE_OPEN_READWRITE);
-    database.exec("PRAGMA user_version = 3");
+    database.exec(
+        "CREATE TABLE row_plans (descriptor TEXT NOT NULL, fingerprint TEXT NOT NULL, generator_version TEXT NOT "
+        "NULL, plan_json TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (descriptor, fingerprint, "
+        "generator_version));"
+        "PRAGMA user_version = 4;");
   }
   const std::string bytes = read_bytes(file());
   // A writer inspects the file and leaves it alone.
@@ -379,7 +508,7 @@ TEST_F(ArtifactTest, Version3FileWithoutTheArtifactKeyColumnIsIgnored) {
   DecisionCache writer = DecisionCache::open(file().string(), OpenMode::read_write);
   std::string printed = ::testing::internal::GetCapturedStderr();
   EXPECT_FALSE(writer.usable());
-  EXPECT_NE(printed.find("lacks the decisions table of schema version 3"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("lacks the decisions table of schema version 4"), std::string::npos) << printed;
   EXPECT_NE(printed.find("artifact_key"), std::string::npos) << printed;
   EXPECT_EQ(read_bytes(file()), bytes);
   // A reader trusts a current header (a cache hit's open stays short); its lookup then fails,
@@ -391,6 +520,21 @@ TEST_F(ArtifactTest, Version3FileWithoutTheArtifactKeyColumnIsIgnored) {
   printed = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(count_warnings(printed), 1) << printed;
   EXPECT_NE(printed.find("artifact_key"), std::string::npos) << printed;
+}
+
+TEST_F(ArtifactTest, Version4FileWithoutTheRowPlansTableIsIgnored) {
+  write_version_3_file();
+  {
+    Database database(file().string(), SQLITE_OPEN_READWRITE);
+    database.exec("PRAGMA user_version = 4");
+  }
+  const std::string bytes = read_bytes(file());
+  ::testing::internal::CaptureStderr();
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(cache.usable());
+  EXPECT_NE(printed.find("lacks the row_plans table of schema version 4"), std::string::npos) << printed;
+  EXPECT_EQ(read_bytes(file()), bytes);
 }
 
 TEST_F(ArtifactTest, Version2FileWithoutTheArtifactsTableIsIgnored) {

@@ -201,7 +201,7 @@ TEST_F(DecisionCacheTest, FileCarriesApplicationIdVersionAndSchema) {
   { DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write); }
   Database database(file().string(), SQLITE_OPEN_READONLY);
   EXPECT_EQ(query_integer(database, "PRAGMA application_id"), 0x4C4F5742);
-  EXPECT_EQ(query_integer(database, "PRAGMA user_version"), 3);
+  EXPECT_EQ(query_integer(database, "PRAGMA user_version"), 4);
 
   Statement mode(database, "PRAGMA journal_mode");
   ASSERT_EQ(mode.step(), StepResult::row);
@@ -292,9 +292,9 @@ TEST_F(DecisionCacheTest, NewerSchemaVersionIsIgnored) {
   }
   {
     Database database(file().string(), SQLITE_OPEN_READWRITE);
-    database.exec("PRAGMA user_version = 4");
+    database.exec("PRAGMA user_version = 5");
   }
-  expect_ignored_untouched(file(), "newer lowbit (schema version 4");
+  expect_ignored_untouched(file(), "newer lowbit (schema version 5");
   // The row is there, yet the cache refuses to read a format it does not know.
   auto [cache, printed] = open_capturing(file(), OpenMode::read_only);
   EXPECT_FALSE(cache.lookup(decision.descriptor, decision.fingerprint, decision.generator_version));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tests/support/test_support.h"
+#include "cache/decision_cache.h"
 #include "lowbit/cpu_info.h"
 #include "lowbit/descriptor.h"
 
@@ -278,6 +279,36 @@ TEST_F(CliTest, IsaForcesTheAvx2Fallback) {
   ASSERT_EQ(unforced.exit_code, 0) << unforced;
   EXPECT_EQ(parse_json(unforced).value("source", ""), "heuristic") << "an avx2 decision served an unforced call"
                                                                   << unforced;
+}
+
+// m=0's row plans (written by a CUDA get, here through the cache API) are listed beside the
+// decisions: JSON with the plan parsed, and a line each in the text form.
+TEST_F(CliTest, ShowListsRowPlans) {
+  cache::RowPlan plan;
+  plan.descriptor = "m=0,n=1000,k=4160,bits=4,group=64,zero=int,device=cuda:0";
+  plan.fingerprint = "cuda;sm_90;sms=132;name=NVIDIA H100 80GB HBM3";
+  plan.generator_version = "cuda_gemv@4";
+  plan.plan_json = R"({"any_rows":null,"exact_rows":[{"m":1,"variant":{"family":"gemv_mma"},"artifact_key":")" +
+                   std::string(64, 'a') + R"("}],"unserved_rows":[],"ranges":[]})";
+  {
+    cache::DecisionCache writer = cache::DecisionCache::open(db(), cache::OpenMode::read_write);
+    ASSERT_TRUE(writer.store_row_plan(plan));
+  }
+  const Outcome json_show = run({"show", "--db", db(), "--json"});
+  ASSERT_EQ(json_show.exit_code, 0) << json_show;
+  const nlohmann::json listed = parse_json(json_show);
+  ASSERT_TRUE(listed.contains("row_plans") && listed["row_plans"].is_array()) << json_show;
+  ASSERT_EQ(listed["row_plans"].size(), 1u) << json_show;
+  const nlohmann::json& row = listed["row_plans"][0];
+  EXPECT_EQ(row.at("descriptor").get<std::string>(), plan.descriptor);
+  EXPECT_EQ(row.at("generator_version").get<std::string>(), plan.generator_version);
+  EXPECT_EQ(row.at("plan").at("exact_rows").size(), 1u) << json_show;
+  EXPECT_TRUE(listed.at("decisions").empty()) << json_show;
+  const Outcome text_show = run({"show", "--db", db()});
+  ASSERT_EQ(text_show.exit_code, 0) << text_show;
+  EXPECT_NE(text_show.out.find("1 row plans"), std::string::npos) << text_show;
+  EXPECT_NE(text_show.out.find(plan.descriptor + "\n  1 exact rows, 0 ranges  cuda_gemv@4"), std::string::npos)
+      << text_show;
 }
 
 TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {

@@ -3,8 +3,11 @@
 // each checked against the reference (poisoned outputs, guard bytes) at its own kernel's bound.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,9 @@
 #include "codegen/cuda/registry.h"
 #include "cache/decision_cache.h"
 #include "runtime/cuda_backend.h"
+#include "runtime/decisions.h"
+#include "runtime/row_plan.h"
+#include "cache/sqlite.h"
 #include "tests/cuda/device_check.h"
 #include "tests/support/test_support.h"
 #endif
@@ -184,13 +190,19 @@ TEST(RowBuckets, CudaAnyMKernelMatchesTheReferenceAtEveryRowCount) {
 // A cold m=0 resolution through a cache file: the parts' cubins compile at once
 // (runtime::precompile_cuda) and every part's cubin is then in the file, so the next process
 // loads them all without NVRTC; the parts still match the reference.
+// Options that take the heuristic on a miss, with the cache file `name` in `directory`.
+GetOptions heuristic_options(const testing::TempDirectory& directory, const char* name) {
+  GetOptions options;
+  options.on_miss = OnMiss::heuristic;
+  options.cache_path = (directory.path() / name).string();
+  return options;
+}
+
 TEST(RowBuckets, CudaColdStartStoresEveryPartsCubin) {
   if (!cuda::nvrtc().available || !cuda::driver().available)
     GTEST_SKIP() << "no usable CUDA device here: " << cuda::driver().reason << cuda::nvrtc().reason;
   testing::TempDirectory directory("row_buckets_cold");
-  GetOptions options;
-  options.on_miss = OnMiss::heuristic;
-  options.cache_path = (directory.path() / "cache.sqlite").string();
+  const GetOptions options = heuristic_options(directory, "cache.sqlite");
   const OpDesc desc = parse_descriptor("m=0,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0");
   const ResolvedKernel resolved = get_kernel(desc, options);
   const auto* buckets = dynamic_cast<const RowBucketKernel*>(resolved.kernel.get());
@@ -208,6 +220,110 @@ TEST(RowBuckets, CudaColdStartStoresEveryPartsCubin) {
     ++parts;
   }
   EXPECT_EQ(parts, 11);
+}
+
+// desc's row plan in the cache file of options (read-only), parsed; fails the test when absent.
+std::optional<runtime::RowPlanParts> stored_row_plan(const OpDesc& desc, const GetOptions& options) {
+  const cache::DecisionCache stored = cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_only);
+  const auto plan = stored.lookup_row_plan(to_string(desc), runtime::decision_fingerprint(desc, options),
+                                           runtime::decision_generator_version(desc, options));
+  if (!plan) return std::nullopt;
+  return runtime::row_plan_from_json(nlohmann::json::parse(plan->plan_json));
+}
+
+// Every row count's part of `buckets` matches the reference at its own kernel's bound.
+void expect_parts_match_the_reference(const RowBucketKernel& buckets) {
+  for (int64_t rows : {1, 2, 5, 8, 9, 16, 17, 33, 65, 129, 300}) {
+    const Kernel& part = buckets.kernel_for_rows(rows);
+    const double bound = cuda::verification_tolerance(part.desc(), cuda::variant_from_json(part.variant_json()));
+    const std::string failure = cuda::testing::check_on_device(buckets, bound, 0, rows);
+    EXPECT_TRUE(failure.empty()) << part.name() << " (rows " << rows << "): " << failure;
+  }
+}
+
+// The long way records the row plan (every part no decision names, with its cubin's key, all in
+// the file); a process with an empty user cache and that file shipped then loads every part by
+// the plan: the same kernels, nothing compiled (the user cache is never even created), and they
+// match the reference.
+TEST(RowBuckets, CudaRowPlanLoadsEveryPartFromAShippedCacheWithoutCompiling) {
+  if (!cuda::nvrtc().available || !cuda::driver().available)
+    GTEST_SKIP() << "no usable CUDA device here: " << cuda::driver().reason << cuda::nvrtc().reason;
+  testing::TempDirectory directory("row_plan_shipped");
+  const GetOptions options = heuristic_options(directory, "operator.sqlite");
+  const OpDesc desc = parse_descriptor("m=0,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0");
+  const ResolvedKernel first = get_kernel(desc, options);
+  const auto plan = stored_row_plan(desc, options);
+  ASSERT_TRUE(plan.has_value()) << "no row plan stored in " << options.cache_path;
+  // No decision anywhere: the any-M kernel and every served row count ran their heuristic.
+  ASSERT_TRUE(plan->any_rows.has_value());
+  EXPECT_EQ(plan->exact.size() + plan->unserved.size(), static_cast<std::size_t>(runtime::exact_bucket_rows));
+  EXPECT_FALSE(plan->ranges.empty());
+  {
+    const cache::DecisionCache stored = cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_only);
+    std::vector<runtime::PlannedPart> parts = plan->exact;
+    parts.insert(parts.end(), plan->ranges.begin(), plan->ranges.end());
+    parts.push_back(*plan->any_rows);
+    for (const runtime::PlannedPart& part : parts)
+      EXPECT_TRUE(stored.has_artifact(part.artifact_key)) << part.variant.dump() << " has no cubin in the file";
+  }
+
+  GetOptions deployed = heuristic_options(directory, "user.sqlite");
+  deployed.shipped_caches = {(directory.path() / "shipped.sqlite").string()};
+  std::filesystem::copy_file(options.cache_path, deployed.shipped_caches.front());
+  const ResolvedKernel loaded = get_kernel(desc, deployed);
+  EXPECT_EQ(loaded.kernel->name(), first.kernel->name());
+  EXPECT_EQ(loaded.kernel->variant_json(), first.kernel->variant_json());
+  EXPECT_FALSE(std::filesystem::exists(deployed.cache_path)) << "the plan's load wrote to the user cache";
+  const auto* buckets = dynamic_cast<const RowBucketKernel*>(loaded.kernel.get());
+  ASSERT_NE(buckets, nullptr) << loaded.kernel->name();
+  expect_parts_match_the_reference(*buckets);
+}
+
+// A plan part whose cubin is gone is compiled again (and stored), the others load by the plan; a
+// plan that does not parse is a warning, the long way, and a new plan in its place.
+TEST(RowBuckets, CudaRowPlanRecoversFromALostCubinAndFromADamagedPlan) {
+  if (!cuda::nvrtc().available || !cuda::driver().available)
+    GTEST_SKIP() << "no usable CUDA device here: " << cuda::driver().reason << cuda::nvrtc().reason;
+  unsetenv("LOWBIT_QUIET");  // the damaged plan's warning is asserted
+  testing::TempDirectory directory("row_plan_recovers");
+  const GetOptions options = heuristic_options(directory, "cache.sqlite");
+  const OpDesc desc = parse_descriptor("m=0,n=4099,k=1024,bits=4,group=128,zero=none,act=fp16,out=fp32,device=cuda:0");
+  const ResolvedKernel first = get_kernel(desc, options);
+  const auto plan = stored_row_plan(desc, options);
+  ASSERT_TRUE(plan.has_value() && !plan->exact.empty());
+  const std::string lost = plan->exact.front().artifact_key;
+  {
+    cache::Database database(options.cache_path, SQLITE_OPEN_READWRITE);
+    cache::Statement remove(database, "DELETE FROM artifacts WHERE key = ?1");
+    remove.bind_text(1, lost);
+    ASSERT_EQ(remove.step(), cache::StepResult::done);
+  }
+  // (Another thread cap is another process key: get_kernel resolves again rather than remember.)
+  GetOptions again = options;
+  again.max_threads = 3;
+  const ResolvedKernel recovered = get_kernel(desc, again);
+  EXPECT_EQ(recovered.kernel->variant_json(), first.kernel->variant_json());
+  EXPECT_TRUE(cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_only).has_artifact(lost))
+      << "the lost cubin was not compiled and stored again";
+  const auto* buckets = dynamic_cast<const RowBucketKernel*>(recovered.kernel.get());
+  ASSERT_NE(buckets, nullptr);
+  expect_parts_match_the_reference(*buckets);
+
+  {
+    cache::DecisionCache writer = cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_write);
+    ASSERT_TRUE(writer.store_row_plan({to_string(desc), runtime::decision_fingerprint(desc, options),
+                                       runtime::decision_generator_version(desc, options), R"({"exact_rows":[]})", ""}));
+  }
+  GetOptions third = options;
+  third.max_threads = 5;
+  ::testing::internal::CaptureStderr();
+  const ResolvedKernel rebuilt = get_kernel(desc, third);
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(printed.find("row plan of " + to_string(desc) + " is unusable"), std::string::npos) << printed;
+  EXPECT_EQ(rebuilt.kernel->variant_json(), first.kernel->variant_json());
+  const auto replaced = stored_row_plan(desc, options);
+  ASSERT_TRUE(replaced.has_value()) << "the damaged plan was not replaced";
+  EXPECT_EQ(*replaced, *plan);
 }
 
 #endif
