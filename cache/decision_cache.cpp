@@ -320,6 +320,31 @@ std::string utc_now() {
   return std::string(text.data(), size);
 }
 
+// Inserts (or replaces) an artifact's row inside the caller's transaction, with the SHA-256 of
+// its bytes; an empty created_at is now.
+void insert_artifact(Database& database, const Artifact& artifact) {
+  Statement statement(database, insert_artifact_sql);
+  statement.bind_text(1, artifact.key);
+  statement.bind_text(2, artifact.name);
+  statement.bind_text(3, artifact.compiler);
+  statement.bind_text(4, artifact.arch);
+  statement.bind_blob(5, artifact.bytes);
+  statement.bind_text(6, sha256_hex(std::string_view(artifact.bytes.data(), artifact.bytes.size())));
+  statement.bind_text(7, artifact.created_at.empty() ? utc_now() : artifact.created_at);
+  statement.step();
+}
+
+// Inserts (or replaces) a row plan inside the caller's transaction; an empty created_at is now.
+void insert_row_plan(Database& database, const RowPlan& plan) {
+  Statement statement(database, insert_row_plan_sql);
+  statement.bind_text(1, plan.descriptor);
+  statement.bind_text(2, plan.fingerprint);
+  statement.bind_text(3, plan.generator_version);
+  statement.bind_text(4, plan.plan_json);
+  statement.bind_text(5, plan.created_at.empty() ? utc_now() : plan.created_at);
+  statement.step();
+}
+
 // Why a file is not used; thrown inside open() and turned into its one warning there.
 struct Unusable {
   std::string problem;  // completes "cache '<path>' ...", e.g. "does not exist"
@@ -575,9 +600,24 @@ std::string password_home() {
 DecisionCache::DecisionCache(std::string path, OpenMode mode)
     : path_(std::move(path)), mode_(mode) {}
 
-DecisionCache::~DecisionCache() = default;
+DecisionCache::~DecisionCache() { checkpoint_if_writer(); }
 DecisionCache::DecisionCache(DecisionCache&& other) noexcept = default;
-DecisionCache& DecisionCache::operator=(DecisionCache&& other) noexcept = default;
+DecisionCache& DecisionCache::operator=(DecisionCache&& other) noexcept {
+  if (this != &other) {
+    checkpoint_if_writer();
+    path_ = std::move(other.path_);
+    mode_ = other.mode_;
+    database_ = std::move(other.database_);
+    file_version_ = other.file_version_;
+    warned_store_refused_ = other.warned_store_refused_;
+  }
+  return *this;
+}
+
+void DecisionCache::checkpoint_if_writer() noexcept {
+  if (mode_ == OpenMode::read_write && database_)
+    sqlite3_wal_checkpoint_v2(database_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+}
 
 DecisionCache DecisionCache::open(const std::string& path, OpenMode mode) {
   DecisionCache cache(path, mode);
@@ -717,15 +757,7 @@ bool DecisionCache::store_artifact(const Artifact& artifact) {
   if (refuses_stores("artifacts")) return false;
   try {
     Transaction transaction(*database_);
-    Statement statement(*database_, insert_artifact_sql);
-    statement.bind_text(1, artifact.key);
-    statement.bind_text(2, artifact.name);
-    statement.bind_text(3, artifact.compiler);
-    statement.bind_text(4, artifact.arch);
-    statement.bind_blob(5, artifact.bytes);
-    statement.bind_text(6, sha256_hex(std::string_view(artifact.bytes.data(), artifact.bytes.size())));
-    statement.bind_text(7, artifact.created_at.empty() ? utc_now() : artifact.created_at);
-    statement.step();
+    insert_artifact(*database_, artifact);
     transaction.commit();
     return true;
   } catch (const CacheError& error) {
@@ -772,13 +804,7 @@ bool DecisionCache::store_row_plan(const RowPlan& plan) {
   if (refuses_stores("row plans")) return false;
   try {
     Transaction transaction(*database_);
-    Statement statement(*database_, insert_row_plan_sql);
-    statement.bind_text(1, plan.descriptor);
-    statement.bind_text(2, plan.fingerprint);
-    statement.bind_text(3, plan.generator_version);
-    statement.bind_text(4, plan.plan_json);
-    statement.bind_text(5, plan.created_at.empty() ? utc_now() : plan.created_at);
-    statement.step();
+    insert_row_plan(*database_, plan);
     transaction.commit();
     return true;
   } catch (const CacheError& error) {
@@ -797,6 +823,96 @@ std::vector<RowPlan> DecisionCache::list_row_plans() const {
     warn(fmt::format("{}; listing only {} row plans", error.what(), plans.size()));
   }
   return plans;
+}
+
+std::vector<std::string> DecisionCache::artifact_keys() const {
+  std::vector<std::string> keys;
+  if (!database_ || file_version_ < 2) return keys;
+  try {
+    Statement statement(*database_, "SELECT key FROM artifacts ORDER BY key");
+    while (statement.step() == StepResult::row) keys.push_back(statement.column_text(0));
+  } catch (const CacheError& error) {
+    warn(fmt::format("{}; listing only {} artifacts", error.what(), keys.size()));
+  }
+  return keys;
+}
+
+void DecisionCache::export_to(const std::string& out_path) const {
+  if (!database_) throw InvalidArgument("db", fmt::format("cache '{}' is unusable; there is nothing to export", path_));
+  std::error_code error;
+  if (std::filesystem::exists(out_path, error))
+    throw InvalidArgument("out", fmt::format("'{}' exists; export writes a new file", out_path));
+  try {
+    Statement statement(*database_, "VACUUM INTO ?1");
+    statement.bind_text(1, out_path);
+    statement.step();
+  } catch (const CacheError&) {
+    std::filesystem::remove(out_path, error);
+    throw;
+  }
+}
+
+namespace {
+
+// Whether the incoming decision takes the key from the target's under `rule`.
+bool incoming_wins(const Decision& target, const Decision& incoming, ConflictRule rule) {
+  if (rule == ConflictRule::faster) return incoming.median_us < target.median_us;
+  if (rule == ConflictRule::newer) return incoming.created_at > target.created_at;  // ISO-8601 UTC sorts as text
+  return false;
+}
+
+bool incoming_wins(const RowPlan& target, const RowPlan& incoming, ConflictRule rule) {
+  return rule != ConflictRule::keep && incoming.created_at > target.created_at;
+}
+
+}  // namespace
+
+MergeCounts DecisionCache::merge_from(const std::string& source_path, ConflictRule rule) {
+  if (mode_ != OpenMode::read_write || !database_)
+    throw InvalidArgument("db", fmt::format("cache '{}' is {}; nothing can be merged into it", path_,
+                                            database_ ? "open read-only" : "unusable"));
+  std::error_code error;
+  if (std::filesystem::equivalent(path_, source_path, error))
+    throw InvalidArgument("from", fmt::format("'{}' is the target cache itself", source_path));
+  const DecisionCache source = open(source_path, OpenMode::read_only);
+  if (!source.usable())
+    throw InvalidArgument("from", fmt::format("cache '{}' cannot be read (the warning above says why)", source_path));
+  MergeCounts counts;
+  Transaction transaction(*database_);
+  for (const Decision& incoming : source.list()) {
+    validate(incoming);
+    const auto present = lookup(incoming.descriptor, incoming.fingerprint, incoming.generator_version);
+    if (present && (*present == incoming || !incoming_wins(*present, incoming, rule))) {
+      ++counts.decisions_kept;
+      continue;
+    }
+    ++(present ? counts.decisions_replaced : counts.decisions_added);
+    Statement insert(*database_, insert_sql());
+    bind_all(insert, incoming);
+    insert.step();
+  }
+  for (const std::string& key : source.artifact_keys()) {
+    if (has_artifact(key)) continue;
+    const std::optional<Artifact> artifact = source.lookup_artifact(key);  // a damaged one is warned of there
+    if (!artifact) {
+      ++counts.artifacts_damaged;
+      continue;
+    }
+    insert_artifact(*database_, *artifact);
+    ++counts.artifacts_added;
+  }
+  for (const RowPlan& incoming : source.list_row_plans()) {
+    validate(incoming);
+    const auto present = lookup_row_plan(incoming.descriptor, incoming.fingerprint, incoming.generator_version);
+    if (present && (*present == incoming || !incoming_wins(*present, incoming, rule))) {
+      ++counts.row_plans_kept;
+      continue;
+    }
+    ++(present ? counts.row_plans_replaced : counts.row_plans_added);
+    insert_row_plan(*database_, incoming);
+  }
+  transaction.commit();
+  return counts;
 }
 
 std::string default_cache_path() {

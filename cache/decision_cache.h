@@ -75,6 +75,23 @@ inline constexpr int application_id = 0x4C4F5742;
 inline constexpr int schema_version = 4;
 inline constexpr int oldest_readable_schema_version = 1;
 
+// How merge_from settles a key both files hold (docs/cache.md): `faster` (the default) takes the
+// incoming decision when its median is lower, `newer` when it was created later, `keep` never.
+// A row plan is not timed: under `faster` and `newer` the later one wins, under `keep` the target's.
+enum class ConflictRule { faster, newer, keep };
+
+// What merge_from did, row by row of the source.
+struct MergeCounts {
+  int decisions_added = 0;     // keys the target lacked
+  int decisions_replaced = 0;  // keys the rule gave to the source
+  int decisions_kept = 0;      // keys the rule (or equality) left to the target
+  int artifacts_added = 0;     // artifacts the target lacked (the others are the same bytes: content keys)
+  int artifacts_damaged = 0;   // source artifacts whose bytes failed their SHA-256 (left out, warned)
+  int row_plans_added = 0;
+  int row_plans_replaced = 0;
+  int row_plans_kept = 0;
+};
+
 class DecisionCache {
  public:
   // Never throws for a missing, corrupt or foreign file: the problem is reported once through
@@ -134,9 +151,29 @@ class DecisionCache {
   bool store_row_plan(const RowPlan& plan);
   // Every plan, ordered by descriptor, then fingerprint, then generator version.
   std::vector<RowPlan> list_row_plans() const;
+  // The keys of every stored artifact, ascending (no bytes read).
+  std::vector<std::string> artifact_keys() const;
+
+  // Writes the whole file, as one consistent snapshot, to a new file at out_path (SQLite's
+  // VACUUM INTO): one self-contained file in rollback-journal mode, with everything a WAL still
+  // held, compacted: the file a deployment ships. Throws InvalidArgument when out_path exists or
+  // this cache is unusable, lowbit::Error when SQLite fails (the partial file is removed).
+  void export_to(const std::string& out_path) const;
+
+  // Adds the decisions, artifacts and row plans of the lowbit cache file at source_path (any
+  // readable schema version, opened read-only) to this one, in one transaction: all or nothing.
+  // Keys both hold are settled by `rule`. Throws InvalidArgument when this cache is not open
+  // read-write and usable, or the source is unusable or is this very file; lowbit::Error when
+  // SQLite fails (nothing is merged then).
+  MergeCounts merge_from(const std::string& source_path, ConflictRule rule);
 
  private:
   DecisionCache(std::string path, OpenMode mode);
+  // A writer copies its commits from the WAL into the main file when it closes (a passive
+  // checkpoint, which never waits): a reader kept open elsewhere, such as get_kernel's, would
+  // otherwise keep them in the WAL, where a copy of the file alone, or an immutable reader,
+  // does not see them.
+  void checkpoint_if_writer() noexcept;
   // Whether a store must be refused (read-only or unusable); the first refusal is a warning
   // naming `what` ("decisions", "artifacts", "row plans").
   bool refuses_stores(std::string_view what);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -387,6 +388,71 @@ int run_show(const Options& options) {
                count("ranges"), parts.is_object() && parts.contains("any_rows") && !parts["any_rows"].is_null() ? ", the any-M kernel" : "",
                plan["generator_version"].get<std::string>(), plan["created_at"].get<std::string>());
   }
+  return 0;
+}
+
+// What a cache file holds, counted: {"decisions", "artifacts", "row_plans"}.
+nlohmann::json cache_contents(const cache::DecisionCache& cache) {
+  return {{"decisions", cache.list().size()},
+          {"artifacts", cache.artifact_keys().size()},
+          {"row_plans", cache.list_row_plans().size()}};
+}
+
+int run_export(const Options& options) {
+  GetOptions get = get_options(options);
+  const cache::DecisionCache source = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_only);
+  if (!source.usable()) throw InvalidArgument("db", fmt::format("cannot read the cache file '{}'", source.path()));
+  source.export_to(options.out);
+  const cache::DecisionCache written = cache::DecisionCache::open(options.out, cache::OpenMode::immutable);
+  nlohmann::json row = cache_contents(written);
+  row["db"] = source.path();
+  row["out"] = options.out;
+  row["bytes"] = std::filesystem::file_size(options.out);
+  if (options.json) {
+    print_json(row);
+    return 0;
+  }
+  fmt::print("exported {} to {}: {} decisions, {} cubins, {} row plans, {} bytes\n", source.path(), options.out,
+             row["decisions"].get<std::size_t>(), row["artifacts"].get<std::size_t>(), row["row_plans"].get<std::size_t>(),
+             row["bytes"].get<std::uintmax_t>());
+  return 0;
+}
+
+int run_merge(const Options& options) {
+  GetOptions get = get_options(options);
+  const cache::ConflictRule rule = options.on_conflict == "newer"  ? cache::ConflictRule::newer
+                                   : options.on_conflict == "keep" ? cache::ConflictRule::keep
+                                                                   : cache::ConflictRule::faster;
+  cache::DecisionCache target = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
+  if (!target.usable()) throw InvalidArgument("db", fmt::format("cannot write the cache file '{}'", target.path()));
+  nlohmann::json merged = nlohmann::json::array();
+  for (const std::string& source : options.from) {
+    const cache::MergeCounts counts = target.merge_from(source, rule);
+    merged.push_back({{"from", source},
+                      {"decisions_added", counts.decisions_added},
+                      {"decisions_replaced", counts.decisions_replaced},
+                      {"decisions_kept", counts.decisions_kept},
+                      {"artifacts_added", counts.artifacts_added},
+                      {"artifacts_damaged", counts.artifacts_damaged},
+                      {"row_plans_added", counts.row_plans_added},
+                      {"row_plans_replaced", counts.row_plans_replaced},
+                      {"row_plans_kept", counts.row_plans_kept}});
+  }
+  nlohmann::json result = {{"db", target.path()}, {"on_conflict", options.on_conflict}, {"merged", merged}};
+  result["now"] = cache_contents(target);
+  if (options.json) {
+    print_json(result);
+    return 0;
+  }
+  for (const nlohmann::json& row : merged)
+    fmt::print("{}: decisions {} added, {} replaced, {} kept; cubins {} added{}; row plans {} added, {} replaced, {} kept\n",
+               row["from"].get<std::string>(), row["decisions_added"].get<int>(), row["decisions_replaced"].get<int>(),
+               row["decisions_kept"].get<int>(), row["artifacts_added"].get<int>(),
+               row["artifacts_damaged"].get<int>() > 0 ? fmt::format(" ({} damaged, left out)", row["artifacts_damaged"].get<int>()) : "",
+               row["row_plans_added"].get<int>(), row["row_plans_replaced"].get<int>(), row["row_plans_kept"].get<int>());
+  fmt::print("{} now holds {} decisions, {} cubins, {} row plans (on conflict: {})\n", target.path(),
+             result["now"]["decisions"].get<std::size_t>(), result["now"]["artifacts"].get<std::size_t>(),
+             result["now"]["row_plans"].get<std::size_t>(), options.on_conflict);
   return 0;
 }
 

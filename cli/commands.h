@@ -22,6 +22,8 @@ struct Options {
   int64_t rows = 0;  // bench --rows: the M of an m=0 descriptor's timed call (0: any_m_rows)
   int top = 5;       // tune --top: the verified candidates each JSON result lists, fastest first
   bool exhaustive = false;  // tune --exhaustive: every CUDA candidate of every family
+  std::vector<std::string> from;        // merge --from: the cache files merged into --db
+  std::string on_conflict = "faster";   // merge --on-conflict: faster, newer or keep
 };
 
 int run_info(const Options& options);
@@ -30,5 +32,7 @@ int run_get(const Options& options);
 int run_bench(const Options& options);
 int run_show(const Options& options);
 int run_compile(const Options& options);
+int run_export(const Options& options);
+int run_merge(const Options& options);
 
 }  // namespace lowbit::cli

@@ -87,6 +87,21 @@ int main(int argc, char** argv) {
   add_db(show);
   show->add_flag("--json", options.json, "print JSON");
 
+  CLI::App* export_command = app.add_subcommand(
+      "export", "write a cache file, everything in it, to one new self-contained file (the file a deployment ships)");
+  add_db(export_command);
+  export_command->add_option("--out", options.out, "the new file (must not exist)")->required();
+  export_command->add_flag("--json", options.json, "print JSON");
+
+  CLI::App* merge = app.add_subcommand("merge", "add the decisions, cubins and row plans of other cache files to --db");
+  add_db(merge);
+  merge->add_option("--from", options.from, "a cache file to merge in; repeatable, merged in order")->required();
+  merge->add_option("--on-conflict", options.on_conflict,
+                    "a decision both files hold: faster (the lower median wins), newer (the later one wins) or keep "
+                    "(--db's stays); a row plan: the later one wins but under keep")
+      ->check(CLI::IsMember({"faster", "newer", "keep"}));
+  merge->add_flag("--json", options.json, "print JSON");
+
   // CLI11 answers an unknown word with "A subcommand is required"; name the word instead.
   auto is_command = [&](const char* word) {
     for (const CLI::App* command : app.get_subcommands({}))
@@ -94,7 +109,7 @@ int main(int argc, char** argv) {
     return false;
   };
   if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-    std::fprintf(stderr, "lowbit: error: unknown command '%s'; commands: info, tune, get, bench, show, compile (see --help)\n",
+    std::fprintf(stderr, "lowbit: error: unknown command '%s'; commands: info, tune, get, bench, show, compile, export, merge (see --help)\n",
                  argv[1]);
     return 2;
   }
@@ -116,6 +131,8 @@ int main(int argc, char** argv) {
     if (*bench) return lowbit::cli::run_bench(options);
     if (*show) return lowbit::cli::run_show(options);
     if (*compile) return lowbit::cli::run_compile(options);
+    if (*export_command) return lowbit::cli::run_export(options);
+    if (*merge) return lowbit::cli::run_merge(options);
   } catch (const lowbit::InvalidArgument& error) {
     std::fprintf(stderr, "lowbit: error: %s\n", error.what());
     return 2;

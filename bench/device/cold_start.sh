@@ -81,7 +81,7 @@ exact="m=1,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,device=cuda
 echo "NVRTC loaded by a new process's cached get: $exact: $(loads_nvrtc --no-tune --desc "$exact"); $any: $(loads_nvrtc --no-tune --desc "$any")" >> "$report"
 # The same cache shipped with a deployment: read immutable, under a user cache that does not exist.
 shipped="$work/shipped.sqlite"
-cp "$db" "$shipped"
+"$lowbit" export --db "$db" --out "$shipped" >> "$report"
 echo "== 2b. the cache of step 1 as a shipped one (lowbit get --shipped-db, immutable; the user cache --db does not exist)" >> "$report"
 for shape in n=6144,k=4096 n=28672,k=4096; do
   for m in 1 256; do
@@ -108,7 +108,7 @@ for _ in $(seq "$processes"); do
   values+=("$(echo "$row" | field get_kernel_ms)")
 done
 printf '%s\n' "${values[@]}" | sort -g | awk -v label="$any" -v nvrtc="$(echo "$row" | field nvrtc_loaded)" '{ v[NR] = $1 } END {
-  printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes; NVRTC loaded: %s)\n", label, v[NR > 0 ? int((NR + 1) / 2) : 0], v[NR], NR, nvrtc }' >> "$report"
+  printf "%-70s median %8.3f ms  max %8.3f ms  (%d processes; NVRTC loaded: %s)\n", label, v[int((NR + 1) / 2)], v[NR], NR, nvrtc }' >> "$report"
 [ -e "$work/user.sqlite" ] && echo "BUG: the user cache was created by cache hits" >> "$report"
 
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <random>
@@ -405,6 +406,218 @@ TEST_F(ArtifactTest, ReadOnlyCacheRefusesToStoreARowPlan) {
   const std::string printed = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(count_warnings(printed), 1) << printed;
   EXPECT_NE(printed.find("row plans are not stored"), std::string::npos) << printed;
+}
+
+TEST_F(ArtifactTest, ArtifactKeysListsEveryKeyInOrder) {
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_write);
+  EXPECT_TRUE(cache.artifact_keys().empty());
+  std::vector<std::string> keys;
+  for (int number : {4, 1, 7}) {
+    ASSERT_TRUE(cache.store_artifact(sample_artifact(number)));
+    keys.push_back(sample_artifact(number).key);
+  }
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(cache.artifact_keys(), keys);
+}
+
+// export_to writes one self-contained file with everything (what a WAL still held included, a
+// reader being kept open meanwhile), out of WAL mode; it never overwrites a file.
+TEST_F(ArtifactTest, ExportWritesEverythingToANewSelfContainedFile) {
+  const Decision decision = sample_decision();
+  const Artifact artifact = sample_artifact(5);
+  const RowPlan plan = sample_row_plan(5);
+  { DecisionCache created = DecisionCache::open(file().string(), OpenMode::read_write); }
+  DecisionCache kept = DecisionCache::open(file().string(), OpenMode::read_only);
+  {
+    DecisionCache writer = DecisionCache::open(file().string(), OpenMode::read_write);
+    ASSERT_TRUE(writer.store(decision));
+    ASSERT_TRUE(writer.store_artifact(artifact));
+    ASSERT_TRUE(writer.store_row_plan(plan));
+  }
+  const fs::path out = directory_ / "shipped.sqlite";
+  kept.export_to(out.string());
+  EXPECT_FALSE(fs::exists(out.string() + "-wal"));
+  DecisionCache shipped = DecisionCache::open(out.string(), OpenMode::immutable);
+  ASSERT_TRUE(shipped.usable());
+  EXPECT_EQ(shipped.lookup(decision.descriptor, decision.fingerprint, decision.generator_version), decision);
+  EXPECT_EQ(shipped.lookup_artifact(artifact.key), artifact);
+  EXPECT_EQ(shipped.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version), plan);
+  EXPECT_EQ(user_version(out), schema_version);
+  {
+    Database database(out.string(), SQLITE_OPEN_READONLY);
+    Statement mode(database, "PRAGMA journal_mode");
+    ASSERT_EQ(mode.step(), StepResult::row);
+    EXPECT_EQ(mode.column_text(0), "delete");
+    Statement id(database, "PRAGMA application_id");
+    ASSERT_EQ(id.step(), StepResult::row);
+    EXPECT_EQ(id.column_int64(0), application_id);
+  }
+  const std::string bytes = read_bytes(out);
+  try {
+    kept.export_to(out.string());
+    ADD_FAILURE() << "export_to overwrote " << out;
+  } catch (const InvalidArgument& error) {
+    EXPECT_EQ(error.field(), "out");
+    EXPECT_NE(std::string(error.what()).find("exists"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(read_bytes(out), bytes);
+}
+
+TEST_F(ArtifactTest, ExportOfAnUnusableCacheIsRefused) {
+  write_bytes(file(), "not a database at all, just text");
+  ::testing::internal::CaptureStderr();
+  DecisionCache cache = DecisionCache::open(file().string(), OpenMode::read_only);
+  ::testing::internal::GetCapturedStderr();
+  const fs::path out = directory_ / "out.sqlite";
+  EXPECT_THROW(cache.export_to(out.string()), InvalidArgument);
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// Two files for merge_from: the target holds decision A (7.5 us, created at 10:00), the row plan
+// of sample_row_plan(1) (created 03:00:01) and artifact 1; the source holds A again, faster
+// (3.0 us) but older (09:00), decision B, artifacts 1 and 2, and plan 1 again, later (03:00:09).
+struct MergeFiles {
+  fs::path target;
+  fs::path source;
+};
+
+MergeFiles write_merge_files(const fs::path& directory) {
+  MergeFiles files{directory / "target.sqlite", directory / "source.sqlite"};
+  {
+    DecisionCache target = DecisionCache::open(files.target.string(), OpenMode::read_write);
+    EXPECT_TRUE(target.store(sample_decision()));
+    EXPECT_TRUE(target.store_row_plan(sample_row_plan(1)));
+    EXPECT_TRUE(target.store_artifact(sample_artifact(1)));
+  }
+  DecisionCache source = DecisionCache::open(files.source.string(), OpenMode::read_write);
+  Decision faster = sample_decision();
+  faster.median_us = 3.0;
+  faster.variant_name = "cuda_sm90a_gemv_w4g128_m1_w16u2";
+  faster.created_at = "2026-11-22T09:00:00Z";
+  faster.artifact_key = sample_artifact(2).key;
+  EXPECT_TRUE(source.store(faster));
+  Decision other = sample_decision();
+  other.descriptor = "m=4,n=4096,k=4096,bits=4,group=128,device=cuda:0";
+  EXPECT_TRUE(source.store(other));
+  EXPECT_TRUE(source.store_artifact(sample_artifact(1)));
+  EXPECT_TRUE(source.store_artifact(sample_artifact(2)));
+  RowPlan later = sample_row_plan(1);
+  later.plan_json = R"({"any_rows":null,"exact_rows":[],"unserved_rows":[],"ranges":[]})";
+  later.created_at = "2026-11-24T03:00:09Z";
+  EXPECT_TRUE(source.store_row_plan(later));
+  return files;
+}
+
+TEST_F(ArtifactTest, MergeAddsWhatTheTargetLacksAndSettlesConflictsByTheRule) {
+  struct Case {
+    ConflictRule rule;
+    double median_us;         // the target's decision A afterwards
+    bool plan_replaced;
+  };
+  for (const Case& expected : {Case{ConflictRule::faster, 3.0, true}, Case{ConflictRule::newer, 7.5, true},
+                               Case{ConflictRule::keep, 7.5, false}}) {
+    SCOPED_TRACE(static_cast<int>(expected.rule));
+    const fs::path directory = directory_ / std::to_string(static_cast<int>(expected.rule));
+    fs::create_directories(directory);
+    const MergeFiles files = write_merge_files(directory);
+    const std::string source_bytes = read_bytes(files.source);
+    DecisionCache target = DecisionCache::open(files.target.string(), OpenMode::read_write);
+    const MergeCounts counts = target.merge_from(files.source.string(), expected.rule);
+    EXPECT_EQ(counts.decisions_added, 1);
+    EXPECT_EQ(counts.decisions_replaced, expected.median_us == 3.0 ? 1 : 0);
+    EXPECT_EQ(counts.decisions_kept, expected.median_us == 3.0 ? 0 : 1);
+    EXPECT_EQ(counts.artifacts_added, 1);  // artifact 1 is the same bytes under the same key
+    EXPECT_EQ(counts.artifacts_damaged, 0);
+    EXPECT_EQ(counts.row_plans_added, 0);
+    EXPECT_EQ(counts.row_plans_replaced, expected.plan_replaced ? 1 : 0);
+    EXPECT_EQ(counts.row_plans_kept, expected.plan_replaced ? 0 : 1);
+    const Decision decision = sample_decision();
+    const auto settled = target.lookup(decision.descriptor, decision.fingerprint, decision.generator_version);
+    ASSERT_TRUE(settled);
+    EXPECT_EQ(settled->median_us, expected.median_us);
+    EXPECT_EQ(target.list().size(), 2u);
+    EXPECT_EQ(target.artifact_keys().size(), 2u);
+    EXPECT_EQ(target.lookup_artifact(sample_artifact(2).key), sample_artifact(2));
+    const RowPlan plan = sample_row_plan(1);
+    const auto stored_plan = target.lookup_row_plan(plan.descriptor, plan.fingerprint, plan.generator_version);
+    ASSERT_TRUE(stored_plan);
+    EXPECT_EQ(stored_plan->created_at, expected.plan_replaced ? "2026-11-24T03:00:09Z" : plan.created_at);
+    EXPECT_EQ(read_bytes(files.source), source_bytes) << "merge wrote to its source";
+    // Merging the same file again changes nothing.
+    const MergeCounts again = target.merge_from(files.source.string(), expected.rule);
+    EXPECT_EQ(again.decisions_added + again.decisions_replaced + again.artifacts_added + again.row_plans_added +
+                  again.row_plans_replaced,
+              0);
+  }
+}
+
+TEST_F(ArtifactTest, MergeReadsAnOlderFileAsItIs) {
+  write_version_1_file();
+  const fs::path target_path = directory_ / "target.sqlite";
+  DecisionCache target = DecisionCache::open(target_path.string(), OpenMode::read_write);
+  const MergeCounts counts = target.merge_from(file().string(), ConflictRule::faster);
+  EXPECT_EQ(counts.decisions_added, 1);
+  EXPECT_EQ(counts.artifacts_added, 0);
+  const Decision decision = sample_decision();
+  EXPECT_EQ(target.lookup(decision.descriptor, decision.fingerprint, decision.generator_version), decision);
+  EXPECT_EQ(user_version(file()), 1) << "merge upgraded its source";
+}
+
+TEST_F(ArtifactTest, MergeIsAllOrNothing) {
+  const MergeFiles files = write_merge_files(directory_);
+  {
+    // A row no lowbit writes: a negative median, past store()'s validation.
+    Database database(files.source.string(), SQLITE_OPEN_READWRITE);
+    database.exec("UPDATE decisions SET median_us = -1 WHERE descriptor LIKE 'm=4,%'");
+  }
+  const std::string target_bytes = read_bytes(files.target);
+  DecisionCache target = DecisionCache::open(files.target.string(), OpenMode::read_write);
+  EXPECT_THROW(target.merge_from(files.source.string(), ConflictRule::faster), InvalidArgument);
+  EXPECT_EQ(target.list().size(), 1u);
+  EXPECT_EQ(target.artifact_keys().size(), 1u);
+}
+
+TEST_F(ArtifactTest, MergeLeavesADamagedArtifactOutWithAWarning) {
+  const MergeFiles files = write_merge_files(directory_);
+  {
+    Database database(files.source.string(), SQLITE_OPEN_READWRITE);
+    Statement damage(database, "UPDATE artifacts SET bytes_sha256 = ?1 WHERE key = ?2");
+    damage.bind_text(1, std::string(64, '0'));
+    damage.bind_text(2, sample_artifact(2).key);
+    ASSERT_EQ(damage.step(), StepResult::done);
+  }
+  DecisionCache target = DecisionCache::open(files.target.string(), OpenMode::read_write);
+  ::testing::internal::CaptureStderr();
+  const MergeCounts counts = target.merge_from(files.source.string(), ConflictRule::faster);
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(counts.artifacts_damaged, 1);
+  EXPECT_EQ(counts.artifacts_added, 0);
+  EXPECT_NE(printed.find("damaged"), std::string::npos) << printed;
+  EXPECT_FALSE(target.has_artifact(sample_artifact(2).key));
+}
+
+TEST_F(ArtifactTest, MergeRefusesAReadOnlyTargetAnUnusableSourceAndItself) {
+  const MergeFiles files = write_merge_files(directory_);
+  auto refused_field = [](auto&& merge) -> std::string {
+    try {
+      merge();
+    } catch (const InvalidArgument& error) {
+      return error.field();
+    }
+    return "(merged)";
+  };
+  DecisionCache reader = DecisionCache::open(files.target.string(), OpenMode::read_only);
+  EXPECT_EQ(refused_field([&] { reader.merge_from(files.source.string(), ConflictRule::faster); }), "db");
+  DecisionCache target = DecisionCache::open(files.target.string(), OpenMode::read_write);
+  EXPECT_EQ(refused_field([&] { target.merge_from(files.target.string(), ConflictRule::faster); }), "from");
+  write_bytes(directory_ / "text.sqlite", "this is not a cache");
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(refused_field([&] { target.merge_from((directory_ / "text.sqlite").string(), ConflictRule::faster); }),
+            "from");
+  EXPECT_EQ(refused_field([&] { target.merge_from((directory_ / "missing.sqlite").string(), ConflictRule::faster); }),
+            "from");
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(target.list().size(), 1u);
 }
 
 TEST_F(ArtifactTest, Version1FileIsReadAsIsByAReader) {

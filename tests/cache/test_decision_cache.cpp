@@ -375,6 +375,27 @@ INSTANTIATE_TEST_SUITE_P(Modes, ReaderModeTest, ::testing::Values(OpenMode::read
                            return info.param == OpenMode::read_only ? std::string("ReadOnly") : std::string("Immutable");
                          });
 
+// A reader kept open (get_kernel keeps one per file) stops SQLite's checkpoint at the writer's
+// close, the last connection's; the writer then copies its commits into the main file itself, so
+// a copy of that file alone, read immutable as a deployment does (a WAL is ignored), has them.
+TEST_F(DecisionCacheTest, AWritersCommitsReachTheMainFileWhileAReaderStaysOpen) {
+  { DecisionCache created = DecisionCache::open(file().string(), OpenMode::read_write); }
+  DecisionCache kept = DecisionCache::open(file().string(), OpenMode::read_only);
+  ASSERT_TRUE(kept.usable());
+  const Decision decision = sample_decision(10);
+  EXPECT_FALSE(kept.lookup(decision.descriptor, decision.fingerprint, decision.generator_version));
+  {
+    DecisionCache writer = DecisionCache::open(file().string(), OpenMode::read_write);
+    ASSERT_TRUE(writer.store(decision));
+  }
+  const fs::path copy = directory_ / "copy.sqlite";
+  fs::copy_file(file(), copy);
+  DecisionCache shipped = DecisionCache::open(copy.string(), OpenMode::immutable);
+  ASSERT_TRUE(shipped.usable());
+  EXPECT_EQ(shipped.lookup(decision.descriptor, decision.fingerprint, decision.generator_version), decision);
+  EXPECT_EQ(kept.lookup(decision.descriptor, decision.fingerprint, decision.generator_version), decision);
+}
+
 TEST_F(DecisionCacheTest, ImmutableReadsAPathThatNeedsEscapingInAUri) {
   const fs::path odd = directory_ / "a?b#c%20d.sqlite";
   const Decision decision = sample_decision(9);

@@ -311,6 +311,38 @@ TEST_F(CliTest, ShowListsRowPlans) {
       << text_show;
 }
 
+// Two tuned files merged into a third, then exported to the file a deployment ships: every
+// decision arrives, a second merge of the same file adds nothing, and export never overwrites.
+TEST_F(CliTest, MergeTwoTunedFilesThenExportOne) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  ASSERT_EQ(run({"tune", "--desc", small_a, "--db", db("a.sqlite"), "--threads", "2"}).exit_code, 0);
+  ASSERT_EQ(run({"tune", "--desc", small_b, "--db", db("b.sqlite"), "--threads", "2"}).exit_code, 0);
+  const Outcome merged =
+      run({"merge", "--db", db("all.sqlite"), "--from", db("a.sqlite"), "--from", db("b.sqlite"), "--json"});
+  ASSERT_EQ(merged.exit_code, 0) << merged;
+  const nlohmann::json report = parse_json(merged);
+  ASSERT_EQ(report.at("merged").size(), 2u) << merged;
+  EXPECT_EQ(report["merged"][0].at("decisions_added").get<int>(), 1) << merged;
+  EXPECT_EQ(report["merged"][1].at("decisions_added").get<int>(), 1) << merged;
+  EXPECT_EQ(report.at("now").at("decisions").get<int>(), 2) << merged;
+  EXPECT_EQ(report.at("on_conflict").get<std::string>(), "faster");
+  const Outcome again = run({"merge", "--db", db("all.sqlite"), "--from", db("a.sqlite"), "--on-conflict", "newer"});
+  ASSERT_EQ(again.exit_code, 0) << again;
+  EXPECT_NE(again.out.find("decisions 0 added, 0 replaced, 1 kept"), std::string::npos) << again;
+
+  const Outcome exported = run({"export", "--db", db("all.sqlite"), "--out", db("shipped.sqlite"), "--json"});
+  ASSERT_EQ(exported.exit_code, 0) << exported;
+  EXPECT_EQ(parse_json(exported).at("decisions").get<int>(), 2) << exported;
+  const Outcome shown = run({"show", "--db", db("shipped.sqlite"), "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown;
+  EXPECT_EQ(parse_json(shown).at("decisions").size(), 2u) << shown;
+  const std::string bytes = read_bytes(db("shipped.sqlite"));
+  const Outcome overwrite = run({"export", "--db", db("all.sqlite"), "--out", db("shipped.sqlite")});
+  EXPECT_EQ(overwrite.exit_code, 2) << overwrite;
+  EXPECT_NE(overwrite.err.find("exists"), std::string::npos) << overwrite;
+  EXPECT_EQ(read_bytes(db("shipped.sqlite")), bytes);
+}
+
 TEST_F(CliTest, TuneTwoDescriptorsThenShowListsThem) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   const Outcome outcome =
@@ -476,7 +508,15 @@ INSTANTIATE_TEST_SUITE_P(
                                "sm_XY"},
                       BadInput{"CompileCpuDescriptor",
                                {"compile", "--desc", "m=1,n=64,k=128", "--arch", "sm_90a", "--out", "DB"},
-                               "device=cuda"}),
+                               "device=cuda"},
+                      BadInput{"ExportMissingFile", {"export", "--db", "DB", "--out", "/nonexistent/out.sqlite"},
+                               "cache.sqlite"},
+                      BadInput{"ExportWithoutOut", {"export", "--db", "DB"}, "--out"},
+                      BadInput{"MergeWithoutFrom", {"merge", "--db", "DB"}, "--from"},
+                      BadInput{"MergeUnknownRule", {"merge", "--db", "DB", "--from", "x.sqlite", "--on-conflict", "best"},
+                               "--on-conflict"},
+                      BadInput{"MergeMissingSource", {"merge", "--db", "DB", "--from", "/nonexistent/x.sqlite"},
+                               "/nonexistent/x.sqlite", /*writes_nothing=*/false}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace

@@ -269,7 +269,9 @@ TEST(RowBuckets, CudaRowPlanLoadsEveryPartFromAShippedCacheWithoutCompiling) {
 
   GetOptions deployed = heuristic_options(directory, "user.sqlite");
   deployed.shipped_caches = {(directory.path() / "shipped.sqlite").string()};
-  std::filesystem::copy_file(options.cache_path, deployed.shipped_caches.front());
+  // Shipped as a deployment ships it: exported, while this process keeps its reader of the file
+  // open (get_kernel's kept connection) and so, possibly, some commits in its WAL.
+  cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_only).export_to(deployed.shipped_caches.front());
   const ResolvedKernel loaded = get_kernel(desc, deployed);
   EXPECT_EQ(loaded.kernel->name(), first.kernel->name());
   EXPECT_EQ(loaded.kernel->variant_json(), first.kernel->variant_json());
