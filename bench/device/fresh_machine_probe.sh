@@ -6,10 +6,15 @@
 # /proc/vmstat) and the CPU clock (/proc/cpuinfo's MHz, mean over cores) before and after.
 # Steal time says another guest had the cores; system time and minor faults, the kernel backing
 # fresh memory; iowait and major faults, a cold disk.
+# Each round may run under an environment setting: PROBE_ROUNDS lists the rounds, "plain" or a
+# VAR=VALUE for that round's tune (default "plain plain"); after each round, the size of the
+# driver's and NVRTC's on-disk compute cache ($CUDA_CACHE_PATH, else ~/.nv/ComputeCache).
 # Usage (after building, in the tree that holds BUILD_DIR):
-#   bash bench/device/fresh_machine_probe.sh BUILD_DIR [SHAPES=bench/shapes/fresh_probe.txt] [ROUNDS=2]
+#   bash bench/device/fresh_machine_probe.sh BUILD_DIR [SHAPES=bench/shapes/fresh_probe.txt]
 set -uo pipefail
-build_dir=$1 shapes=${2:-bench/shapes/fresh_probe.txt} rounds=${3:-2}
+build_dir=$1 shapes=${2:-bench/shapes/fresh_probe.txt}
+read -r -a rounds <<< "${PROBE_ROUNDS:-plain plain}"
+compute_cache=${CUDA_CACHE_PATH:-$HOME/.nv/ComputeCache}
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 work=$(mktemp -d)
@@ -33,12 +38,17 @@ report() {  # label, counters before, counters after, seconds
 }
 {
   echo "== fresh machine probe: ${#descs[@]} descriptors from $shapes, $(nproc) cores, uptime $(cut -d' ' -f1 /proc/uptime) s"
-  for round in $(seq "$rounds"); do
+  echo "compute cache $compute_cache: $(du -sh "$compute_cache" 2>/dev/null | cut -f1 || echo none)"
+  for round in $(seq "${#rounds[@]}"); do
+    setting=${rounds[$((round - 1))]}
+    environment=()
+    [ "$setting" != plain ] && environment=("$setting")
     before=$(counters); mhz_before=$(mean_mhz); start=$(date +%s%N)
-    timeout 280 "$build_dir/cli/lowbit" tune --json --db "$work/round$round.sqlite" --desc "${descs[@]}" > "$work/tune$round.json" 2> "$work/tune$round.err"
+    timeout 280 env "${environment[@]}" "$build_dir/cli/lowbit" tune --json --db "$work/round$round.sqlite" --desc "${descs[@]}" > "$work/tune$round.json" 2> "$work/tune$round.err"
     status=$?
     seconds=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN { printf "%.1f", ns / 1e9 }')
-    report "tune round $round (exit $status)" "$before" "$(counters)" "$seconds" "$mhz_before->$(mean_mhz)"
+    report "round $round $setting (exit $status)" "$before" "$(counters)" "$seconds" "$mhz_before->$(mean_mhz)"
+    echo "   compute cache after: $(du -sh "$compute_cache" 2>/dev/null | cut -f1 || echo none)"
     python3 -c "
 import json, sys
 rows = json.load(open(sys.argv[1]))['results']
