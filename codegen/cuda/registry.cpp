@@ -157,7 +157,8 @@ std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, i
   for (const Generator& generator : generators()) {
     if (&generator == &preferred) {
       for (const CudaVariant& variant : generator.candidates(desc, sm_count))
-        if (generator.is_valid(desc, variant, arch_major)) variants.push_back(variant);
+        if (WgmmaGenerator::in_default_search(desc, variant) && generator.is_valid(desc, variant, arch_major))
+          variants.push_back(variant);
       // The no-tune choice is always measured, also where it lies outside the candidates.
       if (std::find(variants.begin(), variants.end(), chosen) == variants.end()) variants.push_back(chosen);
       continue;

@@ -684,6 +684,14 @@ bool WgmmaGenerator::pads_a_quarter_more(const OpDesc& desc, const CudaVariant& 
   return 4 * (tall_rows - shorter_rows) >= tall_rows;
 }
 
+bool WgmmaGenerator::in_default_search(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.family != CudaFamily::wgmma || desc.m < default_search_min_rows) return true;
+  const bool second_kernel_pair = variant.split_k == 2 && variant.cluster_split == 0;
+  const bool wide_split = variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4);
+  const bool short_tile = variant.block_m < 64 || (variant.block_m == 64 && desc.m >= 256);
+  return !second_kernel_pair && !wide_split && !short_tile;
+}
+
 bool WgmmaGenerator::hybrid_pays(const OpDesc& desc, const CudaVariant& hybrid) {
   const int64_t grid = tiles(desc, hybrid);
   if (grid <= hybrid.stream_k || remaining_tiles(desc, hybrid) == 0) return false;

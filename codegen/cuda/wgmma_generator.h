@@ -78,6 +78,15 @@ class WgmmaGenerator {
   // times: 75.2 against 76.5 at M = 1024 on 6144x4096).
   static constexpr double hybrid_margin = 1.05;
   static bool hybrid_pays(const OpDesc& desc, const CudaVariant& hybrid);
+  // Whether a default (not --exhaustive) tune times `variant` (registry.h, tuning_candidates).
+  // From default_search_min_rows rows on, grids that never came within 1.10x of the winner on
+  // any of issue 4's 12 rows there (4 shapes x M = 128, 256, 1024, int4, bf16; a cold full tune
+  // with every candidate ranked, 2026-11-24, docs/benchmarks.md session 21) are left out:
+  // split-K by 2 summed by a second kernel (best 1.10x), by 8 (1.14x) and cluster splits of 4 or 8
+  // blocks (1.38x): stream-K and the 2-block cluster split share K better; tiles of fewer than 64
+  // rows (1.38x), and of 64 rows from 256 rows on (1.16x). They were 44 % of those rows' programs.
+  static constexpr int64_t default_search_min_rows = 128;
+  static bool in_default_search(const OpDesc& desc, const CudaVariant& variant);
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
   // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
   // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096); for 4

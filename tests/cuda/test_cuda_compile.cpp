@@ -466,7 +466,7 @@ TEST(CudaCompile, TuningCandidatesArePreferredFamilyAndOneSentinelEach) {
       }
     }
     for (const CudaVariant& variant : all) {
-      if (!is_preferred(variant)) continue;
+      if (!is_preferred(variant) || !WgmmaGenerator::in_default_search(desc, variant)) continue;
       EXPECT_NE(std::find(fast.begin(), fast.end(), variant), fast.end())
           << c.text << ": preferred candidate " << variant_name(desc, variant, "sm_90a") << " missing";
     }
@@ -474,6 +474,48 @@ TEST(CudaCompile, TuningCandidatesArePreferredFamilyAndOneSentinelEach) {
     EXPECT_FALSE(others.empty()) << c.text << ": no sentinel of another family";
     EXPECT_LT(fast.size(), all.size()) << c.text;
   }
+}
+
+// From 128 rows the default search leaves out the wgmma grids that never came near the winner
+// (WgmmaGenerator::in_default_search): split-K by 2 through a second kernel, by 8, cluster splits
+// of 4 or 8 blocks, tiles under 64 rows (and of 64 rows from 256 rows on); --exhaustive keeps
+// them, and below 128 rows nothing is left out.
+TEST(CudaCompile, DefaultSearchLeavesOutTheWgmmaGridsThatNeverWonFrom128Rows) {
+  const auto names = [](const OpDesc& desc, const std::vector<CudaVariant>& variants) {
+    std::vector<std::string> listed;
+    for (const CudaVariant& variant : variants) listed.push_back(variant_name(desc, variant, "sm_90a"));
+    return listed;
+  };
+  for (const char* text : {"m=128,n=4096,k=4096", "m=256,n=6144,k=4096", "m=1024,n=4096,k=14336"}) {
+    const OpDesc desc = parse_descriptor(std::string(text) + ",bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+    const std::vector<CudaVariant> fast = tuning_candidates(desc, 9, 132, false);
+    const std::vector<CudaVariant> all = tuning_candidates(desc, 9, 132, true);
+    int left_out = 0;
+    for (const CudaVariant& variant : all) {
+      if (variant.family != CudaFamily::wgmma) continue;
+      const bool wide = variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4) ||
+                        (variant.split_k == 2 && variant.cluster_split == 0);
+      const bool short_tile = variant.block_m < 64 || (variant.block_m == 64 && desc.m >= 256);
+      EXPECT_EQ(WgmmaGenerator::in_default_search(desc, variant), !wide && !short_tile)
+          << text << ": " << variant_name(desc, variant, "sm_90a");
+      const bool timed = std::find(fast.begin(), fast.end(), variant) != fast.end();
+      if (!WgmmaGenerator::in_default_search(desc, variant)) {
+        ++left_out;
+        EXPECT_EQ(timed, variant == heuristic(desc, 9, 132)) << text << ": " << variant_name(desc, variant, "sm_90a");
+      } else {
+        EXPECT_TRUE(timed) << text << ": " << variant_name(desc, variant, "sm_90a") << " missing";
+      }
+    }
+    EXPECT_GT(left_out, 0) << text << ": " << fmt::format("{}", fmt::join(names(desc, all), " "));
+    // Every kind it keeps is there: stream-K, the 2-block cluster split, split-K by 4, 128- and 256-row tiles.
+    const auto has = [&](auto&& predicate) { return std::any_of(fast.begin(), fast.end(), predicate); };
+    EXPECT_TRUE(has([](const CudaVariant& v) { return v.stream_k != 0; })) << text;
+    EXPECT_TRUE(has([](const CudaVariant& v) { return v.cluster_split != 0 && v.split_k == 2; })) << text;
+    EXPECT_TRUE(has([](const CudaVariant& v) { return v.block_m >= 128; })) << text;
+  }
+  const OpDesc below = parse_descriptor("m=64,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  for (const CudaVariant& variant : tuning_candidates(below, 9, 132, true))
+    EXPECT_TRUE(WgmmaGenerator::in_default_search(below, variant)) << variant_name(below, variant, "sm_90a");
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
