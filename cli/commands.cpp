@@ -154,43 +154,67 @@ int run_tune(const Options& options) {
   cache::DecisionCache decisions = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
   Progress progress(static_cast<int>(descs.size()));
   nlohmann::json rows = nlohmann::json::array();
+  for (std::size_t index = 0; index < descs.size(); ++index) rows.push_back(nullptr);  // filled as each is tuned
   std::optional<tuner::ReadBandwidthProbe> probe;  // made at the first CPU row, kept for the rest
-  for (std::size_t index = 0; index < descs.size(); ++index) {
+  tuner::TuneOptions tune_options;
+  tune_options.max_threads = options.threads;
+  tune_options.isa = options.isa;
+  tune_options.exhaustive = options.exhaustive;
+  // Stores a tuned descriptor's decision and fills its row.
+  auto record = [&](std::size_t index, const tuner::TuneResult& result, double seconds,
+                    const tuner::ReadBandwidth& bandwidth) {
     const OpDesc& desc = descs[index];
-    tuner::TuneOptions tune_options;
-    tune_options.max_threads = options.threads;
-    tune_options.isa = options.isa;
-    tune_options.exhaustive = options.exhaustive;
-    tune_options.on_candidate = [&](int candidate, int count, const std::string& name) {
-      progress.candidate(static_cast<int>(index), desc, candidate, count, name);
-    };
-    auto start = Clock::now();
-    // Measured next to this descriptor's timings: a shared machine's bandwidth moves in phases.
-    // (The host's read bandwidth says nothing of a GPU's: CUDA rows leave it out.)
-    const tuner::ReadBandwidth bandwidth =
-        on_cuda(desc) ? tuner::ReadBandwidth{} : (probe ? *probe : probe.emplace()).measure(options.threads);
-    tuner::TuneResult result = tuner::tune(desc, tune_options);
-    bool stored = runtime::store_decision(decisions, desc, get, result);
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const bool stored = runtime::store_decision(decisions, desc, get, result);
     progress.done(static_cast<int>(index), desc, seconds, result.winner->name());
-    double gbps = weight_gbps(desc, result.median_us);
-    rows.push_back({{"descriptor", to_string(desc)},
-                    {"variant", result.winner->name()},
-                    {"time_us", result.median_us},
-                    {"weight_gbps", gbps},
-                    {"mem_read_gbps", optional_number(bandwidth.gbps)},
-                    {"read_bandwidth_fraction", optional_number(gbps / bandwidth.gbps)},
-                    {"reference_us", result.reference_us},
-                    {"speedup_vs_reference", result.reference_us / result.median_us},
-                    {"rel_err", result.rel_err},
-                    {"candidates", std::count_if(result.ranked.begin(), result.ranked.end(),
-                                                 [](const auto& candidate) { return candidate.verified; })},
-                    {"tuned_rows", result.rows},
-                    {"tune_s", seconds},
-                    {"top", tuner::top_candidates_json(result, options.top)},
-                    {"stored", stored}});
-    if (on_cuda(desc)) rows.back()["compile_s"] = result.compile_us * 1e-6;
-    if (on_cuda(desc) && desc.m == 0 && stored) prepare_row_parts(desc, get, rows.back());
+    const double gbps = weight_gbps(desc, result.median_us);
+    nlohmann::json row = {{"descriptor", to_string(desc)},
+                          {"variant", result.winner->name()},
+                          {"time_us", result.median_us},
+                          {"weight_gbps", gbps},
+                          {"mem_read_gbps", optional_number(bandwidth.gbps)},
+                          {"read_bandwidth_fraction", optional_number(gbps / bandwidth.gbps)},
+                          {"reference_us", result.reference_us},
+                          {"speedup_vs_reference", result.reference_us / result.median_us},
+                          {"rel_err", result.rel_err},
+                          {"candidates", std::count_if(result.ranked.begin(), result.ranked.end(),
+                                                       [](const auto& candidate) { return candidate.verified; })},
+                          {"tuned_rows", result.rows},
+                          {"tune_s", seconds},
+                          {"top", tuner::top_candidates_json(result, options.top)},
+                          {"stored", stored}};
+    if (on_cuda(desc)) row["compile_s"] = result.compile_us * 1e-6;
+    if (on_cuda(desc) && desc.m == 0 && stored) prepare_row_parts(desc, get, row);
+    rows[index] = std::move(row);
+  };
+  std::size_t index = 0;
+  while (index < descs.size()) {
+    const std::size_t first = index;
+    if (!on_cuda(descs[first])) {
+      // Measured next to this descriptor's timings: a shared machine's bandwidth moves in phases.
+      // (The host's read bandwidth says nothing of a GPU's: CUDA rows leave it out.)
+      tune_options.on_candidate = [&](int candidate, int count, const std::string& name) {
+        progress.candidate(static_cast<int>(first), descs[first], candidate, count, name);
+      };
+      const auto start = Clock::now();
+      const tuner::ReadBandwidth bandwidth = (probe ? *probe : probe.emplace()).measure(options.threads);
+      const tuner::TuneResult result = tuner::tune(descs[first], tune_options);
+      record(first, result, std::chrono::duration<double>(Clock::now() - start).count(), bandwidth);
+      ++index;
+      continue;
+    }
+    // Consecutive CUDA descriptors share one compile queue (tuner::tune_each); tune_s is then
+    // each one's span from its first compile to its last timing, and the spans overlap.
+    while (index < descs.size() && on_cuda(descs[index])) ++index;
+    const std::vector<OpDesc> batch(descs.begin() + static_cast<std::ptrdiff_t>(first),
+                                    descs.begin() + static_cast<std::ptrdiff_t>(index));
+    tuner::tune_each(
+        batch, tune_options,
+        [&](std::size_t row, int candidate, int count, const std::string& name) {
+          progress.candidate(static_cast<int>(first + row), descs[first + row], candidate, count, name);
+        },
+        [&](std::size_t row, tuner::TuneResult result) {
+          record(first + row, result, result.wall_us * 1e-6, tuner::ReadBandwidth{});
+        });
   }
   if (options.json) {
     print_json({{"db", decisions.path()}, {"results", rows}});

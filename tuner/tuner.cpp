@@ -102,4 +102,37 @@ nlohmann::json top_candidates_json(const TuneResult& result, int count) {
   return top;
 }
 
+void tune_each(const std::vector<OpDesc>& descs, const TuneOptions& options,
+               const std::function<void(std::size_t, int, int, const std::string&)>& on_candidate,
+               const std::function<void(std::size_t, TuneResult)>& on_tuned) {
+  std::size_t index = 0;
+  while (index < descs.size()) {
+    if (descs[index].device.kind != DeviceKind::cuda) {
+      TuneOptions one = options;
+      one.on_candidate = [&](int candidate, int count, const std::string& name) {
+        if (on_candidate) on_candidate(index, candidate, count, name);
+      };
+      on_tuned(index, tune(descs[index], one));
+      ++index;
+      continue;
+    }
+    std::size_t end = index;
+    while (end < descs.size() && descs[end].device.kind == DeviceKind::cuda) validate(descs[end++]);
+#if LOWBIT_WITH_CUDA
+    const std::vector<OpDesc> batch(descs.begin() + static_cast<std::ptrdiff_t>(index),
+                                    descs.begin() + static_cast<std::ptrdiff_t>(end));
+    const std::size_t offset = index;
+    tune_cuda_each(
+        batch, options,
+        [&](std::size_t row, int candidate, int count, const std::string& name) {
+          if (on_candidate) on_candidate(offset + row, candidate, count, name);
+        },
+        [&](std::size_t row, TuneResult result) { on_tuned(offset + row, std::move(result)); });
+#else
+    tune(descs[index], options);  // throws the build's refusal
+#endif
+    index = end;
+  }
+}
+
 }  // namespace lowbit::tuner

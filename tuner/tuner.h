@@ -30,6 +30,9 @@ struct TuneResult {
   // CUDA: wall clock from the first compile's start to the last one's end (the compiles run
   // beside the reference and the timings); x86: 0 (each candidate is generated in the loop).
   double compile_us = 0;
+  // CUDA: wall clock from the first compile's start to the last candidate timed (descriptors
+  // tuned together overlap: tune_each); x86: 0.
+  double wall_us = 0;
   std::vector<CandidateResult> ranked;  // verified candidates fastest first, then rejected ones
   int64_t rows = 0;                     // M the candidates were timed at
   std::string search = "exhaustive";    // which candidates were timed: "exhaustive", or (CUDA by
@@ -48,6 +51,16 @@ struct TuneOptions {
 
 // Throws Unsupported when no candidate exists or none passes verification.
 TuneResult tune(const OpDesc& desc, const TuneOptions& options = {});
+
+// tune() of each descriptor, in order, calling on_tuned(index, result) as each is done and
+// on_candidate(index, candidate, count, name) before each candidate (options.on_candidate is not
+// called). Consecutive CUDA descriptors are tuned together through one compile queue
+// (tune_cuda_each: the compiles of the next start beside the last ones of the one before), so
+// their results may come slightly out of order. Throws as tune() does, at the first descriptor
+// that fails, after on_tuned of those done before it.
+void tune_each(const std::vector<OpDesc>& descs, const TuneOptions& options,
+               const std::function<void(std::size_t, int, int, const std::string&)>& on_candidate,
+               const std::function<void(std::size_t, TuneResult)>& on_tuned);
 
 // The top `count` ranked candidates as JSON (name, median_us, rel_err).
 nlohmann::json top_candidates_json(const TuneResult& result, int count);

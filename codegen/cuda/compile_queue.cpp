@@ -47,16 +47,18 @@ void CompileQueue::work() {
       index = handed_out_++;
     }
     CompiledCandidate result;
+    result.started = std::chrono::steady_clock::now();
     const CompileJob& job = jobs_[index];
     try {
       result.cubin = compile_to_cubin(emit(job.desc, job.variant), variant_name(job.desc, job.variant, arch_), arch_);
     } catch (const std::exception& error) {
       result.error = error.what();
     }
+    result.finished = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      last_finished_ = result.finished;
       done_.emplace_back(index, std::move(result));
-      last_finished_ = std::chrono::steady_clock::now();
     }
     finished_.notify_one();
   }

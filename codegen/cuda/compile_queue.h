@@ -25,6 +25,7 @@ namespace lowbit::cuda {
 struct CompiledCandidate {
   std::vector<char> cubin;
   std::string error;  // when cubin is empty
+  std::chrono::steady_clock::time_point started, finished;  // the compile's span on its worker
 };
 
 struct CompileJob {

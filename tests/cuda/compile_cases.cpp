@@ -110,7 +110,11 @@ CompiledCases::CompiledCases(const std::vector<Case>& cases) : refusals_(cases.s
 }
 
 CompiledCandidate CompiledCases::get(std::size_t i) {
-  if (!refusals_.at(i).empty()) return {{}, refusals_[i]};
+  if (!refusals_.at(i).empty()) {
+    CompiledCandidate refused;
+    refused.error = refusals_[i];
+    return refused;
+  }
   return compiles_->wait(program_of_[i]);  // a copy: cases that share a source share its cubin
 }
 

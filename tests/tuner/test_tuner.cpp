@@ -135,6 +135,43 @@ TEST(Tuner, AnyMDescriptorIsTunedAtTheDocumentedRowsAndServesOtherM) {
         << "winner " << result.winner->name() << " m=" << m;
 }
 
+// tune_each: one on_tuned a descriptor, in order for x86 ones, each result what tune() makes of
+// it; candidates announced with their descriptor's index; a descriptor that cannot be tuned
+// stops it after the results of those before it.
+TEST(Tuner, TuneEachReportsEveryDescriptorOnceInOrder) {
+  LOWBIT_SKIP_WITHOUT_AVX512();
+  const std::vector<OpDesc> descs{parse_descriptor("m=1,n=64,k=256,bits=4,group=128,zero=int,act=bf16"),
+                                  parse_descriptor("m=3,n=80,k=256,bits=8,group=64,zero=none,act=fp32")};
+  std::vector<std::size_t> tuned;
+  std::vector<std::set<std::size_t>> announced(descs.size());
+  tune_each(
+      descs, small_options(),
+      [&](std::size_t index, int candidate, int count, const std::string&) {
+        ASSERT_LT(index, descs.size());
+        EXPECT_LT(candidate, count);
+        announced[index].insert(static_cast<std::size_t>(candidate));
+      },
+      [&](std::size_t index, TuneResult result) {
+        tuned.push_back(index);
+        ASSERT_LT(index, descs.size());
+        EXPECT_GE(expect_well_formed(descs[index], result), 1);
+        EXPECT_EQ(announced[index].size(), result.ranked.size()) << "descriptor " << index;
+      });
+  EXPECT_EQ(tuned, (std::vector<std::size_t>{0, 1}));
+
+  // A CUDA descriptor on a device this machine lacks (cuda:7): refused after the first's result.
+  tuned.clear();
+  try {
+    tune_each(
+        {descs[0], parse_descriptor("m=1,n=64,k=256,bits=4,group=128,act=bf16,device=cuda:7")}, small_options(),
+        nullptr, [&](std::size_t index, TuneResult) { tuned.push_back(index); });
+    ADD_FAILURE() << "a descriptor on a missing device was tuned";
+  } catch (const Unsupported& error) {
+    EXPECT_NE(std::string(error.what()).find("cuda"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(tuned, (std::vector<std::size_t>{0}));
+}
+
 TEST(Tuner, TopCandidatesJsonListsTheFastestVerifiedInOrder) {
   LOWBIT_SKIP_WITHOUT_AVX512();
   const OpDesc desc = parse_descriptor("m=2,n=64,k=256,bits=4,group=32,zero=none,act=fp16");
