@@ -102,6 +102,7 @@ void tune_cuda_each(const std::vector<OpDesc>& descs, const TuneOptions& options
   std::vector<std::size_t> job_owner;  // job index -> descriptor index
   for (std::size_t index = 0; index < descs.size(); ++index) {
     DescriptorTune& tune = tunes[index];
+    validate(descs[index]);
     tune.desc = descs[index];
     tune.variants = search_candidates(tune.desc, options);
     tune.first_job = jobs.size();

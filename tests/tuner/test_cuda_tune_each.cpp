@@ -22,7 +22,7 @@ TEST(CudaTuneEach, EveryDescriptorThroughOneQueueGetsItsVerifiedWinner) {
   // Odd shapes: gemv_mma (1 row), wgmma below and above the default search's 128 rows.
   const std::vector<OpDesc> descs{
       parse_descriptor("m=1,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0"),
-      parse_descriptor("m=64,n=520,k=2112,bits=4,group=128,zero=none,act=fp16,device=cuda:0"),
+      parse_descriptor("m=64,n=520,k=2112,bits=4,group=64,zero=none,act=fp16,device=cuda:0"),
       parse_descriptor("m=200,n=1000,k=1024,bits=4,group=128,zero=int,act=bf16,device=cuda:0")};
   std::vector<int> reported(descs.size(), 0);
   tune_cuda_each(descs, TuneOptions{}, nullptr, [&](std::size_t index, TuneResult result) {
