@@ -275,8 +275,9 @@ std::optional<FoundRowPlan> find_row_plan(const OpDesc& desc, const GetOptions& 
 // m=0's parts as desc's row plan names them: each row count by its decision where one is stored
 // (a tune since the plan was made wins), else the plan's part; the ranges and, when desc has no
 // decision of its own and a miss takes the heuristic, its any-M kernel likewise. Every cubin loads
-// by its key, so neither a heuristic nor NVRTC is consulted. Throws when a part cannot be built
-// (its cubin gone, say): the caller then takes the long way.
+// by its key, so neither a heuristic nor NVRTC is consulted. A part whose cubin is gone compiles
+// again where NVRTC is (build_cuda); one that cannot be built throws, and the caller then takes
+// the long way.
 ResolvedKernel rows_from_plan(const OpDesc& desc, const FoundRowPlan& plan, const GetOptions& options,
                               const std::string& cache_path) {
   const runtime::RowPlanParts& parts = plan.parts;
