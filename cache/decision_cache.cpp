@@ -871,8 +871,7 @@ MergeCounts DecisionCache::merge_from(const std::string& source_path, ConflictRu
   if (mode_ != OpenMode::read_write || !database_)
     throw InvalidArgument("db", fmt::format("cache '{}' is {}; nothing can be merged into it", path_,
                                             database_ ? "open read-only" : "unusable"));
-  std::error_code error;
-  if (std::filesystem::equivalent(path_, source_path, error))
+  if (same_file(path_, source_path))
     throw InvalidArgument("from", fmt::format("'{}' is the target cache itself", source_path));
   const DecisionCache source = open(source_path, OpenMode::read_only);
   if (!source.usable())
@@ -913,6 +912,15 @@ MergeCounts DecisionCache::merge_from(const std::string& source_path, ConflictRu
   }
   transaction.commit();
   return counts;
+}
+
+bool same_file(const std::string& first, const std::string& second) {
+  std::error_code error;
+  if (std::filesystem::equivalent(first, second, error)) return true;
+  const std::filesystem::path a = std::filesystem::weakly_canonical(first, error);
+  if (error) return false;
+  const std::filesystem::path b = std::filesystem::weakly_canonical(second, error);
+  return !error && a == b;
 }
 
 std::string default_cache_path() {

@@ -185,6 +185,10 @@ class DecisionCache {
   bool warned_store_refused_ = false;   // a refused store is reported once, not per call
 };
 
+// Whether two paths name one file: the same file on disk, or, where either does not exist yet,
+// the same normalised absolute path.
+bool same_file(const std::string& first, const std::string& second);
+
 // $LOWBIT_CACHE if set, else $XDG_CACHE_HOME/lowbit/cache.sqlite, else
 // $HOME/.cache/lowbit/cache.sqlite (the password database's home when HOME is unset).
 // Throws lowbit::Error when none of these names a directory.

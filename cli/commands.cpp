@@ -447,7 +447,16 @@ int run_merge(const Options& options) {
   const cache::ConflictRule rule = options.on_conflict == "newer"  ? cache::ConflictRule::newer
                                    : options.on_conflict == "keep" ? cache::ConflictRule::keep
                                                                    : cache::ConflictRule::faster;
-  cache::DecisionCache target = cache::DecisionCache::open(runtime::cache_path(get), cache::OpenMode::read_write);
+  const std::string target_path = runtime::cache_path(get);
+  // Every source is judged before the target is opened (which creates it): a refused merge
+  // leaves no file behind.
+  for (const std::string& source : options.from) {
+    if (cache::same_file(source, target_path))
+      throw InvalidArgument("from", fmt::format("'{}' is the target cache itself", source));
+    if (!cache::DecisionCache::open(source, cache::OpenMode::read_only).usable())
+      throw InvalidArgument("from", fmt::format("cache '{}' cannot be read (the warning above says why)", source));
+  }
+  cache::DecisionCache target = cache::DecisionCache::open(target_path, cache::OpenMode::read_write);
   if (!target.usable()) throw InvalidArgument("db", fmt::format("cannot write the cache file '{}'", target.path()));
   nlohmann::json merged = nlohmann::json::array();
   for (const std::string& source : options.from) {

@@ -596,6 +596,16 @@ TEST_F(ArtifactTest, MergeLeavesADamagedArtifactOutWithAWarning) {
   EXPECT_FALSE(target.has_artifact(sample_artifact(2).key));
 }
 
+TEST_F(ArtifactTest, SameFileKnowsOneFileByEveryPathAndMissingFilesByTheirNames) {
+  write_bytes(file(), "x");
+  EXPECT_TRUE(same_file(file().string(), (directory_ / "." / "cache.sqlite").string()));
+  fs::create_symlink(file(), directory_ / "link.sqlite");
+  EXPECT_TRUE(same_file(file().string(), (directory_ / "link.sqlite").string()));
+  EXPECT_TRUE(same_file((directory_ / "new.sqlite").string(), (directory_ / "sub" / ".." / "new.sqlite").string()));
+  EXPECT_FALSE(same_file((directory_ / "new.sqlite").string(), file().string()));
+  EXPECT_FALSE(same_file((directory_ / "a.sqlite").string(), (directory_ / "b.sqlite").string()));
+}
+
 TEST_F(ArtifactTest, MergeRefusesAReadOnlyTargetAnUnusableSourceAndItself) {
   const MergeFiles files = write_merge_files(directory_);
   auto refused_field = [](auto&& merge) -> std::string {

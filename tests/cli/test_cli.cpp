@@ -516,7 +516,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"MergeUnknownRule", {"merge", "--db", "DB", "--from", "x.sqlite", "--on-conflict", "best"},
                                "--on-conflict"},
                       BadInput{"MergeMissingSource", {"merge", "--db", "DB", "--from", "/nonexistent/x.sqlite"},
-                               "/nonexistent/x.sqlite", /*writes_nothing=*/false}),
+                               "/nonexistent/x.sqlite"},
+                      BadInput{"MergeIntoItself", {"merge", "--db", "DB", "--from", "DB"}, "itself"}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace
