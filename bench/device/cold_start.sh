@@ -39,7 +39,7 @@ elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 import json, sys
 rows = json.load(open(sys.argv[1]))['results']
 total = sum(r['tune_s'] for r in rows); compile_s = sum(r['compile_s'] for r in rows)
-print(f'sum of tune_s {total:.1f} s, of which NVRTC compiles {compile_s:.1f} s; reference {sum(r[\"reference_us\"] for r in rows) / 1e6:.1f} s')
+print(f'sum of the rows\' tune_s {total:.1f} s (their spans overlap: one compile queue), of their compile spans {compile_s:.1f} s; reference {sum(r[\"reference_us\"] for r in rows) / 1e6:.1f} s')
 " "$OUT/tune.json"
 } >> "$report"
 
