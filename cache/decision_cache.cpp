@@ -865,27 +865,42 @@ bool incoming_wins(const RowPlan& target, const RowPlan& incoming, ConflictRule 
   return rule != ConflictRule::keep && incoming.created_at > target.created_at;
 }
 
+// Counts an incoming row (decision or row plan) against the target's row of its key, if any, as
+// added, replaced or kept under `rule`; returns whether it is to be written.
+template <class Row>
+bool settle(const std::optional<Row>& present, const Row& incoming, ConflictRule rule, int& added, int& replaced,
+            int& kept) {
+  if (!present) return ++added, true;
+  if (*present == incoming || !incoming_wins(*present, incoming, rule)) return ++kept, false;
+  return ++replaced, true;
+}
+
 }  // namespace
 
-MergeCounts DecisionCache::merge_from(const std::string& source_path, ConflictRule rule) {
+void DecisionCache::require_merge_target(const std::string& source_path) const {
   if (mode_ != OpenMode::read_write || !database_)
     throw InvalidArgument("db", fmt::format("cache '{}' is {}; nothing can be merged into it", path_,
                                             database_ ? "open read-only" : "unusable"));
   if (same_file(path_, source_path))
     throw InvalidArgument("from", fmt::format("'{}' is the target cache itself", source_path));
-  const DecisionCache source = open(source_path, OpenMode::read_only);
+}
+
+MergeCounts DecisionCache::merge_from(const std::string& source_path, ConflictRule rule) {
+  require_merge_target(source_path);  // before the source is opened
+  return merge_from(open(source_path, OpenMode::read_only), rule);
+}
+
+MergeCounts DecisionCache::merge_from(const DecisionCache& source, ConflictRule rule) {
+  require_merge_target(source.path());
   if (!source.usable())
-    throw InvalidArgument("from", fmt::format("cache '{}' cannot be read (the warning above says why)", source_path));
+    throw InvalidArgument("from", fmt::format("cache '{}' cannot be read (the warning above says why)", source.path()));
   MergeCounts counts;
   Transaction transaction(*database_);
   for (const Decision& incoming : source.list()) {
     validate(incoming);
-    const auto present = lookup(incoming.descriptor, incoming.fingerprint, incoming.generator_version);
-    if (present && (*present == incoming || !incoming_wins(*present, incoming, rule))) {
-      ++counts.decisions_kept;
+    if (!settle(lookup(incoming.descriptor, incoming.fingerprint, incoming.generator_version), incoming, rule,
+                counts.decisions_added, counts.decisions_replaced, counts.decisions_kept))
       continue;
-    }
-    ++(present ? counts.decisions_replaced : counts.decisions_added);
     Statement insert(*database_, insert_sql());
     bind_all(insert, incoming);
     insert.step();
@@ -902,13 +917,9 @@ MergeCounts DecisionCache::merge_from(const std::string& source_path, ConflictRu
   }
   for (const RowPlan& incoming : source.list_row_plans()) {
     validate(incoming);
-    const auto present = lookup_row_plan(incoming.descriptor, incoming.fingerprint, incoming.generator_version);
-    if (present && (*present == incoming || !incoming_wins(*present, incoming, rule))) {
-      ++counts.row_plans_kept;
-      continue;
-    }
-    ++(present ? counts.row_plans_replaced : counts.row_plans_added);
-    insert_row_plan(*database_, incoming);
+    if (settle(lookup_row_plan(incoming.descriptor, incoming.fingerprint, incoming.generator_version), incoming, rule,
+               counts.row_plans_added, counts.row_plans_replaced, counts.row_plans_kept))
+      insert_row_plan(*database_, incoming);
   }
   transaction.commit();
   return counts;

@@ -166,6 +166,9 @@ class DecisionCache {
   // read-write and usable, or the source is unusable or is this very file; lowbit::Error when
   // SQLite fails (nothing is merged then).
   MergeCounts merge_from(const std::string& source_path, ConflictRule rule);
+  // The same from a source the caller opened (and so judged) already, e.g. before opening this
+  // target; the same refusals.
+  MergeCounts merge_from(const DecisionCache& source, ConflictRule rule);
 
  private:
   DecisionCache(std::string path, OpenMode mode);
@@ -174,6 +177,9 @@ class DecisionCache {
   // otherwise keep them in the WAL, where a copy of the file alone, or an immutable reader,
   // does not see them.
   void checkpoint_if_writer() noexcept;
+  // Throws InvalidArgument unless this cache can take a merge from source_path: open read-write,
+  // usable, and another file.
+  void require_merge_target(const std::string& source_path) const;
   // Whether a store must be refused (read-only or unusable); the first refusal is a warning
   // naming `what` ("decisions", "artifacts", "row plans").
   bool refuses_stores(std::string_view what);

@@ -21,6 +21,7 @@
 #include "lowbit/reference.h"
 #include "runtime/cuda_backend.h"
 #include "runtime/decisions.h"
+#include "runtime/row_plan.h"
 #include "tuner/measure.h"
 #include "tuner/memory_bandwidth.h"
 #include "tuner/tuner.h"
@@ -406,10 +407,15 @@ int run_show(const Options& options) {
                row["created_at"].get<std::string>());
   if (!plans.empty()) fmt::print("{} row plans (m=0 parts no decision names)\n", plans.size());
   for (const auto& plan : plans) {
-    const nlohmann::json& parts = plan["plan"];
-    const auto count = [&](const char* member) { return parts.is_object() && parts.contains(member) && parts[member].is_array() ? parts[member].size() : 0; };
-    fmt::print("{}\n  {} exact rows, {} ranges{}  {}  {}\n", plan["descriptor"].get<std::string>(), count("exact_rows"),
-               count("ranges"), parts.is_object() && parts.contains("any_rows") && !parts["any_rows"].is_null() ? ", the any-M kernel" : "",
+    std::string summary;
+    try {
+      const runtime::RowPlanParts parts = runtime::row_plan_from_json(plan["plan"]);
+      summary = fmt::format("{} exact rows, {} ranges{}", parts.exact.size(), parts.ranges.size(),
+                            parts.any_rows ? ", the any-M kernel" : "");
+    } catch (const Error& error) {
+      summary = fmt::format("unusable ({})", error.what());  // get_kernel warns and ignores it
+    }
+    fmt::print("{}\n  {}  {}  {}\n", plan["descriptor"].get<std::string>(), summary,
                plan["generator_version"].get<std::string>(), plan["created_at"].get<std::string>());
   }
   return 0;
@@ -448,20 +454,22 @@ int run_merge(const Options& options) {
                                    : options.on_conflict == "keep" ? cache::ConflictRule::keep
                                                                    : cache::ConflictRule::faster;
   const std::string target_path = runtime::cache_path(get);
-  // Every source is judged before the target is opened (which creates it): a refused merge
-  // leaves no file behind.
+  // Every source is opened and judged before the target is opened (which creates it): a refused
+  // merge leaves no file behind. merge_from then reads the sources as opened here.
+  std::vector<cache::DecisionCache> sources;
   for (const std::string& source : options.from) {
     if (cache::same_file(source, target_path))
       throw InvalidArgument("from", fmt::format("'{}' is the target cache itself", source));
-    if (!cache::DecisionCache::open(source, cache::OpenMode::read_only).usable())
+    sources.push_back(cache::DecisionCache::open(source, cache::OpenMode::read_only));
+    if (!sources.back().usable())
       throw InvalidArgument("from", fmt::format("cache '{}' cannot be read (the warning above says why)", source));
   }
   cache::DecisionCache target = cache::DecisionCache::open(target_path, cache::OpenMode::read_write);
   if (!target.usable()) throw InvalidArgument("db", fmt::format("cannot write the cache file '{}'", target.path()));
   nlohmann::json merged = nlohmann::json::array();
-  for (const std::string& source : options.from) {
+  for (const cache::DecisionCache& source : sources) {
     const cache::MergeCounts counts = target.merge_from(source, rule);
-    merged.push_back({{"from", source},
+    merged.push_back({{"from", source.path()},
                       {"decisions_added", counts.decisions_added},
                       {"decisions_replaced", counts.decisions_replaced},
                       {"decisions_kept", counts.decisions_kept},

@@ -117,7 +117,7 @@ void tune_each(const std::vector<OpDesc>& descs, const TuneOptions& options,
       continue;
     }
     std::size_t end = index;
-    while (end < descs.size() && descs[end].device.kind == DeviceKind::cuda) validate(descs[end++]);
+    while (end < descs.size() && descs[end].device.kind == DeviceKind::cuda) ++end;  // (each validated where tuned)
 #if LOWBIT_WITH_CUDA
     const std::vector<OpDesc> batch(descs.begin() + static_cast<std::ptrdiff_t>(index),
                                     descs.begin() + static_cast<std::ptrdiff_t>(end));

@@ -34,6 +34,9 @@ struct Generator {
   // Whether its heuristic is the no-tune choice for desc (where it was measured to win); a
   // generator without a preference is preferred wherever it is valid.
   bool (*preferred)(const OpDesc&);
+  // Whether a default (not exhaustive) tune times this candidate of the generator; a generator
+  // without a rule times all of them.
+  bool (*in_default_search)(const OpDesc&, const CudaVariant&);
   Validity (*is_valid)(const OpDesc&, const CudaVariant&, int);
   std::string (*emit)(const OpDesc&, const CudaVariant&);
   // Loads the cubin of emit(desc, variant) into the family's kernel.
@@ -98,6 +101,12 @@ Generator make_generator(std::vector<CudaFamily> owns) {
             else
               return true;
           },
+          [](const OpDesc& desc, const CudaVariant& variant) {
+            if constexpr (requires { G::in_default_search(desc, variant); })
+              return G::in_default_search(desc, variant);
+            else
+              return true;
+          },
           [](const OpDesc& desc, const CudaVariant& variant, int arch_major) {
             return G().is_valid(desc, variant, arch_major);
           },
@@ -157,7 +166,7 @@ std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, i
   for (const Generator& generator : generators()) {
     if (&generator == &preferred) {
       for (const CudaVariant& variant : generator.candidates(desc, sm_count))
-        if (WgmmaGenerator::in_default_search(desc, variant) && generator.is_valid(desc, variant, arch_major))
+        if (generator.in_default_search(desc, variant) && generator.is_valid(desc, variant, arch_major))
           variants.push_back(variant);
       // The no-tune choice is always measured, also where it lies outside the candidates.
       if (std::find(variants.begin(), variants.end(), chosen) == variants.end()) variants.push_back(chosen);

@@ -43,8 +43,9 @@ std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_c
 // measured sentinel a family, so a descriptor on which the preferred family is slow still finds
 // the other's kernel. Across issue 4's 32 rows on the H100 (4 shapes x 8 M, int4) no other family
 // came within 1.13x of the winner, and their candidates were 40 % of the compiles
-// (docs/benchmarks.md, "cold start"). From 128 rows the wgmma family leaves out its grids that
-// never came near (WgmmaGenerator::in_default_search).
+// (docs/benchmarks.md, "cold start"). A generator may leave some of its own candidates out of
+// the default search (its static in_default_search: wgmma's from 128 rows, the grids that never
+// came near a winner).
 std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, int sm_count, bool exhaustive);
 
 // The heuristic variant of the first generator (in order of preference) whose heuristic serves
