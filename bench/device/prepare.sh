@@ -18,6 +18,24 @@ if [ ! -f .deps/usr/include/nettle/sha2.h ]; then
   for package in "$downloads"/*.deb; do dpkg -x "$package" .deps; done
   rm -rf "$downloads"
 fi
+# gemlite (a Triton int4 kernel library, one of torch_baselines.py's baselines) and its tqdm, from
+# PyPI as pure-Python packages under .deps/python (run.sh puts it on PYTHONPATH; the device machine
+# reaches no registry). Pinned: a baseline's version is part of its numbers. Without PyPI the
+# baseline is reported as missing, not fatal.
+gemlite_version=0.6.0.post2
+if [ ! -f .deps/python/gemlite-$gemlite_version ]; then
+  downloads=$(mktemp -d)
+  if (cd "$downloads" && pip download --quiet --no-deps "gemlite==$gemlite_version" tqdm==4.67.1); then
+    rm -rf .deps/python && mkdir -p .deps/python
+    tar -xzf "$downloads"/gemlite-$gemlite_version.tar.gz -C "$downloads"
+    cp -r "$downloads"/gemlite-$gemlite_version/gemlite .deps/python/
+    python3 -m zipfile -e "$downloads"/tqdm-4.67.1-py3-none-any.whl .deps/python
+    touch .deps/python/gemlite-$gemlite_version
+  else
+    echo "prepare.sh: could not download gemlite $gemlite_version from PyPI; the gemlite baseline will be missing" >&2
+  fi
+  rm -rf "$downloads"
+fi
 rm -rf .snapshot
 mkdir .snapshot
 git archive HEAD | tar -x -C .snapshot

@@ -29,6 +29,7 @@ cd "${1:-.}" || exit 1
 OUT=${OUT:-/tmp/lowbit-device-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+export PYTHONPATH="$deps/../python${PYTHONPATH:+:$PYTHONPATH}"  # gemlite, torch_baselines.py's third baseline (prepare.sh)
 jobs=$(nproc)
 # LOWBIT_DEVICE_FLUSH may name several protocols, space-separated: the LOWBIT_DEVICE_BENCH mode
 # times its shapes under each in turn (one table after the other); every other step takes the first.

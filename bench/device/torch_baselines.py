@@ -1,8 +1,15 @@
 """Baselines for the CUDA benchmark, measured by torch in the same device call as lowbit's
 kernels: cuBLAS through torch.nn.functional.linear in the descriptor's activation dtype (bf16 or
-fp16), torch's int4 kernel (aten._weight_int4pack_mm, "tinygemm", group 128, bf16 only), and the
-device's copy bandwidth. The baselines do not depend on the descriptor's bits, group or zero:
-each (M, N, K, act) is measured once.
+fp16), torch's int4 kernel (aten._weight_int4pack_mm, "tinygemm", group 128, bf16 only), gemlite's
+int4 kernels (Triton; 4 bits, group 128, the HQQ format (q - z) s with its default fma_mode, the
+activation dtype's scales and zeros, its shipped H100 configs; when the package is importable:
+bench/device/prepare.sh carries it) and the device's copy bandwidth. The baselines do not depend
+on the descriptor's bits, group or zero: each (M, N, K, act) is measured once. gemlite's output is
+checked against x times its dequantized weights in fp32 (gemlite_max_err, normalised by the
+largest output, as lowbit_cuda_bench's max_rel_err); its first call, which compiles its Triton
+kernel, is timed apart (gemlite_first_call_s), and so is the host's enqueue of a call
+(gemlite_host_us: under --flush read it must stay under the flush's ~0.2 ms on the GPU, or the
+timed interval would hold the host's dispatch).
 Times: the same protocols as lowbit_cuda_bench (bench/l2_flush.h), the median of the repeats:
 --flush read (default; CUDA events around each call, a read of a 512 MiB buffer before it
 leaves only clean lines in L2), write (the same with a 512 MiB memset, triton.testing.do_bench's
@@ -165,6 +172,50 @@ def tinygemm(x, n, k, group, timer):
     return timer.time_us(call, copies)
 
 
+def import_gemlite():
+    """(the gemlite module, None) or (None, why not)."""
+    try:
+        import gemlite
+        return gemlite, None
+    except Exception as error:  # report, do not hide: every row says why
+        return None, f"gemlite not importable: {error}"[:200]
+
+
+def gemlite_linear(x, n, k, group, timer, gemlite):
+    """gemlite's GemLiteLinear on random 4-bit codes, scales and integer zeros in x's dtype: (median, run mean or None),
+    its normalised error, its first call's seconds and the host's median enqueue of a call in microseconds."""
+    codes = torch.randint(0, 16, (n, k), dtype=torch.uint8, device="cuda")
+    scales = (torch.rand(n, k // group, device="cuda") * 0.02 + 0.002).to(x.dtype)
+    zeros = torch.randint(0, 16, (n, k // group), device="cuda").to(x.dtype)
+    dtype = gemlite.DType.BF16 if x.dtype == torch.bfloat16 else gemlite.DType.FP16
+
+    def packed_layer():
+        layer = gemlite.GemLiteLinear(4, group_size=group, in_features=k, out_features=n, input_dtype=dtype,
+                                      output_dtype=dtype)
+        layer.pack(codes, scales, zeros, None)
+        return layer
+    layer = packed_layer()
+    begin = time.perf_counter()
+    y = layer(x)
+    torch.cuda.synchronize()
+    first_call_s = time.perf_counter() - begin
+    dequantized = (codes.float() - zeros.float().repeat_interleave(group, 1)) * scales.float().repeat_interleave(group, 1)
+    reference = x.float() @ dequantized.t()
+    error = ((y.float() - reference).abs().max() / reference.abs().max()).item()
+    del dequantized, reference
+    weight_bytes = layer.W_q.nbytes + layer.scales.nbytes + layer.zeros.nbytes
+    copies = timer.copies(x.nbytes + weight_bytes)
+    operands = [(x.clone(), layer if copy == 0 else packed_layer()) for copy in range(copies)]
+    host = []
+    for _ in range(20):
+        begin = time.perf_counter()
+        layer(x)
+        host.append(1e6 * (time.perf_counter() - begin))
+        torch.cuda.synchronize()
+    times = timer.time_us(lambda copy: operands[copy][1](operands[copy][0]), copies)
+    return times, error, first_call_s, sorted(host)[len(host) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("shapes", help="a file of descriptors, one a line")
@@ -173,7 +224,9 @@ def main():
     arguments = parser.parse_args()
     torch.manual_seed(0)
     timer = Timer(arguments.flush)
-    print(json.dumps({"copy_gbps": copy_bandwidth_gbps(), "device": torch.cuda.get_device_name(), "flush": arguments.flush}),
+    gemlite, gemlite_missing = import_gemlite()
+    print(json.dumps({"copy_gbps": copy_bandwidth_gbps(), "device": torch.cuda.get_device_name(), "flush": arguments.flush,
+                      "torch": torch.__version__, "gemlite": gemlite.__version__ if gemlite else gemlite_missing}),
           flush=True)
     measured = set()
     for line in open(arguments.shapes):
@@ -200,6 +253,16 @@ def main():
                     row["tinygemm_run_mean_us"] = run_mean
             except Exception as error:  # report, do not hide: the table shows the reason
                 row["tinygemm_error"] = str(error)[:200]
+        if gemlite is None:
+            row["gemlite_error"] = gemlite_missing
+        else:
+            try:
+                (row["gemlite_us"], run_mean), row["gemlite_max_err"], row["gemlite_first_call_s"], row["gemlite_host_us"] = \
+                    gemlite_linear(x, n, k, 128, timer, gemlite)
+                if run_mean is not None:
+                    row["gemlite_run_mean_us"] = run_mean
+            except Exception as error:
+                row["gemlite_error"] = str(error)[:200]
         print(json.dumps(row), flush=True)
 
 
