@@ -18,7 +18,8 @@
 # compute-sanitizer sample and issue 4's format rows (below; the release call runs them too when
 # time is left; LOWBIT_DEVICE_RELEASE_CPU=0 leaves the release call's Xeon table out to make that
 # time). LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's heuristic against tuned (below).
-# LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_FLUSH=read|write|rotate: the L2 protocol of every
+# LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_TORCH_SECONDS bounds torch_baselines.py in the
+# sweep and the bench mode (default 180: gemlite's first call on each row compiles its kernel). LOWBIT_DEVICE_FLUSH=read|write|rotate: the L2 protocol of every
 # CUDA timing, lowbit's and torch's alike (bench/l2_flush.h; default read). The release call also
 # times the floor shapes at M <= 16 under both other protocols (with read: write, the memset of the
 # tables before 2026-11-22's session 7, and rotate, the back-to-back run), for a side-by-side.
@@ -159,7 +160,7 @@ if [ "${LOWBIT_DEVICE_PARTS:-}" = release ]; then
   # LOWBIT_DEVICE_SWEEP_SECONDS bounds lowbit's part of the sweep (default 220; session 10's call
   # was cut before its last M = 4096 rows: 300 lets it finish when the floor tables may run short).
   bench_against_torch sweep bench/shapes/llama3_8b_cuda_sweep.txt "$flush" cuda_table.txt \
-    "${LOWBIT_DEVICE_SWEEP_SECONDS:-220}" 100 --repeats 15
+    "${LOWBIT_DEVICE_SWEEP_SECONDS:-220}" "${LOWBIT_DEVICE_TORCH_SECONDS:-180}" --repeats 15
   tail -40 "$OUT/cuda_table.txt"
   # The floor shapes at M <= 16 again under each other protocol, lowbit and torch alike; both
   # tables in one file (the call returns at most 8 files; the parts go into raw.tar.gz).
@@ -214,7 +215,7 @@ fi
 if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   read -r -a bench_args <<< "$LOWBIT_DEVICE_BENCH"
   if [ "$flushes" = "$flush" ]; then
-    bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt 400 100 "${bench_args[@]:1}"
+    bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt 400 "${LOWBIT_DEVICE_TORCH_SECONDS:-180}" "${bench_args[@]:1}"
     cat "$OUT/cuda_table.txt"
     tail -3 "$OUT/lowbit_bench.err"
     exit 0
@@ -222,7 +223,7 @@ if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   # Several protocols: each its own tables (into raw.tar.gz), joined in cuda_table.txt.
   : > "$OUT/cuda_table.txt"
   for mode in $flushes; do
-    bench_against_torch "bench_$mode" "${bench_args[0]}" "$mode" "table_$mode.txt" 400 100 "${bench_args[@]:1}"
+    bench_against_torch "bench_$mode" "${bench_args[0]}" "$mode" "table_$mode.txt" 400 "${LOWBIT_DEVICE_TORCH_SECONDS:-180}" "${bench_args[@]:1}"
     cat "$OUT/table_$mode.txt" >> "$OUT/cuda_table.txt"
     tail -n 3 "$OUT/lowbit_bench_$mode.err" "$OUT/torch_bench_$mode.err"
   done
