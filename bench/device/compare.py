@@ -1,7 +1,7 @@
 """Joins lowbit_cuda_bench's JSON lines with torch_baselines.py's (same device call) into the
 table of docs/benchmarks.md: time, % of the bandwidth floor (bytes moved / measured copy
 bandwidth), and speedups over cuBLAS (in the row's activation dtype), tinygemm (bf16 rows) and
-gemlite (when torch_baselines.py could import it; "gem err" is its output's largest error against x
+gemlite at the row's width (2, 4 or 8 bits, when torch_baselines.py could import it; "gem err" is its output's largest error against x
 times its dequantized weights, over the largest output, as lowbit's "max err");
 "read %": the pure-read reference (l2_flush's read kernel over the call's weight buffer, timed
 under the same protocol) as % of its own bytes' floor, "—" for files from before it existed.
@@ -53,14 +53,20 @@ def main():
         if "best_variant" not in row or not row["best_variant"]:
             print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} no variant passed: {row.get('failures', '?')}")
             continue
-        gem = base.get("gemlite_us", float("nan"))
+        gem_row = gemlite_row(base, f["bits"])
+        gem = gem_row.get("us", float("nan"))
         print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
               f"{cublas:>10.1f} {cublas / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
-              f"{gem:>11.1f} {gem / row['best_us']:>9.2f}x {base.get('gemlite_max_err', float('nan')):>8.1e} "
+              f"{gem:>11.1f} {gem / row['best_us']:>9.2f}x {gem_row.get('max_err', float('nan')):>8.1e} "
               f"{heuristic:>8} {row['max_rel_err']:>9.1e} {read:>7}  {row['best_variant']}")
 
     run_mean_table(lowbit_rows, baselines, copy_gbps)
+
+
+def gemlite_row(base, bits):
+    """torch_baselines.py's gemlite figures at this width ({} where not measured)."""
+    return base.get("gemlite", {}).get(str(bits), {})
 
 
 def run_mean_table(lowbit_rows, baselines, copy_gbps):
@@ -79,7 +85,7 @@ def run_mean_table(lowbit_rows, baselines, copy_gbps):
         lowbit = row["best_run_mean_us"]
         cublas = base.get("cublas_run_mean_us", nan)
         tiny = base.get("tinygemm_run_mean_us", nan)
-        gem = base.get("gemlite_run_mean_us", nan)
+        gem = gemlite_row(base, f["bits"]).get("run_mean_us", nan)
         floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
         read = 100 * row["read_bytes"] / (copy_gbps * 1e9) * 1e6 / row["read_run_mean_us"]
         print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {lowbit:>10.1f} {100 * floor_us / lowbit:>7.0f}% "

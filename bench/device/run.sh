@@ -19,7 +19,7 @@
 # time is left; LOWBIT_DEVICE_RELEASE_CPU=0 leaves the release call's Xeon table out to make that
 # time). LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's heuristic against tuned (below).
 # LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_TORCH_SECONDS bounds torch_baselines.py in the
-# sweep and the bench mode (default 180: gemlite's first call on each row compiles its kernel). LOWBIT_DEVICE_FLUSH=read|write|rotate: the L2 protocol of every
+# sweep, the formats part and the bench mode (default 180: gemlite's first call on each row compiles its kernel). LOWBIT_DEVICE_FLUSH=read|write|rotate: the L2 protocol of every
 # CUDA timing, lowbit's and torch's alike (bench/l2_flush.h; default read). The release call also
 # times the floor shapes at M <= 16 under both other protocols (with read: write, the memset of the
 # tables before 2026-11-22's session 7, and rotate, the back-to-back run), for a side-by-side.
@@ -131,7 +131,9 @@ formats_part() {
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   sample='Bits/CudaKernelsBits.EveryFormatAndKTail/w4:CudaMma.NoBiasAndOddN:CudaDequantGemm.OddShapesAgainstTheReference'
   sample+=':CudaWgmma.EverySplitOfSplitShapes:CudaWgmma.SplitRunsAreBitIdentical:CudaOperandAlignment.*'
+  # LOWBIT_DEVICE_SANITIZER=0 leaves the sanitizers out (a call that times the format rows only).
   for tool in memcheck racecheck; do
+    [ "${LOWBIT_DEVICE_SANITIZER:-1}" = 0 ] && break
     filter=$sample
     [ "$tool" = racecheck ] && filter='CudaMma.NoBiasAndOddN:Bits/CudaKernelsBits.TensorCoreFamilyUpToSixteenRows/w4:CudaWgmma.SplitRunsAreBitIdentical'
     echo "== compute-sanitizer --tool $tool, tests $filter" >> "$OUT/sanitizer.log"
@@ -140,7 +142,7 @@ formats_part() {
     echo "== $tool exit status $? (124: stopped by its time limit)" >> "$OUT/sanitizer.log"
   done
   grep -E "^== |ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -20
-  bench_against_torch formats bench/shapes/llama3_8b_cuda_formats.txt "$flush" cuda_formats_table.txt 250 100 --repeats 10
+  bench_against_torch formats bench/shapes/llama3_8b_cuda_formats.txt "$flush" cuda_formats_table.txt 250 "${LOWBIT_DEVICE_TORCH_SECONDS:-180}" --repeats 10
   cat "$OUT/cuda_formats_table.txt"
 }
 

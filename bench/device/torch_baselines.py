@@ -1,15 +1,15 @@
 """Baselines for the CUDA benchmark, measured by torch in the same device call as lowbit's
 kernels: cuBLAS through torch.nn.functional.linear in the descriptor's activation dtype (bf16 or
 fp16), torch's int4 kernel (aten._weight_int4pack_mm, "tinygemm", group 128, bf16 only), gemlite's
-int4 kernels (Triton; 4 bits, group 128, the HQQ format (q - z) s with its default fma_mode, the
-activation dtype's scales and zeros, its shipped H100 configs; when the package is importable:
-bench/device/prepare.sh carries it) and the device's copy bandwidth. The baselines do not depend
-on the descriptor's bits, group or zero: each (M, N, K, act) is measured once. gemlite's output is
-checked against x times its dequantized weights in fp32 (gemlite_max_err, normalised by the
-largest output, as lowbit_cuda_bench's max_rel_err); its first call, which compiles its Triton
-kernel, is timed apart (gemlite_first_call_s), and so is the host's enqueue of a call
-(gemlite_host_us: under --flush read it must stay under the flush's ~0.2 ms on the GPU, or the
-timed interval would hold the host's dispatch).
+integer kernels (Triton; when the package is importable: bench/device/prepare.sh carries it) and
+the device's copy bandwidth. cuBLAS and tinygemm do not depend on the descriptor's bits, group or
+zero: each (M, N, K, act) is measured once. gemlite is measured at each width the row's
+descriptors name that it has (2, 4 or 8 bits; 3 is reported as missing): group 128, the HQQ format
+(q - z) s with its default fma_mode, scales and integer zeros in the activation dtype, its shipped
+H100 configs. Its output is checked against x times its dequantized weights in fp32 (max_err,
+normalised by the largest output, as lowbit_cuda_bench's max_rel_err); its first call, which
+compiles (and where no shipped config fits, autotunes) its Triton kernel, is timed apart
+(first_call_s), and so is the host's enqueue of a call (host_us: see time_flushed_us).
 Times: the same protocols as lowbit_cuda_bench (bench/l2_flush.h), the median of the repeats:
 --flush read (default; CUDA events around each call, a read of a 512 MiB buffer before it
 leaves only clean lines in L2), write (the same with a 512 MiB memset, triton.testing.do_bench's
@@ -194,16 +194,19 @@ def import_gemlite():
         return None, f"gemlite not importable: {error}"[:200]
 
 
-def gemlite_linear(x, n, k, group, timer, gemlite):
-    """gemlite's GemLiteLinear on random 4-bit codes, scales and integer zeros in x's dtype: (median, run mean or None),
-    its normalised error, its first call's seconds and the host's median enqueue of a call in microseconds."""
-    codes = torch.randint(0, 16, (n, k), dtype=torch.uint8, device="cuda")
-    scales = (torch.rand(n, k // group, device="cuda") * 0.02 + 0.002).to(x.dtype)
-    zeros = torch.randint(0, 16, (n, k // group), device="cuda").to(x.dtype)
+GEMLITE_BITS = (2, 4, 8)  # gemlite's integer weight widths that lowbit also has (it has no 3-bit kernels)
+
+
+def gemlite_linear(x, n, k, bits, group, timer, gemlite):
+    """gemlite's GemLiteLinear on random `bits`-bit codes, scales and integer zeros in x's dtype, as a dict: us and
+    run_mean_us (rotate only), max_err (normalised), first_call_s and host_us (the host's median enqueue of a call)."""
+    codes = torch.randint(0, 1 << bits, (n, k), dtype=torch.uint8, device="cuda")
+    scales = (torch.rand(n, k // group, device="cuda") * (0.3 / (1 << bits)) + 0.002).to(x.dtype)
+    zeros = torch.randint(0, 1 << bits, (n, k // group), device="cuda").to(x.dtype)
     dtype = gemlite.DType.BF16 if x.dtype == torch.bfloat16 else gemlite.DType.FP16
 
     def packed_layer():
-        layer = gemlite.GemLiteLinear(4, group_size=group, in_features=k, out_features=n, input_dtype=dtype,
+        layer = gemlite.GemLiteLinear(bits, group_size=group, in_features=k, out_features=n, input_dtype=dtype,
                                       output_dtype=dtype)
         layer.pack(codes, scales, zeros, None)
         return layer
@@ -211,10 +214,10 @@ def gemlite_linear(x, n, k, group, timer, gemlite):
     begin = time.perf_counter()
     y = layer(x)
     torch.cuda.synchronize()
-    first_call_s = time.perf_counter() - begin
+    result = {"first_call_s": time.perf_counter() - begin}
     dequantized = (codes.float() - zeros.float().repeat_interleave(group, 1)) * scales.float().repeat_interleave(group, 1)
     reference = x.float() @ dequantized.t()
-    error = ((y.float() - reference).abs().max() / reference.abs().max()).item()
+    result["max_err"] = ((y.float() - reference).abs().max() / reference.abs().max()).item()
     del dequantized, reference
     weight_bytes = layer.W_q.nbytes + layer.scales.nbytes + layer.zeros.nbytes
     copies = timer.copies(x.nbytes + weight_bytes)
@@ -225,8 +228,23 @@ def gemlite_linear(x, n, k, group, timer, gemlite):
         layer(x)
         host.append(1e6 * (time.perf_counter() - begin))
         torch.cuda.synchronize()
-    times = timer.time_us(lambda copy: operands[copy][1](operands[copy][0]), copies)
-    return times, error, first_call_s, sorted(host)[len(host) // 2]
+    result["host_us"] = sorted(host)[len(host) // 2]
+    result["us"], run_mean = timer.time_us(lambda copy: operands[copy][1](operands[copy][0]), copies)
+    if run_mean is not None:
+        result["run_mean_us"] = run_mean
+    return result
+
+
+def shape_rows(shapes_file):
+    """{(m, n, k, act): the set of bits its descriptors name}, in the file's order."""
+    rows = {}
+    for line in open(shapes_file):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = descriptor_fields(line)
+        key = (int(fields["m"]), int(fields["n"]), int(fields["k"]), fields.get("act", "bf16"))
+        rows.setdefault(key, set()).add(int(fields.get("bits", 4)))
+    return rows
 
 
 def main():
@@ -241,16 +259,7 @@ def main():
     print(json.dumps({"copy_gbps": copy_bandwidth_gbps(), "device": torch.cuda.get_device_name(), "flush": arguments.flush,
                       "torch": torch.__version__, "gemlite": gemlite.__version__ if gemlite else gemlite_missing}),
           flush=True)
-    measured = set()
-    for line in open(arguments.shapes):
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = descriptor_fields(line)
-        m, n, k = int(fields["m"]), int(fields["n"]), int(fields["k"])
-        act = fields.get("act", "bf16")
-        if (m, n, k, act) in measured:
-            continue
-        measured.add((m, n, k, act))
+    for (m, n, k, act), widths in shape_rows(arguments.shapes).items():
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[act]
         x = torch.randn(m, k, dtype=dtype, device="cuda")
         row = {"m": m, "n": n, "k": k, "act": act}
@@ -266,16 +275,18 @@ def main():
                     row["tinygemm_run_mean_us"] = run_mean
             except Exception as error:  # report, do not hide: the table shows the reason
                 row["tinygemm_error"] = str(error)[:200]
-        if gemlite is None:
-            row["gemlite_error"] = gemlite_missing
-        else:
-            try:
-                (row["gemlite_us"], run_mean), row["gemlite_max_err"], row["gemlite_first_call_s"], row["gemlite_host_us"] = \
-                    gemlite_linear(x, n, k, 128, timer, gemlite)
-                if run_mean is not None:
-                    row["gemlite_run_mean_us"] = run_mean
-            except Exception as error:
-                row["gemlite_error"] = str(error)[:200]
+        # gemlite at each width the row's descriptors name: {"4": {"us": ...}, "3": {"error": ...}}.
+        row["gemlite"] = {}
+        for bits in sorted(widths):
+            if gemlite is None:
+                row["gemlite"][str(bits)] = {"error": gemlite_missing}
+            elif bits not in GEMLITE_BITS:
+                row["gemlite"][str(bits)] = {"error": f"gemlite has no {bits}-bit integer kernels"}
+            else:
+                try:
+                    row["gemlite"][str(bits)] = gemlite_linear(x, n, k, bits, 128, timer, gemlite)
+                except Exception as error:
+                    row["gemlite"][str(bits)] = {"error": str(error)[:200]}
         print(json.dumps(row), flush=True)
 
 
