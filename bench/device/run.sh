@@ -18,7 +18,7 @@
 # compute-sanitizer sample and issue 4's format rows (below; the release call runs them too when
 # time is left; LOWBIT_DEVICE_RELEASE_CPU=0 leaves the release call's Xeon table out to make that
 # time). LOWBIT_DEVICE_PARTS=cpu_policy: the Xeon's heuristic against tuned (below).
-# LOWBIT_DEVICE_BENCH: see below. LOWBIT_DEVICE_TORCH_SECONDS bounds torch_baselines.py in the
+# LOWBIT_DEVICE_BENCH: see below (LOWBIT_DEVICE_BENCH_SECONDS bounds its lowbit part, default 400). LOWBIT_DEVICE_TORCH_SECONDS bounds torch_baselines.py in the
 # sweep, the formats part and the bench mode (default 180: gemlite's first call on each row compiles its kernel). LOWBIT_DEVICE_FLUSH=read|write|rotate: the L2 protocol of every
 # CUDA timing, lowbit's and torch's alike (bench/l2_flush.h; default read). The release call also
 # times the floor shapes at M <= 16 under both other protocols (with read: write, the memset of the
@@ -217,7 +217,7 @@ fi
 if [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; then
   read -r -a bench_args <<< "$LOWBIT_DEVICE_BENCH"
   if [ "$flushes" = "$flush" ]; then
-    bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt 400 "${LOWBIT_DEVICE_TORCH_SECONDS:-180}" "${bench_args[@]:1}"
+    bench_against_torch bench "${bench_args[0]}" "$flush" cuda_table.txt "${LOWBIT_DEVICE_BENCH_SECONDS:-400}" "${LOWBIT_DEVICE_TORCH_SECONDS:-180}" "${bench_args[@]:1}"
     cat "$OUT/cuda_table.txt"
     tail -3 "$OUT/lowbit_bench.err"
     exit 0
