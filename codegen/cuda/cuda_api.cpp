@@ -53,6 +53,15 @@ Driver load_driver() {
   std::string optional_reason;
   resolve(handle, loaded.cuLaunchKernelEx, LOWBIT_CUDA_SYMBOL(cuLaunchKernelEx), opened, optional_reason);
   resolve(handle, loaded.cuTensorMapEncodeTiled, LOWBIT_CUDA_SYMBOL(cuTensorMapEncodeTiled), opened, optional_reason);
+#define LOWBIT_RESOLVE_OPTIONAL(name) resolve(handle, loaded.name, LOWBIT_CUDA_SYMBOL(name), opened, optional_reason);
+  LOWBIT_RESOLVE_OPTIONAL(cuStreamQuery)
+  LOWBIT_RESOLVE_OPTIONAL(cuStreamBeginCapture)
+  LOWBIT_RESOLVE_OPTIONAL(cuStreamEndCapture)
+  LOWBIT_RESOLVE_OPTIONAL(cuGraphInstantiate)
+  LOWBIT_RESOLVE_OPTIONAL(cuGraphLaunch)
+  LOWBIT_RESOLVE_OPTIONAL(cuGraphExecDestroy)
+  LOWBIT_RESOLVE_OPTIONAL(cuGraphDestroy)
+#undef LOWBIT_RESOLVE_OPTIONAL
   CUresult result = loaded.cuInit(0);
   if (result != CUDA_SUCCESS) {
     const char* message = nullptr;

@@ -35,6 +35,16 @@ struct Driver {
   // Optional (CUDA 12 drivers on): tensor maps for the TMA engine's tiled copies (only
   // lowbit_operand_stream_bench's tensor cases use one so far). Null on an older driver.
   LOWBIT_DECLARE(cuTensorMapEncodeTiled)
+  // Optional: stream capture into a graph and its replay, and a stream's state. lowbit itself never
+  // captures (an engine captures its own calls); the call-path tests use them to show that a run
+  // neither synchronizes nor allocates (tests/cuda/test_cuda_call_path.cpp). Null where missing.
+  LOWBIT_DECLARE(cuStreamQuery)
+  LOWBIT_DECLARE(cuStreamBeginCapture)
+  LOWBIT_DECLARE(cuStreamEndCapture)
+  LOWBIT_DECLARE(cuGraphInstantiate)
+  LOWBIT_DECLARE(cuGraphLaunch)
+  LOWBIT_DECLARE(cuGraphExecDestroy)
+  LOWBIT_DECLARE(cuGraphDestroy)
 #undef LOWBIT_DECLARE
 };
 

@@ -1,7 +1,8 @@
 // The GPU check every CUDA kernel test shares: one run of a kernel on a random problem of its
 // descriptor (seed from the case name, so a failure prints a reproducer), outputs poisoned and
 // guarded, the workspace poisoned too (a kernel must not depend on its contents), compared with
-// the reference under a given bound.
+// the reference under a given bound. Its three steps (prepare_device_run, the run,
+// verify_device_run) serve tests that run the kernel their own way (test_cuda_call_path.cpp).
 #pragma once
 
 #include <cstdint>
@@ -33,16 +34,27 @@ inline WeightsView device_weights(const DeviceBuffer& weights, const Problem& pr
   return view_at(problem.packed, weights.data());
 }
 
-// Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
-// that many bytes past an aligned allocation (a kernel's unaligned-x path). rows: the M of the
-// run, for an m=0 kernel (any M); 0 takes the descriptor's.
-inline std::string check_on_device(const Kernel& kernel, double bound, std::size_t x_offset_bytes = 0,
-                                   int64_t rows = 0) {
+// One run's operands on the device: a random problem of the kernel's descriptor (seed from the
+// case name), x at x_offset_bytes past an aligned allocation, y and the workspace poisoned, y
+// between guard bytes; args point at them (the stream left null).
+struct DeviceRun {
+  std::string case_name;
+  uint64_t seed = 0;
+  int64_t m = 0;
+  Problem problem;
+  DeviceBuffer x, weights, bias, eq_scale, y;
+  std::unique_ptr<DeviceBuffer> workspace;  // only for kernels that ask for one
+  std::size_t out_bytes = 0;
+  RunArgs args;
+};
+
+// rows: the M of the run, for an m=0 kernel (any M); 0 takes the descriptor's.
+inline DeviceRun prepare_device_run(const Kernel& kernel, std::size_t x_offset_bytes = 0, int64_t rows = 0) {
   const OpDesc& desc = kernel.desc();
   const int64_t m = rows > 0 ? rows : desc.m;
   const std::string case_name = to_string(desc) + " " + kernel.name() + (rows > 0 ? " rows=" + std::to_string(rows) : "");
   const uint64_t seed = seed_for(case_name);
-  const Problem problem = make_random_problem(desc, m, seed);
+  Problem problem = make_random_problem(desc, m, seed);
   DeviceBuffer x(problem.x.size() + x_offset_bytes);
   x.fill(poison);
   x.upload(problem.x.data(), problem.x.size(), x_offset_bytes);
@@ -69,18 +81,42 @@ inline std::string check_on_device(const Kernel& kernel, double bound, std::size
     args.workspace = workspace->data();
     args.workspace_size = workspace->size();
   }
-  kernel.run(args);
-  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
-  const std::vector<uint8_t> result = y.download();
-  const std::string where = "case: " + case_name + " seed=" + std::to_string(seed);
+  // The device pointers in args stay valid as the buffers move into the result.
+  return DeviceRun{case_name,         seed,         m, std::move(problem), std::move(x), std::move(weights),
+                   std::move(bias),   std::move(eq_scale), std::move(y), std::move(workspace), out_bytes, args};
+}
+
+// Poisons y (guards included) and the workspace again, for another run of the same operands.
+inline void poison_outputs(DeviceRun& run) {
+  run.y.fill(poison);
+  if (run.workspace) run.workspace->fill(poison);
+}
+
+// Empty when y (read back after the caller's synchronization) holds the reference within bound
+// and the guards are intact; else the case, the seed and what failed.
+inline std::string verify_device_run(const Kernel& kernel, const DeviceRun& run, double bound) {
+  const OpDesc& desc = kernel.desc();
+  const std::vector<uint8_t> result = run.y.download();
+  const std::string where = "case: " + run.case_name + " seed=" + std::to_string(run.seed);
   for (std::size_t i = 0; i < guard_bytes; ++i)
-    if (result[i] != poison || result[guard_bytes + out_bytes + i] != poison) return where + ": guard bytes overwritten";
+    if (result[i] != poison || result[guard_bytes + run.out_bytes + i] != poison) return where + ": guard bytes overwritten";
   const std::vector<double> reference =
-      reference_matmul(desc, m, problem.x.data(), problem.weights, desc.bias ? problem.bias.data() : nullptr,
-                       desc.eqscale ? problem.eq_scale.data() : nullptr);
+      reference_matmul(desc, run.m, run.problem.x.data(), run.problem.weights, desc.bias ? run.problem.bias.data() : nullptr,
+                       desc.eqscale ? run.problem.eq_scale.data() : nullptr);
   const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
   if (!(error <= bound)) return where + ": relative error " + std::to_string(error) + " > " + std::to_string(bound);
   return {};
+}
+
+// Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
+// that many bytes past an aligned allocation (a kernel's unaligned-x path). rows: the M of the
+// run, for an m=0 kernel (any M); 0 takes the descriptor's.
+inline std::string check_on_device(const Kernel& kernel, double bound, std::size_t x_offset_bytes = 0,
+                                   int64_t rows = 0) {
+  const DeviceRun run = prepare_device_run(kernel, x_offset_bytes, rows);
+  kernel.run(run.args);
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  return verify_device_run(kernel, run, bound);
 }
 
 }  // namespace lowbit::cuda::testing
