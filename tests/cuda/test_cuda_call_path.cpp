@@ -60,6 +60,7 @@ class Stream {
 class Spinner {
  public:
   Spinner() {
+    make_current(0);
     const std::vector<char> cubin = compile_to_cubin(
         "extern \"C\" __global__ void lowbit_test_spin(long long cycles) {\n"
         "  const long long start = clock64();\n"
@@ -116,6 +117,8 @@ std::vector<CallCase> every_form() {
   const std::string small = "m=1,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0";
   const std::string medium = "m=48,n=1000,k=4160,bits=4,group=64,zero=int,act=bf16,bias=1,device=cuda:0";
   const std::string large = "m=255,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,bias=1,device=cuda:0";
+  // 144 tiles of 128 rows: more than a wave of 132 SMs, so the hybrid schedule is a candidate.
+  const std::string past_a_wave = "m=300,n=6144,k=1024,bits=4,group=128,zero=int,act=bf16,bias=1,device=cuda:0";
   std::vector<CallCase> cases;
   cases.push_back(candidate_case("gemv", small, [](const CudaVariant& v) { return v.family == CudaFamily::gemv; }));
   cases.push_back(candidate_case("gemv_mma", small, [](const CudaVariant& v) {
@@ -139,10 +142,10 @@ std::vector<CallCase> every_form() {
   cases.push_back(candidate_case("wgmma split over K in a cluster", large, [](const CudaVariant& v) {
     return v.family == CudaFamily::wgmma && v.split_k > 1 && v.cluster_split == 1;
   }));
-  cases.push_back(candidate_case("wgmma stream-K (workspace, launch token)", large, [](const CudaVariant& v) {
+  cases.push_back(candidate_case("wgmma stream-K (workspace, launch token)", past_a_wave, [](const CudaVariant& v) {
     return v.family == CudaFamily::wgmma && v.stream_k > 0 && v.remainder_split == 0;
   }));
-  cases.push_back(candidate_case("wgmma hybrid stream-K", large, [](const CudaVariant& v) {
+  cases.push_back(candidate_case("wgmma hybrid stream-K", past_a_wave, [](const CudaVariant& v) {
     return v.family == CudaFamily::wgmma && v.stream_k > 0 && v.remainder_split > 0;
   }));
   cases.push_back(candidate_case("dequant_gemm (cuBLASLt)", large, [](const CudaVariant& v) {
