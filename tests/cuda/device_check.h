@@ -81,15 +81,20 @@ inline DeviceRun prepare_device_run(const Kernel& kernel, std::size_t x_offset_b
     args.workspace = workspace->data();
     args.workspace_size = workspace->size();
   }
+  // The fills are memsets on the legacy default stream, asynchronous to the host: finish them, so
+  // that a run on a non-blocking stream (which does not wait for that stream) finds the poison.
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
   // The device pointers in args stay valid as the buffers move into the result.
   return DeviceRun{case_name,         seed,         m, std::move(problem), std::move(x), std::move(weights),
                    std::move(bias),   std::move(eq_scale), std::move(y), std::move(workspace), out_bytes, args};
 }
 
-// Poisons y (guards included) and the workspace again, for another run of the same operands.
+// Poisons y (guards included) and the workspace again, for another run of the same operands;
+// returns once the memsets are done (as prepare_device_run).
 inline void poison_outputs(DeviceRun& run) {
   run.y.fill(poison);
   if (run.workspace) run.workspace->fill(poison);
+  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
 }
 
 // Empty when y (read back after the caller's synchronization) holds the reference within bound

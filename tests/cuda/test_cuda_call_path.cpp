@@ -12,11 +12,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "codegen/cuda/cuda_api.h"
@@ -170,6 +173,23 @@ std::vector<CallCase> every_form() {
   return cases;
 }
 
+// Waits for stream for at most `seconds`. A run that never ends (a stream-K owner waiting for a
+// flag that never comes) would hold the test until ctest's timeout and the GPU with it: after
+// the failure is reported the process exits at once (its context, and the kernel, go with it).
+void finish_or_exit(CUstream stream, const std::string& what, double seconds = 20) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  CUresult state = CUDA_ERROR_NOT_READY;
+  while ((state = driver().cuStreamQuery(stream)) == CUDA_ERROR_NOT_READY) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << what << ": still running after " << seconds << " s; exiting";
+      std::fflush(stdout);
+      std::_Exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  check(state, "cuStreamQuery");
+}
+
 std::string describe(CUresult result) {
   const char* message = nullptr;
   driver().cuGetErrorString(result, &message);
@@ -192,7 +212,7 @@ TEST(CudaCallPath, RunReturnsWhileTheStreamIsStillBusy) {
     const CUresult state = driver().cuStreamQuery(stream.get());
     EXPECT_EQ(state, CUDA_ERROR_NOT_READY) << form.what << ": the stream was no longer busy when run() returned after "
                                            << run_ms << " ms (" << describe(state) << "): run() waited for the GPU";
-    check(driver().cuStreamSynchronize(stream.get()), "cuStreamSynchronize");
+    finish_or_exit(stream.get(), form.what);
     const std::string failure = testing::verify_device_run(*form.kernel, run, form.bound);
     EXPECT_TRUE(failure.empty()) << form.what << ": " << failure;
   }
@@ -227,7 +247,7 @@ TEST(CudaCallPath, EveryFormCapturesIntoAGraphThatReplaysCorrectly) {
     for (int replay = 0; replay < 2; ++replay) {
       testing::poison_outputs(run);
       check(driver().cuGraphLaunch(replayable, stream.get()), "cuGraphLaunch");
-      check(driver().cuStreamSynchronize(stream.get()), "cuStreamSynchronize");
+      finish_or_exit(stream.get(), form.what + ", replay " + std::to_string(replay));
       const std::string failure = testing::verify_device_run(*form.kernel, run, form.bound);
       EXPECT_TRUE(failure.empty()) << form.what << ", replay " << replay << ": " << failure;
     }
