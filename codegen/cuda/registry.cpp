@@ -11,6 +11,7 @@
 #include "codegen/cuda/cuda_api.h"
 #include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/dequant_gemm_kernel.h"
+#include "codegen/cuda/code_digest.h"
 #include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/mma_generator.h"
 #include "codegen/cuda/wgmma_generator.h"
@@ -145,7 +146,8 @@ std::string generator_version() {
     std::string families;
     for (const Generator& generator : generators())
       families += fmt::format("{}{}@{}", families.empty() ? "" : "+", generator.family, generator.version);
-    return fmt::format("{};templates={}", families, std::string_view(embedded_templates_digest()).substr(0, 16));
+    return fmt::format("{};templates={};code={}", families, std::string_view(embedded_templates_digest()).substr(0, 16),
+                       std::string_view(cuda_code_digest()).substr(0, 16));
   }();
   return version;
 }

@@ -7,7 +7,9 @@
 //   2. Name its CudaFamily values in cuda_variant.h and register the generator in registry.cpp
 //      (one line in `generators()`, in order of preference, with the families it owns).
 //   3. Bump a generator's version whenever its code or candidate set changes: the version is
-//      part of every decision's key, so shapes tuned without the change are tuned again.
+//      part of every decision's key, so shapes tuned without the change are tuned again (the
+//      digest of this folder's sources in generator_version() makes a missed bump a miss all the
+//      same; the version says in the cache which change it was).
 //   4. Tests: tests/cuda/ runs every candidate against the reference on a GPU and compiles
 //      every template under NVRTC without one.
 #pragma once
@@ -26,10 +28,13 @@
 
 namespace lowbit::cuda {
 
-// Identifies the code every registered generator emits: each family's version (bumped when its
-// emitted code changes) joined by '+', then the first 16 hex digits of the embedded templates'
-// digest (any template edit), e.g. "cuda_gemv@4+cuda_mma@3+...;templates=3f2a9c0d1e4b5a67".
-// Part of every CUDA decision's key: a decision names the cubin it timed, so new code must miss.
+// Identifies the code every registered generator emits and launches: each family's version
+// (bumped when its emitted code changes) joined by '+', then the first 16 hex digits of the
+// embedded templates' digest (any template edit) and of the host code's (any edit of
+// codegen/cuda or of the m=0 row buckets: code_digest.h), e.g.
+// "cuda_gemv@4+cuda_mma@3+...;templates=3f2a9c0d1e4b5a67;code=9b1e0c77a2d45f10".
+// Part of every CUDA decision's and row plan's key: a decision names the cubin it timed, and the
+// launch code of today must not run a cubin of another day's, so new code must miss.
 std::string generator_version();
 
 // Every registered generator's candidates that are valid for desc on a device of compute
