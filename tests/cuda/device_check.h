@@ -34,6 +34,22 @@ inline WeightsView device_weights(const DeviceBuffer& weights, const Problem& pr
   return view_at(problem.packed, weights.data());
 }
 
+// A non-blocking stream (as torch's are) on device 0's primary context, destroyed with its owner.
+class Stream {
+ public:
+  Stream() {
+    make_current(0);
+    check(driver().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  }
+  ~Stream() { driver().cuStreamDestroy(stream_); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  CUstream get() const { return stream_; }
+
+ private:
+  CUstream stream_ = nullptr;
+};
+
 // One run's operands on the device: a random problem of the kernel's descriptor (seed from the
 // case name), x at x_offset_bytes past an aligned allocation, y and the workspace poisoned, y
 // between guard bytes; args point at them (the stream left null).

@@ -43,22 +43,6 @@ std::string missing_device() {
   return {};
 }
 
-// A stream of its own (non-blocking, as torch's are), destroyed with the test.
-class Stream {
- public:
-  Stream() {
-    make_current(0);
-    check(driver().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
-  }
-  ~Stream() { driver().cuStreamDestroy(stream_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  CUstream get() const { return stream_; }
-
- private:
-  CUstream stream_ = nullptr;
-};
-
 // A kernel that spins on the GPU's clock: it keeps a stream busy for a known time.
 class Spinner {
  public:
@@ -196,15 +180,21 @@ std::string describe(CUresult result) {
   return message != nullptr ? message : fmt::format("CUresult {}", static_cast<int>(result));
 }
 
+// The form's operands on the device, its run set to launch on stream.
+testing::DeviceRun prepare_on(const testing::Stream& stream, const CallCase& form) {
+  testing::DeviceRun run = testing::prepare_device_run(*form.kernel, 0, form.rows);
+  run.args.stream = stream.get();
+  run.args.overlap_previous = form.overlap_previous;
+  return run;
+}
+
 TEST(CudaCallPath, RunReturnsWhileTheStreamIsStillBusy) {
   if (const std::string reason = missing_device(); !reason.empty()) GTEST_SKIP() << "no usable GPU here: " << reason;
   const Spinner spinner;
-  const Stream stream;
+  const testing::Stream stream;
   for (const CallCase& form : every_form()) {
     if (form.kernel == nullptr) continue;
-    testing::DeviceRun run = testing::prepare_device_run(*form.kernel, 0, form.rows);
-    run.args.stream = stream.get();
-    run.args.overlap_previous = form.overlap_previous;
+    testing::DeviceRun run = prepare_on(stream, form);
     spinner.enqueue(stream.get(), 200);
     const auto start = std::chrono::steady_clock::now();
     form.kernel->run(run.args);
@@ -220,12 +210,10 @@ TEST(CudaCallPath, RunReturnsWhileTheStreamIsStillBusy) {
 
 TEST(CudaCallPath, EveryFormCapturesIntoAGraphThatReplaysCorrectly) {
   if (const std::string reason = missing_device(); !reason.empty()) GTEST_SKIP() << "no usable GPU here: " << reason;
-  const Stream stream;
+  const testing::Stream stream;
   for (const CallCase& form : every_form()) {
     if (form.kernel == nullptr) continue;
-    testing::DeviceRun run = testing::prepare_device_run(*form.kernel, 0, form.rows);
-    run.args.stream = stream.get();
-    run.args.overlap_previous = form.overlap_previous;
+    testing::DeviceRun run = prepare_on(stream, form);
     // Global mode: any allocation or synchronization anywhere in the process while the capture is
     // open fails it.
     check(driver().cuStreamBeginCapture(stream.get(), CU_STREAM_CAPTURE_MODE_GLOBAL), "cuStreamBeginCapture");

@@ -101,18 +101,6 @@ class HelperKernels {
   CUfunction early_reader_ = nullptr;
 };
 
-class Stream {
- public:
-  Stream() { check(driver().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate"); }
-  ~Stream() { driver().cuStreamDestroy(stream_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  CUstream get() const { return stream_; }
-
- private:
-  CUstream stream_ = nullptr;
-};
-
 // The previous kernel writes x late and clears y late; the overlapping call must still compute
 // y from the new x, after the clear. Empty when it does, else what went wrong.
 std::string check_overlapping_call(const HelperKernels& helpers, const Kernel& kernel) {
@@ -130,7 +118,7 @@ std::string check_overlapping_call(const HelperKernels& helpers, const Kernel& k
   y.fill(testing::poison);
   DeviceBuffer workspace(std::max<std::size_t>(kernel.workspace_bytes(desc.m), 256));
   workspace.fill(testing::poison);
-  Stream stream;
+  testing::Stream stream;
   RunArgs args;
   args.x = x.data();
   args.weights = testing::device_weights(weights, problem);
@@ -182,7 +170,7 @@ TEST(CudaOverlap, ControlReaderWithoutTheWaitSeesTheOldX) {
   x.fill(testing::poison);
   DeviceBuffer seen(fresh.size() * 4);
   DeviceBuffer cleared(256);
-  Stream stream;
+  testing::Stream stream;
   helpers.late_write(stream.get(), staged, x, cleared);
   helpers.early_read(stream.get(), x, seen);
   check(driver().cuStreamSynchronize(stream.get()), "cuStreamSynchronize");
