@@ -2,7 +2,8 @@
 table of docs/benchmarks.md: time, % of the bandwidth floor (bytes moved / measured copy
 bandwidth), and speedups over cuBLAS (in the row's activation dtype), tinygemm (bf16 rows) and
 gemlite at the row's width (2, 4 or 8 bits, when torch_baselines.py could import it; "gem err" is its output's largest error against x
-times its dequantized weights, over the largest output, as lowbit's "max err");
+times its dequantized weights, over the largest output, as lowbit's "max err") and vLLM's Marlin at 4 bits (when
+marlin_baseline.py built it; "mar err" likewise);
 "read %": the pure-read reference (l2_flush's read kernel over the call's weight buffer, timed
 under the same protocol) as % of its own bytes' floor, "—" for files from before it existed.
 Under rotate a second table gives the same rows by each run's mean without per-call events
@@ -32,11 +33,12 @@ def main():
     baselines = {(row["m"], row["n"], row["k"], row.get("act", "bf16")): row for row in torch_rows[1:]}
     overlap = "; lowbit calls set overlap_previous (gemv_mma may start while the call before it ends)" if any(
         row.get("overlap_previous") for row in lowbit_rows) else ""
-    versions = "".join(f"; {name} {torch_rows[0][name]}" for name in ("torch", "gemlite") if name in torch_rows[0])
+    versions = "".join(f"; {name} {torch_rows[0][name]}" for name in ("torch", "gemlite", "marlin") if name in torch_rows[0])
     print(f"device: {torch_rows[0]['device']}; copy bandwidth {copy_gbps:.0f} GB/s (read + write); L2 flush: {flush}{overlap}"
           f"{versions}")
     print(f"{'M':>4} {'N x K':>12} {'format':>10} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
-          f"{'tinygemm us':>12} {'x tinygemm':>11} {'gemlite us':>11} {'x gemlite':>10} {'gem err':>8} {'heur us':>8} {'max err':>9} "
+          f"{'tinygemm us':>12} {'x tinygemm':>11} {'gemlite us':>11} {'x gemlite':>10} {'gem err':>8} "
+          f"{'marlin us':>10} {'x marlin':>9} {'mar err':>8} {'heur us':>8} {'max err':>9} "
           f"{'read %':>7}  best variant")
     for row in lowbit_rows:
         f = fields(row["descriptor"])
@@ -53,20 +55,23 @@ def main():
         if "best_variant" not in row or not row["best_variant"]:
             print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} no variant passed: {row.get('failures', '?')}")
             continue
-        gem_row = gemlite_row(base, f["bits"])
+        gem_row = library_row(base, "gemlite", f["bits"])
         gem = gem_row.get("us", float("nan"))
+        marlin_row = library_row(base, "marlin", f["bits"])
+        marlin = marlin_row.get("us", float("nan"))
         print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} {row['best_us']:>10.1f} {100 * floor_us / row['best_us']:>7.0f}% "
               f"{cublas:>10.1f} {cublas / row['best_us']:>8.2f}x "
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
               f"{gem:>11.1f} {gem / row['best_us']:>9.2f}x {gem_row.get('max_err', float('nan')):>8.1e} "
+              f"{marlin:>10.1f} {marlin / row['best_us']:>8.2f}x {marlin_row.get('max_err', float('nan')):>8.1e} "
               f"{heuristic:>8} {row['max_rel_err']:>9.1e} {read:>7}  {row['best_variant']}")
 
     run_mean_table(lowbit_rows, baselines, copy_gbps)
 
 
-def gemlite_row(base, bits):
-    """torch_baselines.py's gemlite figures at this width ({} where not measured)."""
-    return base.get("gemlite", {}).get(str(bits), {})
+def library_row(base, library, bits):
+    """torch_baselines.py's figures of a quantized library ("gemlite", "marlin") at this width ({} where not measured)."""
+    return base.get(library, {}).get(str(bits), {})
 
 
 def run_mean_table(lowbit_rows, baselines, copy_gbps):
@@ -76,7 +81,7 @@ def run_mean_table(lowbit_rows, baselines, copy_gbps):
         return
     print("rotate, the run's mean (no event between calls; the best variant by the median above):")
     print(f"{'M':>4} {'N x K':>12} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
-          f"{'tinygemm us':>12} {'x tinygemm':>11} {'gemlite us':>11} {'x gemlite':>10} {'read %':>7}  copies")
+          f"{'tinygemm us':>12} {'x tinygemm':>11} {'gemlite us':>11} {'x gemlite':>10} {'marlin us':>10} {'x marlin':>9} {'read %':>7}  copies")
     nan = float("nan")
     for row in rows:
         f = fields(row["descriptor"])
@@ -85,12 +90,13 @@ def run_mean_table(lowbit_rows, baselines, copy_gbps):
         lowbit = row["best_run_mean_us"]
         cublas = base.get("cublas_run_mean_us", nan)
         tiny = base.get("tinygemm_run_mean_us", nan)
-        gem = gemlite_row(base, f["bits"]).get("run_mean_us", nan)
+        gem = library_row(base, "gemlite", f["bits"]).get("run_mean_us", nan)
+        marlin = library_row(base, "marlin", f["bits"]).get("run_mean_us", nan)
         floor_us = row["bytes"] / (copy_gbps * 1e9) * 1e6
         read = 100 * row["read_bytes"] / (copy_gbps * 1e9) * 1e6 / row["read_run_mean_us"]
         print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {lowbit:>10.1f} {100 * floor_us / lowbit:>7.0f}% "
               f"{cublas:>10.1f} {cublas / lowbit:>8.2f}x {tiny:>12.1f} {tiny / lowbit:>10.2f}x "
-              f"{gem:>11.1f} {gem / lowbit:>9.2f}x {read:>6.0f}%  {row['copies']}")
+              f"{gem:>11.1f} {gem / lowbit:>9.2f}x {marlin:>10.1f} {marlin / lowbit:>8.2f}x {read:>6.0f}%  {row['copies']}")
 
 
 if __name__ == "__main__":

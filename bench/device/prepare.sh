@@ -36,6 +36,27 @@ if [ ! -f .deps/python/gemlite-$gemlite_version ]; then
   fi
   rm -rf "$downloads"
 fi
+# vLLM's Marlin kernels (another baseline of torch_baselines.py, built on the device by
+# bench/device/marlin_baseline.py): the kernel sources of vllm 0.20.0's sdist from PyPI, the release
+# that pins the device's torch 2.11. Only its csrc/quantization/marlin and csrc/core headers are
+# kept (a few hundred KB). pip cannot fetch this sdist without building it, so it is fetched by
+# its PyPI address and checked against the index's SHA-256. Without PyPI the baseline is missing.
+marlin_release=vllm-0.20.0
+marlin_url=https://files.pythonhosted.org/packages/e7/80/9798ce5e16af5754183ef33a63dc27017e2b51c87f51cc741832ce47a2d5/$marlin_release.tar.gz
+marlin_sha256=a6d50152936ee292455af3ffbe359f7a284ac43bf3b68caccf29f368e196cc72
+if [ ! -f .deps/marlin/$marlin_release ]; then
+  downloads=$(mktemp -d)
+  if curl --silent --fail --location --output "$downloads/sdist.tar.gz" "$marlin_url" &&
+     echo "$marlin_sha256  $downloads/sdist.tar.gz" | sha256sum --check --status; then
+    rm -rf .deps/marlin && mkdir -p .deps/marlin
+    tar -xzf "$downloads/sdist.tar.gz" -C .deps/marlin --strip-components=1 \
+      "$marlin_release/LICENSE" "$marlin_release/csrc/core" "$marlin_release/csrc/quantization/marlin"
+    touch .deps/marlin/$marlin_release
+  else
+    echo "prepare.sh: could not download $marlin_release's sources from PyPI; the Marlin baseline will be missing" >&2
+  fi
+  rm -rf "$downloads"
+fi
 rm -rf .snapshot
 mkdir .snapshot
 git archive HEAD | tar -x -C .snapshot

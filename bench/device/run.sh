@@ -40,16 +40,41 @@ flush=${flushes%% *}
 # On exit every file under $OUT but the tables, the test and sanitizer logs and the machine
 # description goes into raw.tar.gz (pack_outputs.sh).
 source "$script_dir/pack_outputs.sh"
-trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cuda_floor_other_table\.txt|cpu_table\.md|ctest\.log|sanitizer\.log|machine\.txt|raw\.tar\.gz)$"' EXIT
+trap 'pack_outputs "^(cuda_table\.txt|cuda_formats_table\.txt|cuda_floor_other_table\.txt|cpu_table\.md|ctest\.log|sanitizer\.log|machine\.txt|raw\.tar\.gz|lowbit_marlin\.so)$"' EXIT
 
 { date -u; nvidia-smi; g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1; lscpu; } \
   > "$OUT/machine.txt" 2>&1
 targets=()
 [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ] && targets=(--target lowbit lowbit_cpu_problem_dump lowbit_ceilings)
 [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_policy ] && targets=(--target lowbit lowbit_policy_ab_bench)
+# vLLM's Marlin kernels, one of torch_baselines.py's baselines, compile beside lowbit's build in the
+# calls that time against torch (bench/device/marlin_baseline.py, from the sources prepare.sh
+# fetched; a no-op when build-device/marlin is up to date). The build is waited for before any
+# timing, so it never shares the CPU with one. LOWBIT_DEVICE_MARLIN=0 leaves it out; a failed
+# build leaves the baseline missing (marlin_build.log says why), not the call.
+# The library it makes comes back as $OUT/lowbit_marlin.so; copied to .deps/marlin/built/ here and
+# carried, later calls on fresh machines load it instead of compiling (about 3 minutes).
+marlin_pid=
+case "${LOWBIT_DEVICE_PARTS:-}" in cpu_torch|cpu_policy) ;; *)
+  if [ "${LOWBIT_DEVICE_MARLIN:-1}" = 1 ] && [ -f "$deps/../marlin/vllm-0.20.0" ] &&
+     { [ -z "${LOWBIT_DEVICE_TESTS:-}" ] || [ -n "${LOWBIT_DEVICE_BENCH:-}" ]; }; then
+    if [ -f "$deps/../marlin/built/lowbit_marlin.so" ]; then
+      mkdir -p build-device/marlin && cp "$deps/../marlin/built/lowbit_marlin.so" build-device/marlin/
+      echo "Marlin: the carried build (.deps/marlin/built/lowbit_marlin.so)" > "$OUT/marlin_build.log"
+    else
+      { timeout 420 python3 bench/device/marlin_baseline.py build-device/marlin --sources "$deps/../marlin" &&
+          cp build-device/marlin/lowbit_marlin.so "$OUT/"; } > "$OUT/marlin_build.log" 2>&1 &
+      marlin_pid=$!
+    fi
+  fi ;;
+esac
 cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DLOWBIT_WERROR=OFF \
   > "$OUT/build.log" 2>&1 &&
   cmake --build build-device -j "$jobs" "${targets[@]}" >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+if [ -n "$marlin_pid" ]; then
+  wait "$marlin_pid" || echo "the Marlin baseline did not build (marlin_build.log); its columns stay empty" >&2
+  tail -1 "$OUT/marlin_build.log"
+fi
 
 if [ "${LOWBIT_DEVICE_PARTS:-}" = cpu_torch ]; then
   { build-device/cli/lowbit info; build-device/bench/lowbit_ceilings; } > "$OUT/cpu_machine.txt" 2>&1

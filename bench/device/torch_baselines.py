@@ -6,10 +6,12 @@ the device's copy bandwidth. cuBLAS and tinygemm do not depend on the descriptor
 zero: each (M, N, K, act) is measured once. gemlite is measured at each width the row's
 descriptors name that it has (2, 4 or 8 bits; 3 is reported as missing): group 128, the HQQ format
 (q - z) s with its default fma_mode, scales and integer zeros in the activation dtype, its shipped
-H100 configs. Its output is checked against x times its dequantized weights in fp32 (max_err,
-normalised by the largest output, as lowbit_cuda_bench's max_rel_err); its first call, which
-compiles (and where no shipped config fits, autotunes) its Triton kernel, is timed apart
-(first_call_s), and so is the host's enqueue of a call (host_us: see time_flushed_us).
+H100 configs. vLLM's Marlin kernels (marlin_baseline.py, when built: --marlin-build) are measured
+likewise at 4 bits, the one width they have with integer zeros: AWQ's format (q - z) s, group 128.
+Each one's output is checked against x times its dequantized weights in fp32 (max_err, normalised
+by the largest output, as lowbit_cuda_bench's max_rel_err); its first call (gemlite compiles its
+Triton kernel there, and autotunes where no shipped config fits) is timed apart (first_call_s), and
+so is the host's enqueue of a call (host_us: see time_flushed_us).
 Times: the same protocols as lowbit_cuda_bench (bench/l2_flush.h), the median of the repeats:
 --flush read (default; CUDA events around each call, a read of a 512 MiB buffer before it
 leaves only clean lines in L2), write (the same with a 512 MiB memset, triton.testing.do_bench's
@@ -29,6 +31,8 @@ import time
 
 import torch
 import triton.testing
+
+import marlin_baseline
 
 
 def descriptor_fields(line):
@@ -197,35 +201,35 @@ def import_gemlite():
 GEMLITE_BITS = (2, 4, 8)  # gemlite's integer weight widths that lowbit also has (it has no 3-bit kernels)
 
 
-def gemlite_linear(x, n, k, bits, group, timer, gemlite):
-    """gemlite's GemLiteLinear on random `bits`-bit codes, scales and integer zeros in x's dtype, as a dict: us and
-    run_mean_us (rotate only), max_err (normalised), first_call_s and host_us (the host's median enqueue of a call)."""
+def random_quantized_weights(n, k, bits, group, dtype):
+    """Random `bits`-bit codes [n, k], scales and integer zeros [n, k / group] (the zeros in dtype, exact integers)."""
     codes = torch.randint(0, 1 << bits, (n, k), dtype=torch.uint8, device="cuda")
-    scales = (torch.rand(n, k // group, device="cuda") * (0.3 / (1 << bits)) + 0.002).to(x.dtype)
-    zeros = torch.randint(0, 1 << bits, (n, k // group), device="cuda").to(x.dtype)
-    dtype = gemlite.DType.BF16 if x.dtype == torch.bfloat16 else gemlite.DType.FP16
+    scales = (torch.rand(n, k // group, device="cuda") * (0.3 / (1 << bits)) + 0.002).to(dtype)
+    zeros = torch.randint(0, 1 << bits, (n, k // group), device="cuda").to(dtype)
+    return codes, scales, zeros
 
-    def packed_layer():
-        layer = gemlite.GemLiteLinear(bits, group_size=group, in_features=k, out_features=n, input_dtype=dtype,
-                                      output_dtype=dtype)
-        layer.pack(codes, scales, zeros, None)
-        return layer
-    layer = packed_layer()
+
+def measure_quantized(x, codes, scales, zeros, group, make_call, timer):
+    """Times a quantized library's call on these weights, as a dict: us and run_mean_us (rotate only), max_err (the
+    largest error against x times the dequantized weights (q - z) s in fp32, over the largest output), first_call_s
+    (its first call: a compile or an autotune) and host_us (the host's median enqueue of a call). make_call() packs the
+    weights into the library's format and returns a callable y = call(x) with a weight_bytes attribute; one call per
+    rotated copy."""
+    first = make_call()
     begin = time.perf_counter()
-    y = layer(x)
+    y = first(x)
     torch.cuda.synchronize()
     result = {"first_call_s": time.perf_counter() - begin}
     dequantized = (codes.float() - zeros.float().repeat_interleave(group, 1)) * scales.float().repeat_interleave(group, 1)
     reference = x.float() @ dequantized.t()
     result["max_err"] = ((y.float() - reference).abs().max() / reference.abs().max()).item()
     del dequantized, reference
-    weight_bytes = layer.W_q.nbytes + layer.scales.nbytes + layer.zeros.nbytes
-    copies = timer.copies(x.nbytes + weight_bytes)
-    operands = [(x.clone(), layer if copy == 0 else packed_layer()) for copy in range(copies)]
+    copies = timer.copies(x.nbytes + first.weight_bytes)
+    operands = [(x.clone(), first if copy == 0 else make_call()) for copy in range(copies)]
     host = []
     for _ in range(20):
         begin = time.perf_counter()
-        layer(x)
+        first(x)
         host.append(1e6 * (time.perf_counter() - begin))
         torch.cuda.synchronize()
     result["host_us"] = sorted(host)[len(host) // 2]
@@ -233,6 +237,27 @@ def gemlite_linear(x, n, k, bits, group, timer, gemlite):
     if run_mean is not None:
         result["run_mean_us"] = run_mean
     return result
+
+
+def gemlite_linear(x, n, k, bits, group, timer, gemlite):
+    """gemlite's GemLiteLinear on random `bits`-bit codes, scales and integer zeros in x's dtype (measure_quantized)."""
+    codes, scales, zeros = random_quantized_weights(n, k, bits, group, x.dtype)
+    dtype = gemlite.DType.BF16 if x.dtype == torch.bfloat16 else gemlite.DType.FP16
+
+    def packed_layer():
+        layer = gemlite.GemLiteLinear(bits, group_size=group, in_features=k, out_features=n, input_dtype=dtype,
+                                      output_dtype=dtype)
+        layer.pack(codes, scales, zeros, None)
+        layer.weight_bytes = layer.W_q.nbytes + layer.scales.nbytes + layer.zeros.nbytes
+        return layer
+    return measure_quantized(x, codes, scales, zeros, group, packed_layer, timer)
+
+
+def marlin_linear(x, n, k, group, timer, marlin):
+    """vLLM's Marlin (marlin_baseline.py) on random int4 codes, scales and integer zeros (measure_quantized)."""
+    codes, scales, zeros = random_quantized_weights(n, k, 4, group, x.dtype)
+    return measure_quantized(x, codes, scales, zeros, group,
+                             lambda: marlin_baseline.marlin_call(x.shape, codes, scales, zeros, marlin), timer)
 
 
 def shape_rows(shapes_file):
@@ -252,12 +277,16 @@ def main():
     parser.add_argument("shapes", help="a file of descriptors, one a line")
     parser.add_argument("--flush", choices=["read", "write", "rotate"], default="read",
                         help="how the timed calls' operands are kept out of L2 (bench/l2_flush.h)")
+    parser.add_argument("--marlin-build", default="build-device/marlin",
+                        help="where bench/device/marlin_baseline.py built vLLM's Marlin kernels")
     arguments = parser.parse_args()
     torch.manual_seed(0)
     timer = Timer(arguments.flush)
     gemlite, gemlite_missing = import_gemlite()
+    marlin, marlin_missing = marlin_baseline.load_built(arguments.marlin_build)
     print(json.dumps({"copy_gbps": copy_bandwidth_gbps(), "device": torch.cuda.get_device_name(), "flush": arguments.flush,
-                      "torch": torch.__version__, "gemlite": gemlite.__version__ if gemlite else gemlite_missing}),
+                      "torch": torch.__version__, "gemlite": gemlite.__version__ if gemlite else gemlite_missing,
+                      "marlin": marlin_baseline.RELEASE if marlin else marlin_missing}),
           flush=True)
     for (m, n, k, act), widths in shape_rows(arguments.shapes).items():
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[act]
@@ -287,6 +316,19 @@ def main():
                     row["gemlite"][str(bits)] = gemlite_linear(x, n, k, bits, 128, timer, gemlite)
                 except Exception as error:
                     row["gemlite"][str(bits)] = {"error": str(error)[:200]}
+        # Marlin likewise: {"4": {"us": ...}, "8": {"error": ...}}.
+        row["marlin"] = {}
+        for bits in sorted(widths):
+            if marlin is None:
+                row["marlin"][str(bits)] = {"error": marlin_missing}
+            elif bits != 4:
+                row["marlin"][str(bits)] = {"error": f"Marlin has no {bits}-bit kernels with integer zeros "
+                                                     "(its 8-bit format is symmetric)"}
+            else:
+                try:
+                    row["marlin"][str(bits)] = marlin_linear(x, n, k, marlin_baseline.GROUP, timer, marlin)
+                except Exception as error:
+                    row["marlin"][str(bits)] = {"error": str(error)[:200]}
         print(json.dumps(row), flush=True)
 
 
