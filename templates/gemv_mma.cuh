@@ -180,7 +180,7 @@ __device__ __forceinline__ void store_split_part(const float (*partial)[ROW_CAPA
   for_each_panel_sum<Config>(partial, panel, [&](int r, long long n, float sum) { part[r * Config::N + n] = sum; });
 }
 
-// Config (generated): ROWS (1..16), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
+// Config (generated): ROWS (1..32), N, K, BITS, GROUP, ZERO, ACT (bf16 or fp16), OUT, HAS_BIAS,
 // EQSCALE, WARPS (warps per block splitting K), UNROLL (stages of the cp.async ring),
 // CHUNK_TILES (16-k tiles a warp copies per stage), SPLIT_K (blocks per panel along K),
 // BULK_COPY (sm_90: lane 0 fills a stage with bulk copies, weights as one copy and x as one
@@ -201,7 +201,8 @@ __device__ __forceinline__ void store_split_part(const float (*partial)[ROW_CAPA
 // each a contiguous range of fold runs (a group, at most 256 k); a block's warps take
 // contiguous runs of that range, so a fold never falls inside a warp's chunk except where groups are
 // shorter than a chunk, and the inner loop has no per-tile group test. Rows 0-7 of x are one
-// n8 B operand, rows 8-15 a second (two mma's per tile from M = 9 on). With SPLIT_K > 1, y is the
+// n8 B operand, rows 8-15 a second, and so on (HALVES mma's per tile and panel: two from M = 9
+// on, four from M = 25). With SPLIT_K > 1, y is the
 // caller's workspace: [SPLIT_K][ROWS][N] fp32 partials without bias, summed by gemv_split_sum.
 template <class Config>
 __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* __restrict__ qweight,
@@ -212,7 +213,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
   typedef MmaFormat<Config::BITS, IS_BF16> Format;
   typedef GemvMmaShared<Config> Shared;
   constexpr int ROWS = Config::ROWS;
-  constexpr int HALVES = ROWS > 8 ? 2 : 1;  // n8 B operands
+  constexpr int HALVES = (ROWS + 7) / 8;  // n8 B operands: rows 8h .. 8h + 7
   constexpr int WARPS = Config::WARPS;
   constexpr int STAGES = Shared::STAGES;
   // In-panel positions are 32-bit (the generator keeps K below 2^27): 64-bit index math costs
@@ -606,7 +607,7 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
 #pragma unroll
   for (int stage = 0; stage < STAGES - 1; ++stage) issue_chunk();
 
-  // [WARPS][16 rows][16 columns] fp32: each warp's totals of the current panel (C's 8 columns
+  // [WARPS][8 * HALVES rows][16 columns] fp32: each warp's totals of the current panel (C's 8 columns
   // are x's rows).
   __shared__ float partial[WARPS][8 * HALVES][16];
   // x_row's start and per-chunk (resident) or per-slot step, once: a lane of a row past M

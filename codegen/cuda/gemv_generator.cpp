@@ -22,6 +22,17 @@ int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 
 // gemv_mma's panels per warp (WARP_PANELS in the template): block_n / 16, 0 meaning one panel.
 int mma_warp_panels(const CudaVariant& variant) { return variant.block_n == 0 ? 1 : variant.block_n / 16; }
 
+// gemv_mma's n8 B operands (HALVES in the template): 8 rows of x each.
+int mma_row_halves(const OpDesc& desc) { return static_cast<int>((desc.m + 7) / 8); }
+
+// The fp32 registers a gemv_mma thread keeps across its k loop: per panel of its set the totals
+// and the run's accumulators (SPLIT formats, 8 bits in bf16, a second accumulator), 4 per n8 B
+// operand each, and x's sums, 4 per B operand, shared by the set.
+int mma_accumulator_registers(const OpDesc& desc, const CudaVariant& variant) {
+  const bool split_format = desc.bits == 8 && desc.act == DType::bf16;
+  return mma_warp_panels(variant) * mma_row_halves(desc) * 4 * (split_format ? 3 : 2) + mma_row_halves(desc) * 4;
+}
+
 // gemv_mma's fold runs per panel (RUNS in the template): a group, at most 256 k; whole K
 // folds every 256 k. Split-K gives each block a contiguous range of them.
 int mma_runs(const OpDesc& desc) {
@@ -99,12 +110,17 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
     if (variant.block_n != 0 && variant.block_n != 32 && variant.block_n != 64)
       return refuse(fmt::format("block_n={}: gemv_mma covers 0 (one panel), 32 or 64 columns per warp",
                                 variant.block_n));
-    // 512 threads leave a thread 128 registers: 4 panels' accumulators of 16 rows spill there
-    // (ptxas: 164-312 bytes at 8 bits bf16, whose SPLIT format doubles the accumulators).
-    if (variant.block_n == 64 && variant.warps == 16 && desc.m > 8)
-      return refuse(fmt::format("block_n=64 with warps=16 at m={}: four panels' accumulators of more than 8 rows "
-                                "spill from the 128 registers a thread of 512 has; use warps <= 8 or block_n <= 32",
-                                desc.m));
+    // The accumulators must leave a thread 64 of its registers (65536 an SM over the block's
+    // threads, at most 255) for addresses, fragments and the decode: 4 panels of 16 rows at 16
+    // warps (72 of 128) spilled 164-312 bytes (ptxas, 8 bits bf16, whose SPLIT format holds
+    // 104), and so do 4 panels of 32 rows at 8 bits (208 of 255).
+    const int registers = std::min(255, 65536 / (32 * variant.warps));
+    if (mma_accumulator_registers(desc, variant) > registers - 64)
+      return refuse(fmt::format("block_n={} with warps={} at m={}, bits={}: {} fp32 accumulators a thread, more than "
+                                "the {} registers a thread of {} has less 64 (they would spill); use fewer warps, "
+                                "a smaller block_n or fewer rows",
+                                variant.block_n, variant.warps, desc.m, desc.bits,
+                                mma_accumulator_registers(desc, variant), registers, 32 * variant.warps));
     if (variant.block_n != 0 && variant.bulk_copy != 0)
       return refuse(fmt::format("block_n={} with bulk_copy=1: bulk copies fill one panel's stage; several panels "
                                 "per warp need bulk_copy=0",
@@ -129,7 +145,7 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
   const int limit = arch_major >= 9 ? 232448 : 101376;
   // (bulk copies add one 8-byte mbarrier per warp and stage).
   const int partial = variant.family == CudaFamily::gemv_mma
-                          ? variant.warps * (desc.m > 8 ? 16 : 8) * 16 * 4 + variant.bulk_copy * variant.warps * variant.unroll * 8
+                          ? variant.warps * 8 * mma_row_halves(desc) * 16 * 4 + variant.bulk_copy * variant.warps * variant.unroll * 8
                           : 0;
   if (shared_bytes(desc, variant) + partial > limit)
     return refuse(fmt::format("warps={}, unroll={}: {} bytes of shared memory at m={}, above the {} bytes an "
@@ -205,18 +221,22 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // 5 % of the best, so they are not searched (bulk copies stay valid on sm_90 when named).
   const int format_k = mma_chunk_tiles(desc.bits) * 16;
   const bool few_panels = native_geometry(desc).panels < 1024;
-  for (int warps : {4, 8, 16})
-    for (int unroll : {2, 4, 8})
-      for (int block_k : {0, 2 * format_k}) {
-        if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
-        CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
-        variant.block_k = block_k;
-        add(variant);
-        if (few_panels && warps == 8 && unroll == 2) {
-          variant.split_k = 2;
+  // One panel a warp only up to 16 rows: above, a chunk's x (M rows) is more than 4 times its
+  // weights' bytes at 4 bits, all of it read from L2 again for every panel.
+  if (desc.m <= 16) {
+    for (int warps : {4, 8, 16})
+      for (int unroll : {2, 4, 8})
+        for (int block_k : {0, 2 * format_k}) {
+          if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
+          CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
+          variant.block_k = block_k;
           add(variant);
+          if (few_panels && warps == 8 && unroll == 2) {
+            variant.split_k = 2;
+            add(variant);
+          }
         }
-      }
+  }
   // Warps covering 2 or 4 panels (block_n 32, 64) from M = 4 on, where x's copies from L2 are
   // at least the weights' bytes with one panel a warp (M / 4 times them): each chunk of x then
   // serves block_n / 16 panels. 4 to 16 warps, both chunk widths, 2 stages; on few panels also
@@ -299,6 +319,16 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   takes wgmma's 16-row tile there, WgmmaGenerator::preferred.)
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
+  // 17..32 rows: 4 warps of 4 panels (x's copies from L2 twice the weights' bytes), or of 2
+  // where 4 panels' accumulators do not fit (8 bits in bf16). Not preferred at these rows (the
+  // registry takes wgmma's); its own choice for a tuning's sentinel.
+  if (desc.m > 16) {
+    CudaVariant sets{CudaFamily::gemv_mma, 4, 2};
+    sets.block_n = 64;
+    if (is_valid(desc, sets, arch_major)) return sets;
+    sets.block_n = 32;
+    return sets;
+  }
   const int64_t panels = native_geometry(desc).panels;
   const bool few_panels = panels <= heuristic_few_panels;
   const bool many_panels = panels >= heuristic_many_panels;

@@ -29,9 +29,16 @@ class GemvGenerator {
   // on fewer panels where sm_90's 16 warps of 2 are not taken; wide chunks at 3 bits, and at 8
   // bits above 8 rows; warps of 2 panels at 3 bits from 4 rows on many panels; 4 stages at 8 bits
   // and M = 1 on more than few panels
-  static constexpr int version = 11;
+  // 12: gemv_mma serves 17..32 rows (four n8 B operands), sets of 2 or 4 panels a warp there,
+  // and a register rule for the accumulators in place of the one 16-warp case
+  static constexpr int version = 12;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
-  static constexpr int max_mma_rows = 16;  // gemv_mma: two n8 B operands
+  static constexpr int max_mma_rows = 32;  // gemv_mma: four n8 B operands
+  // The rows the registry's no-tune choice gives these families (MmaGenerator's beyond, where
+  // WgmmaGenerator's is not preferred): 17..32 rows are served for tuning and when named, as
+  // measured on the H100 (docs/benchmarks.md, session 23).
+  static constexpr int preferred_max_rows = 16;
+  static bool preferred(const OpDesc& desc) { return desc.m <= preferred_max_rows; }
   static constexpr const char* entry_point = "lowbit_kernel";
   // gemv_mma with split_k > 1: the second kernel, summing the parts (gemv_split_sum).
   static constexpr const char* split_sum_entry_point = "lowbit_split_sum";

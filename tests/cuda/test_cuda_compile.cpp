@@ -670,9 +670,10 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,device=cuda:0"), variant, 7).ok);
   CudaVariant mma{CudaFamily::gemv_mma, 4, 2};
   EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,act=fp32,device=cuda:0"), mma, 9).ok);
-  // The tensor-core family serves M up to 16, the CUDA-core family up to 8.
-  EXPECT_TRUE(generator.is_valid(parse_descriptor("m=16,n=64,k=128,device=cuda:0"), mma, 9).ok);
-  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=17,n=64,k=128,device=cuda:0"), mma, 9).ok);
+  // The tensor-core family serves M up to 32, the CUDA-core family up to 8.
+  EXPECT_TRUE(generator.is_valid(parse_descriptor("m=32,n=64,k=128,device=cuda:0"), mma, 9).ok);
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=33,n=64,k=128,device=cuda:0"), mma, 9).ok);
+  EXPECT_FALSE(generator.is_valid(parse_descriptor("m=9,n=64,k=128,device=cuda:0"), variant, 9).ok);
   // 16 warps only for the tensor-core family; a ring above the arch's shared memory is refused.
   EXPECT_FALSE(generator.is_valid(parse_descriptor("m=1,n=64,k=128,device=cuda:0"), CudaVariant{CudaFamily::gemv, 16, 2}, 9).ok);
   const Validity too_big = generator.is_valid(parse_descriptor("m=16,n=64,k=128,bits=2,device=cuda:0"),
@@ -745,6 +746,26 @@ TEST(CudaCompile, GeneratorRefusesWhatItDoesNotServe) {
   CudaVariant sixteen_warps{CudaFamily::gemv_mma, 16, 2};
   sixteen_warps.block_n = 64;
   EXPECT_TRUE(generator.is_valid(parse_descriptor("m=8,n=64,k=512,group=128,device=cuda:0"), sixteen_warps, 9).ok);
+  // 17..32 rows (four n8 B operands): the accumulators must leave a thread 64 registers, so
+  // 4 panels fit up to 8 warps at 4 bits but not the 8-bit bf16 format's third accumulator set,
+  // and 16 warps (128 registers) take one panel only; 33 rows are refused.
+  for (auto [text, block_n, warps, ok] :
+       {std::tuple{"m=32,bits=4", 64, 8, true}, std::tuple{"m=32,bits=4", 64, 16, false},
+        std::tuple{"m=32,bits=4", 32, 16, false}, std::tuple{"m=32,bits=4", 0, 16, true},
+        std::tuple{"m=25,bits=8,act=bf16", 64, 4, false}, std::tuple{"m=25,bits=8,act=fp16", 64, 4, true},
+        std::tuple{"m=25,bits=8,act=bf16", 32, 8, true}}) {
+    CudaVariant candidate{CudaFamily::gemv_mma, warps, 2};
+    candidate.block_n = block_n;
+    const Validity validity =
+        generator.is_valid(parse_descriptor(fmt::format("{},n=64,k=512,group=128,device=cuda:0", text)), candidate, 9);
+    EXPECT_EQ(validity.ok, ok) << text << " " << block_n << " " << warps << ": " << validity.reason;
+    if (!ok) {
+      EXPECT_NE(validity.reason.find("fp32 accumulators a thread"), std::string::npos) << validity.reason;
+    }
+  }
+  const Validity too_many_rows = generator.is_valid(parse_descriptor("m=33,n=64,k=512,group=128,device=cuda:0"),
+                                                    CudaVariant{CudaFamily::gemv_mma, 4, 2}, 9);
+  EXPECT_NE(too_many_rows.reason.find("serves m=1..32"), std::string::npos) << too_many_rows.reason;
   fma.panels = 1;
   fma.block_n = 32;
   EXPECT_NE(generator.is_valid(small, fma, 9).reason.find("block_n=32"), std::string::npos);

@@ -199,6 +199,46 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToSixteenRows) {
   EXPECT_EQ(checked, 36);
 }
 
+// M = 17 .. 32 (gemv_mma's third and fourth n8 B operands, 17 and 25 rows leaving one partly
+// empty): 2 and 4 panels a warp (block_n 32, 64; the accumulator rule refuses 4 at 8 bits in
+// bf16) at 4 warps, plain and split-K in two, and at 8 warps with both chunk widths; every zero
+// point, a K tail, N not a whole set of panels, bias, both activations.
+TEST_P(CudaKernelsBits, TensorCoreFamilyUpToThirtyTwoRows) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const int format_k = gemv_mma_chunk_k(GetParam());
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  const char* zeros[] = {"none", "int", "float"};
+  std::vector<Case> cases;
+  int index = 0;
+  for (const char* shape : {"n=1000,k=8256,group=64", "n=100,k=4097,group=-1", "n=37,k=384,group=128"})
+    for (const char* rows : {"17", "25", "32"}) {
+      const OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                       GetParam(), shape, zeros[index % 3], acts[index % 2],
+                                                       outs[(index / 2) % 3], rows));
+      ++index;
+      for (int warps : {4, 8})
+        for (int block_n : {32, 64})
+          for (int block_k : {0, 2 * format_k})
+            for (int split_k : {1, 2}) {
+              CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
+              variant.block_n = block_n;
+              variant.block_k = block_k;
+              variant.split_k = split_k;
+              // 4 warps with 1-tile chunks, plain and split; 8 warps with both chunk widths.
+              if ((warps == 4 && block_k != 0) || (split_k == 2 && warps != 4)) continue;
+              if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
+            }
+    }
+  // 9 descriptors; block_n 64 is refused at 8 bits in bf16 (SPLIT accumulators), so fewer there.
+  ASSERT_GE(cases.size(), 9u * 5u);
+  int checked = 0;
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
+  EXPECT_EQ(checked, static_cast<int>(cases.size()));
+}
+
 // x starting 2 bytes past an aligned address with K % 8 == 0 (a row slice of a larger tensor):
 // both GEMV families must take their plain-load path for x, at every row count they serve.
 TEST_P(CudaKernelsBits, UnalignedXTakesThePlainLoadPath) {
