@@ -319,20 +319,21 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
 //   takes wgmma's 16-row tile there, WgmmaGenerator::preferred.)
 CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   if (desc.act == DType::fp32) return CudaVariant{CudaFamily::gemv, desc.m <= 2 ? 8 : 4, desc.m <= 2 ? 4 : 2};
-  // 17..32 rows: 4 warps of 4 panels (x's copies from L2 twice the weights' bytes), or of 2
-  // where 4 panels' accumulators do not fit (8 bits in bf16). Not preferred at these rows (the
-  // registry takes wgmma's); its own choice for a tuning's sentinel.
-  if (desc.m > 16) {
-    CudaVariant sets{CudaFamily::gemv_mma, 4, 2};
-    sets.block_n = 64;
-    if (is_valid(desc, sets, arch_major)) return sets;
-    sets.block_n = 32;
-    return sets;
-  }
   const int64_t panels = native_geometry(desc).panels;
   const bool few_panels = panels <= heuristic_few_panels;
   const bool many_panels = panels >= heuristic_many_panels;
   auto fits = [&](const CudaVariant& variant) { return fits_arch(desc, variant, arch_major); };
+  // 17..32 rows: warps of 2 panels, 4 a block on many panels, else 8. Not preferred at these
+  // rows (the registry takes wgmma's); the sentinel a tuning measures beside wgmma's candidates.
+  // On the H100 at M = 24, 4 bits bf16 (docs/benchmarks.md, session 23, call 5): 35.8 us on
+  // 28672x4096 (the best gemv_mma; wgmma's no-tune 37.0), 14.1 on 6144x4096 (best 13.7; 15.2),
+  // 10.0 on 4096x4096 (9.9; 12.8), 21.5 on 4096x14336 (20.0; 24.8). At M = 32 wgmma stays ahead
+  // on three of the four shapes.
+  if (desc.m > 16) {
+    CudaVariant pairs{CudaFamily::gemv_mma, many_panels ? 4 : 8, 2};
+    pairs.block_n = 32;
+    return pairs;
+  }
   if (desc.m > 8 && many_panels && desc.act == DType::bf16 && (desc.bits == 2 || desc.bits == 8)) {
     CudaVariant pairs{CudaFamily::gemv_mma, 8, 2};
     pairs.block_n = 32;
