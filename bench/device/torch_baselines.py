@@ -260,6 +260,23 @@ def marlin_linear(x, n, k, group, timer, marlin):
                              lambda: marlin_baseline.marlin_call(x.shape, codes, scales, zeros, marlin), timer)
 
 
+def by_width(widths, missing, refusal, measure):
+    """A quantized library's figures at each width: {"4": measure(4), "3": {"error": why}}. missing: why the library
+    is not there (None when it is); refusal(bits): why it has no kernel of that width (None when it has); a measure
+    that raises is reported by its message, not hidden."""
+    figures = {}
+    for bits in sorted(widths):
+        why = missing or refusal(bits)
+        if why:
+            figures[str(bits)] = {"error": why}
+            continue
+        try:
+            figures[str(bits)] = measure(bits)
+        except Exception as error:
+            figures[str(bits)] = {"error": str(error)[:200]}
+    return figures
+
+
 def shape_rows(shapes_file):
     """{(m, n, k, act): the set of bits its descriptors name}, in the file's order."""
     rows = {}
@@ -304,31 +321,14 @@ def main():
                     row["tinygemm_run_mean_us"] = run_mean
             except Exception as error:  # report, do not hide: the table shows the reason
                 row["tinygemm_error"] = str(error)[:200]
-        # gemlite at each width the row's descriptors name: {"4": {"us": ...}, "3": {"error": ...}}.
-        row["gemlite"] = {}
-        for bits in sorted(widths):
-            if gemlite is None:
-                row["gemlite"][str(bits)] = {"error": gemlite_missing}
-            elif bits not in GEMLITE_BITS:
-                row["gemlite"][str(bits)] = {"error": f"gemlite has no {bits}-bit integer kernels"}
-            else:
-                try:
-                    row["gemlite"][str(bits)] = gemlite_linear(x, n, k, bits, 128, timer, gemlite)
-                except Exception as error:
-                    row["gemlite"][str(bits)] = {"error": str(error)[:200]}
-        # Marlin likewise: {"4": {"us": ...}, "8": {"error": ...}}.
-        row["marlin"] = {}
-        for bits in sorted(widths):
-            if marlin is None:
-                row["marlin"][str(bits)] = {"error": marlin_missing}
-            elif bits != 4:
-                row["marlin"][str(bits)] = {"error": f"Marlin has no {bits}-bit kernels with integer zeros "
-                                                     "(its 8-bit format is symmetric)"}
-            else:
-                try:
-                    row["marlin"][str(bits)] = marlin_linear(x, n, k, marlin_baseline.GROUP, timer, marlin)
-                except Exception as error:
-                    row["marlin"][str(bits)] = {"error": str(error)[:200]}
+        # gemlite and Marlin at each width the row's descriptors name: {"4": {"us": ...}, "3": {"error": ...}}.
+        row["gemlite"] = by_width(widths, gemlite_missing,
+                                  lambda bits: None if bits in GEMLITE_BITS else f"gemlite has no {bits}-bit integer kernels",
+                                  lambda bits: gemlite_linear(x, n, k, bits, 128, timer, gemlite))
+        row["marlin"] = by_width(widths, marlin_missing,
+                                 lambda bits: None if bits == 4 else (f"Marlin has no {bits}-bit kernels with integer "
+                                                                      "zeros (its 8-bit format is symmetric)"),
+                                 lambda bits: marlin_linear(x, n, k, marlin_baseline.GROUP, timer, marlin))
         print(json.dumps(row), flush=True)
 
 

@@ -115,12 +115,13 @@ Validity GemvGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant,
     // warps (72 of 128) spilled 164-312 bytes (ptxas, 8 bits bf16, whose SPLIT format holds
     // 104), and so do 4 panels of 32 rows at 8 bits (208 of 255).
     const int registers = std::min(255, 65536 / (32 * variant.warps));
-    if (mma_accumulator_registers(desc, variant) > registers - 64)
+    const int accumulators = mma_accumulator_registers(desc, variant);
+    if (accumulators > registers - 64)
       return refuse(fmt::format("block_n={} with warps={} at m={}, bits={}: {} fp32 accumulators a thread, more than "
                                 "the {} registers a thread of {} has less 64 (they would spill); use fewer warps, "
                                 "a smaller block_n or fewer rows",
-                                variant.block_n, variant.warps, desc.m, desc.bits,
-                                mma_accumulator_registers(desc, variant), registers, 32 * variant.warps));
+                                variant.block_n, variant.warps, desc.m, desc.bits, accumulators, registers,
+                                32 * variant.warps));
     if (variant.block_n != 0 && variant.bulk_copy != 0)
       return refuse(fmt::format("block_n={} with bulk_copy=1: bulk copies fill one panel's stage; several panels "
                                 "per warp need bulk_copy=0",

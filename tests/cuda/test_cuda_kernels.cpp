@@ -103,17 +103,18 @@ class CudaKernelsBits : public ::testing::TestWithParam<int> {};
 // MmaFormat's CHUNK_TILES * 16: the k of one gemv_mma ring chunk at this width.
 int gemv_mma_chunk_k(int bits) { return (bits == 2 ? 8 : bits == 8 ? 2 : 4) * 16; }
 
-// The format sweep of the gemv_mma variant tests below: each shape at M = 1, 9 and 16, with bias;
-// the zero point, the activation and the output dtype turn from one descriptor to the next, so
-// the sweep meets each of them.
-std::vector<OpDesc> gemv_mma_format_sweep(int bits, std::initializer_list<const char*> shapes) {
+// The format sweep of the gemv_mma variant tests below: each shape at each row count (M = 1, 9
+// and 16 unless given), with bias; the zero point, the activation and the output dtype turn from
+// one descriptor to the next, so the sweep meets each of them.
+std::vector<OpDesc> gemv_mma_format_sweep(int bits, std::initializer_list<const char*> shapes,
+                                          std::initializer_list<const char*> row_counts = {"1", "9", "16"}) {
   const char* acts[] = {"bf16", "fp16"};
   const char* outs[] = {"fp32", "bf16", "fp16"};
   const char* zeros[] = {"none", "int", "float"};
   std::vector<OpDesc> descs;
   int index = 0;
   for (const char* shape : shapes)
-    for (const char* rows : {"1", "9", "16"}) {
+    for (const char* rows : row_counts) {
       descs.push_back(parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}", bits,
                                                    shape, zeros[index % 3], acts[index % 2], outs[(index / 2) % 3],
                                                    rows)));
@@ -207,30 +208,22 @@ TEST_P(CudaKernelsBits, TensorCoreFamilyUpToThirtyTwoRows) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
   const int format_k = gemv_mma_chunk_k(GetParam());
-  const char* acts[] = {"bf16", "fp16"};
-  const char* outs[] = {"fp32", "bf16", "fp16"};
-  const char* zeros[] = {"none", "int", "float"};
   std::vector<Case> cases;
-  int index = 0;
-  for (const char* shape : {"n=1000,k=8256,group=64", "n=100,k=4097,group=-1", "n=37,k=384,group=128"})
-    for (const char* rows : {"17", "25", "32"}) {
-      const OpDesc desc = parse_descriptor(fmt::format("bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
-                                                       GetParam(), shape, zeros[index % 3], acts[index % 2],
-                                                       outs[(index / 2) % 3], rows));
-      ++index;
-      for (int warps : {4, 8})
-        for (int block_n : {32, 64})
-          for (int block_k : {0, 2 * format_k})
-            for (int split_k : {1, 2}) {
-              CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
-              variant.block_n = block_n;
-              variant.block_k = block_k;
-              variant.split_k = split_k;
-              // 4 warps with 1-tile chunks, plain and split; 8 warps with both chunk widths.
-              if ((warps == 4 && block_k != 0) || (split_k == 2 && warps != 4)) continue;
-              if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
-            }
-    }
+  for (const OpDesc& desc :
+       gemv_mma_format_sweep(GetParam(), {"n=1000,k=8256,group=64", "n=100,k=4097,group=-1", "n=37,k=384,group=128"},
+                             {"17", "25", "32"}))
+    for (int warps : {4, 8})
+      for (int block_n : {32, 64})
+        for (int block_k : {0, 2 * format_k})
+          for (int split_k : {1, 2}) {
+            CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
+            variant.block_n = block_n;
+            variant.block_k = block_k;
+            variant.split_k = split_k;
+            // 4 warps with 1-tile chunks, plain and split; 8 warps with both chunk widths.
+            if ((warps == 4 && block_k != 0) || (split_k == 2 && warps != 4)) continue;
+            if (generator.is_valid(desc, variant, 9)) cases.push_back({desc, variant});
+          }
   // 9 descriptors; block_n 64 is refused at 8 bits in bf16 (SPLIT accumulators), so fewer there.
   ASSERT_GE(cases.size(), 9u * 5u);
   int checked = 0;
