@@ -36,6 +36,17 @@
 //     is exact before the conversion ((q - z) s has at most 8 + 11 significant bits); with a
 //     float z, z s is rounded at 2^-24 first.
 //
+// Group sums (GROUP_SUMS = 1, "_gs"; tiles of up to 64 rows, a stage inside one group, zero=none
+// or int outside bf16 at 8 bits): A holds q - z itself, exact (an integer of at most 8 bits), the
+// wgmmas sum each group into the accumulator, and at the group's end those fp32 sums are scaled
+// into the totals: total += s . sum, with s the fp16 scale taken exactly in fp32. No weight is
+// rounded at all, and a register's decode is its extraction and one add: the fp16 multiply and
+// bf16's two FMAs go. What it costs: a group's end waits for its wgmmas (wgmma.wait_group 0, just
+// before the next stage's wgmmas are issued: the decode of that stage has run beside them) and one
+// FMA per accumulator a group, BLOCK_M / 2 a lane; against 2 (fp16) or 4 (bf16) instructions saved
+// per A register, 4 K_TILES a stage, it pays where the tile is short (few rows per weight decoded).
+// The next group's first wgmma overwrites the sums (scale-d = 0) rather than adding to them.
+//
 // Widths (WgmmaFormat, below): the lane's two 32-bit words of a k-tile hold, in bytes 0-1 and
 // 2-3, its columns' codes of k 2t, 2t+1 and 2t+8, 2t+9 in their low bits, read from the panel's
 // steps as the native layout stores them (docs/layout.md): 4 bits, words g of 32-byte steps t/2
@@ -109,13 +120,13 @@ namespace lowbit_gemv {
 
 typedef unsigned long long u64;
 
-// D += A . B for one m64nNk16 tile (N = ROWS: 16, 32, 64, 128 or 256): A from registers (4 x 2
-// bf16/fp16 a lane), B from the shared-memory matrix descriptor b, D fp32 in N / 2 registers a
-// lane. Asynchronous: D and A may be touched again only after a wgmma.wait_group covering it.
-// Its inline PTX names each of the N / 2 accumulators, so the generator writes the one
-// specialization a kernel uses after this file (WgmmaGenerator::instruction_source).
+// D = A . B + (accumulate ? D : 0) for one m64nNk16 tile (N = ROWS: 16, 32, 64, 128 or 256): A
+// from registers (4 x 2 bf16/fp16 a lane), B from the shared-memory matrix descriptor b, D fp32 in
+// N / 2 registers a lane. Asynchronous: D and A may be touched again only after a wgmma.wait_group
+// covering it. Its inline PTX names each of the N / 2 accumulators, so the generator writes the
+// one specialization a kernel uses after this file (WgmmaGenerator::instruction_source).
 template <int ROWS, bool IS_BF16>
-__device__ __forceinline__ void wgmma_rows(float (&d)[ROWS / 2], const u32 (&a)[4], u64 b);
+__device__ __forceinline__ void wgmma_rows(float (&d)[ROWS / 2], const u32 (&a)[4], u64 b, bool accumulate);
 
 // Orders this warpgroup's register writes (A fragments, accumulators) before the wgmmas after it.
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -130,6 +141,14 @@ template <int COUNT>
 __device__ __forceinline__ void fence_accumulators(float (&d)[COUNT]) {
 #pragma unroll
   for (int i = 0; i < COUNT; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// GROUP_SUMS: totals += s . sums, D's layout (top of file): d[4i], d[4i + 1] are column 2g's
+// (scale[0]), d[4i + 2], d[4i + 3] column 2g+1's (scale[1]).
+template <int COUNT>
+__device__ __forceinline__ void fold_group_sums(float (&totals)[COUNT], const float (&sums)[COUNT],
+                                                const float (&scale)[2]) {
+#pragma unroll
+  for (int i = 0; i < COUNT; ++i) totals[i] = fmaf(scale[(i >> 1) & 1], sums[i], totals[i]);
 }
 // Makes this thread's generic-proxy writes to shared memory (cp.async) visible to the async
 // proxy (wgmma's operand reads).
@@ -234,8 +253,10 @@ __device__ __forceinline__ constexpr bool dequantizes_in_fp32() {
 // the top of this file). `lanes` holds the pair in bits 0-15 and 16-31: for the fp32 path, each
 // code in its lane's low BITS bits (other bits ignored); otherwise each lane already MAGIC + q in
 // the activation type (code_lanes below), exact.
-template <bool IS_BF16, int ZERO, int BITS>
+// GROUP_SUMS: q - z only, exact (the scale is applied to the group's sums, top of file).
+template <bool IS_BF16, int ZERO, int BITS, bool GROUP_SUMS>
 __device__ __forceinline__ u32 dequantize_pair(u32 lanes, const GroupConstants& constants, int column) {
+  static_assert(!GROUP_SUMS || !dequantizes_in_fp32<IS_BF16, ZERO, BITS>(), "group sums take q - z exact");
   if (dequantizes_in_fp32<IS_BF16, ZERO, BITS>()) {
     const u32 fields = lanes & ((1u << BITS) - 1) * 0x00010001u;
     const float low = __uint_as_float(0x4b000000u | (fields & 0xffffu)) - 8388608.0f;  // 2^23 + q - 2^23
@@ -244,6 +265,7 @@ __device__ __forceinline__ u32 dequantize_pair(u32 lanes, const GroupConstants& 
                                 fmaf(high, constants.scale[column], constants.offset[column]));
   }
   const u32 difference = add_pair<IS_BF16>(lanes, constants.offset_pair[column]);  // q - z, exact
+  if (GROUP_SUMS) return difference;
   if (!IS_BF16) return fma_pair<false>(difference, constants.scale_pair[column], 0x80008000u);
   const u32 low_part = fma_pair<true>(difference, constants.low_pair[column], 0x80008000u);  // exact
   return fma_pair<true>(difference, constants.scale_pair[column], low_part);
@@ -378,6 +400,11 @@ struct WgmmaTile {
   // accumulators through distributed shared memory (ClusterSplitWork), each block's accumulator
   // [BLOCK_M / 8][CONSUMER_THREADS] float4 laid over its ring, which the main loop no longer needs.
   static constexpr bool CLUSTER_SPLIT = Config::CLUSTER_SPLIT != 0;
+  // GROUP_SUMS (top of file): each group's sums scaled into fp32 totals, BLOCK_M / 2 more registers.
+  static constexpr bool GROUP_SUMS = Config::GROUP_SUMS != 0;
+  static_assert(!GROUP_SUMS || (STAGE_GROUPS == 1 && BLOCK_M <= 64 && Config::ZERO != zero_float &&
+                                !(Config::ACT == bf16 && BITS == 8)),
+                "group sums: a stage inside one group, at most 64 rows, q - z exact in the activation type");
   static constexpr int ACCUMULATOR_BYTES = BLOCK_M * BLOCK_N * 4;
   static_assert(!CLUSTER_SPLIT || (SPLIT_K >= 2 && SPLIT_K <= 8), "a cluster of 2..8 blocks (the portable size)");
   static_assert(!CLUSTER_SPLIT || ACCUMULATOR_BYTES <= STAGES * STAGE_BYTES, "the accumulator fits the ring");
@@ -785,11 +812,19 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     if constexpr (PART == TilePart::whole_block) consumers_take_registers<Tile>();
   }
 
-  // ---- Consumer state: [BLOCK_M / 2] fp32 a lane, D's layout (top of file).
+  // ---- Consumer state: [BLOCK_M / 2] fp32 a lane, D's layout (top of file). GROUP_SUMS: the
+  // accumulator holds the current group's sums, totals the tile's sum of the groups before it;
+  // constants' scales start at zero, so the run's first stage folds zeros.
   float accumulator[Tile::BLOCK_M / 2];
 #pragma unroll
   for (int i = 0; i < Tile::BLOCK_M / 2; ++i) accumulator[i] = 0.0f;
+  float totals[Tile::GROUP_SUMS ? Tile::BLOCK_M / 2 : 1];
   GroupConstants constants;
+  if constexpr (Tile::GROUP_SUMS) {
+#pragma unroll
+    for (int i = 0; i < Tile::BLOCK_M / 2; ++i) totals[i] = 0.0f;
+    constants.scale[0] = constants.scale[1] = 0.0f;
+  }
   int group = -1;
 
   // ---- Pipeline (PRODUCER = 0): every thread's copy plan (a producer makes its own above), and
@@ -823,7 +858,8 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   // full_parity: phase_of(stage) & 1 (PRODUCER = 1). Where the main loop is unrolled, slot, odd
   // and (but at a turn's first stage) first are compile-time constants, and full_parity a
   // compile-time offset from the turn's phase. Register contract: writes a (read by the wgmmas
-  // until the next stage's wait), accumulator (asynchronously), constants, group.
+  // until the next stage's wait), accumulator (asynchronously), constants, group, and with
+  // GROUP_SUMS totals (at a group's start).
   auto run_stage = [&](int stage, int slot, bool odd, bool first, u32 full_parity, u32 (&a)[Tile::K_TILES][4]) {
     if constexpr (Tile::PRODUCER) {
       mbarrier_wait(full_barrier(slot), full_parity);  // landed ...
@@ -838,6 +874,10 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     // Clamped like tile_group below: the stage past K (an odd count's pair) reads its zero table.
     const int stage_first_group = Config::WHOLE_K_GROUP ? 0 : min(stage_first_k, K - 1) / GROUP;
     const u32* panel_words = reinterpret_cast<const u32*>(stage_weights(slot)) + warp * Tile::PANEL_STAGE_BYTES / 4;
+    // GROUP_SUMS: whether this stage starts a group (its first k-tile, STAGE_GROUPS = 1), so the
+    // previous group's sums are folded with that group's scales before its wgmmas overwrite them.
+    bool folds = false;
+    float folded_scale[2] = {0.0f, 0.0f};
 
     // A: [K_TILES][4] registers, this warp's panel x 16 k each (WgmmaFormat reads the codes).
 #pragma unroll
@@ -850,6 +890,11 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       const bool starts_group =
           POSITIONS_START_GROUPS ? k_tile == 0 && (GROUP == Tile::BLOCK_K || !odd) : tile_group != group;
       if ((Tile::STAGE_GROUPS > 1 || k_tile == 0) && !(ODD_STAGES_KEEP_GROUP && odd) && starts_group) {
+        if constexpr (Tile::GROUP_SUMS) {
+          folds = true;
+          folded_scale[0] = constants.scale[0];
+          folded_scale[1] = constants.scale[1];
+        }
         group = tile_group;
         const int entry = Tile::STAGE_GROUPS == 1 ? warp * 16 + 2 * g
                                                   : (warp * Tile::STAGE_GROUPS + (tile_group - stage_first_group)) * 16 + 2 * g;
@@ -867,7 +912,15 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
       code_lanes<IS_BF16, ZERO, Tile::BITS>(low_word, lanes[0], lanes[1]);
       code_lanes<IS_BF16, ZERO, Tile::BITS>(high_word, lanes[2], lanes[3]);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) a[k_tile][i] = dequantize_pair<IS_BF16, ZERO, Tile::BITS>(lanes[i], constants, i & 1);
+      for (int i = 0; i < 4; ++i)
+        a[k_tile][i] = dequantize_pair<IS_BF16, ZERO, Tile::BITS, Tile::GROUP_SUMS>(lanes[i], constants, i & 1);
+    }
+    if constexpr (Tile::GROUP_SUMS) {
+      if (folds) {
+        wgmma_wait<0>();  // the previous group's wgmmas are done: its sums are final
+        fence_accumulators(accumulator);
+        fold_group_sums(totals, accumulator, folded_scale);
+      }
     }
 
     // B: k-tile j of the stage is atom j / 4, +32 bytes per k16 inside it.
@@ -883,7 +936,8 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
     wgmma_fence();
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile)
-      wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], descriptor[k_tile]);
+      wgmma_rows<Tile::BLOCK_M, IS_BF16>(accumulator, a[k_tile], descriptor[k_tile],
+                                         !(Tile::GROUP_SUMS && k_tile == 0 && folds));
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: its slot and its A registers are free
     if constexpr (Tile::PRODUCER)
@@ -926,6 +980,11 @@ __device__ __forceinline__ void wgmma_tile(const void* __restrict__ x, const uns
   }
   wgmma_wait<0>();
   fence_accumulators(accumulator);
+  if constexpr (Tile::GROUP_SUMS) {  // the last group's sums; the totals are then the accumulator
+    fold_group_sums(totals, accumulator, constants.scale);
+#pragma unroll
+    for (int i = 0; i < Tile::BLOCK_M / 2; ++i) accumulator[i] = totals[i];
+  }
   asm volatile("cp.async.wait_group 0;\n" ::);
   if constexpr (Tile::PRODUCER && PART == TilePart::consumers) {
     // The ring goes on to the next segment: release the last stage's slot (its wgmmas are done),

@@ -54,6 +54,11 @@ CudaVariant clustered(CudaVariant variant) {
   variant.cluster_split = 1;
   return variant;
 }
+// variant with its group sums scaled into fp32 totals instead of its weights scaled.
+CudaVariant with_group_sums(CudaVariant variant) {
+  variant.group_sums = 1;
+  return variant;
+}
 // variant's stream-K runs planned against the fix-up's cost.
 CudaVariant planned(CudaVariant variant) {
   variant.stream_k_plan = 1;
@@ -266,6 +271,26 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
                                 accumulator_bytes(variant), variant.block_n, variant.block_m,
                                 ring_bytes(desc, variant), variant.stages));
   }
+  if (variant.group_sums != 0) {
+    if (variant.group_sums != 1)
+      return refuse(fmt::format("group_sums={}: must be 0 (each weight scaled before the wgmmas) or 1 (unscaled "
+                                "weights, each group's sums scaled into fp32 totals)",
+                                variant.group_sums));
+    if (variant.block_m > group_sums_max_rows)
+      return refuse(fmt::format("group_sums=1 with block_m={}: only tiles of up to {} rows keep their group sums "
+                                "(the totals take block_m / 2 more registers a thread, the fold as many FMAs a group)",
+                                variant.block_m, group_sums_max_rows));
+    if (desc.group != whole_k_group && desc.group_size() < variant.block_k)
+      return refuse(fmt::format("group_sums=1 with group={} and block_k={}: a stage must lie inside one group "
+                                "(group >= block_k, or group=-1), so that groups end between stages",
+                                desc.group, variant.block_k));
+    if (desc.zero == ZeroPoint::floating)
+      return refuse("group_sums=1 with zero=float: the weights enter the wgmmas as q - z, exact only for an integer "
+                    "z (zero=none or int)");
+    if (desc.act == DType::bf16 && desc.bits == 8)
+      return refuse("group_sums=1 with bits=8 and act=bf16: q - z is formed as (128 + q) - (128 + z) in bf16, and "
+                    "128 + q needs 9 significant bits (bf16 has 8); use group_sums=0, or act=fp16");
+  }
   if (variant.remainder_split != 0) {
     if (variant.stream_k == 0)
       return refuse(fmt::format("remainder_split={} needs stream_k > 0 (it shapes the stream-K schedule)",
@@ -318,9 +343,15 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
       const bool split_useful = split == 1 || (tiles(desc, variant) * (split / 2) < 2 * sm_count_ &&
                                                k_stages(desc, variant) / split >= min_split_stages);
       if (variant.block_m > rows || !split_useful) continue;
-      if (is_valid(desc, variant, 9)) variants.push_back(variant);
+      // Each with its group sums too, where valid (short tiles; whole-stage groups).
+      auto add_both_sums = [&](const CudaVariant& scaled) {
+        if (!is_valid(desc, scaled, 9)) return;
+        variants.push_back(scaled);
+        if (is_valid(desc, with_group_sums(scaled), 9)) variants.push_back(with_group_sums(scaled));
+      };
+      add_both_sums(variant);
       // The same split summed in its cluster's shared memory (where the accumulator fits the ring).
-      if (split > 1 && is_valid(desc, clustered(variant), 9)) variants.push_back(clustered(variant));
+      if (split > 1) add_both_sums(clustered(variant));
     }
   };
   for (const Shape& shape : searched_shapes) add(shape, 0);
@@ -768,6 +799,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       "  static constexpr int SPLIT_K = {split_k};\n"
       "  static constexpr int PRODUCER = {producer};\n"
       "  static constexpr int CLUSTER_SPLIT = {cluster_split};\n"
+      "  static constexpr int GROUP_SUMS = {group_sums};\n"
       "{stream_k}"
       "}};\n"
       "static_assert(lowbit_gemv::WgmmaTile<LowbitConfig>::SHARED_BYTES == {shared}, \"generator and template agree\");\n"
@@ -779,7 +811,7 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("block_m", variant.block_m), fmt::arg("block_k", variant.block_k), fmt::arg("stages", variant.stages),
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
-      fmt::arg("cluster_split", variant.cluster_split),
+      fmt::arg("cluster_split", variant.cluster_split), fmt::arg("group_sums", variant.group_sums),
       fmt::arg("reduce_entry", variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source()),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()
@@ -804,8 +836,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
 }
 
 std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
-  // Operands: the rows / 2 accumulators, A's four registers, B's descriptor, then the constant 1
-  // that sets the predicate p (scale-d: D is accumulated into, not overwritten).
+  // Operands: the rows / 2 accumulators, A's four registers, B's descriptor, then `accumulate`,
+  // which sets the predicate p (scale-d: D is accumulated into where it is set, else overwritten).
   const int accumulators = rows / 2;
   std::vector<std::string> registers;
   std::vector<std::string> outputs;
@@ -817,13 +849,14 @@ std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
   return fmt::format(
       "namespace lowbit_gemv {{\n"
       "template <>\n"
-      "__device__ __forceinline__ void wgmma_rows<{rows}, {is_bf16}>(float (&d)[{accumulators}], const u32 (&a)[4], u64 b) {{\n"
+      "__device__ __forceinline__ void wgmma_rows<{rows}, {is_bf16}>(float (&d)[{accumulators}], const u32 (&a)[4], u64 b, "
+      "bool accumulate) {{\n"
       "  asm volatile(\n"
       "      \"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{one}, 0;\\n\"\n"
       "      \"wgmma.mma_async.sync.aligned.m64n{rows}k16.f32.{type}.{type} {{{registers}}}, \"\n"
       "      \"{{%{a0}, %{a1}, %{a2}, %{a3}}}, %{b}, p, 1, 1, 0;\\n}}\\n\"\n"
       "      : {outputs}\n"
-      "      : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(b), \"r\"(1));\n"
+      "      : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(b), \"r\"(accumulate ? 1 : 0));\n"
       "}}\n"
       "}}  // namespace lowbit_gemv\n",
       fmt::arg("rows", rows), fmt::arg("is_bf16", bf16 ? "true" : "false"), fmt::arg("accumulators", accumulators),

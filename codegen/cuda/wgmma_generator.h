@@ -38,8 +38,13 @@ class WgmmaGenerator {
   // a turn and the group starts known by position (same results, fewer instructions a stage), and
   // whole tiles a persistent block (stream-K grids whose shares are whole tiles) as candidates; 13:
   // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
-  // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned)
-  static constexpr int version = 14;
+  // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned);
+  // 15: group_sums (unscaled weights, each group's sums scaled into fp32 totals) as candidates for
+  // tiles of up to group_sums_max_rows rows
+  static constexpr int version = 15;
+  // The tallest tile with group sums: its fold costs BLOCK_M / 2 FMAs a lane and group and as many
+  // registers for the totals, against 2 to 4 instructions saved per A register (4 K_TILES a stage).
+  static constexpr int group_sums_max_rows = 64;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
   // With split_k > 1: (partials, bias, y), launched after entry_point on the same stream.

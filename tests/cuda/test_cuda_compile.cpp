@@ -227,8 +227,12 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
   // Every searched shape fits M=256 (11 all-thread, 5 warp-specialized); 31 split K too (grids
   // under two waves), each also as a cluster split (every tile's accumulator fits its ring); the 5
   // all-thread shapes of 128 rows or more run stream-K too (their 16 or 32 tiles leave most of a
-  // wave idle), and so do the 5 warp-specialized ones, each of those also with planned runs.
-  ASSERT_EQ(variants.size(), 93u);
+  // wave idle), and so do the 5 warp-specialized ones, each of those also with planned runs. The
+  // one shape of at most 64 rows with stages inside a group of 64 (64-k stages), each of its 3
+  // splits and 2 cluster splits, also keeps group sums: 5 more.
+  ASSERT_EQ(variants.size(), 98u);
+  EXPECT_EQ(std::count_if(variants.begin(), variants.end(), [](const CudaVariant& variant) { return variant.group_sums != 0; }),
+            5);
   EXPECT_EQ(std::count_if(variants.begin(), variants.end(), [](const CudaVariant& variant) { return variant.stream_k != 0; }),
             15);
   EXPECT_EQ(std::count_if(variants.begin(), variants.end(),
@@ -236,7 +240,7 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
             5);
   EXPECT_EQ(std::count_if(variants.begin(), variants.end(),
                           [](const CudaVariant& variant) { return variant.cluster_split != 0; }),
-            31);
+            31 + 2);  // (2 of them with group sums)
   for (const CudaVariant& variant : variants) {
     ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << variant_name(desc, variant, "sm_90a");
     EXPECT_FALSE(generator.is_valid(desc, variant, 8)) << variant_name(desc, variant, "sm_90a");
@@ -251,7 +255,8 @@ TEST(CudaCompile, EveryWgmmaCandidateCompilesForHopper) {
 }
 
 // The wgmma family's widths beyond int4: every candidate of bits 8, 3 and 2 for sm_90a (the same
-// 93 as int4: every shape fits the shared memory at 8 bits too, every accumulator its ring). Activation dtype and zero point
+// 93 scaled ones as int4: every shape fits the shared memory at 8 bits too, every accumulator its
+// ring; and its 5 group-sum ones where the format allows them: not zero=float, not 8-bit bf16). Activation dtype and zero point
 // take turns: 8-bit bf16 dequantizes in fp32, 8-bit fp16, 3-bit and 2-bit through the exponent
 // trick (3-bit zero=float in fp32 too).
 TEST(CudaCompile, EveryWgmmaWidthCandidateCompilesForHopper) {
@@ -262,7 +267,9 @@ TEST(CudaCompile, EveryWgmmaWidthCandidateCompilesForHopper) {
     const OpDesc desc =
         parse_descriptor(std::string("m=256,n=1000,k=4160,group=64,bias=1,device=cuda:0,") + format);
     const std::vector<CudaVariant> variants = generator.candidates(desc);
-    ASSERT_EQ(variants.size(), 93u) << format;
+    const bool group_sums = std::string(format).find("zero=float") == std::string::npos &&
+                            std::string(format) != "bits=8,act=bf16,zero=int";
+    ASSERT_EQ(variants.size(), group_sums ? 98u : 93u) << format;
     // Split between the formats of one width: every candidate of each width, each format half.
     const bool first_half = std::string(format).find("zero=int") != std::string::npos;
     std::vector<CudaVariant> half;

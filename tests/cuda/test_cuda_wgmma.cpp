@@ -1479,5 +1479,123 @@ TEST(CudaWgmma, SplitRefusesMissingOrSmallWorkspace) {
   EXPECT_EQ(CudaKernel(desc, variant).workspace_bytes(desc.m), 0u);
 }
 
+// group_sums=1 (templates/wgmma_gemm.cuh, "Group sums"): its name, JSON, source, where the
+// candidates offer it, and each refusal's reason.
+TEST(CudaWgmmaCompile, GroupSumsNamesJsonSourceAndRefusals) {
+  WgmmaGenerator generator;
+  const OpDesc desc = descriptor("m=32,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16");
+  CudaVariant variant;
+  variant.family = CudaFamily::wgmma;
+  variant.warps = 4, variant.block_n = 64, variant.block_m = 32, variant.block_k = 128, variant.stages = 5;
+  variant.group_sums = 1;
+  ASSERT_TRUE(generator.is_valid(desc, variant, 9)) << generator.is_valid(desc, variant, 9).reason;
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m32_n64m32k128_s5_gs");
+  expect_json_round_trip(variant, "group_sums", &CudaVariant::group_sums, 0);
+  EXPECT_NE(generator.emit(desc, variant).find("GROUP_SUMS = 1"), std::string::npos);
+  CudaVariant scaled = variant;
+  scaled.group_sums = 0;
+  EXPECT_NE(generator.emit(desc, scaled).find("GROUP_SUMS = 0"), std::string::npos);
+  // Offered beside each short tile's scaled form, never for tiles over group_sums_max_rows.
+  const std::vector<CudaVariant> candidates = generator.candidates(desc);
+  const auto with_sums = std::count_if(candidates.begin(), candidates.end(),
+                                       [](const CudaVariant& v) { return v.group_sums == 1; });
+  EXPECT_GE(with_sums, 2);
+  for (const CudaVariant& candidate : candidates) {
+    if (candidate.group_sums == 0) continue;
+    EXPECT_LE(candidate.block_m, WgmmaGenerator::group_sums_max_rows);
+    CudaVariant twin = candidate;
+    twin.group_sums = 0;
+    EXPECT_NE(std::find(candidates.begin(), candidates.end(), twin), candidates.end())
+        << variant_name(desc, candidate, "sm_90a");
+  }
+  const OpDesc tall = descriptor("m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  for (const CudaVariant& candidate : generator.candidates(tall))
+    EXPECT_TRUE(candidate.group_sums == 0 || candidate.block_m <= 64) << variant_name(tall, candidate, "sm_90a");
+  auto refused = [&](const OpDesc& on, const CudaVariant& bad, const char* words) {
+    const Validity validity = generator.is_valid(on, bad, 9);
+    EXPECT_FALSE(validity) << words;
+    EXPECT_NE(validity.reason.find(words), std::string::npos) << validity.reason;
+  };
+  CudaVariant other_value = variant;
+  other_value.group_sums = 2;
+  refused(desc, other_value, "must be 0");
+  CudaVariant taller = variant;
+  taller.block_m = 128, taller.block_n = 128, taller.warps = 8, taller.block_k = 64;
+  refused(desc, taller, "up to 64 rows");
+  refused(descriptor("m=32,n=4096,k=4096,bits=4,group=64,zero=int,act=bf16"), variant, "inside one group");
+  refused(descriptor("m=32,n=4096,k=4096,bits=4,group=128,zero=float,act=fp16"), variant, "zero=float");
+  refused(descriptor("m=32,n=4096,k=4096,bits=8,group=128,zero=int,act=bf16"), variant, "9 significant bits");
+  EXPECT_TRUE(generator.is_valid(descriptor("m=32,n=4096,k=4096,bits=8,group=128,zero=int,act=fp16"), variant, 9));
+  EXPECT_TRUE(generator.is_valid(descriptor("m=32,n=4096,k=4104,bits=3,group=-1,zero=none,act=bf16"), variant, 9));
+  CudaVariant mma;
+  mma.family = CudaFamily::mma;
+  mma.group_sums = 1;
+  EXPECT_NE(family_field_misuse(mma).find("group_sums"), std::string::npos) << family_field_misuse(mma);
+}
+
+// Group-sum candidates through NVRTC at every width, zero point kind and activation type they serve.
+TEST(CudaWgmmaCompile, GroupSumsVariantsCompileForHopper) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  int compiled = 0;
+  for (const char* text : {"m=32,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=64,n=1001,k=4104,bits=8,group=-1,zero=none,act=fp16,out=fp32",
+                           "m=17,n=4096,k=4096,bits=2,group=256,zero=int,act=bf16,out=fp16,bias=1",
+                           "m=33,n=4096,k=4096,bits=3,group=128,zero=none,act=fp16,out=bf16",
+                           "m=50,n=4096,k=4096,bits=4,group=64,zero=int,act=fp16,out=fp16"}) {
+    const OpDesc desc = descriptor(text);
+    int of_desc = 0;
+    for (const CudaVariant& variant : generator.candidates(desc)) {
+      if (variant.group_sums == 0 || variant.split_k > 2) continue;
+      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(desc, variant), "group_sums", "sm_90a")))
+          << variant_name(desc, variant, "sm_90a");
+      ++of_desc;
+    }
+    EXPECT_GE(of_desc, 1) << text;
+    compiled += of_desc;
+  }
+  EXPECT_GE(compiled, 6);
+}
+
+// Every group-sum candidate against the reference at odd shapes: each width, zero=none and int,
+// bf16 and fp16, groups of one and of two stages and whole K, K ending inside a stage and inside a
+// group, N ending inside a panel, M at and past the tiles' edges; splits (whose runs may start or
+// end inside a group) and cluster splits as the candidates offer them, and one stream-K grid of
+// 64-row tiles (its segments start and end inside groups), which the candidates do not offer.
+TEST(CudaWgmma, GroupSumsAtOddShapes) {
+  WgmmaGenerator generator;
+  std::vector<Case> cases;
+  int descs = 0;
+  auto add = [&](const std::string& text, std::initializer_list<int> rows) {
+    for (int m : rows) {
+      const OpDesc desc = descriptor(fmt::format("m={},{}", m, text));
+      ++descs;
+      int added = 0;
+      for (const CudaVariant& variant : generator.candidates(desc))
+        if (variant.group_sums == 1) cases.push_back({desc, variant}), ++added;
+      EXPECT_GE(added, 1) << to_string(desc);
+    }
+  };
+  add("n=1000,k=4224,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1", {1, 17, 32, 33, 64});
+  add("n=4095,k=4104,bits=4,group=-1,zero=none,act=fp16,out=fp16", {16, 63});
+  add("n=1001,k=2304,bits=4,group=256,zero=int,act=fp16,out=fp32,bias=1", {9, 40});
+  add("n=200,k=1024,bits=8,group=128,zero=int,act=fp16,out=fp16,bias=1", {33, 64});
+  add("n=1000,k=4160,bits=2,group=64,zero=none,act=bf16,out=bf16", {50, 64});
+  add("n=37,k=136,bits=2,group=-1,zero=int,act=fp16,out=fp32", {5});
+  add("n=1001,k=4104,bits=3,group=-1,zero=none,act=bf16,out=bf16,bias=1", {17, 64});
+  add("n=1000,k=1152,bits=3,group=128,zero=int,act=fp16,out=fp16", {31});
+  CudaVariant streamed;
+  streamed.family = CudaFamily::wgmma;
+  streamed.warps = 4, streamed.block_n = 64, streamed.block_m = 64, streamed.block_k = 128, streamed.stages = 4;
+  streamed.stream_k = 60, streamed.group_sums = 1;
+  const OpDesc stream_desc = descriptor("m=100,n=1000,k=4352,bits=4,group=256,zero=int,act=bf16,out=bf16,bias=1");
+  ASSERT_TRUE(generator.is_valid(stream_desc, streamed, 9)) << generator.is_valid(stream_desc, streamed, 9).reason;
+  cases.push_back({stream_desc, streamed});
+  EXPECT_GE(cases.size(), static_cast<std::size_t>(descs) * 2);
+  SKIP_WITHOUT_HOPPER();  // (the case list above is checked without a GPU too)
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
+}
+
 }  // namespace
 }  // namespace lowbit::cuda
