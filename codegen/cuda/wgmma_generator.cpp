@@ -395,6 +395,23 @@ std::vector<CudaVariant> WgmmaGenerator::candidates(const OpDesc& desc) const {
 }
 
 CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
+  return with_group_sums_where_they_pay(desc, scaled_heuristic(desc));
+}
+
+CudaVariant WgmmaGenerator::with_group_sums_where_they_pay(const OpDesc& desc, const CudaVariant& variant) const {
+  // Group sums (generator version 15; the H100, docs/benchmarks.md, session 24, read flush, int4
+  // g128 zero=int bf16 on issue 4's four shapes at M = 16, 32 and 64): every tile of 128-k stages
+  // the heuristic takes there was as fast or faster with them, e.g. 42.4 -> 31.0 us at M = 32 on
+  // 28672x4096 (n128m32k128_s4; Marlin 39.3 in that call), 24.9 -> 22.0 (n64m32k128_s5_split4) on
+  // 4096x14336, 45.0 -> 41.5 at M = 64 on 28672x4096 (n64m64k128_s4), 16.8 -> 16.5 (its cs2) on
+  // 6144x4096; of the 114 tile and split pairs timed there, the 64-k stages' (two a group) were
+  // the ones that lost (n128m64k64_s6: +6 % at M = 64 on 28672x4096, its cluster splits +20-43 %).
+  if (variant.block_k != 128 || variant.group_sums != 0) return variant;
+  const CudaVariant summed = with_group_sums(variant);
+  return is_valid(desc, summed, 9) ? summed : variant;
+}
+
+CudaVariant WgmmaGenerator::scaled_heuristic(const OpDesc& desc) const {
   // The tile and split by M (base_tile), then, in this order, the rules that replace them where
   // they were measured to win (each with its evidence): cluster pairs of 64 x 64 tiles at
   // M = 65..128, of 128-row tiles at M = 129..256; the 128-row tiles as stream-K at M = 128..256;

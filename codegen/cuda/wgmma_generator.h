@@ -199,6 +199,11 @@ class WgmmaGenerator {
   std::optional<CudaVariant> long_k_splits_streamed(const OpDesc& desc, const CudaVariant& chosen) const;  // M = 128..256
   std::optional<CudaVariant> shorter_tiles_for_waves(const OpDesc& desc, const CudaVariant& chosen) const;  // M > 128
   std::optional<CudaVariant> whole_tiles_per_block(const OpDesc& desc, const CudaVariant& chosen) const;
+  // The heuristic's tile and schedule before its last step, with_group_sums_where_they_pay.
+  CudaVariant scaled_heuristic(const OpDesc& desc) const;
+  // variant with group_sums = 1 where that is valid and its tile was measured to gain (128-k
+  // stages), else as is.
+  CudaVariant with_group_sums_where_they_pay(const OpDesc& desc, const CudaVariant& variant) const;
 };
 
 }  // namespace lowbit::cuda

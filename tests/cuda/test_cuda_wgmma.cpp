@@ -109,13 +109,13 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   // tiles in cluster pairs instead, generator version 11: 13.4 against 14.4 us on 4096x4096.)
   CudaVariant variant = generator.heuristic(desc);
   EXPECT_EQ(variant.split_k, 4);
-  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_split4");
+  EXPECT_EQ(variant_name(desc, variant, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_split4_gs");
   const OpDesc short_k = descriptor("m=64,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
-  EXPECT_EQ(variant_name(short_k, generator.heuristic(short_k), "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_cs2");
+  EXPECT_EQ(variant_name(short_k, generator.heuristic(short_k), "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_cs2_gs");
   // 96 tiles on 6144 columns: 192 pair blocks, two an SM by their 80 KB rings, one wave (17.1
   // against the split4's 19.5 us, session 10's release sweep); a longer K keeps the split.
   const OpDesc wider = descriptor("m=64,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
-  EXPECT_EQ(variant_name(wider, generator.heuristic(wider), "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_cs2");
+  EXPECT_EQ(variant_name(wider, generator.heuristic(wider), "sm_90a"), "cuda_sm90a_wgmma_w4g128_m64_n64m64k128_s4_cs2_gs");
   EXPECT_EQ(generator.heuristic(descriptor("m=64,n=6144,k=8192,bits=4,group=128,zero=int,act=bf16")).cluster_split, 0);
   expect_json_round_trip(variant, "split_k", &CudaVariant::split_k, 1);
   const LaunchGeometry geometry = generator.launch_geometry(desc, variant);
@@ -128,14 +128,14 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(variant_name(descriptor("m=32,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"),
                          generator.heuristic(descriptor("m=32,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16")),
                          "sm_90a"),
-            "cuda_sm90a_wgmma_w4g128_m32_n64m32k128_s5_split4");
+            "cuda_sm90a_wgmma_w4g128_m32_n64m32k128_s5_split4_gs");
   EXPECT_EQ(generator.heuristic(descriptor("m=64,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16")).split_k, 1);
   // ... but where that grid stays unsplit at M = 17..32 (448 tiles on 28672 columns), the
   // two-warpgroup 128-column tile (36.8 against 40.3 us in fp16 on the H100).
   EXPECT_EQ(variant_name(descriptor("m=32,n=28672,k=4096,bits=4,group=128,zero=int,act=fp16"),
                          generator.heuristic(descriptor("m=32,n=28672,k=4096,bits=4,group=128,zero=int,act=fp16")),
                          "sm_90a"),
-            "cuda_sm90a_wgmma_w4g128_m32_n128m32k128_s4");
+            "cuda_sm90a_wgmma_w4g128_m32_n128m32k128_s4_gs");
   // Short tiles split to three waves: 64 tiles of 64 x 64 x 4 at M=64 on 4096 columns with a long
   // K (at M = 128..256 a long K's split tile is streamed instead, long_k_splits_streamed, below).
   EXPECT_EQ(generator.heuristic(descriptor("m=64,n=4096,k=14336,bits=4,group=128,act=bf16")).split_k, 4);
@@ -154,8 +154,8 @@ TEST(CudaWgmmaCompile, SplitKNamesJsonGeometryAndWorkspace) {
   EXPECT_EQ(chosen("m=255,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m255_n128m128k128_s4_ws_sk132p");  // 96 tiles
   EXPECT_EQ(chosen("m=128,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");  // 48 tiles
   // M = 65..128 where the 64 x 64 tiles' cluster pairs fill a wave, two an SM (128 x 2 blocks).
-  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n64m64k128_s4_cs2");
-  EXPECT_EQ(chosen("m=65,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m65_n64m64k128_s4_cs2");
+  EXPECT_EQ(chosen("m=128,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m128_n64m64k128_s4_cs2_gs");
+  EXPECT_EQ(chosen("m=65,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m65_n64m64k128_s4_cs2_gs");
   // A long K (over 32 stages of 128) at M = 128..256: the split's tile as planned stream-K.
   EXPECT_EQ(chosen("m=128,n=4096,k=8192"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");
   EXPECT_EQ(chosen("m=128,n=4096,k=14336"), "cuda_sm90a_wgmma_w4g128_m128_n128m128k128_s4_ws_sk132p");
@@ -786,10 +786,12 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
     v = CudaVariant{CudaFamily::wgmma, 8, 2, 128, 256, 128, 8, 0, 0, 0};
   }));
   EXPECT_THROW(generator.emit(good, CudaVariant{}), Unsupported);
-  // Every width the descriptor grammar allows is served.
+  // Every width the descriptor grammar allows is served (8-bit bf16 with the weights scaled).
+  CudaVariant scaled = variant;
+  scaled.group_sums = 0;
   for (int bits : {2, 3, 8})
     EXPECT_TRUE(generator.is_valid(descriptor(fmt::format("m=64,n=4096,k=4096,bits={},group=128,act=bf16", bits)),
-                                   variant, 9)
+                                   scaled, 9)
                     .ok)
         << bits;
   // 8 bits double a stage's weights: the shared memory counts them (the tallest producer tile:
@@ -1477,6 +1479,25 @@ TEST(CudaWgmma, SplitRefusesMissingOrSmallWorkspace) {
   // An unsplit variant needs none.
   variant.split_k = 1;
   EXPECT_EQ(CudaKernel(desc, variant).workspace_bytes(desc.m), 0u);
+}
+
+// The heuristic keeps group sums on its tiles of 128-k stages where they are valid (measured at
+// M = 16..64 in bf16 and fp16), never on 64-k stages, and scaled weights where they are refused.
+TEST(CudaWgmmaCompile, HeuristicKeepsGroupSumsWhereTheyPay) {
+  WgmmaGenerator generator;
+  for (const char* text : {"m=32,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16",
+                           "m=17,n=4096,k=14336,bits=2,group=256,zero=none,act=fp16",
+                           "m=64,n=6144,k=4104,bits=3,group=-1,zero=int,act=bf16",
+                           "m=48,n=4096,k=4096,bits=8,group=128,zero=int,act=fp16"}) {
+    const CudaVariant chosen = generator.heuristic(descriptor(text));
+    EXPECT_EQ(chosen.block_k, 128) << text;
+    EXPECT_EQ(chosen.group_sums, 1) << text;
+  }
+  for (const char* text : {"m=32,n=28672,k=4096,bits=4,group=128,zero=float,act=bf16",
+                           "m=32,n=28672,k=4096,bits=8,group=128,zero=int,act=bf16",
+                           "m=32,n=4096,k=4096,bits=4,group=64,zero=int,act=fp16",
+                           "m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16"})
+    EXPECT_EQ(generator.heuristic(descriptor(text)).group_sums, 0) << text;
 }
 
 // group_sums=1 (templates/wgmma_gemm.cuh, "Group sums"): its name, JSON, source, where the
