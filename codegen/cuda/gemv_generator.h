@@ -35,10 +35,27 @@ class GemvGenerator {
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 32;  // gemv_mma: four n8 B operands
   // The rows the registry's no-tune choice gives these families (MmaGenerator's beyond, where
-  // WgmmaGenerator's is not preferred): 17..32 rows are served for tuning and when named, as
-  // measured on the H100 (docs/benchmarks.md, session 23).
+  // WgmmaGenerator's is not preferred): up to 16 rows, and on sm_90 the short rows above them
+  // (short_rows_on_few_panels); the other rows of 17..32 are served for tuning and when named, as
+  // measured on the H100 (docs/benchmarks.md, sessions 23 and 24).
   static constexpr int preferred_max_rows = 16;
-  static bool preferred(const OpDesc& desc) { return desc.m <= preferred_max_rows; }
+  static bool preferred(const OpDesc& desc, int arch_major) {
+    return desc.m <= preferred_max_rows || (arch_major == 9 && short_rows_on_few_panels(desc));
+  }
+  // 17..24 rows on at most heuristic_few_panels panels with K at most 4096, where on the H100
+  // gemv_mma's heuristic (8 warps of 2 panels) beat wgmma's no-tune tile in every format timed:
+  // on 4096x4096 at M = 17 and 24, 10.1 / 10.0 against 12.0 / 11.5 us (int4 bf16), 10.1 / 10.1
+  // against 12.4 / 12.4 (int4 fp16), 11.0 / 9.9 against 11.8 / 11.8 (2 bits), 12.1 / 12.0 against
+  // 12.3 / 12.6 (3 bits), 14.0 / 14.3 against 15.0 / 15.1 (8 bits; docs/benchmarks.md, session 24).
+  // Not on a long K (4096x14336: within 2 % at 4 bits, 12-17 % slower at 2, 3 and 8), nor on more
+  // panels (6144x4096: equal at M = 17, 4 % slower at 24), nor above 24 rows (M = 32: not timed
+  // against wgmma's group sums).
+  static constexpr int64_t short_rows_max = 24;
+  static constexpr int64_t short_rows_max_k = 4096;
+  static bool short_rows_on_few_panels(const OpDesc& desc) {
+    return desc.m > preferred_max_rows && desc.m <= short_rows_max && desc.k <= short_rows_max_k &&
+           (desc.n + 15) / 16 <= heuristic_few_panels;
+  }
   static constexpr const char* entry_point = "lowbit_kernel";
   // gemv_mma with split_k > 1: the second kernel, summing the parts (gemv_split_sum).
   static constexpr const char* split_sum_entry_point = "lowbit_split_sum";

@@ -32,9 +32,10 @@ struct Generator {
   // arch_major: the device's compute capability major, for the generators whose choice depends
   // on the arch's limits (GemvGenerator: shared memory); the others ignore it.
   CudaVariant (*heuristic)(const OpDesc&, int arch_major, int sm_count);
-  // Whether its heuristic is the no-tune choice for desc (where it was measured to win); a
-  // generator without a preference is preferred wherever it is valid.
-  bool (*preferred)(const OpDesc&);
+  // Whether its heuristic is the no-tune choice for desc on a device of compute capability
+  // arch_major (where it was measured to win); a generator without a preference is preferred
+  // wherever it is valid.
+  bool (*preferred)(const OpDesc&, int arch_major);
   // Whether a default (not exhaustive) tune times this candidate of the generator; a generator
   // without a rule times all of them.
   bool (*in_default_search)(const OpDesc&, const CudaVariant&);
@@ -96,8 +97,10 @@ Generator make_generator(std::vector<CudaFamily> owns) {
             else
               return generator.heuristic(desc);
           },
-          [](const OpDesc& desc) {
-            if constexpr (requires { G::preferred(desc); })
+          [](const OpDesc& desc, int arch_major) {
+            if constexpr (requires { G::preferred(desc, arch_major); })
+              return G::preferred(desc, arch_major);
+            else if constexpr (requires { G::preferred(desc); })
               return G::preferred(desc);
             else
               return true;
@@ -119,7 +122,7 @@ Generator make_generator(std::vector<CudaFamily> owns) {
 // In order of preference: the first that prefers a descriptor and whose heuristic serves it
 // gives its heuristic. So on sm_90: wgmma over its preferred rows (WgmmaGenerator::preferred,
 // as measured on the H100: every M from 17 at 2, 3 and 4 bits, 17..2048 at 8, and 16 rows on a wide N), gemv / gemv_mma up to
-// M=16, then mma up to its max_rows (bits 2/3/8: up to MmaGenerator::preferred_narrow_max_rows,
+// M=16 and at 17..24 rows on few panels and a short K (GemvGenerator::short_rows_on_few_panels), then mma up to its max_rows (bits 2/3/8: up to MmaGenerator::preferred_narrow_max_rows,
 // as measured) and dequant_gemm beyond. Elsewhere wgmma is invalid
 // (sm_90a only) and the order is as without it.
 const std::vector<Generator>& generators() {
@@ -211,7 +214,7 @@ CudaVariant heuristic(const OpDesc& desc, int arch_major, int sm_count) {
   // preferred rows serves still gets a kernel).
   for (bool only_preferred : {true, false})
     for (const Generator& generator : generators()) {
-      if (only_preferred && !generator.preferred(desc)) continue;
+      if (only_preferred && !generator.preferred(desc, arch_major)) continue;
       CudaVariant variant = generator.heuristic(desc, arch_major, sm_count);
       if (generator.is_valid(desc, variant, arch_major)) return variant;
     }

@@ -138,8 +138,11 @@ class WgmmaGenerator {
   static constexpr int64_t preferred_rows_up_to(int bits) {
     return bits == 8 ? preferred_max_rows_8_bits : max_rows;
   }
+  // (From 17 rows but the short rows GemvGenerator::short_rows_on_few_panels names, where
+  // gemv_mma's heuristic won: the registry then takes it.)
   static bool preferred(const OpDesc& desc) {
-    return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits)) ||
+    return (desc.m >= preferred_min_rows && desc.m <= preferred_rows_up_to(desc.bits) &&
+            !GemvGenerator::short_rows_on_few_panels(desc)) ||
            (desc.m >= preferred_wide_n_min_rows && desc.m < preferred_min_rows && desc.n >= preferred_wide_n &&
             (desc.bits == 2 || desc.bits == 8) && desc.act == DType::fp16);
   }

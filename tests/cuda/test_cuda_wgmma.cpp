@@ -815,7 +815,7 @@ TEST(CudaWgmmaCompile, GeneratorRefusesWhatItDoesNotServe) {
 // other arches, mma up to 128 rows and dequant_gemm beyond.
 TEST(CudaWgmmaCompile, RegistryRoutesEveryServedWidthToWgmmaOnHopper) {
   for (int bits : {2, 3, 8})
-    for (int64_t m : {16, 17, 64, 128, 129, 256, 1024, 1025, 2048, 2049, 4096}) {
+    for (int64_t m : {16, 25, 64, 128, 129, 256, 1024, 1025, 2048, 2049, 4096}) {  // (17..24: gemv_mma's, below)
       const OpDesc desc =
           descriptor(fmt::format("n=4096,k=4096,bits={},group=128,zero=int,act=bf16,m={}", bits, m));
       const CudaFamily hopper = heuristic(desc, 9).family;
@@ -837,7 +837,7 @@ TEST(CudaWgmmaCompile, RegistryRoutesEveryServedWidthToWgmmaOnHopper) {
 // 16 rows, wgmma from 17 rows on (2 and 4 bits; 8 bits up to 2048, above: RegistryRoutes...);
 // other arches keep mma up to 512 rows and dequant_gemm beyond.
 TEST(CudaWgmmaCompile, RegistryHeuristicPrefersWgmmaOnHopperOnly) {
-  for (int64_t m : {1, 16, 17, 64, 256, 512, 513, 1024, 1025, 4096}) {
+  for (int64_t m : {1, 16, 25, 64, 256, 512, 513, 1024, 1025, 4096}) {
     OpDesc desc = descriptor("n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,m=" + std::to_string(m));
     const CudaFamily hopper = heuristic(desc, 9).family;
     const CudaFamily ampere = heuristic(desc, 8).family;
@@ -1498,6 +1498,53 @@ TEST(CudaWgmmaCompile, HeuristicKeepsGroupSumsWhereTheyPay) {
                            "m=32,n=4096,k=4096,bits=4,group=64,zero=int,act=fp16",
                            "m=256,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16"})
     EXPECT_EQ(generator.heuristic(descriptor(text)).group_sums, 0) << text;
+}
+
+// 17..24 rows on few panels with a short K (GemvGenerator::short_rows_on_few_panels): gemv_mma's
+// heuristic on sm_90, at every width and in both dtypes; mma on sm_8x as before; wgmma just
+// outside those rows, on more panels and on a long K.
+TEST(CudaWgmmaCompile, RegistryGivesShortRowsOnFewPanelsToGemvMma) {
+  for (const char* format : {"bits=4,act=bf16", "bits=4,act=fp16", "bits=2,act=bf16", "bits=3,act=bf16",
+                             "bits=8,act=bf16"})
+    for (int64_t m : {17, 20, 24}) {
+      const OpDesc desc = descriptor(fmt::format("m={},n=4096,k=4096,group=128,zero=int,{}", m, format));
+      const CudaVariant chosen = heuristic(desc, 9);
+      EXPECT_EQ(chosen.family, CudaFamily::gemv_mma) << to_string(desc);
+      EXPECT_EQ(chosen.warps, 8) << to_string(desc);
+      EXPECT_EQ(chosen.block_n, 32) << to_string(desc);
+      EXPECT_EQ(heuristic(desc, 8).family, CudaFamily::mma) << to_string(desc);
+      EXPECT_FALSE(WgmmaGenerator::preferred(desc)) << to_string(desc);
+    }
+  for (const char* text : {"m=16,n=4096,k=4096", "m=25,n=4096,k=4096", "m=24,n=4096,k=14336", "m=24,n=6144,k=4096",
+                           "m=17,n=4112,k=4096", "m=17,n=4096,k=4104"}) {
+    const OpDesc desc = descriptor(std::string(text) + ",bits=4,group=-1,zero=int,act=bf16");
+    EXPECT_EQ(heuristic(desc, 9).family, desc.m == 16 ? CudaFamily::gemv_mma : CudaFamily::wgmma) << text;
+  }
+}
+
+// The registry's no-tune kernel at 17..24 rows on few panels with a short K (gemv_mma's, above)
+// against the reference: every width, both activation dtypes, each zero point, odd N, a k tail
+// with group=-1, bias and eqscale in turn.
+TEST(CudaWgmma, ShortRowsOnFewPanelsRunTheRegistrysGemvMma) {
+  std::vector<Case> cases;
+  int turn = 0;
+  for (int bits : {2, 3, 4, 8})
+    for (const char* act : {"bf16", "fp16"})
+      for (const char* zero : {"none", "int", "float"}) {
+        const int m = 17 + turn % 8;
+        const char* shape = turn % 3 == 0   ? "n=4000,k=4096,group=128,bias=1"
+                            : turn % 3 == 1 ? "n=37,k=136,group=-1,out=fp32"
+                                            : "n=1000,k=2048,group=64,eqscale=1";
+        const OpDesc desc = descriptor(fmt::format("m={},bits={},act={},zero={},{}", m, bits, act, zero, shape));
+        const CudaVariant chosen = heuristic(desc, 9);
+        EXPECT_EQ(chosen.family, CudaFamily::gemv_mma) << to_string(desc);
+        cases.push_back({desc, chosen});
+        ++turn;
+      }
+  EXPECT_EQ(cases.size(), 24u);
+  SKIP_WITHOUT_HOPPER();  // (the choices above are checked without a GPU too)
+  const std::string failure = check_on_device(cases);
+  ASSERT_TRUE(failure.empty()) << failure;
 }
 
 // group_sums=1 (templates/wgmma_gemm.cuh, "Group sums"): its name, JSON, source, where the
