@@ -276,20 +276,7 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("group_sums={}: must be 0 (each weight scaled before the wgmmas) or 1 (unscaled "
                                 "weights, each group's sums scaled into fp32 totals)",
                                 variant.group_sums));
-    if (variant.block_m > group_sums_max_rows)
-      return refuse(fmt::format("group_sums=1 with block_m={}: only tiles of up to {} rows keep their group sums "
-                                "(the totals take block_m / 2 more registers a thread, the fold as many FMAs a group)",
-                                variant.block_m, group_sums_max_rows));
-    if (desc.group != whole_k_group && desc.group_size() < variant.block_k)
-      return refuse(fmt::format("group_sums=1 with group={} and block_k={}: a stage must lie inside one group "
-                                "(group >= block_k, or group=-1), so that groups end between stages",
-                                desc.group, variant.block_k));
-    if (desc.zero == ZeroPoint::floating)
-      return refuse("group_sums=1 with zero=float: the weights enter the wgmmas as q - z, exact only for an integer "
-                    "z (zero=none or int)");
-    if (desc.act == DType::bf16 && desc.bits == 8)
-      return refuse("group_sums=1 with bits=8 and act=bf16: q - z is formed as (128 + q) - (128 + z) in bf16, and "
-                    "128 + q needs 9 significant bits (bf16 has 8); use group_sums=0, or act=fp16");
+    if (std::string refusal = group_sums_refusal(desc, variant); !refusal.empty()) return refuse(std::move(refusal));
   }
   if (variant.remainder_split != 0) {
     if (variant.stream_k == 0)
@@ -733,11 +720,36 @@ bool WgmmaGenerator::pads_a_quarter_more(const OpDesc& desc, const CudaVariant& 
 }
 
 bool WgmmaGenerator::in_default_search(const OpDesc& desc, const CudaVariant& variant) {
-  if (variant.family != CudaFamily::wgmma || desc.m < default_search_min_rows) return true;
+  if (variant.family != CudaFamily::wgmma || desc.m < short_search_min_rows) return true;
+  if (desc.m <= group_sums_max_rows) {
+    const bool cluster_of_eight = variant.cluster_split != 0 && variant.split_k >= 8;
+    const bool scaled_short_tile =
+        variant.block_m == 16 && variant.group_sums == 0 && group_sums_refusal(desc, variant).empty();
+    return !cluster_of_eight && !scaled_short_tile;
+  }
+  if (desc.m < default_search_min_rows) return true;
   const bool second_kernel_pair = variant.split_k == 2 && variant.cluster_split == 0;
   const bool wide_split = variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4);
   const bool short_tile = variant.block_m < 64 || (variant.block_m == 64 && desc.m >= 256);
   return !second_kernel_pair && !wide_split && !short_tile;
+}
+
+std::string WgmmaGenerator::group_sums_refusal(const OpDesc& desc, const CudaVariant& variant) {
+  if (variant.block_m > group_sums_max_rows)
+    return fmt::format("group_sums=1 with block_m={}: only tiles of up to {} rows keep their group sums (the totals "
+                       "take block_m / 2 more registers a thread, the fold as many FMAs a group)",
+                       variant.block_m, group_sums_max_rows);
+  if (desc.group != whole_k_group && desc.group_size() < variant.block_k)
+    return fmt::format("group_sums=1 with group={} and block_k={}: a stage must lie inside one group (group >= "
+                       "block_k, or group=-1), so that groups end between stages",
+                       desc.group, variant.block_k);
+  if (desc.zero == ZeroPoint::floating)
+    return "group_sums=1 with zero=float: the weights enter the wgmmas as q - z, exact only for an integer z "
+           "(zero=none or int)";
+  if (desc.act == DType::bf16 && desc.bits == 8)
+    return "group_sums=1 with bits=8 and act=bf16: q - z is formed as (128 + q) - (128 + z) in bf16, and 128 + q "
+           "needs 9 significant bits (bf16 has 8); use group_sums=0, or act=fp16";
+  return {};
 }
 
 bool WgmmaGenerator::hybrid_pays(const OpDesc& desc, const CudaVariant& hybrid) {

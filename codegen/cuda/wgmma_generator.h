@@ -91,7 +91,15 @@ class WgmmaGenerator {
   // blocks (1.38x): stream-K and the 2-block cluster split share K better; tiles of fewer than 64
   // rows (1.38x), and of 64 rows from 256 rows on (1.16x). They were 44 % of those rows' programs.
   static constexpr int64_t default_search_min_rows = 128;
+  // At short_search_min_rows .. group_sums_max_rows rows (issue 4's 4 shapes x M = 32, 64, int4,
+  // bf16 and fp16, every candidate timed, docs/benchmarks.md session 24), the kinds that never
+  // came within 1.10x of the row's winner are left out: cluster splits of 8 blocks (best 1.20x),
+  // and 16-row tiles with scaled weights where their group-sum twin is valid (1.17x in bf16, 1.09x
+  // in fp16, against 1.03x for the twin): a fifth to a third of those rows' wgmma programs.
+  static constexpr int64_t short_search_min_rows = 32;
   static bool in_default_search(const OpDesc& desc, const CudaVariant& variant);
+  // Why group_sums=1 is refused for desc with variant's tile (empty: served).
+  static std::string group_sums_refusal(const OpDesc& desc, const CudaVariant& variant);
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's
   // timings, docs/benchmarks.md): above gemv_mma's 16 rows, up to the largest M where it was
   // measured to beat dequant_gemm (1.24-1.30x at M = 1024 on 28672x4096 and 4096x4096); for 4

@@ -520,9 +520,40 @@ TEST(CudaCompile, DefaultSearchLeavesOutTheWgmmaGridsThatNeverWonFrom128Rows) {
     EXPECT_TRUE(has([](const CudaVariant& v) { return v.cluster_split != 0 && v.split_k == 2; })) << text;
     EXPECT_TRUE(has([](const CudaVariant& v) { return v.block_m >= 128; })) << text;
   }
-  const OpDesc below = parse_descriptor("m=64,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  const OpDesc below = parse_descriptor("m=100,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
   for (const CudaVariant& variant : tuning_candidates(below, 9, 132, true))
     EXPECT_TRUE(WgmmaGenerator::in_default_search(below, variant)) << variant_name(below, variant, "sm_90a");
+}
+
+// At 32..64 rows the default search leaves out the cluster splits of 8 blocks and the 16-row tiles
+// with scaled weights where their group-sum twin is valid (WgmmaGenerator::in_default_search):
+// the twins, the other tiles and the 4-block cluster splits stay; below 32 rows, at 8-bit bf16
+// (no twin) and with 64-k stages inside groups of 32 (no twin) the 16-row tiles stay too.
+TEST(CudaCompile, DefaultSearchLeavesOutTheShortRowKindsThatNeverWon) {
+  auto check = [](const char* text, bool twins) {
+    const OpDesc desc = parse_descriptor(std::string(text) + ",device=cuda:0");
+    const std::vector<CudaVariant> fast = tuning_candidates(desc, 9, 132, false);
+    const std::vector<CudaVariant> all = tuning_candidates(desc, 9, 132, true);
+    int left_out = 0;
+    for (const CudaVariant& variant : all) {
+      if (variant.family != CudaFamily::wgmma) continue;
+      const bool eight = variant.cluster_split != 0 && variant.split_k == 8;
+      const bool scaled_short = variant.block_m == 16 && variant.group_sums == 0 && twins;
+      const bool kept = !(desc.m >= 32 && desc.m <= 64 && (eight || scaled_short));
+      EXPECT_EQ(WgmmaGenerator::in_default_search(desc, variant), kept) << text << ": " << variant_name(desc, variant, "sm_90a");
+      const bool timed = std::find(fast.begin(), fast.end(), variant) != fast.end();
+      EXPECT_EQ(timed, kept || variant == heuristic(desc, 9, 132)) << text << ": " << variant_name(desc, variant, "sm_90a");
+      left_out += kept ? 0 : 1;
+    }
+    const auto has = [&](auto&& predicate) { return std::any_of(fast.begin(), fast.end(), predicate); };
+    EXPECT_TRUE(has([](const CudaVariant& v) { return v.family == CudaFamily::wgmma && v.block_m == 16; })) << text;
+    return left_out;
+  };
+  EXPECT_GT(check("m=32,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", true), 10);
+  EXPECT_GT(check("m=64,n=28672,k=4096,bits=4,group=128,zero=none,act=fp16", true), 0);
+  EXPECT_GT(check("m=48,n=4096,k=14336,bits=8,group=128,zero=int,act=bf16", false), 0);  // its clusters of 8 only
+  EXPECT_EQ(check("m=31,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", true), 0);
+  EXPECT_EQ(check("m=65,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", true), 0);
 }
 
 TEST(CudaCompile, SourceIsDeterministicAndNamesItsInstance) {
