@@ -43,7 +43,7 @@
 // rounded at all, and a register's decode is its extraction and one add: the fp16 multiply and
 // bf16's two FMAs go. What it costs: a group's end waits for its wgmmas (wgmma.wait_group 0, just
 // before the next stage's wgmmas are issued: the decode of that stage has run beside them) and one
-// FMA per accumulator a group, BLOCK_M / 2 a lane; against 2 (fp16) or 4 (bf16) instructions saved
+// FMA per accumulator a group, BLOCK_M / 2 a lane; against 1 (fp16) or 2 (bf16) instructions saved
 // per A register, 4 K_TILES a stage, it pays where the tile is short (few rows per weight decoded).
 // The next group's first wgmma overwrites the sums (scale-d = 0) rather than adding to them.
 //

@@ -387,12 +387,13 @@ CudaVariant WgmmaGenerator::heuristic(const OpDesc& desc) const {
 
 CudaVariant WgmmaGenerator::with_group_sums_where_they_pay(const OpDesc& desc, const CudaVariant& variant) const {
   // Group sums (generator version 15; the H100, docs/benchmarks.md, session 24, read flush, int4
-  // g128 zero=int bf16 on issue 4's four shapes at M = 16, 32 and 64): every tile of 128-k stages
-  // the heuristic takes there was as fast or faster with them, e.g. 42.4 -> 31.0 us at M = 32 on
-  // 28672x4096 (n128m32k128_s4; Marlin 39.3 in that call), 24.9 -> 22.0 (n64m32k128_s5_split4) on
-  // 4096x14336, 45.0 -> 41.5 at M = 64 on 28672x4096 (n64m64k128_s4), 16.8 -> 16.5 (its cs2) on
-  // 6144x4096; of the 114 tile and split pairs timed there, the 64-k stages' (two a group) were
-  // the ones that lost (n128m64k64_s6: +6 % at M = 64 on 28672x4096, its cluster splits +20-43 %).
+  // g128 zero=int on issue 4's four shapes at M = 16, 32 and 64): in bf16 every tile of 128-k
+  // stages the heuristic takes there was as fast or faster with them, e.g. 42.4 -> 31.0 us at
+  // M = 32 on 28672x4096 (n128m32k128_s4; Marlin 39.3 in that call), 24.9 -> 22.0
+  // (n64m32k128_s5_split4) on 4096x14336, 45.0 -> 41.5 at M = 64 on 28672x4096 (n64m64k128_s4),
+  // 16.8 -> 16.5 (its cs2) on 6144x4096; in fp16 they were -5 % to +1 %. Of the 222 tile and split
+  // pairs timed in bf16, 192 were faster with them; the 64-k stages (two a group) were most of the
+  // ones that lost (n128m64k64_s6: +6 % at M = 64 on 28672x4096, its cluster splits +20-43 %).
   if (variant.block_k != 128 || variant.group_sums != 0) return variant;
   const CudaVariant summed = with_group_sums(variant);
   return is_valid(desc, summed, 9) ? summed : variant;

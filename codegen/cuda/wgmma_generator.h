@@ -43,7 +43,8 @@ class WgmmaGenerator {
   // tiles of up to group_sums_max_rows rows
   static constexpr int version = 15;
   // The tallest tile with group sums: its fold costs BLOCK_M / 2 FMAs a lane and group and as many
-  // registers for the totals, against 2 to 4 instructions saved per A register (4 K_TILES a stage).
+  // registers for the totals, against 1 (fp16) or 2 (bf16) instructions saved per A register (4
+  // K_TILES a stage).
   static constexpr int group_sums_max_rows = 64;
   static constexpr int64_t max_rows = int64_t{1} << 24;
   static constexpr const char* entry_point = "lowbit_kernel";
