@@ -267,6 +267,11 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   return variants;
 }
 
+bool GemvGenerator::short_rows_on_few_panels(const OpDesc& desc) {
+  return desc.m > preferred_max_rows && desc.m <= short_rows_max && desc.k <= short_rows_max_k &&
+         native_geometry(desc).panels <= heuristic_few_panels;
+}
+
 // What the candidates' timings on an H100 favoured (docs/benchmarks.md, "small M to the
 // bandwidth floor" and the no-tune heuristic's misses of session 9): the tensor-core family at
 // every M (the CUDA-core family only for fp32 activations), 2 stages; the warps a panel's block
@@ -324,8 +329,9 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   const bool few_panels = panels <= heuristic_few_panels;
   const bool many_panels = panels >= heuristic_many_panels;
   auto fits = [&](const CudaVariant& variant) { return fits_arch(desc, variant, arch_major); };
-  // 17..32 rows: warps of 2 panels, 4 a block on many panels, else 8. Not preferred at these
-  // rows (the registry takes wgmma's); the sentinel a tuning measures beside wgmma's candidates.
+  // 17..32 rows: warps of 2 panels, 4 a block on many panels, else 8. The registry's no-tune
+  // choice at 17..24 rows on few panels with a short K (short_rows_on_few_panels); elsewhere in
+  // these rows the sentinel a tuning measures beside wgmma's candidates.
   // On the H100 at M = 24, 4 bits bf16 (docs/benchmarks.md, session 23, call 5): 35.8 us on
   // 28672x4096 (the best gemv_mma; wgmma's no-tune 37.0), 14.1 on 6144x4096 (best 13.7; 15.2),
   // 10.0 on 4096x4096 (9.9; 12.8), 21.5 on 4096x14336 (20.0; 24.8). At M = 32 wgmma stays ahead

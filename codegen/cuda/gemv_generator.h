@@ -52,10 +52,7 @@ class GemvGenerator {
   // against wgmma's group sums).
   static constexpr int64_t short_rows_max = 24;
   static constexpr int64_t short_rows_max_k = 4096;
-  static bool short_rows_on_few_panels(const OpDesc& desc) {
-    return desc.m > preferred_max_rows && desc.m <= short_rows_max && desc.k <= short_rows_max_k &&
-           (desc.n + 15) / 16 <= heuristic_few_panels;
-  }
+  static bool short_rows_on_few_panels(const OpDesc& desc);
   static constexpr const char* entry_point = "lowbit_kernel";
   // gemv_mma with split_k > 1: the second kernel, summing the parts (gemv_split_sum).
   static constexpr const char* split_sum_entry_point = "lowbit_split_sum";
