@@ -244,7 +244,7 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // split-K in two (a block per set of panels leaves fewer blocks). On the H100 (docs/benchmarks.md,
   // "several panels per warp") they won at M = 4, 8 and 16 on 28672x4096 and at M=16 on
   // 4096-column shapes, and lost by 0.3-0.7 us elsewhere.
-  if (desc.m >= 4)
+  if (desc.m >= 1)
     for (int warps : {4, 8, 16})
       for (int block_n : {32, 64})
         for (int block_k : {0, 2 * format_k}) {
