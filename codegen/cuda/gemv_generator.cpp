@@ -244,7 +244,20 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // split-K in two (a block per set of panels leaves fewer blocks). On the H100 (docs/benchmarks.md,
   // "several panels per warp") they won at M = 4, 8 and 16 on 28672x4096 and at M=16 on
   // 4096-column shapes, and lost by 0.3-0.7 us elsewhere.
-  if (desc.m >= 1)
+  // Below 4 rows only warps of 2 panels at 4 and 8 warps on many panels, where the set's shared
+  // B loads, ones-mma and loop cut the instructions a weight (the loop of M=1 28672x4096 at 4
+  // bits: 179 SASS instructions for two panels' 4-tile chunks against 2 x 105): on the H100 at
+  // M = 1..3 (docs/benchmarks.md, session 25) they won by up to 3 % at 4 bits and 6 % at 2 bits
+  // on 28672x4096, and lost by 2-9 % on 256 and 384 panels; 4 panels a warp and 16 warps never won.
+  if (desc.m < 4 && native_geometry(desc).panels >= heuristic_many_panels)
+    for (int warps : {4, 8})
+      for (int block_k : {0, 2 * format_k}) {
+        CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
+        variant.block_n = 32;
+        variant.block_k = block_k;
+        add(variant);
+      }
+  if (desc.m >= 4)
     for (int warps : {4, 8, 16})
       for (int block_n : {32, 64})
         for (int block_k : {0, 2 * format_k}) {
@@ -311,6 +324,13 @@ bool GemvGenerator::short_rows_on_few_panels(const OpDesc& desc) {
 // - From 4 rows on many panels at 3 bits, 4 warps of 2 panels (block_n 32) instead of 4: on
 //   28672x4096 38.8 against 42.5 us at M = 4, 38.1 against 41.2 at M = 8, 43.6 against 47.1 at
 //   M = 16 (session 13, bench/shapes/width_rules_rows.txt, median of 20, one process a row).
+// - At 1..2 rows on many panels at 2 and 4 bits, 4 warps of 2 panels (block_n 32): the set shares
+//   its B loads, ones-mma and loop, fewer instructions a weight (session 25, call 1,
+//   bench/shapes/gemv_mma_panel_sets_few_rows.txt, median of 15, against the former choice in the
+//   same call, 28672x4096): 4 bits bf16 27.3 against 27.8 us at M = 1, 27.3 against 28.1 at
+//   M = 2; 2 bits 22.4 against 24.4; fp16 28.0 against 28.0. Not at 3 bits (36.0 against the
+//   wide chunks' 36.4: within the noise), at 8 bits (47.6 against 47.1), nor at M = 3 (4 warps
+//   of 2: 34.1 against 28.4; 8 of 2: 28.3).
 // - At M = 1 and 8 bits on more than few_panels panels, 4 stages (w8u4): 13.6 against 14.3 us
 //   on 6144x4096, 47.5 against 48.5 on 28672x4096 (same call); on 256 panels and at M = 4 the
 //   extra stages gained nothing or lost (10.7 against 10.8, 25.5 against 25.6; 14.8 against 14.4).
@@ -367,6 +387,11 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
     variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
     return variant;
+  }
+  if (desc.m <= 2 && many_panels && (desc.bits == 2 || desc.bits == 4)) {
+    CudaVariant pairs{CudaFamily::gemv_mma, 4, 2};
+    pairs.block_n = 32;
+    return pairs;
   }
   if (desc.bits == 8 && desc.m == 1 && !few_panels) {
     const CudaVariant deeper{CudaFamily::gemv_mma, 8, 4};

@@ -31,7 +31,9 @@ class GemvGenerator {
   // and M = 1 on more than few panels
   // 12: gemv_mma serves 17..32 rows (four n8 B operands), sets of 2 or 4 panels a warp there,
   // and a register rule for the accumulators in place of the one 16-warp case
-  static constexpr int version = 12;
+  // 13: warps of 2 panels searched below 4 rows on many panels, the heuristic's at 1..2 rows
+  // there up to 4 bits
+  static constexpr int version = 13;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 32;  // gemv_mma: four n8 B operands
   // The rows the registry's no-tune choice gives these families (MmaGenerator's beyond, where

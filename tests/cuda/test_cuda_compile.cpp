@@ -320,8 +320,9 @@ TEST(CudaCompile, EveryFormatIsServed) {
     }
   // From M = 4 on, warps covering 2 or 4 panels too (block_n): 4 and 8 warps at block_n 32
   // and 64, 16 warps at 32, both chunk widths (10), and on few panels a split in two at 8 warps
-  // with 512-byte chunks (2); none below 4 rows. At 16 rows of 2-bit weights 16 warps of 1 KB
-  // chunks take 353 KB of shared memory, past sm_90's 227 KiB: 9 there.
+  // with 512-byte chunks (2). Below 4 rows only on many panels: 4 and 8 warps of 2 panels, both
+  // chunk widths (4). At 16 rows of 2-bit weights 16 warps of 1 KB chunks take 353 KB of shared
+  // memory, past sm_90's 227 KiB: 9 there.
   auto wide_candidates = [&](const OpDesc& desc) {
     const std::vector<CudaVariant> variants = generator.candidates(desc);
     return std::count_if(variants.begin(), variants.end(), [](const CudaVariant& v) { return v.block_n != 0; });
@@ -335,7 +336,10 @@ TEST(CudaCompile, EveryFormatIsServed) {
     EXPECT_EQ(wide_candidates(many), bits == 2 ? 9 : 10) << to_string(many);
     const OpDesc three = parse_descriptor(
         fmt::format("m=3,n=28672,k=4096,bits={},group=128,zero=int,act=bf16,device=cuda:0", bits));
-    EXPECT_EQ(wide_candidates(three), 0) << to_string(three);
+    EXPECT_EQ(wide_candidates(three), 4) << to_string(three);
+    const OpDesc one_on_fewer = parse_descriptor(
+        fmt::format("m=1,n=16368,k=4096,bits={},group=128,zero=int,act=bf16,device=cuda:0", bits));  // 1023 panels
+    EXPECT_EQ(wide_candidates(one_on_fewer), 0) << to_string(one_on_fewer);
   }
   // fp32 activations: the CUDA-core family only.
   EXPECT_EQ(generator.candidates(parse_descriptor("m=1,n=100,k=96,bits=3,group=32,act=fp32,device=cuda:0")).size(), 9u);
@@ -380,6 +384,13 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w4u2_n32");
   EXPECT_EQ(chosen_format("m=4,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m4_w4u2_n32");
   EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m3_w8u2_k128");
+  // 4 warps of 2 panels at 1..2 rows on many panels at 2 and 4 bits (not 3 and 8 bits, not 3
+  // rows, not fewer panels).
+  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m1_w4u2_n32");
+  EXPECT_EQ(chosen_format("m=2,n=16384,k=4096,bits=4,act=fp16"), "cuda_sm90a_gemvmma_w4g128_m2_w4u2_n32");
+  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m1_w4u2_n32");
+  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2");
+  EXPECT_EQ(chosen_format("m=1,n=16368,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m1_w8u2");
   // 4 stages at 8 bits and M = 1 on more than 256 panels.
   EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u4");
   EXPECT_EQ(chosen_format("m=1,n=4096,k=14336,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w16u2");

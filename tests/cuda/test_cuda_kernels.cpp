@@ -403,6 +403,34 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
   EXPECT_EQ(checked, 4 * 6 * 5);
 }
 
+// The no-tune choice at 1..3 rows on many panels (1025: N = 16392 ends inside a panel), where at
+// 1..2 rows and 2 or 4 bits it is 4 warps of 2 panels (block_n 32): K tails, every zero point,
+// both activations, bias.
+TEST_P(CudaKernelsBits, HeuristicAtFewRowsOnManyPanels) {
+  SKIP_WITHOUT_GPU();
+  GemvGenerator generator;
+  const char* zeros[] = {"none", "int", "float"};
+  const char* acts[] = {"bf16", "fp16"};
+  const char* outs[] = {"fp32", "bf16", "fp16"};
+  std::vector<Case> cases;
+  int index = 0;
+  for (const char* shape : {"k=4104,group=-1", "k=4160,group=64"})
+    for (const char* rows : {"1", "2", "3"}) {
+      const OpDesc desc = parse_descriptor(fmt::format("n=16392,bits={},bias=1,device=cuda:0,{},zero={},act={},out={},m={}",
+                                                       GetParam(), shape, zeros[index % 3], acts[index % 2],
+                                                       outs[(index / 2) % 3], rows));
+      ++index;
+      const CudaVariant variant = generator.heuristic(desc, 9);
+      const bool pairs = desc.m <= 2 && (GetParam() == 2 || GetParam() == 4);
+      EXPECT_EQ(variant.block_n, pairs ? 32 : 0) << to_string(desc);
+      cases.push_back({desc, variant});
+    }
+  int checked = 0;
+  const std::string failure = check_every_case(cases, checked);
+  ASSERT_TRUE(failure.empty()) << failure;
+  EXPECT_EQ(checked, 6);
+}
+
 // gemv_mma with the L2 prefetch of each warp's weight span (prefetch=1): the same results as
 // without, across odd N, K tails, whole-K groups, eqscale, M = 1, 9 and 16, warps without a run
 // (k=384: 3 runs for 8 and 16 warps), one stage, wide chunks, split-K and (sm_90) bulk copies.
