@@ -266,8 +266,10 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
     return (static_cast<long long>(blockIdx.x) + static_cast<long long>(step) * gridDim.x) * P;
   };
   // The panels of the set starting at `first` that exist (P but in the last set).
+  // (Where P divides the panels every set is whole: P at compile time, so the copies' per-panel
+  // tests and fallback addresses fold away.)
   auto live_panels_of = [&](long long first) {
-    return P == 1 || first + P <= PANELS ? P : static_cast<int>(PANELS - first);
+    return P == 1 || PANELS % P == 0 || first + P <= PANELS ? P : static_cast<int>(PANELS - first);
   };
   long long panel = panel_of(0);
   const int block_first_run = RUNS * static_cast<int>(blockIdx.y) / Config::SPLIT_K;
