@@ -380,13 +380,10 @@ __device__ __forceinline__ void gemv_mma(const void* __restrict__ x, const u32* 
           if (SPLIT) c[p][h][i] = fmaf(Format::HIGH_WEIGHT, c_high[p][h][i], c[p][h][i]);
           c_high[p][h][i] = 0.0f;
         }
-        // C's odd entries are row 2t + 1: past M in every lane at one row, so not folded there.
         total[p][h][0] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][0], c[p][h][0]), total[p][h][0]);
-        if (ROWS > 1)
-          total[p][h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][1], c[p][h][1]), total[p][h][1]);
+        total[p][h][1] = fmaf(scale0, fmaf(-(Format::OFFSET + zero0), x_sum[h][1], c[p][h][1]), total[p][h][1]);
         total[p][h][2] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][0], c[p][h][2]), total[p][h][2]);
-        if (ROWS > 1)
-          total[p][h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][1], c[p][h][3]), total[p][h][3]);
+        total[p][h][3] = fmaf(scale1, fmaf(-(Format::OFFSET + zero1), x_sum[h][1], c[p][h][3]), total[p][h][3]);
 #pragma unroll
         for (int i = 0; i < 4; ++i) c[p][h][i] = 0.0f;
       }
