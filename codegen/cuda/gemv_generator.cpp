@@ -324,15 +324,19 @@ bool GemvGenerator::short_rows_on_few_panels(const OpDesc& desc) {
 // - From 4 rows on many panels at 3 bits, 4 warps of 2 panels (block_n 32) instead of 4: on
 //   28672x4096 38.8 against 42.5 us at M = 4, 38.1 against 41.2 at M = 8, 43.6 against 47.1 at
 //   M = 16 (session 13, bench/shapes/width_rules_rows.txt, median of 20, one process a row).
-// - At 1..2 rows on many panels at 2 and 4 bits, 4 warps of 2 panels (block_n 32): the set shares
-//   its B loads, ones-mma and loop, fewer instructions a weight (session 25, call 1,
-//   bench/shapes/gemv_mma_panel_sets_few_rows.txt, median of 15, against the former choice in the
-//   same call, 28672x4096): 4 bits bf16 27.3 against 27.8 us at M = 1, 27.3 against 28.1 at
-//   M = 2; 2 bits 22.4 against 24.4; fp16 28.0 against 28.0. Not at 3 bits (36.0 against the
-//   wide chunks' 36.4: within the noise), at 8 bits (47.6 against 47.1), nor at M = 3 (4 warps
-//   of 2: 34.1 against 28.4; 8 of 2: 28.3).
-// - At M = 1 and 8 bits on more than few_panels panels, 4 stages (w8u4): 13.6 against 14.3 us
-//   on 6144x4096, 47.5 against 48.5 on 28672x4096 (same call); on 256 panels and at M = 4 the
+// - At 1..3 rows on many panels (few_rows_on_many_panels, session 25, calls 1 and 7: 28672x4096,
+//   median of 15, the former choice timed in the same call):
+//   - 2 and 4 bits: warps of 2 panels (block_n 32), the set sharing its B loads, ones-mma and
+//     loop (fewer instructions a weight), 4 warps at 1..2 rows, 8 at 3: 4 bits 27.3 against
+//     27.8 us at M = 1, 27.3 against 28.1 at M = 2, 28.3 against 28.5 at M = 3 (4 warps of 2
+//     there: 34.1); 2 bits 22.4 against 24.4 at M = 1, 22.5 against 26.3 at M = 3; fp16 alike.
+//   - 3 bits: 8 warps of 2 panels with wide chunks (w8u2_n32_k128): 33.9 against 36.8 us at
+//     M = 1, 35.0 against 37.4 at M = 2, 36.1 against 38.9 at M = 3, fp16 34.0 against 36.5.
+//   - 8 bits: 16 warps of one panel, 4 stages of wide chunks (w16u4_k64): 45.7 against 46.6 us at
+//     M = 1, 46.1 against 49.2 at M = 2, 46.7 against 48.4 at M = 3, fp16 44.5 against 46.2.
+// - At M = 1 and 8 bits on more than few_panels panels (up to many: there, 16 warps, above),
+//   4 stages (w8u4): 13.6 against 14.3 us on 6144x4096, 47.5 against 48.5 on 28672x4096 (same
+//   call, before the 16 warps were timed); on 256 panels and at M = 4 the
 //   extra stages gained nothing or lost (10.7 against 10.8, 25.5 against 25.6; 14.8 against 14.4).
 // - Above 8 rows below 1024 panels at 2 bits, 8 warps of 2 panels (block_n 32) where the rule
 //   above does not take 16 (more than 256 panels, or not sm_90): 12.1 against 14.6 us at M = 16 on
@@ -388,16 +392,28 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
     variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
     return variant;
   }
-  if (desc.m <= 2 && many_panels && (desc.bits == 2 || desc.bits == 4)) {
-    CudaVariant pairs{CudaFamily::gemv_mma, 4, 2};
-    pairs.block_n = 32;
-    return pairs;
+  if (desc.m <= 3 && many_panels) {
+    const CudaVariant chosen = few_rows_on_many_panels(desc);
+    if (fits(chosen)) return chosen;
   }
   if (desc.bits == 8 && desc.m == 1 && !few_panels) {
     const CudaVariant deeper{CudaFamily::gemv_mma, 8, 4};
     if (fits(deeper)) return deeper;
   }
   return with_wide_chunks(desc, CudaVariant{CudaFamily::gemv_mma, few_panels ? 16 : 8, 2}, arch_major);
+}
+
+CudaVariant GemvGenerator::few_rows_on_many_panels(const OpDesc& desc) {
+  const int wide_chunks = 2 * mma_chunk_tiles(desc.bits) * 16;
+  if (desc.bits == 8) {
+    CudaVariant deep{CudaFamily::gemv_mma, 16, 4};
+    deep.block_k = wide_chunks;
+    return deep;
+  }
+  CudaVariant pairs{CudaFamily::gemv_mma, desc.bits == 3 || desc.m == 3 ? 8 : 4, 2};
+  pairs.block_n = 32;
+  if (desc.bits == 3) pairs.block_k = wide_chunks;
+  return pairs;
 }
 
 CudaVariant GemvGenerator::with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const {

@@ -31,8 +31,8 @@ class GemvGenerator {
   // and M = 1 on more than few panels
   // 12: gemv_mma serves 17..32 rows (four n8 B operands), sets of 2 or 4 panels a warp there,
   // and a register rule for the accumulators in place of the one 16-warp case
-  // 13: warps of 2 panels searched below 4 rows on many panels, the heuristic's at 1..2 rows
-  // there up to 4 bits
+  // 13: warps of 2 panels searched below 4 rows on many panels; the heuristic at 1..3 rows on
+  // many panels: warps of 2 panels at 2, 3 and 4 bits, 16 warps of 4 wide stages at 8
   static constexpr int version = 13;
   static constexpr int max_rows = 8;       // gemv (CUDA cores)
   static constexpr int max_mma_rows = 32;  // gemv_mma: four n8 B operands
@@ -95,6 +95,10 @@ class GemvGenerator {
   // (block_k), where the arch takes them (gemv_generator.cpp says what was measured); otherwise
   // variant.
   CudaVariant with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const;
+  // heuristic() at 1..3 rows on at least heuristic_many_panels panels: warps of 2 panels (4 warps
+  // at 1..2 rows of 2 or 4 bits, else 8; wide chunks at 3 bits), 16 warps of 4 wide stages at 8
+  // bits (gemv_generator.cpp says what was measured).
+  static CudaVariant few_rows_on_many_panels(const OpDesc& desc);
   // Whether a heuristic rule's variant is valid on arch_major, or, where that is unknown (0), on
   // sm_8x too (its smaller shared memory).
   bool fits_arch(const OpDesc& desc, const CudaVariant& variant, int arch_major) const;

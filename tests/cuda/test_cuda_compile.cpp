@@ -348,7 +348,7 @@ TEST(CudaCompile, EveryFormatIsServed) {
 // gemv_mma's no-tune warps and chunk (GemvGenerator::heuristic, as measured on the H100): half
 // the warps a panel on more than heuristic_few_panels panels, 1 KB chunks at 5..8 rows only,
 // 8 warps with 512-byte chunks above 8 rows; from 4 rows on at least heuristic_many_panels
-// panels, 4 warps of 4 panels each.
+// panels, 4 warps of 4 panels each (below 4 rows there: warps of 2 panels, named further down).
 TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   GemvGenerator generator;
   auto chosen = [&](const std::string& shape) {
@@ -359,7 +359,7 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen("m=1,n=4096,k=14336"), "cuda_sm90a_gemvmma_w4g128_m1_w16u2");    // long K too
   EXPECT_EQ(chosen("m=4,n=4112,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w8u2");      // 257 panels
   EXPECT_EQ(chosen("m=1,n=6144,k=4096"), "cuda_sm90a_gemvmma_w4g128_m1_w8u2");
-  EXPECT_EQ(chosen("m=3,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2");
+  EXPECT_EQ(chosen("m=3,n=16368,k=4096"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2");  // 1023 panels
   EXPECT_EQ(chosen("m=4,n=28672,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w4u2_n64");      // 1792 panels
   EXPECT_EQ(chosen("m=4,n=16384,k=4096"), "cuda_sm90a_gemvmma_w4g128_m4_w4u2_n64");      // 1024
   EXPECT_EQ(chosen("m=16,n=16368,k=4096"), "cuda_sm90a_gemvmma_w4g128_m16_w8u2");        // 1023
@@ -383,16 +383,20 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=2,act=fp16"), "cuda_sm90a_gemvmma_w2g128_m16_w4u2_n64");
   EXPECT_EQ(chosen_format("m=16,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w4u2_n32");
   EXPECT_EQ(chosen_format("m=4,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m4_w4u2_n32");
-  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m3_w8u2_k128");
-  // 4 warps of 2 panels at 1..2 rows on many panels at 2 and 4 bits (not 3 and 8 bits, not 3
-  // rows, not fewer panels).
+  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m3_w8u2_n32_k128");
+  EXPECT_EQ(chosen_format("m=3,n=6144,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m3_w8u2_k128");
+  // At 1..3 rows on many panels: warps of 2 panels (4 warps at 1..2 rows of 2 or 4 bits, else 8;
+  // wide chunks at 3 bits), 16 warps of 4 wide stages at 8 bits; not on fewer panels.
   EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m1_w4u2_n32");
   EXPECT_EQ(chosen_format("m=2,n=16384,k=4096,bits=4,act=fp16"), "cuda_sm90a_gemvmma_w4g128_m2_w4u2_n32");
   EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m1_w4u2_n32");
-  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2");
+  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m3_w8u2_n32");
+  EXPECT_EQ(chosen_format("m=3,n=28672,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m3_w8u2_n32");
+  EXPECT_EQ(chosen_format("m=2,n=28672,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m2_w8u2_n32_k128");
+  EXPECT_EQ(chosen_format("m=2,n=28672,k=4096,bits=8,act=fp16"), "cuda_sm90a_gemvmma_w8g128_m2_w16u4_k64");
   EXPECT_EQ(chosen_format("m=1,n=16368,k=4096,bits=4,act=bf16"), "cuda_sm90a_gemvmma_w4g128_m1_w8u2");
-  // 4 stages at 8 bits and M = 1 on more than 256 panels.
-  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u4");
+  // 4 stages at 8 bits and M = 1 on 257..1023 panels (16 warps of 4 wide stages from 1024, above).
+  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w16u4_k64");
   EXPECT_EQ(chosen_format("m=1,n=4096,k=14336,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w16u2");
   EXPECT_EQ(chosen_format("m=2,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m2_w8u2");
   EXPECT_EQ(chosen_format("m=8,n=28672,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m8_w4u2_n64");
@@ -401,7 +405,8 @@ TEST(CudaCompile, GemvHeuristicWarpsByPanelsAndChunksByRows) {
   EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m16_w8u2_k64");
   EXPECT_EQ(chosen_format("m=1,n=6144,k=4096,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m1_w8u4");
   EXPECT_EQ(chosen_format("m=4,n=4096,k=14336,bits=8,act=bf16"), "cuda_sm90a_gemvmma_w8g128_m4_w16u2");
-  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m1_w8u2_k128");
+  EXPECT_EQ(chosen_format("m=1,n=28672,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m1_w8u2_n32_k128");
+  EXPECT_EQ(chosen_format("m=1,n=16368,k=4096,bits=3,act=fp16"), "cuda_sm90a_gemvmma_w3g128_m1_w8u2_k128");
   EXPECT_EQ(chosen_format("m=4,n=4096,k=14336,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m4_w16u2_k128");
   EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=3,act=bf16"), "cuda_sm90a_gemvmma_w3g128_m16_w8u2_k128");
   EXPECT_EQ(chosen_format("m=16,n=6144,k=4096,bits=2,act=bf16"), "cuda_sm90a_gemvmma_w2g128_m16_w8u2_n32");

@@ -403,9 +403,9 @@ TEST_P(CudaKernelsBits, SeveralPanelsPerWarp) {
   EXPECT_EQ(checked, 5 * 6 * 5);
 }
 
-// The no-tune choice at 1..3 rows on many panels (1025: N = 16392 ends inside a panel), where at
-// 1..2 rows and 2 or 4 bits it is 4 warps of 2 panels (block_n 32): K tails, every zero point,
-// both activations, bias.
+// The no-tune choice at 1..3 rows on many panels (1025: N = 16392 ends inside a panel), warps of 2
+// panels (block_n 32) at 2, 3 and 4 bits, 16 warps of 4 wide stages at 8: K tails, every zero
+// point, both activations, bias.
 TEST_P(CudaKernelsBits, HeuristicAtFewRowsOnManyPanels) {
   SKIP_WITHOUT_GPU();
   GemvGenerator generator;
@@ -421,8 +421,8 @@ TEST_P(CudaKernelsBits, HeuristicAtFewRowsOnManyPanels) {
                                                        outs[(index / 2) % 3], rows));
       ++index;
       const CudaVariant variant = generator.heuristic(desc, 9);
-      const bool pairs = desc.m <= 2 && (GetParam() == 2 || GetParam() == 4);
-      EXPECT_EQ(variant.block_n, pairs ? 32 : 0) << to_string(desc);
+      EXPECT_EQ(variant.block_n, GetParam() == 8 ? 0 : 32) << to_string(desc);
+      EXPECT_EQ(variant.warps, GetParam() == 8 ? 16 : GetParam() == 3 || desc.m == 3 ? 8 : 4) << to_string(desc);
       cases.push_back({desc, variant});
     }
   int checked = 0;
