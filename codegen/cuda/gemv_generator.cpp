@@ -246,9 +246,10 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // 4096-column shapes, and lost by 0.3-0.7 us elsewhere.
   // Below 4 rows only warps of 2 panels at 4 and 8 warps on many panels, where the set's shared
   // B loads, ones-mma and loop cut the instructions a weight (the loop of M=1 28672x4096 at 4
-  // bits: 179 SASS instructions for two panels' 4-tile chunks against 2 x 105): on the H100 at
-  // M = 1..3 (docs/benchmarks.md, session 25) they won by up to 3 % at 4 bits and 6 % at 2 bits
-  // on 28672x4096, and lost by 2-9 % on 256 and 384 panels; 4 panels a warp and 16 warps never won.
+  // bits: 162 SASS instructions for two panels' 4-tile chunks against 2 x 105): on the H100 at
+  // M = 1..3 (docs/benchmarks.md, session 25) they won on 28672x4096 by 1-3 % at 4 bits, 7-8 % at
+  // 3 bits and 8-15 % at 2 bits, and lost by 2-9 % on 256 and 384 panels; 4 panels a warp and
+  // 16 warps never won.
   if (desc.m < 4 && native_geometry(desc).panels >= heuristic_many_panels)
     for (int warps : {4, 8})
       for (int block_k : {0, 2 * format_k}) {
