@@ -18,6 +18,8 @@ namespace {
 // their 4-byte words: MmaFormat's CHUNK_TILES and TILE_WORDS in templates/gemv_mma.cuh.
 int mma_chunk_tiles(int bits) { return bits == 2 ? 8 : bits == 8 ? 2 : 4; }
 int mma_tile_words(int bits) { return bits == 2 ? 16 : bits == 3 ? 24 : bits == 8 ? 64 : 32; }
+// gemv_mma's wide chunks: block_k twice the format's chunk of k (1 KB a warp and stage).
+int mma_wide_chunk_k(int bits) { return 2 * mma_chunk_tiles(bits) * 16; }
 
 // gemv_mma's panels per warp (WARP_PANELS in the template): block_n / 16, 0 meaning one panel.
 int mma_warp_panels(const CudaVariant& variant) { return variant.block_n == 0 ? 1 : variant.block_n / 16; }
@@ -216,23 +218,23 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   for (int warps : {2, 4, 8})
     for (int unroll : {2, 4, 8}) add(CudaVariant{CudaFamily::gemv, warps, unroll});
   // gemv_mma: the ring's depth and width (bytes in flight per warp; wide chunks with 2 or 4
-  // stages), and on few panels split-K in two blocks at 8 warps and 2 stages (more blocks for
-  // the SMs: 256 panels of N = 4096 on 132 SMs). On the H100 (docs/benchmarks.md, the second
+  // stages), and below heuristic_many_panels panels split-K in two blocks at 8 warps and 2
+  // stages (more blocks for the SMs: 256 panels of N = 4096 on 132 SMs). On the H100 (docs/benchmarks.md, the second
   // small-M round) split 4, split at 16 warps or 4 stages, and bulk_copy=1 never came within
   // 5 % of the best, so they are not searched (bulk copies stay valid on sm_90 when named).
-  const int format_k = mma_chunk_tiles(desc.bits) * 16;
-  const bool few_panels = native_geometry(desc).panels < 1024;
+  const int wide_k = mma_wide_chunk_k(desc.bits);
+  const bool many_panels = native_geometry(desc).panels >= heuristic_many_panels;
   // One panel a warp only up to 16 rows: above, a chunk's x (M rows) is more than 4 times its
   // weights' bytes at 4 bits, all of it read from L2 again for every panel.
   if (desc.m <= 16) {
     for (int warps : {4, 8, 16})
       for (int unroll : {2, 4, 8})
-        for (int block_k : {0, 2 * format_k}) {
+        for (int block_k : {0, wide_k}) {
           if (block_k != 0 && unroll == 8) continue;  // 8 stages of 1 KB: past what pays
           CudaVariant variant{CudaFamily::gemv_mma, warps, unroll};
           variant.block_k = block_k;
           add(variant);
-          if (few_panels && warps == 8 && unroll == 2) {
+          if (!many_panels && warps == 8 && unroll == 2) {
             variant.split_k = 2;
             add(variant);
           }
@@ -250,9 +252,9 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   // M = 1..3 (docs/benchmarks.md, session 25) they won on 28672x4096 by 1-3 % at 4 bits, 7-8 % at
   // 3 bits and 8-15 % at 2 bits, and lost by 2-9 % on 256 and 384 panels; 4 panels a warp and
   // 16 warps never won.
-  if (desc.m < 4 && native_geometry(desc).panels >= heuristic_many_panels)
+  if (desc.m < 4 && many_panels)
     for (int warps : {4, 8})
-      for (int block_k : {0, 2 * format_k}) {
+      for (int block_k : {0, wide_k}) {
         CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
         variant.block_n = 32;
         variant.block_k = block_k;
@@ -261,13 +263,13 @@ std::vector<CudaVariant> GemvGenerator::candidates(const OpDesc& desc) const {
   if (desc.m >= 4)
     for (int warps : {4, 8, 16})
       for (int block_n : {32, 64})
-        for (int block_k : {0, 2 * format_k}) {
+        for (int block_k : {0, wide_k}) {
           CudaVariant variant{CudaFamily::gemv_mma, warps, 2};
           variant.block_n = block_n;
           variant.block_k = block_k;
           if (warps == 16 && block_n == 64) continue;  // spills at 16 rows; 8 warps carry the bytes
           add(variant);
-          if (few_panels && warps == 8 && block_k == 0) {
+          if (!many_panels && warps == 8 && block_k == 0) {
             variant.split_k = 2;
             add(variant);
           }
@@ -390,7 +392,7 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
   }
   if (desc.m > 4) {
     CudaVariant variant{CudaFamily::gemv_mma, few_panels ? 8 : 4, 2};
-    variant.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
+    variant.block_k = mma_wide_chunk_k(desc.bits);
     return variant;
   }
   if (desc.m <= 3 && many_panels) {
@@ -405,22 +407,21 @@ CudaVariant GemvGenerator::heuristic(const OpDesc& desc, int arch_major) const {
 }
 
 CudaVariant GemvGenerator::few_rows_on_many_panels(const OpDesc& desc) {
-  const int wide_chunks = 2 * mma_chunk_tiles(desc.bits) * 16;
   if (desc.bits == 8) {
     CudaVariant deep{CudaFamily::gemv_mma, 16, 4};
-    deep.block_k = wide_chunks;
+    deep.block_k = mma_wide_chunk_k(desc.bits);
     return deep;
   }
   CudaVariant pairs{CudaFamily::gemv_mma, desc.bits == 3 || desc.m == 3 ? 8 : 4, 2};
   pairs.block_n = 32;
-  if (desc.bits == 3) pairs.block_k = wide_chunks;
+  if (desc.bits == 3) pairs.block_k = mma_wide_chunk_k(desc.bits);
   return pairs;
 }
 
 CudaVariant GemvGenerator::with_wide_chunks(const OpDesc& desc, CudaVariant variant, int arch_major) const {
   if (desc.bits != 3 && !(desc.bits == 8 && desc.m > 8)) return variant;
   CudaVariant wide = variant;
-  wide.block_k = 2 * mma_chunk_tiles(desc.bits) * 16;
+  wide.block_k = mma_wide_chunk_k(desc.bits);
   return fits_arch(desc, wide, arch_major) ? wide : variant;
 }
 
