@@ -25,10 +25,8 @@
 //   tensor multicast   clusters of 2: each block copies a box of half the rows with
 //                      .multicast::cluster into both blocks (the form CUTLASS's Hopper GEMMs
 //                      share an operand in), the ring as in bulk multicast; also with boxes
-//                      of 32 rows (box32), with each block refilling a slot once its own
-//                      consumers released it (local: what the pairs' empty barriers cost), and
-//                      the plain tensor case launched in clusters of 2 (in pairs: what the
-//                      clusters' placement costs).
+//                      of 32 rows (box32), and the plain tensor case launched in clusters of 2
+//                      (in pairs: what the clusters' placement costs).
 // Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
 // time a stage (from their own start), and the bytes the SMs received and L2 served per second.
 // The tensor cases need a driver with cuTensorMapEncodeTiled (CUDA 12 on); without one they are
@@ -164,7 +162,7 @@ __device__ __forceinline__ void cluster_barrier() {
 // empty[slot]. MULTICAST: clusters of 2, each block copies half of a stage's x into both blocks,
 // so a slot is refilled only when both blocks' consumers have released it (empty[slot] counts 2
 // arrivals, its own consumers' and the peer's).
-template <bool MULTICAST, class CopyX, bool PEER_RELEASE = MULTICAST>
+template <bool MULTICAST, class CopyX>
 __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const uint4* w, u64* stamps, CopyX copy_x) {
   __shared__ __align__(8) u64 full[SLOTS];
   __shared__ __align__(8) u64 empty[SLOTS];
@@ -172,7 +170,7 @@ __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const 
   if (threadIdx.x == 0) {
     for (int slot = 0; slot < SLOTS; ++slot) {
       barrier_init(shared_address(&full[slot]), 1);
-      barrier_init(shared_address(&empty[slot]), PEER_RELEASE ? 2 : 1);
+      barrier_init(shared_address(&empty[slot]), MULTICAST ? 2 : 1);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -201,7 +199,7 @@ __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const 
       if (threadIdx.x == 32) {
         const u32 released = shared_address(&empty[slot]);
         asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
-        if (PEER_RELEASE) {
+        if (MULTICAST) {
           u32 peer;
           asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
           asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
@@ -267,10 +265,9 @@ __device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, in
 // asks for 1 KiB more).
 // BOX_ROWS: the map's box rows; a block's part of a stage (MULTICAST: half the rows) is copied as
 // that part's rows / BOX_ROWS boxes, each 128 x BOX_ROWS bytes further into the slot (whole
-// 8-row swizzle atoms). PEER_RELEASE (MULTICAST only): a slot is refilled once both blocks have
-// released it, as it must be when the peer's copies land in it; without, once this block has
-// (wrong where consumers read the slot, harmless here: it shows what the pairing itself costs).
-template <bool MULTICAST, int BOX_ROWS, bool PEER_RELEASE = MULTICAST>
+// 8-row swizzle atoms). (A slot refilled once only its own block had released it deadlocked: the
+// peer's copies then land on a full barrier's earlier phase and upset its byte count.)
+template <bool MULTICAST, int BOX_ROWS>
 __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const TensorMap& map) {
   extern __shared__ __align__(128) unsigned char window[];
   unsigned char* ring = window + ((1024u - (shared_address(window) & 1023u)) & 1023u);
@@ -281,7 +278,7 @@ __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const
       tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, row, barrier, MULTICAST ? 0x3 : 0);
     }
   };
-  stream_by_one_thread<MULTICAST, decltype(copy_x), PEER_RELEASE>(ring, w, stamps, copy_x);
+  stream_by_one_thread<MULTICAST>(ring, w, stamps, copy_x);
 }
 
 extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u64* stamps, const __grid_constant__ TensorMap map) {
@@ -294,10 +291,6 @@ extern "C" __global__ void tensor_multicast(const uint4*, const uint4* w, const 
 extern "C" __global__ void tensor_multicast_box32(const uint4*, const uint4* w, const uint4*, u64* stamps,
                                                   const __grid_constant__ TensorMap map) {
   stream_tensor<true, 32>(w, stamps, map);
-}
-extern "C" __global__ void tensor_multicast_local_release(const uint4*, const uint4* w, const uint4*, u64* stamps,
-                                                          const __grid_constant__ TensorMap map) {
-  stream_tensor<true, X_BYTES / 256, false>(w, stamps, map);
 }
 
 // The copy warpgroup's ring (templates/wgmma_gemm.cuh, PRODUCER = 1): threads 0-127 copy with
@@ -434,7 +427,6 @@ int main(int argc, char** argv) {
                             {"tensor", "tensor", 1.0, 1.0, false, 128, program.rows},
                             {"tensor multicast x2", "tensor_multicast", 1.0, 0.5, true, 128, program.rows / 2},
                             {"tensor mc x2 box32", "tensor_multicast_box32", 1.0, 0.5, true, 128, 32},
-                            {"tensor mc x2 local", "tensor_multicast_local_release", 1.0, 0.5, true, 128, program.rows / 2},
                             {"tensor in pairs", "tensor", 1.0, 1.0, true, 128, program.rows}};
       for (const Case& c : cases) {
         // The mbarrier cases run at every wait kind; plain cp.async has none (and no chunk): once per
