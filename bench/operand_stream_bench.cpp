@@ -27,11 +27,13 @@
 //                      share an operand in), the ring as in bulk multicast; also with boxes
 //                      of 32 rows (box32), and the plain tensor case launched in clusters of 2
 //                      (in pairs: what the clusters' placement costs).
+// --x-sets N: the cp.async and tensor cases read N distinct 256-row tiles of x, blocks 2i and 2i + 1
+// tile i % N (the bulk cases keep one): with 1, every SM asks L2 for the same lines at once.
 // Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
 // time a stage (from their own start), and the bytes the SMs received and L2 served per second.
 // The tensor cases need a driver with cuTensorMapEncodeTiled (CUDA 12 on); without one they are
 // skipped with a printed reason.
-// Usage: lowbit_operand_stream_bench [--repeats N] [--compile-only]
+// Usage: lowbit_operand_stream_bench [--repeats N] [--x-sets N] [--compile-only]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -79,12 +81,16 @@ __device__ __forceinline__ void record(u64* stamps, u64 start) {
   }
 }
 
+// The first x row of this block's set: blocks 2i and 2i + 1 (a cluster's pair) read set i % X_SETS,
+// each set 256 rows of x (X_SETS distinct row tiles, as the grid's blocks of X_SETS row tiles would).
+__device__ __forceinline__ int x_set_row() { return static_cast<int>(blockIdx.x / 2 % X_SETS) * 256; }
+
 // x: [rows][RUN * 128 bytes] (a row's 64 k of stage s at byte 128 s); weights: [blocks][RUN][W_BYTES].
 // `rows`: the x rows a stage copies (X_BYTES / 128, or half of them).
 __device__ __forceinline__ void issue_cp_async(unsigned char* slot, const uint4* x, const uint4* w, int stage, int rows,
                                                int copier, int copiers) {
   for (int piece = copier; piece < rows * 8; piece += copiers) {
-    const uint4* source = x + static_cast<long long>(piece / 8) * (RUN * 8) + stage * 8 + piece % 8;
+    const uint4* source = x + static_cast<long long>(x_set_row() + piece / 8) * (RUN * 8) + stage * 8 + piece % 8;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(slot + piece * 16)), "l"(source));
   }
   const uint4* weights = w + (static_cast<long long>(blockIdx.x) * RUN + stage) * (W_BYTES / 16);
@@ -275,7 +281,7 @@ __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const
     constexpr int PART_ROWS = MULTICAST ? X_BYTES / 256 : X_BYTES / 128;
     for (int box = 0; box < PART_ROWS / BOX_ROWS; ++box) {
       const int row = static_cast<int>(rank) * PART_ROWS + box * BOX_ROWS;
-      tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, row, barrier, MULTICAST ? 0x3 : 0);
+      tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, x_set_row() + row, barrier, MULTICAST ? 0x3 : 0);
     }
   };
   stream_by_one_thread<MULTICAST>(ring, w, stamps, copy_x);
@@ -340,11 +346,11 @@ extern "C" __global__ void bulk_multicast(const uint4*, const uint4* w, const ui
 // x_bytes a stage (BLOCK_M x 128), a ring of `slots` stages, bulk copies of at most chunk_bytes;
 // the mbarrier waits poll with `wait` ("try_wait", which may suspend the thread for a while, or
 // "test_wait", which returns at once).
-std::string program_source(int x_bytes, int slots, int chunk_bytes, const char* wait) {
+std::string program_source(int x_bytes, int slots, int chunk_bytes, const char* wait, int x_sets) {
   return fmt::format(
              "#define X_BYTES {}\n#define W_BYTES {}\n#define RUN {}\n#define SLOTS {}\n#define CHUNK_BYTES {}\n"
-             "#define WAIT \"{}\"\n",
-             x_bytes, weight_bytes, run_stages, slots, chunk_bytes, wait) +
+             "#define WAIT \"{}\"\n#define X_SETS {}\n",
+             x_bytes, weight_bytes, run_stages, slots, chunk_bytes, wait, x_sets) +
          kernel_source;
 }
 
@@ -362,8 +368,8 @@ constexpr Program programs[] = {{256, 4, 16384, "try_wait"}, {256, 4, 16384, "te
 
 // A tensor map of x ([256 rows][run_stages * 64] bf16, row-major) whose box is 64 k x box_rows
 // rows, landing 128-byte swizzled (64 k of bf16 are one 128-byte row of the box).
-CUtensorMap x_tensor_map(void* x, int box_rows) {
-  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(run_stages) * 64, 256};
+CUtensorMap x_tensor_map(void* x, int box_rows, int x_sets) {
+  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(run_stages) * 64, static_cast<cuuint64_t>(256) * x_sets};
   const cuuint64_t row_stride[1] = {static_cast<cuuint64_t>(run_stages) * 128};
   const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t element_strides[2] = {1, 1};
@@ -384,12 +390,16 @@ int main(int argc, char** argv) {
   CLI::App app{"lowbit_operand_stream_bench: the wgmma main loop's copies alone (cp.async, bulk, tensor, and their multicast)"};
   app.add_option("--repeats", repeats, "launches timed per case (the median is printed)")->check(CLI::Range(1, 1000));
   app.add_flag("--compile-only", compile_only, "compile the kernels for sm_90a with NVRTC and stop (no GPU needed)");
+  int x_sets = 1;
+  app.add_option("--x-sets", x_sets,
+                 "distinct 256-row tiles of x: blocks 2i and 2i + 1 read tile i % N (1: every block the same x)")
+      ->check(CLI::Range(1, 66));
   CLI11_PARSE(app, argc, argv);
   try {
     if (compile_only) {
       if (!lowbit::bench::nvrtc_usable()) return lowbit::bench::kMissingNvrtcExit;
       for (const Program& program : programs)
-        lowbit::cuda::compile_to_cubin(program_source(program.rows * 128, program.slots, program.chunk_bytes, program.wait), "stream",
+        lowbit::cuda::compile_to_cubin(program_source(program.rows * 128, program.slots, program.chunk_bytes, program.wait, x_sets), "stream",
                                        "sm_90a");
       std::printf("compiled %zu programs for sm_90a\n", std::size(programs));
       return 0;
@@ -397,11 +407,11 @@ int main(int argc, char** argv) {
     const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
     lowbit::cuda::make_current(0);
     const int blocks = device.sm_count / 2 * 2;  // pairs for the multicast case
-    std::printf("device: %s, %d blocks of %d threads (one an SM), %d stages a block, weights %d bytes a stage\n",
-                device.name.c_str(), blocks, block_threads, run_stages, weight_bytes);
+    std::printf("device: %s, %d blocks of %d threads (one an SM), %d stages a block, weights %d bytes a stage, %d x set(s)\n",
+                device.name.c_str(), blocks, block_threads, run_stages, weight_bytes, x_sets);
     std::printf("%-18s %6s %5s %6s %-9s %9s %9s %13s %13s\n", "case", "x rows", "slots", "chunk", "wait", "launch us",
                 "us/stage", "SMs in TB/s", "L2 out TB/s");
-    DeviceBuffer x(static_cast<std::size_t>(256) * run_stages * 128);
+    DeviceBuffer x(static_cast<std::size_t>(256) * x_sets * run_stages * 128);
     DeviceBuffer x_tiled(static_cast<std::size_t>(256) * run_stages * 128);
     DeviceBuffer weights(static_cast<std::size_t>(blocks) * run_stages * weight_bytes);
     DeviceBuffer stamps(static_cast<std::size_t>(blocks) * 2 * 8);
@@ -409,7 +419,7 @@ int main(int argc, char** argv) {
     for (const Program& program : programs) {
       const int x_bytes = program.rows * 128;
       const Module module(
-          lowbit::cuda::compile_to_cubin(program_source(x_bytes, program.slots, program.chunk_bytes, program.wait), "stream", device.arch()));
+          lowbit::cuda::compile_to_cubin(program_source(x_bytes, program.slots, program.chunk_bytes, program.wait, x_sets), "stream", device.arch()));
       struct Case {
         const char* name;
         const char* function;
@@ -447,7 +457,7 @@ int main(int argc, char** argv) {
         void* tiled_pointer = x_tiled.data();
         void* stamps_pointer = stamps.data();
         alignas(64) CUtensorMap map{};
-        if (c.box_rows > 0) map = x_tensor_map(x.data(), c.box_rows);
+        if (c.box_rows > 0) map = x_tensor_map(x.data(), c.box_rows, x_sets);
         std::vector<void*> args{&x_pointer, &weights_pointer, &tiled_pointer, &stamps_pointer};
         if (c.box_rows > 0) args.push_back(&map);
         std::vector<double> times;
