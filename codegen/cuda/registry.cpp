@@ -38,7 +38,7 @@ struct Generator {
   bool (*preferred)(const OpDesc&, int arch_major);
   // Whether a default (not exhaustive) tune times this candidate of the generator; a generator
   // without a rule times all of them.
-  bool (*in_default_search)(const OpDesc&, const CudaVariant&);
+  bool (*in_default_search)(const OpDesc&, const CudaVariant&, int sm_count);
   Validity (*is_valid)(const OpDesc&, const CudaVariant&, int);
   std::string (*emit)(const OpDesc&, const CudaVariant&);
   // Loads the cubin of emit(desc, variant) into the family's kernel.
@@ -105,9 +105,10 @@ Generator make_generator(std::vector<CudaFamily> owns) {
             else
               return true;
           },
-          [](const OpDesc& desc, const CudaVariant& variant) {
-            if constexpr (requires { G::in_default_search(desc, variant); })
-              return G::in_default_search(desc, variant);
+          [](const OpDesc& desc, const CudaVariant& variant, int sm_count) {
+            const G generator = generator_for<G>(sm_count);
+            if constexpr (requires { generator.in_default_search(desc, variant); })
+              return generator.in_default_search(desc, variant);
             else
               return true;
           },
@@ -171,7 +172,7 @@ std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, i
   for (const Generator& generator : generators()) {
     if (&generator == &preferred) {
       for (const CudaVariant& variant : generator.candidates(desc, sm_count))
-        if (generator.in_default_search(desc, variant) && generator.is_valid(desc, variant, arch_major))
+        if (generator.in_default_search(desc, variant, sm_count) && generator.is_valid(desc, variant, arch_major))
           variants.push_back(variant);
       // The no-tune choice is always measured, also where it lies outside the candidates.
       if (std::find(variants.begin(), variants.end(), chosen) == variants.end()) variants.push_back(chosen);

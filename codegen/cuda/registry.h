@@ -49,8 +49,8 @@ std::vector<CudaVariant> candidates(const OpDesc& desc, int arch_major, int sm_c
 // the other's kernel. Across issue 4's 32 rows on the H100 (4 shapes x 8 M, int4) no other family
 // came within 1.13x of the winner, and their candidates were 40 % of the compiles
 // (docs/benchmarks.md, "cold start"). A generator may leave some of its own candidates out of
-// the default search (its static in_default_search: wgmma's from 128 rows, the grids that never
-// came near a winner).
+// the default search (its in_default_search: wgmma's from 128 rows, the grids that never came
+// near a winner; some by the device's SMs).
 std::vector<CudaVariant> tuning_candidates(const OpDesc& desc, int arch_major, int sm_count, bool exhaustive);
 
 // The heuristic variant of the first generator (in order of preference) whose heuristic serves

@@ -720,7 +720,7 @@ bool WgmmaGenerator::pads_a_quarter_more(const OpDesc& desc, const CudaVariant& 
   return 4 * (tall_rows - shorter_rows) >= tall_rows;
 }
 
-bool WgmmaGenerator::in_default_search(const OpDesc& desc, const CudaVariant& variant) {
+bool WgmmaGenerator::in_default_search(const OpDesc& desc, const CudaVariant& variant) const {
   if (variant.family != CudaFamily::wgmma || desc.m < short_search_min_rows) return true;
   if (desc.m <= group_sums_max_rows) {
     const bool cluster_of_eight = variant.cluster_split != 0 && variant.split_k >= 8;
@@ -732,7 +732,16 @@ bool WgmmaGenerator::in_default_search(const OpDesc& desc, const CudaVariant& va
   const bool second_kernel_pair = variant.split_k == 2 && variant.cluster_split == 0;
   const bool wide_split = variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4);
   const bool short_tile = variant.block_m < 64 || (variant.block_m == 64 && desc.m >= 256);
-  return !second_kernel_pair && !wide_split && !short_tile;
+  if (second_kernel_pair || wide_split || short_tile) return false;
+  if (!wide_tiles_fill_a_wave(desc, variant)) return true;
+  const bool narrow_tall_tile = variant.block_n == 64 && variant.block_m >= 128;
+  return !narrow_tall_tile && variant.split_k == 1;
+}
+
+bool WgmmaGenerator::wide_tiles_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const {
+  CudaVariant wide = variant;
+  wide.block_n = 128;
+  return tiles(desc, wide) >= sm_count_;
 }
 
 std::string WgmmaGenerator::group_sums_refusal(const OpDesc& desc, const CudaVariant& variant) {

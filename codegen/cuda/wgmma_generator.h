@@ -98,7 +98,17 @@ class WgmmaGenerator {
   // and 16-row tiles with scaled weights where their group-sum twin is valid (1.17x in bf16, 1.09x
   // in fp16, against 1.03x for the twin): a fifth to a third of those rows' wgmma programs.
   static constexpr int64_t short_search_min_rows = 32;
-  static bool in_default_search(const OpDesc& desc, const CudaVariant& variant);
+  // And from default_search_min_rows rows on, where the unsplit grid of 128-column tiles of the
+  // variant's rows is at least a wave of the device's SMs (`wide_tiles_fill_a_wave`): tiles of 64
+  // columns and 128 rows or more, and every split (through a second kernel or a cluster). Across
+  // issue 4's rows there (int4 bf16, 4 shapes x M = 128, 256, 1024: the cold tune of session 25)
+  // and 6144x4096 at M = 1024 at 2, 3 and 8 bits, fp16 and group 32 with zero=float, and M = 4096
+  // at 8 bits in fp16 (docs/benchmarks.md, session 26), none came within 1.12x of the row's
+  // winner (closest 1.128x, 3 bits); they were 10-30 % of those rows' programs and among the
+  // slowest to compile (the 64-column stream-K hybrids 4-6 s each, against 1-4 s).
+  bool in_default_search(const OpDesc& desc, const CudaVariant& variant) const;
+  // Whether the unsplit grid of 128-column tiles of variant's rows fills a wave of the SMs.
+  bool wide_tiles_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const;
   // Why group_sums=1 is refused for desc with variant's tile (empty: served).
   static std::string group_sums_refusal(const OpDesc& desc, const CudaVariant& variant);
   // The rows where the registry makes heuristic() the no-tune choice on sm_90 (the H100's

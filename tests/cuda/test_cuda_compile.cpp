@@ -489,7 +489,7 @@ TEST(CudaCompile, TuningCandidatesArePreferredFamilyAndOneSentinelEach) {
       }
     }
     for (const CudaVariant& variant : all) {
-      if (!is_preferred(variant) || !WgmmaGenerator::in_default_search(desc, variant)) continue;
+      if (!is_preferred(variant) || !WgmmaGenerator(132).in_default_search(desc, variant)) continue;
       EXPECT_NE(std::find(fast.begin(), fast.end(), variant), fast.end())
           << c.text << ": preferred candidate " << variant_name(desc, variant, "sm_90a") << " missing";
     }
@@ -501,8 +501,9 @@ TEST(CudaCompile, TuningCandidatesArePreferredFamilyAndOneSentinelEach) {
 
 // From 128 rows the default search leaves out the wgmma grids that never came near the winner
 // (WgmmaGenerator::in_default_search): split-K by 2 through a second kernel, by 8, cluster splits
-// of 4 or 8 blocks, tiles under 64 rows (and of 64 rows from 256 rows on); --exhaustive keeps
-// them, and below 128 rows nothing is left out.
+// of 4 or 8 blocks, tiles under 64 rows (and of 64 rows from 256 rows on), and where the 128-column
+// tiles of a variant's rows fill a wave, its 64-column tall tiles and its splits;
+// --exhaustive keeps them, and below 128 rows nothing is left out.
 TEST(CudaCompile, DefaultSearchLeavesOutTheWgmmaGridsThatNeverWonFrom128Rows) {
   const auto names = [](const OpDesc& desc, const std::vector<CudaVariant>& variants) {
     std::vector<std::string> listed;
@@ -519,10 +520,14 @@ TEST(CudaCompile, DefaultSearchLeavesOutTheWgmmaGridsThatNeverWonFrom128Rows) {
       const bool wide = variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4) ||
                         (variant.split_k == 2 && variant.cluster_split == 0);
       const bool short_tile = variant.block_m < 64 || (variant.block_m == 64 && desc.m >= 256);
-      EXPECT_EQ(WgmmaGenerator::in_default_search(desc, variant), !wide && !short_tile)
+      // 4096 columns at M = 1024: 256 tiles of 128 x 128 fill the 132 SMs, 128 of 128 x 256 do not.
+      const bool filled = desc.m == 1024 && variant.block_m == 128;
+      const bool crowded = filled && (variant.split_k > 1 || variant.block_n == 64);
+      const bool kept = !wide && !short_tile && !crowded;
+      EXPECT_EQ(WgmmaGenerator(132).in_default_search(desc, variant), kept)
           << text << ": " << variant_name(desc, variant, "sm_90a");
       const bool timed = std::find(fast.begin(), fast.end(), variant) != fast.end();
-      if (!WgmmaGenerator::in_default_search(desc, variant)) {
+      if (!kept) {
         ++left_out;
         EXPECT_EQ(timed, variant == heuristic(desc, 9, 132)) << text << ": " << variant_name(desc, variant, "sm_90a");
       } else {
@@ -538,7 +543,61 @@ TEST(CudaCompile, DefaultSearchLeavesOutTheWgmmaGridsThatNeverWonFrom128Rows) {
   }
   const OpDesc below = parse_descriptor("m=100,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
   for (const CudaVariant& variant : tuning_candidates(below, 9, 132, true))
-    EXPECT_TRUE(WgmmaGenerator::in_default_search(below, variant)) << variant_name(below, variant, "sm_90a");
+    EXPECT_TRUE(WgmmaGenerator(132).in_default_search(below, variant)) << variant_name(below, variant, "sm_90a");
+}
+
+// Where the unsplit 128-column tiles of a variant's rows fill a wave of the device's SMs, the
+// default search leaves out its 64-column tiles of 128 rows or more and its splits (none came
+// within 1.12x of a winner there, docs/benchmarks.md session 26), at every width and format, and
+// keeps them where the wave is not full, on a device with more SMs too; the copy warpgroup's
+// 128-column stream-K tiles, the kind that wins there, all stay.
+TEST(CudaCompile, DefaultSearchLeavesOutNarrowTilesAndSplitsWhereWideTilesFillAWave) {
+  for (const char* format : {"bits=4,group=128,zero=int,act=bf16", "bits=2,group=128,zero=int,act=bf16",
+                             "bits=3,group=128,zero=int,act=bf16", "bits=8,group=128,zero=int,act=bf16",
+                             "bits=4,group=128,zero=int,act=fp16", "bits=4,group=32,zero=float,act=bf16"}) {
+    const OpDesc desc = parse_descriptor(fmt::format("m=1024,n=6144,k=4096,{},device=cuda:0", format));
+    const std::vector<CudaVariant> all = tuning_candidates(desc, 9, 132, true);
+    const std::vector<CudaVariant> fast = tuning_candidates(desc, 9, 132, false);
+    int narrow = 0;
+    int split = 0;
+    int wide_stream_k = 0;
+    for (const CudaVariant& variant : all) {
+      // (split-K by 2 through a second kernel, by 8 and clusters of 4 or 8 are out from 128 rows anyway)
+      const bool earlier_rule = variant.split_k >= 8 || (variant.split_k == 2 && variant.cluster_split == 0) ||
+                                (variant.cluster_split != 0 && variant.split_k >= 4);
+      if (variant.family != CudaFamily::wgmma || variant.block_m < 128 || earlier_rule) continue;
+      const std::string name = variant_name(desc, variant, "sm_90a");
+      const bool timed = std::find(fast.begin(), fast.end(), variant) != fast.end();
+      // 6144 columns: 48 tiles of 128 columns a row tile; 192 of 256 rows, 384 of 128: both fill 132 SMs.
+      if (variant.block_n == 64 || variant.split_k > 1) {
+        narrow += variant.block_n == 64 ? 1 : 0;
+        split += variant.split_k > 1 ? 1 : 0;
+        EXPECT_FALSE(WgmmaGenerator(132).in_default_search(desc, variant)) << format << ": " << name;
+        EXPECT_EQ(timed, variant == heuristic(desc, 9, 132)) << format << ": " << name;
+        // 200 SMs: the 192 tiles of 256 rows no longer fill a wave; the 384 of 128 rows still do.
+        EXPECT_EQ(WgmmaGenerator(200).in_default_search(desc, variant), variant.block_m == 256) << format << ": " << name;
+      } else if (variant.producer == 1 && variant.stream_k != 0) {
+        ++wide_stream_k;
+        EXPECT_TRUE(timed) << format << ": " << name << " missing";
+      }
+    }
+    EXPECT_GT(narrow, 0) << format;
+    EXPECT_GT(split, 0) << format;
+    EXPECT_GT(wide_stream_k, 0) << format;
+  }
+  // 4096 columns at M = 1024: 128 tiles of 256 rows, under a wave of 132: their kinds all stay.
+  const OpDesc short_of_a_wave =
+      parse_descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
+  int kept = 0;
+  for (const CudaVariant& variant : tuning_candidates(short_of_a_wave, 9, 132, true)) {
+    const bool earlier_rule = variant.split_k >= 8 || (variant.split_k == 2 && variant.cluster_split == 0) ||
+                              (variant.cluster_split != 0 && variant.split_k >= 4);
+    if (variant.family != CudaFamily::wgmma || variant.block_m != 256 || earlier_rule) continue;
+    EXPECT_TRUE(WgmmaGenerator(132).in_default_search(short_of_a_wave, variant))
+        << variant_name(short_of_a_wave, variant, "sm_90a");
+    kept += variant.block_n == 64 || variant.split_k > 1 ? 1 : 0;
+  }
+  EXPECT_GT(kept, 0);
 }
 
 // At 32..64 rows the default search leaves out the cluster splits of 8 blocks and the 16-row tiles
@@ -556,7 +615,7 @@ TEST(CudaCompile, DefaultSearchLeavesOutTheShortRowKindsThatNeverWon) {
       const bool eight = variant.cluster_split != 0 && variant.split_k == 8;
       const bool scaled_short = variant.block_m == 16 && variant.group_sums == 0 && twins;
       const bool kept = !(desc.m >= 32 && desc.m <= 64 && (eight || scaled_short));
-      EXPECT_EQ(WgmmaGenerator::in_default_search(desc, variant), kept) << text << ": " << variant_name(desc, variant, "sm_90a");
+      EXPECT_EQ(WgmmaGenerator(132).in_default_search(desc, variant), kept) << text << ": " << variant_name(desc, variant, "sm_90a");
       const bool timed = std::find(fast.begin(), fast.end(), variant) != fast.end();
       EXPECT_EQ(timed, kept || variant == heuristic(desc, 9, 132)) << text << ": " << variant_name(desc, variant, "sm_90a");
       left_out += kept ? 0 : 1;
