@@ -25,8 +25,10 @@
 //   tensor multicast   clusters of 2: each block copies a box of half the rows with
 //                      .multicast::cluster into both blocks (the form CUTLASS's Hopper GEMMs
 //                      share an operand in), the ring as in bulk multicast; also with boxes
-//                      of 32 rows (box32), and the plain tensor case launched in clusters of 2
-//                      (in pairs: what the clusters' placement costs).
+//                      of 32 rows (box32), the plain tensor case launched in clusters of 2
+//                      (in pairs: what the clusters' placement costs), and so with each slot
+//                      refilled only once both blocks released it (coupled: what the pairs'
+//                      shared empty barriers cost, without multicast).
 // --x-sets N: the cp.async and tensor cases read N distinct 256-row tiles of x, blocks 2i and 2i + 1
 // tile i % N (the bulk cases keep one): with 1, every SM asks L2 for the same lines at once.
 // Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
@@ -168,19 +170,22 @@ __device__ __forceinline__ void cluster_barrier() {
 // empty[slot]. MULTICAST: clusters of 2, each block copies half of a stage's x into both blocks,
 // so a slot is refilled only when both blocks' consumers have released it (empty[slot] counts 2
 // arrivals, its own consumers' and the peer's).
-template <bool MULTICAST, class CopyX>
+// PAIRED (implied by MULTICAST): clusters of 2 whose slots are refilled only once both blocks
+// released them (without MULTICAST each block still copies all its own bytes: what the coupling
+// alone costs).
+template <bool MULTICAST, class CopyX, bool PAIRED = MULTICAST>
 __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const uint4* w, u64* stamps, CopyX copy_x) {
   __shared__ __align__(8) u64 full[SLOTS];
   __shared__ __align__(8) u64 empty[SLOTS];
-  const u32 rank = MULTICAST ? cluster_rank() : 0;
+  const u32 rank = PAIRED ? cluster_rank() : 0;
   if (threadIdx.x == 0) {
     for (int slot = 0; slot < SLOTS; ++slot) {
       barrier_init(shared_address(&full[slot]), 1);
-      barrier_init(shared_address(&empty[slot]), MULTICAST ? 2 : 1);
+      barrier_init(shared_address(&empty[slot]), PAIRED ? 2 : 1);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  if (MULTICAST)
+  if (PAIRED)
     cluster_barrier();  // both blocks' barriers exist before any copy or arrival reaches them
   else
     __syncthreads();
@@ -205,7 +210,7 @@ __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const 
       if (threadIdx.x == 32) {
         const u32 released = shared_address(&empty[slot]);
         asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
-        if (MULTICAST) {
+        if (PAIRED) {
           u32 peer;
           asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
           asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
@@ -218,7 +223,7 @@ __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const 
     }
   }
   __syncthreads();
-  if (MULTICAST) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
+  if (PAIRED) cluster_barrier();  // no block leaves while its peer may still copy into it or arrive on it
 }
 
 // x_tiled: [RUN][X_BYTES] (stage by stage), copied by 1-D bulk copies of at most CHUNK_BYTES.
@@ -273,7 +278,7 @@ __device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, in
 // that part's rows / BOX_ROWS boxes, each 128 x BOX_ROWS bytes further into the slot (whole
 // 8-row swizzle atoms). (A slot refilled once only its own block had released it deadlocked: the
 // peer's copies then land on a full barrier's earlier phase and upset its byte count.)
-template <bool MULTICAST, int BOX_ROWS>
+template <bool MULTICAST, int BOX_ROWS, bool PAIRED = MULTICAST>
 __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const TensorMap& map) {
   extern __shared__ __align__(128) unsigned char window[];
   unsigned char* ring = window + ((1024u - (shared_address(window) & 1023u)) & 1023u);
@@ -284,7 +289,7 @@ __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const
       tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, x_set_row() + row, barrier, MULTICAST ? 0x3 : 0);
     }
   };
-  stream_by_one_thread<MULTICAST>(ring, w, stamps, copy_x);
+  stream_by_one_thread<MULTICAST, decltype(copy_x), PAIRED>(ring, w, stamps, copy_x);
 }
 
 extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u64* stamps, const __grid_constant__ TensorMap map) {
@@ -293,6 +298,10 @@ extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u6
 extern "C" __global__ void tensor_multicast(const uint4*, const uint4* w, const uint4*, u64* stamps,
                                             const __grid_constant__ TensorMap map) {
   stream_tensor<true, X_BYTES / 256>(w, stamps, map);
+}
+extern "C" __global__ void tensor_coupled(const uint4*, const uint4* w, const uint4*, u64* stamps,
+                                          const __grid_constant__ TensorMap map) {
+  stream_tensor<false, X_BYTES / 128, true>(w, stamps, map);
 }
 extern "C" __global__ void tensor_multicast_box32(const uint4*, const uint4* w, const uint4*, u64* stamps,
                                                   const __grid_constant__ TensorMap map) {
@@ -437,7 +446,8 @@ int main(int argc, char** argv) {
                             {"tensor", "tensor", 1.0, 1.0, false, 128, program.rows},
                             {"tensor multicast x2", "tensor_multicast", 1.0, 0.5, true, 128, program.rows / 2},
                             {"tensor mc x2 box32", "tensor_multicast_box32", 1.0, 0.5, true, 128, 32},
-                            {"tensor in pairs", "tensor", 1.0, 1.0, true, 128, program.rows}};
+                            {"tensor in pairs", "tensor", 1.0, 1.0, true, 128, program.rows},
+                            {"tensor coupled", "tensor_coupled", 1.0, 1.0, true, 128, program.rows}};
       for (const Case& c : cases) {
         // The mbarrier cases run at every wait kind; plain cp.async has none (and no chunk): once per
         // ring depth.
