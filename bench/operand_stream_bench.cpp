@@ -285,7 +285,7 @@ __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const
   auto copy_x = [&](u32 target, int stage, u32 rank, u32 barrier) {
     constexpr int PART_ROWS = MULTICAST ? X_BYTES / 256 : X_BYTES / 128;
     for (int box = 0; box < PART_ROWS / BOX_ROWS; ++box) {
-      const int row = static_cast<int>(rank) * PART_ROWS + box * BOX_ROWS;
+      const int row = (MULTICAST ? static_cast<int>(rank) * PART_ROWS : 0) + box * BOX_ROWS;  // a paired block copies all of its own
       tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, x_set_row() + row, barrier, MULTICAST ? 0x3 : 0);
     }
   };
