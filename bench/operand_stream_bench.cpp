@@ -28,7 +28,8 @@
 //                      of 32 rows (box32), the plain tensor case launched in clusters of 2
 //                      (in pairs: what the clusters' placement costs), and so with each slot
 //                      refilled only once both blocks released it (coupled: what the pairs'
-//                      shared empty barriers cost, without multicast).
+//                      shared empty barriers cost, without multicast); "cta": the same two with
+//                      the releases arriving at CTA scope, not .release.cluster.
 // --x-sets N: the cp.async and tensor cases read N distinct 256-row tiles of x, blocks 2i and 2i + 1
 // tile i % N (the bulk cases keep one): with 1, every SM asks L2 for the same lines at once.
 // Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
@@ -173,7 +174,9 @@ __device__ __forceinline__ void cluster_barrier() {
 // PAIRED (implied by MULTICAST): clusters of 2 whose slots are refilled only once both blocks
 // released them (without MULTICAST each block still copies all its own bytes: what the coupling
 // alone costs).
-template <bool MULTICAST, class CopyX, bool PAIRED = MULTICAST>
+// CTA_ARRIVE: the releases arrive with mbarrier.arrive's default semantics (release at CTA scope,
+// as CUTLASS's ClusterBarrier::arrive does on a peer's barrier) instead of .release.cluster.
+template <bool MULTICAST, class CopyX, bool PAIRED = MULTICAST, bool CTA_ARRIVE = false>
 __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const uint4* w, u64* stamps, CopyX copy_x) {
   __shared__ __align__(8) u64 full[SLOTS];
   __shared__ __align__(8) u64 empty[SLOTS];
@@ -209,11 +212,17 @@ __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const 
       asm volatile("bar.sync 1, 96;\n" ::: "memory");  // every consumer is done with the stage
       if (threadIdx.x == 32) {
         const u32 released = shared_address(&empty[slot]);
-        asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+        if (CTA_ARRIVE)
+          asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+        else
+          asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
         if (PAIRED) {
           u32 peer;
           asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
-          asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+          if (CTA_ARRIVE)
+            asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+          else
+            asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
         }
       }
     }
@@ -278,7 +287,7 @@ __device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, in
 // that part's rows / BOX_ROWS boxes, each 128 x BOX_ROWS bytes further into the slot (whole
 // 8-row swizzle atoms). (A slot refilled once only its own block had released it deadlocked: the
 // peer's copies then land on a full barrier's earlier phase and upset its byte count.)
-template <bool MULTICAST, int BOX_ROWS, bool PAIRED = MULTICAST>
+template <bool MULTICAST, int BOX_ROWS, bool PAIRED = MULTICAST, bool CTA_ARRIVE = false>
 __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const TensorMap& map) {
   extern __shared__ __align__(128) unsigned char window[];
   unsigned char* ring = window + ((1024u - (shared_address(window) & 1023u)) & 1023u);
@@ -289,7 +298,7 @@ __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const
       tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, x_set_row() + row, barrier, MULTICAST ? 0x3 : 0);
     }
   };
-  stream_by_one_thread<MULTICAST, decltype(copy_x), PAIRED>(ring, w, stamps, copy_x);
+  stream_by_one_thread<MULTICAST, decltype(copy_x), PAIRED, CTA_ARRIVE>(ring, w, stamps, copy_x);
 }
 
 extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u64* stamps, const __grid_constant__ TensorMap map) {
@@ -302,6 +311,14 @@ extern "C" __global__ void tensor_multicast(const uint4*, const uint4* w, const 
 extern "C" __global__ void tensor_coupled(const uint4*, const uint4* w, const uint4*, u64* stamps,
                                           const __grid_constant__ TensorMap map) {
   stream_tensor<false, X_BYTES / 128, true>(w, stamps, map);
+}
+extern "C" __global__ void tensor_coupled_cta(const uint4*, const uint4* w, const uint4*, u64* stamps,
+                                              const __grid_constant__ TensorMap map) {
+  stream_tensor<false, X_BYTES / 128, true, true>(w, stamps, map);
+}
+extern "C" __global__ void tensor_multicast_cta(const uint4*, const uint4* w, const uint4*, u64* stamps,
+                                                const __grid_constant__ TensorMap map) {
+  stream_tensor<true, X_BYTES / 256, true, true>(w, stamps, map);
 }
 extern "C" __global__ void tensor_multicast_box32(const uint4*, const uint4* w, const uint4*, u64* stamps,
                                                   const __grid_constant__ TensorMap map) {
@@ -447,7 +464,9 @@ int main(int argc, char** argv) {
                             {"tensor multicast x2", "tensor_multicast", 1.0, 0.5, true, 128, program.rows / 2},
                             {"tensor mc x2 box32", "tensor_multicast_box32", 1.0, 0.5, true, 128, 32},
                             {"tensor in pairs", "tensor", 1.0, 1.0, true, 128, program.rows},
-                            {"tensor coupled", "tensor_coupled", 1.0, 1.0, true, 128, program.rows}};
+                            {"tensor coupled", "tensor_coupled", 1.0, 1.0, true, 128, program.rows},
+                            {"tensor coupled cta", "tensor_coupled_cta", 1.0, 1.0, true, 128, program.rows},
+                            {"tensor mc x2 cta", "tensor_multicast_cta", 1.0, 0.5, true, 128, program.rows / 2}};
       for (const Case& c : cases) {
         // The mbarrier cases run at every wait kind; plain cp.async has none (and no chunk): once per
         // ring depth.
