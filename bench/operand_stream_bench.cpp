@@ -28,8 +28,9 @@
 //                      of 32 rows (box32), the plain tensor case launched in clusters of 2
 //                      (in pairs: what the clusters' placement costs), and so with each slot
 //                      refilled only once both blocks released it (coupled: what the pairs'
-//                      shared empty barriers cost, without multicast); "cta": the same two with
-//                      the releases arriving at CTA scope, not .release.cluster.
+//                      shared empty barriers cost, without multicast); "rel.cluster": tensor and
+//                      tensor multicast with the releases arriving as .release.cluster (the form
+//                      every mbarrier case had before session 26; it set their pace).
 // --x-sets N: the cp.async and tensor cases read N distinct 256-row tiles of x, blocks 2i and 2i + 1
 // tile i % N (the bulk cases keep one): with 1, every SM asks L2 for the same lines at once.
 // Prints, per case, the launch's median time over --repeats (CUDA events), the blocks' median
@@ -174,9 +175,11 @@ __device__ __forceinline__ void cluster_barrier() {
 // PAIRED (implied by MULTICAST): clusters of 2 whose slots are refilled only once both blocks
 // released them (without MULTICAST each block still copies all its own bytes: what the coupling
 // alone costs).
-// CTA_ARRIVE: the releases arrive with mbarrier.arrive's default semantics (release at CTA scope,
-// as CUTLASS's ClusterBarrier::arrive does on a peer's barrier) instead of .release.cluster.
-template <bool MULTICAST, class CopyX, bool PAIRED = MULTICAST, bool CTA_ARRIVE = false>
+// The releases arrive with mbarrier.arrive's default semantics (release at CTA scope, as the
+// wgmma template's ring and CUTLASS's ClusterBarrier::arrive on a peer's barrier do);
+// CLUSTER_RELEASE: with .release.cluster instead, as every mbarrier case here did before
+// session 26 (it held each of them at 0.6-1.0 us a stage: docs/benchmarks.md, session 26).
+template <bool MULTICAST, class CopyX, bool PAIRED = MULTICAST, bool CLUSTER_RELEASE = false>
 __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const uint4* w, u64* stamps, CopyX copy_x) {
   __shared__ __align__(8) u64 full[SLOTS];
   __shared__ __align__(8) u64 empty[SLOTS];
@@ -212,17 +215,17 @@ __device__ __forceinline__ void stream_by_one_thread(unsigned char* ring, const 
       asm volatile("bar.sync 1, 96;\n" ::: "memory");  // every consumer is done with the stage
       if (threadIdx.x == 32) {
         const u32 released = shared_address(&empty[slot]);
-        if (CTA_ARRIVE)
-          asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
-        else
+        if (CLUSTER_RELEASE)
           asm volatile("mbarrier.arrive.release.cluster.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
+        else
+          asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(released) : "memory");
         if (PAIRED) {
           u32 peer;
           asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer) : "r"(released), "r"(rank ^ 1u));
-          if (CTA_ARRIVE)
-            asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
-          else
+          if (CLUSTER_RELEASE)
             asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
+          else
+            asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(peer) : "memory");
         }
       }
     }
@@ -287,7 +290,7 @@ __device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, in
 // that part's rows / BOX_ROWS boxes, each 128 x BOX_ROWS bytes further into the slot (whole
 // 8-row swizzle atoms). (A slot refilled once only its own block had released it deadlocked: the
 // peer's copies then land on a full barrier's earlier phase and upset its byte count.)
-template <bool MULTICAST, int BOX_ROWS, bool PAIRED = MULTICAST, bool CTA_ARRIVE = false>
+template <bool MULTICAST, int BOX_ROWS, bool PAIRED = MULTICAST, bool CLUSTER_RELEASE = false>
 __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const TensorMap& map) {
   extern __shared__ __align__(128) unsigned char window[];
   unsigned char* ring = window + ((1024u - (shared_address(window) & 1023u)) & 1023u);
@@ -298,7 +301,7 @@ __device__ __forceinline__ void stream_tensor(const uint4* w, u64* stamps, const
       tensor_copy<MULTICAST>(target + row * 128, map, stage * 64, x_set_row() + row, barrier, MULTICAST ? 0x3 : 0);
     }
   };
-  stream_by_one_thread<MULTICAST, decltype(copy_x), PAIRED, CTA_ARRIVE>(ring, w, stamps, copy_x);
+  stream_by_one_thread<MULTICAST, decltype(copy_x), PAIRED, CLUSTER_RELEASE>(ring, w, stamps, copy_x);
 }
 
 extern "C" __global__ void tensor(const uint4*, const uint4* w, const uint4*, u64* stamps, const __grid_constant__ TensorMap map) {
@@ -312,12 +315,12 @@ extern "C" __global__ void tensor_coupled(const uint4*, const uint4* w, const ui
                                           const __grid_constant__ TensorMap map) {
   stream_tensor<false, X_BYTES / 128, true>(w, stamps, map);
 }
-extern "C" __global__ void tensor_coupled_cta(const uint4*, const uint4* w, const uint4*, u64* stamps,
-                                              const __grid_constant__ TensorMap map) {
-  stream_tensor<false, X_BYTES / 128, true, true>(w, stamps, map);
+extern "C" __global__ void tensor_cluster_release(const uint4*, const uint4* w, const uint4*, u64* stamps,
+                                                  const __grid_constant__ TensorMap map) {
+  stream_tensor<false, X_BYTES / 128, false, true>(w, stamps, map);
 }
-extern "C" __global__ void tensor_multicast_cta(const uint4*, const uint4* w, const uint4*, u64* stamps,
-                                                const __grid_constant__ TensorMap map) {
+extern "C" __global__ void tensor_multicast_cluster_release(const uint4*, const uint4* w, const uint4*, u64* stamps,
+                                                            const __grid_constant__ TensorMap map) {
   stream_tensor<true, X_BYTES / 256, true, true>(w, stamps, map);
 }
 extern "C" __global__ void tensor_multicast_box32(const uint4*, const uint4* w, const uint4*, u64* stamps,
@@ -435,7 +438,7 @@ int main(int argc, char** argv) {
     const int blocks = device.sm_count / 2 * 2;  // pairs for the multicast case
     std::printf("device: %s, %d blocks of %d threads (one an SM), %d stages a block, weights %d bytes a stage, %d x set(s)\n",
                 device.name.c_str(), blocks, block_threads, run_stages, weight_bytes, x_sets);
-    std::printf("%-18s %6s %5s %6s %-9s %9s %9s %13s %13s\n", "case", "x rows", "slots", "chunk", "wait", "launch us",
+    std::printf("%-22s %6s %5s %6s %-9s %9s %9s %13s %13s\n", "case", "x rows", "slots", "chunk", "wait", "launch us",
                 "us/stage", "SMs in TB/s", "L2 out TB/s");
     DeviceBuffer x(static_cast<std::size_t>(256) * x_sets * run_stages * 128);
     DeviceBuffer x_tiled(static_cast<std::size_t>(256) * run_stages * 128);
@@ -465,8 +468,8 @@ int main(int argc, char** argv) {
                             {"tensor mc x2 box32", "tensor_multicast_box32", 1.0, 0.5, true, 128, 32},
                             {"tensor in pairs", "tensor", 1.0, 1.0, true, 128, program.rows},
                             {"tensor coupled", "tensor_coupled", 1.0, 1.0, true, 128, program.rows},
-                            {"tensor coupled cta", "tensor_coupled_cta", 1.0, 1.0, true, 128, program.rows},
-                            {"tensor mc x2 cta", "tensor_multicast_cta", 1.0, 0.5, true, 128, program.rows / 2}};
+                            {"tensor, rel.cluster", "tensor_cluster_release", 1.0, 1.0, false, 128, program.rows},
+                            {"tensor mc x2, rel.cl", "tensor_multicast_cluster_release", 1.0, 0.5, true, 128, program.rows / 2}};
       for (const Case& c : cases) {
         // The mbarrier cases run at every wait kind; plain cp.async has none (and no chunk): once per
         // ring depth.
@@ -475,7 +478,7 @@ int main(int argc, char** argv) {
         if (!uses_barriers && std::strcmp(program.wait, "try_wait") != 0) continue;
         const bool bulk_case = std::strncmp(c.function, "bulk", 4) == 0;
         if (c.box_rows > 0 && lowbit::cuda::driver().cuTensorMapEncodeTiled == nullptr) {
-          std::printf("%-18s skipped: the driver has no cuTensorMapEncodeTiled (CUDA 12 on)\n", c.name);
+          std::printf("%-22s skipped: the driver has no cuTensorMapEncodeTiled (CUDA 12 on)\n", c.name);
           continue;
         }
         const CUfunction function = module.function(c.function);
@@ -510,7 +513,7 @@ int main(int argc, char** argv) {
         // Rates over the blocks' median stage time (the launch adds its ramp and tail).
         const double in_bytes = blocks * (c.x_in * x_bytes + weight_bytes);
         const double out_bytes = blocks * (c.x_out * x_bytes + weight_bytes);
-        std::printf("%-18s %6d %5d %6d %-9s %9.2f %9.3f %13.2f %13.2f\n", c.name, program.rows, program.slots,
+        std::printf("%-22s %6d %5d %6d %-9s %9.2f %9.3f %13.2f %13.2f\n", c.name, program.rows, program.slots,
                     bulk_case ? program.chunk_bytes : 0, uses_barriers ? program.wait : "-", launch_us, stage_us, in_bytes / stage_us * 1e-6,
                     out_bytes / stage_us * 1e-6);
       }
