@@ -104,7 +104,7 @@ class WgmmaGenerator {
   // issue 4's rows there (int4 bf16, 4 shapes x M = 128, 256, 1024: the cold tune of session 25)
   // and 6144x4096 at M = 1024 at 2, 3 and 8 bits, fp16 and group 32 with zero=float, and M = 4096
   // at 8 bits in fp16 (docs/benchmarks.md, session 26), none came within 1.12x of the row's
-  // winner (closest 1.128x, 3 bits); they were 10-30 % of those rows' programs and among the
+  // winner (closest 1.128x, 3 bits); they were 11-29 % of those rows' programs and among the
   // slowest to compile (the 64-column stream-K hybrids 4-6 s each, against 1-4 s).
   bool in_default_search(const OpDesc& desc, const CudaVariant& variant) const;
   // Whether the unsplit grid of 128-column tiles of variant's rows fills a wave of the SMs.
