@@ -22,10 +22,11 @@ def rows_of(path):
         if not line:
             continue
         fields = dict(part.split("=", 1) for part in line.split(",") if "=" in part)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(fields.get("act", "bf16"))
+        act = fields.get("act", "bf16")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(act)
         if dtype is None:
             sys.exit(f"cublas_kernels.py: {line}: act must be bf16 or fp16")
-        yield int(fields["m"]), int(fields["n"]), int(fields["k"]), dtype, fields.get("act", "bf16")
+        yield int(fields["m"]), int(fields["n"]), int(fields["k"]), dtype, act
 
 
 def main():

@@ -29,6 +29,14 @@ namespace {
 
 constexpr const char* arches[] = {"sm_80", "sm_89", "sm_90a"};
 
+// The split kinds the default search leaves out from 128 rows whatever the grid
+// (WgmmaGenerator::in_default_search): split-K by 2 through a second kernel, by 8, and cluster
+// splits of 4 or 8 blocks.
+bool split_never_searched_from_128_rows(const CudaVariant& variant) {
+  return variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4) ||
+         (variant.split_k == 2 && variant.cluster_split == 0);
+}
+
 // ELF magic at the start of a cubin.
 bool looks_like_cubin(const std::vector<char>& cubin) {
   return cubin.size() > 64 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F';
@@ -517,8 +525,7 @@ TEST(CudaCompile, DefaultSearchLeavesOutTheWgmmaGridsThatNeverWonFrom128Rows) {
     int left_out = 0;
     for (const CudaVariant& variant : all) {
       if (variant.family != CudaFamily::wgmma) continue;
-      const bool wide = variant.split_k >= 8 || (variant.cluster_split != 0 && variant.split_k >= 4) ||
-                        (variant.split_k == 2 && variant.cluster_split == 0);
+      const bool wide = split_never_searched_from_128_rows(variant);
       const bool short_tile = variant.block_m < 64 || (variant.block_m == 64 && desc.m >= 256);
       // 4096 columns at M = 1024: 256 tiles of 128 x 128 fill the 132 SMs, 128 of 128 x 256 do not.
       const bool filled = desc.m == 1024 && variant.block_m == 128;
@@ -562,10 +569,8 @@ TEST(CudaCompile, DefaultSearchLeavesOutNarrowTilesAndSplitsWhereWideTilesFillAW
     int split = 0;
     int wide_stream_k = 0;
     for (const CudaVariant& variant : all) {
-      // (split-K by 2 through a second kernel, by 8 and clusters of 4 or 8 are out from 128 rows anyway)
-      const bool earlier_rule = variant.split_k >= 8 || (variant.split_k == 2 && variant.cluster_split == 0) ||
-                                (variant.cluster_split != 0 && variant.split_k >= 4);
-      if (variant.family != CudaFamily::wgmma || variant.block_m < 128 || earlier_rule) continue;
+      if (variant.family != CudaFamily::wgmma || variant.block_m < 128 || split_never_searched_from_128_rows(variant))
+        continue;
       const std::string name = variant_name(desc, variant, "sm_90a");
       const bool timed = std::find(fast.begin(), fast.end(), variant) != fast.end();
       // 6144 columns: 48 tiles of 128 columns a row tile; 192 of 256 rows, 384 of 128: both fill 132 SMs.
@@ -590,9 +595,8 @@ TEST(CudaCompile, DefaultSearchLeavesOutNarrowTilesAndSplitsWhereWideTilesFillAW
       parse_descriptor("m=1024,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16,device=cuda:0");
   int kept = 0;
   for (const CudaVariant& variant : tuning_candidates(short_of_a_wave, 9, 132, true)) {
-    const bool earlier_rule = variant.split_k >= 8 || (variant.split_k == 2 && variant.cluster_split == 0) ||
-                              (variant.cluster_split != 0 && variant.split_k >= 4);
-    if (variant.family != CudaFamily::wgmma || variant.block_m != 256 || earlier_rule) continue;
+    if (variant.family != CudaFamily::wgmma || variant.block_m != 256 || split_never_searched_from_128_rows(variant))
+      continue;
     EXPECT_TRUE(WgmmaGenerator(132).in_default_search(short_of_a_wave, variant))
         << variant_name(short_of_a_wave, variant, "sm_90a");
     kept += variant.block_n == 64 || variant.split_k > 1 ? 1 : 0;
