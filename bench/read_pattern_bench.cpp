@@ -8,6 +8,8 @@
 //              panel's fold runs, a cp.async ring of the variant's stages and chunk bytes, the
 //              run's scale and zero words at each run start), but no decode and no math: each
 //              lane XOR-sums its shared words into a register, and one word per block is written;
+//   interleaved the same bytes, ring and block shape, but each panel's chunks dealt to its
+//              warps in turn (warp w reads chunks w, w + warps, ...): one stream a panel;
 //   direct     the same warp spans read with plain 16-byte global loads (no shared memory),
 //              stages x chunk bytes in flight per warp;
 //   gemv_mma   the variant itself (compiled from the registry, checked against the reference).
@@ -139,6 +141,53 @@ extern "C" __global__ void pattern_read(const unsigned char* qweight, const unsi
   u32 sum = 0;
   for (int chunk = 0; chunk < chunks; ++chunk) {
     const int byte0 = begin + chunk * CHUNK_BYTES;
+    if (byte0 % RUN_BYTES == 0) sum ^= group_words(scales, zeros, panel, byte0 / RUN_BYTES, lane >> 2);
+    issue();
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));
+    __syncwarp();
+    const u32* stage = ring + (chunk % STAGES) * (CHUNK_BYTES / 4);
+#pragma unroll
+    for (int word = lane; word < CHUNK_BYTES / 4; word += 32) sum += stage[word];
+    __syncwarp();
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::);
+  write_block_value(sum, out);
+}
+
+// The same panel's chunks dealt to the warps in turn (warp w reads chunks w, w + WARPS, ...), the
+// same ring: at any moment a block's warps read WARPS adjacent chunks, one stream a panel instead of
+// WARPS (does DRAM serve fewer, wider streams faster?).
+extern "C" __global__ void interleaved_read(const unsigned char* qweight, const unsigned short* scales,
+                                            const unsigned short* zeros, u32* out) {
+  extern __shared__ __align__(16) u32 ring_words[];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const long long panel = blockIdx.x;
+  const unsigned char* panel_bytes = qweight + panel * PANEL_BYTES;
+  constexpr int PANEL_CHUNKS = (PANEL_BYTES + CHUNK_BYTES - 1) / CHUNK_BYTES;
+  const int chunks = (PANEL_CHUNKS - warp + WARPS - 1) / WARPS;
+  u32* ring = ring_words + warp * STAGES * (CHUNK_BYTES / 4);
+  int issued = 0;
+  auto issue = [&]() {
+    if (issued < chunks) {
+      u32* stage = ring + (issued % STAGES) * (CHUNK_BYTES / 4);
+#pragma unroll
+      for (int piece = lane; piece < CHUNK_BYTES / 16; piece += 32) {
+        const int byte = (warp + issued * WARPS) * CHUNK_BYTES + piece * 16;
+        const int valid = byte + 16 <= PANEL_BYTES ? 16 : 0;
+        const u32 target = static_cast<u32>(__cvta_generic_to_shared(stage + piece * 4));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(target),
+                     "l"(panel_bytes + (valid ? byte : 0)), "r"(valid));
+      }
+    }
+    ++issued;
+    asm volatile("cp.async.commit_group;\n" ::);
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) issue();
+  u32 sum = 0;
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    const int byte0 = (warp + chunk * WARPS) * CHUNK_BYTES;
     if (byte0 % RUN_BYTES == 0) sum ^= group_words(scales, zeros, panel, byte0 / RUN_BYTES, lane >> 2);
     issue();
     asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1));
@@ -372,9 +421,9 @@ int main(int argc, char** argv) {
       const Module module(lowbit::cuda::compile_to_cubin(pattern_constants(desc, pattern) + kernel_source, "read_pattern",
                                                          device.arch()));
       const unsigned threads = static_cast<unsigned>(pattern.variant.warps * 32);
-      for (const char* name : {"pattern_read", "direct_read"}) {
+      for (const char* name : {"pattern_read", "interleaved_read", "direct_read"}) {
         const CUfunction function = module.function(name);
-        const unsigned shared = std::string(name) == "pattern_read" ? static_cast<unsigned>(pattern.ring_bytes) : 0u;
+        const unsigned shared = std::string(name) == "direct_read" ? 0u : static_cast<unsigned>(pattern.ring_bytes);
         print(name, pattern.name, read_bytes,
               time_three_ways(
                   [&](int copy) {
