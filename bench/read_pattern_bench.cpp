@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -109,8 +110,16 @@ __device__ __forceinline__ u32 group_words(const unsigned short* scales, const u
   return words;
 }
 
+// A warp's %globaltimer reading, for the warp timeline (stamps: [blocks * WARPS][2] start, end).
+__device__ __forceinline__ u64 global_time() {
+  u64 time;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time));
+  return time;
+}
+
 extern "C" __global__ void pattern_read(const unsigned char* qweight, const unsigned short* scales,
-                                        const unsigned short* zeros, u32* out) {
+                                        const unsigned short* zeros, u32* out, u64* stamps) {
+  const u64 start = stamps != nullptr ? global_time() : 0;
   extern __shared__ __align__(16) u32 ring_words[];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -151,6 +160,11 @@ extern "C" __global__ void pattern_read(const unsigned char* qweight, const unsi
     __syncwarp();
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
+  if (stamps != nullptr && lane == 0) {
+    u64* stamp = stamps + 2 * (static_cast<long long>(blockIdx.x) * WARPS + warp);
+    stamp[0] = start;
+    stamp[1] = global_time();
+  }
   write_block_value(sum, out);
 }
 
@@ -334,6 +348,49 @@ std::vector<lowbit::cuda::CudaVariant> replayed_variants(const lowbit::OpDesc& d
   return variants;
 }
 
+// One cold launch of pattern_read (the "rotated" way: the copies read in turn, the last one's
+// bytes long evicted) with each warp's start and end on the global timer: when the warps start
+// and end, from the first warp's start. A long tail after the median end means DRAM served the
+// warps unevenly; all ending together, that the bytes' rate set the time.
+void print_warp_timeline(CUfunction function, const Pattern& pattern, unsigned blocks, unsigned threads,
+                         std::vector<DeviceBuffer>& weights, long long scales_offset, long long zeros_offset,
+                         void* out_pointer) {
+  const std::size_t warps = static_cast<std::size_t>(blocks) * (threads / 32);
+  DeviceBuffer stamps(warps * 2 * sizeof(uint64_t));
+  void* stamps_pointer = stamps.data();
+  for (DeviceBuffer& copy : weights) {  // each launch overwrites the stamps: the last copy's stay
+    auto* base = static_cast<unsigned char*>(copy.data());
+    void* qweight = base;
+    void* scales = base + scales_offset;
+    void* zeros = base + zeros_offset;
+    launch(function, blocks, threads, static_cast<unsigned>(pattern.ring_bytes),
+           {&qweight, &scales, &zeros, &out_pointer, &stamps_pointer});
+    check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  }
+  const std::vector<uint8_t> bytes = stamps.download();
+  std::vector<uint64_t> values(warps * 2);
+  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(uint64_t));
+  uint64_t first = values[0];
+  for (std::size_t w = 0; w < warps; ++w) first = std::min(first, values[2 * w]);
+  std::vector<double> starts, ends;
+  for (std::size_t w = 0; w < warps; ++w) {
+    starts.push_back(static_cast<double>(values[2 * w] - first) / 1e3);
+    ends.push_back(static_cast<double>(values[2 * w + 1] - first) / 1e3);
+  }
+  std::sort(starts.begin(), starts.end());
+  std::sort(ends.begin(), ends.end());
+  auto at = [](const std::vector<double>& sorted, double share) {
+    return sorted[std::min(sorted.size() - 1, static_cast<std::size_t>(share * static_cast<double>(sorted.size())))];
+  };
+  nlohmann::json row = {{"kernel", "pattern_read timeline"}, {"what", pattern.name},
+                        {"warps", warps}, {"start_median_us", at(starts, 0.5)}, {"start_last_us", starts.back()},
+                        {"end_first_us", ends.front()}, {"end_p10_us", at(ends, 0.1)},
+                        {"end_median_us", at(ends, 0.5)}, {"end_p90_us", at(ends, 0.9)},
+                        {"end_last_us", ends.back()}};
+  std::printf("%s\n", row.dump().c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -421,6 +478,7 @@ int main(int argc, char** argv) {
       const Module module(lowbit::cuda::compile_to_cubin(pattern_constants(desc, pattern) + kernel_source, "read_pattern",
                                                          device.arch()));
       const unsigned threads = static_cast<unsigned>(pattern.variant.warps * 32);
+      void* no_stamps = nullptr;
       for (const char* name : {"pattern_read", "interleaved_read", "direct_read"}) {
         const CUfunction function = module.function(name);
         const unsigned shared = std::string(name) == "direct_read" ? 0u : static_cast<unsigned>(pattern.ring_bytes);
@@ -431,10 +489,12 @@ int main(int argc, char** argv) {
                     void* qweight = base;
                     void* scales = base + scales_offset;
                     void* zeros = base + zeros_offset;
-                    launch(function, panels, threads, shared, {&qweight, &scales, &zeros, &out_pointer});
+                    launch(function, panels, threads, shared, {&qweight, &scales, &zeros, &out_pointer, &no_stamps});
                   },
                   copies, flush, repeats));
       }
+      print_warp_timeline(module.function("pattern_read"), pattern, panels, threads, weights, scales_offset,
+                          zeros_offset, out_pointer);
       // The variant itself, checked against the reference before it is timed.
       const auto kernel = lowbit::cuda::build(desc, pattern.variant);
       DeviceBuffer x(problem.x.size());
