@@ -377,6 +377,20 @@ void print_warp_timeline(CUfunction function, const Pattern& pattern, unsigned b
     starts.push_back(static_cast<double>(values[2 * w] - first) / 1e3);
     ends.push_back(static_cast<double>(values[2 * w + 1] - first) / 1e3);
   }
+  // Within a block: the spread of its warps' ends (last - first), and each block's last end.
+  const std::size_t block_warps = threads / 32;
+  std::vector<double> block_spreads, block_ends;
+  for (std::size_t b = 0; b < blocks; ++b) {
+    double first_end = ends[b * block_warps], last_end = ends[b * block_warps];
+    for (std::size_t w = 1; w < block_warps; ++w) {
+      first_end = std::min(first_end, ends[b * block_warps + w]);
+      last_end = std::max(last_end, ends[b * block_warps + w]);
+    }
+    block_spreads.push_back(last_end - first_end);
+    block_ends.push_back(last_end);
+  }
+  std::sort(block_spreads.begin(), block_spreads.end());
+  std::sort(block_ends.begin(), block_ends.end());
   std::sort(starts.begin(), starts.end());
   std::sort(ends.begin(), ends.end());
   auto at = [](const std::vector<double>& sorted, double share) {
@@ -386,7 +400,9 @@ void print_warp_timeline(CUfunction function, const Pattern& pattern, unsigned b
                         {"warps", warps}, {"start_median_us", at(starts, 0.5)}, {"start_last_us", starts.back()},
                         {"end_first_us", ends.front()}, {"end_p10_us", at(ends, 0.1)},
                         {"end_median_us", at(ends, 0.5)}, {"end_p90_us", at(ends, 0.9)},
-                        {"end_last_us", ends.back()}};
+                        {"end_last_us", ends.back()}, {"block_spread_median_us", at(block_spreads, 0.5)},
+                        {"block_spread_p90_us", at(block_spreads, 0.9)}, {"block_end_p10_us", at(block_ends, 0.1)},
+                        {"block_end_median_us", at(block_ends, 0.5)}, {"block_end_last_us", block_ends.back()}};
   std::printf("%s\n", row.dump().c_str());
   std::fflush(stdout);
 }
