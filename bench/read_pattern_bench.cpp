@@ -505,7 +505,11 @@ int main(int argc, char** argv) {
                     void* qweight = base;
                     void* scales = base + scales_offset;
                     void* zeros = base + zeros_offset;
-                    launch(function, panels, threads, shared, {&qweight, &scales, &zeros, &out_pointer, &no_stamps});
+                    // pattern_read takes the warp timeline's stamps too (null: none).
+                    if (std::string(name) == "pattern_read")
+                      launch(function, panels, threads, shared, {&qweight, &scales, &zeros, &out_pointer, &no_stamps});
+                    else
+                      launch(function, panels, threads, shared, {&qweight, &scales, &zeros, &out_pointer});
                   },
                   copies, flush, repeats));
       }

@@ -2,12 +2,15 @@
 # Two builds side by side on named variants (an A/B of a kernel change): each "DESCRIPTOR
 # NAME[,NAME...]" line of ROWS timed by BASE_BUILD's and NEW_BUILD's lowbit_cuda_bench in turn,
 # ROUNDS times (base, new, base, new, ...; read flush, median of 15, each variant checked against
-# the reference first). Writes $OUT/ab_<build>_<round>.jsonl and prints each variant's times.
+# the reference first). Writes $OUT/ab_base_<round>.jsonl and ab_new_<round>.jsonl (errors in
+# $OUT/ab.err) and prints each variant's times and its mean new / base.
 # Usage, from the new tree's root: bash bench/device/ab_rows.sh ROWS BASE_BUILD NEW_BUILD [ROUNDS]
 set -uo pipefail
 rows=$1 base=$2 new=$3 rounds=${4:-2}
 OUT=${OUT:-/tmp/lowbit-device-out}
+mkdir -p "$OUT"
 row_file=$(mktemp)
+trap 'rm -f "$row_file"' EXIT
 for round in $(seq 1 "$rounds"); do
   for who in base new; do
     build=$base; [ "$who" = new ] && build=$new
@@ -20,7 +23,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 python3 - "$OUT" "$rounds" <<'PY'
-import json, sys, glob
+import json, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 times = {}
 for who in ("base", "new"):
