@@ -6,7 +6,8 @@
 // lines: the best variant's time, the heuristic's time, the bytes a call must move, the flush
 // protocol (and under rotate the copies of the operands), and the pure-read reference: the
 // read kernel of l2_flush over the call's weight buffer, timed the same way (read_us,
-// read_bytes); under rotate also each run's mean without per-call events (variants_run_mean,
+// read_bytes), and over one 256-byte line of it (launch_us: what a call costs with almost no
+// bytes); under rotate also each run's mean without per-call events (variants_run_mean,
 // best_run_mean_us, read_run_mean_us; bench/l2_flush.h's Timing). bench/device/compare.py joins them with the torch baselines measured in the same
 // call under the same protocol. Workspaces (dequant_gemm) are allocated here, one per copy; that
 // family also reports its dequantization pass alone, per variant ("dequant": name -> us) and for
@@ -165,6 +166,12 @@ int main(int argc, char** argv) {
           copy_count, repeats);
       row["read_us"] = read.median_us;
       if (flush.mode() == lowbit::bench::FlushMode::rotate) row["read_run_mean_us"] = read.run_mean_us;
+      // What a call costs with (almost) no bytes under the same protocol: the same read kernel
+      // over one 256-byte line of the weights (its grid launched, nearly every block idle).
+      row["launch_us"] = flush
+                             .time([&](int copy) { flush.read(copies[static_cast<std::size_t>(copy)].weights.data(), 256, copy); },
+                                   copy_count, repeats)
+                             .median_us;
       double best = 1e30;
       std::string best_name;
       double worst_error = 0;
