@@ -5,7 +5,9 @@ gemlite at the row's width (2, 4 or 8 bits, when torch_baselines.py could import
 times its dequantized weights, over the largest output, as lowbit's "max err") and vLLM's Marlin at 4 bits (when
 marlin_baseline.py built it; "mar err" likewise);
 "read %": the pure-read reference (l2_flush's read kernel over the call's weight buffer, timed
-under the same protocol) as % of its own bytes' floor, "—" for files from before it existed.
+under the same protocol) as % of its own bytes' floor, "—" for files from before it existed;
+"launch us": the same kernel over one 256-byte line (what a call with almost no bytes costs under
+the protocol; session 27 on, "—" before).
 Under rotate a second table gives the same rows by each run's mean without per-call events
 (*_run_mean_us; bench/l2_flush.h's Timing says why both).
 Both files must name the same L2 flush protocol (bench/l2_flush.h: read, write or rotate; files
@@ -39,7 +41,7 @@ def main():
     print(f"{'M':>4} {'N x K':>12} {'format':>10} {'lowbit us':>10} {'% floor':>8} {'cuBLAS us':>10} {'x cuBLAS':>9} "
           f"{'tinygemm us':>12} {'x tinygemm':>11} {'gemlite us':>11} {'x gemlite':>10} {'gem err':>8} "
           f"{'marlin us':>10} {'x marlin':>9} {'mar err':>8} {'heur us':>8} {'max err':>9} "
-          f"{'read %':>7}  best variant")
+          f"{'read %':>7} {'launch us':>9}  best variant")
     for row in lowbit_rows:
         f = fields(row["descriptor"])
         key = (int(f["m"]), int(f["n"]), int(f["k"]), f.get("act", "bf16"))
@@ -52,6 +54,8 @@ def main():
         heuristic = f"{row['heuristic_us']:.1f}" if "heuristic_us" in row else "—"
         read = (f"{100 * row['read_bytes'] / (copy_gbps * 1e9) * 1e6 / row['read_us']:.0f}%"
                 if "read_us" in row else "—")
+        # What a call with almost no bytes costs under the same protocol (rows from session 27 on).
+        launch = f"{row['launch_us']:.1f}" if "launch_us" in row else "—"
         if "best_variant" not in row or not row["best_variant"]:
             print(f"{key[0]:>4} {key[1]:>6}x{key[2]:<5} {form:>10} no variant passed: {row.get('failures', '?')}")
             continue
@@ -64,7 +68,7 @@ def main():
               f"{(tiny if tiny else float('nan')):>12.1f} {((tiny / row['best_us']) if tiny else float('nan')):>10.2f}x "
               f"{gem:>11.1f} {gem / row['best_us']:>9.2f}x {gem_row.get('max_err', float('nan')):>8.1e} "
               f"{marlin:>10.1f} {marlin / row['best_us']:>8.2f}x {marlin_row.get('max_err', float('nan')):>8.1e} "
-              f"{heuristic:>8} {row['max_rel_err']:>9.1e} {read:>7}  {row['best_variant']}")
+              f"{heuristic:>8} {row['max_rel_err']:>9.1e} {read:>7} {launch:>9}  {row['best_variant']}")
 
     run_mean_table(lowbit_rows, baselines, copy_gbps)
 
