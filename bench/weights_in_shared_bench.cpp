@@ -1,0 +1,468 @@
+// lowbit_weights_in_shared_bench: would the wgmma family beat cuBLAS at M = 256 with its operands
+// swapped? Today's wgmma kernels (templates/wgmma_gemm.cuh) take the dequantized weights as the
+// A operand from registers, 64 weight columns a consumer warpgroup, so a tile is 64 or 128 weight
+// columns by up to 256 rows of x: 48-96 tiles at M = 256 on 6144x4096, under a wave of the H100's
+// 132 SMs, hence stream-K and its fix-ups. cuBLAS runs 96 x 128 tiles there, 128 of them, one wave
+// (docs/benchmarks.md, session 26). With the operands swapped, x is A (64 rows a consumer
+// warpgroup, from shared memory) and the weights are B (any multiple of 16 columns up to 256):
+// one more warpgroup copies x and the packed weights, dequantizes the weights into shared memory
+// in B's 128-byte-swizzled layout (stmatrix), and hands the stage over through mbarriers. Any
+// tile of 64 or 128 rows by 16..256 columns is then a grid, cuBLAS's 96 x 128 included.
+//
+// This is a prototype, not a lowbit variant: whole tiles only (M, N, K multiples of the tile, a
+// stage inside one group or holding whole groups), no bias. Each tile is checked against the
+// GPU reference (tuner/device_reference.h) on random inputs with a poisoned output first, then
+// timed under the read protocol (bench/l2_flush.h) beside the registry's no-tune kernel for the
+// same descriptor, in the same process. Prints one JSON line per kernel.
+// Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S,...] [--repeats R] [--compile-only]
+// (a tile: weight columns, rows of x, k per stage, stages).
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bench/compile_only.h"
+#include "bench/cuda_module.h"
+#include "bench/l2_flush.h"
+#include "codegen/cuda/cuda_api.h"
+#include "codegen/cuda/device_buffer.h"
+#include "codegen/cuda/embedded_templates.h"
+#include "codegen/cuda/registry.h"
+#include "codegen/cuda/template_constants.h"
+#include "lowbit/errors.h"
+#include "lowbit/half.h"
+#include "lowbit/native_layout.h"
+#include "lowbit/problem.h"
+#include "lowbit/reference.h"
+#include "lowbit/tolerance.h"
+#include "tuner/device_reference.h"
+
+namespace {
+
+using lowbit::cuda::check;
+using lowbit::cuda::DeviceBuffer;
+using lowbit::cuda::driver;
+
+// The kernel, after gemv.cuh, mma_gemm.cuh and wgmma_gemm.cuh (their conversions, group constants,
+// WgmmaFormat, mbarriers and descriptors) and a SwapConfig.
+constexpr const char* kernel_source = R"CUDA(
+namespace lowbit_gemv {
+
+// D[64 rows][COLUMNS] += A . B, A (64 rows of x x 16 k) and B (16 k x COLUMNS weight columns)
+// both from shared-memory descriptors, K-major. Generated per COLUMNS (after this file).
+template <int COLUMNS, bool IS_BF16>
+__device__ __forceinline__ void wgmma_shared(float (&d)[COLUMNS / 2], u64 a, u64 b);
+
+// Four 8x8 b16 matrices from the mma fragment layout (register i: matrix i, lane (g, t) its row
+// g, elements 2t and 2t+1) to the rows whose addresses lanes 8i .. 8i+7 give.
+__device__ __forceinline__ void store_matrices(u32 address, const u32 (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+// The copy warpgroup's own barrier (id 1; the consumers never use it).
+__device__ __forceinline__ void copiers_barrier() { asm volatile("bar.sync 1, 128;\n" ::: "memory"); }
+
+template <class Config>
+struct SwapTile {
+  static constexpr int BLOCK_N = Config::BLOCK_N;  // weight columns: the wgmma's N
+  static constexpr int BLOCK_M = Config::BLOCK_M;  // rows of x, 64 a consumer warpgroup
+  static constexpr int BLOCK_K = Config::BLOCK_K;
+  static constexpr int STAGES = Config::STAGES;
+  static constexpr int LEAD = STAGES - 2;  // stages copied ahead of the one dequantized
+  static constexpr int CONSUMERS = BLOCK_M / 64;
+  static constexpr int CONSUMER_THREADS = CONSUMERS * 128;
+  static constexpr int THREADS = CONSUMER_THREADS + 128;
+  static constexpr int BITS = Config::BITS;
+  static constexpr int PANELS = BLOCK_N / 16;
+  static constexpr int K_TILES = BLOCK_K / 16;
+  static constexpr int ATOMS = BLOCK_K / 64;
+  static constexpr int K_PER_STEP = WgmmaFormat<BITS>::K_PER_STEP;
+  static constexpr int STEP_BYTES = WgmmaFormat<BITS>::STEP_BYTES;
+  static constexpr int PANEL_STAGE_BYTES = BLOCK_K / K_PER_STEP * STEP_BYTES;
+  static constexpr int STAGE_GROUPS = Config::WHOLE_K_GROUP || Config::GROUP >= BLOCK_K ? 1 : BLOCK_K / Config::GROUP;
+  static constexpr int GROUP_K_TILES = STAGE_GROUPS == 1 ? K_TILES : Config::GROUP / 16;
+  // A slot: x [ATOMS][BLOCK_M][64] and the dequantized weights [ATOMS][BLOCK_N][64], both
+  // 128-byte swizzled; the packed weights [PANELS][PANEL_STAGE_BYTES]; scales then zeros
+  // [PANELS][STAGE_GROUPS][16].
+  static constexpr int X_BYTES = BLOCK_M * BLOCK_K * 2;
+  static constexpr int B_BYTES = BLOCK_N * BLOCK_K * 2;
+  static constexpr int PACKED_BYTES = PANELS * PANEL_STAGE_BYTES;
+  static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;
+  static constexpr int SLOT_BYTES = (X_BYTES + B_BYTES + PACKED_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
+  static constexpr int SHARED_BYTES = STAGES * SLOT_BYTES + 1024 + 2 * STAGES * 8;
+  static constexpr int K_STAGES = Config::K / BLOCK_K;
+  // setmaxnreg: the copy warpgroup down to 96, two consumer warpgroups up to 200 (128 x 96 +
+  // 256 x 200 <= 65536) where their accumulators are wide.
+  static constexpr bool MOVE_REGISTERS = CONSUMERS == 2 && BLOCK_N >= 192;
+  static_assert(BLOCK_M == 64 || BLOCK_M == 128, "one or two consumer warpgroups");
+  static_assert(BLOCK_N % 16 == 0 && BLOCK_N <= 256, "whole panels, at most 256 columns");
+  static_assert(BLOCK_K % 64 == 0 && Config::K % BLOCK_K == 0 && Config::M % BLOCK_M == 0 && Config::N % BLOCK_N == 0,
+                "whole tiles (a prototype)");
+  static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
+                "a stage inside one group or holding whole groups");
+  static_assert(LEAD >= 1, "at least 3 stages");
+};
+
+template <class Config>
+__device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const unsigned char* __restrict__ qweight,
+                                             const u16* __restrict__ scales, const u16* __restrict__ zeros,
+                                             u16* __restrict__ y, unsigned char* shared_raw) {
+  using Tile = SwapTile<Config>;
+  constexpr int K = Config::K;
+  constexpr long long N = Config::N;
+  constexpr int GROUPS = Config::WHOLE_K_GROUP ? 1 : K / Config::GROUP;
+  constexpr long long PANEL_BYTES = static_cast<long long>(K / Tile::K_PER_STEP) * Tile::STEP_BYTES;
+  constexpr bool IS_BF16 = Config::ACT == bf16;
+  const int lane = threadIdx.x & 31;
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  const int block_row = blockIdx.y * Tile::BLOCK_M;
+  const long long block_panel = static_cast<long long>(blockIdx.x) * Tile::PANELS;
+
+  unsigned char* ring = aligned_ring(shared_raw);
+  const u32 ring_address = static_cast<u32>(__cvta_generic_to_shared(ring));
+  const u32 barriers = ring_address + Tile::STAGES * Tile::SLOT_BYTES;
+  auto full_barrier = [&](int slot) { return barriers + slot * 8; };
+  auto empty_barrier = [&](int slot) { return barriers + (Tile::STAGES + slot) * 8; };
+  if (threadIdx.x == 0) {
+    for (int slot = 0; slot < Tile::STAGES; ++slot) {
+      mbarrier_init(full_barrier(slot), 128);
+      mbarrier_init(empty_barrier(slot), Tile::CONSUMER_THREADS);
+    }
+  }
+  __syncthreads();
+
+  if (threadIdx.x >= Tile::CONSUMER_THREADS) {
+    // ---- The copy warpgroup: copies stage s + LEAD, then dequantizes stage s.
+    if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 96;\n" ::: "memory");
+    const int copier = threadIdx.x - Tile::CONSUMER_THREADS;
+    const int warp = copier >> 5;
+    auto copy_stage = [&](int stage) {
+      unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
+      const int first_k = stage * Tile::BLOCK_K;
+      constexpr int ROW_CHUNKS = Tile::BLOCK_K / 8;
+      constexpr int X_CHUNKS = Tile::BLOCK_M * ROW_CHUNKS;
+#pragma unroll
+      for (int chunk = copier; chunk < X_CHUNKS; chunk += 128) {
+        const int row = chunk / ROW_CHUNKS;
+        const int k_chunk = chunk % ROW_CHUNKS;
+        copy_16_async(slot + k_chunk / 8 * (Tile::BLOCK_M * 128) + row * 128 + (((k_chunk % 8) ^ (row & 7)) << 4),
+                      x + static_cast<long long>(block_row + row) * K + first_k + k_chunk * 8, true);
+      }
+      constexpr int PANEL_CHUNKS = Tile::PANEL_STAGE_BYTES / 16;
+#pragma unroll
+      for (int chunk = copier; chunk < Tile::PANELS * PANEL_CHUNKS; chunk += 128) {
+        const int panel = chunk / PANEL_CHUNKS;
+        copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + chunk * 16,
+                      qweight + (block_panel + panel) * PANEL_BYTES + static_cast<long long>(first_k) * (2 * Tile::BITS) +
+                          chunk % PANEL_CHUNKS * 16,
+                      true);
+      }
+      constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
+      constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
+      const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
+#pragma unroll
+      for (int chunk = copier; chunk < KINDS * TABLE_CHUNKS; chunk += 128) {
+        const bool is_zero = chunk >= TABLE_CHUNKS;
+        const int index = chunk % TABLE_CHUNKS;  // [PANELS][STAGE_GROUPS][2 halves]
+        const long long panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
+        const int stage_group = index / 2 % Tile::STAGE_GROUPS;
+        copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + (is_zero ? Tile::TABLE_BYTES : 0) +
+                          index * 16,
+                      (is_zero ? zeros : scales) + (panel * GROUPS + first_group + stage_group) * 16 + index % 2 * 8,
+                      true);
+      }
+    };
+    // Dequantizes a landed stage's packed weights into its B: warp w takes k-tiles w, w + 4, ...
+    // of every panel; one stmatrix a (panel, k-tile) writes its 16 columns x 16 k.
+    auto dequantize_stage = [&](int stage) {
+      unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
+      const u32 b_address = static_cast<u32>(__cvta_generic_to_shared(slot + Tile::X_BYTES));
+      const u16* tables = reinterpret_cast<const u16*>(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES);
+      const int matrix = lane >> 3;
+      const int matrix_row = lane & 7;
+#pragma unroll
+      for (int panel = 0; panel < Tile::PANELS; ++panel) {
+        const u32* panel_words =
+            reinterpret_cast<const u32*>(slot + Tile::X_BYTES + Tile::B_BYTES + panel * Tile::PANEL_STAGE_BYTES);
+        const int column = panel * 16 + 2 * matrix_row + (matrix & 1);  // this lane's row address
+#pragma unroll
+        for (int k_tile = warp; k_tile < Tile::K_TILES; k_tile += 4) {
+          const int entry = (panel * Tile::STAGE_GROUPS + k_tile / Tile::GROUP_K_TILES) * 16 + 2 * g;
+          const u32 scale_bits = *reinterpret_cast<const u32*>(tables + entry);
+          const u32 zero_bits =
+              Config::ZERO == zero_none ? 0u : *reinterpret_cast<const u32*>(tables + Tile::TABLE_BYTES / 2 + entry);
+          const GroupConstants constants = group_constants<IS_BF16, Config::ZERO, Tile::BITS>(scale_bits, zero_bits);
+          u32 low_word, high_word;
+          WgmmaFormat<Tile::BITS>::codes(panel_words, k_tile, g, t, low_word, high_word);
+          u32 lanes[4], a[4];
+          code_lanes<IS_BF16, Config::ZERO, Tile::BITS>(low_word, lanes[0], lanes[1]);
+          code_lanes<IS_BF16, Config::ZERO, Tile::BITS>(high_word, lanes[2], lanes[3]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) a[i] = dequantize_pair<IS_BF16, Config::ZERO, Tile::BITS, false>(lanes[i], constants, i & 1);
+          const int k_chunk = (k_tile % 4) * 2 + (matrix >> 1);
+          store_matrices(b_address + k_tile / 4 * (Tile::BLOCK_N * 128) + column * 128 + ((k_chunk ^ (column & 7)) << 4), a);
+        }
+      }
+    };
+    for (int stage = 0; stage < Tile::LEAD; ++stage) {
+      if (stage < Tile::K_STAGES) copy_stage(stage);
+      asm volatile("cp.async.commit_group;\n" ::);
+    }
+    for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
+      const int ahead = stage + Tile::LEAD;
+      if (ahead < Tile::K_STAGES) {
+        // The slot's previous use (stage ahead - STAGES) is released by the consumers.
+        if (ahead >= Tile::STAGES) mbarrier_wait(empty_barrier(ahead % Tile::STAGES), (ahead / Tile::STAGES - 1) & 1);
+        copy_stage(ahead);
+      }
+      asm volatile("cp.async.commit_group;\n" ::);
+      asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::LEAD));  // this thread's copies of `stage` landed ...
+      copiers_barrier();                                              // ... and every copier's
+      dequantize_stage(stage);
+      mbarrier_arrive(full_barrier(stage % Tile::STAGES));
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    return;
+  }
+
+  // ---- Consumers: warpgroup c multiplies rows 64c .. 64c + 63 of the tile by every column.
+  if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 200;\n" ::: "memory");
+  const int consumer = threadIdx.x >> 7;
+  float accumulator[Tile::BLOCK_N / 2];
+#pragma unroll
+  for (int i = 0; i < Tile::BLOCK_N / 2; ++i) accumulator[i] = 0.0f;
+  const u64 ring_descriptor = swizzled_descriptor(ring_address);
+  for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
+    const int slot = stage % Tile::STAGES;
+    mbarrier_wait(full_barrier(slot), (stage / Tile::STAGES) & 1);
+    fence_proxy_async();  // the copies and the stmatrix writes, for the async proxy
+    wgmma_fence();
+#pragma unroll
+    for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
+      const int slot_offset = slot * Tile::SLOT_BYTES;
+      const u64 a = ring_descriptor +
+                    ((slot_offset + k_tile / 4 * (Tile::BLOCK_M * 128) + consumer * 64 * 128 + k_tile % 4 * 32) >> 4);
+      const u64 b = ring_descriptor +
+                    ((slot_offset + Tile::X_BYTES + k_tile / 4 * (Tile::BLOCK_N * 128) + k_tile % 4 * 32) >> 4);
+      wgmma_shared<Tile::BLOCK_N, IS_BF16>(accumulator, a, b);
+    }
+    wgmma_commit();
+    wgmma_wait<1>();  // the previous stage's wgmmas are done: release its slot
+    if (stage > 0) mbarrier_arrive(empty_barrier((stage - 1) % Tile::STAGES));
+  }
+  wgmma_wait<0>();
+  fence_accumulators(accumulator);
+
+  // ---- Epilogue: lane (g, t) of warp w holds rows 16w + g and + 8, columns 8i + 2t and + 1.
+  const int row = block_row + consumer * 64 + (threadIdx.x >> 5 & 3) * 16 + g;
+  const long long first_column = static_cast<long long>(blockIdx.x) * Tile::BLOCK_N + 2 * t;
+#pragma unroll
+  for (int i = 0; i < Tile::BLOCK_N / 8; ++i) {
+    const long long column = first_column + 8 * i;
+    *reinterpret_cast<u32*>(y + static_cast<long long>(row) * N + column) =
+        pack_floats<IS_BF16>(accumulator[4 * i], accumulator[4 * i + 1]);
+    *reinterpret_cast<u32*>(y + static_cast<long long>(row + 8) * N + column) =
+        pack_floats<IS_BF16>(accumulator[4 * i + 2], accumulator[4 * i + 3]);
+  }
+}
+
+}  // namespace lowbit_gemv
+
+extern "C" __global__ void __launch_bounds__(lowbit_gemv::SwapTile<SwapConfig>::THREADS, 1)
+    swapped_kernel(const unsigned short* x, const unsigned char* qweight, const unsigned short* scales,
+                   const unsigned short* zeros, unsigned short* y) {
+  extern __shared__ __align__(1024) unsigned char shared[];
+  lowbit_gemv::swapped_gemm<SwapConfig>(x, qweight, scales, zeros, y, shared);
+}
+)CUDA";
+
+// wgmma_shared<columns> (declared in kernel_source): one m64n{columns}k16 with both operands from
+// shared memory, D accumulated.
+std::string instruction_source(int columns, bool bf16) {
+  std::vector<std::string> registers, outputs;
+  for (int i = 0; i < columns / 2; ++i) {
+    registers.push_back(fmt::format("%{}", i));
+    outputs.push_back(fmt::format("\"+f\"(d[{}])", i));
+  }
+  const char* type = bf16 ? "bf16" : "f16";
+  return fmt::format(
+      "namespace lowbit_gemv {{\n"
+      "template <>\n"
+      "__device__ __forceinline__ void wgmma_shared<{columns}, {is_bf16}>(float (&d)[{half}], u64 a, u64 b) {{\n"
+      "  asm volatile(\"wgmma.mma_async.sync.aligned.m64n{columns}k16.f32.{type}.{type} {{{registers}}}, %{a}, %{b}, 1, "
+      "1, 1, 0, 0;\\n\"\n"
+      "      : {outputs}\n"
+      "      : \"l\"(a), \"l\"(b));\n"
+      "}}\n"
+      "}}  // namespace lowbit_gemv\n",
+      fmt::arg("columns", columns), fmt::arg("is_bf16", bf16 ? "true" : "false"), fmt::arg("half", columns / 2),
+      fmt::arg("type", type), fmt::arg("registers", fmt::join(registers, ", ")), fmt::arg("outputs", fmt::join(outputs, ", ")),
+      fmt::arg("a", columns / 2), fmt::arg("b", columns / 2 + 1));
+}
+
+struct SwapTileShape {
+  int block_n, block_m, block_k, stages;
+  std::string name() const { return fmt::format("swapped_n{}m{}k{}_s{}", block_n, block_m, block_k, stages); }
+  int slot_bytes(const lowbit::OpDesc& desc) const {
+    const int panel_stage_bytes = desc.bits == 3 ? block_k / 16 * 96 : block_k * 2 * desc.bits;
+    const int groups = desc.group_size() >= block_k ? 1 : block_k / desc.group_size();
+    return (block_m * block_k * 2 + block_n * block_k * 2 + block_n / 16 * panel_stage_bytes + 2 * (block_n / 16) * groups * 32 +
+            1023) / 1024 * 1024;
+  }
+  int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + 2 * stages * 8; }
+  int threads() const { return block_m / 64 * 128 + 128; }
+};
+
+// Why `tile` cannot run `desc` in this prototype (empty: it can).
+std::string refusal(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
+  if (desc.act == lowbit::DType::fp32 || desc.out != desc.act) return "act bf16 or fp16, out = act";
+  if (desc.bias || desc.eqscale) return "no bias, no eqscale";
+  if (desc.m % tile.block_m || desc.n % tile.block_n || desc.k % tile.block_k) return "whole tiles only";
+  const int group = desc.group_size();
+  if (group % tile.block_k != 0 && tile.block_k % group != 0) return "a stage inside one group or whole groups";
+  if (tile.shared_bytes(desc) > 227 * 1024) return "more than 227 KiB of shared memory";
+  return {};
+}
+
+std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
+  const auto& templates = lowbit::cuda::embedded_templates();
+  return templates.at("gemv.cuh") + templates.at("mma_gemm.cuh") + templates.at("wgmma_gemm.cuh") +
+         fmt::format("struct SwapConfig {{\n{}  static constexpr int BITS = {};\n  static constexpr int BLOCK_N = {};\n"
+                     "  static constexpr int BLOCK_M = {};\n  static constexpr int BLOCK_K = {};\n"
+                     "  static constexpr int STAGES = {};\n}};\n",
+                     lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
+                     tile.stages) +
+         kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) +
+         fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
+                     tile.shared_bytes(desc));
+}
+
+std::vector<SwapTileShape> parse_tiles(const std::string& text) {
+  std::vector<SwapTileShape> tiles;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    SwapTileShape tile{};
+    if (std::sscanf(text.substr(start, end - start).c_str(), "%d:%d:%d:%d", &tile.block_n, &tile.block_m, &tile.block_k,
+                    &tile.stages) != 4)
+      throw lowbit::Error(fmt::format("--tiles: '{}' is not N:M:K:STAGES", text.substr(start, end - start)));
+    tiles.push_back(tile);
+    start = end + 1;
+  }
+  return tiles;
+}
+
+void print(const nlohmann::json& row) {
+  std::printf("%s\n", row.dump().c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit_weights_in_shared_bench: the wgmma GEMM with x as A and the weights dequantized into shared memory as B"};
+  std::string descriptor;
+  std::string tiles_text = "96:128:64:5,96:128:64:7,128:128:64:5,128:128:64:6,192:64:64:5,256:64:64:4,192:128:64:4,256:128:64:3";
+  int repeats = 20;
+  bool compile_only = false;
+  app.add_option("descriptor", descriptor, "the operator (bits 2/3/4/8, act bf16 or fp16, whole tiles)")->required();
+  app.add_option("--tiles", tiles_text, "tiles N:M:K:STAGES (weight columns, rows of x, k a stage, stages), comma-separated");
+  app.add_option("--repeats", repeats, "timed calls per kernel (the median is printed)")->check(CLI::Range(1, 1000));
+  app.add_flag("--compile-only", compile_only, "compile every tile for sm_90a with NVRTC and stop (no GPU needed)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const lowbit::OpDesc desc = lowbit::parse_descriptor(descriptor);
+    const std::vector<SwapTileShape> tiles = parse_tiles(tiles_text);
+    if (compile_only) {
+      if (!lowbit::bench::nvrtc_usable()) return lowbit::bench::kMissingNvrtcExit;
+      for (const SwapTileShape& tile : tiles) {
+        const std::string why = refusal(desc, tile);
+        if (!why.empty()) {
+          std::printf("%s: refused (%s)\n", tile.name().c_str(), why.c_str());
+          continue;
+        }
+        const auto cubin = lowbit::cuda::compile_to_cubin(program_source(desc, tile), tile.name(), "sm_90a");
+        std::printf("%s: %zu bytes of cubin\n", tile.name().c_str(), cubin.size());
+      }
+      return 0;
+    }
+    lowbit::cuda::make_current(0);
+    const lowbit::cuda::DeviceInfo& device = lowbit::cuda::device_info(0);
+    const lowbit::Problem problem = lowbit::make_random_problem(desc, desc.m, lowbit::seed_for("weights in shared " + descriptor));
+    const std::vector<double> reference = lowbit::tuner::device_reference_matmul(problem);
+    DeviceBuffer weights(problem.packed.storage.size());
+    weights.upload(problem.packed.storage.data(), problem.packed.storage.size());
+    DeviceBuffer x(problem.x.size());
+    x.upload(problem.x.data(), problem.x.size());
+    DeviceBuffer y(static_cast<std::size_t>(desc.m * desc.n * lowbit::dtype_bytes(desc.out)));
+    auto* base = static_cast<unsigned char*>(weights.data());
+    void* qweight = base;
+    void* scales = base + problem.packed.scales_offset;
+    void* zeros = base + (problem.packed.zeros_offset < 0 ? problem.packed.scales_offset : problem.packed.zeros_offset);
+    void* x_pointer = x.data();
+    void* y_pointer = y.data();
+    const double tolerance = lowbit::dequantized_weights_tolerance(desc);
+    lowbit::bench::L2Flush flush(lowbit::bench::FlushMode::read);
+    print({{"descriptor", lowbit::to_string(desc)}, {"device", device.name}, {"sm_count", device.sm_count},
+           {"flush", "read"}, {"repeats", repeats}});
+
+    // The registry's no-tune kernel, timed the same way.
+    {
+      const auto kernel = lowbit::cuda::build(desc, lowbit::cuda::heuristic(desc, device.major, device.sm_count));
+      lowbit::RunArgs args;
+      args.x = x.data();
+      args.y = y.data();
+      args.m = desc.m;
+      args.weights = lowbit::view_at(problem.packed, weights.data());
+      DeviceBuffer workspace(std::max<std::size_t>(kernel->workspace_bytes(desc.m), 256));
+      args.workspace = workspace.data();
+      args.workspace_size = workspace.size();
+      y.fill(0xff);
+      kernel->run(args);
+      check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+      const double error = lowbit::relative_error(y.download().data(), desc.out, reference);
+      const double us = flush.time([&](int) { kernel->run(args); }, 1, repeats).median_us;
+      print({{"kernel", kernel->name()}, {"us", us}, {"relative_error", error}});
+    }
+    for (const SwapTileShape& tile : tiles) {
+      const std::string why = refusal(desc, tile);
+      if (!why.empty()) {
+        print({{"kernel", tile.name()}, {"refused", why}});
+        continue;
+      }
+      const lowbit::bench::Module module(lowbit::cuda::compile_to_cubin(program_source(desc, tile), tile.name(), device.arch()));
+      const CUfunction function = module.function("swapped_kernel");
+      const unsigned grid_x = static_cast<unsigned>(desc.n / tile.block_n);
+      const unsigned grid_y = static_cast<unsigned>(desc.m / tile.block_m);
+      const unsigned shared = static_cast<unsigned>(tile.shared_bytes(desc));
+      check(driver().cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(shared)),
+            "cuFuncSetAttribute");
+      auto run = [&] {
+        std::vector<void*> args{&x_pointer, &qweight, &scales, &zeros, &y_pointer};
+        check(driver().cuLaunchKernel(function, grid_x, grid_y, 1, static_cast<unsigned>(tile.threads()), 1, 1, shared,
+                                      nullptr, args.data(), nullptr),
+              "cuLaunchKernel");
+      };
+      y.fill(0xff);  // poisoned: a tile left unwritten is a NaN
+      run();
+      check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+      const double error = lowbit::relative_error(y.download().data(), desc.out, reference);
+      if (!(error <= tolerance)) {
+        print({{"kernel", tile.name()}, {"relative_error", error}, {"tolerance", tolerance}, {"verified", false}});
+        continue;
+      }
+      const double us = flush.time([&](int) { run(); }, 1, repeats).median_us;
+      print({{"kernel", tile.name()}, {"us", us}, {"relative_error", error}, {"tolerance", tolerance},
+             {"blocks", grid_x * grid_y}, {"shared_bytes", shared}});
+    }
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "lowbit_weights_in_shared_bench: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}
