@@ -272,7 +272,10 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
 }
 
 }  // namespace lowbit_gemv
+)CUDA";
 
+// The entry point, after the wgmma_shared specialization it instantiates.
+constexpr const char* entry_source = R"CUDA(
 extern "C" __global__ void __launch_bounds__(lowbit_gemv::SwapTile<SwapConfig>::THREADS, 1)
     swapped_kernel(const unsigned short* x, const unsigned char* qweight, const unsigned short* scales,
                    const unsigned short* zeros, unsigned short* y) {
@@ -294,15 +297,16 @@ std::string instruction_source(int columns, bool bf16) {
       "namespace lowbit_gemv {{\n"
       "template <>\n"
       "__device__ __forceinline__ void wgmma_shared<{columns}, {is_bf16}>(float (&d)[{half}], u64 a, u64 b) {{\n"
-      "  asm volatile(\"wgmma.mma_async.sync.aligned.m64n{columns}k16.f32.{type}.{type} {{{registers}}}, %{a}, %{b}, 1, "
-      "1, 1, 0, 0;\\n\"\n"
+      "  asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{one}, 0;\\n\"\n"
+      "      \"wgmma.mma_async.sync.aligned.m64n{columns}k16.f32.{type}.{type} {{{registers}}}, %{a}, %{b}, p, 1, 1, 0, "
+      "0;\\n}}\\n\"\n"
       "      : {outputs}\n"
-      "      : \"l\"(a), \"l\"(b));\n"
+      "      : \"l\"(a), \"l\"(b), \"r\"(1));\n"
       "}}\n"
       "}}  // namespace lowbit_gemv\n",
       fmt::arg("columns", columns), fmt::arg("is_bf16", bf16 ? "true" : "false"), fmt::arg("half", columns / 2),
       fmt::arg("type", type), fmt::arg("registers", fmt::join(registers, ", ")), fmt::arg("outputs", fmt::join(outputs, ", ")),
-      fmt::arg("a", columns / 2), fmt::arg("b", columns / 2 + 1));
+      fmt::arg("a", columns / 2), fmt::arg("b", columns / 2 + 1), fmt::arg("one", columns / 2 + 2));
 }
 
 struct SwapTileShape {
@@ -337,7 +341,7 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
                      "  static constexpr int STAGES = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
                      tile.stages) +
-         kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) +
+         kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) + entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
                      tile.shared_bytes(desc));
 }
@@ -373,11 +377,17 @@ int main(int argc, char** argv) {
   app.add_option("descriptor", descriptor, "the operator (bits 2/3/4/8, act bf16 or fp16, whole tiles)")->required();
   app.add_option("--tiles", tiles_text, "tiles N:M:K:STAGES (weight columns, rows of x, k a stage, stages), comma-separated");
   app.add_option("--repeats", repeats, "timed calls per kernel (the median is printed)")->check(CLI::Range(1, 1000));
+  bool print_source = false;
+  app.add_flag("--print-source", print_source, "print the first tile's CUDA source and stop");
   app.add_flag("--compile-only", compile_only, "compile every tile for sm_90a with NVRTC and stop (no GPU needed)");
   CLI11_PARSE(app, argc, argv);
   try {
     const lowbit::OpDesc desc = lowbit::parse_descriptor(descriptor);
     const std::vector<SwapTileShape> tiles = parse_tiles(tiles_text);
+    if (print_source) {
+      std::printf("%s", program_source(desc, tiles.front()).c_str());
+      return 0;
+    }
     if (compile_only) {
       if (!lowbit::bench::nvrtc_usable()) return lowbit::bench::kMissingNvrtcExit;
       for (const SwapTileShape& tile : tiles) {
