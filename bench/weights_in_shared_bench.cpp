@@ -151,7 +151,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
         const int row = chunk / ROW_CHUNKS;
         const int k_chunk = chunk % ROW_CHUNKS;
         copy_16_async(slot + k_chunk / 8 * (Tile::BLOCK_M * 128) + row * 128 + (((k_chunk % 8) ^ (row & 7)) << 4),
-                      x + static_cast<long long>(block_row + row) * K + first_k + k_chunk * 8, true);
+                      x + static_cast<long long>(block_row + row) * K + first_k + k_chunk * 8, 16);
       }
       constexpr int PANEL_CHUNKS = Tile::PANEL_STAGE_BYTES / 16;
 #pragma unroll
@@ -160,7 +160,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
         copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + chunk * 16,
                       qweight + (block_panel + panel) * PANEL_BYTES + static_cast<long long>(first_k) * (2 * Tile::BITS) +
                           chunk % PANEL_CHUNKS * 16,
-                      true);
+                      16);
       }
       constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
       constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
@@ -174,7 +174,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
         copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + (is_zero ? Tile::TABLE_BYTES : 0) +
                           index * 16,
                       (is_zero ? zeros : scales) + (panel * GROUPS + first_group + stage_group) * 16 + index % 2 * 8,
-                      true);
+                      16);
       }
     };
     // Dequantizes a landed stage's packed weights into its B: warp w takes k-tiles w, w + 4, ...
