@@ -14,8 +14,8 @@
 // GPU reference (tuner/device_reference.h) on random inputs with a poisoned output first, then
 // timed under the read protocol (bench/l2_flush.h) beside the registry's no-tune kernel for the
 // same descriptor, in the same process. Prints one JSON line per kernel.
-// Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S,...] [--repeats R] [--compile-only]
-// (a tile: weight columns, rows of x, k per stage, stages).
+// Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S:L:D,...] [--repeats R] [--compile-only]
+// (a tile: weight columns, rows of x, k per stage, ring slots, stages copied ahead, copy warpgroups).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -63,8 +63,9 @@ __device__ __forceinline__ void store_matrices(u32 address, const u32 (&r)[4]) {
                "r"(r[1]), "r"(r[2]), "r"(r[3])
                : "memory");
 }
-// The copy warpgroup's own barrier (id 1; the consumers never use it).
-__device__ __forceinline__ void copiers_barrier() { asm volatile("bar.sync 1, 128;\n" ::: "memory"); }
+// The copy warpgroups' own barrier (id 1; the consumers never use it).
+template <int THREADS>
+__device__ __forceinline__ void copiers_barrier() { asm volatile("bar.sync 1, %0;\n" ::"n"(THREADS) : "memory"); }
 
 template <class Config>
 struct SwapTile {
@@ -72,10 +73,16 @@ struct SwapTile {
   static constexpr int BLOCK_M = Config::BLOCK_M;  // rows of x, 64 a consumer warpgroup
   static constexpr int BLOCK_K = Config::BLOCK_K;
   static constexpr int STAGES = Config::STAGES;
-  static constexpr int LEAD = STAGES - 2;  // stages copied ahead of the one dequantized
+  // Stages copied ahead of the one dequantized. At most STAGES - 2 (the copy for stage s + LEAD
+  // waits for the consumers' release of stage s + LEAD - STAGES, which they give after full[s +
+  // LEAD - STAGES + 1]); at STAGES - 2 the copiers wait at every stage for the consumers to answer
+  // the stage they just handed over.
+  static constexpr int LEAD = Config::LEAD;
   static constexpr int CONSUMERS = BLOCK_M / 64;
   static constexpr int CONSUMER_THREADS = CONSUMERS * 128;
-  static constexpr int THREADS = CONSUMER_THREADS + 128;
+  static constexpr int DEQUANTIZERS = Config::DEQUANTIZERS;  // copy-and-dequantize warpgroups
+  static constexpr int COPIERS = DEQUANTIZERS * 128;
+  static constexpr int THREADS = CONSUMER_THREADS + COPIERS;
   static constexpr int BITS = Config::BITS;
   static constexpr int PANELS = BLOCK_N / 16;
   static constexpr int K_TILES = BLOCK_K / 16;
@@ -97,14 +104,15 @@ struct SwapTile {
   static constexpr int K_STAGES = Config::K / BLOCK_K;
   // setmaxnreg: the copy warpgroup down to 96, two consumer warpgroups up to 200 (128 x 96 +
   // 256 x 200 <= 65536) where their accumulators are wide.
-  static constexpr bool MOVE_REGISTERS = CONSUMERS == 2 && BLOCK_N >= 192;
+  static constexpr bool MOVE_REGISTERS = CONSUMERS == 2 && BLOCK_N >= 192 && DEQUANTIZERS == 1;
   static_assert(BLOCK_M == 64 || BLOCK_M == 128, "one or two consumer warpgroups");
   static_assert(BLOCK_N % 16 == 0 && BLOCK_N <= 256, "whole panels, at most 256 columns");
   static_assert(BLOCK_K % 64 == 0 && Config::K % BLOCK_K == 0 && Config::M % BLOCK_M == 0 && Config::N % BLOCK_N == 0,
                 "whole tiles (a prototype)");
   static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
                 "a stage inside one group or holding whole groups");
-  static_assert(LEAD >= 1, "at least 3 stages");
+  static_assert(LEAD >= 1 && LEAD <= STAGES - 2, "copies ahead, and a slot dequantized and one multiplied");
+  static_assert(DEQUANTIZERS == 1 || DEQUANTIZERS == 2, "one or two copy warpgroups");
 };
 
 template <class Config>
@@ -130,14 +138,14 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
   auto empty_barrier = [&](int slot) { return barriers + (Tile::STAGES + slot) * 8; };
   if (threadIdx.x == 0) {
     for (int slot = 0; slot < Tile::STAGES; ++slot) {
-      mbarrier_init(full_barrier(slot), 128);
+      mbarrier_init(full_barrier(slot), Tile::COPIERS);
       mbarrier_init(empty_barrier(slot), Tile::CONSUMER_THREADS);
     }
   }
   __syncthreads();
 
   if (threadIdx.x >= Tile::CONSUMER_THREADS) {
-    // ---- The copy warpgroup: copies stage s + LEAD, then dequantizes stage s.
+    // ---- The copy warpgroups: copy stage s + LEAD, then dequantize stage s.
     if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 96;\n" ::: "memory");
     const int copier = threadIdx.x - Tile::CONSUMER_THREADS;
     const int warp = copier >> 5;
@@ -147,7 +155,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
       constexpr int ROW_CHUNKS = Tile::BLOCK_K / 8;
       constexpr int X_CHUNKS = Tile::BLOCK_M * ROW_CHUNKS;
 #pragma unroll
-      for (int chunk = copier; chunk < X_CHUNKS; chunk += 128) {
+      for (int chunk = copier; chunk < X_CHUNKS; chunk += Tile::COPIERS) {
         const int row = chunk / ROW_CHUNKS;
         const int k_chunk = chunk % ROW_CHUNKS;
         copy_16_async(slot + k_chunk / 8 * (Tile::BLOCK_M * 128) + row * 128 + (((k_chunk % 8) ^ (row & 7)) << 4),
@@ -155,7 +163,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
       }
       constexpr int PANEL_CHUNKS = Tile::PANEL_STAGE_BYTES / 16;
 #pragma unroll
-      for (int chunk = copier; chunk < Tile::PANELS * PANEL_CHUNKS; chunk += 128) {
+      for (int chunk = copier; chunk < Tile::PANELS * PANEL_CHUNKS; chunk += Tile::COPIERS) {
         const int panel = chunk / PANEL_CHUNKS;
         copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + chunk * 16,
                       qweight + (block_panel + panel) * PANEL_BYTES + static_cast<long long>(first_k) * (2 * Tile::BITS) +
@@ -166,7 +174,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
       constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
 #pragma unroll
-      for (int chunk = copier; chunk < KINDS * TABLE_CHUNKS; chunk += 128) {
+      for (int chunk = copier; chunk < KINDS * TABLE_CHUNKS; chunk += Tile::COPIERS) {
         const bool is_zero = chunk >= TABLE_CHUNKS;
         const int index = chunk % TABLE_CHUNKS;  // [PANELS][STAGE_GROUPS][2 halves]
         const long long panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
@@ -177,21 +185,23 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
                       16);
       }
     };
-    // Dequantizes a landed stage's packed weights into its B: warp w takes k-tiles w, w + 4, ...
-    // of every panel; one stmatrix a (panel, k-tile) writes its 16 columns x 16 k.
+    // Dequantizes a landed stage's packed weights into its B: warp w of the copiers takes units
+    // (panel, k-tile) w, w + WARPS, ... (panel-major); one stmatrix a unit writes its 16 columns x 16 k.
     auto dequantize_stage = [&](int stage) {
       unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
       const u32 b_address = static_cast<u32>(__cvta_generic_to_shared(slot + Tile::X_BYTES));
       const u16* tables = reinterpret_cast<const u16*>(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES);
       const int matrix = lane >> 3;
       const int matrix_row = lane & 7;
+      constexpr int WARPS = Tile::COPIERS / 32;
 #pragma unroll
-      for (int panel = 0; panel < Tile::PANELS; ++panel) {
+      for (int unit = warp; unit < Tile::PANELS * Tile::K_TILES; unit += WARPS) {
+        const int panel = unit / Tile::K_TILES;
+        const int k_tile = unit % Tile::K_TILES;
         const u32* panel_words =
             reinterpret_cast<const u32*>(slot + Tile::X_BYTES + Tile::B_BYTES + panel * Tile::PANEL_STAGE_BYTES);
         const int column = panel * 16 + 2 * matrix_row + (matrix & 1);  // this lane's row address
-#pragma unroll
-        for (int k_tile = warp; k_tile < Tile::K_TILES; k_tile += 4) {
+        {
           const int entry = (panel * Tile::STAGE_GROUPS + k_tile / Tile::GROUP_K_TILES) * 16 + 2 * g;
           const u32 scale_bits = *reinterpret_cast<const u32*>(tables + entry);
           const u32 zero_bits =
@@ -222,7 +232,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
       }
       asm volatile("cp.async.commit_group;\n" ::);
       asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::LEAD));  // this thread's copies of `stage` landed ...
-      copiers_barrier();                                              // ... and every copier's
+      copiers_barrier<Tile::COPIERS>();                               // ... and every copier's
       dequantize_stage(stage);
       mbarrier_arrive(full_barrier(stage % Tile::STAGES));
     }
@@ -310,8 +320,10 @@ std::string instruction_source(int columns, bool bf16) {
 }
 
 struct SwapTileShape {
-  int block_n, block_m, block_k, stages;
-  std::string name() const { return fmt::format("swapped_n{}m{}k{}_s{}", block_n, block_m, block_k, stages); }
+  int block_n, block_m, block_k, stages, lead, dequantizers;
+  std::string name() const {
+    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}", block_n, block_m, block_k, stages, lead, dequantizers);
+  }
   int slot_bytes(const lowbit::OpDesc& desc) const {
     const int panel_stage_bytes = desc.bits == 3 ? block_k / 16 * 96 : block_k * 2 * desc.bits;
     const int groups = desc.group_size() >= block_k ? 1 : block_k / desc.group_size();
@@ -319,7 +331,7 @@ struct SwapTileShape {
             1023) / 1024 * 1024;
   }
   int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + 2 * stages * 8; }
-  int threads() const { return block_m / 64 * 128 + 128; }
+  int threads() const { return (block_m / 64 + dequantizers) * 128; }
 };
 
 // Why `tile` cannot run `desc` in this prototype (empty: it can).
@@ -330,6 +342,8 @@ std::string refusal(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
   const int group = desc.group_size();
   if (group % tile.block_k != 0 && tile.block_k % group != 0) return "a stage inside one group or whole groups";
   if (tile.shared_bytes(desc) > 227 * 1024) return "more than 227 KiB of shared memory";
+  if (tile.lead < 1 || tile.lead > tile.stages - 2) return "lead 1 .. stages - 2";
+  if (tile.dequantizers != 1 && tile.dequantizers != 2) return "1 or 2 copy warpgroups";
   return {};
 }
 
@@ -338,9 +352,10 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
   return templates.at("gemv.cuh") + templates.at("mma_gemm.cuh") + templates.at("wgmma_gemm.cuh") +
          fmt::format("struct SwapConfig {{\n{}  static constexpr int BITS = {};\n  static constexpr int BLOCK_N = {};\n"
                      "  static constexpr int BLOCK_M = {};\n  static constexpr int BLOCK_K = {};\n"
-                     "  static constexpr int STAGES = {};\n}};\n",
+                     "  static constexpr int STAGES = {};\n  static constexpr int LEAD = {};\n"
+                     "  static constexpr int DEQUANTIZERS = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
-                     tile.stages) +
+                     tile.stages, tile.lead, tile.dequantizers) +
          kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) + entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
                      tile.shared_bytes(desc));
@@ -352,9 +367,9 @@ std::vector<SwapTileShape> parse_tiles(const std::string& text) {
   while (start < text.size()) {
     const std::size_t end = std::min(text.find(',', start), text.size());
     SwapTileShape tile{};
-    if (std::sscanf(text.substr(start, end - start).c_str(), "%d:%d:%d:%d", &tile.block_n, &tile.block_m, &tile.block_k,
-                    &tile.stages) != 4)
-      throw lowbit::Error(fmt::format("--tiles: '{}' is not N:M:K:STAGES", text.substr(start, end - start)));
+    if (std::sscanf(text.substr(start, end - start).c_str(), "%d:%d:%d:%d:%d:%d", &tile.block_n, &tile.block_m,
+                    &tile.block_k, &tile.stages, &tile.lead, &tile.dequantizers) != 6)
+      throw lowbit::Error(fmt::format("--tiles: '{}' is not N:M:K:STAGES:LEAD:DEQUANTIZERS", text.substr(start, end - start)));
     tiles.push_back(tile);
     start = end + 1;
   }
@@ -371,11 +386,15 @@ void print(const nlohmann::json& row) {
 int main(int argc, char** argv) {
   CLI::App app{"lowbit_weights_in_shared_bench: the wgmma GEMM with x as A and the weights dequantized into shared memory as B"};
   std::string descriptor;
-  std::string tiles_text = "96:128:64:5,96:128:64:7,128:128:64:5,128:128:64:6,192:64:64:5,256:64:64:4,192:128:64:4,256:128:64:3";
+  std::string tiles_text =
+      "96:128:64:5:3:1,96:128:64:6:3:1,96:128:64:7:4:1,96:128:64:6:3:2,96:128:64:7:4:2,96:128:64:7:3:2,128:128:64:6:3:2,"
+      "192:128:64:4:1:2,192:128:64:4:2:2";
   int repeats = 20;
   bool compile_only = false;
   app.add_option("descriptor", descriptor, "the operator (bits 2/3/4/8, act bf16 or fp16, whole tiles)")->required();
-  app.add_option("--tiles", tiles_text, "tiles N:M:K:STAGES (weight columns, rows of x, k a stage, stages), comma-separated");
+  app.add_option("--tiles", tiles_text,
+                 "tiles N:M:K:STAGES:LEAD:DEQUANTIZERS (weight columns, rows of x, k a stage, ring slots, stages copied "
+                 "ahead, copy warpgroups), comma-separated");
   app.add_option("--repeats", repeats, "timed calls per kernel (the median is printed)")->check(CLI::Range(1, 1000));
   bool print_source = false;
   app.add_flag("--print-source", print_source, "print the first tile's CUDA source and stop");
