@@ -15,7 +15,9 @@
 // timed under the read protocol (bench/l2_flush.h) beside the registry's no-tune kernel for the
 // same descriptor, in the same process. Prints one JSON line per kernel.
 // Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S:L:D,...] [--repeats R] [--compile-only]
-// (a tile: weight columns, rows of x, k per stage, ring slots, stages copied ahead, copy warpgroups).
+// (a tile: weight columns, rows of x, k per stage, ring slots, stages copied ahead, copy warpgroups;
+// an optional 7th field probes what sets the pace: 1 leaves the dequantization out, 2 the wgmmas,
+// 3 both, and the tile is timed but not verified).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -233,7 +235,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
       asm volatile("cp.async.commit_group;\n" ::);
       asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::LEAD));  // this thread's copies of `stage` landed ...
       copiers_barrier<Tile::COPIERS>();                               // ... and every copier's
-      dequantize_stage(stage);
+      if (!(Config::PROBE & 1)) dequantize_stage(stage);
       mbarrier_arrive(full_barrier(stage % Tile::STAGES));
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
@@ -259,7 +261,7 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
                     ((slot_offset + k_tile / 4 * (Tile::BLOCK_M * 128) + consumer * 64 * 128 + k_tile % 4 * 32) >> 4);
       const u64 b = ring_descriptor +
                     ((slot_offset + Tile::X_BYTES + k_tile / 4 * (Tile::BLOCK_N * 128) + k_tile % 4 * 32) >> 4);
-      wgmma_shared<Tile::BLOCK_N, IS_BF16>(accumulator, a, b);
+      if (!(Config::PROBE & 2)) wgmma_shared<Tile::BLOCK_N, IS_BF16>(accumulator, a, b);
     }
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: release its slot
@@ -321,8 +323,10 @@ std::string instruction_source(int columns, bool bf16) {
 
 struct SwapTileShape {
   int block_n, block_m, block_k, stages, lead, dequantizers;
+  int probe = 0;  // 1: no dequantization, 2: no wgmma, 3: neither (timed, not verified)
   std::string name() const {
-    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}", block_n, block_m, block_k, stages, lead, dequantizers);
+    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
+                       probe == 0 ? std::string() : fmt::format("_probe{}", probe));
   }
   int slot_bytes(const lowbit::OpDesc& desc) const {
     const int panel_stage_bytes = desc.bits == 3 ? block_k / 16 * 96 : block_k * 2 * desc.bits;
@@ -344,6 +348,7 @@ std::string refusal(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
   if (tile.shared_bytes(desc) > 227 * 1024) return "more than 227 KiB of shared memory";
   if (tile.lead < 1 || tile.lead > tile.stages - 2) return "lead 1 .. stages - 2";
   if (tile.dequantizers != 1 && tile.dequantizers != 2) return "1 or 2 copy warpgroups";
+  if (tile.probe < 0 || tile.probe > 3) return "probe 0 .. 3";
   return {};
 }
 
@@ -353,9 +358,9 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
          fmt::format("struct SwapConfig {{\n{}  static constexpr int BITS = {};\n  static constexpr int BLOCK_N = {};\n"
                      "  static constexpr int BLOCK_M = {};\n  static constexpr int BLOCK_K = {};\n"
                      "  static constexpr int STAGES = {};\n  static constexpr int LEAD = {};\n"
-                     "  static constexpr int DEQUANTIZERS = {};\n}};\n",
+                     "  static constexpr int DEQUANTIZERS = {};\n  static constexpr int PROBE = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
-                     tile.stages, tile.lead, tile.dequantizers) +
+                     tile.stages, tile.lead, tile.dequantizers, tile.probe) +
          kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) + entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
                      tile.shared_bytes(desc));
@@ -367,9 +372,11 @@ std::vector<SwapTileShape> parse_tiles(const std::string& text) {
   while (start < text.size()) {
     const std::size_t end = std::min(text.find(',', start), text.size());
     SwapTileShape tile{};
-    if (std::sscanf(text.substr(start, end - start).c_str(), "%d:%d:%d:%d:%d:%d", &tile.block_n, &tile.block_m,
-                    &tile.block_k, &tile.stages, &tile.lead, &tile.dequantizers) != 6)
-      throw lowbit::Error(fmt::format("--tiles: '{}' is not N:M:K:STAGES:LEAD:DEQUANTIZERS", text.substr(start, end - start)));
+    const int fields = std::sscanf(text.substr(start, end - start).c_str(), "%d:%d:%d:%d:%d:%d:%d", &tile.block_n,
+                                   &tile.block_m, &tile.block_k, &tile.stages, &tile.lead, &tile.dequantizers, &tile.probe);
+    if (fields != 6 && fields != 7)
+      throw lowbit::Error(
+          fmt::format("--tiles: '{}' is not N:M:K:STAGES:LEAD:DEQUANTIZERS[:PROBE]", text.substr(start, end - start)));
     tiles.push_back(tile);
     start = end + 1;
   }
@@ -481,6 +488,10 @@ int main(int argc, char** argv) {
       run();
       check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
       const double error = lowbit::relative_error(y.download().data(), desc.out, reference);
+      if (tile.probe != 0) {  // a probe leaves out work: its output is wrong by design
+        print({{"kernel", tile.name()}, {"us", flush.time([&](int) { run(); }, 1, repeats).median_us}, {"probe", tile.probe}});
+        continue;
+      }
       if (!(error <= tolerance)) {
         print({{"kernel", tile.name()}, {"relative_error", error}, {"tolerance", tolerance}, {"verified", false}});
         continue;
