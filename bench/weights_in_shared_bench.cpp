@@ -102,7 +102,9 @@ struct SwapTile {
   static constexpr int PACKED_BYTES = PANELS * PANEL_STAGE_BYTES;
   static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;
   static constexpr int SLOT_BYTES = (X_BYTES + B_BYTES + PACKED_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
-  static constexpr int SHARED_BYTES = STAGES * SLOT_BYTES + 1024 + 2 * STAGES * 8;
+  // full[STAGES], empty[STAGES], and (TMA) landed[STAGES] mbarriers after the ring.
+  static constexpr bool TMA = Config::TMA != 0;
+  static constexpr int SHARED_BYTES = STAGES * SLOT_BYTES + 1024 + (TMA ? 3 : 2) * STAGES * 8;
   static constexpr int K_STAGES = Config::K / BLOCK_K;
   // setmaxnreg: the copy warpgroup down to 96, two consumer warpgroups up to 200 (128 x 96 +
   // 256 x 200 <= 65536) where their accumulators are wide.
@@ -117,8 +119,29 @@ struct SwapTile {
   static_assert(DEQUANTIZERS == 1 || DEQUANTIZERS == 2, "one or two copy warpgroups");
 };
 
+// A CUtensorMap (128 opaque bytes), passed by value as a __grid_constant__ parameter.
+struct __align__(64) TensorMap {
+  unsigned long long words[16];
+};
+// One arrival that also expects `bytes` of asynchronous copies in this phase.
+__device__ __forceinline__ void mbarrier_expect_bytes(u32 barrier, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(barrier), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulk_copy(u32 target, const void* source, u32 bytes, u32 barrier) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(target),
+               "l"(source), "r"(bytes), "r"(barrier)
+               : "memory");
+}
+// The map's box at (k, row) into `target` (1024-byte aligned: the box lands 128-byte swizzled).
+__device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, int k, int row, u32 barrier) {
+  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+                   target),
+               "l"(reinterpret_cast<unsigned long long>(&map)), "r"(k), "r"(row), "r"(barrier)
+               : "memory");
+}
+
 template <class Config>
-__device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const unsigned char* __restrict__ qweight,
+__device__ __forceinline__ void swapped_gemm(const TensorMap& x_map, const u16* __restrict__ x, const unsigned char* __restrict__ qweight,
                                              const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                              u16* __restrict__ y, unsigned char* shared_raw) {
   using Tile = SwapTile<Config>;
@@ -138,10 +161,12 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
   const u32 barriers = ring_address + Tile::STAGES * Tile::SLOT_BYTES;
   auto full_barrier = [&](int slot) { return barriers + slot * 8; };
   auto empty_barrier = [&](int slot) { return barriers + (Tile::STAGES + slot) * 8; };
+  auto landed_barrier = [&](int slot) { return barriers + (2 * Tile::STAGES + slot) * 8; };
   if (threadIdx.x == 0) {
     for (int slot = 0; slot < Tile::STAGES; ++slot) {
       mbarrier_init(full_barrier(slot), Tile::COPIERS);
       mbarrier_init(empty_barrier(slot), Tile::CONSUMER_THREADS);
+      if (Tile::TMA) mbarrier_init(landed_barrier(slot), 1);
     }
   }
   __syncthreads();
@@ -172,11 +197,11 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
                           chunk % PANEL_CHUNKS * 16,
                       16);
       }
-      constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
+      constexpr int KINDS_COPIED = Config::ZERO == zero_none ? 1 : 2;
       constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
 #pragma unroll
-      for (int chunk = copier; chunk < KINDS * TABLE_CHUNKS; chunk += Tile::COPIERS) {
+      for (int chunk = copier; chunk < KINDS_COPIED * TABLE_CHUNKS; chunk += Tile::COPIERS) {
         const bool is_zero = chunk >= TABLE_CHUNKS;
         const int index = chunk % TABLE_CHUNKS;  // [PANELS][STAGE_GROUPS][2 halves]
         const long long panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
@@ -221,6 +246,56 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
         }
       }
     };
+    // TMA: the copiers' first warp copies a stage with the TMA engine (x by the tensor map, 128-byte
+    // swizzled; each panel's packed weights and group tables by bulk copies), completing on
+    // landed[slot]; every copier waits for that instead of its own cp.async groups.
+    constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
+    constexpr u32 STAGE_COPY_BYTES = Tile::X_BYTES + Tile::PACKED_BYTES + KINDS * Tile::TABLE_BYTES;
+    auto copy_stage_tma = [&](int stage) {
+      if (warp != 0) return;
+      unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
+      const u32 slot_address = static_cast<u32>(__cvta_generic_to_shared(slot));
+      const u32 landed = landed_barrier(stage % Tile::STAGES);
+      const int first_k = stage * Tile::BLOCK_K;
+      const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
+      if (lane == 0) mbarrier_expect_bytes(landed, STAGE_COPY_BYTES);
+      __syncwarp();
+      // Copies 0 .. ATOMS - 1: x's atoms; then per panel its weights, scales and zeros.
+      constexpr int COPIES = Tile::ATOMS + Tile::PANELS * (1 + KINDS);
+#pragma unroll
+      for (int copy = lane; copy < COPIES; copy += 32) {
+        if (copy < Tile::ATOMS) {
+          tensor_copy(slot_address + copy * (Tile::BLOCK_M * 128), x_map, first_k + copy * 64, block_row, landed);
+          continue;
+        }
+        const int panel = (copy - Tile::ATOMS) % Tile::PANELS;
+        const int kind = (copy - Tile::ATOMS) / Tile::PANELS;  // 0 weights, 1 scales, 2 zeros
+        if (kind == 0) {
+          bulk_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + panel * Tile::PANEL_STAGE_BYTES,
+                    qweight + (block_panel + panel) * PANEL_BYTES + static_cast<long long>(first_k) * (2 * Tile::BITS),
+                    Tile::PANEL_STAGE_BYTES, landed);
+        } else {
+          bulk_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + (kind - 1) * Tile::TABLE_BYTES +
+                        panel * Tile::STAGE_GROUPS * 32,
+                    (kind == 1 ? scales : zeros) + ((block_panel + panel) * GROUPS + first_group) * 16,
+                    Tile::STAGE_GROUPS * 32, landed);
+        }
+      }
+    };
+    if constexpr (Tile::TMA) {
+      for (int stage = 0; stage < Tile::LEAD && stage < Tile::K_STAGES; ++stage) copy_stage_tma(stage);
+      for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
+        const int ahead = stage + Tile::LEAD;
+        if (ahead < Tile::K_STAGES && warp == 0) {
+          if (ahead >= Tile::STAGES) mbarrier_wait(empty_barrier(ahead % Tile::STAGES), (ahead / Tile::STAGES - 1) & 1);
+          copy_stage_tma(ahead);
+        }
+        mbarrier_wait(landed_barrier(stage % Tile::STAGES), (stage / Tile::STAGES) & 1);
+        if (!(Config::PROBE & 1)) dequantize_stage(stage);
+        mbarrier_arrive(full_barrier(stage % Tile::STAGES));
+      }
+      return;
+    }
     for (int stage = 0; stage < Tile::LEAD; ++stage) {
       if (stage < Tile::K_STAGES) copy_stage(stage);
       asm volatile("cp.async.commit_group;\n" ::);
@@ -289,10 +364,11 @@ __device__ __forceinline__ void swapped_gemm(const u16* __restrict__ x, const un
 // The entry point, after the wgmma_shared specialization it instantiates.
 constexpr const char* entry_source = R"CUDA(
 extern "C" __global__ void __launch_bounds__(lowbit_gemv::SwapTile<SwapConfig>::THREADS, 1)
-    swapped_kernel(const unsigned short* x, const unsigned char* qweight, const unsigned short* scales,
-                   const unsigned short* zeros, unsigned short* y) {
+    swapped_kernel(const __grid_constant__ lowbit_gemv::TensorMap x_map, const unsigned short* x,
+                   const unsigned char* qweight, const unsigned short* scales, const unsigned short* zeros,
+                   unsigned short* y) {
   extern __shared__ __align__(1024) unsigned char shared[];
-  lowbit_gemv::swapped_gemm<SwapConfig>(x, qweight, scales, zeros, y, shared);
+  lowbit_gemv::swapped_gemm<SwapConfig>(x_map, x, qweight, scales, zeros, y, shared);
 }
 )CUDA";
 
@@ -324,9 +400,10 @@ std::string instruction_source(int columns, bool bf16) {
 struct SwapTileShape {
   int block_n, block_m, block_k, stages, lead, dequantizers;
   int probe = 0;  // 1: no dequantization, 2: no wgmma, 3: neither (timed, not verified)
+  bool tma = false;  // stages copied by the TMA engine (x by a tensor map) instead of cp.async
   std::string name() const {
-    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
-                       probe == 0 ? std::string() : fmt::format("_probe{}", probe));
+    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
+                       tma ? "_tma" : "", probe == 0 ? std::string() : fmt::format("_probe{}", probe));
   }
   int slot_bytes(const lowbit::OpDesc& desc) const {
     const int panel_stage_bytes = desc.bits == 3 ? block_k / 16 * 96 : block_k * 2 * desc.bits;
@@ -334,7 +411,7 @@ struct SwapTileShape {
     return (block_m * block_k * 2 + block_n * block_k * 2 + block_n / 16 * panel_stage_bytes + 2 * (block_n / 16) * groups * 32 +
             1023) / 1024 * 1024;
   }
-  int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + 2 * stages * 8; }
+  int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + (tma ? 3 : 2) * stages * 8; }
   int threads() const { return (block_m / 64 + dequantizers) * 128; }
 };
 
@@ -358,9 +435,10 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
          fmt::format("struct SwapConfig {{\n{}  static constexpr int BITS = {};\n  static constexpr int BLOCK_N = {};\n"
                      "  static constexpr int BLOCK_M = {};\n  static constexpr int BLOCK_K = {};\n"
                      "  static constexpr int STAGES = {};\n  static constexpr int LEAD = {};\n"
-                     "  static constexpr int DEQUANTIZERS = {};\n  static constexpr int PROBE = {};\n}};\n",
+                     "  static constexpr int DEQUANTIZERS = {};\n  static constexpr int PROBE = {};\n"
+                     "  static constexpr int TMA = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
-                     tile.stages, tile.lead, tile.dequantizers, tile.probe) +
+                     tile.stages, tile.lead, tile.dequantizers, tile.probe, tile.tma ? 1 : 0) +
          kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) + entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
                      tile.shared_bytes(desc));
@@ -381,6 +459,24 @@ std::vector<SwapTileShape> parse_tiles(const std::string& text) {
     start = end + 1;
   }
   return tiles;
+}
+
+// x ([M][K] bf16 or fp16, row-major) as a tensor map whose box is 64 k x block_m rows, landing
+// 128-byte swizzled (64 k of 16-bit values are one 128-byte row of the box).
+CUtensorMap x_tensor_map(const lowbit::OpDesc& desc, void* x, int block_m) {
+  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(desc.k), static_cast<cuuint64_t>(desc.m)};
+  const cuuint64_t row_stride[1] = {static_cast<cuuint64_t>(desc.k) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(block_m)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  check(driver().cuTensorMapEncodeTiled(&map,
+                                        desc.act == lowbit::DType::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                                        2, x, dimensions, row_stride, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+        "cuTensorMapEncodeTiled");
+  return map;
 }
 
 void print(const nlohmann::json& row) {
@@ -405,11 +501,19 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed calls per kernel (the median is printed)")->check(CLI::Range(1, 1000));
   bool print_source = false;
   app.add_flag("--print-source", print_source, "print the first tile's CUDA source and stop");
+  std::string copies = "both";
+  app.add_option("--copies", copies, "how a stage is copied: cp_async, tma (the TMA engine), or both (each tile twice)")
+      ->check(CLI::IsMember({"cp_async", "tma", "both"}));
   app.add_flag("--compile-only", compile_only, "compile every tile for sm_90a with NVRTC and stop (no GPU needed)");
   CLI11_PARSE(app, argc, argv);
   try {
     const lowbit::OpDesc desc = lowbit::parse_descriptor(descriptor);
-    const std::vector<SwapTileShape> tiles = parse_tiles(tiles_text);
+    std::vector<SwapTileShape> tiles;
+    for (SwapTileShape tile : parse_tiles(tiles_text)) {
+      if (copies != "tma") tiles.push_back(tile);
+      tile.tma = true;
+      if (copies != "cp_async") tiles.push_back(tile);
+    }
     if (print_source) {
       std::printf("%s", program_source(desc, tiles.front()).c_str());
       return 0;
@@ -478,8 +582,10 @@ int main(int argc, char** argv) {
       const unsigned shared = static_cast<unsigned>(tile.shared_bytes(desc));
       check(driver().cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(shared)),
             "cuFuncSetAttribute");
+      CUtensorMap map{};
+      if (tile.tma) map = x_tensor_map(desc, x.data(), tile.block_m);
       auto run = [&] {
-        std::vector<void*> args{&x_pointer, &qweight, &scales, &zeros, &y_pointer};
+        std::vector<void*> args{&map, &x_pointer, &qweight, &scales, &zeros, &y_pointer};
         check(driver().cuLaunchKernel(function, grid_x, grid_y, 1, static_cast<unsigned>(tile.threads()), 1, 1, shared,
                                       nullptr, args.data(), nullptr),
               "cuLaunchKernel");
