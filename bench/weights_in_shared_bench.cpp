@@ -84,7 +84,8 @@ struct SwapTile {
   static constexpr int CONSUMER_THREADS = CONSUMERS * 128;
   static constexpr int DEQUANTIZERS = Config::DEQUANTIZERS;  // copy-and-dequantize warpgroups
   static constexpr int COPIERS = DEQUANTIZERS * 128;
-  static constexpr int THREADS = CONSUMER_THREADS + COPIERS;
+  static constexpr bool TMA = Config::TMA != 0;
+  static constexpr int THREADS = CONSUMER_THREADS + COPIERS + (TMA ? 32 : 0);  // TMA: one copy warp more
   static constexpr int BITS = Config::BITS;
   static constexpr int PANELS = BLOCK_N / 16;
   static constexpr int K_TILES = BLOCK_K / 16;
@@ -103,12 +104,11 @@ struct SwapTile {
   static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;
   static constexpr int SLOT_BYTES = (X_BYTES + B_BYTES + PACKED_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
   // full[STAGES], empty[STAGES], and (TMA) landed[STAGES] mbarriers after the ring.
-  static constexpr bool TMA = Config::TMA != 0;
   static constexpr int SHARED_BYTES = STAGES * SLOT_BYTES + 1024 + (TMA ? 3 : 2) * STAGES * 8;
   static constexpr int K_STAGES = Config::K / BLOCK_K;
   // setmaxnreg: the copy warpgroup down to 96, two consumer warpgroups up to 200 (128 x 96 +
   // 256 x 200 <= 65536) where their accumulators are wide.
-  static constexpr bool MOVE_REGISTERS = CONSUMERS == 2 && BLOCK_N >= 192 && DEQUANTIZERS == 1;
+  static constexpr bool MOVE_REGISTERS = CONSUMERS == 2 && BLOCK_N >= 192 && DEQUANTIZERS == 1 && !TMA;
   static_assert(BLOCK_M == 64 || BLOCK_M == 128, "one or two consumer warpgroups");
   static_assert(BLOCK_N % 16 == 0 && BLOCK_N <= 256, "whole panels, at most 256 columns");
   static_assert(BLOCK_K % 64 == 0 && Config::K % BLOCK_K == 0 && Config::M % BLOCK_M == 0 && Config::N % BLOCK_N == 0,
@@ -116,12 +116,17 @@ struct SwapTile {
   static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
                 "a stage inside one group or holding whole groups");
   static_assert(LEAD >= 1 && LEAD <= STAGES - 2, "copies ahead, and a slot dequantized and one multiplied");
-  static_assert(DEQUANTIZERS == 1 || DEQUANTIZERS == 2, "one or two copy warpgroups");
+  static_assert(DEQUANTIZERS >= 1 && DEQUANTIZERS <= 3, "one to three copy warpgroups");
 };
 
 // A CUtensorMap (128 opaque bytes), passed by value as a __grid_constant__ parameter.
 struct __align__(64) TensorMap {
   unsigned long long words[16];
+};
+// The TMA copy warp's maps: x [M][K]; the weights as u32 words [panels][panel words]; scales and
+// zeros [panels][GROUPS x 16] (zeros: a copy of the scales' map with zero=none, never used).
+struct StageMaps {
+  TensorMap x, weights, scales, zeros;
 };
 // One arrival that also expects `bytes` of asynchronous copies in this phase.
 __device__ __forceinline__ void mbarrier_expect_bytes(u32 barrier, u32 bytes) {
@@ -141,7 +146,7 @@ __device__ __forceinline__ void tensor_copy(u32 target, const TensorMap& map, in
 }
 
 template <class Config>
-__device__ __forceinline__ void swapped_gemm(const TensorMap& x_map, const u16* __restrict__ x, const unsigned char* __restrict__ qweight,
+__device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* __restrict__ x, const unsigned char* __restrict__ qweight,
                                              const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                              u16* __restrict__ y, unsigned char* shared_raw) {
   using Tile = SwapTile<Config>;
@@ -246,50 +251,39 @@ __device__ __forceinline__ void swapped_gemm(const TensorMap& x_map, const u16* 
         }
       }
     };
-    // TMA: the copiers' first warp copies a stage with the TMA engine (x by the tensor map, 128-byte
-    // swizzled; each panel's packed weights and group tables by bulk copies), completing on
-    // landed[slot]; every copier waits for that instead of its own cp.async groups.
-    constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
-    constexpr u32 STAGE_COPY_BYTES = Tile::X_BYTES + Tile::PACKED_BYTES + KINDS * Tile::TABLE_BYTES;
-    auto copy_stage_tma = [&](int stage) {
-      if (warp != 0) return;
-      unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
-      const u32 slot_address = static_cast<u32>(__cvta_generic_to_shared(slot));
-      const u32 landed = landed_barrier(stage % Tile::STAGES);
-      const int first_k = stage * Tile::BLOCK_K;
-      const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
-      if (lane == 0) mbarrier_expect_bytes(landed, STAGE_COPY_BYTES);
-      __syncwarp();
-      // Copies 0 .. ATOMS - 1: x's atoms; then per panel its weights, scales and zeros.
-      constexpr int COPIES = Tile::ATOMS + Tile::PANELS * (1 + KINDS);
-#pragma unroll
-      for (int copy = lane; copy < COPIES; copy += 32) {
-        if (copy < Tile::ATOMS) {
-          tensor_copy(slot_address + copy * (Tile::BLOCK_M * 128), x_map, first_k + copy * 64, block_row, landed);
-          continue;
-        }
-        const int panel = (copy - Tile::ATOMS) % Tile::PANELS;
-        const int kind = (copy - Tile::ATOMS) / Tile::PANELS;  // 0 weights, 1 scales, 2 zeros
-        if (kind == 0) {
-          bulk_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + panel * Tile::PANEL_STAGE_BYTES,
-                    qweight + (block_panel + panel) * PANEL_BYTES + static_cast<long long>(first_k) * (2 * Tile::BITS),
-                    Tile::PANEL_STAGE_BYTES, landed);
-        } else {
-          bulk_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + (kind - 1) * Tile::TABLE_BYTES +
-                        panel * Tile::STAGE_GROUPS * 32,
-                    (kind == 1 ? scales : zeros) + ((block_panel + panel) * GROUPS + first_group) * 16,
-                    Tile::STAGE_GROUPS * 32, landed);
-        }
-      }
-    };
+    // TMA: one more warp, after the copy warpgroups, copies every stage with the TMA engine: x, the
+    // panels' packed weights and their group tables, each by one tensor map's box (x lands 128-byte
+    // swizzled; the others as [PANELS][stage bytes], the layout the decode reads), completing on
+    // landed[slot]. It waits only for the consumers' release of a slot, so it runs up to STAGES
+    // stages ahead; the copy warpgroups then only wait for landed[slot] and decode.
     if constexpr (Tile::TMA) {
-      for (int stage = 0; stage < Tile::LEAD && stage < Tile::K_STAGES; ++stage) copy_stage_tma(stage);
-      for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
-        const int ahead = stage + Tile::LEAD;
-        if (ahead < Tile::K_STAGES && warp == 0) {
-          if (ahead >= Tile::STAGES) mbarrier_wait(empty_barrier(ahead % Tile::STAGES), (ahead / Tile::STAGES - 1) & 1);
-          copy_stage_tma(ahead);
+      if (threadIdx.x >= Tile::CONSUMER_THREADS + Tile::COPIERS) {
+        if (lane != 0) return;
+        constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
+        constexpr u32 STAGE_COPY_BYTES = Tile::X_BYTES + Tile::PACKED_BYTES + KINDS * Tile::TABLE_BYTES;
+        for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
+          const int slot = stage % Tile::STAGES;
+          if (stage >= Tile::STAGES) mbarrier_wait(empty_barrier(slot), (stage / Tile::STAGES - 1) & 1);
+          const u32 slot_address = ring_address + slot * Tile::SLOT_BYTES;
+          const u32 landed = landed_barrier(slot);
+          const int first_k = stage * Tile::BLOCK_K;
+          const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
+          mbarrier_expect_bytes(landed, STAGE_COPY_BYTES);
+#pragma unroll
+          for (int atom = 0; atom < Tile::ATOMS; ++atom)
+            tensor_copy(slot_address + atom * (Tile::BLOCK_M * 128), maps.x, first_k + atom * 64, block_row, landed);
+          // The weights as u32 words: a stage starts first_k 2 BITS bytes into its panel.
+          tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES, maps.weights, first_k * 2 * Tile::BITS / 4,
+                      static_cast<int>(block_panel), landed);
+          tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES, maps.scales, first_group * 16,
+                      static_cast<int>(block_panel), landed);
+          if (KINDS == 2)
+            tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + Tile::TABLE_BYTES, maps.zeros,
+                        first_group * 16, static_cast<int>(block_panel), landed);
         }
+        return;
+      }
+      for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
         mbarrier_wait(landed_barrier(stage % Tile::STAGES), (stage / Tile::STAGES) & 1);
         if (!(Config::PROBE & 1)) dequantize_stage(stage);
         mbarrier_arrive(full_barrier(stage % Tile::STAGES));
@@ -364,11 +358,11 @@ __device__ __forceinline__ void swapped_gemm(const TensorMap& x_map, const u16* 
 // The entry point, after the wgmma_shared specialization it instantiates.
 constexpr const char* entry_source = R"CUDA(
 extern "C" __global__ void __launch_bounds__(lowbit_gemv::SwapTile<SwapConfig>::THREADS, 1)
-    swapped_kernel(const __grid_constant__ lowbit_gemv::TensorMap x_map, const unsigned short* x,
+    swapped_kernel(const __grid_constant__ lowbit_gemv::StageMaps maps, const unsigned short* x,
                    const unsigned char* qweight, const unsigned short* scales, const unsigned short* zeros,
                    unsigned short* y) {
   extern __shared__ __align__(1024) unsigned char shared[];
-  lowbit_gemv::swapped_gemm<SwapConfig>(x_map, x, qweight, scales, zeros, y, shared);
+  lowbit_gemv::swapped_gemm<SwapConfig>(maps, x, qweight, scales, zeros, y, shared);
 }
 )CUDA";
 
@@ -412,7 +406,7 @@ struct SwapTileShape {
             1023) / 1024 * 1024;
   }
   int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + (tma ? 3 : 2) * stages * 8; }
-  int threads() const { return (block_m / 64 + dequantizers) * 128; }
+  int threads() const { return (block_m / 64 + dequantizers) * 128 + (tma ? 32 : 0); }
 };
 
 // Why `tile` cannot run `desc` in this prototype (empty: it can).
@@ -424,8 +418,10 @@ std::string refusal(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
   if (group % tile.block_k != 0 && tile.block_k % group != 0) return "a stage inside one group or whole groups";
   if (tile.shared_bytes(desc) > 227 * 1024) return "more than 227 KiB of shared memory";
   if (tile.lead < 1 || tile.lead > tile.stages - 2) return "lead 1 .. stages - 2";
-  if (tile.dequantizers != 1 && tile.dequantizers != 2) return "1 or 2 copy warpgroups";
+  if (tile.dequantizers < 1 || tile.dequantizers > 3) return "1 to 3 copy warpgroups";
   if (tile.probe < 0 || tile.probe > 3) return "probe 0 .. 3";
+  if (tile.tma && desc.bits == 3) return "TMA copies of 3-bit panels (96-byte steps) not written";
+  if (tile.tma && tile.block_n / 16 > 256) return "at most 256 panels a box";
   return {};
 }
 
@@ -477,6 +473,43 @@ CUtensorMap x_tensor_map(const lowbit::OpDesc& desc, void* x, int block_m) {
                                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
         "cuTensorMapEncodeTiled");
   return map;
+}
+
+// A 2-D tensor map of `rows` rows of `row_elements` elements of `type` at `base`, each row `row_bytes` apart, whose box is box_elements x box_rows, landing unswizzled (row after row).
+CUtensorMap rows_tensor_map(void* base, CUtensorMapDataType type, std::int64_t row_elements,
+                            std::int64_t rows, std::int64_t row_bytes, int box_elements, int box_rows) {
+  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(row_elements), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t row_stride[1] = {static_cast<cuuint64_t>(row_bytes)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_elements), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  check(driver().cuTensorMapEncodeTiled(&map, type, 2, base, dimensions, row_stride, box, element_strides,
+                                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+        "cuTensorMapEncodeTiled");
+  return map;
+}
+
+// The TMA copy warp's four maps (the kernel's StageMaps, in its order).
+struct StageMaps {
+  CUtensorMap x, weights, scales, zeros;
+};
+StageMaps stage_maps(const lowbit::OpDesc& desc, const SwapTileShape& tile, void* x, void* qweight, void* scales,
+                     void* zeros) {
+  const lowbit::NativeGeometry geometry = lowbit::native_geometry(desc);
+  const int panel_stage_bytes = static_cast<int>(tile.block_k / geometry.k_per_block * geometry.step_bytes);
+  const int stage_groups = desc.group_size() >= tile.block_k ? 1 : tile.block_k / desc.group_size();
+  StageMaps maps;
+  maps.x = x_tensor_map(desc, x, tile.block_m);
+  maps.weights = rows_tensor_map(qweight, CU_TENSOR_MAP_DATA_TYPE_UINT32, geometry.panel_bytes / 4, geometry.panels,
+                                 geometry.panel_bytes, panel_stage_bytes / 4, tile.block_n / 16);
+  auto table_map = [&](void* base) {
+    return rows_tensor_map(base, CU_TENSOR_MAP_DATA_TYPE_UINT16, geometry.groups * 16, geometry.panels,
+                           geometry.groups * 32, stage_groups * 16, tile.block_n / 16);
+  };
+  maps.scales = table_map(scales);
+  maps.zeros = table_map(zeros);
+  return maps;
 }
 
 void print(const nlohmann::json& row) {
@@ -582,10 +615,10 @@ int main(int argc, char** argv) {
       const unsigned shared = static_cast<unsigned>(tile.shared_bytes(desc));
       check(driver().cuFuncSetAttribute(function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(shared)),
             "cuFuncSetAttribute");
-      CUtensorMap map{};
-      if (tile.tma) map = x_tensor_map(desc, x.data(), tile.block_m);
+      StageMaps maps{};
+      if (tile.tma) maps = stage_maps(desc, tile, x.data(), qweight, scales, zeros);
       auto run = [&] {
-        std::vector<void*> args{&map, &x_pointer, &qweight, &scales, &zeros, &y_pointer};
+        std::vector<void*> args{&maps, &x_pointer, &qweight, &scales, &zeros, &y_pointer};
         check(driver().cuLaunchKernel(function, grid_x, grid_y, 1, static_cast<unsigned>(tile.threads()), 1, 1, shared,
                                       nullptr, args.data(), nullptr),
               "cuLaunchKernel");
