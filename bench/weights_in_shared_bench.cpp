@@ -102,7 +102,9 @@ struct SwapTile {
   static constexpr int B_BYTES = BLOCK_N * BLOCK_K * 2;
   static constexpr int PACKED_BYTES = PANELS * PANEL_STAGE_BYTES;
   static constexpr int TABLE_BYTES = PANELS * STAGE_GROUPS * 32;
-  static constexpr int SLOT_BYTES = (X_BYTES + B_BYTES + PACKED_BYTES + 2 * TABLE_BYTES + 1023) / 1024 * 1024;
+  // The zeros start 128 bytes aligned after the scales (a tensor copy's target must be).
+  static constexpr int ZEROS_OFFSET = (TABLE_BYTES + 127) / 128 * 128;
+  static constexpr int SLOT_BYTES = (X_BYTES + B_BYTES + PACKED_BYTES + ZEROS_OFFSET + TABLE_BYTES + 1023) / 1024 * 1024;
   // full[STAGES], empty[STAGES], and (TMA) landed[STAGES] mbarriers after the ring.
   static constexpr int SHARED_BYTES = STAGES * SLOT_BYTES + 1024 + (TMA ? 3 : 2) * STAGES * 8;
   static constexpr int K_STAGES = Config::K / BLOCK_K;
@@ -211,7 +213,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
         const int index = chunk % TABLE_CHUNKS;  // [PANELS][STAGE_GROUPS][2 halves]
         const long long panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
         const int stage_group = index / 2 % Tile::STAGE_GROUPS;
-        copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + (is_zero ? Tile::TABLE_BYTES : 0) +
+        copy_16_async(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + (is_zero ? Tile::ZEROS_OFFSET : 0) +
                           index * 16,
                       (is_zero ? zeros : scales) + (panel * GROUPS + first_group + stage_group) * 16 + index % 2 * 8,
                       16);
@@ -237,7 +239,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
           const int entry = (panel * Tile::STAGE_GROUPS + k_tile / Tile::GROUP_K_TILES) * 16 + 2 * g;
           const u32 scale_bits = *reinterpret_cast<const u32*>(tables + entry);
           const u32 zero_bits =
-              Config::ZERO == zero_none ? 0u : *reinterpret_cast<const u32*>(tables + Tile::TABLE_BYTES / 2 + entry);
+              Config::ZERO == zero_none ? 0u : *reinterpret_cast<const u32*>(tables + Tile::ZEROS_OFFSET / 2 + entry);
           const GroupConstants constants = group_constants<IS_BF16, Config::ZERO, Tile::BITS>(scale_bits, zero_bits);
           u32 low_word, high_word;
           WgmmaFormat<Tile::BITS>::codes(panel_words, k_tile, g, t, low_word, high_word);
@@ -278,7 +280,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
           tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES, maps.scales, first_group * 16,
                       static_cast<int>(block_panel), landed);
           if (KINDS == 2)
-            tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + Tile::TABLE_BYTES, maps.zeros,
+            tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES + Tile::ZEROS_OFFSET, maps.zeros,
                         first_group * 16, static_cast<int>(block_panel), landed);
         }
         return;
@@ -402,8 +404,9 @@ struct SwapTileShape {
   int slot_bytes(const lowbit::OpDesc& desc) const {
     const int panel_stage_bytes = desc.bits == 3 ? block_k / 16 * 96 : block_k * 2 * desc.bits;
     const int groups = desc.group_size() >= block_k ? 1 : block_k / desc.group_size();
-    return (block_m * block_k * 2 + block_n * block_k * 2 + block_n / 16 * panel_stage_bytes + 2 * (block_n / 16) * groups * 32 +
-            1023) / 1024 * 1024;
+    const int table_bytes = block_n / 16 * groups * 32;
+    return (block_m * block_k * 2 + block_n * block_k * 2 + block_n / 16 * panel_stage_bytes + (table_bytes + 127) / 128 * 128 +
+            table_bytes + 1023) / 1024 * 1024;
   }
   int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + (tma ? 3 : 2) * stages * 8; }
   int threads() const { return (block_m / 64 + dequantizers) * 128 + (tma ? 32 : 0); }
@@ -608,7 +611,16 @@ int main(int argc, char** argv) {
         print({{"kernel", tile.name()}, {"refused", why}});
         continue;
       }
-      const lowbit::bench::Module module(lowbit::cuda::compile_to_cubin(program_source(desc, tile), tile.name(), device.arch()));
+      std::vector<char> cubin;
+      try {  // a tile ptxas cannot fit (registers) is reported, and the others still run
+        cubin = lowbit::cuda::compile_to_cubin(program_source(desc, tile), tile.name(), device.arch());
+      } catch (const lowbit::Error& error) {
+        const std::string what = error.what();
+        const std::size_t fatal = what.find("ptxas fatal");
+        print({{"kernel", tile.name()}, {"error", fatal == std::string::npos ? what.substr(0, 200) : what.substr(fatal, 160)}});
+        continue;
+      }
+      const lowbit::bench::Module module(cubin);
       const CUfunction function = module.function("swapped_kernel");
       const unsigned grid_x = static_cast<unsigned>(desc.n / tile.block_n);
       const unsigned grid_y = static_cast<unsigned>(desc.m / tile.block_m);
