@@ -288,6 +288,10 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
       for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
         mbarrier_wait(landed_barrier(stage % Tile::STAGES), (stage / Tile::STAGES) & 1);
         if (!(Config::PROBE & 1)) dequantize_stage(stage);
+        // TMA: x landed through the async proxy already; only the decode's stmatrix writes need
+        // the proxy fence, here, where this thread has no copy in flight (a consumer's fence
+        // stood in every stage's hand-over).
+        fence_proxy_async();
         mbarrier_arrive(full_barrier(stage % Tile::STAGES));
       }
       return;
@@ -323,7 +327,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
   for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
     const int slot = stage % Tile::STAGES;
     mbarrier_wait(full_barrier(slot), (stage / Tile::STAGES) & 1);
-    fence_proxy_async();  // the copies and the stmatrix writes, for the async proxy
+    if (!Tile::TMA) fence_proxy_async();  // the copies and the stmatrix writes, for the async proxy
     wgmma_fence();
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
