@@ -16,8 +16,8 @@
 // same descriptor, in the same process. Prints one JSON line per kernel.
 // Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S:L:D,...] [--repeats R] [--compile-only]
 // (a tile: weight columns, rows of x, k per stage, ring slots, stages copied ahead, copy warpgroups;
-// an optional 7th field probes what sets the pace: 1 leaves the dequantization out, 2 the wgmmas,
-// 3 both, and the tile is timed but not verified).
+// an optional 7th field probes what sets the pace, by bits: 1 leaves the dequantization out, 2 the
+// wgmmas, 4 (TMA, with 1) the weights' and tables' copies; a probe is timed but not verified).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -262,7 +262,9 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
       if (threadIdx.x >= Tile::CONSUMER_THREADS + Tile::COPIERS) {
         if (lane != 0) return;
         constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
-        constexpr u32 STAGE_COPY_BYTES = Tile::X_BYTES + Tile::PACKED_BYTES + KINDS * Tile::TABLE_BYTES;
+        // PROBE & 4: x alone (no weights, no tables).
+        constexpr bool X_ONLY = (Config::PROBE & 4) != 0;
+        constexpr u32 STAGE_COPY_BYTES = Tile::X_BYTES + (X_ONLY ? 0 : Tile::PACKED_BYTES + KINDS * Tile::TABLE_BYTES);
         for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
           const int slot = stage % Tile::STAGES;
           if (stage >= Tile::STAGES) mbarrier_wait(empty_barrier(slot), (stage / Tile::STAGES - 1) & 1);
@@ -274,6 +276,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
 #pragma unroll
           for (int atom = 0; atom < Tile::ATOMS; ++atom)
             tensor_copy(slot_address + atom * (Tile::BLOCK_M * 128), maps.x, first_k + atom * 64, block_row, landed);
+          if (X_ONLY) continue;
           // The weights as u32 words: a stage starts first_k 2 BITS bytes into its panel.
           tensor_copy(slot_address + Tile::X_BYTES + Tile::B_BYTES, maps.weights, first_k * 2 * Tile::BITS / 4,
                       static_cast<int>(block_panel), landed);
@@ -399,7 +402,7 @@ std::string instruction_source(int columns, bool bf16) {
 
 struct SwapTileShape {
   int block_n, block_m, block_k, stages, lead, dequantizers;
-  int probe = 0;  // 1: no dequantization, 2: no wgmma, 3: neither (timed, not verified)
+  int probe = 0;  // bits: 1 no dequantization, 2 no wgmma, 4 (TMA) x alone copied (timed, not verified)
   bool tma = false;  // stages copied by the TMA engine (x by a tensor map) instead of cp.async
   std::string name() const {
     return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
@@ -426,7 +429,8 @@ std::string refusal(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
   if (tile.shared_bytes(desc) > 227 * 1024) return "more than 227 KiB of shared memory";
   if (tile.lead < 1 || tile.lead > tile.stages - 2) return "lead 1 .. stages - 2";
   if (tile.dequantizers < 1 || tile.dequantizers > 3) return "1 to 3 copy warpgroups";
-  if (tile.probe < 0 || tile.probe > 3) return "probe 0 .. 3";
+  if (tile.probe < 0 || tile.probe > 7) return "probe 0 .. 7";
+  if ((tile.probe & 4) && (!tile.tma || (tile.probe & 1) == 0)) return "probe 4 (x alone) with TMA and no decode";
   if (tile.tma && desc.bits == 3) return "TMA copies of 3-bit panels (96-byte steps) not written";
   if (tile.tma && tile.block_n / 16 > 256) return "at most 256 panels a box";
   return {};
