@@ -221,26 +221,45 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
     };
     // Dequantizes a landed stage's packed weights into its B: warp w of the copiers takes units
     // (panel, k-tile) w, w + WARPS, ... (panel-major); one stmatrix a unit writes its 16 columns x 16 k.
+    // CACHED_CONSTANTS (TMA mode): a warp's units are the same (panel, k-tile) every stage, so each
+    // unit's group constants are kept in registers and worked out again only at a stage that starts
+    // a group (stages inside one group only; else every stage).
+    constexpr int WARPS = Tile::COPIERS / 32;
+    constexpr int UNITS = Tile::PANELS * Tile::K_TILES;
+    constexpr int WARP_UNITS = (UNITS + WARPS - 1) / WARPS;
+    constexpr bool CACHED = Config::CACHED_CONSTANTS != 0 && Tile::STAGE_GROUPS == 1;
+    GroupConstants cached[CACHED ? WARP_UNITS : 1];
     auto dequantize_stage = [&](int stage) {
       unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
       const u32 b_address = static_cast<u32>(__cvta_generic_to_shared(slot + Tile::X_BYTES));
       const u16* tables = reinterpret_cast<const u16*>(slot + Tile::X_BYTES + Tile::B_BYTES + Tile::PACKED_BYTES);
       const int matrix = lane >> 3;
       const int matrix_row = lane & 7;
-      constexpr int WARPS = Tile::COPIERS / 32;
+      const bool starts_group = Config::WHOLE_K_GROUP ? stage == 0 : stage * Tile::BLOCK_K % Config::GROUP == 0;
 #pragma unroll
-      for (int unit = warp; unit < Tile::PANELS * Tile::K_TILES; unit += WARPS) {
+      for (int index = 0; index < WARP_UNITS; ++index) {
+        const int unit = warp + index * WARPS;
+        if (UNITS % WARPS != 0 && unit >= UNITS) break;
         const int panel = unit / Tile::K_TILES;
         const int k_tile = unit % Tile::K_TILES;
         const u32* panel_words =
             reinterpret_cast<const u32*>(slot + Tile::X_BYTES + Tile::B_BYTES + panel * Tile::PANEL_STAGE_BYTES);
         const int column = panel * 16 + 2 * matrix_row + (matrix & 1);  // this lane's row address
         {
-          const int entry = (panel * Tile::STAGE_GROUPS + k_tile / Tile::GROUP_K_TILES) * 16 + 2 * g;
-          const u32 scale_bits = *reinterpret_cast<const u32*>(tables + entry);
-          const u32 zero_bits =
-              Config::ZERO == zero_none ? 0u : *reinterpret_cast<const u32*>(tables + Tile::ZEROS_OFFSET / 2 + entry);
-          const GroupConstants constants = group_constants<IS_BF16, Config::ZERO, Tile::BITS>(scale_bits, zero_bits);
+          auto constants_of_unit = [&]() {
+            const int entry = (panel * Tile::STAGE_GROUPS + k_tile / Tile::GROUP_K_TILES) * 16 + 2 * g;
+            const u32 scale_bits = *reinterpret_cast<const u32*>(tables + entry);
+            const u32 zero_bits =
+                Config::ZERO == zero_none ? 0u : *reinterpret_cast<const u32*>(tables + Tile::ZEROS_OFFSET / 2 + entry);
+            return group_constants<IS_BF16, Config::ZERO, Tile::BITS>(scale_bits, zero_bits);
+          };
+          GroupConstants constants;
+          if constexpr (CACHED) {
+            if (starts_group) cached[index] = constants_of_unit();
+            constants = cached[index];
+          } else {
+            constants = constants_of_unit();
+          }
           u32 low_word, high_word;
           WgmmaFormat<Tile::BITS>::codes(panel_words, k_tile, g, t, low_word, high_word);
           u32 lanes[4], a[4];
@@ -404,9 +423,11 @@ struct SwapTileShape {
   int block_n, block_m, block_k, stages, lead, dequantizers;
   int probe = 0;  // bits: 1 no dequantization, 2 no wgmma, 4 (TMA) x alone copied (timed, not verified)
   bool tma = false;  // stages copied by the TMA engine (x by a tensor map) instead of cp.async
+  bool cached_constants = false;  // group constants kept across the stages of a group
   std::string name() const {
-    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
-                       tma ? "_tma" : "", probe == 0 ? std::string() : fmt::format("_probe{}", probe));
+    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
+                       tma ? "_tma" : "", cached_constants ? "_cc" : "",
+                       probe == 0 ? std::string() : fmt::format("_probe{}", probe));
   }
   int slot_bytes(const lowbit::OpDesc& desc) const {
     const int panel_stage_bytes = desc.bits == 3 ? block_k / 16 * 96 : block_k * 2 * desc.bits;
@@ -443,9 +464,9 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
                      "  static constexpr int BLOCK_M = {};\n  static constexpr int BLOCK_K = {};\n"
                      "  static constexpr int STAGES = {};\n  static constexpr int LEAD = {};\n"
                      "  static constexpr int DEQUANTIZERS = {};\n  static constexpr int PROBE = {};\n"
-                     "  static constexpr int TMA = {};\n}};\n",
+                     "  static constexpr int TMA = {};\n  static constexpr int CACHED_CONSTANTS = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
-                     tile.stages, tile.lead, tile.dequantizers, tile.probe, tile.tma ? 1 : 0) +
+                     tile.stages, tile.lead, tile.dequantizers, tile.probe, tile.tma ? 1 : 0, tile.cached_constants ? 1 : 0) +
          kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) + entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
                      tile.shared_bytes(desc));
@@ -548,15 +569,26 @@ int main(int argc, char** argv) {
   std::string copies = "both";
   app.add_option("--copies", copies, "how a stage is copied: cp_async, tma (the TMA engine), or both (each tile twice)")
       ->check(CLI::IsMember({"cp_async", "tma", "both"}));
+  std::string constants = "per_unit";
+  app.add_option("--constants", constants,
+                 "the decode's group constants: per_unit (every stage), per_group (kept across a group's stages), or "
+                 "both (each tile twice)")
+      ->check(CLI::IsMember({"per_unit", "per_group", "both"}));
   app.add_flag("--compile-only", compile_only, "compile every tile for sm_90a with NVRTC and stop (no GPU needed)");
   CLI11_PARSE(app, argc, argv);
   try {
     const lowbit::OpDesc desc = lowbit::parse_descriptor(descriptor);
     std::vector<SwapTileShape> tiles;
     for (SwapTileShape tile : parse_tiles(tiles_text)) {
-      if (copies != "tma") tiles.push_back(tile);
-      tile.tma = true;
-      if (copies != "cp_async") tiles.push_back(tile);
+      for (const bool tma : {false, true}) {
+        if ((tma && copies == "cp_async") || (!tma && copies == "tma")) continue;
+        for (const bool cached : {false, true}) {
+          if ((cached && constants == "per_unit") || (!cached && constants == "per_group")) continue;
+          tile.tma = tma;
+          tile.cached_constants = cached;
+          tiles.push_back(tile);
+        }
+      }
     }
     if (print_source) {
       std::printf("%s", program_source(desc, tiles.front()).c_str());
