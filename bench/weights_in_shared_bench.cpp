@@ -80,7 +80,12 @@ struct SwapTile {
   // LEAD - STAGES + 1]); at STAGES - 2 the copiers wait at every stage for the consumers to answer
   // the stage they just handed over.
   static constexpr int LEAD = Config::LEAD;
-  static constexpr int CONSUMERS = BLOCK_M / 64;
+  // WEIGHTS_A: the decoded weights are the wgmma's A (64 columns a consumer warpgroup) and x its
+  // B (BLOCK_M rows: the wgmma's N), today's kernels' roles with the decode moved to the copy
+  // warpgroups; else x is A (64 rows a consumer warpgroup) and the weights B.
+  static constexpr bool WEIGHTS_A = Config::WEIGHTS_A != 0;
+  static constexpr int CONSUMERS = WEIGHTS_A ? BLOCK_N / 64 : BLOCK_M / 64;
+  static constexpr int WGMMA_N = WEIGHTS_A ? BLOCK_M : BLOCK_N;  // the accumulator: WGMMA_N / 2 a thread
   static constexpr int CONSUMER_THREADS = CONSUMERS * 128;
   static constexpr int DEQUANTIZERS = Config::DEQUANTIZERS;  // copy-and-dequantize warpgroups
   static constexpr int COPIERS = DEQUANTIZERS * 128;
@@ -111,8 +116,8 @@ struct SwapTile {
   // setmaxnreg: the copy warpgroup down to 96, two consumer warpgroups up to 200 (128 x 96 +
   // 256 x 200 <= 65536) where their accumulators are wide.
   static constexpr bool MOVE_REGISTERS = CONSUMERS == 2 && BLOCK_N >= 192 && DEQUANTIZERS == 1 && !TMA;
-  static_assert(BLOCK_M == 64 || BLOCK_M == 128, "one or two consumer warpgroups");
-  static_assert(BLOCK_N % 16 == 0 && BLOCK_N <= 256, "whole panels, at most 256 columns");
+  static_assert(CONSUMERS == 1 || CONSUMERS == 2, "one or two consumer warpgroups");
+  static_assert(BLOCK_N % 16 == 0 && BLOCK_N <= 256 && BLOCK_M % 16 == 0 && BLOCK_M <= 256, "whole panels, a wgmma's N");
   static_assert(BLOCK_K % 64 == 0 && Config::K % BLOCK_K == 0 && Config::M % BLOCK_M == 0 && Config::N % BLOCK_N == 0,
                 "whole tiles (a prototype)");
   static_assert(Config::WHOLE_K_GROUP || Config::GROUP % BLOCK_K == 0 || BLOCK_K % Config::GROUP == 0,
@@ -244,7 +249,9 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
         const int k_tile = unit % Tile::K_TILES;
         const u32* panel_words =
             reinterpret_cast<const u32*>(slot + Tile::X_BYTES + Tile::B_BYTES + panel * Tile::PANEL_STAGE_BYTES);
-        const int column = panel * 16 + 2 * matrix_row + (matrix & 1);  // this lane's row address
+        // This lane's row address. WEIGHTS_A: panel column 2r at row r of the panel's 16 and 2r+1 at
+        // row r + 8, so that D's rows g and g + 8 are the column pair 2g, 2g+1 (stored as one word).
+        const int column = panel * 16 + (Tile::WEIGHTS_A ? matrix_row + 8 * (matrix & 1) : 2 * matrix_row + (matrix & 1));
         {
           auto constants_of_unit = [&]() {
             const int entry = (panel * Tile::STAGE_GROUPS + k_tile / Tile::GROUP_K_TILES) * 16 + 2 * g;
@@ -342,9 +349,9 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
   // ---- Consumers: warpgroup c multiplies rows 64c .. 64c + 63 of the tile by every column.
   if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.inc.sync.aligned.u32 200;\n" ::: "memory");
   const int consumer = threadIdx.x >> 7;
-  float accumulator[Tile::BLOCK_N / 2];
+  float accumulator[Tile::WGMMA_N / 2];
 #pragma unroll
-  for (int i = 0; i < Tile::BLOCK_N / 2; ++i) accumulator[i] = 0.0f;
+  for (int i = 0; i < Tile::WGMMA_N / 2; ++i) accumulator[i] = 0.0f;
   const u64 ring_descriptor = swizzled_descriptor(ring_address);
   for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
     const int slot = stage % Tile::STAGES;
@@ -354,11 +361,11 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
 #pragma unroll
     for (int k_tile = 0; k_tile < Tile::K_TILES; ++k_tile) {
       const int slot_offset = slot * Tile::SLOT_BYTES;
-      const u64 a = ring_descriptor +
-                    ((slot_offset + k_tile / 4 * (Tile::BLOCK_M * 128) + consumer * 64 * 128 + k_tile % 4 * 32) >> 4);
-      const u64 b = ring_descriptor +
-                    ((slot_offset + Tile::X_BYTES + k_tile / 4 * (Tile::BLOCK_N * 128) + k_tile % 4 * 32) >> 4);
-      if (!(Config::PROBE & 2)) wgmma_shared<Tile::BLOCK_N, IS_BF16>(accumulator, a, b);
+      const int x_offset = slot_offset + k_tile / 4 * (Tile::BLOCK_M * 128) + k_tile % 4 * 32;
+      const int weights_offset = slot_offset + Tile::X_BYTES + k_tile / 4 * (Tile::BLOCK_N * 128) + k_tile % 4 * 32;
+      const u64 a = ring_descriptor + ((Tile::WEIGHTS_A ? weights_offset + consumer * 64 * 128 : x_offset + consumer * 64 * 128) >> 4);
+      const u64 b = ring_descriptor + ((Tile::WEIGHTS_A ? x_offset : weights_offset) >> 4);
+      if (!(Config::PROBE & 2)) wgmma_shared<Tile::WGMMA_N, IS_BF16>(accumulator, a, b);
     }
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: release its slot
@@ -367,6 +374,18 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
   wgmma_wait<0>();
   fence_accumulators(accumulator);
 
+  if constexpr (Tile::WEIGHTS_A) {
+    // ---- Epilogue: lane (g, t) of warp w holds weight columns 2g and 2g + 1 of the consumer's panel
+    // w (D's rows g and g + 8) for rows 8i + 2t and + 1 of x.
+    const long long column = static_cast<long long>(blockIdx.x) * Tile::BLOCK_N + consumer * 64 + (threadIdx.x >> 5 & 3) * 16 + 2 * g;
+#pragma unroll
+    for (int i = 0; i < Tile::BLOCK_M / 8; ++i) {
+      const long long row = block_row + 8 * i + 2 * t;
+      *reinterpret_cast<u32*>(y + row * N + column) = pack_floats<IS_BF16>(accumulator[4 * i], accumulator[4 * i + 2]);
+      *reinterpret_cast<u32*>(y + (row + 1) * N + column) = pack_floats<IS_BF16>(accumulator[4 * i + 1], accumulator[4 * i + 3]);
+    }
+    return;
+  }
   // ---- Epilogue: lane (g, t) of warp w holds rows 16w + g and + 8, columns 8i + 2t and + 1.
   const int row = block_row + consumer * 64 + (threadIdx.x >> 5 & 3) * 16 + g;
   const long long first_column = static_cast<long long>(blockIdx.x) * Tile::BLOCK_N + 2 * t;
@@ -424,9 +443,10 @@ struct SwapTileShape {
   int probe = 0;  // bits: 1 no dequantization, 2 no wgmma, 4 (TMA) x alone copied (timed, not verified)
   bool tma = false;  // stages copied by the TMA engine (x by a tensor map) instead of cp.async
   bool cached_constants = false;  // group constants kept across the stages of a group
+  bool weights_a = false;  // the decoded weights as A, x as B (today's roles), not swapped
   std::string name() const {
-    return fmt::format("swapped_n{}m{}k{}_s{}_l{}_d{}{}{}{}", block_n, block_m, block_k, stages, lead, dequantizers,
-                       tma ? "_tma" : "", cached_constants ? "_cc" : "",
+    return fmt::format("{}_n{}m{}k{}_s{}_l{}_d{}{}{}{}", weights_a ? "decoded" : "swapped", block_n, block_m, block_k,
+                       stages, lead, dequantizers, tma ? "_tma" : "", cached_constants ? "_cc" : "",
                        probe == 0 ? std::string() : fmt::format("_probe{}", probe));
   }
   int slot_bytes(const lowbit::OpDesc& desc) const {
@@ -437,7 +457,7 @@ struct SwapTileShape {
             table_bytes + 1023) / 1024 * 1024;
   }
   int shared_bytes(const lowbit::OpDesc& desc) const { return stages * slot_bytes(desc) + 1024 + (tma ? 3 : 2) * stages * 8; }
-  int threads() const { return (block_m / 64 + dequantizers) * 128 + (tma ? 32 : 0); }
+  int threads() const { return ((weights_a ? block_n : block_m) / 64 + dequantizers) * 128 + (tma ? 32 : 0); }
 };
 
 // Why `tile` cannot run `desc` in this prototype (empty: it can).
@@ -451,6 +471,10 @@ std::string refusal(const lowbit::OpDesc& desc, const SwapTileShape& tile) {
   if (tile.lead < 1 || tile.lead > tile.stages - 2) return "lead 1 .. stages - 2";
   if (tile.dequantizers < 1 || tile.dequantizers > 3) return "1 to 3 copy warpgroups";
   if (tile.probe < 0 || tile.probe > 7) return "probe 0 .. 7";
+  const int consumers = (tile.weights_a ? tile.block_n : tile.block_m) / 64;
+  if (consumers < 1 || consumers > 2 || (tile.weights_a ? tile.block_n : tile.block_m) % 64 != 0)
+    return tile.weights_a ? "weights_a: 64 or 128 columns (a consumer warpgroup each 64)" : "64 or 128 rows";
+  if (tile.block_m > 256 || tile.block_m % 16 != 0) return "at most 256 rows, a multiple of 16";
   if ((tile.probe & 4) && (!tile.tma || (tile.probe & 1) == 0)) return "probe 4 (x alone) with TMA and no decode";
   if (tile.tma && desc.bits == 3) return "TMA copies of 3-bit panels (96-byte steps) not written";
   if (tile.tma && tile.block_n / 16 > 256) return "at most 256 panels a box";
@@ -464,10 +488,13 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
                      "  static constexpr int BLOCK_M = {};\n  static constexpr int BLOCK_K = {};\n"
                      "  static constexpr int STAGES = {};\n  static constexpr int LEAD = {};\n"
                      "  static constexpr int DEQUANTIZERS = {};\n  static constexpr int PROBE = {};\n"
-                     "  static constexpr int TMA = {};\n  static constexpr int CACHED_CONSTANTS = {};\n}};\n",
+                     "  static constexpr int TMA = {};\n  static constexpr int CACHED_CONSTANTS = {};\n"
+                     "  static constexpr int WEIGHTS_A = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
-                     tile.stages, tile.lead, tile.dequantizers, tile.probe, tile.tma ? 1 : 0, tile.cached_constants ? 1 : 0) +
-         kernel_source + instruction_source(tile.block_n, desc.act == lowbit::DType::bf16) + entry_source +
+                     tile.stages, tile.lead, tile.dequantizers, tile.probe, tile.tma ? 1 : 0, tile.cached_constants ? 1 : 0,
+                     tile.weights_a ? 1 : 0) +
+         kernel_source + instruction_source(tile.weights_a ? tile.block_m : tile.block_n, desc.act == lowbit::DType::bf16) +
+         entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
                      tile.shared_bytes(desc));
 }
@@ -569,6 +596,10 @@ int main(int argc, char** argv) {
   std::string copies = "both";
   app.add_option("--copies", copies, "how a stage is copied: cp_async, tma (the TMA engine), or both (each tile twice)")
       ->check(CLI::IsMember({"cp_async", "tma", "both"}));
+  std::string operands = "x_a";
+  app.add_option("--operands", operands,
+                 "x_a (x as A, the weights as B: swapped), weights_a (the decoded weights as A, x as B), or both")
+      ->check(CLI::IsMember({"x_a", "weights_a", "both"}));
   std::string constants = "per_unit";
   app.add_option("--constants", constants,
                  "the decode's group constants: per_unit (every stage), per_group (kept across a group's stages), or "
@@ -584,9 +615,13 @@ int main(int argc, char** argv) {
         if ((tma && copies == "cp_async") || (!tma && copies == "tma")) continue;
         for (const bool cached : {false, true}) {
           if ((cached && constants == "per_unit") || (!cached && constants == "per_group")) continue;
-          tile.tma = tma;
-          tile.cached_constants = cached;
-          tiles.push_back(tile);
+          for (const bool weights_a : {false, true}) {
+            if ((weights_a && operands == "x_a") || (!weights_a && operands == "weights_a")) continue;
+            tile.tma = tma;
+            tile.cached_constants = cached;
+            tile.weights_a = weights_a;
+            tiles.push_back(tile);
+          }
         }
       }
     }
