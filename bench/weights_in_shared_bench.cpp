@@ -9,12 +9,17 @@
 // in B's 128-byte-swizzled layout (stmatrix), and hands the stage over through mbarriers. Any
 // tile of 64 or 128 rows by 16..256 columns is then a grid, cuBLAS's 96 x 128 included.
 //
+// --operands weights_a keeps today's roles (the decoded weights as A, 64 columns a consumer
+// warpgroup, x as B, up to 256 rows) with the decode still moved to the copy warpgroups: does
+// taking the decode off the consumers pay?
+//
 // This is a prototype, not a lowbit variant: whole tiles only (M, N, K multiples of the tile, a
 // stage inside one group or holding whole groups), no bias. Each tile is checked against the
 // GPU reference (tuner/device_reference.h) on random inputs with a poisoned output first, then
 // timed under the read protocol (bench/l2_flush.h) beside the registry's no-tune kernel for the
 // same descriptor, in the same process. Prints one JSON line per kernel.
-// Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S:L:D,...] [--repeats R] [--compile-only]
+// Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S:L:D[:P],...] [--copies cp_async|tma|both]
+//        [--operands x_a|weights_a|both] [--constants per_unit|per_group|both] [--repeats R] [--compile-only]
 // (a tile: weight columns, rows of x, k per stage, ring slots, stages copied ahead, copy warpgroups;
 // an optional 7th field probes what sets the pace, by bits: 1 leaves the dequantization out, 2 the
 // wgmmas, 4 (TMA, with 1) the weights' and tables' copies; a probe is timed but not verified).
