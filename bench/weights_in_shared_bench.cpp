@@ -19,7 +19,8 @@
 // timed under the read protocol (bench/l2_flush.h) beside the registry's no-tune kernel for the
 // same descriptor, in the same process. Prints one JSON line per kernel.
 // Usage: lowbit_weights_in_shared_bench DESCRIPTOR [--tiles N:M:K:S:L:D[:P],...] [--copies cp_async|tma|both]
-//        [--operands x_a|weights_a|both] [--constants per_unit|per_group|both] [--repeats R] [--compile-only]
+//        [--operands x_a|weights_a|both] [--constants per_unit|per_group|both] [--arrivals thread|warp|both]
+//        [--repeats R] [--compile-only]
 // (a tile: weight columns, rows of x, k per stage, ring slots, stages copied ahead, copy warpgroups;
 // an optional 7th field probes what sets the pace, by bits: 1 leaves the dequantization out, 2 the
 // wgmmas, 4 (TMA, with 1) the weights' and tables' copies; a probe is timed but not verified).
@@ -70,6 +71,17 @@ __device__ __forceinline__ void store_matrices(u32 address, const u32 (&r)[4]) {
                "r"(r[1]), "r"(r[2]), "r"(r[3])
                : "memory");
 }
+// One arrival for this thread, or (WARP: the barrier counts warps) one for its warp once every lane
+// is here: __syncwarp orders the lanes' shared-memory accesses before lane 0's release.
+template <bool WARP>
+__device__ __forceinline__ void arrive_once(u32 barrier) {
+  if (WARP) {
+    __syncwarp();
+    if ((threadIdx.x & 31) == 0) mbarrier_arrive(barrier);
+  } else {
+    mbarrier_arrive(barrier);
+  }
+}
 // The copy warpgroups' own barrier (id 1; the consumers never use it).
 template <int THREADS>
 __device__ __forceinline__ void copiers_barrier() { asm volatile("bar.sync 1, %0;\n" ::"n"(THREADS) : "memory"); }
@@ -96,6 +108,11 @@ struct SwapTile {
   static constexpr int COPIERS = DEQUANTIZERS * 128;
   static constexpr bool TMA = Config::TMA != 0;
   static constexpr int THREADS = CONSUMER_THREADS + COPIERS + (TMA ? 32 : 0);  // TMA: one copy warp more
+  // WARP_ARRIVALS (TMA only): the full and empty barriers count one arrival a warp, not a thread
+  // (a stage's 640 arrivals are as many atomics on two shared-memory words).
+  static constexpr bool WARP_ARRIVALS = TMA && Config::WARP_ARRIVALS != 0;
+  static constexpr int FULL_ARRIVALS = WARP_ARRIVALS ? COPIERS / 32 : COPIERS;
+  static constexpr int EMPTY_ARRIVALS = WARP_ARRIVALS ? CONSUMER_THREADS / 32 : CONSUMER_THREADS;
   static constexpr int BITS = Config::BITS;
   static constexpr int PANELS = BLOCK_N / 16;
   static constexpr int K_TILES = BLOCK_K / 16;
@@ -181,8 +198,8 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
   auto landed_barrier = [&](int slot) { return barriers + (2 * Tile::STAGES + slot) * 8; };
   if (threadIdx.x == 0) {
     for (int slot = 0; slot < Tile::STAGES; ++slot) {
-      mbarrier_init(full_barrier(slot), Tile::COPIERS);
-      mbarrier_init(empty_barrier(slot), Tile::CONSUMER_THREADS);
+      mbarrier_init(full_barrier(slot), Tile::FULL_ARRIVALS);
+      mbarrier_init(empty_barrier(slot), Tile::EMPTY_ARRIVALS);
       if (Tile::TMA) mbarrier_init(landed_barrier(slot), 1);
     }
   }
@@ -326,7 +343,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
         // the proxy fence, here, where this thread has no copy in flight (a consumer's fence
         // stood in every stage's hand-over).
         fence_proxy_async();
-        mbarrier_arrive(full_barrier(stage % Tile::STAGES));
+        arrive_once<Tile::WARP_ARRIVALS>(full_barrier(stage % Tile::STAGES));
       }
       return;
     }
@@ -374,7 +391,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
     }
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmmas are done: release its slot
-    if (stage > 0) mbarrier_arrive(empty_barrier((stage - 1) % Tile::STAGES));
+    if (stage > 0) arrive_once<Tile::WARP_ARRIVALS>(empty_barrier((stage - 1) % Tile::STAGES));
   }
   wgmma_wait<0>();
   fence_accumulators(accumulator);
@@ -449,9 +466,11 @@ struct SwapTileShape {
   bool tma = false;  // stages copied by the TMA engine (x by a tensor map) instead of cp.async
   bool cached_constants = false;  // group constants kept across the stages of a group
   bool weights_a = false;  // the decoded weights as A, x as B (today's roles), not swapped
+  bool warp_arrivals = false;  // (TMA) the hand-over barriers count warps, not threads
   std::string name() const {
-    return fmt::format("{}_n{}m{}k{}_s{}_l{}_d{}{}{}{}", weights_a ? "decoded" : "swapped", block_n, block_m, block_k,
-                       stages, lead, dequantizers, tma ? "_tma" : "", cached_constants ? "_cc" : "",
+    return fmt::format("{}_n{}m{}k{}_s{}_l{}_d{}{}{}{}{}", weights_a ? "decoded" : "swapped", block_n, block_m, block_k,
+                       stages, lead, dequantizers, tma ? "_tma" : "", warp_arrivals ? "_wa" : "",
+                       cached_constants ? "_cc" : "",
                        probe == 0 ? std::string() : fmt::format("_probe{}", probe));
   }
   int slot_bytes(const lowbit::OpDesc& desc) const {
@@ -494,10 +513,10 @@ std::string program_source(const lowbit::OpDesc& desc, const SwapTileShape& tile
                      "  static constexpr int STAGES = {};\n  static constexpr int LEAD = {};\n"
                      "  static constexpr int DEQUANTIZERS = {};\n  static constexpr int PROBE = {};\n"
                      "  static constexpr int TMA = {};\n  static constexpr int CACHED_CONSTANTS = {};\n"
-                     "  static constexpr int WEIGHTS_A = {};\n}};\n",
+                     "  static constexpr int WEIGHTS_A = {};\n  static constexpr int WARP_ARRIVALS = {};\n}};\n",
                      lowbit::cuda::problem_constants(desc), desc.bits, tile.block_n, tile.block_m, tile.block_k,
                      tile.stages, tile.lead, tile.dequantizers, tile.probe, tile.tma ? 1 : 0, tile.cached_constants ? 1 : 0,
-                     tile.weights_a ? 1 : 0) +
+                     tile.weights_a ? 1 : 0, tile.warp_arrivals ? 1 : 0) +
          kernel_source + instruction_source(tile.weights_a ? tile.block_m : tile.block_n, desc.act == lowbit::DType::bf16) +
          entry_source +
          fmt::format("static_assert(lowbit_gemv::SwapTile<SwapConfig>::SHARED_BYTES == {}, \"bench and kernel agree\");\n",
@@ -604,6 +623,10 @@ int main(int argc, char** argv) {
   app.add_option("--operands", operands,
                  "x_a (x as A, the weights as B: swapped), weights_a (the decoded weights as A, x as B), or both")
       ->check(CLI::IsMember({"x_a", "weights_a", "both"}));
+  std::string arrivals = "thread";
+  app.add_option("--arrivals", arrivals,
+                 "(TMA) the hand-over barriers' arrivals: thread, warp (one a warp after __syncwarp), or both")
+      ->check(CLI::IsMember({"thread", "warp", "both"}));
   std::string constants = "per_unit";
   app.add_option("--constants", constants,
                  "the decode's group constants: per_unit (every stage), per_group (kept across a group's stages), or "
@@ -621,10 +644,15 @@ int main(int argc, char** argv) {
           if ((cached && constants == "per_unit") || (!cached && constants == "per_group")) continue;
           for (const bool weights_a : {false, true}) {
             if ((weights_a && operands == "x_a") || (!weights_a && operands == "weights_a")) continue;
-            tile.tma = tma;
-            tile.cached_constants = cached;
-            tile.weights_a = weights_a;
-            tiles.push_back(tile);
+            for (const bool warp_arrivals : {false, true}) {
+              if ((warp_arrivals && (arrivals == "thread" || !tma)) || (!warp_arrivals && arrivals == "warp" && tma))
+                continue;
+              tile.tma = tma;
+              tile.cached_constants = cached;
+              tile.weights_a = weights_a;
+              tile.warp_arrivals = warp_arrivals;
+              tiles.push_back(tile);
+            }
           }
         }
       }
