@@ -345,26 +345,27 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
         fence_proxy_async();
         arrive_once<Tile::WARP_ARRIVALS>(full_barrier(stage % Tile::STAGES));
       }
-      return;
-    }
-    for (int stage = 0; stage < Tile::LEAD; ++stage) {
-      if (stage < Tile::K_STAGES) copy_stage(stage);
-      asm volatile("cp.async.commit_group;\n" ::);
-    }
-    for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
-      const int ahead = stage + Tile::LEAD;
-      if (ahead < Tile::K_STAGES) {
-        // The slot's previous use (stage ahead - STAGES) is released by the consumers.
-        if (ahead >= Tile::STAGES) mbarrier_wait(empty_barrier(ahead % Tile::STAGES), (ahead / Tile::STAGES - 1) & 1);
-        copy_stage(ahead);
+    } else {
+      // cp.async: the copy warpgroups copy stage s + LEAD, then wait for their copies of stage s.
+      for (int stage = 0; stage < Tile::LEAD; ++stage) {
+        if (stage < Tile::K_STAGES) copy_stage(stage);
+        asm volatile("cp.async.commit_group;\n" ::);
       }
-      asm volatile("cp.async.commit_group;\n" ::);
-      asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::LEAD));  // this thread's copies of `stage` landed ...
-      copiers_barrier<Tile::COPIERS>();                               // ... and every copier's
-      if (!(Config::PROBE & 1)) dequantize_stage(stage);
-      mbarrier_arrive(full_barrier(stage % Tile::STAGES));
+      for (int stage = 0; stage < Tile::K_STAGES; ++stage) {
+        const int ahead = stage + Tile::LEAD;
+        if (ahead < Tile::K_STAGES) {
+          // The slot's previous use (stage ahead - STAGES) is released by the consumers.
+          if (ahead >= Tile::STAGES) mbarrier_wait(empty_barrier(ahead % Tile::STAGES), (ahead / Tile::STAGES - 1) & 1);
+          copy_stage(ahead);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(Tile::LEAD));  // this thread's copies of `stage` landed ...
+        copiers_barrier<Tile::COPIERS>();                               // ... and every copier's
+        if (!(Config::PROBE & 1)) dequantize_stage(stage);
+        mbarrier_arrive(full_barrier(stage % Tile::STAGES));
+      }
+      asm volatile("cp.async.wait_all;\n" ::: "memory");
     }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
 
