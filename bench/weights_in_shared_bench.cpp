@@ -40,6 +40,7 @@
 #include "codegen/cuda/embedded_templates.h"
 #include "codegen/cuda/registry.h"
 #include "codegen/cuda/template_constants.h"
+#include "codegen/cuda/wgmma_generator.h"
 #include "lowbit/errors.h"
 #include "lowbit/half.h"
 #include "lowbit/native_layout.h"
@@ -95,7 +96,8 @@ struct SwapTile {
   // Stages copied ahead of the one dequantized. At most STAGES - 2 (the copy for stage s + LEAD
   // waits for the consumers' release of stage s + LEAD - STAGES, which they give after full[s +
   // LEAD - STAGES + 1]); at STAGES - 2 the copiers wait at every stage for the consumers to answer
-  // the stage they just handed over.
+  // the stage they just handed over. The cp.async mode's only: with TMA the copy warp runs up to
+  // STAGES stages ahead, waiting only for the consumers' release (the tile's `_l` is then unused).
   static constexpr int LEAD = Config::LEAD;
   // WEIGHTS_A: the decoded weights are the wgmma's A (64 columns a consumer warpgroup) and x its
   // B (BLOCK_M rows: the wgmma's N), today's kernels' roles with the decode moved to the copy
@@ -209,6 +211,7 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
     // ---- The copy warpgroups: copy stage s + LEAD, then dequantize stage s.
     if constexpr (Tile::MOVE_REGISTERS) asm volatile("setmaxnreg.dec.sync.aligned.u32 96;\n" ::: "memory");
     const int copier = threadIdx.x - Tile::CONSUMER_THREADS;
+    constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;  // group tables copied: scales, and zeros
     const int warp = copier >> 5;
     auto copy_stage = [&](int stage) {
       unsigned char* slot = ring + (stage % Tile::STAGES) * Tile::SLOT_BYTES;
@@ -231,11 +234,10 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
                           chunk % PANEL_CHUNKS * 16,
                       16);
       }
-      constexpr int KINDS_COPIED = Config::ZERO == zero_none ? 1 : 2;
       constexpr int TABLE_CHUNKS = Tile::TABLE_BYTES / 16;
       const int first_group = Config::WHOLE_K_GROUP ? 0 : first_k / Config::GROUP;
 #pragma unroll
-      for (int chunk = copier; chunk < KINDS_COPIED * TABLE_CHUNKS; chunk += Tile::COPIERS) {
+      for (int chunk = copier; chunk < KINDS * TABLE_CHUNKS; chunk += Tile::COPIERS) {
         const bool is_zero = chunk >= TABLE_CHUNKS;
         const int index = chunk % TABLE_CHUNKS;  // [PANELS][STAGE_GROUPS][2 halves]
         const long long panel = block_panel + index / (2 * Tile::STAGE_GROUPS);
@@ -309,7 +311,6 @@ __device__ __forceinline__ void swapped_gemm(const StageMaps& maps, const u16* _
     if constexpr (Tile::TMA) {
       if (threadIdx.x >= Tile::CONSUMER_THREADS + Tile::COPIERS) {
         if (lane != 0) return;
-        constexpr int KINDS = Config::ZERO == zero_none ? 1 : 2;
         // PROBE & 4: x alone (no weights, no tables).
         constexpr bool X_ONLY = (Config::PROBE & 4) != 0;
         constexpr u32 STAGE_COPY_BYTES = Tile::X_BYTES + (X_ONLY ? 0 : Tile::PACKED_BYTES + KINDS * Tile::TABLE_BYTES);
@@ -439,11 +440,7 @@ extern "C" __global__ void __launch_bounds__(lowbit_gemv::SwapTile<SwapConfig>::
 // wgmma_shared<columns> (declared in kernel_source): one m64n{columns}k16 with both operands from
 // shared memory, D accumulated.
 std::string instruction_source(int columns, bool bf16) {
-  std::vector<std::string> registers, outputs;
-  for (int i = 0; i < columns / 2; ++i) {
-    registers.push_back(fmt::format("%{}", i));
-    outputs.push_back(fmt::format("\"+f\"(d[{}])", i));
-  }
+  const auto operands = lowbit::cuda::WgmmaGenerator::accumulator_operands(columns / 2);
   const char* type = bf16 ? "bf16" : "f16";
   return fmt::format(
       "namespace lowbit_gemv {{\n"
@@ -457,7 +454,7 @@ std::string instruction_source(int columns, bool bf16) {
       "}}\n"
       "}}  // namespace lowbit_gemv\n",
       fmt::arg("columns", columns), fmt::arg("is_bf16", bf16 ? "true" : "false"), fmt::arg("half", columns / 2),
-      fmt::arg("type", type), fmt::arg("registers", fmt::join(registers, ", ")), fmt::arg("outputs", fmt::join(outputs, ", ")),
+      fmt::arg("type", type), fmt::arg("registers", operands.registers), fmt::arg("outputs", operands.outputs),
       fmt::arg("a", columns / 2), fmt::arg("b", columns / 2 + 1), fmt::arg("one", columns / 2 + 2));
 }
 
@@ -541,35 +538,18 @@ std::vector<SwapTileShape> parse_tiles(const std::string& text) {
   return tiles;
 }
 
-// x ([M][K] bf16 or fp16, row-major) as a tensor map whose box is 64 k x block_m rows, landing
-// 128-byte swizzled (64 k of 16-bit values are one 128-byte row of the box).
-CUtensorMap x_tensor_map(const lowbit::OpDesc& desc, void* x, int block_m) {
-  const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(desc.k), static_cast<cuuint64_t>(desc.m)};
-  const cuuint64_t row_stride[1] = {static_cast<cuuint64_t>(desc.k) * 2};
-  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(block_m)};
-  const cuuint32_t element_strides[2] = {1, 1};
-  CUtensorMap map;
-  check(driver().cuTensorMapEncodeTiled(&map,
-                                        desc.act == lowbit::DType::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-                                                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                                        2, x, dimensions, row_stride, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
-        "cuTensorMapEncodeTiled");
-  return map;
-}
-
-// A 2-D tensor map of `rows` rows of `row_elements` elements of `type` at `base`, each row `row_bytes` apart, whose box is box_elements x box_rows, landing unswizzled (row after row).
-CUtensorMap rows_tensor_map(void* base, CUtensorMapDataType type, std::int64_t row_elements,
-                            std::int64_t rows, std::int64_t row_bytes, int box_elements, int box_rows) {
+// A 2-D tensor map of `rows` rows of `row_elements` elements of `type` at `base`, each row `row_bytes`
+// apart, whose box is box_elements x box_rows, landing with `swizzle` (NONE: row after row).
+CUtensorMap rows_tensor_map(void* base, CUtensorMapDataType type, std::int64_t row_elements, std::int64_t rows,
+                            std::int64_t row_bytes, int box_elements, int box_rows, CUtensorMapSwizzle swizzle) {
   const cuuint64_t dimensions[2] = {static_cast<cuuint64_t>(row_elements), static_cast<cuuint64_t>(rows)};
   const cuuint64_t row_stride[1] = {static_cast<cuuint64_t>(row_bytes)};
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_elements), static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t element_strides[2] = {1, 1};
   CUtensorMap map;
   check(driver().cuTensorMapEncodeTiled(&map, type, 2, base, dimensions, row_stride, box, element_strides,
-                                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
-                                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                                        CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
         "cuTensorMapEncodeTiled");
   return map;
 }
@@ -584,12 +564,15 @@ StageMaps stage_maps(const lowbit::OpDesc& desc, const SwapTileShape& tile, void
   const int panel_stage_bytes = static_cast<int>(tile.block_k / geometry.k_per_block * geometry.step_bytes);
   const int stage_groups = desc.group_size() >= tile.block_k ? 1 : tile.block_k / desc.group_size();
   StageMaps maps;
-  maps.x = x_tensor_map(desc, x, tile.block_m);
+  // x ([M][K] 16-bit, row-major): a box of 64 k x block_m rows, landing 128-byte swizzled (64 k
+  // of 16-bit values are one 128-byte row of the box).
+  maps.x = rows_tensor_map(x, desc.act == lowbit::DType::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                           desc.k, desc.m, desc.k * 2, 64, tile.block_m, CU_TENSOR_MAP_SWIZZLE_128B);
   maps.weights = rows_tensor_map(qweight, CU_TENSOR_MAP_DATA_TYPE_UINT32, geometry.panel_bytes / 4, geometry.panels,
-                                 geometry.panel_bytes, panel_stage_bytes / 4, tile.block_n / 16);
+                                 geometry.panel_bytes, panel_stage_bytes / 4, tile.block_n / 16, CU_TENSOR_MAP_SWIZZLE_NONE);
   auto table_map = [&](void* base) {
     return rows_tensor_map(base, CU_TENSOR_MAP_DATA_TYPE_UINT16, geometry.groups * 16, geometry.panels,
-                           geometry.groups * 32, stage_groups * 16, tile.block_n / 16);
+                           geometry.groups * 32, stage_groups * 16, tile.block_n / 16, CU_TENSOR_MAP_SWIZZLE_NONE);
   };
   maps.scales = table_map(scales);
   maps.zeros = table_map(zeros);

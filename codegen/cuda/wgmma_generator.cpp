@@ -874,16 +874,21 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                variant.stream_k == 0 ? tiled_entry_source(variant, desc.m == 0) : stream_k_entry_source(variant)));
 }
 
+WgmmaGenerator::AccumulatorOperands WgmmaGenerator::accumulator_operands(int count) {
+  std::vector<std::string> registers;
+  std::vector<std::string> outputs;
+  for (int i = 0; i < count; ++i) {
+    registers.push_back(fmt::format("%{}", i));
+    outputs.push_back(fmt::format("\"+f\"(d[{}])", i));
+  }
+  return {fmt::format("{}", fmt::join(registers, ", ")), fmt::format("{}", fmt::join(outputs, ", "))};
+}
+
 std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
   // Operands: the rows / 2 accumulators, A's four registers, B's descriptor, then `accumulate`,
   // which sets the predicate p (scale-d: D is accumulated into where it is set, else overwritten).
   const int accumulators = rows / 2;
-  std::vector<std::string> registers;
-  std::vector<std::string> outputs;
-  for (int i = 0; i < accumulators; ++i) {
-    registers.push_back(fmt::format("%{}", i));
-    outputs.push_back(fmt::format("\"+f\"(d[{}])", i));
-  }
+  const AccumulatorOperands operands = accumulator_operands(accumulators);
   const char* type = bf16 ? "bf16" : "f16";
   return fmt::format(
       "namespace lowbit_gemv {{\n"
@@ -899,8 +904,8 @@ std::string WgmmaGenerator::instruction_source(int rows, bool bf16) {
       "}}\n"
       "}}  // namespace lowbit_gemv\n",
       fmt::arg("rows", rows), fmt::arg("is_bf16", bf16 ? "true" : "false"), fmt::arg("accumulators", accumulators),
-      fmt::arg("type", type), fmt::arg("registers", fmt::join(registers, ", ")),
-      fmt::arg("outputs", fmt::join(outputs, ", ")), fmt::arg("a0", accumulators), fmt::arg("a1", accumulators + 1),
+      fmt::arg("type", type), fmt::arg("registers", operands.registers), fmt::arg("outputs", operands.outputs),
+      fmt::arg("a0", accumulators), fmt::arg("a1", accumulators + 1),
       fmt::arg("a2", accumulators + 2), fmt::arg("a3", accumulators + 3), fmt::arg("b", accumulators + 4),
       fmt::arg("one", accumulators + 5));
 }

@@ -65,6 +65,14 @@ class WgmmaGenerator {
   // The wgmma_rows specialization a kernel of BLOCK_M = rows uses (templates/wgmma_gemm.cuh
   // declares it): one wgmma.mma_async m64n{rows}k16 whose inline PTX names each accumulator.
   static std::string instruction_source(int rows, bool bf16);
+  // The inline-PTX operand lists of `count` fp32 accumulators d[0 .. count - 1], each joined with
+  // ", ": the instruction's registers ("%0, %1, ...") and the asm statement's outputs
+  // ("\"+f\"(d[0]), ..."). instruction_source's, and the benches' own wgmma forms'.
+  struct AccumulatorOperands {
+    std::string registers;
+    std::string outputs;
+  };
+  static AccumulatorOperands accumulator_operands(int count);
   CudaVariant heuristic(const OpDesc& desc) const;
   // The tile of an any-M (m=0) kernel for calls of about `rows` rows: heuristic()'s tile at m =
   // rows, as the tiled grid, or where the heuristic splits K or shares it by stream-K as a cluster
