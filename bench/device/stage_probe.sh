@@ -8,6 +8,10 @@
 # LOWBIT_PROBE_ONE_ROUNDING=1 (session 18) is a third probe, not in the default list: bf16's weights
 # as (q - z) s_hi, the scale rounded to bf16 first (two roundings a weight, as a bf16 scale gives;
 # within dequantized_weights_tolerance's bound, but not lowbit's one rounding), fp16 unchanged.
+# Session 29 added two more: LOWBIT_PROBE_NO_WHOLE_STORE=1 (a stream-K block stores nothing of a
+# tile it ran whole: what the mid-run epilogue costs) and LOWBIT_PROBE_NO_DEPOSIT=1 (contributors
+# publish their flags without storing their partials: what the deposits cost); rows in
+# bench/shapes/epilogue_probe_rows.txt.
 # Environment: LOWBIT_PROBES (space-separated, each "none" or a comma list of NAME=VALUE), and
 # LOWBIT_PROBE_ROWS (a shapes file) and LOWBIT_PROBE_VARIANTS (full names, comma-separated) replace
 # the defaults below.
