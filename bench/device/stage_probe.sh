@@ -49,7 +49,7 @@ for line in sys.stdin:
     shape = ",".join(desc.split(",")[:3] + [act])
     for name, us in row.get("variants", {}).items():
         print(f"{shape:24s} {name:64s} {us:8.1f} us")
-    error = row.get("max_rel_err", float("nan"))
+    error = row.get("max_rel_err") or float("nan")
     print(f"{shape:24s} worst relative error {error:.3g}")
     for name, why in row.get("failures", {}).items():
         print(f"{shape:24s} {name:64s} failed: {why}")'
