@@ -61,8 +61,9 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
                      const std::string& cache_path);
 
 // The variant (as JSON, for build_cuda) of an any-M (m=0) kernel for row counts near `rows`
-// (runtime/row_buckets.h): wgmma's any-M grid (WgmmaGenerator::any_rows_tile: tiled or a cluster
-// split) where this device runs it (sm_90a; not with eqscale), else the mma family's heuristic there.
+// (runtime/row_buckets.h): wgmma's any-M grid (WgmmaGenerator::any_rows_tile: tiled, a split or a
+// cluster split) where this device runs it (sm_90a; not with eqscale), else the mma family's
+// heuristic there.
 nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows);
 
 // Stores a CUDA kernel's cubin (a tuning winner) under its content key and returns the key (the

@@ -1357,27 +1357,27 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
 // The second pass of a split: y[r][n] = sum over s = 0 .. SPLIT_K-1, in that order, of
 // partials[s][r][n], + bias[n], converted to OUT. A thread per REDUCE_VECTOR consecutive
 // elements of one row (N % 4 == 0: four, read as one float4 per split; else one), threads
-// over the flat [M][N] index; memory-bound, SPLIT_K + 1 passes over M x N.
+// over the flat [M][N] index; memory-bound, SPLIT_K + 1 passes over M x N. rows: the call's M
+// for an any-M Config (M = 0: the partials are [SPLIT_K][rows][N]), else unused.
 template <class Config>
 struct SplitReduce {
   static constexpr int VECTOR = Config::N % 4 == 0 ? 4 : 1;
   static constexpr int THREADS = 256;
-  static constexpr long long ELEMENTS = static_cast<long long>(Config::M) * Config::N;
-  static constexpr long long BLOCKS = (ELEMENTS / VECTOR + THREADS - 1) / THREADS;
 };
 
 template <class Config>
 __device__ __forceinline__ void wgmma_split_reduce(const float* __restrict__ partials, const void* __restrict__ bias,
-                                                   void* __restrict__ y) {
+                                                   void* __restrict__ y, int rows = 0) {
   using Reduce = SplitReduce<Config>;
   constexpr int VECTOR = Reduce::VECTOR;
   constexpr long long N = Config::N;
+  const long long elements = static_cast<long long>(Config::M == 0 ? rows : Config::M) * N;
   const long long first = (static_cast<long long>(blockIdx.x) * Reduce::THREADS + threadIdx.x) * VECTOR;
-  if (first >= Reduce::ELEMENTS) return;
+  if (first >= elements) return;
   float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // the first VECTOR used
 #pragma unroll
   for (int split = 0; split < Config::SPLIT_K; ++split) {
-    const float* slice = partials + split * Reduce::ELEMENTS + first;
+    const float* slice = partials + split * elements + first;
     if (VECTOR == 4) {
       const float4 value = *reinterpret_cast<const float4*>(slice);
       sum[0] += value.x, sum[1] += value.y, sum[2] += value.z, sum[3] += value.w;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -150,9 +151,14 @@ LaunchGeometry CudaKernel::geometry_for_rows(int64_t rows) const {
   return family_geometry(sized, variant_);
 }
 
-std::size_t CudaKernel::workspace_bytes(int64_t) const {
-  // wgmma sizes its split partials and its stream-K flags and tiles (0 for neither).
-  if (variant_.family == CudaFamily::wgmma) return WgmmaGenerator::workspace_bytes(desc_, variant_);
+std::size_t CudaKernel::workspace_bytes(int64_t m) const {
+  // wgmma sizes its split partials (an any-M kernel's by the call's rows) and its stream-K flags
+  // and tiles (0 for neither).
+  if (variant_.family == CudaFamily::wgmma) {
+    OpDesc sized = desc_;
+    if (desc_.m == 0) sized.m = std::max<int64_t>(m, 0);
+    return WgmmaGenerator::workspace_bytes(sized, variant_);
+  }
   return splits(variant_) ? GemvGenerator::workspace_bytes(desc_, variant_) : 0;
 }
 
@@ -186,8 +192,14 @@ void CudaKernel::run(const RunArgs& args) const {
          variant_.stream_k != 0 ? stream_k_parameters : parameters, overlap);
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;
-  void* reduce_parameters[] = {&partials, &bias, &y};
-  launch(reduce_function_, reduce_geometry_, static_cast<CUstream>(args.stream), reduce_parameters, false,
+  // An any-M wgmma split's second kernel takes the call's rows (the fourth parameter; the others
+  // declare three) and a grid over them.
+  int rows = static_cast<int>(args.m);
+  void* reduce_parameters[] = {&partials, &bias, &y, &rows};
+  OpDesc sized = desc_;
+  sized.m = args.m;
+  const LaunchGeometry reduce_geometry = desc_.m == 0 ? WgmmaGenerator::reduce_geometry(sized) : reduce_geometry_;
+  launch(reduce_function_, reduce_geometry, static_cast<CUstream>(args.stream), reduce_parameters, false,
          "cuLaunchKernel (split-K sum)");
 }
 

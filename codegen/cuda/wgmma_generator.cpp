@@ -206,11 +206,11 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (desc.m < 0 || desc.m > max_rows)
     return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M: the tiled grid or a cluster split)", desc.m,
                               max_rows));
-  if (desc.m == 0 && ((variant.split_k != 1 && variant.cluster_split == 0) || variant.stream_k != 0))
-    return refuse(fmt::format("m=0 (any M) with split_k={}, cluster_split={}, stream_k={}: only the tiled grid and "
-                              "the cluster split take M at run time (a split's partials and a stream-K schedule are "
-                              "sized by M when generated); use stream_k=0 and split_k=1 or cluster_split=1",
-                              variant.split_k, variant.cluster_split, variant.stream_k));
+  if (desc.m == 0 && variant.stream_k != 0)
+    return refuse(fmt::format("m=0 (any M) with stream_k={}: a stream-K schedule is sized by M when generated; the "
+                              "tiled grid, a split (its partials sized by the call's M) and the cluster split take M "
+                              "at run time: use stream_k=0",
+                              variant.stream_k));
   if (desc.k % 8 != 0)
     return refuse(fmt::format("k={}: the wgmma family copies x rows 16 bytes at a time, so k must be a multiple of 8 "
                               "(only group=-1 allows other k; the mma family serves them)",
@@ -429,22 +429,29 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows) cons
   tile.stream_k = 0;
   tile.remainder_split = 0;
   tile.stream_k_plan = 0;
-  // Where the heuristic splits K, the same split in clusters (summed in their shared memory, which
-  // takes M at run time). Where it shares K by stream-K: split only a tiled grid that fills at
-  // most half a wave, into the most splits (2, 4 or 8) that keep it to one wave. (Measured,
-  // docs/benchmarks.md, session 18: splits that gave the grid more than a wave were up to 27 %
-  // slower than the tiled grid, and four splits of 48 tiles no faster.)
+  // Where the heuristic splits K, the same split: its partials and second kernel take the call's
+  // rows (a cluster split stays one). Where it shares K by stream-K: split only a tiled grid that
+  // fills at most half a wave, into the most splits (2, 4 or 8) that keep it to one wave; two in
+  // a cluster, more summed by the second kernel. (Measured, docs/benchmarks.md: session 18, with
+  // cluster splits: splits that gave the grid more than a wave were up to 27 % slower than the
+  // tiled grid, and four splits of 48 tiles no faster. Session 29: on 4096x14336 at 65-256 rows
+  // four plain splits ran at 0.99-1.07x the exact kernel's time, four in clusters at 1.79-1.89x;
+  // on 6144x4096 at 65-128 rows two in clusters 24.4-25.6 us, two plain 25.7-26.8.)
   if (chosen.split_k == 1 && chosen.stream_k == 0) return tile;
-  int split = chosen.split_k;
-  if (split == 1) {
-    const int64_t blocks = tiles(sized, tile);
-    for (int s = 2; s <= max_cluster_blocks && blocks * s <= sm_count_; s *= 2) split = s;
+  if (chosen.split_k > 1) {
+    CudaVariant split = tile;
+    split.split_k = chosen.split_k;
+    split.cluster_split = chosen.cluster_split;
+    return is_valid(sized, split, 9) ? split : tile;
   }
+  int split = 1;
+  const int64_t blocks = tiles(sized, tile);
+  for (int s = 2; s <= max_cluster_blocks && blocks * s <= sm_count_; s *= 2) split = s;
   if (split == 1) return tile;
-  CudaVariant pair = tile;
-  pair.split_k = split;
-  pair.cluster_split = 1;
-  return is_valid(sized, pair, 9) ? pair : tile;
+  CudaVariant splits = tile;
+  splits.split_k = split;
+  splits.cluster_split = split == 2 ? 1 : 0;
+  return is_valid(sized, splits, 9) ? splits : tile;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {
@@ -851,7 +858,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
       fmt::arg("shared", shared_bytes(desc, variant)), fmt::arg("producer", variant.producer),
       fmt::arg("split_k", variant.split_k),
       fmt::arg("cluster_split", variant.cluster_split), fmt::arg("group_sums", variant.group_sums),
-      fmt::arg("reduce_entry", variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source()),
+      fmt::arg("reduce_entry",
+               variant.split_k == 1 || variant.cluster_split == 1 ? std::string() : reduce_source(desc.m == 0)),
       fmt::arg("stream_k", variant.stream_k == 0
                                ? std::string()
                                : fmt::format("  static constexpr int STREAM_K = {};\n"
@@ -941,13 +949,15 @@ std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant) {
       fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point));
 }
 
-std::string WgmmaGenerator::reduce_source() {
+std::string WgmmaGenerator::reduce_source(bool any_rows) {
   return fmt::format(
-      "extern \"C\" __global__ void __launch_bounds__(256) {reduce}(const float* partials, const void* bias, "
-      "void* y) {{\n"
-      "  lowbit_gemv::wgmma_split_reduce<LowbitConfig>(partials, bias, y);\n"
+      "{rows_note}extern \"C\" __global__ void __launch_bounds__(256) {reduce}(const float* partials, const void* bias, "
+      "void* y{rows_parameter}) {{\n"
+      "  lowbit_gemv::wgmma_split_reduce<LowbitConfig>(partials, bias, y{rows_argument});\n"
       "}}\n",
-      fmt::arg("reduce", reduce_entry_point));
+      fmt::arg("reduce", reduce_entry_point),
+      fmt::arg("rows_note", any_rows ? "// rows: this call's M (an any-M kernel: partials [SPLIT_K][rows][N]).\n" : ""),
+      fmt::arg("rows_parameter", any_rows ? ", int rows" : ""), fmt::arg("rows_argument", any_rows ? ", rows" : ""));
 }
 
 }  // namespace lowbit::cuda

@@ -40,8 +40,9 @@ class WgmmaGenerator {
   // stream_k_plan (the blocks' runs planned against the fix-up's cost) as candidates with the copy
   // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned);
   // 15: group_sums (unscaled weights, each group's sums scaled into fp32 totals) as candidates for
-  // tiles of up to group_sums_max_rows rows
-  static constexpr int version = 15;
+  // tiles of up to group_sums_max_rows rows; 16: splits at m=0 (an any-M kernel's partials and
+  // second kernel over the call's rows: any_rows_tile's ranges split as the heuristic does)
+  static constexpr int version = 16;
   // The tallest tile with group sums: its fold costs BLOCK_M / 2 FMAs a lane and group and as many
   // registers for the totals, against 1 (fp16) or 2 (bf16) instructions saved per A register (4
   // K_TILES a stage).
@@ -75,10 +76,10 @@ class WgmmaGenerator {
   static AccumulatorOperands accumulator_operands(int count);
   CudaVariant heuristic(const OpDesc& desc) const;
   // The tile of an any-M (m=0) kernel for calls of about `rows` rows: heuristic()'s tile at m =
-  // rows, as the tiled grid, or where the heuristic splits K or shares it by stream-K as a cluster
-  // split (the tiled grid and the cluster split take M at run time; a split's partials and a
-  // stream-K schedule are sized by M when generated). For an m=0 descriptor's row ranges
-  // (runtime/row_buckets.h); m=0 is otherwise not a candidate.
+  // rows, as the tiled grid; where the heuristic splits K, with that split (a split's partials
+  // and second kernel take the call's rows); where it shares K by stream-K (whose schedule is
+  // sized by M when generated), as a cluster split of the tiled grid. For an m=0 descriptor's row
+  // ranges (runtime/row_buckets.h); m=0 is otherwise not a candidate.
   CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows) const;
   // heuristic()'s measures of a grid (the .cpp says what each was measured against):
   // block_work: the rows x k one SM runs, its blocks' waves times a block's share;
@@ -203,7 +204,8 @@ class WgmmaGenerator {
 
  private:
   int sm_count_;
-  static std::string reduce_source();
+  // The split's second kernel; any_rows: an m=0 program's, which takes the call's rows.
+  static std::string reduce_source(bool any_rows);
   // The entry point of a tiled grid (stream_k = 0: unchanged since before stream-K) and of a
   // stream-K one (two more parameters: workspace, launch token).
   static std::string tiled_entry_source(const CudaVariant& variant, bool any_rows);

@@ -655,11 +655,11 @@ TEST(CudaWgmmaCompile, ClusterSplitVariantsCompileForHopper) {
   EXPECT_GE(compiled, 6);
 }
 
-// m=0 (any M): the tiled grid or a cluster split only, never a candidate; the entry point then
-// takes the rows.
-TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrAClusterSplitOnly) {
+// m=0 (any M): the tiled grid, a split (its partials and second kernel sized by the call's rows)
+// or a cluster split, never stream-K and never a candidate; the entry points then take the rows.
+TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrASplit) {
   WgmmaGenerator generator;
-  int clustered = 0;
+  int splits = 0;
   for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"}) {
     const OpDesc any = descriptor(text);
@@ -667,7 +667,6 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrAClusterSplitOnly) {
     for (int64_t rows : {32, 64, 128, 256, 1024}) {
       const CudaVariant tile = generator.any_rows_tile(any, rows);
       EXPECT_EQ(tile.stream_k, 0) << text << " " << rows;
-      EXPECT_TRUE(tile.split_k == 1 || tile.cluster_split == 1) << text << " " << rows;
       EXPECT_TRUE(generator.is_valid(any, tile, 9)) << rows << ": " << generator.is_valid(any, tile, 9).reason;
       // Its tile is the exact heuristic's at that M; a split where that one splits or streams K.
       OpDesc sized = any;
@@ -677,19 +676,41 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrAClusterSplitOnly) {
       if (exact.split_k == 1 && exact.stream_k == 0) {
         EXPECT_EQ(tile.split_k, 1) << text << " " << rows;
       }
-      clustered += tile.cluster_split;
+      // Where the heuristic splits K, its very split (plain or in clusters).
+      if (exact.split_k > 1) {
+        EXPECT_EQ(tile.split_k, exact.split_k) << text << " " << rows;
+        EXPECT_EQ(tile.cluster_split, exact.cluster_split) << text << " " << rows;
+      }
+      splits += tile.split_k > 1 && tile.cluster_split == 0;
     }
   }
-  EXPECT_GE(clustered, 2);  // 4096x14336 streams K from 128 rows
+  EXPECT_GE(splits, 2);  // 4096x14336 streams K from 128 rows
   // Where the heuristic streams K: splits only where the tiled grid fills half a wave or less, the
-  // most that keep to one. 6144x4096 at 256 rows has 96 tiles of 128x128: tiled; 4096x14336 has 32
-  // tiles of 128x256: four splits keep to a wave of 132 SMs, eight would not.
-  const CudaVariant wide = generator.any_rows_tile(descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16"), 256);
+  // most that keep to one (two in a cluster, more summed by the second kernel). 6144x4096 at 256
+  // rows has 96 tiles of 128x128: tiled; at 128 rows 48 tiles: two splits, a cluster; 4096x14336
+  // at 256 rows has 32 tiles of 128x256: four splits keep to a wave of 132 SMs, eight would not.
+  const OpDesc wide_any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
+  const CudaVariant wide = generator.any_rows_tile(wide_any, 256);
   EXPECT_EQ(wide.split_k, 1);
-  const CudaVariant deep =
-      generator.any_rows_tile(descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"), 256);
+  OpDesc wide_128 = wide_any;
+  wide_128.m = 128;
+  ASSERT_NE(generator.heuristic(wide_128).stream_k, 0);
+  const CudaVariant pair = generator.any_rows_tile(wide_any, 128);
+  EXPECT_EQ(pair.split_k, 2);
+  EXPECT_EQ(pair.cluster_split, 1);
+  const OpDesc long_k = descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16");
+  const CudaVariant deep = generator.any_rows_tile(long_k, 256);
   EXPECT_EQ(deep.split_k, 4);
-  EXPECT_EQ(deep.cluster_split, 1);
+  EXPECT_EQ(deep.cluster_split, 0);
+  // Its partials are sized by the call's rows, and its second kernel takes them.
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(long_k, deep), 0u);
+  OpDesc at_rows = long_k;
+  at_rows.m = 200;
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(at_rows, deep), std::size_t{4} * 200 * 4096 * 4);
+  const std::string deep_source = generator.emit(long_k, deep);
+  EXPECT_NE(deep_source.find("lowbit_split_reduce(const float* partials, const void* bias, void* y, int rows)"),
+            std::string::npos);
+  EXPECT_NE(deep_source.find("wgmma_split_reduce<LowbitConfig>(partials, bias, y, rows)"), std::string::npos);
   const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant tile = generator.any_rows_tile(any, 256);
   const std::string source = generator.emit(any, tile);
@@ -702,9 +723,9 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrAClusterSplitOnly) {
     change(changed);
     return generator.is_valid(any, changed, 9).reason;
   };
-  for (const std::string& reason : {refusal([](CudaVariant& v) { v.split_k = 2, v.cluster_split = 0; }),
-                                    refusal([](CudaVariant& v) { v.stream_k = 132; })})
-    EXPECT_NE(reason.find("m=0 (any M)"), std::string::npos) << reason;
+  EXPECT_EQ(refusal([](CudaVariant& v) { v.split_k = 2, v.cluster_split = 0; }), "");
+  const std::string streamed = refusal([](CudaVariant& v) { v.stream_k = 132; });
+  EXPECT_NE(streamed.find("m=0 (any M) with stream_k=132"), std::string::npos) << streamed;
   OpDesc negative = any;
   negative.m = -1;
   EXPECT_FALSE(generator.is_valid(negative, tile, 9).ok);
@@ -1317,8 +1338,9 @@ TEST(CudaWgmma, ClusterSplitAtOddShapes) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
-// An any-M kernel (m=0, the tiled grid or a cluster split: runtime/row_buckets.h's ranges) at row
-// counts around its tile's edges, on odd shapes: the grid and every row mask follow the call's M.
+// An any-M kernel (m=0, the tiled grid, a split or a cluster split: runtime/row_buckets.h's
+// ranges) at row counts around its tile's edges, on odd shapes: the grid, every row mask, a
+// split's partials and its second kernel follow the call's M.
 TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
   WgmmaGenerator generator;
   std::vector<Case> cases;
@@ -1328,10 +1350,23 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     const OpDesc any = descriptor(text);
     for (int64_t rows : {32, 64, 256}) cases.push_back({any, generator.any_rows_tile(any, rows)});
   }
-  // A long K on few columns: the cluster splits (any_rows_tile where the heuristic streams K).
-  const OpDesc long_k = descriptor("m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
-  for (int64_t rows : {128, 256}) cases.push_back({long_k, generator.any_rows_tile(long_k, rows)});
-  EXPECT_TRUE(std::any_of(cases.begin(), cases.end(), [](const Case& c) { return c.variant.cluster_split == 1; }));
+  // A long K on few columns: splits summed by the second kernel over the call's rows (any_rows_tile
+  // where the heuristic streams K), bf16 and fp16 outputs, N a multiple of 4 or not (the second
+  // kernel's float4 or single sums); and a cluster split (what the heuristic takes at 17..64 rows
+  // there) as it was.
+  for (const char* text : {"m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=0,n=4001,k=14344,bits=2,group=-1,zero=float,act=fp16,out=fp16"}) {
+    const OpDesc long_k = descriptor(text);
+    for (int64_t rows : {128, 256}) cases.push_back({long_k, generator.any_rows_tile(long_k, rows)});
+  }
+  const OpDesc clustered = descriptor("m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16");
+  CudaVariant pair = generator.any_rows_tile(clustered, 256);
+  pair.cluster_split = 1;
+  ASSERT_TRUE(generator.is_valid(clustered, pair, 9)) << generator.is_valid(clustered, pair, 9).reason;
+  cases.push_back({clustered, pair});
+  EXPECT_GE(std::count_if(cases.begin(), cases.end(),
+                          [](const Case& c) { return c.variant.split_k > 1 && c.variant.cluster_split == 0; }),
+            4);
   SKIP_WITHOUT_HOPPER();
   testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
