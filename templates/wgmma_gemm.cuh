@@ -342,11 +342,22 @@ struct WgmmaFormat<3> {
   }
 };
 
+// The rows a stream-K Config's schedule is laid out for: its SCHEDULE_ROWS (an any-M Config, M =
+// 0: a row range's top; a call's fewer rows are masked), else its M.
+template <class Config, class = void>
+struct ScheduleRowsOf {
+  static constexpr long long value = Config::M;
+};
+template <class Config>
+struct ScheduleRowsOf<Config, decltype(void(Config::SCHEDULE_ROWS))> {
+  static constexpr long long value = Config::SCHEDULE_ROWS;
+};
+
 // Config (generated): M, N, K, GROUP (K for group=-1), WHOLE_K_GROUP, ZERO, ACT (bf16 or fp16),
 // OUT, HAS_BIAS, BITS (2, 3, 4 or 8); the tile: BLOCK_N (weight columns, 64 per consumer warpgroup), BLOCK_M (rows of
 // x: the wgmma's N), BLOCK_K (k per stage, whole 64-k atoms), STAGES (>= 3); SPLIT_K (blocks
 // along K, each a run of SPLIT_STAGES stages; 1: no split); PRODUCER (1: a warp-specialized copy
-// warp, above); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
+// warp, above); SCHEDULE_ROWS (an any-M stream-K program: ScheduleRowsOf); STREAM_K and REMAINDER_SPLIT (stream-K programs only: the persistent blocks and
 // the hybrid schedule's sharing, StreamKSchedule).
 template <class Config>
 struct WgmmaTile {
@@ -1093,7 +1104,7 @@ template <class Config>
 struct StreamKSchedule {
   using Tile = WgmmaTile<Config>;
   static constexpr int BLOCKS = Config::STREAM_K;
-  static constexpr long long M_TILES = (Config::M + Tile::BLOCK_M - 1) / Tile::BLOCK_M;
+  static constexpr long long M_TILES = (ScheduleRowsOf<Config>::value + Tile::BLOCK_M - 1) / Tile::BLOCK_M;
   static constexpr long long N_TILES = ((Config::N + 15) / 16 + Tile::PANELS - 1) / Tile::PANELS;
   static constexpr long long TILES = M_TILES * N_TILES;
   static constexpr int PAIRS = (Tile::K_STAGES + 1) / 2;  // iterations of one tile
@@ -1202,6 +1213,9 @@ struct StreamKWork {
   float4* partials;
   u64 token;  // this launch's, nonzero
   TimelineEntry* timeline;  // this block's log (LOWBIT_STREAM_K_TIMELINE only, above)
+  int rows;                 // an any-M Config's (M = 0) call rows, at most SCHEDULE_ROWS
+
+  __device__ __forceinline__ int call_rows() const { return rows; }
 
   __device__ __forceinline__ int ring_base() const { return ring_uses; }
   __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
@@ -1308,10 +1322,11 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
                                                     const u16* __restrict__ scales, const u16* __restrict__ zeros,
                                                     const void* __restrict__ bias, void* __restrict__ y,
                                                     void* __restrict__ workspace, u64 token,
-                                                    unsigned char* shared_raw) {
+                                                    unsigned char* shared_raw, int rows = 0) {
   using Schedule = StreamKSchedule<Config>;
   using Tile = WgmmaTile<Config>;
   StreamKWork<Config> work;
+  work.rows = rows;
   work.flags = static_cast<u64*>(workspace);
   work.partials = reinterpret_cast<float4*>(static_cast<unsigned char*>(workspace) + Schedule::FLAG_BYTES);
   work.token = token;

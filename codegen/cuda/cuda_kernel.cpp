@@ -156,7 +156,7 @@ std::size_t CudaKernel::workspace_bytes(int64_t m) const {
   // and tiles (0 for neither).
   if (variant_.family == CudaFamily::wgmma) {
     OpDesc sized = desc_;
-    if (desc_.m == 0) sized.m = std::max<int64_t>(m, 0);
+    if (desc_.m == 0 && variant_.stream_k == 0) sized.m = std::max<int64_t>(m, 0);  // (stream-K: its schedule's)
     return WgmmaGenerator::workspace_bytes(sized, variant_);
   }
   return splits(variant_) ? GemvGenerator::workspace_bytes(desc_, variant_) : 0;
@@ -164,6 +164,10 @@ std::size_t CudaKernel::workspace_bytes(int64_t m) const {
 
 void CudaKernel::run(const RunArgs& args) const {
   check_run_args(desc_, args, workspace_bytes(args.m));
+  if (variant_.schedule_rows != 0 && args.m > variant_.schedule_rows)
+    throw InvalidArgument("m", fmt::format("{}: m={} exceeds the {} rows its stream-K schedule is laid out for (an "
+                                           "any-M kernel of a row range; a call of more rows needs another kernel)",
+                                           name_, args.m, variant_.schedule_rows));
   check_operand_alignment(desc_, variant_, args);
   make_current(desc_.device.index);
   const void* x = args.x;
@@ -187,7 +191,8 @@ void CudaKernel::run(const RunArgs& args) const {
   // A stream-K wgmma variant takes the workspace (its flags and partial tiles) and a launch token.
   void* workspace = args.workspace;
   unsigned long long token = variant_.stream_k != 0 ? next_launch_token() : 0;
-  void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token};
+  // (An any-M stream-K kernel's tenth parameter: the call's rows; the others declare nine.)
+  void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token, &eighth};
   launch(function_, geometry, static_cast<CUstream>(args.stream),
          variant_.stream_k != 0 ? stream_k_parameters : parameters, overlap);
   if (reduce_function_ == nullptr) return;

@@ -23,7 +23,7 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                        variant.block_n, variant.block_m, variant.block_k, variant.stages, variant.warps_n,
                        variant.warps_m, variant.warps_k);
   if (variant.family == CudaFamily::wgmma)
-    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}{}{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
+    return fmt::format("cuda_{}_{}_w{}g{}_m{}_n{}m{}k{}_s{}{}{}{}{}{}{}{}", compact_arch, family, desc.bits, group, desc.m,
                        variant.block_n, variant.block_m, variant.block_k, variant.stages,
                        variant.split_k == 1      ? std::string()
                        : variant.cluster_split == 0 ? fmt::format("_split{}", variant.split_k)
@@ -31,7 +31,8 @@ std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const s
                        variant.producer == 0 ? "" : "_ws",
                        variant.stream_k == 0 ? std::string() : fmt::format("_sk{}", variant.stream_k),
                        variant.remainder_split == 0 ? std::string() : fmt::format("r{}", variant.remainder_split),
-                       variant.stream_k_plan == 0 ? "" : "p", variant.group_sums == 0 ? "" : "_gs");
+                       variant.stream_k_plan == 0 ? "" : "p", variant.group_sums == 0 ? "" : "_gs",
+                       variant.schedule_rows == 0 ? std::string() : fmt::format("_to{}", variant.schedule_rows));
   if (variant.family == CudaFamily::dequant_gemm)  // stages: tiles in flight per block of its dequantization pass
     return fmt::format("cuda_{}_{}_w{}g{}_m{}_w{}u{}s{}", compact_arch, family, desc.bits, group, desc.m, variant.warps,
                        variant.unroll, variant.stages);
@@ -67,6 +68,8 @@ std::string family_field_misuse(const CudaVariant& variant) {
        "only the wgmma family's stream-K schedule plans its runs"},
       {"group_sums", &CudaVariant::group_sums, 0, true, false,
        "only the wgmma family scales its group sums instead of its weights"},
+      {"schedule_rows", &CudaVariant::schedule_rows, 0, true, false,
+       "only the wgmma family's any-M stream-K schedule is laid out for a row count"},
       {"bulk_copy", &CudaVariant::bulk_copy, 0, false, true,
        "only the gemv_mma family fills its ring with bulk copies"},
       {"panels", &CudaVariant::panels, 1, false, true, "only the gemv_mma family walks several panels per block"},
@@ -92,13 +95,13 @@ CudaVariant variant_from_json(const nlohmann::json& json) {
   // with gemv_mma's bulk copies and panel walk, prefetch with its L2 prefetch, stream_k with the
   // wgmma family's stream-K schedule, remainder_split with its whole-tile first waves, cluster_split
   // with its split summed in a cluster, stream_k_plan with its planned runs, group_sums with its
-  // unscaled weights (a variant stored before has none of them).
+  // unscaled weights, schedule_rows with its any-M stream-K (a variant stored before has none of them).
   nlohmann::json completed = json;
   if (completed.is_object()) {
     const nlohmann::json defaults = to_json(CudaVariant{});
     for (const char* name : {"block_n", "block_m", "block_k", "stages", "warps_n", "warps_m", "warps_k",
                              "split_k", "producer", "bulk_copy", "panels", "prefetch", "stream_k", "remainder_split",
-                             "cluster_split", "stream_k_plan", "group_sums"})
+                             "cluster_split", "stream_k_plan", "group_sums", "schedule_rows"})
       if (!completed.contains(name)) completed[name] = defaults[name];
   }
   return fields_from_json<CudaVariant>(completed, "CUDA variant");

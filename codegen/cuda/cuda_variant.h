@@ -42,7 +42,9 @@ namespace lowbit::cuda {
 // codegen/cuda/stream_k_plan.h) and, with split_k > 1, cluster_split (1: a tile's split_k blocks form one thread-block
 // cluster and sum their accumulators in its distributed shared memory, no second kernel) and
 // group_sums (1: the weights enter the wgmmas as q - z, unscaled, and each group's fp32 sums are
-// scaled into the totals at its end; tiles of up to 64 rows).
+// scaled into the totals at its end; tiles of up to 64 rows) and, with stream_k at m=0 (an any-M
+// kernel), schedule_rows (the rows its stream-K schedule is laid out for, a row range's top;
+// a call of fewer rows masks the rest, one of more is refused).
 // gemv_mma also reads block_k (k a
 // warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
@@ -51,8 +53,8 @@ namespace lowbit::cuda {
 // columns each warp, and so its block, covers: 2 or 4 adjacent 16-column panels over the warp's
 // k range, one copy of x serving them; 0: one panel).
 // Every other family needs split_k=1, producer=0, bulk_copy=0, panels=1, prefetch=0,
-// stream_k=0, remainder_split=0, stream_k_plan=0, cluster_split=0, group_sums=0. The tile fields, split_k,
-// producer, bulk_copy, panels, prefetch, stream_k, remainder_split, cluster_split, stream_k_plan and group_sums came
+// stream_k=0, remainder_split=0, stream_k_plan=0, cluster_split=0, group_sums=0, schedule_rows=0. The tile fields, split_k,
+// producer, bulk_copy, panels, prefetch, stream_k, remainder_split, cluster_split, stream_k_plan, group_sums and schedule_rows came
 // later: JSON without them (older caches) reads as these defaults.
 struct CudaVariant {
   CudaFamily family = CudaFamily::gemv;
@@ -75,6 +77,7 @@ struct CudaVariant {
   int cluster_split = 0;    // wgmma with split_k > 1: 1 = a tile's splits are one cluster, summed in its shared memory
   int stream_k_plan = 0;    // wgmma with stream_k: 1 = the blocks' runs planned against the fix-up's cost (0: even)
   int group_sums = 0;       // wgmma: 1 = unscaled weights, each group's sums scaled into fp32 totals (0: scaled weights)
+  int schedule_rows = 0;    // wgmma stream-K at m=0: the rows its schedule covers (0: an exact M's own)
 
   bool operator==(const CudaVariant&) const = default;
 
@@ -90,7 +93,8 @@ struct CudaVariant {
                       field("remainder_split", &CudaVariant::remainder_split),
                       field("cluster_split", &CudaVariant::cluster_split),
                       field("stream_k_plan", &CudaVariant::stream_k_plan),
-                      field("group_sums", &CudaVariant::group_sums)};
+                      field("group_sums", &CudaVariant::group_sums),
+                      field("schedule_rows", &CudaVariant::schedule_rows)};
   }
 };
 
@@ -109,7 +113,8 @@ struct LaunchGeometry {
 // "cuda_sm90a_dequantgemm_w4g128_m1024_w8u2s3" (warps, unroll, stages of the dequantization pass),
 // "cuda_sm90a_wgmma_w4g128_m1024_n128m256k64_s4" (tile n x m x k, stages; "_split4" appended
 // when split_k > 1 ("_cs4" instead with cluster_split), "_ws" when producer = 1, "_sk132" with stream_k = 132 blocks, then "r2" with
-// remainder_split = 2, then "p" with stream_k_plan = 1, then "_gs" with group_sums = 1); gemv_mma appends "_n64" when block_n is set, "_k128" when block_k is set,
+// remainder_split = 2, then "p" with stream_k_plan = 1, then "_gs" with group_sums = 1, then "_to256" with
+// schedule_rows = 256); gemv_mma appends "_n64" when block_n is set, "_k128" when block_k is set,
 // "_split2" when split_k > 1, "_bulk" with bulk_copy and "_p4" when panels > 1.
 std::string variant_name(const OpDesc& desc, const CudaVariant& variant, const std::string& arch);
 // Why a variant may not carry a field its family does not read (split_k, producer, stream_k,

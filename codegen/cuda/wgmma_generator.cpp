@@ -38,6 +38,14 @@ int k_stages(const OpDesc& desc, const CudaVariant& variant) {
 int split_stages(const OpDesc& desc, const CudaVariant& variant) {
   return ((k_stages(desc, variant) + variant.split_k - 1) / variant.split_k + 1) / 2 * 2;
 }
+// The descriptor a stream-K schedule is laid out for: desc, or for an any-M (m=0) kernel desc at
+// its schedule_rows (the kernel masks a call's fewer rows at run time).
+OpDesc scheduled(const OpDesc& desc, const CudaVariant& variant) {
+  OpDesc sized = desc;
+  if (desc.m == 0 && variant.schedule_rows > 0) sized.m = variant.schedule_rows;
+  return sized;
+}
+
 int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
   return (desc.m + variant.block_m - 1) / variant.block_m * ((desc.n + variant.block_n - 1) / variant.block_n);
 }
@@ -206,10 +214,20 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (desc.m < 0 || desc.m > max_rows)
     return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M: the tiled grid or a cluster split)", desc.m,
                               max_rows));
+  if (variant.schedule_rows != 0) {
+    // An any-M stream-K kernel: valid where the exact kernel at its schedule's rows is (the
+    // schedule is that kernel's; a call's rows are masked at run time).
+    if (desc.m != 0 || variant.stream_k == 0 || variant.schedule_rows < 1 || variant.schedule_rows > max_rows)
+      return refuse(fmt::format("schedule_rows={}: only an m=0 stream-K kernel (m=0, stream_k > 0) lays its schedule "
+                                "out for a row count, 1..{}; here m={}, stream_k={}",
+                                variant.schedule_rows, max_rows, desc.m, variant.stream_k));
+    CudaVariant exact = variant;
+    exact.schedule_rows = 0;
+    return is_valid(scheduled(desc, variant), exact, arch_major);
+  }
   if (desc.m == 0 && variant.stream_k != 0)
-    return refuse(fmt::format("m=0 (any M) with stream_k={}: a stream-K schedule is sized by M when generated; the "
-                              "tiled grid, a split (its partials sized by the call's M) and the cluster split take M "
-                              "at run time: use stream_k=0",
+    return refuse(fmt::format("m=0 (any M) with stream_k={} needs schedule_rows (the rows its stream-K schedule is "
+                              "laid out for, the range's top: a call of fewer rows masks the rest)",
                               variant.stream_k));
   if (desc.k % 8 != 0)
     return refuse(fmt::format("k={}: the wgmma family copies x rows 16 bytes at a time, so k must be a multiple of 8 "
@@ -419,10 +437,17 @@ CudaVariant WgmmaGenerator::scaled_heuristic(const OpDesc& desc) const {
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
 }
 
-CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows) const {
+CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows) const {
   OpDesc sized = desc;
   sized.m = rows;
   const CudaVariant chosen = heuristic(sized);
+  // A range with a top, where the heuristic shares K by stream-K: that very grid, its schedule laid
+  // out for the top's rows, a call's fewer rows masked (docs/benchmarks.md, session 29).
+  if (chosen.stream_k != 0 && at_most_rows) {
+    CudaVariant streamed = chosen;
+    streamed.schedule_rows = static_cast<int>(rows);
+    if (is_valid(desc, streamed, 9)) return streamed;
+  }
   CudaVariant tile = chosen;
   tile.split_k = 1;
   tile.cluster_split = 0;
@@ -817,7 +842,7 @@ bool WgmmaGenerator::cuts_no_tile(const OpDesc& desc, const CudaVariant& variant
 }
 
 std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
-  if (variant.stream_k != 0) return cuts_no_tile(desc, variant) ? 0 : stream_k_layout_bytes(variant);
+  if (variant.stream_k != 0) return cuts_no_tile(scheduled(desc, variant), variant) ? 0 : stream_k_layout_bytes(variant);
   if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory
   const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
   return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;
@@ -864,13 +889,18 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                                ? std::string()
                                : fmt::format("  static constexpr int STREAM_K = {};\n"
                                              "  static constexpr int REMAINDER_SPLIT = {};\n"
-                                             "  static constexpr int STREAM_K_PLAN = {};\n{}",
+                                             "  static constexpr int STREAM_K_PLAN = {};\n{}{}",
                                              variant.stream_k, variant.remainder_split, variant.stream_k_plan,
+                                             variant.schedule_rows == 0
+                                                 ? std::string()
+                                                 : fmt::format("  static constexpr int SCHEDULE_ROWS = {};\n",
+                                                               variant.schedule_rows),
                                              variant.stream_k_plan == 0
                                                  ? ""
                                                  : "  static __device__ __forceinline__ long long planned_begin(int "
                                                    "block) { return lowbit_stream_k_runs[block]; }\n")),
-      fmt::arg("planned_runs", variant.stream_k_plan == 0 ? std::string() : planned_runs_source(desc, variant)),
+      fmt::arg("planned_runs",
+               variant.stream_k_plan == 0 ? std::string() : planned_runs_source(scheduled(desc, variant), variant)),
       // The table holds a beginning per sharing block and the end, as the template counts them.
       fmt::arg("planned_runs_check",
                variant.stream_k_plan == 0
@@ -879,7 +909,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                                  "lowbit_gemv::StreamKSchedule<LowbitConfig>::SHARING_BLOCKS + 1, "
                                  "\"generator and template agree on the sharing blocks\");\n")),
       fmt::arg("entry_source",
-               variant.stream_k == 0 ? tiled_entry_source(variant, desc.m == 0) : stream_k_entry_source(variant)));
+               variant.stream_k == 0 ? tiled_entry_source(variant, desc.m == 0)
+                                     : stream_k_entry_source(variant, desc.m == 0)));
 }
 
 WgmmaGenerator::AccumulatorOperands WgmmaGenerator::accumulator_operands(int count) {
@@ -934,19 +965,21 @@ std::string WgmmaGenerator::tiled_entry_source(const CudaVariant& variant, bool 
       fmt::arg("rows_parameter", any_rows ? ", int rows" : ""), fmt::arg("rows_argument", any_rows ? ", rows" : ""));
 }
 
-std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant) {
+std::string WgmmaGenerator::stream_k_entry_source(const CudaVariant& variant, bool any_rows) {
   return fmt::format(
       "// STREAM_K persistent blocks; workspace: their flags and partial tiles (workspace_bytes), token: nonzero,\n"
-      "// new every launch (CudaKernel::run).\n"
+      "// new every launch (CudaKernel::run).{rows_note}\n"
       "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {entry}(const void* x, const void* qweight,\n"
       "    const unsigned short* scales, const unsigned short* zeros, const void* bias,\n"
       "    const float* /* eq_scale: every family takes it; this one refuses eqscale=1 */, void* y, void* workspace,\n"
-      "    unsigned long long token) {{\n"
+      "    unsigned long long token{rows_parameter}) {{\n"
       "  extern __shared__ __align__(1024) unsigned char shared[];\n"
       "  lowbit_gemv::wgmma_stream_k<LowbitConfig>(x, static_cast<const unsigned char*>(qweight), scales, zeros, "
-      "bias, y, workspace, token, shared);\n"
+      "bias, y, workspace, token, shared{rows_argument});\n"
       "}}\n",
-      fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point));
+      fmt::arg("threads", variant.warps * 32 + variant.producer * 128), fmt::arg("entry", entry_point),
+      fmt::arg("rows_note", any_rows ? "\n// rows: this call's M, at most SCHEDULE_ROWS (an any-M kernel)." : ""),
+      fmt::arg("rows_parameter", any_rows ? ", int rows" : ""), fmt::arg("rows_argument", any_rows ? ", rows" : ""));
 }
 
 std::string WgmmaGenerator::reduce_source(bool any_rows) {

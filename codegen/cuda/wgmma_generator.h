@@ -41,7 +41,8 @@ class WgmmaGenerator {
   // warpgroup; 14: bits 3 (decisions of that width tuned before had no wgmma candidate: re-tuned);
   // 15: group_sums (unscaled weights, each group's sums scaled into fp32 totals) as candidates for
   // tiles of up to group_sums_max_rows rows; 16: splits at m=0 (an any-M kernel's partials and
-  // second kernel over the call's rows: any_rows_tile's ranges split as the heuristic does)
+  // second kernel over the call's rows: any_rows_tile's ranges split as the heuristic does), and
+  // stream-K at m=0 laid out for a bounded range's top rows (schedule_rows)
   static constexpr int version = 16;
   // The tallest tile with group sums: its fold costs BLOCK_M / 2 FMAs a lane and group and as many
   // registers for the totals, against 1 (fp16) or 2 (bf16) instructions saved per A register (4
@@ -77,10 +78,12 @@ class WgmmaGenerator {
   CudaVariant heuristic(const OpDesc& desc) const;
   // The tile of an any-M (m=0) kernel for calls of about `rows` rows: heuristic()'s tile at m =
   // rows, as the tiled grid; where the heuristic splits K, with that split (a split's partials
-  // and second kernel take the call's rows); where it shares K by stream-K (whose schedule is
-  // sized by M when generated), as a cluster split of the tiled grid. For an m=0 descriptor's row
-  // ranges (runtime/row_buckets.h); m=0 is otherwise not a candidate.
-  CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows) const;
+  // and second kernel take the call's rows); where it shares K by stream-K, with at_most_rows (the
+  // kernel serves calls of at most `rows` rows) that stream-K grid laid out for `rows`
+  // (schedule_rows), else splits of the tiled grid (a stream-K schedule is sized by M when
+  // generated). For an m=0 descriptor's row ranges (runtime/row_buckets.h); m=0 is otherwise not
+  // a candidate.
+  CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows = false) const;
   // heuristic()'s measures of a grid (the .cpp says what each was measured against):
   // block_work: the rows x k one SM runs, its blocks' waves times a block's share;
   int64_t block_work(const OpDesc& desc, const CudaVariant& variant) const;
@@ -209,7 +212,8 @@ class WgmmaGenerator {
   // The entry point of a tiled grid (stream_k = 0: unchanged since before stream-K) and of a
   // stream-K one (two more parameters: workspace, launch token).
   static std::string tiled_entry_source(const CudaVariant& variant, bool any_rows);
-  static std::string stream_k_entry_source(const CudaVariant& variant);
+  // any_rows: an m=0 program's, which takes the call's rows.
+  static std::string stream_k_entry_source(const CudaVariant& variant, bool any_rows);
   // variant with split_k doubled while the grid stays within `waves` waves and every split keeps
   // enough stages (and the split is valid).
   CudaVariant split_to_waves(const OpDesc& desc, CudaVariant variant, int waves) const;

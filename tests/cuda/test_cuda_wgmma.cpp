@@ -656,7 +656,8 @@ TEST(CudaWgmmaCompile, ClusterSplitVariantsCompileForHopper) {
 }
 
 // m=0 (any M): the tiled grid, a split (its partials and second kernel sized by the call's rows)
-// or a cluster split, never stream-K and never a candidate; the entry points then take the rows.
+// or a cluster split, and stream-K only laid out for a range's top rows; never a candidate; the
+// entry points then take the rows.
 TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrASplit) {
   WgmmaGenerator generator;
   int splits = 0;
@@ -731,6 +732,59 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrASplit) {
   EXPECT_FALSE(generator.is_valid(negative, tile, 9).ok);
 }
 
+// A range with a top (at_most_rows): where the heuristic streams K, the any-M kernel is that very
+// stream-K grid, its schedule laid out for the top's rows (schedule_rows), its source taking the
+// call's rows; an open range keeps the splits above. schedule_rows only at m=0 with stream-K.
+TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
+  WgmmaGenerator generator;
+  int streamed = 0;
+  for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16",
+                           "m=0,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16",
+                           "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"}) {
+    const OpDesc any = descriptor(text);
+    for (int64_t rows : {32, 64, 128, 256}) {
+      OpDesc sized = any;
+      sized.m = rows;
+      const CudaVariant exact = generator.heuristic(sized);
+      const CudaVariant tile = generator.any_rows_tile(any, rows, true);
+      ASSERT_TRUE(generator.is_valid(any, tile, 9)) << text << " " << rows << ": " << generator.is_valid(any, tile, 9).reason;
+      if (exact.stream_k == 0) {
+        EXPECT_EQ(tile, generator.any_rows_tile(any, rows)) << text << " " << rows;
+        continue;
+      }
+      CudaVariant expected = exact;
+      expected.schedule_rows = static_cast<int>(rows);
+      EXPECT_EQ(tile, expected) << text << " " << rows;
+      EXPECT_EQ(generator.any_rows_tile(any, rows).stream_k, 0) << text << " " << rows;  // an open range
+      // Its workspace is the exact kernel's (flags and partial tiles, or none for whole tiles).
+      EXPECT_EQ(WgmmaGenerator::workspace_bytes(any, tile), WgmmaGenerator::workspace_bytes(sized, exact)) << text;
+      ++streamed;
+    }
+  }
+  EXPECT_GE(streamed, 4);  // 6144x4096 and 28672x4096 from 128 rows, 4096x14336 at 128 and 256
+  const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
+  const CudaVariant tile = generator.any_rows_tile(any, 256, true);
+  ASSERT_NE(tile.stream_k, 0);
+  EXPECT_EQ(variant_name(any, tile, "sm_90a").substr(variant_name(any, tile, "sm_90a").size() - 6), "_to256");
+  expect_json_round_trip(tile, "schedule_rows", &CudaVariant::schedule_rows, 0);
+  const std::string source = generator.emit(any, tile);
+  EXPECT_NE(source.find("static constexpr int SCHEDULE_ROWS = 256;"), std::string::npos);
+  EXPECT_NE(source.find("unsigned long long token, int rows)"), std::string::npos);
+  EXPECT_NE(source.find("workspace, token, shared, rows)"), std::string::npos);
+  OpDesc exact = any;
+  exact.m = 256;
+  CudaVariant unscheduled = tile;
+  unscheduled.schedule_rows = 0;
+  EXPECT_EQ(generator.emit(exact, unscheduled).find("static constexpr int SCHEDULE_ROWS"), std::string::npos);
+  // Refused: schedule_rows at an exact M, without stream-K, below 1; stream-K at m=0 without it.
+  for (const std::string& reason :
+       {generator.is_valid(exact, tile, 9).reason,
+        generator.is_valid(any, [&] { CudaVariant v = tile; v.stream_k = 0, v.remainder_split = 0, v.stream_k_plan = 0; return v; }(), 9).reason,
+        generator.is_valid(any, [&] { CudaVariant v = tile; v.schedule_rows = -1; return v; }(), 9).reason})
+    EXPECT_NE(reason.find("schedule_rows="), std::string::npos) << reason;
+  EXPECT_NE(generator.is_valid(any, unscheduled, 9).reason.find("needs schedule_rows"), std::string::npos);
+}
+
 TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
@@ -738,11 +792,13 @@ TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
                            "m=0,n=28672,k=4104,bits=3,group=-1,zero=float,act=fp16,out=fp32",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16"}) {
     const OpDesc any = descriptor(text);
-    for (int64_t rows : {32, 64, 256}) {
-      const CudaVariant tile = generator.any_rows_tile(any, rows);
-      EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(any, tile), "any_rows", "sm_90a")))
-          << variant_name(any, tile, "sm_90a");
-    }
+    for (int64_t rows : {32, 64, 256})
+      for (bool at_most_rows : {false, true}) {
+        const CudaVariant tile = generator.any_rows_tile(any, rows, at_most_rows);
+        if (at_most_rows && tile.schedule_rows == 0) continue;  // the same tile as the open range's
+        EXPECT_TRUE(looks_like_cubin(compile_to_cubin(generator.emit(any, tile), "any_rows", "sm_90a")))
+            << variant_name(any, tile, "sm_90a");
+      }
   }
 }
 
@@ -1367,17 +1423,53 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
   EXPECT_GE(std::count_if(cases.begin(), cases.end(),
                           [](const Case& c) { return c.variant.split_k > 1 && c.variant.cluster_split == 0; }),
             4);
+  // Ranges with a top where the heuristic streams K: the stream-K grid laid out for the top's
+  // rows (whole tiles, the hybrid, planned runs as the heuristic takes them), N and K tails, bf16
+  // and fp16, bias, 3 bits; every row count up to the top, and one past it refused.
+  int streamed = 0;
+  for (const char* text : {"m=0,n=6000,k=4160,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16",
+                           "m=0,n=6008,k=2056,bits=3,group=-1,zero=float,act=fp16,out=fp16,bias=1"}) {
+    const OpDesc any = descriptor(text);
+    for (int64_t rows : {128, 256}) {
+      const CudaVariant tile = generator.any_rows_tile(any, rows, true);
+      if (tile.schedule_rows == 0) continue;
+      cases.push_back({any, tile});
+      ++streamed;
+    }
+  }
+  EXPECT_GE(streamed, 3);
   SKIP_WITHOUT_HOPPER();
   testing::CompiledCases compiled(cases);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     CompiledCandidate candidate = compiled.get(i);
     ASSERT_TRUE(candidate.error.empty()) << candidate.error;
     const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
-    for (int64_t rows : {1, 15, 17, 31, 32, 33, 64, 65, 255, 256, 257, 700}) {
+    const int64_t top = cases[i].variant.schedule_rows;
+    for (int64_t rows : {1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700}) {
+      if (top != 0 && rows > top) continue;
       const std::string failure =
           testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant), 0, rows);
       ASSERT_TRUE(failure.empty()) << failure;
     }
+    if (top == 0) continue;
+    // One row past the schedule: refused before anything is read or launched (the pointers are
+    // never dereferenced).
+    std::vector<unsigned char> fake(256);
+    RunArgs past;
+    past.x = past.bias = fake.data();
+    past.y = fake.data();
+    past.weights = {fake.data(), fake.data(), fake.data()};
+    past.m = top + 1;
+    past.workspace = fake.data();
+    past.workspace_size = kernel.workspace_bytes(top + 1);
+    std::string refused = "accepted";
+    try {
+      kernel.run(past);
+    } catch (const InvalidArgument& error) {
+      refused = error.what();
+    }
+    EXPECT_NE(refused.find("exceeds the " + std::to_string(top) + " rows"), std::string::npos) << refused;
   }
 }
 
