@@ -212,8 +212,9 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   if (desc.layout != Layout::native) return refuse("only layout=native is read by CUDA kernels");
   if (desc.act == DType::fp32) return refuse("the wgmma family needs act=bf16 or fp16 (tensor-core operands)");
   if (desc.m < 0 || desc.m > max_rows)
-    return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M: the tiled grid or a cluster split)", desc.m,
-                              max_rows));
+    return refuse(fmt::format("m={}: the wgmma family serves an exact m=1..{} or m=0 (any M: the tiled grid, a split, "
+                              "a cluster split, or stream-K laid out for schedule_rows)",
+                              desc.m, max_rows));
   if (variant.schedule_rows != 0) {
     // An any-M stream-K kernel: valid where the exact kernel at its schedule's rows is (the
     // schedule is that kernel's; a call's rows are masked at run time).
