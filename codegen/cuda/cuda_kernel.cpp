@@ -129,7 +129,7 @@ void CudaKernel::load() {
     check(driver().cuModuleGetFunction(&reduce_function_, module_,
                                        wgmma ? WgmmaGenerator::reduce_entry_point : GemvGenerator::split_sum_entry_point),
           "cuModuleGetFunction");
-    reduce_geometry_ = wgmma ? WgmmaGenerator::reduce_geometry(desc_) : GemvGenerator::split_sum_geometry(desc_);
+    reduce_geometry_ = reduce_geometry_for_rows(desc_.m);
   }
   // Without an opt-in per function, dynamic shared memory is allowed 48 KiB less the kernel's
   // static shared memory (gemv_mma has both), so every kernel with dynamic shared memory opts in.
@@ -149,6 +149,13 @@ LaunchGeometry CudaKernel::geometry_for_rows(int64_t rows) const {
   OpDesc sized = desc_;
   sized.m = rows;
   return family_geometry(sized, variant_);
+}
+
+LaunchGeometry CudaKernel::reduce_geometry_for_rows(int64_t rows) const {
+  OpDesc sized = desc_;
+  sized.m = rows;
+  return variant_.family == CudaFamily::wgmma ? WgmmaGenerator::reduce_geometry(sized)
+                                              : GemvGenerator::split_sum_geometry(sized);
 }
 
 std::size_t CudaKernel::workspace_bytes(int64_t m) const {
@@ -185,25 +192,23 @@ void CudaKernel::run(const RunArgs& args) const {
   // kernel's image declares.
   const bool overlap = args.overlap_previous && can_overlap_;
   const bool takes_rows = variant_.family == CudaFamily::mma || (variant_.family == CudaFamily::wgmma && desc_.m == 0);
-  int eighth = takes_rows ? static_cast<int>(args.m) : overlap ? 1 : 0;
+  int rows = static_cast<int>(args.m);
+  int eighth = takes_rows ? rows : overlap ? 1 : 0;
   void* parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &first_output, &eighth};
   const LaunchGeometry geometry = desc_.m == 0 ? geometry_for_rows(args.m) : geometry_;
   // A stream-K wgmma variant takes the workspace (its flags and partial tiles) and a launch token.
   void* workspace = args.workspace;
   unsigned long long token = variant_.stream_k != 0 ? next_launch_token() : 0;
   // (An any-M stream-K kernel's tenth parameter: the call's rows; the others declare nine.)
-  void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token, &eighth};
+  void* stream_k_parameters[] = {&x, &qweight, &scales, &zeros, &bias, &eq_scale, &y, &workspace, &token, &rows};
   launch(function_, geometry, static_cast<CUstream>(args.stream),
          variant_.stream_k != 0 ? stream_k_parameters : parameters, overlap);
   if (reduce_function_ == nullptr) return;
   const void* partials = args.workspace;
   // An any-M wgmma split's second kernel takes the call's rows (the fourth parameter; the others
   // declare three) and a grid over them.
-  int rows = static_cast<int>(args.m);
   void* reduce_parameters[] = {&partials, &bias, &y, &rows};
-  OpDesc sized = desc_;
-  sized.m = args.m;
-  const LaunchGeometry reduce_geometry = desc_.m == 0 ? WgmmaGenerator::reduce_geometry(sized) : reduce_geometry_;
+  const LaunchGeometry reduce_geometry = desc_.m == 0 ? reduce_geometry_for_rows(args.m) : reduce_geometry_;
   launch(reduce_function_, reduce_geometry, static_cast<CUstream>(args.stream), reduce_parameters, false,
          "cuLaunchKernel (split-K sum)");
 }

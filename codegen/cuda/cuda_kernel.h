@@ -48,6 +48,8 @@ class CudaKernel final : public ProgramKernel {
   void load();
   // The launch of an m=0 kernel (any M) at `rows` rows: the grid covers them.
   LaunchGeometry geometry_for_rows(int64_t rows) const;
+  // The split's second kernel's grid for a call of `rows` rows (an any-M split's follows the call).
+  LaunchGeometry reduce_geometry_for_rows(int64_t rows) const;
 
   OpDesc desc_;
   CudaVariant variant_;
