@@ -251,7 +251,8 @@ struct FoundRowPlan {
 };
 
 // desc's row plan: the user's cache's, else the first shipped cache's that has one. A plan that
-// does not parse is a warning and is passed over.
+// does not parse is a warning and is passed over; one made for other ranges than today's is
+// passed over quietly (it is outdated, not damaged).
 std::optional<FoundRowPlan> find_row_plan(const OpDesc& desc, const GetOptions& options, const std::string& cache_path) {
   if (!options.use_cache) return std::nullopt;
   std::vector<std::pair<std::string, cache::OpenMode>> files{{cache_path, cache::OpenMode::read_only}};
@@ -267,6 +268,7 @@ std::optional<FoundRowPlan> find_row_plan(const OpDesc& desc, const GetOptions& 
     if (!plan) continue;
     try {
       runtime::RowPlanParts parts = runtime::row_plan_from_json(nlohmann::json::parse(plan->plan_json));
+      if (!parts.made_for_current_ranges()) continue;  // an older lowbit's ranges: a new plan replaces it
       return FoundRowPlan{std::move(reader), path == cache_path, std::move(parts)};
     } catch (const std::exception& error) {
       warn(fmt::format("cache {}: the row plan of {} is unusable ({}); it is ignored", path, descriptor, error.what()));
@@ -344,7 +346,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
                      to_string(desc), compiler_refusal));
   const GetOptions exact_options = exact_part_options(options);
   const std::vector<nlohmann::json> ranges_wanted = range_variants(desc);
-  // The parts' cubins not in the cache compile at once (a cold start compiles up to 21 programs),
+  // The parts' cubins not in the cache compile at once (a cold start compiles up to 23 programs),
   // then every part is built from the cache through one read-only connection: the planner's, or
   // after compiles that stored cubins a new one (a file they created, or upgraded, is then seen).
   std::optional<cache::DecisionCache> own_reader = open_reader(cache_path);
@@ -356,6 +358,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
   // The plan is recorded only when every part resolved as it would with NVRTC at hand: a part
   // refused for want of it would be recorded as missing.
   runtime::RowPlanParts plan;
+  plan.range_starts.assign(std::begin(runtime::any_rows_range_starts), std::end(runtime::any_rows_range_starts));
   bool plan_complete = compiler_refusal.empty();
   if (resolved.source == KernelSource::heuristic) plan.any_rows = planned_part(0, *resolved.kernel);
   std::vector<std::shared_ptr<const Kernel>> exact;

@@ -24,9 +24,11 @@ namespace lowbit::runtime {
 inline constexpr int64_t exact_bucket_rows = 16;
 
 // The first row counts of the any-M ranges past the exact rows; a range's kernel takes the tile for
-// twice its first row count less 2 (32, 64, 128 and 256 rows: wgmma on sm_90a, else
-// the mma family's), and the last range is open.
-inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129};
+// twice its first row count less 2 (32, 64, 128, 256, 512 and 1024 rows: wgmma on sm_90a, else
+// the mma family's), and the last range is open. 129..256 and 257..512 have tops so that stream-K
+// serves them, and the open range from 513 takes the large-M tile (docs/benchmarks.md, session 30).
+// A row plan records these starts: one made for others is not used (runtime/row_plan.h).
+inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129, 257, 513};
 
 // An any-M kernel and the first row count it serves (up to the next range's first).
 struct RowRange {

@@ -63,6 +63,11 @@ bool RowPlanParts::is_unserved(int64_t rows) const {
   return std::find(unserved.begin(), unserved.end(), rows) != unserved.end();
 }
 
+bool RowPlanParts::made_for_current_ranges() const {
+  return std::equal(range_starts.begin(), range_starts.end(), std::begin(any_rows_range_starts),
+                    std::end(any_rows_range_starts));
+}
+
 nlohmann::json to_json(const RowPlanParts& parts) {
   nlohmann::json exact = nlohmann::json::array();
   for (const PlannedPart& part : parts.exact) {
@@ -79,7 +84,8 @@ nlohmann::json to_json(const RowPlanParts& parts) {
   return {{"any_rows", parts.any_rows ? part_json(*parts.any_rows) : nlohmann::json(nullptr)},
           {"exact_rows", exact},
           {"unserved_rows", parts.unserved},
-          {"ranges", ranges}};
+          {"ranges", ranges},
+          {"range_starts", parts.range_starts}};
 }
 
 RowPlanParts row_plan_from_json(const nlohmann::json& plan) {
@@ -114,6 +120,18 @@ RowPlanParts row_plan_from_json(const nlohmann::json& plan) {
                               previous));
     previous = part.rows;
     parts.ranges.push_back(std::move(part));
+  }
+  // (Plans recorded before session 30 have no starts: read as made for none, so outdated.)
+  const auto starts = plan.find("range_starts");
+  if (starts != plan.end()) {
+    if (!starts->is_array()) throw Error("row plan: \"range_starts\" is not an array");
+    for (const nlohmann::json& entry : *starts) {
+      if (!entry.is_number_integer() || entry.get<int64_t>() <= exact_bucket_rows ||
+          (!parts.range_starts.empty() && entry.get<int64_t>() <= parts.range_starts.back()))
+        throw Error(fmt::format("row plan: range_starts[{}] is not a row count above {} and the one before it",
+                                parts.range_starts.size(), exact_bucket_rows));
+      parts.range_starts.push_back(entry.get<int64_t>());
+    }
   }
   return parts;
 }

@@ -5,12 +5,16 @@
 // and reads it back first (runtime/get_kernel.cpp).
 //
 // JSON: {"any_rows": part or null, "exact_rows": [part with "m"], "unserved_rows": [m, ...],
-//        "ranges": [part with "first_rows"]}, each part {"variant": {...}, "artifact_key": 64 hex}.
+//        "ranges": [part with "first_rows"], "range_starts": [rows, ...]},
+//       each part {"variant": {...}, "artifact_key": 64 hex}.
 //   any_rows:      desc's own any-M kernel when it was its heuristic (no decision for m=0);
 //   exact_rows:    the row counts 1..exact_bucket_rows that ran their heuristic (no decision);
 //                  a row count with a decision is not listed: its decision names its cubin;
 //   unserved_rows: the row counts no exact-M family serves (left to the any-M kernel);
-//   ranges:        the any-M ranges past the exact rows that were built, ascending.
+//   ranges:        the any-M ranges past the exact rows that were built, ascending;
+//   range_starts:  the ranges' first rows the plan was made for (any_rows_range_starts then); a
+//                  plan without it, or made for other ranges (an older lowbit's), is outdated:
+//                  get_kernel passes over it and records a new one.
 #pragma once
 
 #include <cstdint>
@@ -37,8 +41,11 @@ struct RowPlanParts {
   std::vector<PlannedPart> exact;  // ascending rows, each in 1..exact_bucket_rows
   std::vector<int64_t> unserved;   // ascending, each in 1..exact_bucket_rows, none in exact
   std::vector<PlannedPart> ranges; // ascending first rows, each above exact_bucket_rows
+  std::vector<int64_t> range_starts;  // what the plan was made for; empty when the plan did not say
 
   bool operator==(const RowPlanParts&) const = default;
+  // Whether the plan was made for today's ranges (any_rows_range_starts).
+  bool made_for_current_ranges() const;
   // The exact part of `rows`, if the plan lists one.
   const PlannedPart* exact_part(int64_t rows) const;
   bool is_unserved(int64_t rows) const;

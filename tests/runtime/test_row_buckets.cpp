@@ -326,6 +326,30 @@ TEST(RowBuckets, CudaRowPlanRecoversFromALostCubinAndFromADamagedPlan) {
   const auto replaced = stored_row_plan(desc, options);
   ASSERT_TRUE(replaced.has_value()) << "the damaged plan was not replaced";
   EXPECT_EQ(*replaced, *plan);
+
+  // A plan made for other ranges (session 29's four, here with none built) is outdated: passed
+  // over without a warning, and a plan for today's ranges recorded in its place.
+  runtime::RowPlanParts outdated = *plan;
+  outdated.range_starts = {17, 33, 65, 129};
+  outdated.ranges.clear();
+  {
+    cache::DecisionCache writer = cache::DecisionCache::open(options.cache_path, cache::OpenMode::read_write);
+    ASSERT_TRUE(writer.store_row_plan({to_string(desc), runtime::decision_fingerprint(desc, options),
+                                       runtime::decision_generator_version(desc, options),
+                                       runtime::to_json(outdated).dump(), ""}));
+  }
+  GetOptions fourth = options;
+  fourth.max_threads = 7;
+  ::testing::internal::CaptureStderr();
+  const ResolvedKernel renewed = get_kernel(desc, fourth);
+  const std::string quiet = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(quiet.find("row plan"), std::string::npos) << quiet;
+  ASSERT_FALSE(plan->ranges.empty());
+  EXPECT_EQ(renewed.kernel->variant_json(), first.kernel->variant_json())
+      << "the outdated plan (no ranges built) was used";
+  const auto renewed_plan = stored_row_plan(desc, options);
+  ASSERT_TRUE(renewed_plan.has_value());
+  EXPECT_EQ(*renewed_plan, *plan);
 }
 
 #endif

@@ -23,6 +23,7 @@ RowPlanParts sample_parts() {
   parts.unserved = {3, 9};
   parts.ranges = {{17, {{"family", "wgmma"}, {"block_m", 32}}, key_of('b')},
                   {129, {{"family", "wgmma"}, {"block_m", 256}}, key_of('c')}};
+  parts.range_starts.assign(std::begin(any_rows_range_starts), std::end(any_rows_range_starts));
   return parts;
 }
 
@@ -84,7 +85,32 @@ TEST(RowPlan, MalformedPlansAreRefusedNamingWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(refusal([](nlohmann::json& plan) { plan["any_rows"] = 5; }).find("any_rows is not an object"),
             std::string::npos);
+  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"] = 17; }).find("\"range_starts\" is not an array"),
+            std::string::npos);
+  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][1] = "33"; }).find("range_starts[1] is not a row count"),
+            std::string::npos);
+  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][0] = 16; }).find("range_starts[0] is not a row count above 16"),
+            std::string::npos);
+  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][2] = 33; }).find("range_starts[2]"),
+            std::string::npos);
   EXPECT_EQ(refusal([](nlohmann::json&) {}), "(accepted)");
+}
+
+// A plan is used only when it was made for today's ranges: one from before the ranges were
+// recorded (no "range_starts"), or made for others, is outdated (get_kernel then records anew).
+TEST(RowPlan, OnlyAPlanMadeForTodaysRangesIsCurrent) {
+  EXPECT_TRUE(row_plan_from_json(to_json(sample_parts())).made_for_current_ranges());
+  nlohmann::json unsaid = to_json(sample_parts());
+  unsaid.erase("range_starts");
+  const RowPlanParts older = row_plan_from_json(unsaid);
+  EXPECT_TRUE(older.range_starts.empty());
+  EXPECT_FALSE(older.made_for_current_ranges());
+  RowPlanParts four_ranges = sample_parts();
+  four_ranges.range_starts = {17, 33, 65, 129};  // session 29's
+  EXPECT_FALSE(row_plan_from_json(to_json(four_ranges)).made_for_current_ranges());
+  RowPlanParts more = sample_parts();
+  more.range_starts.push_back(more.range_starts.back() * 2 - 1);
+  EXPECT_FALSE(more.made_for_current_ranges());
 }
 
 }  // namespace
