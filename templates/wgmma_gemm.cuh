@@ -1070,9 +1070,9 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
 }
 
 // ---- Stream-K (STREAM_K = BLOCKS > 0; SPLIT_K = 1; either ring). A grid of BLOCKS persistent
-// blocks (at most one per SM, so all are resident at once) shares the ITERATIONS = TILES x PAIRS
-// iterations (a stage pair of one tile: stages run in pairs, above) equally: block b takes
-// [b ITERATIONS / BLOCKS, (b + 1) ITERATIONS / BLOCKS), tile by tile in order (tiles with M
+// blocks (at most one per SM, so all are resident at once) shares the iterations = tiles x PAIRS
+// (a stage pair of one tile: stages run in pairs, above) equally: block b takes
+// [b iterations / BLOCKS, (b + 1) iterations / BLOCKS), tile by tile in order (tiles with M
 // fastest, as the tiled grid's x: blocks on one weight tile run together). The run of each block
 // is then a tile's last part, whole tiles, and a tile's first part; no SM idles in a last partial
 // wave. A tile cut between blocks is fixed up without atomics on data: the blocks with a later K
@@ -1086,7 +1086,7 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
 // its predecessor's whole run).
 // Hybrid (REMAINDER_SPLIT > 0): where the tiles fill some waves whole and leave a remainder (192
 // tiles on 132 SMs), the full waves' tiles run whole first, one per block in turn, and only the
-// remainder is shared as above, after them, by the first SHARING_BLOCKS blocks. A whole tile
+// remainder is shared as above, after them, by the first sharing_blocks blocks. A whole tile
 // has no fix-up; the shared part's contributors run their cut tile's end right after their whole
 // tiles, at about the time its owner starts the tile, so the owner's wait stays short.
 // Measured (docs/benchmarks.md, the per-block timeline below): the deposits are the dear part of a
@@ -1100,37 +1100,70 @@ __device__ __forceinline__ void wgmma_gemm_tiled(const void* __restrict__ x, con
 // once block b's partial is stored; the owner that consumes it resets it to 0. So a flag left by
 // an earlier launch, or anything else in the caller's workspace, is not taken for this launch's
 // unless it holds this very token (and replays of one captured launch find the flags reset).
+// The layout of one stream-K launch (StreamKSchedule::layout): its tiles, the whole ones run first
+// (hybrid), the shared ones' iterations and the blocks that share them.
+struct StreamKLayout {
+  long long m_tiles;       // tiles along M (x rows)
+  long long tiles;         // m_tiles x N_TILES, M fastest
+  long long whole_tiles;   // the full waves' tiles, run whole (hybrid; else 0)
+  long long first_shared;  // the first shared iteration: whole_tiles x PAIRS
+  long long iterations;    // the shared iterations (the shared tiles' stage pairs)
+  int sharing_blocks;      // the blocks that share them: 1 .. min(BLOCKS, iterations), 0 when none is left
+};
+
+// A stream-K Config's schedule. Compile-time Configs (an exact M, or an any-M one laid out for
+// SCHEDULE_ROWS) have one layout, FIXED_M_TILES tile rows, folded into constants; an any-M Config
+// without SCHEDULE_ROWS (RUN_TIME) lays its schedule out for the call's rows at run time, each block
+// from the same rows, so every role of every block agrees (and never with a planned table, which
+// the generator computes for one layout).
 template <class Config>
 struct StreamKSchedule {
   using Tile = WgmmaTile<Config>;
   static constexpr int BLOCKS = Config::STREAM_K;
-  static constexpr long long M_TILES = (ScheduleRowsOf<Config>::value + Tile::BLOCK_M - 1) / Tile::BLOCK_M;
+  static constexpr bool RUN_TIME = Config::M == 0 && ScheduleRowsOf<Config>::value == 0;
+  static constexpr long long FIXED_M_TILES = (ScheduleRowsOf<Config>::value + Tile::BLOCK_M - 1) / Tile::BLOCK_M;
   static constexpr long long N_TILES = ((Config::N + 15) / 16 + Tile::PANELS - 1) / Tile::PANELS;
-  static constexpr long long TILES = M_TILES * N_TILES;
   static constexpr int PAIRS = (Tile::K_STAGES + 1) / 2;  // iterations of one tile
-  // REMAINDER_SPLIT > 0 (the hybrid schedule): the WHOLE_TILES of the grid's full waves run whole,
-  // block b taking tiles b, b + BLOCKS, ... first (no fix-up); only the SHARED_TILES left over are
-  // shared, by SHARING_BLOCKS = min(BLOCKS, REMAINDER_SPLIT x SHARED_TILES) blocks (fewer blocks
+  // REMAINDER_SPLIT > 0 (the hybrid schedule): the whole_tiles of the grid's full waves run whole,
+  // block b taking tiles b, b + BLOCKS, ... first (no fix-up); only the tiles left over are
+  // shared, by sharing_blocks = min(BLOCKS, REMAINDER_SPLIT x shared tiles) blocks (fewer blocks
   // cut fewer tiles: at 2 x the shared tiles each is cut once, in halves). 0: every tile shared.
   static constexpr int REMAINDER_SPLIT = Config::REMAINDER_SPLIT;
-  static constexpr long long WHOLE_TILES = REMAINDER_SPLIT > 0 ? TILES / BLOCKS * BLOCKS : 0;
-  static constexpr long long SHARED_TILES = TILES - WHOLE_TILES;
-  static constexpr int SHARING_BLOCKS =
-      REMAINDER_SPLIT > 0 && REMAINDER_SPLIT * SHARED_TILES < BLOCKS ? static_cast<int>(REMAINDER_SPLIT * SHARED_TILES)
-                                                                       : BLOCKS;
-  static constexpr long long FIRST_SHARED = WHOLE_TILES * PAIRS;  // the first shared iteration
-  static constexpr long long ITERATIONS = SHARED_TILES * PAIRS;   // the shared ones
   static constexpr int FRAGMENTS = Tile::BLOCK_M / 8;  // float4 of accumulator per consumer thread
   static constexpr int FLAG_BYTES = (BLOCKS * 8 + 255) / 256 * 256;  // the flags, then the partial slots
-  static_assert(SHARING_BLOCKS >= 1 && SHARING_BLOCKS <= ITERATIONS, "every sharing block has at least one iteration");
-  static_assert(REMAINDER_SPLIT == 0 || (TILES > BLOCKS && SHARED_TILES > 0), "a full wave of whole tiles and a remainder");
   static_assert(Tile::SPLIT_K == 1, "stream-K runs without a split");
-  // The first shared iteration of sharing block `block` (0 .. SHARING_BLOCKS): even runs, or with
+  static_assert(!RUN_TIME || !Config::STREAM_K_PLAN, "a planned table is laid out for one layout, not the call's rows");
+
+  // The layout for m_tiles tile rows. A block never gets an empty run (its owner would wait for a
+  // partial it never publishes): at most one sharing block an iteration.
+  static __host__ __device__ constexpr StreamKLayout layout(long long m_tiles) {
+    const long long tiles = m_tiles * N_TILES;
+    const long long whole_tiles = REMAINDER_SPLIT > 0 ? tiles / BLOCKS * BLOCKS : 0;
+    const long long shared_tiles = tiles - whole_tiles;
+    const long long iterations = shared_tiles * PAIRS;
+    long long sharing = REMAINDER_SPLIT > 0 && REMAINDER_SPLIT * shared_tiles < BLOCKS ? REMAINDER_SPLIT * shared_tiles
+                                                                                        : BLOCKS;
+    if (sharing > iterations) sharing = iterations;
+    return StreamKLayout{m_tiles, tiles, whole_tiles, whole_tiles * PAIRS, iterations, static_cast<int>(sharing)};
+  }
+  // The layout of a launch of `rows` call rows: RUN_TIME's, else the fixed one (rows unused).
+  static __device__ __forceinline__ StreamKLayout launch_layout(int rows) {
+    if constexpr (RUN_TIME) {
+      return layout((rows + Tile::BLOCK_M - 1) / Tile::BLOCK_M);
+    } else {
+      constexpr StreamKLayout fixed = layout(FIXED_M_TILES);
+      static_assert(fixed.sharing_blocks >= 1, "every sharing block has at least one iteration");
+      static_assert(REMAINDER_SPLIT == 0 || (fixed.tiles > BLOCKS && fixed.tiles > fixed.whole_tiles),
+                    "a full wave of whole tiles and a remainder");
+      return fixed;
+    }
+  }
+  // The first shared iteration of sharing block `block` (0 .. sharing_blocks): even runs, or with
   // STREAM_K_PLAN the generator's planned ones (Config::planned_begin, a table in constant memory:
-  // codegen/cuda/stream_k_plan.h; strictly increasing from 0 to ITERATIONS).
-  static __device__ __forceinline__ long long begin(int block) {
-    if constexpr (Config::STREAM_K_PLAN) return FIRST_SHARED + Config::planned_begin(block);
-    else return FIRST_SHARED + block * ITERATIONS / SHARING_BLOCKS;
+  // codegen/cuda/stream_k_plan.h; strictly increasing from 0 to iterations).
+  static __device__ __forceinline__ long long begin(const StreamKLayout& at, int block) {
+    if constexpr (Config::STREAM_K_PLAN) return at.first_shared + Config::planned_begin(block);
+    else return at.first_shared + block * at.iterations / at.sharing_blocks;
   }
 };
 
@@ -1213,15 +1246,16 @@ struct StreamKWork {
   float4* partials;
   u64 token;  // this launch's, nonzero
   TimelineEntry* timeline;  // this block's log (LOWBIT_STREAM_K_TIMELINE only, above)
-  int rows;                 // an any-M Config's (M = 0) call rows, at most SCHEDULE_ROWS
+  int rows;                 // an any-M Config's (M = 0) call rows (at most SCHEDULE_ROWS where it has one)
+  StreamKLayout layout;     // Schedule::launch_layout(rows): constants but for a RUN_TIME Config
 
   __device__ __forceinline__ int call_rows() const { return rows; }
 
   __device__ __forceinline__ int ring_base() const { return ring_uses; }
   __device__ __forceinline__ int first_stage() const { return static_cast<int>(2 * (iteration - tile_begin)); }
   __device__ __forceinline__ int end_stage(int) const { return static_cast<int>(2 * (segment_end - tile_begin)); }
-  __device__ __forceinline__ int block_row() const { return static_cast<int>(tile % Schedule::M_TILES) * Tile::BLOCK_M; }
-  __device__ __forceinline__ long long block_panel() const { return tile / Schedule::M_TILES * Tile::PANELS; }
+  __device__ __forceinline__ int block_row() const { return static_cast<int>(tile % layout.m_tiles) * Tile::BLOCK_M; }
+  __device__ __forceinline__ long long block_panel() const { return tile / layout.m_tiles * Tile::PANELS; }
   // An owner stores every fragment of its tile.
   __device__ __forceinline__ bool stores(int) const { return true; }
   // This thread's first float4 of a block's partial slot (float4 i at + i CONSUMER_THREADS).
@@ -1248,7 +1282,7 @@ struct StreamKWork {
       return false;
     }
     const long long tile_end = tile_begin + Schedule::PAIRS;
-    for (int other = block + 1; other < Schedule::SHARING_BLOCKS && Schedule::begin(other) < tile_end; ++other) {
+    for (int other = block + 1; other < layout.sharing_blocks && Schedule::begin(layout, other) < tile_end; ++other) {
       timeline_stamp(timeline, event_wait_start, other);
       if (threadIdx.x == 0) {
         while (acquire_flag(flags + other) != token) {
@@ -1279,17 +1313,19 @@ __device__ __forceinline__ void for_each_segment(StreamKWork<Config>& work, Segm
   bool first = true;
   if constexpr (Schedule::REMAINDER_SPLIT > 0) {
     // Whole tiles: each its own owner with no contributor (every shared iteration lies past them).
-    for (work.tile = blockIdx.x; work.tile < Schedule::WHOLE_TILES; work.tile += Schedule::BLOCKS) {
+    for (work.tile = blockIdx.x; work.tile < work.layout.whole_tiles; work.tile += Schedule::BLOCKS) {
       work.tile_begin = work.tile * Schedule::PAIRS;
       work.iteration = work.tile_begin;
       work.segment_end = work.tile_begin + Schedule::PAIRS;
       segment(first);
       first = false;
     }
-    if (static_cast<int>(blockIdx.x) >= Schedule::SHARING_BLOCKS) return;
   }
-  const long long begin = Schedule::begin(blockIdx.x);
-  const long long end = Schedule::begin(blockIdx.x + 1);
+  // (Fewer sharing blocks than BLOCKS: the hybrid's, or a run-time layout's with few iterations.)
+  if constexpr (Schedule::REMAINDER_SPLIT > 0 || Schedule::RUN_TIME)
+    if (static_cast<int>(blockIdx.x) >= work.layout.sharing_blocks) return;
+  const long long begin = Schedule::begin(work.layout, blockIdx.x);
+  const long long end = Schedule::begin(work.layout, blockIdx.x + 1);
   for (work.iteration = begin; work.iteration < end; work.iteration = work.segment_end) {
     work.tile = work.iteration / Schedule::PAIRS;
     work.tile_begin = work.tile * Schedule::PAIRS;
@@ -1327,6 +1363,7 @@ __device__ __forceinline__ void wgmma_stream_k(const void* __restrict__ x, const
   using Tile = WgmmaTile<Config>;
   StreamKWork<Config> work;
   work.rows = rows;
+  work.layout = Schedule::launch_layout(rows);
   work.flags = static_cast<u64*>(workspace);
   work.partials = reinterpret_cast<float4*>(static_cast<unsigned char*>(workspace) + Schedule::FLAG_BYTES);
   work.token = token;

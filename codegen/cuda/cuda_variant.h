@@ -44,7 +44,8 @@ namespace lowbit::cuda {
 // group_sums (1: the weights enter the wgmmas as q - z, unscaled, and each group's fp32 sums are
 // scaled into the totals at its end; tiles of up to 64 rows) and, with stream_k at m=0 (an any-M
 // kernel), schedule_rows (the rows its stream-K schedule is laid out for, a row range's top;
-// a call of fewer rows masks the rest, one of more is refused).
+// a call of fewer rows masks the rest, one of more is refused; 0: laid out for each call's rows
+// at run time, with even runs).
 // gemv_mma also reads block_k (k a
 // warp copies per stage of its ring; 0 = its format's 512-byte default), split_k (blocks per panel along K, a range of whole
 // groups each, summed by a second kernel) and bulk_copy (sm_90: the ring filled by bulk
@@ -77,7 +78,7 @@ struct CudaVariant {
   int cluster_split = 0;    // wgmma with split_k > 1: 1 = a tile's splits are one cluster, summed in its shared memory
   int stream_k_plan = 0;    // wgmma with stream_k: 1 = the blocks' runs planned against the fix-up's cost (0: even)
   int group_sums = 0;       // wgmma: 1 = unscaled weights, each group's sums scaled into fp32 totals (0: scaled weights)
-  int schedule_rows = 0;    // wgmma stream-K at m=0: the rows its schedule covers (0: an exact M's own)
+  int schedule_rows = 0;    // wgmma stream-K at m=0: the rows its schedule covers (0: an exact M's own, or at m=0 each call's, laid out at run time)
 
   bool operator==(const CudaVariant&) const = default;
 

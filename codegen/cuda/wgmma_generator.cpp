@@ -226,9 +226,13 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
     exact.schedule_rows = 0;
     return is_valid(scheduled(desc, variant), exact, arch_major);
   }
-  if (desc.m == 0 && variant.stream_k != 0)
-    return refuse(fmt::format("m=0 (any M) with stream_k={} needs schedule_rows (the rows its stream-K schedule is "
-                              "laid out for, the range's top: a call of fewer rows masks the rest)",
+  // An any-M stream-K kernel without schedule_rows lays its schedule out for each call's rows at run
+  // time; a planned table is computed for one layout, so it needs schedule_rows.
+  const bool run_time_schedule = desc.m == 0 && variant.stream_k != 0;
+  if (run_time_schedule && variant.stream_k_plan != 0)
+    return refuse(fmt::format("m=0 (any M) with stream_k={} and stream_k_plan=1: planned runs are laid out for one "
+                              "row count, so give schedule_rows (the range's top) or take even runs (stream_k_plan=0), "
+                              "which the kernel lays out for each call's rows",
                               variant.stream_k));
   if (desc.k % 8 != 0)
     return refuse(fmt::format("k={}: the wgmma family copies x rows 16 bytes at a time, so k must be a multiple of 8 "
@@ -270,7 +274,7 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
       return refuse(fmt::format("stream_k={}: must be 0 (off) or 1..{} persistent blocks (at most one per SM of the "
                                 "device, so that all are resident while owners wait for partials)",
                                 variant.stream_k, sm_count_));
-    if (variant.stream_k > stream_k_iterations(desc, variant))
+    if (!run_time_schedule && variant.stream_k > stream_k_iterations(desc, variant))
       return refuse(fmt::format("stream_k={}: more blocks than the {} iterations (tiles x stage pairs) to share",
                                 variant.stream_k, stream_k_iterations(desc, variant)));
   }
@@ -304,14 +308,18 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
     if (variant.remainder_split < 1 || variant.remainder_split > 8)
       return refuse(fmt::format("remainder_split={}: must be 0 (every tile shared) or 1..8 (blocks per remaining tile)",
                                 variant.remainder_split));
-    if (tiles(desc, variant) <= variant.stream_k || remaining_tiles(desc, variant) == 0)
-      return refuse(fmt::format("remainder_split={}: the grid's {} tiles on stream_k={} blocks leave no full wave "
-                                "and a remainder (it needs more tiles than blocks, not a multiple of them)",
-                                variant.remainder_split, tiles(desc, variant), variant.stream_k));
-    const int64_t shared_iterations = remaining_tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
-    if (sharing_blocks(desc, variant) > shared_iterations)
-      return refuse(fmt::format("remainder_split={}: {} sharing blocks for {} shared iterations (each needs one)",
-                                variant.remainder_split, sharing_blocks(desc, variant), shared_iterations));
+    // (A run-time schedule takes whatever the call's tiles are: with no full wave all are shared,
+    // with no remainder none is, and never more sharing blocks than iterations.)
+    if (!run_time_schedule) {
+      if (tiles(desc, variant) <= variant.stream_k || remaining_tiles(desc, variant) == 0)
+        return refuse(fmt::format("remainder_split={}: the grid's {} tiles on stream_k={} blocks leave no full wave "
+                                  "and a remainder (it needs more tiles than blocks, not a multiple of them)",
+                                  variant.remainder_split, tiles(desc, variant), variant.stream_k));
+      const int64_t shared_iterations = remaining_tiles(desc, variant) * ((k_stages(desc, variant) + 1) / 2);
+      if (sharing_blocks(desc, variant) > shared_iterations)
+        return refuse(fmt::format("remainder_split={}: {} sharing blocks for {} shared iterations (each needs one)",
+                                  variant.remainder_split, sharing_blocks(desc, variant), shared_iterations));
+    }
   }
   if (variant.stream_k_plan != 0) {
     if (variant.stream_k_plan != 1)
@@ -456,13 +464,12 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool
   tile.remainder_split = 0;
   tile.stream_k_plan = 0;
   // Where the heuristic splits K, the same split: its partials and second kernel take the call's
-  // rows (a cluster split stays one). Where it shares K by stream-K: split only a tiled grid that
-  // fills at most half a wave, into the most splits (2, 4 or 8) that keep it to one wave; two in
-  // a cluster, more summed by the second kernel. (Measured, docs/benchmarks.md: session 18, with
-  // cluster splits: splits that gave the grid more than a wave were up to 27 % slower than the
-  // tiled grid, and four splits of 48 tiles no faster. Session 29: on 4096x14336 at 65-256 rows
-  // four plain splits ran at 0.99-1.07x the exact kernel's time, four in clusters at 1.79-1.89x;
-  // on 6144x4096 at 65-128 rows two in clusters 24.4-25.6 us, two plain 25.7-26.8.)
+  // rows (a cluster split stays one). Where it shares K by stream-K in the open range (its calls
+  // have no top): that grid with even runs, laid out for each call's rows at run time. (Measured,
+  // docs/benchmarks.md, session 30: the tiled grid there ran at up to 1.52x the exact stream-K
+  // kernel on 6144x4096, a partial last wave at 513 rows. Before, splits of the tiled grid where
+  // it filled half a wave or less: session 29, on 4096x14336 at 65-256 rows four plain splits ran
+  // at 0.99-1.07x the exact kernel's time, four in clusters at 1.79-1.89x.)
   if (chosen.split_k == 1 && chosen.stream_k == 0) return tile;
   if (chosen.split_k > 1) {
     CudaVariant split = tile;
@@ -470,14 +477,9 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool
     split.cluster_split = chosen.cluster_split;
     return is_valid(sized, split, 9) ? split : tile;
   }
-  int split = 1;
-  const int64_t blocks = tiles(sized, tile);
-  for (int s = 2; s <= max_cluster_blocks && blocks * s <= sm_count_; s *= 2) split = s;
-  if (split == 1) return tile;
-  CudaVariant splits = tile;
-  splits.split_k = split;
-  splits.cluster_split = split == 2 ? 1 : 0;
-  return is_valid(sized, splits, 9) ? splits : tile;
+  CudaVariant streamed = chosen;
+  streamed.stream_k_plan = 0;
+  return is_valid(desc, streamed, 9) ? streamed : tile;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {
@@ -843,7 +845,13 @@ bool WgmmaGenerator::cuts_no_tile(const OpDesc& desc, const CudaVariant& variant
 }
 
 std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
-  if (variant.stream_k != 0) return cuts_no_tile(scheduled(desc, variant), variant) ? 0 : stream_k_layout_bytes(variant);
+  if (variant.stream_k != 0) {
+    // A schedule laid out at run time (m=0 without schedule_rows) cuts tiles at some row count,
+    // unless each remaining tile runs on one block (remainder_split=1).
+    const bool cuts = desc.m == 0 && variant.schedule_rows == 0 ? variant.remainder_split != 1
+                                                                 : !cuts_no_tile(scheduled(desc, variant), variant);
+    return cuts ? stream_k_layout_bytes(variant) : 0;
+  }
   if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory
   const auto bytes = static_cast<std::size_t>(variant.split_k * desc.m * desc.n) * sizeof(float);
   return (bytes + partials_alignment - 1) / partials_alignment * partials_alignment;
@@ -907,7 +915,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                variant.stream_k_plan == 0
                    ? std::string()
                    : std::string("static_assert(sizeof(lowbit_stream_k_runs) / sizeof(long long) == "
-                                 "lowbit_gemv::StreamKSchedule<LowbitConfig>::SHARING_BLOCKS + 1, "
+                                 "lowbit_gemv::StreamKSchedule<LowbitConfig>::layout(lowbit_gemv::StreamKSchedule<LowbitConfig>::"
+                                 "FIXED_M_TILES).sharing_blocks + 1, "
                                  "\"generator and template agree on the sharing blocks\");\n")),
       fmt::arg("entry_source",
                variant.stream_k == 0 ? tiled_entry_source(variant, desc.m == 0)

@@ -80,9 +80,9 @@ class WgmmaGenerator {
   // rows, as the tiled grid; where the heuristic splits K, with that split (a split's partials
   // and second kernel take the call's rows); where it shares K by stream-K, with at_most_rows (the
   // kernel serves calls of at most `rows` rows) that stream-K grid laid out for `rows`
-  // (schedule_rows), else splits of the tiled grid (a stream-K schedule is sized by M when
-  // generated). For an m=0 descriptor's row ranges (runtime/row_buckets.h); m=0 is otherwise not
-  // a candidate.
+  // (schedule_rows, its planned runs kept), else that grid with even runs, laid out for each
+  // call's rows at run time (schedule_rows 0). For an m=0 descriptor's row ranges
+  // (runtime/row_buckets.h); m=0 is otherwise not a candidate.
   CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows = false) const;
   // heuristic()'s measures of a grid (the .cpp says what each was measured against):
   // block_work: the rows x k one SM runs, its blocks' waves times a block's share;

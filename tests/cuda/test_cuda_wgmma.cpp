@@ -658,52 +658,40 @@ TEST(CudaWgmmaCompile, ClusterSplitVariantsCompileForHopper) {
 // m=0 (any M): the tiled grid, a split (its partials and second kernel sized by the call's rows)
 // or a cluster split, and stream-K only laid out for a range's top rows; never a candidate; the
 // entry points then take the rows.
-TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrASplit) {
+TEST(CudaWgmmaCompile, AnyMIsTheTiledGridASplitOrARunTimeStreamK) {
   WgmmaGenerator generator;
   int splits = 0;
+  int run_time = 0;
   for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"}) {
     const OpDesc any = descriptor(text);
     EXPECT_TRUE(generator.candidates(any).empty());
     for (int64_t rows : {32, 64, 128, 256, 1024}) {
       const CudaVariant tile = generator.any_rows_tile(any, rows);
-      EXPECT_EQ(tile.stream_k, 0) << text << " " << rows;
+      EXPECT_EQ(tile.schedule_rows, 0) << text << " " << rows;  // an open range: no top to lay out for
       EXPECT_TRUE(generator.is_valid(any, tile, 9)) << rows << ": " << generator.is_valid(any, tile, 9).reason;
-      // Its tile is the exact heuristic's at that M; a split where that one splits or streams K.
+      // The exact heuristic's tile at that M: tiled where it is, its split where it splits K, its
+      // stream-K grid with even runs (laid out at run time) where it streams K.
       OpDesc sized = any;
       sized.m = rows;
       const CudaVariant exact = generator.heuristic(sized);
       EXPECT_EQ(tile.block_m, exact.block_m) << text << " " << rows;
-      if (exact.split_k == 1 && exact.stream_k == 0) {
-        EXPECT_EQ(tile.split_k, 1) << text << " " << rows;
-      }
-      // Where the heuristic splits K, its very split (plain or in clusters).
-      if (exact.split_k > 1) {
-        EXPECT_EQ(tile.split_k, exact.split_k) << text << " " << rows;
-        EXPECT_EQ(tile.cluster_split, exact.cluster_split) << text << " " << rows;
-      }
+      EXPECT_EQ(tile.split_k, exact.split_k) << text << " " << rows;
+      EXPECT_EQ(tile.cluster_split, exact.cluster_split) << text << " " << rows;
+      EXPECT_EQ(tile.stream_k, exact.stream_k) << text << " " << rows;
+      EXPECT_EQ(tile.remainder_split, exact.remainder_split) << text << " " << rows;
+      EXPECT_EQ(tile.stream_k_plan, 0) << text << " " << rows;
       splits += tile.split_k > 1 && tile.cluster_split == 0;
+      run_time += tile.stream_k != 0;
     }
   }
-  EXPECT_GE(splits, 2);  // 4096x14336 streams K from 128 rows
-  // Where the heuristic streams K: splits only where the tiled grid fills half a wave or less, the
-  // most that keep to one (two in a cluster, more summed by the second kernel). 6144x4096 at 256
-  // rows has 96 tiles of 128x128: tiled; at 128 rows 48 tiles: two splits, a cluster; 4096x14336
-  // at 256 rows has 32 tiles of 128x256: four splits keep to a wave of 132 SMs, eight would not.
-  const OpDesc wide_any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
-  const CudaVariant wide = generator.any_rows_tile(wide_any, 256);
-  EXPECT_EQ(wide.split_k, 1);
-  OpDesc wide_128 = wide_any;
-  wide_128.m = 128;
-  ASSERT_NE(generator.heuristic(wide_128).stream_k, 0);
-  const CudaVariant pair = generator.any_rows_tile(wide_any, 128);
-  EXPECT_EQ(pair.split_k, 2);
-  EXPECT_EQ(pair.cluster_split, 1);
+  EXPECT_GE(splits, 2);    // 4096x14336 splits K at 32 and 64 rows
+  EXPECT_GE(run_time, 4);  // both shapes stream K from 128 rows
+  // A split's partials are sized by the call's rows, and its second kernel takes them.
   const OpDesc long_k = descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16");
-  const CudaVariant deep = generator.any_rows_tile(long_k, 256);
-  EXPECT_EQ(deep.split_k, 4);
+  const CudaVariant deep = generator.any_rows_tile(long_k, 64);
+  ASSERT_EQ(deep.split_k, 4);
   EXPECT_EQ(deep.cluster_split, 0);
-  // Its partials are sized by the call's rows, and its second kernel takes them.
   EXPECT_EQ(WgmmaGenerator::workspace_bytes(long_k, deep), 0u);
   OpDesc at_rows = long_k;
   at_rows.m = 200;
@@ -712,21 +700,37 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrASplit) {
   EXPECT_NE(deep_source.find("lowbit_split_reduce(const float* partials, const void* bias, void* y, int rows)"),
             std::string::npos);
   EXPECT_NE(deep_source.find("wgmma_split_reduce<LowbitConfig>(partials, bias, y, rows)"), std::string::npos);
+  // A run-time stream-K grid: the call's rows as the entry's tenth parameter, no SCHEDULE_ROWS, no
+  // planned table; its workspace the flags and a partial tile a block whatever the rows (a tile
+  // is cut at some row count), but none where each remaining tile runs on one block.
   const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
-  const CudaVariant tile = generator.any_rows_tile(any, 256);
+  const CudaVariant tile = generator.any_rows_tile(any, 1024);
+  ASSERT_EQ(tile.stream_k, 132);
+  ASSERT_EQ(tile.remainder_split, 2);
+  EXPECT_EQ(variant_name(any, tile, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m0_n128m256k64_s4_ws_sk132r2");
   const std::string source = generator.emit(any, tile);
-  EXPECT_NE(source.find("void* y, int rows)"), std::string::npos);
+  EXPECT_NE(source.find("unsigned long long token, int rows)"), std::string::npos);
+  EXPECT_EQ(source.find("static constexpr int SCHEDULE_ROWS"), std::string::npos);
+  EXPECT_EQ(source.find("lowbit_stream_k_runs"), std::string::npos);
   OpDesc exact = any;
-  exact.m = 256;
-  EXPECT_EQ(generator.emit(exact, tile).find("void* y, int rows)"), std::string::npos);
+  exact.m = 1024;
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(any, tile), WgmmaGenerator::workspace_bytes(exact, generator.heuristic(exact)));
+  EXPECT_GT(WgmmaGenerator::workspace_bytes(any, tile), 0u);
+  CudaVariant one_each = tile;
+  one_each.remainder_split = 1;
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(any, one_each), 0u);
   auto refusal = [&](auto change) {
     CudaVariant changed = tile;
     change(changed);
     return generator.is_valid(any, changed, 9).reason;
   };
-  EXPECT_EQ(refusal([](CudaVariant& v) { v.split_k = 2, v.cluster_split = 0; }), "");
-  const std::string streamed = refusal([](CudaVariant& v) { v.stream_k = 132; });
-  EXPECT_NE(streamed.find("m=0 (any M) with stream_k=132"), std::string::npos) << streamed;
+  // Any blocks and remainder split are laid out at run time; a planned table is refused.
+  EXPECT_EQ(refusal([](CudaVariant& v) { v.stream_k = 7, v.remainder_split = 8; }), "");
+  EXPECT_EQ(refusal([](CudaVariant& v) { v.stream_k = 1, v.remainder_split = 0; }), "");
+  const std::string planned = refusal([](CudaVariant& v) { v.stream_k_plan = 1; });
+  EXPECT_NE(planned.find("m=0 (any M) with stream_k=132 and stream_k_plan=1"), std::string::npos) << planned;
+  EXPECT_NE(refusal([](CudaVariant& v) { v.stream_k = 133; }).find("stream_k=133: must be 0 (off) or 1..132"),
+            std::string::npos);
   OpDesc negative = any;
   negative.m = -1;
   EXPECT_FALSE(generator.is_valid(negative, tile, 9).ok);
@@ -734,7 +738,7 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridOrASplit) {
 
 // A range with a top (at_most_rows): where the heuristic streams K, the any-M kernel is that very
 // stream-K grid, its schedule laid out for the top's rows (schedule_rows), its source taking the
-// call's rows; an open range keeps the splits above. schedule_rows only at m=0 with stream-K.
+// call's rows; an open range takes the grid with even runs, laid out at run time. schedule_rows only at m=0 with stream-K.
 TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
   WgmmaGenerator generator;
   int streamed = 0;
@@ -755,7 +759,11 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
       CudaVariant expected = exact;
       expected.schedule_rows = static_cast<int>(rows);
       EXPECT_EQ(tile, expected) << text << " " << rows;
-      EXPECT_EQ(generator.any_rows_tile(any, rows).stream_k, 0) << text << " " << rows;  // an open range
+      // An open range: the same grid with even runs, laid out at run time.
+      const CudaVariant open = generator.any_rows_tile(any, rows);
+      EXPECT_EQ(open.stream_k, exact.stream_k) << text << " " << rows;
+      EXPECT_EQ(open.schedule_rows, 0) << text << " " << rows;
+      EXPECT_EQ(open.stream_k_plan, 0) << text << " " << rows;
       // Its workspace is the exact kernel's (flags and partial tiles, or none for whole tiles).
       EXPECT_EQ(WgmmaGenerator::workspace_bytes(any, tile), WgmmaGenerator::workspace_bytes(sized, exact)) << text;
       ++streamed;
@@ -776,13 +784,14 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
   CudaVariant unscheduled = tile;
   unscheduled.schedule_rows = 0;
   EXPECT_EQ(generator.emit(exact, unscheduled).find("static constexpr int SCHEDULE_ROWS"), std::string::npos);
-  // Refused: schedule_rows at an exact M, without stream-K, below 1; stream-K at m=0 without it.
+  // Refused: schedule_rows at an exact M, without stream-K, below 1; planned runs at m=0 without it.
   for (const std::string& reason :
        {generator.is_valid(exact, tile, 9).reason,
         generator.is_valid(any, [&] { CudaVariant v = tile; v.stream_k = 0, v.remainder_split = 0, v.stream_k_plan = 0; return v; }(), 9).reason,
         generator.is_valid(any, [&] { CudaVariant v = tile; v.schedule_rows = -1; return v; }(), 9).reason})
     EXPECT_NE(reason.find("schedule_rows="), std::string::npos) << reason;
-  EXPECT_NE(generator.is_valid(any, unscheduled, 9).reason.find("needs schedule_rows"), std::string::npos);
+  EXPECT_NE(generator.is_valid(any, unscheduled, 9).reason.find("planned runs are laid out for one row count"),
+            std::string::npos);
 }
 
 TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
@@ -792,7 +801,7 @@ TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
                            "m=0,n=28672,k=4104,bits=3,group=-1,zero=float,act=fp16,out=fp32",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16"}) {
     const OpDesc any = descriptor(text);
-    for (int64_t rows : {32, 64, 256})
+    for (int64_t rows : {32, 64, 256, 1024})
       for (bool at_most_rows : {false, true}) {
         const CudaVariant tile = generator.any_rows_tile(any, rows, at_most_rows);
         if (at_most_rows && tile.schedule_rows == 0) continue;  // the same tile as the open range's
@@ -1394,9 +1403,10 @@ TEST(CudaWgmma, ClusterSplitAtOddShapes) {
   ASSERT_TRUE(failure.empty()) << failure;
 }
 
-// An any-M kernel (m=0, the tiled grid, a split or a cluster split: runtime/row_buckets.h's
-// ranges) at row counts around its tile's edges, on odd shapes: the grid, every row mask, a
-// split's partials and its second kernel follow the call's M.
+// An any-M kernel (m=0, the tiled grid, a split, a cluster split, stream-K laid out for a top or
+// at run time: runtime/row_buckets.h's ranges) at row counts around its tile's edges, on odd
+// shapes: the grid, every row mask, a split's partials and its second kernel, a run-time stream-K
+// layout follow the call's M.
 TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
   WgmmaGenerator generator;
   std::vector<Case> cases;
@@ -1406,23 +1416,50 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     const OpDesc any = descriptor(text);
     for (int64_t rows : {32, 64, 256}) cases.push_back({any, generator.any_rows_tile(any, rows)});
   }
-  // A long K on few columns: splits summed by the second kernel over the call's rows (any_rows_tile
-  // where the heuristic streams K), bf16 and fp16 outputs, N a multiple of 4 or not (the second
-  // kernel's float4 or single sums); and a cluster split (what the heuristic takes at 17..64 rows
-  // there) as it was.
+  // A long K on few columns: the heuristic's splits summed by the second kernel over the call's
+  // rows, bf16 and fp16 outputs, N a multiple of 4 or not (the second kernel's float4 or single
+  // sums); and a cluster split of the 256-row tile.
   for (const char* text : {"m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
                            "m=0,n=4001,k=14344,bits=2,group=-1,zero=float,act=fp16,out=fp16"}) {
     const OpDesc long_k = descriptor(text);
-    for (int64_t rows : {128, 256}) cases.push_back({long_k, generator.any_rows_tile(long_k, rows)});
+    for (int64_t rows : {32, 64}) cases.push_back({long_k, generator.any_rows_tile(long_k, rows)});
   }
   const OpDesc clustered = descriptor("m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16");
-  CudaVariant pair = generator.any_rows_tile(clustered, 256);
-  pair.cluster_split = 1;
+  CudaVariant pair = generator.any_rows_tile(clustered, 256);  // (stream-K there: made a split of 4)
+  pair.stream_k = 0, pair.remainder_split = 0, pair.split_k = 4, pair.cluster_split = 1;
   ASSERT_TRUE(generator.is_valid(clustered, pair, 9)) << generator.is_valid(clustered, pair, 9).reason;
   cases.push_back({clustered, pair});
   EXPECT_GE(std::count_if(cases.begin(), cases.end(),
                           [](const Case& c) { return c.variant.split_k > 1 && c.variant.cluster_split == 0; }),
             4);
+  // Open ranges where the heuristic streams K: the grid with even runs, laid out for each call's
+  // rows at run time (every tile shared; the hybrid's whole waves, with a remainder or none; one
+  // block a remaining tile, which cuts none; fewer iterations than blocks, so most blocks idle).
+  std::size_t first_run_time = cases.size();
+  for (const char* text : {"m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1",
+                           "m=0,n=4001,k=14344,bits=2,group=-1,zero=float,act=fp16,out=fp16"})
+    for (int64_t rows : {128, 256}) cases.push_back({descriptor(text), generator.any_rows_tile(descriptor(text), rows)});
+  const OpDesc wide = descriptor("m=0,n=6008,k=2056,bits=3,group=-1,zero=float,act=fp16,out=fp16,bias=1");
+  const CudaVariant hybrid = generator.any_rows_tile(wide, 1024);
+  cases.push_back({wide, hybrid});
+  CudaVariant whole_waves = hybrid;  // 47 tiles a 256-row band: waves of 47 blocks, no remainder
+  whole_waves.stream_k = 47, whole_waves.remainder_split = 2;
+  cases.push_back({wide, whole_waves});
+  CudaVariant one_each = hybrid;
+  one_each.stream_k = 40, one_each.remainder_split = 1;
+  cases.push_back({wide, one_each});
+  const OpDesc small = descriptor("m=0,n=200,k=256,bits=4,group=128,zero=int,act=bf16,out=bf16");
+  CudaVariant idle = hybrid;  // 2 tiles of 2 stage pairs a 256-row band, on 132 blocks
+  idle.stream_k = 132, idle.remainder_split = 0;
+  cases.push_back({small, idle});
+  for (std::size_t i = first_run_time; i < cases.size(); ++i) {
+    ASSERT_TRUE(generator.is_valid(cases[i].desc, cases[i].variant, 9))
+        << variant_name(cases[i].desc, cases[i].variant, "sm_90a") << ": "
+        << generator.is_valid(cases[i].desc, cases[i].variant, 9).reason;
+    EXPECT_NE(cases[i].variant.stream_k, 0);
+    EXPECT_EQ(cases[i].variant.schedule_rows, 0);
+  }
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(wide, one_each), 0u);
   // Ranges with a top where the heuristic streams K: the stream-K grid laid out for the top's
   // rows (whole tiles, the hybrid, planned runs as the heuristic takes them), N and K tails, bf16
   // and fp16, bias, 3 bits; every row count up to the top, and one past it refused.
@@ -1446,7 +1483,7 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     ASSERT_TRUE(candidate.error.empty()) << candidate.error;
     const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
     const int64_t top = cases[i].variant.schedule_rows;
-    for (int64_t rows : {1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700}) {
+    for (int64_t rows : {1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700, 1024, 1030}) {
       if (top != 0 && rows > top) continue;
       const std::string failure =
           testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant), 0, rows);
