@@ -1146,10 +1146,32 @@ struct StreamKSchedule {
     if (sharing > iterations) sharing = iterations;
     return StreamKLayout{m_tiles, tiles, whole_tiles, whole_tiles * PAIRS, iterations, static_cast<int>(sharing)};
   }
+  // A run-time layout for m_tiles tile rows, chosen as the generator chooses a compile-time one
+  // (WgmmaGenerator's heuristic): where more than two waves of tiles split evenly over them, whole
+  // consecutive tiles a block on tiles / waves blocks (whole_tile_blocks: no tile cut); else the
+  // hybrid where REMAINDER_SPLIT allows it and it pays (hybrid_pays: its whole waves plus its last
+  // phase within 1.05 times the even share); else every tile shared evenly.
+  static __device__ __forceinline__ StreamKLayout run_time_layout(long long m_tiles) {
+    const long long tiles = m_tiles * N_TILES;
+    const long long waves = (tiles + BLOCKS - 1) / BLOCKS;
+    if (waves > 2 && tiles % waves == 0)
+      return StreamKLayout{m_tiles, tiles, 0, 0, tiles * PAIRS, static_cast<int>(tiles / waves)};
+    StreamKLayout hybrid = layout(m_tiles);
+    if constexpr (REMAINDER_SPLIT > 0) {
+      const long long remaining = tiles - hybrid.whole_tiles;
+      // whole_tiles / BLOCKS + remaining / sharing <= 1.05 tiles / BLOCKS, times 100 BLOCKS sharing
+      const long long sharing = hybrid.sharing_blocks;
+      const bool pays = tiles > BLOCKS && remaining > 0 &&
+                        100 * hybrid.whole_tiles * sharing + 100 * remaining * BLOCKS <= 105 * tiles * sharing;
+      if (pays) return hybrid;
+    }
+    const long long iterations = tiles * PAIRS;
+    return StreamKLayout{m_tiles, tiles, 0, 0, iterations, static_cast<int>(iterations < BLOCKS ? iterations : BLOCKS)};
+  }
   // The layout of a launch of `rows` call rows: RUN_TIME's, else the fixed one (rows unused).
   static __device__ __forceinline__ StreamKLayout launch_layout(int rows) {
     if constexpr (RUN_TIME) {
-      return layout((rows + Tile::BLOCK_M - 1) / Tile::BLOCK_M);
+      return run_time_layout((rows + Tile::BLOCK_M - 1) / Tile::BLOCK_M);
     } else {
       constexpr StreamKLayout fixed = layout(FIXED_M_TILES);
       static_assert(fixed.sharing_blocks >= 1, "every sharing block has at least one iteration");

@@ -94,6 +94,8 @@ class WgmmaGenerator {
   // margin is the fix-up of every cut tile that the hybrid's whole tiles skip (it won by 1-2 %
   // where the two shares were equal: 86.8 against 88.3 us at M = 256 on 28672x4096, and at 1.03
   // times: 75.2 against 76.5 at M = 1024 on 6144x4096).
+  // (templates/wgmma_gemm.cuh's StreamKSchedule::run_time_layout applies the same rule, margin
+  // included, to each call of an any-M stream-K kernel laid out at run time.)
   static constexpr double hybrid_margin = 1.05;
   static bool hybrid_pays(const OpDesc& desc, const CudaVariant& hybrid);
   // Whether a default (not --exhaustive) tune times `variant` (registry.h, tuning_candidates).

@@ -1483,7 +1483,13 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     ASSERT_TRUE(candidate.error.empty()) << candidate.error;
     const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
     const int64_t top = cases[i].variant.schedule_rows;
-    for (int64_t rows : {1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700, 1024, 1030}) {
+    std::vector<int64_t> row_counts{1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700};
+    // A run-time stream-K layout on a short K (the CPU reference stays quick) also at 4 to 6 bands
+    // of 256 rows: with 47 or 2 tiles a band, every tile shared evenly (1024), the hybrid (1030),
+    // whole tiles a block (1536: 282 tiles, 3 waves of 94).
+    if (top == 0 && cases[i].variant.stream_k != 0 && cases[i].desc.k <= 4160)
+      row_counts.insert(row_counts.end(), {1024, 1030, 1536});
+    for (int64_t rows : row_counts) {
       if (top != 0 && rows > top) continue;
       const std::string failure =
           testing::check_on_device(kernel, verification_tolerance(cases[i].desc, cases[i].variant), 0, rows);
