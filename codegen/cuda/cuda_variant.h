@@ -78,7 +78,8 @@ struct CudaVariant {
   int cluster_split = 0;    // wgmma with split_k > 1: 1 = a tile's splits are one cluster, summed in its shared memory
   int stream_k_plan = 0;    // wgmma with stream_k: 1 = the blocks' runs planned against the fix-up's cost (0: even)
   int group_sums = 0;       // wgmma: 1 = unscaled weights, each group's sums scaled into fp32 totals (0: scaled weights)
-  int schedule_rows = 0;    // wgmma stream-K at m=0: the rows its schedule covers (0: an exact M's own, or at m=0 each call's, laid out at run time)
+  int schedule_rows = 0;    // wgmma stream-K at m=0: the rows its schedule covers (0: an exact M's own;
+                            // at m=0 each call's, laid out at run time)
 
   bool operator==(const CudaVariant&) const = default;
 

@@ -917,8 +917,8 @@ std::string WgmmaGenerator::emit(const OpDesc& desc, const CudaVariant& variant)
                variant.stream_k_plan == 0
                    ? std::string()
                    : std::string("static_assert(sizeof(lowbit_stream_k_runs) / sizeof(long long) == "
-                                 "lowbit_gemv::StreamKSchedule<LowbitConfig>::layout(lowbit_gemv::StreamKSchedule<LowbitConfig>::"
-                                 "FIXED_M_TILES).sharing_blocks + 1, "
+                                 "lowbit_gemv::StreamKSchedule<LowbitConfig>::layout("
+                                 "lowbit_gemv::StreamKSchedule<LowbitConfig>::FIXED_M_TILES).sharing_blocks + 1, "
                                  "\"generator and template agree on the sharing blocks\");\n")),
       fmt::arg("entry_source",
                variant.stream_k == 0 ? tiled_entry_source(variant, desc.m == 0)

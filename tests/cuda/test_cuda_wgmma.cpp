@@ -714,7 +714,8 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridASplitOrARunTimeStreamK) {
   EXPECT_EQ(source.find("lowbit_stream_k_runs"), std::string::npos);
   OpDesc exact = any;
   exact.m = 1024;
-  EXPECT_EQ(WgmmaGenerator::workspace_bytes(any, tile), WgmmaGenerator::workspace_bytes(exact, generator.heuristic(exact)));
+  EXPECT_EQ(WgmmaGenerator::workspace_bytes(any, tile),
+            WgmmaGenerator::workspace_bytes(exact, generator.heuristic(exact)));
   EXPECT_GT(WgmmaGenerator::workspace_bytes(any, tile), 0u);
   CudaVariant one_each = tile;
   one_each.remainder_split = 1;
@@ -738,7 +739,8 @@ TEST(CudaWgmmaCompile, AnyMIsTheTiledGridASplitOrARunTimeStreamK) {
 
 // A range with a top (at_most_rows): where the heuristic streams K, the any-M kernel is that very
 // stream-K grid, its schedule laid out for the top's rows (schedule_rows), its source taking the
-// call's rows; an open range takes the grid with even runs, laid out at run time. schedule_rows only at m=0 with stream-K.
+// call's rows; an open range takes the grid with even runs, laid out at run time. schedule_rows
+// only at m=0 with stream-K.
 TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
   WgmmaGenerator generator;
   int streamed = 0;

@@ -87,9 +87,11 @@ TEST(RowPlan, MalformedPlansAreRefusedNamingWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"] = 17; }).find("\"range_starts\" is not an array"),
             std::string::npos);
-  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][1] = "33"; }).find("range_starts[1] is not a row count"),
+  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][1] = "33"; })
+                .find("range_starts[1] is not a row count"),
             std::string::npos);
-  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][0] = 16; }).find("range_starts[0] is not a row count above 16"),
+  EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][0] = 16; })
+                .find("range_starts[0] is not a row count above 16"),
             std::string::npos);
   EXPECT_NE(refusal([](nlohmann::json& plan) { plan["range_starts"][2] = 33; }).find("range_starts[2]"),
             std::string::npos);
