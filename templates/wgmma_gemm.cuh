@@ -1147,16 +1147,19 @@ struct StreamKSchedule {
     return StreamKLayout{m_tiles, tiles, whole_tiles, whole_tiles * PAIRS, iterations, static_cast<int>(sharing)};
   }
   // A run-time layout for m_tiles tile rows, chosen as the generator chooses a compile-time one
-  // (WgmmaGenerator's heuristic): where more than two waves of tiles split evenly over them, whole
-  // consecutive tiles a block on tiles / waves blocks (whole_tile_blocks: no tile cut); else the
-  // hybrid where REMAINDER_SPLIT allows it and it pays (hybrid_pays: its whole waves plus its last
-  // phase within 1.05 times the even share); else every tile shared evenly.
-  static __device__ __forceinline__ StreamKLayout run_time_layout(long long m_tiles) {
+  // (WgmmaGenerator's heuristic): where the tiles fill more than two waves to 0.9 or more and
+  // split evenly over them, a block's run within one weight panel (waves <= m_tiles), whole
+  // consecutive tiles a block on tiles / waves blocks (the tiled grid's choice,
+  // whole_tiles_per_block: no tile cut); else the hybrid where REMAINDER_SPLIT allows it
+  // and it pays (hybrid_pays: its whole waves plus its last phase within 1.05 times the even
+  // share); else every tile shared evenly.
+  // (constexpr: tests/cuda check it against the generator's choices through NVRTC, without a GPU.)
+  static __host__ __device__ __forceinline__ constexpr StreamKLayout run_time_layout(long long m_tiles) {
     const long long tiles = m_tiles * N_TILES;
     const long long waves = (tiles + BLOCKS - 1) / BLOCKS;
-    if (waves > 2 && tiles % waves == 0)
+    if (waves > 2 && waves <= m_tiles && tiles % waves == 0 && 10 * tiles >= 9 * waves * BLOCKS)
       return StreamKLayout{m_tiles, tiles, 0, 0, tiles * PAIRS, static_cast<int>(tiles / waves)};
-    StreamKLayout hybrid = layout(m_tiles);
+    const StreamKLayout hybrid = layout(m_tiles);
     if constexpr (REMAINDER_SPLIT > 0) {
       const long long remaining = tiles - hybrid.whole_tiles;
       // whole_tiles / BLOCKS + remaining / sharing <= 1.05 tiles / BLOCKS, times 100 BLOCKS sharing

@@ -128,8 +128,9 @@ std::string planned_runs_source(const OpDesc& desc, const CudaVariant& variant) 
 // first stage. Measured there: 176.8 against 183.9 us tiled; the same whole tiles taken in the
 // tiled grid's order, tiles b, b + 132, ... on 132 blocks, 182.4: the order is most of the gain.)
 // 0: none (the tiled grid fills fewer waves, or they do not split evenly).
-// (The template's StreamKSchedule::run_time_layout takes the same rule at run time for an any-M
-// stream-K kernel without schedule_rows, as it takes hybrid_pays's.)
+// (The template's StreamKSchedule::run_time_layout takes this rule, with whole_tiles_per_block's
+// and the stream-K grids' wave fill, and hybrid_pays's, at run time for an any-M stream-K kernel
+// without schedule_rows; CudaWgmmaCompile.RunTimeStreamKLayoutChoosesAsTheHeuristic checks them.)
 constexpr int64_t min_whole_tile_waves = 2;
 int whole_tile_blocks(const OpDesc& desc, const CudaVariant& tiled, int sm_count) {
   const int64_t grid = tiles(desc, tiled);

@@ -796,6 +796,58 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
             std::string::npos);
 }
 
+// The open range's stream-K grid lays its schedule out for each call's rows
+// (StreamKSchedule::run_time_layout) as the heuristic lays out an exact M's: at every row count
+// where the exact heuristic streams K on the same tile, the same whole tiles (the hybrid's full
+// waves) and sharing blocks (its remainder's; or whole tiles a block on fewer blocks; or all).
+// Checked by NVRTC evaluating the template's layout in static_asserts: no GPU needed.
+TEST(CudaWgmmaCompile, RunTimeStreamKLayoutChoosesAsTheHeuristic) {
+  SKIP_WITHOUT_NVRTC();
+  WgmmaGenerator generator;
+  int compared = 0;
+  for (const auto& [text, top] : {std::pair{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 1024},
+                                 std::pair{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 512},
+                                 std::pair{"m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", 1500}}) {
+    const OpDesc any = descriptor(text);
+    const CudaVariant tile = generator.any_rows_tile(any, top);
+    ASSERT_NE(tile.stream_k, 0) << text << " " << top;
+    ASSERT_EQ(tile.schedule_rows, 0);
+    std::string checks;
+    for (int64_t rows : {129, 256, 300, 513, 700, 768, 900, 1024, 1300, 1500, 2048, 3000, 4096}) {
+      OpDesc sized = any;
+      sized.m = rows;
+      const CudaVariant exact = generator.heuristic(sized);
+      if (exact.stream_k == 0 || exact.block_m != tile.block_m || exact.block_n != tile.block_n ||
+          exact.block_k != tile.block_k || exact.remainder_split > tile.remainder_split)
+        continue;
+      const int64_t tiles = (rows + tile.block_m - 1) / tile.block_m * ((any.n + tile.block_n - 1) / tile.block_n);
+      const int64_t pairs = ((any.k + tile.block_k - 1) / tile.block_k + 1) / 2;
+      int64_t whole = 0;
+      int64_t sharing = std::min<int64_t>(tile.stream_k, tiles * pairs);
+      if (exact.remainder_split > 0) {
+        whole = tiles / exact.stream_k * exact.stream_k;
+        sharing = std::min<int64_t>(exact.stream_k, exact.remainder_split * (tiles - whole));
+      } else if (exact.stream_k < tile.stream_k) {
+        sharing = exact.stream_k;  // whole tiles a persistent block
+      }
+      checks += fmt::format(
+          "static_assert(lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({}).whole_tiles == {} && "
+          "lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({}).sharing_blocks == {}, \"{} rows: {}\");\n",
+          (rows + tile.block_m - 1) / tile.block_m, whole, (rows + tile.block_m - 1) / tile.block_m, sharing, rows,
+          variant_name(sized, exact, "sm_90a"));
+      ++compared;
+    }
+    std::string error;
+    try {
+      compile_to_cubin(generator.emit(any, tile) + checks, "run_time_layout", "sm_90a");
+    } catch (const Error& failure) {
+      error = failure.what();
+    }
+    EXPECT_TRUE(error.empty()) << variant_name(any, tile, "sm_90a") << ":\n" << checks << error;
+  }
+  EXPECT_GE(compared, 12);
+}
+
 TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
