@@ -1134,14 +1134,15 @@ struct StreamKSchedule {
   static_assert(Tile::SPLIT_K == 1, "stream-K runs without a split");
   static_assert(!RUN_TIME || !Config::STREAM_K_PLAN, "a planned table is laid out for one layout, not the call's rows");
 
-  // The layout for m_tiles tile rows. A block never gets an empty run (its owner would wait for a
-  // partial it never publishes): at most one sharing block an iteration.
-  static __host__ __device__ constexpr StreamKLayout layout(long long m_tiles) {
+  // The layout for m_tiles tile rows, the hybrid's with remainder_split > 0 (else every tile
+  // shared). A block never gets an empty run (its owner would wait for a partial it never
+  // publishes): at most one sharing block an iteration.
+  static __host__ __device__ constexpr StreamKLayout layout(long long m_tiles, int remainder_split = REMAINDER_SPLIT) {
     const long long tiles = m_tiles * N_TILES;
-    const long long whole_tiles = REMAINDER_SPLIT > 0 ? tiles / BLOCKS * BLOCKS : 0;
+    const long long whole_tiles = remainder_split > 0 ? tiles / BLOCKS * BLOCKS : 0;
     const long long shared_tiles = tiles - whole_tiles;
     const long long iterations = shared_tiles * PAIRS;
-    long long sharing = REMAINDER_SPLIT > 0 && REMAINDER_SPLIT * shared_tiles < BLOCKS ? REMAINDER_SPLIT * shared_tiles
+    long long sharing = remainder_split > 0 && remainder_split * shared_tiles < BLOCKS ? remainder_split * shared_tiles
                                                                                         : BLOCKS;
     if (sharing > iterations) sharing = iterations;
     return StreamKLayout{m_tiles, tiles, whole_tiles, whole_tiles * PAIRS, iterations, static_cast<int>(sharing)};
@@ -1157,10 +1158,13 @@ struct StreamKSchedule {
   static __host__ __device__ __forceinline__ constexpr StreamKLayout run_time_layout(long long m_tiles) {
     const long long tiles = m_tiles * N_TILES;
     const long long waves = (tiles + BLOCKS - 1) / BLOCKS;
-    if (waves > 2 && waves <= m_tiles && tiles % waves == 0 && 10 * tiles >= 9 * waves * BLOCKS)
-      return StreamKLayout{m_tiles, tiles, 0, 0, tiles * PAIRS, static_cast<int>(tiles / waves)};
-    const StreamKLayout hybrid = layout(m_tiles);
+    if (waves > 2 && waves <= m_tiles && tiles % waves == 0 && 10 * tiles >= 9 * waves * BLOCKS) {
+      StreamKLayout whole = layout(m_tiles, 0);
+      whole.sharing_blocks = static_cast<int>(tiles / waves);  // runs of whole tiles
+      return whole;
+    }
     if constexpr (REMAINDER_SPLIT > 0) {
+      const StreamKLayout hybrid = layout(m_tiles);
       const long long remaining = tiles - hybrid.whole_tiles;
       // whole_tiles / BLOCKS + remaining / sharing <= 1.05 tiles / BLOCKS, times 100 BLOCKS sharing
       const long long sharing = hybrid.sharing_blocks;
@@ -1168,8 +1172,7 @@ struct StreamKSchedule {
                         100 * hybrid.whole_tiles * sharing + 100 * remaining * BLOCKS <= 105 * tiles * sharing;
       if (pays) return hybrid;
     }
-    const long long iterations = tiles * PAIRS;
-    return StreamKLayout{m_tiles, tiles, 0, 0, iterations, static_cast<int>(iterations < BLOCKS ? iterations : BLOCKS)};
+    return layout(m_tiles, 0);
   }
   // The layout of a launch of `rows` call rows: RUN_TIME's, else the fixed one (rows unused).
   static __device__ __forceinline__ StreamKLayout launch_layout(int rows) {
