@@ -62,10 +62,10 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
 
 // The variant (as JSON, for build_cuda) of an any-M (m=0) kernel for row counts near `rows`
 // (runtime/row_buckets.h): wgmma's any-M grid (WgmmaGenerator::any_rows_tile: tiled, a split, a
-// cluster split, or with at_most_rows, for a range whose calls never exceed `rows`, the
-// heuristic's stream-K grid laid out for `rows`) where this device runs it (sm_90a; not with
-// eqscale), else the mma family's heuristic there.
-nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows, bool at_most_rows);
+// cluster split, or with at_most_rows, for a range of first_rows .. `rows` rows, the heuristic's
+// stream-K grid laid out for `rows`, or its first rows' laid out for each call's) where this device
+// runs it (sm_90a; not with eqscale), else the mma family's heuristic there.
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows, bool at_most_rows, int64_t first_rows);
 
 // Stores a CUDA kernel's cubin (a tuning winner) under its content key and returns the key (the
 // decision's artifact_key); empty when the cache refused it (with a warning) or kernel is not a

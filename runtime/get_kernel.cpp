@@ -204,12 +204,13 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
 
 // The any-M variant of each range of runtime::any_rows_range_starts: the tile for twice its first
 // row count less 2, its top (cuda_any_rows_variant); every range but the last, which is open,
-// serves at most that many rows.
+// serves at most that many rows, from its first.
 std::vector<nlohmann::json> range_variants(const OpDesc& desc) {
   std::vector<nlohmann::json> variants;
   for (int64_t first_rows : runtime::any_rows_range_starts)
     variants.push_back(runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1),
-                                                      first_rows != std::end(runtime::any_rows_range_starts)[-1]));
+                                                      first_rows != std::end(runtime::any_rows_range_starts)[-1],
+                                                      first_rows));
   return variants;
 }
 

@@ -1148,17 +1148,21 @@ struct StreamKSchedule {
     return StreamKLayout{m_tiles, tiles, whole_tiles, whole_tiles * PAIRS, iterations, static_cast<int>(sharing)};
   }
   // A run-time layout for m_tiles tile rows, chosen as the generator chooses a compile-time one
-  // (WgmmaGenerator's heuristic): where the tiles fill more than two waves to 0.9 or more and
-  // split evenly over them, a block's run within one weight panel (waves <= m_tiles), whole
-  // consecutive tiles a block on tiles / waves blocks (the tiled grid's choice,
-  // whole_tiles_per_block: no tile cut); else the hybrid where REMAINDER_SPLIT allows it
-  // and it pays (hybrid_pays: its whole waves plus its last phase within 1.05 times the even
-  // share); else every tile shared evenly.
+  // (WgmmaGenerator's heuristic): where the tiles fill their waves to 0.9 or more and split
+  // evenly over them, a block's run within one weight panel (waves <= m_tiles), whole
+  // consecutive tiles a block on tiles / waves blocks, no tile cut: over two waves the
+  // heuristic's persistent blocks (whole_tiles_per_block); at one or two waves of more than 256
+  // rows, its tiled grid (tall_tiles_streamed streams only a grid that leaves more than a tenth
+  // of its last wave idle; up to 256 rows shared_tiles_streamed streams one under a wave,
+  // whatever its fill). Else the hybrid where REMAINDER_SPLIT allows it and it pays
+  // (hybrid_pays: its whole waves plus its last phase within 1.05 times the even share); else
+  // every tile shared evenly.
   // (constexpr: tests/cuda check it against the generator's choices through NVRTC, without a GPU.)
   static __host__ __device__ __forceinline__ constexpr StreamKLayout run_time_layout(long long m_tiles) {
     const long long tiles = m_tiles * N_TILES;
     const long long waves = (tiles + BLOCKS - 1) / BLOCKS;
-    if (waves > 2 && waves <= m_tiles && tiles % waves == 0 && 10 * tiles >= 9 * waves * BLOCKS) {
+    const bool heuristic_runs_whole = waves > 2 || m_tiles * Tile::BLOCK_M > 256;
+    if (heuristic_runs_whole && waves <= m_tiles && tiles % waves == 0 && 10 * tiles >= 9 * waves * BLOCKS) {
       StreamKLayout whole = layout(m_tiles, 0);
       whole.sharing_blocks = static_cast<int>(tiles / waves);  // runs of whole tiles
       return whole;

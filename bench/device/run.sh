@@ -156,11 +156,12 @@ formats_part() {
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   sample='Bits/CudaKernelsBits.EveryFormatAndKTail/w4:CudaMma.NoBiasAndOddN:CudaDequantGemm.OddShapesAgainstTheReference'
   sample+=':CudaWgmma.EverySplitOfSplitShapes:CudaWgmma.SplitRunsAreBitIdentical:CudaOperandAlignment.*'
+  sample+=':CudaWgmma.StreamKSampleForTheSanitizers'
   # LOWBIT_DEVICE_SANITIZER=0 leaves the sanitizers out (a call that times the format rows only).
   for tool in memcheck racecheck; do
     [ "${LOWBIT_DEVICE_SANITIZER:-1}" = 0 ] && break
     filter=$sample
-    [ "$tool" = racecheck ] && filter='CudaMma.NoBiasAndOddN:Bits/CudaKernelsBits.TensorCoreFamilyUpToSixteenRows/w4:CudaWgmma.SplitRunsAreBitIdentical'
+    [ "$tool" = racecheck ] && filter='CudaMma.NoBiasAndOddN:Bits/CudaKernelsBits.TensorCoreFamilyUpToSixteenRows/w4:CudaWgmma.SplitRunsAreBitIdentical:CudaWgmma.StreamKSampleForTheSanitizers'
     echo "== compute-sanitizer --tool $tool, tests $filter" >> "$OUT/sanitizer.log"
     timeout "$(within 90)" "$sanitizer" --tool "$tool" --error-exitcode 99 build-device/tests/cuda/lowbit_cuda_tests \
       --gtest_filter="$filter" >> "$OUT/sanitizer.log" 2>&1

@@ -449,7 +449,8 @@ CudaVariant WgmmaGenerator::scaled_heuristic(const OpDesc& desc) const {
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
 }
 
-CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows) const {
+CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows,
+                                          int64_t first_rows) const {
   OpDesc sized = desc;
   sized.m = rows;
   const CudaVariant chosen = heuristic(sized);
@@ -459,6 +460,9 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool
     CudaVariant streamed = chosen;
     streamed.schedule_rows = static_cast<int>(rows);
     if (is_valid(desc, streamed, 9)) return streamed;
+  }
+  if (at_most_rows && first_rows > 0) {
+    if (auto streamed = streamed_from_first_rows(desc, chosen, first_rows)) return *streamed;
   }
   CudaVariant tile = chosen;
   tile.split_k = 1;
@@ -483,6 +487,30 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool
   CudaVariant streamed = chosen;
   streamed.stream_k_plan = 0;
   return is_valid(desc, streamed, 9) ? streamed : tile;
+}
+
+std::optional<CudaVariant> WgmmaGenerator::streamed_from_first_rows(const OpDesc& desc, const CudaVariant& top_tile,
+                                                                    int64_t first_rows) const {
+  // A range whose top the heuristic runs as a tiled grid but whose first rows it streams K on the
+  // same tile (4096x14336 at 257..512 rows: 96 tiles of 128 rows at 257..384 streamed on 132 SMs,
+  // 128 tiles at 385..512 tiled): the first rows' stream-K grid with even runs, laid out for each
+  // call's rows at run time, so that calls at the range's top run its whole tiles a block as the
+  // tiled grid does (StreamKSchedule::run_time_layout) and calls below share K. (The top's tiled
+  // grid left 36 SMs idle at 257..384 rows: 1.12-1.22x the exact kernel, docs/benchmarks.md,
+  // session 30.)
+  if (top_tile.stream_k != 0 || top_tile.split_k != 1 || top_tile.cluster_split != 0) return std::nullopt;
+  OpDesc first = desc;
+  first.m = first_rows;
+  const CudaVariant lower = heuristic(first);
+  const bool same_tile = lower.block_n == top_tile.block_n && lower.block_m == top_tile.block_m &&
+                         lower.block_k == top_tile.block_k && lower.stages == top_tile.stages &&
+                         lower.producer == top_tile.producer && lower.group_sums == top_tile.group_sums;
+  if (lower.stream_k == 0 || !same_tile) return std::nullopt;
+  CudaVariant streamed = lower;
+  streamed.stream_k_plan = 0;
+  streamed.schedule_rows = 0;
+  if (!is_valid(desc, streamed, 9)) return std::nullopt;
+  return streamed;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {

@@ -16,6 +16,7 @@
 #include "lowbit/kernel.h"
 #include "lowbit/problem.h"
 #include "lowbit/reference.h"
+#include "tuner/device_reference.h"
 
 namespace lowbit::cuda::testing {
 
@@ -113,6 +114,14 @@ inline void poison_outputs(DeviceRun& run) {
   check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
 }
 
+// Whether a problem's reference is worth computing on the GPU (tuner/device_reference.h: the
+// host's arithmetic in double, term by term in the same order, checked against it on every format
+// by tests/tuner): from 2^30 multiply-adds, a tenth of a second or more of the host's threaded
+// reference on the lent machine (700 rows on 28680x2056, 4e10 of them, took seconds a check).
+inline bool large_for_the_host(const OpDesc& desc, int64_t m) {
+  return static_cast<double>(m) * static_cast<double>(desc.n) * static_cast<double>(desc.k) >= 1073741824.0;
+}
+
 // Empty when y (read back after the caller's synchronization) holds the reference within bound
 // and the guards are intact; else the case, the seed and what failed.
 inline std::string verify_device_run(const Kernel& kernel, const DeviceRun& run, double bound) {
@@ -122,8 +131,11 @@ inline std::string verify_device_run(const Kernel& kernel, const DeviceRun& run,
   for (std::size_t i = 0; i < guard_bytes; ++i)
     if (result[i] != poison || result[guard_bytes + run.out_bytes + i] != poison) return where + ": guard bytes overwritten";
   const std::vector<double> reference =
-      reference_matmul(desc, run.m, run.problem.x.data(), run.problem.weights, desc.bias ? run.problem.bias.data() : nullptr,
-                       desc.eqscale ? run.problem.eq_scale.data() : nullptr);
+      large_for_the_host(desc, run.m)
+          ? tuner::device_reference_matmul(run.problem)
+          : reference_matmul(desc, run.m, run.problem.x.data(), run.problem.weights,
+                             desc.bias ? run.problem.bias.data() : nullptr,
+                             desc.eqscale ? run.problem.eq_scale.data() : nullptr);
   const double error = relative_error(result.data() + guard_bytes, desc.out, reference);
   if (!(error <= bound)) return where + ": relative error " + std::to_string(error) + " > " + std::to_string(bound);
   return {};

@@ -796,6 +796,44 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
             std::string::npos);
 }
 
+// A range whose top the heuristic tiles but whose first rows it streams K on the same tile
+// (4096x14336 at 257..512 rows): the first rows' stream-K grid with even runs, laid out at run time
+// (StreamKSchedule::run_time_layout runs the top's tiles whole, one a block). Elsewhere the range's
+// first rows change nothing.
+TEST(CudaWgmmaCompile, AnyMRangeStreamsFromItsFirstRowsWhereItsTopIsTiled) {
+  WgmmaGenerator generator;
+  const OpDesc long_k = descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16");
+  OpDesc top = long_k;
+  top.m = 512;
+  OpDesc first = long_k;
+  first.m = 257;
+  const CudaVariant tiled = generator.heuristic(top);
+  const CudaVariant streamed = generator.heuristic(first);
+  ASSERT_EQ(tiled.stream_k, 0) << variant_name(top, tiled, "sm_90a");
+  ASSERT_EQ(tiled.split_k, 1);
+  ASSERT_EQ(streamed.stream_k, 132) << variant_name(first, streamed, "sm_90a");
+  const CudaVariant range = generator.any_rows_tile(long_k, 512, true, 257);
+  EXPECT_EQ(variant_name(long_k, range, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m0_n128m128k128_s4_ws_sk132");
+  EXPECT_EQ(range.block_m, tiled.block_m);
+  EXPECT_EQ(range.schedule_rows, 0);
+  EXPECT_EQ(range.stream_k_plan, 0);
+  EXPECT_TRUE(generator.is_valid(long_k, range, 9)) << generator.is_valid(long_k, range, 9).reason;
+  // Without its first rows, or as the open range, the top's tiled grid as before.
+  EXPECT_EQ(generator.any_rows_tile(long_k, 512, true), generator.any_rows_tile(long_k, 512));
+  EXPECT_EQ(generator.any_rows_tile(long_k, 512).stream_k, 0);
+  // Where the top streams K, its layout for the top stays; where neither streams, the tile stays.
+  const OpDesc wide = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
+  EXPECT_EQ(generator.any_rows_tile(wide, 512, true, 257), generator.any_rows_tile(wide, 512, true));
+  EXPECT_EQ(generator.any_rows_tile(wide, 512, true, 257).schedule_rows, 512);
+  for (int64_t first_rows : {17, 33, 65, 129}) {
+    for (const OpDesc& any : {long_k, wide, descriptor("m=0,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16")}) {
+      const int64_t rows = 2 * (first_rows - 1);
+      EXPECT_EQ(generator.any_rows_tile(any, rows, true, first_rows), generator.any_rows_tile(any, rows, true))
+          << to_string(any) << " " << rows;
+    }
+  }
+}
+
 // The open range's stream-K grid lays its schedule out for each call's rows
 // (StreamKSchedule::run_time_layout) as the heuristic lays out an exact M's: at every row count
 // where the exact heuristic streams K on the same tile, the same whole tiles (the hybrid's full
@@ -805,26 +843,45 @@ TEST(CudaWgmmaCompile, RunTimeStreamKLayoutChoosesAsTheHeuristic) {
   SKIP_WITHOUT_NVRTC();
   WgmmaGenerator generator;
   int compared = 0;
-  for (const auto& [text, top] : {std::pair{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 1024},
-                                 std::pair{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 512},
-                                 std::pair{"m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", 1500}}) {
+  int tiled_compared = 0;
+  struct Grid {
+    const char* text;
+    int64_t top;
+    int64_t first_rows;  // a bounded range's (any_rows_tile's streamed_from_first_rows), else 0
+  };
+  for (const Grid& grid : {Grid{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 1024, 0},
+                           Grid{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 512, 0},
+                           Grid{"m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", 1500, 0},
+                           Grid{"m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16", 512, 257}}) {
+    const char* text = grid.text;
     const OpDesc any = descriptor(text);
-    const CudaVariant tile = generator.any_rows_tile(any, top);
-    ASSERT_NE(tile.stream_k, 0) << text << " " << top;
+    const CudaVariant tile = generator.any_rows_tile(any, grid.top, grid.first_rows > 0, grid.first_rows);
+    ASSERT_NE(tile.stream_k, 0) << text << " " << grid.top;
     ASSERT_EQ(tile.schedule_rows, 0);
     std::string checks;
-    for (int64_t rows : {129, 256, 300, 513, 700, 768, 900, 1024, 1300, 1500, 2048, 3000, 4096}) {
+    for (int64_t rows : {129, 256, 257, 300, 384, 385, 450, 512, 513, 700, 768, 900, 1024, 1300, 1500, 2048, 3000,
+                         4096}) {
       OpDesc sized = any;
       sized.m = rows;
       const CudaVariant exact = generator.heuristic(sized);
-      if (exact.stream_k == 0 || exact.block_m != tile.block_m || exact.block_n != tile.block_n ||
-          exact.block_k != tile.block_k || exact.remainder_split > tile.remainder_split)
-        continue;
+      const bool same_tile =
+          exact.block_m == tile.block_m && exact.block_n == tile.block_n && exact.block_k == tile.block_k;
       const int64_t tiles = (rows + tile.block_m - 1) / tile.block_m * ((any.n + tile.block_n - 1) / tile.block_n);
       const int64_t pairs = ((any.k + tile.block_k - 1) / tile.block_k + 1) / 2;
+      // The tiled grid where the heuristic keeps it for filling its one or two waves to 0.9 or
+      // more (more than 256 rows): the same tiles whole, one wave of them a block each.
+      const int64_t waves = (tiles + tile.stream_k - 1) / tile.stream_k;
+      const bool tiled_for_its_fill = exact.stream_k == 0 && exact.split_k == 1 && exact.cluster_split == 0 &&
+                                      rows > 256 && waves <= 2 && 10 * tiles >= 9 * waves * tile.stream_k;
+      if (!same_tile || (exact.stream_k == 0 && !tiled_for_its_fill) || exact.remainder_split > tile.remainder_split)
+        continue;
       int64_t whole = 0;
       int64_t sharing = std::min<int64_t>(tile.stream_k, tiles * pairs);
-      if (exact.remainder_split > 0) {
+      if (tiled_for_its_fill) {
+        ++tiled_compared;
+        ASSERT_EQ(tiles % waves, 0) << rows;  // a tiled wave splits evenly over its blocks
+        sharing = tiles / waves;
+      } else if (exact.remainder_split > 0) {
         whole = tiles / exact.stream_k * exact.stream_k;
         sharing = std::min<int64_t>(exact.stream_k, exact.remainder_split * (tiles - whole));
       } else if (exact.stream_k < tile.stream_k) {
@@ -846,6 +903,7 @@ TEST(CudaWgmmaCompile, RunTimeStreamKLayoutChoosesAsTheHeuristic) {
     EXPECT_TRUE(error.empty()) << variant_name(any, tile, "sm_90a") << ":\n" << checks << error;
   }
   EXPECT_GE(compared, 12);
+  EXPECT_GE(tiled_compared, 2);  // 4096x14336 at 385..512 rows
 }
 
 TEST(CudaWgmmaCompile, AnyMTilesCompileForHopper) {
@@ -1506,6 +1564,10 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
   CudaVariant idle = hybrid;  // 2 tiles of 2 stage pairs a 256-row band, on 132 blocks
   idle.stream_k = 132, idle.remainder_split = 0;
   cases.push_back({small, idle});
+  // A range whose top is tiled, streamed from its first rows (257..512 on 4000x14336: 32 panels,
+  // 96 tiles shared at 257..384, 128 whole one a block at 385..512).
+  const OpDesc long_k_range = descriptor("m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
+  cases.push_back({long_k_range, generator.any_rows_tile(long_k_range, 512, true, 257)});
   for (std::size_t i = first_run_time; i < cases.size(); ++i) {
     ASSERT_TRUE(generator.is_valid(cases[i].desc, cases[i].variant, 9))
         << variant_name(cases[i].desc, cases[i].variant, "sm_90a") << ": "
@@ -1538,9 +1600,11 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
     const int64_t top = cases[i].variant.schedule_rows;
     std::vector<int64_t> row_counts{1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700};
-    // A run-time stream-K layout on a short K (the CPU reference stays quick) also at 4 to 6 bands
-    // of 256 rows: with 47 or 2 tiles a band, every tile shared evenly (1024), the hybrid (1030),
-    // whole tiles a block (1536: 282 tiles, 3 waves of 94).
+    // A run-time stream-K layout also around a 512-row range's top (384 / 385: 3 to 4 bands of
+    // 128 rows), and on a short K (the host's random problems stay quick) at 4 to 6 bands of 256
+    // rows: with 47 or 2 tiles a band, every tile shared evenly (1024), the hybrid (1030), whole
+    // tiles a block (1536: 282 tiles, 3 waves of 94).
+    if (top == 0 && cases[i].variant.stream_k != 0) row_counts.insert(row_counts.end(), {384, 385, 512});
     if (top == 0 && cases[i].variant.stream_k != 0 && cases[i].desc.k <= 4160)
       row_counts.insert(row_counts.end(), {1024, 1030, 1536});
     for (int64_t rows : row_counts) {
@@ -1668,6 +1732,51 @@ TEST(CudaWgmma, StreamKRunsAreBitIdentical) {
       outputs.push_back(device.y.download());
     }
     for (int run = 1; run < 5; ++run) EXPECT_TRUE(outputs[0] == outputs[run]) << kernel.name() << ": run " << run << " differs";
+  }
+}
+
+// Stream-K in few, short checks, for compute-sanitizer's sample (bench/device/run.sh's formats
+// part: memcheck and racecheck slow a launch many times over, so the odd-shape suites above are
+// too long for it): every schedule the fix-up serves, both rings: even runs cutting tiles on few
+// blocks, planned runs, the hybrid, and an any-M kernel laid out at run time at row counts that
+// take each of its layouts (every tile shared, the hybrid, whole tiles a block, a range's top).
+TEST(CudaWgmma, StreamKSampleForTheSanitizers) {
+  // An any-M kernel of 3 panels of 128 columns (the last 124) on 10 blocks, 9 stage pairs a tile,
+  // and its layouts at the row counts it runs below (StreamKSchedule::run_time_layout), checked
+  // where NVRTC is, GPU or not: at 1 and 200 rows 3 and 6 tiles shared by all 10 blocks; at 300,
+  // 9 tiles whole, one a block on 9 (a range's top that the heuristic tiles); at 600, 15 tiles, the
+  // hybrid (a wave of 10 whole, 5 shared by 10); at 700, 18 tiles whole, 2 a block on 9; at 900,
+  // 24 tiles, the hybrid (20 whole, 4 shared by 8).
+  const OpDesc any = descriptor("m=0,n=380,k=1088,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1");
+  const CudaVariant run_time = hybrid_variant(128, 128, 64, 6, 10, 2, 1);
+  ASSERT_TRUE(WgmmaGenerator().is_valid(any, run_time, 9)) << WgmmaGenerator().is_valid(any, run_time, 9).reason;
+  struct Layout {
+    int64_t rows, whole_tiles, sharing_blocks;
+  };
+  const std::vector<Layout> layouts{{1, 0, 10}, {200, 0, 10}, {300, 0, 9}, {600, 10, 10}, {700, 0, 9}, {900, 20, 8}};
+  if (nvrtc().available) {
+    std::string checks;
+    for (const Layout& layout : layouts)
+      checks += fmt::format(
+          "static_assert(lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({0}).whole_tiles == {1} && "
+          "lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({0}).sharing_blocks == {2}, \"{3} rows\");\n",
+          (layout.rows + 127) / 128, layout.whole_tiles, layout.sharing_blocks, layout.rows);
+    EXPECT_NO_THROW(compile_to_cubin(WgmmaGenerator().emit(any, run_time) + checks, "sample_layouts", "sm_90a"))
+        << checks;
+  }
+  SKIP_WITHOUT_HOPPER();
+  const OpDesc desc = descriptor("m=257,n=1000,k=1088,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1");
+  const std::string exact_failure =
+      check_on_device({{desc, stream_k_variant(128, 128, 64, 5, 7)},
+                       {desc, stream_k_variant(128, 128, 64, 6, 7, 1)},
+                       {desc, planned(stream_k_variant(128, 128, 64, 6, 20, 1))},
+                       {desc, hybrid_variant(128, 128, 64, 6, 20, 2, 1)}});
+  ASSERT_TRUE(exact_failure.empty()) << exact_failure;
+  const CudaKernel kernel(any, run_time);
+  for (const Layout& layout : layouts) {
+    const std::string failure =
+        testing::check_on_device(kernel, verification_tolerance(any, run_time), 0, layout.rows);
+    ASSERT_TRUE(failure.empty()) << failure;
   }
 }
 
