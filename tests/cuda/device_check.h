@@ -144,11 +144,16 @@ inline std::string verify_device_run(const Kernel& kernel, const DeviceRun& run,
 // Empty when the kernel passes; else the case, the seed and what failed. x_offset_bytes starts x
 // that many bytes past an aligned allocation (a kernel's unaligned-x path). rows: the M of the
 // run, for an m=0 kernel (any M); 0 takes the descriptor's.
+// A launch that fails (a fault the synchronization reports included) is a failure naming the case.
 inline std::string check_on_device(const Kernel& kernel, double bound, std::size_t x_offset_bytes = 0,
                                    int64_t rows = 0) {
   const DeviceRun run = prepare_device_run(kernel, x_offset_bytes, rows);
-  kernel.run(run.args);
-  check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  try {
+    kernel.run(run.args);
+    check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
+  } catch (const std::exception& error) {
+    return "case: " + run.case_name + " seed=" + std::to_string(run.seed) + ": " + error.what();
+  }
   return verify_device_run(kernel, run, bound);
 }
 
