@@ -878,9 +878,9 @@ bool WgmmaGenerator::cuts_no_tile(const OpDesc& desc, const CudaVariant& variant
 std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVariant& variant) {
   if (variant.stream_k != 0) {
     // A schedule laid out at run time (m=0 without schedule_rows) cuts tiles at some row count,
-    // unless each remaining tile runs on one block (remainder_split=1).
-    const bool cuts = desc.m == 0 && variant.schedule_rows == 0 ? variant.remainder_split != 1
-                                                                 : !cuts_no_tile(scheduled(desc, variant), variant);
+    // whatever its remainder_split: where the hybrid does not pay, StreamKSchedule::run_time_layout
+    // shares every tile (a remainder_split=1 grid too, whose hybrid alone would cut none).
+    const bool cuts = (desc.m == 0 && variant.schedule_rows == 0) || !cuts_no_tile(scheduled(desc, variant), variant);
     return cuts ? stream_k_layout_bytes(variant) : 0;
   }
   if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory

@@ -189,7 +189,7 @@ class WgmmaGenerator {
   static LaunchGeometry reduce_geometry(const OpDesc& desc);
   // RunArgs.workspace a call needs: the fp32 partials [split_k][M][N] (0 without a split or with
   // cluster_split); with stream_k, stream_k_layout_bytes, or 0 where the grid cuts no tile
-  // (cuts_no_tile: no owner then waits for a partial).
+  // (cuts_no_tile: no owner then waits for a partial; never for a layout chosen at run time).
   static std::size_t workspace_bytes(const OpDesc& desc, const CudaVariant& variant);
   // A stream-K grid's layout in its workspace: a flag per block (8 bytes, padded to 256 in all),
   // then a block_m x block_n fp32 partial tile per block (the timeline diagnostic's logs lie past
