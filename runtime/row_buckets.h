@@ -3,8 +3,9 @@
 // wgmma's stream-K and split grids), so up to exact_bucket_rows every row count has its own
 // exact-M kernel. Above it any-M kernels serve, one a range of row counts (any_rows_range_starts),
 // each with the tile for its range's top: wgmma's tiled grid, split, cluster split or stream-K
-// (in the ranges with a top laid out for the top's rows, in the open range for each call's) on
-// sm_90a (M taken at run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts
+// (in the ranges with a top laid out for the top's rows, in the open range for each call's, as
+// in a long K's range whose top is tiled but whose first rows stream K) on sm_90a (M taken at
+// run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts
 // nothing else serves.
 // get_kernel (runtime/get_kernel.cpp) resolves the parts; this class only dispatches, so it holds
 // no CUDA code and is tested without a GPU.

@@ -797,10 +797,10 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
             std::string::npos);
 }
 
-// A range whose top the heuristic tiles but whose first rows it streams K on the same tile
-// (4096x14336 at 257..512 rows): the first rows' stream-K grid with even runs, laid out at run time
-// (StreamKSchedule::run_time_layout runs the top's tiles whole, one a block). Elsewhere the range's
-// first rows change nothing.
+// A range whose top the heuristic tiles but whose first rows it streams K on the same tile, with
+// a long K (4096x14336 at 257..512 rows): the first rows' stream-K grid with even runs, laid out at
+// run time (StreamKSchedule::run_time_layout runs the top's tiles whole, one a block). Elsewhere
+// (4096x4096's 32 stages of K included) the range's first rows change nothing.
 TEST(CudaWgmmaCompile, AnyMRangeStreamsFromItsFirstRowsWhereItsTopIsTiled) {
   WgmmaGenerator generator;
   const OpDesc long_k = descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16");
@@ -822,6 +822,13 @@ TEST(CudaWgmmaCompile, AnyMRangeStreamsFromItsFirstRowsWhereItsTopIsTiled) {
   // Without its first rows, or as the open range, the top's tiled grid as before.
   EXPECT_EQ(generator.any_rows_tile(long_k, 512, true), generator.any_rows_tile(long_k, 512));
   EXPECT_EQ(generator.any_rows_tile(long_k, 512).stream_k, 0);
+  // On a K of 32 stages of 128 or fewer (4096x4096: the same tiles and grids), the tiled grid stays.
+  const OpDesc square = descriptor("m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
+  first.k = top.k = 4096;
+  ASSERT_EQ(generator.heuristic(top).stream_k, 0);
+  ASSERT_EQ(generator.heuristic(first).stream_k, 132);
+  EXPECT_EQ(generator.any_rows_tile(square, 512, true, 257), generator.any_rows_tile(square, 512));
+  EXPECT_EQ(generator.any_rows_tile(square, 512, true, 257).stream_k, 0);
   // Where the top streams K, its layout for the top stays; where neither streams, the tile stays.
   const OpDesc wide = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   EXPECT_EQ(generator.any_rows_tile(wide, 512, true, 257), generator.any_rows_tile(wide, 512, true));
