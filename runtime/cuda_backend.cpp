@@ -154,10 +154,9 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
   return stored;
 }
 
-nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows, bool at_most_rows, int64_t first_rows) {
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows, bool at_most_rows) {
   const cuda::DeviceInfo& device = cuda::device_info(desc.device.index);
-  const cuda::CudaVariant tile =
-      cuda::WgmmaGenerator(device.sm_count).any_rows_tile(desc, rows, at_most_rows, first_rows);
+  const cuda::CudaVariant tile = cuda::WgmmaGenerator(device.sm_count).any_rows_tile(desc, rows, at_most_rows);
   if (cuda::is_valid(desc, tile, device.major)) return cuda::to_json(tile);
   OpDesc sized = desc;
   sized.m = rows;
@@ -252,9 +251,7 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>&, const cache::Decision
   return false;
 }
 
-nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t, bool, int64_t) {
-  throw Unsupported(cuda_refusal(desc));
-}
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t, bool) { throw Unsupported(cuda_refusal(desc)); }
 
 std::string store_cuda_cubin(cache::DecisionCache&, const Kernel&) { return {}; }
 

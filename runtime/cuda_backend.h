@@ -53,7 +53,7 @@ struct PlannedCudaBuild {
 };
 // Compiles at once (codegen/cuda/compile_queue.h, a thread per core) the cubins of `builds` that
 // reader (may be null) does not hold, and stores them in cache_path, so that the build_cuda calls
-// that follow load them instead of compiling one after another: m=0's row buckets build up to 23
+// that follow load them instead of compiling one after another: m=0's row buckets build up to 24
 // kernels. A build that is invalid or does not compile is skipped here; its build_cuda reports
 // it. Does nothing when cache_path is empty or NVRTC is unavailable. Returns whether it stored a
 // cubin.
@@ -62,10 +62,10 @@ bool precompile_cuda(const std::vector<PlannedCudaBuild>& builds, const cache::D
 
 // The variant (as JSON, for build_cuda) of an any-M (m=0) kernel for row counts near `rows`
 // (runtime/row_buckets.h): wgmma's any-M grid (WgmmaGenerator::any_rows_tile: tiled, a split, a
-// cluster split, or with at_most_rows, for a range of first_rows .. `rows` rows, the heuristic's
-// stream-K grid laid out for `rows`, or its first rows' laid out for each call's) where this device
-// runs it (sm_90a; not with eqscale), else the mma family's heuristic there.
-nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows, bool at_most_rows, int64_t first_rows);
+// cluster split, or with at_most_rows, for a range whose calls never exceed `rows`, the
+// heuristic's stream-K grid laid out for `rows`) where this device runs it (sm_90a; not with
+// eqscale), else the mma family's heuristic there.
+nlohmann::json cuda_any_rows_variant(const OpDesc& desc, int64_t rows, bool at_most_rows);
 
 // Stores a CUDA kernel's cubin (a tuning winner) under its content key and returns the key (the
 // decision's artifact_key); empty when the cache refused it (with a warning) or kernel is not a

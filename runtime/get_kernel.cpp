@@ -202,15 +202,14 @@ ResolvedKernel resolve(const OpDesc& desc, const GetOptions& options,
   return remember(key, *resolved);
 }
 
-// The any-M variant of each range of runtime::any_rows_range_starts: the tile for twice its first
-// row count less 2, its top (cuda_any_rows_variant); every range but the last, which is open,
-// serves at most that many rows, from its first.
+// The any-M variant of each range of runtime::any_rows_range_starts: the tile for its top
+// (runtime::any_rows_range_top, cuda_any_rows_variant); every range but the last, which is open,
+// serves at most that many rows.
 std::vector<nlohmann::json> range_variants(const OpDesc& desc) {
   std::vector<nlohmann::json> variants;
-  for (int64_t first_rows : runtime::any_rows_range_starts)
-    variants.push_back(runtime::cuda_any_rows_variant(desc, 2 * (first_rows - 1),
-                                                      first_rows != std::end(runtime::any_rows_range_starts)[-1],
-                                                      first_rows));
+  for (std::size_t range = 0; range < runtime::any_rows_range_count; ++range)
+    variants.push_back(runtime::cuda_any_rows_variant(desc, runtime::any_rows_range_top(range),
+                                                      !runtime::any_rows_range_is_open(range)));
   return variants;
 }
 
@@ -347,7 +346,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
                      to_string(desc), compiler_refusal));
   const GetOptions exact_options = exact_part_options(options);
   const std::vector<nlohmann::json> ranges_wanted = range_variants(desc);
-  // The parts' cubins not in the cache compile at once (a cold start compiles up to 23 programs),
+  // The parts' cubins not in the cache compile at once (a cold start compiles up to 24 programs),
   // then every part is built from the cache through one read-only connection: the planner's, or
   // after compiles that stored cubins a new one (a file they created, or upgraded, is then seen).
   std::optional<cache::DecisionCache> own_reader = open_reader(cache_path);

@@ -3,15 +3,16 @@
 // wgmma's stream-K and split grids), so up to exact_bucket_rows every row count has its own
 // exact-M kernel. Above it any-M kernels serve, one a range of row counts (any_rows_range_starts),
 // each with the tile for its range's top: wgmma's tiled grid, split, cluster split or stream-K
-// (in the ranges with a top laid out for the top's rows, in the open range for each call's, as
-// in a long K's range whose top is tiled but whose first rows stream K) on sm_90a (M taken at
-// run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts
+// (in the ranges with a top laid out for the top's rows, in the open range for each call's) on
+// sm_90a (M taken at run time), else the mma family's. desc's own m=0 kernel (its decision) takes the row counts
 // nothing else serves.
 // get_kernel (runtime/get_kernel.cpp) resolves the parts; this class only dispatches, so it holds
 // no CUDA code and is tested without a GPU.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,11 +26,24 @@ namespace lowbit::runtime {
 inline constexpr int64_t exact_bucket_rows = 16;
 
 // The first row counts of the any-M ranges past the exact rows; a range's kernel takes the tile for
-// twice its first row count less 2 (32, 64, 128, 256, 512 and 1024 rows: wgmma on sm_90a, else
-// the mma family's), and the last range is open. 129..256 and 257..512 have tops so that stream-K
-// serves them, and the open range from 513 takes the large-M tile (docs/benchmarks.md, session 30).
-// A row plan records these starts: one made for others is not used (runtime/row_plan.h).
-inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129, 257, 513};
+// its top (any_rows_range_top: 32, 64, 128, 256, 384, 512 and, for the open last range, 1024
+// rows: wgmma on sm_90a, else the mma family's). 129..256, 257..384 and 385..512 have tops so that
+// stream-K serves them laid out for the top (docs/benchmarks.md, session 30); 257..512 was split at
+// 384 so that each half takes the tile of its own rows (the exact kernels run 128-row tiles at
+// 257..384 and 256-row ones at 385..512 on 6144x4096, tiled and streamed grids on 4096x14336:
+// session 31); the open range from 513 takes the large-M tile. A row plan records these starts:
+// one made for others is not used (runtime/row_plan.h).
+inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129, 257, 385, 513};
+inline constexpr std::size_t any_rows_range_count = std::size(any_rows_range_starts);
+
+// The rows range `range` (an index into any_rows_range_starts) takes its tile for: the row count
+// before the next range's first, or for the open last range twice its first row count less 2.
+constexpr int64_t any_rows_range_top(std::size_t range) {
+  return range + 1 < any_rows_range_count ? any_rows_range_starts[range + 1] - 1
+                                          : 2 * (any_rows_range_starts[range] - 1);
+}
+// Whether range `range` is the open one (no top: it serves every row count from its first on).
+constexpr bool any_rows_range_is_open(std::size_t range) { return range + 1 == any_rows_range_count; }
 
 // An any-M kernel and the first row count it serves (up to the next range's first).
 struct RowRange {

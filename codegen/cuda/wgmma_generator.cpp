@@ -449,8 +449,7 @@ CudaVariant WgmmaGenerator::scaled_heuristic(const OpDesc& desc) const {
   return variants.empty() ? chosen : variants.front();  // is_valid names the reason when none serves
 }
 
-CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows,
-                                          int64_t first_rows) const {
+CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows) const {
   OpDesc sized = desc;
   sized.m = rows;
   const CudaVariant chosen = heuristic(sized);
@@ -460,9 +459,6 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool
     CudaVariant streamed = chosen;
     streamed.schedule_rows = static_cast<int>(rows);
     if (is_valid(desc, streamed, 9)) return streamed;
-  }
-  if (at_most_rows && first_rows > 0) {
-    if (auto streamed = streamed_from_first_rows(desc, chosen, first_rows)) return *streamed;
   }
   CudaVariant tile = chosen;
   tile.split_k = 1;
@@ -487,35 +483,6 @@ CudaVariant WgmmaGenerator::any_rows_tile(const OpDesc& desc, int64_t rows, bool
   CudaVariant streamed = chosen;
   streamed.stream_k_plan = 0;
   return is_valid(desc, streamed, 9) ? streamed : tile;
-}
-
-std::optional<CudaVariant> WgmmaGenerator::streamed_from_first_rows(const OpDesc& desc, const CudaVariant& top_tile,
-                                                                    int64_t first_rows) const {
-  // A range whose top the heuristic runs as a tiled grid but whose first rows it streams K on the
-  // same tile, with a K over 32 stages of 128 (4096x14336 at 257..512 rows: 96 tiles of 128 rows
-  // at 257..384 streamed on 132 SMs, 128 tiles at 385..512 tiled): the first rows' stream-K grid
-  // with even runs, laid out for each call's rows at run time, so that calls at the range's top
-  // run its tiles whole, one a block, as the tiled grid does (StreamKSchedule::run_time_layout),
-  // and calls below share K. Measured (the H100, docs/benchmarks.md, session 31, any-M over exact
-  // time in one run): on 4096x14336 1.02-1.07x at 257..384 rows where the top's tiled grid, 36 SMs
-  // idle, took 1.17-1.21x; 1.00-1.03x at 385..512 (tiled: 1.00x). On 4096x4096 (32 stages) it
-  // gained nothing at 257..384 (1.05-1.11x against 1.04-1.08x) and lost at 385..512 (1.00-1.08x
-  // against 0.99-1.03x): a short K's fix-ups weigh more against its tiles, so the tiled grid stays.
-  if (top_tile.stream_k != 0 || top_tile.split_k != 1 || top_tile.cluster_split != 0 ||
-      k_stages(desc, variant_of(Shape{128, 128, 128, 4})) <= 32)
-    return std::nullopt;
-  OpDesc first = desc;
-  first.m = first_rows;
-  const CudaVariant lower = heuristic(first);
-  const bool same_tile = lower.block_n == top_tile.block_n && lower.block_m == top_tile.block_m &&
-                         lower.block_k == top_tile.block_k && lower.stages == top_tile.stages &&
-                         lower.producer == top_tile.producer && lower.group_sums == top_tile.group_sums;
-  if (lower.stream_k == 0 || !same_tile) return std::nullopt;
-  CudaVariant streamed = lower;
-  streamed.stream_k_plan = 0;
-  streamed.schedule_rows = 0;
-  if (!is_valid(desc, streamed, 9)) return std::nullopt;
-  return streamed;
 }
 
 CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {

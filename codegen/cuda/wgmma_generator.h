@@ -81,12 +81,9 @@ class WgmmaGenerator {
   // and second kernel take the call's rows); where it shares K by stream-K, with at_most_rows (the
   // kernel serves calls of at most `rows` rows) that stream-K grid laid out for `rows`
   // (schedule_rows, its planned runs kept), else that grid with even runs, laid out for each
-  // call's rows at run time (schedule_rows 0). With at_most_rows and first_rows (the range's first
-  // row count), where the heuristic tiles the top but streams K on the same tile at first_rows:
-  // that stream-K grid with even runs laid out at run time (streamed_from_first_rows). For an m=0
-  // descriptor's row ranges (runtime/row_buckets.h); m=0 is otherwise not a candidate.
-  CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows = false,
-                            int64_t first_rows = 0) const;
+  // call's rows at run time (schedule_rows 0). For an m=0 descriptor's row ranges
+  // (runtime/row_buckets.h); m=0 is otherwise not a candidate.
+  CudaVariant any_rows_tile(const OpDesc& desc, int64_t rows, bool at_most_rows = false) const;
   // heuristic()'s measures of a grid (the .cpp says what each was measured against):
   // block_work: the rows x k one SM runs, its blocks' waves times a block's share;
   int64_t block_work(const OpDesc& desc, const CudaVariant& variant) const;
@@ -226,9 +223,6 @@ class WgmmaGenerator {
   // holds) and give at least 0.9 of the SMs one, with K at most 32 stages of 128 k: where cluster
   // pairs were measured to win (the heuristic's M = 33..64 and 129..256 rules).
   bool pairs_fill_a_wave(const OpDesc& desc, const CudaVariant& variant) const;
-  // A bounded any-M range's run-time stream-K grid where its top's tile is tiled (any_rows_tile).
-  std::optional<CudaVariant> streamed_from_first_rows(const OpDesc& desc, const CudaVariant& top_tile,
-                                                      int64_t first_rows) const;
   // variant, or with split_k = 2 the same split summed in its cluster (cluster_split) where valid.
   CudaVariant summed_in_pairs(const OpDesc& desc, const CudaVariant& variant) const;
   // A copy-warpgroup stream-K grid that cuts a tile with its runs planned (stream_k_plan), else as is.

@@ -749,7 +749,7 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
                            "m=0,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"}) {
     const OpDesc any = descriptor(text);
-    for (int64_t rows : {32, 64, 128, 256}) {
+    for (int64_t rows : {32, 64, 128, 256, 384, 512}) {
       OpDesc sized = any;
       sized.m = rows;
       const CudaVariant exact = generator.heuristic(sized);
@@ -772,7 +772,22 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
       ++streamed;
     }
   }
-  EXPECT_GE(streamed, 4);  // 6144x4096 and 28672x4096 from 128 rows, 4096x14336 at 128 and 256
+  EXPECT_GE(streamed, 8);  // 6144x4096 from 128 rows, 28672x4096 but at 384, 4096x14336 at 128..384
+  // 257..384 and 385..512 (runtime/row_buckets.h): each range's kernel is the exact kernel of
+  // every row count in it, its schedule laid out for the top (the same tile rows: 3, then 4 of
+  // 128 or 2 of 256), on 6144x4096 (128-row tiles, then 256-row ones) and 4096x14336.
+  for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16",
+                           "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"})
+    for (const auto& [first, top] : {std::pair<int64_t, int64_t>{257, 384}, {385, 512}}) {
+      const OpDesc any = descriptor(text);
+      CudaVariant range = generator.any_rows_tile(any, top, true);
+      range.schedule_rows = 0;
+      for (int64_t rows : {first, (first + top) / 2, top}) {
+        OpDesc sized = any;
+        sized.m = rows;
+        EXPECT_EQ(range, generator.heuristic(sized)) << text << " " << rows;
+      }
+    }
   const OpDesc any = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
   const CudaVariant tile = generator.any_rows_tile(any, 256, true);
   ASSERT_NE(tile.stream_k, 0);
@@ -797,51 +812,6 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
             std::string::npos);
 }
 
-// A range whose top the heuristic tiles but whose first rows it streams K on the same tile, with
-// a long K (4096x14336 at 257..512 rows): the first rows' stream-K grid with even runs, laid out at
-// run time (StreamKSchedule::run_time_layout runs the top's tiles whole, one a block). Elsewhere
-// (4096x4096's 32 stages of K included) the range's first rows change nothing.
-TEST(CudaWgmmaCompile, AnyMRangeStreamsFromItsFirstRowsWhereItsTopIsTiled) {
-  WgmmaGenerator generator;
-  const OpDesc long_k = descriptor("m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16");
-  OpDesc top = long_k;
-  top.m = 512;
-  OpDesc first = long_k;
-  first.m = 257;
-  const CudaVariant tiled = generator.heuristic(top);
-  const CudaVariant streamed = generator.heuristic(first);
-  ASSERT_EQ(tiled.stream_k, 0) << variant_name(top, tiled, "sm_90a");
-  ASSERT_EQ(tiled.split_k, 1);
-  ASSERT_EQ(streamed.stream_k, 132) << variant_name(first, streamed, "sm_90a");
-  const CudaVariant range = generator.any_rows_tile(long_k, 512, true, 257);
-  EXPECT_EQ(variant_name(long_k, range, "sm_90a"), "cuda_sm90a_wgmma_w4g128_m0_n128m128k128_s4_ws_sk132");
-  EXPECT_EQ(range.block_m, tiled.block_m);
-  EXPECT_EQ(range.schedule_rows, 0);
-  EXPECT_EQ(range.stream_k_plan, 0);
-  EXPECT_TRUE(generator.is_valid(long_k, range, 9)) << generator.is_valid(long_k, range, 9).reason;
-  // Without its first rows, or as the open range, the top's tiled grid as before.
-  EXPECT_EQ(generator.any_rows_tile(long_k, 512, true), generator.any_rows_tile(long_k, 512));
-  EXPECT_EQ(generator.any_rows_tile(long_k, 512).stream_k, 0);
-  // On a K of 32 stages of 128 or fewer (4096x4096: the same tiles and grids), the tiled grid stays.
-  const OpDesc square = descriptor("m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16");
-  first.k = top.k = 4096;
-  ASSERT_EQ(generator.heuristic(top).stream_k, 0);
-  ASSERT_EQ(generator.heuristic(first).stream_k, 132);
-  EXPECT_EQ(generator.any_rows_tile(square, 512, true, 257), generator.any_rows_tile(square, 512));
-  EXPECT_EQ(generator.any_rows_tile(square, 512, true, 257).stream_k, 0);
-  // Where the top streams K, its layout for the top stays; where neither streams, the tile stays.
-  const OpDesc wide = descriptor("m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16");
-  EXPECT_EQ(generator.any_rows_tile(wide, 512, true, 257), generator.any_rows_tile(wide, 512, true));
-  EXPECT_EQ(generator.any_rows_tile(wide, 512, true, 257).schedule_rows, 512);
-  for (int64_t first_rows : {17, 33, 65, 129}) {
-    for (const OpDesc& any : {long_k, wide, descriptor("m=0,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16")}) {
-      const int64_t rows = 2 * (first_rows - 1);
-      EXPECT_EQ(generator.any_rows_tile(any, rows, true, first_rows), generator.any_rows_tile(any, rows, true))
-          << to_string(any) << " " << rows;
-    }
-  }
-}
-
 // The open range's stream-K grid lays its schedule out for each call's rows
 // (StreamKSchedule::run_time_layout) as the heuristic lays out an exact M's: at every row count
 // where the exact heuristic streams K on the same tile, the same whole tiles (the hybrid's full
@@ -852,19 +822,15 @@ TEST(CudaWgmmaCompile, RunTimeStreamKLayoutChoosesAsTheHeuristic) {
   WgmmaGenerator generator;
   int compared = 0;
   int tiled_compared = 0;
-  struct Grid {
-    const char* text;
-    int64_t top;
-    int64_t first_rows;  // a bounded range's (any_rows_tile's streamed_from_first_rows), else 0
-  };
-  for (const Grid& grid : {Grid{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 1024, 0},
-                           Grid{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 512, 0},
-                           Grid{"m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", 1500, 0},
-                           Grid{"m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16", 512, 257}}) {
-    const char* text = grid.text;
+  // (4096x14336's open-range grid of 128 rows: stream-K on 96 tiles at 257..384 rows, and at
+  // 385..512 one wave of 128 tiles, which the heuristic tiles.)
+  for (const auto& [text, top] : {std::pair{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 1024},
+                                 std::pair{"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16", 512},
+                                 std::pair{"m=0,n=4096,k=4096,bits=4,group=128,zero=int,act=bf16", 1500},
+                                 std::pair{"m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16", 128}}) {
     const OpDesc any = descriptor(text);
-    const CudaVariant tile = generator.any_rows_tile(any, grid.top, grid.first_rows > 0, grid.first_rows);
-    ASSERT_NE(tile.stream_k, 0) << text << " " << grid.top;
+    const CudaVariant tile = generator.any_rows_tile(any, top);
+    ASSERT_NE(tile.stream_k, 0) << text << " " << top;
     ASSERT_EQ(tile.schedule_rows, 0);
     std::string checks;
     for (int64_t rows : {129, 256, 257, 300, 384, 385, 450, 512, 513, 700, 768, 900, 1024, 1300, 1500, 2048, 3000,
@@ -1572,10 +1538,6 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
   CudaVariant idle = hybrid;  // 2 tiles of 2 stage pairs a 256-row band, on 132 blocks
   idle.stream_k = 132, idle.remainder_split = 0;
   cases.push_back({small, idle});
-  // A range whose top is tiled, streamed from its first rows (257..512 on 4000x14336: 32 panels,
-  // 96 tiles shared at 257..384, 128 whole one a block at 385..512).
-  const OpDesc long_k_range = descriptor("m=0,n=4000,k=14336,bits=4,group=128,zero=int,act=bf16,out=bf16,bias=1");
-  cases.push_back({long_k_range, generator.any_rows_tile(long_k_range, 512, true, 257)});
   for (std::size_t i = first_run_time; i < cases.size(); ++i) {
     ASSERT_TRUE(generator.is_valid(cases[i].desc, cases[i].variant, 9))
         << variant_name(cases[i].desc, cases[i].variant, "sm_90a") << ": "
@@ -1610,8 +1572,8 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     const CudaKernel kernel(cases[i].desc, cases[i].variant, std::move(candidate.cubin));
     const int64_t top = cases[i].variant.schedule_rows;
     std::vector<int64_t> row_counts{1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700};
-    // A run-time stream-K layout also around a 512-row range's top (384 / 385: 3 to 4 bands of
-    // 128 rows), and on a short K (the host's random problems stay quick) at 4 to 6 bands of 256
+    // A run-time stream-K layout also at 384, 385 and 512 rows (3 to 4 bands of 128 rows: on
+    // 4000 columns 96 tiles shared, then 128 whole, one a block), and on a short K (the host's random problems stay quick) at 4 to 6 bands of 256
     // rows: with 47 or 2 tiles a band, every tile shared evenly (1024), the hybrid (1030), whole
     // tiles a block (1536: 282 tiles, 3 waves of 94).
     if (top == 0 && cases[i].variant.stream_k != 0) row_counts.insert(row_counts.end(), {384, 385, 512});
@@ -1754,7 +1716,7 @@ TEST(CudaWgmma, StreamKSampleForTheSanitizers) {
   // An any-M kernel of 3 panels of 128 columns (the last 124) on 10 blocks, 9 stage pairs a tile,
   // and its layouts at the row counts it runs below (StreamKSchedule::run_time_layout), checked
   // where NVRTC is, GPU or not: at 1 and 200 rows 3 and 6 tiles shared by all 10 blocks; at 300,
-  // 9 tiles whole, one a block on 9 (a range's top that the heuristic tiles); at 600, 15 tiles, the
+  // 9 tiles whole, one a block on 9 (a wave filled to 0.9 that the heuristic tiles); at 600, 15 tiles, the
   // hybrid (a wave of 10 whole, 5 shared by 10); at 700, 18 tiles whole, 2 a block on 9; at 900,
   // 24 tiles, the hybrid (20 whole, 4 shared by 8).
   const OpDesc any = descriptor("m=0,n=380,k=1088,bits=4,group=64,zero=int,act=bf16,out=bf16,bias=1");
