@@ -542,6 +542,12 @@ CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {
   //   split2_ws) on 4096x4096 and 37.8 against 44.0 (the 256-row stream-K) on 6144x4096. A
   //   smaller padded share is not worth it: at M = 1024, with no padding, the 128-row tile was
   //   13-20 % slower (56.7 against 47.0 us on 4096x4096, 85.3 against 75.2 on 6144x4096).
+  //   Not where the 256-row grid runs three waves or more (28672 columns: 448 tiles at
+  //   M = 257..384, the hybrid stream-K below, against 672 128-row tiles over 5.1 waves): there
+  //   the 256-row hybrid took 159.3 / 160.5 / 164.6 us at M = 257 / 300 / 384 against the 128-row
+  //   grid's 169.6 / 170.7 / 165.6 (docs/benchmarks.md, session 31: the any-M range's kernel laid
+  //   out for 512 rows, the same two row tiles, beside the exact kernel in one run; session 30
+  //   read 159.7 against 168.2 at 257 and 166.9 against 167.2 at 384).
   // - it fills the SMs unsplit with no more work a block than the split 256-row grid (the same
   //   rows x k a block, no partial sums to write and add): 30.3 against 36.3 us (split2_ws) at
   //   M = 512 on 4096x4096. Where it needs a split too, the 256-row tile's wider split stayed
@@ -549,7 +555,8 @@ CudaVariant WgmmaGenerator::base_tile(const OpDesc& desc) const {
   if (desc.m > 128) {
     const Shape shorter_shape{128, 128, 128, 4};
     const CudaVariant shorter = variant_of(shorter_shape, 1);
-    if (pads_a_quarter_more(desc, chosen, shorter) ||
+    const bool tall_grid_fills_waves = tiles(desc, chosen) * chosen.split_k >= 3 * int64_t{sm_count_};
+    if ((pads_a_quarter_more(desc, chosen, shorter) && !tall_grid_fills_waves) ||
         (chosen.split_k > 1 && block_work(desc, shorter) <= block_work(desc, chosen)))
       chosen = split_to_waves(desc, shorter, 1);
   }

@@ -493,6 +493,12 @@ TEST(CudaWgmmaCompile, HeuristicShorterTileAndHybridRules) {
   EXPECT_EQ(chosen("m=385,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m385_n128m128k128_s4_ws");  // 128 unsplit
   EXPECT_EQ(chosen("m=640,n=4096,k=4096"), "cuda_sm90a_wgmma_w4g128_m640_n128m256k64_s4_ws_sk132p");  // a sixth padded
   EXPECT_EQ(chosen("m=512,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m512_n128m256k64_s4_ws_sk132p");  // unsplit: stays
+  // But the 256-row tile stays, padded, where its grid runs three waves or more (448 tiles on
+  // 28672 columns, the hybrid, against 672 of 128 rows tiled): as at 385..512 rows.
+  for (const char* rows : {"257", "300", "384", "385"})
+    EXPECT_EQ(chosen((std::string("n=28672,k=4096,m=") + rows).c_str()),
+              std::string("cuda_sm90a_wgmma_w4g128_m") + rows + "_n128m256k64_s4_ws_sk132r2p");
+  EXPECT_EQ(chosen("m=257,n=25216,k=4096"), "cuda_sm90a_wgmma_w4g128_m257_n128m128k128_s4_ws");  // 394 tiles
   // The hybrid only where its last phase is short: 144 tiles on 132 blocks leave 12 (1.5 tiles a
   // block against stream-K's 1.09), 192 leave 60 (1.5 against 1.45), 224 leave 92 (1.70 each).
   EXPECT_EQ(chosen("m=768,n=6144,k=4096"), "cuda_sm90a_wgmma_w4g128_m768_n128m256k64_s4_ws_sk132p");
