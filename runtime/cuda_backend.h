@@ -53,7 +53,7 @@ struct PlannedCudaBuild {
 };
 // Compiles at once (codegen/cuda/compile_queue.h, a thread per core) the cubins of `builds` that
 // reader (may be null) does not hold, and stores them in cache_path, so that the build_cuda calls
-// that follow load them instead of compiling one after another: m=0's row buckets build up to 24
+// that follow load them instead of compiling one after another: m=0's row buckets build up to 25
 // kernels. A build that is invalid or does not compile is skipped here; its build_cuda reports
 // it. Does nothing when cache_path is empty or NVRTC is unavailable. Returns whether it stored a
 // cubin.

@@ -346,7 +346,7 @@ ResolvedKernel resolve_row_buckets(const OpDesc& desc, const GetOptions& options
                      to_string(desc), compiler_refusal));
   const GetOptions exact_options = exact_part_options(options);
   const std::vector<nlohmann::json> ranges_wanted = range_variants(desc);
-  // The parts' cubins not in the cache compile at once (a cold start compiles up to 24 programs),
+  // The parts' cubins not in the cache compile at once (a cold start compiles up to 25 programs),
   // then every part is built from the cache through one read-only connection: the planner's, or
   // after compiles that stored cubins a new one (a file they created, or upgraded, is then seen).
   std::optional<cache::DecisionCache> own_reader = open_reader(cache_path);

@@ -26,21 +26,23 @@ namespace lowbit::runtime {
 inline constexpr int64_t exact_bucket_rows = 16;
 
 // The first row counts of the any-M ranges past the exact rows; a range's kernel takes the tile for
-// its top (any_rows_range_top: 32, 64, 128, 256, 384, 512 and, for the open last range, 1024
-// rows: wgmma on sm_90a, else the mma family's). 129..256, 257..384 and 385..512 have tops so that
-// stream-K serves them laid out for the top (docs/benchmarks.md, session 30); 257..512 was split at
-// 384 so that each half takes the tile of its own rows (the exact kernels run 128-row tiles at
-// 257..384 and 256-row ones at 385..512 on 6144x4096, tiled and streamed grids on 4096x14336:
-// session 31); the open range from 513 takes the large-M tile. A row plan records these starts:
-// one made for others is not used (runtime/row_plan.h).
-inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129, 257, 385, 513};
+// its top (any_rows_range_top: 32, 64, 128, 256, 384, 512, 768 and, for the open last range,
+// any_rows_open_range_rows: wgmma on sm_90a, else the mma family's). The ranges from 129 have tops
+// so that stream-K serves them laid out for the top (docs/benchmarks.md, session 30); 257..512 and
+// 513..1024 were split at 384 and 768 so that each part takes the tile of its own rows (the exact
+// kernels there run 128-row tiles at 257..384 and 256-row ones at 385..512 on 6144x4096, streamed
+// and tiled grids at 257..384 and 385..512, and at 513..768 and 769..1024, on 4096x14336: session
+// 31). A row plan records these starts: one made for others is not used (runtime/row_plan.h).
+inline constexpr int64_t any_rows_range_starts[] = {17, 33, 65, 129, 257, 385, 513, 769};
 inline constexpr std::size_t any_rows_range_count = std::size(any_rows_range_starts);
+// The rows the open last range's tile is chosen for: the large-M tile of 1024 rows (the open range
+// started at 513 with it in session 30; from 769 rows it keeps it).
+inline constexpr int64_t any_rows_open_range_rows = 1024;
 
 // The rows range `range` (an index into any_rows_range_starts) takes its tile for: the row count
-// before the next range's first, or for the open last range twice its first row count less 2.
+// before the next range's first, or for the open last range any_rows_open_range_rows.
 constexpr int64_t any_rows_range_top(std::size_t range) {
-  return range + 1 < any_rows_range_count ? any_rows_range_starts[range + 1] - 1
-                                          : 2 * (any_rows_range_starts[range] - 1);
+  return range + 1 < any_rows_range_count ? any_rows_range_starts[range + 1] - 1 : any_rows_open_range_rows;
 }
 // Whether range `range` is the open one (no top: it serves every row count from its first on).
 constexpr bool any_rows_range_is_open(std::size_t range) { return range + 1 == any_rows_range_count; }

@@ -755,7 +755,7 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
                            "m=0,n=28672,k=4096,bits=4,group=128,zero=int,act=bf16",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"}) {
     const OpDesc any = descriptor(text);
-    for (int64_t rows : {32, 64, 128, 256, 384, 512}) {
+    for (int64_t rows : {32, 64, 128, 256, 384, 512, 768}) {
       OpDesc sized = any;
       sized.m = rows;
       const CudaVariant exact = generator.heuristic(sized);
@@ -779,12 +779,13 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
     }
   }
   EXPECT_GE(streamed, 8);  // 6144x4096 from 128 rows, 28672x4096 but at 384, 4096x14336 at 128..384
-  // 257..384 and 385..512 (runtime/row_buckets.h): each range's kernel is the exact kernel of
-  // every row count in it, its schedule laid out for the top (the same tile rows: 3, then 4 of
-  // 128 or 2 of 256), on 6144x4096 (128-row tiles, then 256-row ones) and 4096x14336.
+  // 257..384, 385..512 and 513..768 (runtime/row_buckets.h): each range's kernel is the exact
+  // kernel of every row count in it, its schedule laid out for the top (the same tile rows: 3,
+  // then 4 of 128 or 2 of 256, then 3 of 256), on 6144x4096 (128-row tiles, then 256-row ones)
+  // and 4096x14336.
   for (const char* text : {"m=0,n=6144,k=4096,bits=4,group=128,zero=int,act=bf16",
                            "m=0,n=4096,k=14336,bits=4,group=128,zero=int,act=bf16"})
-    for (const auto& [first, top] : {std::pair<int64_t, int64_t>{257, 384}, {385, 512}}) {
+    for (const auto& [first, top] : {std::pair<int64_t, int64_t>{257, 384}, {385, 512}, {513, 768}}) {
       const OpDesc any = descriptor(text);
       CudaVariant range = generator.any_rows_tile(any, top, true);
       range.schedule_rows = 0;
