@@ -1580,9 +1580,10 @@ TEST(CudaWgmma, AnyMTilesAtEveryRowCount) {
     const int64_t top = cases[i].variant.schedule_rows;
     std::vector<int64_t> row_counts{1, 15, 17, 31, 32, 33, 64, 65, 100, 127, 128, 129, 255, 256, 257, 700};
     // A run-time stream-K layout also at 384, 385 and 512 rows (3 to 4 bands of 128 rows: on
-    // 4000 columns 96 tiles shared, then 128 whole, one a block), and on a short K (the host's random problems stay quick) at 4 to 6 bands of 256
-    // rows: with 47 or 2 tiles a band, every tile shared evenly (1024), the hybrid (1030), whole
-    // tiles a block (1536: 282 tiles, 3 waves of 94).
+    // 4000 columns 96 tiles shared, then 128 whole, one a block), and on a short K (the host's
+    // random problems stay quick) at 4 to 6 bands of 256 rows: with 47 or 2 tiles a band, every
+    // tile shared evenly (1024), the hybrid (1030), whole tiles a block (1536: 282 tiles, 3
+    // waves of 94).
     if (top == 0 && cases[i].variant.stream_k != 0) row_counts.insert(row_counts.end(), {384, 385, 512});
     if (top == 0 && cases[i].variant.stream_k != 0 && cases[i].desc.k <= 4160)
       row_counts.insert(row_counts.end(), {1024, 1030, 1536});
