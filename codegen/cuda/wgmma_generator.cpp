@@ -45,6 +45,11 @@ OpDesc scheduled(const OpDesc& desc, const CudaVariant& variant) {
   if (desc.m == 0 && variant.schedule_rows > 0) sized.m = variant.schedule_rows;
   return sized;
 }
+// Whether a stream-K kernel lays its schedule out for each call's rows (the template's
+// StreamKSchedule::RUN_TIME): an any-M one without schedule_rows.
+bool lays_out_at_run_time(const OpDesc& desc, const CudaVariant& variant) {
+  return desc.m == 0 && variant.stream_k != 0 && variant.schedule_rows == 0;
+}
 
 int64_t tiles(const OpDesc& desc, const CudaVariant& variant) {
   return (desc.m + variant.block_m - 1) / variant.block_m * ((desc.n + variant.block_n - 1) / variant.block_n);
@@ -231,7 +236,7 @@ Validity WgmmaGenerator::is_valid(const OpDesc& desc, const CudaVariant& variant
   }
   // An any-M stream-K kernel without schedule_rows lays its schedule out for each call's rows at run
   // time; a planned table is computed for one layout, so it needs schedule_rows.
-  const bool run_time_schedule = desc.m == 0 && variant.stream_k != 0;
+  const bool run_time_schedule = lays_out_at_run_time(desc, variant);
   if (run_time_schedule && variant.stream_k_plan != 0)
     return refuse(fmt::format("m=0 (any M) with stream_k={} and stream_k_plan=1: planned runs are laid out for one "
                               "row count, so give schedule_rows (the range's top) or take even runs (stream_k_plan=0), "
@@ -859,7 +864,7 @@ std::size_t WgmmaGenerator::workspace_bytes(const OpDesc& desc, const CudaVarian
     // A schedule laid out at run time (m=0 without schedule_rows) cuts tiles at some row count,
     // whatever its remainder_split: where the hybrid does not pay, StreamKSchedule::run_time_layout
     // shares every tile (a remainder_split=1 grid too, whose hybrid alone would cut none).
-    const bool cuts = (desc.m == 0 && variant.schedule_rows == 0) || !cuts_no_tile(scheduled(desc, variant), variant);
+    const bool cuts = lays_out_at_run_time(desc, variant) || !cuts_no_tile(scheduled(desc, variant), variant);
     return cuts ? stream_k_layout_bytes(variant) : 0;
   }
   if (variant.split_k == 1 || variant.cluster_split == 1) return 0;  // a cluster split sums in shared memory

@@ -119,7 +119,12 @@ inline void poison_outputs(DeviceRun& run) {
 // by tests/tuner): from 2^30 multiply-adds, a tenth of a second or more of the host's threaded
 // reference on the lent machine (700 rows on 28680x2056, 4e10 of them, took seconds a check).
 inline bool large_for_the_host(const OpDesc& desc, int64_t m) {
-  return static_cast<double>(m) * static_cast<double>(desc.n) * static_cast<double>(desc.k) >= 1073741824.0;
+  return static_cast<double>(m) * static_cast<double>(desc.n) * static_cast<double>(desc.k) >= double{1 << 30};
+}
+
+// "case: <descriptor> <kernel> [rows=R] seed=S", how every failure of a run names it.
+inline std::string case_label(const DeviceRun& run) {
+  return "case: " + run.case_name + " seed=" + std::to_string(run.seed);
 }
 
 // Empty when y (read back after the caller's synchronization) holds the reference within bound
@@ -127,7 +132,7 @@ inline bool large_for_the_host(const OpDesc& desc, int64_t m) {
 inline std::string verify_device_run(const Kernel& kernel, const DeviceRun& run, double bound) {
   const OpDesc& desc = kernel.desc();
   const std::vector<uint8_t> result = run.y.download();
-  const std::string where = "case: " + run.case_name + " seed=" + std::to_string(run.seed);
+  const std::string where = case_label(run);
   for (std::size_t i = 0; i < guard_bytes; ++i)
     if (result[i] != poison || result[guard_bytes + run.out_bytes + i] != poison) return where + ": guard bytes overwritten";
   const std::vector<double> reference =
@@ -152,7 +157,7 @@ inline std::string check_on_device(const Kernel& kernel, double bound, std::size
     kernel.run(run.args);
     check(driver().cuCtxSynchronize(), "cuCtxSynchronize");
   } catch (const std::exception& error) {
-    return "case: " + run.case_name + " seed=" + std::to_string(run.seed) + ": " + error.what();
+    return case_label(run) + ": " + error.what();
   }
   return verify_device_run(kernel, run, bound);
 }

@@ -819,6 +819,16 @@ TEST(CudaWgmmaCompile, AnyMRangeWithATopStreamsKLaidOutForItsRows) {
             std::string::npos);
 }
 
+// A static_assert, appended to an emitted any-M stream-K program, that the template's run-time
+// layout for m_tiles tile rows has these whole tiles and sharing blocks (message: what it checks).
+std::string run_time_layout_assert(int64_t m_tiles, int64_t whole_tiles, int64_t sharing_blocks,
+                                   const std::string& message) {
+  return fmt::format(
+      "static_assert(lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({0}).whole_tiles == {1} && "
+      "lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({0}).sharing_blocks == {2}, \"{3}\");\n",
+      m_tiles, whole_tiles, sharing_blocks, message);
+}
+
 // The open range's stream-K grid lays its schedule out for each call's rows
 // (StreamKSchedule::run_time_layout) as the heuristic lays out an exact M's: at every row count
 // where the exact heuristic streams K on the same tile, the same whole tiles (the hybrid's full
@@ -868,11 +878,8 @@ TEST(CudaWgmmaCompile, RunTimeStreamKLayoutChoosesAsTheHeuristic) {
       } else if (exact.stream_k < tile.stream_k) {
         sharing = exact.stream_k;  // whole tiles a persistent block
       }
-      checks += fmt::format(
-          "static_assert(lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({}).whole_tiles == {} && "
-          "lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({}).sharing_blocks == {}, \"{} rows: {}\");\n",
-          (rows + tile.block_m - 1) / tile.block_m, whole, (rows + tile.block_m - 1) / tile.block_m, sharing, rows,
-          variant_name(sized, exact, "sm_90a"));
+      checks += run_time_layout_assert((rows + tile.block_m - 1) / tile.block_m, whole, sharing,
+                                       fmt::format("{} rows: {}", rows, variant_name(sized, exact, "sm_90a")));
       ++compared;
     }
     std::string error;
@@ -1737,10 +1744,8 @@ TEST(CudaWgmma, StreamKSampleForTheSanitizers) {
   if (nvrtc().available) {
     std::string checks;
     for (const Layout& layout : layouts)
-      checks += fmt::format(
-          "static_assert(lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({0}).whole_tiles == {1} && "
-          "lowbit_gemv::StreamKSchedule<LowbitConfig>::run_time_layout({0}).sharing_blocks == {2}, \"{3} rows\");\n",
-          (layout.rows + 127) / 128, layout.whole_tiles, layout.sharing_blocks, layout.rows);
+      checks += run_time_layout_assert((layout.rows + 127) / 128, layout.whole_tiles, layout.sharing_blocks,
+                                       fmt::format("{} rows", layout.rows));
     EXPECT_NO_THROW(compile_to_cubin(WgmmaGenerator().emit(any, run_time) + checks, "sample_layouts", "sm_90a"))
         << checks;
   }
